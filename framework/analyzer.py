@@ -1,0 +1,169 @@
+"""The analyzer contract: the base class every built-in and third-party analyzer subclasses.
+
+An analyzer declares what it needs (frame streams, audio, upstream analyzers, manifest
+model ids) and implements ``load`` / ``analyze`` / ``unload``. Importing an analyzer module
+must load no model and do no I/O: heavy imports go inside ``load``.
+
+Minimal example::
+
+    from framework import Analyzer, Event, FrameSpec, hookimpl
+    from pydantic import BaseModel
+
+    class Brightness(Analyzer):
+        name = "brightness"
+        version = "1.0.0"
+
+        class Params(Analyzer.Params):
+            fps: float = 2.0
+
+        def frame_specs(self):
+            return [FrameSpec(fps=self.params.fps, width=64, pix_fmt="gray")]
+
+        def analyze(self, inputs):
+            stream = inputs.frames(self.frame_specs()[0])
+            values = [float(f.mean()) for _, f in stream]
+            return self.track(series=[Series(name="brightness", times=list(stream.times), values=values)])
+
+    @hookimpl
+    def register_analyzers(register):
+        register(Brightness)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .streams import AudioTrack, FrameSpec, FrameStream
+from .timeline import Event, ModelRef, Series, Track, VideoMeta
+
+DevicePreference = Literal["cpu", "gpu", "auto"]
+
+
+class AnalyzerUnavailable(RuntimeError):
+    """Raised by ``load`` when the analyzer cannot run here (missing package, model or device).
+
+    The runner turns it into a ``skipped`` track with this message, which should say how to fix it.
+    """
+
+
+@dataclass
+class AnalyzerInputs:
+    """What the runner hands to ``Analyzer.analyze``.
+
+    :ivar video: the probed metadata of the input file.
+    :ivar streams: frame streams keyed by ``FrameSpec``, produced in the single decode pass.
+    :ivar audio: 16 kHz mono float32 audio, or ``None`` when the file has no audio stream.
+    :ivar upstream: finished tracks of the analyzers named in ``depends_on``.
+    :ivar work_dir: a private scratch folder in the run folder.
+    """
+
+    video: VideoMeta
+    streams: dict[FrameSpec, FrameStream] = field(default_factory=dict)
+    audio: AudioTrack | None = None
+    upstream: dict[str, Track] = field(default_factory=dict)
+    work_dir: Path | None = None
+    progress: Any = None  # optional callable(fraction: float) for progress bars
+
+    def frames(self, spec: FrameSpec) -> FrameStream:
+        try:
+            return self.streams[spec]
+        except KeyError:
+            raise KeyError(f"frame stream {spec.key} was not declared in frame_specs()") from None
+
+    def report(self, fraction: float) -> None:
+        if self.progress is not None:
+            self.progress(min(1.0, max(0.0, fraction)))
+
+
+class Analyzer:
+    """Base class of every analyzer.
+
+    Class attributes to set:
+
+    - ``name``: unique, snake_case; the key in ``registry.yaml``.
+    - ``version``: bump it when output changes; part of the result-cache key.
+    - ``Params``: a pydantic model (``extra="forbid"``) of the analyzer's parameters.
+    - ``depends_on``: names of analyzers whose tracks this one reads (``inputs.upstream``).
+    - ``needs_audio`` / ``requires_audio``: wants audio / is skipped without it.
+    - ``requires_video``: is skipped for audio-only files (default True if it asks for frames).
+    - ``device``: ``"cpu"``, ``"gpu"`` or ``"auto"`` (GPU when there is one, else CPU).
+
+    Methods to override: ``frame_specs``, ``model_ids`` (when they depend on params),
+    ``load``, ``analyze`` (required), ``unload``, and ``check_available``.
+    """
+
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0.0.0"
+    description: ClassVar[str] = ""
+    depends_on: ClassVar[tuple[str, ...]] = ()
+    needs_audio: ClassVar[bool] = False
+    requires_audio: ClassVar[bool] = False
+    requires_video: ClassVar[bool | None] = None
+    device: ClassVar[DevicePreference] = "cpu"
+    models: ClassVar[tuple[str, ...]] = ()
+    enabled_by_default: ClassVar[bool] = True
+    plugin: ClassVar[str | None] = None  # stamped by the host at registration
+
+    class Params(BaseModel):
+        """Parameters of the analyzer, validated from ``registry.yaml``."""
+
+        model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, params: BaseModel | dict[str, Any] | None = None):
+        if params is None:
+            params = {}
+        if isinstance(params, dict):
+            params = self.Params.model_validate(params)
+        self.params = params
+
+    # --- declarations ---------------------------------------------------------------
+    def frame_specs(self) -> list[FrameSpec]:
+        """Frame streams this analyzer reads; all are produced in one decode pass."""
+        return []
+
+    def model_ids(self) -> list[str]:
+        """Manifest ids of the models this analyzer loads with its current params."""
+        return list(self.models)
+
+    @property
+    def needs_video(self) -> bool:
+        return bool(self.frame_specs()) if self.requires_video is None else self.requires_video
+
+    @classmethod
+    def check_available(cls) -> str | None:
+        """``None`` if the analyzer can run on this machine, else a reason with a fix."""
+        return None
+
+    def params_hash(self) -> str:
+        payload = json.dumps(self.params.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    # --- lifecycle --------------------------------------------------------------------
+    def load(self, device: str, models: dict[str, Path]) -> None:
+        """Load models onto ``device``; ``models`` maps manifest ids to local paths."""
+
+    def analyze(self, inputs: AnalyzerInputs) -> Track:
+        """Do the work. Return ``self.track(events=..., series=..., data=...)``."""
+        raise NotImplementedError(f"analyzer {self.name!r} does not implement analyze()")
+
+    def unload(self) -> None:
+        """Release models and device memory."""
+
+    # --- helpers ----------------------------------------------------------------------
+    def track(self, events: list[Event] | None = None, series: list[Series] | None = None,
+              data: dict[str, Any] | None = None, models: list[ModelRef] | None = None) -> Track:
+        """A ``Track`` stamped with this analyzer's name, version and params."""
+        return Track(
+            analyzer=self.name, version=self.version,
+            params=self.params.model_dump(mode="json"), params_hash=self.params_hash(),
+            models=models if models is not None else [ModelRef(id=m) for m in self.model_ids()],
+            plugin=self.plugin, events=events or [], series=series or [], data=data or {},
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} v{self.version}>"

@@ -1,0 +1,225 @@
+"""build_plugin_manager(): built-ins, the ``framework`` entry-point group, and plugin folders.
+
+A plugin that fails to import is recorded in ``host.problems`` (with its distribution) and the
+rest load. Duplicate names are an error naming both plugins.
+
+Environment:
+- ``FRAMEWORK_LOAD_PLUGINS``: comma list of entry-point or distribution names to load; set but
+  empty loads no installed plugin (built-ins always load).
+- ``FRAMEWORK_TRACE_PLUGINS=1``: log every hook call, its plugin and its outcome.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .analyzer import Analyzer
+from .errors import EXIT_PLUGIN, FrameworkError
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "framework"
+# Modules that register the built-in pieces through the same hooks a third party uses.
+# Imported by name so that framework/ never imports analyzers/ statically.
+BUILTIN_MODULES = ("framework.llm", "framework.outputs", "analyzers")
+
+
+class PluginError(FrameworkError):
+    """A plugin broke a rule the host enforces (duplicate names, invalid registrations)."""
+
+    exit_code = EXIT_PLUGIN
+
+
+class DuplicateNameError(PluginError):
+    pass
+
+
+@dataclass(frozen=True)
+class PluginProblem:
+    """A plugin that could not be loaded or whose hook raised."""
+
+    plugin: str
+    distribution: str | None
+    error: str
+
+    def __str__(self) -> str:
+        dist = f" (distribution {self.distribution})" if self.distribution else ""
+        return f"plugin {self.plugin}{dist}: {self.error}"
+
+
+@dataclass
+class PluginHost:
+    """The loaded plugins and what they registered."""
+
+    pm: pluggy.PluginManager
+    analyzers: dict[str, type[Analyzer]] = field(default_factory=dict)
+    llm_backends: dict[str, type] = field(default_factory=dict)
+    exporters: dict[str, type] = field(default_factory=dict)
+    problems: list[PluginProblem] = field(default_factory=list)
+    distributions: dict[str, str] = field(default_factory=dict)  # plugin name -> distribution
+    trace: bool = False
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook on every plugin; an exception in one is logged, not raised."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                self._call(impl, hook, kwargs)
+            except Exception as exc:  # noqa: BLE001 - observers must not stop a run
+                logger.warning("observer %s of plugin %s raised %s: %s", hook, impl.plugin_name,
+                               type(exc).__name__, exc)
+
+    def _call(self, impl: Any, hook: str, kwargs: dict[str, Any]) -> Any:
+        wanted = {k: v for k, v in kwargs.items() if k in impl.argnames}
+        if self.trace:
+            logger.info("hook %s -> %s(%s)", hook, impl.plugin_name, ", ".join(wanted))
+        try:
+            result = impl.function(**wanted)
+        except Exception as exc:
+            if self.trace:
+                logger.info("hook %s <- %s raised %s: %s", hook, impl.plugin_name, type(exc).__name__, exc)
+            raise
+        if self.trace:
+            logger.info("hook %s <- %s returned %r", hook, impl.plugin_name, result)
+        return result
+
+    def plugin_of(self, name: str) -> str:
+        return self.analyzers[name].plugin or "?"
+
+
+def build_plugin_manager(plugin_dirs: Iterable[str | os.PathLike] = (),
+                         load_entrypoints: bool = True,
+                         extra_plugins: Iterable[Any] = ()) -> PluginHost:
+    """Load built-ins, installed plugins and plugin folders; collect their registrations.
+
+    :param plugin_dirs: folders whose ``*.py`` files and packages are loaded as plugins.
+    :param load_entrypoints: load the ``framework`` entry-point group (tests turn this off).
+    :param extra_plugins: already-imported plugin objects (modules or instances) to register.
+    :raises DuplicateNameError: two plugins registered the same analyzer/backend/exporter name.
+    """
+    pm = pluggy.PluginManager("framework")
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm=pm, trace=bool(os.environ.get("FRAMEWORK_TRACE_PLUGINS")))
+    if host.trace:
+        pm.trace.root.setwriter(lambda msg: logger.info("pluggy: %s", msg.rstrip()))
+        pm.enable_tracing()
+
+    for module_name in BUILTIN_MODULES:
+        _guarded_register(host, f"builtin:{module_name}", None, lambda m=module_name: importlib.import_module(m))
+    if load_entrypoints:
+        _load_entrypoints(host)
+    for folder in plugin_dirs:
+        _load_folder(host, Path(folder))
+    for i, plugin in enumerate(extra_plugins):
+        name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{i}"
+        pm.register(plugin, name=name)
+
+    _collect(host, "register_analyzers", host.analyzers, "analyzer", _check_analyzer)
+    _collect(host, "register_llm_backends", host.llm_backends, "LLM backend", None)
+    _collect(host, "register_exporters", host.exporters, "exporter", None)
+    for problem in host.problems:
+        logger.warning("%s", problem)
+    return host
+
+
+def _allowed_plugins() -> set[str] | None:
+    raw = os.environ.get("FRAMEWORK_LOAD_PLUGINS")
+    if raw is None:
+        return None
+    return {p.strip() for p in raw.split(",") if p.strip()}
+
+
+def _load_entrypoints(host: PluginHost) -> None:
+    allowed = _allowed_plugins()
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else None
+        if allowed is not None and ep.name not in allowed and (dist or "") not in allowed:
+            continue
+        if host.pm.has_plugin(ep.name):
+            continue
+        _guarded_register(host, ep.name, dist, ep.load)
+
+
+def _load_folder(host: PluginHost, folder: Path) -> None:
+    if not folder.is_dir():
+        host.problems.append(PluginProblem(str(folder), None, "plugin directory does not exist"))
+        return
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(("_", ".")):
+            continue
+        if path.is_dir() and (path / "__init__.py").exists():
+            target = path / "__init__.py"
+        elif path.suffix == ".py":
+            target = path
+        else:
+            continue
+        module_name = f"framework_plugin_dir_{abs(hash(str(path)))}_{path.stem}"
+        _guarded_register(host, f"{path.stem} ({path})", None,
+                          lambda t=target, m=module_name: _import_file(m, t))
+
+
+def _import_file(module_name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(module_name, path,
+                                                  submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def _guarded_register(host: PluginHost, name: str, dist: str | None, load: Callable[[], Any]) -> None:
+    try:
+        plugin = load()
+        host.pm.register(plugin, name=name)
+        if dist:
+            host.distributions[name] = dist
+    except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the others
+        host.problems.append(PluginProblem(name, dist, f"failed to load: {type(exc).__name__}: {exc}"))
+
+
+def _collect(host: PluginHost, hook: str, table: dict[str, type], kind: str,
+             check: Callable[[type, str], None] | None) -> None:
+    for impl in reversed(getattr(host.pm.hook, hook).get_hookimpls()):  # registration order
+        plugin_name = impl.plugin_name
+
+        def register(cls: type, _plugin: str = plugin_name) -> None:
+            name = getattr(cls, "name", "")
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"plugin {_plugin} registered {kind} {cls!r} without a name")
+            if check:
+                check(cls, _plugin)
+            if name in table:
+                other = getattr(table[name], "plugin", None) or "?"
+                raise DuplicateNameError(
+                    f"{kind} {name!r} is registered twice: by plugin {other} and by plugin {_plugin}; "
+                    f"uninstall one or limit plugins with FRAMEWORK_LOAD_PLUGINS")
+            cls.plugin = _plugin
+            table[name] = cls
+
+        try:
+            host._call(impl, hook, {"register": register})
+        except DuplicateNameError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            host.problems.append(PluginProblem(plugin_name, host.distributions.get(plugin_name),
+                                               f"{hook} raised {type(exc).__name__}: {exc}"))
+
+
+def _check_analyzer(cls: type, plugin: str) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Analyzer)):
+        raise PluginError(f"plugin {plugin} registered {cls!r}, which is not a framework.Analyzer subclass")

@@ -1,0 +1,149 @@
+"""registry.yaml -> validated configuration.
+
+Two phases, because plugin folders named in the file must load before analyzer names can be
+checked: ``load_registry(path)`` validates the file's structure; ``Registry.configure(host)``
+checks analyzer names and each analyzer's ``Params``. Every error names the file, the key and
+the line, and lists the valid choices.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .analyzer import Analyzer
+from .yamlio import ConfigError, format_validation_error, line_of, load_yaml
+
+REGISTRY_FILENAME = "registry.yaml"
+
+
+class RegistryError(ConfigError):
+    """registry.yaml is wrong: the message names the file, key and line."""
+
+
+class AnalyzerEntry(BaseModel):
+    """One analyzer's block under ``analyzers:``."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    device: Literal["cpu", "gpu", "auto"] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RegistryFile(BaseModel):
+    """The top level of registry.yaml."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: Literal[1] = 1
+    plugin_dirs: list[str] = Field(default_factory=list)
+    device: Literal["cpu", "gpu", "auto"] = "auto"
+    vram_budget_gb: float | None = Field(default=None, gt=0)
+    analyzers: dict[str, AnalyzerEntry | None] = Field(default_factory=dict)
+    llm: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfiguredAnalyzer:
+    """An analyzer class with validated params and where it should run."""
+
+    name: str
+    cls: type[Analyzer]
+    params: BaseModel
+    enabled: bool
+    device: str
+
+    def instantiate(self) -> Analyzer:
+        return self.cls(self.params)
+
+
+@dataclass
+class Registry:
+    """A loaded registry.yaml (or the defaults when there is none)."""
+
+    path: Path | None
+    config: RegistryFile
+    lines: dict[tuple, int]
+
+    @property
+    def plugin_dirs(self) -> list[Path]:
+        base = self.path.parent if self.path else Path.cwd()
+        return [(base / os.path.expanduser(d)).resolve() for d in self.config.plugin_dirs]
+
+    def _where(self, *loc: Any) -> str:
+        line = line_of(self.lines, loc)
+        return f"{self.path or '(defaults)'}:{line or '?'}"
+
+    def configure(self, available: dict[str, type[Analyzer]]) -> list[ConfiguredAnalyzer]:
+        """Validate analyzer names and params against the registered analyzers.
+
+        Analyzers the file does not mention use their class default (``enabled_by_default``)
+        when there is no registry file, and are disabled when there is one.
+        """
+        valid = ", ".join(sorted(available)) or "(none registered)"
+        problems: list[str] = []
+        out: list[ConfiguredAnalyzer] = []
+        for name, entry in self.config.analyzers.items():
+            if name not in available:
+                problems.append(f"{self._where('analyzers', name)}: analyzers.{name}: unknown analyzer; "
+                                f"valid names: {valid}")
+                continue
+            entry = entry or AnalyzerEntry()
+            cls = available[name]
+            try:
+                params = cls.Params.model_validate(entry.params)
+            except ValidationError as exc:
+                problems.append(format_validation_error(self.path or Path("(defaults)"), exc, self.lines,
+                                                        prefix=("analyzers", name, "params")))
+                continue
+            out.append(ConfiguredAnalyzer(name, cls, params, entry.enabled,
+                                          entry.device or self.config.device))
+        if problems:
+            raise RegistryError("\n".join(problems))
+        listed = {c.name for c in out}
+        for name, cls in sorted(available.items()):
+            if name not in listed:
+                out.append(ConfiguredAnalyzer(name, cls, cls.Params(),
+                                              self.path is None and cls.enabled_by_default,
+                                              self.config.device))
+        return out
+
+
+def find_registry(explicit: str | os.PathLike | None = None) -> Path | None:
+    """``--registry`` if given, else ./registry.yaml, else $FRAMEWORK_HOME/registry.yaml, else None."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise RegistryError(f"{path}: registry file not found (pass an existing file to --registry)")
+        return path
+    candidates = [Path.cwd() / REGISTRY_FILENAME]
+    home = os.environ.get("FRAMEWORK_HOME")
+    if home:
+        candidates.append(Path(home) / REGISTRY_FILENAME)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def load_registry(path: str | os.PathLike | None = None) -> Registry:
+    """Load and structurally validate a registry file (``None`` gives the built-in defaults)."""
+    if path is None:
+        return Registry(None, RegistryFile(), {})
+    path = Path(path)
+    try:
+        data, lines = load_yaml(path)
+    except ConfigError as exc:
+        raise RegistryError(str(exc)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RegistryError(f"{path}:1: the top level must be a mapping with keys such as 'analyzers'")
+    try:
+        config = RegistryFile.model_validate(data)
+    except ValidationError as exc:
+        msg = format_validation_error(path, exc, lines)
+        valid = ", ".join(RegistryFile.model_fields)
+        if "unknown key" in msg:
+            msg += f"\n(valid top-level keys: {valid}; analyzer keys: {', '.join(AnalyzerEntry.model_fields)})"
+        raise RegistryError(msg) from None
+    return Registry(path, config, lines)

@@ -1,0 +1,208 @@
+"""Disk-backed frame streams and audio, produced by the single decode pass.
+
+A ``FrameSpec`` is what an analyzer asks for (rate, size, pixel format). The decoder writes
+each distinct spec to its own ``FrameStream`` folder in the run's cache; analyzers read it
+back through ``np.memmap``, so RAM stays bounded however long the video is.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator, Literal
+
+import numpy as np
+
+PixFmt = Literal["rgb24", "gray"]
+AUDIO_SAMPLE_RATE = 16_000
+_CHANNELS = {"rgb24": 3, "gray": 1}
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """A frame stream an analyzer needs.
+
+    :param fps: frames per second to sample by presentation time; ``None`` means every frame.
+    :param width: output width in pixels; ``None`` keeps the aspect ratio from ``height``
+        (or the source width if both are ``None``).
+    :param height: output height in pixels, likewise.
+    :param pix_fmt: ``"rgb24"`` (H, W, 3) or ``"gray"`` (H, W).
+    """
+
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    pix_fmt: PixFmt = "rgb24"
+
+    def __post_init__(self) -> None:
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"FrameSpec fps must be positive or None, got {self.fps}")
+        if self.pix_fmt not in _CHANNELS:
+            raise ValueError(f"FrameSpec pix_fmt must be one of {sorted(_CHANNELS)}, got {self.pix_fmt!r}")
+
+    @property
+    def key(self) -> str:
+        fps = "all" if self.fps is None else f"{self.fps:g}"
+        return f"fps{fps}_{self.width or 'auto'}x{self.height or 'auto'}_{self.pix_fmt}"
+
+    def output_size(self, src_width: int, src_height: int) -> tuple[int, int]:
+        """The (width, height) this spec yields for a source of the given display size (even numbers)."""
+        w, h = self.width, self.height
+        if w is None and h is None:
+            w, h = src_width, src_height
+        elif w is None:
+            w = round(src_width * h / src_height)
+        elif h is None:
+            h = round(src_height * w / src_width)
+        return max(2, int(w) // 2 * 2), max(2, int(h) // 2 * 2)
+
+    @property
+    def channels(self) -> int:
+        return _CHANNELS[self.pix_fmt]
+
+
+class FrameStreamWriter:
+    """Appends frames and their timestamps to a stream folder (used by the decoder)."""
+
+    def __init__(self, folder: Path, spec: FrameSpec, width: int, height: int):
+        self.folder = folder
+        self.spec = spec
+        self.width, self.height = width, height
+        folder.mkdir(parents=True, exist_ok=True)
+        self._frames: BinaryIO = open(folder / "frames.u8", "wb")
+        self._times: list[float] = []
+        self._next_t: float | None = None  # next sample time when fps is set
+
+    def wants(self, t: float) -> bool:
+        """Whether a frame presented at ``t`` seconds is the next sample of this stream."""
+        if self.spec.fps is None:
+            return True
+        if self._next_t is None:
+            self._next_t = t
+        # tolerate timestamp jitter of a few hundredths of a frame interval
+        return t >= self._next_t - 1e-3 / self.spec.fps
+
+    def write(self, t: float, pixels: np.ndarray) -> None:
+        expected = (self.height, self.width) if self.spec.channels == 1 else (self.height, self.width, 3)
+        if pixels.shape != expected:
+            raise ValueError(f"stream {self.spec.key}: frame shape {pixels.shape}, expected {expected}")
+        self._frames.write(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
+        self._times.append(float(t))
+        if self.spec.fps is not None:
+            step = 1.0 / self.spec.fps
+            assert self._next_t is not None
+            # next sample time: first multiple of the step strictly after t
+            self._next_t += step * max(1, math.floor((t - self._next_t) / step + 1e-6) + 1)
+
+    def close(self) -> "FrameStream":
+        self._frames.close()
+        np.save(self.folder / "times.npy", np.asarray(self._times, dtype=np.float64))
+        meta = {"spec": self.spec.key, "fps": self.spec.fps, "width": self.width,
+                "height": self.height, "pix_fmt": self.spec.pix_fmt, "count": len(self._times)}
+        (self.folder / "meta.json").write_text(json.dumps(meta))
+        return FrameStream(self.folder, self.spec)
+
+
+class FrameStream:
+    """A read-only sequence of (time, frame) read lazily from the run cache."""
+
+    def __init__(self, folder: Path, spec: FrameSpec):
+        self.folder = Path(folder)
+        self.spec = spec
+        meta = json.loads((self.folder / "meta.json").read_text())
+        self.width: int = meta["width"]
+        self.height: int = meta["height"]
+        self.times: np.ndarray = np.load(self.folder / "times.npy")
+        self._mm: np.memmap | None = None
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return (self.height, self.width) if self.spec.channels == 1 else (self.height, self.width, 3)
+
+    @property
+    def frames(self) -> np.ndarray:
+        """All frames as a read-only memory map of shape (N, H, W[, 3]); pages load on access."""
+        if len(self) == 0:
+            return np.zeros((0, *self.frame_shape), dtype=np.uint8)
+        if self._mm is None:
+            self._mm = np.memmap(self.folder / "frames.u8", dtype=np.uint8, mode="r",
+                                 shape=(len(self), *self.frame_shape))
+        return self._mm
+
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        frames = self.frames
+        for i, t in enumerate(self.times):
+            yield float(t), frames[i]
+
+    def batches(self, size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(times, frames) in blocks of ``size``: vectorised work with bounded memory."""
+        frames = self.frames
+        for i in range(0, len(self), size):
+            yield self.times[i:i + size], np.asarray(frames[i:i + size])
+
+    def index_at(self, t: float) -> int:
+        """Index of the last frame presented at or before ``t`` seconds (0 if none)."""
+        return max(0, int(np.searchsorted(self.times, t, side="right")) - 1)
+
+
+class AudioWriter:
+    """Appends 16 kHz mono float32 samples to the run cache (used by the decoder)."""
+
+    def __init__(self, path: Path, start_time: float = 0.0):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: BinaryIO = open(path, "wb")
+        self.start_time = start_time
+        self.count = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        data = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+        self._fh.write(data.tobytes())
+        self.count += data.size
+
+    def close(self) -> "AudioTrack":
+        self._fh.close()
+        (self.path.with_suffix(".json")).write_text(json.dumps({"start_time": self.start_time,
+                                                                 "count": self.count}))
+        return AudioTrack(self.path)
+
+
+class AudioTrack:
+    """The video's first audio stream as 16 kHz mono float32, read lazily from the run cache.
+
+    ``start_time`` is the presentation time (seconds) of the first sample.
+    """
+
+    sample_rate = AUDIO_SAMPLE_RATE
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        meta = json.loads(self.path.with_suffix(".json").read_text())
+        self.start_time: float = meta["start_time"]
+        self.count: int = meta["count"]
+        self._mm: np.memmap | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.count / self.sample_rate
+
+    @property
+    def samples(self) -> np.ndarray:
+        """All samples as a read-only memory map (float32, mono, 16 kHz)."""
+        if self.count == 0:
+            return np.zeros(0, dtype=np.float32)
+        if self._mm is None:
+            self._mm = np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.count,))
+        return self._mm
+
+    def chunks(self, seconds: float = 60.0, overlap: float = 0.0) -> Iterator[tuple[float, np.ndarray]]:
+        """(start time in seconds, samples) blocks of ``seconds`` (+``overlap``) for bounded memory."""
+        step = int(seconds * self.sample_rate)
+        extra = int(overlap * self.sample_rate)
+        data = self.samples
+        for i in range(0, self.count, step):
+            yield self.start_time + i / self.sample_rate, np.asarray(data[i:i + step + extra])

@@ -1,0 +1,170 @@
+"""Event / Series / Track / Timeline: the values every analyzer produces and every exporter reads.
+
+Times are seconds (float) from the start of the video's presentation timeline.
+The JSON form is versioned (``schema_version``); ``docs/timeline.schema.json`` is generated
+from these models and checked by a test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "1.0"
+
+TrackStatus = Literal["ok", "skipped", "failed"]
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Event(_Value):
+    """Something that happens between ``start`` and ``end`` seconds (``start == end`` for an instant)."""
+
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    label: str
+    score: float | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Event":
+        if self.end < self.start:
+            raise ValueError(f"event {self.label!r} ends ({self.end}) before it starts ({self.start})")
+        return self
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class Series(_Value):
+    """A continuous signal sampled at ``times`` (seconds): loudness, brightness, motion."""
+
+    name: str
+    unit: str = ""
+    times: list[float]
+    values: list[float | None]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "Series":
+        if len(self.times) != len(self.values):
+            raise ValueError(f"series {self.name!r}: {len(self.times)} times but {len(self.values)} values")
+        return self
+
+
+class ModelRef(_Value):
+    """A model an analyzer used: its manifest id and the revision that was loaded."""
+
+    id: str
+    revision: str | None = None
+
+
+class Track(_Value):
+    """One analyzer's output for one video, with the provenance needed to trust and reuse it."""
+
+    analyzer: str
+    version: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    params_hash: str = ""
+    models: list[ModelRef] = Field(default_factory=list)
+    status: TrackStatus = "ok"
+    reason: str | None = None  # why it was skipped, or the error it failed with
+    device: str | None = None
+    started_at: float | None = None  # unix time
+    duration_s: float | None = None
+    peak_vram_mb: float | None = None
+    plugin: str | None = None
+    reused: bool = False
+    events: list[Event] = Field(default_factory=list)
+    series: list[Series] = Field(default_factory=list)
+    data: dict[str, Any] = Field(default_factory=dict)  # track-level facts (tempo, palette, ...)
+
+    def series_by_name(self, name: str) -> Series | None:
+        return next((s for s in self.series if s.name == name), None)
+
+
+class VideoMeta(_Value):
+    """What the probe learned about the input file."""
+
+    path: str
+    content_hash: str
+    size_bytes: int
+    duration: float
+    start_time: float = 0.0
+    has_video: bool
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    variable_frame_rate: bool = False
+    rotation: int = 0
+    video_codec: str | None = None
+    frame_count: int | None = None
+    audio_streams: list[dict[str, Any]] = Field(default_factory=list)
+    container: str | None = None
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.audio_streams)
+
+
+class Timeline(BaseModel):
+    """Everything known about one video: its metadata and one Track per analyzer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str = SCHEMA_VERSION
+    framework_version: str = ""
+    video: VideoMeta
+    tracks: dict[str, Track] = Field(default_factory=dict)
+    run: dict[str, Any] = Field(default_factory=dict)  # timings, decode stats, warnings
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Timeline":
+        raw = json.loads(text)
+        version = str(raw.get("schema_version", ""))
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(
+                f"results schema_version {version!r} is not readable by this framework "
+                f"(it reads {SCHEMA_VERSION}); re-run the analysis to regenerate it"
+            )
+        return cls.model_validate(raw)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "Timeline":
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def write(self, path: str | os.PathLike) -> Path:
+        return atomic_write_text(Path(path), self.to_json())
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``results.json`` (written to ``docs/timeline.schema.json``)."""
+    schema = Timeline.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"framework results.json (schema_version {SCHEMA_VERSION})"
+    return schema
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

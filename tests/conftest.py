@@ -1,0 +1,40 @@
+"""Shared fixtures: every test gets its own FRAMEWORK_HOME and model caches in tmp, no installed
+plugin loads unless a test asks for it, and hubs are treated as offline."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from framework.synth import SynthTruth, default_shots, make_video
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("home")
+    for var, sub in [("FRAMEWORK_HOME", "framework"), ("HF_HOME", "hf"), ("XDG_CACHE_HOME", "xdg"),
+                     ("TORCH_HOME", "torch")]:
+        monkeypatch.setenv(var, str(home / sub))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("FRAMEWORK_LOAD_PLUGINS", "")  # no installed plugin autoloads under test
+    monkeypatch.delenv("FRAMEWORK_TRACE_PLUGINS", raising=False)
+    yield home
+
+
+@pytest.fixture(scope="session")
+def sample_video(tmp_path_factory) -> SynthTruth:
+    """12 s, 320x180 @ 30 fps: hard cuts at frames 60, 120, 240; a fade at 6 s; a dissolve at 10 s;
+    speech-like audio 0.2-5.4 s, silence, then a tone 7.2-11.8 s; a caption burned in."""
+    path = tmp_path_factory.mktemp("media") / "sample.mp4"
+    return make_video(path, default_shots(12.0))
+
+
+@pytest.fixture
+def video_factory(tmp_path):
+    """Make a synthetic video in the test's tmp dir: ``video_factory("name.mp4", shots=..., ...)``."""
+
+    def make(name: str = "clip.mp4", **kwargs) -> SynthTruth:
+        return make_video(Path(tmp_path) / name, **kwargs)
+
+    return make
