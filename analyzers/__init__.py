@@ -22,7 +22,7 @@ def analyzer_classes() -> list[type[Analyzer]]:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         for _, obj in inspect.getmembers(module, inspect.isclass):
-            if issubclass(obj, Analyzer) and obj is not Analyzer and obj.__module__ == module.__name__ and obj.name:
+            if issubclass(obj, Analyzer) and obj is not Analyzer and obj.__module__.startswith(module.__name__) and obj.name:
                 found.append(obj)
     return found
 

@@ -68,6 +68,7 @@ class AnalyzerInputs:
     upstream: dict[str, Track] = field(default_factory=dict)
     work_dir: Path | None = None
     progress: Any = None  # optional callable(fraction: float) for progress bars
+    host: Any = None  # the PluginHost: registered LLM backends and exporters (used by fusion)
 
     def frames(self, spec: FrameSpec) -> FrameStream:
         try:
@@ -88,7 +89,8 @@ class Analyzer:
     - ``name``: unique, snake_case; the key in ``registry.yaml``.
     - ``version``: bump it when output changes; part of the result-cache key.
     - ``Params``: a pydantic model (``extra="forbid"``) of the analyzer's parameters.
-    - ``depends_on``: names of analyzers whose tracks this one reads (``inputs.upstream``).
+    - ``depends_on``: names of analyzers whose tracks this one reads (``inputs.upstream``);
+      ``("*",)`` means every other enabled analyzer (fusion), and such an analyzer runs last.
     - ``needs_audio`` / ``requires_audio``: wants audio / is skipped without it.
     - ``requires_video``: is skipped for audio-only files (default True if it asks for frames).
     - ``device``: ``"cpu"``, ``"gpu"`` or ``"auto"`` (GPU when there is one, else CPU).

@@ -42,7 +42,6 @@ class RegistryFile(BaseModel):
     device: Literal["cpu", "gpu", "auto"] = "auto"
     vram_budget_gb: float | None = Field(default=None, gt=0)
     analyzers: dict[str, AnalyzerEntry | None] = Field(default_factory=dict)
-    llm: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
