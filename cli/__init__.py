@@ -10,13 +10,12 @@ import sys
 from typing import Any, Callable
 
 import click
-from rich.console import Console
 from rich.logging import RichHandler
 
 from framework import __version__
 from framework.errors import EXIT_INTERNAL, FrameworkError
 
-console = Console(stderr=True)
+from framework.progress import console
 logger = logging.getLogger("framework.cli")
 
 

@@ -1,11 +1,14 @@
 """`framework run`, `framework analyzers list`, `framework sample`."""
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
 
-from . import main, user_errors
+from . import console, main, user_errors
 
 
 @main.command("sample")
@@ -30,3 +33,119 @@ def sample_cmd(out: Path, duration: float, size: str, fps: float) -> None:
     truth = make_video(out, default_shots(duration), fps=fps, width=width, height=height)
     click.echo(f"wrote {out} ({truth.duration:.1f} s, {width}x{height} @ {fps:g} fps); "
                f"hard cuts at {', '.join(f'{f / fps:.2f}s' for f in truth.cut_frames)}")
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [n.strip() for n in value.split(",") if n.strip()] if value else None
+
+
+@main.command("run")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--registry", "registry_path", type=click.Path(path_type=Path),
+              help="registry.yaml to use (default: ./registry.yaml, then $FRAMEWORK_HOME/registry.yaml).")
+@click.option("--only", help="Comma list: run only these analyzers (and what they depend on).")
+@click.option("--skip", help="Comma list: do not run these analyzers.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder (default runs/<video name>/); with several videos, one subfolder each.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary of each run on stdout.")
+@click.option("--no-resume", is_flag=True, help="Recompute every track instead of reusing finished ones.")
+@click.option("--strict", is_flag=True, help="Fail (exit 6) if any plugin failed to load or an analyzer from a plugin failed.")
+@click.option("--keep-cache", is_flag=True, help="Keep the decoded frame cache in the run folder.")
+@click.option("--jobs", type=int, default=None, help="Analyzers run in parallel on the CPU (default: cores, max 4).")
+@click.option("--vram-budget", "vram_budget", type=float, default=None, help="GiB of GPU memory the models may use together.")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@user_errors
+def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | None, skip: str | None,
+            out_dir: Path | None, as_json: bool, no_resume: bool, strict: bool, keep_cache: bool,
+            jobs: int | None, vram_budget: float | None, no_progress: bool) -> None:
+    """Analyze one or more videos with the analyzers enabled in registry.yaml.
+
+    Results go to runs/<video name>/: results.json, summary.md, report.html, subtitles and
+    cut lists. A rerun reuses every finished track whose inputs did not change.
+
+    \b
+    Examples:
+      framework run video.mp4
+      framework run a.mp4 b.mp4 --only cut_analysis,scene_segmentation --out results/
+      framework run video.mp4 --registry my-registry.yaml --json
+    """
+    from framework.runner import run_many
+
+    outcomes, code = run_many(list(videos), registry_path=registry_path, only=_names(only),
+                              skip=_names(skip), out_dir=out_dir, resume=not no_resume, strict=strict,
+                              keep_cache=keep_cache, jobs=jobs, vram_budget_gb=vram_budget,
+                              progress=not no_progress and not as_json)
+    report = []
+    for o in outcomes:
+        if o.result is None:
+            console.print(f"[bold red]error:[/] {o.error}", highlight=False)
+            report.append({"video": str(o.video), "error": o.error, "exit_code": o.exit_code})
+            continue
+        r = o.result
+        tracks = {n: {"status": t.status, "reason": t.reason, "reused": t.reused, "duration_s": t.duration_s}
+                  for n, t in r.timeline.tracks.items()}
+        report.append({"video": str(o.video), "run_dir": str(r.run_dir), "results": str(r.results_path),
+                       "outputs": [str(p) for p in r.outputs], "tracks": tracks, "exit_code": o.exit_code})
+        if not as_json:
+            _print_run(r)
+    if as_json:
+        click.echo(json.dumps(report if len(report) > 1 else report[0], indent=2))
+    sys.exit(code)
+
+
+def _print_run(r) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{r.video}", title_justify="left")
+    for col in ("analyzer", "status", "time", "events", "note"):
+        table.add_column(col)
+    for name, t in r.timeline.tracks.items():
+        colour = {"ok": "green", "skipped": "yellow", "failed": "red"}[t.status]
+        note = t.reason or ("reused from the last run" if t.reused else "")
+        table.add_row(name, f"[{colour}]{t.status}[/]", f"{t.duration_s or 0:.2f}s", str(len(t.events)), note)
+    console.print(table)
+    for w in r.timeline.run.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"results: [bold]{r.results_path}[/]" + (
+        f"  (also {', '.join(p.name for p in r.outputs)})" if r.outputs else ""), highlight=False)
+
+
+@main.group("analyzers")
+def analyzers_group() -> None:
+    """Inspect the analyzers that are installed.
+
+    \b
+    Example:
+      framework analyzers list
+    """
+
+
+@analyzers_group.command("list")
+@click.option("--registry", "registry_path", type=click.Path(path_type=Path), help="registry.yaml to read.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@user_errors
+def analyzers_list_cmd(registry_path: Path | None, as_json: bool) -> None:
+    """List every analyzer: enabled or not, its models, its plugin, and whether it can run here.
+
+    \b
+    Example:
+      framework analyzers list --registry registry.yaml
+    """
+    from framework.inventory import analyzer_inventory
+
+    rows, problems = analyzer_inventory(registry_path)
+    if as_json:
+        click.echo(json.dumps({"analyzers": rows, "plugin_problems": problems}, indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title="analyzers")
+    for col in ("name", "enabled", "version", "device", "models", "plugin", "can run here"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], "yes" if r["enabled"] else "no", r["version"], r["device"],
+                      ", ".join(r["models"]) or "-", r["plugin"],
+                      "yes" if r["available"] else f"no: {r['reason']}")
+    Console().print(table)
+    for p in problems:
+        console.print(f"[yellow]warning:[/] {p}", highlight=False)

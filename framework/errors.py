@@ -36,3 +36,9 @@ class ConfigError(FrameworkError, ValueError):
     """A configuration file is wrong; the message names the file, the key and the line."""
 
     exit_code = EXIT_CONFIG
+
+
+class PluginFailure(FrameworkError):
+    """With --strict: a plugin failed to load, or an analyzer from a plugin failed."""
+
+    exit_code = EXIT_PLUGIN

@@ -5,8 +5,10 @@ rest load. Duplicate names are an error naming both plugins.
 
 Environment:
 - ``FRAMEWORK_LOAD_PLUGINS``: comma list of entry-point or distribution names to load; set but
-  empty loads no installed plugin (built-ins always load).
-- ``FRAMEWORK_TRACE_PLUGINS=1``: log every hook call, its plugin and its outcome.
+  empty loads no installed plugin. Built-ins and plugin folders always load. A name that matches
+  no installed plugin is reported as a problem.
+- ``FRAMEWORK_TRACE_PLUGINS=1``: log every hook call, its plugin and its outcome on the
+  ``framework.plugins.trace`` logger (INFO, shown even with ``-q``). ``0``/``false``/empty: off.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import importlib.metadata
 import importlib.util
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +30,7 @@ from .analyzer import Analyzer
 from .errors import EXIT_PLUGIN, FrameworkError
 
 logger = logging.getLogger(__name__)
+trace_logger = logging.getLogger(__name__ + ".trace")
 
 ENTRY_POINT_GROUP = "framework"
 # Modules that register the built-in pieces through the same hooks a third party uses.
@@ -81,19 +85,29 @@ class PluginHost:
     def _call(self, impl: Any, hook: str, kwargs: dict[str, Any]) -> Any:
         wanted = {k: v for k, v in kwargs.items() if k in impl.argnames}
         if self.trace:
-            logger.info("hook %s -> %s(%s)", hook, impl.plugin_name, ", ".join(wanted))
+            trace_logger.info("hook %s -> %s(%s)", hook, self.describe(impl.plugin_name), ", ".join(wanted))
         try:
             result = impl.function(**wanted)
         except Exception as exc:
             if self.trace:
-                logger.info("hook %s <- %s raised %s: %s", hook, impl.plugin_name, type(exc).__name__, exc)
+                trace_logger.info("hook %s <- %s raised %s: %s", hook, impl.plugin_name, type(exc).__name__, exc)
             raise
         if self.trace:
-            logger.info("hook %s <- %s returned %r", hook, impl.plugin_name, result)
+            trace_logger.info("hook %s <- %s returned %r", hook, impl.plugin_name, result)
         return result
 
     def plugin_of(self, name: str) -> str:
+        """The plugin that registered analyzer ``name``."""
         return self.analyzers[name].plugin or "?"
+
+    def describe(self, plugin: str | None) -> str:
+        """``plugin NAME (distribution DIST)``: how errors and traces name a plugin."""
+        dist = self.distributions.get(plugin or "")
+        return f"plugin {plugin or '?'}" + (f" (distribution {dist})" if dist else "")
+
+    def origin(self, analyzer: str) -> str:
+        """Where analyzer ``analyzer`` comes from, e.g. ``plugin blackframes (distribution framework-blackframes)``."""
+        return self.describe(self.plugin_of(analyzer) if analyzer in self.analyzers else None)
 
 
 def build_plugin_manager(plugin_dirs: Iterable[str | os.PathLike] = (),
@@ -108,10 +122,11 @@ def build_plugin_manager(plugin_dirs: Iterable[str | os.PathLike] = (),
     """
     pm = pluggy.PluginManager("framework")
     pm.add_hookspecs(hookspecs)
-    host = PluginHost(pm=pm, trace=bool(os.environ.get("FRAMEWORK_TRACE_PLUGINS")))
+    host = PluginHost(pm=pm, trace=_env_flag("FRAMEWORK_TRACE_PLUGINS"))
     if host.trace:
-        pm.trace.root.setwriter(lambda msg: logger.info("pluggy: %s", msg.rstrip()))
-        pm.enable_tracing()
+        trace_logger.setLevel(logging.INFO)  # the user asked for it: show it whatever -q says
+        pm.trace.root.setwriter(lambda msg: trace_logger.info("pluggy: %s", msg.rstrip()))
+        pm.enable_tracing()  # covers hooks called through pm.hook.<name>(...)
 
     for module_name in BUILTIN_MODULES:
         _guarded_register(host, f"builtin:{module_name}", None, lambda m=module_name: importlib.import_module(m))
@@ -131,22 +146,41 @@ def build_plugin_manager(plugin_dirs: Iterable[str | os.PathLike] = (),
     return host
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _normalize(name: str) -> str:
+    """PEP 503 form, so ``Framework_Foo`` in FRAMEWORK_LOAD_PLUGINS matches ``framework-foo``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _allowed_plugins() -> set[str] | None:
     raw = os.environ.get("FRAMEWORK_LOAD_PLUGINS")
     if raw is None:
         return None
-    return {p.strip() for p in raw.split(",") if p.strip()}
+    return {_normalize(p.strip()) for p in raw.split(",") if p.strip()}
 
 
 def _load_entrypoints(host: PluginHost) -> None:
     allowed = _allowed_plugins()
+    seen: set[str] = set()
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else None
-        if allowed is not None and ep.name not in allowed and (dist or "") not in allowed:
+        names = {_normalize(ep.name), _normalize(dist or "")}
+        if allowed is not None and not names & allowed:
             continue
+        seen |= names
         if host.pm.has_plugin(ep.name):
+            host.problems.append(PluginProblem(
+                ep.name, dist, f"not loaded: {host.describe(ep.name)} already uses the entry-point name "
+                               f"{ep.name!r}; uninstall one of them"))
             continue
         _guarded_register(host, ep.name, dist, ep.load)
+    for missing in sorted((allowed or set()) - seen):
+        host.problems.append(PluginProblem(
+            missing, None, "named in FRAMEWORK_LOAD_PLUGINS but no installed plugin has that entry-point "
+                           "or distribution name (see `framework plugins` or `pip list`)"))
 
 
 def _load_folder(host: PluginHost, folder: Path) -> None:
@@ -186,15 +220,23 @@ def _guarded_register(host: PluginHost, name: str, dist: str | None, load: Calla
     try:
         plugin = load()
         host.pm.register(plugin, name=name)
-        if dist:
-            host.distributions[name] = dist
-    except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the others
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - one broken plugin must not stop the others
         host.problems.append(PluginProblem(name, dist, f"failed to load: {type(exc).__name__}: {exc}"))
+        return
+    if dist:
+        host.distributions[name] = dist
+    callers = host.pm.get_hookcallers(plugin) or []
+    unknown = sorted(c.name for c in callers if not c.has_spec())
+    if unknown or not callers:
+        known = ", ".join(sorted(n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "framework_spec")))
+        what = f"implements unknown hook(s) {', '.join(unknown)}" if unknown else \
+            "implements no hook (did you forget @hookimpl?)"
+        host.problems.append(PluginProblem(name, dist, f"{what}; the hooks are: {known}"))
 
 
 def _collect(host: PluginHost, hook: str, table: dict[str, type], kind: str,
              check: Callable[[type, str], None] | None) -> None:
-    for impl in reversed(getattr(host.pm.hook, hook).get_hookimpls()):  # registration order
+    for impl in getattr(host.pm.hook, hook).get_hookimpls():  # registration order: built-ins first
         plugin_name = impl.plugin_name
 
         def register(cls: type, _plugin: str = plugin_name) -> None:
@@ -204,10 +246,10 @@ def _collect(host: PluginHost, hook: str, table: dict[str, type], kind: str,
             if check:
                 check(cls, _plugin)
             if name in table:
-                other = getattr(table[name], "plugin", None) or "?"
+                other = getattr(table[name], "plugin", None)
                 raise DuplicateNameError(
-                    f"{kind} {name!r} is registered twice: by plugin {other} and by plugin {_plugin}; "
-                    f"uninstall one or limit plugins with FRAMEWORK_LOAD_PLUGINS")
+                    f"{kind} {name!r} is registered twice: by {host.describe(other)} and by "
+                    f"{host.describe(_plugin)}; uninstall one or limit plugins with FRAMEWORK_LOAD_PLUGINS")
             cls.plugin = _plugin
             table[name] = cls
 

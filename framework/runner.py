@@ -1,0 +1,427 @@
+"""One video: plan, decode once, run the analyzers, write results; resume from finished tracks.
+
+``analyze(video)`` is the API behind ``framework run``. The run folder holds:
+
+- ``results.json``: the Timeline (written atomically at the end);
+- ``tracks/<analyzer>.json``: each finished track, written atomically the moment it finishes,
+  with the key it was computed under (video content hash, analyzer version, params, models,
+  upstream keys). A rerun reuses every track whose key is unchanged, so a killed run loses
+  no finished track;
+- ``.cache/``: the decoded frame streams and audio (removed after the run unless kept).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from . import __version__, media
+from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
+from .errors import ConfigError
+from .plugins import PluginHost, build_plugin_manager
+from .registry import ConfiguredAnalyzer, Registry, find_registry, load_registry
+from .scheduler import CycleError, Demand, execute, plan
+from .timeline import Timeline, Track, VideoMeta, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+ALL_UPSTREAM = "*"
+
+
+@dataclass
+class RunResult:
+    """What one ``analyze`` call produced."""
+
+    video: Path
+    run_dir: Path
+    timeline: Timeline
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+
+    @property
+    def results_path(self) -> Path:
+        return self.run_dir / "results.json"
+
+
+def default_run_dir(video: Path) -> Path:
+    return Path("runs") / video.stem
+
+
+def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None = None,
+            registry: Registry | None = None, host: PluginHost | None = None,
+            out_dir: str | os.PathLike | None = None, only: list[str] | None = None,
+            skip: list[str] | None = None, resume: bool = True, progress: bool = True,
+            load_entrypoints: bool = True, keep_cache: bool = False, jobs: int | None = None,
+            vram_budget_gb: float | None = None) -> RunResult:
+    """Analyze one video with the enabled analyzers and write its run folder.
+
+    :raises framework.errors.InputError: the file cannot be analyzed (missing, empty, not media).
+    :raises framework.errors.ConfigError: registry.yaml or ``only``/``skip`` name unknown analyzers.
+    """
+    path = Path(video)
+    if registry is None:
+        registry = load_registry(find_registry(registry_path))
+    if host is None:
+        host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=load_entrypoints)
+    configured = {c.name: c for c in registry.configure(host.analyzers)}
+    selected = select_analyzers(configured, only, skip)
+
+    meta = media.probe(path)
+    run_dir = Path(out_dir) if out_dir is not None else default_run_dir(path)
+    run = _Run(path, meta, run_dir, host, selected, configured, resume, progress,
+               jobs or min(4, os.cpu_count() or 1),
+               vram_budget_gb if vram_budget_gb is not None else registry.config.vram_budget_gb)
+    try:
+        return run.execute(keep_cache)
+    finally:
+        if not keep_cache:
+            shutil.rmtree(run.cache_dir, ignore_errors=True)
+
+
+def select_analyzers(configured: dict[str, ConfiguredAnalyzer], only: list[str] | None,
+                     skip: list[str] | None) -> list[str]:
+    """Enabled analyzers (or exactly ``only``), minus ``skip``, plus the dependencies they need."""
+    valid = ", ".join(sorted(configured))
+    for flag, names in (("--only", only), ("--skip", skip)):
+        for name in names or ():
+            if name not in configured:
+                raise ConfigError(f"{flag}: unknown analyzer {name!r}; valid names: {valid}")
+    chosen = list(only) if only else [n for n, c in configured.items() if c.enabled]
+    skipped = set(skip or ())
+    chosen = [n for n in chosen if n not in skipped]
+    # pull in missing dependencies (not for "*", which means "whatever else runs")
+    i = 0
+    while i < len(chosen):
+        for dep in configured[chosen[i]].cls.depends_on:
+            if dep != ALL_UPSTREAM and dep in configured and dep not in chosen and dep not in skipped:
+                logger.info("%s needs %s: running it too", chosen[i], dep)
+                chosen.append(dep)
+        i += 1
+    return chosen
+
+
+class _Run:
+    """The state of one video's run (private: use ``analyze``)."""
+
+    def __init__(self, path: Path, meta: VideoMeta, run_dir: Path, host: PluginHost,
+                 selected: list[str], configured: dict[str, ConfiguredAnalyzer], resume: bool,
+                 progress: bool, jobs: int, vram_budget_gb: float | None):
+        self.path, self.meta, self.run_dir, self.host = path, meta, run_dir, host
+        self.configured, self.resume, self.show_progress, self.jobs = configured, resume, progress, jobs
+        self.vram_budget_mb = vram_budget_gb * 1024 if vram_budget_gb else None
+        self.analyzers: dict[str, Analyzer] = {n: configured[n].instantiate() for n in selected}
+        self.deps = self._dependencies()
+        self.tracks: dict[str, Track] = {}
+        self.keys: dict[str, str] = {}
+        self.reused: list[str] = []
+        self.lock = threading.Lock()
+        self.tracks_dir = run_dir / "tracks"
+        self.cache_dir = run_dir / ".cache"
+        self.warnings: list[str] = []
+
+    # --- planning ---------------------------------------------------------------------
+    def _dependencies(self) -> dict[str, tuple[str, ...]]:
+        deps: dict[str, tuple[str, ...]] = {}
+        for name, a in self.analyzers.items():
+            if ALL_UPSTREAM in a.depends_on:
+                deps[name] = tuple(n for n, o in self.analyzers.items()
+                                   if n != name and ALL_UPSTREAM not in o.depends_on)
+            else:
+                deps[name] = tuple(a.depends_on)
+        return deps
+
+    def _key(self, name: str) -> str:
+        a = self.analyzers[name]
+        payload = {
+            "video": self.meta.content_hash, "analyzer": name, "version": a.version,
+            "params": a.params_hash(), "models": a.model_ids(),
+            "upstream": {d: self.keys.get(d) for d in self.deps[name] if d in self.analyzers},
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+    def _cached(self, name: str) -> Track | None:
+        file = self.tracks_dir / f"{name}.json"
+        if not self.resume or not file.is_file():
+            return None
+        try:
+            saved = json.loads(file.read_text(encoding="utf-8"))
+            if saved.get("key") != self.keys[name]:
+                return None
+            track = Track.model_validate(saved["track"])
+        except (ValueError, KeyError) as exc:
+            logger.warning("ignoring unreadable saved track %s (%s); recomputing", file, exc)
+            return None
+        return track.model_copy(update={"reused": True}) if track.status in ("ok", "skipped") else None
+
+    def _precheck(self, name: str) -> str | None:
+        """Why ``name`` cannot run on this input (or None)."""
+        a = self.analyzers[name]
+        if a.requires_audio and not self.meta.has_audio:
+            return "the video has no audio stream"
+        if a.needs_video and not self.meta.has_video:
+            return "the file has no video stream"
+        reason = type(a).check_available()
+        if reason:
+            return reason
+        for dep in self.deps[name]:
+            if ALL_UPSTREAM in a.depends_on:
+                continue
+            if dep not in self.analyzers:
+                return f"it needs {dep}, which is not registered"
+        return None
+
+    # --- running ----------------------------------------------------------------------
+    def execute(self, keep_cache: bool) -> RunResult:
+        started = time.time()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        order = self._plan()
+        names = list(order)
+        for name in names:  # keys in dependency order so upstream keys are known
+            self.keys[name] = self._key(name)
+        to_run: list[str] = []
+        for name in names:
+            cached = self._cached(name)
+            if cached is not None:
+                self.tracks[name] = cached
+                self.reused.append(name)
+            else:
+                to_run.append(name)
+        if self.reused:
+            logger.info("reusing %d finished track(s) from %s: %s", len(self.reused), self.tracks_dir,
+                        ", ".join(self.reused))
+        self.host.notify("analysis_started", video=self.meta, analyzers=names, run_dir=self.run_dir)
+
+        decoded = self._decode([n for n in to_run if self._precheck(n) is None])
+        inputs_base = dict(video=self.meta, streams=decoded.streams if decoded else {},
+                           audio=decoded.audio if decoded else None, host=self.host)
+        with self._progress() as bars:
+            tasks = {n: bars.add_task(n, total=1.0) for n in to_run} if bars else {}
+
+            def run_one(name: str) -> bool:
+                track = self._run_analyzer(name, inputs_base, bars, tasks.get(name))
+                self._finish(name, track)
+                if bars:
+                    bars.update(tasks[name], completed=1.0, description=f"{name} [{track.status}]")
+                return track.status == "ok"
+
+            execute(to_run, self.deps, run_one, max_workers=self.jobs,
+                    serial=[n for n in to_run if self.plan.device.get(n) == "gpu"])
+
+        timeline = Timeline(
+            framework_version=__version__, video=self.meta,
+            tracks={n: self.tracks[n] for n in names if n in self.tracks},
+            run={"started_at": started, "duration_s": round(time.time() - started, 3),
+                 "decode": dataclasses.asdict(decoded.stats) if decoded else None,
+                 "plan": {"order": names, "devices": self.plan.device, "notes": self.plan.notes},
+                 "reused": self.reused, "warnings": self.warnings,
+                 "plugin_problems": [str(p) for p in self.host.problems]})
+        timeline.write(self.run_dir / "results.json")
+        outputs = self._write_outputs(timeline)
+        self.host.notify("analysis_finished", timeline=timeline, run_dir=self.run_dir)
+        return RunResult(self.path, self.run_dir, timeline,
+                         failed=[n for n, t in timeline.tracks.items() if t.status == "failed"],
+                         skipped=[n for n, t in timeline.tracks.items() if t.status == "skipped"],
+                         reused=list(self.reused), outputs=outputs)
+
+    def _plan(self) -> list[str]:
+        demands = [Demand(n, a.device, 0.0, self.deps[n]) for n, a in self.analyzers.items()]
+        try:
+            self.plan = plan(demands, self.vram_budget_mb, gpus=_gpu_count(self.analyzers.values()))
+        except CycleError as exc:
+            raise ConfigError(str(exc)) from None
+        for name, note in self.plan.notes.items():
+            logger.info("%s: %s", name, note)
+        return self.plan.order
+
+    def _decode(self, names: list[str]) -> "media.DecodedMedia | None":
+        specs = sorted({s for n in names for s in self.analyzers[n].frame_specs()
+                        if self.meta.has_video}, key=lambda s: s.key)
+        want_audio = self.meta.has_audio and any(self.analyzers[n].needs_audio for n in names)
+        if not specs and not want_audio:
+            return None
+        with self._progress() as bars:
+            task = bars.add_task("decode", total=1.0) if bars else None
+            report = (lambda f: bars.update(task, completed=f)) if bars else None
+            decoded = media.decode(self.path, self.meta, specs, want_audio, self.cache_dir, progress=report)
+        if decoded.stats.truncated_at is not None:
+            msg = (f"{self.path}: the file is damaged or truncated at {decoded.stats.truncated_at:.2f} s; "
+                   "results cover the part before that")
+            logger.warning("%s", msg)
+            self.warnings.append(msg)
+        self.warnings.extend(w for w in decoded.stats.warnings if w not in self.warnings)
+        return decoded
+
+    def _run_analyzer(self, name: str, base: dict[str, Any], bars: Any, task: Any) -> Track:
+        a = self.analyzers[name]
+        reason = self._precheck(name)
+        if reason is None:
+            missing = [d for d in self.deps[name] if ALL_UPSTREAM not in a.depends_on
+                       and (d not in self.tracks or self.tracks[d].status != "ok")]
+            if missing:
+                d = missing[0]
+                status = self.tracks[d].status if d in self.tracks else "missing"
+                reason = f"upstream analyzer {d} is {status}"
+        if reason is not None:
+            return self._stamp(a.track(), status="skipped", reason=reason)
+        upstream = {d: self.tracks[d] for d in self.deps[name] if d in self.tracks}
+        work = self.cache_dir / "work" / name
+        inputs = AnalyzerInputs(upstream=upstream, work_dir=work,
+                                progress=(lambda f: bars.update(task, completed=f)) if bars else None,
+                                **base)
+        return call_analyzer(a, inputs, self.plan.device.get(name, "cpu"), self.host)
+
+    def _stamp(self, track: Track, **update: Any) -> Track:
+        return track.model_copy(update=update)
+
+    def _finish(self, name: str, track: Track) -> None:
+        with self.lock:
+            self.tracks[name] = track
+            payload = {"key": self.keys[name], "track": track.model_dump(mode="json")}
+            atomic_write_text(self.tracks_dir / f"{name}.json", json.dumps(payload))
+        if track.status == "failed":
+            logger.error("analyzer %s failed: %s", name, track.reason)
+            self.host.notify("analyzer_failed", name=name, error=track.reason or "", track=track)
+        else:
+            if track.status == "skipped":
+                logger.info("analyzer %s skipped: %s", name, track.reason)
+            self.host.notify("analyzer_finished", track=track)
+
+    def _write_outputs(self, timeline: Timeline) -> list[Path]:
+        try:
+            from .outputs import write_outputs
+        except ImportError as exc:  # the exporters package failed to import: results.json still stands
+            logger.error("cannot write reports (%s); results.json is complete", exc)
+            return []
+        return write_outputs(timeline, self.run_dir, host=self.host, video_path=self.path)
+
+    @contextmanager
+    def _progress(self) -> Iterator[Any]:
+        if not self.show_progress:
+            yield None
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from .progress import console
+
+        with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeElapsedColumn(), console=console, transient=False) as bars:
+            yield bars
+
+
+def call_analyzer(analyzer: Analyzer, inputs: AnalyzerInputs, device: str,
+                  host: PluginHost | None = None) -> Track:
+    """Load, analyze and unload one analyzer; any exception becomes a ``failed`` Track.
+
+    Like pytest's ``CallInfo.from_call``: the outcome (track or error) plus its duration, and
+    the run goes on. ``AnalyzerUnavailable`` from ``load`` means ``skipped``.
+    """
+    started = time.time()
+    t0 = time.perf_counter()
+    status, reason, track = "ok", None, None
+    try:
+        try:
+            analyzer.load(device, {})
+        except AnalyzerUnavailable as exc:
+            status, reason = "skipped", str(exc)
+        else:
+            result = analyzer.analyze(inputs)
+            if not isinstance(result, Track):
+                raise TypeError(f"analyze() returned {type(result).__name__}, expected a framework.Track "
+                                "(use self.track(events=..., series=...))")
+            track = result
+    except Exception as exc:  # noqa: BLE001 - one failing analyzer never stops the others
+        status, reason = "failed", _describe_failure(analyzer, exc, host)
+        logger.debug("analyzer %s raised\n%s", analyzer.name, traceback.format_exc())
+    finally:
+        try:
+            analyzer.unload()
+        except Exception as exc:  # noqa: BLE001
+            logger.warning("analyzer %s: unload() raised %s: %s", analyzer.name, type(exc).__name__, exc)
+    base = track if track is not None else analyzer.track()
+    return base.model_copy(update={"status": status, "reason": reason, "device": device,
+                                   "started_at": started, "plugin": analyzer.plugin,
+                                   "duration_s": round(time.perf_counter() - t0, 4)})
+
+
+def _describe_failure(analyzer: Analyzer, exc: BaseException, host: PluginHost | None) -> str:
+    msg = f"{type(exc).__name__}: {exc}"
+    plugin = analyzer.plugin or ""
+    if plugin and not plugin.startswith("builtin:"):
+        dist = host.distributions.get(plugin) if host else None
+        msg += f" (plugin {plugin}" + (f", distribution {dist}" if dist else "") + ")"
+    return msg
+
+
+def _gpu_count(analyzers: Any) -> int:
+    if not any(a.device in ("gpu", "auto") for a in analyzers):
+        return 0  # do not import torch for a CPU-only run
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+@dataclass
+class VideoOutcome:
+    """One video of a multi-video run: its result, or the input error that stopped it."""
+
+    video: Path
+    result: RunResult | None = None
+    error: str | None = None
+    exit_code: int = 0
+
+
+def run_many(videos: list[Path], *, registry_path: str | os.PathLike | None = None,
+             out_dir: str | os.PathLike | None = None, strict: bool = False,
+             **kwargs: Any) -> tuple[list[VideoOutcome], int]:
+    """Analyze several videos with one registry and one plugin host; a bad file does not stop the rest.
+
+    Returns the outcomes and the process exit code (see ``framework.errors``).
+    """
+    from .errors import (EXIT_ANALYZER_FAILED, EXIT_OK, EXIT_PLUGIN, FrameworkError, PluginFailure)
+
+    registry = load_registry(find_registry(registry_path))
+    host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=kwargs.pop("load_entrypoints", True))
+    if strict and host.problems:
+        raise PluginFailure("--strict: " + "; ".join(str(p) for p in host.problems))
+    registry.configure(host.analyzers)  # report registry errors before touching any video
+    outcomes: list[VideoOutcome] = []
+    seen: dict[str, int] = {}
+    for video in videos:
+        video = Path(video)
+        if out_dir is None:
+            target = None
+        elif len(videos) == 1:
+            target = Path(out_dir)
+        else:
+            n = seen.get(video.stem, 0)
+            seen[video.stem] = n + 1
+            target = Path(out_dir) / (video.stem if n == 0 else f"{video.stem}-{n + 1}")
+        try:
+            result = analyze(video, registry=registry, host=host, out_dir=target, **kwargs)
+        except FrameworkError as exc:
+            if not isinstance(exc, media.MediaError):
+                raise
+            logger.error("%s", exc)
+            outcomes.append(VideoOutcome(video, error=str(exc), exit_code=exc.exit_code))
+            continue
+        code = EXIT_ANALYZER_FAILED if result.failed else EXIT_OK
+        if strict and any(not (result.timeline.tracks[n].plugin or "").startswith("builtin:")
+                          for n in result.failed):
+            code = EXIT_PLUGIN
+        outcomes.append(VideoOutcome(video, result=result, exit_code=code))
+    return outcomes, max((o.exit_code for o in outcomes), default=EXIT_OK)
