@@ -70,3 +70,6 @@ def main(verbose: int, quiet: bool) -> None:
 
 
 from . import run as _run  # noqa: E402  (commands register themselves on ``main``)
+from . import report as _report  # noqa: E402
+from . import models as _models  # noqa: E402
+from . import scaffold as _scaffold  # noqa: E402

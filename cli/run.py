@@ -84,8 +84,8 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
         r = o.result
         tracks = {n: {"status": t.status, "reason": t.reason, "reused": t.reused, "duration_s": t.duration_s}
                   for n, t in r.timeline.tracks.items()}
-        report.append({"video": str(o.video), "run_dir": str(r.run_dir), "results": str(r.results_path),
-                       "outputs": [str(p) for p in r.outputs], "tracks": tracks, "exit_code": o.exit_code})
+        report.append({"video": str(o.video), "run_dir": str(r.run_dir.resolve()),
+                       "results": str(r.results_path.resolve()), "outputs": [str(p.resolve()) for p in r.outputs], "tracks": tracks, "exit_code": o.exit_code})
         if not as_json:
             _print_run(r)
     if as_json:

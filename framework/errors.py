@@ -8,6 +8,7 @@ Exit codes (documented in docs/getting-started.md):
   4  a configuration file is wrong (registry.yaml, models_manifest.yaml)
   5  the run finished and wrote its results, but one or more analyzers failed
   6  a plugin broke a rule (duplicate names), or --strict and a plugin failed
+  7  a model cannot be fetched (offline, host unreachable) or failed `framework models verify`
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ EXIT_INPUT = 3
 EXIT_CONFIG = 4
 EXIT_ANALYZER_FAILED = 5
 EXIT_PLUGIN = 6
+EXIT_MODEL = 7
 
 
 class FrameworkError(Exception):
@@ -42,3 +44,9 @@ class PluginFailure(FrameworkError):
     """With --strict: a plugin failed to load, or an analyzer from a plugin failed."""
 
     exit_code = EXIT_PLUGIN
+
+
+class ModelError(FrameworkError):
+    """A model cannot be fetched (offline, host unreachable) or its files fail verification."""
+
+    exit_code = EXIT_MODEL

@@ -7,9 +7,14 @@ and an exception in one is logged, never raised: an observer cannot stop a run.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import pluggy
+
+if TYPE_CHECKING:  # annotations only: importing hookspecs stays cheap
+    from pathlib import Path
+
+    from .timeline import Timeline, Track, VideoMeta
 
 hookspec = pluggy.HookspecMarker("framework")
 hookimpl = pluggy.HookimplMarker("framework")
@@ -19,7 +24,7 @@ hookimpl = pluggy.HookimplMarker("framework")
 def register_analyzers(register: Callable[[type], None]) -> None:
     """Register analyzer classes: call ``register(AnalyzerSubclass)`` once per class.
 
-    :param register: host callback; raises ``DuplicateAnalyzerError`` if another plugin
+    :param register: host callback; raises ``framework.plugins.DuplicateNameError`` if another plugin
         already registered an analyzer of the same ``name``.
     """
 
@@ -41,26 +46,28 @@ def register_exporters(register: Callable[[type], None]) -> None:
 
 
 @hookspec
-def analysis_started(video: Any, analyzers: list[str], run_dir: Any) -> None:
+def analysis_started(video: VideoMeta, analyzers: list[str], run_dir: Path) -> None:
     """Observer: a run of one video is about to decode and analyze.
 
-    :param video: the probed ``framework.media.VideoInfo``.
-    :param analyzers: names of the analyzers that will run, in execution order.
-    :param run_dir: the run folder (``pathlib.Path``).
+    :param video: the probed metadata of the input file.
+    :param analyzers: every analyzer of the run in execution order, including those whose
+        tracks are reused from an earlier run.
+    :param run_dir: the run folder.
     Guarded: an exception here is logged and the run goes on.
     """
 
 
 @hookspec
-def analyzer_finished(track: Any) -> None:
-    """Observer: an analyzer produced its ``Track`` (status ``ok``, ``skipped`` or reused).
+def analyzer_finished(track: Track) -> None:
+    """Observer: an analyzer of this run produced its ``Track`` with status ``ok`` or ``skipped``.
 
+    Not called for tracks reused from an earlier run, nor for failures (see ``analyzer_failed``).
     Guarded: an exception here is logged and the run goes on.
     """
 
 
 @hookspec
-def analyzer_failed(name: str, error: str, track: Any) -> None:
+def analyzer_failed(name: str, error: str, track: Track) -> None:
     """Observer: analyzer ``name`` raised; ``track`` is its ``failed`` Track, ``error`` the reason.
 
     Guarded: an exception here is logged and the run goes on.
@@ -68,8 +75,8 @@ def analyzer_failed(name: str, error: str, track: Any) -> None:
 
 
 @hookspec
-def analysis_finished(timeline: Any, run_dir: Any) -> None:
-    """Observer: the run's ``Timeline`` is complete and ``results.json`` is written.
+def analysis_finished(timeline: Timeline, run_dir: Path) -> None:
+    """Observer: the run's ``Timeline`` is complete and ``results.json`` and the reports are written.
 
     Guarded: an exception here is logged and the run goes on.
     """

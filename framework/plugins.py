@@ -180,7 +180,7 @@ def _load_entrypoints(host: PluginHost) -> None:
     for missing in sorted((allowed or set()) - seen):
         host.problems.append(PluginProblem(
             missing, None, "named in FRAMEWORK_LOAD_PLUGINS but no installed plugin has that entry-point "
-                           "or distribution name (see `framework plugins` or `pip list`)"))
+                           "or distribution name (check `pip list` and the spelling)"))
 
 
 def _load_folder(host: PluginHost, folder: Path) -> None:

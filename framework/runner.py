@@ -256,10 +256,12 @@ class _Run:
             report = (lambda f: bars.update(task, completed=f)) if bars else None
             decoded = media.decode(self.path, self.meta, specs, want_audio, self.cache_dir, progress=report)
         if decoded.stats.truncated_at is not None:
-            msg = (f"{self.path}: the file is damaged or truncated at {decoded.stats.truncated_at:.2f} s; "
-                   "results cover the part before that")
+            msg = (f"{self.path}: the file is damaged or truncated at {decoded.stats.truncated_at:.2f} s "
+                   f"(its header says {self.meta.duration:.2f} s); results cover the part before that")
             logger.warning("%s", msg)
             self.warnings.append(msg)
+            # analyzers and reports see the part that exists, not the length the header promised
+            self.meta = self.meta.model_copy(update={"duration": decoded.stats.truncated_at})
         self.warnings.extend(w for w in decoded.stats.warnings if w not in self.warnings)
         return decoded
 

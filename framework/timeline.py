@@ -168,3 +168,7 @@ def atomic_write_text(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+if __name__ == "__main__":  # python -m framework.timeline > docs/timeline.schema.json
+    print(json.dumps(json_schema(), indent=2))

@@ -1,0 +1,474 @@
+"""Shot boundaries, frame-exact: hard cuts, fades through black and dissolves.
+
+Reads every frame of the video, scaled to ``width`` pixels (96 by default), in one pass, and
+computes three cheap signals per frame, vectorised over blocks of frames:
+
+- ``content``: the HSV difference to the previous frame. Hue and saturation differences are
+  weighted by how bright (and, for hue, how saturated) the pixels are, because hue and
+  saturation are meaningless noise in near-black pixels (PySceneDetect's ContentDetector fires
+  on fades for that reason).
+- ``luma``: mean Rec. 601 luma, for fades.
+- a 64-bin RGB histogram, for dissolves.
+
+Detectors, in order:
+
+1. **Hard cuts** (AdaptiveDetector-style): a frame is a cut when its ``content`` score is at least
+   ``min_content`` and either it or the frame's colour-histogram change (at least
+   ``hist_cut_min``; camera shake hardly moves a histogram) is at least ``threshold`` times the
+   mean of the ``window`` frames on each side; a one- or two-frame flash (the picture comes back) is not a cut; two cuts closer than ``min_shot_s`` keep the stronger one.
+2. **Fades**: runs of black frames (at most 10 % of pixels brighter than ``dark_level``) with the luma ramps into
+   and out of them. A dip to black entered by a fade-out and left by a fade-in is one ``fade``
+   transition; the new shot starts at the first frame of the fade-in. A black run entered or left
+   by a hard cut leaves the boundary at the cut (the ramp is reported as a fade-in/out effect).
+3. **Dissolves** (twin comparison plus a blend test): where the colour histograms of frames
+   ``k`` frames apart differ (``dissolve_hist_min``), with no cut or fade between them, the middle
+   frame must be explained by a blend of the two (``dissolve_mix_max``), and the two ends must
+   differ in structure, not only in gain (so a lighting change is not a dissolve). The new shot
+   starts at the middle of the dissolve.
+
+Events (times in seconds, ``stream.times`` of the frames; frame indices are positions in the
+all-frames stream, so ``data.frame / fps`` is only approximately the time on variable-rate video):
+
+- ``shot`` (one per shot, covering the video without gaps): ``data = {index, first_frame,
+  last_frame, transition_in: "start" | "cut" | "fade" | "dissolve"}``.
+- ``cut`` (instant, at the first frame of the new shot): ``data = {frame, ratio, hist_ratio, content}``,
+  ``score`` in 0..1.
+- ``fade`` / ``dissolve`` (spanning the transition): ``data = {first_frame, last_frame, kind,
+  boundary_frame}``; ``kind`` is ``"out-in"``, ``"out"`` or ``"in"`` for fades (only ``out-in``
+  starts a new shot; ``boundary_frame`` is ``None`` otherwise).
+
+Series: ``content_diff`` (the per-frame score, max-pooled to at most ``series_max_points``).
+Track data: ``fps``, ``frame_count``, ``shot_count``, ``cut_count``, ``fade_count``,
+``dissolve_count``, ``mean_shot_s``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from framework import Analyzer, AnalyzerInputs, Event, FrameSpec, Series, Track
+
+logger = logging.getLogger(__name__)
+
+# weight (0..24) of hue/saturation differences by pixel value and saturation: 0 below 8, 1 from 32 up
+_RAMP = np.clip(np.arange(256) - 8, 0, 24).astype(np.uint16)
+_HIST_BINS = 64  # 4 x 4 x 4 RGB
+
+
+# --------------------------------------------------------------------------------------------
+# per-frame signals
+# --------------------------------------------------------------------------------------------
+@dataclass
+class FrameSignals:
+    """Per-frame signals of a stream: ``content[i]`` compares frame i with frame i-1 (0 for i=0)."""
+
+    content: np.ndarray  # (N,) float32
+    luma: np.ndarray     # (N,) float32, mean luma 0..255
+    lit: np.ndarray      # (N,) float32, fraction of pixels brighter than the dark level
+    hist: np.ndarray     # (N, 64) float32, each row sums to 1
+
+
+def hsv_planes(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """H, S, V planes (each (N, H*W) uint8; OpenCV ranges H 0..179, S and V 0..255) of RGB
+    frames (N, H, W, 3), converted in one cv2 call."""
+    import cv2
+
+    n, h, w, _ = frames.shape
+    flat = np.ascontiguousarray(frames).reshape(n * h, w, 3)
+    hue, sat, val = cv2.split(cv2.cvtColor(flat, cv2.COLOR_RGB2HSV))
+    return hue.reshape(n, -1), sat.reshape(n, -1), val.reshape(n, -1)
+
+
+def plane_difference(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Content difference of pairs of frames given as HSV planes (see ``hsv_planes``) -> (N,).
+
+    The weighted mean, on a 0..255 scale, of |dH| (circular, doubled to span 0..180), |dS| and
+    |dV| over all pixels, where hue counts only in bright, saturated pixels and saturation only
+    in bright pixels (weights ramp from 0 at 8 to 1 at 32). Integer arithmetic throughout.
+    """
+    import cv2
+
+    (ha, sa, va), (hb, sb, vb) = a, b
+    wv = _RAMP[np.minimum(va, vb)]                 # 0..24
+    whs = wv * _RAMP[np.minimum(sa, sb)]           # 0..576
+    dh = cv2.absdiff(ha, hb)
+    dh = np.minimum(dh, 180 - dh)                  # circular, 0..90
+    s_h = (dh * whs).sum(1, dtype=np.uint64) * (2.0 / 576.0)  # dh * whs <= 51840 fits uint16
+    s_s = (cv2.absdiff(sa, sb) * wv).sum(1, dtype=np.uint64) / 24.0
+    s_v = cv2.absdiff(va, vb).sum(1, dtype=np.uint64)
+    den = whs.sum(1, dtype=np.uint64) / 576.0 + wv.sum(1, dtype=np.uint64) / 24.0 + va.shape[1]
+    return ((s_h + s_s + s_v) / den).astype(np.float32)
+
+
+def content_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Content difference of pairs of RGB frames (N, H, W, 3) -> (N,); see ``plane_difference``."""
+    return plane_difference(hsv_planes(a), hsv_planes(b))
+
+
+def rgb_histograms(frames: np.ndarray) -> np.ndarray:
+    """Normalised 4x4x4-bin RGB histograms of frames (N, H, W, 3) -> (N, 64) float32."""
+    n = frames.shape[0]
+    q = frames.reshape(n, -1, 3) >> 6
+    code = (q[..., 0].astype(np.int32) << 4) | (q[..., 1].astype(np.int32) << 2) | q[..., 2]
+    code += (np.arange(n, dtype=np.int32) * _HIST_BINS)[:, None]
+    counts = np.bincount(code.ravel(), minlength=n * _HIST_BINS).reshape(n, _HIST_BINS)
+    return (counts / max(1, q.shape[1])).astype(np.float32)
+
+
+def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 256,
+                  progress: Any = None) -> FrameSignals:
+    """Compute the per-frame signals of ``frames`` (N, H, W, 3) uint8 (a memmap is fine).
+
+    Works in blocks of ``block`` frames (plus one frame of overlap), so memory stays bounded.
+    ``progress`` is an optional callable taking the fraction done.
+    """
+    n = len(frames)
+    content = np.zeros(n, dtype=np.float32)
+    luma = np.zeros(n, dtype=np.float32)
+    lit = np.zeros(n, dtype=np.float32)
+    hist = np.zeros((n, _HIST_BINS), dtype=np.float32)
+    import cv2
+
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        lo = max(0, s - 1)  # one frame of overlap with the previous block
+        rgb = np.ascontiguousarray(frames[lo:e])
+        planes = hsv_planes(rgb)
+        if len(rgb) > 1:
+            content[lo + 1:e] = plane_difference(tuple(p[:-1] for p in planes), tuple(p[1:] for p in planes))
+        own = rgb[s - lo:]
+        gray = cv2.cvtColor(own.reshape(-1, own.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(e - s, -1)
+        luma[s:e] = gray.sum(axis=1, dtype=np.uint64) / gray.shape[1]
+        lit[s:e] = (gray > dark_level).sum(axis=1) / gray.shape[1]
+        hist[s:e] = rgb_histograms(own)
+        if progress is not None:
+            progress(0.9 * e / n)
+    return FrameSignals(content=content, luma=luma, lit=lit, hist=hist)
+
+
+# --------------------------------------------------------------------------------------------
+# detectors (pure functions of the signals; ``frames`` is read only at candidate frames)
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Cut:
+    frame: int
+    content: float     # HSV difference to the previous frame
+    ratio: float       # content over its neighbours' mean
+    hist_ratio: float  # histogram change over its neighbours' mean
+
+
+@dataclass
+class Gradual:
+    kind: str             # "fade" | "dissolve"
+    first: int            # first frame of the transition
+    last: int             # last frame of the transition
+    boundary: int | None  # first frame of the new shot, or None (a fade-in/out effect inside a shot)
+    detail: str = ""      # fades: "out-in" | "out" | "in"
+    score: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _neighbour_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Mean of x over the ``window`` frames on each side of every frame, excluding the frame."""
+    pad = np.pad(x.astype(np.float64), (window, window), mode="reflect" if len(x) > window else "edge")
+    csum = np.concatenate([[0.0], np.cumsum(pad)])
+    total = csum[2 * window + 1:] - csum[:-(2 * window + 1)]
+    return ((total - x) / (2 * window)).astype(np.float32)
+
+
+def find_cuts(sig: FrameSignals, frames: np.ndarray, fps: float, p: "CutAnalysis.Params") -> list[Cut]:
+    """Hard cuts: adaptive-ratio peaks of the content score, minus flashes, spaced ``min_shot_s``."""
+    c = sig.content
+    n = len(c)
+    if n < 2:
+        return []
+    c = c.copy()
+    c[0] = c[1]  # frame 0 has no predecessor; do not let its 0 lower its neighbours' baseline
+    ratio = c / (_neighbour_mean(c, p.window) + 0.5)
+    # the histogram barely moves with camera motion, so it still finds cuts next to shaky shots
+    hd = np.zeros(n, dtype=np.float32)
+    hd[1:] = 0.5 * np.abs(sig.hist[1:] - sig.hist[:-1]).sum(axis=1)
+    hd[0] = hd[1]
+    hist_ratio = hd / (_neighbour_mean(hd, p.window) + 0.02)
+    sharp = (ratio >= p.threshold) | ((hist_ratio >= p.threshold) & (hd >= p.hist_cut_min))
+    cand = np.flatnonzero((c >= p.min_content) & sharp)
+    cand = cand[cand >= 1]
+    kept: list[Cut] = []
+    for i in cand:
+        # a flash (one or two frames) returns to the earlier picture; across a cut, every frame
+        # of the three before differs from every frame of the three after
+        before = np.asarray(frames[max(0, i - 3):i])
+        after = np.asarray(frames[i:min(n, i + 3)])
+        pairs_b = np.repeat(before, len(after), axis=0)
+        pairs_a = np.tile(after, (len(before), 1, 1, 1))
+        if float(content_difference(pairs_b, pairs_a).min()) < 0.5 * float(c[i]):
+            continue
+        kept.append(Cut(frame=int(i), content=float(c[i]), ratio=float(ratio[i]),
+                        hist_ratio=float(hist_ratio[i])))
+    return _space_out(kept, max(1, int(round(p.min_shot_s * fps))))
+
+
+def _space_out(cuts: list[Cut], min_gap: int) -> list[Cut]:
+    """Keep the strongest cuts so that no two are closer than ``min_gap`` frames."""
+    chosen: list[Cut] = []
+    for cut in sorted(cuts, key=lambda k: (-k.content * min(max(k.ratio, k.hist_ratio), 50.0), k.frame)):
+        if all(abs(cut.frame - other.frame) >= min_gap for other in chosen):
+            chosen.append(cut)
+    return sorted(chosen, key=lambda k: k.frame)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) index of every run of True in a boolean array."""
+    if not mask.any():
+        return []
+    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
+
+
+def find_fades(sig: FrameSignals, cuts: list[Cut], fps: float, p: "CutAnalysis.Params") -> list[Gradual]:
+    """Fades through black: black runs with the luma ramps that lead into and out of them.
+
+    A frame is black when at most 10 % of its pixels are brighter than ``dark_level`` (so a
+    caption or a logo on black still counts as black, and a dark but lit shot does not).
+    """
+    luma = sig.luma
+    n = len(luma)
+    if n < 3:
+        return []
+    smooth = np.convolve(np.pad(luma, 1, mode="edge"), np.ones(3, dtype=np.float32) / 3, mode="valid")
+    cut_frames = np.array([k.frame for k in cuts], dtype=np.int64)
+    max_ramp = max(2, int(round(p.max_fade_s * fps)))
+    eps = 0.15  # luma levels per frame that count as still changing
+
+    def has_cut(lo: int, hi: int) -> bool:
+        return bool(((cut_frames >= lo) & (cut_frames <= hi)).any())
+
+    fades: list[Gradual] = []
+    for a, b in _runs(sig.lit <= 0.1):
+        floor = float(luma[a:b + 1].min())
+        on_floor = np.flatnonzero(luma[a:b + 1] <= floor + 1.0 + 0.05 * floor) + a
+        floor_first, floor_last = int(on_floor[0]), int(on_floor[-1])
+        j = a  # walk back up the fade-out ramp
+        while j > 0 and a - j < max_ramp and smooth[j - 1] > smooth[j] + eps:
+            j -= 1
+        k = b  # walk forward up the fade-in ramp
+        while k < n - 1 and k - b < max_ramp and smooth[k + 1] > smooth[k] + eps:
+            k += 1
+        entry_cut = has_cut(max(0, a - 2), floor_first)
+        exit_cut = has_cut(floor_last + 1, min(n - 1, b + 2))
+        fade_out = a > 0 and not entry_cut and float(luma[j]) >= floor + p.dark_level
+        fade_in = b < n - 1 and not exit_cut and float(luma[k]) >= floor + p.dark_level
+        depth = max(float(luma[j]), float(luma[k])) - floor
+        if fade_out and fade_in:
+            fades.append(Gradual("fade", j, k, floor_last + 1, "out-in", min(1.0, depth / 64)))
+        elif fade_out and (b == n - 1 or exit_cut):
+            fades.append(Gradual("fade", j, floor_first, None, "out", min(1.0, depth / 64)))
+        elif fade_in and (a == 0 or entry_cut):
+            fades.append(Gradual("fade", floor_last + 1, k, None, "in", min(1.0, depth / 64)))
+    return fades
+
+
+def _tiny(frames: np.ndarray, factor: int = 2) -> np.ndarray:
+    """Frames (N, H, W, 3) downscaled by ``factor`` (box filter) as float32: tolerant of jitter."""
+    n, h, w, _ = frames.shape
+    h2, w2 = max(1, h // factor), max(1, w // factor)
+    f = frames[:, :h2 * factor, :w2 * factor].astype(np.float32)
+    return f.reshape(n, h2, factor, w2, factor, 3).mean(axis=(2, 4))
+
+
+def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list[Cut],
+                   fades: list[Gradual], p: "CutAnalysis.Params") -> list[Gradual]:
+    """Dissolves: a histogram change across ``2k`` frames that a linear blend explains."""
+    n = len(sig.hist)
+    blocked = np.zeros(n, dtype=bool)  # frames inside a fade or at a cut
+    for f in fades:
+        blocked[max(0, f.first - 1):f.last + 2] = True
+    cut_at = np.zeros(n + 1, dtype=np.int64)
+    for cut in cuts:
+        cut_at[cut.frame] = 1
+    cut_cum = np.concatenate([[0], np.cumsum(cut_at)])
+    block_cum = np.concatenate([[0], np.cumsum(blocked)])
+    hits: list[tuple[int, int]] = []  # (centre frame, scale k)
+    scales = sorted({max(2, int(round(s * fps))) for s in p.dissolve_scales_s})
+    for k in scales:
+        if n <= 2 * k:
+            continue
+        centres = np.arange(k, n - k)
+        hd = 0.5 * np.abs(sig.hist[centres - k] - sig.hist[centres + k]).sum(axis=1)
+        # no cut in (i-k, i+k] and no fade frame in [i-k, i+k]
+        clean = (cut_cum[centres + k + 1] - cut_cum[centres - k + 1] == 0) & \
+                (block_cum[centres + k + 1] - block_cum[centres - k] == 0)
+        cand = centres[(hd >= p.dissolve_hist_min) & clean]
+        for s in range(0, len(cand), 128):
+            idx = cand[s:s + 128]
+            pm = _tiny(np.asarray(frames[idx - k]))
+            mm = _tiny(np.asarray(frames[idx]))
+            qm = _tiny(np.asarray(frames[idx + k]))
+            ax = (1, 2, 3)
+            e_mix = np.abs(mm - 0.5 * (pm + qm)).mean(axis=ax)
+            e_one = np.minimum(np.abs(mm - pm).mean(axis=ax), np.abs(mm - qm).mean(axis=ax))
+            d_pq = np.abs(pm - qm).mean(axis=ax)
+            # a pure gain change (lighting, a partial fade) is not a dissolve
+            pf, qf = pm.reshape(len(idx), -1, 3), qm.reshape(len(idx), -1, 3)
+            gain = (pf * qf).sum(1) / np.maximum((pf * pf).sum(1), 1e-6)
+            e_gain = np.abs(qf - gain[:, None, :] * pf).mean(axis=(1, 2))
+            ok = (e_mix <= p.dissolve_mix_max * np.maximum(e_one, 1e-6)) & (e_gain >= 0.4 * d_pq) & (d_pq >= 4.0)
+            hits.extend((int(i), k) for i in idx[ok])
+    if not hits:
+        return []
+    hits.sort()
+    groups: list[list[tuple[int, int]]] = [[hits[0]]]
+    for h in hits[1:]:
+        if h[0] - groups[-1][-1][0] <= max(2, scales[0]):
+            groups[-1].append(h)
+        else:
+            groups.append([h])
+    out: list[Gradual] = []
+    c = sig.content
+    for g in groups:
+        if len(g) < 3:
+            continue
+        first, last = g[0][0], g[-1][0]
+        # extend to where the per-frame change stops, at most half the smallest scale each way
+        level = 0.5 * float(np.median(c[first:last + 1]))
+        reach = max(1, scales[0] // 2)
+        while first > 1 and g[0][0] - first < reach and c[first - 1] >= level and not blocked[first - 1]:
+            first -= 1
+        while last < n - 1 and last - g[-1][0] < reach and c[last + 1] >= level and not blocked[last + 1]:
+            last += 1
+        score = min(1.0, len(g) / (2.0 * scales[0]))
+        out.append(Gradual("dissolve", first, last, (first + last + 1) // 2, "", score))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the analyzer
+# --------------------------------------------------------------------------------------------
+class CutAnalysis(Analyzer):
+    """Hard cuts, fades and dissolves, frame-exact; one ``shot`` event per shot."""
+
+    name = "cut_analysis"
+    version = "1.0.0"
+    description = "Shot boundaries: hard cuts (frame-exact), fades through black and dissolves."
+
+    class Params(Analyzer.Params):
+        width: int = Field(96, ge=32, le=640, description="analysis width in pixels (every frame is read)")
+        threshold: float = Field(3.0, gt=1.0, description="a cut's score over the mean of its neighbours'")
+        min_content: float = Field(15.0, ge=0.0, description="least HSV difference (0..255) for a cut")
+        window: int = Field(2, ge=1, le=15, description="neighbours on each side for the adaptive ratio")
+        hist_cut_min: float = Field(0.15, gt=0.0, le=1.0,
+                                    description="least colour-histogram change (0..1) for a cut found by its histogram")
+        min_shot_s: float = Field(0.4, ge=0.0, le=10.0, description="shortest shot between two cuts")
+        fades: bool = True
+        dark_level: float = Field(16.0, gt=0.0, le=128.0, description="mean luma (0..255) that counts as black")
+        max_fade_s: float = Field(4.0, gt=0.0, description="longest fade-in or fade-out ramp")
+        dissolves: bool = True
+        dissolve_scales_s: list[float] = Field(default_factory=lambda: [0.25, 0.5], min_length=1)
+        dissolve_hist_min: float = Field(0.2, gt=0.0, le=1.0, description="histogram change across a dissolve")
+        dissolve_mix_max: float = Field(0.6, gt=0.0, le=1.0, description="blend error / single-frame error")
+        series_max_points: int = Field(4000, ge=10)
+
+        @field_validator("dissolve_scales_s")
+        @classmethod
+        def _positive(cls, v: list[float]) -> list[float]:
+            if any(s <= 0 or s > 5 for s in v):
+                raise ValueError(f"dissolve_scales_s must be in (0, 5] seconds, got {v}")
+            return v
+
+    def frame_specs(self) -> list[FrameSpec]:
+        return [FrameSpec(fps=None, width=self.params.width, pix_fmt="rgb24")]
+
+    def analyze(self, inputs: AnalyzerInputs) -> Track:
+        p = self.params
+        stream = inputs.frames(self.frame_specs()[0])
+        times = np.asarray(stream.times, dtype=np.float64)
+        n = len(times)
+        duration = float(inputs.video.duration or 0.0)
+        fps = _stream_fps(times, inputs.video.fps)
+        if n == 0:
+            logger.warning("cut_analysis: %s has no decoded frames; reporting no shots", inputs.video.path)
+            return self.track(data={"fps": fps, "frame_count": 0, "shot_count": 0})
+        frames = stream.frames
+        sig = frame_signals(frames, dark_level=p.dark_level, progress=inputs.report)
+        cuts = find_cuts(sig, frames, fps, p)
+        fades = find_fades(sig, cuts, fps, p) if p.fades else []
+        dissolves = find_dissolves(sig, frames, fps, cuts, fades, p) if p.dissolves else []
+        inputs.report(1.0)
+        return self._build(times, duration, fps, sig, cuts, fades, dissolves)
+
+    def _build(self, times: np.ndarray, duration: float, fps: float, sig: FrameSignals,
+               cuts: list[Cut], fades: list[Gradual], dissolves: list[Gradual]) -> Track:
+        n = len(times)
+        frame_dt = 1.0 / fps if fps > 0 else 0.0
+        end_time = max(duration, float(times[-1]) + frame_dt)
+
+        def t_end(i: int) -> float:  # end of frame i's display interval
+            return float(times[i + 1]) if i + 1 < n else end_time
+
+        boundaries: dict[int, str] = {cut.frame: "cut" for cut in cuts}
+        min_gap = max(1, int(round(self.params.min_shot_s * fps)))
+        for g in sorted(fades + dissolves, key=lambda g: g.first):
+            if g.boundary is None or not 0 < g.boundary < n:
+                continue
+            if any(abs(g.boundary - b) < min_gap for b in boundaries):
+                g.boundary = None  # too close to a stronger boundary: keep it as an effect
+                continue
+            boundaries[g.boundary] = g.kind
+        starts = [0] + sorted(b for b in boundaries if b > 0)
+
+        events: list[Event] = []
+        for idx, first in enumerate(starts):
+            last = starts[idx + 1] - 1 if idx + 1 < len(starts) else n - 1
+            start_t = float(times[first]) if idx > 0 else 0.0
+            events.append(Event(start=start_t, end=t_end(last), label="shot", data={
+                "index": idx, "first_frame": int(first), "last_frame": int(last),
+                "transition_in": "start" if idx == 0 else boundaries[first]}))
+        for cut in cuts:
+            t = float(times[cut.frame])
+            score = min(1.0, (max(cut.ratio, cut.hist_ratio) - 1.0) / (4.0 * self.params.threshold))
+            events.append(Event(start=t, end=t, label="cut", score=round(score, 4), data={
+                "frame": cut.frame, "ratio": round(cut.ratio, 3), "hist_ratio": round(cut.hist_ratio, 3),
+                "content": round(cut.content, 3)}))
+        for g in fades + dissolves:
+            data: dict[str, Any] = {"first_frame": g.first, "last_frame": g.last, "boundary_frame": g.boundary}
+            if g.kind == "fade":
+                data["kind"] = g.detail
+            events.append(Event(start=float(times[g.first]), end=t_end(g.last), label=g.kind,
+                                score=round(g.score, 4), data=data))
+        events.sort(key=lambda e: (e.start, e.label != "shot"))
+        shot_lengths = [e.duration for e in events if e.label == "shot"]
+        data = {
+            "fps": round(fps, 6), "frame_count": n, "shot_count": len(starts), "cut_count": len(cuts),
+            "fade_count": sum(1 for g in fades if g.boundary is not None),
+            "dissolve_count": sum(1 for g in dissolves if g.boundary is not None),
+            "mean_shot_s": round(float(np.mean(shot_lengths)), 4) if shot_lengths else 0.0,
+        }
+        return self.track(events=events, series=[_pooled_series("content_diff", times, sig.content,
+                                                                 self.params.series_max_points)], data=data)
+
+
+def _stream_fps(times: np.ndarray, probed: float | None) -> float:
+    """Mean frame rate of the all-frames stream (robust to millisecond-rounded timestamps),
+    else the probed rate."""
+    if len(times) > 1 and times[-1] > times[0]:
+        return float((len(times) - 1) / (times[-1] - times[0]))
+    return float(probed or 30.0)
+
+
+def _pooled_series(name: str, times: np.ndarray, values: np.ndarray, max_points: int) -> Series:
+    """A per-frame signal, max-pooled to at most ``max_points`` samples so peaks stay visible."""
+    n = len(values)
+    if n <= max_points:
+        return Series(name=name, times=[float(t) for t in times], values=[round(float(v), 3) for v in values])
+    step = int(np.ceil(n / max_points))
+    m = n // step * step
+    pooled = values[:m].reshape(-1, step).max(axis=1)
+    pooled_t = times[:m:step]
+    if m < n:
+        pooled = np.append(pooled, values[m:].max())
+        pooled_t = np.append(pooled_t, times[m])
+    return Series(name=name, times=[float(t) for t in pooled_t], values=[round(float(v), 3) for v in pooled])

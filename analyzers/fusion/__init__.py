@@ -1,0 +1,261 @@
+"""``fusion``: one trustworthy account of the video, built from every other analyzer's track.
+
+It runs last (``depends_on = ("*",)``) and:
+
+1. aligns every ``ok`` track onto the video's scenes (else shots, else fixed windows);
+2. writes one compact digest per scene: time range, VLM description, transcript, objects,
+   on-screen text, audio character, camera, emotion, and a generic line for any other track
+   (a third-party analyzer shows up with no code change); digests are ranked by salience;
+3. writes the summary with the configured LLM backend (registered by hook, so third-party
+   backends work): one call when the digests fit ``token_budget``, else map-reduce over chunks
+   of scenes with a reconcile step; the plan and its token estimate are logged before any call;
+4. checks every time the model wrote against the timeline (snapped to the nearest supporting
+   event or dropped, and counted), and cites evidence for each chapter and key moment;
+5. with backend ``extractive`` (the default), or when the configured backend cannot run here,
+   writes a structured extractive summary from the tracks and says so.
+
+The track holds ``data["summary"]`` (``framework.summary.Summary``) and ``data["fusion"]``
+(the plan, token counts and digest statistics), plus one ``chapter`` event per chapter and one
+``key_moment`` event per key moment.
+
+registry.yaml::
+
+    fusion:
+      params:
+        backend: transformers          # extractive | transformers | openai | a plugin's backend
+        model: qwen2.5-1.5b-instruct   # manifest id, org/name repo, or a local folder
+        token_budget: 6000             # the most tokens any one prompt may use
+        language: en
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from framework import Analyzer, AnalyzerInputs, Event, Track
+from framework.llm import LLMBackend, LLMError, LLMUnavailable, builtin_backends, estimate_tokens, make_backend
+from framework.summary import Grounding, Summary
+
+from .align import TrackIndex, build_units
+from .digest import DigestBuilder, score_salience
+from .extractive import write_extractive
+from .grounding import Grounder
+from .summarize import LLMSummarizer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LLM = "qwen2.5-1.5b-instruct"
+
+
+class Fusion(Analyzer):
+    """Aligns every track onto scenes and writes a grounded summary (LLM or extractive)."""
+
+    name: ClassVar[str] = "fusion"
+    version: ClassVar[str] = "1.0.0"
+    description: ClassVar[str] = "aligns every track onto scenes and writes a grounded summary"
+    depends_on: ClassVar[tuple[str, ...]] = ("*",)
+    enabled_by_default: ClassVar[bool] = True
+    device: ClassVar[str] = "cpu"
+
+    class Params(Analyzer.Params):
+        backend: str = "extractive"
+        model: str | None = None               # transformers: manifest id / repo / folder; openai: server model
+        base_url: str | None = None            # openai: e.g. http://127.0.0.1:11434/v1
+        api_key_env: str | None = None         # openai: environment variable holding the key
+        backend_options: dict[str, Any] = Field(default_factory=dict)  # any other backend option
+        fallback_to_extractive: bool = True    # backend unavailable: extractive summary (else skip)
+        token_budget: int = Field(6000, ge=256)       # most tokens one prompt may use
+        max_new_tokens: int = Field(768, ge=16)       # final answer
+        chunk_new_tokens: int = Field(320, ge=16)     # each map/merge answer
+        scene_tokens: int = Field(160, ge=24)         # cap on one scene's digest
+        map_reduce: bool = True                # off: one call with the most salient digests
+        language: str = "en"
+        temperature: float = Field(0.0, ge=0.0, le=2.0)
+        max_chapters: int = Field(12, ge=1)
+        max_key_moments: int = Field(8, ge=0)
+        snap_tolerance_s: float = Field(2.0, ge=0.0)  # grounding: how far a time may be snapped
+        window_s: float = Field(30.0, gt=0)    # unit length when there are neither scenes nor shots
+
+    def __init__(self, params: Any = None):
+        super().__init__(params)
+        self.backend: LLMBackend | None = None
+
+    def model_ids(self) -> list[str]:
+        p = self.params
+        if p.backend == "transformers":
+            model = p.model or p.backend_options.get("model") or DEFAULT_LLM
+            if "/" not in model and not model.startswith((".", "~")):
+                return [model]
+        return []
+
+    # --- the backend -------------------------------------------------------------------
+    def backend_options(self) -> dict[str, Any]:
+        p = self.params
+        opts: dict[str, Any] = {}
+        if p.model is not None:
+            opts["model"] = p.model
+        if p.backend == "openai":
+            if p.base_url is not None:
+                opts["base_url"] = p.base_url
+            if p.api_key_env is not None:
+                opts["api_key_env"] = p.api_key_env
+        return {**opts, **p.backend_options}
+
+    def _open_backend(self, host: Any, notes: list[str]) -> LLMBackend:
+        table = dict(getattr(host, "llm_backends", None) or builtin_backends())
+        p = self.params
+        if p.backend == "extractive":
+            return make_backend("extractive", {}, table)
+        try:
+            backend = make_backend(p.backend, self.backend_options(), table)
+            backend.load()
+            return backend
+        except (LLMUnavailable, LLMError) as exc:
+            if not p.fallback_to_extractive:
+                raise LLMUnavailable(f"fusion: LLM backend {p.backend} cannot run: {exc}") from exc
+            logger.warning("fusion: LLM backend %s cannot run (%s); writing an extractive summary instead",
+                           p.backend, exc)
+            notes.append(f"The {p.backend} backend could not run ({exc}); this summary is extractive.")
+            return make_backend("extractive", {}, table)
+
+    def unload(self) -> None:
+        if self.backend is not None:
+            self.backend.close()
+            self.backend = None
+
+    # --- analyze -------------------------------------------------------------------------
+    def analyze(self, inputs: AnalyzerInputs) -> Track:
+        p = self.params
+        notes: list[str] = []
+        upstream = {n: t for n, t in inputs.upstream.items() if n != self.name}
+        used = sorted(n for n, t in upstream.items() if t.status == "ok")
+        for n, t in sorted(upstream.items()):
+            if t.status != "ok":
+                notes.append(f"Not used: {n} ({t.status}: {t.reason or 'no reason given'}).")
+        duration = float(inputs.video.duration or 0.0)
+        if duration <= 0:
+            ends = [e.end for n in used for e in upstream[n].events[-1:]]
+            duration = max(ends, default=0.0)
+
+        self.backend = backend = self._open_backend(inputs.host, notes)
+        count = backend.count_tokens if not backend.extractive else estimate_tokens
+        tracks = {n: upstream[n] for n in used}
+        units = build_units(tracks, duration, p.window_s)
+        builder = DigestBuilder(tracks, duration, count, p.scene_tokens)
+        digests = [builder.build(u) for u in units]
+        score_salience(digests)
+        grounder = Grounder(builder.indexes, units, duration, p.snap_tolerance_s)
+        inputs.report(0.05)
+
+        budget = p.token_budget
+        if not backend.extractive:
+            window_cap = backend.context_window - p.max_new_tokens
+            if window_cap < budget:
+                notes.append(f"token_budget {budget} lowered to {window_cap} to fit the model's "
+                             f"{backend.context_window}-token context window")
+                budget = window_cap
+        extractive = write_extractive(digests, builder.indexes, grounder, duration, used, count, budget,
+                                      p.max_chapters, p.max_key_moments)
+        fusion_data: dict[str, Any] = {
+            "units": len(units), "unit_source": units[0].source if units else None,
+            "digest_tokens": sum(d.tokens for d in digests), "budget": budget,
+            "tracks_used": used,
+        }
+        if backend.extractive:
+            summary = self._extractive_summary(extractive, budget, notes)
+            fusion_data.update(mode="extractive", digests_full=extractive.fitted.full,
+                               digests_brief=extractive.fitted.brief, digests_left_out=extractive.fitted.dropped)
+            logger.info("fusion: %d %ss, %d digest tokens; extractive summary fitted to %d tokens",
+                        len(units), units[0].label if units else "unit", fusion_data["digest_tokens"], budget)
+        else:
+            summary, stats = self._llm_summary(backend, grounder, digests, extractive, duration, used, budget,
+                                               notes, inputs)
+            fusion_data.update(stats)
+        inputs.report(1.0)
+        events = [Event(start=c.start, end=c.end, label="chapter", data={"title": c.title}) for c in summary.chapters]
+        events += [Event(start=m.time, end=m.end if m.end is not None else m.time, label="key_moment",
+                         data={"text": m.text}) for m in summary.key_moments]
+        return self.track(events=events, data={**summary.to_data(), "fusion": fusion_data})
+
+    def _extractive_summary(self, ex: Any, budget: int, notes: list[str]) -> Summary:
+        p = self.params
+        notes = list(notes)
+        notes.append("Written without a language model: an extractive summary assembled from the analyzers' tracks.")
+        if p.language.lower() not in ("en", "english"):
+            notes.append(f"language {p.language!r} needs an LLM backend; the extractive summary is in English.")
+        if ex.fitted.dropped or ex.fitted.brief:
+            notes.append(f"Detailed summary: {ex.fitted.full} scene digests in full, {ex.fitted.brief} shortened, "
+                         f"{ex.fitted.dropped} left out to fit {budget} tokens (ranked by salience).")
+        return Summary(title=ex.title, paragraph=ex.paragraph, detailed=ex.detailed, chapters=ex.chapters,
+                       key_moments=ex.key_moments, language="en", backend="extractive", model=None,
+                       extractive=True, grounding=Grounding(), token_budget=budget, tokens_used=ex.tokens,
+                       notes=notes)
+
+    def _llm_summary(self, backend: LLMBackend, grounder: Grounder, digests: list, ex: Any, duration: float,
+                     used: list[str], budget: int, notes: list[str], inputs: AnalyzerInputs) -> tuple[Summary, dict]:
+        p = self.params
+        header = f"Analyzers: {', '.join(used) or 'none'}."
+        summarizer = LLMSummarizer(
+            backend, grounder, digests, header, duration, budget=budget, max_new_tokens=p.max_new_tokens,
+            chunk_new_tokens=p.chunk_new_tokens, language=p.language, temperature=p.temperature,
+            max_chapters=p.max_chapters, max_key_moments=p.max_key_moments, map_reduce=p.map_reduce,
+            progress=lambda f: inputs.report(0.05 + 0.9 * f))
+        plan = summarizer.plan
+        logger.info("fusion with %s (%s): %s", backend.name, backend.model_name, plan.describe())
+        try:
+            fields, parts, was_json = summarizer.run()
+        except (LLMError, LLMUnavailable) as exc:
+            if not p.fallback_to_extractive:
+                raise
+            logger.warning("fusion: LLM call failed (%s); writing an extractive summary instead", exc)
+            s = self._extractive_summary(ex, budget, notes + [f"The {backend.name} backend failed during the run "
+                                                              f"({exc}); this summary is extractive."])
+            return s, {"mode": "extractive-fallback", "plan": plan.__dict__}
+        notes = notes + summarizer.notes
+        if not was_json:
+            notes.append("The model's final answer was not JSON; chapters and moments were read from its lines.")
+        chapters = grounder.ground_chapters(fields["chapters"])
+        moments = grounder.ground_moments(fields["key_moments"])
+        from_llm = {k: bool(fields.get(k)) for k in ("title", "paragraph", "detailed")}
+        chapters_src = moments_src = "model"
+        if not chapters:
+            chunk_chapters = [c for part in parts for c in part.chapters]
+            if chunk_chapters:
+                chapters, chapters_src = chunk_chapters, "parts"
+                notes.append("No final chapter survived grounding; chapters come from the part descriptions.")
+            else:
+                chapters, chapters_src = ex.chapters, "extractive"
+                notes.append("No chapter the model wrote survived grounding; chapters are the extractive ones "
+                             "(scene boundaries).")
+        if not moments:
+            chunk_moments = [m for part in parts for m in part.moments]
+            if chunk_moments:
+                moments, moments_src = chunk_moments[: p.max_key_moments], "parts"
+            else:
+                moments, moments_src = ex.key_moments, "extractive"
+                notes.append("No key moment the model wrote survived grounding; key moments are extractive.")
+        missing = [k for k, ok in from_llm.items() if not ok]
+        if missing:
+            notes.append(f"The model wrote no usable {', '.join(missing)}; extractive text stands in.")
+        llm_parts = [k for k, ok in from_llm.items() if ok]
+        g = grounder.stats
+        notes.append(f"Written by {backend.name}" + (f" ({backend.model_name})" if backend.model_name else "")
+                     + f" in {summarizer.stats.calls} call(s), plan {plan.mode}; grounding: {g.checked} times "
+                       f"checked, {g.kept} kept, {g.snapped} snapped, {g.dropped} dropped.")
+        summary = Summary(
+            title=fields.get("title") or ex.title, paragraph=fields.get("paragraph") or ex.paragraph,
+            detailed=fields.get("detailed") or ex.detailed, chapters=chapters, key_moments=moments,
+            language=p.language, backend=backend.name, model=backend.model_name,
+            extractive=not llm_parts and chapters_src == moments_src == "extractive",
+            grounding=g, token_budget=budget, tokens_used=summarizer.stats.max_prompt_tokens, notes=notes)
+        stats = {"mode": plan.mode, "chapters_from": chapters_src, "key_moments_from": moments_src, "plan": plan.__dict__, "calls": summarizer.stats.calls,
+                 "prompt_tokens": summarizer.stats.prompt_tokens,
+                 "completion_tokens": summarizer.stats.completion_tokens,
+                 "max_prompt_tokens": summarizer.stats.max_prompt_tokens,
+                 "unusable_answers": summarizer.stats.unusable_answers}
+        return summary, stats
+
+
+__all__ = ["Fusion"]

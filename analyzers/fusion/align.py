@@ -1,0 +1,134 @@
+"""Aligning tracks onto the video's units of meaning: scenes, else shots, else fixed windows.
+
+Nothing here copies a track's events: a ``TrackIndex`` keeps the order of events by start
+time (a list of ints) and answers "which events overlap [a, b)" by bisection, so aligning a
+two-hour timeline costs little more memory than the timeline itself.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+from framework import Event, Series, Track
+
+SCENE_LABEL = "scene"
+SHOT_LABEL = "shot"
+PREFERRED_SCENES = "scene_segmentation"
+PREFERRED_SHOTS = "cut_analysis"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One scene (or shot, or window) the digest describes."""
+
+    index: int
+    start: float
+    end: float
+    source: str                   # analyzer the boundaries came from, or "window"
+    event_index: int | None       # index of the scene/shot event in that track
+    label: str                    # "scene", "shot" or "window"
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+class TrackIndex:
+    """Events of one track sorted by start, for fast range queries; event indices are preserved."""
+
+    def __init__(self, track: Track):
+        self.track = track
+        events = track.events
+        self.order = sorted(range(len(events)), key=lambda i: (events[i].start, events[i].end))
+        self.starts = [events[i].start for i in self.order]
+        self.max_duration = max((e.end - e.start for e in events), default=0.0)
+
+    @property
+    def name(self) -> str:
+        return self.track.analyzer
+
+    def overlapping(self, a: float, b: float) -> Iterator[tuple[int, Event]]:
+        """Events with ``start < b`` and ``end > a`` (instants at ``a <= t < b``), in start order."""
+        events = self.track.events
+        hi = bisect.bisect_left(self.starts, b)
+        lo = bisect.bisect_left(self.starts, a - self.max_duration)
+        for k in range(lo, hi):
+            i = self.order[k]
+            e = events[i]
+            if e.end > a or (e.start == e.end and e.start >= a):
+                yield i, e
+
+    def starting_in(self, a: float, b: float) -> Iterator[tuple[int, Event]]:
+        """Events whose start lies in ``[a, b)``."""
+        events = self.track.events
+        for k in range(bisect.bisect_left(self.starts, a), bisect.bisect_left(self.starts, b)):
+            i = self.order[k]
+            yield i, events[i]
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    n: int
+    mean: float
+    lo: float
+    hi: float
+    t_hi: float  # time of the maximum
+
+
+def series_stats(series: Series, a: float, b: float) -> SeriesStats | None:
+    """Mean/min/max of the series' non-missing samples in ``[a, b)`` (``None`` if there are none)."""
+    times = series.times
+    lo_i, hi_i = bisect.bisect_left(times, a), bisect.bisect_left(times, b)
+    n, total, lo, hi, t_hi = 0, 0.0, math.inf, -math.inf, a
+    for k in range(lo_i, hi_i):
+        v = series.values[k]
+        if v is None or not math.isfinite(v):
+            continue
+        n += 1
+        total += v
+        lo = min(lo, v)
+        if v > hi:
+            hi, t_hi = v, times[k]
+    if n == 0:
+        return None
+    return SeriesStats(n, total / n, lo, hi, t_hi)
+
+
+def _find_track(tracks: dict[str, Track], label: str, preferred: str) -> Track | None:
+    if preferred in tracks and any(e.label == label for e in tracks[preferred].events):
+        return tracks[preferred]
+    for t in tracks.values():
+        if any(e.label == label for e in t.events):
+            return t
+    return None
+
+
+def shots_track(tracks: dict[str, Track]) -> Track | None:
+    """The track holding "shot" events (cut_analysis when present)."""
+    return _find_track(tracks, SHOT_LABEL, PREFERRED_SHOTS)
+
+
+def build_units(tracks: dict[str, Track], duration: float, window_s: float = 30.0) -> list[Unit]:
+    """Scenes from a track with "scene" events, else shots, else windows of ``window_s`` seconds.
+
+    Units are sorted, clipped to ``[0, duration]`` and never empty.
+    """
+    for label in (SCENE_LABEL, SHOT_LABEL):
+        src = _find_track(tracks, label, PREFERRED_SCENES if label == SCENE_LABEL else PREFERRED_SHOTS)
+        if src is None:
+            continue
+        found = sorted(((i, e) for i, e in enumerate(src.events) if e.label == label),
+                       key=lambda p: p[1].start)
+        units: list[Unit] = []
+        for i, e in found:
+            start, end = max(0.0, e.start), min(duration, e.end) if duration > 0 else e.end
+            if end - start <= 1e-6:
+                continue
+            units.append(Unit(len(units), start, end, src.analyzer, i, label))
+        if units:
+            return units
+    n = max(1, int(math.ceil(duration / window_s))) if duration > 0 else 1
+    step = duration / n if duration > 0 else window_s
+    return [Unit(k, k * step, (k + 1) * step, "window", None, "window") for k in range(n)]

@@ -1,0 +1,130 @@
+"""The ``openai`` backend: any OpenAI-compatible chat server over plain HTTP.
+
+Works with Ollama (``http://127.0.0.1:11434/v1``), vLLM, llama.cpp's ``llama-server`` and
+``transformers serve``. Configure it in registry.yaml::
+
+    fusion:
+      params:
+        backend: openai
+        base_url: http://127.0.0.1:11434/v1
+        model: qwen2.5:1.5b-instruct
+        api_key_env: OPENAI_API_KEY      # optional: the variable that holds the key
+
+The key is read from the environment variable named by ``api_key_env``, never from the file.
+There is no local tokenizer, so token counts are conservative estimates
+(``framework.llm.estimate_tokens``); set ``context_window`` to the server's real window.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, ClassVar
+
+from . import LLMBackend, LLMError, LLMUnavailable, Message
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "http://127.0.0.1:11434/v1"  # Ollama's OpenAI-compatible endpoint
+
+
+class OpenAIBackend(LLMBackend):
+    """Chat completions from an OpenAI-compatible server (``POST {base_url}/chat/completions``)."""
+
+    name: ClassVar[str] = "openai"
+
+    class Options(LLMBackend.Options):
+        base_url: str = DEFAULT_BASE_URL
+        model: str | None = None            # None: let the server pick (a server pinned to one model)
+        api_key_env: str | None = None      # name of the environment variable holding the key
+        timeout_s: float = 300.0            # per request; generation on a CPU can be slow
+        connect_timeout_s: float = 5.0
+        context_window: int = 8192
+
+    def __init__(self, options: Any = None):
+        super().__init__(options)
+        self._client = None
+
+    @property
+    def url(self) -> str:
+        return self.options.base_url.rstrip("/")
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        env = self.options.api_key_env
+        if env:
+            key = os.environ.get(env)
+            if not key:
+                raise LLMUnavailable(f"analyzers.fusion.params.api_key_env names ${env}, which is not set: "
+                                     f"export {env}=<your key> (or remove api_key_env for a local server)")
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _http(self) -> Any:
+        import httpx
+
+        if self._client is None:
+            timeout = httpx.Timeout(self.options.timeout_s, connect=self.options.connect_timeout_s)
+            self._client = httpx.Client(timeout=timeout, trust_env=False)
+        return self._client
+
+    def _unreachable(self, exc: Exception) -> LLMUnavailable:
+        return LLMUnavailable(
+            f"cannot reach the OpenAI-compatible server at {self.url} ({type(exc).__name__}: {exc}); start it "
+            "(e.g. `ollama serve`, `transformers serve MODEL`, `vllm serve MODEL`) or fix "
+            "analyzers.fusion.params.base_url in registry.yaml")
+
+    def check_available(self) -> str | None:
+        """Reachable means the server answered at all (some servers answer GET /models with an error)."""
+        import httpx
+
+        try:
+            self._headers()
+            self._http().get(f"{self.url}/models", headers=self._headers(),
+                             timeout=self.options.connect_timeout_s)
+        except LLMUnavailable as exc:
+            return str(exc)
+        except httpx.HTTPError as exc:
+            return str(self._unreachable(exc))
+        return None
+
+    def load(self) -> None:
+        reason = self.check_available()
+        if reason:
+            raise LLMUnavailable(reason)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def generate(self, messages: list[Message], max_new_tokens: int, temperature: float = 0.0) -> str:
+        import httpx
+
+        body: dict[str, Any] = {"messages": messages, "max_tokens": int(max_new_tokens),
+                                "temperature": float(temperature), "stream": False}
+        if self.options.model:
+            body["model"] = self.options.model
+        try:
+            resp = self._http().post(f"{self.url}/chat/completions", json=body, headers=self._headers())
+        except httpx.TimeoutException as exc:
+            raise LLMError(f"{self.url}/chat/completions did not answer within {self.options.timeout_s:g} s; "
+                           "raise analyzers.fusion.params.backend_options.timeout_s or lower max_new_tokens") from exc
+        except httpx.HTTPError as exc:
+            raise self._unreachable(exc) from exc
+        if resp.status_code in (401, 403):
+            raise LLMUnavailable(f"{self.url} refused the request (HTTP {resp.status_code}): set the key in "
+                                 f"${self.options.api_key_env or 'OPENAI_API_KEY'} and name that variable in "
+                                 "analyzers.fusion.params.api_key_env")
+        if resp.status_code >= 400:
+            raise LLMError(f"{self.url}/chat/completions answered HTTP {resp.status_code}: {resp.text[:300]}")
+        try:
+            payload = resp.json()
+            message = payload["choices"][0]["message"]
+            content = message.get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LLMError(f"{self.url}/chat/completions answered something that is not a chat completion: "
+                           f"{resp.text[:300]}") from exc
+        usage = payload.get("usage") or {}
+        logger.debug("openai backend: %s prompt tokens, %s completion tokens",
+                     usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        return content

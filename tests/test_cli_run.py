@@ -1,0 +1,187 @@
+"""`framework run` end to end through the CLI, including every kind of bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from framework.synth import make_audio_only
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(args, cwd=None):
+    """Run the real console entry point in a subprocess (exit code, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _registry(tmp_path, names=("cut_analysis",)):
+    p = tmp_path / "registry.yaml"
+    p.write_text("analyzers:\n" + "".join(f"  {n}: {{enabled: true}}\n" for n in names))
+    return p
+
+
+def _assert_one_line_error(code, out, err, expected_code, *needles):
+    assert code == expected_code, (code, out, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    text = " ".join(err.split())  # rich may wrap long lines
+    for needle in needles:
+        assert needle in text, (needle, err)
+
+
+def test_missing_file(tmp_path):
+    code, out, err = run_cli(["run", tmp_path / "nope.mp4", "--no-progress"])
+    _assert_one_line_error(code, out, err, 3, "nope.mp4")
+
+
+def test_zero_byte_file(tmp_path):
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    code, out, err = run_cli(["run", empty, "--no-progress"])
+    _assert_one_line_error(code, out, err, 3, "empty.mp4", "empty")
+
+
+def test_text_file_named_mp4(tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("these are my notes, not a video\n" * 20)
+    code, out, err = run_cli(["run", fake, "--no-progress"])
+    _assert_one_line_error(code, out, err, 3, "notes.mp4")
+
+
+def test_truncated_video_gives_partial_results(tmp_path, sample_video):
+    data = sample_video.path.read_bytes()
+    cut = tmp_path / "truncated.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    code, out, err = run_cli(["run", cut, "--registry", _registry(tmp_path), "--out", tmp_path / "run",
+                              "--no-progress", "--json"])
+    assert "Traceback" not in err
+    if code == 3:  # the moov atom was lost: nothing can be decoded, and it says so
+        assert "truncated.mp4" in err
+        return
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["tracks"]["cut_analysis"]["status"] == "ok"
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert any("truncated" in w or "damaged" in w for w in results["run"]["warnings"])
+
+
+def test_truncated_tail_of_a_faststart_file_gives_partial_results(tmp_path, sample_video):
+    # a file whose index is at the front (as streaming files are) loses only its tail
+    import av
+
+    fast = tmp_path / "fast.mp4"
+    with av.open(str(sample_video.path)) as src, av.open(str(fast), "w", options={"movflags": "faststart"}) as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
+    data = fast.read_bytes()
+    cut = tmp_path / "fast_truncated.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    code, out, err = run_cli(["run", cut, "--registry", _registry(tmp_path), "--out", tmp_path / "run",
+                              "--no-progress", "--json"])
+    assert code == 0, err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert any("truncated" in w or "damaged" in w for w in results["run"]["warnings"])
+    shots = [e for e in results["tracks"]["cut_analysis"]["events"] if e["label"] == "shot"]
+    assert shots and shots[-1]["end"] < sample_video.duration
+
+
+def test_audio_only_input_skips_video_analyzers(tmp_path):
+    audio = make_audio_only(tmp_path / "voice.m4a")
+    code, out, err = run_cli(["run", audio, "--registry", _registry(tmp_path, ["cut_analysis", "audio_analysis"]),
+                              "--out", tmp_path / "run", "--no-progress", "--json"])
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["tracks"]["cut_analysis"]["status"] == "skipped"
+    assert "no video" in report["tracks"]["cut_analysis"]["reason"]
+    assert report["tracks"]["audio_analysis"]["status"] == "ok"
+
+
+def test_video_only_input_skips_audio_analyzers(tmp_path, video_factory):
+    clip = video_factory("silent film.mp4", audio=False)
+    code, out, err = run_cli(["run", clip.path, "--registry", _registry(tmp_path, ["cut_analysis", "audio_analysis"]),
+                              "--out", tmp_path / "run", "--no-progress", "--json"])
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["tracks"]["audio_analysis"]["status"] == "skipped"
+    assert "no audio" in report["tracks"]["audio_analysis"]["reason"]
+    assert report["tracks"]["cut_analysis"]["status"] == "ok"
+
+
+def test_path_with_spaces_and_non_ascii(tmp_path, sample_video):
+    odd = tmp_path / "Mein Urlaub – été 2026 ✓" / "clip ünïcode.mp4"
+    odd.parent.mkdir()
+    shutil.copy(sample_video.path, odd)
+    code, out, err = run_cli(["run", odd, "--registry", _registry(tmp_path), "--no-progress", "--json"],
+                             cwd=tmp_path)
+    assert code == 0, err
+    report = json.loads(out)
+    assert Path(report["results"]).is_file()
+    assert report["run_dir"].endswith("clip ünïcode")
+
+
+def test_bad_file_among_good_ones_does_not_stop_the_others(tmp_path, sample_video):
+    missing = tmp_path / "missing.mp4"
+    code, out, err = run_cli(["run", missing, sample_video.path, "--registry", _registry(tmp_path),
+                              "--out", tmp_path / "runs", "--no-progress", "--json"])
+    assert code == 3
+    report = json.loads(out)
+    assert "error" in report[0] and report[1]["tracks"]["cut_analysis"]["status"] == "ok"
+
+
+def test_unknown_analyzer_in_only_is_a_config_error(tmp_path, sample_video):
+    code, out, err = run_cli(["run", sample_video.path, "--only", "cut_analysys", "--no-progress"], cwd=tmp_path)
+    _assert_one_line_error(code, out, err, 4, "cut_analysys", "cut_analysis")
+
+
+def test_failed_analyzer_gives_exit_5_and_results(tmp_path, sample_video):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "explodes.py").write_text(
+        "from framework import Analyzer, hookimpl\n"
+        "class Explodes(Analyzer):\n"
+        "    name = 'explodes'\n"
+        "    def analyze(self, inputs):\n"
+        "        raise ValueError('bad frame at 1.5 s')\n"
+        "@hookimpl\n"
+        "def register_analyzers(register):\n"
+        "    register(Explodes)\n")
+    reg = tmp_path / "registry.yaml"
+    reg.write_text("plugin_dirs: [plugins]\nanalyzers:\n  explodes: {}\n  cut_analysis: {}\n")
+    code, out, err = run_cli(["run", sample_video.path, "--registry", reg, "--out", tmp_path / "run",
+                              "--no-progress", "--json"])
+    assert code == 5, err
+    report = json.loads(out)
+    assert report["tracks"]["explodes"]["status"] == "failed"
+    assert "bad frame at 1.5 s" in report["tracks"]["explodes"]["reason"]
+    assert "explodes" in report["tracks"]["explodes"]["reason"]  # the plugin is named
+    assert report["tracks"]["cut_analysis"]["status"] == "ok"
+    assert (tmp_path / "run" / "results.json").is_file()
+
+
+def test_every_command_has_help_with_an_example():
+    runner = CliRunner()
+
+    def walk(group, prefix):
+        for name, cmd in group.commands.items():
+            yield prefix + [name], cmd
+            if hasattr(cmd, "commands"):
+                yield from walk(cmd, prefix + [name])
+
+    commands = list(walk(main, []))
+    assert commands
+    for path, cmd in commands:
+        result = runner.invoke(main, path + ["--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "Example" in result.output and "framework " in result.output, f"`framework {' '.join(path)} --help` has no example"

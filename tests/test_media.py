@@ -1,0 +1,362 @@
+"""framework.media: probe fields, the single decode pass, timestamps, rotation, audio, bad input."""
+from __future__ import annotations
+
+import hashlib
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from framework import media
+from framework.errors import EXIT_INPUT, InputError
+from framework.media import MediaError, decode, file_hash, probe
+from framework.streams import FrameSpec
+from framework.synth import AudioSegment, ShotSpec, make_audio_only, make_video
+
+
+# --- helpers: small files with exactly the timing / metadata a test needs ------------------------
+
+def write_clip(path: Path, times: list[float], *, size: tuple[int, int] = (64, 48),
+               rgb: tuple[int, int, int] | None = None, audio: list[tuple[float, float]] | None = None,
+               ccw_rotation: float | None = None, fmt: str | None = None, pix_fmt: str = "yuv420p") -> Path:
+    """Encode H.264 frames presented at ``times`` (seconds); optional AAC tone over each ``(start, end)``.
+
+    Frame ``i`` is a flat grey of level ``10 * i`` with a white stripe in its left 8 columns
+    (or a flat ``rgb`` colour), so orientation and order are visible in the pixels.
+    """
+    w, h = size
+    tb = Fraction(1, 1000)
+    with av.open(str(path), mode="w", format=fmt) as c:
+        vs = c.add_stream("libx264", rate=30)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        vs.codec_context.time_base = tb
+        if ccw_rotation is not None:
+            vs.set_display_rotation(ccw_rotation)
+        aus = None
+        if audio is not None:
+            aus = c.add_stream("aac", rate=16000)
+            aus.layout = "mono"
+        for i, t in enumerate(times):
+            if rgb is not None:
+                img = np.empty((h, w, 3), np.uint8)
+                img[:] = rgb
+            else:
+                img = np.full((h, w, 3), (10 * i) % 200, np.uint8)
+                img[:, :8] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            if pix_fmt == "yuvj420p":  # full-range YUV
+                frame = frame.reformat(format="yuvj420p")
+            frame.pts, frame.time_base = round(t * 1000), tb
+            for packet in vs.encode(frame):
+                c.mux(packet)
+        for packet in vs.encode():
+            c.mux(packet)
+        for start, end in audio or []:
+            n0, n1 = round(start * 16000), round(end * 16000)
+            wave = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n1 - n0) / 16000)).astype(np.float32)
+            for k in range(0, wave.size, 1024):
+                chunk = np.pad(wave[k:k + 1024], (0, max(0, 1024 - wave[k:k + 1024].size)))
+                af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout="mono")
+                af.sample_rate, af.pts, af.time_base = 16000, n0 + k, Fraction(1, 16000)
+                for packet in aus.encode(af):
+                    c.mux(packet)
+        if aus is not None:
+            for packet in aus.encode():
+                c.mux(packet)
+    return path
+
+
+def cfr(n: int, fps: float = 30.0, start: float = 0.0) -> list[float]:
+    return [start + i / fps for i in range(n)]
+
+
+def count_packets(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for p in c.demux() if p.size)
+
+
+SPECS = [FrameSpec(None, 64), FrameSpec(2, 96), FrameSpec(8, 160, pix_fmt="gray")]
+
+
+# --- probe -----------------------------------------------------------------------------------
+
+def test_probe_fields(sample_video):
+    meta = probe(sample_video.path)
+    assert meta.has_video and meta.has_audio
+    assert (meta.width, meta.height) == (320, 180)
+    assert meta.fps == pytest.approx(30.0)
+    assert not meta.variable_frame_rate
+    assert meta.duration == pytest.approx(12.0, abs=0.1)
+    assert meta.start_time == pytest.approx(0.0, abs=1e-3)
+    assert meta.rotation == 0
+    assert meta.video_codec == "h264"
+    assert meta.frame_count == 360
+    assert "mp4" in (meta.container or "")
+    assert meta.size_bytes == sample_video.path.stat().st_size
+    assert meta.content_hash == file_hash(sample_video.path) and meta.content_hash.startswith("b2:")
+    assert meta.audio_streams == [{"index": 1, "codec": "aac", "sample_rate": 44100, "channels": 1}]
+    assert Path(meta.path).is_absolute()
+
+
+def test_file_hash_streams_in_chunks(tmp_path, monkeypatch):
+    data = np.random.default_rng(0).integers(0, 256, 10_000, dtype=np.uint8).tobytes()
+    f = tmp_path / "blob.bin"
+    f.write_bytes(data)
+    monkeypatch.setattr(media, "HASH_CHUNK", 777)  # many chunks, the last one partial
+    assert file_hash(f) == "b2:" + hashlib.blake2b(data, digest_size=32).hexdigest()
+    f.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    assert file_hash(f) != "b2:" + hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def test_probe_audio_only(tmp_path):
+    path = make_audio_only(tmp_path / "voice.m4a", duration=3.0)
+    meta = probe(path)
+    assert not meta.has_video and meta.has_audio
+    assert meta.width is None and meta.fps is None
+    assert meta.duration == pytest.approx(3.0, abs=0.1)
+    assert meta.audio_streams[0]["sample_rate"] == 44100
+
+
+def test_probe_detects_variable_frame_rate(tmp_path):
+    times = [0, .033, .067, .1, .3, .333, .367, .6, .633, .667, 1.0, 1.033, 1.067, 1.1, 1.4]
+    vfr = probe(write_clip(tmp_path / "vfr.mp4", times))
+    assert vfr.variable_frame_rate
+    assert vfr.fps == pytest.approx(len(times) / vfr.duration, rel=0.05)  # the mean rate
+    steady = probe(write_clip(tmp_path / "cfr.mkv", cfr(40)))
+    assert not steady.variable_frame_rate
+    assert steady.fps == pytest.approx(30.0)
+
+
+def test_one_dropped_frame_is_not_variable_frame_rate(tmp_path):
+    times = cfr(60)
+    del times[30]
+    assert not probe(write_clip(tmp_path / "drop.mp4", times)).variable_frame_rate
+
+
+def test_raw_stream_without_timestamps(tmp_path):
+    """A raw H.264 stream has no pts: probe counts it, decode spaces frames at 1/fps."""
+    path = write_clip(tmp_path / "raw.h264", cfr(20, 25.0), fmt="h264")
+    meta = probe(path)
+    assert meta.fps == pytest.approx(25.0)
+    assert meta.duration == pytest.approx(0.8, abs=0.05)
+    out = decode(path, meta, [FrameSpec(None, 32)], False, tmp_path / "cache")
+    stream = out.streams[FrameSpec(None, 32)]
+    assert len(stream) == 20
+    np.testing.assert_allclose(stream.times, np.arange(20) / 25.0, atol=1e-6)
+
+
+# --- timestamps --------------------------------------------------------------------------------
+
+def test_vfr_frames_keep_their_presentation_times(tmp_path):
+    times = [0, .033, .067, .1, .3, .333, .367, .6, .633, .667, 1.0, 1.033, 1.067, 1.1, 1.4]
+    path = write_clip(tmp_path / "vfr.mp4", times)
+    meta = probe(path)
+    every, tenth = FrameSpec(None, 32), FrameSpec(10, 32)
+    out = decode(path, meta, [every, tenth], False, tmp_path / "cache")
+    np.testing.assert_allclose(out.streams[every].times, times, atol=2e-3)
+    # sampled by time, not by frame count: a 0.1 s grid picks the first frame at or after each tick
+    np.testing.assert_allclose(out.streams[tenth].times, [0, .1, .3, .6, 1.0, 1.1, 1.4], atol=2e-3)
+    # the pixels follow the timestamps (frame i is grey level 10*i)
+    grey = out.streams[every].frames[:, :, 20:, :].mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(grey, 10 * np.arange(len(times)), atol=4)
+
+
+def test_delayed_video_start(tmp_path):
+    """Audio from 0 s, video from 1.0 s: t = 0 is the container start, so the first frame is at 1.0 s."""
+    path = write_clip(tmp_path / "late.mp4", cfr(30, start=1.0), audio=[(0.0, 3.0)])
+    meta = probe(path)
+    assert meta.start_time == pytest.approx(0.0, abs=0.01)
+    out = decode(path, meta, [FrameSpec(None, 32), FrameSpec(2, 32)], True, tmp_path / "cache")
+    assert out.streams[FrameSpec(None, 32)].times[0] == pytest.approx(1.0, abs=0.01)
+    np.testing.assert_allclose(out.streams[FrameSpec(2, 32)].times, [1.0, 1.5], atol=0.01)
+    assert out.audio.start_time == pytest.approx(0.0, abs=0.01)
+    assert out.audio.duration == pytest.approx(3.0, abs=0.1)
+    assert out.stats.truncated_at is None and not out.stats.warnings
+
+
+def test_container_start_offset_is_time_zero(tmp_path):
+    """An MPEG-TS whose clock starts at 10 s: start_time says so and frame times start at 0."""
+    path = write_clip(tmp_path / "offset.ts", cfr(30, start=10.0), fmt="mpegts")
+    meta = probe(path)
+    assert meta.start_time == pytest.approx(10.0, abs=0.1)
+    assert meta.duration == pytest.approx(1.0, abs=0.1)
+    out = decode(path, meta, [FrameSpec(None, 32)], False, tmp_path / "cache")
+    times = out.streams[FrameSpec(None, 32)].times
+    assert times[0] == pytest.approx(0.0, abs=0.01)
+    np.testing.assert_allclose(np.diff(times), 1 / 30, atol=2e-3)
+
+
+# --- geometry and pixels ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ccw, expected_cw", [(90, 270), (-90, 90), (180, 180)])
+def test_rotation_metadata_gives_display_orientation(tmp_path, ccw, expected_cw):
+    path = write_clip(tmp_path / f"rot{ccw}.mp4", cfr(5), size=(64, 32), ccw_rotation=ccw)
+    meta = probe(path)
+    assert meta.rotation == expected_cw
+    assert (meta.width, meta.height) == ((32, 64) if expected_cw in (90, 270) else (64, 32))
+    spec = FrameSpec(None, None)
+    out = decode(path, meta, [spec, FrameSpec(None, 16, pix_fmt="gray")], False, tmp_path / "cache")
+    frame = out.streams[spec].frames[0].mean(axis=2)
+    assert frame.shape == (meta.height, meta.width)
+    assert out.streams[FrameSpec(None, 16, pix_fmt="gray")].frame_shape == \
+        ((32, 16) if expected_cw in (90, 270) else (8, 16))
+    # the white stripe (left 8 coded columns) ends up where a player shows it
+    edges = {"left": frame[:, :4].mean(), "right": frame[:, -4:].mean(),
+             "top": frame[:4].mean(), "bottom": frame[-4:].mean()}
+    where = {90: "top", 270: "bottom", 180: "right"}[expected_cw]  # clockwise turn of the left edge
+    assert max(edges, key=edges.get) == where and edges[where] > 230
+
+
+@pytest.mark.parametrize("pix_fmt", ["yuv420p", "yuvj420p"])
+def test_colours_and_gray_levels(tmp_path, pix_fmt):
+    rgb = (200, 60, 30)
+    path = write_clip(tmp_path / "flat.mp4", cfr(3), size=(64, 64), rgb=rgb, pix_fmt=pix_fmt)
+    meta = probe(path)
+    color, gray = FrameSpec(None, 16), FrameSpec(None, 16, pix_fmt="gray")
+    out = decode(path, meta, [color, gray], False, tmp_path / "cache")
+    np.testing.assert_allclose(out.streams[color].frames[0].reshape(-1, 3).mean(axis=0), rgb, atol=6)
+    luma = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+    assert out.streams[gray].frames[0].mean() == pytest.approx(luma, abs=4)
+
+
+# --- the single pass ---------------------------------------------------------------------------
+
+def test_many_specs_one_pass(sample_video, tmp_path):
+    meta = probe(sample_video.path)
+    seen: list[float] = []
+    out = decode(sample_video.path, meta, SPECS + [SPECS[0]], True, tmp_path / "cache", progress=seen.append)
+    assert set(out.streams) == set(SPECS)
+    every, two, eight = (out.streams[s] for s in SPECS)
+    assert len(every) == 360
+    np.testing.assert_allclose(every.times, np.arange(360) / 30, atol=1e-3)
+    assert len(two) == 24
+    np.testing.assert_allclose(np.diff(two.times), 0.5, atol=1e-3)
+    assert len(eight) == 96  # a 0.125 s grid: each sample is the first frame at or after its tick
+    ticks = np.arange(96) * 0.125
+    assert np.all((eight.times >= ticks - 1e-3) & (eight.times < ticks + 1 / 30))
+    assert every.frames.shape == (360, 36, 64, 3)
+    assert two.frames.shape == (24, 54, 96, 3)
+    assert eight.frames.shape == (len(eight), 90, 160)
+    # the frames hold the picture: a hard cut at frame 60 changes the image, inside a shot it barely moves
+    diff = np.abs(np.diff(every.frames[55:65].astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
+    assert diff[4] > 5 * np.median(np.delete(diff, 4))
+    # one demux, each frame decoded once however many streams
+    stats = out.stats
+    assert stats.demux_passes == 1
+    assert stats.video_frames_decoded == 360
+    assert stats.packets == count_packets(sample_video.path)
+    assert stats.truncated_at is None and stats.warnings == []
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_audio_is_16k_mono_and_in_sync(sample_video, tmp_path):
+    meta = probe(sample_video.path)
+    out = decode(sample_video.path, meta, [], True, tmp_path / "cache")
+    audio = out.audio
+    assert audio.sample_rate == 16_000
+    assert audio.samples.dtype == np.float32
+    assert audio.duration == pytest.approx(12.0, abs=0.05)
+    assert out.streams == {} and out.stats.video_frames_decoded == 0
+    x = np.asarray(audio.samples)
+
+    def rms(a: float, b: float) -> float:
+        return float(np.sqrt(np.mean(x[int(a * 16000):int(b * 16000)] ** 2)))
+
+    assert rms(6.0, 7.0) < 0.01 < rms(1.0, 5.0)  # silence between the speech and the tone
+    tone = x[8 * 16000:10 * 16000]
+    peak = np.argmax(np.abs(np.fft.rfft(tone))) * 16000 / tone.size
+    assert peak == pytest.approx(440, abs=2)  # resampled, not sped up
+
+
+def test_audio_hole_is_filled_with_silence(tmp_path):
+    """Audio packets for 0-1 s and 2-3 s: sample i of the track stays at time i / 16000."""
+    path = write_clip(tmp_path / "hole.mkv", cfr(90), audio=[(0.0, 1.0), (2.0, 3.0)])
+    out = decode(path, probe(path), [], True, tmp_path / "cache")
+    x = np.asarray(out.audio.samples)
+    assert out.audio.duration == pytest.approx(3.0, abs=0.08)
+
+    def rms(a: float, b: float) -> float:
+        return float(np.sqrt(np.mean(x[int(a * 16000):int(b * 16000)] ** 2)))
+
+    assert rms(1.2, 1.8) < 0.01 < 0.1 < rms(0.2, 0.8)
+    assert rms(2.2, 2.8) > 0.1
+
+
+def test_video_only_file_and_audio_not_wanted(tmp_path, video_factory):
+    truth = video_factory("silent.mp4", shots=[ShotSpec(2.0)], audio=False)
+    meta = probe(truth.path)
+    assert not meta.has_audio
+    out = decode(truth.path, meta, [FrameSpec(2, 32)], True, tmp_path / "c1")
+    assert out.audio is None and len(out.streams[FrameSpec(2, 32)]) == 4
+    with_audio = video_factory("loud.mp4", shots=[ShotSpec(2.0)],
+                               audio=[AudioSegment(0.1, 1.9, "tone", 440.0, 0.3)])
+    out = decode(with_audio.path, probe(with_audio.path), [FrameSpec(2, 32)], False, tmp_path / "c2")
+    assert out.audio is None and out.stats.audio_frames_decoded == 0
+
+
+def test_decode_audio_only_file(tmp_path):
+    path = make_audio_only(tmp_path / "voice.m4a", duration=3.0)
+    meta = probe(path)
+    out = decode(path, meta, [FrameSpec(2, 32)], True, tmp_path / "cache")
+    assert out.streams == {}
+    assert any("no video stream" in w for w in out.stats.warnings)
+    assert out.audio.duration == pytest.approx(3.0, abs=0.05)
+    assert out.stats.demux_passes == 1 and out.stats.truncated_at is None
+
+
+def test_path_with_spaces_and_non_ascii(tmp_path, video_factory):
+    truth = video_factory("my clip – été 日本.mp4", shots=[ShotSpec(1.0)])
+    meta = probe(truth.path)
+    assert meta.path.endswith("my clip – été 日本.mp4")
+    out = decode(truth.path, meta, [FrameSpec(None, 32)], True, tmp_path / "cache dir é")
+    assert len(out.streams[FrameSpec(None, 32)]) == 30 and out.audio.duration > 0.9
+
+
+# --- bad and damaged input -----------------------------------------------------------------------
+
+def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "notes.mp4").write_text("this is a text file, not a video\n" * 20)
+    (tmp_path / "a folder.mp4").mkdir()
+    return {"missing": tmp_path / "missing.mp4", "empty": tmp_path / "empty.mp4",
+            "text": tmp_path / "notes.mp4", "folder": tmp_path / "a folder.mp4"}
+
+
+@pytest.mark.parametrize("case, words", [("missing", "not found"), ("empty", "empty (0 bytes)"),
+                                         ("text", "not a video or audio file PyAV can read"),
+                                         ("folder", "is a folder")])
+def test_bad_input_raises_one_line_media_error(tmp_path, case, words, sample_video):
+    path = _bad_inputs(tmp_path)[case]
+    with pytest.raises(MediaError) as err:
+        probe(path)
+    msg = str(err.value)
+    assert words in msg and str(path) in msg and "\n" not in msg
+    assert isinstance(err.value, InputError) and err.value.exit_code == EXIT_INPUT
+    with pytest.raises(MediaError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        decode(path, probe(sample_video.path), [FrameSpec(2, 32)], True, tmp_path / "cache")
+
+
+def test_truncated_file_gives_partial_results(tmp_path, video_factory):
+    truth = video_factory("whole.mkv", shots=[ShotSpec(4.0)])
+    data = truth.path.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[:len(data) // 2])
+    meta = probe(cut)
+    assert meta.duration == pytest.approx(4.0, abs=0.1)  # the header still claims the whole length
+    out = decode(cut, meta, [FrameSpec(None, 32)], True, tmp_path / "cache")
+    n = len(out.streams[FrameSpec(None, 32)])
+    assert 10 < n < 110
+    assert out.stats.truncated_at is not None
+    assert out.stats.truncated_at == pytest.approx(out.streams[FrameSpec(None, 32)].times[-1], abs=0.1)
+    assert 0.5 < out.stats.truncated_at < 3.5
+    assert any("truncated" in w and "cut.mkv" in w for w in out.stats.warnings)
+
+
+def test_truncated_mp4_without_its_index_is_a_media_error(tmp_path, video_factory):
+    truth = video_factory("whole.mp4", shots=[ShotSpec(2.0)])  # moov atom written at the end
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(truth.path.read_bytes()[: truth.path.stat().st_size // 2])
+    with pytest.raises(MediaError, match="damaged or truncated"):
+        probe(cut)

@@ -1,0 +1,227 @@
+"""The runner: dependency order, failure isolation, resume, decode-once, skips."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from framework import Analyzer, Event, FrameSpec, Series, hookimpl
+from framework import media
+from framework.plugins import build_plugin_manager
+from framework.registry import load_registry
+from framework.runner import analyze
+
+CALLS: dict[str, int] = {}
+
+
+class Brightness(Analyzer):
+    name = "t_brightness"
+    version = "1.0"
+
+    class Params(Analyzer.Params):
+        fps: float = 4.0
+
+    def frame_specs(self):
+        return [FrameSpec(fps=self.params.fps, width=32, pix_fmt="gray")]
+
+    def analyze(self, inputs):
+        CALLS[self.name] = CALLS.get(self.name, 0) + 1
+        stream = inputs.frames(self.frame_specs()[0])
+        values = [float(np.asarray(f).mean()) for _, f in stream]
+        return self.track(series=[Series(name="brightness", times=[float(t) for t in stream.times], values=values)])
+
+
+class AllFrames(Analyzer):
+    name = "t_allframes"
+    version = "1.0"
+
+    def frame_specs(self):
+        return [FrameSpec(fps=None, width=48, pix_fmt="rgb24")]
+
+    def analyze(self, inputs):
+        CALLS[self.name] = CALLS.get(self.name, 0) + 1
+        stream = inputs.frames(self.frame_specs()[0])
+        return self.track(data={"frames": len(stream)})
+
+
+class Loud(Analyzer):
+    name = "t_loud"
+    version = "1.0"
+    needs_audio = requires_audio = True
+
+    def analyze(self, inputs):
+        CALLS[self.name] = CALLS.get(self.name, 0) + 1
+        rms = float(np.sqrt(np.mean(np.square(inputs.audio.samples))))
+        return self.track(data={"rms": rms, "seconds": inputs.audio.duration})
+
+
+class Broken(Analyzer):
+    name = "t_broken"
+    version = "1.0"
+
+    def analyze(self, inputs):
+        CALLS[self.name] = CALLS.get(self.name, 0) + 1
+        raise RuntimeError("model exploded at 3.2 s")
+
+
+class Downstream(Analyzer):
+    name = "t_downstream"
+    version = "1.0"
+    depends_on = ("t_brightness",)
+
+    def analyze(self, inputs):
+        CALLS[self.name] = CALLS.get(self.name, 0) + 1
+        up = inputs.upstream["t_brightness"].series_by_name("brightness")
+        return self.track(events=[Event(start=0.0, end=up.times[-1], label="span")])
+
+
+class Everything(Analyzer):
+    name = "t_everything"
+    version = "1.0"
+    depends_on = ("*",)
+
+    def analyze(self, inputs):
+        CALLS[self.name] = CALLS.get(self.name, 0) + 1
+        return self.track(data={"saw": sorted(inputs.upstream)})
+
+
+class _Plugin:
+    @hookimpl
+    def register_analyzers(self, register):
+        for cls in (Brightness, AllFrames, Loud, Broken, Downstream, Everything):
+            register(cls)
+
+
+@pytest.fixture
+def host():
+    CALLS.clear()
+    return build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin()])
+
+
+def registry(tmp_path, names, params=None):
+    lines = ["analyzers:"]
+    for n in names:
+        lines.append(f"  {n}:")
+        lines.append("    enabled: true")
+        if params and n in params:
+            lines.append(f"    params: {json.dumps(params[n])}")
+    p = tmp_path / "registry.yaml"
+    p.write_text("\n".join(lines) + "\n")
+    return load_registry(p)
+
+
+ALL = ["t_brightness", "t_allframes", "t_loud", "t_broken", "t_downstream", "t_everything"]
+
+
+def test_failure_is_isolated_and_results_are_written(tmp_path, sample_video, host):
+    res = analyze(sample_video.path, registry=registry(tmp_path, ALL), host=host,
+                  out_dir=tmp_path / "run", progress=False)
+    tracks = res.timeline.tracks
+    assert tracks["t_broken"].status == "failed"
+    assert "RuntimeError: model exploded at 3.2 s" in tracks["t_broken"].reason
+    for name in ("t_brightness", "t_allframes", "t_loud", "t_downstream", "t_everything"):
+        assert tracks[name].status == "ok", (name, tracks[name].reason)
+    assert res.failed == ["t_broken"]
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["tracks"]["t_broken"]["status"] == "failed"
+    # the "*" analyzer ran last and saw every other track
+    assert tracks["t_everything"].data["saw"] == sorted(set(ALL) - {"t_everything"})
+    assert tracks["t_brightness"].duration_s is not None and tracks["t_brightness"].started_at
+
+
+def test_video_is_decoded_once_for_all_streams(tmp_path, sample_video, host, monkeypatch):
+    calls = []
+    real = media.decode
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(media, "decode", counting)
+    res = analyze(sample_video.path, registry=registry(tmp_path, ["t_brightness", "t_allframes", "t_loud"]),
+                  host=host, out_dir=tmp_path / "run", progress=False)
+    assert len(calls) == 1
+    assert res.timeline.run["decode"]["demux_passes"] == 1
+    # every frame at native rate, and ~4 per second for the other stream
+    assert res.timeline.tracks["t_allframes"].data["frames"] == sample_video.frame_count
+    n = len(res.timeline.tracks["t_brightness"].series[0].values)
+    assert abs(n - sample_video.duration * 4) <= 2
+    assert abs(res.timeline.tracks["t_loud"].data["seconds"] - sample_video.duration) < 0.2
+
+
+def test_rerun_reuses_unchanged_tracks_and_recomputes_changed_ones(tmp_path, sample_video, host):
+    reg = registry(tmp_path, ["t_brightness", "t_downstream", "t_broken"])
+    out = tmp_path / "run"
+    analyze(sample_video.path, registry=reg, host=host, out_dir=out, progress=False)
+    assert CALLS == {"t_brightness": 1, "t_downstream": 1, "t_broken": 1}
+    res = analyze(sample_video.path, registry=reg, host=host, out_dir=out, progress=False)
+    assert CALLS == {"t_brightness": 1, "t_downstream": 1, "t_broken": 2}  # failed tracks are retried
+    assert sorted(res.reused) == ["t_brightness", "t_downstream"]
+    assert res.timeline.tracks["t_brightness"].reused
+    # a changed param recomputes that analyzer and its dependents
+    reg2 = registry(tmp_path, ["t_brightness", "t_downstream"], params={"t_brightness": {"fps": 2.0}})
+    analyze(sample_video.path, registry=reg2, host=host, out_dir=out, progress=False)
+    assert CALLS["t_brightness"] == 2 and CALLS["t_downstream"] == 2
+    # --no-resume recomputes everything
+    analyze(sample_video.path, registry=reg2, host=host, out_dir=out, progress=False, resume=False)
+    assert CALLS["t_brightness"] == 3
+
+
+def test_audio_analyzer_is_skipped_without_audio(tmp_path, video_factory, host):
+    silent = video_factory("noaudio.mp4", audio=False)
+    res = analyze(silent.path, registry=registry(tmp_path, ["t_loud", "t_brightness"]), host=host,
+                  out_dir=tmp_path / "run", progress=False)
+    assert res.timeline.tracks["t_loud"].status == "skipped"
+    assert "no audio" in res.timeline.tracks["t_loud"].reason
+    assert res.timeline.tracks["t_brightness"].status == "ok"
+
+
+def test_dependents_of_a_failed_analyzer_are_skipped_with_the_reason(tmp_path, sample_video, host):
+    class NeedsBroken(Analyzer):
+        name = "t_needs_broken"
+        depends_on = ("t_broken",)
+
+        def analyze(self, inputs):
+            raise AssertionError("must not run")
+
+    class P:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(NeedsBroken)
+
+    host2 = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin(), P()])
+    res = analyze(sample_video.path, registry=registry(tmp_path, ["t_broken", "t_needs_broken"]), host=host2,
+                  out_dir=tmp_path / "run", progress=False)
+    t = res.timeline.tracks["t_needs_broken"]
+    assert t.status == "skipped" and "t_broken is failed" in t.reason
+
+
+def test_only_pulls_in_dependencies_and_rejects_unknown_names(tmp_path, sample_video, host):
+    from framework.errors import ConfigError
+
+    res = analyze(sample_video.path, registry=registry(tmp_path, ALL), host=host, only=["t_downstream"],
+                  out_dir=tmp_path / "run", progress=False)
+    assert sorted(res.timeline.tracks) == ["t_brightness", "t_downstream"]
+    with pytest.raises(ConfigError, match="unknown analyzer 't_nope'.*t_brightness"):
+        analyze(sample_video.path, registry=registry(tmp_path, ALL), host=host, only=["t_nope"],
+                out_dir=tmp_path / "run", progress=False)
+
+
+def test_observer_exceptions_do_not_stop_the_run(tmp_path, sample_video, host):
+    seen = []
+
+    class Observer:
+        @hookimpl
+        def analyzer_finished(self, track):
+            seen.append(track.analyzer)
+            raise ValueError("observer bug")
+
+        @hookimpl
+        def analysis_finished(self, timeline, run_dir):
+            raise ValueError("observer bug")
+
+    host.pm.register(Observer())
+    res = analyze(sample_video.path, registry=registry(tmp_path, ["t_brightness"]), host=host,
+                  out_dir=tmp_path / "run", progress=False)
+    assert seen == ["t_brightness"] and res.timeline.tracks["t_brightness"].status == "ok"
