@@ -68,7 +68,7 @@ class PairMotion:
     inliers: int = 0
 
 
-def pair_motion(prev: np.ndarray, cur: np.ndarray, max_corners: int = 150, min_inliers: int = 8) -> PairMotion:
+def pair_motion(prev: np.ndarray, cur: np.ndarray, max_corners: int = 100, min_inliers: int = 8) -> PairMotion:
     """Similarity transform from ``prev`` to ``cur`` (uint8 grayscale), read about the frame centre."""
     import cv2
 
@@ -76,7 +76,7 @@ def pair_motion(prev: np.ndarray, cur: np.ndarray, max_corners: int = 150, min_i
     p0 = cv2.goodFeaturesToTrack(prev, maxCorners=max_corners, qualityLevel=0.001, minDistance=6, blockSize=5)
     if p0 is None or len(p0) < min_inliers:
         return PairMotion(False)
-    p1, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, p0, None, winSize=(15, 15), maxLevel=2)
+    p1, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, p0, None, winSize=(11, 11), maxLevel=2)
     ok = status.reshape(-1) == 1
     if ok.sum() < min_inliers:
         return PairMotion(False)
@@ -103,10 +103,10 @@ class CameraAnalysis(Analyzer):
     class Params(Analyzer.Params):
         fps: float = Field(8.0, gt=0, le=30, description="Frames per second analysed.")
         width: int = Field(160, ge=32, le=640, description="Width in pixels of the analysed frames.")
-        max_corners: int = Field(150, ge=10, le=2000, description="Corners tracked per frame pair.")
-        pan_speed: float = Field(0.05, gt=0, description="Frame widths per second above which a shot pans.")
-        tilt_speed: float = Field(0.05, gt=0, description="Frame heights per second above which a shot tilts.")
-        zoom_rate: float = Field(0.04, gt=0, description="|log scale| per second above which a shot zooms.")
+        max_corners: int = Field(100, ge=10, le=2000, description="Corners tracked per frame pair.")
+        pan_speed: float = Field(0.03, gt=0, description="Frame widths per second above which a shot pans.")
+        tilt_speed: float = Field(0.03, gt=0, description="Frame heights per second above which a shot tilts.")
+        zoom_rate: float = Field(0.02, gt=0, description="|log scale| per second above which a shot zooms.")
         shake_jitter: float = Field(0.008, gt=0, description="Per-pair jitter (frame fraction) above which a shot shakes.")
 
     def frame_specs(self) -> list[FrameSpec]:

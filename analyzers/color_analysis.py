@@ -74,9 +74,8 @@ def dominant_palette(pixels: np.ndarray, k: int, seed: int = 0) -> tuple[list[st
     weighted by their pixel counts (a few hundred points instead of thousands: same palette,
     a fraction of the time). Each colour is the mean of its cluster's original pixels; each
     weight is its share of the pixels. Fewer than ``k`` colours come back when the pixels fall
-    into fewer than ``k`` bins. Call it inside ``threadpoolctl.threadpool_limits(1)`` when
-    calling it many times: on a problem this small, starting BLAS/OpenMP threads costs more
-    than they save.
+    into fewer than ``k`` bins. Call it inside ``threadpool_limits(1, user_api="openmp")`` when
+    calling it many times: on a problem this small, OpenMP threads cost about 5x the CPU they save.
     """
     import cv2
     from sklearn.cluster import KMeans
@@ -138,7 +137,9 @@ class ColorAnalysis(Analyzer):
     def analyze(self, inputs: AnalyzerInputs) -> Track:
         from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(1):  # many tiny k-means fits: threads cost more than they save
+        # many tiny k-means fits: OpenMP threads cost more than they save. OpenMP's thread count
+        # is per calling thread, so this does not slow analyzers running in other threads.
+        with threadpool_limits(1, user_api="openmp"):
             return self._analyze(inputs)
 
     def _analyze(self, inputs: AnalyzerInputs) -> Track:
@@ -168,8 +169,10 @@ class ColorAnalysis(Analyzer):
             share = max(1, int(round(p.pixels_per_shot * min(1.0, (end - start) / max(duration, 1e-9)))))
             pool.append(pixels[rng.choice(len(pixels), size=min(len(pixels), share), replace=False)])
             data: dict[str, Any] = {"colors": colors, "weights": weights, "shot": i}
+            a, b = np.searchsorted(stream.times, [start, end], side="left")
+            inside = slice(a, b) if b > a else idx  # every frame of the shot for the means
             for name, v in values.items():
-                data[name] = round(float(v[idx].mean()), 4)
+                data[name] = round(float(v[inside].mean()), 4)
             events.append(Event(start=start, end=end, label="palette", data=data))
             inputs.report(0.5 + 0.5 * (i + 1) / len(shots))
 

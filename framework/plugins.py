@@ -79,8 +79,8 @@ class PluginHost:
             try:
                 self._call(impl, hook, kwargs)
             except Exception as exc:  # noqa: BLE001 - observers must not stop a run
-                logger.warning("observer %s of plugin %s raised %s: %s", hook, impl.plugin_name,
-                               type(exc).__name__, exc)
+                logger.warning("observer %s of %s raised %s: %s (the run goes on)", hook,
+                               self.describe(impl.plugin_name), type(exc).__name__, exc)
 
     def _call(self, impl: Any, hook: str, kwargs: dict[str, Any]) -> Any:
         wanted = {k: v for k, v in kwargs.items() if k in impl.argnames}
@@ -202,8 +202,8 @@ def _load_folder(host: PluginHost, folder: Path) -> None:
 
 
 def _import_file(module_name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(module_name, path,
-                                                  submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None)
+    package_dir = [str(path.parent)] if path.name == "__init__.py" else None
+    spec = importlib.util.spec_from_file_location(module_name, path, submodule_search_locations=package_dir)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)

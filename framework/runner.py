@@ -248,7 +248,8 @@ class _Run:
     def _decode(self, names: list[str]) -> "media.DecodedMedia | None":
         specs = sorted({s for n in names for s in self.analyzers[n].frame_specs()
                         if self.meta.has_video}, key=lambda s: s.key)
-        want_audio = self.meta.has_audio and any(self.analyzers[n].needs_audio for n in names)
+        want_audio = self.meta.has_audio and any(self.analyzers[n].needs_audio or self.analyzers[n].requires_audio
+                                                  for n in names)
         if not specs and not want_audio:
             return None
         with self._progress() as bars:

@@ -21,6 +21,7 @@ from plugin_helpers import REPO, code_blocks, extract_files
 
 from framework import Event, Series, Timeline, Track, VideoMeta, hookspecs
 from framework.plugins import build_plugin_manager
+from framework.synth import ShotSpec
 
 DOCS = REPO / "docs"
 HOOKS_DOC = DOCS / "plugin-hooks.md"
@@ -99,7 +100,7 @@ def test_example_register_analyzers_runs(video_factory, tmp_path):
 
     module = _examples("register_analyzers")
     assert module.host.analyzers["audio_presence"] is module.AudioPresence
-    clip = video_factory("clip.mp4", shots=None)
+    clip = video_factory("clip.mp4", shots=[ShotSpec(2.0), ShotSpec(1.0, "pan")])
     reg = tmp_path / "registry.yaml"
     reg.write_text("analyzers:\n  audio_presence: {}\n")
     result = analyze(clip.path, registry_path=reg, host=module.host, out_dir=tmp_path / "run", progress=False)
@@ -219,32 +220,53 @@ def test_tutorial_script_rebuilds_the_files(tmp_path):
         assert (tmp_path / path).read_text() == text
 
 
-@pytest.mark.slow
-def test_following_the_tutorial_in_a_fresh_environment(tmp_path):
-    """A new user: a fresh venv with the framework installed from this checkout, then every
-    command of docs/writing-analyzers.md, in order, as written (pip reaches the package index)."""
+@pytest.fixture(scope="module")
+def fresh_env(tmp_path_factory):
+    """A new user's machine: a fresh venv with pip and the framework installed (not editable)
+    from a copy of this checkout; returns the environment to run commands in."""
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if uv is None:
         pytest.skip("needs uv to build the fresh environment quickly")
-    venv = tmp_path / "venv"
+    root = tmp_path_factory.mktemp("fresh")
+    venv = root / "venv"
     subprocess.run([uv, "venv", "--seed", "--python", sys.executable, str(venv)], check=True,
                    capture_output=True)
-    source = tmp_path / "framework-src"  # a copy: an in-tree build must not write into the checkout
+    source = root / "framework-src"  # a copy: an in-tree build must not write into the checkout
     shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
         ".venv", ".git", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", "bench", "tests"))
     proc = subprocess.run([uv, "pip", "install", "--python", str(venv / "bin" / "python"), str(source)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    work = tmp_path / "work"
-    work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAMEWORK_LOAD", "VIRTUAL_ENV", "PYTHON"))}
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin", VIRTUAL_ENV=str(venv),
                COLUMNS="200")
-    proc = subprocess.run(["bash", "-c", tutorial_script(TUTORIAL.read_text(encoding="utf-8"))], cwd=work,
-                          env=env, capture_output=True, text=True, timeout=1200)
+    return env
+
+
+@pytest.mark.slow
+def test_following_the_tutorial_in_a_fresh_environment(fresh_env, tmp_path):
+    """Every command of docs/writing-analyzers.md, in order, as written (pip reaches the index)."""
+    proc = subprocess.run(["bash", "-c", tutorial_script(TUTORIAL.read_text(encoding="utf-8"))], cwd=tmp_path,
+                          env=fresh_env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     assert "black_frozen" in proc.stdout  # the analyzers table and the run table
-    results = Timeline.read(work / "runs" / "sample" / "results.json")
+    results = Timeline.read(tmp_path / "runs" / "sample" / "results.json")
     track = results.tracks["black_frozen"]
     assert track.status == "ok" and track.plugin == "blackframes"
     assert any(e.label == "frozen" for e in track.events)  # the sample has two still shots
+
+
+@pytest.mark.slow
+def test_scaffold_in_a_fresh_environment(fresh_env, tmp_path):
+    """`framework new-analyzer` from a regular (wheel) install, then the commands it prints."""
+    script = """set -euxo pipefail
+framework new-analyzer edge_density
+cd framework-edge-density
+pip install -e ".[test]"
+pytest
+framework analyzers list
+"""
+    proc = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=fresh_env, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert "3 passed" in proc.stdout and "edge_density" in proc.stdout

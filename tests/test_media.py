@@ -13,7 +13,7 @@ from framework import media
 from framework.errors import EXIT_INPUT, InputError
 from framework.media import MediaError, decode, file_hash, probe
 from framework.streams import FrameSpec
-from framework.synth import AudioSegment, ShotSpec, make_audio_only, make_video
+from framework.synth import AudioSegment, ShotSpec, make_audio_only
 
 
 # --- helpers: small files with exactly the timing / metadata a test needs ------------------------

@@ -434,10 +434,10 @@ def test_deletion_refusal_guards():
     assert "'..'" in deletion_refusal(root / ".." / "whisper" / "base.pt", root)
     assert "outside" in deletion_refusal(root.parent / "other.pt", root)
     assert "cache folder itself" in deletion_refusal(root, root)
-    import whisper  # a real installed package: its files live in site-packages
+    import click  # a real installed package: its files live in site-packages
 
-    pkg = Path(whisper.__file__).parent
-    assert "Python packages folder" in deletion_refusal(pkg / "assets" / "mel_filters.npz", pkg.parent)
+    pkg = Path(click.__file__).parent
+    assert "Python packages folder" in deletion_refusal(pkg / "core.py", pkg.parent)
 
 
 # --- verify ------------------------------------------------------------------------------------------

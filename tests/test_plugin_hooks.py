@@ -3,7 +3,6 @@ with the arguments it documents. ``test_every_hook_has_its_own_test`` enforces t
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -148,6 +148,20 @@ def test_trace_shows_a_raising_hook(site, monkeypatch, caplog):
     assert "distribution framework-bad" in str(problems(host)[0])
 
 
+def test_a_raising_observer_is_logged_with_its_distribution(site, caplog):
+    site.add("framework-noisy", "fw_noisy", """
+        from framework import hookimpl
+
+        @hookimpl
+        def analysis_finished(timeline, run_dir):
+            raise RuntimeError("disk full")
+        """, entry_point="noisy")
+    host = build_plugin_manager()
+    host.notify("analysis_finished", timeline=None, run_dir=None)  # does not raise
+    assert ("observer analysis_finished of plugin noisy (distribution framework-noisy) raised "
+            "RuntimeError: disk full") in caplog.text
+
+
 # --- broken plugins are named with their distribution and the rest load ---------------------
 def test_import_failure_names_plugin_and_distribution_and_others_load(site):
     site.add("framework-broken", "fw_broken", "import not_a_real_module_xyz\n", entry_point="broken")

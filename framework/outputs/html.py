@@ -107,7 +107,7 @@ def _hero(timeline: Timeline, context: ExportContext) -> str:
             tracks = (f'<track kind="subtitles" label="Transcript" srclang="{e(_lang(context))}" '
                       f'src="data:text/vtt;base64,{vtt}">')
         src = _video_src(context.video_path, context.run_dir)
-        player = (f'<video id="player" controls preload="auto" src="{e(src)}">{tracks}</video>'
+        player = (f'<video id="player" controls preload="metadata" src="{e(src)}">{tracks}</video>'
                   '<div id="video-error" class="notice" hidden>This browser cannot play the video '
                   f"({e(timeline.video.video_codec or 'unknown codec')}); the timeline still works.</div>")
     else:

@@ -80,8 +80,7 @@ def grab_frames(video: Path, targets: dict[Path, float], width: int = THUMB_WIDT
     written = 0
     order = sorted(targets.items(), key=lambda kv: kv[1])
     with av.open(str(video)) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream = container.streams.video[0]  # default (slice) threading: frame threads cost a flush per seek
         tb = float(stream.time_base)
         frames = None
         last_t = None

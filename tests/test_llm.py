@@ -1,0 +1,208 @@
+"""LLM backends: registration, the transformers backend on a tiny chat model saved on disk, the
+Hugging Face cache path offline, refusals, and the openai backend against a real
+``transformers serve`` process."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from framework.analyzer import AnalyzerUnavailable
+from framework.llm import LLMError, LLMUnavailable, estimate_tokens, make_backend
+from framework.llm.openai_backend import OpenAIBackend
+from framework.llm.testing import install_in_hf_cache, make_tiny_chat_model
+from framework.llm.transformers_backend import TransformersBackend, hub_cache_dir
+from framework.plugins import build_plugin_manager
+
+MESSAGES = [{"role": "system", "content": "You summarize videos."},
+            {"role": "user", "content": "Scene 1 [0.0-4.0 s] speech: hello. Summarize."}]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    return make_tiny_chat_model(tmp_path_factory.mktemp("llm") / "tiny-chat")
+
+
+def test_builtin_backends_are_registered_through_the_hook():
+    host = build_plugin_manager(load_entrypoints=False)
+    assert {"transformers", "openai", "extractive"} <= set(host.llm_backends)
+    assert host.llm_backends["openai"].plugin == "builtin:framework.llm"
+    assert "fusion" in host.analyzers
+
+
+def test_estimate_tokens_is_conservative_for_english():
+    text = "The man walks into the kitchen and opens the window. " * 20
+    # a real BPE tokenizer gives ~1 token per English word here; the estimate must not be lower
+    assert estimate_tokens(text) >= len(text.split())
+    assert estimate_tokens("") == 0
+
+
+def test_make_backend_names_bad_options_and_valid_choices():
+    with pytest.raises(LLMError) as exc:
+        make_backend("openai", {"base_url": "http://x/v1", "bogus": 1})
+    assert "bogus" in str(exc.value) and "base_url" in str(exc.value)
+    with pytest.raises(LLMError, match="registered backends: extractive, openai, transformers"):
+        make_backend("nope", {})
+
+
+def test_transformers_backend_on_a_local_snapshot_folder(tiny_model):
+    backend = TransformersBackend({"model": str(tiny_model), "device": "cpu"})
+    assert backend.check_available() is None
+    backend.load()
+    try:
+        assert backend.context_window == 8192  # from config.max_position_embeddings
+        prompt = backend.render_prompt(MESSAGES)
+        assert prompt.startswith("<|im_start|>system\nYou summarize videos.<|im_end|>")
+        assert prompt.endswith("<|im_start|>assistant\n")  # the chat template with a generation prompt
+        ids = backend.tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=True)
+        ids = ids["input_ids"] if hasattr(ids, "keys") else ids
+        assert backend.count_messages(MESSAGES) == len(ids)
+        assert backend.count_tokens("hello world") == len(backend.tokenizer("hello world")["input_ids"])
+        out = backend.generate(MESSAGES, max_new_tokens=8)
+        assert isinstance(out, str)
+        with pytest.raises(LLMError, match="exceeds the context window"):
+            backend.generate([{"role": "user", "content": "x " * 9000}], max_new_tokens=8)
+    finally:
+        backend.close()
+
+
+def test_transformers_backend_loads_a_manifest_id_from_the_hf_cache_offline(tiny_model):
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    snap = install_in_hf_cache(tiny_model, "Qwen/Qwen2.5-1.5B-Instruct", hub_cache_dir())
+    backend = TransformersBackend({"device": "cpu"})  # the default model id
+    assert backend.options.model == "qwen2.5-1.5b-instruct"
+    assert backend.check_available() is None
+    backend.load()
+    try:
+        assert backend.resolved.repo_id == "Qwen/Qwen2.5-1.5B-Instruct"
+        assert backend.resolved.folder == snap
+        assert isinstance(backend.generate(MESSAGES, max_new_tokens=4), str)
+    finally:
+        backend.close()
+
+
+def test_missing_model_offline_names_the_pull_command():
+    backend = TransformersBackend({"model": "qwen2.5-1.5b-instruct"})
+    reason = backend.check_available()
+    assert reason is not None and "`framework models pull qwen2.5-1.5b-instruct`" in reason
+    with pytest.raises(LLMUnavailable) as exc:
+        backend.load()
+    assert isinstance(exc.value, AnalyzerUnavailable)  # the runner turns it into "skipped"
+    assert "framework models pull qwen2.5-1.5b-instruct" in str(exc.value)
+    assert not any(hub_cache_dir().glob("models--*"))  # nothing was downloaded
+
+
+def test_dialogpt_and_gpt2_are_refused_unless_allowed(tmp_path):
+    backend = TransformersBackend({"model": "dialogpt-medium"})
+    with pytest.raises(LLMError, match="cannot follow a summarization instruction"):
+        backend.load()
+    gpt2 = make_tiny_chat_model(tmp_path / "tiny-gpt2", model_type="gpt2", chat_template=None)
+    with pytest.raises(LLMError, match=r"base language model|allow_base_model"):
+        TransformersBackend({"model": str(gpt2), "device": "cpu"}).load()
+    allowed = TransformersBackend({"model": str(gpt2), "device": "cpu", "allow_base_model": True})
+    allowed.load()
+    try:
+        assert allowed.render_prompt(MESSAGES).endswith("Assistant:")
+        assert isinstance(allowed.generate(MESSAGES, max_new_tokens=4), str)
+    finally:
+        allowed.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_openai_backend_reports_an_unreachable_server():
+    port = _free_port()
+    backend = OpenAIBackend({"base_url": f"http://127.0.0.1:{port}/v1", "connect_timeout_s": 1})
+    reason = backend.check_available()
+    assert reason is not None and f"127.0.0.1:{port}" in reason and "base_url" in reason
+    with pytest.raises(LLMUnavailable, match="cannot reach"):
+        backend.generate(MESSAGES, max_new_tokens=4)
+
+
+def test_openai_backend_needs_the_named_key_variable(monkeypatch):
+    monkeypatch.delenv("MY_LLM_KEY", raising=False)
+    backend = OpenAIBackend({"base_url": "http://127.0.0.1:9/v1", "api_key_env": "MY_LLM_KEY"})
+    assert "MY_LLM_KEY" in (backend.check_available() or "")
+
+
+@pytest.fixture
+def serve(tiny_model, tmp_path):
+    """``transformers serve`` on the tiny local model, CPU, offline; stopped in a finally."""
+    exe = Path(sys.executable).parent / "transformers"
+    if not exe.exists():
+        pytest.skip("the transformers CLI is not installed in this environment")
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "", "HF_HOME": str(tmp_path / "hf")}
+    log = open(tmp_path / "serve.log", "w+")
+    proc = subprocess.Popen([str(exe), "serve", str(tiny_model), "--host", "127.0.0.1", "--port", str(port),
+                             "--device", "cpu", "--log-level", "info"], stdout=log, stderr=subprocess.STDOUT,
+                            env=env, start_new_session=True)
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"transformers serve exited with {proc.returncode}:\n{log.read()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"transformers serve was not ready after 180 s:\n{log.read()[-3000:]}")
+            time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/v1", str(tiny_model)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def test_openai_backend_against_transformers_serve(serve):
+    base_url, model = serve
+    backend = OpenAIBackend({"base_url": base_url, "model": model, "timeout_s": 120})
+    assert backend.check_available() is None
+    backend.load()
+    out = backend.generate(MESSAGES, max_new_tokens=8)
+    assert isinstance(out, str)
+    # the server is pinned to this model: asking for another is an HTTP error we report with its body
+    other = OpenAIBackend({"base_url": base_url, "model": "someone/else", "timeout_s": 60})
+    with pytest.raises(LLMError, match="HTTP 4"):
+        other.generate(MESSAGES, max_new_tokens=4)
+    backend.close()
+    other.close()
+
+    # and the whole fusion step through it
+    from analyzers.fusion import Fusion
+    from analyzers.fusion.synthetic import synthetic_timeline
+    from framework import AnalyzerInputs
+    from framework.summary import Summary
+
+    tl = synthetic_timeline(40.0)
+    fusion = Fusion({"backend": "openai", "base_url": base_url, "model": model, "token_budget": 1500,
+                     "max_new_tokens": 24, "chunk_new_tokens": 16,
+                     "backend_options": {"context_window": 8192, "timeout_s": 120}})
+    track = fusion.analyze(AnalyzerInputs(video=tl.video, upstream=tl.tracks, host=build_plugin_manager(load_entrypoints=False)))
+    fusion.unload()
+    summary = Summary.from_track(track)
+    assert summary.backend == "openai" and summary.model == model
+    assert track.data["fusion"]["calls"] >= 1
+    assert summary.tokens_used <= 1500
+    g = summary.grounding
+    assert g.checked == g.kept + g.snapped + g.dropped
