@@ -52,7 +52,7 @@ def shot_intervals(inputs: AnalyzerInputs, duration: float) -> list[tuple[float,
     if not shots:
         if track is not None:
             logger.info("cut_analysis track has no usable shots; treating the video as one shot")
-        return [(0.0, max(duration, 0.0))]
+        return [(0.0, duration)] if duration > 0 else []
     return shots
 
 

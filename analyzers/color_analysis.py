@@ -3,7 +3,7 @@
 Reads one small, low-rate RGB stream (2 fps, 96 px wide by default). For every shot of the
 upstream ``cut_analysis`` track (or the whole video as one shot when there is none) it samples a
 few thousand pixels from up to ``max_frames_per_shot`` frames spread over the shot, clusters them
-in CIE Lab with scikit-learn's k-means and emits one ``palette`` event::
+in CIE Lab with a weighted k-means and emits one ``palette`` event::
 
     Event(start, end, label="palette",
           data={"colors": ["#1f3a5c", ...], "weights": [0.41, ...], "shot": 3,
@@ -17,6 +17,10 @@ The per-frame series, all in 0..1:
 - ``contrast``: RMS contrast, the standard deviation of luma / 127.5, clipped to 1.
 
 Track ``data`` holds the palette of the whole video (same form) and the mean of each series.
+
+The k-means is plain numpy (``weighted_kmeans``; a test checks it against scikit-learn's):
+importing scikit-learn costs seconds of CPU per process, more than this analyzer's whole
+work on an hour of video.
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ def shot_intervals(inputs: AnalyzerInputs, duration: float) -> list[tuple[float,
     if not shots:
         if track is not None:
             logger.info("cut_analysis track has no usable shots; treating the video as one shot")
-        return [(0.0, max(duration, 0.0))]
+        return [(0.0, duration)] if duration > 0 else []
     return shots
 
 
@@ -67,18 +71,59 @@ def frame_stats(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return brightness, saturation, contrast
 
 
+def weighted_kmeans(x: np.ndarray, w: np.ndarray, k: int, seed: int = 0, n_init: int = 3,
+                    max_iter: int = 60) -> tuple[np.ndarray, float]:
+    """Weighted k-means (k-means++ seeding, Lloyd iterations) of points ``x`` (n, d) with weights ``w``.
+
+    Returns the cluster label of each point and the weighted inertia of the best of ``n_init``
+    runs. Plain numpy: for the few hundred points a palette needs this is faster than importing
+    scikit-learn (seconds per process), and a test checks it against ``sklearn.cluster.KMeans``.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    n = len(x)
+    k = max(1, min(k, n))
+    best: tuple[np.ndarray, float] | None = None
+    for _ in range(n_init):
+        centers = [x[rng.choice(n, p=w / w.sum())]]
+        d2 = ((x - centers[0]) ** 2).sum(axis=1)
+        for _ in range(1, k):
+            p = w * d2
+            if p.sum() <= 0:
+                break
+            centers.append(x[rng.choice(n, p=p / p.sum())])
+            d2 = np.minimum(d2, ((x - centers[-1]) ** 2).sum(axis=1))
+        c = np.array(centers)
+        for _ in range(max_iter):
+            dist = ((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+            labels = dist.argmin(axis=1)
+            mass = np.bincount(labels, weights=w, minlength=len(c))
+            sums = np.stack([np.bincount(labels, weights=w * x[:, j], minlength=len(c)) for j in range(x.shape[1])], 1)
+            moved = np.where(mass[:, None] > 0, sums / np.maximum(mass, 1e-12)[:, None], c)
+            done = np.abs(moved - c).max() < 1e-3
+            c = moved
+            if done:
+                break
+        dist = ((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+        labels = dist.argmin(axis=1)
+        inertia = float((w * dist[np.arange(n), labels]).sum())
+        if best is None or inertia < best[1]:
+            best = (labels, inertia)
+    assert best is not None
+    return best
+
+
 def dominant_palette(pixels: np.ndarray, k: int, seed: int = 0) -> tuple[list[str], list[float]]:
     """K-means (in CIE Lab) of RGB ``pixels`` (M, 3) uint8 -> (hex colours, weights), largest first.
 
     The pixels are first binned on a 16-level-per-channel RGB grid and k-means runs on the bins
-    weighted by their pixel counts (a few hundred points instead of thousands: same palette,
-    a fraction of the time). Each colour is the mean of its cluster's original pixels; each
+    weighted by their pixel counts (a few hundred points instead of thousands: the same palette
+    in a fraction of the time). Each colour is the mean of its cluster's original pixels; each
     weight is its share of the pixels. Fewer than ``k`` colours come back when the pixels fall
-    into fewer than ``k`` bins. Call it inside ``threadpool_limits(1, user_api="openmp")`` when
-    calling it many times: on a problem this small, OpenMP threads cost about 5x the CPU they save.
+    into fewer than ``k`` bins.
     """
     import cv2
-    from sklearn.cluster import KMeans
 
     if pixels.size == 0:
         return [], []
@@ -94,7 +139,7 @@ def dominant_palette(pixels: np.ndarray, k: int, seed: int = 0) -> tuple[list[st
         bin_label = np.zeros(len(bins), dtype=np.int64)
     else:
         lab = cv2.cvtColor((means / 255.0).astype(np.float32).reshape(-1, 1, 3), cv2.COLOR_RGB2LAB).reshape(-1, 3)
-        bin_label = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(lab, sample_weight=counts).labels_
+        bin_label, _ = weighted_kmeans(lab, counts, k, seed)
     labels = bin_label[inverse]
     sizes = np.bincount(labels, minlength=k).astype(np.float64)
     rgb = np.stack([np.bincount(labels, weights=pixels[:, c], minlength=k) for c in range(3)], axis=1)
@@ -126,23 +171,11 @@ class ColorAnalysis(Analyzer):
     def check_available(cls) -> str | None:
         import importlib.util
 
-        for module, package in (("sklearn", "scikit-learn"), ("cv2", "opencv-python-headless")):
-            if importlib.util.find_spec(module) is None:
-                return f"color_analysis needs {package}: pip install {package}"
+        if importlib.util.find_spec("cv2") is None:
+            return "color_analysis needs OpenCV: pip install opencv-python-headless"
         return None
 
-    def load(self, device: str, models: dict) -> None:
-        import sklearn.cluster  # noqa: F401  (seconds of imports, kept out of analyze's timing)
-
     def analyze(self, inputs: AnalyzerInputs) -> Track:
-        from threadpoolctl import threadpool_limits
-
-        # many tiny k-means fits: OpenMP threads cost more than they save. OpenMP's thread count
-        # is per calling thread, so this does not slow analyzers running in other threads.
-        with threadpool_limits(1, user_api="openmp"):
-            return self._analyze(inputs)
-
-    def _analyze(self, inputs: AnalyzerInputs) -> Track:
         stream = inputs.frames(self.frame_specs()[0])
         p = self.params
         series: dict[str, list[float]] = {"brightness": [], "saturation": [], "contrast": []}

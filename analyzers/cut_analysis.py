@@ -207,7 +207,7 @@ def find_cuts(sig: FrameSignals, frames: np.ndarray, fps: float, p: "CutAnalysis
     hd = np.zeros(n, dtype=np.float32)
     hd[1:] = hist_distance(sig.hist, np.arange(n - 1), np.arange(1, n))
     hd[0] = hd[1]
-    hist_ratio = hd / (_neighbour_mean(hd, p.window) + 0.02)
+    hist_ratio = hd / (_neighbour_mean(hd, p.window) + 0.01)
     sharp = (ratio >= p.threshold) | ((hist_ratio >= p.threshold) & (hd >= p.hist_cut_min))
     cand = np.flatnonzero((c >= p.min_content) & sharp)
     cand = cand[cand >= 1]

@@ -74,7 +74,7 @@ def shot_descriptors(stream: FrameStream, shots: list[tuple[float, float, str]],
     frames = stream.frames
     picks: list[np.ndarray] = []
     for start, end, _ in shots:
-        inside = np.flatnonzero((times >= start) & (times < end))
+        inside = np.arange(np.searchsorted(times, start, "left"), np.searchsorted(times, end, "left"))
         if len(inside) == 0:
             inside = np.array([stream.index_at((start + end) / 2)]) if len(times) else inside
         if len(inside) > per_shot:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,9 @@ _MANIFEST_HELP = ("models_manifest.yaml to use (default: $FRAMEWORK_MANIFEST, ./
 
 
 def _out() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    """stdout console; when piped and $COLUMNS is unset, wide enough that ids do not wrap."""
+    wide = sys.stdout.isatty() or os.environ.get("COLUMNS")
+    return Console(width=None if wide else 200, highlight=False)
 
 
 @dataclass
@@ -112,7 +115,7 @@ def list_cmd(as_json: bool, cached_only: bool, registry_path: Path | None, manif
             "disabled_analyzers": ctx.usage.disabled.get(spec.id, []),
             "prunable": bool(item and item.action == "delete"),
             "prune_action": item.action if item else None, "prune_reason": item.reason if item else None,
-            "busy": cm.busy, "license": spec.license, "task": spec.task, "vram_gb": spec.vram_gb,
+            "partial": cm.partial, "busy": cm.busy, "license": spec.license, "task": spec.task, "vram_gb": spec.vram_gb,
             "instruction_tuned": spec.instruction_tuned, "package_version": cm.package_version,
         })
     unknown = [{"repo_id": u.repo_id, "path": str(u.path), "size_on_disk": u.size_on_disk,
@@ -135,9 +138,10 @@ def list_cmd(as_json: bool, cached_only: bool, registry_path: Path | None, manif
                 "prunable"):
         table.add_column(col, justify="right" if col in ("expected", "on disk") else "left")
     for r in rows:
-        cached = "yes" if r["cached"] else ("partial" if r["busy"] else "no")
-        prune = "yes" if r["prunable"] else ("-" if r["prune_action"] is None else f"no: {r['prune_reason']}")
-        table.add_row(r["id"], r["source"], ("~" if r["size_approximate"] else "") + human_size(r["expected_size_bytes"]),
+        cached = "yes" if r["cached"] else ("partial" if r["busy"] or r["partial"] else "no")
+        prune = _short_prune(r)
+        approx = "~" if r["size_approximate"] and r["expected_size_bytes"] is not None else ""
+        table.add_row(r["id"], r["source"], approx + human_size(r["expected_size_bytes"]),
                       cached, human_size(r["size_on_disk"]) if r["cached"] or r["size_on_disk"] else "-",
                       ", ".join(r["enabled_analyzers"]) or "-", ", ".join(r["disabled_analyzers"]) or "-", prune)
     table.add_section()
@@ -157,6 +161,18 @@ def list_cmd(as_json: bool, cached_only: bool, registry_path: Path | None, manif
         out.print(t2)
 
 
+def _short_prune(row: dict[str, Any]) -> str:
+    """The list's prunable cell; ``--json`` and ``prune`` give the full reason."""
+    action, reason = row["prune_action"], row["prune_reason"] or ""
+    if action is None:
+        return "-"
+    if action == "delete":
+        return "yes"
+    if action == "keep":
+        return "no: bundled" if row["source"] == "bundled" else ("no: --keep" if "--keep" in reason else "no: in use")
+    return "no: " + reason.split(":")[0]  # refused: "download in progress" / "unsafe"
+
+
 # --- pull -------------------------------------------------------------------------------
 @models_group.command("pull")
 @click.argument("ids", nargs=-1)
@@ -171,9 +187,11 @@ def list_cmd(as_json: bool, cached_only: bool, registry_path: Path | None, manif
 @user_errors
 def pull_cmd(ids: tuple[str, ...], enabled: bool, offline: bool, update: bool, as_json: bool, no_progress: bool,
              registry_path: Path | None, manifest_path: Path | None) -> None:
-    """Download models into their usual caches (resumable) and record the revision fetched in
-    $FRAMEWORK_HOME/models.lock.json. Models an ID requires (an adapter's base, EasyOCR's
-    detector) come too. Offline it fails with one line and exit code 7.
+    """Download models into their usual caches, each through its own library, and record the
+    revision and hashes fetched in $FRAMEWORK_HOME/models.lock.json. Models an ID requires (an
+    adapter's base, EasyOCR's detector) come too. Cached files are not fetched again; url and
+    whisper downloads resume a partial file (see docs/models.md for each source). Offline
+    (--offline, HF_HUB_OFFLINE=1) or with the host unreachable it fails with one line, exit 7.
 
     \b
     Examples:

@@ -94,6 +94,9 @@ class Analyzer:
     - ``needs_audio`` / ``requires_audio``: wants audio / is skipped without it.
     - ``requires_video``: is skipped for audio-only files (default True if it asks for frames).
     - ``device``: ``"cpu"``, ``"gpu"`` or ``"auto"`` (GPU when there is one, else CPU).
+    - ``models``: manifest ids of the models it loads. The runner resolves them to local paths
+      (``load(device, models)``); an uncached model makes the track ``skipped`` with the
+      ``framework models pull`` command, unless ``models_optional`` is True.
 
     Methods to override: ``frame_specs``, ``model_ids`` (when they depend on params),
     ``load``, ``analyze`` (required), ``unload``, and ``check_available``.
@@ -108,6 +111,7 @@ class Analyzer:
     requires_video: ClassVar[bool | None] = None
     device: ClassVar[DevicePreference] = "cpu"
     models: ClassVar[tuple[str, ...]] = ()
+    models_optional: ClassVar[bool] = False  # True: run even when a model is not cached
     enabled_by_default: ClassVar[bool] = True
     plugin: ClassVar[str | None] = None  # stamped by the host at registration
 

@@ -166,7 +166,7 @@ class ModelSpec(BaseModel):
         return (self.locator, *self.aliases) if self.source == "huggingface" else ()
 
     def vram_mb(self, precision: str | None = None) -> float:
-        """VRAM estimate in MB at ``precision`` (default: the smallest listed at 16 bit or more)."""
+        """VRAM estimate in MB at ``precision`` (default: bf16, else fp16, fp32, int8, int4)."""
         if not self.vram_gb:
             return 0.0
         if precision is None:

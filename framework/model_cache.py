@@ -324,6 +324,7 @@ class CachedModel:
     revisions: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)
     package_version: str | None = None
+    partial: bool = False  # a cached HF revision lacks files its saved tree listing names
 
     @property
     def id(self) -> str:
@@ -412,7 +413,10 @@ def scan_cache(manifest: Manifest, roots: CacheRoots | None = None) -> CacheScan
                     continue
                 cm.paths.append(repo.repo_path)
                 cm.revisions += sorted(r.commit_hash for r in repo.revisions)
-                cm.cached = cm.cached or any(r.files for r in repo.revisions)
+                complete = [r for r in repo.revisions
+                            if r.files and hf_snapshot(spec, roots, r.commit_hash, repo.repo_id) is not None]
+                cm.cached = cm.cached or bool(complete)
+                cm.partial = cm.partial or len(complete) < len(repo.revisions)
                 cm.size_on_disk += tree_size(repo.repo_path)
                 cm.busy += _hf_busy(repo.repo_path, roots.hf_hub)
         elif spec.source == "bundled":
@@ -442,21 +446,33 @@ def scan_cache(manifest: Manifest, roots: CacheRoots | None = None) -> CacheScan
     return scan
 
 
+def hf_snapshot(spec: ModelSpec, roots: CacheRoots, revision: str, repo_id: str | None = None) -> Path | None:
+    """The snapshot folder of ``revision`` (a commit or a ref) if huggingface_hub finds it complete.
+
+    huggingface_hub saves the repo's tree listing when a download starts and, offline
+    (``local_files_only``), refuses a snapshot that lacks a listed file (``ignore`` applied).
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    for rid in [repo_id] if repo_id else spec.repo_ids:
+        try:
+            return Path(snapshot_download(rid, revision=revision, cache_dir=roots.hf_hub, local_files_only=True,
+                                          ignore_patterns=list(spec.ignore) or None))
+        except (LocalEntryNotFoundError, OSError, ValueError):
+            continue
+    return None
+
+
 def local_path(spec: ModelSpec, roots: CacheRoots | None = None, lock: ModelLock | None = None) -> Path | None:
     """Where an analyzer loads ``spec`` from: the HF snapshot (locked commit first), the file,
     or the package folder; None when it is not cached."""
     roots = roots or CacheRoots.from_env()
     if spec.source == "huggingface":
         entry = (lock or ModelLock.load(roots)).get(spec.id) or {}
-        for rid in spec.repo_ids:
-            repo_dir = roots.hf_hub / ("models--" + rid.replace("/", "--"))
-            commit = spec.revision or entry.get("revision")
-            if not commit:
-                ref = repo_dir / "refs" / "main"
-                commit = ref.read_text().strip() if ref.is_file() else None
-            if commit and (repo_dir / "snapshots" / commit).is_dir():
-                return repo_dir / "snapshots" / commit
-        return None
+        if not roots.hf_hub.is_dir():
+            return None
+        return hf_snapshot(spec, roots, spec.revision or entry.get("revision") or "main")
     if spec.source == "bundled":
         pkg = package_dir(spec.locator)
         return pkg if pkg is not None and all((pkg / p).exists() for p in spec.paths) else None

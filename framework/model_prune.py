@@ -18,7 +18,7 @@ from typing import Any, Iterable, Literal
 from .errors import ConfigError
 from .manifest import Manifest, ModelUsage
 from .model_cache import (CacheScan, CachedModel, ModelLock, UnknownRepo, _file_busy, _hf_busy,
-                          deletion_refusal, now_iso, write_json_atomic)
+                          deletion_refusal, human_size, now_iso, write_json_atomic)
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,8 @@ def plan_prune(manifest: Manifest, scan: CacheScan, usage: ModelUsage, keep: Ite
                           for a, m in bad] +
                          [f"enabled analyzer {a!r} cannot list its models" for a in usage.enabled_failures])
         raise ConfigError(f"refusing to prune: {what}. Add the id to the manifest or disable the analyzer.")
-    keep = list(keep)
+    by_repo = manifest.by_repo_id()
+    keep = [by_repo.get(k.lower(), k) for k in keep]  # a manifest model may be named by its repo id
     unknown_repo_ids = {u.repo_id.lower() for u in scan.unknown}
     for k in keep:
         if k not in manifest and k.lower() not in unknown_repo_ids:
@@ -224,7 +225,7 @@ def execute_prune(plan: PrunePlan, scan: CacheScan, manifest: Manifest, lock: Mo
             failed.append((item, str(exc)))
             continue
         removed.append(item)
-        logger.info("removed %s (%d bytes)", item.id, item.size)
+        logger.info("removed %s (%s)", item.id, human_size(item.size))
     record["removed"] = [i.as_dict() for i in removed]
     record["failed"] = [{**i.as_dict(), "error": e} for i, e in failed]
     record["finished"] = now_iso()

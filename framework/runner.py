@@ -235,8 +235,42 @@ class _Run:
                          skipped=[n for n, t in timeline.tracks.items() if t.status == "skipped"],
                          reused=list(self.reused), outputs=outputs)
 
+    def _manifest(self) -> Any:
+        """The models manifest, loaded once, only when some analyzer declares models."""
+        if not hasattr(self, "_manifest_cache"):
+            needs = any(a.model_ids() for a in self.analyzers.values())
+            from .manifest import load_manifest
+
+            self._manifest_cache = load_manifest() if needs else None
+        return self._manifest_cache
+
+    def _vram_mb(self, a: Analyzer) -> float:
+        manifest = self._manifest()
+        return sum(manifest[m].vram_mb() for m in a.model_ids() if m in manifest) if manifest else 0.0
+
+    def _models(self, a: Analyzer) -> tuple[dict[str, Path], str | None]:
+        """Local paths of the analyzer's models, or the reason it cannot have them."""
+        ids = a.model_ids()
+        if not ids:
+            return {}, None
+        from .model_cache import local_path
+
+        manifest = self._manifest()
+        found: dict[str, Path] = {}
+        for mid in ids:
+            if mid not in manifest:
+                return {}, (f"model {mid!r} is not in models_manifest.yaml; add it there or fix the "
+                            f"analyzer's model id")
+            path = local_path(manifest[mid])
+            if path is None:
+                if a.models_optional:  # the analyzer copes without it (e.g. fusion falls back)
+                    continue
+                return {}, f"model {mid} is not in the local cache; run `framework models pull {mid}`"
+            found[mid] = path
+        return found, None
+
     def _plan(self) -> list[str]:
-        demands = [Demand(n, a.device, 0.0, self.deps[n]) for n, a in self.analyzers.items()]
+        demands = [Demand(n, a.device, self._vram_mb(a), self.deps[n]) for n, a in self.analyzers.items()]
         try:
             self.plan = plan(demands, self.vram_budget_mb, gpus=_gpu_count(self.analyzers.values()))
         except CycleError as exc:
@@ -256,14 +290,12 @@ class _Run:
             task = bars.add_task("decode", total=1.0) if bars else None
             report = (lambda f: bars.update(task, completed=f)) if bars else None
             decoded = media.decode(self.path, self.meta, specs, want_audio, self.cache_dir, progress=report)
+        self.warnings.extend(decoded.stats.warnings)  # media logs them as it finds them
         if decoded.stats.truncated_at is not None:
-            msg = (f"{self.path}: the file is damaged or truncated at {decoded.stats.truncated_at:.2f} s "
-                   f"(its header says {self.meta.duration:.2f} s); results cover the part before that")
-            logger.warning("%s", msg)
-            self.warnings.append(msg)
             # analyzers and reports see the part that exists, not the length the header promised
+            self.warnings.append(f"the header says {self.meta.duration:.2f} s; analyzed "
+                                 f"{decoded.stats.truncated_at:.2f} s")
             self.meta = self.meta.model_copy(update={"duration": decoded.stats.truncated_at})
-        self.warnings.extend(w for w in decoded.stats.warnings if w not in self.warnings)
         return decoded
 
     def _run_analyzer(self, name: str, base: dict[str, Any], bars: Any, task: Any) -> Track:
@@ -278,12 +310,15 @@ class _Run:
                 reason = f"upstream analyzer {d} is {status}"
         if reason is not None:
             return self._stamp(a.track(), status="skipped", reason=reason)
+        models, reason = self._models(a)
+        if reason is not None:
+            return self._stamp(a.track(), status="skipped", reason=reason)
         upstream = {d: self.tracks[d] for d in self.deps[name] if d in self.tracks}
         work = self.cache_dir / "work" / name
         inputs = AnalyzerInputs(upstream=upstream, work_dir=work,
                                 progress=(lambda f: bars.update(task, completed=f)) if bars else None,
                                 **base)
-        return call_analyzer(a, inputs, self.plan.device.get(name, "cpu"), self.host)
+        return call_analyzer(a, inputs, self.plan.device.get(name, "cpu"), self.host, models)
 
     def _stamp(self, track: Track, **update: Any) -> Track:
         return track.model_copy(update=update)
@@ -324,7 +359,7 @@ class _Run:
 
 
 def call_analyzer(analyzer: Analyzer, inputs: AnalyzerInputs, device: str,
-                  host: PluginHost | None = None) -> Track:
+                  host: PluginHost | None = None, models: dict[str, Path] | None = None) -> Track:
     """Load, analyze and unload one analyzer; any exception becomes a ``failed`` Track.
 
     Like pytest's ``CallInfo.from_call``: the outcome (track or error) plus its duration, and
@@ -335,7 +370,7 @@ def call_analyzer(analyzer: Analyzer, inputs: AnalyzerInputs, device: str,
     status, reason, track = "ok", None, None
     try:
         try:
-            analyzer.load(device, {})
+            analyzer.load(device, models or {})
         except AnalyzerUnavailable as exc:
             status, reason = "skipped", str(exc)
         else:

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from analyzers.audio_analysis import AudioAnalysis, quiet_runs, rms_dbfs
+from analyzers.audio_analysis import (ONSET_HOP, TEMPO_WIN, AudioAnalysis, mel_filterbank, onset_strength,
+                                      pick_onsets, quiet_runs, rms_dbfs, tempo_bpm, tempogram)
 from framework import AnalyzerInputs, VideoMeta, media
 from framework.streams import AudioWriter
 
@@ -40,9 +41,7 @@ def audio_inputs(tmp_path: Path, samples: np.ndarray, start_time: float = 0.0) -
 
 @pytest.fixture(scope="module")
 def analyzer() -> AudioAnalysis:
-    a = AudioAnalysis()
-    a.load("cpu", {})
-    return a
+    return AudioAnalysis()
 
 
 def test_sample_video_silence_and_loudness(sample_video, tmp_path, analyzer):
@@ -130,3 +129,28 @@ def test_params_are_validated():
     with pytest.raises(ValidationError):
         AudioAnalysis({"silence_threshold": -40})  # unknown key
     assert AudioAnalysis({"hop_s": 0.05, "silence_db": -40}).params.silence_db == -40
+
+
+def test_numpy_dsp_matches_librosa():
+    """The onset/tempo functions are numpy re-implementations of librosa's (whose import costs
+    seconds per process); librosa itself is the reference here."""
+    librosa = pytest.importorskip("librosa")
+    rng = np.random.default_rng(5)
+    t = np.arange(12 * SR) / SR
+    y = click_track(128.0, 12.0) + 0.1 * np.sin(2 * np.pi * 220 * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)
+    y = (y + rng.normal(0, 0.003, y.size)).astype(np.float32)
+
+    assert np.allclose(mel_filterbank(), librosa.filters.mel(sr=SR, n_fft=1024, n_mels=64), atol=1e-7)
+    ours = onset_strength(y)
+    ref = librosa.onset.onset_strength(y=y, sr=SR, hop_length=ONSET_HOP, n_fft=1024, n_mels=64)
+    assert ours.shape == ref.shape
+    assert np.allclose(ours, ref, rtol=1e-3, atol=2e-3 * ref.max())
+    assert list(pick_onsets(ref)) == list(librosa.onset.onset_detect(onset_envelope=ref, sr=SR, hop_length=ONSET_HOP))
+    tg_ref = librosa.feature.tempogram(onset_envelope=ref, sr=SR, hop_length=ONSET_HOP, win_length=TEMPO_WIN)
+    assert np.allclose(tempogram(ref, 0, ref.size), tg_ref, atol=1e-6)
+    assert np.allclose(tempogram(ref, 100, 300), tg_ref[:, 100:300], atol=1e-6)  # a slice = the same columns
+    mean = tg_ref.mean(axis=1)
+    ref_bpm = float(librosa.feature.tempo(tg=mean[:, None], sr=SR, hop_length=ONSET_HOP, aggregate=None)[0])
+    bpm, clarity = tempo_bpm(mean)
+    assert bpm == pytest.approx(ref_bpm, rel=0.03) and bpm == pytest.approx(128.0, rel=0.01)
+    assert 0.5 < clarity <= 1.0

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzers.color_analysis import ColorAnalysis, dominant_palette, frame_stats
+from analyzers.color_analysis import ColorAnalysis, dominant_palette, frame_stats, weighted_kmeans
 from framework import AnalyzerInputs, Event, FrameSpec, Track, VideoMeta, media
 from framework.streams import FrameStreamWriter
 from framework.synth import ShotSpec
@@ -38,7 +38,6 @@ def video_meta(duration: float) -> VideoMeta:
 def two_shots(tmp_path):
     """Shot 1 (0-2 s): solid red. Shot 2 (2-4 s): left half blue, right half green."""
     analyzer = ColorAnalysis()
-    analyzer.load("cpu", {})
     spec = analyzer.frame_specs()[0]
     red = np.zeros((54, 96, 3), np.uint8)
     red[:] = RED
@@ -96,7 +95,6 @@ def test_synth_looks_through_decode(video_factory, tmp_path):
     truth = video_factory("looks.mp4", shots=[ShotSpec(1.0, "static", look=k) for k in (0, 1, 0, 2)],
                           audio=False, text=None)
     analyzer = ColorAnalysis()
-    analyzer.load("cpu", {})
     meta = media.probe(truth.path)
     decoded = media.decode(truth.path, meta, analyzer.frame_specs(), False, tmp_path / "cache")
     track = analyzer.analyze(AnalyzerInputs(video=meta, streams=decoded.streams, upstream={
@@ -136,6 +134,23 @@ def test_helpers():
     pixels = np.concatenate([np.tile(c, (n, 1)) for c, n in ((RED, 600), (GREEN, 300), (BLUE, 100))]).astype(np.uint8)
     colors, weights = dominant_palette(rng.permutation(pixels), 5)
     assert colors == ["#ff0000", "#00ff00", "#0000ff"] and weights == [0.6, 0.3, 0.1]
+
+
+def test_weighted_kmeans_matches_scikit_learn():
+    """The numpy k-means (scikit-learn's import costs seconds per process) reaches the same
+    weighted inertia as sklearn.cluster.KMeans on blobs of weighted points."""
+    KMeans = pytest.importorskip("sklearn.cluster").KMeans
+    rng = np.random.default_rng(1)
+    centres = rng.uniform(0, 100, (5, 3))
+    x = np.concatenate([c + rng.normal(0, 6, (80, 3)) for c in centres])
+    w = rng.integers(1, 50, len(x)).astype(float)
+    labels, inertia = weighted_kmeans(x, w, 5, seed=0)
+    ref = KMeans(n_clusters=5, n_init=10, random_state=0).fit(x, sample_weight=w)
+    assert inertia == pytest.approx(ref.inertia_, rel=0.01)
+    assert len(set(labels)) == 5
+    # the same partition, up to the numbering of the clusters
+    pairs = set(zip(labels.tolist(), ref.labels_.tolist()))
+    assert len(pairs) == 5
 
 
 def test_registered_as_a_builtin_and_params_validated():

@@ -174,6 +174,21 @@ def test_dip_to_black_starts_the_shot_at_the_fade_in(tmp_path):
     assert fade.data["last_frame"] >= 63
 
 
+def test_dissolve_out_of_a_dark_lit_shot_is_not_a_fade(tmp_path):
+    """A dark shot with a few lit areas (mean luma ~13) is not black: leaving it is a dissolve."""
+    dark = (texture(10).astype(np.float32) * 0.05).astype(np.uint8)
+    dark[10:22, 20:50] = 200  # a lit window, ~7 % of the picture
+    dark[35:45, 60:80] = 180
+    bright = texture(11)
+    mix = np.stack([(dark * (1 - w) + bright * w).astype(np.uint8) for w in np.linspace(0, 1, 22)[1:-1]])
+    frames = np.concatenate([still(dark, 40), mix, still(bright, 40, seed=4)])
+    track = run_on_frames(frames, tmp_path)
+    assert events(track, "fade") == [] and events(track, "cut") == []
+    (dissolve,) = events(track, "dissolve")
+    assert 36 <= dissolve.data["first_frame"] <= 44 and 56 <= dissolve.data["last_frame"] <= 64
+    assert [s.data["transition_in"] for s in events(track, "shot")] == ["start", "dissolve"]
+
+
 def test_black_to_dark_cut_is_found(tmp_path):
     """A hard cut from black to a dim picture is a cut, not a fade-in (its first frame is not dim)."""
     dim = (texture(6).astype(np.float32) * 0.35).astype(np.uint8)

@@ -86,10 +86,11 @@ def test_whisper_checksums_match_the_installed_whisper_urls(manifest):
 
 # --- analyzers name manifest ids ---------------------------------------------------------------
 def test_builtin_analyzers_name_only_manifest_ids(manifest):
+    """With default params and with the params of the shipped registry.yaml."""
     host = build_plugin_manager(load_entrypoints=False)
-    registry = load_registry(None)
-    usage = model_usage(registry.configure(host.analyzers), manifest)
-    assert usage.unknown == [] and usage.failures == [], usage.problems()
+    for registry in (load_registry(None), load_registry(REPO / "registry.yaml")):
+        usage = model_usage(registry.configure(host.analyzers), manifest)
+        assert usage.unknown == [] and usage.failures == [], usage.problems()
 
 
 class _Bad(Analyzer):

@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -360,6 +359,11 @@ def test_keep_option(env):
     assert set(data["removed"]) == EXPECTED_CANDIDATES - {"video-llava-7b"}
     assert env.llava.exists() and env.unknown.exists()
     env.cli("prune", "--keep", "no-such-model", code=EXIT_CONFIG)
+
+
+def test_keep_by_repo_id(env):
+    data = env.json("prune", "--keep", "LanguageBind/Video-LLaVA-7B")  # names the manifest model by its repo
+    assert {i["id"]: i["action"] for i in data["items"]}["video-llava-7b"] == "keep"
 
 
 def test_enabled_analyzer_with_unknown_model_blocks_prune(env):

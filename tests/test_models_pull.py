@@ -304,6 +304,9 @@ def test_hf_pull_through_snapshot_download(hub):
     assert f"cannot reach 127.0.0.1:{hub.server_port}" in text and "Traceback" not in text
     repo = CacheRoots.from_env().hf_hub / "models--HuggingFaceTB--SmolLM2-360M-Instruct"
     assert not list(repo.rglob("*.incomplete"))  # huggingface_hub 2.x removes its partial file
+    listed = CliRunner().invoke(main, ["models", "list", "--json"])
+    row = next(r for r in json.loads(listed.stdout)["models"] if r["id"] == "smollm2-360m-instruct")
+    assert not row["cached"] and row["partial"]  # config.json arrived, model.safetensors did not
 
     hub.cut_after, hub.requests = None, []
     out = json.loads(_pull("smollm2-360m-instruct", "--json").stdout)

@@ -81,6 +81,7 @@ class Fusion(Analyzer):
     def __init__(self, params: Any = None):
         super().__init__(params)
         self.backend: LLMBackend | None = None
+        self._backend_notes: list[str] = []
 
     def model_ids(self) -> list[str]:
         p = self.params
@@ -103,13 +104,19 @@ class Fusion(Analyzer):
                 opts["api_key_env"] = p.api_key_env
         return {**opts, **p.backend_options}
 
-    def _open_backend(self, host: Any, notes: list[str]) -> LLMBackend:
-        table = dict(getattr(host, "llm_backends", None) or builtin_backends())
+    def load(self, device: str, models: dict) -> None:
+        """Open a built-in backend here (loading its model), so a missing model means ``skipped``
+        when ``fallback_to_extractive`` is off; a plugin's backend is opened in ``analyze``."""
+        self._backend_notes = []
+        if self.params.backend in builtin_backends():
+            self.backend = self._open_backend(builtin_backends(), self._backend_notes)
+
+    def _open_backend(self, table: dict[str, type], notes: list[str]) -> LLMBackend:
         p = self.params
         if p.backend == "extractive":
             return make_backend("extractive", {}, table)
+        backend = make_backend(p.backend, self.backend_options(), table)  # bad options: fail, naming the key
         try:
-            backend = make_backend(p.backend, self.backend_options(), table)
             backend.load()
             return backend
         except (LLMUnavailable, LLMError) as exc:
@@ -139,7 +146,12 @@ class Fusion(Analyzer):
             ends = [e.end for n in used for e in upstream[n].events[-1:]]
             duration = max(ends, default=0.0)
 
-        self.backend = backend = self._open_backend(inputs.host, notes)
+        if self.backend is None:
+            self._backend_notes = []
+            table = dict(getattr(inputs.host, "llm_backends", None) or builtin_backends())
+            self.backend = self._open_backend(table, self._backend_notes)
+        backend = self.backend
+        notes.extend(self._backend_notes)
         count = backend.count_tokens if not backend.extractive else estimate_tokens
         tracks = {n: upstream[n] for n in used}
         units = build_units(tracks, duration, p.window_s)

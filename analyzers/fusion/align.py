@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import bisect
 import math
+from array import array
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from framework import Event, Series, Track
 
@@ -35,14 +36,36 @@ class Unit:
         return self.end - self.start
 
 
+class _Starts:
+    """A read-only sequence view of the events' starts (no copy) for ``bisect``."""
+
+    def __init__(self, events: list[Event]):
+        self.events = events
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def __getitem__(self, i: int) -> float:
+        return self.events[i].start
+
+
 class TrackIndex:
-    """Events of one track sorted by start, for fast range queries; event indices are preserved."""
+    """Events of one track sorted by start, for fast range queries; event indices are preserved.
+
+    A track already in start order (the usual case) is indexed with no copy at all; otherwise
+    the order is kept in compact arrays (12 bytes per event).
+    """
 
     def __init__(self, track: Track):
         self.track = track
         events = track.events
-        self.order = sorted(range(len(events)), key=lambda i: (events[i].start, events[i].end))
-        self.starts = [events[i].start for i in self.order]
+        in_order = all(events[i].start <= events[i + 1].start for i in range(len(events) - 1))
+        if in_order:
+            self.order: Sequence[int] = range(len(events))
+            self.starts: Sequence[float] = _Starts(events)
+        else:
+            self.order = array("l", sorted(range(len(events)), key=lambda i: (events[i].start, events[i].end)))
+            self.starts = array("d", (events[i].start for i in self.order))
         self.max_duration = max((e.end - e.start for e in events), default=0.0)
 
     @property

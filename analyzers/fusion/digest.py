@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
@@ -58,23 +59,39 @@ class Line:
     priority: int = 5  # lower first when a digest must be cut
 
 
-@dataclass
 class Digest:
-    """The digest of one unit: the text an LLM (or the extractive writer) reads."""
+    """The digest of one unit: sizes, salience and a headline are kept; the text itself is
+    rendered again from the tracks whenever it is asked for (``text``, ``brief``, ``lines``), so
+    holding the digests of a two-hour film costs a few hundred bytes per scene."""
 
-    unit: Unit
-    lines: list[Line]
-    text: str = ""
-    brief: str = ""
-    tokens: int = 0
-    brief_tokens: int = 0
-    salience: float = 0.0
-    features: dict[str, float] = field(default_factory=dict)
+    __slots__ = ("unit", "builder", "tokens", "brief_tokens", "salience", "features", "heads", "headline")
+
+    def __init__(self, unit: Unit, builder: "DigestBuilder"):
+        self.unit = unit
+        self.builder = builder
+        self.tokens = 0
+        self.brief_tokens = 0
+        self.salience = 0.0
+        self.features: dict[str, float] = {}
+        self.heads: tuple[str, ...] = ()   # the heading of each line ("speech", "camera", ...)
+        self.headline = ""                 # the first line, clipped (chapter titles)
 
     @property
     def header(self) -> str:
         kind = {"scene": "scene", "shot": "shot"}.get(self.unit.label, "part")
         return f"[{kind} {self.unit.index + 1} | {fmt_time(self.unit.start)}-{fmt_time(self.unit.end)}]"
+
+    @property
+    def lines(self) -> list["Line"]:
+        return self.builder.lines(self.unit)
+
+    @property
+    def text(self) -> str:
+        return self.builder.full_text(self, self.lines)
+
+    @property
+    def brief(self) -> str:
+        return self.builder.brief_text(self, self.lines)
 
 
 def _clip(text: str, chars: int) -> str:
@@ -259,19 +276,25 @@ class DigestBuilder:
         out.sort(key=lambda ln: ln.priority)
         return out
 
+    def full_text(self, d: Digest, lines: list[Line]) -> str:
+        return self._fit([d.header] + [f"  {ln.text}" for ln in lines], self.max_tokens)
+
+    def brief_text(self, d: Digest, lines: list[Line]) -> str:
+        return self._fit([d.header + (" " + lines[0].text if lines else " (nothing detected)")],
+                         max(16, self.max_tokens // 5))
+
     def build(self, unit: Unit) -> Digest:
         lines = self.lines(unit)
-        d = Digest(unit, lines)
+        d = Digest(unit, self)
         feats: dict[str, float] = {"duration": math.log1p(unit.duration)}
         for ln in lines:
             for k, v in ln.features.items():
                 feats[k] = feats.get(k, 0.0) + v
         d.features = feats
-        d.text = self._fit([d.header] + [f"  {ln.text}" for ln in lines], self.max_tokens)
-        d.tokens = self.count(d.text)
-        d.brief = self._fit([d.header + (" " + lines[0].text if lines else " (nothing detected)")],
-                            max(16, self.max_tokens // 4))
-        d.brief_tokens = self.count(d.brief)
+        d.tokens = self.count(self.full_text(d, lines))
+        d.brief_tokens = self.count(self.brief_text(d, lines))
+        d.heads = tuple(sys.intern(ln.text.split(":", 1)[0]) for ln in lines)
+        d.headline = _clip(lines[0].text, 60) if lines else "nothing detected"
         return d
 
     def _fit(self, rows: list[str], cap: int) -> str:
@@ -341,13 +364,6 @@ def fit_digests(digests: list[Digest], budget: int) -> Fitted:
     texts = [digests[i].text if chosen[i] == "full" else digests[i].brief for i in order]
     full = sum(1 for v in chosen.values() if v == "full")
     return Fitted(texts, used, full, len(chosen) - full, len(digests) - len(chosen))
-
-
-def unit_events(tracks: dict[str, Track], unit: Unit) -> list[tuple[str, int]]:
-    """(analyzer, event index) of the unit's own scene/shot event, for evidence."""
-    if unit.event_index is None:
-        return []
-    return [(unit.source, unit.event_index)]
 
 
 __all__ = ["Context", "Digest", "DigestBuilder", "Fitted", "Line", "RENDERERS", "SCENE_LABEL", "fit_digests",

@@ -40,10 +40,7 @@ def group_units(digests: list[Digest], duration: float, max_chapters: int) -> li
 
 
 def _chapter_phrase(group: list[Digest]) -> str:
-    best = max(group, key=lambda d: d.salience)
-    if not best.lines:
-        return "nothing detected"
-    return _clip(best.lines[0].text, 60)
+    return max(group, key=lambda d: d.salience).headline
 
 
 def extractive_chapters(groups: list[list[Digest]], grounder: Grounder) -> list[Chapter]:
@@ -54,7 +51,8 @@ def extractive_chapters(groups: list[list[Digest]], grounder: Grounder) -> list[
         kind = "Scene" if a.label == SCENE_LABEL else ("Shot" if a.label == SHOT_LABEL else "Part")
         name = f"{kind} {a.index + 1}" if a is b else f"{kind}s {a.index + 1}-{b.index + 1}"
         top = sorted(group, key=lambda d: -d.salience)[:2]
-        summary = " ".join(_clip("; ".join(ln.text for ln in d.lines[:2]), 160) for d in top if d.lines)
+        summary = " ".join(_clip("; ".join(ln.text for ln in lines[:2]), 160)
+                           for lines in (d.lines for d in top) if lines)
         out.append(Chapter(start=a.start, end=b.end, title=f"{name}: {_chapter_phrase(group)}",
                            summary=summary, evidence=grounder.chapter_evidence(a.start, b.end)))
     return out
@@ -196,8 +194,8 @@ def extractive_paragraph(digests: list[Digest], indexes: dict[str, TrackIndex], 
     """Counts in a paragraph: units, shots, how many units have speech / text / objects, audio."""
     heads: Counter[str] = Counter()
     for d in digests:
-        for ln in d.lines:
-            heads[ln.text.split(":", 1)[0]] += 1
+        for head in d.heads:
+            heads[head] += 1
     unit_label = digests[0].unit.label if digests else "part"
     n_shots = sum(1 for ix in indexes.values() for e in ix.track.events if e.label == SHOT_LABEL) \
         if unit_label == SCENE_LABEL else 0

@@ -78,9 +78,9 @@ class OpenAIBackend(LLMBackend):
         import httpx
 
         try:
-            self._headers()
-            self._http().get(f"{self.url}/models", headers=self._headers(),
-                             timeout=self.options.connect_timeout_s)
+            # a one-off request: some servers close the connection after answering /models with an error
+            httpx.get(f"{self.url}/models", headers=self._headers(), timeout=self.options.connect_timeout_s,
+                      trust_env=False)
         except LLMUnavailable as exc:
             return str(exc)
         except httpx.HTTPError as exc:
@@ -105,7 +105,12 @@ class OpenAIBackend(LLMBackend):
         if self.options.model:
             body["model"] = self.options.model
         try:
-            resp = self._http().post(f"{self.url}/chat/completions", json=body, headers=self._headers())
+            try:
+                resp = self._http().post(f"{self.url}/chat/completions", json=body, headers=self._headers())
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                # the server closed a kept-alive connection: retry once on a fresh one
+                self.close()
+                resp = self._http().post(f"{self.url}/chat/completions", json=body, headers=self._headers())
         except httpx.TimeoutException as exc:
             raise LLMError(f"{self.url}/chat/completions did not answer within {self.options.timeout_s:g} s; "
                            "raise analyzers.fusion.params.backend_options.timeout_s or lower max_new_tokens") from exc
