@@ -107,7 +107,8 @@ class CameraAnalysis(Analyzer):
         pan_speed: float = Field(0.03, gt=0, description="Frame widths per second above which a shot pans.")
         tilt_speed: float = Field(0.03, gt=0, description="Frame heights per second above which a shot tilts.")
         zoom_rate: float = Field(0.02, gt=0, description="|log scale| per second above which a shot zooms.")
-        shake_jitter: float = Field(0.008, gt=0, description="Per-pair jitter (frame fraction) above which a shot shakes.")
+        shake_jitter: float = Field(0.008, gt=0,
+                                    description="Per-pair jitter (frame fraction) above which a shot shakes.")
 
     def frame_specs(self) -> list[FrameSpec]:
         return [FrameSpec(fps=self.params.fps, width=self.params.width, pix_fmt="gray")]

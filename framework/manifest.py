@@ -238,7 +238,7 @@ def default_manifest_path() -> Path:
     local = Path.cwd() / MANIFEST_FILENAME
     if local.is_file():
         return local
-    return Path(__file__).resolve().parent.parent / MANIFEST_FILENAME
+    return Path(__file__).parent / MANIFEST_FILENAME  # in a checkout, a link to the repo root's file
 
 
 def load_manifest(path: str | os.PathLike | None = None) -> Manifest:

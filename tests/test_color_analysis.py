@@ -15,7 +15,8 @@ RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 
 
 def shots_track(bounds: list[float]) -> Track:
-    events = [Event(start=a, end=b, label="shot", data={"index": i}) for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    events = [Event(start=a, end=b, label="shot", data={"index": i})
+              for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
     return Track(analyzer="cut_analysis", version="test", events=events)
 
 
