@@ -2,21 +2,118 @@
 
 A ``FrameSpec`` is what an analyzer asks for (rate, size, pixel format). The decoder writes
 each distinct spec to its own ``FrameStream`` folder in the run's cache; analyzers read it
-back through ``np.memmap``, so RAM stays bounded however long the video is.
+back through positional reads (``DiskArray``), so RAM stays bounded however long the video is.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator, Literal
+from typing import Any, BinaryIO, Iterator, Literal
 
 import numpy as np
 
 PixFmt = Literal["rgb24", "gray"]
 AUDIO_SAMPLE_RATE = 16_000
 _CHANNELS = {"rgb24": 3, "gray": 1}
+
+
+class DiskArray:
+    """A read-only array of fixed-size items in a file, read with ``os.pread`` on each index.
+
+    Supports ``len``, ``shape``, ``a[i]``, ``a[start:stop:step]``, ``a[index_array]``, ``a[mask]``
+    and a tuple whose first element is one of those (``a[:, ::2]``); every read returns a fresh
+    ndarray. Unlike ``np.memmap``, pages read once do not stay mapped into the process, so the
+    resident memory of an analyzer that walks a two-hour stream stays that of one block.
+    Reads are positional, hence safe from several threads.
+    """
+
+    def __init__(self, path: Path, dtype: np.dtype | type, item_shape: tuple[int, ...], count: int):
+        self.path = Path(path)
+        self.dtype = np.dtype(dtype)
+        self.item_shape = tuple(item_shape)
+        self._count = int(count)
+        self._item_bytes = int(np.prod(self.item_shape, dtype=np.int64)) * self.dtype.itemsize
+        self._fd: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self._count, *self.item_shape)
+
+    @property
+    def ndim(self) -> int:
+        return 1 + len(self.item_shape)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        n = max(0, stop - start)
+        if n == 0:
+            return np.zeros((0, *self.item_shape), dtype=self.dtype)
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        want = n * self._item_bytes
+        buf = bytearray(want)
+        view, got = memoryview(buf), 0
+        while got < want:
+            chunk = os.preadv(self._fd, [view[got:]], start * self._item_bytes + got)
+            if chunk <= 0:
+                raise IOError(f"{self.path}: cache file is shorter than expected (read {got} of {want} bytes)")
+            got += chunk
+        return np.frombuffer(buf, dtype=self.dtype).reshape(n, *self.item_shape)
+
+    def _take(self, index: np.ndarray) -> np.ndarray:
+        out = np.empty((len(index), *self.item_shape), dtype=self.dtype)
+        if len(index) == 0:
+            return out
+        order = np.argsort(index, kind="stable")
+        sorted_idx = index[order]
+        breaks = np.flatnonzero(np.diff(sorted_idx) > 1) + 1  # read contiguous runs in one call
+        for run in np.split(np.arange(len(sorted_idx)), breaks):
+            lo, hi = int(sorted_idx[run[0]]), int(sorted_idx[run[-1]]) + 1
+            block = self._read(lo, hi)
+            out[order[run]] = block[sorted_idx[run] - lo]
+        return out
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rest: tuple = ()
+        if isinstance(key, tuple):
+            key, rest = key[0], key[1:]
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (self._count if key < 0 else 0)
+            if not 0 <= i < self._count:
+                raise IndexError(f"index {int(key)} out of range for {self._count} items")
+            item = self._read(i, i + 1)[0]
+            return item[rest] if rest else item
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self._count)
+            if step == 1:
+                arr = self._read(start, max(start, stop))
+            else:
+                arr = self._take(np.arange(start, stop, step))
+        else:
+            index = np.asarray(key)
+            if index.dtype == bool:
+                index = np.flatnonzero(index)
+            index = np.where(index < 0, index + self._count, index).astype(np.int64)
+            if index.size and (index.min() < 0 or index.max() >= self._count):
+                raise IndexError(f"index out of range for {self._count} items")
+            arr = self._take(index.reshape(-1)).reshape(*index.shape, *self.item_shape)
+        return arr[(slice(None), *rest)] if rest else arr
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = self[:]
+        return arr.astype(dtype) if dtype is not None else arr
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
 
 
 @dataclass(frozen=True)
@@ -114,7 +211,7 @@ class FrameStream:
         self.width: int = meta["width"]
         self.height: int = meta["height"]
         self.times: np.ndarray = np.load(self.folder / "times.npy")
-        self._mm: np.memmap | None = None
+        self._disk: DiskArray | None = None
 
     def __len__(self) -> int:
         return len(self.times)
@@ -124,25 +221,23 @@ class FrameStream:
         return (self.height, self.width) if self.spec.channels == 1 else (self.height, self.width, 3)
 
     @property
-    def frames(self) -> np.ndarray:
-        """All frames as a read-only memory map of shape (N, H, W[, 3]); pages load on access."""
-        if len(self) == 0:
-            return np.zeros((0, *self.frame_shape), dtype=np.uint8)
-        if self._mm is None:
-            self._mm = np.memmap(self.folder / "frames.u8", dtype=np.uint8, mode="r",
-                                 shape=(len(self), *self.frame_shape))
-        return self._mm
+    def frames(self) -> DiskArray:
+        """All frames, shape (N, H, W[, 3]) uint8, read from disk on indexing (``frames[i]``,
+        ``frames[a:b]``, ``frames[index_array]``); memory stays bounded whatever the length."""
+        if self._disk is None:
+            self._disk = DiskArray(self.folder / "frames.u8", np.uint8, self.frame_shape, len(self))
+        return self._disk
 
     def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
-        frames = self.frames
-        for i, t in enumerate(self.times):
-            yield float(t), frames[i]
+        for times, block in self.batches(64):
+            for t, frame in zip(times, block):
+                yield float(t), frame
 
     def batches(self, size: int = 256) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(times, frames) in blocks of ``size``: vectorised work with bounded memory."""
         frames = self.frames
         for i in range(0, len(self), size):
-            yield self.times[i:i + size], np.asarray(frames[i:i + size])
+            yield self.times[i:i + size], frames[i:i + size]
 
     def index_at(self, t: float) -> int:
         """Index of the last frame presented at or before ``t`` seconds (0 if none)."""
@@ -184,20 +279,18 @@ class AudioTrack:
         meta = json.loads(self.path.with_suffix(".json").read_text())
         self.start_time: float = meta["start_time"]
         self.count: int = meta["count"]
-        self._mm: np.memmap | None = None
+        self._disk: DiskArray | None = None
 
     @property
     def duration(self) -> float:
         return self.count / self.sample_rate
 
     @property
-    def samples(self) -> np.ndarray:
-        """All samples as a read-only memory map (float32, mono, 16 kHz)."""
-        if self.count == 0:
-            return np.zeros(0, dtype=np.float32)
-        if self._mm is None:
-            self._mm = np.memmap(self.path, dtype=np.float32, mode="r", shape=(self.count,))
-        return self._mm
+    def samples(self) -> DiskArray:
+        """All samples (float32, mono, 16 kHz), read from disk on indexing (``samples[a:b]``)."""
+        if self._disk is None:
+            self._disk = DiskArray(self.path, np.float32, (), self.count)
+        return self._disk
 
     def chunks(self, seconds: float = 60.0, overlap: float = 0.0) -> Iterator[tuple[float, np.ndarray]]:
         """(start time in seconds, samples) blocks of ``seconds`` (+``overlap``) for bounded memory."""
@@ -205,4 +298,4 @@ class AudioTrack:
         extra = int(overlap * self.sample_rate)
         data = self.samples
         for i in range(0, self.count, step):
-            yield self.start_time + i / self.sample_rate, np.asarray(data[i:i + step + extra])
+            yield self.start_time + i / self.sample_rate, data[i:i + step + extra]

@@ -175,7 +175,10 @@ class Fusion(Analyzer):
             "digest_tokens": sum(d.tokens for d in digests), "budget": budget,
             "tracks_used": used,
         }
-        if backend.extractive:
+        if not backend.extractive and not digests:
+            notes.append(f"There was nothing to summarize (no scenes, shots or duration); the {backend.name} "
+                         "backend was not called.")
+        if backend.extractive or not digests:
             summary = self._extractive_summary(extractive, budget, notes)
             fusion_data.update(mode="extractive", digests_full=extractive.fitted.full,
                                digests_brief=extractive.fitted.brief, digests_left_out=extractive.fitted.dropped)

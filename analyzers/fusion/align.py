@@ -119,6 +119,19 @@ def series_stats(series: Series, a: float, b: float) -> SeriesStats | None:
     return SeriesStats(n, total / n, lo, hi, t_hi)
 
 
+def fraction_above(series: Series, a: float, b: float, threshold: float) -> float | None:
+    """Share of the non-missing samples in ``[a, b)`` above ``threshold`` (``None`` if none)."""
+    times = series.times
+    n = above = 0
+    for k in range(bisect.bisect_left(times, a), bisect.bisect_left(times, b)):
+        v = series.values[k]
+        if v is None or not math.isfinite(v):
+            continue
+        n += 1
+        above += v > threshold
+    return above / n if n else None
+
+
 def _find_track(tracks: dict[str, Track], label: str, preferred: str) -> Track | None:
     if preferred in tracks and any(e.label == label for e in tracks[preferred].events):
         return tracks[preferred]
@@ -136,7 +149,8 @@ def shots_track(tracks: dict[str, Track]) -> Track | None:
 def build_units(tracks: dict[str, Track], duration: float, window_s: float = 30.0) -> list[Unit]:
     """Scenes from a track with "scene" events, else shots, else windows of ``window_s`` seconds.
 
-    Units are sorted, clipped to ``[0, duration]`` and never empty.
+    Units are sorted, clipped to ``[0, duration]`` and never empty; there are none for a video of
+    no duration with no scenes or shots.
     """
     for label in (SCENE_LABEL, SHOT_LABEL):
         src = _find_track(tracks, label, PREFERRED_SCENES if label == SCENE_LABEL else PREFERRED_SHOTS)
@@ -152,6 +166,8 @@ def build_units(tracks: dict[str, Track], duration: float, window_s: float = 30.
             units.append(Unit(len(units), start, end, src.analyzer, i, label))
         if units:
             return units
-    n = max(1, int(math.ceil(duration / window_s))) if duration > 0 else 1
-    step = duration / n if duration > 0 else window_s
+    if duration <= 0:
+        return []
+    n = max(1, int(math.ceil(duration / window_s)))
+    step = duration / n
     return [Unit(k, k * step, (k + 1) * step, "window", None, "window") for k in range(n)]

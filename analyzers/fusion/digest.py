@@ -15,7 +15,6 @@ transitions, emotions other than neutral, and log duration.
 from __future__ import annotations
 
 import math
-import statistics
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Callable, Iterable
 
 from framework import Event, Track
 
-from .align import SCENE_LABEL, SHOT_LABEL, TrackIndex, Unit, series_stats
+from .align import SCENE_LABEL, SHOT_LABEL, TrackIndex, Unit, fraction_above, series_stats
 
 # How a few well-known labels are headed in a digest (any other label: the analyzer's name).
 TEXT_HEADINGS = {"description": "visual", "caption": "visual", "speech": "speech", "transcript": "speech",
@@ -57,6 +56,7 @@ class Line:
     text: str
     features: dict[str, float] = field(default_factory=dict)
     priority: int = 5  # lower first when a digest must be cut
+    short: str = ""    # a few words for a chapter title ("pan camera", "quiet", 'speech: "hello"')
 
 
 class Digest:
@@ -126,7 +126,8 @@ def render_cuts(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> Line
     if not shots and not trans:
         return None
     text = f"{shots} shot{'s' if shots != 1 else ''}" + (f"; {', '.join(trans[:3])}" if trans else "")
-    return Line(track.analyzer, "shots: " + text, {"transitions": float(len(trans))}, priority=7)
+    short = " and ".join(sorted({t.split(" at ")[0] for t in trans}))
+    return Line(track.analyzer, "shots: " + text, {"transitions": float(len(trans))}, priority=7, short=short)
 
 
 def render_camera(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> Line | None:
@@ -140,7 +141,9 @@ def render_camera(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> Li
         st = series_stats(motion, unit.start, unit.end)
         if st is not None:
             extra = f" (motion {st.mean:.2g})"
-    return Line(track.analyzer, f"camera: {_counts(moves, 4)}{extra}", {"motion": moving / len(moves)}, priority=6)
+    top = Counter(moves).most_common(1)[0][0]
+    return Line(track.analyzer, f"camera: {_counts(moves, 4)}{extra}", {"motion": moving / len(moves)}, priority=6,
+                short=f"{top} camera" if top != "unknown" else "")
 
 
 def render_color(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> Line | None:
@@ -168,13 +171,18 @@ def render_audio(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> Lin
     if st is not None:
         rel = ""
         if ctx.loudness_median is not None:
-            d = st.hi - ctx.loudness_median
-            rel = " (loud for this video)" if d > 6 else (" (quiet for this video)" if st.mean < ctx.loudness_median - 6 else "")
-            feats["loudness_peak"] = max(0.0, d)
-        parts.append(f"{st.mean:.0f} dBFS mean, peak {st.hi:.0f} at {fmt_time(st.t_hi)}{rel}")
+            feats["loudness_peak"] = max(0.0, st.hi - ctx.loudness_median)
+            share = fraction_above(loud, unit.start, unit.end, ctx.loudness_median)
+            if share is not None and share >= 0.8:
+                rel = "louder than usual"
+            elif share is not None and share <= 0.2:
+                rel = "quieter than usual"
+        parts.append(f"{st.mean:.0f} dBFS mean, peak {st.hi:.0f} at {fmt_time(st.t_hi)}" + (f" ({rel})" if rel else ""))
     other = []
+    silent = 0.0
     for _, e in idx.overlapping(unit.start, unit.end):
         if e.label == "silence":
+            silent += min(e.end, unit.end) - max(e.start, unit.start)
             other.append(f"silence {fmt_time(max(e.start, unit.start))}-{fmt_time(min(e.end, unit.end))}")
         else:
             other.append(e.label)
@@ -182,7 +190,8 @@ def render_audio(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> Lin
         parts.append(", ".join(_clip(o, 40) for o in other[:4]) + (f" (+{len(other) - 4})" if len(other) > 4 else ""))
     if not parts:
         return None
-    return Line(track.analyzer, "audio: " + "; ".join(parts), feats, priority=4)
+    short = "mostly silent" if silent > 0.5 * unit.duration else (rel if st is not None else "")
+    return Line(track.analyzer, "audio: " + "; ".join(parts), feats, priority=4, short=short)
 
 
 def render_generic(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> Line | None:
@@ -224,7 +233,8 @@ def render_generic(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> L
         parts.append(_counts(labels))
     parts.extend(series_parts[:3])
     priority = {"visual": 1, "speech": 2, "on-screen text": 2}.get(name, 3)
-    return Line(track.analyzer, f"{name}: " + "; ".join(parts), feats, priority=priority)
+    short = _clip(f"{name}: " + parts[0], 60) if (texts or labels) else ""
+    return Line(track.analyzer, f"{name}: " + "; ".join(parts), feats, priority=priority, short=short)
 
 
 # Built-in analyzers with a specific renderer; every other track uses ``render_generic``.
@@ -242,14 +252,30 @@ def renderer_for(track: Track) -> Renderer | None:
     return RENDERERS.get(track.analyzer, render_generic)
 
 
+def _median(values: Iterable[float | None], lo: float = -120.0, hi: float = 20.0, step: float = 0.25) -> float | None:
+    """Median of a long series in constant memory (a histogram of ``step``-wide bins)."""
+    n_bins = int((hi - lo) / step) + 1
+    counts = [0] * n_bins
+    n = 0
+    for v in values:
+        if v is None or not math.isfinite(v):
+            continue
+        counts[min(n_bins - 1, max(0, int((v - lo) / step)))] += 1
+        n += 1
+    if n == 0:
+        return None
+    acc = 0
+    for i, c in enumerate(counts):
+        acc += c
+        if acc * 2 >= n:
+            return lo + (i + 0.5) * step
+    return hi
+
+
 def make_context(tracks: dict[str, Track], duration: float, line_chars: int) -> Context:
-    median = None
     audio = tracks.get("audio_analysis")
     loud = audio.series_by_name("loudness") if audio is not None else None
-    if loud is not None:
-        vals = [v for v in loud.values if v is not None and math.isfinite(v)]
-        if vals:
-            median = statistics.median(vals)
+    median = _median(loud.values) if loud is not None else None
     return Context(duration=duration, loudness_median=median, line_chars=line_chars)
 
 
@@ -294,7 +320,7 @@ class DigestBuilder:
         d.tokens = self.count(self.full_text(d, lines))
         d.brief_tokens = self.count(self.brief_text(d, lines))
         d.heads = tuple(sys.intern(ln.text.split(":", 1)[0]) for ln in lines)
-        d.headline = _clip(lines[0].text, 60) if lines else "nothing detected"
+        d.headline = headline(lines)
         return d
 
     def _fit(self, rows: list[str], cap: int) -> str:
@@ -310,6 +336,15 @@ class DigestBuilder:
             chars = int(chars * 0.8)
             text = _clip("\n".join(rows), chars)
         return text
+
+
+def headline(lines: list[Line]) -> str:
+    """A chapter-title phrase: the first content line (text, objects...), else camera/audio/transitions."""
+    content = [ln.short for ln in lines if ln.priority <= 3 and ln.short]
+    if content:
+        return content[0]
+    words = [ln.short for ln in lines if ln.short]
+    return ", ".join(words[:3]) if words else "nothing detected"
 
 
 FEATURE_WEIGHTS = {"words": 3.0, "labels": 1.5, "emotion": 1.0, "loudness_peak": 1.0, "motion": 0.7,

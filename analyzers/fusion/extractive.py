@@ -210,7 +210,7 @@ def extractive_paragraph(digests: list[Digest], indexes: dict[str, TrackIndex], 
                     if e.label in TRANSITIONS and e.label != "cut")
     if trans:
         parts.append("Transitions: " + ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in trans.items()) + ".")
-    parts.append("Analyzers: " + ", ".join(used) + ".")
+    parts.append("Analyzers: " + (", ".join(used) or "none") + ".")
     return " ".join(parts)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from framework.summary import Chapter, Evidence, Grounding, KeyMoment
@@ -40,12 +39,6 @@ def parse_time(value: Any) -> float | None:
     return h * 3600 + int(m.group(2)) * 60 + float(m.group(3))
 
 
-@dataclass(order=True)
-class _Point:
-    time: float
-    evidence: Evidence = field(compare=False)
-
-
 class Grounder:
     """Snap-or-drop for chapter boundaries and key-moment times, with counts and notes.
 
@@ -61,11 +54,9 @@ class Grounder:
         self.eps = eps
         self.units = units
         self.stats = Grounding()
-        pts = [_Point(u.start, self._unit_evidence(u)) for u in units]
-        if units:
-            pts.append(_Point(units[-1].end, self._unit_evidence(units[-1])))
-        self.scene_points = sorted(pts)
-        self._scene_t = [p.time for p in self.scene_points]
+        # scene boundaries as (time, unit index): Evidence objects are made only when cited
+        self._scene_t = [u.start for u in units] + ([units[-1].end] if units else [])
+        self._scene_u = list(range(len(units))) + ([len(units) - 1] if units else [])
 
     @staticmethod
     def _unit_evidence(u: Unit) -> Evidence:
@@ -97,10 +88,10 @@ class Grounder:
         found: tuple[float, Evidence | None] | None = None
         k = bisect.bisect_left(self._scene_t, t)
         for j in (k - 1, k):
-            if 0 <= j < len(self.scene_points):
-                p = self.scene_points[j]
-                if abs(p.time - t) <= self.tolerance and (found is None or abs(p.time - t) < abs(found[0] - t)):
-                    found = (p.time, p.evidence)
+            if 0 <= j < len(self._scene_t):
+                pt = self._scene_t[j]
+                if abs(pt - t) <= self.tolerance and (found is None or abs(pt - t) < abs(found[0] - t)):
+                    found = (pt, self._unit_evidence(self.units[self._scene_u[j]]))
         if found is None:
             found = self._nearest_event_point(t, labels={SHOT_LABEL})
         if found is None:
