@@ -21,7 +21,9 @@ Detectors, in order:
 2. **Fades**: runs of black frames (at most 10 % of the pixels brighter than ``dark_level``, so
    a caption on black is still black and a dark but lit shot is not) with the luma ramps into
    and out of them. A dip to black entered by a fade-out and left by a fade-in is one ``fade``
-   transition; the new shot starts at the first frame of the fade-in. A black run entered or left
+   transition; the new shot starts at the first frame of the fade-in. When the black is held
+   for ``black_hold_s`` or longer, the fade-out and the fade-in are separate effects and the
+   picture's return is a ``cut`` from black (``data.from_black``): the edit happened there. A black run entered or left
    by a hard cut leaves the boundary at the cut (the ramp is reported as a fade-in/out effect).
 3. **Dissolves** (twin comparison plus a blend test): where the colour histograms of frames
    ``k`` frames apart differ (``dissolve_hist_min``), with no cut or fade between them, the middle
@@ -34,7 +36,8 @@ all-frames stream, so ``data.frame / fps`` is only approximately the time on var
 
 - ``shot`` (one per shot, covering the video without gaps): ``data = {index, first_frame,
   last_frame, transition_in: "start" | "cut" | "fade" | "dissolve"}``.
-- ``cut`` (instant, at the first frame of the new shot): ``data = {frame, ratio, hist_ratio, content}``,
+- ``cut`` (instant, at the first frame of the new shot): ``data = {frame, ratio, hist_ratio, content,
+  from_black}``,
   ``score`` in 0..1.
 - ``fade`` / ``dissolve`` (spanning the transition): ``data = {first_frame, last_frame, kind,
   boundary_frame}``; ``kind`` is ``"out-in"``, ``"out"`` or ``"in"`` for fades (only ``out-in``
@@ -243,16 +246,20 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1).tolist(), (np.flatnonzero(d == -1) - 1).tolist()))
 
 
-def find_fades(sig: FrameSignals, cuts: list[Cut], fps: float, p: "CutAnalysis.Params") -> list[Gradual]:
+def find_fades(sig: FrameSignals, cuts: list[Cut], fps: float,
+               p: "CutAnalysis.Params") -> tuple[list[Gradual], list[Cut]]:
     """Fades through black: black runs with the luma ramps that lead into and out of them.
 
     A frame is black when at most 10 % of its pixels are brighter than ``dark_level`` (so a
     caption or a logo on black still counts as black, and a dark but lit shot does not).
+    Returns the fades and the cuts from black: where black was held for ``black_hold_s`` or
+    longer before the next shot fades up, that shot starts with a cut (``from_black``).
     """
     luma = sig.luma
     n = len(luma)
+    from_black: list[Cut] = []
     if n < 3:
-        return []
+        return [], from_black
     smooth = np.convolve(np.pad(luma, 1, mode="edge"), np.ones(3, dtype=np.float32) / 3, mode="valid")
     cut_frames = np.array([k.frame for k in cuts], dtype=np.int64)
     max_ramp = max(2, int(round(p.max_fade_s * fps)))
@@ -272,13 +279,20 @@ def find_fades(sig: FrameSignals, cuts: list[Cut], fps: float, p: "CutAnalysis.P
         fade_out = a > 0 and not entry_cut and float(luma[j]) >= floor + p.dark_level
         fade_in = b < n - 1 and not exit_cut and float(luma[k]) >= floor + p.dark_level
         depth = max(float(luma[j]), float(luma[k])) - floor
-        if fade_out and fade_in:
+        held = (floor_last - floor_first + 1) / fps >= p.black_hold_s
+        if fade_out and fade_in and held:
+            # fade to black, a held black slug, then the next shot fades up: two separate
+            # effects, and the picture's return is an instant boundary (a cut from black)
+            fades.append(Gradual("fade", j, floor_first, None, "out", min(1.0, depth / 64)))
+            fades.append(Gradual("fade", floor_last + 1, k, None, "in", min(1.0, depth / 64)))
+            from_black.append(Cut(floor_last + 1, float(sig.content[floor_last + 1]), 0.0, 0.0))
+        elif fade_out and fade_in:
             fades.append(Gradual("fade", j, k, floor_last + 1, "out-in", min(1.0, depth / 64)))
         elif fade_out and (b == n - 1 or exit_cut):
             fades.append(Gradual("fade", j, floor_first, None, "out", min(1.0, depth / 64)))
         elif fade_in and (a == 0 or entry_cut):
             fades.append(Gradual("fade", floor_last + 1, k, None, "in", min(1.0, depth / 64)))
-    return fades
+    return fades, from_black
 
 
 def _ramp_end(smooth: np.ndarray, start: int, step: int, limit: int, eps: float = 0.15) -> int:
@@ -406,6 +420,8 @@ class CutAnalysis(Analyzer):
         dark_level: float = Field(16.0, gt=0.0, le=128.0,
                                   description="luma (0..255) under which a pixel is black; a frame is black at 90 %")
         max_fade_s: float = Field(4.0, gt=0.0, description="longest fade-in or fade-out ramp")
+        black_hold_s: float = Field(0.5, gt=0.0, description="black held at least this long between a "
+                                    "fade-out and a fade-in splits them: the next shot starts with a cut from black")
         dissolves: bool = True
         dissolve_scales_s: list[float] = Field(default_factory=lambda: [0.25, 0.5], min_length=1)
         dissolve_hist_min: float = Field(0.2, gt=0.0, le=1.0, description="histogram change across a dissolve")
@@ -435,7 +451,8 @@ class CutAnalysis(Analyzer):
         frames = stream.frames
         sig = frame_signals(frames, dark_level=p.dark_level, progress=inputs.report)
         cuts = find_cuts(sig, frames, fps, p)
-        fades = find_fades(sig, cuts, fps, p) if p.fades else []
+        fades, from_black = find_fades(sig, cuts, fps, p) if p.fades else ([], [])
+        cuts = sorted(cuts + from_black, key=lambda c: c.frame)
         dissolves = find_dissolves(sig, frames, fps, cuts, fades, p) if p.dissolves else []
         inputs.report(1.0)
         return self._build(times, duration, fps, sig, cuts, fades, dissolves)
@@ -470,9 +487,10 @@ class CutAnalysis(Analyzer):
         for cut in cuts:
             t = float(times[cut.frame])
             score = min(1.0, (max(cut.ratio, cut.hist_ratio) - 1.0) / (4.0 * self.params.threshold))
-            events.append(Event(start=t, end=t, label="cut", score=round(score, 4), data={
+            from_black = cut.ratio == 0.0 and cut.hist_ratio == 0.0
+            events.append(Event(start=t, end=t, label="cut", score=1.0 if from_black else round(score, 4), data={
                 "frame": cut.frame, "ratio": round(cut.ratio, 3), "hist_ratio": round(cut.hist_ratio, 3),
-                "content": round(cut.content, 3)}))
+                "content": round(cut.content, 3), "from_black": from_black}))
         for g in fades + dissolves:
             data: dict[str, Any] = {"first_frame": g.first, "last_frame": g.last, "boundary_frame": g.boundary}
             if g.kind == "fade":

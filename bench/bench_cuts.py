@@ -114,7 +114,7 @@ def run_theirs(path: Path, kind: str) -> Run:
     t0 = time.perf_counter()
     scenes = detect(str(path), detector)
     seconds = time.perf_counter() - t0
-    starts = [s[0].get_frames() for s in scenes][1:]
+    starts = [s[0].frame_num for s in scenes][1:]
     return Run(seconds=seconds, frames=0, cuts=starts, boundaries=starts, gradual=[])
 
 
@@ -225,7 +225,16 @@ def main() -> int:
                         f"kind; a PySceneDetect boundary fell inside {theirs['content']}/{len(spans)} (content), "
                         f"{theirs['adaptive']}/{len(spans)} (adaptive) |")
         print(f"done {name}", file=sys.stderr)
-    lines += speed + ["", *acc, "", *audited, "", "## Gradual transitions that start a new shot (ours)", "",
+    notes = ["## How to read this", "",
+             "- Speed columns time the whole job from the file: ours = probe + one decode of every frame "
+             "(scaled to 96 px) + analysis; PySceneDetect = its own decode + detection. The analysis alone is "
+             "the second number in the 'decode s / analyze s' column (the synthetic clip is exactly 60 s).",
+             "- `ours: cut` events are hard cuts only. `ours: all shot boundaries` adds the first frame after a dip "
+             "to black and the middle of a dissolve, which is what PySceneDetect's scene list is (it does not say "
+             "how a scene begins); scored against a hard-cut truth those count as false positives.",
+             "- The stated truth is PySceneDetect's own agreement (MEDIA.md). The audited truth comes from looking "
+             "at the frames (see AUDITED_TRUTH in this script).", ""]
+    lines += speed + ["", *notes, *acc, "", *audited, "", "## Gradual transitions that start a new shot (ours)", "",
                       "| file | fade / dissolve (first-last frame) |", "|---|---|", *grad, ""]
     text = "\n".join(lines)
     print(text)

@@ -41,9 +41,16 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def _peak_rss_mb() -> float:
+    """VmHWM of this process (reset by exec, unlike ru_maxrss, which a forked child inherits)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def child(duration: float, backend: str, budget: int, model_dir: str | None) -> dict:
     """Runs in the subprocess: build the timeline, run fusion twice, return the measurements."""
-    import resource
     import tracemalloc
 
     from analyzers.fusion import Fusion
@@ -109,7 +116,7 @@ def child(duration: float, backend: str, budget: int, model_dir: str | None) -> 
         "budget": summary.token_budget, "tokens_used": summary.tokens_used, "summary_tokens_est": estimate_tokens(text),
         "wall_s": wall, "rss_before_mb": before, "fusion_rss_increase_mb": peak[0] - before,
         "tracemalloc_peak_mb": traced_peak / 2**20,
-        "process_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "process_peak_rss_mb": _peak_rss_mb(),
         "extractive": summary.extractive, "chapters": len(summary.chapters), "key_moments": len(summary.key_moments),
     }
 

@@ -174,6 +174,25 @@ def test_dip_to_black_starts_the_shot_at_the_fade_in(tmp_path):
     assert fade.data["last_frame"] >= 63
 
 
+def test_held_black_between_fades_makes_a_cut_from_black(tmp_path):
+    # fade out, 1 s of black, fade up (testvideo.mp4 does this at frame 394): the fade-up's
+    # first frame is where the edit is, so it is a cut; a short dip (above) stays one fade
+    a, b = texture(4), texture(5)
+    out = np.stack([(a * (1 - k / 12)).astype(np.uint8) for k in range(1, 13)])
+    black = np.zeros((30, *a.shape), dtype=np.uint8)
+    into = np.stack([(b * (k / 12)).astype(np.uint8) for k in range(1, 13)])
+    frames = np.concatenate([still(a, 30), out, black, into, still(b, 30, seed=2)])
+    track = run_on_frames(frames, tmp_path)
+    cuts = events(track, "cut")
+    assert [c.data["frame"] for c in cuts] == [72] and cuts[0].data["from_black"]
+    assert [s.data["first_frame"] for s in events(track, "shot")] == [0, 72]
+    assert events(track, "shot")[1].data["transition_in"] == "cut"
+    assert sorted(f.data["kind"] for f in events(track, "fade")) == ["in", "out"]
+    # a longer hold threshold turns it back into one fade through black
+    track = run_on_frames(frames, tmp_path / "again", black_hold_s=2.0)
+    assert events(track, "cut") == [] and events(track, "fade")[0].data["kind"] == "out-in"
+
+
 def test_dissolve_out_of_a_dark_lit_shot_is_not_a_fade(tmp_path):
     """A dark shot with a few lit areas (mean luma ~13) is not black: leaving it is a dissolve."""
     dark = (texture(10).astype(np.float32) * 0.05).astype(np.uint8)

@@ -12,7 +12,6 @@ from analyzers.fusion.align import build_units
 from analyzers.fusion.digest import DigestBuilder, fit_digests, score_salience
 from analyzers.fusion.synthetic import synthetic_timeline
 from framework import AnalyzerInputs, Event, Series, Track, VideoMeta, hookimpl
-from framework.analyzer import AnalyzerUnavailable
 from framework.llm import LLMBackend, estimate_tokens
 from framework.llm.testing import make_tiny_chat_model
 from framework.plugins import build_plugin_manager

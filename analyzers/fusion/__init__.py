@@ -18,6 +18,12 @@ The track holds ``data["summary"]`` (``framework.summary.Summary``) and ``data["
 (the plan, token counts and digest statistics), plus one ``chapter`` event per chapter and one
 ``key_moment`` event per key moment.
 
+Tokens: ``Summary.token_budget`` is the most tokens one prompt may use (``token_budget``,
+lowered to fit the model's context window with ``max_new_tokens`` to spare). ``tokens_used``
+is the largest prompt actually sent (LLM backends, counted with the backend's tokenizer) or the
+size of the extractive summary's material (extractive, estimated); both stay within the budget.
+``data["fusion"]`` adds the totals over all calls and the estimate made before the first one.
+
 registry.yaml::
 
     fusion:
@@ -38,7 +44,7 @@ from framework import Analyzer, AnalyzerInputs, Event, Track
 from framework.llm import LLMBackend, LLMError, LLMUnavailable, builtin_backends, estimate_tokens, make_backend
 from framework.summary import Grounding, Summary
 
-from .align import TrackIndex, build_units
+from .align import build_units
 from .digest import DigestBuilder, score_salience
 from .extractive import write_extractive
 from .grounding import Grounder
@@ -57,6 +63,7 @@ class Fusion(Analyzer):
     description: ClassVar[str] = "aligns every track onto scenes and writes a grounded summary"
     depends_on: ClassVar[tuple[str, ...]] = ("*",)
     enabled_by_default: ClassVar[bool] = True
+    models_optional: ClassVar[bool] = True  # an uncached LLM means an extractive summary, not a skip
     device: ClassVar[str] = "cpu"
 
     class Params(Analyzer.Params):

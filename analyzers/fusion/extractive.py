@@ -241,9 +241,12 @@ def write_extractive(digests: list[Digest], indexes: dict[str, TrackIndex], grou
                                + [f"{fmt_time(m.time)} {m.text}" for m in kms]))
 
     fixed = cost(chapters, moments)
-    if fixed > budget * 0.6:  # shorten chapter summaries first, then drop moments
+    limit = budget * 0.6  # the rest is for the detailed summary
+    if fixed > limit:  # shorten chapter summaries, then drop them, then drop moments
         chapters = [c.model_copy(update={"summary": _clip(c.summary, 80)}) for c in chapters]
-        while moments and cost(chapters, moments) > budget * 0.6:
+        if cost(chapters, moments) > limit:
+            chapters = [c.model_copy(update={"summary": ""}) for c in chapters]
+        while moments and cost(chapters, moments) > limit:
             moments = moments[:-1]
         fixed = cost(chapters, moments)
     fitted = fit_digests(digests, max(0, budget - fixed - 8))
