@@ -38,11 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # truth stated in ../shared/media/MEDIA.md (0-based first frame of each new shot)
 STATED_TRUTH = {"testvideo.mp4": [30, 180, 394], "counter.mp4": [20], "fades.mp4": []}
 # hard cuts after looking at the frames (mean luma per frame and the pictures themselves):
-# testvideo 394 is the first frame of a fade-in from black (mean luma 0.9 at 360-393, then
-# 2.5, 5.0, 7.6, ... 78 at 423), the same as the fade-in at 211 that no detector calls a cut;
-# PySceneDetect fires at 394 because HSV saturation of near-black pixels jumps. counter.mp4
-# changes colour abruptly at frame 10 (grey to red) as well as at 20 (red to green).
-AUDITED_TRUTH = {"testvideo.mp4": [30, 180], "counter.mp4": [10, 20], "fades.mp4": []}
+# testvideo fades out to black (329-359), holds black for 34 frames (1.1 s, luma 0.0 at 360-393)
+# and the next shot fades up from frame 394: the edit is at 394 (cut_analysis reports a cut from
+# black after a held black, ``black_hold_s``); fades.mp4's dips hold black for ~2 frames, so they
+# are fades through black, not cuts. counter.mp4 changes colour abruptly at frame 10 (grey to
+# red) as well as at 20 (red to green); PySceneDetect's 15-frame minimum scene length hides 10.
+AUDITED_TRUTH = {"testvideo.mp4": [30, 180, 394], "counter.mp4": [10, 20], "fades.mp4": []}
 
 
 @dataclass
@@ -187,7 +188,7 @@ def main() -> int:
            "clip's hard cuts are known exactly (its fade and dissolve are not hard cuts).", "",
            "| file | method | reported frames | exact | +-1 frame |", "|---|---|---|---|---|"]
     audited = ["## Hard cuts vs the audited truth (precision / recall / **F1**)", "",
-               "Audited truth: testvideo 30, 180 (394 is the first frame of a fade-in from black); "
+               "Audited truth: testvideo 30, 180, 394 (394: the picture returns after 1.1 s of held black); "
                "counter 10, 20 (the picture changes abruptly at both); fades none. "
                "See AUDITED_TRUTH in the script for the evidence.", "",
                "| file | method | exact | +-1 frame |", "|---|---|---|---|"]

@@ -97,7 +97,7 @@ def main() -> None:
 
     print(f"# Pipeline benchmark\n\nmachine: {platform.platform()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}\n")
-    clip = make(args.work, "clip60_720p.mp4", 60.0, 1280, 720)
+    clip = make(args.work, "synth_60s_1280x720.mp4", 60.0, 1280, 720)
     cold = run_child(clip, registry, args.work / "run_cold")
     warm = run_child(clip, registry, args.work / "run_warm")
     s = warm["stats"]
@@ -118,11 +118,11 @@ def main() -> None:
         print("\nnotes: " + "; ".join(f"{k}: {v}" for k, v in warm["reasons"].items()))
     if args.skip_memory:
         return
-    print("\n## Memory (all CPU analyzers; 640x360 30 fps generated videos)\n")
+    print("\n## Memory (all CPU analyzers; 320x180 30 fps generated videos with audio)\n")
     print("| video | duration s | wall s | x real time | peak RSS MB |\n|---|---|---|---|---|")
     rows = []
     for minutes in (10.0, args.long_minutes):
-        v = make(args.work, f"long_{minutes:g}min_360p.mp4", minutes * 60, 640, 360)
+        v = make(args.work, f"synth_{minutes:g}min_320x180.mp4", minutes * 60, 320, 180)
         r = run_child(v, registry, args.work / f"run_{minutes:g}")
         rows.append(r)
         print(f"| {v.name} | {r['duration']:.0f} | {r['wall_s']:.1f} | {r['duration'] / r['wall_s']:.1f}x | {r['peak_rss_mb']:.0f} |")

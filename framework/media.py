@@ -32,7 +32,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -54,6 +56,8 @@ HASH_CHUNK = 4 * 1024 * 1024
 PROBE_PACKETS = 600          # video packets whose timestamps the probe reads for VFR detection
 AUDIO_GAP_FILL_S = 0.05      # audio holes longer than this are filled with silence to keep sync
 PROGRESS_EVERY_S = 0.2       # wall-clock seconds between progress() calls
+CONVERT_QUEUE = 6            # decoded frames waiting for the scaling thread
+SKIP_DEBLOCK_BELOW = 0.25    # every stream at most this fraction of the coded width: skip deblocking
 
 ProgressFn = Callable[[float], None]
 
@@ -296,6 +300,7 @@ class _VideoSink:
         else:
             disp_w, disp_h = _display_size(stream, self.rotation)
         self.step = 1.0 / video.fps if video.fps else 1 / 30
+        self.coded_width = stream.codec_context.width or 0
         self.writers: list[tuple[FrameStreamWriter, Any, int, int]] = []
         for spec in specs:
             w, h = spec.output_size(disp_w, disp_h)
@@ -306,6 +311,17 @@ class _VideoSink:
         self.last_t: float | None = None
         self.frames = 0
         self.backwards = 0  # frames whose timestamp went back in time (clamped to keep times sorted)
+        # Scaling runs on a second thread so it overlaps decoding (swscale and the decoder release
+        # the GIL); a small bounded queue keeps at most a few decoded frames in memory.
+        self._queue: queue.Queue = queue.Queue(maxsize=CONVERT_QUEUE)
+        self._error: BaseException | None = None
+        self._worker = threading.Thread(target=self._convert_loop, name="frame-convert", daemon=True)
+        self._worker.start()
+
+    @property
+    def smallest_scale(self) -> float:
+        """The largest output width over the source's coded width (1.0 when unknown)."""
+        return max((cw / self.coded_width for _, _, cw, _ in self.writers), default=1.0) if self.coded_width else 1.0
 
     def time_of(self, frame: Any, origin: float) -> float:
         ts = frame.pts if frame.pts is not None else frame.dts
@@ -322,19 +338,40 @@ class _VideoSink:
             t = self.last_t
         self.last_t = t
         self.frames += 1
-        src_range = 2 if frame.color_range == 2 else None  # full-range YUV tagged as such (JPEG)
-        for writer, reformatter, cw, ch in self.writers:
-            if not writer.wants(t):
-                continue
-            out = reformatter.reformat(frame, cw, ch, writer.spec.pix_fmt, interpolation=self.interpolation,
-                                       src_color_range=src_range)
-            pixels = out.to_ndarray()
-            if self.k_ccw:
-                pixels = np.rot90(pixels, self.k_ccw)
-            writer.write(t, pixels)
+        wanted = [w for w in self.writers if w[0].wants(t)]  # sampling is decided here, in order
+        for writer, *_ in wanted:
+            writer.reserve(t)
+        if wanted:
+            if self._error is not None:
+                raise self._error
+            self._queue.put((frame, t, wanted))
         return t
 
+    def _convert_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # keep draining so the decoder never blocks on a full queue
+            frame, t, wanted = item
+            try:
+                src_range = 2 if frame.color_range == 2 else None  # full-range YUV tagged as such (JPEG)
+                for writer, reformatter, cw, ch in wanted:
+                    out = reformatter.reformat(frame, cw, ch, writer.spec.pix_fmt,
+                                               interpolation=self.interpolation, src_color_range=src_range)
+                    pixels = out.to_ndarray()
+                    if self.k_ccw:
+                        pixels = np.rot90(pixels, self.k_ccw)
+                    writer.write(t, pixels, reserved=True)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the decoding thread
+                self._error = exc
+
     def close(self) -> dict[FrameSpec, FrameStream]:
+        self._queue.put(None)
+        self._worker.join()
+        if self._error is not None:
+            raise self._error
         return {writer.spec: writer.close() for writer, *_ in self.writers}
 
 
@@ -421,6 +458,11 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
         wanted = ([vs] if vsink else []) + ([aus] if asink else [])
         if vsink:
             vs.thread_type = "AUTO"
+            if vsink.smallest_scale <= SKIP_DEBLOCK_BELOW:
+                # every stream is a small fraction of the picture: the in-loop deblocking filter's
+                # effect (well under one grey level at full size) vanishes in the box filter, and
+                # skipping it makes H.264/HEVC decoding ~10-15 % faster
+                vs.codec_context.options = {"skip_loop_filter": "all"}
         duration = video.duration or (container.duration or 0) / 1_000_000
         error = _demux_loop(container, vs, vsink, aus, asink, origin, duration, stats, progress) \
             if wanted else None

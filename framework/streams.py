@@ -180,12 +180,20 @@ class FrameStreamWriter:
         # tolerate timestamp jitter of a few hundredths of a frame interval
         return t >= self._next_t - 1e-3 / self.spec.fps
 
-    def write(self, t: float, pixels: np.ndarray) -> None:
+    def reserve(self, t: float) -> None:
+        """Commit to sampling the frame at ``t``; its pixels come later via ``write(..., reserved=True)``."""
+        self._advance(t)
+
+    def write(self, t: float, pixels: np.ndarray, reserved: bool = False) -> None:
         expected = (self.height, self.width) if self.spec.channels == 1 else (self.height, self.width, 3)
         if pixels.shape != expected:
             raise ValueError(f"stream {self.spec.key}: frame shape {pixels.shape}, expected {expected}")
         self._frames.write(np.ascontiguousarray(pixels, dtype=np.uint8).tobytes())
         self._times.append(float(t))
+        if not reserved:  # a reserved frame's sampling time was accounted for by reserve()
+            self._advance(t)
+
+    def _advance(self, t: float) -> None:
         if self.spec.fps is not None:
             step = 1.0 / self.spec.fps
             assert self._next_t is not None
