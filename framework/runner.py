@@ -31,11 +31,14 @@ from .errors import ConfigError
 from .plugins import PluginHost, build_plugin_manager
 from .registry import ConfiguredAnalyzer, Registry, find_registry, load_registry
 from .scheduler import CycleError, Demand, execute, plan
+from .outputs import write_outputs
+from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
 from .timeline import Timeline, Track, VideoMeta, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 ALL_UPSTREAM = "*"
+THUMB_SPEC = thumbnail_spec()
 
 
 @dataclass
@@ -228,6 +231,8 @@ class _Run:
                  "reused": self.reused, "warnings": self.warnings,
                  "plugin_problems": [str(p) for p in self.host.problems]})
         timeline.write(self.run_dir / "results.json")
+        if decoded and THUMB_SPEC in decoded.streams:
+            thumbnails_from_stream(timeline, self.run_dir, decoded.streams[THUMB_SPEC])
         outputs = self._write_outputs(timeline)
         self.host.notify("analysis_finished", timeline=timeline, run_dir=self.run_dir)
         return RunResult(self.path, self.run_dir, timeline,
@@ -280,8 +285,10 @@ class _Run:
         return self.plan.order
 
     def _decode(self, names: list[str]) -> "media.DecodedMedia | None":
-        specs = sorted({s for n in names for s in self.analyzers[n].frame_specs()
-                        if self.meta.has_video}, key=lambda s: s.key)
+        specs = {s for n in names for s in self.analyzers[n].frame_specs() if self.meta.has_video}
+        if specs:  # the report's thumbnails come from this same pass
+            specs.add(THUMB_SPEC)
+        specs = sorted(specs, key=lambda s: s.key)
         want_audio = self.meta.has_audio and any(self.analyzers[n].needs_audio or self.analyzers[n].requires_audio
                                                   for n in names)
         if not specs and not want_audio:
@@ -337,11 +344,6 @@ class _Run:
             self.host.notify("analyzer_finished", track=track)
 
     def _write_outputs(self, timeline: Timeline) -> list[Path]:
-        try:
-            from .outputs import write_outputs
-        except ImportError as exc:  # the exporters package failed to import: results.json still stands
-            logger.error("cannot write reports (%s); results.json is complete", exc)
-            return []
         return write_outputs(timeline, self.run_dir, host=self.host, video_path=self.path)
 
     @contextmanager

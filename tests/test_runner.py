@@ -86,6 +86,22 @@ class Everything(Analyzer):
         return self.track(data={"saw": sorted(inputs.upstream)})
 
 
+class Shots(Analyzer):
+    name = "t_shots"
+    version = "1.0"
+
+    def analyze(self, inputs):
+        d = inputs.video.duration
+        return self.track(events=[Event(start=0, end=d / 2, label="shot", data={"index": 0}),
+                                  Event(start=d / 2, end=d, label="shot", data={"index": 1})])
+
+
+class _ShotsPlugin:
+    @hookimpl
+    def register_analyzers(self, register):
+        register(Shots)
+
+
 class _Plugin:
     @hookimpl
     def register_analyzers(self, register):
@@ -131,17 +147,29 @@ def test_failure_is_isolated_and_results_are_written(tmp_path, sample_video, hos
 
 
 def test_video_is_decoded_once_for_all_streams(tmp_path, sample_video, host, monkeypatch):
-    calls = []
-    real = media.decode
+    import av
+
+    calls, opens = [], []
+    real, real_open = media.decode, av.open
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
+    def counting_open(file, *args, **kwargs):
+        if str(file) == str(sample_video.path):
+            opens.append(kwargs.get("mode", "r"))
+        return real_open(file, *args, **kwargs)
+
     monkeypatch.setattr(media, "decode", counting)
-    res = analyze(sample_video.path, registry=registry(tmp_path, ["t_brightness", "t_allframes", "t_loud"]),
+    monkeypatch.setattr(av, "open", counting_open)
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin(), _ShotsPlugin()])
+    res = analyze(sample_video.path, registry=registry(tmp_path, ["t_brightness", "t_allframes", "t_loud", "t_shots"]),
                   host=host, out_dir=tmp_path / "run", progress=False)
     assert len(calls) == 1
+    # the file is opened twice in all (probe, decode): the report's thumbnails come from the same pass
+    assert len(opens) == 2
+    assert len(list((tmp_path / "run" / "thumbs").glob("*.jpg"))) == 2
     assert res.timeline.run["decode"]["demux_passes"] == 1
     # every frame at native rate, and ~4 per second for the other stream
     assert res.timeline.tracks["t_allframes"].data["frames"] == sample_video.frame_count

@@ -1,6 +1,8 @@
 """One small JPEG per shot, taken at the shot's midpoint, cached in ``run_dir/thumbs/``.
 
-A handful of seeks, not a second decode: for each shot the decoder seeks to the keyframe before
+During ``framework run`` they come from a small 2 fps stream of the run's single decode pass
+(``thumbnails_from_stream``). ``framework report`` on a run folder without them falls back to
+a handful of seeks, not a second decode: for each shot the decoder seeks to the keyframe before
 the midpoint and decodes forward to it (targets close to the last decoded frame are reached by
 decoding on, without a seek). Files are named by the video's content hash and the time in
 milliseconds, so ``framework report`` re-uses them and a changed shot list makes new ones.
@@ -117,6 +119,46 @@ def grab_frames(video: Path, targets: dict[Path, float], width: int = THUMB_WIDT
             if ok:
                 atomic_write_bytes(path, buf.tobytes())
                 written += 1
+    return written
+
+
+THUMB_STREAM_FPS = 2.0  # rate of the thumbnail stream the runner adds to its single decode pass
+
+
+def thumbnail_spec():
+    """The frame stream a run asks the decoder for so that no thumbnail needs a second decode."""
+    from ..streams import FrameSpec
+
+    return FrameSpec(fps=THUMB_STREAM_FPS, width=THUMB_WIDTH, pix_fmt="rgb24")
+
+
+def thumbnails_from_stream(timeline: Timeline, run_dir: Path, stream) -> int:
+    """Write each shot's thumbnail from an already decoded ``FrameStream`` (the frame nearest
+    the shot's midpoint, within half a frame interval of the stream); returns how many were written.
+
+    Used by the runner while its decode cache exists, so a run decodes the video once in all.
+    """
+    import cv2
+
+    from .base import shots_of
+
+    shots = shots_of(timeline)
+    if not shots or len(stream) == 0:
+        return 0
+    folder = run_dir / THUMB_DIR
+    written = 0
+    for shot in shots:
+        path = folder / thumb_name(timeline.video.content_hash, shot.midpoint)
+        if path.is_file():
+            continue
+        i = stream.index_at(shot.midpoint)
+        if i + 1 < len(stream) and abs(stream.times[i + 1] - shot.midpoint) < abs(stream.times[i] - shot.midpoint):
+            i += 1
+        rgb = stream.frames[i]
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if ok:
+            atomic_write_bytes(path, buf.tobytes())
+            written += 1
     return written
 
 
