@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Literal
@@ -168,7 +169,7 @@ class FrameStreamWriter:
         self.width, self.height = width, height
         folder.mkdir(parents=True, exist_ok=True)
         self._frames: BinaryIO = open(folder / "frames.u8", "wb")
-        self._times: list[float] = []
+        self._times = array("d")  # 8 bytes a frame: a two-hour all-frames stream holds ~1.7 MB
         self._next_t: float | None = None  # next sample time when fps is set
 
     def wants(self, t: float) -> bool:
@@ -202,7 +203,8 @@ class FrameStreamWriter:
 
     def close(self) -> "FrameStream":
         self._frames.close()
-        np.save(self.folder / "times.npy", np.asarray(self._times, dtype=np.float64))
+        np.save(self.folder / "times.npy", np.frombuffer(self._times, dtype=np.float64) if self._times
+                else np.zeros(0, dtype=np.float64))
         meta = {"spec": self.spec.key, "fps": self.spec.fps, "width": self.width,
                 "height": self.height, "pix_fmt": self.spec.pix_fmt, "count": len(self._times)}
         (self.folder / "meta.json").write_text(json.dumps(meta))

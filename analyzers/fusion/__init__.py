@@ -67,23 +67,27 @@ class Fusion(Analyzer):
     device: ClassVar[str] = "cpu"
 
     class Params(Analyzer.Params):
-        backend: str = "extractive"
-        model: str | None = None               # transformers: manifest id / repo / folder; openai: server model
-        base_url: str | None = None            # openai: e.g. http://127.0.0.1:11434/v1
-        api_key_env: str | None = None         # openai: environment variable holding the key
-        backend_options: dict[str, Any] = Field(default_factory=dict)  # any other backend option
-        fallback_to_extractive: bool = True    # backend unavailable: extractive summary (else skip)
-        token_budget: int = Field(6000, ge=256)       # most tokens one prompt may use
-        max_new_tokens: int = Field(768, ge=16)       # final answer
-        chunk_new_tokens: int = Field(320, ge=16)     # each map/merge answer
-        scene_tokens: int = Field(160, ge=24)         # cap on one scene's digest
-        map_reduce: bool = True                # off: one call with the most salient digests
-        language: str = "en"
-        temperature: float = Field(0.0, ge=0.0, le=2.0)
-        max_chapters: int = Field(12, ge=1)
-        max_key_moments: int = Field(8, ge=0)
-        snap_tolerance_s: float = Field(2.0, ge=0.0)  # grounding: how far a time may be snapped
-        window_s: float = Field(30.0, gt=0)    # unit length when there are neither scenes nor shots
+        backend: str = Field("extractive", description="extractive (no model) | transformers | openai | a plugin's backend")
+        model: str | None = Field(None, description="transformers: manifest id, org/name repo or local folder; "
+                                  "openai: the server's model name")
+        base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:11434/v1")
+        api_key_env: str | None = Field(None, description="openai: environment variable holding the API key")
+        backend_options: dict[str, Any] = Field(default_factory=dict, description="any other backend option")
+        fallback_to_extractive: bool = Field(True, description="backend unavailable: write an extractive "
+                                             "summary and say so (false: the track is skipped)")
+        token_budget: int = Field(6000, ge=256, description="most tokens any one prompt may use")
+        max_new_tokens: int = Field(768, ge=16, description="length of the final answer")
+        chunk_new_tokens: int = Field(320, ge=16, description="length of each map/merge answer")
+        scene_tokens: int = Field(160, ge=24, description="cap on one scene's digest")
+        map_reduce: bool = Field(True, description="long videos: summarise chunks of scenes, then reconcile "
+                                 "(off: one call with the most salient digests)")
+        language: str = Field("en", description="language of the summary (LLM backends)")
+        temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature (0: greedy)")
+        max_chapters: int = Field(12, ge=1, description="most chapters in the summary")
+        max_key_moments: int = Field(8, ge=0, description="most key moments in the summary")
+        snap_tolerance_s: float = Field(2.0, ge=0.0, description="grounding: how far an LLM's time may be "
+                                        "snapped to a supporting event; farther ones are dropped")
+        window_s: float = Field(30.0, gt=0, description="unit length when there are neither scenes nor shots")
 
     def __init__(self, params: Any = None):
         super().__init__(params)
