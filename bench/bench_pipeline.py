@@ -109,7 +109,8 @@ def main() -> None:
     print(f"| av.open of the file (probe + decode) | {warm['av_opens']} |")
     print(f"| video frames decoded / frames in file | {s.get('video_frames_decoded')} / {warm['frame_count']} |")
     print(f"| audio frames decoded | {s.get('audio_frames_decoded')} |\n")
-    print("## Speed (same clip, two runs in fresh processes, imports included in neither; target >= 8x)\n")
+    print("## Speed (same clip, two runs in fresh processes; wall time of `framework.runner.analyze`: plugin "
+          "discovery, probe, decode, every analyzer and the reports, without interpreter start-up; target >= 8x)\n")
     print("| run | wall s | x real time | decode s |\n|---|---|---|---|")
     for label, r in (("first", cold), ("second", warm)):
         print(f"| {label} | {r['wall_s']:.2f} | {r['duration'] / r['wall_s']:.1f}x | {r['stats'].get('seconds', 0):.2f} |")
