@@ -20,7 +20,8 @@ def analyzer_inventory(registry_path: str | os.PathLike | None = None) -> tuple[
         dist = host.distributions.get(plugin)
         rows.append({
             "name": c.name, "enabled": c.enabled, "version": c.cls.version, "device": c.device if c.cls.device != "cpu" else "cpu",
-            "models": analyzer.model_ids(), "plugin": plugin + (f" ({dist})" if dist else ""),
+            "models": analyzer.model_ids(),
+            "plugin": "built-in" if plugin.startswith("builtin:") else plugin + (f" ({dist})" if dist else ""),
             "distribution": dist, "available": reason is None, "reason": reason or "",
             "depends_on": list(c.cls.depends_on), "description": c.cls.description,
         })

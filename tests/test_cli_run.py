@@ -18,8 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_cli(args, cwd=None):
     """Run the real console entry point in a subprocess (exit code, stdout, stderr)."""
+    import os
+
     proc = subprocess.run([sys.executable, "-m", "cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+                          cwd=cwd, timeout=300, env={**os.environ, "COLUMNS": "200"})
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -185,3 +187,72 @@ def test_every_command_has_help_with_an_example():
         result = runner.invoke(main, path + ["--help"])
         assert result.exit_code == 0, (path, result.output)
         assert "Example" in result.output and "framework " in result.output, f"`framework {' '.join(path)} --help` has no example"
+
+
+def test_a_killed_run_loses_no_finished_track(tmp_path, sample_video):
+    """kill -9 mid-run: the finished track survives on disk and the rerun reuses it."""
+    import os
+    import signal
+    import time
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    calls = tmp_path / "quick_calls.txt"
+    (plugins / "two.py").write_text(
+        "import os, time\n"
+        "from framework import Analyzer, Event, hookimpl\n"
+        "class Quick(Analyzer):\n"
+        "    name = 'quick'\n"
+        "    def analyze(self, inputs):\n"
+        f"        with open({str(calls)!r}, 'a') as fh: fh.write('x')\n"
+        "        return self.track(events=[Event(start=0, end=1, label='done')])\n"
+        "class Stalls(Analyzer):\n"
+        "    name = 'stalls'\n"
+        "    depends_on = ('quick',)\n"
+        "    def analyze(self, inputs):\n"
+        "        while os.environ.get('STALL'):\n"
+        "            time.sleep(0.1)\n"
+        "        return self.track()\n"
+        "@hookimpl\n"
+        "def register_analyzers(register):\n"
+        "    register(Quick)\n"
+        "    register(Stalls)\n")
+    reg = tmp_path / "registry.yaml"
+    reg.write_text("plugin_dirs: [plugins]\nanalyzers:\n  quick: {}\n  stalls: {}\n")
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "cli", "run", str(sample_video.path), "--registry", str(reg),
+            "--out", str(out), "--no-progress", "--json"]
+    proc = subprocess.Popen(args, env={**os.environ, "STALL": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not (out / "tracks" / "quick.json").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.time() < deadline, "the quick track was never saved"
+            time.sleep(0.1)
+        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert not (out / "results.json").exists()  # the run really died before finishing
+    assert json.loads((out / "tracks" / "quick.json").read_text())["track"]["status"] == "ok"
+    assert calls.read_text() == "x"
+    code, stdout, err = run_cli(["run", sample_video.path, "--registry", reg, "--out", out, "--no-progress", "--json"])
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["tracks"]["quick"]["reused"] is True and report["tracks"]["stalls"]["status"] == "ok"
+    assert calls.read_text() == "x"  # not computed again
+
+
+def test_analyzers_list_shows_enabled_models_and_availability(tmp_path):
+    reg = tmp_path / "registry.yaml"
+    reg.write_text("analyzers:\n  cut_analysis: {}\n  fusion: {params: {backend: transformers}}\n")
+    code, out, err = run_cli(["analyzers", "list", "--registry", reg, "--json"])
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)["analyzers"]}
+    assert rows["cut_analysis"]["enabled"] and not rows["audio_analysis"]["enabled"]
+    assert rows["fusion"]["models"] == ["qwen2.5-1.5b-instruct"]
+    assert all(r["available"] for r in rows.values())
+    code, out, err = run_cli(["analyzers", "list", "--registry", reg])
+    assert code == 0 and "cut_analysis" in out and "can run here" in out
