@@ -5,7 +5,6 @@ real media) and by the benchmarks. Everything is generated from a seed, so the t
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path

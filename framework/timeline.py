@@ -154,13 +154,14 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -169,6 +170,10 @@ def atomic_write_text(path: Path, text: str) -> Path:
         raise
     return path
 
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """``atomic_write_bytes`` of UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 if __name__ == "__main__":  # python -m framework.timeline > docs/timeline.schema.json
     print(json.dumps(json_schema(), indent=2))

@@ -3,7 +3,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from pydantic import BaseModel
 
 from framework import Analyzer, hookimpl
 from framework.errors import ConfigError

@@ -7,14 +7,12 @@ shot list, the transcript and the thumbnails are computed once per ``write_outpu
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..summary import Summary
-from ..timeline import Timeline, Track
+from ..timeline import Timeline, Track, atomic_write_bytes  # noqa: F401 (re-exported for exporters)
 
 logger = logging.getLogger(__name__)
 
@@ -182,17 +180,3 @@ def paragraphs(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
