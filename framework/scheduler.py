@@ -1,9 +1,13 @@
 """Which analyzer runs where and when: ``plan()`` is a pure function; ``execute()`` runs a plan.
 
-A plan is a list of waves in dependency order. GPU analyzers in one wave are loaded together
-and the sum of their VRAM estimates never exceeds the budget; CPU analyzers run beside the GPU
-waves on a thread pool. An analyzer whose estimate alone exceeds the budget is planned on the
-CPU (and says so) when it can run there, otherwise it is left out with a reason.
+A plan is a list of waves in dependency order. GPU analyzers grouped in one wave may be loaded
+together because the sum of their VRAM estimates stays within the budget; CPU analyzers run
+beside them. An analyzer whose estimate alone exceeds the budget is planned on the CPU (and says
+so) when it can run there, otherwise it is left out with a reason.
+
+``execute`` today runs CPU analyzers in parallel threads and GPU analyzers one at a time (a
+stricter schedule than any plan allows, so the budget holds); loading a whole wave together,
+capping the allocator and recording measured peaks are not implemented yet.
 """
 from __future__ import annotations
 
