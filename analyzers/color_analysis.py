@@ -32,26 +32,11 @@ from pydantic import Field
 
 from framework import Analyzer, AnalyzerInputs, Event, FrameSpec, Series, Track
 
+from ._shots import shot_intervals
+
 logger = logging.getLogger(__name__)
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def shot_intervals(inputs: AnalyzerInputs, duration: float) -> list[tuple[float, float]]:
-    """The shots of the upstream ``cut_analysis`` track as (start, end) seconds, in order.
-
-    Falls back to the whole video as one shot when there is no usable track (missing, not
-    ``ok``, or without ``shot`` events), so the analyzer still works on its own.
-    """
-    track = inputs.upstream.get("cut_analysis")
-    shots: list[tuple[float, float]] = []
-    if track is not None and track.status == "ok":
-        shots = sorted((e.start, e.end) for e in track.events if e.label == "shot" and e.end > e.start)
-    if not shots:
-        if track is not None:
-            logger.info("cut_analysis track has no usable shots; treating the video as one shot")
-        return [(0.0, duration)] if duration > 0 else []
-    return shots
 
 
 def _hex(rgb: np.ndarray) -> str:

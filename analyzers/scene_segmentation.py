@@ -25,6 +25,8 @@ from pydantic import Field
 
 from framework import Analyzer, AnalyzerInputs, Event, FrameSpec, FrameStream, Track
 
+from ._shots import upstream_shots
+
 logger = logging.getLogger(__name__)
 
 _BINS = (12, 4, 4)
@@ -35,12 +37,9 @@ def shot_list(inputs: AnalyzerInputs, duration: float) -> list[tuple[float, floa
 
     The whole video is one shot when the upstream track is missing, failed or has no shots.
     """
-    track = inputs.upstream.get("cut_analysis")
-    shots: list[tuple[float, float, str]] = []
-    if track is not None and track.status == "ok":
-        shots = sorted((e.start, e.end, str(e.data.get("transition_in", "cut")))
-                       for e in track.events if e.label == "shot")
+    shots = [(e.start, e.end, str(e.data.get("transition_in", "cut"))) for e in upstream_shots(inputs)]
     if not shots:
+        track = inputs.upstream.get("cut_analysis")
         status = "missing" if track is None else track.status
         logger.warning("scene_segmentation: cut_analysis track is %s or has no shots; "
                        "treating the whole video as one shot", status)
