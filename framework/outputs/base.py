@@ -38,6 +38,14 @@ class Exporter:
         """Write this exporter's files into ``run_dir`` and return their paths."""
         raise NotImplementedError(f"exporter {self.name!r} does not implement export()")
 
+    def nothing_to_write(self, run_dir: Path, why: str) -> list[Path]:
+        """Log ``why`` nothing is written and remove this exporter's files from an earlier run
+        (a stale shot list or transcript would mislead); returns no paths."""
+        logger.info("%s: %s not written", why, " and ".join(self.filenames))
+        for name in self.filenames:
+            (run_dir / name).unlink(missing_ok=True)
+        return []
+
 
 @dataclass(frozen=True)
 class Shot:

@@ -119,11 +119,7 @@ class CutsExporter(Exporter):
     def export(self, timeline: Timeline, run_dir: Path, context: ExportContext) -> list[Path]:
         shots = context.shots()
         if not shots:
-            logger.info("no shot list (no ok track with 'shot' events, e.g. cut_analysis): "
-                        "cuts.csv and cuts.edl not written")
-            for name in self.filenames:  # a stale shot list from an earlier run would mislead
-                (run_dir / name).unlink(missing_ok=True)
-            return []
+            return self.nothing_to_write(run_dir, "no shot list (no ok track with 'shot' events, e.g. cut_analysis)")
         fps = timeline.video.fps
         written = [atomic_write_text(run_dir / "cuts.csv", cuts_csv(shots, fps))]
         if fps:

@@ -5,14 +5,12 @@ empty subtitle files would only look like a broken transcription.
 """
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
 from ..timeline import Timeline, atomic_write_text
 from .base import Cue, ExportContext, Exporter
 
-logger = logging.getLogger(__name__)
 
 MIN_CUE_S = 0.5  # an instant speech event still needs to stay on screen
 
@@ -67,10 +65,7 @@ class SubtitlesExporter(Exporter):
     def export(self, timeline: Timeline, run_dir: Path, context: ExportContext) -> list[Path]:
         cues = context.transcript()
         if not cues:
-            logger.info("no transcript (no 'speech' events with text; enable a speech-to-text analyzer): "
-                        "transcript.srt and transcript.vtt not written")
-            for name in self.filenames:  # a stale transcript from an earlier run would mislead
-                (run_dir / name).unlink(missing_ok=True)
-            return []
+            return self.nothing_to_write(
+                run_dir, "no transcript (no 'speech' events with text; enable a speech-to-text analyzer)")
         return [atomic_write_text(run_dir / "transcript.srt", to_srt(cues)),
                 atomic_write_text(run_dir / "transcript.vtt", to_vtt(cues))]
