@@ -137,6 +137,11 @@ class Analyzer:
         return list(self.models)
 
     @property
+    def wants_audio(self) -> bool:
+        """Whether the decoder should produce audio for it (``requires_audio`` implies it)."""
+        return self.needs_audio or self.requires_audio
+
+    @property
     def needs_video(self) -> bool:
         return bool(self.frame_specs()) if self.requires_video is None else self.requires_video
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -240,17 +241,17 @@ class _Run:
                          skipped=[n for n, t in timeline.tracks.items() if t.status == "skipped"],
                          reused=list(self.reused), outputs=outputs)
 
-    def _manifest(self) -> Any:
+    @functools.cached_property
+    def manifest(self) -> Any:
         """The models manifest, loaded once, only when some analyzer declares models."""
-        if not hasattr(self, "_manifest_cache"):
-            needs = any(a.model_ids() for a in self.analyzers.values())
-            from .manifest import load_manifest
+        if not any(a.model_ids() for a in self.analyzers.values()):
+            return None
+        from .manifest import load_manifest
 
-            self._manifest_cache = load_manifest() if needs else None
-        return self._manifest_cache
+        return load_manifest()
 
     def _vram_mb(self, a: Analyzer) -> float:
-        manifest = self._manifest()
+        manifest = self.manifest
         return sum(manifest[m].vram_mb() for m in a.model_ids() if m in manifest) if manifest else 0.0
 
     def _models(self, a: Analyzer) -> tuple[dict[str, Path], str | None]:
@@ -260,7 +261,7 @@ class _Run:
             return {}, None
         from .model_cache import local_path
 
-        manifest = self._manifest()
+        manifest = self.manifest
         found: dict[str, Path] = {}
         for mid in ids:
             if mid not in manifest:
@@ -289,8 +290,7 @@ class _Run:
         if specs:  # the report's thumbnails come from this same pass
             specs.add(THUMB_SPEC)
         specs = sorted(specs, key=lambda s: s.key)
-        want_audio = self.meta.has_audio and any(self.analyzers[n].needs_audio or self.analyzers[n].requires_audio
-                                                  for n in names)
+        want_audio = self.meta.has_audio and any(self.analyzers[n].wants_audio for n in names)
         if not specs and not want_audio:
             return None
         with self._progress() as bars:
