@@ -253,3 +253,37 @@ def test_observer_exceptions_do_not_stop_the_run(tmp_path, sample_video, host):
     res = analyze(sample_video.path, registry=registry(tmp_path, ["t_brightness"]), host=host,
                   out_dir=tmp_path / "run", progress=False)
     assert seen == ["t_brightness"] and res.timeline.tracks["t_brightness"].status == "ok"
+
+
+class WithModel(Analyzer):
+    name = "t_with_model"
+    version = "1.0"
+    models = ("yolov8n",)
+    seen: dict = {}
+
+    def load(self, device, models):
+        WithModel.seen = dict(models)
+
+    def analyze(self, inputs):
+        return self.track(data={"models": sorted(WithModel.seen)})
+
+
+def test_models_are_resolved_from_the_manifest_or_the_track_says_how_to_pull(tmp_path, sample_video):
+    from framework.model_cache import CacheRoots
+
+    class P:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(WithModel)
+
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[P()])
+    reg = registry(tmp_path, ["t_with_model"])
+    res = analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / "run1", progress=False)
+    t = res.timeline.tracks["t_with_model"]
+    assert t.status == "skipped" and "framework models pull yolov8n" in t.reason
+    weights = CacheRoots.from_env().file_dirs("ultralytics")[0] / "yolov8n.pt"
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    weights.write_bytes(b"not really weights")
+    res = analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / "run2", progress=False)
+    assert res.timeline.tracks["t_with_model"].status == "ok"
+    assert WithModel.seen == {"yolov8n": weights}
