@@ -167,6 +167,7 @@ class Cut:
     content: float     # HSV difference to the previous frame
     ratio: float       # content over its neighbours' mean
     hist_ratio: float  # histogram change over its neighbours' mean
+    from_black: bool = False  # the picture returned after a held black (see find_fades)
 
 
 @dataclass
@@ -285,7 +286,7 @@ def find_fades(sig: FrameSignals, cuts: list[Cut], fps: float,
             # effects, and the picture's return is an instant boundary (a cut from black)
             fades.append(Gradual("fade", j, floor_first, None, "out", min(1.0, depth / 64)))
             fades.append(Gradual("fade", floor_last + 1, k, None, "in", min(1.0, depth / 64)))
-            from_black.append(Cut(floor_last + 1, float(sig.content[floor_last + 1]), 0.0, 0.0))
+            from_black.append(Cut(floor_last + 1, float(sig.content[floor_last + 1]), 0.0, 0.0, from_black=True))
         elif fade_out and fade_in:
             fades.append(Gradual("fade", j, k, floor_last + 1, "out-in", min(1.0, depth / 64)))
         elif fade_out and (b == n - 1 or exit_cut):
@@ -487,10 +488,9 @@ class CutAnalysis(Analyzer):
         for cut in cuts:
             t = float(times[cut.frame])
             score = min(1.0, (max(cut.ratio, cut.hist_ratio) - 1.0) / (4.0 * self.params.threshold))
-            from_black = cut.ratio == 0.0 and cut.hist_ratio == 0.0
-            events.append(Event(start=t, end=t, label="cut", score=1.0 if from_black else round(score, 4), data={
+            events.append(Event(start=t, end=t, label="cut", score=1.0 if cut.from_black else round(score, 4), data={
                 "frame": cut.frame, "ratio": round(cut.ratio, 3), "hist_ratio": round(cut.hist_ratio, 3),
-                "content": round(cut.content, 3), "from_black": from_black}))
+                "content": round(cut.content, 3), "from_black": cut.from_black}))
         for g in fades + dissolves:
             data: dict[str, Any] = {"first_frame": g.first, "last_frame": g.last, "boundary_frame": g.boundary}
             if g.kind == "fade":
