@@ -319,7 +319,7 @@ class _VideoSink:
         self._worker.start()
 
     @property
-    def smallest_scale(self) -> float:
+    def largest_scale(self) -> float:
         """The largest output width over the source's coded width (1.0 when unknown)."""
         return max((cw / self.coded_width for _, _, cw, _ in self.writers), default=1.0) if self.coded_width else 1.0
 
@@ -458,7 +458,7 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
         wanted = ([vs] if vsink else []) + ([aus] if asink else [])
         if vsink:
             vs.thread_type = "AUTO"
-            if vsink.smallest_scale <= SKIP_DEBLOCK_BELOW:
+            if vsink.largest_scale <= SKIP_DEBLOCK_BELOW:
                 # every stream is a small fraction of the picture: the in-loop deblocking filter's
                 # effect (well under one grey level at full size) vanishes in the box filter, and
                 # skipping it makes H.264/HEVC decoding ~10-15 % faster
