@@ -13,7 +13,7 @@ from framework.synth import SynthTruth, default_shots, make_video
 def isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("home")
     for var, sub in [("FRAMEWORK_HOME", "framework"), ("HF_HOME", "hf"), ("XDG_CACHE_HOME", "xdg"),
-                     ("TORCH_HOME", "torch")]:
+                     ("TORCH_HOME", "torch"), ("XDG_CONFIG_HOME", "config"), ("YOLO_CONFIG_DIR", "yolo")]:
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

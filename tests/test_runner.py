@@ -268,8 +268,10 @@ class WithModel(Analyzer):
         return self.track(data={"models": sorted(WithModel.seen)})
 
 
-def test_models_are_resolved_from_the_manifest_or_the_track_says_how_to_pull(tmp_path, sample_video):
+def test_models_are_resolved_from_the_manifest_or_the_track_says_how_to_pull(tmp_path, sample_video, monkeypatch):
     from framework.model_cache import CacheRoots
+
+    monkeypatch.chdir(tmp_path)  # ultralytics' default weights folder is ./weights
 
     class P:
         @hookimpl
