@@ -50,6 +50,9 @@ Track data: ``fps``, ``frame_count``, ``shot_count``, ``cut_count``, ``fade_coun
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +65,7 @@ logger = logging.getLogger(__name__)
 
 # weight (0..24) of hue/saturation differences by pixel value and saturation: 0 below 8, 1 from 32 up
 _RAMP = np.clip(np.arange(256) - 8, 0, 24).astype(np.uint16)
+_RAMP_U8 = _RAMP.astype(np.uint8)  # the same, as a cv2.LUT table
 _HIST_BINS = 64  # 4 x 4 x 4 RGB
 _TINY_WIDTH = 24  # pixels: the blend test's picture size
 
@@ -95,19 +99,22 @@ def plane_difference(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> np
 
     The weighted mean, on a 0..255 scale, of |dH| (circular, doubled to span 0..180), |dS| and
     |dV| over all pixels, where hue counts only in bright, saturated pixels and saturation only
-    in bright pixels (weights ramp from 0 at 8 to 1 at 32). Integer arithmetic throughout.
+    in bright pixels (weights ramp from 0 at 8 to 1 at 32). The per-pixel terms are integers;
+    their row sums are float64 dot products, exact (every sum is far below 2**53) and several
+    times faster than integer reductions.
     """
     import cv2
 
     (ha, sa, va), (hb, sb, vb) = a, b
-    wv = _RAMP[np.minimum(va, vb)]                 # 0..24
-    whs = wv * _RAMP[np.minimum(sa, sb)]           # 0..576
+    wv = cv2.LUT(np.minimum(va, vb), _RAMP_U8)             # 0..24
+    whs = cv2.multiply(wv, cv2.LUT(np.minimum(sa, sb), _RAMP_U8), dtype=cv2.CV_16U)  # 0..576
     dh = cv2.absdiff(ha, hb)
-    dh = np.minimum(dh, 180 - dh)                  # circular, 0..90
-    s_h = (dh * whs).sum(1, dtype=np.uint64) * (2.0 / 576.0)  # dh * whs <= 51840 fits uint16
-    s_s = (cv2.absdiff(sa, sb) * wv).sum(1, dtype=np.uint64) / 24.0
-    s_v = cv2.absdiff(va, vb).sum(1, dtype=np.uint64)
-    den = whs.sum(1, dtype=np.uint64) / 576.0 + wv.sum(1, dtype=np.uint64) / 24.0 + va.shape[1]
+    dh = np.minimum(dh, 180 - dh)                          # circular, 0..90
+    ones = np.ones(va.shape[1], dtype=np.float64)
+    s_h = (dh.astype(np.float64) * whs) @ ones * (2.0 / 576.0)
+    s_s = (cv2.absdiff(sa, sb).astype(np.float64) * wv) @ ones / 24.0
+    s_v = cv2.absdiff(va, vb).astype(np.float64) @ ones
+    den = whs.astype(np.float64) @ ones / 576.0 + wv.astype(np.float64) @ ones / 24.0 + va.shape[1]
     return ((s_h + s_s + s_v) / den).astype(np.float32)
 
 
@@ -127,35 +134,54 @@ def rgb_histograms(frames: np.ndarray, step: int = 1) -> np.ndarray:
     return (counts / max(1, q.shape[1])).astype(np.float32)
 
 
-def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 256,
-                  progress: Any = None) -> FrameSignals:
+def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 64,
+                  progress: Any = None, workers: int | None = None) -> FrameSignals:
     """Compute the per-frame signals of ``frames`` (N, H, W, 3) uint8 (a memmap is fine).
 
-    Works in blocks of ``block`` frames (plus one frame of overlap), so memory stays bounded.
-    ``progress`` is an optional callable taking the fraction done.
+    Works in blocks of ``block`` frames (plus one frame of overlap), so memory stays bounded
+    (``workers`` blocks at a time). Blocks run on ``workers`` threads (default: one per CPU);
+    OpenCV and numpy release the GIL, and each block writes only its own rows, so the result is
+    the same as a serial pass. ``progress`` is an optional callable taking the fraction done.
     """
+    n = len(frames)
+    sig = FrameSignals(content=np.zeros(n, dtype=np.float32), luma=np.zeros(n, dtype=np.float32),
+                       lit=np.zeros(n, dtype=np.float32), hist=np.zeros((n, _HIST_BINS), dtype=np.float16))
+    starts = range(0, n, block)
+    lock = threading.Lock()
+    done = [0]
+
+    def run(s: int) -> None:
+        e = min(n, s + block)
+        _block_signals(frames, s, e, dark_level, sig)
+        if progress is not None:
+            with lock:
+                done[0] += e - s
+                progress(0.9 * done[0] / n)
+
+    workers = min(len(starts), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        for s in starts:
+            run(s)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cut-signals") as pool:
+            list(pool.map(run, starts))  # list() re-raises a block's error here
+    return sig
+
+
+def _block_signals(frames: np.ndarray, s: int, e: int, dark_level: float, out: FrameSignals) -> None:
+    """Fill rows ``s:e`` of ``out`` (``content[s]`` compares frame s with frame s-1)."""
     import cv2
 
-    n = len(frames)
-    content = np.zeros(n, dtype=np.float32)
-    luma = np.zeros(n, dtype=np.float32)
-    lit = np.zeros(n, dtype=np.float32)
-    hist = np.zeros((n, _HIST_BINS), dtype=np.float16)
-    for s in range(0, n, block):
-        e = min(n, s + block)
-        lo = max(0, s - 1)  # one frame of overlap with the previous block
-        rgb = np.ascontiguousarray(frames[lo:e])
-        planes = hsv_planes(rgb)
-        if len(rgb) > 1:
-            content[lo + 1:e] = plane_difference(tuple(p[:-1] for p in planes), tuple(p[1:] for p in planes))
-        own = rgb[s - lo:]
-        gray = cv2.cvtColor(own.reshape(-1, own.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(e - s, -1)
-        luma[s:e] = gray.sum(axis=1, dtype=np.uint64) / gray.shape[1]
-        lit[s:e] = (gray > dark_level).sum(axis=1) / gray.shape[1]
-        hist[s:e] = rgb_histograms(own, step=2 if own.shape[2] >= 64 else 1)
-        if progress is not None:
-            progress(0.9 * e / n)
-    return FrameSignals(content=content, luma=luma, lit=lit, hist=hist)
+    lo = max(0, s - 1)  # one frame of overlap with the previous block
+    rgb = np.ascontiguousarray(frames[lo:e])
+    planes = hsv_planes(rgb)
+    if len(rgb) > 1:
+        out.content[lo + 1:e] = plane_difference(tuple(p[:-1] for p in planes), tuple(p[1:] for p in planes))
+    own = rgb[s - lo:]
+    gray = cv2.cvtColor(own.reshape(-1, own.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(e - s, -1)
+    out.luma[s:e] = gray.sum(axis=1, dtype=np.uint64) / gray.shape[1]
+    out.lit[s:e] = (gray > dark_level).sum(axis=1) / gray.shape[1]
+    out.hist[s:e] = rgb_histograms(own, step=2 if own.shape[2] >= 64 else 1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -171,9 +171,14 @@ def _scan_video(container: Any, stream: Any, need_all: bool) -> _VideoScan:
             scan.packets += 1
             if packet.pts is not None and tb:
                 scan.times.append(float(packet.pts * tb))
-        if not got_frame:
+        if not got_frame and packet.size:
             try:
                 frames = packet.decode()
+                if not frames and packet.is_keyframe:
+                    # the decoder holds the frame back for reordering: drain it now instead of
+                    # decoding the next packets too, then reset the decoder for the fallback
+                    frames = stream.decode(None)
+                    stream.codec_context.flush_buffers()
             except av.FFmpegError:
                 frames = []
             if frames:
@@ -309,6 +314,8 @@ class _VideoSink:
             self.writers.append((writer, VideoReformatter(), coded_w, coded_h))
         self.interpolation = Interpolation.AREA  # a box filter: no aliasing when shrinking a lot
         self.last_t: float | None = None
+        # seconds per pts tick, once: a Fraction product per frame is slow
+        self.tick = float(stream.time_base) if stream.time_base else None
         self.frames = 0
         self.backwards = 0  # frames whose timestamp went back in time (clamped to keep times sorted)
         # Scaling runs on a second thread so it overlaps decoding (swscale and the decoder release
@@ -325,8 +332,9 @@ class _VideoSink:
 
     def time_of(self, frame: Any, origin: float) -> float:
         ts = frame.pts if frame.pts is not None else frame.dts
-        if ts is not None and frame.time_base:
-            t = float(ts * frame.time_base) - origin
+        tick = self.tick or (float(frame.time_base) if frame.time_base else None)
+        if ts is not None and tick:
+            t = ts * tick - origin
         else:  # no timestamp: one frame interval after the previous frame
             t = 0.0 if self.last_t is None else self.last_t + self.step
         return max(0.0, t)
@@ -358,8 +366,11 @@ class _VideoSink:
             try:
                 src_range = 2 if frame.color_range == 2 else None  # full-range YUV tagged as such (JPEG)
                 for writer, reformatter, cw, ch in wanted:
+                    # threads=1: this thread already runs beside the decoder; swscale's own
+                    # slice threads cost ~25 % more CPU on these small outputs and gain nothing
                     out = reformatter.reformat(frame, cw, ch, writer.spec.pix_fmt,
-                                               interpolation=self.interpolation, src_color_range=src_range)
+                                               interpolation=self.interpolation, src_color_range=src_range,
+                                               threads=1)
                     pixels = out.to_ndarray()
                     if self.k_ccw:
                         pixels = np.rot90(pixels, self.k_ccw)

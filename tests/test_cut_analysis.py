@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from analyzers import analyzer_classes
-from analyzers.cut_analysis import CutAnalysis, content_difference
+from analyzers.cut_analysis import CutAnalysis, content_difference, frame_signals, hsv_planes, plane_difference
 from framework import AnalyzerInputs, FrameSpec, Track, VideoMeta
 from framework import media
 from framework.streams import FrameStreamWriter
@@ -248,6 +248,41 @@ def test_content_difference_ignores_noise_in_black():
     bright = np.full((1, 20, 20, 3), 200, dtype=np.uint8)
     assert content_difference(black, dim)[0] < 4
     assert content_difference(black, bright)[0] > 150
+
+
+def _plane_difference_reference(a, b) -> np.ndarray:
+    """The content score written out plainly in integers (what ``plane_difference`` must equal)."""
+    ramp = np.clip(np.arange(256) - 8, 0, 24).astype(np.int64)
+    (ha, sa, va), (hb, sb, vb) = ([p.astype(np.int64) for p in x] for x in (a, b))
+    wv = ramp[np.minimum(va, vb)]
+    whs = wv * ramp[np.minimum(sa, sb)]
+    dh = np.abs(ha - hb)
+    dh = np.minimum(dh, 180 - dh)
+    num = (dh * whs).sum(1) * (2.0 / 576.0) + (np.abs(sa - sb) * wv).sum(1) / 24.0 + np.abs(va - vb).sum(1)
+    den = whs.sum(1) / 576.0 + wv.sum(1) / 24.0 + va.shape[1]
+    return (num / den).astype(np.float32)
+
+
+def test_plane_difference_matches_the_integer_formula():
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 256, size=(9, 54, 96, 3), dtype=np.uint8)
+    frames[3] //= 9  # dark frames, where the weights ramp
+    planes = hsv_planes(frames)
+    a, b = tuple(p[:-1] for p in planes), tuple(p[1:] for p in planes)
+    np.testing.assert_array_equal(plane_difference(a, b), _plane_difference_reference(a, b))
+
+
+def test_frame_signals_in_threaded_blocks_equal_one_serial_pass():
+    rng = np.random.default_rng(3)
+    frames = np.concatenate([still(texture(k), 9, seed=k) for k in range(5)])
+    frames[20:23] = rng.integers(0, 256, size=(3, 54, 96, 3), dtype=np.uint8)
+    serial = frame_signals(frames, block=len(frames), workers=1)
+    threaded = frame_signals(frames, block=7, workers=3)  # blocks and their one-frame overlaps
+    for name in ("content", "luma", "lit", "hist"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(serial, name), err_msg=name)
+    assert threaded.content[0] == 0
+    pairs = content_difference(frames[:-1], frames[1:])
+    np.testing.assert_array_equal(threaded.content[1:], pairs)
 
 
 # --- parameters -----------------------------------------------------------------------------
