@@ -69,6 +69,7 @@ def models_group() -> None:
       framework models prune                # dry run: what would be deleted
       framework models prune --yes          # delete it (a record goes to $FRAMEWORK_HOME)
       framework models verify               # sizes and hashes of what is cached
+      framework models check-pins           # online: do the pinned commits exist on the hub?
     """
 
 
@@ -352,3 +353,51 @@ def verify_cmd(ids: tuple[str, ...], sizes_only: bool, as_json: bool, manifest_p
     if failed:
         raise ModelError(f"verification failed for {', '.join(failed)}; delete and pull again "
                          "(`framework models prune` or remove the files, then `framework models pull ID`)")
+
+
+@models_group.command("check-pins")
+@click.argument("ids", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
+@click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), help=_MANIFEST_HELP)
+@user_errors
+def check_pins_cmd(ids: tuple[str, ...], as_json: bool, manifest_path: Path | None) -> None:
+    """Ask the Hugging Face hub whether each pinned commit in the manifest exists, and where `main`
+    points now (the commit to pin where the manifest has none). Needs the network; downloads
+    nothing. Exit 7 if a pinned commit is missing.
+
+    \b
+    Examples:
+      framework models check-pins
+      framework models check-pins qwen2-vl-2b-instruct clip-vit-base-patch32 --json
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from framework.manifest import load_manifest
+    from framework.model_pins import check_pins
+
+    manifest = load_manifest(manifest_path)
+    total = len(ids) or sum(1 for spec in manifest if spec.source == "huggingface")
+    with Progress(TextColumn("asking the hub about {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=err_console, disable=as_json, transient=True) as bar:
+        task = bar.add_task("", total=total)
+
+        def advance(model_id: str) -> None:
+            bar.update(task, advance=1, description=model_id)
+
+        results = check_pins(manifest, ids, progress=advance)
+    if as_json:
+        _dump([r.as_dict() for r in results])
+    else:
+        table = Table(title="check-pins", title_justify="left")
+        for col in ("id", "repo", "status", "pinned", "main now"):
+            table.add_column(col)
+        for r in results:
+            style = {"missing": "bold red", "repo-missing": "bold red", "unpinned": "yellow", "gated": "yellow"}
+            status = f"[{style[r.status]}]{r.status}[/]" if r.status in style else r.status
+            main_now = (r.main or "")[:12] + (" (moved)" if r.main_moved else "")
+            table.add_row(r.id, r.repo, status, (r.pinned or "-")[:12], main_now)
+        _out().print(table)
+    bad = [r.id for r in results if r.status in ("missing", "repo-missing")]
+    if bad:
+        raise ModelError(f"pinned commit not on the hub for {', '.join(bad)}; fix `revision` in "
+                         f"{manifest.path} (the `main now` column is a commit that exists)")

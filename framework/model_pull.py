@@ -193,6 +193,12 @@ def _pull_ultralytics(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, updat
         raise
     if not target.is_file():
         raise ModelError(f"ultralytics did not produce {target}; is {spec.locator} one of its release assets?")
+    expected = spec.checksums.get(spec.locator, "")
+    if expected.startswith("sha256:") and file_digest(target) != expected[len("sha256:"):]:
+        target.unlink()  # just downloaded by us, and not the pinned file
+        raise ModelError(f"{target}: SHA-256 differs from the manifest's (the ultralytics/assets release asset "
+                         "it pins), so the download was deleted; a newer ultralytics may fetch other weights: "
+                         "check its release, or update the checksum in the manifest")
     return target
 
 

@@ -18,6 +18,7 @@ from framework.llm.openai_backend import OpenAIBackend
 from framework.llm.testing import install_in_hf_cache, make_tiny_chat_model
 from framework.llm.transformers_backend import TransformersBackend, hub_cache_dir
 from framework.plugins import build_plugin_manager
+from framework.manifest import load_manifest
 
 MESSAGES = [{"role": "system", "content": "You summarize videos."},
             {"role": "user", "content": "Scene 1 [0.0-4.0 s] speech: hello. Summarize."}]
@@ -73,7 +74,8 @@ def test_transformers_backend_on_a_local_snapshot_folder(tiny_model):
 
 def test_transformers_backend_loads_a_manifest_id_from_the_hf_cache_offline(tiny_model):
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    snap = install_in_hf_cache(tiny_model, "Qwen/Qwen2.5-1.5B-Instruct", hub_cache_dir())
+    pin = load_manifest()["qwen2.5-1.5b-instruct"].revision  # a pull fetches the pinned commit
+    snap = install_in_hf_cache(tiny_model, "Qwen/Qwen2.5-1.5B-Instruct", hub_cache_dir(), commit=pin)
     backend = TransformersBackend({"device": "cpu"})  # the default model id
     assert backend.options.model == "qwen2.5-1.5b-instruct"
     assert backend.check_available() is None

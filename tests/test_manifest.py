@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -66,7 +67,9 @@ def test_every_entry_has_the_required_facts(manifest):
     for spec in manifest:
         assert spec.license and spec.task, spec.id
         if spec.source == "huggingface":
-            assert spec.revision is None and spec.pin_status == "unverified"  # no invented commit hashes
+            # a pin is a full commit (taken from public code, see the manifest's notes), or null
+            assert spec.pin_status == ("pinned" if spec.revision else "unverified"), spec.id
+            assert spec.revision is None or re.fullmatch(r"[0-9a-f]{40}", spec.revision), spec.id
         if spec.source == "whisper":  # the SHA-256 embedded in whisper's download URL
             assert list(spec.checksums) == [spec.filename] and spec.checksums[spec.filename].startswith("sha256:")
         if spec.source not in ("bundled",) and spec.id != "llava-next-video-genai-ft":

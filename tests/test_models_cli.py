@@ -27,6 +27,7 @@ from click.testing import CliRunner
 
 from cli import main
 from framework.errors import EXIT_CONFIG, EXIT_MODEL
+from framework.manifest import load_manifest
 
 # --- real-format weight files, built once per session in a subprocess ----------------------
 _BUILD = r'''
@@ -37,6 +38,7 @@ from ultralytics import YOLO
 YOLO("yolov8n.yaml").save(str(out / "yolov8.pt"))
 YOLO(str(out / "yolov8.pt"))                       # the real loader reads it back
 import whisper
+from framework.manifest import load_manifest
 from whisper.model import ModelDimensions, Whisper
 dims = ModelDimensions(n_mels=80, n_audio_ctx=8, n_audio_state=8, n_audio_head=2, n_audio_layer=1,
                        n_vocab=51865, n_text_ctx=8, n_text_state=8, n_text_head=2, n_text_layer=1)
@@ -65,11 +67,13 @@ def git_sha1(data: bytes) -> str:
 
 
 def make_hf_repo(hub: Path, repo_id: str, files: dict[str, bytes], commit: str | None = None) -> Path:
-    """A repo the way huggingface_hub's file_download lays it out."""
+    """A repo the way huggingface_hub's file_download lays it out, at ``commit`` (default: the
+    manifest's pin for ``repo_id``, as a pull would fetch, else a made-up commit)."""
     from huggingface_hub.file_download import repo_folder_name
 
     repo = hub / repo_folder_name(repo_id=repo_id, repo_type="model")
-    commit = commit or hashlib.sha1(repo_id.encode()).hexdigest()
+    pins = {spec.locator: spec.revision for spec in load_manifest() if spec.source == "huggingface"}
+    commit = commit or pins.get(repo_id) or hashlib.sha1(repo_id.encode()).hexdigest()
     for name, data in files.items():
         etag = hashlib.sha256(data).hexdigest() if len(data) > 1024 else git_sha1(data)  # LFS vs git blob
         blob = repo / "blobs" / etag
@@ -448,12 +452,14 @@ def test_deletion_refusal_guards():
 def test_verify_hashes(env):
     results = {r["id"]: r for r in env.json("verify", code=EXIT_MODEL)}
     assert results["clip-vit-base-patch32"]["status"] == "ok"
-    assert "2 file hash(es)" in results["clip-vit-base-patch32"]["checks"][0]
+    assert any("2 file hash(es)" in c for c in results["clip-vit-base-patch32"]["checks"])
     # our whisper file is not OpenAI's checkpoint: the SHA-256 from whisper's URL must not match
     assert results["whisper-base"]["status"] == "failed"
     assert "manifest says" in results["whisper-base"]["problems"][0]
     assert results["easyocr-en"]["status"] == "failed"  # MD5 from easyocr's table
-    assert results["yolov8x"]["status"] == "unverified"  # no hash known until pull records one
+    # our yolov8x.pt is not ultralytics' release asset: the manifest's SHA-256 must not match
+    assert results["yolov8x"]["status"] == "failed" and "manifest says" in results["yolov8x"]["problems"][0]
+    assert results["yolov8x-pose"]["status"] == "unverified"  # no hash known until pull records one
     assert results["silero-vad"]["status"] == "ok"
     # a flipped byte in an HF blob is found
     blob = (env.clip / "snapshots").glob("*/model.safetensors").__next__().resolve()
@@ -470,18 +476,18 @@ def test_verify_against_lock_recorded_by_pull(env):
     from framework.model_pull import pull_models
 
     # offline, an already cached model is not downloaded, but its revision and hashes are locked
-    results = pull_models(load_manifest(), ["yolov8x", "clip-vit-base-patch32"])
+    results = pull_models(load_manifest(), ["yolov8x-pose", "clip-vit-base-patch32"])
     assert [r.status for r in results] == ["cached", "cached"]
     lock = ModelLock.load(__import__("framework.model_cache", fromlist=["CacheRoots"]).CacheRoots.from_env())
-    assert lock.get("clip-vit-base-patch32")["revision"] == hashlib.sha1(b"openai/clip-vit-base-patch32").hexdigest()
-    assert lock.get("yolov8x")["files"]["yolov8x.pt"]["sha256"] == hashlib.sha256(env.yolov8x.read_bytes()).hexdigest()
-    ok = env.json("verify", "yolov8x", "clip-vit-base-patch32")
+    assert lock.get("clip-vit-base-patch32")["revision"] == load_manifest()["clip-vit-base-patch32"].revision
+    assert lock.get("yolov8x-pose")["files"]["yolov8x-pose.pt"]["sha256"] == hashlib.sha256(env.pose.read_bytes()).hexdigest()
+    ok = env.json("verify", "yolov8x-pose", "clip-vit-base-patch32")
     assert [r["status"] for r in ok] == ["ok", "ok"]
-    with open(env.yolov8x, "ab") as fh:
+    with open(env.pose, "ab") as fh:
         fh.write(b"\0")
-    bad = env.json("verify", "yolov8x", code=EXIT_MODEL)[0]
+    bad = env.json("verify", "yolov8x-pose", code=EXIT_MODEL)[0]
     assert bad["status"] == "failed" and any("lock says" in p for p in bad["problems"])
-    assert env.json("verify", "yolov8x", "--sizes-only", code=EXIT_MODEL)[0]["status"] == "failed"
+    assert env.json("verify", "yolov8x-pose", "--sizes-only", code=EXIT_MODEL)[0]["status"] == "failed"
 
 
 # --- the manifest file the CLI reads ----------------------------------------------------------------

@@ -180,7 +180,8 @@ def test_pull_enabled_offline_reports_cached_and_missing(tmp_path):
         "@hookimpl\ndef register_analyzers(register):\n    register(A)\n    register(B)\n")
     registry = tmp_path / "registry.yaml"
     registry.write_text("plugin_dirs: [plugins]\nanalyzers:\n  pull_fake_a: {}\n  pull_fake_b: {enabled: false}\n")
-    make_hf_repo(CacheRoots.from_env().hf_hub, "HuggingFaceTB/SmolLM2-360M-Instruct", {"config.json": b"{}"})
+    make_hf_repo(CacheRoots.from_env().hf_hub, "HuggingFaceTB/SmolLM2-360M-Instruct", {"config.json": b"{}"},
+                 commit=load_manifest()["smollm2-360m-instruct"].revision)  # the pinned commit is cached
     out = _pull("--enabled", "--registry", str(registry), "--json")
     assert [(r["id"], r["status"]) for r in json.loads(out.stdout)] == [("smollm2-360m-instruct", "cached")]
     registry.write_text("plugin_dirs: [plugins]\nanalyzers:\n  pull_fake_a: {}\n  pull_fake_b: {}\n")
@@ -238,7 +239,7 @@ class _HubHandler(BaseHTTPRequestHandler):
         hub, path = self.server, self.path.split("?")[0]
         hub.requests.append((self.command, path))
         rid, commit, files = hub.repo
-        if path == f"/api/models/{rid}/revision/main":
+        if path in (f"/api/models/{rid}/revision/main", f"/api/models/{rid}/revision/{commit}"):
             return self._send(200, json.dumps({"id": rid, "sha": commit,
                                                "siblings": [{"rfilename": n} for n in files]}).encode())
         if path == f"/api/models/{rid}/tree/{commit}":
@@ -283,7 +284,8 @@ def hub(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # it was read at import, under conftest's =1
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _HubHandler)
-    srv.repo = ("HuggingFaceTB/SmolLM2-360M-Instruct", "c0ffee" * 6 + "c0ff",
+    pinned = load_manifest()["smollm2-360m-instruct"].revision  # the manifest's pin is what pull asks for
+    srv.repo = ("HuggingFaceTB/SmolLM2-360M-Instruct", pinned,
                 {"config.json": b'{"model_type": "llama"}', "model.safetensors": os.urandom(200_000),
                  "tf_model.h5": os.urandom(5_000)})
     srv.requests, srv.cut_after = [], None
@@ -324,3 +326,19 @@ def test_hf_pull_through_snapshot_download(hub):
     assert hub.requests == []
     verify = CliRunner().invoke(main, ["models", "verify", "smollm2-360m-instruct", "--json"])
     assert verify.exit_code == 0 and json.loads(verify.stdout)[0]["status"] == "ok"
+
+
+def test_ultralytics_pull_checks_the_manifest_sha256(tmp_path, online, monkeypatch):
+    """The release asset ultralytics fetched must match the manifest's SHA-256 (here: other bytes)."""
+    import ultralytics.utils.downloads as ul_downloads
+
+    def fake_release_download(file, **kwargs):  # stands in for github.com: writes other weights
+        Path(file).write_bytes(b"not the v8.4.0 release asset")
+        return str(file)
+
+    monkeypatch.setattr(ul_downloads, "attempt_download_asset", fake_release_download)
+    monkeypatch.chdir(tmp_path)  # ultralytics' default weights dir is ./weights
+    result = _pull("yolov8n", code=EXIT_MODEL)
+    assert "SHA-256 differs from the manifest's" in " ".join(result.output.split())
+    assert ModelLock.load(CacheRoots.from_env()).get("yolov8n") is None  # nothing recorded as pulled
+    assert not (CacheRoots.from_env().ultralytics_weights / "yolov8n.pt").exists()  # nor left to look cached

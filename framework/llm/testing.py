@@ -73,14 +73,15 @@ def make_tiny_chat_model(folder: str | Path, *, hidden: int = 32, layers: int = 
     return folder
 
 
-def install_in_hf_cache(folder: str | Path, repo_id: str, cache_dir: str | Path) -> Path:
-    """Copy a saved model into a Hugging Face hub cache as ``repo_id`` at a made-up commit.
+def install_in_hf_cache(folder: str | Path, repo_id: str, cache_dir: str | Path, commit: str | None = None) -> Path:
+    """Copy a saved model into a Hugging Face hub cache as ``repo_id`` at ``commit`` (default: a
+    made-up one).
 
     Lays out ``models--{org}--{name}/snapshots/<commit>/`` and ``refs/main`` the way
     ``huggingface_hub`` does, and returns the snapshot folder.
     """
     folder = Path(folder)
-    commit = hashlib.sha1(repo_id.encode()).hexdigest()
+    commit = commit or hashlib.sha1(repo_id.encode()).hexdigest()
     repo_dir = Path(cache_dir) / f"models--{repo_id.replace('/', '--')}"
     snap = repo_dir / "snapshots" / commit
     if snap.exists():
