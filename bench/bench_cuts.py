@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -146,8 +147,9 @@ def machine() -> list[str]:
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return [f"- machine: `nproc` = {os.cpu_count()}, CPU {cpu}, Python {platform.python_version()}, "
-            f"load average at start {load[0]:.2f}",
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return [f"- machine: {os.cpu_count()} CPUs, this run on {usable} (`--cpus`), CPU {cpu}, "
+            f"Python {platform.python_version()}, load average at start {load[0]:.2f}",
             f"- versions: scenedetect {scenedetect.__version__}, PyAV {av.__version__}, "
             f"OpenCV {cv2.__version__}, numpy {numpy.__version__}"]
 
@@ -161,7 +163,12 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="timed runs of each method per file (fastest kept)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_cuts.md")
     ap.add_argument("--no-save", action="store_true", help="print only; do not write --out")
+    ap.add_argument("--cpus", type=int, default=None,
+                    help="run on the first N CPUs only (sched_setaffinity, set before FFmpeg and OpenCV "
+                         "size their thread pools), to measure a small machine on a big one")
     args = ap.parse_args()
+    if args.cpus:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cpus])
 
     import logging
     logging.basicConfig(level=logging.WARNING)
@@ -181,7 +188,8 @@ def main() -> int:
              f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`", "", *machine(), ""]
     speed = ["## Speed (fastest of %d interleaved runs each; frames per second, decode included)" % args.repeat, "",
              "| file | frames | ours fps | ours decode s / analyze s | content fps | adaptive fps "
-             "| ours / content | ours / adaptive |", "|---|---|---|---|---|---|---|---|"]
+             "| ours / content | ours / adaptive | medians: ours / content, ours / adaptive |",
+             "|---|---|---|---|---|---|---|---|---|"]
     acc = ["## Hard cuts vs the stated truth (precision / recall / **F1**)", "",
            "Stated truth: MEDIA.md (testvideo 30, 180, 394; counter 20; fades none); the synthetic "
            "clip's hard cuts are known exactly (its fade and dissolve are not hard cuts).", "",
@@ -194,16 +202,20 @@ def main() -> int:
     grad = []
     for name, path, truth in files:
         best: dict[str, Run] = {}
+        times: dict[str, list[float]] = {"ours": [], "content": [], "adaptive": []}
         for _ in range(args.repeat):
             for kind in ("ours", "content", "adaptive"):
                 r = run_ours(path) if kind == "ours" else run_theirs(path, kind)
+                times[kind].append(r.seconds)
                 if kind not in best or r.seconds < best[kind].seconds:
                     best[kind] = r
         o, c, a = best["ours"], best["content"], best["adaptive"]
+        med = {k: statistics.median(v) for k, v in times.items()}
         n = o.frames  # both read every frame of the same file
         speed.append(f"| {name} | {n} | {n / o.seconds:.0f} | {o.decode_s:.2f} / {o.analyze_s:.3f} "
                      f"| {n / c.seconds:.0f} | {n / a.seconds:.0f} "
-                     f"| {c.seconds / o.seconds:.2f}x | {a.seconds / o.seconds:.2f}x |")
+                     f"| {c.seconds / o.seconds:.2f}x | {a.seconds / o.seconds:.2f}x "
+                     f"| {med['content'] / med['ours']:.2f}x / {med['adaptive'] / med['ours']:.2f}x |")
         cuts_truth = STATED_TRUTH[name] if truth is None else truth["cut_frames"]
         rows = [("ours: `cut` events", o.cuts), ("ours: all shot boundaries", o.boundaries),
                 ("PySceneDetect content", c.cuts), ("PySceneDetect adaptive", a.cuts)]
@@ -227,7 +239,8 @@ def main() -> int:
         print(f"done {name}", file=sys.stderr)
     notes = ["## How to read this", "",
              "- Speed columns time the whole job from the file: ours = probe + one decode of every frame "
-             "(scaled to 96 px) + analysis; PySceneDetect = its own decode + detection. The analysis alone is "
+             "(scaled to 96 px) + analysis; PySceneDetect = its own decode + detection. The ratio columns divide "
+             "PySceneDetect's seconds by ours: of the fastest runs, and of the median runs. The analysis alone is "
              "the second number in the 'decode s / analyze s' column (the synthetic clip is exactly 60 s).",
              "- `ours: cut` events are hard cuts only. `ours: all shot boundaries` adds the first frame after a dip "
              "to black and the middle of a dissolve, which is what PySceneDetect's scene list is (it does not say "

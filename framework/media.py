@@ -57,6 +57,7 @@ PROBE_PACKETS = 600          # video packets whose timestamps the probe reads fo
 AUDIO_GAP_FILL_S = 0.05      # audio holes longer than this are filled with silence to keep sync
 PROGRESS_EVERY_S = 0.2       # wall-clock seconds between progress() calls
 CONVERT_QUEUE = 6            # decoded frames waiting for the scaling thread
+CONVERT_THREAD_MIN_PIXELS = 640 * 360  # smaller pictures are scaled inline, on the decoding thread
 SKIP_DEBLOCK_BELOW = 0.25    # every stream at most this fraction of the coded width: skip deblocking
 
 ProgressFn = Callable[[float], None]
@@ -318,12 +319,16 @@ class _VideoSink:
         self.tick = float(stream.time_base) if stream.time_base else None
         self.frames = 0
         self.backwards = 0  # frames whose timestamp went back in time (clamped to keep times sorted)
-        # Scaling runs on a second thread so it overlaps decoding (swscale and the decoder release
-        # the GIL); a small bounded queue keeps at most a few decoded frames in memory.
+        # Scaling big pictures runs on a second thread so it overlaps decoding (swscale and the
+        # decoder release the GIL); a small bounded queue keeps at most a few decoded frames in
+        # memory. Small pictures scale faster than the hand-over between threads costs: inline.
         self._queue: queue.Queue = queue.Queue(maxsize=CONVERT_QUEUE)
         self._error: BaseException | None = None
-        self._worker = threading.Thread(target=self._convert_loop, name="frame-convert", daemon=True)
-        self._worker.start()
+        self._worker: threading.Thread | None = None
+        coded_pixels = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+        if coded_pixels >= CONVERT_THREAD_MIN_PIXELS:
+            self._worker = threading.Thread(target=self._convert_loop, name="frame-convert", daemon=True)
+            self._worker.start()
 
     @property
     def largest_scale(self) -> float:
@@ -352,8 +357,24 @@ class _VideoSink:
         if wanted:
             if self._error is not None:
                 raise self._error
-            self._queue.put((frame, t, wanted))
+            if self._worker is None:
+                self._convert(frame, t, wanted)
+            else:
+                self._queue.put((frame, t, wanted))
         return t
+
+    def _convert(self, frame: Any, t: float, wanted: list) -> None:
+        """Scale ``frame`` for every stream in ``wanted`` and append it to them."""
+        src_range = 2 if frame.color_range == 2 else None  # full-range YUV tagged as such (JPEG)
+        for writer, reformatter, cw, ch in wanted:
+            # threads=1: this runs beside the decoder's own threads; swscale's slice threads
+            # cost ~25 % more CPU on these small outputs and gain nothing
+            out = reformatter.reformat(frame, cw, ch, writer.spec.pix_fmt, interpolation=self.interpolation,
+                                       src_color_range=src_range, threads=1)
+            pixels = out.to_ndarray()
+            if self.k_ccw:
+                pixels = np.rot90(pixels, self.k_ccw)
+            writer.write(t, pixels, reserved=True)
 
     def _convert_loop(self) -> None:
         while True:
@@ -362,25 +383,15 @@ class _VideoSink:
                 return
             if self._error is not None:
                 continue  # keep draining so the decoder never blocks on a full queue
-            frame, t, wanted = item
             try:
-                src_range = 2 if frame.color_range == 2 else None  # full-range YUV tagged as such (JPEG)
-                for writer, reformatter, cw, ch in wanted:
-                    # threads=1: this thread already runs beside the decoder; swscale's own
-                    # slice threads cost ~25 % more CPU on these small outputs and gain nothing
-                    out = reformatter.reformat(frame, cw, ch, writer.spec.pix_fmt,
-                                               interpolation=self.interpolation, src_color_range=src_range,
-                                               threads=1)
-                    pixels = out.to_ndarray()
-                    if self.k_ccw:
-                        pixels = np.rot90(pixels, self.k_ccw)
-                    writer.write(t, pixels, reserved=True)
+                self._convert(*item)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the decoding thread
                 self._error = exc
 
     def close(self) -> dict[FrameSpec, FrameStream]:
-        self._queue.put(None)
-        self._worker.join()
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
         if self._error is not None:
             raise self._error
         return {writer.spec: writer.close() for writer, *_ in self.writers}
