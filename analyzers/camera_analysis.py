@@ -29,6 +29,7 @@ time of the pair's second frame (``None`` where the pair could not be measured).
 from __future__ import annotations
 
 import logging
+from array import array
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 CLASSES = ("static", "pan", "tilt", "zoom", "shake")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one is kept per frame pair (28,800 for an hour at 8 fps)
 class PairMotion:
     """The global motion between two frames, or ``valid=False`` when it could not be measured."""
 
@@ -116,7 +117,9 @@ class CameraAnalysis(Analyzer):
         starts = np.array([s for s, _ in shots])
         shot_of = np.searchsorted(starts, stream.times, side="right") - 1  # -1: before the first shot
 
-        per_shot: list[list[tuple[float, PairMotion]]] = [[] for _ in shots]
+        # one row per frame pair, in compact arrays (an hour at 8 fps is 28,800 pairs)
+        cols: dict[str, array] = {k: array("d") for k in ("dt", "dx", "dy", "log_scale", "rotation")}
+        valid_col, shot_col = array("b"), array("q")
         times: list[float] = []
         motion: list[float | None] = []
         prev: np.ndarray | None = None
@@ -128,14 +131,24 @@ class CameraAnalysis(Analyzer):
                 if prev is not None and s >= 0 and s == shot_of[i - 1] and t > prev_t:
                     pm = pair_motion(prev, frame, self.params.max_corners)
                     dt = t - prev_t
-                    per_shot[s].append((dt, pm))
+                    for key, value in (("dt", dt), ("dx", pm.dx), ("dy", pm.dy), ("log_scale", pm.log_scale),
+                                       ("rotation", pm.rotation)):
+                        cols[key].append(value)
+                    valid_col.append(pm.valid)
+                    shot_col.append(s)
                     times.append(round(t, 4))
                     motion.append(round(float(np.hypot(pm.dx, pm.dy) + abs(pm.log_scale)) / dt, 5)
                                   if pm.valid else None)
                 prev, prev_t, i = frame, t, i + 1
             inputs.report(i / max(1, len(stream)))
 
-        events = [self._classify(start, end, pairs, k) for k, ((start, end), pairs) in enumerate(zip(shots, per_shot))]
+        pairs = {k: np.frombuffer(v, dtype=np.float64) if len(v) else np.zeros(0) for k, v in cols.items()}
+        valid = np.frombuffer(valid_col, dtype=np.int8).astype(bool) if len(valid_col) else np.zeros(0, bool)
+        shot_ix = np.frombuffer(shot_col, dtype=np.int64) if len(shot_col) else np.zeros(0, np.int64)
+        bounds = np.searchsorted(shot_ix, np.arange(len(shots) + 1))  # pairs of shot k: bounds[k]:bounds[k+1]
+        per_shot = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        events = [self._classify(start, end, k, {c: v[sl] for c, v in pairs.items()}, valid[sl])
+                  for k, ((start, end), sl) in enumerate(zip(shots, per_shot))]
         counts = {c: sum(e.label == c for e in events) for c in (*CLASSES, "unknown")}
         valid = sum(m is not None for m in motion)
         data = {"classes": {c: n for c, n in counts.items() if n}, "pairs": len(motion),
@@ -143,30 +156,30 @@ class CameraAnalysis(Analyzer):
         series = [Series(name="motion", unit="frame/s", times=times, values=motion)]
         return self.track(events=events, series=series, data=data)
 
-    def _classify(self, start: float, end: float, pairs: list[tuple[float, PairMotion]], index: int) -> Event:
+    def _classify(self, start: float, end: float, index: int, pairs: dict[str, np.ndarray],
+                  valid: np.ndarray) -> Event:
+        """Label one shot from its frame pairs (``pairs``: columns dt, dx, dy, log_scale, rotation)."""
         p = self.params
-        ok = [(dt, m) for dt, m in pairs if m.valid]
-        base: dict[str, Any] = {"shot": index, "pairs": len(pairs), "valid_pairs": len(ok)}
-        if not ok:
+        n_ok = int(valid.sum())
+        base: dict[str, Any] = {"shot": index, "pairs": len(valid), "valid_pairs": n_ok}
+        if not n_ok:
             return Event(start=start, end=end, label="unknown", score=0.0,
                          data={**base, "dx": None, "dy": None, "scale": None, "rotation": None,
                                "jitter": None, "confidence": 0.0, "direction": None})
-        dt = np.array([d for d, _ in ok])
-        dx = np.array([m.dx for _, m in ok])
-        dy = np.array([m.dy for _, m in ok])
+        dt, dx, dy = (pairs[c][valid] for c in ("dt", "dx", "dy"))
         vx = float(np.median(dx / dt))
         vy = float(np.median(dy / dt))
-        vz = float(np.median(np.array([m.log_scale for _, m in ok]) / dt))
-        rot = float(np.median(np.array([m.rotation for _, m in ok]) / dt))
+        vz = float(np.median(pairs["log_scale"][valid] / dt))
+        rot = float(np.median(pairs["rotation"][valid] / dt))
         # spread of each pair's displacement around the shot's steady motion (median absolute deviation)
         dev = np.hypot(dx - vx * dt, dy - vy * dt)
-        jitter = float(np.median(dev) * 1.4826) if len(ok) >= 3 else 0.0
+        jitter = float(np.median(dev) * 1.4826) if n_ok >= 3 else 0.0
         factors = {"static": 1.0, "pan": abs(vx) / p.pan_speed, "tilt": abs(vy) / p.tilt_speed,
                    "zoom": abs(vz) / p.zoom_rate, "shake": jitter / p.shake_jitter}
         ranked = sorted(factors.items(), key=lambda kv: kv[1], reverse=True)
         label, best = ranked[0]
         margin = 1.0 - ranked[1][1] / best if best > 0 else 0.0
-        confidence = round(len(ok) / len(pairs) * max(0.0, margin), 3)
+        confidence = round(n_ok / len(valid) * max(0.0, margin), 3)
         direction = {"pan": "right" if vx < 0 else "left", "tilt": "down" if vy < 0 else "up",
                      "zoom": "in" if vz > 0 else "out"}.get(label)
         data = {**base, "dx": round(vx, 5), "dy": round(vy, 5), "scale": round(vz, 5),

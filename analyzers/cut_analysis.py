@@ -50,11 +50,8 @@ Track data: ``fps``, ``frame_count``, ``shot_count``, ``cut_count``, ``fade_coun
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -68,6 +65,7 @@ _RAMP = np.clip(np.arange(256) - 8, 0, 24).astype(np.uint16)
 _RAMP_U8 = _RAMP.astype(np.uint8)  # the same, as a cv2.LUT table
 _HIST_BINS = 64  # 4 x 4 x 4 RGB
 _TINY_WIDTH = 24  # pixels: the blend test's picture size
+_SCAN_CHUNK = 1 << 16  # frames per chunk of the dissolve scan
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,12 +73,17 @@ _TINY_WIDTH = 24  # pixels: the blend test's picture size
 # --------------------------------------------------------------------------------------------
 @dataclass
 class FrameSignals:
-    """Per-frame signals of a stream: ``content[i]`` compares frame i with frame i-1 (0 for i=0)."""
+    """Per-frame signals of a stream: ``content[i]`` compares frame i with frame i-1 (0 for i=0).
 
-    content: np.ndarray  # (N,) float32
-    luma: np.ndarray     # (N,) float32, mean luma 0..255
-    lit: np.ndarray      # (N,) float32, fraction of pixels brighter than the dark level
-    hist: np.ndarray     # (N, 64) float16 (half the memory of a 2-hour film's float32), rows sum to 1
+    Colour histograms are not kept (a 2-hour film's would take 22 MB): only the distances the
+    detectors use, computed as the frames stream past.
+    """
+
+    content: np.ndarray    # (N,) float32
+    luma: np.ndarray       # (N,) float32, mean luma 0..255
+    lit: np.ndarray        # (N,) float32, fraction of pixels brighter than the dark level
+    hist_step: np.ndarray  # (N,) float32, histogram distance (0..1) of frame i to frame i-1 (0 for i=0)
+    hist_span: dict[int, np.ndarray]  # k -> (N,) float32, distance of frames i-k and i+k (NaN off the ends)
 
 
 def hsv_planes(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,41 +138,45 @@ def rgb_histograms(frames: np.ndarray, step: int = 1) -> np.ndarray:
 
 
 def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 64,
-                  progress: Any = None, workers: int | None = None) -> FrameSignals:
+                  progress: Any = None, spans: Iterable[int] = ()) -> FrameSignals:
     """Compute the per-frame signals of ``frames`` (N, H, W, 3) uint8 (a memmap is fine).
 
-    Works in blocks of ``block`` frames (plus one frame of overlap), so memory stays bounded
-    (``workers`` blocks at a time). Blocks run on ``workers`` threads (default: one per CPU);
-    OpenCV and numpy release the GIL, and each block writes only its own rows, so the result is
-    the same as a serial pass. ``progress`` is an optional callable taking the fraction done.
+    Works in blocks of ``block`` frames, so memory stays bounded: each block overlaps the one
+    before by a frame for ``content``, and the last ``2 * max(spans)`` histograms are carried
+    over for ``hist_span[k]`` (one per ``k`` in ``spans``). Histograms are rounded to float16
+    before distances are taken. ``progress`` is an optional callable taking the fraction done.
     """
     n = len(frames)
+    spans = sorted({int(k) for k in spans if int(k) >= 1})
     sig = FrameSignals(content=np.zeros(n, dtype=np.float32), luma=np.zeros(n, dtype=np.float32),
-                       lit=np.zeros(n, dtype=np.float32), hist=np.zeros((n, _HIST_BINS), dtype=np.float16))
-    starts = range(0, n, block)
-    lock = threading.Lock()
-    done = [0]
-
-    def run(s: int) -> None:
+                       lit=np.zeros(n, dtype=np.float32), hist_step=np.zeros(n, dtype=np.float32),
+                       hist_span={k: np.full(n, np.nan, dtype=np.float32) for k in spans})
+    keep = max([1] + [2 * k for k in spans])  # histograms carried into the next block
+    tail = np.zeros((0, _HIST_BINS), dtype=np.float32)
+    for s in range(0, n, block):
         e = min(n, s + block)
-        _block_signals(frames, s, e, dark_level, sig)
+        own = _block_signals(frames, s, e, dark_level, sig)
+        window = np.concatenate([tail, own])  # window[len(tail) + j] is frame s + j
+        first = len(tail) - s                 # window index of frame f is f + first
+        right = np.arange(max(s, 1), e)
+        sig.hist_step[right] = _l1_half(window[right + first - 1], window[right + first])
+        for k in spans:
+            right = np.arange(max(s, 2 * k), e)  # frame j closes the span centred on j - k
+            sig.hist_span[k][right - k] = _l1_half(window[right + first - 2 * k], window[right + first])
+        tail = window[-keep:]
         if progress is not None:
-            with lock:
-                done[0] += e - s
-                progress(0.9 * done[0] / n)
-
-    workers = min(len(starts), workers or os.cpu_count() or 1)
-    if workers <= 1:
-        for s in starts:
-            run(s)
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cut-signals") as pool:
-            list(pool.map(run, starts))  # list() re-raises a block's error here
+            progress(0.9 * e / n)
     return sig
 
 
-def _block_signals(frames: np.ndarray, s: int, e: int, dark_level: float, out: FrameSignals) -> None:
-    """Fill rows ``s:e`` of ``out`` (``content[s]`` compares frame s with frame s-1)."""
+def _l1_half(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Half the L1 distance (0..1) between rows of normalised histograms."""
+    return 0.5 * np.abs(a - b).sum(axis=1)
+
+
+def _block_signals(frames: np.ndarray, s: int, e: int, dark_level: float, out: FrameSignals) -> np.ndarray:
+    """Fill rows ``s:e`` of ``out`` (``content[s]`` compares frame s with frame s-1); return the
+    block's colour histograms (float32 holding float16-rounded values)."""
     import cv2
 
     lo = max(0, s - 1)  # one frame of overlap with the previous block
@@ -181,7 +188,7 @@ def _block_signals(frames: np.ndarray, s: int, e: int, dark_level: float, out: F
     gray = cv2.cvtColor(own.reshape(-1, own.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(e - s, -1)
     out.luma[s:e] = gray.sum(axis=1, dtype=np.uint64) / gray.shape[1]
     out.lit[s:e] = (gray > dark_level).sum(axis=1) / gray.shape[1]
-    out.hist[s:e] = rgb_histograms(own, step=2 if own.shape[2] >= 64 else 1)
+    return rgb_histograms(own, step=2 if own.shape[2] >= 64 else 1).astype(np.float16).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,16 +213,6 @@ class Gradual:
     score: float = 1.0
 
 
-def hist_distance(hist: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 8192) -> np.ndarray:
-    """Half the L1 distance (0..1) between histogram rows ``a[i]`` and ``b[i]``, in chunks."""
-    out = np.empty(len(a), dtype=np.float32)
-    for s in range(0, len(a), chunk):
-        ha = hist[a[s:s + chunk]].astype(np.float32)
-        hb = hist[b[s:s + chunk]].astype(np.float32)
-        out[s:s + chunk] = 0.5 * np.abs(ha - hb).sum(axis=1)
-    return out
-
-
 def _neighbour_mean(x: np.ndarray, window: int) -> np.ndarray:
     """Mean of x over the ``window`` frames on each side of every frame, excluding the frame."""
     pad = np.pad(x.astype(np.float64), (window, window), mode="reflect" if len(x) > window else "edge")
@@ -234,8 +231,7 @@ def find_cuts(sig: FrameSignals, frames: np.ndarray, fps: float, p: "CutAnalysis
     c[0] = c[1]  # frame 0 has no predecessor; do not let its 0 lower its neighbours' baseline
     ratio = c / (_neighbour_mean(c, p.window) + 0.5)
     # the histogram barely moves with camera motion, so it still finds cuts next to shaky shots
-    hd = np.zeros(n, dtype=np.float32)
-    hd[1:] = hist_distance(sig.hist, np.arange(n - 1), np.arange(1, n))
+    hd = sig.hist_step.copy()
     hd[0] = hd[1]
     hist_ratio = hd / (_neighbour_mean(hd, p.window) + 0.01)
     sharp = (ratio >= p.threshold) | ((hist_ratio >= p.threshold) & (hd >= p.hist_cut_min))
@@ -360,10 +356,25 @@ def _tiny(frames: np.ndarray) -> np.ndarray:
     return cv2.resize(tall, (w2, n * h2), interpolation=cv2.INTER_AREA).reshape(n, h2, w2, 3).astype(np.float32)
 
 
+def dissolve_scales(fps: float, p: "CutAnalysis.Params") -> list[int]:
+    """The dissolve detector's half-spans in frames (``dissolve_scales_s`` at ``fps``)."""
+    return sorted({max(2, int(round(s * fps))) for s in p.dissolve_scales_s})
+
+
+def _dissolve_candidates(span: np.ndarray, c0: int, c1: int, k: int, cut_cum: np.ndarray,
+                         block_cum: np.ndarray, hist_min: float) -> np.ndarray:
+    """Centres in ``[c0, c1)`` whose frames ``k`` either side differ in colour, with no cut in
+    ``(i-k, i+k]`` and no fade frame in ``[i-k, i+k]`` (one chunk, so temporaries stay small)."""
+    centres = np.arange(c0, c1)
+    clean = (cut_cum[centres + k + 1] - cut_cum[centres - k + 1] == 0) & \
+            (block_cum[centres + k + 1] - block_cum[centres - k] == 0)
+    return centres[(span[c0:c1] >= hist_min) & clean]
+
+
 def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list[Cut],
                    fades: list[Gradual], p: "CutAnalysis.Params") -> list[Gradual]:
     """Dissolves: a histogram change across ``2k`` frames that a linear blend explains."""
-    n = len(sig.hist)
+    n = len(sig.content)
     blocked = np.zeros(n, dtype=bool)  # frames inside a fade or at a cut
     for f in fades:
         blocked[max(0, f.first - 1):f.last + 2] = True
@@ -373,16 +384,13 @@ def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list
     cut_cum = np.concatenate([[0], np.cumsum(cut_at)])
     block_cum = np.concatenate([[0], np.cumsum(blocked)])
     hits: list[tuple[int, int]] = []  # (centre frame, scale k)
-    scales = sorted({max(2, int(round(s * fps))) for s in p.dissolve_scales_s})
+    scales = dissolve_scales(fps, p)
     for k in scales:
         if n <= 2 * k:
             continue
-        centres = np.arange(k, n - k)
-        hd = hist_distance(sig.hist, centres - k, centres + k)
-        # no cut in (i-k, i+k] and no fade frame in [i-k, i+k]
-        clean = (cut_cum[centres + k + 1] - cut_cum[centres - k + 1] == 0) & \
-                (block_cum[centres + k + 1] - block_cum[centres - k] == 0)
-        cand = centres[(hd >= p.dissolve_hist_min) & clean]
+        cand = np.concatenate([_dissolve_candidates(sig.hist_span[k], c0, min(n - k, c0 + _SCAN_CHUNK), k,
+                                                    cut_cum, block_cum, p.dissolve_hist_min)
+                               for c0 in range(k, n - k, _SCAN_CHUNK)])
         for s in range(0, len(cand), 128):
             idx = cand[s:s + 128]
             need = np.unique(np.concatenate([idx - k, idx, idx + k]))
@@ -476,7 +484,8 @@ class CutAnalysis(Analyzer):
             logger.warning("cut_analysis: %s has no decoded frames; reporting no shots", inputs.video.path)
             return self.track(data={"fps": fps, "frame_count": 0, "shot_count": 0})
         frames = stream.frames
-        sig = frame_signals(frames, dark_level=p.dark_level, progress=inputs.report)
+        sig = frame_signals(frames, dark_level=p.dark_level, progress=inputs.report,
+                            spans=dissolve_scales(fps, p) if p.dissolves else ())
         cuts = find_cuts(sig, frames, fps, p)
         fades, from_black = find_fades(sig, cuts, fps, p) if p.fades else ([], [])
         cuts = sorted(cuts + from_black, key=lambda c: c.frame)

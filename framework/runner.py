@@ -333,8 +333,9 @@ class _Run:
     def _finish(self, name: str, track: Track) -> None:
         with self.lock:
             self.tracks[name] = track
-            payload = {"key": self.keys[name], "track": track.model_dump(mode="json")}
-            atomic_write_text(self.tracks_dir / f"{name}.json", json.dumps(payload))
+            # serialised by pydantic-core straight to JSON: no Python copy of a long track's series
+            payload = f'{{"key": {json.dumps(self.keys[name])}, "track": {track.model_dump_json()}}}'
+            atomic_write_text(self.tracks_dir / f"{name}.json", payload)
         if track.status == "failed":
             logger.error("analyzer %s failed: %s", name, track.reason)
             self.host.notify("analyzer_failed", name=name, error=track.reason or "", track=track)

@@ -12,7 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from analyzers import analyzer_classes
-from analyzers.cut_analysis import CutAnalysis, content_difference, frame_signals, hsv_planes, plane_difference
+from analyzers.cut_analysis import (CutAnalysis, content_difference, frame_signals, hsv_planes, plane_difference,
+                                    rgb_histograms)
 from framework import AnalyzerInputs, FrameSpec, Track, VideoMeta
 from framework import media
 from framework.streams import FrameStreamWriter
@@ -272,17 +273,33 @@ def test_plane_difference_matches_the_integer_formula():
     np.testing.assert_array_equal(plane_difference(a, b), _plane_difference_reference(a, b))
 
 
-def test_frame_signals_in_threaded_blocks_equal_one_serial_pass():
+def test_frame_signals_in_blocks_equal_one_pass():
     rng = np.random.default_rng(3)
     frames = np.concatenate([still(texture(k), 9, seed=k) for k in range(5)])
     frames[20:23] = rng.integers(0, 256, size=(3, 54, 96, 3), dtype=np.uint8)
-    serial = frame_signals(frames, block=len(frames), workers=1)
-    threaded = frame_signals(frames, block=7, workers=3)  # blocks and their one-frame overlaps
-    for name in ("content", "luma", "lit", "hist"):
-        np.testing.assert_array_equal(getattr(threaded, name), getattr(serial, name), err_msg=name)
-    assert threaded.content[0] == 0
+    whole = frame_signals(frames, block=len(frames), spans=(2, 5))
+    blocks = frame_signals(frames, block=7, spans=(5, 2))  # blocks, their overlaps and carried histograms
+    for name in ("content", "luma", "lit", "hist_step"):
+        np.testing.assert_array_equal(getattr(blocks, name), getattr(whole, name), err_msg=name)
+    assert set(blocks.hist_span) == {2, 5}
+    for k in (2, 5):
+        np.testing.assert_array_equal(blocks.hist_span[k], whole.hist_span[k])
+    assert blocks.content[0] == 0 and blocks.hist_step[0] == 0
     pairs = content_difference(frames[:-1], frames[1:])
-    np.testing.assert_array_equal(threaded.content[1:], pairs)
+    np.testing.assert_array_equal(blocks.content[1:], pairs)
+
+
+def test_histogram_distances_match_the_histograms():
+    """hist_step and hist_span are half the L1 distance of the frames' (float16) histograms."""
+    frames = np.concatenate([still(texture(k), 6, seed=k) for k in range(4)])
+    hists = rgb_histograms(frames, step=2).astype(np.float16).astype(np.float32)
+    sig = frame_signals(frames, block=5, spans=(3,))
+    dist = lambda i, j: 0.5 * np.abs(hists[i] - hists[j]).sum()  # noqa: E731
+    np.testing.assert_allclose(sig.hist_step[1:], [dist(i - 1, i) for i in range(1, len(frames))], rtol=1e-6)
+    span = sig.hist_span[3]
+    assert np.isnan(span[:3]).all() and np.isnan(span[-3:]).all()  # no frame 3 before / after
+    np.testing.assert_allclose(span[3:-3], [dist(i - 3, i + 3) for i in range(3, len(frames) - 3)], rtol=1e-6)
+    assert sig.hist_step[6] > 0.2 and sig.hist_step[3] < 0.05  # a change of picture, then the same one
 
 
 # --- parameters -----------------------------------------------------------------------------

@@ -251,22 +251,6 @@ def test_many_specs_one_pass(sample_video, tmp_path):
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
 
 
-@pytest.mark.parametrize("threaded", [True, False])
-def test_scaling_thread_and_inline_scaling_give_the_same_streams(sample_video, tmp_path, monkeypatch, threaded):
-    """Big pictures are scaled on a second thread, small ones inline: the streams are identical."""
-    meta = probe(sample_video.path)
-    reference = decode(sample_video.path, meta, SPECS, False, tmp_path / "ref")
-    monkeypatch.setattr(media, "CONVERT_THREAD_MIN_PIXELS", 0 if threaded else 10**9)
-    started = []
-    real_thread = media.threading.Thread
-    monkeypatch.setattr(media.threading, "Thread", lambda *a, **k: started.append(k.get("name")) or real_thread(*a, **k))
-    out = decode(sample_video.path, meta, SPECS, False, tmp_path / "cache")
-    assert ("frame-convert" in started) == threaded
-    for spec in SPECS:
-        np.testing.assert_array_equal(out.streams[spec].times, reference.streams[spec].times)
-        np.testing.assert_array_equal(out.streams[spec].frames[:], reference.streams[spec].frames[:])
-
-
 def test_audio_is_16k_mono_and_in_sync(sample_video, tmp_path):
     meta = probe(sample_video.path)
     out = decode(sample_video.path, meta, [], True, tmp_path / "cache")
