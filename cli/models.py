@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 from rich.console import Console
@@ -56,6 +56,24 @@ def _warn(lines: list[str]) -> None:
 
 def _dump(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _print_results(results: list[Any], as_json: bool, title: str, columns: tuple[str, ...],
+                   row: Callable[[Any], tuple[str, ...]], styles: dict[str, str]) -> None:
+    """Results as JSON (``as_dict()`` each) or as a table whose third column, the status, is
+    coloured by ``styles``."""
+    if as_json:
+        _dump([r.as_dict() for r in results])
+        return
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    for r in results:
+        cells = list(row(r))
+        style = styles.get(cells[2])
+        cells[2] = f"[{style}]{cells[2]}[/]" if style else cells[2]
+        table.add_row(*cells)
+    _out().print(table)
 
 
 @main.group("models")
@@ -336,19 +354,11 @@ def verify_cmd(ids: tuple[str, ...], sizes_only: bool, as_json: bool, manifest_p
         task = bar.add_task("hash", total=total)
         results = verify_models(manifest, scan, ModelLock.load(roots), wanted, hashes=not sizes_only,
                                 progress=lambda n: bar.update(task, advance=n))
-    if as_json:
-        _dump([r.as_dict() for r in results])
-    else:
-        table = Table(title="verify", title_justify="left")
-        for col in ("id", "source", "status", "checked", "problems / notes"):
-            table.add_column(col)
-        for r in results:
-            style = {"failed": "bold red", "unverified": "yellow"}.get(r.status, "")
-            table.add_row(r.id, r.source, f"[{style}]{r.status}[/]" if style else r.status, "; ".join(r.checks),
-                          "; ".join(r.problems + r.notes))
-        _out().print(table)
-        if not results:
-            click.echo("nothing cached to verify")
+    _print_results(results, as_json, "verify", ("id", "source", "status", "checked", "problems / notes"),
+                   lambda r: (r.id, r.source, r.status, "; ".join(r.checks), "; ".join(r.problems + r.notes)),
+                   {"failed": "bold red", "unverified": "yellow"})
+    if not results and not as_json:
+        click.echo("nothing cached to verify")
     failed = [r.id for r in results if r.status == "failed"]
     if failed:
         raise ModelError(f"verification failed for {', '.join(failed)}; delete and pull again "
@@ -385,18 +395,10 @@ def check_pins_cmd(ids: tuple[str, ...], as_json: bool, manifest_path: Path | No
             bar.update(task, advance=1, description=model_id)
 
         results = check_pins(manifest, ids, progress=advance)
-    if as_json:
-        _dump([r.as_dict() for r in results])
-    else:
-        table = Table(title="check-pins", title_justify="left")
-        for col in ("id", "repo", "status", "pinned", "main now"):
-            table.add_column(col)
-        for r in results:
-            style = {"missing": "bold red", "repo-missing": "bold red", "unpinned": "yellow", "gated": "yellow"}
-            status = f"[{style[r.status]}]{r.status}[/]" if r.status in style else r.status
-            main_now = (r.main or "")[:12] + (" (moved)" if r.main_moved else "")
-            table.add_row(r.id, r.repo, status, (r.pinned or "-")[:12], main_now)
-        _out().print(table)
+    _print_results(results, as_json, "check-pins", ("id", "repo", "status", "pinned", "main now"),
+                   lambda r: (r.id, r.repo, r.status, (r.pinned or "-")[:12],
+                              (r.main or "")[:12] + (" (moved)" if r.main_moved else "")),
+                   {"missing": "bold red", "repo-missing": "bold red", "unpinned": "yellow", "gated": "yellow"})
     bad = [r.id for r in results if r.status in ("missing", "repo-missing")]
     if bad:
         raise ModelError(f"pinned commit not on the hub for {', '.join(bad)}; fix `revision` in "

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +11,7 @@ from click.testing import CliRunner
 from cli import main
 from framework.errors import EXIT_MODEL
 from framework.manifest import load_manifest
+from local_http import local_server
 
 
 class _ApiHandler(BaseHTTPRequestHandler):
@@ -51,15 +51,9 @@ def api(monkeypatch):
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # it was read at import, under conftest's =1
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _ApiHandler)
-    srv.repos, srv.requests = {}, []
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{srv.server_port}")
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
+    with local_server(_ApiHandler, repos={}, requests=[]) as srv:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{srv.server_port}")
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def _manifest(tmp_path, entries: dict[str, tuple[str, str | None]]):

@@ -6,8 +6,7 @@ import hashlib
 import json
 import os
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from framework.errors import EXIT_MODEL, ModelError
 from framework.manifest import load_manifest
 from framework.model_cache import CacheRoots, ModelLock
 from framework.model_pull import download_url, pull_models
+from local_http import local_server
 
 PAYLOAD = os.urandom(300_000)
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -56,16 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.requests = []
-    srv.honour_range = True
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with local_server(_Handler, requests=[], honour_range=True) as srv:
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 @pytest.fixture
@@ -283,19 +275,13 @@ def hub(monkeypatch):
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)  # it was read at import, under conftest's =1
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _HubHandler)
     pinned = load_manifest()["smollm2-360m-instruct"].revision  # the manifest's pin is what pull asks for
-    srv.repo = ("HuggingFaceTB/SmolLM2-360M-Instruct", pinned,
-                {"config.json": b'{"model_type": "llama"}', "model.safetensors": os.urandom(200_000),
-                 "tf_model.h5": os.urandom(5_000)})
-    srv.requests, srv.cut_after = [], None
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{srv.server_port}")
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
+    repo = ("HuggingFaceTB/SmolLM2-360M-Instruct", pinned,
+            {"config.json": b'{"model_type": "llama"}', "model.safetensors": os.urandom(200_000),
+             "tf_model.h5": os.urandom(5_000)})
+    with local_server(_HubHandler, repo=repo, requests=[], cut_after=None) as srv:
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{srv.server_port}")
         yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
 
 
 def test_hf_pull_through_snapshot_download(hub):
