@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 CLASSES = ("static", "pan", "tilt", "zoom", "shake")
 
 
-@dataclass(frozen=True, slots=True)  # slots: one is kept per frame pair (28,800 for an hour at 8 fps)
+@dataclass(frozen=True)
 class PairMotion:
     """The global motion between two frames, or ``valid=False`` when it could not be measured."""
 

@@ -496,7 +496,6 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
     if asink:
         stats.audio_frames_decoded = asink.frames
     stats.seconds = time.perf_counter() - started
-    release_freed_memory()  # the demuxer's packet index and the decoders' buffers are gone now
     decoded_anything = stats.video_frames_decoded or stats.audio_frames_decoded
     if error is not None and not decoded_anything:
         raise MediaError(f"{p}: no frame could be decoded ({error}); the file is damaged, "
@@ -507,20 +506,6 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
     logger.info("decoded %s: %d video frames, %d audio frames, %d packets in %.2f s", p.name,
                 stats.video_frames_decoded, stats.audio_frames_decoded, stats.packets, stats.seconds)
     return DecodedMedia(streams=streams, audio=audio, stats=stats)
-
-
-def release_freed_memory() -> bool:
-    """Hand memory that was freed back to the system (glibc ``malloc_trim``), so what the decode
-    pass used (FFmpeg's index of every packet grows with the file's length) does not stay in
-    the process while the analyzers run. Returns False where the C library has no such call."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
-        return False
 
 
 def _demux_loop(container: Any, vs: Any, vsink: _VideoSink | None, aus: Any,

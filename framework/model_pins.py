@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from .errors import ModelError
 from .manifest import Manifest, ModelSpec
-from .model_pull import _is_network_error, offline_reason
+from .model_pull import is_network_error, offline_reason
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _check_one(api: Any, spec: ModelSpec, endpoint: str | None) -> PinCheck:
     except RepositoryNotFoundError:
         check.status = "repo-missing"
     except Exception as exc:
-        if isinstance(exc, (ConnectionError, OSError)) or _is_network_error(exc):
+        if isinstance(exc, (ConnectionError, OSError)) or is_network_error(exc):
             host = urlparse(endpoint or DEFAULT_ENDPOINT).netloc
             raise ModelError(f"cannot reach {host} to check {spec.id} ({type(exc).__name__}); "
                              "check-pins needs the network") from None

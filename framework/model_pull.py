@@ -157,13 +157,14 @@ def _pull_hf(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, update: bool, 
     except (LocalEntryNotFoundError, ConnectionError, OSError) as exc:
         raise _unreachable(spec, urlparse(endpoint or "https://huggingface.co").netloc, exc) from None
     except Exception as exc:
-        if _is_network_error(exc):  # httpx2 transport errors (dropped connection, timeout)
+        if is_network_error(exc):  # httpx2 transport errors (dropped connection, timeout)
             raise _unreachable(spec, urlparse(endpoint or "https://huggingface.co").netloc, exc) from None
         raise
     return Path(path)
 
 
-def _is_network_error(exc: BaseException) -> bool:
+def is_network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from an HTTP library's transport (a dropped connection, a timeout)."""
     return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3")
 
 
@@ -188,7 +189,7 @@ def _pull_ultralytics(spec: ModelSpec, roots: CacheRoots, lock: ModelLock, updat
     except (ConnectionError, OSError) as exc:
         raise _unreachable(spec, "github.com", exc) from None
     except Exception as exc:
-        if _is_network_error(exc):
+        if is_network_error(exc):
             raise _unreachable(spec, "github.com", exc) from None
         raise
     if not target.is_file():

@@ -160,13 +160,18 @@ def test_cut_to_black_then_fade_in_keeps_the_cut(tmp_path):
     assert fades[0].data["first_frame"] == 50
 
 
-def test_dip_to_black_starts_the_shot_at_the_fade_in(tmp_path):
+def fade_through_black(black_frames: int) -> np.ndarray:
+    """30 frames of one picture, a 12-frame fade-out, ``black_frames`` of black, a 12-frame
+    fade-in, 30 frames of another picture."""
     a, b = texture(4), texture(5)
     out = np.stack([(a * (1 - k / 12)).astype(np.uint8) for k in range(1, 13)])
-    black = np.zeros((10, *a.shape), dtype=np.uint8)
+    black = np.zeros((black_frames, *a.shape), dtype=np.uint8)
     into = np.stack([(b * (k / 12)).astype(np.uint8) for k in range(1, 13)])
-    frames = np.concatenate([still(a, 30), out, black, into, still(b, 30, seed=2)])
-    track = run_on_frames(frames, tmp_path)
+    return np.concatenate([still(a, 30), out, black, into, still(b, 30, seed=2)])
+
+
+def test_dip_to_black_starts_the_shot_at_the_fade_in(tmp_path):
+    track = run_on_frames(fade_through_black(10), tmp_path)
     assert events(track, "cut") == []
     shots = events(track, "shot")
     assert [s.data["first_frame"] for s in shots] == [0, 52]  # first frame of the fade-in
@@ -178,11 +183,7 @@ def test_dip_to_black_starts_the_shot_at_the_fade_in(tmp_path):
 def test_held_black_between_fades_makes_a_cut_from_black(tmp_path):
     # fade out, 1 s of black, fade up (testvideo.mp4 does this at frame 394): the fade-up's
     # first frame is where the edit is, so it is a cut; a short dip (above) stays one fade
-    a, b = texture(4), texture(5)
-    out = np.stack([(a * (1 - k / 12)).astype(np.uint8) for k in range(1, 13)])
-    black = np.zeros((30, *a.shape), dtype=np.uint8)
-    into = np.stack([(b * (k / 12)).astype(np.uint8) for k in range(1, 13)])
-    frames = np.concatenate([still(a, 30), out, black, into, still(b, 30, seed=2)])
+    frames = fade_through_black(30)
     track = run_on_frames(frames, tmp_path)
     cuts = events(track, "cut")
     assert [c.data["frame"] for c in cuts] == [72] and cuts[0].data["from_black"]
