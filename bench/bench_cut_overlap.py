@@ -8,8 +8,10 @@ Both PySceneDetect and cut_analysis are bound by H.264 decoding. This script tim
 on the same files (testvideo.mp4 and bench_cuts.py's 60 s 720p clip):
 
 - ``shipped``: what ``cut_analysis`` does today: ``media.decode`` of its stream (every frame,
-  96 px), then ``frame_signals`` over the frames read back from the disk cache;
-- ``signals during decode``: the same decode, but each block of 64 frames is handed, as it is
+  96 px; in keyframe-aligned segments on parallel decoders where the file allows, see
+  ``framework.media_segments``), then ``frame_signals`` over the frames read back from the disk cache;
+- ``one pass, then signals``: the same with the video decoded in one pass (FFmpeg's frame threads);
+- ``one pass, signals during decode``: that one pass, but each block of 64 frames is handed, as it is
   written, to a third thread that computes the signals (an experiment: the hand-over wraps
   ``FrameStreamWriter.write`` here; the framework has no such hook). BLAS and OpenCV run on one
   thread each in this variant so they do not compete with the decoder;
@@ -60,6 +62,19 @@ def one_thread_math() -> Iterator[None]:
         cv2.setNumThreads(before)
 
 
+@contextlib.contextmanager
+def one_pass() -> Iterator[None]:
+    """``media.decode`` without segments inside the block (as before they existed)."""
+    from framework import media_segments
+
+    before = media_segments.MAX_WORKERS
+    media_segments.MAX_WORKERS = 1
+    try:
+        yield
+    finally:
+        media_segments.MAX_WORKERS = before
+
+
 def shipped(path: Path) -> int:
     from analyzers.cut_analysis import CutAnalysis, frame_signals
     from framework import media
@@ -73,6 +88,11 @@ def shipped(path: Path) -> int:
         return len(frames)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+
+
+def one_pass_then_signals(path: Path) -> int:
+    with one_pass():
+        return shipped(path)
 
 
 def signals_during_decode(path: Path) -> int:
@@ -92,8 +112,8 @@ def signals_during_decode(path: Path) -> int:
 
     original = streams.FrameStreamWriter.write
 
-    def write(self, t, pixels, reserved=False):  # noqa: ANN001 - same signature as the original
-        original(self, t, pixels, reserved)
+    def write(self, t, pixels):  # noqa: ANN001 - same signature as the original
+        original(self, t, pixels)
         pending.append(pixels)
         seen[0] += 1
         if len(pending) == BLOCK + 1:
@@ -102,7 +122,7 @@ def signals_during_decode(path: Path) -> int:
 
     cache = Path(tempfile.mkdtemp(prefix="cut_overlap_"))
     worker = threading.Thread(target=compute, name="cut-signals")
-    with one_thread_math():
+    with one_thread_math(), one_pass():
         worker.start()
         streams.FrameStreamWriter.write = write
         try:
@@ -189,7 +209,8 @@ def main() -> int:
         middle, count = split_point(path)
         variants: dict[str, Callable[[], int]] = {
             "shipped: decode, then signals": lambda: shipped(path),
-            "signals during decode (3rd thread)": lambda: signals_during_decode(path),
+            "one pass, then signals": lambda: one_pass_then_signals(path),
+            "one pass, signals during decode (3rd thread)": lambda: signals_during_decode(path),
             "PyAV decode, FFmpeg threads": lambda: _decode_range(path, 0, None, None),
             "PyAV decode, 1 thread": lambda: _decode_range(path, 1, None, None),
             "2 decoders on halves (1 thread each)": lambda: two_halves(path, middle),

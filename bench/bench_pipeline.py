@@ -77,6 +77,13 @@ def make(work: Path, name: str, seconds: float, width: int, height: int) -> Path
     return path
 
 
+def packet_count(video: Path) -> int:
+    import av
+
+    with av.open(str(video)) as container:
+        return sum(1 for packet in container.demux() if packet.size)
+
+
 def run_child(video: Path, registry: Path, out: Path) -> dict:
     proc = subprocess.run([sys.executable, "-c", CHILD, str(video), str(registry), str(out)],
                           capture_output=True, text=True)
@@ -106,7 +113,12 @@ def main() -> None:
     print(f"| analyzers run | {len(warm['statuses'])} ({', '.join(f'{k}: {v}' for k, v in warm['statuses'].items())}) |")
     print(f"| media.decode calls | {warm['decode_calls']} |")
     print(f"| demux passes (DecodeStats) | {s.get('demux_passes')} |")
-    print(f"| av.open of the file (probe + decode) | {warm['av_opens']} |")
+    segments = s.get("segments") or 0
+    print(f"| video decoded as keyframe-aligned segments in parallel | "
+          f"{f'{segments} segments' if segments else 'no: one pass'} |")
+    print(f"| packets read / packets in file | {s.get('packets')} / {packet_count(clip)} |")
+    print(f"| av.open of the file (probe + decode{' + segment plan + one per segment' if segments else ''}) "
+          f"| {warm['av_opens']} |")
     print(f"| video frames decoded / frames in file | {s.get('video_frames_decoded')} / {warm['frame_count']} |")
     print(f"| audio frames decoded | {s.get('audio_frames_decoded')} |\n")
     print("## Speed (same clip, two runs in fresh processes; wall time of `framework.runner.analyze`: plugin "

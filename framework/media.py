@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import numpy as np
 
 from .errors import InputError
+from . import media_segments
 from .streams import AUDIO_SAMPLE_RATE, AudioTrack, AudioWriter, FrameSpec, FrameStream, FrameStreamWriter
 from .timeline import VideoMeta
 
@@ -279,6 +280,8 @@ class DecodeStats:
     video_frames_decoded: int = 0
     audio_frames_decoded: int = 0
     seconds: float = 0.0
+    segments: int = 0  # > 0: the video was decoded as this many keyframe-aligned segments in parallel
+    segments_abandoned: str | None = None  # why a segmented decode gave way to one pass, if it did
     truncated_at: float | None = None  # seconds: where decoding stopped early, if it did
     warnings: list[str] = field(default_factory=list)
 
@@ -295,7 +298,10 @@ class DecodedMedia:
 class _VideoSink:
     """Turns decoded frames into every requested stream; converts a frame only for streams that sample it."""
 
-    def __init__(self, specs: list[FrameSpec], video: VideoMeta, stream: Any, cache_dir: Path):
+    def __init__(self, specs: list[FrameSpec], video: VideoMeta, stream: Any, cache_dir: Path,
+                 anchor: float | None = None, threaded: bool = True):
+        """:param anchor: origin (s) of the sampling grid of streams with an fps (default: the first frame).
+        :param threaded: scale frames on a second thread (else inline, in ``add``)."""
         from av.video.reformatter import Interpolation, VideoReformatter
 
         self.rotation = video.rotation
@@ -310,7 +316,7 @@ class _VideoSink:
         for spec in specs:
             w, h = spec.output_size(disp_w, disp_h)
             coded_w, coded_h = (h, w) if self.k_ccw % 2 else (w, h)  # scale before rotating
-            writer = FrameStreamWriter(cache_dir / "frames" / spec.key, spec, w, h)
+            writer = FrameStreamWriter(cache_dir / "frames" / spec.key, spec, w, h, anchor=anchor)
             self.writers.append((writer, VideoReformatter(), coded_w, coded_h))
         self.interpolation = Interpolation.AREA  # a box filter: no aliasing when shrinking a lot
         self.last_t: float | None = None
@@ -324,13 +330,10 @@ class _VideoSink:
         # thread, fragmented the main malloc arena (+25 % peak memory over a 60-minute run).
         self._queue: queue.Queue = queue.Queue(maxsize=CONVERT_QUEUE)
         self._error: BaseException | None = None
-        self._worker = threading.Thread(target=self._convert_loop, name="frame-convert", daemon=True)
-        self._worker.start()
-
-    @property
-    def largest_scale(self) -> float:
-        """The largest output width over the source's coded width (1.0 when unknown)."""
-        return max((cw / self.coded_width for _, _, cw, _ in self.writers), default=1.0) if self.coded_width else 1.0
+        self._worker: threading.Thread | None = None
+        if threaded:
+            self._worker = threading.Thread(target=self._convert_loop, name="frame-convert", daemon=True)
+            self._worker.start()
 
     def time_of(self, frame: Any, origin: float) -> float:
         ts = frame.pts if frame.pts is not None else frame.dts
@@ -349,9 +352,10 @@ class _VideoSink:
         self.last_t = t
         self.frames += 1
         wanted = [w for w in self.writers if w[0].wants(t)]  # sampling is decided here, in order
-        for writer, *_ in wanted:
-            writer.reserve(t)
         if wanted:
+            if self._worker is None:
+                self._convert(frame, t, wanted)
+                return t
             if self._error is not None:
                 raise self._error
             self._queue.put((frame, t, wanted))
@@ -368,7 +372,7 @@ class _VideoSink:
             pixels = out.to_ndarray()
             if self.k_ccw:
                 pixels = np.rot90(pixels, self.k_ccw)
-            writer.write(t, pixels, reserved=True)
+            writer.write(t, pixels)
 
     def _convert_loop(self) -> None:
         while True:
@@ -383,8 +387,9 @@ class _VideoSink:
                 self._error = exc
 
     def close(self) -> dict[FrameSpec, FrameStream]:
-        self._queue.put(None)
-        self._worker.join()
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
         if self._error is not None:
             raise self._error
         return {writer.spec: writer.close() for writer, *_ in self.writers}
@@ -468,20 +473,31 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
             stats.warnings.append(f"{p.name}: has no video stream; no frame streams were produced")
             specs = []
         aus = container.streams.audio[0] if want_audio and container.streams.audio else None
-        vsink = _VideoSink(specs, video, vs, cache_dir) if specs else None
         asink = _AudioSink(cache_dir / "audio.f32") if aus is not None else None
-        wanted = ([vs] if vsink else []) + ([aus] if asink else [])
-        if vsink:
-            vs.thread_type = "AUTO"
-            if vsink.largest_scale <= SKIP_DEBLOCK_BELOW:
-                # every stream is a small fraction of the picture: the in-loop deblocking filter's
-                # effect (well under one grey level at full size) vanishes in the box filter, and
-                # skipping it makes H.264/HEVC decoding ~10-15 % faster
-                vs.codec_context.options = {"skip_loop_filter": "all"}
+        skip_deblock = bool(specs) and _largest_scale(specs, video, vs) <= SKIP_DEBLOCK_BELOW
         duration = video.duration or (container.duration or 0) / 1_000_000
-        error = _demux_loop(container, vs, vsink, aus, asink, origin, duration, stats, progress) \
-            if wanted else None
-        streams = vsink.close() if vsink else {}
+        vsink: _VideoSink | media_segments.VideoSummary | None = None
+        streams: dict[FrameSpec, FrameStream] = {}
+        error: str | None = None
+        planned = _plan_segments(p, video, specs, origin)
+        if planned is not None:  # video on parallel segment decoders, audio on a thread of its own
+            audio = _AudioThread(container, aus, asink, origin, duration, stats) if asink else None
+            segmented = _decode_in_segments(p, video, specs, planned, cache_dir, origin, skip_deblock, progress, stats)
+            error = audio.join() if audio else None
+            if audio is None:
+                stats.demux_passes += 1
+            if segmented is not None:
+                streams, vsink, packets = segmented
+                stats.packets += packets
+            else:  # the segments did not fit together: one ordinary pass over the video
+                streams, vsink, error = _video_pass(p, video, specs, cache_dir, origin, skip_deblock, stats, progress)
+        else:
+            if specs:
+                vsink = _VideoSink(specs, video, vs, cache_dir)
+                _set_threads(vs, skip_deblock)
+            if vsink is not None or asink is not None:
+                error = _demux_loop(container, vs, vsink, aus, asink, origin, duration, stats, progress)
+            streams = vsink.close() if isinstance(vsink, _VideoSink) else {}
         # read the streams' stated ends now: a stream's fields are freed with its container
         ends = (_stream_end(vs, origin) if vs is not None else None,
                 _stream_end(aus, origin) if aus is not None else None)
@@ -501,11 +517,104 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
         raise MediaError(f"{p}: no frame could be decoded ({error}); the file is damaged, "
                          "re-download or re-encode it")
     _check_truncation(p, error, ends, vsink, asink, duration, stats)
-    if progress is not None and wanted:
+    if progress is not None and (vsink or asink):
         progress(1.0)
     logger.info("decoded %s: %d video frames, %d audio frames, %d packets in %.2f s", p.name,
                 stats.video_frames_decoded, stats.audio_frames_decoded, stats.packets, stats.seconds)
     return DecodedMedia(streams=streams, audio=audio, stats=stats)
+
+
+def _largest_scale(specs: list[FrameSpec], video: VideoMeta, stream: Any) -> float:
+    """The largest output width of ``specs`` over the stream's coded width (1.0 when unknown)."""
+    coded = stream.codec_context.width if stream is not None else 0
+    if not specs or not coded:
+        return 1.0
+    rotation = ((-video.rotation) % 360) // 90 % 2
+    disp = (video.width, video.height) if video.width and video.height else _display_size(stream, video.rotation)
+    sizes = [spec.output_size(*disp) for spec in specs]
+    return max((h if rotation else w) for w, h in sizes) / coded
+
+
+def _set_threads(stream: Any, skip_deblock: bool, threads: int = 0) -> None:
+    """FFmpeg's own threads for ``stream`` (0: as many as it likes), and the deblocking skip."""
+    if threads == 1:
+        stream.thread_type = "SLICE"
+        stream.codec_context.thread_count = 1
+    else:
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+    if skip_deblock:
+        # every stream is a small fraction of the picture: the in-loop deblocking filter's effect
+        # (well under one grey level at full size) vanishes in the box filter, and skipping it
+        # makes H.264/HEVC decoding ~10-15 % faster
+        stream.codec_context.options = {"skip_loop_filter": "all"}
+
+
+def _plan_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], origin: float
+                   ) -> tuple[list[media_segments.Segment], float, int] | None:
+    """Segments, grid origin and decoder count for a parallel decode, or ``None`` (one pass)."""
+    workers = min(media_segments.cpus_available(), media_segments.MAX_WORKERS)
+    planned = media_segments.plan(p, video, origin, workers) if specs else None
+    return (*planned, workers) if planned is not None else None
+
+
+def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec],
+                        planned: tuple[list[media_segments.Segment], float, int], cache_dir: Path,
+                        origin: float, skip_deblock: bool, progress: ProgressFn | None, stats: DecodeStats
+                        ) -> tuple[dict[FrameSpec, FrameStream], media_segments.VideoSummary, int] | None:
+    """The frame streams, a summary and the packets read, decoded by parallel segment decoders
+    (see ``media_segments``); ``None`` when the segments did not fit together."""
+    segments, anchor, workers = planned
+    try:
+        streams, summary, packets = media_segments.decode_segments(
+            p, video, specs, segments, anchor, cache_dir, origin, skip_deblock, workers, progress)
+    except media_segments.SegmentsUnusable as exc:
+        logger.info("%s: decoding in one pass instead of %d segments (%s)", p.name, len(segments), exc)
+        stats.segments_abandoned = str(exc)
+        return None
+    stats.segments = len(segments)
+    return streams, summary, packets
+
+
+def _video_pass(p: Path, video: VideoMeta, specs: list[FrameSpec], cache_dir: Path, origin: float,
+                skip_deblock: bool, stats: DecodeStats, progress: ProgressFn | None
+                ) -> tuple[dict[FrameSpec, FrameStream], _VideoSink, str | None]:
+    """One ordinary pass over the video stream alone (after abandoned segments)."""
+    container = _open(p)
+    try:
+        vs = _video_stream(container)
+        vsink = _VideoSink(specs, video, vs, cache_dir)
+        _set_threads(vs, skip_deblock)
+        duration = video.duration or (container.duration or 0) / 1_000_000
+        error = _demux_loop(container, vs, vsink, None, None, origin, duration, stats, progress)
+        return vsink.close(), vsink, error
+    finally:
+        container.close()
+
+
+class _AudioThread:
+    """``_demux_loop`` over the audio stream alone, on a thread of its own (beside segment decoders)."""
+
+    def __init__(self, container: Any, aus: Any, asink: _AudioSink, origin: float, duration: float,
+                 stats: DecodeStats):
+        self._result: list[str | None] = []
+        self._exc: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._result.append(_demux_loop(container, None, None, aus, asink, origin, duration, stats, None))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by join()
+                self._exc.append(exc)
+
+        self._thread = threading.Thread(target=run, name="decode-audio", daemon=True)
+        self._thread.start()
+
+    def join(self) -> str | None:
+        """Wait for the audio; returns the error that stopped it early, or ``None``."""
+        self._thread.join()
+        if self._exc:
+            raise self._exc[0]
+        return self._result[0]
 
 
 def _demux_loop(container: Any, vs: Any, vsink: _VideoSink | None, aus: Any,

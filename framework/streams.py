@@ -164,43 +164,56 @@ class FrameSpec:
 class FrameStreamWriter:
     """Appends frames and their timestamps to a stream folder (used by the decoder)."""
 
-    def __init__(self, folder: Path, spec: FrameSpec, width: int, height: int):
+    def __init__(self, folder: Path, spec: FrameSpec, width: int, height: int, anchor: float | None = None):
+        """:param anchor: time (s) of the sampling grid's origin when ``spec.fps`` is set; by
+            default the first frame offered to ``wants``."""
         self.folder = folder
         self.spec = spec
         self.width, self.height = width, height
         folder.mkdir(parents=True, exist_ok=True)
         self._frames: BinaryIO = open(folder / "frames.u8", "wb", buffering=WRITE_BUFFER)
         self._times = array("d")  # 8 bytes a frame: a two-hour all-frames stream holds ~1.7 MB
-        self._next_t: float | None = None  # next sample time when fps is set
+        self.anchor = anchor
+        self.last_cell: int | None = None  # grid cell of the last frame offered to ``wants``
+
+    def cell(self, t: float) -> int:
+        """Index of the sampling-grid interval (``1 / spec.fps`` long) holding time ``t``;
+        timestamp jitter of a thousandth of an interval is tolerated."""
+        assert self.spec.fps is not None and self.anchor is not None
+        return math.floor((t - self.anchor) * self.spec.fps + 1e-3)
 
     def wants(self, t: float) -> bool:
-        """Whether a frame presented at ``t`` seconds is the next sample of this stream."""
+        """Whether the frame presented at ``t`` seconds is sampled: every frame when ``spec.fps``
+        is None, else the first frame of each grid interval. Offer every decoded frame, in order."""
         if self.spec.fps is None:
             return True
-        if self._next_t is None:
-            self._next_t = t
-        # tolerate timestamp jitter of a few hundredths of a frame interval
-        return t >= self._next_t - 1e-3 / self.spec.fps
+        if self.anchor is None:
+            self.anchor = t
+        cell = self.cell(t)
+        new = self.last_cell is None or cell > self.last_cell
+        if new:
+            self.last_cell = cell
+        return new
 
-    def reserve(self, t: float) -> None:
-        """Commit to sampling the frame at ``t``; its pixels come later via ``write(..., reserved=True)``."""
-        self._advance(t)
-
-    def write(self, t: float, pixels: np.ndarray, reserved: bool = False) -> None:
+    def write(self, t: float, pixels: np.ndarray) -> None:
         expected = (self.height, self.width) if self.spec.channels == 1 else (self.height, self.width, 3)
         if pixels.shape != expected:
             raise ValueError(f"stream {self.spec.key}: frame shape {pixels.shape}, expected {expected}")
         self._frames.write(np.ascontiguousarray(pixels, dtype=np.uint8).data)  # no bytes copy
         self._times.append(float(t))
-        if not reserved:  # a reserved frame's sampling time was accounted for by reserve()
-            self._advance(t)
 
-    def _advance(self, t: float) -> None:
-        if self.spec.fps is not None:
-            step = 1.0 / self.spec.fps
-            assert self._next_t is not None
-            # next sample time: first multiple of the step strictly after t
-            self._next_t += step * max(1, math.floor((t - self._next_t) / step + 1e-6) + 1)
+    def append(self, part: "FrameStream", skip: int = 0) -> None:
+        """Append the frames of another stream of the same spec and size (a decoded segment),
+        leaving out its first ``skip`` frames."""
+        if (part.width, part.height) != (self.width, self.height):
+            raise ValueError(f"stream {self.spec.key}: part of size {part.width}x{part.height}, "
+                             f"expected {self.width}x{self.height}")
+        item = int(np.prod(part.frame_shape))
+        with open(part.folder / "frames.u8", "rb") as fh:
+            fh.seek(skip * item)
+            while chunk := fh.read(WRITE_BUFFER):
+                self._frames.write(chunk)
+        self._times.extend(part.times[skip:].tolist())
 
     def close(self) -> "FrameStream":
         self._frames.close()

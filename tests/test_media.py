@@ -20,11 +20,13 @@ from framework.synth import AudioSegment, ShotSpec, make_audio_only
 
 def write_clip(path: Path, times: list[float], *, size: tuple[int, int] = (64, 48),
                rgb: tuple[int, int, int] | None = None, audio: list[tuple[float, float]] | None = None,
-               ccw_rotation: float | None = None, fmt: str | None = None, pix_fmt: str = "yuv420p") -> Path:
+               ccw_rotation: float | None = None, fmt: str | None = None, pix_fmt: str = "yuv420p",
+               gop: int | None = None) -> Path:
     """Encode H.264 frames presented at ``times`` (seconds); optional AAC tone over each ``(start, end)``.
 
     Frame ``i`` is a flat grey of level ``10 * i`` with a white stripe in its left 8 columns
-    (or a flat ``rgb`` colour), so orientation and order are visible in the pixels.
+    (or a flat ``rgb`` colour), so orientation and order are visible in the pixels. ``gop``: a
+    keyframe every that many frames.
     """
     w, h = size
     tb = Fraction(1, 1000)
@@ -32,6 +34,8 @@ def write_clip(path: Path, times: list[float], *, size: tuple[int, int] = (64, 4
         vs = c.add_stream("libx264", rate=30)
         vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
         vs.codec_context.time_base = tb
+        if gop:
+            vs.options = {"g": str(gop)}
         if ccw_rotation is not None:
             vs.set_display_rotation(ccw_rotation)
         aus = None
@@ -360,3 +364,85 @@ def test_truncated_mp4_without_its_index_is_a_media_error(tmp_path, video_factor
     cut.write_bytes(truth.path.read_bytes()[: truth.path.stat().st_size // 2])
     with pytest.raises(MediaError, match="damaged or truncated"):
         probe(cut)
+
+
+# --- decoding in parallel keyframe-aligned segments ----------------------------------------------
+
+def _decode_both(path: Path, specs: list[FrameSpec], want_audio: bool, tmp_path: Path, monkeypatch) -> tuple:
+    """(one pass, segmented) decodes of ``path``; segments as on a 4-CPU machine, whatever this one has."""
+    meta = probe(path)
+    monkeypatch.setattr(media.media_segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.media_segments, "MIN_SEGMENT_PIXELS", 0)  # small test pictures
+    segmented = decode(path, meta, specs, want_audio, tmp_path / "segmented")
+    monkeypatch.setattr(media.media_segments, "MAX_WORKERS", 1)
+    one = decode(path, meta, specs, want_audio, tmp_path / "one")
+    return one, segmented
+
+
+SEGMENT_SPECS = SPECS + [FrameSpec(0.7, 48, pix_fmt="gray")]  # a 1.43 s grid: boundaries fall inside it
+
+
+@pytest.mark.parametrize("case", ["sample", "vfr", "late start", "matroska"])
+def test_segments_give_the_same_streams_as_one_pass(case, sample_video, tmp_path, video_factory, monkeypatch):
+    if case == "sample":  # 12 s, keyframes every 2 s, AAC audio
+        path = sample_video.path
+    elif case == "vfr":
+        times = [t for t in cfr(240) if not (1.0 < t < 1.4 or 4.2 < t < 4.9)] + [8.2, 8.9]
+        path = write_clip(tmp_path / "vfr.mp4", times, gop=25)
+    elif case == "late start":
+        path = write_clip(tmp_path / "late.mp4", cfr(180, start=1.0), audio=[(0.0, 7.0)], gop=20)
+    else:
+        path = video_factory("clip.mkv", shots=[ShotSpec(3.0), ShotSpec(3.0, look=5)]).path
+    one, seg = _decode_both(path, SEGMENT_SPECS, True, tmp_path, monkeypatch)
+    assert one.stats.segments == 0 and seg.stats.segments >= 2, seg.stats
+    for spec in SEGMENT_SPECS:
+        a, b = one.streams[spec], seg.streams[spec]
+        assert len(a) > 0
+        np.testing.assert_array_equal(a.times, b.times, err_msg=spec.key)
+        np.testing.assert_array_equal(a.frames[:], b.frames[:], err_msg=spec.key)
+    if one.audio is not None:
+        np.testing.assert_array_equal(one.audio.samples[:], seg.audio.samples[:])
+        assert one.audio.start_time == seg.audio.start_time
+    # every packet read once, every frame decoded once, in one (split) pass
+    for field in ("demux_passes", "packets", "video_frames_decoded", "audio_frames_decoded", "truncated_at"):
+        assert getattr(one.stats, field) == getattr(seg.stats, field), field
+    assert seg.stats.packets == count_packets(path) and seg.stats.demux_passes == 1
+    assert seg.stats.warnings == [] and not (tmp_path / "segmented" / "segments").exists()
+
+
+def test_segments_that_do_not_fit_give_way_to_one_pass(sample_video, tmp_path, monkeypatch):
+    """Segments whose starts are not keyframes (seeking lands elsewhere) are refused: the decoder
+    says why, decodes the video in one ordinary pass instead, and counts the second pass."""
+    real_plan = media.media_segments.plan
+
+    def off_by_some(*args, **kwargs):
+        planned = real_plan(*args, **kwargs)
+        if planned is None:  # the one-pass decode of the comparison
+            return None
+        segments, anchor = planned
+        moved = [media.media_segments.Segment(s.index, s.start and s.start + 7 * 512,
+                                              s.stop and s.stop + 7 * 512) for s in segments]
+        return moved, anchor
+
+    monkeypatch.setattr(media.media_segments, "plan", off_by_some)
+    one, seg = _decode_both(sample_video.path, SEGMENT_SPECS, True, tmp_path, monkeypatch)
+    assert seg.stats.segments == 0 and "not at its keyframe" in seg.stats.segments_abandoned
+    assert seg.stats.demux_passes == 2  # the audio's pass, then the video's
+    for spec in SEGMENT_SPECS:
+        np.testing.assert_array_equal(one.streams[spec].frames[:], seg.streams[spec].frames[:])
+        np.testing.assert_array_equal(one.streams[spec].times, seg.streams[spec].times)
+    np.testing.assert_array_equal(one.audio.samples[:], seg.audio.samples[:])
+
+
+def test_short_small_or_unindexed_files_are_decoded_in_one_pass(tmp_path, monkeypatch):
+    monkeypatch.setattr(media.media_segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.media_segments, "MIN_SEGMENT_PIXELS", 64 * 48)
+    short = write_clip(tmp_path / "short.mp4", cfr(90), gop=10)  # 3 s: under two 2 s segments
+    ts = write_clip(tmp_path / "long.ts", cfr(240), fmt="mpegts", gop=30)  # no index to seek in
+    small = write_clip(tmp_path / "small.mp4", cfr(240), size=(32, 24), gop=30)  # under the size
+    fits = write_clip(tmp_path / "fits.mp4", cfr(240), gop=30)
+    for path in (short, ts, small, fits):
+        out = decode(path, probe(path), [FrameSpec(None, 32)], False, tmp_path / path.stem)
+        assert out.stats.segments_abandoned is None
+        assert (out.stats.segments > 0) == (path is fits), path.name
+        assert len(out.streams[FrameSpec(None, 32)]) == (90 if path is short else 240)

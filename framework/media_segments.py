@@ -1,0 +1,232 @@
+"""Decode a video's frames as keyframe-aligned segments, one decoder per segment, in parallel.
+
+On a few cores FFmpeg's frame threads gain little (a decoder waits for the frames it references),
+while independent decoders on separate stretches of the file scale with the cores. ``media.decode``
+uses this when the file has an index to seek in (MP4/MOV, Matroska/WebM), pictures of at least
+640x360 and more than one CPU:
+
+- ``plan`` seeks to evenly spaced times and takes the keyframe each seek lands on as a boundary;
+- each segment is decoded once, from its keyframe up to (not including) the next segment's, by
+  a one-thread decoder that scales its own frames into a part stream in ``<cache>/segments/``;
+- ``decode_segments`` joins the parts in order into the final streams. A stream sampled at an
+  fps is sampled on one grid for the whole file (``FrameStreamWriter.cell``), so a segment's
+  first frame is dropped when the segment before already sampled that grid interval.
+
+Every packet is read by one segment, every frame decoded once. Whatever does not fit this
+(a decode error, a truncated file, a frame that belongs to the previous segment, as open-GOP
+files have, a timestamp out of order across a boundary) raises ``SegmentsUnusable``, and the caller
+decodes the file in one ordinary pass instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .streams import FrameSpec, FrameStream, FrameStreamWriter
+from .timeline import VideoMeta
+
+logger = logging.getLogger(__name__)
+
+SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")  # containers with a keyframe index
+MIN_SEGMENT_S = 2.0        # seconds: shorter files are decoded in one pass
+MIN_SEGMENT_PIXELS = 640 * 360  # smaller pictures decode so fast that Python's per-frame work, not
+#                                 the decoder, sets the pace, and segments gain nothing (measured)
+MAX_WORKERS = 4            # parallel decoders at most (each holds its reference frames)
+SEGMENTS_PER_WORKER = 2    # more segments than decoders evens out uneven keyframe spacing
+
+
+class SegmentsUnusable(RuntimeError):
+    """The file cannot be decoded in segments; decode it in one pass."""
+
+
+@dataclass
+class Segment:
+    index: int
+    start: int | None  # pts of the first keyframe (None: the start of the file)
+    stop: int | None   # pts of the next segment's keyframe (None: the end of the file)
+    seek: int | None = None  # the seek target that lands on ``start`` (seeking to ``start``
+    #                          itself may land a keyframe earlier: MP4 seeks by decoding time)
+
+
+@dataclass
+class SegmentResult:
+    streams: dict[FrameSpec, FrameStream]
+    frames: int
+    packets: int
+    first_t: float | None
+    last_t: float | None
+    backwards: int
+
+
+@dataclass
+class VideoSummary:
+    """What ``media._check_truncation`` and the stats need from the joined video."""
+
+    frames: int
+    last_t: float | None
+    step: float
+    backwards: int
+
+
+def cpus_available() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def plan(path: Path, video: VideoMeta, origin: float, workers: int) -> tuple[list[Segment], float] | None:
+    """Keyframe-aligned segments for ``workers`` decoders and the time of the first keyframe
+    (the sampling grid's origin), or ``None`` when one pass is the better choice."""
+    import av
+
+    from .media import _open, _video_stream
+
+    duration = video.duration or 0.0
+    if (workers < 2 or not video.has_video or duration < 2 * MIN_SEGMENT_S
+            or (video.width or 0) * (video.height or 0) < MIN_SEGMENT_PIXELS):
+        return None
+    container = _open(path)
+    try:
+        fmt = (container.format.name or "").split(",")
+        stream = _video_stream(container)
+        if stream is None or not stream.time_base or not any(f in fmt for f in SEEKABLE_FORMATS):
+            return None
+        count = int(min(workers * SEGMENTS_PER_WORKER, duration // MIN_SEGMENT_S))
+        tick = float(stream.time_base)
+        keys: dict[int, int] = {}  # keyframe pts -> the seek target that landed on it
+        for i in range(count):
+            target = int((origin + duration * i / count) / tick)
+            container.seek(target, stream=stream, backward=True)
+            packet = next((pk for pk in container.demux(stream) if pk.size), None)
+            if packet is None or packet.pts is None or not packet.is_keyframe:
+                return None
+            keys.setdefault(packet.pts, target)
+    except av.FFmpegError:
+        return None
+    finally:
+        container.close()
+    first = min(keys)
+    bounds = sorted(k for k in keys if k > first)
+    if not bounds:
+        return None
+    starts: list[int | None] = [None, *bounds]
+    stops: list[int | None] = [*bounds, None]
+    segments = [Segment(i, a, b, keys[a] if a is not None else None) for i, (a, b) in enumerate(zip(starts, stops))]
+    return segments, first * tick - origin
+
+
+def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], segments: list[Segment],
+                    anchor: float, cache_dir: Path, origin: float, skip_deblock: bool, workers: int,
+                    progress: Callable[[float], None] | None = None
+                    ) -> tuple[dict[FrameSpec, FrameStream], VideoSummary, int]:
+    """Decode ``segments`` on ``workers`` threads and join them into ``cache_dir/frames``.
+
+    :param anchor: origin (s) of the sampling grid of streams with an fps, the same for every segment.
+
+    :returns: the streams, a summary of the video decoded, and the packets read.
+    :raises SegmentsUnusable: see the module docstring; the part streams are removed.
+    """
+    from .media import _VideoSink
+
+    parts_dir = cache_dir / "segments"
+    done = [0.0] * len(segments)
+    threads_each = max(1, cpus_available() // workers)
+
+    def run(seg: Segment) -> SegmentResult:
+        from .media import _open, _set_threads, _video_stream
+
+        container = _open(path)
+        try:
+            stream = _video_stream(container)
+            _set_threads(stream, skip_deblock, threads_each)
+            sink = _VideoSink(specs, video, stream, parts_dir / str(seg.index), anchor=anchor, threaded=False)
+        except BaseException:
+            container.close()
+            raise
+        try:
+            first_t: float | None = None
+            packets = 0
+
+            def add(frame: Any) -> None:
+                nonlocal first_t
+                if seg.start is not None and frame.pts is not None and frame.pts < seg.start:
+                    raise SegmentsUnusable(f"segment {seg.index} decoded a frame before its keyframe (open GOP)")
+                t = sink.add(frame, origin)
+                first_t = t if first_t is None else first_t
+                done[seg.index] = t - (first_t or 0.0)
+
+            if seg.start is not None:
+                container.seek(seg.seek if seg.seek is not None else seg.start, stream=stream, backward=True)
+            flushed = False
+            for packet in container.demux(stream):
+                if seg.start is not None and not packets and packet.size and packet.pts != seg.start:
+                    raise SegmentsUnusable(f"segment {seg.index}: seeking landed at pts {packet.pts}, "
+                                           f"not at its keyframe {seg.start}")
+                if seg.stop is not None and packet.is_keyframe and packet.pts is not None and packet.pts >= seg.stop:
+                    break
+                packets += 1 if packet.size else 0
+                flushed = not packet.size
+                for frame in packet.decode():
+                    add(frame)
+            if not flushed:
+                for frame in stream.decode(None):
+                    add(frame)
+            return SegmentResult(sink.close(), sink.frames, packets, first_t, sink.last_t, sink.backwards)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                sink.close()  # close the part files; the caller removes them
+            raise
+        finally:
+            container.close()
+
+    import av
+
+    results: list[SegmentResult] = []
+    try:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode-segment") as pool:
+            futures = [pool.submit(run, seg) for seg in segments]
+            while progress is not None and not all(f.done() for f in futures):
+                progress(min(1.0, sum(done) / video.duration) if video.duration else 0.0)
+                time.sleep(0.2)
+            for future in futures:
+                try:
+                    results.append(future.result())
+                except (av.FFmpegError, EOFError, ValueError) as exc:
+                    raise SegmentsUnusable(f"{type(exc).__name__}: {exc}") from exc
+        return _join(results, specs, anchor, cache_dir, video) + (sum(r.packets for r in results),)
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+def _join(results: list[SegmentResult], specs: list[FrameSpec], anchor: float, cache_dir: Path,
+          video: VideoMeta) -> tuple[dict[FrameSpec, FrameStream], VideoSummary]:
+    """Append the segments' part streams in order; check the boundaries fit together."""
+    for before, after in zip(results, results[1:]):
+        if before.last_t is None or after.first_t is None or after.first_t <= before.last_t:
+            raise SegmentsUnusable("segments do not follow each other in time")
+    streams: dict[FrameSpec, FrameStream] = {}
+    for spec in specs:
+        first = results[0].streams[spec]
+        writer = FrameStreamWriter(cache_dir / "frames" / spec.key, spec, first.width, first.height, anchor=anchor)
+        previous_last: float | None = None
+        for result in results:
+            part = result.streams[spec]
+            skip = 0
+            if spec.fps is not None and previous_last is not None and len(part):
+                # the part sampled its first frame; the segment before may have sampled its interval
+                skip = int(writer.cell(float(part.times[0])) <= writer.cell(previous_last))
+            writer.append(part, skip=skip)
+            previous_last = result.last_t
+        streams[spec] = writer.close()
+    step = 1.0 / video.fps if video.fps else 1 / 30
+    summary = VideoSummary(frames=sum(r.frames for r in results), last_t=results[-1].last_t, step=step,
+                           backwards=sum(r.backwards for r in results))
+    return streams, summary
+
+
+__all__ = ["Segment", "SegmentsUnusable", "VideoSummary", "cpus_available", "decode_segments", "plan"]
