@@ -36,6 +36,7 @@ import queue
 import statistics
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -306,16 +307,9 @@ class _VideoSink:
 
         self.rotation = video.rotation
         self.k_ccw = ((-video.rotation) % 360) // 90  # np.rot90 turns counter-clockwise
-        if video.width and video.height:
-            disp_w, disp_h = video.width, video.height
-        else:
-            disp_w, disp_h = _display_size(stream, self.rotation)
         self.step = 1.0 / video.fps if video.fps else 1 / 30
-        self.coded_width = stream.codec_context.width or 0
         self.writers: list[tuple[FrameStreamWriter, Any, int, int]] = []
-        for spec in specs:
-            w, h = spec.output_size(disp_w, disp_h)
-            coded_w, coded_h = (h, w) if self.k_ccw % 2 else (w, h)  # scale before rotating
+        for spec, (w, h), (coded_w, coded_h) in _output_sizes(specs, video, stream):
             writer = FrameStreamWriter(cache_dir / "frames" / spec.key, spec, w, h, anchor=anchor)
             self.writers.append((writer, VideoReformatter(), coded_w, coded_h))
         self.interpolation = Interpolation.AREA  # a box filter: no aliasing when shrinking a lot
@@ -479,25 +473,26 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
         vsink: _VideoSink | media_segments.VideoSummary | None = None
         streams: dict[FrameSpec, FrameStream] = {}
         error: str | None = None
-        planned = _plan_segments(p, video, specs, origin)
+        planned = media_segments.plan(p, video, origin) if specs else None
         if planned is not None:  # video on parallel segment decoders, audio on a thread of its own
-            audio = _AudioThread(container, aus, asink, origin, duration, stats) if asink else None
-            segmented = _decode_in_segments(p, video, specs, planned, cache_dir, origin, skip_deblock, progress, stats)
-            error = audio.join() if audio else None
-            if audio is None:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-audio") as audio_thread:
+                audio_pass = (audio_thread.submit(_demux_loop, container, None, None, aus, asink, origin,
+                                                  duration, stats, None) if asink else None)
+                segmented = _decode_in_segments(p, video, specs, planned, cache_dir, origin, skip_deblock,
+                                                progress, stats)
+                error = audio_pass.result() if audio_pass else None
+            if audio_pass is None:
                 stats.demux_passes += 1
             if segmented is not None:
                 streams, vsink, packets = segmented
                 stats.packets += packets
-            else:  # the segments did not fit together: one ordinary pass over the video
-                streams, vsink, error = _video_pass(p, video, specs, cache_dir, origin, skip_deblock, stats, progress)
+            else:  # the segments did not fit together: one ordinary pass over the video alone
+                with _open(p) as again:
+                    streams, vsink, error = _one_pass(again, _video_stream(again), None, None, video, specs,
+                                                      cache_dir, origin, duration, skip_deblock, stats, progress)
         else:
-            if specs:
-                vsink = _VideoSink(specs, video, vs, cache_dir)
-                _set_threads(vs, skip_deblock)
-            if vsink is not None or asink is not None:
-                error = _demux_loop(container, vs, vsink, aus, asink, origin, duration, stats, progress)
-            streams = vsink.close() if isinstance(vsink, _VideoSink) else {}
+            streams, vsink, error = _one_pass(container, vs, aus, asink, video, specs, cache_dir, origin,
+                                              duration, skip_deblock, stats, progress)
         # read the streams' stated ends now: a stream's fields are freed with its container
         ends = (_stream_end(vs, origin) if vs is not None else None,
                 _stream_end(aus, origin) if aus is not None else None)
@@ -524,15 +519,28 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
     return DecodedMedia(streams=streams, audio=audio, stats=stats)
 
 
+def _output_sizes(specs: list[FrameSpec], video: VideoMeta, stream: Any
+                  ) -> list[tuple[FrameSpec, tuple[int, int], tuple[int, int]]]:
+    """Each spec's (width, height) as displayed, and as scaled from the coded picture (which is
+    turned by the rotation metadata afterwards)."""
+    if video.width and video.height:
+        disp = (video.width, video.height)
+    else:
+        disp = _display_size(stream, video.rotation)
+    turned = ((-video.rotation) % 360) // 90 % 2
+    sizes = []
+    for spec in specs:
+        w, h = spec.output_size(*disp)
+        sizes.append((spec, (w, h), (h, w) if turned else (w, h)))
+    return sizes
+
+
 def _largest_scale(specs: list[FrameSpec], video: VideoMeta, stream: Any) -> float:
     """The largest output width of ``specs`` over the stream's coded width (1.0 when unknown)."""
     coded = stream.codec_context.width if stream is not None else 0
     if not specs or not coded:
         return 1.0
-    rotation = ((-video.rotation) % 360) // 90 % 2
-    disp = (video.width, video.height) if video.width and video.height else _display_size(stream, video.rotation)
-    sizes = [spec.output_size(*disp) for spec in specs]
-    return max((h if rotation else w) for w, h in sizes) / coded
+    return max(cw for _, _, (cw, _) in _output_sizes(specs, video, stream)) / coded
 
 
 def _set_threads(stream: Any, skip_deblock: bool, threads: int = 0) -> None:
@@ -550,71 +558,37 @@ def _set_threads(stream: Any, skip_deblock: bool, threads: int = 0) -> None:
         stream.codec_context.options = {"skip_loop_filter": "all"}
 
 
-def _plan_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], origin: float
-                   ) -> tuple[list[media_segments.Segment], float, int] | None:
-    """Segments, grid origin and decoder count for a parallel decode, or ``None`` (one pass)."""
-    workers = min(media_segments.cpus_available(), media_segments.MAX_WORKERS)
-    planned = media_segments.plan(p, video, origin, workers) if specs else None
-    return (*planned, workers) if planned is not None else None
-
-
-def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec],
-                        planned: tuple[list[media_segments.Segment], float, int], cache_dir: Path,
-                        origin: float, skip_deblock: bool, progress: ProgressFn | None, stats: DecodeStats
+def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], planned: media_segments.Plan,
+                        cache_dir: Path, origin: float, skip_deblock: bool, progress: ProgressFn | None,
+                        stats: DecodeStats
                         ) -> tuple[dict[FrameSpec, FrameStream], media_segments.VideoSummary, int] | None:
     """The frame streams, a summary and the packets read, decoded by parallel segment decoders
     (see ``media_segments``); ``None`` when the segments did not fit together."""
-    segments, anchor, workers = planned
     try:
         streams, summary, packets = media_segments.decode_segments(
-            p, video, specs, segments, anchor, cache_dir, origin, skip_deblock, workers, progress)
+            p, video, specs, planned, cache_dir, origin, skip_deblock, progress)
     except media_segments.SegmentsUnusable as exc:
-        logger.info("%s: decoding in one pass instead of %d segments (%s)", p.name, len(segments), exc)
+        logger.info("%s: decoding in one pass instead of %d segments (%s)", p.name, len(planned.segments), exc)
         stats.segments_abandoned = str(exc)
         return None
-    stats.segments = len(segments)
+    stats.segments = len(planned.segments)
     return streams, summary, packets
 
 
-def _video_pass(p: Path, video: VideoMeta, specs: list[FrameSpec], cache_dir: Path, origin: float,
-                skip_deblock: bool, stats: DecodeStats, progress: ProgressFn | None
-                ) -> tuple[dict[FrameSpec, FrameStream], _VideoSink, str | None]:
-    """One ordinary pass over the video stream alone (after abandoned segments)."""
-    container = _open(p)
-    try:
-        vs = _video_stream(container)
-        vsink = _VideoSink(specs, video, vs, cache_dir)
+def _one_pass(container: Any, vs: Any, aus: Any, asink: _AudioSink | None, video: VideoMeta,
+              specs: list[FrameSpec], cache_dir: Path, origin: float, duration: float, skip_deblock: bool,
+              stats: DecodeStats, progress: ProgressFn | None
+              ) -> tuple[dict[FrameSpec, FrameStream], _VideoSink | None, str | None]:
+    """One ordinary pass over ``container``: the frame streams (with FFmpeg's own threads) and
+    the audio when ``asink`` is given. Returns the streams, the video sink and the error that
+    stopped the pass early, if any."""
+    vsink = _VideoSink(specs, video, vs, cache_dir) if specs else None
+    if vsink is not None:
         _set_threads(vs, skip_deblock)
-        duration = video.duration or (container.duration or 0) / 1_000_000
-        error = _demux_loop(container, vs, vsink, None, None, origin, duration, stats, progress)
-        return vsink.close(), vsink, error
-    finally:
-        container.close()
-
-
-class _AudioThread:
-    """``_demux_loop`` over the audio stream alone, on a thread of its own (beside segment decoders)."""
-
-    def __init__(self, container: Any, aus: Any, asink: _AudioSink, origin: float, duration: float,
-                 stats: DecodeStats):
-        self._result: list[str | None] = []
-        self._exc: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                self._result.append(_demux_loop(container, None, None, aus, asink, origin, duration, stats, None))
-            except BaseException as exc:  # noqa: BLE001 - re-raised by join()
-                self._exc.append(exc)
-
-        self._thread = threading.Thread(target=run, name="decode-audio", daemon=True)
-        self._thread.start()
-
-    def join(self) -> str | None:
-        """Wait for the audio; returns the error that stopped it early, or ``None``."""
-        self._thread.join()
-        if self._exc:
-            raise self._exc[0]
-        return self._result[0]
+    error = None
+    if vsink is not None or asink is not None:
+        error = _demux_loop(container, vs, vsink, aus, asink, origin, duration, stats, progress)
+    return (vsink.close() if vsink is not None else {}), vsink, error
 
 
 def _demux_loop(container: Any, vs: Any, vsink: _VideoSink | None, aus: Any,

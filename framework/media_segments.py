@@ -24,7 +24,7 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -56,6 +56,15 @@ class Segment:
 
 
 @dataclass
+class Plan:
+    """How to decode a file in segments."""
+
+    segments: list[Segment]
+    anchor: float  # time (s) of the first keyframe: the origin of every fps stream's sampling grid
+    workers: int   # parallel decoders
+
+
+@dataclass
 class SegmentResult:
     streams: dict[FrameSpec, FrameStream]
     frames: int
@@ -79,13 +88,14 @@ def cpus_available() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def plan(path: Path, video: VideoMeta, origin: float, workers: int) -> tuple[list[Segment], float] | None:
-    """Keyframe-aligned segments for ``workers`` decoders and the time of the first keyframe
-    (the sampling grid's origin), or ``None`` when one pass is the better choice."""
+def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:
+    """Keyframe-aligned segments for this machine's decoders, or ``None`` when one pass is the
+    better choice (one CPU, a short or small video, a container without a seek index)."""
     import av
 
     from .media import _open, _video_stream
 
+    workers = min(cpus_available(), MAX_WORKERS)
     duration = video.duration or 0.0
     if (workers < 2 or not video.has_video or duration < 2 * MIN_SEGMENT_S
             or (video.width or 0) * (video.height or 0) < MIN_SEGMENT_PIXELS):
@@ -117,38 +127,33 @@ def plan(path: Path, video: VideoMeta, origin: float, workers: int) -> tuple[lis
     starts: list[int | None] = [None, *bounds]
     stops: list[int | None] = [*bounds, None]
     segments = [Segment(i, a, b, keys[a] if a is not None else None) for i, (a, b) in enumerate(zip(starts, stops))]
-    return segments, first * tick - origin
+    return Plan(segments, first * tick - origin, workers)
 
 
-def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], segments: list[Segment],
-                    anchor: float, cache_dir: Path, origin: float, skip_deblock: bool, workers: int,
-                    progress: Callable[[float], None] | None = None
+def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planned: Plan, cache_dir: Path,
+                    origin: float, skip_deblock: bool, progress: Callable[[float], None] | None = None
                     ) -> tuple[dict[FrameSpec, FrameStream], VideoSummary, int]:
-    """Decode ``segments`` on ``workers`` threads and join them into ``cache_dir/frames``.
-
-    :param anchor: origin (s) of the sampling grid of streams with an fps, the same for every segment.
+    """Decode ``planned``'s segments on its workers and join them into ``cache_dir/frames``.
 
     :returns: the streams, a summary of the video decoded, and the packets read.
-    :raises SegmentsUnusable: see the module docstring; the part streams are removed.
+    :raises SegmentsUnusable: see the module docstring; segments not started yet are dropped
+        and the part streams removed.
     """
-    from .media import _VideoSink
+    import av
+
+    from .media import _open, _set_threads, _VideoSink, _video_stream
 
     parts_dir = cache_dir / "segments"
-    done = [0.0] * len(segments)
-    threads_each = max(1, cpus_available() // workers)
+    done = [0.0] * len(planned.segments)  # seconds decoded by each segment, for progress
+    threads_each = max(1, cpus_available() // planned.workers)
 
     def run(seg: Segment) -> SegmentResult:
-        from .media import _open, _set_threads, _video_stream
-
         container = _open(path)
+        sink: _VideoSink | None = None
         try:
             stream = _video_stream(container)
             _set_threads(stream, skip_deblock, threads_each)
-            sink = _VideoSink(specs, video, stream, parts_dir / str(seg.index), anchor=anchor, threaded=False)
-        except BaseException:
-            container.close()
-            raise
-        try:
+            sink = _VideoSink(specs, video, stream, parts_dir / str(seg.index), anchor=planned.anchor, threaded=False)
             first_t: float | None = None
             packets = 0
 
@@ -158,7 +163,7 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], segmen
                     raise SegmentsUnusable(f"segment {seg.index} decoded a frame before its keyframe (open GOP)")
                 t = sink.add(frame, origin)
                 first_t = t if first_t is None else first_t
-                done[seg.index] = t - (first_t or 0.0)
+                done[seg.index] = t - first_t
 
             if seg.start is not None:
                 container.seek(seg.seek if seg.seek is not None else seg.start, stream=stream, backward=True)
@@ -178,27 +183,33 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], segmen
                     add(frame)
             return SegmentResult(sink.close(), sink.frames, packets, first_t, sink.last_t, sink.backwards)
         except BaseException:
-            with contextlib.suppress(Exception):
-                sink.close()  # close the part files; the caller removes them
+            if sink is not None:
+                with contextlib.suppress(Exception):
+                    sink.close()  # close the part files; they are removed below
             raise
         finally:
             container.close()
 
-    import av
-
-    results: list[SegmentResult] = []
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode-segment") as pool:
-            futures = [pool.submit(run, seg) for seg in segments]
-            while progress is not None and not all(f.done() for f in futures):
-                progress(min(1.0, sum(done) / video.duration) if video.duration else 0.0)
-                time.sleep(0.2)
-            for future in futures:
-                try:
-                    results.append(future.result())
-                except (av.FFmpegError, EOFError, ValueError) as exc:
-                    raise SegmentsUnusable(f"{type(exc).__name__}: {exc}") from exc
-        return _join(results, specs, anchor, cache_dir, video) + (sum(r.packets for r in results),)
+        with ThreadPoolExecutor(max_workers=planned.workers, thread_name_prefix="decode-segment") as pool:
+            futures = [pool.submit(run, seg) for seg in planned.segments]
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                if any(f.exception() is not None for f in finished):
+                    for f in pending:  # a failed segment means one pass: do not start the rest
+                        f.cancel()
+                    break
+                if progress is not None and video.duration:
+                    progress(min(1.0, sum(done) / video.duration))
+        failed = next((f.exception() for f in futures if not f.cancelled() and f.exception() is not None), None)
+        if isinstance(failed, (av.FFmpegError, EOFError, ValueError)):
+            raise SegmentsUnusable(f"{type(failed).__name__}: {failed}") from failed
+        if failed is not None:  # SegmentsUnusable, or a bug, raised as it is
+            raise failed
+        results = [f.result() for f in futures]
+        streams, summary = _join(results, specs, planned.anchor, cache_dir, video)
+        return streams, summary, sum(r.packets for r in results)
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
 
@@ -229,4 +240,4 @@ def _join(results: list[SegmentResult], specs: list[FrameSpec], anchor: float, c
     return streams, summary
 
 
-__all__ = ["Segment", "SegmentsUnusable", "VideoSummary", "cpus_available", "decode_segments", "plan"]
+__all__ = ["Plan", "Segment", "SegmentsUnusable", "VideoSummary", "cpus_available", "decode_segments", "plan"]

@@ -419,10 +419,9 @@ def test_segments_that_do_not_fit_give_way_to_one_pass(sample_video, tmp_path, m
         planned = real_plan(*args, **kwargs)
         if planned is None:  # the one-pass decode of the comparison
             return None
-        segments, anchor = planned
         moved = [media.media_segments.Segment(s.index, s.start and s.start + 7 * 512,
-                                              s.stop and s.stop + 7 * 512) for s in segments]
-        return moved, anchor
+                                              s.stop and s.stop + 7 * 512) for s in planned.segments]
+        return media.media_segments.Plan(moved, planned.anchor, planned.workers)
 
     monkeypatch.setattr(media.media_segments, "plan", off_by_some)
     one, seg = _decode_both(sample_video.path, SEGMENT_SPECS, True, tmp_path, monkeypatch)
