@@ -27,9 +27,12 @@ Detectors, in order:
    by a hard cut leaves the boundary at the cut (the ramp is reported as a fade-in/out effect).
 3. **Dissolves** (twin comparison plus a blend test): where the colour histograms of frames
    ``k`` frames apart differ (``dissolve_hist_min``), with no cut or fade between them, the middle
-   frame must be explained by a blend of the two (``dissolve_mix_max``), and the two ends must
-   differ in structure, not only in gain (so a lighting change is not a dissolve). The new shot
-   starts at the middle of the dissolve.
+   frame must be explained by a blend of the two (``dissolve_mix_max``) and must hold a second
+   picture: one end alone, moved by up to two pixels and re-toned, leaves a share of the change
+   unexplained (``dissolve_second_min``) or explains it far worse than the blend. So a slow change
+   of one picture (a tilt across a smooth sky, fog clearing, a light coming up), whose middle
+   frames are close to a blend of its ends too, is not a dissolve. The new shot starts at the
+   middle of the dissolve.
 
 Events (times in seconds, ``stream.times`` of the frames; frame indices are positions in the
 all-frames stream, so ``data.frame / fps`` is only approximately the time on variable-rate video):
@@ -66,6 +69,8 @@ _RAMP_U8 = _RAMP.astype(np.uint8)  # the same, as a cv2.LUT table
 _HIST_BINS = 64  # 4 x 4 x 4 RGB
 _TINY_WIDTH = 24  # pixels: the blend test's picture size
 _SCAN_CHUNK = 1 << 16  # frames per chunk of the dissolve scan
+_SHIFT = 2  # pixels (of the blend test's pictures) one picture may move when it explains a dissolve's middle
+_SECOND_MIN_LEVELS = 3.0  # least RMS difference (0..255) a second picture leaves; under it is noise
 
 
 # --------------------------------------------------------------------------------------------
@@ -371,6 +376,110 @@ def _dissolve_candidates(span: np.ndarray, c0: int, c1: int, k: int, cut_cum: np
     return centres[(span[c0:c1] >= hist_min) & clean]
 
 
+def _border(shape: tuple[int, ...], max_shift: int) -> int:
+    """The border (pixels) left out of frames of ``shape`` (N, h, w, 3) so that shifts of up to
+    ``max_shift`` pixels compare the same region; smaller for tiny frames."""
+    return max(0, min(max_shift, (min(shape[1], shape[2]) - 1) // 4))
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame, per-channel sum of products of (N, 3, h, w) arrays (views welcome) -> (N, 3)."""
+    return (a * b).sum(axis=(2, 3))
+
+
+def _box_sums(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Sums of every h x w window of ``x`` (N, C, H, W) -> (N, C, H - h + 1, W - w + 1)."""
+    c = np.zeros((*x.shape[:2], x.shape[2] + 1, x.shape[3] + 1), dtype=np.float64)
+    c[:, :, 1:, 1:] = x.cumsum(axis=2, dtype=np.float64).cumsum(axis=3)
+    return c[:, :, h:, w:] - c[:, :, :-h, w:] - c[:, :, h:, :-w] + c[:, :, :-h, :-w]
+
+
+def _planes(x: np.ndarray) -> np.ndarray:
+    """(N, h, w, 3) pictures as contiguous (N, 3, h, w) float64 planes."""
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float64)
+
+
+def single_picture_residual(ends: tuple[np.ndarray, ...], mid: np.ndarray,
+                            max_shift: int = _SHIFT) -> tuple[np.ndarray, np.ndarray]:
+    """How well one picture alone explains the middle frames ``mid`` (N, h, w, 3).
+
+    Returns ``(as_is, best)``, each (N,): root-mean-square differences over ``mid`` less a border
+    of ``max_shift`` pixels, ``as_is`` to the nearer of ``ends`` (each (N, h, w, 3)) unchanged,
+    ``best`` to the closest of them moved by up to ``max_shift`` pixels each way and re-toned
+    (the least-squares gain and offset per channel). ``best`` is what a slow change of one picture
+    leaves unexplained: the camera moving over the same view (a tilt across a smooth sky) or the
+    view changing in brightness and contrast (fog clearing, a light coming up).
+    """
+    n, h, w, _ = mid.shape
+    s = _border(mid.shape, max_shift)
+    hh, ww = h - 2 * s, w - 2 * s
+    dst = _planes(mid)[:, :, s:h - s, s:w - s]
+    dc = dst - dst.mean(axis=(2, 3), keepdims=True)
+    sdd = _dot(dc, dc)
+    as_is = np.full(n, np.inf)
+    best = np.full(n, np.inf)
+    for end in ends:
+        src = _planes(end)
+        as_is = np.minimum(as_is, ((src[:, :, s:h - s, s:w - s] - dst) ** 2).mean(axis=(1, 2, 3)))
+        sums, squares = _box_sums(src, hh, ww), _box_sums(src * src, hh, ww)  # every shifted window's
+        for dy in range(-s, s + 1):
+            for dx in range(-s, s + 1):
+                y, x = s + dy, s + dx
+                sss = squares[:, :, y, x] - sums[:, :, y, x] ** 2 / (hh * ww)
+                ssd = _dot(src[:, :, y:y + hh, x:x + ww], dc)
+                rss = sdd - ssd ** 2 / np.maximum(sss, 1e-3)  # left after the best gain and offset
+                best = np.minimum(best, np.maximum(rss, 0.0).sum(axis=1))
+    as_is = np.sqrt(as_is)
+    return as_is, np.minimum(np.sqrt(best / (3 * hh * ww)), as_is)
+
+
+def blend_residual(a: np.ndarray, b: np.ndarray, mid: np.ndarray, max_shift: int = _SHIFT) -> np.ndarray:
+    """Root-mean-square difference (N,) of the middle frames ``mid`` (N, h, w, 3), less the border
+    ``single_picture_residual`` leaves out, to the best blend ``wa * a + wb * b + offset`` of the
+    frames around them (least squares per channel, both weights positive: two pictures, each
+    faded); ``inf`` where the best fit needs a negative weight."""
+    n, h, w, _ = mid.shape
+    s = _border(mid.shape, max_shift)
+    a, b, mid = (_planes(x)[:, :, s:h - s, s:w - s] for x in (a, b, mid))
+    ac, bc, dc = (x - x.mean(axis=(2, 3), keepdims=True) for x in (a, b, mid))
+    saa, sbb, sab = _dot(ac, ac) + 1e-3, _dot(bc, bc) + 1e-3, _dot(ac, bc)
+    sad, sbd, sdd = _dot(ac, dc), _dot(bc, dc), _dot(dc, dc)
+    det = np.maximum(saa * sbb - sab * sab, 1e-6)
+    wa, wb = (sbb * sad - sab * sbd) / det, (saa * sbd - sab * sad) / det
+    rss = np.maximum(sdd - wa * sad - wb * sbd, 0.0).sum(axis=1)
+    res = np.sqrt(rss / (3 * mid.shape[2] * mid.shape[3]))
+    return np.where((wa > 0).all(axis=1) & (wb > 0).all(axis=1), res, np.inf)
+
+
+def blend_evidence(pm: np.ndarray, mm: np.ndarray, qm: np.ndarray, p: "CutAnalysis.Params") -> np.ndarray:
+    """Which middle frames ``mm`` show two different pictures blending, given the frames ``pm``
+    before and ``qm`` after them (each (N, h, w, 3) float32 ``_tiny`` pictures) -> (N,) bool.
+
+    The ends must differ (a mean of at least 4 levels), and the even mix ``(p + q) / 2`` must
+    explain the middle frame better than either end as it is (``dissolve_mix_max``). A slow
+    change of one picture passes both (a shifted smooth gradient, or a picture gaining
+    contrast, is close to a blend of its ends), so the middle frame must also hold a second
+    picture: one end alone, moved by up to two pixels and re-toned
+    (``single_picture_residual``), either leaves at least ``dissolve_second_min`` of the
+    change, and more than noise, unexplained, or explains it at least twice as badly as the
+    best blend of both ends (``blend_residual``).
+    """
+    ax = (1, 2, 3)
+    e_mix = np.abs(mm - 0.5 * (pm + qm)).mean(axis=ax)
+    e_one = np.minimum(np.abs(mm - pm).mean(axis=ax), np.abs(mm - qm).mean(axis=ax))
+    d_pq = np.abs(pm - qm).mean(axis=ax)
+    ok = (e_mix <= p.dissolve_mix_max * np.maximum(e_one, 1e-6)) & (d_pq >= 4.0)
+    sel = np.flatnonzero(ok)
+    if len(sel) == 0:
+        return ok
+    pm, mm, qm = pm[sel], mm[sel], qm[sel]
+    as_is, single = single_picture_residual((pm, qm), mm)
+    blend = blend_residual(pm, qm, mm)
+    second = (single >= p.dissolve_second_min * as_is) & (single >= _SECOND_MIN_LEVELS)
+    ok[sel] = second | (blend <= 0.5 * single)
+    return ok
+
+
 def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list[Cut],
                    fades: list[Gradual], p: "CutAnalysis.Params") -> list[Gradual]:
     """Dissolves: a histogram change across ``2k`` frames that a linear blend explains."""
@@ -396,16 +505,7 @@ def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list
             need = np.unique(np.concatenate([idx - k, idx, idx + k]))
             tiny = _tiny(np.asarray(frames[need]))
             pm, mm, qm = (tiny[np.searchsorted(need, j)] for j in (idx - k, idx, idx + k))
-            ax = (1, 2, 3)
-            e_mix = np.abs(mm - 0.5 * (pm + qm)).mean(axis=ax)
-            e_one = np.minimum(np.abs(mm - pm).mean(axis=ax), np.abs(mm - qm).mean(axis=ax))
-            d_pq = np.abs(pm - qm).mean(axis=ax)
-            # a pure gain change (lighting, a partial fade) is not a dissolve
-            pf, qf = pm.reshape(len(idx), -1, 3), qm.reshape(len(idx), -1, 3)
-            gain = (pf * qf).sum(1) / np.maximum((pf * pf).sum(1), 1e-6)
-            e_gain = np.abs(qf - gain[:, None, :] * pf).mean(axis=(1, 2))
-            ok = (e_mix <= p.dissolve_mix_max * np.maximum(e_one, 1e-6)) & (e_gain >= 0.4 * d_pq) & (d_pq >= 4.0)
-            hits.extend((int(i), k) for i in idx[ok])
+            hits.extend((int(i), k) for i in idx[blend_evidence(pm, mm, qm, p)])
     if not hits:
         return []
     hits.sort()
@@ -440,8 +540,9 @@ class CutAnalysis(Analyzer):
     """Hard cuts, fades and dissolves, frame-exact; one ``shot`` event per shot."""
 
     name = "cut_analysis"
-    version = "1.0.0"
+    version = "1.1.0"
     description = "Shot boundaries: hard cuts (frame-exact), fades through black and dissolves."
+    provides = ("shots",)
 
     class Params(Analyzer.Params):
         width: int = Field(96, ge=32, le=640, description="analysis width in pixels (every frame is read)")
@@ -461,6 +562,8 @@ class CutAnalysis(Analyzer):
         dissolve_scales_s: list[float] = Field(default_factory=lambda: [0.25, 0.5], min_length=1)
         dissolve_hist_min: float = Field(0.2, gt=0.0, le=1.0, description="histogram change across a dissolve")
         dissolve_mix_max: float = Field(0.6, gt=0.0, le=1.0, description="blend error / single-frame error")
+        dissolve_second_min: float = Field(0.25, ge=0.0, le=1.0, description="share of a dissolve's change "
+                                           "that one picture moved a little or re-toned must leave unexplained")
         series_max_points: int = Field(4000, ge=10)
 
         @field_validator("dissolve_scales_s")

@@ -30,6 +30,7 @@ from ._shots import upstream_shots
 logger = logging.getLogger(__name__)
 
 _BINS = (12, 4, 4)
+HIST_BLOCK = 256  # frames histogrammed at a time in shot_descriptors
 
 
 def shot_list(inputs: AnalyzerInputs, duration: float) -> list[tuple[float, float, str]]:
@@ -83,7 +84,10 @@ def shot_descriptors(stream: FrameStream, shots: list[tuple[float, float, str]],
     if len(flat) == 0:
         return np.zeros((len(shots), int(np.prod(_BINS))), dtype=np.float32)
     uniq, inverse = np.unique(flat, return_inverse=True)
-    hists = frame_histograms(np.asarray(frames[uniq]))[inverse]
+    # a block of frames at a time: reading every picked frame at once grew with the film
+    # (~75 MB of pixels and temporaries for an hour at the defaults)
+    hists = np.concatenate([frame_histograms(np.asarray(frames[uniq[i:i + HIST_BLOCK]]))
+                            for i in range(0, len(uniq), HIST_BLOCK)])[inverse]
     out = np.zeros((len(shots), hists.shape[1]), dtype=np.float32)
     pos = 0
     for s, idx in enumerate(picks):
@@ -136,6 +140,7 @@ class SceneSegmentation(Analyzer):
     version = "1.0.0"
     description = "Scenes: consecutive shots grouped by colour similarity (shot/reverse-shot aware)."
     depends_on = ("cut_analysis",)
+    provides = ("scenes",)
 
     class Params(Analyzer.Params):
         fps: float = Field(2.0, gt=0.0, le=30.0, description="frames per second read to describe shots")

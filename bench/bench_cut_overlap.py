@@ -9,7 +9,7 @@ on the same files (testvideo.mp4 and bench_cuts.py's 60 s 720p clip):
 
 - ``shipped``: what ``cut_analysis`` does today: ``media.decode`` of its stream (every frame,
   96 px; in keyframe-aligned segments on parallel decoders where the file allows, see
-  ``framework.media_segments``), then ``frame_signals`` over the frames read back from the disk cache;
+  ``framework.media.segments``), then ``frame_signals`` over the frames read back from the disk cache;
 - ``one pass, then signals``: the same with the video decoded in one pass (FFmpeg's frame threads);
 - ``one pass, signals during decode``: that one pass, but each block of 64 frames is handed, as it is
   written, to a third thread that computes the signals (an experiment: the hand-over wraps
@@ -65,7 +65,7 @@ def one_thread_math() -> Iterator[None]:
 @contextlib.contextmanager
 def one_pass() -> Iterator[None]:
     """``media.decode`` without segments inside the block (as before they existed)."""
-    from framework import media_segments
+    from framework.media import segments as media_segments
 
     before = media_segments.MAX_WORKERS
     media_segments.MAX_WORKERS = 1

@@ -3,9 +3,10 @@
 Usage:
     .venv/bin/python bench/bench_cuts.py [--media /work/shared/media] [--work /tmp/bench_cuts]
                                          [--repeat 3] [--out bench/results/bench_cuts.md | --no-save]
+                                         [--accuracy-only]
 
 Files: pyscenedetect/testvideo.mp4, fades.mp4 and counter.mp4 from --media, plus a generated
-60 s 1280x720 30 fps clip (framework.synth, cached in --work) for speed and known truth.
+60 s 1280x720 30 fps clip (framework.testing.synth, cached in --work) for speed and known truth.
 
 Speed: (a) ours = framework.media.probe + decode of only cut_analysis's FrameSpec (every frame,
 96 px wide) + CutAnalysis.analyze; (b) PySceneDetect = ``scenedetect.detect(path, ContentDetector())``
@@ -18,6 +19,13 @@ stated in the media's MEDIA.md (testvideo: 30, 180, 394; counter: 20; fades: non
 the ``cut`` events and every shot boundary (cuts + the first frame after a fade or dissolve) are
 scored; PySceneDetect reports only scene boundaries. The script prints markdown to stdout and
 saves it (with the command line and machine facts) to --out.
+
+Single-shot traps: two generated one-shot clips (framework.testing.synth, cached in --work) whose slow
+change is no shot change: a camera tilting across a smooth grey sky, and fog clearing around a
+figure. Every shot boundary reported there is a false positive.
+
+``--accuracy-only`` runs each method once per file and leaves out the speed table (one run on a
+shared machine says nothing about speed).
 """
 from __future__ import annotations
 
@@ -59,7 +67,7 @@ class Run:
 
 def make_clip(work: Path) -> tuple[Path, dict]:
     """The generated 60 s 1280x720 30 fps clip and its truth, cached in ``work`` (with a .json)."""
-    from framework.synth import ShotSpec, make_video
+    from framework.testing.synth import ShotSpec, make_video
 
     path = work / "clip60_1280x720.mp4"
     meta = path.with_suffix(".json")
@@ -81,6 +89,21 @@ def make_clip(work: Path) -> tuple[Path, dict]:
     info = {"fps": truth.fps, "cut_frames": truth.cut_frames, "gradual": truth.gradual}
     meta.write_text(json.dumps(info))
     return path, info
+
+
+def make_traps(work: Path) -> list[tuple[str, Path]]:
+    """The single-shot trap clips (no shot change in either), generated once into ``work``."""
+    from framework.testing.synth import make_fog_clearing, make_sky_tilt
+
+    traps = [("tilt across a grey sky", work / "trap_sky_tilt.mp4", lambda p: make_sky_tilt(p, 6.0, sweep=3.0)),
+             ("fog clearing around a figure", work / "trap_fog_clearing.mp4", make_fog_clearing)]
+    work.mkdir(parents=True, exist_ok=True)
+    for _, path, make in traps:
+        if not path.exists():
+            tmp = path.with_suffix(".partial.mp4")
+            make(tmp)
+            tmp.replace(path)
+    return [(name, path) for name, path, _ in traps]
 
 
 def run_ours(path: Path) -> Run:
@@ -166,7 +189,11 @@ def main() -> int:
     ap.add_argument("--cpus", type=int, default=None,
                     help="run on the first N CPUs only (sched_setaffinity, set before FFmpeg and OpenCV "
                          "size their thread pools), to measure a small machine on a big one")
+    ap.add_argument("--accuracy-only", action="store_true",
+                    help="one run of each method per file, no speed table (for checking detection only)")
     args = ap.parse_args()
+    if args.accuracy_only:
+        args.repeat = 1
     if args.cpus:
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.cpus])
 
@@ -243,6 +270,14 @@ def main() -> int:
                         f"kind; a PySceneDetect boundary fell inside {theirs['content']}/{len(spans)} (content), "
                         f"{theirs['adaptive']}/{len(spans)} (adaptive) |")
         print(f"done {name}", file=sys.stderr)
+    traps = ["## Single-shot traps (generated; no shot change, so every boundary is a false positive)", "",
+             "| clip | ours: boundaries (dissolves) | PySceneDetect content | PySceneDetect adaptive |",
+             "|---|---|---|---|"]
+    for name, path in make_traps(args.work):
+        o, c, a = run_ours(path), run_theirs(path, "content"), run_theirs(path, "adaptive")
+        n_diss = sum(1 for g in o.gradual if g[2] == "dissolve")
+        traps.append(f"| {name} | {len(o.boundaries)} ({n_diss}) | {len(c.boundaries)} | {len(a.boundaries)} |")
+        print(f"done trap {name}", file=sys.stderr)
     n, fast, mid = total["frames"], total["fastest"], total["median"]
     speed.append(f"| **all files** (frames / seconds, summed) | {n} | {n / fast['ours']:.0f} | - "
                  f"| {n / fast['content']:.0f} | {n / fast['adaptive']:.0f} "
@@ -258,8 +293,10 @@ def main() -> int:
              "how a scene begins); scored against a hard-cut truth those count as false positives.",
              "- The stated truth is PySceneDetect's own agreement (MEDIA.md). The audited truth comes from looking "
              "at the frames (see AUDITED_TRUTH in this script).", ""]
+    if args.accuracy_only:
+        speed = ["Speed: not measured (`--accuracy-only`).", ""]
     lines += speed + ["", *notes, *acc, "", *audited, "", "## Gradual transitions that start a new shot (ours)", "",
-                      "| file | fade / dissolve (first-last frame) |", "|---|---|", *grad, ""]
+                      "| file | fade / dissolve (first-last frame) |", "|---|---|", *grad, "", *traps, ""]
     text = "\n".join(lines)
     print(text)
     if not args.no_save:

@@ -36,7 +36,7 @@ LONG = {"10min": 600.0, "60min": 3600.0}
 
 def synth_long(path: Path, seconds: float) -> None:
     """A long 320x180 programme: 10 s shots cycling through camera moves, speech/tone/silence audio."""
-    from framework.synth import AudioSegment, ShotSpec, make_video
+    from framework.testing.synth import AudioSegment, ShotSpec, make_video
 
     motions = ["static", "pan", "zoom", "tilt", "shake"]
     n = int(seconds // 10)
@@ -50,7 +50,7 @@ def synth_long(path: Path, seconds: float) -> None:
 
 def synth_hd(path: Path) -> None:
     """60 s of 1280x720 30 fps, x264 ultrafast, with audio: the decode-speed clip."""
-    from framework.synth import default_shots, make_video
+    from framework.testing.synth import default_shots, make_video
 
     make_video(path, default_shots(60.0), fps=30.0, width=1280, height=720, preset="ultrafast")
 

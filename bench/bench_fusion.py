@@ -151,7 +151,7 @@ def main() -> None:
     runs = [("extractive", args.budget, None)]
     tmp = None
     if args.llm == "tiny":
-        from framework.llm.testing import make_tiny_chat_model
+        from framework.testing.llm import make_tiny_chat_model
 
         tmp = tempfile.TemporaryDirectory()
         model_dir = str(make_tiny_chat_model(Path(tmp.name) / "tiny-chat"))

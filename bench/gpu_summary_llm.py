@@ -26,7 +26,7 @@ def build_model(folder: Path) -> Path:
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from framework.llm.testing import make_tiny_chat_model
+    from framework.testing.llm import make_tiny_chat_model
 
     make_tiny_chat_model(folder)  # tokenizer + template (its tiny weights are replaced below)
     for f in folder.glob("model*.safetensors"):

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import shlex
 import sys
 from typing import Any, Callable
 
 import click
-from rich.logging import RichHandler
 
 from framework import __version__
-from framework.errors import EXIT_INTERNAL, FrameworkError
+from framework.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FrameworkError, RunInterrupted
 
 from framework.progress import console
 logger = logging.getLogger("framework.cli")
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
+    from rich.logging import RichHandler  # here, not at import: `framework --version` needs no logging
+
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s", datefmt="[%X]", force=True,
                         handlers=[RichHandler(console=console, show_path=verbose > 1, markup=False)])
@@ -37,9 +40,8 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except FrameworkError as exc:
             console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
             sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            console.print("interrupted; finished tracks are saved and a rerun resumes from them")
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            _report_interrupt(exc)
         except click.exceptions.Exit:
             raise
         except click.ClickException:
@@ -51,6 +53,61 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(EXIT_INTERNAL)
 
     return wrapper
+
+
+def _report_interrupt(exc: KeyboardInterrupt) -> None:
+    """Say what Ctrl-C kept and the exact command that resumes; exit 130."""
+    ctx = click.get_current_context(silent=True)
+    lines = ["[bold yellow]interrupted.[/]"]
+    if isinstance(exc, RunInterrupted):
+        if exc.finished_videos:
+            lines.append("finished: " + ", ".join(str(v) for v in exc.finished_videos))
+        if exc.run_dir is not None:
+            kept = (f"{len(exc.saved)} finished track(s) ({', '.join(exc.saved)})" if exc.saved
+                    else "no finished track")
+            lines.append(f"{exc.video}: {kept} saved in {exc.run_dir / 'tracks'}")
+        if exc.abandoned:
+            lines.append(f"stopped without waiting for {', '.join(exc.abandoned)}: their work is lost")
+    if ctx is not None:
+        lines.append(f"to resume, run: [bold]{rerun_command(ctx)}[/]")
+    console.print("\n".join(lines), highlight=False)
+    if isinstance(exc, RunInterrupted) and exc.abandoned:
+        # analyzer threads are still running and Python would wait for them at exit: leave now
+        # (every file written so far was written atomically; the stale cache goes at the next run)
+        logging.shutdown()
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+def rerun_command(ctx: click.Context) -> str:
+    """The shell command that reruns ``ctx``'s command with its arguments (less ``--no-resume``)."""
+    path = []
+    c: click.Context | None = ctx
+    while c is not None and c.parent is not None:
+        path.append(c.info_name or "")
+        c = c.parent
+    words = ["framework", *reversed(path)]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            words += [str(v) for v in (value if isinstance(value, (list, tuple)) else [value]) if v is not None]
+            continue
+        if not isinstance(param, click.Option) or value in (None, False, (), []) or param.name == "no_resume":
+            continue
+        if value == param.get_default(ctx) and not param.is_flag:
+            continue
+        flag = max(param.opts, key=len)
+        if param.is_flag:
+            words.append(flag)
+        elif param.count:
+            words += [flag] * int(value)
+        elif param.multiple:
+            for v in value:
+                words += [flag, str(v)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -73,3 +130,4 @@ from . import run as _run  # noqa: E402  (commands register themselves on ``main
 from . import report as _report  # noqa: E402
 from . import models as _models  # noqa: E402
 from . import scaffold as _scaffold  # noqa: E402
+from . import clean as _clean  # noqa: E402

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,25 +27,10 @@ def _out() -> Console:
     return Console(width=None if wide else 200, highlight=False)
 
 
-@dataclass
-class _Ctx:
-    manifest: Any
-    roots: Any
-    scan: Any
-    usage: Any
-    registry: Path | None
-    problems: list[str]
-    lock: Any
+def _context(registry_path: Path | None, manifest_path: Path | None, scan: bool = True) -> Any:
+    from framework.models.listing import open_models
 
-
-def _context(registry_path: Path | None, manifest_path: Path | None) -> _Ctx:
-    from framework.manifest import load_manifest, load_usage
-    from framework.model_cache import CacheRoots, ModelLock, scan_cache
-
-    manifest = load_manifest(manifest_path)
-    usage, reg, problems = load_usage(manifest, registry_path)
-    roots = CacheRoots.from_env()
-    return _Ctx(manifest, roots, scan_cache(manifest, roots), usage, reg, problems, ModelLock.load(roots))
+    return open_models(registry_path, manifest_path, scan=scan)
 
 
 def _warn(lines: list[str]) -> None:
@@ -108,44 +92,12 @@ def list_cmd(as_json: bool, cached_only: bool, registry_path: Path | None, manif
       framework models list --cached
       framework models list --json | jq '.totals'
     """
-    from framework.model_cache import human_size
-    from framework.model_prune import plan_prune
+    from framework.models.fsguard import human_size
+    from framework.models.listing import model_listing
 
     ctx = _context(registry_path, manifest_path)
-    warnings = ctx.problems + ctx.usage.problems() + ctx.scan.warnings
-    try:
-        plan = plan_prune(ctx.manifest, ctx.scan, ctx.usage)
-        prunable = {i.id: i for i in plan.items}
-    except ConfigError as exc:
-        plan, prunable = None, {}
-        warnings.append(f"prune is blocked: {exc}")
-    rows = []
-    for spec in ctx.manifest:
-        cm = ctx.scan.models[spec.id]
-        if cached_only and not cm.cached:
-            continue
-        item = prunable.get(spec.id)
-        rows.append({
-            "id": spec.id, "source": spec.source, "locator": spec.locator, "revision": spec.revision,
-            "pin_status": spec.pin_status, "locked_revision": (ctx.lock.get(spec.id) or {}).get("revision"),
-            "expected_size_bytes": spec.size_bytes, "size_approximate": spec.size_approximate,
-            "cached": cm.cached, "size_on_disk": cm.size_on_disk, "paths": [str(p) for p in cm.paths],
-            "enabled_analyzers": ctx.usage.enabled.get(spec.id, []),
-            "disabled_analyzers": ctx.usage.disabled.get(spec.id, []),
-            "prunable": bool(item and item.action == "delete"),
-            "prune_action": item.action if item else None, "prune_reason": item.reason if item else None,
-            "partial": cm.partial, "busy": cm.busy, "license": spec.license, "task": spec.task, "vram_gb": spec.vram_gb,
-            "instruction_tuned": spec.instruction_tuned, "package_version": cm.package_version,
-        })
-    unknown = [{"repo_id": u.repo_id, "path": str(u.path), "size_on_disk": u.size_on_disk,
-                "revisions": u.revisions, "busy": u.busy} for u in ctx.scan.unknown]
-    totals = {
-        "models": len(rows), "cached": sum(r["cached"] for r in rows),
-        "expected_bytes": sum(r["expected_size_bytes"] or 0 for r in rows),
-        "cached_bytes": sum(r["size_on_disk"] for r in rows),
-        "reclaimable_bytes": plan.reclaimable if plan else 0,
-        "unknown_repos": len(unknown), "unknown_bytes": sum(u["size_on_disk"] for u in unknown),
-    }
+    listing = model_listing(ctx, cached_only=cached_only)
+    rows, unknown, totals, warnings = listing.rows, listing.unknown, listing.totals, listing.warnings
     if as_json:
         _dump({"manifest": str(ctx.manifest.path), "registry": str(ctx.registry) if ctx.registry else None,
                "roots": ctx.roots.as_dict(), "models": rows, "unknown": unknown, "totals": totals,
@@ -217,17 +169,16 @@ def pull_cmd(ids: tuple[str, ...], enabled: bool, offline: bool, update: bool, a
       framework models pull qwen2.5-1.5b-instruct whisper-base
       framework models pull --enabled --registry registry.yaml
     """
-    from framework.manifest import load_manifest, load_usage
-    from framework.model_pull import pull_models
+    from framework.models.pull import pull_models
 
     if bool(ids) == enabled:
         raise click.UsageError("name model ids, or pass --enabled (not both); see `framework models list`")
-    manifest = load_manifest(manifest_path)
+    ctx = _context(registry_path, manifest_path, scan=False)  # plugins may register the ids
+    manifest = ctx.manifest
     wanted = list(ids)
     if enabled:
-        usage, _reg, problems = load_usage(manifest, registry_path)
-        _warn(problems + usage.problems())
-        wanted = sorted(m for m in usage.enabled if m in manifest)
+        _warn(ctx.problems + ctx.usage.problems())
+        wanted = sorted(m for m in ctx.usage.enabled if m in manifest)
         if not wanted:
             click.echo("the enabled analyzers use no models; nothing to pull")
             return
@@ -266,8 +217,8 @@ def prune_cmd(keep: tuple[str, ...], include_unknown: bool, yes: bool, allow_plu
       framework models prune --keep blip2-opt-2.7b --yes
       framework models prune --include-unknown --yes
     """
-    from framework.model_cache import human_size
-    from framework.model_prune import execute_prune, plan_prune
+    from framework.models.fsguard import human_size
+    from framework.models.prune import execute_prune, plan_prune
 
     ctx = _context(registry_path, manifest_path)
     plan = plan_prune(ctx.manifest, ctx.scan, ctx.usage, keep=keep, include_unknown=include_unknown)
@@ -337,22 +288,21 @@ def verify_cmd(ids: tuple[str, ...], sizes_only: bool, as_json: bool, manifest_p
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    from framework.manifest import load_manifest
-    from framework.model_cache import CacheRoots, ModelLock, scan_cache
-    from framework.model_verify import bytes_to_hash, verify_models
+    from framework.models.cache import scan_cache
+    from framework.models.verify import bytes_to_hash, verify_models
 
-    manifest = load_manifest(manifest_path)
+    ctx = _context(None, manifest_path, scan=False)
+    manifest, roots = ctx.manifest, ctx.roots
     unknown = [i for i in ids if i not in manifest]
     if unknown:
         raise ModelError(f"unknown model id(s) {', '.join(unknown)}: not in {manifest.path}")
-    roots = CacheRoots.from_env()
     scan = scan_cache(manifest, roots)
     wanted = list(ids) or [m for m, cm in scan.models.items() if cm.cached]
     total = sum(bytes_to_hash(scan.models[m], not sizes_only) for m in wanted)
     with Progress(TextColumn("hashing"), BarColumn(), DownloadColumn(), console=err_console,
                   disable=as_json or total == 0, transient=True) as bar:
         task = bar.add_task("hash", total=total)
-        results = verify_models(manifest, scan, ModelLock.load(roots), wanted, hashes=not sizes_only,
+        results = verify_models(manifest, scan, ctx.lock, wanted, hashes=not sizes_only,
                                 progress=lambda n: bar.update(task, advance=n))
     _print_results(results, as_json, "verify", ("id", "source", "status", "checked", "problems / notes"),
                    lambda r: (r.id, r.source, r.status, "; ".join(r.checks), "; ".join(r.problems + r.notes)),
@@ -382,10 +332,9 @@ def check_pins_cmd(ids: tuple[str, ...], as_json: bool, manifest_path: Path | No
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from framework.manifest import load_manifest
-    from framework.model_pins import check_pins
+    from framework.models.pins import check_pins
 
-    manifest = load_manifest(manifest_path)
+    manifest = _context(None, manifest_path, scan=False).manifest
     total = len(ids) or sum(1 for spec in manifest if spec.source == "huggingface")
     with Progress(TextColumn("asking the hub about {task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=err_console, disable=as_json, transient=True) as bar:

@@ -14,10 +14,14 @@ from . import main, user_errors
               help="Folder to write into (default: the folder of RESULTS).")
 @click.option("--video", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The analyzed video, if it moved since the run (for the player and thumbnails).")
+@click.option("--registry", "registry_path", type=click.Path(path_type=Path), default=None,
+              help="registry.yaml whose plugin_dirs to load (default: ./registry.yaml, then "
+                   "$FRAMEWORK_HOME/registry.yaml).")
 @user_errors
-def report_cmd(results: Path, out: Path | None, video: Path | None) -> None:
+def report_cmd(results: Path, out: Path | None, video: Path | None, registry_path: Path | None) -> None:
     """Re-write summary.md, report.html, subtitles and cut lists from RESULTS (a run's
-    results.json, or its folder) without running any analyzer.
+    results.json, or its folder) without running any analyzer. Exporters of installed plugins
+    and of the registry's plugin_dirs write their files too.
 
     \b
     Example:
@@ -26,8 +30,10 @@ def report_cmd(results: Path, out: Path | None, video: Path | None) -> None:
     """
     from framework.outputs import rerender
     from framework.plugins import build_plugin_manager
+    from framework.registry import find_registry, load_registry
 
-    host = build_plugin_manager()  # third-party exporters render too
+    registry = load_registry(find_registry(registry_path))
+    host = build_plugin_manager(registry.plugin_dirs)  # third-party exporters render too
     written = rerender(results, out, video=video, host=host)
     folder = out if out is not None else (results if results.is_dir() else results.parent)
     files = sorted({p.relative_to(folder).parts[0] if p.is_relative_to(folder) else str(p) for p in written})

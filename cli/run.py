@@ -24,7 +24,7 @@ def sample_cmd(out: Path, duration: float, size: str, fps: float) -> None:
     Example:
       framework sample demo.mp4 --duration 20 --size 1280x720
     """
-    from framework.synth import default_shots, make_video
+    from framework.testing.synth import default_shots, make_video
 
     try:
         width, height = (int(v) for v in size.lower().split("x"))
@@ -40,7 +40,8 @@ def _names(value: str | None) -> list[str] | None:
 
 
 @main.command("run")
-@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("videos", nargs=-1, required=True,  # readable=False: the framework checks each file,
+                type=click.Path(path_type=Path, readable=False))  # so one bad file does not stop the rest
 @click.option("--registry", "registry_path", type=click.Path(path_type=Path),
               help="registry.yaml to use (default: ./registry.yaml, then $FRAMEWORK_HOME/registry.yaml).")
 @click.option("--only", help="Comma list: run only these analyzers (and what they depend on).")
@@ -54,26 +55,42 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--jobs", type=int, default=None, help="Analyzers run in parallel on the CPU (default: cores, max 4).")
 @click.option("--vram-budget", "vram_budget", type=float, default=None, help="GiB of GPU memory the models may use together.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--video-stream", "video_stream", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Container index of the video stream to analyze (default: FFmpeg's choice, the "
+                   "default-marked then largest one), e.g. --video-stream 3; results.json lists every stream.")
+@click.option("--audio-stream", "audio_stream", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Container index of the audio stream to analyze (default: the default-marked, then "
+                   "the one with most channels), e.g. --audio-stream 1.")
+@click.option("--offline", is_flag=True,
+              help="Never download a model (as HF_HUB_OFFLINE=1 does): an analyzer whose model is not cached is "
+                   "skipped with the `framework models pull ID` command. Without it a missing model is "
+                   "fetched on first use.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Print the saved traceback of each failed analyzer (as does `framework -v run`).")
 @user_errors
 def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | None, skip: str | None,
             out_dir: Path | None, as_json: bool, no_resume: bool, strict: bool, keep_cache: bool,
-            jobs: int | None, vram_budget: float | None, no_progress: bool) -> None:
+            jobs: int | None, vram_budget: float | None, no_progress: bool,
+            video_stream: int | None, audio_stream: int | None, offline: bool, verbose: bool) -> None:
     """Analyze one or more videos with the analyzers enabled in registry.yaml.
 
     Results go to runs/<video name>/: results.json, summary.md, report.html, subtitles and
-    cut lists. A rerun reuses every finished track whose inputs did not change.
+    cut lists (two inputs with one name get runs/<name>/ and runs/<name>-2/). A rerun reuses
+    every finished track whose inputs did not change; after Ctrl-C, the same command resumes.
 
     \b
     Examples:
       framework run video.mp4
       framework run a.mp4 b.mp4 --only cut_analysis,scene_segmentation --out results/
       framework run video.mp4 --registry my-registry.yaml --json
+      framework run two-angles.mp4 --video-stream 3 --audio-stream 4
     """
     from framework.runner import run_many
 
     outcomes, code = run_many(list(videos), registry_path=registry_path, only=_names(only),
                               skip=_names(skip), out_dir=out_dir, resume=not no_resume, strict=strict,
                               keep_cache=keep_cache, jobs=jobs, vram_budget_gb=vram_budget,
+                              video_stream=video_stream, audio_stream=audio_stream, offline=offline,
                               progress=not no_progress and not as_json)
     report = []
     for o in outcomes:
@@ -82,12 +99,15 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
             report.append({"video": str(o.video), "error": o.error, "exit_code": o.exit_code})
             continue
         r = o.result
-        tracks = {n: {"status": t.status, "reason": t.reason, "reused": t.reused, "duration_s": t.duration_s}
+        tracks = {n: {"status": t.status, "reason": t.reason, "reused": t.reused, "duration_s": t.duration_s,
+                      "failed_phase": t.failed_phase, "traceback_file": t.traceback_file}
                   for n, t in r.timeline.tracks.items()}
         report.append({"video": str(o.video), "run_dir": str(r.run_dir.resolve()),
                        "results": str(r.results_path.resolve()), "outputs": [str(p.resolve()) for p in r.outputs], "tracks": tracks, "exit_code": o.exit_code})
         if not as_json:
             _print_run(r)
+        if verbose or click.get_current_context().find_root().params.get("verbose"):
+            _print_tracebacks(r)
     if as_json:
         click.echo(json.dumps(report if len(report) > 1 else report[0], indent=2))
     sys.exit(code)
@@ -110,6 +130,22 @@ def _print_run(r) -> None:
         f"  (also {', '.join(p.name for p in r.outputs)})" if r.outputs else ""), highlight=False)
 
 
+def _print_tracebacks(r) -> None:
+    """The saved traceback of each failed track (on stderr, so ``--json`` output stays parseable)."""
+    err = Console(stderr=True, highlight=False)
+    for name, t in r.timeline.tracks.items():
+        if t.status != "failed" or not t.traceback_file:
+            continue
+        file = r.run_dir / t.traceback_file
+        try:
+            text = file.read_text(encoding="utf-8")
+        except OSError as exc:
+            err.print(f"{name}: traceback {file} cannot be read ({exc.strerror})")
+            continue
+        err.print(f"--- {name} failed in {t.failed_phase}(); traceback saved in {file}:", soft_wrap=True)
+        err.print(text.rstrip(), markup=False, soft_wrap=True)
+
+
 @main.group("analyzers")
 def analyzers_group() -> None:
     """Inspect the analyzers that are installed.
@@ -125,7 +161,9 @@ def analyzers_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @user_errors
 def analyzers_list_cmd(registry_path: Path | None, as_json: bool) -> None:
-    """List every analyzer: enabled or not, its models, its plugin, and whether it can run here.
+    """List every analyzer: enabled or not, its models, its plugin, and whether it can run here
+    (its own check, and which of its models are missing from the local cache, with the
+    `framework models pull` command that fetches them).
 
     \b
     Example:
@@ -144,8 +182,7 @@ def analyzers_list_cmd(registry_path: Path | None, as_json: bool) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(r["name"], "yes" if r["enabled"] else "no", r["version"], r["device"],
-                      ", ".join(r["models"]) or "-", r["plugin"],
-                      "yes" if r["available"] else f"no: {r['reason']}")
+                      ", ".join(r["models"]) or "-", r["plugin"], r["run_note"])
     Console().print(table)
     for p in problems:
         console.print(f"[yellow]warning:[/] {p}", highlight=False)

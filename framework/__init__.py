@@ -7,13 +7,40 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
-from .hookspecs import hookimpl
-from .streams import AUDIO_SAMPLE_RATE, AudioTrack, FrameSpec, FrameStream
-from .timeline import Event, ModelRef, Series, Timeline, Track, VideoMeta
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
+    from .hookspecs import hookimpl
+    from .streams import AUDIO_SAMPLE_RATE, AudioTrack, FrameSpec, FrameStream
+    from .timeline import Event, ModelRef, Series, Timeline, Track, VideoMeta, tracks_providing
+
+# The public names load on first use (PEP 562), so ``import framework`` (and ``framework
+# --version``) does not pay for numpy and pydantic; ``from framework import Analyzer`` works as before.
+_LAZY = {
+    **dict.fromkeys(("Analyzer", "AnalyzerInputs", "AnalyzerUnavailable"), ".analyzer"),
+    "hookimpl": ".hookspecs",
+    **dict.fromkeys(("AUDIO_SAMPLE_RATE", "AudioTrack", "FrameSpec", "FrameStream"), ".streams"),
+    **dict.fromkeys(("Event", "ModelRef", "Series", "Timeline", "Track", "VideoMeta", "tracks_providing"),
+                    ".timeline"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'framework' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "AUDIO_SAMPLE_RATE", "Analyzer", "AnalyzerInputs", "AnalyzerUnavailable", "AudioTrack",
     "Event", "FrameSpec", "FrameStream", "ModelRef", "Series", "Timeline", "Track", "VideoMeta",
-    "hookimpl", "__version__",
+    "hookimpl", "tracks_providing", "__version__",
 ]

@@ -97,6 +97,21 @@ class Analyzer:
     - ``models``: manifest ids of the models it loads. The runner resolves them to local paths
       (``load(device, models)``); an uncached model makes the track ``skipped`` with the
       ``framework models pull`` command, unless ``models_optional`` is True.
+    - ``provides``: the capabilities its track offers, so outputs, fusion and other analyzers
+      find what they need by what a track *is*, not by an analyzer's name (a third-party cut
+      detector providing ``"shots"`` feeds the shot list, cuts.csv/.edl and the per-shot
+      analyzers exactly as the built-in ``cut_analysis`` does). ``track()`` stamps it into
+      ``Track.provides``; ``framework.tracks_providing(tracks, capability)`` finds them.
+      Known capabilities and the events they promise:
+
+      - ``"shots"``: ``shot`` events covering the video, each with ``data["first_frame"]`` and
+        ``data["last_frame"]``, the indices (0-based, in decode order at the native rate) of
+        the shot's first and last decoded frames.
+      - ``"scenes"``: ``scene`` events, each a run of consecutive shots.
+      - ``"transcript"``: ``speech`` events whose ``data["text"]`` is what was said.
+      - ``"summary"``: a track whose ``data`` holds the fusion ``Summary`` (title, overview,
+        chapters, highlights).
+      - ``"descriptions"``: events whose ``data["text"]`` describes what is seen.
 
     Methods to override: ``frame_specs``, ``model_ids`` (when they depend on params),
     ``load``, ``analyze`` (required), ``unload``, and ``check_available``.
@@ -112,6 +127,7 @@ class Analyzer:
     device: ClassVar[DevicePreference] = "cpu"
     models: ClassVar[tuple[str, ...]] = ()
     models_optional: ClassVar[bool] = False  # True: run even when a model is not cached
+    provides: ClassVar[tuple[str, ...]] = ()  # capabilities: "shots", "scenes", "transcript", ...
     enabled_by_default: ClassVar[bool] = True
     plugin: ClassVar[str | None] = None  # stamped by the host at registration
 
@@ -173,7 +189,8 @@ class Analyzer:
             analyzer=self.name, version=self.version,
             params=self.params.model_dump(mode="json"), params_hash=self.params_hash(),
             models=models if models is not None else [ModelRef(id=m) for m in self.model_ids()],
-            plugin=self.plugin, events=events or [], series=series or [], data=data or {},
+            plugin=self.plugin, provides=list(self.provides),
+            events=events or [], series=series or [], data=data or {},
         )
 
     def __repr__(self) -> str:

@@ -7,7 +7,7 @@ and an exception in one is logged, never raised: an observer cannot stop a run.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import pluggy
 
@@ -42,6 +42,17 @@ def register_exporters(register: Callable[[type], None]) -> None:
     """Register exporter classes (``framework.outputs.Exporter`` subclasses) by ``name``.
 
     :param register: host callback; duplicate exporter names are an error naming both plugins.
+    """
+
+
+@hookspec
+def register_models(register: Callable[[Any], None]) -> None:
+    """Register models-manifest entries for the plugin's own models: call ``register(entry)`` with
+    a ``framework.models.ModelSpec`` or a dict of its fields (``id``, ``source``, ``locator``, ...).
+
+    :param register: host callback; an invalid entry is a plugin problem, and an id that another
+        plugin registered is an error naming both. An id the manifest file already has is an
+        error naming the plugin when the manifest is loaded.
     """
 
 

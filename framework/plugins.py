@@ -69,6 +69,8 @@ class PluginHost:
     analyzers: dict[str, type[Analyzer]] = field(default_factory=dict)
     llm_backends: dict[str, type] = field(default_factory=dict)
     exporters: dict[str, type] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)  # model id -> framework.models.ModelSpec
+    model_plugins: dict[str, str] = field(default_factory=dict)  # model id -> the plugin that registered it
     problems: list[PluginProblem] = field(default_factory=list)
     distributions: dict[str, str] = field(default_factory=dict)  # plugin name -> distribution
     trace: bool = False
@@ -141,6 +143,7 @@ def build_plugin_manager(plugin_dirs: Iterable[str | os.PathLike] = (),
     _collect(host, "register_analyzers", host.analyzers, "analyzer", _check_analyzer)
     _collect(host, "register_llm_backends", host.llm_backends, "LLM backend", None)
     _collect(host, "register_exporters", host.exporters, "exporter", None)
+    _collect_models(host)
     for problem in host.problems:
         logger.warning("%s", problem)
     return host
@@ -265,3 +268,40 @@ def _collect(host: PluginHost, hook: str, table: dict[str, type], kind: str,
 def _check_analyzer(cls: type, plugin: str) -> None:
     if not (isinstance(cls, type) and issubclass(cls, Analyzer)):
         raise PluginError(f"plugin {plugin} registered {cls!r}, which is not a framework.Analyzer subclass")
+
+
+def _collect_models(host: PluginHost) -> None:
+    """``register_models``: validate each entry as a ``ModelSpec``; one plugin's bad entry is its problem."""
+    impls = host.pm.hook.register_models.get_hookimpls()
+    if not impls:
+        return
+    from pydantic import ValidationError
+
+    from .models.manifest import ModelSpec
+
+    for impl in impls:
+        plugin_name = impl.plugin_name
+
+        def register(entry: Any, _plugin: str = plugin_name) -> None:
+            try:
+                spec = entry if isinstance(entry, ModelSpec) else ModelSpec.model_validate(entry)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "entry"
+                mid = entry.get("id", "?") if isinstance(entry, dict) else "?"
+                raise PluginError(f"model {mid!r}: {where}: {first['msg']} ({len(exc.errors())} problem(s); "
+                                  "fields as in models_manifest.yaml, plus id)") from None
+            if spec.id in host.models:
+                raise DuplicateNameError(
+                    f"model {spec.id!r} is registered twice: by {host.describe(host.model_plugins[spec.id])} and "
+                    f"by {host.describe(_plugin)}; uninstall one or limit plugins with FRAMEWORK_LOAD_PLUGINS")
+            host.models[spec.id] = spec
+            host.model_plugins[spec.id] = _plugin
+
+        try:
+            host._call(impl, "register_models", {"register": register})
+        except DuplicateNameError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the others
+            host.problems.append(PluginProblem(plugin_name, host.distributions.get(plugin_name),
+                                               f"register_models raised {type(exc).__name__}: {exc}"))

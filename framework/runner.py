@@ -7,7 +7,13 @@
   with the key it was computed under (video content hash, analyzer version, params, models,
   upstream keys). A rerun reuses every track whose key is unchanged, so a killed run loses
   no finished track;
-- ``.cache/``: the decoded frame streams and audio (removed after the run unless kept).
+- ``tracks/<analyzer>.traceback.txt``: the traceback of a failed track (``Track.traceback_file``);
+- ``.cache/``: the decoded frame streams and audio, with ``owner.json`` naming the run's process
+  (removed after the run unless kept; a killed run's cache is removed by the next run in the same
+  output root, or by ``framework clean``; see ``framework.cache_owner``).
+
+Ctrl-C stops a run cleanly: analyzers not started never start, running ones stop at their next
+progress report (or finish), finished tracks stay saved, and ``RunInterrupted`` says what was kept.
 """
 from __future__ import annotations
 
@@ -20,21 +26,21 @@ import os
 import shutil
 import threading
 import time
-import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import __version__, media
-from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
-from .errors import ConfigError
+from . import __version__, cache_owner, media
+from .analyzer import Analyzer, AnalyzerInputs
+from .callinfo import call_analyzer  # noqa: F401 - also public here, as before
+from .errors import ConfigError, InputError, RunInterrupted
 from .plugins import PluginHost, build_plugin_manager
 from .registry import ConfiguredAnalyzer, Registry, find_registry, load_registry
-from .scheduler import CycleError, Demand, execute, plan
+from .scheduler import CycleError, Demand, execute, plan, resolve_device
 from .outputs import write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
-from .timeline import Timeline, Track, VideoMeta, atomic_write_text
+from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +66,30 @@ class RunResult:
 
 
 def default_run_dir(video: Path) -> Path:
+    """``runs/<file name without extension>``."""
     return Path("runs") / video.stem
+
+
+def run_dirs(videos: list[Path], out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """One run folder per video, never two alike: ``runs/clip``, then ``runs/clip-2``, ...
+
+    Deterministic (in command-line order), so rerunning the same command resumes each video in
+    its own folder. With ``out_dir`` and one video, ``out_dir`` is the run folder itself; with
+    several, each gets a subfolder of it.
+    """
+    if out_dir is not None and len(videos) == 1:
+        return [Path(out_dir)]
+    root = Path(out_dir) if out_dir is not None else Path("runs")
+    taken: set[str] = set()
+    folders: list[Path] = []
+    for video in videos:
+        name, n = video.stem, 1
+        while name.casefold() in taken:  # casefold: clip.mp4 and CLIP.mov clash on macOS and Windows
+            n += 1
+            name = f"{video.stem}-{n}"
+        taken.add(name.casefold())
+        folders.append(root / name)
+    return folders
 
 
 def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None = None,
@@ -68,8 +97,16 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
             out_dir: str | os.PathLike | None = None, only: list[str] | None = None,
             skip: list[str] | None = None, resume: bool = True, progress: bool = True,
             load_entrypoints: bool = True, keep_cache: bool = False, jobs: int | None = None,
-            vram_budget_gb: float | None = None) -> RunResult:
+            vram_budget_gb: float | None = None, video_stream: int | None = None,
+            audio_stream: int | None = None, offline: bool = False) -> RunResult:
     """Analyze one video with the enabled analyzers and write its run folder.
+
+    ``offline``: never download a model (also when ``HF_HUB_OFFLINE=1``); an analyzer whose model
+    is not cached is ``skipped`` with the ``framework models pull ID`` command. Otherwise a
+    missing model is fetched on first use, as ``framework models pull`` fetches it.
+
+    ``video_stream`` / ``audio_stream``: container indices of the streams to analyze (default:
+    the ones FFmpeg would pick); probe and decode both use them (``VideoMeta.video_stream``).
 
     :raises framework.errors.InputError: the file cannot be analyzed (missing, empty, not media).
     :raises framework.errors.ConfigError: registry.yaml or ``only``/``skip`` name unknown analyzers.
@@ -82,15 +119,27 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
     configured = {c.name: c for c in registry.configure(host.analyzers)}
     selected = select_analyzers(configured, only, skip)
 
-    meta = media.probe(path)
+    try:
+        meta = media.probe(path, video_stream=video_stream, audio_stream=audio_stream)
+    except OSError as exc:  # readable by its permissions, yet the read failed (ACL, I/O error)
+        raise InputError(f"{path}: cannot read it ({exc.strerror or exc}); check the file and its "
+                         "permissions") from None
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(path)
     run = _Run(path, meta, run_dir, host, selected, configured, resume, progress,
                jobs or min(4, os.cpu_count() or 1),
-               vram_budget_gb if vram_budget_gb is not None else registry.config.vram_budget_gb)
+               vram_budget_gb if vram_budget_gb is not None else registry.config.vram_budget_gb,
+               offline=offline)
+    cache_owner.sweep(run_dir.resolve().parent)  # caches of killed runs in this output root
+    cache_owner.claim(run.cache_dir)
     try:
         return run.execute(keep_cache)
+    except KeyboardInterrupt as exc:
+        raise RunInterrupted(run_dir, saved=run.saved_tracks(), video=path,
+                             abandoned=getattr(exc, "abandoned", None)) from None
     finally:
-        if not keep_cache:
+        if keep_cache:
+            cache_owner.mark_kept(run.cache_dir)
+        else:
             shutil.rmtree(run.cache_dir, ignore_errors=True)
 
 
@@ -121,8 +170,9 @@ class _Run:
 
     def __init__(self, path: Path, meta: VideoMeta, run_dir: Path, host: PluginHost,
                  selected: list[str], configured: dict[str, ConfiguredAnalyzer], resume: bool,
-                 progress: bool, jobs: int, vram_budget_gb: float | None):
+                 progress: bool, jobs: int, vram_budget_gb: float | None, offline: bool = False):
         self.path, self.meta, self.run_dir, self.host = path, meta, run_dir, host
+        self.offline = offline
         self.configured, self.resume, self.show_progress, self.jobs = configured, resume, progress, jobs
         self.vram_budget_mb = vram_budget_gb * 1024 if vram_budget_gb else None
         self.analyzers: dict[str, Analyzer] = {n: configured[n].instantiate() for n in selected}
@@ -134,6 +184,7 @@ class _Run:
         self.tracks_dir = run_dir / "tracks"
         self.cache_dir = run_dir / ".cache"
         self.warnings: list[str] = []
+        self.stop = threading.Event()  # set on Ctrl-C: analyzers stop at their next progress report
 
     # --- planning ---------------------------------------------------------------------
     def _dependencies(self) -> dict[str, tuple[str, ...]]:
@@ -147,12 +198,21 @@ class _Run:
         return deps
 
     def _key(self, name: str) -> str:
+        """The resume key: video, analyzer version, params, model revisions, upstream keys.
+
+        Resolving the revisions fetches a missing model on first use (unless offline) for an
+        analyzer that can run on this input, so the key names the weights it will load.
+        """
         a = self.analyzers[name]
         payload = {
             "video": self.meta.content_hash, "analyzer": name, "version": a.version,
             "params": a.params_hash(), "models": a.model_ids(),
             "upstream": {d: self.keys.get(d) for d in self.deps[name] if d in self.analyzers},
         }
+        if a.model_ids():
+            found, _missing = self.model_resolver.resolve(a.model_ids(), fetch=self._precheck(name) is None)
+            payload["model_revisions"] = {m: found[m].revision if m in found else None
+                                          for m in self.manifest.with_requirements(a.model_ids())}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
     def _cached(self, name: str) -> Track | None:
@@ -221,7 +281,7 @@ class _Run:
                 return track.status == "ok"
 
             execute(to_run, self.deps, run_one, max_workers=self.jobs,
-                    serial=[n for n in to_run if self.plan.device.get(n) == "gpu"])
+                    serial=[n for n in to_run if self.plan.device.get(n) == "gpu"], stop=self.stop)
 
         timeline = Timeline(
             framework_version=__version__, video=self.meta,
@@ -243,42 +303,51 @@ class _Run:
 
     @functools.cached_property
     def manifest(self) -> Any:
-        """The models manifest, loaded once, only when some analyzer declares models."""
+        """The models manifest plus the plugins' entries, loaded once, only when some analyzer declares models."""
         if not any(a.model_ids() for a in self.analyzers.values()):
             return None
-        from .manifest import load_manifest
+        from .models import load_manifest
 
-        return load_manifest()
+        return load_manifest(host=self.host)
+
+    @functools.cached_property
+    def model_resolver(self) -> Any:
+        """The run's ``framework.models.ModelResolver``: each model resolved (or fetched) once."""
+        from .models import ModelResolver
+
+        return ModelResolver(self.manifest, offline=self.offline, progress=self.show_progress)
 
     def _vram_mb(self, a: Analyzer) -> float:
         manifest = self.manifest
         return sum(manifest[m].vram_mb() for m in a.model_ids() if m in manifest) if manifest else 0.0
 
     def _models(self, a: Analyzer) -> tuple[dict[str, Path], str | None]:
-        """Local paths of the analyzer's models, or the reason it cannot have them."""
+        """Local paths of the analyzer's models (and what they require), or why it cannot have them."""
         ids = a.model_ids()
         if not ids:
             return {}, None
-        from .model_cache import local_path
+        found, missing = self.model_resolver.resolve(ids)
+        required = [m for m in missing if not a.models_optional or m not in self.manifest]
+        if required:  # models_optional: the analyzer copes without a missing model (fusion falls back)
+            return {}, missing[required[0]]
+        return {m: r.path for m, r in found.items()}, None
 
-        manifest = self.manifest
-        found: dict[str, Path] = {}
-        for mid in ids:
-            if mid not in manifest:
-                return {}, (f"model {mid!r} is not in models_manifest.yaml; add it there or fix the "
-                            f"analyzer's model id")
-            path = local_path(manifest[mid])
-            if path is None:
-                if a.models_optional:  # the analyzer copes without it (e.g. fusion falls back)
-                    continue
-                return {}, f"model {mid} is not in the local cache; run `framework models pull {mid}`"
-            found[mid] = path
-        return found, None
+    def _with_model_revisions(self, a: Analyzer, track: Track) -> Track:
+        """Stamp the revision of every model the analyzer was handed into its track."""
+        if not a.model_ids():
+            return track
+        found, _missing = self.model_resolver.resolve(a.model_ids(), fetch=False)
+        refs = [ModelRef(id=m, revision=found[m].revision if m in found else None)
+                for m in self.manifest.with_requirements(a.model_ids())]
+        return track.model_copy(update={"models": refs})
 
     def _plan(self) -> list[str]:
-        demands = [Demand(n, a.device, self._vram_mb(a), self.deps[n]) for n, a in self.analyzers.items()]
+        demands = []
+        for n, a in self.analyzers.items():
+            device, note = resolve_device(a.device, self.configured[n].device)
+            demands.append(Demand(n, device, self._vram_mb(a), self.deps[n], note=note))
         try:
-            self.plan = plan(demands, self.vram_budget_mb, gpus=_gpu_count(self.analyzers.values()))
+            self.plan = plan(demands, self.vram_budget_mb, gpus=_gpu_count(d.device for d in demands))
         except CycleError as exc:
             raise ConfigError(str(exc)) from None
         for name, note in self.plan.notes.items():
@@ -322,10 +391,28 @@ class _Run:
             return self._stamp(a.track(), status="skipped", reason=reason)
         upstream = {d: self.tracks[d] for d in self.deps[name] if d in self.tracks}
         work = self.cache_dir / "work" / name
-        inputs = AnalyzerInputs(upstream=upstream, work_dir=work,
-                                progress=(lambda f: bars.update(task, completed=f)) if bars else None,
-                                **base)
-        return call_analyzer(a, inputs, self.plan.device.get(name, "cpu"), self.host, models)
+
+        def progress(fraction: float) -> None:
+            if self.stop.is_set():  # Ctrl-C: leave analyze() here; the track is not saved
+                raise RunInterrupted()
+            if bars:
+                bars.update(task, completed=fraction)
+
+        inputs = AnalyzerInputs(upstream=upstream, work_dir=work, progress=progress, **base)
+        return self._with_model_revisions(a, call_analyzer(
+            a, inputs, self.plan.device.get(name, "cpu"), self.host, models,
+            save_traceback=functools.partial(self._save_traceback, name)))
+
+    def _save_traceback(self, name: str, text: str) -> str:
+        """Store a failed track's traceback beside it; the path relative to the run folder."""
+        file = self.tracks_dir / f"{name}.traceback.txt"
+        atomic_write_text(file, text)
+        return file.relative_to(self.run_dir).as_posix()
+
+    def saved_tracks(self) -> list[str]:
+        """Analyzers whose finished track is saved in ``tracks/`` (reused or computed this run)."""
+        with self.lock:
+            return [n for n, t in self.tracks.items() if t.status in ("ok", "skipped")]
 
     def _stamp(self, track: Track, **update: Any) -> Track:
         return track.model_copy(update=update)
@@ -336,6 +423,8 @@ class _Run:
             # serialised by pydantic-core straight to JSON: no Python copy of a long track's series
             payload = f'{{"key": {json.dumps(self.keys[name])}, "track": {track.model_dump_json()}}}'
             atomic_write_text(self.tracks_dir / f"{name}.json", payload)
+            if track.traceback_file is None:  # an old failure's traceback no longer applies
+                (self.tracks_dir / f"{name}.traceback.txt").unlink(missing_ok=True)
         if track.status == "failed":
             logger.error("analyzer %s failed: %s", name, track.reason)
             self.host.notify("analyzer_failed", name=name, error=track.reason or "", track=track)
@@ -361,52 +450,8 @@ class _Run:
             yield bars
 
 
-def call_analyzer(analyzer: Analyzer, inputs: AnalyzerInputs, device: str,
-                  host: PluginHost | None = None, models: dict[str, Path] | None = None) -> Track:
-    """Load, analyze and unload one analyzer; any exception becomes a ``failed`` Track.
-
-    Like pytest's ``CallInfo.from_call``: the outcome (track or error) plus its duration, and
-    the run goes on. ``AnalyzerUnavailable`` from ``load`` means ``skipped``.
-    """
-    started = time.time()
-    t0 = time.perf_counter()
-    status, reason, track = "ok", None, None
-    try:
-        try:
-            analyzer.load(device, models or {})
-        except AnalyzerUnavailable as exc:
-            status, reason = "skipped", str(exc)
-        else:
-            result = analyzer.analyze(inputs)
-            if not isinstance(result, Track):
-                raise TypeError(f"analyze() returned {type(result).__name__}, expected a framework.Track "
-                                "(use self.track(events=..., series=...))")
-            track = result
-    except Exception as exc:  # noqa: BLE001 - one failing analyzer never stops the others
-        status, reason = "failed", _describe_failure(analyzer, exc, host)
-        logger.debug("analyzer %s raised\n%s", analyzer.name, traceback.format_exc())
-    finally:
-        try:
-            analyzer.unload()
-        except Exception as exc:  # noqa: BLE001
-            logger.warning("analyzer %s: unload() raised %s: %s", analyzer.name, type(exc).__name__, exc)
-    base = track if track is not None else analyzer.track()
-    return base.model_copy(update={"status": status, "reason": reason, "device": device,
-                                   "started_at": started, "plugin": analyzer.plugin,
-                                   "duration_s": round(time.perf_counter() - t0, 4)})
-
-
-def _describe_failure(analyzer: Analyzer, exc: BaseException, host: PluginHost | None) -> str:
-    msg = f"{type(exc).__name__}: {exc}"
-    plugin = analyzer.plugin or ""
-    if plugin and not plugin.startswith("builtin:"):
-        dist = host.distributions.get(plugin) if host else None
-        msg += f" (plugin {plugin}" + (f", distribution {dist}" if dist else "") + ")"
-    return msg
-
-
-def _gpu_count(analyzers: Any) -> int:
-    if not any(a.device in ("gpu", "auto") for a in analyzers):
+def _gpu_count(devices: Any) -> int:
+    if not any(d in ("gpu", "auto") for d in devices):
         return 0  # do not import torch for a CPU-only run
     try:
         import torch
@@ -431,35 +476,39 @@ def run_many(videos: list[Path], *, registry_path: str | os.PathLike | None = No
              **kwargs: Any) -> tuple[list[VideoOutcome], int]:
     """Analyze several videos with one registry and one plugin host; a bad file does not stop the rest.
 
-    Returns the outcomes and the process exit code (see ``framework.errors``).
+    Each video gets its own run folder (``run_dirs``: two files named ``clip.mp4`` in different
+    folders go to ``clip`` and ``clip-2``). Returns the outcomes and the process exit code (see
+    ``framework.errors``): the highest of the videos' codes, so an unreadable file among readable
+    ones gives 3 while the others are still analyzed.
+
+    :raises RunInterrupted: Ctrl-C; it names the videos already finished and the tracks kept.
     """
-    from .errors import (EXIT_ANALYZER_FAILED, EXIT_OK, EXIT_PLUGIN, FrameworkError, PluginFailure)
+    from .errors import EXIT_ANALYZER_FAILED, EXIT_OK, EXIT_PLUGIN, PluginFailure
 
     registry = load_registry(find_registry(registry_path))
     host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=kwargs.pop("load_entrypoints", True))
     if strict and host.problems:
         raise PluginFailure("--strict: " + "; ".join(str(p) for p in host.problems))
     registry.configure(host.analyzers)  # report registry errors before touching any video
+    videos = [Path(v) for v in videos]
+    targets = run_dirs(videos, out_dir)
+    for video, target in zip(videos, targets):
+        if sum(v.stem.casefold() == video.stem.casefold() for v in videos) > 1:
+            logger.info("%s -> %s (another input has the same name)", video, target)
     outcomes: list[VideoOutcome] = []
-    seen: dict[str, int] = {}
-    for video in videos:
-        video = Path(video)
-        if out_dir is None:
-            target = None
-        elif len(videos) == 1:
-            target = Path(out_dir)
-        else:
-            n = seen.get(video.stem, 0)
-            seen[video.stem] = n + 1
-            target = Path(out_dir) / (video.stem if n == 0 else f"{video.stem}-{n + 1}")
+    for video, target in zip(videos, targets):
         try:
             result = analyze(video, registry=registry, host=host, out_dir=target, **kwargs)
-        except FrameworkError as exc:
-            if not isinstance(exc, media.MediaError):
-                raise
+        except InputError as exc:
             logger.error("%s", exc)
             outcomes.append(VideoOutcome(video, error=str(exc), exit_code=exc.exit_code))
             continue
+        except KeyboardInterrupt as exc:
+            done = [o.video for o in outcomes if o.result is not None]
+            if isinstance(exc, RunInterrupted):
+                exc.finished_videos = done
+                raise
+            raise RunInterrupted(finished_videos=done, video=video) from None
         code = EXIT_ANALYZER_FAILED if result.failed else EXIT_OK
         if strict and any(not (result.timeline.tracks[n].plugin or "").startswith("builtin:")
                           for n in result.failed):

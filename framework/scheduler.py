@@ -29,6 +29,7 @@ class Demand:
     vram_mb: float = 0.0
     depends_on: tuple[str, ...] = ()
     cpu_fallback: bool = True
+    note: str | None = None  # why ``device`` is what it is, when the user's configuration chose it
 
 
 @dataclass
@@ -51,6 +52,25 @@ class Plan:
 
 class CycleError(ValueError):
     pass
+
+
+def resolve_device(preferred: str, configured: str | None, source: str = "registry.yaml") -> tuple[str, str | None]:
+    """The device to plan an analyzer for, from its class's preference and the registry's ``device:``.
+
+    ``auto`` in the registry keeps the analyzer's own preference; ``cpu`` always wins (a GPU
+    analyzer runs on the CPU); ``gpu`` applies to analyzers that can use a GPU, not to CPU-only ones.
+
+    :param preferred: the analyzer class's ``device`` (``cpu``, ``gpu`` or ``auto``).
+    :param configured: the registry's ``device`` for it (``None`` or ``auto``: no preference).
+    :returns: the device and, when the configuration changed it, a note saying why.
+    """
+    if configured in (None, "auto") or configured == preferred:
+        return preferred, None
+    if configured == "cpu":
+        return "cpu", f"device: cpu in {source}: running on the CPU"
+    if preferred == "cpu":
+        return "cpu", f"device: {configured} in {source} ignored: this analyzer runs only on the CPU"
+    return "gpu", f"device: gpu in {source}"
 
 
 def topological_order(deps: dict[str, Iterable[str]]) -> list[str]:
@@ -98,6 +118,8 @@ def plan(demands: list[Demand], vram_budget_mb: float | None, gpus: int) -> Plan
             device[name] = "cpu"
             if d.device == "gpu":
                 notes[name] = "no GPU available: running on the CPU (slower)"
+                if d.note:
+                    notes[name] = f"{d.note}; {notes[name]}"
         elif wants_gpu and vram_budget_mb is not None and d.vram_mb > vram_budget_mb:
             if d.cpu_fallback:
                 device[name] = "cpu"
@@ -107,6 +129,8 @@ def plan(demands: list[Demand], vram_budget_mb: float | None, gpus: int) -> Plan
                 unplanned[name] = f"needs ~{d.vram_mb:.0f} MB VRAM, over the {vram_budget_mb:.0f} MB budget"
         else:
             device[name] = "gpu" if wants_gpu else "cpu"
+            if d.note:
+                notes[name] = d.note
 
     # waves: a GPU analyzer joins the earliest wave after its dependencies with room left
     waves: list[Wave] = []
@@ -143,29 +167,42 @@ def plan(demands: list[Demand], vram_budget_mb: float | None, gpus: int) -> Plan
 
 
 def execute(order: list[str], deps: dict[str, tuple[str, ...]], run_one: Callable[[str], bool],
-            max_workers: int = 2, serial: Iterable[str] = ()) -> None:
+            max_workers: int = 2, serial: Iterable[str] = (), stop: threading.Event | None = None) -> None:
     """Run ``run_one(name)`` for each name once all its dependencies have finished.
 
     Independent analyzers run in parallel threads (numpy, OpenCV and PyAV release the GIL).
     ``run_one`` must not raise; it returns False when the analyzer did not produce a usable
     track (its dependents still run and decide what to do with a missing upstream).
     Names in ``serial`` (e.g. GPU analyzers, which the plan has placed in waves) run one at a time.
+
+    Ctrl-C (``KeyboardInterrupt`` in the calling thread, where Python delivers SIGINT, or raised by
+    ``run_one`` in a worker) sets ``stop``: no further analyzer starts, the running ones are asked
+    to stop (``run_one`` checks ``stop`` at its progress reports) and are waited for, so whatever
+    they finish is saved whole; then ``RunInterrupted`` is raised. A second Ctrl-C stops waiting:
+    ``RunInterrupted.abandoned`` names the analyzers still running in their threads.
     """
+    from .errors import RunInterrupted
+
     serial = set(serial)
+    stop = stop if stop is not None else threading.Event()
     gpu_lock = threading.Lock()
     pending = {n: {d for d in deps.get(n, ()) if d in order} for n in order}
     done: set[str] = set()
 
     def task(name: str) -> str:
+        if stop.is_set():
+            return name
         if name in serial:
             with gpu_lock:
-                run_one(name)
+                if not stop.is_set():
+                    run_one(name)
         else:
             run_one(name)
         return name
 
-    with cf.ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        running: dict[cf.Future, str] = {}
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, max_workers))
+    running: dict[cf.Future, str] = {}
+    try:
         while pending or running:
             ready = [n for n in order if n in pending and pending[n] <= done]
             for name in ready:
@@ -173,8 +210,25 @@ def execute(order: list[str], deps: dict[str, tuple[str, ...]], run_one: Callabl
                 running[pool.submit(task, name)] = name
             if not running:
                 raise CycleError(f"cannot schedule {sorted(pending)}: unmet dependencies")
-            finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            # a timeout, so a SIGINT that lands just before the wait blocks is acted on within
+            # a quarter second (Python runs signal handlers only between bytecodes)
+            finished, _ = cf.wait(running, timeout=0.25, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
                 name = running.pop(fut)
                 fut.result()
                 done.add(name)
+    except BaseException as exc:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        busy = [n for f, n in running.items() if f.running()]
+        if busy:
+            logger.warning("stopping: waiting for %s to stop (Ctrl-C again to quit at once)", ", ".join(busy))
+        try:
+            while not all(f.done() for f in running):
+                cf.wait(running, timeout=0.25)
+        except KeyboardInterrupt:
+            raise RunInterrupted(abandoned=[n for f, n in running.items() if not f.done()]) from None
+        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+            raise RunInterrupted() from None
+        raise
+    pool.shutdown(wait=True)

@@ -291,7 +291,8 @@ class AudioWriter:
 
 
 class AudioTrack:
-    """The video's first audio stream as 16 kHz mono float32, read lazily from the run cache.
+    """The analyzed audio stream (``VideoMeta.audio_stream``) as 16 kHz mono float32, read lazily
+    from the run cache.
 
     ``start_time`` is the presentation time (seconds) of the first sample.
     """

@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -75,18 +76,37 @@ class Track(_Value):
     models: list[ModelRef] = Field(default_factory=list)
     status: TrackStatus = "ok"
     reason: str | None = None  # why it was skipped, or the error it failed with
+    failed_phase: Literal["load", "analyze", "unload"] | None = None  # where a failed track failed
+    traceback_file: str | None = None  # the failure's traceback, relative to the run folder
     device: str | None = None
     started_at: float | None = None  # unix time
     duration_s: float | None = None
     peak_vram_mb: float | None = None
     plugin: str | None = None
     reused: bool = False
+    provides: list[str] = Field(default_factory=list)  # capabilities: "shots", "transcript", ... (Analyzer.provides)
     events: list[Event] = Field(default_factory=list)
     series: list[Series] = Field(default_factory=list)
     data: dict[str, Any] = Field(default_factory=dict)  # track-level facts (tempo, palette, ...)
 
     def series_by_name(self, name: str) -> Series | None:
         return next((s for s in self.series if s.name == name), None)
+
+
+class StreamInfo(_Value):
+    """One stream of the input file, as the probe found it (``index`` is the container's)."""
+
+    index: int
+    kind: Literal["video", "audio", "subtitle", "data"]
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    language: str | None = None
+    default: bool = False  # the file marks it as a default stream of its kind
+    analyzed: bool = False  # this run decodes it (the chosen video or audio stream)
 
 
 class VideoMeta(_Value):
@@ -107,6 +127,10 @@ class VideoMeta(_Value):
     frame_count: int | None = None
     audio_streams: list[dict[str, Any]] = Field(default_factory=list)
     container: str | None = None
+    fps_rational: str | None = None  # the exact rate behind ``fps`` when it is one, e.g. "30000/1001"
+    streams: list[StreamInfo] = Field(default_factory=list)  # every stream in the file
+    video_stream: int | None = None  # container index of the video stream analyzed
+    audio_stream: int | None = None  # container index of the audio stream analyzed
 
     @property
     def has_audio(self) -> bool:
@@ -147,6 +171,16 @@ class Timeline(BaseModel):
         return atomic_write_bytes(Path(path), self.__pydantic_serializer__.to_json(self, indent=2))
 
 
+def tracks_providing(tracks: Mapping[str, Track], capability: str) -> list[Track]:
+    """The tracks whose ``provides`` lists ``capability`` ("shots", "transcript", "summary", ...).
+
+    ``ok`` tracks come first, each group in the mapping's order, so ``[0]`` is the usable one
+    when there is one; a reader still checks ``status`` before trusting the events.
+    """
+    matching = [t for t in tracks.values() if capability in t.provides]
+    return [t for t in matching if t.status == "ok"] + [t for t in matching if t.status != "ok"]
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of ``results.json`` (written to ``docs/timeline.schema.json``)."""
     schema = Timeline.model_json_schema()
@@ -161,6 +195,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _new_file_mode(path))  # mkstemp makes 0600; others must be able to read results
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -170,6 +205,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode ``open(path, "w")`` would give: the existing file's, else 0666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (``/proc``; else set-and-restore)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # no /proc (macOS): the only portable way, restored at once
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

@@ -1,19 +1,57 @@
 """Write docs/analyzers.md from the built-in analyzers' classes and Params (a test keeps it current).
 
     .venv/bin/python scripts/gen_analyzer_docs.py > docs/analyzers.md
+
+Each analyzer's ``### Outputs`` section (its event labels, data keys and series) is written by
+hand in docs/analyzers.md and kept as it is; a new analyzer gets a stub to fill in.
+``tests/test_docs_analyzers.py`` checks those sections against what the analyzers produce.
 """
 from __future__ import annotations
 
 import inspect
 import json
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "analyzers.md"
+OUTPUTS_HEADING = "### Outputs"
+OUTPUTS_STUB = [OUTPUTS_HEADING, "",
+                "Not documented yet: list its event labels, data keys and series here, in the tables the other",
+                "analyzers use (`tests/test_docs_analyzers.py` checks them).", ""]
 
 
-def render() -> str:
+def outputs_sections(markdown: str) -> dict[str, list[str]]:
+    """Analyzer name -> the lines of its hand-written ``### Outputs`` section (up to the next ``## ``)."""
+    found: dict[str, list[str]] = {}
+    name, inside = None, False
+    for line in markdown.split("\n"):
+        m = re.match(r"^## `([^`]+)`", line)
+        if m:
+            name, inside = m.group(1), False
+            continue
+        if line.startswith(OUTPUTS_HEADING) and name:
+            inside = True
+            found[name] = []
+        if inside and name:
+            found[name].append(line)
+    for lines in found.values():
+        while lines and not lines[-1].strip():
+            lines.pop()
+    return found
+
+
+def render(existing: str | None = None) -> str:
+    """The page, with the ``### Outputs`` sections of ``existing`` (default: docs/analyzers.md)."""
     from analyzers import analyzer_classes
 
+    if existing is None:
+        existing = DOC.read_text(encoding="utf-8") if DOC.is_file() else ""
+    kept = outputs_sections(existing)
     out = ["# Built-in analyzers", "",
            "Generated from the code by `scripts/gen_analyzer_docs.py`; `tests/test_docs_analyzers.py` fails when it is stale.",
-           "Set parameters under `analyzers.<name>.params` in `registry.yaml` (see [registry.md](registry.md)).", ""]
+           "Set parameters under `analyzers.<name>.params` in `registry.yaml` (see [registry.md](registry.md)).",
+           "Each analyzer's **Outputs** (event labels, data keys, series) are written by hand; the same test",
+           "runs every analyzer and fails when it produces a label, key or series that is not documented there.", ""]
     for cls in sorted(analyzer_classes(), key=lambda c: c.name):
         a = cls()
         doc = inspect.getdoc(cls) or cls.description
@@ -45,6 +83,7 @@ def render() -> str:
             out.append("")
         else:
             out += ["No parameters.", ""]
+        out += (kept[cls.name] + [""]) if cls.name in kept else OUTPUTS_STUB
     return "\n".join(out)
 
 

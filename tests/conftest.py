@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from framework.synth import SynthTruth, default_shots, make_video
+from framework.testing.synth import SynthTruth, default_shots, make_video
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,9 @@
-"""Helpers for plugin tests: installed-looking distributions, pip installs into a private folder,
-and the ``framework`` command in a subprocess.
+"""This repository's own plugin-test helpers: pip installs into a private folder, the ``framework``
+command in a subprocess, and the documentation's code blocks. (Helpers for plugin authors, such as
+``FakeSite`` and ``run_analyzer``, are in ``framework.testing``.)
 
-``FakeSite`` writes a distribution the way pip lays it out (``<name>.dist-info`` with METADATA and
-``entry_points.txt``) into a folder on ``sys.path``, so ``importlib.metadata`` discovers its entry
-point for real, in-process and in a fraction of a second. ``pip_install_target`` does a real
-``pip install`` of a package folder into a private ``--target`` folder (never into the shared venv).
+``pip_install_target`` does a real ``pip install`` of a package folder into a private ``--target``
+folder (never into the shared venv).
 """
 from __future__ import annotations
 
@@ -13,35 +12,12 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
+
+from framework.testing.plugins import FakeSite  # noqa: F401  (re-exported for the tests)
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
-
-
-class FakeSite:
-    """A site folder with hand-written distributions; add it to ``sys.path`` to "install" them."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.modules: list[str] = []
-
-    def add(self, dist: str, module: str, code: str, entry_point: str | None = None,
-            version: str = "1.0") -> Path:
-        """Write module ``module`` and a dist-info declaring ``[framework] entry_point = module``."""
-        (self.root / f"{module}.py").write_text(textwrap.dedent(code), encoding="utf-8")
-        info = self.root / f"{re.sub(r'[-.]+', '_', dist)}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-        (info / "entry_points.txt").write_text(f"[framework]\n{entry_point or module} = {module}\n")
-        self.modules.append(module)
-        return info
-
-    def forget_modules(self) -> None:
-        for name in self.modules:
-            sys.modules.pop(name, None)
 
 
 def pip_install_target(package: Path, target: Path) -> Path:

@@ -1,4 +1,4 @@
-"""camera_analysis: each synthetic shot's camera move (framework.synth ShotSpec.motion) is recognised."""
+"""camera_analysis: each synthetic shot's camera move (framework.testing.synth ShotSpec.motion) is recognised."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 from analyzers.camera_analysis import CameraAnalysis, pair_motion
 from framework import AnalyzerInputs, Event, FrameSpec, Track, VideoMeta, media
 from framework.streams import FrameStreamWriter
-from framework.synth import ShotSpec, SynthTruth
+from framework.testing.synth import ShotSpec, SynthTruth
 
 
 def shot_track(truth: SynthTruth) -> Track:

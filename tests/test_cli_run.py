@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from cli import main
-from framework.synth import make_audio_only
+from framework.testing.synth import make_audio_only
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,7 @@ import pytest
 from analyzers.color_analysis import ColorAnalysis, dominant_palette, frame_stats, weighted_kmeans
 from framework import AnalyzerInputs, Event, FrameSpec, Track, VideoMeta, media
 from framework.streams import FrameStreamWriter
-from framework.synth import ShotSpec
+from framework.testing.synth import ShotSpec
 
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 

@@ -17,7 +17,7 @@ from analyzers.cut_analysis import (CutAnalysis, content_difference, frame_signa
 from framework import AnalyzerInputs, FrameSpec, Track, VideoMeta
 from framework import media
 from framework.streams import FrameStreamWriter
-from framework.synth import ShotSpec
+from framework.testing.synth import ShotSpec
 
 
 def run_on_file(path: Path, cache: Path, **params) -> Track:
@@ -314,6 +314,8 @@ def test_params_validation():
         CutAnalysis({"width": 8})
     with pytest.raises(ValidationError, match="dissolve_scales_s"):
         CutAnalysis({"dissolve_scales_s": [0.25, -1]})
+    with pytest.raises(ValidationError, match="dissolve_second_min"):
+        CutAnalysis({"dissolve_second_min": 1.5})
     assert CutAnalysis({"width": 64}).frame_specs() == [FrameSpec(fps=None, width=64, pix_fmt="rgb24")]
 
 

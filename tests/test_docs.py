@@ -21,7 +21,7 @@ from plugin_helpers import REPO, code_blocks, extract_files
 
 from framework import Event, Series, Timeline, Track, VideoMeta, hookspecs
 from framework.plugins import build_plugin_manager
-from framework.synth import ShotSpec
+from framework.testing.synth import ShotSpec
 
 DOCS = REPO / "docs"
 HOOKS_DOC = DOCS / "plugin-hooks.md"
@@ -89,6 +89,7 @@ def _examples(hook: str) -> types.ModuleType:
     (block,) = [b for b in hook_sections()[hook][1:] if "@hookimpl" in b.text]
     module = as_module(block.text, f"doc_example_{hook}")
     host = build_plugin_manager(load_entrypoints=False, extra_plugins=[module])  # validates the impl
+    assert not host.problems, f"the {hook} example of docs/plugin-hooks.md: {host.problems}"
     impls = getattr(host.pm.hook, hook).get_hookimpls()
     assert any(i.plugin is module for i in impls), f"the {hook} example does not implement {hook}"
     module.host = host
@@ -151,7 +152,17 @@ def test_every_python_block_of_the_hook_page_runs():
     for block in code_blocks(HOOKS_DOC.read_text(encoding="utf-8")):
         if block.lang == "python" and "@hookimpl" in block.text:
             module = as_module(block.text, f"doc_block_{block.line}")
-            build_plugin_manager(load_entrypoints=False, extra_plugins=[module])
+            host = build_plugin_manager(load_entrypoints=False, extra_plugins=[module])
+            assert not host.problems, f"docs/plugin-hooks.md:{block.line}: {host.problems}"
+
+
+def test_a_hook_example_that_breaks_is_a_host_problem():
+    """What the two checks above rely on: an example whose hook raises is recorded, not raised."""
+    broken = as_module("from framework import hookimpl\n\n"
+                       "@hookimpl\ndef register_exporters(register):\n    raise ValueError('typo')\n",
+                       "doc_broken_example")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[broken])
+    assert [p for p in host.problems if "ValueError: typo" in str(p)], host.problems
 
 
 # --- docs/writing-analyzers.md -----------------------------------------------------------------
@@ -179,7 +190,7 @@ def test_tutorial_registry_is_valid_and_enables_the_example(tmp_path):
 
 def test_tutorial_python_compiles_and_the_model_example_names_manifest_models():
     from framework import Analyzer
-    from framework.manifest import load_manifest
+    from framework.models import load_manifest
 
     manifest = load_manifest(REPO / "models_manifest.yaml")
     markdown = TUTORIAL.read_text(encoding="utf-8")

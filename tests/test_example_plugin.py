@@ -14,7 +14,7 @@ import sys
 import pytest
 from plugin_helpers import REPO, extract_files, framework_cli, pip_install_target, subprocess_env
 
-from framework.synth import AudioSegment, ShotSpec, make_video
+from framework.testing.synth import AudioSegment, ShotSpec, make_video
 
 EXAMPLE = REPO / "docs" / "examples" / "framework-blackframes"
 

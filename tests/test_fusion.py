@@ -13,10 +13,10 @@ from analyzers.fusion.digest import DigestBuilder, fit_digests, score_salience
 from analyzers.fusion.synthetic import synthetic_timeline
 from framework import AnalyzerInputs, Event, Series, Track, VideoMeta, hookimpl
 from framework.llm import LLMBackend, estimate_tokens
-from framework.llm.testing import make_tiny_chat_model
+from framework.testing.llm import make_tiny_chat_model
 from framework.plugins import build_plugin_manager
 from framework.summary import Summary
-from framework.synth import ShotSpec
+from framework.testing.synth import ShotSpec
 
 
 def _run(timeline, params, host=None, progress=None):
@@ -232,6 +232,10 @@ def test_params_are_validated_and_model_ids_follow_the_backend():
     assert Fusion({}).model_ids() == []
     assert Fusion({"backend": "transformers"}).model_ids() == ["qwen2.5-1.5b-instruct"]
     assert Fusion({"backend": "transformers", "model": "/models/mine"}).model_ids() == []
+    assert Fusion({"backend": "transformers", "model": "Qwen/Qwen2.5-0.5B-Instruct"}).model_ids() == []  # not an id
+    assert Fusion({"backend": "transformers", "backend_options": {"model": "qwen2.5-0.5b-instruct"}}).model_ids() \
+        == ["qwen2.5-0.5b-instruct"]
+    assert Fusion({"backend": "openai", "model": "qwen2.5:1.5b"}).model_ids() == []  # the server's model
 
 
 def test_video_without_scenes_or_shots_uses_windows():
@@ -266,3 +270,32 @@ def test_tiny_transformers_model_end_to_end_copes_with_gibberish(tmp_path):
     assert s.extractive == (nothing_written and stats["chapters_from"] == stats["key_moments_from"] == "extractive")
     assert s.chapters and all(c.evidence for c in s.chapters)
     _assert_evidence_is_real(s, tl.tracks)
+
+
+# --- what the input is ----------------------------------------------------------------------
+def test_an_audio_only_input_is_described_as_audio(tmp_path):
+    from framework.testing.llm import ScriptedLLM, backend_plugin
+    from framework.runner import analyze
+    from framework.testing.synth import make_audio_only
+
+    audio = make_audio_only(tmp_path / "voice note.m4a", duration=11.0)
+    reg = tmp_path / "registry.yaml"
+    reg.write_text("analyzers:\n  audio_analysis: {enabled: true}\n  fusion: {enabled: true}\n")
+    res = analyze(audio, registry_path=reg, out_dir=tmp_path / "run", progress=False, load_entrypoints=False)
+    track = res.timeline.tracks["fusion"]
+    assert track.status == "ok", track.reason
+    s = Summary.from_track(track)
+    assert track.data["fusion"]["medium"] == "audio"
+    assert s.title == "11 seconds of audio"
+    assert s.paragraph.startswith("11.0 s of audio in 1 part.")
+    text = _summary_text(s) + (tmp_path / "run" / "summary.md").read_text()
+    assert "video" not in _summary_text(s).lower() and "11-second" not in text
+
+    # an LLM is told it is summarising audio, not a video
+    llm = ScriptedLLM.scripted('{"title": "A voice note"}', name="listener")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[backend_plugin(llm)])
+    upstream = {n: t for n, t in res.timeline.tracks.items() if n != "fusion"}
+    Fusion({"backend": "listener"}).analyze(AnalyzerInputs(video=res.timeline.video, upstream=upstream, host=host))
+    (call,) = llm.calls
+    assert "Audio length: 11.0s" in call.user and "summarize audio recordings" in call.messages[0]["content"]
+    assert "video" not in call.user.lower()

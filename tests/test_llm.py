@@ -1,9 +1,10 @@
-"""LLM backends: registration, the transformers backend on a tiny chat model saved on disk, the
-Hugging Face cache path offline, refusals, and the openai backend against a real
-``transformers serve`` process."""
+"""LLM backends: registration, the transformers backend on a tiny chat model saved on disk, loaded
+from the folder the runner hands over (and from nowhere else), refusals, a damaged model, and the
+openai backend against a real ``transformers serve`` process."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -15,10 +16,10 @@ import pytest
 from framework.analyzer import AnalyzerUnavailable
 from framework.llm import LLMError, LLMUnavailable, estimate_tokens, make_backend
 from framework.llm.openai_backend import OpenAIBackend
-from framework.llm.testing import install_in_hf_cache, make_tiny_chat_model
-from framework.llm.transformers_backend import TransformersBackend, hub_cache_dir
+from framework.testing.llm import install_in_hf_cache, make_tiny_chat_model
+from framework.llm.transformers_backend import TransformersBackend
 from framework.plugins import build_plugin_manager
-from framework.manifest import load_manifest
+from framework.models import load_manifest
 
 MESSAGES = [{"role": "system", "content": "You summarize videos."},
             {"role": "user", "content": "Scene 1 [0.0-4.0 s] speech: hello. Summarize."}]
@@ -72,20 +73,64 @@ def test_transformers_backend_on_a_local_snapshot_folder(tiny_model):
         backend.close()
 
 
-def test_transformers_backend_loads_a_manifest_id_from_the_hf_cache_offline(tiny_model):
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
+def _hub_cache() -> Path:
+    """The Hugging Face hub cache the test's environment points at (conftest sets ``HF_HOME``)."""
+    return Path(os.environ["HF_HOME"]) / "hub"
+
+
+def _install_default_model(tiny_model: Path) -> Path:
+    """The tiny model in the HF cache as the default summary model, at the commit the manifest pins."""
     pin = load_manifest()["qwen2.5-1.5b-instruct"].revision  # a pull fetches the pinned commit
-    snap = install_in_hf_cache(tiny_model, "Qwen/Qwen2.5-1.5B-Instruct", hub_cache_dir(), commit=pin)
-    backend = TransformersBackend({"device": "cpu"})  # the default model id
-    assert backend.options.model == "qwen2.5-1.5b-instruct"
+    return install_in_hf_cache(tiny_model, "Qwen/Qwen2.5-1.5B-Instruct", _hub_cache(), commit=pin)
+
+
+def test_transformers_backend_loads_the_folder_it_is_handed_and_looks_nothing_up(tiny_model):
+    snap = _install_default_model(tiny_model)
+    # the model is in the cache, but the backend does not look for it: the runner hands folders over
+    lookup = TransformersBackend({"device": "cpu"})  # the default manifest id, no folder
+    assert lookup.options.model == "qwen2.5-1.5b-instruct"
+    assert "`framework models pull qwen2.5-1.5b-instruct`" in (lookup.check_available() or "")
+    with pytest.raises(LLMUnavailable, match="handed the fusion step no folder"):
+        lookup.load()
+    backend = TransformersBackend({"device": "cpu", "model_path": str(snap)})
     assert backend.check_available() is None
     backend.load()
     try:
-        assert backend.resolved.repo_id == "Qwen/Qwen2.5-1.5B-Instruct"
-        assert backend.resolved.folder == snap
+        assert backend.folder == snap and backend.model_name == "qwen2.5-1.5b-instruct"
         assert isinstance(backend.generate(MESSAGES, max_new_tokens=4), str)
     finally:
         backend.close()
+
+
+def test_the_runner_hands_fusion_the_cached_manifest_model(tiny_model, tmp_path, monkeypatch):
+    """End to end: the runner resolves fusion's manifest id to the cached snapshot and the
+    transformers backend loads exactly that folder."""
+    from framework.runner import analyze
+    from framework.summary import Summary
+    from framework.testing.synth import make_audio_only
+
+    snap = _install_default_model(tiny_model)
+    handed: list[str | None] = []
+    original = TransformersBackend.load
+
+    def spy(self):
+        handed.append(self.options.model_path)
+        return original(self)
+
+    monkeypatch.setattr(TransformersBackend, "load", spy)
+    audio = make_audio_only(tmp_path / "talk.m4a", duration=3.0)
+    reg = tmp_path / "registry.yaml"
+    reg.write_text("analyzers:\n  audio_analysis: {enabled: true}\n  fusion:\n    enabled: true\n"
+                   "    params: {backend: transformers, token_budget: 1500, max_new_tokens: 16, chunk_new_tokens: 16,"
+                   " backend_options: {device: cpu}}\n")
+    res = analyze(audio, registry_path=reg, out_dir=tmp_path / "run", progress=False, load_entrypoints=False)
+    track = res.timeline.tracks["fusion"]
+    assert track.status == "ok", track.reason
+    assert handed == [str(snap)]
+    assert track.data["llm_fallback_reason"] is None
+    summary = Summary.from_track(track)
+    assert summary.backend == "transformers" and summary.model == "qwen2.5-1.5b-instruct"
+    assert [m.id for m in track.models] == ["qwen2.5-1.5b-instruct"]
 
 
 def test_missing_model_offline_names_the_pull_command():
@@ -96,7 +141,35 @@ def test_missing_model_offline_names_the_pull_command():
         backend.load()
     assert isinstance(exc.value, AnalyzerUnavailable)  # the runner turns it into "skipped"
     assert "framework models pull qwen2.5-1.5b-instruct" in str(exc.value)
-    assert not any(hub_cache_dir().glob("models--*"))  # nothing was downloaded
+    assert not any(_hub_cache().glob("models--*"))  # nothing was downloaded
+
+
+def test_fusion_falls_back_when_the_model_weights_are_damaged(tiny_model, tmp_path):
+    from analyzers.fusion import Fusion
+    from analyzers.fusion.synthetic import synthetic_timeline
+    from framework import AnalyzerInputs
+    from framework.runner import call_analyzer
+    from framework.summary import Summary
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_model, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:4096])  # a download cut short
+    fusion = Fusion({"backend": "transformers", "backend_options": {"device": "cpu"}})
+    tl = synthetic_timeline(30.0)
+    fusion_inputs = AnalyzerInputs(video=tl.video, upstream=dict(tl.tracks))
+    fusion.load("cpu", {"qwen2.5-1.5b-instruct": damaged})  # what the runner hands over
+    try:
+        track = fusion.analyze(fusion_inputs)
+    finally:
+        fusion.unload()
+    reason = track.data["llm_fallback_reason"]
+    assert reason and reason.startswith("the transformers backend could not start") and "Error" in reason
+    summary = Summary.from_track(track)
+    assert summary.extractive and any("this summary is extractive" in n for n in summary.notes)
+    # and through the runner's wrapper, the track is ok, not failed
+    assert call_analyzer(Fusion({"backend": "transformers", "backend_options": {"device": "cpu"}}),
+                         fusion_inputs, "cpu", None, {"qwen2.5-1.5b-instruct": damaged}).status == "ok"
 
 
 def test_dialogpt_and_gpt2_are_refused_unless_allowed(tmp_path):

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from framework import Analyzer, hookimpl
-from framework.manifest import ManifestError, load_manifest, model_usage
-from framework.model_cache import CacheRoots
+from framework.models.manifest import ManifestError, load_manifest
+from framework.models.usage import model_usage
+from framework.models.roots import CacheRoots
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 

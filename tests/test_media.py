@@ -1,4 +1,5 @@
-"""framework.media: probe fields, the single decode pass, timestamps, rotation, audio, bad input."""
+"""framework.media: probe fields, the single decode pass, timestamps, rotation, audio, bad input,
+what is demuxed, the package's import order."""
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,7 @@ from framework import media
 from framework.errors import EXIT_INPUT, InputError
 from framework.media import MediaError, decode, file_hash, probe
 from framework.streams import FrameSpec
-from framework.synth import AudioSegment, ShotSpec, make_audio_only
+from framework.testing.synth import AudioSegment, ShotSpec, make_audio_only
 
 
 # --- helpers: small files with exactly the timing / metadata a test needs ------------------------
@@ -81,6 +82,20 @@ def count_packets(path: Path) -> int:
         return sum(1 for p in c.demux() if p.size)
 
 
+def packets_per_stream(path: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """(packets, bytes) of each stream (keyed by the index as text, as in ``DecodeStats``),
+    counted by reading the whole file independently."""
+    packets: dict[str, int] = {}
+    sizes: dict[str, int] = {}
+    with av.open(str(path)) as c:
+        for p in c.demux():
+            if p.size:
+                key = str(p.stream.index)
+                packets[key] = packets.get(key, 0) + 1
+                sizes[key] = sizes.get(key, 0) + p.size
+    return packets, sizes
+
+
 SPECS = [FrameSpec(None, 64), FrameSpec(2, 96), FrameSpec(8, 160, pix_fmt="gray")]
 
 
@@ -108,7 +123,7 @@ def test_file_hash_streams_in_chunks(tmp_path, monkeypatch):
     data = np.random.default_rng(0).integers(0, 256, 10_000, dtype=np.uint8).tobytes()
     f = tmp_path / "blob.bin"
     f.write_bytes(data)
-    monkeypatch.setattr(media, "HASH_CHUNK", 777)  # many chunks, the last one partial
+    monkeypatch.setattr(media.probing, "HASH_CHUNK", 777)  # many chunks, the last one partial
     assert file_hash(f) == "b2:" + hashlib.blake2b(data, digest_size=32).hexdigest()
     f.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
     assert file_hash(f) != "b2:" + hashlib.blake2b(data, digest_size=32).hexdigest()
@@ -246,11 +261,13 @@ def test_many_specs_one_pass(sample_video, tmp_path):
     # the frames hold the picture: a hard cut at frame 60 changes the image, inside a shot it barely moves
     diff = np.abs(np.diff(every.frames[55:65].astype(np.int16), axis=0)).mean(axis=(1, 2, 3))
     assert diff[4] > 5 * np.median(np.delete(diff, 4))
-    # one demux, each frame decoded once however many streams
+    # one demux, each packet read once and each frame decoded once however many streams
     stats = out.stats
-    assert stats.demux_passes == 1
+    packets, sizes = packets_per_stream(sample_video.path)
+    assert stats.packets_by_stream == packets and stats.bytes_by_stream == sizes
+    assert stats.demux_passes == 1 and stats.packets_peeked == 0
     assert stats.video_frames_decoded == 360
-    assert stats.packets == count_packets(sample_video.path)
+    assert stats.packets == count_packets(sample_video.path) == sum(packets.values())
     assert stats.truncated_at is None and stats.warnings == []
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
 
@@ -371,10 +388,10 @@ def test_truncated_mp4_without_its_index_is_a_media_error(tmp_path, video_factor
 def _decode_both(path: Path, specs: list[FrameSpec], want_audio: bool, tmp_path: Path, monkeypatch) -> tuple:
     """(one pass, segmented) decodes of ``path``; segments as on a 4-CPU machine, whatever this one has."""
     meta = probe(path)
-    monkeypatch.setattr(media.media_segments, "cpus_available", lambda: 4)
-    monkeypatch.setattr(media.media_segments, "MIN_SEGMENT_PIXELS", 0)  # small test pictures
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)  # small test pictures
     segmented = decode(path, meta, specs, want_audio, tmp_path / "segmented")
-    monkeypatch.setattr(media.media_segments, "MAX_WORKERS", 1)
+    monkeypatch.setattr(media.segments, "MAX_WORKERS", 1)
     one = decode(path, meta, specs, want_audio, tmp_path / "one")
     return one, segmented
 
@@ -407,26 +424,40 @@ def test_segments_give_the_same_streams_as_one_pass(case, sample_video, tmp_path
     for field in ("demux_passes", "packets", "video_frames_decoded", "audio_frames_decoded", "truncated_at"):
         assert getattr(one.stats, field) == getattr(seg.stats, field), field
     assert seg.stats.packets == count_packets(path) and seg.stats.demux_passes == 1
+    # counted, not assumed: every packet of each stream read exactly once across the segments
+    # and the audio's pass; each segment but the last also read the next one's first packet
+    packets, sizes = packets_per_stream(path)
+    video_index = probe(path).video_stream
+    wanted = {i: n for i, n in packets.items() if i == str(video_index) or one.audio is not None}
+    assert seg.stats.packets_by_stream == wanted
+    assert seg.stats.bytes_by_stream == {i: sizes[i] for i in wanted}
+    assert seg.stats.packets_peeked == seg.stats.segments - 1
     assert seg.stats.warnings == [] and not (tmp_path / "segmented" / "segments").exists()
 
 
 def test_segments_that_do_not_fit_give_way_to_one_pass(sample_video, tmp_path, monkeypatch):
     """Segments whose starts are not keyframes (seeking lands elsewhere) are refused: the decoder
     says why, decodes the video in one ordinary pass instead, and counts the second pass."""
-    real_plan = media.media_segments.plan
+    real_plan = media.segments.plan
 
     def off_by_some(*args, **kwargs):
         planned = real_plan(*args, **kwargs)
         if planned is None:  # the one-pass decode of the comparison
             return None
-        moved = [media.media_segments.Segment(s.index, s.start and s.start + 7 * 512,
+        moved = [media.segments.Segment(s.index, s.start and s.start + 7 * 512,
                                               s.stop and s.stop + 7 * 512) for s in planned.segments]
-        return media.media_segments.Plan(moved, planned.anchor, planned.workers)
+        return media.segments.Plan(moved, planned.anchor, planned.workers)
 
-    monkeypatch.setattr(media.media_segments, "plan", off_by_some)
+    monkeypatch.setattr(media.segments, "plan", off_by_some)
     one, seg = _decode_both(sample_video.path, SEGMENT_SPECS, True, tmp_path, monkeypatch)
     assert seg.stats.segments == 0 and "not at its keyframe" in seg.stats.segments_abandoned
-    assert seg.stats.demux_passes == 2  # the audio's pass, then the video's
+    # counted: the video packets the given-up segments read are read again by the one pass;
+    # the audio was read once, beside them
+    packets, _ = packets_per_stream(sample_video.path)
+    assert seg.stats.demux_passes >= 2
+    assert seg.stats.packets_by_stream["0"] > packets["0"]
+    assert seg.stats.packets_by_stream["1"] == packets["1"]
+    assert one.stats.demux_passes == 1 and one.stats.packets_by_stream == packets
     for spec in SEGMENT_SPECS:
         np.testing.assert_array_equal(one.streams[spec].frames[:], seg.streams[spec].frames[:])
         np.testing.assert_array_equal(one.streams[spec].times, seg.streams[spec].times)
@@ -434,8 +465,8 @@ def test_segments_that_do_not_fit_give_way_to_one_pass(sample_video, tmp_path, m
 
 
 def test_short_small_or_unindexed_files_are_decoded_in_one_pass(tmp_path, monkeypatch):
-    monkeypatch.setattr(media.media_segments, "cpus_available", lambda: 4)
-    monkeypatch.setattr(media.media_segments, "MIN_SEGMENT_PIXELS", 64 * 48)
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 64 * 48)
     short = write_clip(tmp_path / "short.mp4", cfr(90), gop=10)  # 3 s: under two 2 s segments
     ts = write_clip(tmp_path / "long.ts", cfr(240), fmt="mpegts", gop=30)  # no index to seek in
     small = write_clip(tmp_path / "small.mp4", cfr(240), size=(32, 24), gop=30)  # under the size
@@ -445,3 +476,127 @@ def test_short_small_or_unindexed_files_are_decoded_in_one_pass(tmp_path, monkey
         assert out.stats.segments_abandoned is None
         assert (out.stats.segments > 0) == (path is fits), path.name
         assert len(out.streams[FrameSpec(None, 32)]) == (90 if path is short else 240)
+
+
+# --- what the input is: audio, still images --------------------------------------------------------
+
+def test_audio_only_file_is_probed_as_audio(tmp_path):
+    path = make_audio_only(tmp_path / "voice.m4a", duration=3.0)
+    meta = probe(path)
+    assert not meta.has_video and meta.has_audio
+    assert meta.video_stream is None and meta.audio_stream == 0
+    assert [(s.kind, s.codec, s.analyzed) for s in meta.streams] == [("audio", "aac", True)]
+    assert meta.fps is None and meta.fps_rational is None and meta.frame_count is None
+
+
+def _still(path: Path) -> Path:
+    import cv2
+
+    img = np.zeros((48, 64, 3), np.uint8)
+    img[10:30, 20:40] = (40, 200, 90)
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+@pytest.mark.parametrize("name", ["poster.png", "photo.jpg", "really-a-png.mp4"])
+def test_still_image_is_refused_with_a_clear_message(tmp_path, name):
+    path = tmp_path / name
+    if name.endswith(".mp4"):
+        _still(tmp_path / "x.png").rename(path)
+    else:
+        _still(path)
+    with pytest.raises(MediaError) as err:
+        probe(path)
+    msg = str(err.value)
+    assert str(path) in msg and "still image" in msg and "64x48" in msg
+    assert "video files" in msg and "audio files" in msg  # what the framework accepts
+    assert err.value.exit_code == EXIT_INPUT
+
+
+def test_one_frame_image_sequence_is_a_still_but_a_motion_jpeg_video_is_not(tmp_path):
+    """PyAV's image2 muxer writes a one-picture "video"; a Motion-JPEG AVI of 10 frames is video."""
+    frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 90, np.uint8), format="rgb24")
+    with av.open(str(tmp_path / "one.jpg"), "w", format="image2") as c:
+        s = c.add_stream("mjpeg", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p"
+        for packet in [*s.encode(frame.reformat(format="yuvj420p")), *s.encode()]:
+            c.mux(packet)
+    with pytest.raises(MediaError, match="still image"):
+        probe(tmp_path / "one.jpg")
+    with av.open(str(tmp_path / "mjpeg.avi"), "w") as c:
+        s = c.add_stream("mjpeg", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuvj420p"
+        for i in range(10):
+            f = frame.reformat(format="yuvj420p")
+            f.pts = i
+            for packet in s.encode(f):
+                c.mux(packet)
+        for packet in s.encode():
+            c.mux(packet)
+    meta = probe(tmp_path / "mjpeg.avi")
+    assert meta.has_video and meta.fps == 25.0
+
+
+def test_still_image_exits_3_from_the_command_line(tmp_path):
+    from test_cli_run import run_cli
+
+    code, out, err = run_cli(["run", _still(tmp_path / "poster.png"), "--no-progress"])
+    assert code == EXIT_INPUT, (code, out, err)
+    assert "still image" in " ".join(err.split()) and "Traceback" not in err
+
+
+# --- a truncated file whose index is at the front still gives partial results ---------------------
+
+def test_truncated_faststart_video_gives_partial_results(tmp_path, sample_video):
+    """Replaces test_cli_run's test_truncated_video_gives_partial_results, whose file kept its
+    index at the end, so cutting it made it unreadable and the partial-result checks never ran."""
+    import json
+
+    from test_cli_run import _registry, run_cli
+
+    from framework.testing.synth import make_faststart_copy
+
+    fast = make_faststart_copy(sample_video.path, tmp_path / "fast.mp4")
+    with open(fast, "rb") as fh:  # the index (moov) is before the media data (mdat)
+        head = fh.read(64 * 1024)
+    assert 0 <= head.find(b"moov") < head.find(b"mdat")
+    cut = tmp_path / "truncated.mp4"
+    cut.write_bytes(fast.read_bytes()[: fast.stat().st_size // 2])
+    code, out, err = run_cli(["run", cut, "--registry", _registry(tmp_path), "--out", tmp_path / "run",
+                              "--no-progress", "--json"])
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert json.loads(out)["tracks"]["cut_analysis"]["status"] == "ok"
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    warnings = results["run"]["warnings"]
+    assert any("truncated.mp4" in w and "truncated" in w for w in warnings), warnings
+    truncated_at = results["run"]["decode"]["truncated_at"]
+    assert 2.0 < truncated_at < sample_video.duration - 2.0
+    assert results["video"]["duration"] == pytest.approx(truncated_at, abs=0.01)
+    shots = [e for e in results["tracks"]["cut_analysis"]["events"] if e["label"] == "shot"]
+    # the cuts before the break are found (frames 60 and 120 of the sample), the shots end there
+    assert [round(e["start"] * 30) for e in shots][:3] == [0, 60, 120]
+    assert shots[-1]["end"] <= truncated_at + 0.05
+
+
+# --- the package's import order ---------------------------------------------------------------
+
+def test_media_modules_import_without_a_cycle():
+    """Each module of framework.media imports (at any depth of its code) only modules of the
+    package listed before it; the old media.py <-> media_segments.py cycle cannot come back."""
+    import ast
+
+    order = ["_container", "selection", "probing", "tally", "sinks", "segments", "decoding", "__init__"]
+    folder = Path(media.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted(order)
+    for position, name in enumerate(order):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported |= {node.module} if node.module else {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("framework.media."):
+                imported.add(node.module.split(".")[2])
+        later = imported - set(order[:position])
+        assert not later, f"framework/media/{name}.py imports {sorted(later)}, which come after it"
+    assert not (folder.parent / "media.py").exists() and not (folder.parent / "media_segments.py").exists()

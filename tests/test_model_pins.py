@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from cli import main
 from framework.errors import EXIT_MODEL
-from framework.manifest import load_manifest
+from framework.models import load_manifest
 from local_http import local_server
 
 

@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from cli import main
 from framework.errors import EXIT_CONFIG, EXIT_MODEL
-from framework.manifest import load_manifest
+from framework.models import load_manifest
 
 # --- real-format weight files, built once per session in a subprocess ----------------------
 _BUILD = r'''
@@ -38,7 +38,7 @@ from ultralytics import YOLO
 YOLO("yolov8n.yaml").save(str(out / "yolov8.pt"))
 YOLO(str(out / "yolov8.pt"))                       # the real loader reads it back
 import whisper
-from framework.manifest import load_manifest
+from framework.models import load_manifest
 from whisper.model import ModelDimensions, Whisper
 dims = ModelDimensions(n_mels=80, n_audio_ctx=8, n_audio_state=8, n_audio_head=2, n_audio_layer=1,
                        n_vocab=51865, n_text_ctx=8, n_text_state=8, n_text_head=2, n_text_layer=1)
@@ -433,7 +433,7 @@ def test_models_with_downloads_in_progress_are_refused(env):
 
 
 def test_deletion_refusal_guards():
-    from framework.model_cache import deletion_refusal
+    from framework.models.fsguard import deletion_refusal
 
     root = Path(os.environ["XDG_CACHE_HOME"]) / "whisper"
     root.mkdir(parents=True)
@@ -471,14 +471,14 @@ def test_verify_hashes(env):
 
 
 def test_verify_against_lock_recorded_by_pull(env):
-    from framework.manifest import load_manifest
-    from framework.model_cache import ModelLock
-    from framework.model_pull import pull_models
+    from framework.models import load_manifest
+    from framework.models.lockfile import ModelLock
+    from framework.models.pull import pull_models
 
     # offline, an already cached model is not downloaded, but its revision and hashes are locked
     results = pull_models(load_manifest(), ["yolov8x-pose", "clip-vit-base-patch32"])
     assert [r.status for r in results] == ["cached", "cached"]
-    lock = ModelLock.load(__import__("framework.model_cache", fromlist=["CacheRoots"]).CacheRoots.from_env())
+    lock = ModelLock.load(__import__("framework.models.roots", fromlist=["CacheRoots"]).CacheRoots.from_env())
     assert lock.get("clip-vit-base-patch32")["revision"] == load_manifest()["clip-vit-base-patch32"].revision
     assert lock.get("yolov8x-pose")["files"]["yolov8x-pose.pt"]["sha256"] == hashlib.sha256(env.pose.read_bytes()).hexdigest()
     ok = env.json("verify", "yolov8x-pose", "clip-vit-base-patch32")

@@ -14,9 +14,11 @@ from click.testing import CliRunner
 
 from cli import main
 from framework.errors import EXIT_MODEL, ModelError
-from framework.manifest import load_manifest
-from framework.model_cache import CacheRoots, ModelLock
-from framework.model_pull import download_url, pull_models
+from framework.models.manifest import load_manifest
+from framework.models.lockfile import ModelLock
+from framework.models.roots import CacheRoots
+from framework.models.download import download_url
+from framework.models.pull import pull_models
 from local_http import local_server
 
 PAYLOAD = os.urandom(300_000)
@@ -91,7 +93,8 @@ def test_url_pull_resumes_a_partial_download(tmp_path, server, online):
     assert server.requests == [{"path": "/weights.bin", "range": "bytes=120000-"}]
     assert target.read_bytes() == PAYLOAD and not part.exists()
     entry = ModelLock.load(CacheRoots.from_env()).get("test-weights")
-    assert entry["files"]["weights.bin"] == {"size": len(PAYLOAD), "sha256": SHA}
+    assert entry["files"]["weights.bin"] == {"size": len(PAYLOAD), "sha256": SHA,
+                                             "mtime_ns": target.stat().st_mtime_ns}
     # pulled again: already cached, no request
     _pull("test-weights", "--manifest", str(_manifest(tmp_path, url)))
     assert len(server.requests) == 1

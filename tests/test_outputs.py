@@ -22,7 +22,7 @@ from framework.outputs.cuts import (cuts_csv, cuts_edl, frames_to_timecode, seco
                                     seconds_to_timecode, timecode_base)
 from framework.outputs.subtitles import to_srt, to_vtt
 from framework.summary import Chapter, Evidence, KeyMoment, Summary
-from framework.synth import SynthTruth
+from framework.testing.synth import SynthTruth
 from framework.timeline import Event, Series, Timeline, Track, VideoMeta
 
 CAMERA = "camera_analysis"
@@ -37,12 +37,17 @@ def _transitions(truth: SynthTruth) -> list[str]:
 
 
 def build_timeline(truth: SynthTruth, *, summary: bool = True, transcript: bool = True,
-                   video_path: str | None = None) -> Timeline:
-    """A realistic timeline for ``truth``: shots, cuts, scenes, camera, palette, audio, (speech), fusion."""
+                   video_path: str | None = None, capabilities: bool = True) -> Timeline:
+    """A realistic timeline for ``truth``: shots, cuts, scenes, camera, palette, audio, (speech), fusion.
+
+    Tracks say what they provide (shots, scenes, transcript, summary) as the analyzers' tracks do;
+    ``capabilities=False`` gives a results.json as written before tracks declared capabilities."""
     starts = truth.shot_starts + [truth.duration]
+    frames = [round(t * truth.fps) for t in starts]
     trans = _transitions(truth)
     shots = [Event(start=starts[i], end=starts[i + 1], label="shot",
-                   data={"index": i + 1, "transition_in": trans[i]}) for i in range(len(starts) - 1)]
+                   data={"index": i + 1, "transition_in": trans[i], "first_frame": frames[i],
+                         "last_frame": frames[i + 1] - 1}) for i in range(len(starts) - 1)]
     cuts = [Event(start=f / truth.fps, end=f / truth.fps, label="cut", score=0.9, data={"frame": f})
             for f in truth.cut_frames]
     gradual = [Event(start=a, end=b, label=k, score=0.7) for a, b, k in truth.gradual]
@@ -95,6 +100,9 @@ def build_timeline(truth: SynthTruth, *, summary: bool = True, transcript: bool 
                                  KeyMoment(time=starts[5], text="Dissolve into the last shot", evidence=[ev(5)])],
                     extractive=True)
         tracks["fusion"] = Track(analyzer="fusion", version="0.1.0", data=s.to_data())
+    provides = {"cut_analysis": ["shots"], "scene_segmentation": ["scenes"], "speech_to_text": ["transcript"],
+                "fusion": ["summary"]} if capabilities else {}
+    tracks = {n: t.model_copy(update={"provides": provides.get(n, [])}) for n, t in tracks.items()}
     return Timeline(framework_version="0.1.0", video=video, tracks=tracks)
 
 

@@ -10,7 +10,7 @@ from framework import Analyzer, Event, FrameSpec, Timeline, Track, VideoMeta, ho
 from framework.outputs import Exporter
 from framework.plugins import build_plugin_manager
 from framework.runner import analyze
-from framework.synth import ShotSpec, make_video
+from framework.testing.synth import ShotSpec, make_video
 
 
 class Steady(Analyzer):

@@ -13,7 +13,7 @@ from plugin_helpers import FakeSite, framework_cli, subprocess_env
 
 from framework import hookspecs
 from framework.plugins import DuplicateNameError, build_plugin_manager
-from framework.synth import ShotSpec, make_video
+from framework.testing.synth import ShotSpec, make_video
 
 TESTS = Path(__file__).parent
 

@@ -4,11 +4,16 @@ Checks that the lanes and thumbnails render (count, size, decoded images), that 
 no request except for itself and the video, and that clicking a key moment, a chapter, a lane
 event or a shot seeks the player to that time. Debian's chromium plays the H.264 sample, so the
 test uses the ordinary MP4 fixture.
+
+Without Chromium (at ``$CHROMIUM``, default /usr/bin/chromium) or Playwright the tests skip with the
+reason, except on CI (``CI=true``), where they fail: CI must not pass without having run them.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,19 +21,33 @@ import pytest
 from framework.outputs import write_outputs
 from test_outputs import build_timeline
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROMIUM") or "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
+REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-]
+
+def on_ci() -> bool:
+    """``CI=true`` (or ``1``), as GitHub Actions, GitLab and most CI services set it."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1")
+
+
+def skip_or_fail_on_ci(reason: str) -> None:
+    """Skip the test with ``reason``; on CI, fail it: CI must not pass without running it."""
+    if on_ci():
+        pytest.fail(f"{reason}; CI=true, so this is a failure, not a skip", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
 def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package")
+    if not CHROMIUM.exists():
+        skip_or_fail_on_ci(f"needs Debian's chromium at {CHROMIUM} (apt-get install -y chromium, "
+                           "or set CHROMIUM to its path)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        skip_or_fail_on_ci("needs the playwright package (pip install playwright)")
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
@@ -127,3 +146,68 @@ def test_report_without_video_hides_the_player(tmp_path, sample_video, browser_p
     t = float(moment.get_attribute("data-t"))
     p = float(page.evaluate("getComputedStyle(document.getElementById('tl')).getPropertyValue('--p')"))
     assert p == pytest.approx(t / timeline.video.duration, abs=0.01)
+
+
+# --- what happens without Chromium: a skip locally, a failure on CI ------------------------------
+def _report_test_without_chromium(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env["CHROMIUM"] = str(tmp_path / "no-chromium")
+    if ci is not None:
+        env["CI"] = ci
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+                           f"{Path(__file__)}::test_report_without_video_hides_the_player"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_without_chromium_the_report_test_skips_locally_and_fails_on_ci(tmp_path):
+    local = _report_test_without_chromium(tmp_path, None)
+    assert local.returncode == 0 and "1 skipped" in local.stdout, local.stdout[-2000:]
+    assert "needs Debian's chromium" in local.stdout
+    ci = _report_test_without_chromium(tmp_path, "true")
+    assert ci.returncode == 1 and "1 error" in ci.stdout, ci.stdout[-2000:]
+    assert "CI=true, so this is a failure, not a skip" in ci.stdout
+
+
+def _ensure_chromium(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """scripts/ensure_chromium.sh with a fake apt-get that fails (and records that it was called)."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir(exist_ok=True)
+    apt = fake_bin / "apt-get"
+    apt.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'apt-calls'}\nexit 100\n")
+    apt.chmod(0o755)
+    full = {k: v for k, v in os.environ.items() if k not in ("CI", "INSTALL_SYSTEM_DEPS")}
+    full.update(PATH=f"{fake_bin}{os.pathsep}{os.environ['PATH']}", CHROMIUM=str(tmp_path / "no-chromium"))
+    full.update(env)
+    return subprocess.run(["bash", str(REPO / "scripts" / "ensure_chromium.sh")], env=full,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_ensure_chromium_fails_on_ci_when_it_cannot_install(tmp_path):
+    proc = _ensure_chromium(tmp_path, CI="true")
+    if os.geteuid() == 0:  # it tried apt-get, which failed
+        assert "update" in (tmp_path / "apt-calls").read_text()
+        assert "apt-get install chromium failed" in proc.stderr
+    assert proc.returncode == 1 and "CI does not skip that test" in proc.stderr, proc.stderr
+
+
+def test_ensure_chromium_only_warns_off_ci(tmp_path):
+    proc = _ensure_chromium(tmp_path)
+    assert proc.returncode == 0 and "the report test will be skipped" in proc.stderr, proc.stderr
+    assert not (tmp_path / "apt-calls").exists()  # nothing installed without CI or INSTALL_SYSTEM_DEPS
+
+
+def test_ensure_chromium_accepts_an_existing_browser(tmp_path):
+    browser = tmp_path / "chromium"
+    browser.write_text("#!/bin/sh\n")
+    browser.chmod(0o755)
+    proc = _ensure_chromium(tmp_path, CI="true", CHROMIUM=str(browser))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_test_sh_runs_the_chromium_check_before_pytest():
+    lines = (REPO / "scripts" / "test.sh").read_text().splitlines()
+    check = lines.index("bash scripts/ensure_chromium.sh")
+    assert any(ln.startswith("exec .venv/bin/python -m pytest") for ln in lines[check + 1:])
+    ci_run = (REPO / ".ci" / "run").read_text()
+    assert 'export CI="${CI:-true}"' in ci_run  # .ci/run is CI even where the service sets no CI
+    assert "exec bash scripts/test.sh" in ci_run  # pytest's exit code passes through

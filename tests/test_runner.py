@@ -276,7 +276,7 @@ class WithModel(Analyzer):
 
 
 def test_models_are_resolved_from_the_manifest_or_the_track_says_how_to_pull(tmp_path, sample_video, monkeypatch):
-    from framework.model_cache import CacheRoots
+    from framework.models.roots import CacheRoots
 
     monkeypatch.chdir(tmp_path)  # ultralytics' default weights folder is ./weights
 

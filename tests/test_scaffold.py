@@ -10,7 +10,7 @@ import pytest
 from plugin_helpers import framework_cli, pip_install_target, subprocess_env
 
 from framework.scaffold import ScaffoldError, new_analyzer, plugin_names, suggest_name
-from framework.synth import ShotSpec, make_video
+from framework.testing.synth import ShotSpec, make_video
 
 
 def test_names_derive_from_the_analyzer_name():

@@ -13,7 +13,7 @@ from analyzers.scene_segmentation import SceneSegmentation, group_shots
 from framework import AnalyzerInputs, Event, FrameSpec, Track, VideoMeta
 from framework import media
 from framework.streams import FrameStreamWriter
-from framework.synth import ShotSpec
+from framework.testing.synth import ShotSpec
 
 
 def run_pipeline(path: Path, cache: Path, **params) -> tuple[Track, Track]:

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from framework.scheduler import CycleError, Demand, execute, plan, topological_order
+from framework.errors import RunInterrupted
+from framework.scheduler import CycleError, Demand, execute, plan, resolve_device, topological_order
 
 
 def test_topological_order_respects_dependencies_and_input_order():
@@ -90,3 +91,46 @@ def test_execute_serializes_gpu_analyzers():
 
     execute(["g1", "g2", "g3"], {}, run_one, max_workers=3, serial=["g1", "g2", "g3"])
     assert peak[0] == 1
+
+
+@pytest.mark.parametrize("preferred, configured, device, says", [
+    ("gpu", None, "gpu", None), ("gpu", "auto", "gpu", None), ("gpu", "gpu", "gpu", None),
+    ("gpu", "cpu", "cpu", "device: cpu in registry.yaml"), ("auto", "cpu", "cpu", "device: cpu"),
+    ("auto", "gpu", "gpu", "device: gpu"), ("cpu", "gpu", "cpu", "runs only on the CPU"),
+    ("cpu", "auto", "cpu", None)])
+def test_resolve_device_lets_the_registry_override_the_class(preferred, configured, device, says):
+    got, note = resolve_device(preferred, configured)
+    assert got == device
+    assert (note is None) if says is None else (says in note)
+
+
+def test_the_configured_device_note_is_in_the_plan():
+    p = plan([Demand("vlm", "cpu", 4000, note="device: cpu in registry.yaml: running on the CPU")],
+             vram_budget_mb=8000, gpus=1)
+    assert p.device == {"vlm": "cpu"} and "registry.yaml" in p.notes["vlm"]
+    p = plan([Demand("vlm", "gpu", 4000, note="device: gpu in registry.yaml")], vram_budget_mb=8000, gpus=0)
+    assert p.device == {"vlm": "cpu"} and p.notes["vlm"].startswith("device: gpu in registry.yaml; no GPU")
+
+
+def test_ctrl_c_in_a_worker_stops_scheduling_waits_for_running_ones_and_raises_run_interrupted():
+    started: list[str] = []
+    stop = threading.Event()
+    lock = threading.Lock()
+    slow_running = threading.Event()
+
+    def run_one(name: str) -> bool:
+        with lock:
+            started.append(name)
+        if name == "slow":  # runs until asked to stop, as an analyzer reporting progress does
+            slow_running.set()
+            assert stop.wait(timeout=30), "stop was never set"
+            return True
+        if name == "ctrl_c":
+            assert slow_running.wait(timeout=30)
+            raise KeyboardInterrupt
+        return True
+
+    with pytest.raises(RunInterrupted) as info:
+        execute(["slow", "ctrl_c", "after"], {"after": ("ctrl_c",)}, run_one, max_workers=2, stop=stop)
+    assert stop.is_set() and info.value.abandoned == []
+    assert sorted(started) == ["ctrl_c", "slow"]  # "after" never started

@@ -11,8 +11,15 @@ It runs last (``depends_on = ("*",)``) and:
    of scenes with a reconcile step; the plan and its token estimate are logged before any call;
 4. checks every time the model wrote against the timeline (snapped to the nearest supporting
    event or dropped, and counted), and cites evidence for each chapter and key moment;
-5. with backend ``extractive`` (the default), or when the configured backend cannot run here,
-   writes a structured extractive summary from the tracks and says so.
+5. with backend ``extractive`` (the default), or when the configured backend cannot run here
+   (a missing package, an uncached model, a server that refuses, a model folder that fails to
+   load, an LLM that errors mid-way), writes a structured extractive summary from the tracks
+   and says so: ``data["llm_fallback_reason"]`` and a note in the summary give the reason.
+
+Models: ``model`` names a models-manifest id (``model_ids()`` returns it, so the runner resolves
+its local folder and hands it to ``load(device, models)``) or a local folder. The backend
+loads from that folder and looks nothing up itself; an uncached model is not a skip
+(``models_optional``) but an extractive summary that says which ``framework models pull`` fixes it.
 
 The track holds ``data["summary"]`` (``framework.summary.Summary``) and ``data["fusion"]``
 (the plan, token counts and digest statistics), plus one ``chapter`` event per chapter and one
@@ -36,6 +43,7 @@ registry.yaml::
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -62,13 +70,14 @@ class Fusion(Analyzer):
     version: ClassVar[str] = "1.0.0"
     description: ClassVar[str] = "aligns every track onto scenes and writes a grounded summary"
     depends_on: ClassVar[tuple[str, ...]] = ("*",)
+    provides: ClassVar[tuple[str, ...]] = ("summary",)
     enabled_by_default: ClassVar[bool] = True
     models_optional: ClassVar[bool] = True  # an uncached LLM means an extractive summary, not a skip
     device: ClassVar[str] = "cpu"
 
     class Params(Analyzer.Params):
         backend: str = Field("extractive", description="extractive (no model) | transformers | openai | a plugin's backend")
-        model: str | None = Field(None, description="transformers: manifest id, org/name repo or local folder; "
+        model: str | None = Field(None, description="transformers: a models-manifest id or a local folder; "
                                   "openai: the server's model name")
         base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:11434/v1")
         api_key_env: str | None = Field(None, description="openai: environment variable holding the API key")
@@ -93,17 +102,28 @@ class Fusion(Analyzer):
         super().__init__(params)
         self.backend: LLMBackend | None = None
         self._backend_notes: list[str] = []
+        self._models: dict[str, Path] = {}
+        self.fallback_reason: str | None = None
 
     def model_ids(self) -> list[str]:
-        p = self.params
-        if p.backend == "transformers":
-            model = p.model or p.backend_options.get("model") or DEFAULT_LLM
-            if "/" not in model and not model.startswith((".", "~")):
-                return [model]
-        return []
+        """The manifest id of the summary model, for the runner to resolve (none for a folder, a
+        server's model name, or a backend that loads no model folder)."""
+        model = self._summary_model(builtin_backends().get(self.params.backend))
+        return [model] if model and _is_manifest_id(model) else []
 
     # --- the backend -------------------------------------------------------------------
-    def backend_options(self) -> dict[str, Any]:
+    def _summary_model(self, cls: type | None) -> str | None:
+        """The model a backend that loads a folder (``Options.model_path``) will load, else None."""
+        fields = getattr(getattr(cls, "Options", None), "model_fields", {})
+        if "model_path" not in fields:
+            return None
+        p = self.params
+        default = fields["model"].default if "model" in fields else None
+        return p.model or p.backend_options.get("model") or default or DEFAULT_LLM
+
+    def backend_options(self, cls: type | None = None) -> dict[str, Any]:
+        """The options for the backend: ``model``/``base_url``/``api_key_env`` and ``backend_options``,
+        plus ``model_path``, the folder the runner resolved, for a backend class that takes one."""
         p = self.params
         opts: dict[str, Any] = {}
         if p.model is not None:
@@ -113,30 +133,50 @@ class Fusion(Analyzer):
                 opts["base_url"] = p.base_url
             if p.api_key_env is not None:
                 opts["api_key_env"] = p.api_key_env
-        return {**opts, **p.backend_options}
+        opts = {**opts, **p.backend_options}
+        model = self._summary_model(cls)
+        if model is not None and not opts.get("model_path") and model in self._models:
+            opts["model_path"] = str(self._models[model])
+        return opts
 
-    def load(self, device: str, models: dict) -> None:
-        """Open a built-in backend here (loading its model), so a missing model means ``skipped``
-        when ``fallback_to_extractive`` is off; a plugin's backend is opened in ``analyze``."""
-        self._backend_notes = []
+    def load(self, device: str, models: dict[str, Path]) -> None:
+        """Open a built-in backend here (loading its model from the folder in ``models``), so a
+        missing model means ``skipped`` when ``fallback_to_extractive`` is off; a plugin's backend
+        is opened in ``analyze``."""
+        self._models = dict(models or {})
+        self._backend_notes, self.fallback_reason = [], None
         if self.params.backend in builtin_backends():
-            self.backend = self._open_backend(builtin_backends(), self._backend_notes)
+            self.backend = self._open_backend(builtin_backends())
 
-    def _open_backend(self, table: dict[str, type], notes: list[str]) -> LLMBackend:
+    def _open_backend(self, table: dict[str, type]) -> LLMBackend:
+        """The configured backend, loaded; the extractive one (with the reason) when it cannot start."""
         p = self.params
         if p.backend == "extractive":
             return make_backend("extractive", {}, table)
-        backend = make_backend(p.backend, self.backend_options(), table)  # bad options: fail, naming the key
+        if p.backend not in table:
+            try:
+                make_backend(p.backend, {}, table)  # raises, listing the registered backends
+            except LLMError as exc:
+                return self._fall_back(table, str(exc), exc)
+        backend = make_backend(p.backend, self.backend_options(table[p.backend]), table)  # bad options: fail
         try:
             backend.load()
             return backend
-        except (LLMUnavailable, LLMError) as exc:
-            if not p.fallback_to_extractive:
-                raise LLMUnavailable(f"fusion: LLM backend {p.backend} cannot run: {exc}") from exc
-            logger.warning("fusion: LLM backend %s cannot run (%s); writing an extractive summary instead",
-                           p.backend, exc)
-            notes.append(f"The {p.backend} backend could not run ({exc}); this summary is extractive.")
-            return make_backend("extractive", {}, table)
+        except Exception as exc:  # noqa: BLE001 - any load error means an extractive summary, not a failed track
+            _close_quietly(backend)
+            return self._fall_back(table, describe_backend_error(exc), exc)
+
+    def _fall_back(self, table: dict[str, type], reason: str, exc: Exception) -> LLMBackend:
+        p = self.params
+        if not p.fallback_to_extractive:
+            if isinstance(exc, (LLMUnavailable, LLMError)):
+                raise LLMUnavailable(f"fusion: LLM backend {p.backend} cannot run: {reason}") from exc
+            raise exc
+        logger.warning("fusion: LLM backend %s cannot run (%s); writing an extractive summary instead",
+                       p.backend, reason)
+        self.fallback_reason = f"the {p.backend} backend could not start: {reason}"
+        self._backend_notes.append(f"The {p.backend} backend could not run ({reason}); this summary is extractive.")
+        return make_backend("extractive", {}, table)
 
     def unload(self) -> None:
         if self.backend is not None:
@@ -158,10 +198,11 @@ class Fusion(Analyzer):
             duration = max(ends, default=0.0)
 
         if self.backend is None:
-            self._backend_notes = []
+            self._backend_notes, self.fallback_reason = [], None
             table = dict(getattr(inputs.host, "llm_backends", None) or builtin_backends())
-            self.backend = self._open_backend(table, self._backend_notes)
+            self.backend = self._open_backend(table)
         backend = self.backend
+        medium = describe_medium(inputs.video)
         notes.extend(self._backend_notes)
         count = backend.count_tokens if not backend.extractive else estimate_tokens
         tracks = {n: upstream[n] for n in used}
@@ -180,11 +221,11 @@ class Fusion(Analyzer):
                              f"{backend.context_window}-token context window")
                 budget = window_cap
         extractive = write_extractive(digests, builder.indexes, grounder, duration, used, count, budget,
-                                      p.max_chapters, p.max_key_moments)
+                                      p.max_chapters, p.max_key_moments, medium=medium)
         fusion_data: dict[str, Any] = {
             "units": len(units), "unit_source": units[0].source if units else None,
             "digest_tokens": sum(d.tokens for d in digests), "budget": budget,
-            "tracks_used": used,
+            "tracks_used": used, "medium": medium,
         }
         if not backend.extractive and not digests:
             notes.append(f"There was nothing to summarize (no scenes, shots or duration); the {backend.name} "
@@ -197,13 +238,14 @@ class Fusion(Analyzer):
                         len(units), units[0].label if units else "unit", fusion_data["digest_tokens"], budget)
         else:
             summary, stats = self._llm_summary(backend, grounder, digests, extractive, duration, used, budget,
-                                               notes, inputs)
+                                               notes, inputs, medium)
             fusion_data.update(stats)
         inputs.report(1.0)
         events = [Event(start=c.start, end=c.end, label="chapter", data={"title": c.title}) for c in summary.chapters]
         events += [Event(start=m.time, end=m.end if m.end is not None else m.time, label="key_moment",
                          data={"text": m.text}) for m in summary.key_moments]
-        return self.track(events=events, data={**summary.to_data(), "fusion": fusion_data})
+        return self.track(events=events, data={**summary.to_data(), "fusion": fusion_data,
+                                               "llm_fallback_reason": self.fallback_reason})
 
     def _extractive_summary(self, ex: Any, budget: int, notes: list[str]) -> Summary:
         p = self.params
@@ -220,25 +262,29 @@ class Fusion(Analyzer):
                        notes=notes)
 
     def _llm_summary(self, backend: LLMBackend, grounder: Grounder, digests: list, ex: Any, duration: float,
-                     used: list[str], budget: int, notes: list[str], inputs: AnalyzerInputs) -> tuple[Summary, dict]:
+                     used: list[str], budget: int, notes: list[str], inputs: AnalyzerInputs,
+                     medium: str = "video") -> tuple[Summary, dict]:
         p = self.params
         header = f"Analyzers: {', '.join(used) or 'none'}."
         summarizer = LLMSummarizer(
             backend, grounder, digests, header, duration, budget=budget, max_new_tokens=p.max_new_tokens,
             chunk_new_tokens=p.chunk_new_tokens, language=p.language, temperature=p.temperature,
             max_chapters=p.max_chapters, max_key_moments=p.max_key_moments, map_reduce=p.map_reduce,
-            progress=lambda f: inputs.report(0.05 + 0.9 * f))
+            progress=lambda f: inputs.report(0.05 + 0.9 * f), medium=medium)
         plan = summarizer.plan
         logger.info("fusion with %s (%s): %s", backend.name, backend.model_name, plan.describe())
         try:
             fields, parts, was_json = summarizer.run()
-        except (LLMError, LLMUnavailable) as exc:
+        except Exception as exc:  # noqa: BLE001 - an LLM failing mid-way means an extractive summary
             if not p.fallback_to_extractive:
                 raise
-            logger.warning("fusion: LLM call failed (%s); writing an extractive summary instead", exc)
+            reason = describe_backend_error(exc)
+            logger.warning("fusion: LLM call failed (%s); writing an extractive summary instead", reason)
+            self.fallback_reason = (f"the {backend.name} backend failed after {summarizer.stats.calls} of "
+                                    f"~{plan.est_calls} call(s): {reason}")
             s = self._extractive_summary(ex, budget, notes + [f"The {backend.name} backend failed during the run "
-                                                              f"({exc}); this summary is extractive."])
-            return s, {"mode": "extractive-fallback", "plan": plan.__dict__}
+                                                              f"({reason}); this summary is extractive."])
+            return s, {"mode": "extractive-fallback", "plan": plan.__dict__, "calls": summarizer.stats.calls}
         notes = notes + summarizer.notes
         if not was_json:
             notes.append("The model's final answer was not JSON; chapters and moments were read from its lines.")
@@ -280,8 +326,41 @@ class Fusion(Analyzer):
                  "prompt_tokens": summarizer.stats.prompt_tokens,
                  "completion_tokens": summarizer.stats.completion_tokens,
                  "max_prompt_tokens": summarizer.stats.max_prompt_tokens,
-                 "unusable_answers": summarizer.stats.unusable_answers}
+                 "unusable_answers": summarizer.stats.unusable_answers,
+                 "merge_calls_per_level": list(summarizer.stats.merge_calls_per_level),
+                 "map_calls": summarizer.stats.map_calls}
         return summary, stats
+
+
+def _is_manifest_id(model: str) -> bool:
+    """A name the models manifest could hold: not a path and not an ``org/name`` repo id."""
+    if "/" in model or "\\" in model or model.startswith((".", "~")):
+        return False
+    return not Path(model).expanduser().is_dir()
+
+
+def _close_quietly(backend: LLMBackend) -> None:
+    try:
+        backend.close()
+    except Exception as exc:  # noqa: BLE001 - already falling back; the load error is the news
+        logger.debug("fusion: closing backend %s after a failed load raised %s", backend.name, exc)
+
+
+def describe_backend_error(exc: BaseException) -> str:
+    """A one-line reason for a backend that could not start or stopped answering."""
+    if isinstance(exc, (LLMUnavailable, LLMError)):
+        return str(exc)
+    if isinstance(exc, ImportError):
+        missing = getattr(exc, "name", None)
+        return (f"{type(exc).__name__}: {exc} (install the package that provides "
+                f"{missing or 'it'} in the framework's environment)")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def describe_medium(video: Any) -> str:
+    """``audio`` for an input with audio and no picture, else ``video``."""
+    has_audio = bool(getattr(video, "has_audio", False))
+    return "audio" if not getattr(video, "has_video", True) and has_audio else "video"
 
 
 __all__ = ["Fusion"]

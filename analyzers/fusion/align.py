@@ -12,12 +12,12 @@ from array import array
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from framework import Event, Series, Track
+from framework import Event, Series, Track, tracks_providing
 
 SCENE_LABEL = "scene"
 SHOT_LABEL = "shot"
-PREFERRED_SCENES = "scene_segmentation"
-PREFERRED_SHOTS = "cut_analysis"
+SCENES = "scenes"  # the capabilities whose tracks define the units (see Analyzer.provides)
+SHOTS = "shots"
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,12 @@ def fraction_above(series: Series, a: float, b: float, threshold: float) -> floa
     return above / n if n else None
 
 
-def _find_track(tracks: dict[str, Track], label: str, preferred: str) -> Track | None:
-    if preferred in tracks and any(e.label == label for e in tracks[preferred].events):
-        return tracks[preferred]
+def _find_track(tracks: dict[str, Track], label: str, capability: str) -> Track | None:
+    """The first ok track that provides ``capability`` and has ``label`` events; else any track
+    with such events (tracks written before capabilities existed, or that declare none)."""
+    for t in tracks_providing(tracks, capability):
+        if t.status == "ok" and any(e.label == label for e in t.events):
+            return t
     for t in tracks.values():
         if any(e.label == label for e in t.events):
             return t
@@ -142,8 +145,8 @@ def _find_track(tracks: dict[str, Track], label: str, preferred: str) -> Track |
 
 
 def shots_track(tracks: dict[str, Track]) -> Track | None:
-    """The track holding "shot" events (cut_analysis when present)."""
-    return _find_track(tracks, SHOT_LABEL, PREFERRED_SHOTS)
+    """The track holding "shot" events (one that provides "shots" when present)."""
+    return _find_track(tracks, SHOT_LABEL, SHOTS)
 
 
 def build_units(tracks: dict[str, Track], duration: float, window_s: float = 30.0) -> list[Unit]:
@@ -153,7 +156,7 @@ def build_units(tracks: dict[str, Track], duration: float, window_s: float = 30.
     no duration with no scenes or shots.
     """
     for label in (SCENE_LABEL, SHOT_LABEL):
-        src = _find_track(tracks, label, PREFERRED_SCENES if label == SCENE_LABEL else PREFERRED_SHOTS)
+        src = _find_track(tracks, label, SCENES if label == SCENE_LABEL else SHOTS)
         if src is None:
             continue
         found = sorted(((i, e) for i, e in enumerate(src.events) if e.label == label),

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 
 from framework import Event, Track
 
-from .align import SCENE_LABEL, SHOT_LABEL, TrackIndex, Unit, fraction_above, series_stats
+from .align import SCENE_LABEL, SCENES, SHOT_LABEL, TrackIndex, Unit, fraction_above, series_stats
 
 # How a few well-known labels are headed in a digest (any other label: the analyzer's name).
 TEXT_HEADINGS = {"description": "visual", "caption": "visual", "speech": "speech", "transcript": "speech",
@@ -32,7 +32,7 @@ EMOTIONS = {"happy", "happiness", "sad", "sadness", "angry", "anger", "surprise"
 TRANSITIONS = {"cut", "fade", "dissolve", "wipe"}
 CAMERA_MOVES = {"pan", "tilt", "zoom", "shake", "dolly", "truck", "handheld"}
 TEXT_KEYS = ("text", "caption", "description", "transcript")
-STRUCTURAL = {"scene_segmentation"}  # tracks that define the units and add no line of their own
+STRUCTURAL = {"scene_segmentation"}  # results written before capabilities: define the units, add no line
 
 
 def fmt_time(t: float) -> str:
@@ -247,7 +247,7 @@ RENDERERS: dict[str, Renderer] = {
 
 
 def renderer_for(track: Track) -> Renderer | None:
-    if track.analyzer in STRUCTURAL:
+    if SCENES in track.provides or track.analyzer in STRUCTURAL:  # they define the units
         return None
     return RENDERERS.get(track.analyzer, render_generic)
 

@@ -159,8 +159,10 @@ def extractive_moments(indexes: dict[str, TrackIndex], duration: float, k: int) 
     return [c.moment() for c in chosen]
 
 
-def extractive_title(indexes: dict[str, TrackIndex], duration: float, n_units: int, unit_label: str) -> str:
-    """The most repeated on-screen text, else the first description, else a plain description."""
+def extractive_title(indexes: dict[str, TrackIndex], duration: float, n_units: int, unit_label: str,
+                     medium: str = "video") -> str:
+    """The most repeated on-screen text, else the first description, else a plain description
+    (``medium`` ``audio``: "11 seconds of audio", never "an 11-second video")."""
     ocr: Counter[str] = Counter()
     first_desc = None
     for ix in indexes.values():
@@ -174,11 +176,23 @@ def extractive_title(indexes: dict[str, TrackIndex], duration: float, n_units: i
                 first_desc = t
     length = _duration_words(duration)
     plural = "s" if n_units != 1 else ""
+    if medium == "audio" and not ocr and not first_desc:
+        return f"{_length_words(duration).capitalize()} of audio" + (f" in {n_units} {unit_label}s" if n_units > 1 else "")
     if ocr:
         return f'"{_clip(ocr.most_common(1)[0][0], 60)}": a {length} video'
     if first_desc:
         return _clip(first_desc, 80)
     return f"A {length} video in {n_units} {unit_label}{plural}"
+
+
+def _length_words(duration: float) -> str:
+    """``11 seconds``, ``3 minutes``, ``1.5 hours``."""
+    if duration < 90:
+        n = round(duration)
+        return f"{n} second{'s' if n != 1 else ''}"
+    if duration < 5400:
+        return f"{duration / 60:.0f} minutes"
+    return f"{duration / 3600:.1f} hours"
 
 
 def _duration_words(duration: float) -> str:
@@ -190,16 +204,18 @@ def _duration_words(duration: float) -> str:
 
 
 def extractive_paragraph(digests: list[Digest], indexes: dict[str, TrackIndex], duration: float,
-                         used: list[str]) -> str:
+                         used: list[str], medium: str = "video") -> str:
     """Counts in a paragraph: units, shots, how many units have speech / text / objects, audio."""
     heads: Counter[str] = Counter()
     for d in digests:
         for head in d.heads:
             heads[head] += 1
     unit_label = digests[0].unit.label if digests else "part"
+    unit_label = "part" if unit_label == "window" else unit_label
     n_shots = sum(1 for ix in indexes.values() for e in ix.track.events if e.label == SHOT_LABEL) \
         if unit_label == SCENE_LABEL else 0
-    parts = [f"A {duration:.1f}-second video in {len(digests)} {unit_label}{'s' if len(digests) != 1 else ''}"
+    what = f"{duration:.1f} s of audio" if medium == "audio" else f"A {duration:.1f}-second video"
+    parts = [f"{what} in {len(digests)} {unit_label}{'s' if len(digests) != 1 else ''}"
              + (f" ({n_shots} shots)" if n_shots else "") + "."]
     facts = []
     for head, n in heads.most_common(6):
@@ -227,11 +243,13 @@ class ExtractiveParts:
 
 def write_extractive(digests: list[Digest], indexes: dict[str, TrackIndex], grounder: Grounder, duration: float,
                      used: list[str], count: Callable[[str], int], budget: int, max_chapters: int,
-                     max_key_moments: int) -> ExtractiveParts:
-    """The whole extractive summary, its text fitted to ``budget`` tokens."""
+                     max_key_moments: int, medium: str = "video") -> ExtractiveParts:
+    """The whole extractive summary, its text fitted to ``budget`` tokens; ``medium`` is
+    ``video`` or ``audio`` (an input with no picture is described as audio)."""
     unit_label = digests[0].unit.label if digests else "part"
-    title = extractive_title(indexes, duration, len(digests), unit_label)
-    paragraph = extractive_paragraph(digests, indexes, duration, used)
+    unit_label = "part" if unit_label == "window" else unit_label  # fixed windows read as "parts"
+    title = extractive_title(indexes, duration, len(digests), unit_label, medium)
+    paragraph = extractive_paragraph(digests, indexes, duration, used, medium)
     chapters = extractive_chapters(group_units(digests, duration, max_chapters), grounder)
     moments = extractive_moments(indexes, duration, max_key_moments)
 

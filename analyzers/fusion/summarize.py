@@ -3,7 +3,9 @@
 Map-reduce follows seed 001's reconcile step: each chunk of consecutive scene digests (as many
 as fit the token budget) is described first; the chunk descriptions, with their grounded
 chapters and moments, are then reconciled into one global summary. When even the chunk
-descriptions overflow the budget they are merged in groups first (a tree, a few levels deep).
+descriptions overflow the budget they are merged in groups first, level by level (a tree): each
+description is rendered in at most half the room, so every level at least halves their number
+and none is left out; ``CallStats`` counts the map calls and the merge calls of each level.
 
 Every prompt is measured with the backend's tokenizer and kept under the budget; every time the
 model writes goes through the ``Grounder``; an answer that is not usable JSON is read leniently
@@ -19,13 +21,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from framework.llm import LLMBackend, Message
+from framework.llm.backend import LLMBackend, Message
 from framework.summary import Chapter, KeyMoment
 
 from .digest import Digest, _clip, fit_digests, fmt_time
 from .grounding import Grounder
 
 logger = logging.getLogger(__name__)
+
+MAX_MERGE_LEVELS = 8  # a safety valve: each level at least halves the notes, so 256 chunks fit
 
 FINAL_SCHEMA = ('{"title": "...", "paragraph": "one paragraph", "detailed": "a detailed account", '
                 '"chapters": [{"start": 0.0, "end": 42.5, "title": "...", "summary": "..."}], '
@@ -35,8 +39,10 @@ CHUNK_SCHEMA = ('{"summary": "what happens in this part", '
                 '"key_moments": [{"time": 12.3, "text": "..."}]}')
 
 
-def system_prompt(language: str) -> str:
-    return ("You summarize videos from the notes of automatic analyzers (shots, scenes, speech transcripts, "
+def system_prompt(language: str, medium: str = "video") -> str:
+    """The system message: use only the notes, cite only their times, answer in JSON, in ``language``."""
+    what = "audio recordings" if medium == "audio" else "videos"
+    return (f"You summarize {what} from the notes of automatic analyzers (shots, scenes, speech transcripts, "
             "visual descriptions, objects, on-screen text, audio, camera). Use only what the notes say: never "
             "invent people, events or times. Every time you write must be a time in seconds that appears in "
             f"the notes. Reply with one JSON object and nothing else. Write all text in {language}.")
@@ -102,6 +108,8 @@ class CallStats:
     completion_tokens: int = 0
     max_prompt_tokens: int = 0
     unusable_answers: int = 0
+    map_calls: int = 0
+    merge_calls_per_level: list[int] = field(default_factory=list)  # reduce level 1, 2, ... (LLM calls)
 
 
 @dataclass
@@ -116,14 +124,24 @@ class ChunkNote:
     salience: float
     from_llm: bool
 
-    def render(self, index: int) -> str:
-        rows = [f"[part {index} | {fmt_time(self.start)}-{fmt_time(self.end)}] {self.text}"]
+    def render(self, index: int, text_chars: int | None = None, max_items: int | None = None) -> str:
+        """The note as a prompt reads it; ``text_chars`` and ``max_items`` shorten it (the most
+        chapters and moments listed, the rest counted)."""
+        text = self.text if text_chars is None else _clip(self.text, text_chars)
+        rows = [f"[part {index} | {fmt_time(self.start)}-{fmt_time(self.end)}] {text}"]
         if self.chapters:
-            rows.append("  chapters: " + "; ".join(f"{fmt_time(c.start)}-{fmt_time(c.end)} {_clip(c.title, 50)}"
-                                                   for c in self.chapters))
+            rows.append("  chapters: " + _listing([f"{fmt_time(c.start)}-{fmt_time(c.end)} {_clip(c.title, 50)}"
+                                                   for c in self.chapters], max_items))
         if self.moments:
-            rows.append("  moments: " + "; ".join(f"{fmt_time(m.time)} {_clip(m.text, 60)}" for m in self.moments))
+            rows.append("  moments: " + _listing([f"{fmt_time(m.time)} {_clip(m.text, 60)}" for m in self.moments],
+                                                 max_items))
         return "\n".join(rows)
+
+
+def _listing(items: list[str], most: int | None) -> str:
+    if most is None or len(items) <= most:
+        return "; ".join(items)
+    return "; ".join(items[:most] + [f"(+{len(items) - most} more)"])
 
 
 @dataclass
@@ -168,7 +186,7 @@ class LLMSummarizer:
     def __init__(self, backend: LLMBackend, grounder: Grounder, digests: list[Digest], header: str,
                  duration: float, *, budget: int, max_new_tokens: int, chunk_new_tokens: int, language: str,
                  temperature: float, max_chapters: int, max_key_moments: int, map_reduce: bool,
-                 progress: Callable[[float], None] | None = None):
+                 progress: Callable[[float], None] | None = None, medium: str = "video"):
         self.backend, self.grounder, self.digests = backend, grounder, digests
         self.header, self.duration = header, duration
         self.budget, self.max_new, self.chunk_new = budget, max_new_tokens, chunk_new_tokens
@@ -177,23 +195,28 @@ class LLMSummarizer:
         self.progress = progress
         self.stats = CallStats()
         self.notes: list[str] = []
-        self.system = system_prompt(language)
+        self.medium = medium
+        self.system = system_prompt(language, medium)
         self._done = 0
         self.plan = self._plan()
 
     # --- prompts ---------------------------------------------------------------------
     def _final_messages(self, body: str, kind: str) -> list[Message]:
-        what = "Notes on the video's scenes, in time order" if kind == "digests" else \
-            "Descriptions of consecutive parts of the video, in time order"
-        user = (f"Video length: {fmt_time(self.duration)}. {self.header}\n\n{what}:\n{body}\n\n"
+        scenes = "parts" if self.medium == "audio" else "scenes"
+        what = f"Notes on the {self.medium}'s {scenes}, in time order" if kind == "digests" else \
+            f"Descriptions of consecutive parts of the {self.medium}, in time order"
+        length = "Audio length" if self.medium == "audio" else "Video length"
+        user = (f"{length}: {fmt_time(self.duration)}. {self.header}\n\n{what}:\n{body}\n\n"
                 f"Write the summary as JSON: {FINAL_SCHEMA}\nChapters: at most {self.max_chapters} consecutive "
-                f"parts covering the video, each starting and ending at a time from the notes. Key moments: "
+                f"parts covering the {self.medium}, each starting and ending at a time from the notes. Key moments: "
                 f"at most {self.max_key_moments}, each at a time from the notes.")
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
     def _chunk_messages(self, body: str, a: float, b: float, kind: str) -> list[Message]:
         what = "Notes on its scenes" if kind == "digests" else "Descriptions of its consecutive parts"
-        user = (f"This is the part {fmt_time(a)}-{fmt_time(b)} of a {fmt_time(self.duration)} video. "
+        whole = f"{fmt_time(self.duration)} of audio" if self.medium == "audio" else \
+            f"a {fmt_time(self.duration)} video"
+        user = (f"This is the part {fmt_time(a)}-{fmt_time(b)} of {whole}. "
                 f"{what}, in time order:\n{body}\n\nDescribe this part as JSON: {CHUNK_SCHEMA}\nUse only "
                 f"times between {fmt_time(a)} and {fmt_time(b)} that appear above.")
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
@@ -273,6 +296,80 @@ class LLMSummarizer:
         a, b = chunk[0].unit.start, chunk[-1].unit.end
         return ChunkNote(a, b, text, [], [], max(d.salience for d in chunk), False)
 
+    def _render_note(self, note: ChunkNote, index: int, cap: int) -> str:
+        """``note`` rendered in at most ``cap`` tokens: the description is shortened first, then
+        fewer chapters and moments are listed (the note itself keeps them all)."""
+        count = self.backend.count_tokens
+        text = note.render(index)
+        if count(text) <= cap:
+            return text
+        for chars in (600, 300, 150, 80):
+            text = note.render(index, text_chars=chars)
+            if count(text) <= cap:
+                return text
+        for items in (8, 4, 2, 1, 0):
+            text = note.render(index, text_chars=80, max_items=items)
+            if count(text) <= cap:
+                return text
+        while len(text) > 16 and count(text) > cap:
+            text = _clip(text, int(len(text) * 0.8))
+        return text
+
+    def _render_notes(self, notes: list[ChunkNote], cap: int) -> list[str]:
+        return [self._render_note(n, i + 1, cap) for i, n in enumerate(notes)]
+
+    def _reduce(self, notes: list[ChunkNote], room: int) -> list[ChunkNote]:
+        """Merge consecutive notes in groups that fit ``room`` until all of them fit it.
+
+        Each note is rendered in at most half the room, so every group holds two notes or more
+        and each level at least halves their number: the tree is at most log2(chunks) levels
+        deep, and no part of the video is left out on the way.
+        """
+        cap = max(32, room // 2 - 1)
+        while len(notes) > 1:
+            texts = self._render_notes(notes, cap)
+            costs = [self.backend.count_tokens(t) + 1 for t in texts]
+            if sum(costs) <= room:
+                break
+            if len(self.stats.merge_calls_per_level) >= MAX_MERGE_LEVELS:
+                return self._keep_most_salient(notes, costs, room)
+            groups: list[list[ChunkNote]] = [[]]
+            used = 0
+            for n, cost in zip(notes, costs):
+                if groups[-1] and used + cost > room:
+                    groups.append([])
+                    used = 0
+                groups[-1].append(n)
+                used += cost
+            if len(groups) == len(notes):  # cannot happen with cap <= room / 2; never loop without progress
+                return self._keep_most_salient(notes, costs, room)
+            self.stats.merge_calls_per_level.append(0)
+            merged = []
+            for g in groups:
+                if len(g) == 1:
+                    merged.append(g[0])
+                    continue
+                a, b = g[0].start, g[-1].end
+                self.stats.merge_calls_per_level[-1] += 1
+                merged.append(self._describe_chunk(
+                    self._render_notes(g, cap), a, b, "parts", max(n.salience for n in g),
+                    lambda g=g, a=a, b=b: ChunkNote(a, b, " ".join(_clip(n.text, 300) for n in g),
+                                                    [c for n in g for c in n.chapters],
+                                                    [m for n in g for m in n.moments],
+                                                    max(n.salience for n in g), False)))
+            notes = merged
+        return notes
+
+    def _keep_most_salient(self, notes: list[ChunkNote], costs: list[int], room: int) -> list[ChunkNote]:
+        keep, used = [], 0
+        for i in sorted(range(len(notes)), key=lambda i: -notes[i].salience):
+            if used + costs[i] <= room:
+                keep.append(i)
+                used += costs[i]
+        self.notes.append(f"after {len(self.stats.merge_calls_per_level)} merge levels the part descriptions still "
+                          f"overflowed; kept the {len(keep)} most salient of {len(notes)}")
+        return [notes[i] for i in sorted(keep)]
+
     def run(self) -> tuple[dict[str, Any], list[ChunkNote], bool]:
         """Returns (final fields, chunk notes, final answer was JSON)."""
         room = self.budget - self.plan.overhead
@@ -295,46 +392,10 @@ class LLMSummarizer:
             a, b = chunk[0].unit.start, chunk[-1].unit.end
             notes.append(self._describe_chunk([d.text for d in chunk], a, b, "digests",
                                               max(d.salience for d in chunk), lambda c=chunk: self._digest_note(c)))
-        # reduce: merge groups of notes until they fit one final prompt
-        level = 0
-        while sum(self.backend.count_tokens(n.render(i + 1)) + 1 for i, n in enumerate(notes)) > room and len(notes) > 1:
-            level += 1
-            if level > 4:
-                keep = sorted(range(len(notes)), key=lambda i: -notes[i].salience)
-                texts_fit, used = [], 0
-                for i in keep:
-                    cost = self.backend.count_tokens(notes[i].render(i + 1)) + 1
-                    if used + cost <= room:
-                        texts_fit.append(i)
-                        used += cost
-                self.notes.append(f"after 4 merge levels the part descriptions still overflowed; kept the "
-                                  f"{len(texts_fit)} most salient of {len(notes)}")
-                notes = [notes[i] for i in sorted(texts_fit)]
-                break
-            groups: list[list[ChunkNote]] = [[]]
-            used = 0
-            for i, n in enumerate(notes):
-                cost = self.backend.count_tokens(n.render(i + 1)) + 1
-                if groups[-1] and used + cost > room:
-                    groups.append([])
-                    used = 0
-                groups[-1].append(n)
-                used += cost
-            merged = []
-            for g in groups:
-                if len(g) == 1:
-                    merged.append(g[0])
-                    continue
-                a, b = g[0].start, g[-1].end
-                texts = [n.render(i + 1) for i, n in enumerate(g)]
-                merged.append(self._describe_chunk(
-                    texts, a, b, "parts", max(n.salience for n in g),
-                    lambda g=g, a=a, b=b: ChunkNote(a, b, " ".join(_clip(n.text, 300) for n in g),
-                                                    [c for n in g for c in n.chapters],
-                                                    [m for n in g for m in n.moments],
-                                                    max(n.salience for n in g), False)))
-            notes = merged
-        body = self._fit_body([n.render(i + 1) for i, n in enumerate(notes)],
+            self.stats.map_calls += 1
+        # reduce: merge groups of notes, level by level, until they fit one final prompt
+        notes = self._reduce(notes, room)
+        body = self._fit_body(self._render_notes(notes, max(32, room // 2 - 1)),
                               lambda x: self._final_messages(x, "parts"))
         answer = self._call(self._final_messages(body, "parts"), self.max_new)
         fields, was_json = read_answer(answer)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from . import LLMBackend, LLMError, Message
+from .backend import LLMBackend, LLMError, Message
 
 
 class ExtractiveBackend(LLMBackend):

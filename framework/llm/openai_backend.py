@@ -20,11 +20,22 @@ import logging
 import os
 from typing import Any, ClassVar
 
-from . import LLMBackend, LLMError, LLMUnavailable, Message
+from .backend import LLMBackend, LLMError, LLMUnavailable, Message
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434/v1"  # Ollama's OpenAI-compatible endpoint
+
+
+def import_httpx() -> Any:
+    """``httpx``, or ``LLMUnavailable`` saying how to install it (it is a base dependency)."""
+    try:
+        import httpx
+    except ImportError as exc:
+        raise LLMUnavailable(f"the openai backend needs the httpx package, which is not importable here "
+                             f"({exc}); reinstall the framework (`pip install video-framework`) or "
+                             "`pip install httpx`") from exc
+    return httpx
 
 
 class OpenAIBackend(LLMBackend):
@@ -60,8 +71,7 @@ class OpenAIBackend(LLMBackend):
         return headers
 
     def _http(self) -> Any:
-        import httpx
-
+        httpx = import_httpx()
         if self._client is None:
             timeout = httpx.Timeout(self.options.timeout_s, connect=self.options.connect_timeout_s)
             self._client = httpx.Client(timeout=timeout, trust_env=False)
@@ -75,8 +85,10 @@ class OpenAIBackend(LLMBackend):
 
     def check_available(self) -> str | None:
         """Reachable means the server answered at all (some servers answer GET /models with an error)."""
-        import httpx
-
+        try:
+            httpx = import_httpx()
+        except LLMUnavailable as exc:
+            return str(exc)
         try:
             # a one-off request: some servers close the connection after answering /models with an error
             httpx.get(f"{self.url}/models", headers=self._headers(), timeout=self.options.connect_timeout_s,
@@ -98,7 +110,7 @@ class OpenAIBackend(LLMBackend):
             self._client = None
 
     def generate(self, messages: list[Message], max_new_tokens: int, temperature: float = 0.0) -> str:
-        import httpx
+        httpx = import_httpx()
 
         body: dict[str, Any] = {"messages": messages, "max_tokens": int(max_new_tokens),
                                 "temperature": float(temperature), "stream": False}

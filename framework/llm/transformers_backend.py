@@ -1,9 +1,15 @@
 """The ``transformers`` backend: a local chat/instruct model, run in this process.
 
-``model`` is a manifest id (``qwen2.5-1.5b-instruct``, the default), a Hugging Face repo id
-(``org/name``) or a local folder holding ``config.json`` and tokenizer files. Repo models load
-from the local Hugging Face cache; with ``HF_HUB_OFFLINE=1`` (or ``--offline``) nothing is ever
-downloaded and a missing model raises ``LLMUnavailable`` naming the command that fetches it.
+It loads one folder (``config.json``, weights, tokenizer files) and never looks anything up:
+
+- ``model_path``: the folder the runner resolved for ``model`` (a models-manifest id such as
+  ``qwen2.5-1.5b-instruct``, the default). The fusion step fills it from what
+  ``Analyzer.load(device, models)`` hands over; the runner found it through
+  ``framework``'s model code, which is also what ``framework models pull`` fetches into.
+- ``model`` set to a local folder loads that folder directly.
+
+A manifest id with no folder (not cached) or a Hugging Face repo id that is not in the manifest
+raises ``LLMUnavailable`` with what to do, and the fusion step writes an extractive summary.
 
 Prompts go through the tokenizer's chat template. Models that are not instruction-tuned
 (DialoGPT, GPT-2 and friends) cannot follow a summarization instruction and are refused unless
@@ -13,13 +19,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from . import LLMBackend, LLMError, LLMUnavailable, Message
+from .backend import LLMBackend, LLMError, LLMUnavailable, Message
 
 logger = logging.getLogger(__name__)
 
@@ -27,96 +31,37 @@ DEFAULT_MODEL = "qwen2.5-1.5b-instruct"
 # Model families known not to be instruction-tuned (seed 000 recommended them; they cannot summarize).
 _BASE_MODEL_NAMES = re.compile(r"(dialogpt|(^|[/_-])gpt-?2|distilgpt2)", re.IGNORECASE)
 _BASE_MODEL_TYPES = {"gpt2"}
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_NEEDS_ML = "the transformers backend needs torch and transformers: pip install 'video-framework[ml]'"
 
 
-def hub_offline() -> bool:
-    """True when ``HF_HUB_OFFLINE`` (or ``TRANSFORMERS_OFFLINE``) is set to a true value now."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
-            return True
-    return False
+def model_folder(model: str, model_path: str | None) -> Path:
+    """The folder to load: ``model_path`` (resolved by the runner), else ``model`` if it is a folder.
 
-
-def hub_cache_dir() -> Path:
-    """The Hugging Face hub cache, read from the environment at call time (not at import time)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
-    return Path(home).expanduser() / "hub"
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """Where a model named in the options lives."""
-
-    requested: str
-    repo_id: str | None          # None for a local folder
-    revision: str | None
-    manifest_id: str | None
-    instruction_tuned: bool | None
-    folder: Path | None = None   # set once found on disk
-
-    @property
-    def pull_command(self) -> str:
-        if self.manifest_id:
-            return f"framework models pull {self.manifest_id}"
-        return f"huggingface-cli download {self.repo_id}"
-
-
-def resolve_model(model: str, revision: str | None = None) -> ResolvedModel:
-    """Turn a folder path, manifest id or repo id into a ``ResolvedModel`` (nothing is loaded).
-
-    :raises LLMError: the name is none of the three; the message lists the manifest's LLM ids.
+    :raises LLMUnavailable: neither is a folder; the message says what to do for a manifest id
+        that is not cached and for a repo id that the manifest does not list.
     """
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return ResolvedModel(model, None, None, None, None, folder=path.resolve())
-    from ..manifest import load_manifest
-
-    manifest = load_manifest()
-    if model in manifest:
-        spec = manifest[model]
-        if spec.source != "huggingface":
-            raise LLMError(f"model {model!r} in {manifest.path} has source {spec.source}, not huggingface: "
-                           "the transformers backend loads Hugging Face chat models")
-        return ResolvedModel(model, spec.locator, revision or spec.revision, model, spec.instruction_tuned)
-    if re.match(r"^[\w.-]+/[\w.-]+$", model):
-        mid = manifest.by_repo_id().get(model.lower())
-        tuned = manifest[mid].instruction_tuned if mid else None
-        return ResolvedModel(model, model, revision, mid, tuned)
-    llms = [s.id for s in manifest if "summary-llm" in s.tags and s.instruction_tuned]
-    raise LLMError(f"analyzers.fusion.params.model: {model!r} is not a folder, a manifest id or a "
-                   f"Hugging Face repo id (org/name); instruction-tuned ids in {manifest.path}: "
-                   f"{', '.join(llms)}")
-
-
-def find_snapshot(resolved: ResolvedModel, offline: bool) -> Path:
-    """The local snapshot folder of a repo model; download it only when online.
-
-    :raises LLMUnavailable: offline and not in the cache (the message has the pull command).
-    """
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    assert resolved.repo_id is not None
-    cache = hub_cache_dir()
-    try:
-        return Path(snapshot_download(resolved.repo_id, revision=resolved.revision, cache_dir=str(cache),
-                                      local_files_only=True))
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError) as exc:
-        if offline:
-            raise LLMUnavailable(
-                f"summary model {resolved.requested} ({resolved.repo_id}) is not in the Hugging Face cache "
-                f"{cache} and HF_HUB_OFFLINE is set, so it will not be downloaded; fetch it with "
-                f"`{resolved.pull_command}` (or set analyzers.fusion.params.backend: extractive)") from exc
-    logger.info("downloading %s to %s (first use; `framework models pull` does this ahead of time)",
-                resolved.repo_id, cache)
-    try:
-        return Path(snapshot_download(resolved.repo_id, revision=resolved.revision, cache_dir=str(cache)))
-    except Exception as exc:  # noqa: BLE001 - hub errors come in many types
-        raise LLMUnavailable(f"cannot download summary model {resolved.repo_id}: {type(exc).__name__}: {exc}; "
-                             f"fetch it with `{resolved.pull_command}` when the hub is reachable") from exc
+    if model_path:
+        folder = Path(model_path).expanduser()
+        if not folder.is_dir():
+            raise LLMUnavailable(f"summary model {model}: the folder {folder} handed to the transformers backend "
+                                 "does not exist; run `framework models verify` or pull the model again")
+        return folder
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        return folder
+    if _REPO_ID.match(model) and not model.startswith((".", "~")):
+        raise LLMUnavailable(
+            f"analyzers.fusion.params.model: {model!r} is a Hugging Face repo id, not a models-manifest id; "
+            "models load only through the manifest, which pins their revision: use the manifest id of this "
+            "repo if it has one (`framework models list`), add it to the manifest with a plugin's "
+            "register_models hook, or download it and set model to its local folder")
+    if "/" in model or model.startswith((".", "~")):
+        raise LLMUnavailable(f"analyzers.fusion.params.model: the folder {folder} does not exist")
+    raise LLMUnavailable(
+        f"summary model {model} is not in the local model cache, so the runner handed the fusion step no "
+        f"folder for it; fetch it with `framework models pull {model}` (or set model to a local folder, "
+        "or analyzers.fusion.params.backend: extractive)")
 
 
 class TransformersBackend(LLMBackend):
@@ -125,8 +70,8 @@ class TransformersBackend(LLMBackend):
     name: ClassVar[str] = "transformers"
 
     class Options(LLMBackend.Options):
-        model: str = DEFAULT_MODEL
-        revision: str | None = None
+        model: str = DEFAULT_MODEL            # a manifest id (its folder comes in model_path) or a folder
+        model_path: str | None = None         # the local folder the runner resolved for model
         device: str = "auto"                  # auto | cpu | cuda | cuda:1 ...
         dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
         context_window: int | None = None     # default: the model config's max_position_embeddings
@@ -138,29 +83,25 @@ class TransformersBackend(LLMBackend):
         self.model = None
         self.tokenizer = None
         self.device: str | None = None
-        self.resolved: ResolvedModel | None = None
+        self.folder: Path | None = None
         self._window: int | None = None
 
     # --- availability and loading ---------------------------------------------------
     def check_available(self) -> str | None:
         if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
-            return "the transformers backend needs torch and transformers: pip install 'video-framework[ml]'"
+            return _NEEDS_ML
         try:
-            resolved = resolve_model(self.options.model, self.options.revision)
-            if resolved.folder is None and hub_offline():
-                find_snapshot(resolved, offline=True)
-            self._refuse_base_model(resolved, None)
+            self._refuse_base_model(None)
+            model_folder(self.options.model, self.options.model_path)
         except (LLMError, LLMUnavailable) as exc:
             return str(exc)
         return None
 
-    def _refuse_base_model(self, resolved: ResolvedModel, config: Any, has_template: bool | None = None) -> None:
+    def _refuse_base_model(self, config: Any, has_template: bool | None = None) -> None:
         if self.options.allow_base_model:
             return
         why = None
-        if resolved.instruction_tuned is False:
-            why = "the models manifest marks it instruction_tuned: false"
-        elif _BASE_MODEL_NAMES.search(resolved.requested) or (resolved.repo_id and _BASE_MODEL_NAMES.search(resolved.repo_id)):
+        if _BASE_MODEL_NAMES.search(self.options.model):
             why = "DialoGPT/GPT-2 models are not instruction-tuned"
         elif config is not None and getattr(config, "model_type", None) in _BASE_MODEL_TYPES:
             why = f"its architecture ({config.model_type}) is a base language model"
@@ -168,28 +109,24 @@ class TransformersBackend(LLMBackend):
             why = "its tokenizer has no chat template"
         if why:
             raise LLMError(
-                f"model {resolved.requested} cannot follow a summarization instruction ({why}); use an "
+                f"model {self.options.model} cannot follow a summarization instruction ({why}); use an "
                 f"instruct model such as {DEFAULT_MODEL} (`framework models pull {DEFAULT_MODEL}`), or set "
                 "analyzers.fusion.params.backend_options.allow_base_model: true to use it anyway")
 
     def load(self) -> None:
         if self.model is not None:
             return
-        reason = None
         if importlib.util.find_spec("transformers") is None or importlib.util.find_spec("torch") is None:
-            reason = "the transformers backend needs torch and transformers: pip install 'video-framework[ml]'"
-        if reason:
-            raise LLMUnavailable(reason)
+            raise LLMUnavailable(_NEEDS_ML)
+        self._refuse_base_model(None)
+        folder = model_folder(self.options.model, self.options.model_path)
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        resolved = resolve_model(self.options.model, self.options.revision)
-        self._refuse_base_model(resolved, None)
-        folder = resolved.folder or find_snapshot(resolved, offline=hub_offline())
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
-        self._refuse_base_model(resolved, config)
+        self._refuse_base_model(config)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        self._refuse_base_model(resolved, config, has_template=bool(getattr(tokenizer, "chat_template", None)))
+        self._refuse_base_model(config, has_template=bool(getattr(tokenizer, "chat_template", None)))
 
         device = self.options.device
         if device == "auto":
@@ -200,11 +137,10 @@ class TransformersBackend(LLMBackend):
         else:
             dtype = getattr(torch, dtype)
         torch.manual_seed(self.options.seed)
-        logger.info("loading summary model %s from %s on %s (%s)", resolved.requested, folder, device, dtype)
+        logger.info("loading summary model %s from %s on %s (%s)", self.options.model, folder, device, dtype)
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
         model.to(device).eval()
-        self.model, self.tokenizer, self.device = model, tokenizer, device
-        self.resolved = ResolvedModel(**{**resolved.__dict__, "folder": folder})
+        self.model, self.tokenizer, self.device, self.folder = model, tokenizer, device, folder
         self._window = self.options.context_window or int(getattr(config, "max_position_embeddings", 0) or 4096)
 
     def close(self) -> None:

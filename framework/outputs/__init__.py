@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..hookspecs import hookimpl
 from ..summary import Summary
 from ..timeline import Timeline
-from .base import Cue, ExportContext, Exporter, Shot, atomic_write_bytes, clock
+from .base import Cue, ExportContext, Exporter, Shot, atomic_write_bytes, clock, summary_track_of
 
 if TYPE_CHECKING:
     from ..plugins import PluginHost
@@ -102,11 +102,12 @@ def write_outputs(timeline: Timeline, run_dir: str | Path, host: "PluginHost | N
     video, note = resolve_video(timeline, video_path, (run_dir,))
     if video is None:
         logger.info("no video for the report: %s", note)
+    summary_track = summary_track_of(timeline)
     try:
-        summary = Summary.from_track(timeline.tracks.get("fusion"))
+        summary = Summary.from_track(summary_track)
     except ValidationError as exc:
-        logger.warning("the fusion track's summary is not readable (%s); writing the outputs without it",
-                       str(exc).splitlines()[0])
+        logger.warning("the summary in track %s is not readable (%s); writing the outputs without it",
+                       summary_track.analyzer if summary_track else "?", str(exc).splitlines()[0])
         summary = None
     context = ExportContext(timeline=timeline, run_dir=run_dir, video_path=video, video_note=note,
                             summary=summary, thumb_sources=tuple(thumb_sources))

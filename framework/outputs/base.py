@@ -1,24 +1,32 @@
 """The exporter contract and the views of a Timeline that several exporters share.
 
 An exporter turns a finished ``Timeline`` into files people read. It gets an ``ExportContext``
-that carries the (reachable) video, the fusion ``Summary`` and cached helpers, so that the
-shot list, the transcript and the thumbnails are computed once per ``write_outputs`` call.
+that carries the (reachable) video, the ``Summary`` and cached helpers, so that the shot list,
+the transcript and the thumbnails are computed once per ``write_outputs`` call.
+
+Shots, transcript and summary are found by the capability a track provides (``Track.provides``:
+``"shots"``, ``"transcript"``, ``"summary"``), never by an analyzer's name, so a third-party
+analyzer that provides shots drives ``cuts.csv``/``cuts.edl`` and the report's shot list as the
+built-in one does. When no track provides a capability, tracks that declare no capabilities at
+all (saved before capabilities existed, or from a plugin that predates them) are read by their
+content instead: ``shot`` events, ``speech`` events with ``data.text``, a ``summary`` in the data.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ..summary import Summary
-from ..timeline import Timeline, Track, atomic_write_bytes  # noqa: F401 (re-exported for exporters)
+from ..timeline import Timeline, Track, atomic_write_bytes, tracks_providing  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
 SHOT_LABEL = "shot"
 SPEECH_LABEL = "speech"
-PREFERRED_SHOT_TRACK = "cut_analysis"
+SHOTS, TRANSCRIPT, SUMMARY = "shots", "transcript", "summary"  # capabilities (Analyzer.provides)
 
 
 class Exporter:
@@ -49,12 +57,24 @@ class Exporter:
 
 @dataclass(frozen=True)
 class Shot:
-    """One shot of the cut list (from the ``shot`` events of the cut track)."""
+    """One shot of the cut list (from the ``shot`` events of the track providing shots).
+
+    ``first_frame`` / ``last_frame`` are the indices of the shot's first and last decoded frames
+    (``data["first_frame"]`` / ``data["last_frame"]`` of its event), ``None`` when the track gave
+    none; outputs print these, never a time multiplied by an average frame rate.
+    """
 
     index: int
     start: float
     end: float
     transition_in: str = "cut"
+    first_frame: int | None = None
+    last_frame: int | None = None
+
+    @property
+    def end_frame(self) -> int | None:
+        """The frame after the shot's last one (exclusive end; the next shot's first frame)."""
+        return None if self.last_frame is None else self.last_frame + 1
 
     @property
     def duration(self) -> float:
@@ -82,7 +102,7 @@ class ExportContext:
 
     :ivar video_path: the analyzed video if it is reachable now, else ``None``.
     :ivar video_note: why there is no video (empty when there is one).
-    :ivar summary: the fusion step's summary, or ``None`` when there is none.
+    :ivar summary: the summary (of the track providing ``"summary"``), or ``None`` when there is none.
     :ivar thumb_sources: older ``thumbs/`` folders whose cached thumbnails may be reused.
     """
 
@@ -97,6 +117,12 @@ class ExportContext:
     @property
     def fps(self) -> float:
         return float(self.timeline.video.fps or 0.0)
+
+    @property
+    def frame_rate(self) -> float | None:
+        """The rate frame numbers and timecode count at: the stream's declared rate
+        (``video.fps_rational``, e.g. ``30000/1001``) when known, else ``video.fps``."""
+        return frame_rate_of(self.timeline)
 
     @property
     def duration(self) -> float:
@@ -127,13 +153,30 @@ class ExportContext:
         return self._cache["thumbs"]
 
 
+def capability_tracks(timeline: Timeline, capability: str) -> tuple[list[Track], bool]:
+    """``(tracks, declared)``: the ``ok`` tracks providing ``capability`` in the timeline's order
+    and True; when none does, the ``ok`` tracks that declare no capabilities at all and False
+    (the caller then recognises the capability by content: event labels, a summary in the data)."""
+    providers = [t for t in tracks_providing(timeline.tracks, capability) if t.status == "ok"]
+    if providers:
+        return providers, True
+    return [t for t in timeline.tracks.values() if t.status == "ok" and not t.provides], False
+
+
 def shot_track_of(timeline: Timeline) -> Track | None:
-    """The track holding the shot list: ``cut_analysis`` if it has shots, else the first that does."""
-    candidates = sorted(timeline.tracks.values(), key=lambda t: t.analyzer != PREFERRED_SHOT_TRACK)
-    for track in candidates:
-        if track.status == "ok" and any(e.label == SHOT_LABEL for e in track.events):
-            return track
-    return None
+    """The track holding the shot list: the first ``ok`` track providing ``"shots"`` that has
+    ``shot`` events."""
+    return next((t for t in capability_tracks(timeline, SHOTS)[0]
+                 if any(e.label == SHOT_LABEL for e in t.events)), None)
+
+
+def summary_track_of(timeline: Timeline) -> Track | None:
+    """The first ``ok`` track providing ``"summary"`` whose data holds one."""
+    return next((t for t in capability_tracks(timeline, SUMMARY)[0] if SUMMARY in t.data), None)
+
+
+def _frame(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else None
 
 
 def shots_of(timeline: Timeline) -> list[Shot]:
@@ -146,24 +189,88 @@ def shots_of(timeline: Timeline) -> list[Shot]:
     for i, e in enumerate(events):
         index = e.data.get("index")
         transition = e.data.get("transition_in") or ("start" if i == 0 else "cut")
+        first, last = _frame(e.data.get("first_frame")), _frame(e.data.get("last_frame"))
+        if first is None or last is None or last < first:
+            first = last = None
         shots.append(Shot(index=int(index) if isinstance(index, (int, float)) else i + 1,
-                          start=e.start, end=e.end, transition_in=str(transition)))
+                          start=e.start, end=e.end, transition_in=str(transition),
+                          first_frame=first, last_frame=last))
     return shots
 
 
-def transcript_of(timeline: Timeline) -> list[Cue]:
-    """Every ``speech`` event with a non-empty ``data.text``, from any ok track, in time order."""
+def _cues(track: Track) -> list[Cue]:
     cues = []
-    for track in timeline.tracks.values():
-        if track.status != "ok":
-            continue
-        for e in track.events:
-            text = e.data.get("text") if e.label == SPEECH_LABEL else None
-            if isinstance(text, str) and text.strip():
-                speaker = e.data.get("speaker")
-                cues.append(Cue(e.start, e.end, text.strip(), str(speaker) if speaker else None,
-                                track.analyzer))
+    for e in track.events:
+        text = e.data.get("text") if e.label == SPEECH_LABEL else None
+        if isinstance(text, str) and text.strip():
+            speaker = e.data.get("speaker")
+            cues.append(Cue(e.start, e.end, text.strip(), str(speaker) if speaker else None, track.analyzer))
+    return cues
+
+
+def transcript_of(timeline: Timeline) -> list[Cue]:
+    """The transcript in time order: the ``speech`` events with a non-empty ``data.text`` of the
+    first ``ok`` track providing ``"transcript"`` that has any (one transcript, not two ASR
+    outputs interleaved). With no such track: of every ``ok`` track declaring no capabilities."""
+    tracks, declared = capability_tracks(timeline, TRANSCRIPT)
+    if declared:
+        cues = next((c for c in map(_cues, tracks) if c), [])
+    else:
+        cues = [c for t in tracks for c in _cues(t)]
     return sorted(cues, key=lambda c: (c.start, c.end))
+
+
+def frame_rate_of(timeline: Timeline) -> float | None:
+    """``video.fps_rational`` as a number when present and valid, else ``video.fps`` (or ``None``)."""
+    video = timeline.video
+    rational = getattr(video, "fps_rational", None)
+    if isinstance(rational, str) and rational.strip():
+        try:
+            rate = float(Fraction(rational.strip()))
+        except (ValueError, ZeroDivisionError):
+            logger.info("video.fps_rational %r is not a rate; using video.fps", rational)
+        else:
+            if rate > 0:
+                return rate
+    return float(video.fps) if video.fps and video.fps > 0 else None
+
+
+def rate_text(timeline: Timeline) -> str:
+    """``29.97 fps`` (the declared rate when known), ``+ (variable)`` for variable-rate video."""
+    rate = frame_rate_of(timeline)
+    if rate is None:
+        return ""
+    text = f"{rate:.2f}".rstrip("0").rstrip(".") + " fps"
+    return text + (" (variable)" if timeline.video.variable_frame_rate else "")
+
+
+def stated_duration(timeline: Timeline) -> float | None:
+    """The length the file's header states, when decoding stopped before it (a truncated file);
+    ``None`` when the analysis covered the whole file or the length is unknown.
+
+    Read from ``run["stated_duration"]`` (seconds) when the runner recorded it."""
+    decode = timeline.run.get("decode") or {}
+    if not isinstance(decode, dict) or decode.get("truncated_at") is None:
+        return None
+    stated = timeline.run.get("stated_duration")
+    return float(stated) if isinstance(stated, (int, float)) and stated > timeline.video.duration else None
+
+
+def was_truncated(timeline: Timeline) -> bool:
+    """Whether decoding stopped before the end of the file (``run["decode"]["truncated_at"]``)."""
+    decode = timeline.run.get("decode") or {}
+    return isinstance(decode, dict) and decode.get("truncated_at") is not None
+
+
+def run_warnings(timeline: Timeline) -> list[str]:
+    """Every warning the run recorded (``run["warnings"]``), as text, without repeats."""
+    raw = timeline.run.get("warnings") or []
+    out: list[str] = []
+    for w in raw if isinstance(raw, list) else [raw]:
+        text = " ".join(str(w).split())
+        if text and text not in out:
+            out.append(text)
+    return out
 
 
 def clock(t: float, millis: bool = False) -> str:

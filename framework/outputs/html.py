@@ -8,7 +8,9 @@ shot or transcript line seeks the player (``video.currentTime``).
 Stable hooks for tests and user styles: ``#player``, ``#no-video``, ``#tl``, ``#playhead``,
 ``.lane[data-analyzer=NAME][data-status=ok|failed|skipped]``, ``.ev[data-t]``, ``.chapters-lane``,
 ``.moment[data-t]``, ``.chapter[data-t]``, ``.shot[data-t][data-index]``, ``img.thumb``,
-``.cue[data-t][data-end]``. All text is escaped: labels come from third-party plugins.
+``.cue[data-t][data-end]``, ``.frames[data-first][data-last]`` (a shot's decoded frames),
+``#warnings`` (the run's warnings), ``#streams`` (the file's streams). Audio-only input gets an
+``<audio id="player">`` and no shots section. All text is escaped: labels come from third-party plugins.
 """
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ from urllib.parse import quote
 from .. import __version__
 from ..summary import Evidence, Summary
 from ..timeline import Event, Series, Timeline, Track, atomic_write_text
-from .base import ExportContext, Exporter, clock, paragraphs, span
-from .markdown import video_line
+from .base import SUMMARY, ExportContext, Exporter, clock, paragraphs, run_warnings, span
+from .markdown import summary_state, stream_descriptions, video_line
 from .subtitles import to_vtt
 
 logger = logging.getLogger(__name__)
@@ -82,12 +84,37 @@ def render_report(timeline: Timeline, context: ExportContext) -> str:
         badge = '<span class="badge">extractive summary</span>'
     else:
         badge = f'<span class="badge llm">summary by {e(s.model or s.backend)}</span>'
-    body = "\n".join([_hero(timeline, context), _timeline_section(context), _chapters_section(s),
-                      _shots_section(context), _transcript_section(context), _analyzers_section(timeline)])
+    sections = [_warnings_section(timeline), _hero(timeline, context), _timeline_section(context),
+                _chapters_section(s)]
+    if timeline.video.has_video:  # audio-only input: no shots, no thumbnails
+        sections.append(_shots_section(context))
+    sections += [_transcript_section(context), _analyzers_section(timeline)]
+    body = "\n".join(x for x in sections if x)
     values = {"title": e(title), "badge": badge, "meta": video_line(timeline, e),
+              "streams": _streams(timeline),
               "version": e(__version__), "duration": _t(context.duration), "body": body}
     template = (importlib.resources.files("framework.outputs") / "templates" / "report.html").read_text("utf-8")
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def _warnings_section(timeline: Timeline) -> str:
+    """Every run warning (a truncated file, a stream that could not be read...), above everything."""
+    warnings = run_warnings(timeline)
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{e(w)}</li>" for w in warnings)
+    return (f'<section id="warnings" class="notice"><b>{"Warning" if len(warnings) == 1 else "Warnings"}'
+            f"</b><ul>{items}</ul></section>")
+
+
+def _streams(timeline: Timeline) -> str:
+    """The file's streams and which were analyzed, under the header; empty when unknown."""
+    streams = stream_descriptions(timeline)
+    if not streams:
+        return ""
+    items = " · ".join(f'<span class="stream{" analyzed" if used else ""}">{e(text)} '
+                       f'{"<b>analyzed</b>" if used else "not analyzed"}</span>' for text, used in streams)
+    return f'<div class="meta" id="streams">Streams: {items}</div>'
 
 
 def _video_src(video: Path, run_dir: Path) -> str:
@@ -107,17 +134,22 @@ def _hero(timeline: Timeline, context: ExportContext) -> str:
             tracks = (f'<track kind="subtitles" label="Transcript" srclang="{e(_lang(context))}" '
                       f'src="data:text/vtt;base64,{vtt}">')
         src = _video_src(context.video_path, context.run_dir)
-        player = (f'<video id="player" controls preload="metadata" src="{e(src)}">{tracks}</video>'
-                  '<div id="video-error" class="notice" hidden>This browser cannot play the video '
-                  f"({e(timeline.video.video_codec or 'unknown codec')}); the timeline still works.</div>")
+        if timeline.video.has_video:
+            player = (f'<video id="player" controls preload="metadata" src="{e(src)}">{tracks}</video>'
+                      '<div id="video-error" class="notice" hidden>This browser cannot play the video '
+                      f"({e(timeline.video.video_codec or 'unknown codec')}); the timeline still works.</div>")
+        else:
+            player = (f'<audio id="player" controls preload="metadata" src="{e(src)}"></audio>'
+                      '<div id="video-error" class="notice" hidden>This browser cannot play the audio; '
+                      "the timeline still works.</div>")
     else:
         why = context.video_note or "the video is not reachable"
         player = (f'<div id="no-video" class="notice">No player: {e(why)}. '
                   "Moments still move the red playhead on the timeline.</div>")
     s = context.summary
     if s is None:
-        text = ('<p class="paragraph">No summary was produced (the fusion analyzer did not run or did not '
-                "finish). The analyzers' results are below.</p>")
+        text = (f'<p class="paragraph">No summary was produced ({e(summary_state(timeline))}). '
+                "The analyzers' results are below.</p>")
     else:
         detailed = "".join(f"<p>{e(p)}</p>" for p in paragraphs(s.detailed))
         text = f'<p class="paragraph">{e(s.paragraph)}</p>'
@@ -321,7 +353,7 @@ def shot_tags(context: ExportContext) -> dict[int, list[tuple[str, list[str]]]]:
     shot_track = context.shot_track()
     tags: dict[int, list[tuple[str, list[str]]]] = {s.index: [] for s in shots}
     for track in context.timeline.tracks.values():
-        if track.status != "ok" or track is shot_track or track.analyzer == "fusion" or not track.events:
+        if track.status != "ok" or track is shot_track or SUMMARY in track.provides or not track.events:
             continue
         events = sorted(track.events, key=lambda x: x.start)
         starts = [x.start for x in events]
@@ -344,8 +376,8 @@ def shot_tags(context: ExportContext) -> dict[int, list[tuple[str, list[str]]]]:
 def _shots_section(context: ExportContext) -> str:
     shots = context.shots()
     if not shots:
-        return ('<section id="shots"><h2>Shots</h2><p class="notice plain">No shot list: cut_analysis did not '
-                "run or found nothing.</p></section>")
+        return ('<section id="shots"><h2>Shots</h2><p class="notice plain">No shot list: no analyzer providing '
+                "shots, such as cut_analysis, ran or found any.</p></section>")
     thumbs = context.thumbnails()
     v = context.timeline.video
     ar = f"--ar:{v.width}/{v.height}" if v.width and v.height else ""
@@ -364,10 +396,14 @@ def _shots_section(context: ExportContext) -> str:
         else:
             img = '<div class="thumb-missing">no thumbnail</div>'
         chips = "".join(_tag(text, colors) for text, colors in tags.get(shot.index, []))
+        frames = ""
+        if shot.first_frame is not None:  # the decoded frames the shot's event names, never time x fps
+            frames = (f' · <span class="frames" data-first="{shot.first_frame}" data-last="{shot.last_frame}">'
+                      f"frames {shot.first_frame}–{shot.last_frame}</span>")
         cards.append(f'<figure class="shot" tabindex="0" data-t="{_t(shot.start)}" data-index="{shot.index}" '
                      f'style="margin:0;{ar}">{img}<figcaption class="cap"><span class="t">#{shot.index} '
                      f"{_spans(shot.start, shot.end)}</span> · {shot.duration:.1f} s · {e(shot.transition_in)}"
-                     f'<div class="tags">{chips}</div></figcaption></figure>')
+                     f'{frames}<div class="tags">{chips}</div></figcaption></figure>')
     return f'<section id="shots"><h2>Shots ({len(shots)})</h2>{note}<div class="shots">{"".join(cards)}</div></section>'
 
 

@@ -6,12 +6,14 @@ import re
 from pathlib import Path
 
 from ..summary import Evidence, Summary
-from ..timeline import Timeline, atomic_write_text
-from .base import ExportContext, Exporter, clock, paragraphs
+from ..timeline import Timeline, atomic_write_text, tracks_providing
+from .base import (SUMMARY, ExportContext, Exporter, clock, paragraphs, rate_text, run_warnings,
+                   stated_duration, was_truncated)
 from .base import span as _span
 
 logger = logging.getLogger(__name__)
 
+MAX_SHOT_LINES = 20
 _MD_SPECIAL = re.compile(r"([\\`*\[\]<>|#]|(?<!\w)_|_(?!\w))")  # intraword _ is not emphasis
 
 
@@ -30,16 +32,74 @@ def _evidence(items: list[Evidence]) -> str:
     return f" _(evidence: {'; '.join(parts)}{more})_"
 
 
-def video_line(timeline: Timeline, escape=None) -> str:
-    """``name · 0:12 (12.0 s) · 320×180 · 30 fps · audio``; ``escape`` the file name (default: Markdown)."""
+def _length(seconds: float) -> str:
+    return f"{clock(round(seconds, 1))} ({seconds:.1f} s)"
+
+
+def duration_text(timeline: Timeline) -> str:
+    """``0:12 (12.0 s)``; ``… of audio`` for audio-only input; for a file whose decoding stopped
+    early, the analyzed length against the file's (``0:13 (13.4 s) analyzed of 0:24 (24.0 s)``)."""
     v = timeline.video
-    parts = [(escape or md)(Path(v.path).name), clock(v.duration, millis=False) + f" ({v.duration:.1f} s)"]
-    if v.has_video and v.width and v.height:
+    text = _length(v.duration) + ("" if v.has_video else " of audio")
+    if not was_truncated(timeline):
+        return text
+    stated = stated_duration(timeline)
+    if stated is not None:
+        return f"{text} analyzed of {_length(stated)}: decoding stopped early, results cover only that part"
+    return f"{text} analyzed: decoding stopped before the end of the file, results cover only that part"
+
+
+def video_line(timeline: Timeline, escape=None) -> str:
+    """``name · 0:12 (12.0 s) · 320×180 · 30 fps · audio``, or ``name · 0:11 (11.0 s) of audio``
+    for audio-only input; ``escape`` the file name (default: Markdown)."""
+    v = timeline.video
+    parts = [(escape or md)(Path(v.path).name), duration_text(timeline)]
+    if not v.has_video:
+        return " · ".join(parts)
+    if v.width and v.height:
         parts.append(f"{v.width}×{v.height}")
-    if v.fps:
-        parts.append(f"{v.fps:.3g} fps" + (" (variable)" if v.variable_frame_rate else ""))
+    if rate_text(timeline):
+        parts.append(rate_text(timeline))
     parts.append("audio" if v.has_audio else "no audio")
     return " · ".join(parts)
+
+
+def _field(item: object, key: str):
+    return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+
+
+def stream_descriptions(timeline: Timeline) -> list[tuple[str, bool]]:
+    """One ``(text, analyzed)`` per stream in the file (``video.streams``); [] when unknown."""
+    v = timeline.video
+    chosen = {_field(v, "video_stream"), _field(v, "audio_stream")} - {None}
+    out = []
+    for st in _field(v, "streams") or []:
+        index, kind = _field(st, "index"), _field(st, "kind") or "stream"
+        bits = [str(b) for b in (_field(st, "codec"),) if b]
+        if _field(st, "width") and _field(st, "height"):
+            bits.append(f"{_field(st, 'width')}×{_field(st, 'height')}")
+        if _field(st, "fps"):
+            bits.append(f"{float(_field(st, 'fps')):.2f}".rstrip("0").rstrip(".") + " fps")
+        if _field(st, "sample_rate"):
+            bits.append(f"{float(_field(st, 'sample_rate')) / 1000:g} kHz")
+        if _field(st, "channels"):
+            bits.append(f"{_field(st, 'channels')} ch")
+        if _field(st, "language"):
+            bits.append(str(_field(st, "language")))
+        if _field(st, "default"):
+            bits.append("default")
+        analyzed = _field(st, "analyzed")
+        analyzed = bool(analyzed) if analyzed is not None else index in chosen
+        out.append((f"{kind} #{index}" + (f" ({', '.join(bits)})" if bits else ""), analyzed))
+    return out
+
+
+def _streams_lines(timeline: Timeline) -> list[str]:
+    streams = stream_descriptions(timeline)
+    if not streams:
+        return []
+    items = [f"{md(text)} {'**analyzed**' if used else 'not analyzed'}" for text, used in streams]
+    return [f"Streams: {'; '.join(items)}.", ""]
 
 
 def summary_markdown(timeline: Timeline, context: ExportContext) -> str:
@@ -47,9 +107,14 @@ def summary_markdown(timeline: Timeline, context: ExportContext) -> str:
     s: Summary | None = context.summary
     name = Path(timeline.video.path).name
     out = [f"# {md(s.title) if s else md(name)}", "", f"*{video_line(timeline)}*", ""]
+    out += _streams_lines(timeline)
+    warnings = run_warnings(timeline)
+    if warnings:
+        out += [f"> **Warning:** {md(w)}" + ("  " if i < len(warnings) - 1 else "")
+                for i, w in enumerate(warnings)] + [""]
     if s is None:
-        out += ["> No summary was produced: the fusion analyzer did not run or did not finish "
-                f"({_fusion_state(timeline)}). The analyzers' results are below and in results.json.", ""]
+        out += [f"> No summary was produced ({summary_state(timeline)}). "
+                "The analyzers' results are below and in results.json.", ""]
     else:
         if s.extractive:
             out += ["> This summary is **extractive**: no language model wrote it; it was assembled "
@@ -72,7 +137,8 @@ def summary_markdown(timeline: Timeline, context: ExportContext) -> str:
             out += ["## Key moments", ""]
             out += [f"- **{_span(m.time, m.end)}** {md(m.text)}{_evidence(m.evidence)}" for m in s.key_moments]
             out.append("")
-    out += _shots_section(context)
+    if timeline.video.has_video:
+        out += _shots_section(context)
     out += _transcript_section(context)
     out += _analyzer_table(timeline)
     if s is not None:
@@ -89,26 +155,36 @@ def summary_markdown(timeline: Timeline, context: ExportContext) -> str:
     return "\n".join(out) + "\n"
 
 
-def _fusion_state(timeline: Timeline) -> str:
-    track = timeline.tracks.get("fusion")
-    if track is None:
-        return "not enabled"
-    if track.status != "ok":
-        return f"{track.status}: {track.reason or 'no reason given'}"
-    return "no summary in its track"
+def summary_state(timeline: Timeline) -> str:
+    """Why there is no summary, from the tracks providing ``"summary"`` (fusion or a plugin's)."""
+    tracks = tracks_providing(timeline.tracks, SUMMARY)
+    if not tracks:
+        return "no analyzer providing a summary, such as fusion, was enabled"
+    t = tracks[0]
+    if t.status != "ok":
+        return f"{t.analyzer} {t.status}: {t.reason or 'no reason given'}"
+    return f"{t.analyzer} put no summary in its track"
 
 
 def _shots_section(context: ExportContext) -> list[str]:
     shots = context.shots()
     if not shots:
-        return ["## Shots", "", "No shot list (cut_analysis did not run or found nothing).", ""]
+        return ["## Shots", "", "No shot list (no analyzer providing shots, such as cut_analysis, ran or "
+                "found any).", ""]
     avg = sum(s.duration for s in shots) / len(shots)
     kinds: dict[str, int] = {}
     for s in shots[1:]:
         kinds[s.transition_in] = kinds.get(s.transition_in, 0) + 1
     trans = ", ".join(f"{n} {md(k)}" for k, n in sorted(kinds.items())) or "none"
-    return ["## Shots", "", f"{len(shots)} shots, {avg:.1f} s on average; transitions: {trans}. "
-            "The list is in cuts.csv and cuts.edl.", ""]
+    lines = ["## Shots", "", f"{len(shots)} shots, {avg:.1f} s on average; transitions: {trans}. "
+             "The full list is in cuts.csv and cuts.edl.", ""]
+    for shot in shots[:MAX_SHOT_LINES]:
+        frames = (f" frames {shot.first_frame}–{shot.last_frame}," if shot.first_frame is not None else "")
+        lines.append(f"- `{clock(shot.start, millis=True)}` #{shot.index}{frames} {shot.duration:.2f} s, "
+                     f"{md(shot.transition_in)}")
+    if len(shots) > MAX_SHOT_LINES:
+        lines.append(f"- … {len(shots) - MAX_SHOT_LINES} more")
+    return lines + [""]
 
 
 def _transcript_section(context: ExportContext) -> list[str]:
@@ -141,7 +217,7 @@ def _files(context: ExportContext) -> list[str]:
     if context.transcript():
         files += ["transcript.srt", "transcript.vtt"]
     if context.shots():
-        files += ["cuts.csv", "cuts.edl"]
+        files += ["cuts.csv", "cuts.edl"] if context.frame_rate else ["cuts.csv"]
     return files
 
 

@@ -5,9 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 import framework_blackframes
-from framework.plugins import build_plugin_manager
-from framework.runner import analyze
-from framework.synth import AudioSegment, ShotSpec, make_video
+from framework.testing import AudioSegment, ShotSpec, make_video, run_analyzer
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +20,9 @@ def clip(tmp_path_factory):
     return make_video(tmp_path_factory.mktemp("media") / "clip.mp4", shots, audio=audio, text=None)
 
 
-def run_plugin(video, tmp_path, params="{}"):
+def run_plugin(video, tmp_path, params=None):
     """Run only this plugin's analyzer through the real pipeline; return its track."""
-    registry = tmp_path / "registry.yaml"
-    registry.write_text(f"analyzers:\n  black_frozen:\n    params: {params}\n")
-    host = build_plugin_manager(extra_plugins=[framework_blackframes], load_entrypoints=False)
-    result = analyze(video, registry_path=registry, host=host, out_dir=tmp_path / "run", progress=False)
-    return result.timeline.tracks["black_frozen"]
+    return run_analyzer(framework_blackframes, video, tmp_path, "black_frozen", params)
 
 
 def test_finds_the_still_shot_and_the_fade_through_black(clip, tmp_path):
@@ -44,7 +38,7 @@ def test_finds_the_still_shot_and_the_fade_through_black(clip, tmp_path):
 
 
 def test_params_change_the_result(clip, tmp_path):
-    track = run_plugin(clip.path, tmp_path, params="{black_level: 0.0, min_duration: 2.5}")
+    track = run_plugin(clip.path, tmp_path, params={"black_level": 0.0, "min_duration": 2.5})
     assert track.events == []  # nothing is darker than 0, and no still lasts 2.5 s
 
 

@@ -260,3 +260,231 @@ def make_audio_only(path: str | Path, duration: float = 4.0, rate: int = 44100) 
         for packet in astream.encode():
             container.mux(packet)
     return path
+
+
+# ---------------------------------------------------------------------------------------------
+# single-shot slow changes and a plain cross-dissolve (traps and truth for the dissolve detector)
+# ---------------------------------------------------------------------------------------------
+def _encode_rgb_frames(path: Path, frames, fps: float, width: int, height: int, crf: int = 20) -> None:
+    """Encode RGB frames (an iterable of (height, width, 3) uint8) as H.264 in ``path``, no audio."""
+    import av
+
+    fps_frac = Fraction(fps).limit_denominator(1001)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        vstream = container.add_stream("libx264", rate=fps_frac)
+        vstream.width, vstream.height, vstream.pix_fmt = width, height, "yuv420p"
+        vstream.options = {"crf": str(crf), "preset": "ultrafast", "g": str(int(fps * 2))}
+        for f, frame in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            vf.pts, vf.time_base = f, Fraction(1) / fps_frac
+            for packet in vstream.encode(vf):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+
+
+def _sensor_noise(img: np.ndarray, rng: np.random.Generator, sigma: float = 1.2) -> np.ndarray:
+    return np.clip(img + rng.normal(0, sigma, size=img.shape), 0, 255).astype(np.uint8)
+
+
+def _smoothstep(u: float) -> float:
+    u = min(1.0, max(0.0, u))
+    return u * u * (3 - 2 * u)
+
+
+def make_sky_tilt(path: str | Path, duration: float = 6.0, *, fps: float = 30.0, width: int = 320,
+                  height: int = 180, sweep: float = 2.0, seed: int = 0) -> SynthTruth:
+    """One shot: the camera tilts steadily up a plain, overcast grey sky (a smooth, slightly
+    curved brightness gradient with faint, very soft cloud shading), ``sweep`` frame heights in
+    ``duration`` seconds. Nothing but the view changes: there is no cut, fade or dissolve.
+    """
+    import cv2
+
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    big_h = int(height * (sweep + 1.2))
+    y = np.linspace(0.0, 1.0, big_h)[:, None]
+    lum = 212.0 - 70.0 * y ** 1.6  # brighter up high, darker towards the horizon
+    clouds = cv2.resize(rng.normal(0, 1, size=(max(3, big_h // 60), 4)), (width, big_h),
+                        interpolation=cv2.INTER_CUBIC) * 3.0
+    grey = lum + clouds
+    sky = np.stack([grey * 0.97, grey * 0.99, grey * 1.03], axis=-1).astype(np.float32)
+    n = int(round(duration * fps))
+    top0 = big_h - height - 1.0  # start low, tilt up
+
+    def frames():
+        for f in range(n):
+            top = top0 - sweep * height * f / max(1, n - 1)
+            m = np.float32([[1, 0, 0], [0, 1, top]])
+            view = cv2.warpAffine(sky, m, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            yield _sensor_noise(view, rng)
+
+    _encode_rgb_frames(path, frames(), fps, width, height)
+    return SynthTruth(path=path, fps=fps, width=width, height=height, duration=n / fps, frame_count=n,
+                      shot_starts=[0.0], motions=["tilt"], looks=[0], text=None)
+
+
+def _figure_scene(width: int, height: int, seed: int, horizon: float = 0.55) -> np.ndarray:
+    """A muted outdoor scene: a dark standing figure on grass below an overcast sky, the hills'
+    line near ``horizon`` (a fraction of the height), as float32 RGB."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    y = np.linspace(0, 1, height)[:, None, None]
+    img = np.broadcast_to(np.where(y < horizon, 170 - 30 * y, 95 + 20 * y), (height, width, 1)) * \
+        np.array([0.95, 1.0, 1.02])
+    img = np.ascontiguousarray(img, dtype=np.float32)
+    hills = (horizon + 0.06 * np.sin(np.linspace(0, 3 * np.pi, width) + rng.random() * 6)) * height
+    for x in range(width):
+        img[int(hills[x]):, x] = img[int(hills[x]):, x] * 0.8 + np.array([10, 25, 5], dtype=np.float32)
+    cx, base = int(width * (0.4 + 0.2 * rng.random())), int(height * 0.85)
+    fig_h = int(height * 0.55)
+    body = (40, 38, 44)
+    cv2.ellipse(img, (cx, base - fig_h // 2), (max(3, fig_h // 9), fig_h // 3), 0, 0, 360, body, -1)
+    cv2.circle(img, (cx, base - fig_h + fig_h // 10), max(3, fig_h // 10), body, -1)
+    cv2.line(img, (cx - fig_h // 16, base - fig_h // 5), (cx - fig_h // 12, base), body, max(2, fig_h // 20))
+    cv2.line(img, (cx + fig_h // 16, base - fig_h // 5), (cx + fig_h // 12, base), body, max(2, fig_h // 20))
+    return cv2.GaussianBlur(img, (3, 3), 0)
+
+
+def make_fog_clearing(path: str | Path, *, fps: float = 30.0, width: int = 320, height: int = 180,
+                      before_s: float = 1.5, clearing_s: float = 1.5, after_s: float = 2.0,
+                      residual: float = 0.0, seed: int = 0) -> SynthTruth:
+    """One shot: dense fog (a flat grey, keeping ``residual`` of the scene's contrast) clears over
+    ``clearing_s`` seconds around a standing figure. The picture is the same scene throughout,
+    its contrast rising from (almost) nothing: there is no cut, fade or dissolve.
+    """
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    scene = _figure_scene(width, height, seed)
+    fog = np.full_like(scene, float(scene.mean()) + 25.0)
+    n_before, n_clear = int(round(before_s * fps)), int(round(clearing_s * fps))
+    n = n_before + n_clear + int(round(after_s * fps))
+
+    def frames():
+        for f in range(n):
+            clear = residual + (1 - residual) * _smoothstep((f - n_before) / max(1, n_clear))
+            yield _sensor_noise(fog * (1 - clear) + scene * clear, rng)
+
+    _encode_rgb_frames(path, frames(), fps, width, height)
+    return SynthTruth(path=path, fps=fps, width=width, height=height, duration=n / fps, frame_count=n,
+                      shot_starts=[0.0], motions=["static"], looks=[0], text=None)
+
+
+def make_cross_dissolve(path: str | Path, *, fps: float = 30.0, width: int = 320, height: int = 180,
+                        before_s: float = 2.0, dissolve_s: float = 1.0, after_s: float = 2.0,
+                        looks: tuple[int, int] = (0, 1), soft: bool = False, seed: int = 0) -> SynthTruth:
+    """Two still shots joined by a linear cross-dissolve of ``dissolve_s`` seconds. The pictures
+    are two synthetic looks, or with ``soft`` a low-contrast overcast scene with a figure
+    dissolving into a different one (a dissolve between two pictures that are each mostly
+    smooth). ``gradual`` holds the dissolve and ``shot_starts`` its middle frame's time."""
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    if soft:
+        a = _figure_scene(width, height, looks[0] + 1)
+        b = _figure_scene(width, height, looks[1] + 7, horizon=0.3) * 0.85  # another figure, a lower view
+    else:
+        a, b = (_camera_crop(_look_image(lk, width, height), "static", 0.0, 0, width, height).astype(np.float32)
+                for lk in looks)
+    n_before, n_mix = int(round(before_s * fps)), int(round(dissolve_s * fps))
+    n = n_before + n_mix + int(round(after_s * fps))
+
+    def frames():
+        for f in range(n):
+            w = min(1.0, max(0.0, (f - n_before + 1) / (n_mix + 1)))
+            yield _sensor_noise(a * (1 - w) + b * w, rng)
+
+    _encode_rgb_frames(path, frames(), fps, width, height)
+    middle = n_before + n_mix // 2
+    return SynthTruth(path=path, fps=fps, width=width, height=height, duration=n / fps, frame_count=n,
+                      gradual=[(n_before / fps, (n_before + n_mix) / fps, "dissolve")],
+                      shot_starts=[0.0, middle / fps], motions=["static", "static"], looks=list(looks), text=None)
+
+
+# ---------------------------------------------------------------------------------------------
+# container layouts: several video and audio streams, an index at the front (helper MEDIA)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoStreamSpec:
+    """One video stream of ``make_multistream``: flat grey frames of level ``grey``."""
+
+    width: int
+    height: int
+    fps: Fraction | float
+    grey: int
+    default: bool | None = None  # None: leave the disposition to the muxer
+
+
+@dataclass(frozen=True)
+class AudioStreamSpec:
+    """One audio stream of ``make_multistream``: a sine tone of ``freq`` Hz on every channel."""
+
+    rate: int
+    channels: int
+    freq: float
+    default: bool | None = None
+
+
+def make_multistream(path: str | Path, videos: list[VideoStreamSpec], audios: list[AudioStreamSpec],
+                     duration: float = 2.0, gop: int = 12) -> Path:
+    """A file with several video and audio streams, in the order given (videos first), so a test
+    can tell from the decoded pixels (grey level) and sound (tone) which stream was used."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), mode="w") as container:
+        vstreams = []
+        for spec in videos:
+            rate = Fraction(spec.fps).limit_denominator(1001)
+            s = container.add_stream("libx264", rate=rate)
+            s.width, s.height, s.pix_fmt = spec.width, spec.height, "yuv420p"
+            s.options = {"preset": "ultrafast", "g": str(gop)}
+            if spec.default is not None:
+                s.disposition = av.stream.Disposition.default if spec.default else av.stream.Disposition(0)
+            vstreams.append((s, spec, rate))
+        astreams = []
+        for spec in audios:
+            s = container.add_stream("aac", rate=spec.rate)
+            s.layout = "mono" if spec.channels == 1 else "stereo"
+            if spec.default is not None:
+                s.disposition = av.stream.Disposition.default if spec.default else av.stream.Disposition(0)
+            astreams.append((s, spec))
+        for s, spec, rate in vstreams:
+            img = np.full((spec.height, spec.width, 3), spec.grey, np.uint8)
+            for f in range(int(round(duration * rate))):
+                vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+                vf.pts, vf.time_base = f, 1 / rate
+                for packet in s.encode(vf):
+                    container.mux(packet)
+            for packet in s.encode():
+                container.mux(packet)
+        for s, spec in astreams:
+            n = int(round(duration * spec.rate))
+            wave = (0.3 * np.sin(2 * np.pi * spec.freq * np.arange(n) / spec.rate)).astype(np.float32)
+            for k in range(0, n, 1024):
+                chunk = np.pad(wave[k:k + 1024], (0, max(0, 1024 - wave[k:k + 1024].size)))
+                planes = np.repeat(chunk.reshape(1, -1), spec.channels, axis=0)
+                af = av.AudioFrame.from_ndarray(planes, format="fltp", layout=s.layout.name)
+                af.sample_rate, af.pts, af.time_base = spec.rate, k, Fraction(1, spec.rate)
+                for packet in s.encode(af):
+                    container.mux(packet)
+            for packet in s.encode():
+                container.mux(packet)
+    return path
+
+
+def make_faststart_copy(src: str | Path, dst: str | Path) -> Path:
+    """Copy ``src`` (MP4/MOV) without re-encoding into an MP4 whose index (the moov atom) comes
+    before the media data, as streaming files have it: a copy cut short still opens."""
+    import av
+
+    dst = Path(dst)
+    with av.open(str(src)) as source, av.open(str(dst), "w", options={"movflags": "faststart"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in source.streams}
+        for packet in source.demux():
+            if packet.dts is None:  # the demuxer's end-of-stream flush packets
+                continue
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    return dst

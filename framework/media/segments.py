@@ -1,7 +1,7 @@
 """Decode a video's frames as keyframe-aligned segments, one decoder per segment, in parallel.
 
 On a few cores FFmpeg's frame threads gain little (a decoder waits for the frames it references),
-while independent decoders on separate stretches of the file scale with the cores. ``media.decode``
+while independent decoders on separate stretches of the file scale with the cores. ``decode``
 uses this when the file has an index to seek in (MP4/MOV, Matroska/WebM), pictures of at least
 640x360 and more than one CPU:
 
@@ -12,7 +12,8 @@ uses this when the file has an index to seek in (MP4/MOV, Matroska/WebM), pictur
   fps is sampled on one grid for the whole file (``FrameStreamWriter.cell``), so a segment's
   first frame is dropped when the segment before already sampled that grid interval.
 
-Every packet is read by one segment, every frame decoded once. Whatever does not fit this
+Every packet is read by one segment, every frame decoded once (a segment also reads the next
+segment's first packet, to find where it ends; ``DecodeStats.packets_peeked`` counts those). Whatever does not fit this
 (a decode error, a truncated file, a frame that belongs to the previous segment, as open-GOP
 files have, a timestamp out of order across a boundary) raises ``SegmentsUnusable``, and the caller
 decodes the file in one ordinary pass instead.
@@ -23,14 +24,16 @@ import contextlib
 import logging
 import os
 import shutil
-import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .streams import FrameSpec, FrameStream, FrameStreamWriter
-from .timeline import VideoMeta
+from ..streams import FrameSpec, FrameStream, FrameStreamWriter
+from ..timeline import VideoMeta
+from ._container import open_container, stream_at
+from .sinks import VideoSink, set_threads
+from .tally import DemuxTally, LoopTally
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ class SegmentResult:
 
 @dataclass
 class VideoSummary:
-    """What ``media._check_truncation`` and the stats need from the joined video."""
+    """What ``decoding.check_truncation`` and the stats need from the joined video."""
 
     frames: int
     last_t: float | None
@@ -93,17 +96,15 @@ def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:
     better choice (one CPU, a short or small video, a container without a seek index)."""
     import av
 
-    from .media import _open, _video_stream
-
     workers = min(cpus_available(), MAX_WORKERS)
     duration = video.duration or 0.0
     if (workers < 2 or not video.has_video or duration < 2 * MIN_SEGMENT_S
             or (video.width or 0) * (video.height or 0) < MIN_SEGMENT_PIXELS):
         return None
-    container = _open(path)
+    container = open_container(path)
     try:
         fmt = (container.format.name or "").split(",")
-        stream = _video_stream(container)
+        stream = stream_at(container, video.video_stream)
         if stream is None or not stream.time_base or not any(f in fmt for f in SEEKABLE_FORMATS):
             return None
         count = int(min(workers * SEGMENTS_PER_WORKER, duration // MIN_SEGMENT_S))
@@ -131,29 +132,32 @@ def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:
 
 
 def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planned: Plan, cache_dir: Path,
-                    origin: float, skip_deblock: bool, progress: Callable[[float], None] | None = None
-                    ) -> tuple[dict[FrameSpec, FrameStream], VideoSummary, int]:
+                    origin: float, skip_deblock: bool, tally: DemuxTally,
+                    progress: Callable[[float], None] | None = None
+                    ) -> tuple[dict[FrameSpec, FrameStream], VideoSummary]:
     """Decode ``planned``'s segments on its workers and join them into ``cache_dir/frames``.
 
-    :returns: the streams, a summary of the video decoded, and the packets read.
+    Decodes the stream ``video.video_stream``; every packet each segment reads is counted in
+    ``tally`` (also when the segments are then given up).
+
+    :returns: the streams and a summary of the video decoded.
     :raises SegmentsUnusable: see the module docstring; segments not started yet are dropped
         and the part streams removed.
     """
     import av
-
-    from .media import _open, _set_threads, _VideoSink, _video_stream
 
     parts_dir = cache_dir / "segments"
     done = [0.0] * len(planned.segments)  # seconds decoded by each segment, for progress
     threads_each = max(1, cpus_available() // planned.workers)
 
     def run(seg: Segment) -> SegmentResult:
-        container = _open(path)
-        sink: _VideoSink | None = None
+        container = open_container(path)
+        sink: VideoSink | None = None
+        read = LoopTally()
         try:
-            stream = _video_stream(container)
-            _set_threads(stream, skip_deblock, threads_each)
-            sink = _VideoSink(specs, video, stream, parts_dir / str(seg.index), anchor=planned.anchor, threaded=False)
+            stream = stream_at(container, video.video_stream)
+            set_threads(stream, skip_deblock, threads_each)
+            sink = VideoSink(specs, video, stream, parts_dir / str(seg.index), anchor=planned.anchor, threaded=False)
             first_t: float | None = None
             packets = 0
 
@@ -169,11 +173,13 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
                 container.seek(seg.seek if seg.seek is not None else seg.start, stream=stream, backward=True)
             flushed = False
             for packet in container.demux(stream):
+                if seg.stop is not None and packet.is_keyframe and packet.pts is not None and packet.pts >= seg.stop:
+                    read.peeked += 1  # the next segment's first packet, which that segment reads again
+                    break
+                read.read(packet)
                 if seg.start is not None and not packets and packet.size and packet.pts != seg.start:
                     raise SegmentsUnusable(f"segment {seg.index}: seeking landed at pts {packet.pts}, "
                                            f"not at its keyframe {seg.start}")
-                if seg.stop is not None and packet.is_keyframe and packet.pts is not None and packet.pts >= seg.stop:
-                    break
                 packets += 1 if packet.size else 0
                 flushed = not packet.size
                 for frame in packet.decode():
@@ -188,6 +194,7 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
                     sink.close()  # close the part files; they are removed below
             raise
         finally:
+            tally.add(read)
             container.close()
 
     try:
@@ -208,8 +215,7 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
         if failed is not None:  # SegmentsUnusable, or a bug, raised as it is
             raise failed
         results = [f.result() for f in futures]
-        streams, summary = _join(results, specs, planned.anchor, cache_dir, video)
-        return streams, summary, sum(r.packets for r in results)
+        return _join(results, specs, planned.anchor, cache_dir, video)
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
 

@@ -1,4 +1,9 @@
-"""Tiny random chat models in the real on-disk formats, for tests and benchmarks.
+"""Test helpers for LLM backends: a scripted backend, and tiny random chat models on disk.
+
+``ScriptedLLM.scripted(answer)`` makes a backend class that answers each call from a script
+(a list of replies, or a function of the call) and records every call: its messages, its prompt
+size in the backend's token count and its reply. Register it with
+``build_plugin_manager(extra_plugins=[backend_plugin(cls)])`` and name it in the fusion params.
 
 ``make_tiny_chat_model(folder)`` writes a 2-layer Qwen2 causal LM with random weights, a
 byte-level BPE tokenizer trained on a few sentences and a ChatML chat template, exactly as
@@ -10,8 +15,102 @@ templating, token counting and how the caller copes with a useless answer, not q
 from __future__ import annotations
 
 import hashlib
+import itertools
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from ..hookspecs import hookimpl
+from ..llm.backend import LLMBackend, LLMError, Message
+
+
+@dataclass
+class ScriptedCall:
+    """One ``generate`` call a ``ScriptedLLM`` answered."""
+
+    index: int
+    messages: list[Message]
+    prompt_tokens: int
+    max_new_tokens: int
+    reply: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user(self) -> str:
+        """The last user message (where the fusion step puts its notes)."""
+        return next((m["content"] for m in reversed(self.messages) if m.get("role") == "user"), "")
+
+
+def _unscripted(call: ScriptedCall) -> str:
+    raise LLMError("ScriptedLLM has no script: make a backend class with ScriptedLLM.scripted(answer)")
+
+
+class ScriptedLLM(LLMBackend):
+    """An LLM backend for tests: answers from a script and records every call in ``calls``.
+
+    Build a class per test with ``ScriptedLLM.scripted(...)``; the class attributes ``calls``
+    and the script belong to that class alone, so tests do not share state.
+    """
+
+    name: ClassVar[str] = "scripted"
+    script: ClassVar[Callable[[ScriptedCall], str]] = staticmethod(_unscripted)
+    calls: ClassVar[list[ScriptedCall]] = []
+    fail_at: ClassVar[int | None] = None
+    load_error: ClassVar[BaseException | None] = None
+
+    class Options(LLMBackend.Options):
+        context_window: int = 8192
+        model: str | None = None
+
+    @classmethod
+    def scripted(cls, answer: "Callable[[ScriptedCall], str] | list[str] | str", *, name: str = "scripted",
+                 fail_at: int | None = None, load_error: BaseException | None = None) -> "type[ScriptedLLM]":
+        """A ``ScriptedLLM`` subclass named ``name``.
+
+        :param answer: a function of the ``ScriptedCall`` returning the reply, a list of replies
+            used in turn (the last one repeats), or one reply for every call.
+        :param fail_at: the 0-based call that raises ``LLMError`` instead of answering (an LLM
+            that breaks mid-way).
+        :param load_error: raised by ``load()`` (a backend that cannot start).
+        """
+        if callable(answer):
+            script = answer
+        else:
+            replies = [answer] if isinstance(answer, str) else list(answer)
+            if not replies:
+                raise ValueError("ScriptedLLM.scripted needs at least one reply")
+            feed = itertools.chain(replies, itertools.repeat(replies[-1]))
+            script = lambda call: next(feed)  # noqa: E731 - one reply per call, in turn
+        return type(f"ScriptedLLM_{name}", (cls,), {"name": name, "script": staticmethod(script), "calls": [],
+                                                      "fail_at": fail_at, "load_error": load_error})
+
+    def load(self) -> None:
+        if self.load_error is not None:
+            raise self.load_error
+
+    def generate(self, messages: list[Message], max_new_tokens: int, temperature: float = 0.0) -> str:
+        cls = type(self)
+        call = ScriptedCall(len(cls.calls), [dict(m) for m in messages], self.count_messages(messages),
+                            max_new_tokens)
+        cls.calls.append(call)
+        if cls.fail_at is not None and call.index >= cls.fail_at:
+            raise LLMError(f"scripted LLM {self.name}: call {call.index} fails as scripted")
+        call.reply = cls.script(call)
+        return call.reply
+
+
+def backend_plugin(*backends: type[LLMBackend]) -> Any:
+    """A plugin object registering ``backends`` through ``register_llm_backends`` (for
+    ``build_plugin_manager(extra_plugins=[...])``)."""
+
+    class _BackendsPlugin:
+        @hookimpl
+        def register_llm_backends(self, register: Callable[[type], None]) -> None:
+            for cls in backends:
+                register(cls)
+
+    return _BackendsPlugin()
 
 CHATML_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

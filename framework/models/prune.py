@@ -10,15 +10,18 @@ a download in progress. Hugging Face repos are removed through huggingface_hub's
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
-from .errors import ConfigError
-from .manifest import Manifest, ModelUsage
-from .model_cache import (CacheScan, CachedModel, ModelLock, UnknownRepo, _file_busy, _hf_busy,
-                          deletion_refusal, human_size, now_iso, write_json_atomic)
+from ..errors import ConfigError
+from .cache import CachedModel, CacheScan, UnknownRepo
+from .fsguard import human_size
+from .lockfile import ModelLock, now_iso, write_json_atomic
+from .manifest import Manifest
+from .sources import source_for
+from .sources.huggingface import hf_refusal
+from .usage import ModelUsage
 
 logger = logging.getLogger(__name__)
 
@@ -70,39 +73,6 @@ class PrunePlan:
         return {i.id for i in self.items if i.kind == "model" and i.action == "delete"}
 
 
-def _hf_refusal(scan: CacheScan, paths: list[Path], revisions: list[str]) -> str | None:
-    """Check every path huggingface_hub's delete strategy would touch, and every snapshot link."""
-    hub = scan.roots.hf_hub
-    for repo_path in paths:
-        if reason := deletion_refusal(repo_path, hub):
-            return reason
-        snapshots = repo_path / "snapshots"
-        for dirpath, _dirs, files in os.walk(snapshots):
-            for name in files:
-                if reason := deletion_refusal(Path(dirpath) / name, hub):
-                    return reason
-    if scan.hf_info is None or not revisions:
-        return None
-    strategy = scan.hf_info.delete_revisions(*revisions)
-    for group in (strategy.repos, strategy.snapshots, strategy.refs, strategy.blobs, strategy.files):
-        for p in group:
-            if reason := deletion_refusal(Path(p), hub):
-                return reason
-    return None
-
-
-def _refusal(scan: CacheScan, source: str, paths: list[Path], root: Path | None,
-             revisions: list[str]) -> str | None:
-    if source == "huggingface":
-        return _hf_refusal(scan, paths, revisions)
-    for p in paths:
-        if root is None:
-            return f"{p}: no cache folder known for it"
-        if reason := deletion_refusal(p, next((d for d in scan.roots.file_dirs(source) if p.parent == d), root)):
-            return reason
-    return None
-
-
 def _users(names: list[str]) -> str:
     return ", ".join(names)
 
@@ -148,7 +118,7 @@ def _model_item(cm: CachedModel, scan: CacheScan, usage: ModelUsage, in_use: set
     item = PruneItem("model", spec.id, spec.source, cm.size_on_disk, "delete", "", list(cm.paths),
                      list(cm.revisions), cm.root)
     enabled, disabled = usage.enabled.get(spec.id, []), usage.disabled.get(spec.id, [])
-    if spec.source == "bundled":
+    if spec.handler.in_package:
         item.action, item.reason = "keep", f"bundled inside the {spec.locator} package (never deleted)"
     elif spec.id in in_use:
         item.action = "keep"
@@ -160,7 +130,7 @@ def _model_item(cm: CachedModel, scan: CacheScan, usage: ModelUsage, in_use: set
             item.reason = f"required by {required_by.get(spec.id, '?')}, which is in use"
     elif cm.busy:
         item.action, item.reason = "refused", f"download in progress: {cm.busy[0]}"
-    elif reason := _refusal(scan, spec.source, cm.paths, cm.root, cm.revisions):
+    elif reason := spec.handler.refusal(scan, cm.paths, cm.root, cm.revisions):
         item.action, item.reason = "refused", f"unsafe: {reason}"
     else:
         item.reason = (f"used only by disabled analyzer(s) {_users(disabled)}" if disabled
@@ -176,7 +146,7 @@ def _unknown_item(repo: UnknownRepo, scan: CacheScan, keep: list[str], include_u
         item.action, item.reason = "keep", "kept with --keep"
     elif repo.busy:
         item.action, item.reason = "refused", f"download in progress: {repo.busy[0]}"
-    elif reason := _hf_refusal(scan, [repo.path], repo.revisions):
+    elif reason := hf_refusal(scan, [repo.path], repo.revisions):
         item.action, item.reason = "refused", f"unsafe: {reason}"
     elif include_unknown:
         item.action, item.reason = "delete", "not in the manifest (--include-unknown)"
@@ -237,21 +207,11 @@ def execute_prune(plan: PrunePlan, scan: CacheScan, manifest: Manifest, lock: Mo
 
 def _delete(item: PruneItem, scan: CacheScan, manifest: Manifest) -> None:
     # Re-check right before deleting: a download may have started since the plan was made.
-    if item.source == "huggingface":
-        busy = [b for p in item.paths for b in _hf_busy(p, scan.roots.hf_hub)]
-    else:
-        busy = [b for p in item.paths for b in _file_busy(manifest[item.id], p.parent)]
+    source = manifest[item.id].handler if item.kind == "model" else source_for("huggingface")
+    spec = manifest[item.id] if item.kind == "model" else None
+    busy = [b for p in item.paths for b in source.busy(spec, p, scan.roots)]  # type: ignore[arg-type]
     if busy:
         raise RuntimeError(f"refused: download in progress: {busy[0]}")
-    if reason := _refusal(scan, item.source, item.paths, item.root, item.revisions):
+    if reason := source.refusal(scan, item.paths, item.root, item.revisions):
         raise RuntimeError(f"refused: {reason}")
-    if item.source == "huggingface":
-        if scan.hf_info is None:
-            raise RuntimeError("no Hugging Face cache scan")
-        scan.hf_info.delete_revisions(*item.revisions).execute()
-        leftovers = [p for p in item.paths if p.exists()]
-        if leftovers:
-            raise RuntimeError(f"huggingface_hub left {leftovers[0]} behind")
-        return
-    for p in item.paths:
-        os.unlink(p)  # a symlink is unlinked, never followed (and was refused above if it points out)
+    source.delete(item, scan)

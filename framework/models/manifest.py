@@ -1,9 +1,9 @@
-"""models_manifest.yaml -> validated ``ModelSpec`` entries, and which analyzers use each model.
+"""models_manifest.yaml -> validated ``ModelSpec`` entries, plus the entries plugins register.
 
 The manifest says where a model comes from (``source`` + ``locator``), its pinned revision, its
 approximate size, VRAM by precision, license and task. It does not say which analyzers use a
 model: that comes from each analyzer's declared model ids (``Analyzer.model_ids()``), through
-``model_usage``. Every error names the manifest file and line.
+``framework.models.usage``. Every error names the manifest file and line, or the plugin.
 
 Example::
 
@@ -16,43 +16,26 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Literal
-from urllib.parse import urlparse
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .registry import ConfiguredAnalyzer
-from .yamlio import ConfigError, format_validation_error, load_yaml
+from ..yamlio import ConfigError, format_validation_error, load_yaml
+from .sources import ModelSource, source_for
+from .sources.common import plain_filename
 
 MANIFEST_FILENAME = "models_manifest.yaml"
 Source = Literal["huggingface", "ultralytics", "whisper", "easyocr", "url", "bundled"]
 Precision = Literal["fp32", "fp16", "bf16", "int8", "int4"]
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-_HF_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
-_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 _CHECKSUM_RE = re.compile(r"^(sha256:[0-9a-f]{64}|md5:[0-9a-f]{32})$")
-_PACKAGE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class ManifestError(ConfigError):
     """models_manifest.yaml is wrong: the message names the file, the key and the line."""
-
-
-def _plain_filename(name: str, what: str) -> str:
-    """A single file name: no folder, no ``..``, nothing that could leave a cache folder."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-        raise ValueError(f"{what} must be a plain file name (no '/', '\\' or '..'), got {name!r}")
-    return name
-
-
-def _safe_relpath(path: str, what: str) -> str:
-    p = PurePosixPath(path)
-    if not path or p.is_absolute() or any(part in ("..", "") for part in path.split("/")) or "\\" in path:
-        raise ValueError(f"{what} must be a relative path inside the package without '..', got {path!r}")
-    return path
 
 
 class ModelSpec(BaseModel):
@@ -97,53 +80,30 @@ class ModelSpec(BaseModel):
     @classmethod
     def _checksums(cls, v: dict[str, str]) -> dict[str, str]:
         for name, digest in v.items():
-            _plain_filename(name, "a checksums key")
+            plain_filename(name, "a checksums key")
             if not _CHECKSUM_RE.match(digest):
                 raise ValueError(f"checksum of {name} must be 'sha256:<64 hex>' or 'md5:<32 hex>', got {digest!r}")
         return v
 
     @model_validator(mode="after")
     def _per_source(self) -> "ModelSpec":
-        s, loc = self.source, self.locator
-        if s != "huggingface" and (self.aliases or self.ignore):
+        if self.source != "huggingface" and (self.aliases or self.ignore):
             raise ValueError("aliases and ignore apply only to source: huggingface")
-        if s != "bundled" and self.paths:
+        if self.source != "bundled" and self.paths:
             raise ValueError("paths applies only to source: bundled")
-        if s == "huggingface":
-            for repo in (loc, *self.aliases):
-                if not _HF_REPO_RE.match(repo) or ".." in repo:
-                    raise ValueError(f"locator/alias {repo!r} is not a Hugging Face repo id like 'org/name'")
-            if self.revision is not None and not _COMMIT_RE.match(self.revision):
-                raise ValueError(f"revision {self.revision!r} is not a 40-hex commit hash; a branch such as "
-                                 "'main' is not a pin: use null (unpinned; `pull` records the commit it fetched)")
-        elif self.revision is not None:
-            raise ValueError(f"revision applies only to source: huggingface (source is {s})")
-        if s in ("ultralytics", "easyocr"):
-            _plain_filename(loc, "locator")
-        elif s == "whisper":
-            if not re.match(r"^[a-z0-9][a-z0-9.-]*$", loc) or ".." in loc:
-                raise ValueError(f"locator {loc!r} is not a whisper model name such as 'base' or 'large-v3'")
-        elif s == "url":
-            parsed = urlparse(loc)
-            if parsed.scheme not in ("http", "https") or not parsed.netloc:
-                raise ValueError(f"locator {loc!r} is not an http(s) URL")
-            _plain_filename(PurePosixPath(parsed.path).name, "the URL's file name")
-        elif s == "bundled":
-            if not _PACKAGE_RE.match(loc):
-                raise ValueError(f"locator {loc!r} must be an importable package name such as 'silero_vad'")
-            if not self.paths:
-                raise ValueError("a bundled model needs paths: the folders/files inside the package")
-            for p in self.paths:
-                _safe_relpath(p, "each of paths")
+        self.handler.validate(self)
         return self
 
     # --- derived -------------------------------------------------------------------
     @property
+    def handler(self) -> ModelSource:
+        """The object that does this entry's source-specific work (``framework.models.sources``)."""
+        return source_for(self.source)
+
+    @property
     def pinned(self) -> bool:
         """True when the manifest itself pins an exact revision (or the file's hash)."""
-        if self.source == "huggingface":
-            return self.revision is not None
-        return bool(self.checksums) or self.source == "bundled"
+        return self.handler.pinned(self)
 
     @property
     def pin_status(self) -> str:
@@ -152,13 +112,7 @@ class ModelSpec(BaseModel):
     @property
     def filename(self) -> str | None:
         """The single file a file-based source stores (None for huggingface and bundled)."""
-        if self.source in ("ultralytics", "easyocr"):
-            return self.locator
-        if self.source == "whisper":
-            return f"{self.locator}.pt"
-        if self.source == "url":
-            return PurePosixPath(urlparse(self.locator).path).name
-        return None
+        return self.handler.filename(self)
 
     @property
     def repo_ids(self) -> tuple[str, ...]:
@@ -193,6 +147,13 @@ class Manifest:
     path: Path
     models: dict[str, ModelSpec]
     lines: dict[tuple, int] = field(default_factory=dict)
+    plugins: dict[str, str] = field(default_factory=dict)  # id -> the plugin that registered it
+
+    def origin(self, model_id: str) -> str:
+        """Where an entry comes from: ``FILE:LINE`` or ``plugin NAME (distribution DIST)``."""
+        if model_id in self.plugins:
+            return self.plugins[model_id]
+        return f"{self.path}:{self.line(model_id) or '?'}"
 
     def __getitem__(self, model_id: str) -> ModelSpec:
         try:
@@ -238,12 +199,48 @@ def default_manifest_path() -> Path:
     local = Path.cwd() / MANIFEST_FILENAME
     if local.is_file():
         return local
-    return Path(__file__).parent / MANIFEST_FILENAME  # in a checkout, a link to the repo root's file
+    return Path(__file__).parent.parent / MANIFEST_FILENAME  # in a checkout, a link to the repo root's file
 
 
-def load_manifest(path: str | os.PathLike | None = None) -> Manifest:
-    """Load and validate a manifest; raise ``ManifestError`` naming file and line on any problem."""
-    path = Path(path) if path is not None else default_manifest_path()
+def load_manifest(path: str | os.PathLike | None = None, host: Any = None) -> Manifest:
+    """Load and validate a manifest; raise ``ManifestError`` naming file and line on any problem.
+
+    :param host: a ``framework.plugins.PluginHost``: the entries its plugins registered through
+        ``register_models`` are added (see ``add_plugin_models``).
+    """
+    manifest = _load_file(Path(path) if path is not None else default_manifest_path())
+    if host is not None and getattr(host, "models", None):
+        add_plugin_models(manifest, {mid: (spec, host.describe(host.model_plugins.get(mid)))
+                                     for mid, spec in host.models.items()})
+    return manifest
+
+
+def add_plugin_models(manifest: Manifest, entries: Mapping[str, tuple[ModelSpec, str]]) -> None:
+    """Add plugin entries (id -> (spec, ``plugin NAME ...``)) to ``manifest``.
+
+    :raises ManifestError: an id is already in the manifest file (the message names the plugin
+        and the file's line), or an entry requires an id neither defines.
+    """
+    problems = []
+    for mid, (spec, plugin) in entries.items():
+        if mid in manifest.models:
+            problems.append(f"{plugin} registers model {mid!r}, which {manifest.origin(mid)} already defines; "
+                            "rename the plugin's model or remove the manifest entry "
+                            "(or keep the plugin out with FRAMEWORK_LOAD_PLUGINS)")
+    if problems:
+        raise ManifestError("\n".join(problems))
+    for mid, (spec, plugin) in entries.items():
+        manifest.models[mid] = spec
+        manifest.plugins[mid] = plugin
+    for mid, (spec, plugin) in entries.items():
+        missing = [r for r in spec.requires if r not in manifest.models]
+        if missing:
+            problems.append(f"{plugin}: model {mid!r} requires unknown model id(s) {', '.join(missing)}")
+    if problems:
+        raise ManifestError("\n".join(problems))
+
+
+def _load_file(path: Path) -> Manifest:
     try:
         data, lines = load_yaml(path)
     except ConfigError as exc:
@@ -300,59 +297,3 @@ def _check_duplicates(path: Path) -> None:
         walk(node, "")
 
 
-# --- which analyzers use which model ---------------------------------------------------
-@dataclass
-class ModelUsage:
-    """Which configured analyzers use each model id.
-
-    :ivar enabled: model id -> names of enabled analyzers that use it.
-    :ivar disabled: model id -> names of disabled analyzers that use it.
-    :ivar unknown: (analyzer, model id) pairs whose id the manifest lacks.
-    :ivar failures: analyzers whose ``model_ids()`` raised, with the error.
-    """
-
-    enabled: dict[str, list[str]] = field(default_factory=dict)
-    disabled: dict[str, list[str]] = field(default_factory=dict)
-    unknown: list[tuple[str, str]] = field(default_factory=list)
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    enabled_failures: list[str] = field(default_factory=list)
-
-    def in_use(self, manifest: Manifest, keep: Iterable[str] = ()) -> set[str]:
-        """Every model an enabled analyzer uses, plus ``keep``, plus what those require."""
-        return set(manifest.with_requirements([*self.enabled, *keep]))
-
-    def problems(self) -> list[str]:
-        out = [f"analyzer {a!r} names model id {m!r}, which the manifest lacks" for a, m in self.unknown]
-        out += [f"analyzer {a!r}: model_ids() raised {e}" for a, e in self.failures]
-        return out
-
-
-def model_usage(configured: Iterable[ConfiguredAnalyzer], manifest: Manifest) -> ModelUsage:
-    """Ask each configured analyzer (with its registry params) for its model ids."""
-    usage = ModelUsage()
-    for c in sorted(configured, key=lambda c: c.name):
-        try:
-            ids = list(c.instantiate().model_ids())
-        except Exception as exc:  # noqa: BLE001 - one broken analyzer must not hide the others
-            usage.failures.append((c.name, f"{type(exc).__name__}: {exc}"))
-            if c.enabled:
-                usage.enabled_failures.append(c.name)
-            continue
-        for mid in ids:
-            (usage.enabled if c.enabled else usage.disabled).setdefault(mid, []).append(c.name)
-            if mid not in manifest:
-                usage.unknown.append((c.name, mid))
-    return usage
-
-
-def load_usage(manifest: Manifest, registry_path: str | os.PathLike | None = None,
-               extra_plugins: Iterable[Any] = ()) -> tuple[ModelUsage, Path | None, list[str]]:
-    """Load the active registry and plugins; return (usage, registry file, plugin problems)."""
-    from .plugins import build_plugin_manager
-    from .registry import find_registry, load_registry
-
-    reg_path = find_registry(registry_path)
-    registry = load_registry(reg_path)
-    host = build_plugin_manager(registry.plugin_dirs, extra_plugins=extra_plugins)
-    usage = model_usage(registry.configure(host.analyzers), manifest)
-    return usage, reg_path, [str(p) for p in host.problems]

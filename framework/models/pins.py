@@ -12,16 +12,12 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable
-from urllib.parse import urlparse
 
-from .errors import ModelError
-from .manifest import Manifest, ModelSpec
-from .model_pull import is_network_error, offline_reason
+from ..errors import ModelError
+from .download import offline_reason
+from .manifest import Manifest
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_ENDPOINT = "https://huggingface.co"
-
 
 @dataclass
 class PinCheck:
@@ -60,7 +56,7 @@ def check_pins(manifest: Manifest, ids: Iterable[str] = (),
     if unknown:
         raise ModelError(f"unknown model id(s) {', '.join(unknown)}: not in {manifest.path}")
     specs = [manifest[i] for i in ids] if ids else list(manifest)
-    not_hf = [s.id for s in specs if s.source != "huggingface"]
+    not_hf = [s.id for s in specs if not s.handler.has_commits]
     if ids and not_hf:
         raise ModelError(f"{', '.join(not_hf)}: not Hugging Face models; only those have commits to check")
     from huggingface_hub import HfApi
@@ -68,33 +64,10 @@ def check_pins(manifest: Manifest, ids: Iterable[str] = (),
     endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, like every other setting here
     api = HfApi(endpoint=endpoint)
     results = []
-    for spec in (s for s in specs if s.source == "huggingface"):
+    for spec in (s for s in specs if s.handler.has_commits):
         if progress is not None:
             progress(spec.id)
-        results.append(_check_one(api, spec, endpoint))
+        status, main = spec.handler.check_pin(api, spec, endpoint)
+        logger.debug("%s: pinned %s, main %s -> %s", spec.id, spec.revision, main, status)
+        results.append(PinCheck(spec.id, spec.locator, spec.revision, status, main))
     return results
-
-
-def _check_one(api: Any, spec: ModelSpec, endpoint: str | None) -> PinCheck:
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
-
-    check = PinCheck(spec.id, spec.locator, spec.revision, "unpinned")
-    try:
-        check.main = api.model_info(spec.locator).sha
-        if spec.revision:
-            api.model_info(spec.locator, revision=spec.revision)
-            check.status = "ok"
-    except RevisionNotFoundError:
-        check.status = "missing"
-    except GatedRepoError:
-        check.status = "gated"
-    except RepositoryNotFoundError:
-        check.status = "repo-missing"
-    except Exception as exc:
-        if isinstance(exc, (ConnectionError, OSError)) or is_network_error(exc):
-            host = urlparse(endpoint or DEFAULT_ENDPOINT).netloc
-            raise ModelError(f"cannot reach {host} to check {spec.id} ({type(exc).__name__}); "
-                             "check-pins needs the network") from None
-        raise
-    logger.debug("%s: pinned %s, main %s -> %s", spec.id, spec.revision, check.main, check.status)
-    return check

@@ -1,0 +1,264 @@
+"""``decode``: one pass over the file into every frame stream and the audio the analyzers need.
+
+``decode`` opens the container once and runs a single demux loop that feeds the chosen video
+stream's decoder and the chosen audio stream's decoder (``VideoMeta.video_stream`` /
+``audio_stream``, picked by ``probe``). Each decoded frame is scaled/converted only for the
+``FrameSpec`` streams that sample it (``FrameStreamWriter.wants``) and written to disk in
+``cache_dir``; audio is resampled to 16 kHz mono float32 and written the same way, so RAM
+stays bounded however long the file is. Large pictures on several CPUs are decoded as parallel
+keyframe-aligned segments instead (``segments``), with the audio on a pass of its own.
+
+``DecodeStats`` counts what was actually demuxed (``tally``): packets and bytes per stream, and
+``demux_passes``, the most times any packet was read, so tests and benchmarks can prove that
+every packet was read once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..streams import AudioTrack, FrameSpec, FrameStream
+from ..timeline import VideoMeta
+from . import segments, selection
+from ._container import MediaError, check_file, open_container, origin, stream_at, stream_end
+from .sinks import AudioSink, VideoSink, largest_scale, set_threads
+from .tally import DemuxTally, LoopTally
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 0.2       # wall-clock seconds between progress() calls
+SKIP_DEBLOCK_BELOW = 0.25    # every stream at most this fraction of the coded width: skip deblocking
+
+ProgressFn = Callable[[float], None]
+
+
+@dataclass
+class DecodeStats:
+    """What one ``decode`` call did, counted as it happened."""
+
+    demux_passes: int = 0  # the most times any packet was read (1: every packet read once)
+    packets: int = 0  # packets demuxed, all streams and passes together
+    bytes_read: int = 0  # bytes of those packets
+    packets_by_stream: dict[str, int] = field(default_factory=dict)  # container stream index (as text, as JSON keeps it) -> packets
+    bytes_by_stream: dict[str, int] = field(default_factory=dict)  # container stream index (as text) -> bytes
+    packets_peeked: int = 0  # packets read past a segment's end to find it (read again by the next)
+    video_frames_decoded: int = 0
+    audio_frames_decoded: int = 0
+    seconds: float = 0.0
+    segments: int = 0  # > 0: the video was decoded as this many keyframe-aligned segments in parallel
+    segments_abandoned: str | None = None  # why a segmented decode gave way to one pass, if it did
+    truncated_at: float | None = None  # seconds: where decoding stopped early, if it did
+    warnings: list[str] = field(default_factory=list)
+
+    def count(self, tally: DemuxTally) -> None:
+        """Fill the demux counts from what ``tally`` saw."""
+        self.packets_by_stream = {str(i): n for i, n in sorted(tally.packets.items())}
+        self.bytes_by_stream = {str(i): n for i, n in sorted(tally.bytes.items())}
+        self.packets = sum(self.packets_by_stream.values())
+        self.bytes_read = sum(self.bytes_by_stream.values())
+        self.packets_peeked = tally.peeked
+        self.demux_passes = tally.passes()
+
+
+@dataclass
+class DecodedMedia:
+    """The result of ``decode``: disk-backed frame streams, 16 kHz mono audio, and stats."""
+
+    streams: dict[FrameSpec, FrameStream]
+    audio: AudioTrack | None
+    stats: DecodeStats
+
+
+def _chosen(container: Any, video: VideoMeta) -> tuple[Any | None, Any | None]:
+    """The streams ``probe`` chose (FFmpeg's choice for a ``VideoMeta`` made without them)."""
+    vs = stream_at(container, video.video_stream) if video.video_stream is not None else selection.best_video(container)
+    aus = stream_at(container, video.audio_stream) if video.audio_stream is not None else selection.best_audio(container)
+    return vs, aus
+
+
+def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec], want_audio: bool,
+           cache_dir: Path, progress: ProgressFn | None = None) -> DecodedMedia:
+    """Decode ``path`` once, producing every frame stream in ``specs`` and (optionally) the audio.
+
+    :param video: ``probe(path)``'s result (the streams to decode, rotation, display size and
+        fps come from it).
+    :param specs: frame streams to produce; duplicates are produced once. Ignored, with a
+        warning, when the file has no video stream.
+    :param want_audio: also decode the chosen audio stream to 16 kHz mono float32.
+    :param cache_dir: folder for the disk-backed streams (``frames/<spec.key>/``, ``audio.f32``).
+    :param progress: called now and then with the fraction of the duration decoded so far.
+    :returns: streams keyed by spec, the audio track (``None`` if not wanted or absent), stats.
+        A file that breaks off mid-way gives what decoded before the break, with
+        ``stats.truncated_at`` and a warning set.
+    :raises MediaError: the file cannot be opened, or nothing at all could be decoded.
+    """
+    p = check_file(path)
+    cache_dir = Path(cache_dir)
+    specs = list(dict.fromkeys(specs))
+    stats = DecodeStats()
+    tally = DemuxTally()
+    started = time.perf_counter()
+    container = open_container(p)
+    try:
+        start = origin(container)
+        vs, aus = _chosen(container, video)
+        if specs and vs is None:
+            stats.warnings.append(f"{p.name}: has no video stream; no frame streams were produced")
+            specs = []
+        aus = aus if want_audio else None
+        asink = AudioSink(cache_dir / "audio.f32") if aus is not None else None
+        skip_deblock = bool(specs) and largest_scale(specs, video, vs) <= SKIP_DEBLOCK_BELOW
+        duration = video.duration or (container.duration or 0) / 1_000_000
+        vsink: VideoSink | segments.VideoSummary | None = None
+        streams: dict[FrameSpec, FrameStream] = {}
+        error: str | None = None
+        if specs and video.video_stream is None:  # a VideoMeta made by hand: segments need the index
+            video = video.model_copy(update={"video_stream": vs.index})
+        planned = segments.plan(p, video, start) if specs else None
+        if planned is not None:  # video on parallel segment decoders, audio on a thread of its own
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-audio") as audio_thread:
+                audio_pass = (audio_thread.submit(_demux_loop, container, None, None, aus, asink, start,
+                                                  duration, tally, None) if asink else None)
+                segmented = _decode_in_segments(p, video, specs, planned, cache_dir, start, skip_deblock,
+                                                progress, stats, tally)
+                error = audio_pass.result() if audio_pass else None
+            if segmented is not None:
+                streams, vsink = segmented
+            else:  # the segments did not fit together: one ordinary pass over the video alone
+                with open_container(p) as again:
+                    streams, vsink, error = _one_pass(again, stream_at(again, vs.index), None, None, video, specs,
+                                                      cache_dir, start, duration, skip_deblock, tally, progress)
+        else:
+            streams, vsink, error = _one_pass(container, vs, aus, asink, video, specs, cache_dir, start,
+                                              duration, skip_deblock, tally, progress)
+        # read the streams' stated ends now: a stream's fields are freed with its container
+        ends = (stream_end(vs, start) if vs is not None else None,
+                stream_end(aus, start) if aus is not None else None)
+        audio = asink.close() if asink else None
+    finally:
+        container.close()
+    stats.count(tally)
+    if vsink:
+        stats.video_frames_decoded = vsink.frames
+        if vsink.backwards:
+            stats.warnings.append(f"{p.name}: {vsink.backwards} video frames had timestamps earlier than the "
+                                  "frame before them; they were kept at the previous frame's time")
+    if asink:
+        stats.audio_frames_decoded = asink.frames
+    stats.seconds = time.perf_counter() - started
+    decoded_anything = stats.video_frames_decoded or stats.audio_frames_decoded
+    if error is not None and not decoded_anything:
+        raise MediaError(f"{p}: no frame could be decoded ({error}); the file is damaged, "
+                         "re-download or re-encode it")
+    check_truncation(p, error, ends, vsink, asink, duration, stats)
+    if progress is not None and (vsink or asink):
+        progress(1.0)
+    logger.info("decoded %s: %d video frames, %d audio frames, %d packets in %.2f s", p.name,
+                stats.video_frames_decoded, stats.audio_frames_decoded, stats.packets, stats.seconds)
+    return DecodedMedia(streams=streams, audio=audio, stats=stats)
+
+
+def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], planned: segments.Plan,
+                        cache_dir: Path, start: float, skip_deblock: bool, progress: ProgressFn | None,
+                        stats: DecodeStats, tally: DemuxTally
+                        ) -> tuple[dict[FrameSpec, FrameStream], segments.VideoSummary] | None:
+    """The frame streams and a summary, decoded by parallel segment decoders (see ``segments``);
+    ``None`` when the segments did not fit together."""
+    try:
+        result = segments.decode_segments(p, video, specs, planned, cache_dir, start, skip_deblock, tally, progress)
+    except segments.SegmentsUnusable as exc:
+        logger.info("%s: decoding in one pass instead of %d segments (%s)", p.name, len(planned.segments), exc)
+        stats.segments_abandoned = str(exc)
+        return None
+    stats.segments = len(planned.segments)
+    return result
+
+
+def _one_pass(container: Any, vs: Any, aus: Any, asink: AudioSink | None, video: VideoMeta,
+              specs: list[FrameSpec], cache_dir: Path, start: float, duration: float, skip_deblock: bool,
+              tally: DemuxTally, progress: ProgressFn | None
+              ) -> tuple[dict[FrameSpec, FrameStream], VideoSink | None, str | None]:
+    """One ordinary pass over ``container``: the frame streams (with FFmpeg's own threads) and
+    the audio when ``asink`` is given. Returns the streams, the video sink and the error that
+    stopped the pass early, if any."""
+    vsink = VideoSink(specs, video, vs, cache_dir) if specs else None
+    if vsink is not None:
+        set_threads(vs, skip_deblock)
+    error = None
+    if vsink is not None or asink is not None:
+        error = _demux_loop(container, vs, vsink, aus, asink, start, duration, tally, progress)
+    return (vsink.close() if vsink is not None else {}), vsink, error
+
+
+def _demux_loop(container: Any, vs: Any, vsink: VideoSink | None, aus: Any,
+                asink: AudioSink | None, start: float, duration: float, tally: DemuxTally,
+                progress: ProgressFn | None) -> str | None:
+    """One demux pass over the wanted streams, counted in ``tally``. Returns the error that
+    stopped it early, or ``None``."""
+    import av
+
+    wanted = ([vs] if vsink else []) + ([aus] if asink else [])
+    read = LoopTally()
+    next_report = time.perf_counter() + PROGRESS_EVERY_S
+    position = 0.0
+    try:
+        for packet in container.demux(*wanted):
+            read.read(packet)
+            if vsink is not None and packet.stream is vs:
+                for frame in packet.decode():
+                    position = vsink.add(frame, start)
+            elif asink is not None:
+                for frame in packet.decode():
+                    asink.add(frame, start)
+                if vsink is None:
+                    position = asink.last_end
+            if progress is not None and duration > 0 and time.perf_counter() >= next_report:
+                progress(min(1.0, position / duration))
+                next_report = time.perf_counter() + PROGRESS_EVERY_S
+    except (av.FFmpegError, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        # drain what the decoders already hold: frames before the break are still good
+        for stream, sink in ((vs, vsink), (aus, asink)):
+            if sink is None:
+                continue
+            try:
+                for frame in stream.decode(None):
+                    sink.add(frame, start)
+            except (av.FFmpegError, EOFError, ValueError):
+                pass
+        return reason
+    finally:
+        tally.add(read)
+    return None
+
+
+def check_truncation(p: Path, error: str | None, ends: tuple[float | None, float | None],
+                     vsink: VideoSink | segments.VideoSummary | None, asink: AudioSink | None, duration: float,
+                     stats: DecodeStats) -> None:
+    """Set ``truncated_at`` and a warning when decoding stopped at an error or well before the end
+    (``ends``: the video and audio streams' stated ends, read before the container closed)."""
+    reached: list[float] = []
+    short = False
+    if vsink is not None:
+        t = vsink.last_t
+        end = (t + vsink.step) if t is not None else 0.0
+        reached.append(t if t is not None else 0.0)
+        expected = ends[0] or duration
+        short |= bool(expected) and end < expected - max(1.0, 3 * vsink.step)
+    if asink is not None:
+        reached.append(asink.last_end)
+        expected = ends[1] or duration
+        short |= bool(expected) and asink.last_end < expected - 1.0
+    if error is None and not short:
+        return
+    stats.truncated_at = round(max(reached, default=0.0), 3)
+    why = f"error: {error}" if error else f"the file should last {duration:.2f} s"
+    msg = (f"{p.name}: decoding stopped at {stats.truncated_at:.2f} s ({why}); the file looks "
+           "truncated or damaged, so results cover only the part before that")
+    logger.warning("%s", msg)
+    stats.warnings.append(msg)

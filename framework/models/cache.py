@@ -1,0 +1,116 @@
+"""What of the manifest is cached now: one ``CachedModel`` per entry, and the cached Hugging Face
+repos no entry names. Each source finds its own files (``framework.models.sources``)."""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .fsguard import tree_size
+from .roots import CacheRoots
+
+if TYPE_CHECKING:
+    from .lockfile import ModelLock
+    from .manifest import Manifest, ModelSpec
+
+
+@dataclass
+class CachedModel:
+    """The cache state of one manifest model.
+
+    :ivar paths: what holds it on disk (HF repo folders, files, package folders).
+    :ivar root: the cache folder those paths belong to (None for bundled).
+    :ivar busy: reasons a download looks in progress (``.incomplete`` blobs, held locks, partial files).
+    """
+
+    spec: ModelSpec
+    cached: bool = False
+    size_on_disk: int = 0
+    paths: list[Path] = field(default_factory=list)
+    root: Path | None = None
+    revisions: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
+    package_version: str | None = None
+    partial: bool = False  # a cached HF revision lacks files its saved tree listing names
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+@dataclass
+class UnknownRepo:
+    """A Hugging Face model repo in the cache that no manifest entry names."""
+
+    repo_id: str
+    path: Path
+    size_on_disk: int
+    revisions: list[str]
+    busy: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CacheScan:
+    """The result of ``scan_cache``: every manifest model's state and the unknown HF repos."""
+
+    roots: CacheRoots
+    models: dict[str, CachedModel]
+    unknown: list[UnknownRepo]
+    hf_info: Any = None  # huggingface_hub HFCacheInfo, or None when there is no HF cache
+    warnings: list[str] = field(default_factory=list)
+    hf_repos: dict[str, Any] = field(default_factory=dict)  # lower-cased repo id -> huggingface_hub CachedRepoInfo
+
+
+def package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def package_version(package: str) -> str | None:
+    """The installed version of the distribution that provides import package ``package``."""
+    for dist in importlib.metadata.packages_distributions().get(package, [package]):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def scan_cache(manifest: Manifest, roots: CacheRoots | None = None) -> CacheScan:
+    """What of ``manifest`` is cached, and which cached HF repos the manifest does not know."""
+    from .sources.huggingface import hf_busy
+
+    roots = roots or CacheRoots.from_env()
+    scan = CacheScan(roots, {}, [])
+    if roots.hf_hub.is_dir():
+        from huggingface_hub import scan_cache_dir
+
+        scan.hf_info = scan_cache_dir(roots.hf_hub)
+        scan.warnings += [f"Hugging Face cache: {w}" for w in scan.hf_info.warnings]
+        scan.hf_repos = {r.repo_id.lower(): r for r in scan.hf_info.repos if r.repo_type == "model"}
+    for spec in manifest:
+        scan.models[spec.id] = spec.handler.scan(spec, roots, scan)
+    known = manifest.by_repo_id()
+    for key, repo in sorted(scan.hf_repos.items()):
+        if key not in known:
+            scan.unknown.append(UnknownRepo(repo.repo_id, repo.repo_path, tree_size(repo.repo_path),
+                                            sorted(r.commit_hash for r in repo.revisions),
+                                            hf_busy(repo.repo_path, roots.hf_hub)))
+    return scan
+
+
+def local_path(spec: ModelSpec, roots: CacheRoots | None = None, lock: ModelLock | None = None) -> Path | None:
+    """Where an analyzer loads ``spec`` from: the HF snapshot (manifest pin, else locked commit,
+    else ``main``), the file, or the package folder; None when it is not cached."""
+    from .lockfile import ModelLock
+
+    roots = roots or CacheRoots.from_env()
+    return spec.handler.local_path(spec, roots, lock if lock is not None else ModelLock.load(roots))

@@ -1,0 +1,52 @@
+"""Start-up cost: `import framework` and `framework --version` must not import the heavy stack.
+
+The public names still resolve (lazily, PEP 562), so analyzers' ``from framework import ...`` is unchanged.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("numpy", "pydantic", "av", "cv2", "pluggy", "yaml")
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return set(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_import_framework_loads_no_heavy_module():
+    loaded = _modules_after("import framework")
+    assert not [m for m in HEAVY if m in loaded]
+
+
+def test_version_option_loads_no_heavy_module():
+    code = ("import sys\nfrom click.testing import CliRunner\nimport cli\n"
+            "r = CliRunner().invoke(cli.main, ['--version'])\nassert r.exit_code == 0 and '0.' in r.output, r.output")
+    loaded = _modules_after(code)
+    assert not [m for m in HEAVY if m in loaded]
+
+
+def test_public_names_resolve_lazily():
+    import framework
+
+    for name in framework.__all__:
+        assert getattr(framework, name) is not None, name
+    assert set(framework.__all__) <= set(dir(framework))
+    from framework import Analyzer, hookimpl
+    from framework.analyzer import Analyzer as direct
+
+    assert Analyzer is direct and callable(hookimpl)
+
+
+def test_unknown_name_is_an_attribute_error():
+    import framework
+
+    with pytest.raises(AttributeError, match="no_such_name"):
+        framework.no_such_name  # noqa: B018
+    with pytest.raises(ImportError):
+        from framework import no_such_name  # noqa: F401
