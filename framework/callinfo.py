@@ -114,7 +114,8 @@ def call_analyzer(analyzer: Analyzer, inputs: AnalyzerInputs, device: str,
     base = track if track is not None else analyzer.track()
     return base.model_copy(update={
         "status": status, "reason": reason, "device": device, "started_at": started,
-        "plugin": analyzer.plugin, "duration_s": round(time.perf_counter() - t0, 4),
+        "plugin": analyzer.plugin, "provides": list(analyzer.provides),
+        "duration_s": round(time.perf_counter() - t0, 4),
         "failed_phase": failure.phase if failure is not None else None,
         "traceback_file": traceback_file})
 

@@ -184,6 +184,7 @@ class _Run:
         self.tracks_dir = run_dir / "tracks"
         self.cache_dir = run_dir / ".cache"
         self.warnings: list[str] = []
+        self.stated_duration: float | None = None  # the header's length, when decoding stopped short
         self.stop = threading.Event()  # set on Ctrl-C: analyzers stop at their next progress report
 
     # --- planning ---------------------------------------------------------------------
@@ -206,6 +207,7 @@ class _Run:
         a = self.analyzers[name]
         payload = {
             "video": self.meta.content_hash, "analyzer": name, "version": a.version,
+            "streams": [self.meta.video_stream, self.meta.audio_stream],  # --video-stream / --audio-stream
             "params": a.params_hash(), "models": a.model_ids(),
             "upstream": {d: self.keys.get(d) for d in self.deps[name] if d in self.analyzers},
         }
@@ -227,7 +229,9 @@ class _Run:
         except (ValueError, KeyError) as exc:
             logger.warning("ignoring unreadable saved track %s (%s); recomputing", file, exc)
             return None
-        return track.model_copy(update={"reused": True}) if track.status in ("ok", "skipped") else None
+        if track.status not in ("ok", "skipped"):
+            return None
+        return track.model_copy(update={"reused": True, "provides": list(self.analyzers[name].provides)})
 
     def _precheck(self, name: str) -> str | None:
         """Why ``name`` cannot run on this input (or None)."""
@@ -289,7 +293,7 @@ class _Run:
             run={"started_at": started, "duration_s": round(time.time() - started, 3),
                  "decode": dataclasses.asdict(decoded.stats) if decoded else None,
                  "plan": {"order": names, "devices": self.plan.device, "notes": self.plan.notes},
-                 "reused": self.reused, "warnings": self.warnings,
+                 "reused": self.reused, "warnings": self.warnings, "stated_duration": self.stated_duration,
                  "plugin_problems": [str(p) for p in self.host.problems]})
         timeline.write(self.run_dir / "results.json")
         if decoded and THUMB_SPEC in decoded.streams:
@@ -371,6 +375,7 @@ class _Run:
             # analyzers and reports see the part that exists, not the length the header promised
             self.warnings.append(f"the header says {self.meta.duration:.2f} s; analyzed "
                                  f"{decoded.stats.truncated_at:.2f} s")
+            self.stated_duration = self.meta.duration
             self.meta = self.meta.model_copy(update={"duration": decoded.stats.truncated_at})
         return decoded
 

@@ -129,20 +129,11 @@ def test_shots_without_frame_numbers_on_vfr_video_print_none(tmp_path):
 # --- warnings and the analyzed duration -----------------------------------------------------------------
 
 
-def test_a_truncated_files_warnings_reach_the_report_and_summary(tmp_path, monkeypatch):
-    import av
+def test_a_truncated_files_warnings_reach_the_report_and_summary(tmp_path):
+    from framework.testing.synth import make_faststart_copy
 
-    full = tmp_path / "full.mp4"
-    real_open = av.open
-
-    def faststart(path, mode="r", **kwargs):  # the index first, so the cut-off file still opens
-        if mode == "w":
-            kwargs.setdefault("options", {})["movflags"] = "faststart"
-        return real_open(path, mode, **kwargs)
-
-    monkeypatch.setattr(av, "open", faststart)
-    make_video(full, default_shots(12.0), audio=False)
-    monkeypatch.setattr(av, "open", real_open)
+    make_video(tmp_path / "moov_last.mp4", default_shots(12.0), audio=False)
+    full = make_faststart_copy(tmp_path / "moov_last.mp4", tmp_path / "full.mp4")  # cut-off file still opens
     cut = tmp_path / "cut.mp4"
     data = full.read_bytes()
     cut.write_bytes(data[: len(data) * 11 // 20])
@@ -156,9 +147,10 @@ def test_a_truncated_files_warnings_reach_the_report_and_summary(tmp_path, monke
         assert w.replace("&", "&amp;") in page
         assert " ".join(w.split()) in md.replace("\\", "")
     header = md.split("\n\n")[1]
-    assert "analyzed" in header and "decoding stopped" in header
+    assert "analyzed of 0:12 (12.0 s)" in header and "decoding stopped" in header  # the file's own length too
     top = page.split('id="streams"')[0].split('<div class="meta">')[1]
-    assert "analyzed" in top and "decoding stopped" in top
+    assert "analyzed of 0:12 (12.0 s)" in top and "decoding stopped" in top
+    assert res.timeline.run["stated_duration"] == pytest.approx(12.0, abs=0.05)
 
 
 def test_the_header_gives_the_files_length_beside_the_analyzed_one(tmp_path):

@@ -113,3 +113,19 @@ def test_command_line_choice_is_recorded_in_results(two_of_each, tmp_path):
     assert code == EXIT_INPUT, (code, out, err)
     text = " ".join(err.split())
     assert "stream #3 is not a video stream" in text and "choose one of 0, 1 with --video-stream N" in text
+
+
+def test_a_rerun_on_another_stream_does_not_reuse_the_tracks(two_of_each, tmp_path):
+    from test_cli_run import _registry
+
+    from framework.runner import analyze
+
+    registry = _registry(tmp_path, ["cut_analysis", "audio_analysis"])
+    kwargs = dict(registry_path=registry, out_dir=tmp_path / "run", progress=False, load_entrypoints=False)
+    first = analyze(two_of_each, video_stream=0, audio_stream=2, **kwargs)
+    assert first.timeline.tracks["cut_analysis"].status == "ok"
+    same = analyze(two_of_each, video_stream=0, audio_stream=2, **kwargs)
+    assert sorted(same.reused) == ["audio_analysis", "cut_analysis"]
+    other = analyze(two_of_each, video_stream=1, audio_stream=3, **kwargs)
+    assert other.reused == []  # computed on the other streams, not reused from the first run
+    assert other.timeline.video.width == 480

@@ -131,7 +131,9 @@ class ModelResolver:
 
         try:
             pull_models(self.manifest, [spec.id], roots=self.roots, progress=self.progress, lock=lock)
-        except ModelError as exc:
+        except Exception as exc:  # noqa: BLE001 - a failed fetch skips the analyzer, never the run
+            if not isinstance(exc, ModelError):
+                exc = ModelError(f"{type(exc).__name__}: {exc}")
             logger.warning("could not fetch model %s on first use: %s", spec.id, exc)
             return (f"model {spec.id} is not in the local cache and could not be downloaded ({exc}); "
                     f"run `{pull_command(spec.id)}` when the network is reachable")

@@ -286,29 +286,28 @@ def _lane(track: Track, duration: float) -> str:
 
 
 def _sparkline(series: Series, duration: float) -> str:
-    """An inline SVG polyline (min/max-decimated so peaks survive); gaps (None) break the line."""
-    points = [(t, v) for t, v in zip(series.times, series.values, strict=False)
-              if v is not None and math.isfinite(v) and t is not None]
-    if not points or duration <= 0:
+    """An inline SVG polyline (min/max-decimated so peaks survive); gaps (None) break the line.
+
+    Works on two float arrays (16 bytes a sample), so an hour-long per-frame series costs a few
+    MB while the report is written, not a Python tuple per sample.
+    """
+    import numpy as np
+
+    times = np.asarray(series.times, dtype=np.float64)
+    values = np.array(series.values, dtype=np.float64)  # None -> nan
+    valid = np.isfinite(values) & np.isfinite(times)
+    if not valid.any() or duration <= 0:
         return f'<div class="row series"><span class="series-name">{e(series.name)}: no values</span></div>'
-    values = [v for _, v in points]
-    lo, hi = min(values), max(values)
+    lo, hi = float(values[valid].min()), float(values[valid].max())
     span = hi - lo or 1.0
-    segments: list[list[tuple[float, float]]] = [[]]
-    for t, v in zip(series.times, series.values, strict=False):
-        if v is None or not math.isfinite(v):
-            if segments[-1]:
-                segments.append([])
-            continue
-        segments[-1].append((t, v))
+    # runs of valid samples: each becomes one polyline
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], valid.view(np.int8), [0]))))
     polylines = []
-    for seg in segments:
-        if not seg:
-            continue
-        pts = _decimate(seg, SPARK_POINTS)
-        coords = " ".join(f"{1000 * min(1.0, max(0.0, t / duration)):.1f},{95 - 90 * (v - lo) / span:.1f}"
-                          for t, v in pts)
-        if len(pts) == 1:
+    for a, b in zip(edges[::2], edges[1::2]):
+        idx = _decimate(values, int(a), int(b), SPARK_POINTS)
+        coords = " ".join(f"{1000 * min(1.0, max(0.0, times[i] / duration)):.1f},"
+                          f"{95 - 90 * (values[i] - lo) / span:.1f}" for i in idx)
+        if len(idx) == 1:
             coords += f" {float(coords.split(',')[0]) + 2:.1f},{coords.split(',')[1]}"
         polylines.append(f'<polyline points="{coords}"/>')
     unit = f" {series.unit}" if series.unit else ""
@@ -317,17 +316,20 @@ def _sparkline(series: Series, duration: float) -> str:
             f'<span class="series-name">{e(series.name)} {lo:.3g}…{hi:.3g}{e(unit)}</span></div>')
 
 
-def _decimate(points: list[tuple[float, float]], limit: int) -> list[tuple[float, float]]:
-    if len(points) <= limit:
-        return points
+def _decimate(values, start: int, stop: int, limit: int) -> list[int]:
+    """Indices in ``[start, stop)`` to draw: all of them, or each bucket's lowest and highest."""
+    if stop - start <= limit:
+        return list(range(start, stop))
+    import numpy as np
+
     buckets = limit // 2
-    out = []
-    for b in range(buckets):
-        chunk = points[b * len(points) // buckets:(b + 1) * len(points) // buckets]
-        if not chunk:
+    bounds = np.linspace(start, stop, buckets + 1).astype(int)
+    out: list[int] = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b <= a:
             continue
-        lo, hi = min(chunk, key=lambda p: p[1]), max(chunk, key=lambda p: p[1])
-        out.extend(sorted({lo, hi}))
+        chunk = values[a:b]
+        out.extend(sorted({int(a + chunk.argmin()), int(a + chunk.argmax())}))
     return out
 
 
