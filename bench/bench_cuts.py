@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine import cpu_model  # bench/machine.py (scripts run from bench/)
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # truth stated in ../shared/media/MEDIA.md (0-based first frame of each new shot)
@@ -167,8 +169,7 @@ def machine() -> list[str]:
     import numpy
     import scenedetect
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
+    cpu = cpu_model()
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return [f"- machine: {os.cpu_count()} CPUs, this run on {usable} (`--cpus`), CPU {cpu}, "

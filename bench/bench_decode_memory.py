@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_model  # bench/machine.py (scripts run from bench/)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -128,13 +130,7 @@ def run_child(path: Path, cache: Path, mode: str) -> dict:
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"nproc: {os.cpu_count()}; CPU: {cpu}; Python {platform.python_version()}; "
+    return (f"nproc: {os.cpu_count()}; CPU: {cpu_model()}; Python {platform.python_version()}; "
             f"load average {os.getloadavg()[0]:.2f}")
 
 

@@ -34,6 +34,8 @@ import threading
 import time
 from pathlib import Path
 
+from machine import cpu_model, load_text  # bench/machine.py (scripts run from bench/)
+
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("bench_pipeline")
 
@@ -201,18 +203,12 @@ def rss_profile(samples: list[tuple[float, int]], wall: float) -> str:
 
 
 def machine_line() -> str:
-    cpu = platform.processor() or ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"machine: {platform.platform()}, {os.cpu_count()} cores ({cpu}), python {platform.python_version()}; "
-            f"{time.strftime('%Y-%m-%d %H:%M')}")
+    return (f"machine: {platform.platform()}, {os.cpu_count()} cores ({cpu_model()}), "
+            f"python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}")
 
 
 def load_line() -> str:
-    return "load average (1/5/15 min): " + " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    return "load average (1/5/15 min): " + load_text()
 
 
 def run(args: argparse.Namespace) -> str:

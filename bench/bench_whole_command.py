@@ -39,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_model, load_text  # bench/machine.py (scripts run from bench/)
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v"}
@@ -122,18 +124,10 @@ def spread(values: list[float]) -> str:
 
 
 def machine_lines(load_before: tuple[float, ...], load_after: tuple[float, ...], args: argparse.Namespace) -> list[str]:
-    cpu = ""
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    fmt = " / ".join
     return [
-        f"- machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable by this process), {cpu}, "
+        f"- machine: {os.cpu_count()} cores ({len(os.sched_getaffinity(0))} usable by this process), {cpu_model()}, "
         f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}",
-        f"- load average (1/5/15 min) before: {fmt(f'{v:.2f}' for v in load_before)}; after: "
-        f"{fmt(f'{v:.2f}' for v in load_after)}",
+        f"- load average (1/5/15 min) before: {load_text(load_before)}; after: {load_text(load_after)}",
         f"- Python bytecode: {'cached (private PYTHONPYCACHEPREFIX, warmed up)' if args.bytecode_cache else 'not cached: PYTHONDONTWRITEBYTECODE=1, every import compiles from source'}",
         f"- versions: {versions()}",
     ]

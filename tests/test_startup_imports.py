@@ -50,3 +50,13 @@ def test_unknown_name_is_an_attribute_error():
         framework.no_such_name  # noqa: B018
     with pytest.raises(ImportError):
         from framework import no_such_name  # noqa: F401
+
+
+def test_discovering_the_plugins_does_not_load_the_summary_machinery():
+    """Every run imports every analyzer module to register it; fusion's digest, grounding and LLM
+    code load only when fusion runs (a `--only cut_analysis` run never pays for them)."""
+    loaded = _modules_after("from framework.plugins import build_plugin_manager\n"
+                            "host = build_plugin_manager(load_entrypoints=False)\nassert 'fusion' in host.analyzers")
+    assert "analyzers.fusion" in loaded
+    assert not [m for m in ("analyzers.fusion.digest", "analyzers.fusion.summarize", "analyzers.fusion.grounding",
+                            "analyzers.fusion.extractive", "analyzers.fusion.align") if m in loaded]

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -52,11 +52,11 @@ from framework import Analyzer, AnalyzerInputs, Event, Track
 from framework.llm import LLMBackend, LLMError, LLMUnavailable, builtin_backends, estimate_tokens, make_backend
 from framework.summary import Grounding, Summary
 
-from .align import build_units
-from .digest import DigestBuilder, score_salience
-from .extractive import write_extractive
-from .grounding import Grounder
-from .summarize import LLMSummarizer
+if TYPE_CHECKING:
+    from .grounding import Grounder
+
+# digest, align, grounding, extractive and summarize are imported in analyze(): every run
+# discovers this plugin, and a run without fusion (`--only cut_analysis`) should not pay for them
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +206,11 @@ class Fusion(Analyzer):
         notes.extend(self._backend_notes)
         count = backend.count_tokens if not backend.extractive else estimate_tokens
         tracks = {n: upstream[n] for n in used}
+        from .align import build_units
+        from .digest import DigestBuilder, score_salience
+        from .extractive import write_extractive
+        from .grounding import Grounder
+
         units = build_units(tracks, duration, p.window_s)
         builder = DigestBuilder(tracks, duration, count, p.scene_tokens)
         digests = [builder.build(u) for u in units]
@@ -266,6 +271,8 @@ class Fusion(Analyzer):
                      medium: str = "video") -> tuple[Summary, dict]:
         p = self.params
         header = f"Analyzers: {', '.join(used) or 'none'}."
+        from .summarize import LLMSummarizer
+
         summarizer = LLMSummarizer(
             backend, grounder, digests, header, duration, budget=budget, max_new_tokens=p.max_new_tokens,
             chunk_new_tokens=p.chunk_new_tokens, language=p.language, temperature=p.temperature,
