@@ -60,3 +60,25 @@ def test_discovering_the_plugins_does_not_load_the_summary_machinery():
     assert "analyzers.fusion" in loaded
     assert not [m for m in ("analyzers.fusion.digest", "analyzers.fusion.summarize", "analyzers.fusion.grounding",
                             "analyzers.fusion.extractive", "analyzers.fusion.align") if m in loaded]
+
+
+def test_a_run_without_fusion_does_not_load_the_summary_models(tmp_path):
+    """``framework.summary`` (six pydantic models) loads only when a run has a summary to read: a
+    ``--only cut_analysis`` run builds the plugin host and writes every output without it."""
+    code = f"""
+from pathlib import Path
+from framework.plugins import build_plugin_manager
+from framework.outputs import write_outputs
+from framework.timeline import Event, Timeline, Track, VideoMeta
+host = build_plugin_manager(load_entrypoints=False)
+video = VideoMeta(path=str(Path({str(tmp_path)!r}) / "gone.mp4"), content_hash="0" * 64, size_bytes=1,
+                  duration=4.0, has_video=True, width=64, height=48, fps=25.0)
+cut = Track(analyzer="cut_analysis", version="1", provides=["shots"],
+            events=[Event(start=0.0, end=2.0, label="shot"), Event(start=2.0, end=4.0, label="shot")])
+timeline = Timeline(framework_version="0.1.0", video=video, tracks={{"cut_analysis": cut}})
+written = write_outputs(timeline, Path({str(tmp_path)!r}) / "run", host=host)
+assert {{Path(p).name for p in written}} >= {{"summary.md", "report.html", "cuts.csv"}}, written
+"""
+    loaded = _modules_after(code)
+    assert "framework.outputs.html" in loaded and "analyzers.fusion" in loaded
+    assert "framework.summary" not in loaded

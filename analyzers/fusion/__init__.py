@@ -50,13 +50,15 @@ from pydantic import Field
 
 from framework import Analyzer, AnalyzerInputs, Event, Track
 from framework.llm import LLMBackend, LLMError, LLMUnavailable, builtin_backends, estimate_tokens, make_backend
-from framework.summary import Grounding, Summary
 
 if TYPE_CHECKING:
+    from framework.summary import Summary
+
     from .grounding import Grounder
 
-# digest, align, grounding, extractive and summarize are imported in analyze(): every run
-# discovers this plugin, and a run without fusion (`--only cut_analysis`) should not pay for them
+# digest, align, grounding, extractive, summarize and framework.summary are imported when fusion
+# runs: every run discovers this plugin, and a run without fusion (`--only cut_analysis`) should
+# not pay for them
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +255,8 @@ class Fusion(Analyzer):
                                                "llm_fallback_reason": self.fallback_reason})
 
     def _extractive_summary(self, ex: Any, budget: int, notes: list[str]) -> Summary:
+        from framework.summary import Grounding, Summary
+
         p = self.params
         notes = list(notes)
         notes.append("Written without a language model: an extractive summary assembled from the analyzers' tracks.")
@@ -269,6 +273,8 @@ class Fusion(Analyzer):
     def _llm_summary(self, backend: LLMBackend, grounder: Grounder, digests: list, ex: Any, duration: float,
                      used: list[str], budget: int, notes: list[str], inputs: AnalyzerInputs,
                      medium: str = "video") -> tuple[Summary, dict]:
+        from framework.summary import Summary
+
         p = self.params
         header = f"Analyzers: {', '.join(used) or 'none'}."
         from .summarize import LLMSummarizer

@@ -24,12 +24,13 @@ from pydantic import ValidationError
 
 from ..errors import InputError
 from ..hookspecs import hookimpl
-from ..summary import Summary
 from ..timeline import Timeline
 from .base import Cue, ExportContext, Exporter, Shot, atomic_write_bytes, clock, summary_track_of
 
 if TYPE_CHECKING:
     from ..plugins import PluginHost
+    from ..summary import Summary
+    from ..timeline import Track
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,16 @@ def resolve_video(timeline: Timeline, video_path: str | Path | None = None,
     return None, f"the video {recorded} is not reachable from here; pass it with --video"
 
 
+def _read_summary(track: Track | None) -> Summary | None:
+    """``Summary.from_track(track)``; the summary models load only when there is a summary to read
+    (a run without fusion, e.g. ``--only cut_analysis``, never builds them)."""
+    if track is None:
+        return None
+    from ..summary import Summary
+
+    return Summary.from_track(track)
+
+
 def write_outputs(timeline: Timeline, run_dir: str | Path, host: "PluginHost | None" = None,
                   video_path: str | Path | None = None, *,
                   thumb_sources: tuple[Path, ...] = ()) -> list[Path]:
@@ -104,7 +115,7 @@ def write_outputs(timeline: Timeline, run_dir: str | Path, host: "PluginHost | N
         logger.info("no video for the report: %s", note)
     summary_track = summary_track_of(timeline)
     try:
-        summary = Summary.from_track(summary_track)
+        summary = _read_summary(summary_track)
     except ValidationError as exc:
         logger.warning("the summary in track %s is not readable (%s); writing the outputs without it",
                        summary_track.analyzer if summary_track else "?", str(exc).splitlines()[0])

@@ -17,10 +17,12 @@ import logging
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..summary import Summary
 from ..timeline import Timeline, Track, atomic_write_bytes, tracks_providing  # noqa: F401 (re-exported)
+
+if TYPE_CHECKING:  # the summary models load only when a run has a summary to read
+    from ..summary import Summary
 
 logger = logging.getLogger(__name__)
 

@@ -19,19 +19,21 @@ import bisect
 import html
 import importlib.resources
 import logging
-import math
 import os
 import re
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .. import __version__
-from ..summary import Evidence, Summary
 from ..timeline import Event, Series, Timeline, Track, atomic_write_text
 from .base import SUMMARY, ExportContext, Exporter, clock, paragraphs, run_warnings, span
 from .markdown import summary_state, stream_descriptions, video_line
 from .subtitles import to_vtt
+
+if TYPE_CHECKING:  # the summary models load only when a run has a summary to read
+    from ..summary import Evidence, Summary
 
 logger = logging.getLogger(__name__)
 

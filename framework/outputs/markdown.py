@@ -4,12 +4,15 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..summary import Evidence, Summary
 from ..timeline import Timeline, atomic_write_text, tracks_providing
 from .base import (SUMMARY, ExportContext, Exporter, clock, paragraphs, rate_text, run_warnings,
                    stated_duration, was_truncated)
 from .base import span as _span
+
+if TYPE_CHECKING:  # the summary models load only when a run has a summary to read
+    from ..summary import Evidence, Summary
 
 logger = logging.getLogger(__name__)
 
