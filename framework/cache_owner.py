@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from .errors import InputError
 from .timeline import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -58,9 +59,29 @@ class CleanReport:
 
 
 def claim(cache_dir: Path) -> None:
-    """Create ``cache_dir`` and write this process's owner marker into it."""
+    """Create ``cache_dir`` and write this process's owner marker into it.
+
+    :raises InputError: another run that is still going owns it (two runs into one run folder
+        would decode into the same cache, and the first to finish would delete it under the other).
+    """
+    marker = cache_dir / MARKER
+    if marker.is_file():
+        verdict = judge(cache_dir)
+        owner = _read_owner(marker)
+        if (not verdict.stale and owner.get("state") == "running" and owner.get("pid") != os.getpid()
+                and owner.get("host") in (None, socket.gethostname())):
+            raise InputError(f"{cache_dir.parent} is in use by another run ({verdict.why}); wait for it to "
+                             "finish, or give this run its own folder with --out")
     cache_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cache_dir / MARKER, json.dumps(_owner("running"), indent=1))
+
+
+def _read_owner(marker: Path) -> dict:
+    try:
+        owner = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
 
 
 def mark_kept(cache_dir: Path) -> None:
@@ -87,6 +108,10 @@ def judge(cache_dir: Path, *, include_kept: bool = False) -> CacheVerdict:
     boot = _boot_id()
     if owner.get("boot_id") and boot and owner["boot_id"] != boot:
         return CacheVerdict(cache_dir, True, f"its run (pid {pid}) was before the last restart")
+    namespace = _pid_namespace()
+    if owner.get("pid_namespace") and namespace and owner["pid_namespace"] != namespace:
+        return CacheVerdict(cache_dir, False, f"made in another PID namespace (a container?): cannot check "
+                                              f"its process (pid {pid} there)")
     if not _alive(pid):
         return CacheVerdict(cache_dir, True, f"its run (pid {pid}) is gone")
     started = _process_start(pid)
@@ -146,7 +171,16 @@ def human_size(n: int) -> str:
 # --- this machine's processes ---------------------------------------------------------------
 def _owner(state: str) -> dict:
     return {"pid": os.getpid(), "process_start": _process_start(os.getpid()), "boot_id": _boot_id(),
-            "host": socket.gethostname(), "started_at": time.time(), "state": state}
+            "pid_namespace": _pid_namespace(), "host": socket.gethostname(), "started_at": time.time(),
+            "state": state}
+
+
+def _pid_namespace() -> int | None:
+    """This process's PID namespace (a container has its own: its pids mean nothing outside it)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
 
 
 def _boot_id() -> str | None:

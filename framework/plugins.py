@@ -281,8 +281,9 @@ def _collect_models(host: PluginHost) -> None:
 
     for impl in impls:
         plugin_name = impl.plugin_name
+        pending: dict[str, ModelSpec] = {}  # kept only if the plugin's hook returns without error
 
-        def register(entry: Any, _plugin: str = plugin_name) -> None:
+        def register(entry: Any, _plugin: str = plugin_name, _pending: dict = pending) -> None:
             try:
                 spec = entry if isinstance(entry, ModelSpec) else ModelSpec.model_validate(entry)
             except ValidationError as exc:
@@ -291,12 +292,13 @@ def _collect_models(host: PluginHost) -> None:
                 mid = entry.get("id", "?") if isinstance(entry, dict) else "?"
                 raise PluginError(f"model {mid!r}: {where}: {first['msg']} ({len(exc.errors())} problem(s); "
                                   "fields as in models_manifest.yaml, plus id)") from None
+            if spec.id in _pending:
+                raise PluginError(f"model {spec.id!r} is registered twice by {host.describe(_plugin)}")
             if spec.id in host.models:
                 raise DuplicateNameError(
                     f"model {spec.id!r} is registered twice: by {host.describe(host.model_plugins[spec.id])} and "
                     f"by {host.describe(_plugin)}; uninstall one or limit plugins with FRAMEWORK_LOAD_PLUGINS")
-            host.models[spec.id] = spec
-            host.model_plugins[spec.id] = _plugin
+            _pending[spec.id] = spec
 
         try:
             host._call(impl, "register_models", {"register": register})
@@ -304,4 +306,8 @@ def _collect_models(host: PluginHost) -> None:
             raise
         except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the others
             host.problems.append(PluginProblem(plugin_name, host.distributions.get(plugin_name),
-                                               f"register_models raised {type(exc).__name__}: {exc}"))
+                                               f"register_models raised {type(exc).__name__}: {exc}; "
+                                               "none of its models were registered"))
+            continue
+        host.models.update(pending)
+        host.model_plugins.update({mid: plugin_name for mid in pending})

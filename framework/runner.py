@@ -231,7 +231,41 @@ class _Run:
             return None
         if track.status not in ("ok", "skipped"):
             return None
+        if track.status == "skipped" and not self._still_skipped(name):
+            return None
         return track.model_copy(update={"reused": True, "provides": list(self.analyzers[name].provides)})
+
+    def _blocked_upstream(self, name: str, finished: bool = False) -> str | None:
+        """The first upstream analyzer whose track ``name`` needs but that is not ``ok`` (or None).
+
+        With ``finished=False`` (planning the decode) an upstream that has not run yet is assumed
+        to succeed unless it cannot run at all; with ``finished=True`` (about to run ``name``) it
+        counts as missing.
+        """
+        if ALL_UPSTREAM in self.analyzers[name].depends_on:
+            return None  # "whatever else ran": it copes with any upstream status
+        for d in self.deps[name]:
+            if d in self.tracks:
+                if self.tracks[d].status != "ok":
+                    return d
+            elif finished or self._precheck(d) is not None or self._blocked_upstream(d):
+                return d  # it has not run and will not (no audio, missing package, its own upstream)
+        return None
+
+    def _still_skipped(self, name: str) -> bool:
+        """Whether a saved ``skipped`` track's cause may still hold, so reusing it is right.
+
+        Its key does not change when the cause goes away: a package installed since
+        (``check_available``), a model pulled since. An upstream that failed is handled by the
+        caller: a track whose upstream is recomputed in this run is recomputed too.
+        """
+        if self._precheck(name) is not None:
+            return True  # still cannot run on this input or machine (no audio, missing package...)
+        a = self.analyzers[name]
+        if not a.model_ids():
+            return False  # nothing in the way any more: the cause was an upstream or a package
+        _found, missing = self.model_resolver.resolve(a.model_ids(), fetch=False)
+        return any(not a.models_optional or m not in self.manifest for m in missing)
 
     def _precheck(self, name: str) -> str | None:
         """Why ``name`` cannot run on this input (or None)."""
@@ -259,8 +293,8 @@ class _Run:
         for name in names:  # keys in dependency order so upstream keys are known
             self.keys[name] = self._key(name)
         to_run: list[str] = []
-        for name in names:
-            cached = self._cached(name)
+        for name in names:  # dependency order: an upstream's fate is known before its dependents
+            cached = None if any(d in to_run for d in self.deps[name]) else self._cached(name)
             if cached is not None:
                 self.tracks[name] = cached
                 self.reused.append(name)
@@ -271,7 +305,7 @@ class _Run:
                         ", ".join(self.reused))
         self.host.notify("analysis_started", video=self.meta, analyzers=names, run_dir=self.run_dir)
 
-        decoded = self._decode([n for n in to_run if self._precheck(n) is None])
+        decoded = self._decode([n for n in to_run if self._precheck(n) is None and not self._blocked_upstream(n)])
         inputs_base = dict(video=self.meta, streams=decoded.streams if decoded else {},
                            audio=decoded.audio if decoded else None, host=self.host)
         with self._progress() as bars:
@@ -383,12 +417,10 @@ class _Run:
         a = self.analyzers[name]
         reason = self._precheck(name)
         if reason is None:
-            missing = [d for d in self.deps[name] if ALL_UPSTREAM not in a.depends_on
-                       and (d not in self.tracks or self.tracks[d].status != "ok")]
-            if missing:
-                d = missing[0]
-                status = self.tracks[d].status if d in self.tracks else "missing"
-                reason = f"upstream analyzer {d} is {status}"
+            blocked = self._blocked_upstream(name, finished=True)
+            if blocked:
+                status = self.tracks[blocked].status if blocked in self.tracks else "missing"
+                reason = f"upstream analyzer {blocked} is {status}"
         if reason is not None:
             return self._stamp(a.track(), status="skipped", reason=reason)
         models, reason = self._models(a)

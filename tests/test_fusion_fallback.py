@@ -131,6 +131,22 @@ def test_any_exception_from_generate_falls_back():
     assert "failed after 0 of" in reason
 
 
+def test_a_bug_in_fusions_own_code_fails_the_track_instead_of_falling_back(monkeypatch):
+    """Only the backend's failures fall back: an error in fusion's own reading of the answers is a
+    failed track with its traceback, not an extractive summary that hides it."""
+    import analyzers.fusion.summarize as summarize
+
+    def broken(text):
+        raise TypeError("read_answer() broke")
+
+    monkeypatch.setattr(summarize, "read_answer", broken)
+    llm = ScriptedLLM.scripted(CHUNK_ANSWER, name="fine")
+    track = _fuse({"backend": "fine"}, llm)
+    assert track.status == "failed" and track.failed_phase == "analyze"
+    assert "TypeError: read_answer() broke" in track.reason
+    assert len(llm.calls) >= 1  # the backend answered; fusion's own code failed
+
+
 class _FlakyServer(BaseHTTPRequestHandler):
     """An OpenAI-compatible server whose ``answers`` run out: then it answers ``fail_status``."""
 

@@ -108,6 +108,19 @@ def test_an_invalid_entry_is_a_problem_of_its_plugin_only():
     assert "acme-detector" in host.models and "broken" not in host.models
 
 
+def test_a_plugin_that_fails_half_way_registers_none_of_its_models():
+    class HalfBroken:
+        @hookimpl
+        def register_models(self, register):
+            register({**ENTRY, "id": "half-good"})  # valid, but the plugin raises right after
+            raise RuntimeError("could not read the second entry")
+
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[HalfBroken(), AcmeModels()])
+    (problem,) = [p for p in host.problems if p.plugin == "HalfBroken-0"]
+    assert "could not read the second entry" in problem.error and "none of its models" in problem.error
+    assert "half-good" not in host.models and "acme-detector" in host.models
+
+
 def test_a_plugin_entry_requiring_an_unknown_model_is_an_error():
     class Needy:
         @hookimpl

@@ -216,15 +216,40 @@ def test_judge_removes_only_caches_whose_process_is_gone(tmp_path):
     reused = _fake_cache(tmp_path / "reused", {**me, "process_start": (me["process_start"] or 0) + 1})
     rebooted = _fake_cache(tmp_path / "rebooted", {**me, "boot_id": "another-boot"})
     other_host = _fake_cache(tmp_path / "otherhost", {**me, "pid": _dead_pid(), "host": "render-node-7"})
+    container = _fake_cache(tmp_path / "container", {**me, "pid": _dead_pid(), "pid_namespace": 4026531836 + 7})
     unmarked = _fake_cache(tmp_path / "unmarked", None)
     kept = _fake_cache(tmp_path / "kept", {**me, "pid": _dead_pid(), "state": "kept"})
     report = cache_owner.sweep(tmp_path)
     removed = {v.path for v in report.removed}
     assert removed == {dead, reused, rebooted} if me["process_start"] is not None else {dead, rebooted}
-    for c in (alive, other_host, unmarked, kept):
+    for c in (alive, other_host, container, unmarked, kept):
         assert c.is_dir()
     assert not dead.exists() and report.freed_bytes >= 3 * 4096
     assert {v.path for v in cache_owner.sweep(tmp_path, include_kept=True).removed} == {kept}
+
+
+def test_a_run_folder_in_use_by_a_live_run_is_refused_and_left_alone(tmp_path, sample_video):
+    """Two runs into one folder would share one frame cache, and the first to finish would delete
+    it under the other: the second is refused (exit 3 in a multi-video run) and nothing is touched."""
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        run_dir = tmp_path / "run"
+        cache = _fake_cache(run_dir, {"pid": other.pid, "process_start": cache_owner._process_start(other.pid),
+                                      "boot_id": cache_owner._boot_id(), "state": "running"})
+        reg = _write(tmp_path / "registry.yaml", "analyzers:\n  cut_analysis: {}\n")
+        outcomes, code = run_many([sample_video.path], registry_path=reg, out_dir=run_dir, progress=False,
+                                  load_entrypoints=False)
+        assert code == 3 and outcomes[0].result is None
+        assert "in use by another run" in outcomes[0].error and f"pid {other.pid}" in outcomes[0].error
+        assert (cache / "frames" / "stream.bin").is_file()  # the live run's cache is untouched
+        assert json.loads((cache / cache_owner.MARKER).read_text())["pid"] == other.pid
+    finally:
+        other.kill()
+        other.wait()
+    # once that run is gone, the folder is free again
+    outcomes, code = run_many([sample_video.path], registry_path=reg, out_dir=run_dir, progress=False,
+                              load_entrypoints=False)
+    assert code == 0 and outcomes[0].result.timeline.tracks["cut_analysis"].status == "ok"
 
 
 def test_clean_command_dry_run_then_removes_and_reports_the_space(tmp_path, monkeypatch):

@@ -232,6 +232,105 @@ def test_dependents_of_a_failed_analyzer_are_skipped_with_the_reason(tmp_path, s
     assert t.status == "skipped" and "t_broken is failed" in t.reason
 
 
+def test_a_skip_is_not_reused_once_its_cause_is_gone(tmp_path, sample_video):
+    """A track skipped because its upstream failed, or because a package was missing, has the same
+    key after the cause goes away; the rerun must recompute it, not reuse the old skip."""
+    state = {"flaky_fails": True, "package": False}
+
+    class Flaky(Analyzer):
+        name = "t_flaky"
+        version = "1.0"
+
+        def analyze(self, inputs):
+            CALLS[self.name] = CALLS.get(self.name, 0) + 1
+            if state["flaky_fails"]:
+                raise RuntimeError("out of memory, this time")
+            return self.track(data={"ok": True})
+
+    class AfterFlaky(Analyzer):
+        name = "t_after_flaky"
+        version = "1.0"
+        depends_on = ("t_flaky",)
+
+        def frame_specs(self):
+            return [FrameSpec(fps=1.0, width=32, pix_fmt="gray")]
+
+        def analyze(self, inputs):
+            CALLS[self.name] = CALLS.get(self.name, 0) + 1
+            return self.track()
+
+    class NeedsPackage(Analyzer):
+        name = "t_needs_package"
+        version = "1.0"
+
+        @classmethod
+        def check_available(cls):
+            return None if state["package"] else "pip install some-package"
+
+        def analyze(self, inputs):
+            CALLS[self.name] = CALLS.get(self.name, 0) + 1
+            return self.track()
+
+    class P:
+        @hookimpl
+        def register_analyzers(self, register):
+            for cls in (Flaky, AfterFlaky, NeedsPackage):
+                register(cls)
+
+    CALLS.clear()
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[P()])
+    reg = registry(tmp_path, ["t_flaky", "t_after_flaky", "t_needs_package"])
+    kwargs = dict(registry=reg, host=host, out_dir=tmp_path / "run", progress=False)
+    first = analyze(sample_video.path, **kwargs).timeline.tracks
+    assert first["t_flaky"].status == "failed" and first["t_after_flaky"].status == "skipped"
+    assert first["t_needs_package"].status == "skipped"
+    # the same causes: the package skip is reused; the failed upstream is retried, so its dependent
+    # is decided again rather than reused
+    again = analyze(sample_video.path, **kwargs)
+    assert again.reused == ["t_needs_package"]
+    assert again.timeline.tracks["t_after_flaky"].status == "skipped" and CALLS["t_flaky"] == 2
+    # the causes are gone: both are recomputed and run
+    state.update(flaky_fails=False, package=True)
+    fixed = analyze(sample_video.path, **kwargs)
+    assert fixed.reused == []
+    assert {n: t.status for n, t in fixed.timeline.tracks.items()} == {
+        "t_flaky": "ok", "t_after_flaky": "ok", "t_needs_package": "ok"}
+    assert CALLS == {"t_flaky": 3, "t_after_flaky": 1, "t_needs_package": 1}
+
+
+def test_nothing_is_decoded_for_an_analyzer_whose_upstream_cannot_run(tmp_path, video_factory,
+                                                                            monkeypatch):
+    class AfterLoud(Analyzer):
+        name = "t_after_loud"
+        version = "1.0"
+        depends_on = ("t_loud",)
+
+        def frame_specs(self):
+            return [FrameSpec(fps=1.0, width=32, pix_fmt="gray")]
+
+        def analyze(self, inputs):
+            raise AssertionError("its upstream is skipped: it must not run")
+
+    class P:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(Loud)
+            register(AfterLoud)
+
+    silent = video_factory("silent.mp4", audio=False)
+    decodes = []
+    real_decode = media.decode
+    monkeypatch.setattr(media, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[P()])
+    kwargs = dict(registry=registry(tmp_path, ["t_loud", "t_after_loud"]), host=host, out_dir=tmp_path / "run",
+                  progress=False)
+    for _ in range(2):  # the first run, then a rerun that reuses t_loud's skip
+        res = analyze(silent.path, **kwargs)
+        t = res.timeline.tracks["t_after_loud"]
+        assert t.status == "skipped" and "t_loud is skipped" in t.reason
+    assert decodes == []  # never a decode for an analyzer that cannot run
+
+
 def test_only_pulls_in_dependencies_and_rejects_unknown_names(tmp_path, sample_video, host):
     from framework.errors import ConfigError
 

@@ -288,7 +288,7 @@ class Fusion(Analyzer):
         logger.info("fusion with %s (%s): %s", backend.name, backend.model_name, plan.describe())
         try:
             fields, parts, was_json = summarizer.run()
-        except Exception as exc:  # noqa: BLE001 - an LLM failing mid-way means an extractive summary
+        except LLMError as exc:  # the backend failed mid-way (a bug of fusion's own fails the track)
             if not p.fallback_to_extractive:
                 raise
             reason = describe_backend_error(exc)

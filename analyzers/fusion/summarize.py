@@ -21,13 +21,21 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from framework.llm.backend import LLMBackend, Message
+from framework.llm.backend import LLMBackend, LLMError, Message
 from framework.summary import Chapter, KeyMoment
 
 from .digest import Digest, _clip, fit_digests, fmt_time
 from .grounding import Grounder
 
 logger = logging.getLogger(__name__)
+
+
+class BackendCallError(LLMError):
+    """A backend's ``generate`` raised something other than ``LLMError``; the original is the cause.
+
+    Fusion falls back to an extractive summary on ``LLMError`` only, so a bug in fusion's own code
+    (a ``TypeError`` in the reduce step, say) fails the track instead of hiding behind a fallback.
+    """
 
 MAX_MERGE_LEVELS = 8  # a safety valve: each level at least halves the notes, so 256 chunks fit
 
@@ -254,7 +262,12 @@ class LLMSummarizer:
         n = self.backend.count_messages(messages)
         if n > self.budget:
             raise AssertionError(f"internal: prompt of {n} tokens exceeds the budget of {self.budget}")
-        text = self.backend.generate(messages, max_new_tokens=max_new, temperature=self.temperature)
+        try:
+            text = self.backend.generate(messages, max_new_tokens=max_new, temperature=self.temperature)
+        except LLMError:
+            raise
+        except Exception as exc:  # the backend's own failure (HTTP, transformers, torch), not fusion's
+            raise BackendCallError(f"{type(exc).__name__}: {exc}") from exc
         self.stats.calls += 1
         self.stats.prompt_tokens += n
         self.stats.max_prompt_tokens = max(self.stats.max_prompt_tokens, n)

@@ -110,6 +110,9 @@ def cuts_edl(shots: list[Shot], fps: float, title: str, clip_name: str,
         if all(s.first_frame is not None for s in shots):
             lines.append(f"* VARIABLE FRAME RATE VIDEO: TIMECODES COUNT DECODED FRAMES AT {fps:.3f} FPS, "
                          "SO THEY DRIFT FROM THE CLOCK; EACH SHOT'S CLOCK TIME IS IN ITS COMMENT")
+        elif any(s.first_frame is not None for s in shots):
+            lines.append(f"* VARIABLE FRAME RATE VIDEO: THE SHOT TRACK GAVE FRAME NUMBERS FOR SOME SHOTS ONLY; "
+                         f"THE OTHERS' FRAMES ASSUME A CONSTANT {fps:.3f} FPS")
         else:
             lines.append(f"* VARIABLE FRAME RATE VIDEO: THE SHOT TRACK GAVE NO FRAME NUMBERS; FRAMES ASSUME "
                          f"A CONSTANT {fps:.3f} FPS")
