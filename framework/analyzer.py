@@ -113,6 +113,10 @@ class Analyzer:
         chapters, highlights).
       - ``"descriptions"``: events whose ``data["text"]`` describes what is seen.
 
+    Set on instances by the framework: ``host``, the ``PluginHost`` the registry configured the
+    analyzer from (what other plugins registered, e.g. LLM backends), or ``None`` when the
+    analyzer was built by hand.
+
     Methods to override: ``frame_specs``, ``model_ids`` (when they depend on params),
     ``load``, ``analyze`` (required), ``unload``, and ``check_available``.
     """
@@ -130,6 +134,7 @@ class Analyzer:
     provides: ClassVar[tuple[str, ...]] = ()  # capabilities: "shots", "scenes", "transcript", ...
     enabled_by_default: ClassVar[bool] = True
     plugin: ClassVar[str | None] = None  # stamped by the host at registration
+    host: Any = None  # the PluginHost this analyzer was configured from, when known (its LLM backends...)
 
     class Params(BaseModel):
         """Parameters of the analyzer, validated from ``registry.yaml``."""

@@ -19,7 +19,7 @@ def analyzer_inventory(registry_path: str | os.PathLike | None = None) -> tuple[
     """
     registry = load_registry(find_registry(registry_path))
     host = build_plugin_manager(registry.plugin_dirs)
-    configured = sorted(registry.configure(host.analyzers), key=lambda c: c.name)
+    configured = sorted(registry.configure(host.analyzers, host), key=lambda c: c.name)
     analyzers = {c.name: c.instantiate() for c in configured}
     missing_of = _missing_models(analyzers, host)
     rows = []

@@ -8,7 +8,7 @@ the line, and lists the valid choices.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,9 +53,14 @@ class ConfiguredAnalyzer:
     params: BaseModel
     enabled: bool
     device: str
+    host: Any = field(default=None, repr=False, compare=False)  # the PluginHost the class came from
 
     def instantiate(self) -> Analyzer:
-        return self.cls(self.params)
+        """The analyzer with its params, told the plugin host (what other plugins registered)."""
+        analyzer = self.cls(self.params)
+        if self.host is not None:
+            analyzer.host = self.host
+        return analyzer
 
 
 @dataclass
@@ -75,8 +80,9 @@ class Registry:
         line = line_of(self.lines, loc)
         return f"{self.path or '(defaults)'}:{line or '?'}"
 
-    def configure(self, available: dict[str, type[Analyzer]]) -> list[ConfiguredAnalyzer]:
-        """Validate analyzer names and params against the registered analyzers.
+    def configure(self, available: dict[str, type[Analyzer]], host: Any = None) -> list[ConfiguredAnalyzer]:
+        """Validate analyzer names and params against the registered analyzers (``host``: the
+        ``PluginHost`` they come from, handed to each instance as ``Analyzer.host``).
 
         Analyzers the file does not mention use their class default (``enabled_by_default``)
         when there is no registry file, and are disabled when there is one.
@@ -98,7 +104,7 @@ class Registry:
                                                         prefix=("analyzers", name, "params")))
                 continue
             out.append(ConfiguredAnalyzer(name, cls, params, entry.enabled,
-                                          entry.device or self.config.device))
+                                          entry.device or self.config.device, host))
         if problems:
             raise RegistryError("\n".join(problems))
         listed = {c.name for c in out}
@@ -106,7 +112,7 @@ class Registry:
             if name not in listed:
                 out.append(ConfiguredAnalyzer(name, cls, cls.Params(),
                                               self.path is None and cls.enabled_by_default,
-                                              self.config.device))
+                                              self.config.device, host))
         return out
 
 

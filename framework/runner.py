@@ -116,7 +116,7 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
         registry = load_registry(find_registry(registry_path))
     if host is None:
         host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=load_entrypoints)
-    configured = {c.name: c for c in registry.configure(host.analyzers)}
+    configured = {c.name: c for c in registry.configure(host.analyzers, host)}
     selected = select_analyzers(configured, only, skip)
 
     try:

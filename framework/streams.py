@@ -215,6 +215,10 @@ class FrameStreamWriter:
                 self._frames.write(chunk)
         self._times.extend(part.times[skip:].tolist())
 
+    def abort(self) -> None:
+        """Close the frame file after a failed decode, writing no times or meta: not a stream."""
+        self._frames.close()
+
     def close(self) -> "FrameStream":
         self._frames.close()
         np.save(self.folder / "times.npy", np.frombuffer(self._times, dtype=np.float64) if self._times

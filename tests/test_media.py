@@ -600,3 +600,155 @@ def test_media_modules_import_without_a_cycle():
         later = imported - set(order[:position])
         assert not later, f"framework/media/{name}.py imports {sorted(later)}, which come after it"
     assert not (folder.parent / "media.py").exists() and not (folder.parent / "media_segments.py").exists()
+
+
+# --- open-GOP HEVC, interruption, failures mid-decode, impaired audio tracks ---------------------
+
+def _hevc_open_gop(path: Path, frames: int = 250, size: tuple[int, int] = (160, 96)) -> Path:
+    """x265's default GOP structure: open GOPs, so each CRA keyframe is followed (in decoding
+    order) by RASL pictures that reference the GOP before it."""
+    w, h = size
+    with av.open(str(path), mode="w") as c:
+        vs = c.add_stream("libx265", rate=25)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        vs.options = {"preset": "ultrafast",
+                      "x265-params": "keyint=50:min-keyint=50:open-gop=1:bframes=3:scenecut=0:log-level=0"}
+        for i in range(frames):
+            img = np.zeros((h, w, 3), np.uint8)
+            img[:, :, 0] = (np.arange(w)[None, :] + 5 * i) % 256
+            img[(3 * i) % (h - 20):(3 * i) % (h - 20) + 20, 20:60] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            for packet in vs.encode(frame):
+                c.mux(packet)
+        for packet in vs.encode():
+            c.mux(packet)
+    return path
+
+
+def test_open_gop_hevc_gives_way_to_one_pass_without_losing_frames(tmp_path, monkeypatch):
+    """A segment starting at a CRA keyframe gets a fresh decoder, which drops the RASL pictures
+    that follow it: the segment outputs fewer frames than it read packets, and the decode falls
+    back to one pass, saying why, instead of silently losing frames."""
+    path = _hevc_open_gop(tmp_path / "open_gop.mp4")
+    spec = FrameSpec(None, 64)
+    one, seg = _decode_both(path, [spec], False, tmp_path, monkeypatch)
+    assert len(one.streams[spec]) == 250 == one.stats.video_frames_decoded
+    assert seg.stats.segments == 0 and seg.stats.segments_abandoned, seg.stats
+    assert "open" in seg.stats.segments_abandoned and "GOP" in seg.stats.segments_abandoned
+    np.testing.assert_array_equal(one.streams[spec].times, seg.streams[spec].times)
+    np.testing.assert_array_equal(one.streams[spec].frames[:], seg.streams[spec].frames[:])
+
+
+DECODE_THREADS = ("decode-segment", "decode-audio", "frame-convert")
+
+
+def test_ctrl_c_stops_a_segmented_decode_at_once(tmp_path, monkeypatch):
+    """KeyboardInterrupt while segments decode: every segment and the audio pass stop at their
+    next packet, queued segments never start, and the interrupt propagates (counted in packets
+    read, not timed)."""
+    import threading
+
+    path = write_clip(tmp_path / "long.mp4", cfr(900), audio=[(0.0, 30.0)], gop=30)
+    file_packets, _ = packets_per_stream(path)
+    meta = probe(path)
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
+    read_by_stream: dict[str, int] = {}
+    lock = threading.Lock()
+    loops_running = threading.Event()  # the audio pass and some segment have read a few packets
+    go = threading.Event()
+    real_read = media.tally.LoopTally.read
+
+    def read(self, packet):
+        real_read(self, packet)
+        if not packet.size:
+            return
+        with lock:
+            key = str(packet.stream.index)
+            read_by_stream[key] = read_by_stream.get(key, 0) + 1
+            if len(read_by_stream) == 2 and min(read_by_stream.values()) >= 10:
+                loops_running.set()
+        if sum(self.packets.values()) >= 10:
+            go.wait(timeout=30)  # hold every loop mid-file until the interrupt comes
+
+    def interrupted_wait(*args, **kwargs):
+        assert loops_running.wait(timeout=30)
+        go.set()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(media.tally.LoopTally, "read", read)
+    monkeypatch.setattr(media.segments, "wait", interrupted_wait)
+    with pytest.raises(KeyboardInterrupt):
+        decode(path, meta, [FrameSpec(None, 32)], True, tmp_path / "cache")
+    for key, total in file_packets.items():
+        assert read_by_stream[key] < total / 2, (key, read_by_stream, file_packets)
+    alive = [t.name for t in threading.enumerate() if t.name.startswith(DECODE_THREADS)]
+    assert alive == []
+
+
+def _open_files_under(folder: Path) -> list[str]:
+    fds = Path("/proc/self/fd")
+    found = []
+    for fd in fds.iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+def test_a_full_disk_mid_decode_stops_the_convert_thread_and_closes_the_files(tmp_path, monkeypatch):
+    import errno
+    import threading
+
+    from framework import streams
+
+    path = write_clip(tmp_path / "clip.mp4", cfr(60))
+    meta = probe(path)
+    written = [0]
+    real_write = streams.FrameStreamWriter.write
+
+    def write(self, t, pixels):
+        written[0] += 1
+        if written[0] == 5:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, t, pixels)
+
+    monkeypatch.setattr(streams.FrameStreamWriter, "write", write)
+    with pytest.raises(OSError, match="No space left"):
+        decode(path, meta, [FrameSpec(None, 32)], False, tmp_path / "cache")
+    assert [t.name for t in threading.enumerate() if t.name.startswith(DECODE_THREADS)] == []
+    if Path("/proc/self/fd").is_dir():
+        assert _open_files_under(tmp_path / "cache") == []
+
+
+def test_an_impaired_audio_track_is_not_chosen(tmp_path):
+    """FFmpeg's av_find_best_stream ranks a track flagged visual_impaired (an audio description)
+    below a plain one, even when it has more channels."""
+    path = tmp_path / "two_audio.mkv"
+    with av.open(str(path), mode="w") as c:
+        described = c.add_stream("aac", rate=16000)
+        described.layout = "stereo"
+        plain = c.add_stream("aac", rate=16000)
+        plain.layout = "mono"
+        described.disposition = av.stream.Disposition.visual_impaired
+        plain.disposition = av.stream.Disposition(0)
+        for s in (described, plain):
+            n = s.layout.nb_channels
+            for k in range(0, 16000, 1024):
+                af = av.AudioFrame.from_ndarray(np.zeros((1, 1024 * n), np.float32), format="flt",
+                                                layout=s.layout.name)
+                af.sample_rate, af.pts, af.time_base = 16000, k, Fraction(1, 16000)
+                for packet in s.encode(af):
+                    c.mux(packet)
+            for packet in s.encode():
+                c.mux(packet)
+    with av.open(str(path)) as c:  # the file says what the test needs
+        assert [s.disposition & av.stream.Disposition.visual_impaired for s in c.streams.audio][0]
+        assert [s.channels for s in c.streams.audio] == [2, 1]
+    meta = probe(path)
+    assert meta.audio_stream == plain.index == 1
+    assert decode(path, meta, [], True, tmp_path / "cache").audio.duration > 0.9

@@ -109,9 +109,15 @@ class Fusion(Analyzer):
 
     def model_ids(self) -> list[str]:
         """The manifest id of the summary model, for the runner to resolve (none for a folder, a
-        server's model name, or a backend that loads no model folder)."""
-        model = self._summary_model(builtin_backends().get(self.params.backend))
+        server's model name, or a backend that loads no model folder). A plugin's backend is
+        looked up in the backends of ``self.host``, the plugin host the registry configured this
+        analyzer from; without one, only the built-in backends are known."""
+        model = self._summary_model(self._backend_table().get(self.params.backend))
         return [model] if model and _is_manifest_id(model) else []
+
+    def _backend_table(self, host: Any = None) -> dict[str, type]:
+        """Backend name -> class: the host's registered backends, else the built-in ones."""
+        return dict(getattr(host or self.host, "llm_backends", None) or builtin_backends())
 
     # --- the backend -------------------------------------------------------------------
     def _summary_model(self, cls: type | None) -> str | None:
@@ -201,7 +207,7 @@ class Fusion(Analyzer):
 
         if self.backend is None:
             self._backend_notes, self.fallback_reason = [], None
-            table = dict(getattr(inputs.host, "llm_backends", None) or builtin_backends())
+            table = self._backend_table(inputs.host)
             self.backend = self._open_backend(table)
         backend = self.backend
         medium = describe_medium(inputs.video)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -121,12 +122,17 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
             video = video.model_copy(update={"video_stream": vs.index})
         planned = segments.plan(p, video, start) if specs else None
         if planned is not None:  # video on parallel segment decoders, audio on a thread of its own
+            stop = threading.Event()  # set on Ctrl-C (or any error here): the audio pass stops too
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-audio") as audio_thread:
-                audio_pass = (audio_thread.submit(_demux_loop, container, None, None, aus, asink, start,
-                                                  duration, tally, None) if asink else None)
-                segmented = _decode_in_segments(p, video, specs, planned, cache_dir, start, skip_deblock,
-                                                progress, stats, tally)
-                error = audio_pass.result() if audio_pass else None
+                try:
+                    audio_pass = (audio_thread.submit(_demux_loop, container, None, None, aus, asink, start,
+                                                      duration, tally, None, stop) if asink else None)
+                    segmented = _decode_in_segments(p, video, specs, planned, cache_dir, start, skip_deblock,
+                                                    progress, stats, tally, stop)
+                    error = audio_pass.result() if audio_pass else None
+                except BaseException:
+                    stop.set()
+                    raise
             if segmented is not None:
                 streams, vsink = segmented
             else:  # the segments did not fit together: one ordinary pass over the video alone
@@ -165,12 +171,13 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
 
 def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], planned: segments.Plan,
                         cache_dir: Path, start: float, skip_deblock: bool, progress: ProgressFn | None,
-                        stats: DecodeStats, tally: DemuxTally
+                        stats: DecodeStats, tally: DemuxTally, stop: threading.Event
                         ) -> tuple[dict[FrameSpec, FrameStream], segments.VideoSummary] | None:
     """The frame streams and a summary, decoded by parallel segment decoders (see ``segments``);
     ``None`` when the segments did not fit together."""
     try:
-        result = segments.decode_segments(p, video, specs, planned, cache_dir, start, skip_deblock, tally, progress)
+        result = segments.decode_segments(p, video, specs, planned, cache_dir, start, skip_deblock, tally,
+                                          progress, stop)
     except segments.SegmentsUnusable as exc:
         logger.info("%s: decoding in one pass instead of %d segments (%s)", p.name, len(planned.segments), exc)
         stats.segments_abandoned = str(exc)
@@ -185,21 +192,28 @@ def _one_pass(container: Any, vs: Any, aus: Any, asink: AudioSink | None, video:
               ) -> tuple[dict[FrameSpec, FrameStream], VideoSink | None, str | None]:
     """One ordinary pass over ``container``: the frame streams (with FFmpeg's own threads) and
     the audio when ``asink`` is given. Returns the streams, the video sink and the error that
-    stopped the pass early, if any."""
+    stopped the pass early, if any. Whatever else stops it (a full disk, Ctrl-C) is raised after
+    the frame-convert thread has stopped and the stream files are closed."""
     vsink = VideoSink(specs, video, vs, cache_dir) if specs else None
-    if vsink is not None:
-        set_threads(vs, skip_deblock)
-    error = None
-    if vsink is not None or asink is not None:
-        error = _demux_loop(container, vs, vsink, aus, asink, start, duration, tally, progress)
-    return (vsink.close() if vsink is not None else {}), vsink, error
+    try:
+        if vsink is not None:
+            set_threads(vs, skip_deblock)
+        error = None
+        if vsink is not None or asink is not None:
+            error = _demux_loop(container, vs, vsink, aus, asink, start, duration, tally, progress)
+        return (vsink.close() if vsink is not None else {}), vsink, error
+    except BaseException:
+        if vsink is not None:
+            vsink.abort()
+        raise
 
 
 def _demux_loop(container: Any, vs: Any, vsink: VideoSink | None, aus: Any,
                 asink: AudioSink | None, start: float, duration: float, tally: DemuxTally,
-                progress: ProgressFn | None) -> str | None:
+                progress: ProgressFn | None, stop: threading.Event | None = None) -> str | None:
     """One demux pass over the wanted streams, counted in ``tally``. Returns the error that
-    stopped it early, or ``None``."""
+    stopped it early, or ``None``; once ``stop`` is set it returns at the next packet (the caller,
+    interrupted, discards what it decoded)."""
     import av
 
     wanted = ([vs] if vsink else []) + ([aus] if asink else [])
@@ -208,6 +222,8 @@ def _demux_loop(container: Any, vs: Any, vsink: VideoSink | None, aus: Any,
     position = 0.0
     try:
         for packet in container.demux(*wanted):
+            if stop is not None and stop.is_set():
+                return "stopped"
             read.read(packet)
             if vsink is not None and packet.stream is vs:
                 for frame in packet.decode():

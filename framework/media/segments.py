@@ -15,8 +15,13 @@ uses this when the file has an index to seek in (MP4/MOV, Matroska/WebM), pictur
 Every packet is read by one segment, every frame decoded once (a segment also reads the next
 segment's first packet, to find where it ends; ``DecodeStats.packets_peeked`` counts those). Whatever does not fit this
 (a decode error, a truncated file, a frame that belongs to the previous segment, as open-GOP
-files have, a timestamp out of order across a boundary) raises ``SegmentsUnusable``, and the caller
-decodes the file in one ordinary pass instead.
+files have, a segment that output fewer or more frames than it read video packets, as an open-GOP
+HEVC segment does when its fresh decoder drops the leading RASL pictures after a CRA keyframe, a
+timestamp out of order across a boundary) raises ``SegmentsUnusable``, and the caller decodes the
+file in one ordinary pass instead.
+
+An exception in the waiting thread (Ctrl-C's ``KeyboardInterrupt``, an error in ``progress``)
+stops every segment at its next packet, drops those not started, and propagates at once.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import contextlib
 import logging
 import os
 import shutil
+import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +53,10 @@ SEGMENTS_PER_WORKER = 2    # more segments than decoders evens out uneven keyfra
 
 class SegmentsUnusable(RuntimeError):
     """The file cannot be decoded in segments; decode it in one pass."""
+
+
+class _Halted(SegmentsUnusable):
+    """A segment stopped because another one failed or the decode was interrupted."""
 
 
 @dataclass
@@ -133,12 +143,13 @@ def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:
 
 def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planned: Plan, cache_dir: Path,
                     origin: float, skip_deblock: bool, tally: DemuxTally,
-                    progress: Callable[[float], None] | None = None
+                    progress: Callable[[float], None] | None = None, stop: threading.Event | None = None
                     ) -> tuple[dict[FrameSpec, FrameStream], VideoSummary]:
     """Decode ``planned``'s segments on its workers and join them into ``cache_dir/frames``.
 
     Decodes the stream ``video.video_stream``; every packet each segment reads is counted in
-    ``tally`` (also when the segments are then given up).
+    ``tally`` (also when the segments are then given up). Every segment stops at its next packet
+    once ``stop`` is set (the caller was interrupted), or once a segment failed.
 
     :returns: the streams and a summary of the video decoded.
     :raises SegmentsUnusable: see the module docstring; segments not started yet are dropped
@@ -149,6 +160,10 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
     parts_dir = cache_dir / "segments"
     done = [0.0] * len(planned.segments)  # seconds decoded by each segment, for progress
     threads_each = max(1, cpus_available() // planned.workers)
+    halt = threading.Event()  # a segment failed or the caller was interrupted: the rest stop
+
+    def halted() -> bool:
+        return halt.is_set() or (stop is not None and stop.is_set())
 
     def run(seg: Segment) -> SegmentResult:
         container = open_container(path)
@@ -173,6 +188,8 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
                 container.seek(seg.seek if seg.seek is not None else seg.start, stream=stream, backward=True)
             flushed = False
             for packet in container.demux(stream):
+                if halted():
+                    raise _Halted(f"segment {seg.index} stopped")
                 if seg.stop is not None and packet.is_keyframe and packet.pts is not None and packet.pts >= seg.stop:
                     read.peeked += 1  # the next segment's first packet, which that segment reads again
                     break
@@ -187,6 +204,9 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             if not flushed:
                 for frame in stream.decode(None):
                     add(frame)
+            if sink.frames != packets:  # e.g. open-GOP HEVC: a fresh decoder drops the RASL pictures
+                raise SegmentsUnusable(f"segment {seg.index} decoded {sink.frames} frames from {packets} "
+                                       "video packets (frames dropped at its start, as in open-GOP files)")
             return SegmentResult(sink.close(), sink.frames, packets, first_t, sink.last_t, sink.backwards)
         except BaseException:
             if sink is not None:
@@ -201,15 +221,22 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
         with ThreadPoolExecutor(max_workers=planned.workers, thread_name_prefix="decode-segment") as pool:
             futures = [pool.submit(run, seg) for seg in planned.segments]
             pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-                if any(f.exception() is not None for f in finished):
-                    for f in pending:  # a failed segment means one pass: do not start the rest
-                        f.cancel()
-                    break
-                if progress is not None and video.duration:
-                    progress(min(1.0, sum(done) / video.duration))
-        failed = next((f.exception() for f in futures if not f.cancelled() and f.exception() is not None), None)
+            try:
+                while pending:
+                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                    if any(f.exception() is not None for f in finished):
+                        halt.set()  # a failed segment means one pass: stop the others, start no more
+                        for f in pending:
+                            f.cancel()
+                        break
+                    if progress is not None and video.duration:
+                        progress(min(1.0, sum(done) / video.duration))
+            except BaseException:  # Ctrl-C, an error in progress(): stop now, not after every segment
+                halt.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        failed = next((e for e in errors if not isinstance(e, _Halted)), errors[0] if errors else None)
         if isinstance(failed, (av.FFmpegError, EOFError, ValueError)):
             raise SegmentsUnusable(f"{type(failed).__name__}: {failed}") from failed
         if failed is not None:  # SegmentsUnusable, or a bug, raised as it is

@@ -1,9 +1,13 @@
 """Which video and audio stream to analyze, and a description of every stream in the file.
 
-The choice follows FFmpeg's own (the ``ffmpeg`` command's automatic mapping, and
-``av_find_best_stream``): a stream the file marks as *default* first; then, for video, the
-most pixels; for audio, the most channels, then the highest bit rate; on a tie the first stream
-in the file. Cover art is never the video. The user overrides it with a container stream index
+The choice ranks streams first by ``av_find_best_stream``'s disposition score: one point for
+*not* being flagged ``hearing_impaired`` or ``visual_impaired`` (an audio description track, a
+track for the hard of hearing), one point for the *default* flag; so a default impaired track
+ties with a plain one. Among streams of the best score: for video, the most pixels (the measure
+of the ``ffmpeg`` command's automatic mapping; that command weighs *default* as 5 million pixels
+and ignores the impaired flags, here the score always comes first); for audio, the most
+channels (the ``ffmpeg`` command's measure), then the highest bit rate (``av_find_best_stream``'s);
+on a tie the first stream in the file. Cover art is never the video. The user overrides it with a container stream index
 (``--video-stream N`` / ``--audio-stream N``). FFmpeg also prefers audio in the same *program*
 as the chosen video (MPEG-TS files with several programs); PyAV does not expose programs, so
 that relation is not used here.
@@ -23,6 +27,15 @@ def _is_default(stream: Any) -> bool:
     return bool(stream.disposition & av.stream.Disposition.default)
 
 
+def disposition_score(stream: Any) -> int:
+    """``av_find_best_stream``'s first criterion: not impaired (hearing or visual) + default."""
+    import av
+
+    flags = stream.disposition
+    impaired = av.stream.Disposition.hearing_impaired | av.stream.Disposition.visual_impaired
+    return int(not flags & impaired) + int(bool(flags & av.stream.Disposition.default))
+
+
 def _pixels(stream: Any) -> int:
     cc = stream.codec_context
     return (cc.width or 0) * (cc.height or 0)
@@ -33,20 +46,21 @@ def _bit_rate(stream: Any) -> int:
 
 
 def best_video(container: Any) -> Any | None:
-    """FFmpeg's choice of video stream: default first, then the most pixels, then the first."""
+    """The video stream to analyze: the best ``disposition_score``, then the most pixels, then the
+    first in the file (see the module docstring)."""
     candidates = video_streams(container)
     if not candidates:
         return None
-    return max(candidates, key=lambda s: (_is_default(s), _pixels(s), -s.index))
+    return max(candidates, key=lambda s: (disposition_score(s), _pixels(s), -s.index))
 
 
 def best_audio(container: Any) -> Any | None:
-    """FFmpeg's choice of audio stream: default first, then channels, bit rate, then the first.
-    Streams without a sample rate or channels (not decodable as sound) are passed over."""
+    """The audio stream to analyze: the best ``disposition_score``, then the most channels, then
+    the highest bit rate, then the first in the file (see the module docstring). Streams without a sample rate or channels (not decodable as sound) are passed over."""
     candidates = [s for s in container.streams.audio if s.sample_rate and s.channels] or list(container.streams.audio)
     if not candidates:
         return None
-    return max(candidates, key=lambda s: (_is_default(s), s.channels or 0, _bit_rate(s), -s.index))
+    return max(candidates, key=lambda s: (disposition_score(s), s.channels or 0, _bit_rate(s), -s.index))
 
 
 def describe(stream: Any) -> str:

@@ -5,6 +5,7 @@ segment decoders (``segments``).
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from pathlib import Path
@@ -111,6 +112,17 @@ class VideoSink:
         if self._error is not None:
             raise self._error
         return {writer.spec: writer.close() for writer, *_ in self.writers}
+
+    def abort(self) -> None:
+        """Stop the frame-convert thread and close the stream files, raising nothing: the decode
+        failed, and its own error is the one to report. The streams are left incomplete."""
+        if self._worker is not None:
+            self._error = self._error or RuntimeError("decoding was aborted")  # the worker drains the rest
+            self._queue.put(None)
+            self._worker.join()
+        for writer, *_ in self.writers:
+            with contextlib.suppress(Exception):
+                writer.abort()
 
 
 class AudioSink:

@@ -49,7 +49,7 @@ def open_models(registry_path: str | os.PathLike | None = None, manifest_path: s
     registry = load_registry(reg_path)
     host = build_plugin_manager(registry.plugin_dirs, extra_plugins=extra_plugins)
     manifest = load_manifest(manifest_path, host=host)
-    usage = model_usage(registry.configure(host.analyzers), manifest)
+    usage = model_usage(registry.configure(host.analyzers, host), manifest)
     roots = CacheRoots.from_env()
     cache = scan_cache(manifest, roots) if scan else CacheScan(roots, {}, [])
     return ModelsContext(manifest, roots, cache, usage, reg_path, [str(p) for p in host.problems],

@@ -13,6 +13,7 @@ Example::
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..yamlio import ConfigError, format_validation_error, load_yaml
+from .roots import CacheRoots
 from .sources import ModelSource, source_for
 from .sources.common import plain_filename
 
@@ -229,6 +231,10 @@ def add_plugin_models(manifest: Manifest, entries: Mapping[str, tuple[ModelSpec,
                             "(or keep the plugin out with FRAMEWORK_LOAD_PLUGINS)")
     if problems:
         raise ManifestError("\n".join(problems))
+    problems = shared_storage([(s, manifest.origin(s.id)) for s in manifest]
+                              + [(spec, plugin) for spec, plugin in entries.values()])
+    if problems:
+        raise ManifestError("\n".join(problems))
     for mid, (spec, plugin) in entries.items():
         manifest.models[mid] = spec
         manifest.plugins[mid] = plugin
@@ -268,6 +274,7 @@ def _load_file(path: Path) -> Manifest:
             models[model_id] = ModelSpec.model_validate({"id": model_id, **raw})
         except ValidationError as exc:
             problems.append(format_validation_error(path, exc, lines, prefix=("models", model_id)))
+    problems += shared_storage([(spec, f"{path}:{lines.get(('models', spec.id), '?')}") for spec in models.values()])
     for spec in models.values():
         for req in spec.requires:
             if req not in models:
@@ -276,6 +283,40 @@ def _load_file(path: Path) -> Manifest:
     if problems:
         raise ManifestError("\n".join(problems))
     return Manifest(path=path, models=models, lines=lines)
+
+
+# Stand-in cache folders: two file entries clash when a source puts them in the same folder
+# under the same name (ultralytics and url share the torch hub checkpoints folder).
+_SYMBOLIC_ROOTS = CacheRoots(*(Path(f"<{f.name}>") for f in dataclasses.fields(CacheRoots)))
+
+
+def storage_keys(spec: ModelSpec) -> list[str]:
+    """What ``spec`` occupies in the caches: its Hugging Face repo ids (lower-cased, as the hub
+    cache folds them) or its file in each of its source's cache folders. Bundled models: none."""
+    if spec.source == "huggingface":
+        return [f"Hugging Face repo {r.lower()}" for r in spec.repo_ids]
+    name = spec.filename
+    return [f"cache file {d / name}" for d in spec.handler.cache_dirs(_SYMBOLIC_ROOTS)] if name else []
+
+
+def shared_storage(entries: Iterable[tuple[ModelSpec, str]]) -> list[str]:
+    """One problem per entry whose repo or cache file an earlier entry already names.
+
+    Two entries on one repo or file are one model on disk: pruning the unused one would delete
+    the one in use. ``entries`` are (spec, where it comes from: ``FILE:LINE`` or the plugin).
+    """
+    owner: dict[str, tuple[str, str]] = {}
+    problems: list[str] = []
+    for spec, origin in entries:
+        for key in dict.fromkeys(storage_keys(spec)):
+            if key in owner and owner[key][0] != spec.id:
+                first, first_origin = owner[key]
+                problems.append(f"{origin}: model {spec.id!r} names the same {key} as model {first!r} "
+                                f"({first_origin}); two entries would share one cache copy, so pruning one "
+                                "would delete the other: keep one entry (list other repo ids under aliases)")
+                break
+            owner.setdefault(key, (spec.id, origin))
+    return problems
 
 
 def _check_duplicates(path: Path) -> None:

@@ -109,7 +109,25 @@ def plan_prune(manifest: Manifest, scan: CacheScan, usage: ModelUsage, keep: Ite
         plan.items.append(_model_item(cm, scan, usage, in_use, keep_ids, required_by))
     for repo in scan.unknown:
         plan.items.append(_unknown_item(repo, scan, keep, include_unknown))
+    _keep_overlaps(plan)
     return plan
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def _keep_overlaps(plan: PrunePlan) -> None:
+    """Second guard: a candidate whose files overlap a kept model's files is kept too (two manifest
+    entries on one repo or file are rejected when the manifest loads; this catches what slips by)."""
+    kept = [(i, p) for i in plan.items if i.kind == "model" and i.action == "keep" for p in i.paths]
+    for item in plan.items:
+        if item.action not in ("delete", "listed"):
+            continue
+        hit = next(((k, p) for k, p in kept for q in item.paths if _overlaps(p, q)), None)
+        if hit:
+            item.action = "keep"
+            item.reason = f"shares {hit[1]} with {hit[0].id}, which is kept ({hit[0].reason})"
 
 
 def _model_item(cm: CachedModel, scan: CacheScan, usage: ModelUsage, in_use: set[str],

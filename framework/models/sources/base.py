@@ -7,6 +7,7 @@ prune checks and deletes it. ``FileSource`` is the common base of the single-fil
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from ..prune import PruneItem
     from ..roots import CacheRoots
     from ..verify import VerifyResult
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
 
@@ -130,7 +133,11 @@ class FileSource(ModelSource):
         if rec.get("sha256") and rec.get("size") == st.st_size and rec.get("mtime_ns") == st.st_mtime_ns:
             return f"sha256:{rec['sha256']}"
         entry = self.lock_entry(spec, path)
-        lock.record(spec.id, entry)
+        try:
+            lock.record(spec.id, entry)
+        except OSError as exc:  # a read-only FRAMEWORK_HOME: the hash is known, only the cache of it is lost
+            logger.warning("could not record %s's hash in %s (%s); it is hashed again next time", spec.id,
+                           lock.path, exc)
         return f"sha256:{entry['files'][path.name]['sha256']}"
 
     def lock_entry(self, spec: ModelSpec, path: Path) -> dict[str, Any]:

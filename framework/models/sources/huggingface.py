@@ -6,6 +6,7 @@ else the commit ``pull`` locked, else ``main``. Prune deletes through huggingfac
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -43,8 +44,25 @@ def hf_busy(repo_path: Path, hub: Path) -> list[str]:
     return busy
 
 
+def hf_delete_strategy(scan: CacheScan, paths: list[Path], revisions: list[str]) -> Any:
+    """huggingface_hub's delete strategy for ``revisions`` of the repos at ``paths`` only.
+
+    ``HFCacheInfo.delete_revisions`` looks a commit hash up in every cached repo, and a renamed
+    repo keeps its commits (``models--bert-base-uncased`` and ``models--google-bert--bert-base-uncased``),
+    so the strategy is built from a copy of the scan that holds only the repos at ``paths``.
+    """
+    wanted = {Path(p) for p in paths}
+    own = dataclasses.replace(scan.hf_info, repos=frozenset(r for r in scan.hf_info.repos
+                                                            if Path(r.repo_path) in wanted))
+    return own.delete_revisions(*revisions)
+
+
 def hf_refusal(scan: CacheScan, paths: list[Path], revisions: list[str]) -> str | None:
-    """Check every path huggingface_hub's delete strategy would touch, and every snapshot link."""
+    """Check every path huggingface_hub's delete strategy would touch, and every snapshot link.
+
+    The strategy is built from the repos at ``paths`` only (see ``hf_delete_strategy``); a
+    strategy path outside those repos would still be refused.
+    """
     hub = scan.roots.hf_hub
     for repo_path in paths:
         if reason := deletion_refusal(repo_path, hub):
@@ -55,11 +73,13 @@ def hf_refusal(scan: CacheScan, paths: list[Path], revisions: list[str]) -> str 
                     return reason
     if scan.hf_info is None or not revisions:
         return None
-    strategy = scan.hf_info.delete_revisions(*revisions)
+    strategy = hf_delete_strategy(scan, paths, revisions)
     for group in (strategy.repos, strategy.snapshots, strategy.refs, strategy.blobs, strategy.files):
         for p in group:
             if reason := deletion_refusal(Path(p), hub):
                 return reason
+            if not any(Path(p) == r or Path(p).is_relative_to(r) for r in paths):
+                return f"{p} lies outside the repo(s) being pruned ({', '.join(str(r) for r in paths)})"
     return None
 
 
@@ -206,7 +226,7 @@ class HuggingFace(ModelSource):
     def delete(self, item: PruneItem, scan: CacheScan) -> None:
         if scan.hf_info is None:
             raise RuntimeError("no Hugging Face cache scan")
-        scan.hf_info.delete_revisions(*item.revisions).execute()
+        hf_delete_strategy(scan, item.paths, item.revisions).execute()  # the item's own repos only
         leftovers = [p for p in item.paths if p.exists()]
         if leftovers:
             raise RuntimeError(f"huggingface_hub left {leftovers[0]} behind")
