@@ -387,13 +387,6 @@ def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=(2, 3))
 
 
-def _box_sums(x: np.ndarray, h: int, w: int) -> np.ndarray:
-    """Sums of every h x w window of ``x`` (N, C, H, W) -> (N, C, H - h + 1, W - w + 1)."""
-    c = np.zeros((*x.shape[:2], x.shape[2] + 1, x.shape[3] + 1), dtype=np.float64)
-    c[:, :, 1:, 1:] = x.cumsum(axis=2, dtype=np.float64).cumsum(axis=3)
-    return c[:, :, h:, w:] - c[:, :, :-h, w:] - c[:, :, h:, :-w] + c[:, :, :-h, :-w]
-
-
 def _planes(x: np.ndarray) -> np.ndarray:
     """(N, h, w, 3) pictures as contiguous (N, 3, h, w) float64 planes."""
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float64)
@@ -421,12 +414,11 @@ def single_picture_residual(ends: tuple[np.ndarray, ...], mid: np.ndarray,
     for end in ends:
         src = _planes(end)
         as_is = np.minimum(as_is, ((src[:, :, s:h - s, s:w - s] - dst) ** 2).mean(axis=(1, 2, 3)))
-        sums, squares = _box_sums(src, hh, ww), _box_sums(src * src, hh, ww)  # every shifted window's
-        for dy in range(-s, s + 1):
-            for dx in range(-s, s + 1):
-                y, x = s + dy, s + dx
-                sss = squares[:, :, y, x] - sums[:, :, y, x] ** 2 / (hh * ww)
-                ssd = _dot(src[:, :, y:y + hh, x:x + ww], dc)
+        for y in range(2 * s + 1):  # the window of src moved by y - s, x - s pixels
+            for x in range(2 * s + 1):
+                win = src[:, :, y:y + hh, x:x + ww]
+                sss = _dot(win, win) - win.sum(axis=(2, 3)) ** 2 / (hh * ww)
+                ssd = _dot(win, dc)
                 rss = sdd - ssd ** 2 / np.maximum(sss, 1e-3)  # left after the best gain and offset
                 best = np.minimum(best, np.maximum(rss, 0.0).sum(axis=1))
     as_is = np.sqrt(as_is)

@@ -49,7 +49,6 @@ def _missing_models(analyzers: dict[str, Any], host: Any) -> dict[str, tuple[lis
     if not any(ids.values()):
         return {}
     from .models import load_manifest
-    from .models.cache import local_path
     from .models.lockfile import ModelLock
     from .models.roots import CacheRoots
 
@@ -62,7 +61,8 @@ def _missing_models(analyzers: dict[str, Any], host: Any) -> dict[str, tuple[lis
         known = manifest.with_requirements(m for m in wanted if m in manifest)
         for mid in known:
             if mid not in cached:
-                cached[mid] = local_path(manifest[mid], roots, lock) is not None
+                spec = manifest[mid]
+                cached[mid] = spec.handler.local_path(spec, roots, lock) is not None
         out[name] = ([m for m in known if not cached[m]], [m for m in wanted if m not in manifest])
     return out
 

@@ -179,6 +179,7 @@ class _Run:
         self.deps = self._dependencies()
         self.tracks: dict[str, Track] = {}
         self.keys: dict[str, str] = {}
+        self.resolved_models: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}  # by _key: found, missing
         self.reused: list[str] = []
         self.lock = threading.Lock()
         self.tracks_dir = run_dir / "tracks"
@@ -211,10 +212,10 @@ class _Run:
             "params": a.params_hash(), "models": a.model_ids(),
             "upstream": {d: self.keys.get(d) for d in self.deps[name] if d in self.analyzers},
         }
-        if a.model_ids():
-            found, _missing = self.model_resolver.resolve(a.model_ids(), fetch=self._precheck(name) is None)
-            payload["model_revisions"] = {m: found[m].revision if m in found else None
-                                          for m in self.manifest.with_requirements(a.model_ids())}
+        if a.model_ids():  # resolved once per analyzer, here; the rest of the run reads resolved_models
+            self.resolved_models[name] = self.model_resolver.resolve(a.model_ids(),
+                                                                     fetch=self._precheck(name) is None)
+            payload["model_revisions"] = {ref.id: ref.revision for ref in self._model_refs(name)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
     def _cached(self, name: str) -> Track | None:
@@ -261,11 +262,8 @@ class _Run:
         """
         if self._precheck(name) is not None:
             return True  # still cannot run on this input or machine (no audio, missing package...)
-        a = self.analyzers[name]
-        if not a.model_ids():
-            return False  # nothing in the way any more: the cause was an upstream or a package
-        _found, missing = self.model_resolver.resolve(a.model_ids(), fetch=False)
-        return any(not a.models_optional or m not in self.manifest for m in missing)
+        # no required model missing: the cause was an upstream or a package, now gone
+        return bool(self._missing_models(name))
 
     def _precheck(self, name: str) -> str | None:
         """Why ``name`` cannot run on this input (or None)."""
@@ -359,25 +357,37 @@ class _Run:
         manifest = self.manifest
         return sum(manifest[m].vram_mb() for m in a.model_ids() if m in manifest) if manifest else 0.0
 
-    def _models(self, a: Analyzer) -> tuple[dict[str, Path], str | None]:
+    def _missing_models(self, name: str) -> list[str]:
+        """The analyzer's missing models it cannot do without, each with why it is missing.
+
+        ``models_optional``: the analyzer copes without a missing model that is in the manifest
+        (fusion falls back); an id the manifest does not know is always an error.
+        """
+        a = self.analyzers[name]
+        _found, missing = self.resolved_models.get(name, ({}, {}))
+        return [missing[m] for m in missing if not a.models_optional or m not in self.manifest]
+
+    def _models(self, name: str) -> tuple[dict[str, Path], str | None]:
         """Local paths of the analyzer's models (and what they require), or why it cannot have them."""
-        ids = a.model_ids()
-        if not ids:
+        if name not in self.resolved_models:
             return {}, None
-        found, missing = self.model_resolver.resolve(ids)
-        required = [m for m in missing if not a.models_optional or m not in self.manifest]
-        if required:  # models_optional: the analyzer copes without a missing model (fusion falls back)
-            return {}, missing[required[0]]
+        required = self._missing_models(name)
+        if required:
+            return {}, required[0]
+        found, _missing = self.resolved_models[name]
         return {m: r.path for m, r in found.items()}, None
 
-    def _with_model_revisions(self, a: Analyzer, track: Track) -> Track:
+    def _model_refs(self, name: str) -> list[ModelRef]:
+        """The analyzer's models and what they require, each with the revision resolved (None: missing)."""
+        found, _missing = self.resolved_models[name]
+        return [ModelRef(id=m, revision=found[m].revision if m in found else None)
+                for m in self.manifest.with_requirements(self.analyzers[name].model_ids())]
+
+    def _with_model_revisions(self, name: str, track: Track) -> Track:
         """Stamp the revision of every model the analyzer was handed into its track."""
-        if not a.model_ids():
+        if name not in self.resolved_models:
             return track
-        found, _missing = self.model_resolver.resolve(a.model_ids(), fetch=False)
-        refs = [ModelRef(id=m, revision=found[m].revision if m in found else None)
-                for m in self.manifest.with_requirements(a.model_ids())]
-        return track.model_copy(update={"models": refs})
+        return track.model_copy(update={"models": self._model_refs(name)})
 
     def _plan(self) -> list[str]:
         demands = []
@@ -423,7 +433,7 @@ class _Run:
                 reason = f"upstream analyzer {blocked} is {status}"
         if reason is not None:
             return self._stamp(a.track(), status="skipped", reason=reason)
-        models, reason = self._models(a)
+        models, reason = self._models(name)
         if reason is not None:
             return self._stamp(a.track(), status="skipped", reason=reason)
         upstream = {d: self.tracks[d] for d in self.deps[name] if d in self.tracks}
@@ -436,7 +446,7 @@ class _Run:
                 bars.update(task, completed=fraction)
 
         inputs = AnalyzerInputs(upstream=upstream, work_dir=work, progress=progress, **base)
-        return self._with_model_revisions(a, call_analyzer(
+        return self._with_model_revisions(name, call_analyzer(
             a, inputs, self.plan.device.get(name, "cpu"), self.host, models,
             save_traceback=functools.partial(self._save_traceback, name)))
 

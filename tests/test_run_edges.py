@@ -193,6 +193,15 @@ def test_a_run_folder_is_readable_by_others_under_umask_022(tmp_path, sample_vid
 
 
 # --- 6. caches of killed runs -----------------------------------------------------------------
+def _wait_started(proc: subprocess.Popen, started: Path, what: str) -> None:
+    """Wait (at most 120 s) until the plugin's analyzer, run by ``proc``, has created ``started``."""
+    deadline = time.time() + 120
+    while not started.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, f"the {what} never started"
+        time.sleep(0.05)
+
+
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -297,11 +306,7 @@ def test_a_cache_left_by_kill_9_is_removed_by_the_next_run_in_that_root(tmp_path
                             env={**os.environ, "STALL": "1", "STARTED": str(started)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.time() + 120
-        while not started.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.time() < deadline, "the stalling analyzer never started"
-            time.sleep(0.05)
+        _wait_started(proc, started, "stalling analyzer")
         cache = root / "killed" / ".cache"
         owner = json.loads((cache / cache_owner.MARKER).read_text())
         assert owner["pid"] == proc.pid and owner["state"] == "running"
@@ -424,11 +429,7 @@ def test_ctrl_c_in_a_real_process_exits_130_and_says_the_command_that_resumes(tm
     proc = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=REPO, env={**env, "STALL": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 120
-        while not started.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.time() < deadline, "the slow analyzer never started"
-            time.sleep(0.05)
+        _wait_started(proc, started, "slow analyzer")
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:

@@ -80,11 +80,6 @@ class LLMBackend:
             options = self.Options.model_validate(options)
         self.options = options
 
-    @classmethod
-    def loads_model_from_path(cls) -> bool:
-        """True when the backend loads a model folder the runner resolves (``Options.model_path``)."""
-        return "model_path" in getattr(cls, "Options", LLMBackend.Options).model_fields
-
     # --- what the fusion step asks --------------------------------------------------
     @property
     def model_name(self) -> str | None:

@@ -81,7 +81,6 @@ class Plan:
 class SegmentResult:
     streams: dict[FrameSpec, FrameStream]
     frames: int
-    packets: int
     first_t: float | None
     last_t: float | None
     backwards: int
@@ -207,7 +206,7 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             if sink.frames != packets:  # e.g. open-GOP HEVC: a fresh decoder drops the RASL pictures
                 raise SegmentsUnusable(f"segment {seg.index} decoded {sink.frames} frames from {packets} "
                                        "video packets (frames dropped at its start, as in open-GOP files)")
-            return SegmentResult(sink.close(), sink.frames, packets, first_t, sink.last_t, sink.backwards)
+            return SegmentResult(sink.close(), sink.frames, first_t, sink.last_t, sink.backwards)
         except BaseException:
             if sink is not None:
                 with contextlib.suppress(Exception):

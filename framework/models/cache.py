@@ -12,7 +12,6 @@ from .fsguard import tree_size
 from .roots import CacheRoots
 
 if TYPE_CHECKING:
-    from .lockfile import ModelLock
     from .manifest import Manifest, ModelSpec
 
 
@@ -106,11 +105,3 @@ def scan_cache(manifest: Manifest, roots: CacheRoots | None = None) -> CacheScan
                                             hf_busy(repo.repo_path, roots.hf_hub)))
     return scan
 
-
-def local_path(spec: ModelSpec, roots: CacheRoots | None = None, lock: ModelLock | None = None) -> Path | None:
-    """Where an analyzer loads ``spec`` from: the HF snapshot (manifest pin, else locked commit,
-    else ``main``), the file, or the package folder; None when it is not cached."""
-    from .lockfile import ModelLock
-
-    roots = roots or CacheRoots.from_env()
-    return spec.handler.local_path(spec, roots, lock if lock is not None else ModelLock.load(roots))

@@ -237,13 +237,17 @@ def frame_rate_of(timeline: Timeline) -> float | None:
     return float(video.fps) if video.fps and video.fps > 0 else None
 
 
+def fps_text(rate: float) -> str:
+    """``29.97 fps``, ``30 fps``: a frame rate to two decimals, trailing zeros dropped."""
+    return f"{rate:.2f}".rstrip("0").rstrip(".") + " fps"
+
+
 def rate_text(timeline: Timeline) -> str:
     """``29.97 fps`` (the declared rate when known), ``+ (variable)`` for variable-rate video."""
     rate = frame_rate_of(timeline)
     if rate is None:
         return ""
-    text = f"{rate:.2f}".rstrip("0").rstrip(".") + " fps"
-    return text + (" (variable)" if timeline.video.variable_frame_rate else "")
+    return fps_text(rate) + (" (variable)" if timeline.video.variable_frame_rate else "")
 
 
 def stated_duration(timeline: Timeline) -> float | None:
@@ -251,8 +255,7 @@ def stated_duration(timeline: Timeline) -> float | None:
     ``None`` when the analysis covered the whole file or the length is unknown.
 
     Read from ``run["stated_duration"]`` (seconds) when the runner recorded it."""
-    decode = timeline.run.get("decode") or {}
-    if not isinstance(decode, dict) or decode.get("truncated_at") is None:
+    if not was_truncated(timeline):
         return None
     stated = timeline.run.get("stated_duration")
     return float(stated) if isinstance(stated, (int, float)) and stated > timeline.video.duration else None

@@ -119,7 +119,7 @@ def cuts_edl(shots: list[Shot], fps: float, title: str, clip_name: str,
     lines.append("")
     number = 0
     for s in shots:
-        f0, f1 = shot_frames(s, fps) or (seconds_to_frame(s.start, fps), seconds_to_frame(s.end, fps))
+        f0, f1 = shot_frames(s, fps)  # never None: fps is set and times stand in for missing indices
         if f1 <= f0:
             logger.info("cuts.edl: shot %d (%.3f-%.3f s) is shorter than a frame; left out", s.index,
                         s.start, s.end)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..timeline import Timeline, atomic_write_text, tracks_providing
-from .base import (SUMMARY, ExportContext, Exporter, clock, paragraphs, rate_text, run_warnings,
+from .base import (SUMMARY, ExportContext, Exporter, clock, fps_text, paragraphs, rate_text, run_warnings,
                    stated_duration, was_truncated)
 from .base import span as _span
 
@@ -61,39 +61,31 @@ def video_line(timeline: Timeline, escape=None) -> str:
         return " · ".join(parts)
     if v.width and v.height:
         parts.append(f"{v.width}×{v.height}")
-    if rate_text(timeline):
-        parts.append(rate_text(timeline))
+    rate = rate_text(timeline)
+    if rate:
+        parts.append(rate)
     parts.append("audio" if v.has_audio else "no audio")
     return " · ".join(parts)
 
 
-def _field(item: object, key: str):
-    return item.get(key) if isinstance(item, dict) else getattr(item, key, None)
-
-
 def stream_descriptions(timeline: Timeline) -> list[tuple[str, bool]]:
     """One ``(text, analyzed)`` per stream in the file (``video.streams``); [] when unknown."""
-    v = timeline.video
-    chosen = {_field(v, "video_stream"), _field(v, "audio_stream")} - {None}
     out = []
-    for st in _field(v, "streams") or []:
-        index, kind = _field(st, "index"), _field(st, "kind") or "stream"
-        bits = [str(b) for b in (_field(st, "codec"),) if b]
-        if _field(st, "width") and _field(st, "height"):
-            bits.append(f"{_field(st, 'width')}×{_field(st, 'height')}")
-        if _field(st, "fps"):
-            bits.append(f"{float(_field(st, 'fps')):.2f}".rstrip("0").rstrip(".") + " fps")
-        if _field(st, "sample_rate"):
-            bits.append(f"{float(_field(st, 'sample_rate')) / 1000:g} kHz")
-        if _field(st, "channels"):
-            bits.append(f"{_field(st, 'channels')} ch")
-        if _field(st, "language"):
-            bits.append(str(_field(st, "language")))
-        if _field(st, "default"):
+    for st in timeline.video.streams:
+        bits = [st.codec] if st.codec else []
+        if st.width and st.height:
+            bits.append(f"{st.width}×{st.height}")
+        if st.fps:
+            bits.append(fps_text(st.fps))
+        if st.sample_rate:
+            bits.append(f"{st.sample_rate / 1000:g} kHz")
+        if st.channels:
+            bits.append(f"{st.channels} ch")
+        if st.language:
+            bits.append(st.language)
+        if st.default:
             bits.append("default")
-        analyzed = _field(st, "analyzed")
-        analyzed = bool(analyzed) if analyzed is not None else index in chosen
-        out.append((f"{kind} #{index}" + (f" ({', '.join(bits)})" if bits else ""), analyzed))
+        out.append((f"{st.kind} #{st.index}" + (f" ({', '.join(bits)})" if bits else ""), st.analyzed))
     return out
 
 

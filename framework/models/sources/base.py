@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..cache import CachedModel
-from ..digest import file_digest
+from ..digest import Progress, file_digest
 from ..fsguard import deletion_refusal, lock_is_held
 
 if TYPE_CHECKING:
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from ..verify import VerifyResult
 
 logger = logging.getLogger(__name__)
-
-Progress = Callable[[int], None]
 
 
 class ModelSource:
@@ -107,8 +105,9 @@ class FileSource(ModelSource):
 
     def scan(self, spec: ModelSpec, roots: CacheRoots, scan: CacheScan) -> CachedModel:
         cm = CachedModel(spec)
+        name = self.filename(spec) or ""
         for folder in self.cache_dirs(roots):
-            f = folder / (self.filename(spec) or "")
+            f = folder / name
             if f.is_file() or f.is_symlink():
                 cm.paths.append(f)
                 cm.root = cm.root or folder
@@ -120,10 +119,8 @@ class FileSource(ModelSource):
         return cm
 
     def local_path(self, spec: ModelSpec, roots: CacheRoots, lock: ModelLock) -> Path | None:
-        for folder in self.cache_dirs(roots):
-            if (folder / (self.filename(spec) or "")).is_file():
-                return folder / (self.filename(spec) or "")
-        return None
+        name = self.filename(spec) or ""
+        return next((folder / name for folder in self.cache_dirs(roots) if (folder / name).is_file()), None)
 
     def revision(self, spec: ModelSpec, path: Path, lock: ModelLock) -> str | None:
         """``sha256:<hex>`` of the file: from the lock while the file's size and mtime match what
