@@ -52,9 +52,13 @@ Track data: ``fps``, ``frame_count``, ``shot_count``, ``cut_count``, ``fade_coun
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
+import os
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -63,14 +67,43 @@ from framework import Analyzer, AnalyzerInputs, Event, FrameSpec, Series, Track
 
 logger = logging.getLogger(__name__)
 
-# weight (0..24) of hue/saturation differences by pixel value and saturation: 0 below 8, 1 from 32 up
-_RAMP = np.clip(np.arange(256) - 8, 0, 24).astype(np.uint16)
-_RAMP_U8 = _RAMP.astype(np.uint8)  # the same, as a cv2.LUT table
 _HIST_BINS = 64  # 4 x 4 x 4 RGB
 _TINY_WIDTH = 24  # pixels: the blend test's picture size
 _SCAN_CHUNK = 1 << 16  # frames per chunk of the dissolve scan
 _SHIFT = 2  # pixels (of the blend test's pictures) one picture may move when it explains a dissolve's middle
 _SECOND_MIN_LEVELS = 3.0  # least RMS difference (0..255) a second picture leaves; under it is noise
+_WORKERS = 2  # threads for the blocks of frame signals and the dissolve test (OpenCV and numpy release the GIL)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _in_order(fn: Callable[[_T], _R], items: Iterable[_T], workers: int | None = None) -> Iterator[_R]:
+    """``fn(item)`` for each item, yielded in order, computed on up to ``workers`` threads (default:
+    ``_WORKERS``, at most the CPUs this process may use) with at most two results per thread
+    waiting, so memory stays that of a few items. Every item is computed by the same code
+    whatever the threads, so the results are those of a plain loop."""
+    if workers is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        workers = min(_WORKERS, cpus)
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cut-analysis") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:  # the consumer stopped early (an error, Ctrl-C in progress()): start nothing more
+            for future in pending:
+                future.cancel()
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,23 +140,43 @@ def plane_difference(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> np
 
     The weighted mean, on a 0..255 scale, of |dH| (circular, doubled to span 0..180), |dS| and
     |dV| over all pixels, where hue counts only in bright, saturated pixels and saturation only
-    in bright pixels (weights ramp from 0 at 8 to 1 at 32). The per-pixel terms are integers;
-    their row sums are float64 dot products, exact (every sum is far below 2**53) and several
-    times faster than integer reductions.
+    in bright pixels (weights ramp from 0 at 8 to 1 at 32). The per-pixel terms are integers
+    that fit 16 bits (at most 90 * 576); their row sums are exact (``_row_sums``), then scaled
+    in float64.
     """
     import cv2
 
     (ha, sa, va), (hb, sb, vb) = a, b
-    wv = cv2.LUT(np.minimum(va, vb), _RAMP_U8)             # 0..24
-    whs = cv2.multiply(wv, cv2.LUT(np.minimum(sa, sb), _RAMP_U8), dtype=cv2.CV_16U)  # 0..576
+    wv = _ramp(np.minimum(va, vb))                           # 0..24
+    whs = cv2.multiply(wv, _ramp(np.minimum(sa, sb)), dtype=cv2.CV_16U)  # 0..576
     dh = cv2.absdiff(ha, hb)
     dh = np.minimum(dh, 180 - dh)                          # circular, 0..90
-    ones = np.ones(va.shape[1], dtype=np.float64)
-    s_h = (dh.astype(np.float64) * whs) @ ones * (2.0 / 576.0)
-    s_s = (cv2.absdiff(sa, sb).astype(np.float64) * wv) @ ones / 24.0
-    s_v = cv2.absdiff(va, vb).astype(np.float64) @ ones
-    den = whs.astype(np.float64) @ ones / 576.0 + wv.astype(np.float64) @ ones / 24.0 + va.shape[1]
+    s_h, s_s, s_v, s_whs, s_wv = _row_sums(np.multiply(dh, whs, dtype=np.uint16),
+                                           np.multiply(cv2.absdiff(sa, sb), wv, dtype=np.uint16),
+                                           cv2.absdiff(va, vb), whs, wv)
+    s_h = s_h * (2.0 / 576.0)
+    s_s = s_s / 24.0
+    den = s_whs / 576.0 + s_wv / 24.0 + va.shape[1]
     return ((s_h + s_s + s_v) / den).astype(np.float32)
+
+
+def _ramp(x: np.ndarray) -> np.ndarray:
+    """The weight (0..24) of hue/saturation differences by pixel value or saturation ``x`` (a 2-D
+    uint8 array): 0 below 8, rising by one a level to 24 from 32 up, i.e. ``clip(x - 8, 0, 24)``
+    (a saturating subtraction and a minimum: several times faster than a table look-up here)."""
+    import cv2
+
+    return cv2.min(cv2.subtract(x, 8), 24)
+
+
+def _row_sums(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The sum of each row of 2-D uint8/uint16 arrays, as float64. Exact: OpenCV sums integer
+    pixels in integer blocks (every row sum is far below 2**53), so each value equals the float64
+    dot product with ones this replaced, bit for bit; one ``cv2.sumElems`` per row beats both that
+    product (a float64 copy of every term) and numpy's integer reductions."""
+    import cv2
+
+    return tuple(np.fromiter((cv2.sumElems(row)[0] for row in x), dtype=np.float64, count=len(x)) for x in arrays)
 
 
 def content_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -158,19 +211,23 @@ def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 64,
                        hist_span={k: np.full(n, np.nan, dtype=np.float32) for k in spans})
     keep = max([1] + [2 * k for k in spans])  # histograms carried into the next block
     tail = np.zeros((0, _HIST_BINS), dtype=np.float32)
-    for s in range(0, n, block):
-        e = min(n, s + block)
-        own = _block_signals(frames, s, e, dark_level, sig)
-        window = np.concatenate([tail, own])  # window[len(tail) + j] is frame s + j
-        first = len(tail) - s                 # window index of frame f is f + first
-        right = np.arange(max(s, 1), e)
-        sig.hist_step[right] = _l1_half(window[right + first - 1], window[right + first])
-        for k in spans:
-            right = np.arange(max(s, 2 * k), e)  # frame j closes the span centred on j - k
-            sig.hist_span[k][right - k] = _l1_half(window[right + first - 2 * k], window[right + first])
-        tail = window[-keep:]
-        if progress is not None:
-            progress(0.9 * e / n)
+    starts = range(0, n, block)
+    # blocks are independent (each reads the frame before it), so they run on a few threads; the
+    # histogram distances across blocks are taken here, in order
+    blocks = _in_order(lambda s: _block_signals(frames, s, min(n, s + block), dark_level, sig), starts)
+    with contextlib.closing(blocks):
+        for s, own in zip(starts, blocks):
+            e = min(n, s + block)
+            window = np.concatenate([tail, own])  # window[len(tail) + j] is frame s + j
+            first = len(tail) - s                 # window index of frame f is f + first
+            right = np.arange(max(s, 1), e)
+            sig.hist_step[right] = _l1_half(window[right + first - 1], window[right + first])
+            for k in spans:
+                right = np.arange(max(s, 2 * k), e)  # frame j closes the span centred on j - k
+                sig.hist_span[k][right - k] = _l1_half(window[right + first - 2 * k], window[right + first])
+            tail = window[-keep:]
+            if progress is not None:
+                progress(0.9 * e / n)
     return sig
 
 
@@ -191,8 +248,10 @@ def _block_signals(frames: np.ndarray, s: int, e: int, dark_level: float, out: F
         out.content[lo + 1:e] = plane_difference(tuple(p[:-1] for p in planes), tuple(p[1:] for p in planes))
     own = rgb[s - lo:]
     gray = cv2.cvtColor(own.reshape(-1, own.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(e - s, -1)
-    out.luma[s:e] = gray.sum(axis=1, dtype=np.uint64) / gray.shape[1]
-    out.lit[s:e] = (gray > dark_level).sum(axis=1) / gray.shape[1]
+    # integer pixels: ``> floor(dark_level)`` is ``> dark_level``, compared in uint8
+    luma, lit = _row_sums(gray, (gray > math.floor(dark_level)).view(np.uint8))
+    out.luma[s:e] = luma / gray.shape[1]
+    out.lit[s:e] = lit / gray.shape[1]
     return rgb_histograms(own, step=2 if own.shape[2] >= 64 else 1).astype(np.float16).astype(np.float32)
 
 
@@ -485,6 +544,7 @@ def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list
     cut_cum = np.concatenate([[0], np.cumsum(cut_at)])
     block_cum = np.concatenate([[0], np.cumsum(blocked)])
     hits: list[tuple[int, int]] = []  # (centre frame, scale k)
+    batches: list[tuple[int, np.ndarray]] = []  # (scale k, up to 128 candidate centres)
     scales = dissolve_scales(fps, p)
     for k in scales:
         if n <= 2 * k:
@@ -492,12 +552,17 @@ def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list
         cand = np.concatenate([_dissolve_candidates(sig.hist_span[k], c0, min(n - k, c0 + _SCAN_CHUNK), k,
                                                     cut_cum, block_cum, p.dissolve_hist_min)
                                for c0 in range(k, n - k, _SCAN_CHUNK)])
-        for s in range(0, len(cand), 128):
-            idx = cand[s:s + 128]
-            need = np.unique(np.concatenate([idx - k, idx, idx + k]))
-            tiny = _tiny(np.asarray(frames[need]))
-            pm, mm, qm = (tiny[np.searchsorted(need, j)] for j in (idx - k, idx, idx + k))
-            hits.extend((int(i), k) for i in idx[blend_evidence(pm, mm, qm, p)])
+        batches.extend((k, cand[s:s + 128]) for s in range(0, len(cand), 128))
+
+    def blended(batch: tuple[int, np.ndarray]) -> list[tuple[int, int]]:
+        k, idx = batch
+        need = np.unique(np.concatenate([idx - k, idx, idx + k]))
+        tiny = _tiny(np.asarray(frames[need]))
+        pm, mm, qm = (tiny[np.searchsorted(need, j)] for j in (idx - k, idx, idx + k))
+        return [(int(i), k) for i in idx[blend_evidence(pm, mm, qm, p)]]
+
+    for found in _in_order(blended, batches):  # batches are independent; hits are sorted below
+        hits.extend(found)
     if not hits:
         return []
     hits.sort()

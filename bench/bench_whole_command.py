@@ -70,8 +70,9 @@ def find_clips(media: Path, min_seconds: float) -> list[tuple[Path, float, int, 
     return found
 
 
-def timed(cmd: list[str], env: dict[str, str], work: Path) -> tuple[float, float, str]:
-    """Run ``cmd`` under ``/usr/bin/time -v``: (wall s, peak RSS MB, stdout). Fails loudly on a non-zero exit."""
+def timed(cmd: list[str], env: dict[str, str], work: Path) -> tuple[float, float, str, float]:
+    """Run ``cmd`` under ``/usr/bin/time -v``: (wall s, peak RSS MB, stdout, CPU s: user + system of
+    every thread). Fails loudly on a non-zero exit."""
     timing = work / "time.txt"
     started = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-v", "-o", str(timing)] + cmd, env=env, cwd=work,
@@ -79,9 +80,10 @@ def timed(cmd: list[str], env: dict[str, str], work: Path) -> tuple[float, float
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"`{' '.join(cmd)}` exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    rss_kb = next(int(line.rsplit(":", 1)[1]) for line in timing.read_text().splitlines()
-                  if "Maximum resident set size" in line)
-    return wall, rss_kb / 1024, proc.stdout
+    report = dict(line.strip().rsplit(": ", 1) for line in timing.read_text().splitlines() if ": " in line)
+    rss_kb = int(report["Maximum resident set size (kbytes)"])
+    cpu = float(report["User time (seconds)"]) + float(report["System time (seconds)"])
+    return wall, rss_kb / 1024, proc.stdout, cpu
 
 
 def ours_cmd(video: Path, out: Path) -> list[str]:
@@ -186,26 +188,27 @@ def main() -> int:
     rows = []
     for video, seconds, frames, desc in clips:
         ours_out, theirs_out = args.work / "ours", args.work / "theirs"
-        results: dict[str, list[tuple[float, float]]] = {"ours": [], "theirs": []}
+        results: dict[str, list[tuple[float, float, float]]] = {"ours": [], "theirs": []}
         counts = {}
 
         def once(who: str, keep: bool) -> None:
             out = ours_out if who == "ours" else theirs_out
             shutil.rmtree(out, ignore_errors=True)
             cmd = ours_cmd(video, out) if who == "ours" else theirs_cmd(video, out)
-            wall, rss, _ = timed(cmd, env, args.work)
+            wall, rss, _, cpu = timed(cmd, env, args.work)
             counts[who] = count_ours(out) if who == "ours" else count_theirs(out)
             if keep:
-                results[who].append((wall, rss))
+                results[who].append((wall, rss, cpu))
 
         logger.info("%s: warm-up, then %d interleaved runs of each", video.name, args.repeat)
+        load_at = os.getloadavg()[0]
         once("ours", False)
         once("theirs", False)
         for i in range(args.repeat):
             order = ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours")
             for who in order:
                 once(who, True)
-        rows.append((video, seconds, frames, desc, results, counts))
+        rows.append((video, seconds, frames, desc, results, counts, (load_at, os.getloadavg()[0])))
     load_after = os.getloadavg()
 
     lines = ["# Whole command: `framework run --only cut_analysis` vs `scenedetect detect-content list-scenes`\n",
@@ -215,20 +218,25 @@ def main() -> int:
                  "(writes results.json, summary.md, cuts.csv, cuts.edl, thumbnails and report.html); "
                  "`PySceneDetect` = `scenedetect -i FILE -o DIR detect-content list-scenes` (writes the scene "
                  f"list CSV). Seconds are wall time of the whole process: median (fastest-slowest) of "
-                 f"{args.repeat} interleaved runs after one warm-up. Peak RSS: median of the runs' "
-                 "`/usr/bin/time -v` maximum resident set size.\n")
+                 f"{args.repeat} interleaved runs after one warm-up. CPU s: median user + system seconds of "
+                 "the process (all its threads). Peak RSS: median of the runs' `/usr/bin/time -v` maximum "
+                 "resident set size. Load: the 1-minute load average before and after the file's runs.\n")
     lines.append("| file | length s | frames | video | ours s | PySceneDetect s | ratio of medians | ratio of fastest "
-                 "| ours peak RSS MB | PySceneDetect peak RSS MB | shots ours / scenes theirs | >= 1.5x? |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for video, seconds, frames, desc, results, counts in rows:
-        ours_s = [w for w, _ in results["ours"]]
-        theirs_s = [w for w, _ in results["theirs"]]
+                 "| ours CPU s | PySceneDetect CPU s | ours peak RSS MB | PySceneDetect peak RSS MB "
+                 "| shots ours / scenes theirs | load | >= 1.5x? |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for video, seconds, frames, desc, results, counts, load in rows:
+        ours_s = [w for w, _, _ in results["ours"]]
+        theirs_s = [w for w, _, _ in results["theirs"]]
         ratio = statistics.median(theirs_s) / statistics.median(ours_s)
         fastest = min(theirs_s) / min(ours_s)
         lines.append(
             f"| {video.name} | {seconds:.1f} | {frames} | {desc} | {spread(ours_s)} | {spread(theirs_s)} "
-            f"| **{ratio:.2f}x** | {fastest:.2f}x | {statistics.median(r for _, r in results['ours']):.0f} "
-            f"| {statistics.median(r for _, r in results['theirs']):.0f} | {counts.get('ours')} / {counts.get('theirs')} "
+            f"| **{ratio:.2f}x** | {fastest:.2f}x | {statistics.median(c for _, _, c in results['ours']):.2f} "
+            f"| {statistics.median(c for _, _, c in results['theirs']):.2f} "
+            f"| {statistics.median(r for _, r, _ in results['ours']):.0f} "
+            f"| {statistics.median(r for _, r, _ in results['theirs']):.0f} | {counts.get('ours')} / {counts.get('theirs')} "
+            f"| {load[0]:.2f} / {load[1]:.2f} "
             f"| {('yes' if ratio >= TARGET else 'no') if seconds >= args.target_seconds else 'n/a (shorter)'} |")
     lines.append("\n### Start-up alone (same environment; median (fastest-slowest) of "
                  f"{args.startup_repeat} runs, peak RSS MB)\n")

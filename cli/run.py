@@ -53,7 +53,11 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--strict", is_flag=True, help="Fail (exit 6) if any plugin failed to load or an analyzer from a plugin failed.")
 @click.option("--keep-cache", is_flag=True, help="Keep the decoded frame cache in the run folder.")
 @click.option("--jobs", type=int, default=None, help="Analyzers run in parallel on the CPU (default: cores, max 4).")
-@click.option("--vram-budget", "vram_budget", type=float, default=None, help="GiB of GPU memory the models may use together.")
+@click.option("--vram-budget", "vram_budget", default=None, metavar="SIZE|auto",
+              help="GPU memory the loaded models may use together, per GPU: e.g. --vram-budget 12GB, "
+                   "800MB, or auto (free memory minus a reserve; the default). The allocator is capped to it.")
+@click.option("--devices", "devices", default=None, metavar="LIST",
+              help="GPUs to use, e.g. --devices cuda:0,cuda:1 (default: all visible), or --devices cpu for none.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--video-stream", "video_stream", type=click.IntRange(min=0), default=None, metavar="N",
               help="Container index of the video stream to analyze (default: FFmpeg's choice, the "
@@ -65,14 +69,23 @@ def _names(value: str | None) -> list[str] | None:
               help="Never download a model (as HF_HUB_OFFLINE=1 does): an analyzer whose model is not cached is "
                    "skipped with the `framework models pull ID` command. Without it a missing model is "
                    "fetched on first use.")
+@click.option("--library", "library", type=click.Path(path_type=Path), default=None, metavar="PATH",
+              help="Add each finished run to this library database (default: $FRAMEWORK_LIBRARY, else "
+                   "$FRAMEWORK_HOME/library/library.db), e.g. --library ~/videos/library.db.")
+@click.option("--no-library", is_flag=True, help="Do not add the runs to the library (`framework search` will not find them).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Print the saved traceback of each failed analyzer (as does `framework -v run`).")
 @user_errors
 def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | None, skip: str | None,
             out_dir: Path | None, as_json: bool, no_resume: bool, strict: bool, keep_cache: bool,
-            jobs: int | None, vram_budget: float | None, no_progress: bool,
-            video_stream: int | None, audio_stream: int | None, offline: bool, verbose: bool) -> None:
+            jobs: int | None, vram_budget: str | None, devices: str | None, no_progress: bool,
+            video_stream: int | None, audio_stream: int | None, offline: bool, library: Path | None,
+            no_library: bool, verbose: bool) -> None:
     """Analyze one or more videos with the analyzers enabled in registry.yaml.
+
+    VIDEOS are files, folders (searched recursively for video and audio files) and glob
+    patterns. A video whose last run finished and that did not change since is not analyzed
+    again; every finished run is added to the library (`framework search` looks there).
 
     Results go to runs/<video name>/: results.json, summary.md, report.html, subtitles and
     cut lists (two inputs with one name get runs/<name>/ and runs/<name>-2/). A rerun reuses
@@ -84,12 +97,18 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
       framework run a.mp4 b.mp4 --only cut_analysis,scene_segmentation --out results/
       framework run video.mp4 --registry my-registry.yaml --json
       framework run two-angles.mp4 --video-stream 3 --audio-stream 4
+      framework run footage/ "clips/**/*.mov" --library ~/videos/library.db
     """
+    from framework.library.batch import FinishedRuns
+    from framework.library.inputs import expand_inputs
     from framework.runner import run_many
 
-    outcomes, code = run_many(list(videos), registry_path=registry_path, only=_names(only),
-                              skip=_names(skip), out_dir=out_dir, resume=not no_resume, strict=strict,
-                              keep_cache=keep_cache, jobs=jobs, vram_budget_gb=vram_budget,
+    inputs = expand_inputs(videos)
+    done = FinishedRuns(registry_path, _names(only), _names(skip), video_stream, audio_stream)
+    outcomes, code = run_many(inputs, registry_path=registry_path, only=_names(only),
+                              finished=None if no_resume else done.check, skip=_names(skip), out_dir=out_dir,
+                              resume=not no_resume, strict=strict,
+                              keep_cache=keep_cache, jobs=jobs, vram_budget=vram_budget, devices=_names(devices),
                               video_stream=video_stream, audio_stream=audio_stream, offline=offline,
                               progress=not no_progress and not as_json)
     report = []
@@ -104,13 +123,46 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
                   for n, t in r.timeline.tracks.items()}
         report.append({"video": str(o.video), "run_dir": str(r.run_dir.resolve()),
                        "results": str(r.results_path.resolve()), "outputs": [str(p.resolve()) for p in r.outputs], "tracks": tracks, "exit_code": o.exit_code})
-        if not as_json:
+        report[-1]["already_done"] = o.already_done
+        if not o.already_done:
+            done.mark(r)
+        if o.already_done and not as_json:
+            console.print(f"{o.video}: finished before and unchanged since; results in {r.results_path} "
+                          "(--no-resume analyzes it again)", highlight=False)
+        elif not as_json:
             _print_run(r)
         if verbose or click.get_current_context().find_root().params.get("verbose"):
             _print_tracebacks(r)
+    if not no_library:
+        from framework.library.batch import add_to_library
+
+        for entry, video_id in zip(report, add_to_library(outcomes, library)):
+            if video_id is not None:
+                entry["library_id"] = video_id
+    if len(outcomes) > 1 and not as_json:
+        _print_summary(outcomes)
     if as_json:
         click.echo(json.dumps(report if len(report) > 1 else report[0], indent=2))
     sys.exit(code)
+
+
+def _print_summary(outcomes) -> None:
+    """The table after a multi-video run: one row per video."""
+    from rich.table import Table
+
+    from framework.library.batch import summary_rows
+
+    rows = summary_rows(outcomes)
+    table = Table(title=f"{len(rows)} videos", title_justify="left")
+    for col in ("video", "result", "ok", "skipped", "failed", "time", "run folder / note"):
+        table.add_column(col)
+    colours = {"done": "green", "already done": "cyan", "failed analyzers": "red", "error": "bold red"}
+    for r in rows:
+        seconds = f"{r['seconds']:.1f}s" if r["seconds"] is not None else ""
+        where = " · ".join(x for x in (r["run_dir"], r["note"]) if x)
+        table.add_row(r["video"], f"[{colours[r['result']]}]{r['result']}[/]", str(r["ok"]), str(r["skipped"]),
+                      str(r["failed"]), seconds, where)
+    console.print(table)
 
 
 def _print_run(r) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
+    from .device_step import BatchedAnalyzer, DeviceOutOfMemory, StepReceipt
     from .hookspecs import hookimpl
     from .streams import AUDIO_SAMPLE_RATE, AudioTrack, FrameSpec, FrameStream
     from .timeline import Event, ModelRef, Series, Timeline, Track, VideoMeta, tracks_providing
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 _LAZY = {
     **dict.fromkeys(("Analyzer", "AnalyzerInputs", "AnalyzerUnavailable"), ".analyzer"),
     "hookimpl": ".hookspecs",
+    **dict.fromkeys(("BatchedAnalyzer", "DeviceOutOfMemory", "StepReceipt"), ".device_step"),
     **dict.fromkeys(("AUDIO_SAMPLE_RATE", "AudioTrack", "FrameSpec", "FrameStream"), ".streams"),
     **dict.fromkeys(("Event", "ModelRef", "Series", "Timeline", "Track", "VideoMeta", "tracks_providing"),
                     ".timeline"),
@@ -41,6 +43,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AUDIO_SAMPLE_RATE", "Analyzer", "AnalyzerInputs", "AnalyzerUnavailable", "AudioTrack",
+    "BatchedAnalyzer", "DeviceOutOfMemory", "StepReceipt",
     "Event", "FrameSpec", "FrameStream", "ModelRef", "Series", "Timeline", "Track", "VideoMeta",
     "hookimpl", "tracks_providing", "__version__",
 ]

@@ -34,12 +34,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from .streams import AudioTrack, FrameSpec, FrameStream
 from .timeline import Event, ModelRef, Series, Track, VideoMeta
+
+if TYPE_CHECKING:
+    from .scheduler import Placement
 
 DevicePreference = Literal["cpu", "gpu", "auto"]
 
@@ -115,7 +118,11 @@ class Analyzer:
 
     Set on instances by the framework: ``host``, the ``PluginHost`` the registry configured the
     analyzer from (what other plugins registered, e.g. LLM backends), or ``None`` when the
-    analyzer was built by hand.
+    analyzer was built by hand; ``placement`` (``framework.scheduler.Placement``), set before
+    ``load``: the device (``"cpu"``, ``"cuda:0"``), the precision variant the plan chose
+    (``self.precision``, e.g. ``"bf16"``, ``"int8"``), the models it stands in for smaller ones, and
+    the largest batch that fits the VRAM budget. GPU analyzers that batch their work should
+    subclass ``framework.BatchedAnalyzer`` (the device step).
 
     Methods to override: ``frame_specs``, ``model_ids`` (when they depend on params),
     ``load``, ``analyze`` (required), ``unload``, and ``check_available``.
@@ -135,6 +142,7 @@ class Analyzer:
     enabled_by_default: ClassVar[bool] = True
     plugin: ClassVar[str | None] = None  # stamped by the host at registration
     host: Any = None  # the PluginHost this analyzer was configured from, when known (its LLM backends...)
+    placement: "Placement | None" = None  # where the scheduler put it: device, variant, batch cap
 
     class Params(BaseModel):
         """Parameters of the analyzer, validated from ``registry.yaml``."""
@@ -147,6 +155,11 @@ class Analyzer:
         if isinstance(params, dict):
             params = self.Params.model_validate(params)
         self.params = params
+
+    @property
+    def precision(self) -> str | None:
+        """The precision variant the plan chose for the models (``bf16``, ``int8``...), or None."""
+        return self.placement.variant if self.placement is not None else None
 
     # --- declarations ---------------------------------------------------------------
     def frame_specs(self) -> list[FrameSpec]:
@@ -165,6 +178,13 @@ class Analyzer:
     @property
     def needs_video(self) -> bool:
         return bool(self.frame_specs()) if self.requires_video is None else self.requires_video
+
+    @classmethod
+    def supported_precisions(cls) -> tuple[str, ...] | None:
+        """The precision variants ``load`` can honour (``("bf16", "fp16", "fp32")``...), or None:
+        every one the manifest lists. The plan offers only these (an int8 variant needs a
+        quantization library the analyzer may not have)."""
+        return None
 
     @classmethod
     def check_available(cls) -> str | None:

@@ -63,61 +63,109 @@ class CallInfo(Generic[T]):
         return cls(phase, result, None, None, time.perf_counter() - t0)
 
 
+class AnalyzerCall:
+    """One attempt at running one analyzer, phase by phase, for the executor.
+
+    ``load()``, ``analyze()`` and ``unload()`` each return a ``CallInfo``; ``track(receipt)``
+    turns the outcome into the ``Track`` (``ok``, ``skipped`` or ``failed`` with the phase), as
+    ``call_analyzer`` describes. The phases may run on different threads, one after the other.
+
+    :param inputs: the ``AnalyzerInputs``, or a callable returning them (or a reason to skip, when
+        an upstream analyzer turned out not ``ok``): called when ``analyze`` starts, so a model can
+        be loaded while its upstream analyzers are still running.
+    """
+
+    def __init__(self, analyzer: Analyzer, inputs: AnalyzerInputs | Callable[[], AnalyzerInputs | str],
+                 device: str, host: "PluginHost | None" = None, models: dict[str, Path] | None = None, *,
+                 save_traceback: Callable[[str], str] | None = None):
+        self.analyzer, self.inputs, self.device, self.host = analyzer, inputs, device, host
+        self.models = models or {}
+        self.save_traceback = save_traceback
+        self.started = time.time()
+        self.t0 = time.perf_counter()
+        self.failure: CallInfo[Any] | None = None
+        self.unload_info: CallInfo[Any] | None = None
+        self.status, self.reason, self.result = "ok", None, None
+
+    def load(self) -> CallInfo[Any]:
+        info = CallInfo.from_call(lambda: self.analyzer.load(self.device, self.models), "load")
+        if isinstance(info.excinfo, AnalyzerUnavailable):
+            self.status, self.reason = "skipped", str(info.excinfo)
+        elif info.failed:
+            self.failure = info
+        return info
+
+    def analyze(self) -> CallInfo[Any]:
+        inputs = self.inputs() if callable(self.inputs) else self.inputs
+        if isinstance(inputs, str):  # an upstream analyzer is not ok after all
+            self.status, self.reason = "skipped", inputs
+            return CallInfo("analyze", None, None, None, 0.0)
+        info = CallInfo.from_call(lambda: _checked(self.analyzer, self.analyzer.analyze(inputs)), "analyze")
+        if info.failed:
+            self.failure = info
+        else:
+            self.result = info.result
+        return info
+
+    def unload(self) -> CallInfo[Any]:
+        self.unload_info = CallInfo.from_call(self.analyzer.unload, "unload")
+        return self.unload_info
+
+    def track(self, receipt: dict[str, Any] | None = None) -> Track:
+        """The attempt's track, with ``receipt`` (device, variant, timings...) merged into ``Track.receipt``."""
+        analyzer, failure, unload, track = self.analyzer, self.failure, self.unload_info, self.result
+        status, reason, tb_text = self.status, self.reason, None
+        if failure is not None:
+            status, reason = "failed", _describe_failure(analyzer, failure, self.host)
+            tb_text = _traceback_text(analyzer, failure)
+            if unload is not None and unload.failed:  # recorded beside the first failure, which matters
+                tb_text += "\n" + _traceback_text(analyzer, unload)
+                reason += f"; unload() also raised {_exc_line(unload.excinfo)}"
+        elif unload is not None and unload.failed:
+            failure = unload
+            status = "failed"
+            reason = _describe_failure(analyzer, unload, self.host)
+            if track is not None:
+                reason += " (analyze() had finished; its events are dropped because the analyzer did not release its resources)"
+            track = None
+            tb_text = _traceback_text(analyzer, unload)
+        traceback_file = None
+        if tb_text is not None:
+            logger.debug("analyzer %s failed in %s()\n%s", analyzer.name, failure.phase, tb_text)
+            traceback_file = self.save_traceback(tb_text) if self.save_traceback else None
+        base = track if track is not None and status == "ok" else analyzer.track()
+        update: dict[str, Any] = {
+            "status": status, "reason": reason, "device": self.device, "started_at": self.started,
+            "plugin": analyzer.plugin, "provides": list(analyzer.provides),
+            "duration_s": round(time.perf_counter() - self.t0, 4),
+            "failed_phase": failure.phase if failure is not None else None,
+            "traceback_file": traceback_file}
+        if receipt:
+            update["receipt"] = {**receipt, **base.receipt}
+            if receipt.get("peak_vram_mb") is not None:
+                update["peak_vram_mb"] = receipt["peak_vram_mb"]
+        return base.model_copy(update=update)
+
+
 def call_analyzer(analyzer: Analyzer, inputs: AnalyzerInputs, device: str,
                   host: "PluginHost | None" = None, models: dict[str, Path] | None = None, *,
                   save_traceback: Callable[[str], str] | None = None) -> Track:
     """Load, analyze and unload one analyzer; any failure becomes a ``failed`` Track.
 
-    :param device: where the plan put it (``"cpu"`` or ``"gpu"``), passed to ``load``.
+    :param device: where the plan put it (``"cpu"``, ``"cuda:0"``), passed to ``load``.
     :param models: manifest ids mapped to local paths, passed to ``load``.
     :param save_traceback: stores a failure's traceback text and returns the path to record in
         ``Track.traceback_file`` (relative to the run folder); without it the traceback is only logged.
     :raises KeyboardInterrupt: Ctrl-C, after ``unload`` has run.
     """
-    started = time.time()
-    t0 = time.perf_counter()
-    failure: CallInfo[Any] | None = None
-    status, reason, track = "ok", None, None
+    call = AnalyzerCall(analyzer, inputs, device, host, models, save_traceback=save_traceback)
     try:
-        load = CallInfo.from_call(lambda: analyzer.load(device, models or {}), "load")
-        if isinstance(load.excinfo, AnalyzerUnavailable):
-            status, reason = "skipped", str(load.excinfo)
-        elif load.failed:
-            failure = load
-        else:
-            call = CallInfo.from_call(lambda: _checked(analyzer, analyzer.analyze(inputs)), "analyze")
-            if call.failed:
-                failure = call
-            else:
-                track = call.result
+        load = call.load()
+        if not load.failed:
+            call.analyze()
     finally:  # unload also when Ctrl-C arrived during load or analyze
-        unload = CallInfo.from_call(analyzer.unload, "unload")
-    tb_text = None
-    if failure is not None:
-        status, reason = "failed", _describe_failure(analyzer, failure, host)
-        tb_text = _traceback_text(analyzer, failure)
-        if unload.failed:  # recorded beside the first failure, which is the one that matters
-            tb_text += "\n" + _traceback_text(analyzer, unload)
-            reason += f"; unload() also raised {_exc_line(unload.excinfo)}"
-    elif unload.failed:
-        failure = unload
-        status = "failed"
-        reason = _describe_failure(analyzer, unload, host)
-        if track is not None:
-            reason += " (analyze() had finished; its events are dropped because the analyzer did not release its resources)"
-        track = None
-        tb_text = _traceback_text(analyzer, unload)
-    traceback_file = None
-    if tb_text is not None:
-        logger.debug("analyzer %s failed in %s()\n%s", analyzer.name, failure.phase, tb_text)
-        traceback_file = save_traceback(tb_text) if save_traceback else None
-    base = track if track is not None else analyzer.track()
-    return base.model_copy(update={
-        "status": status, "reason": reason, "device": device, "started_at": started,
-        "plugin": analyzer.plugin, "provides": list(analyzer.provides),
-        "duration_s": round(time.perf_counter() - t0, 4),
-        "failed_phase": failure.phase if failure is not None else None,
-        "traceback_file": traceback_file})
+        call.unload()
+    return call.track()
 
 
 def _checked(analyzer: Analyzer, result: Any) -> Track:

@@ -41,6 +41,7 @@ class RegistryFile(BaseModel):
     plugin_dirs: list[str] = Field(default_factory=list)
     device: Literal["cpu", "gpu", "auto"] = "auto"
     vram_budget_gb: float | None = Field(default=None, gt=0)
+    exports: list[str] | None = None  # exporter names a run writes (None: every registered one)
     analyzers: dict[str, AnalyzerEntry | None] = Field(default_factory=dict)
 
 
@@ -85,8 +86,11 @@ class Registry:
         ``PluginHost`` they come from, handed to each instance as ``Analyzer.host``).
 
         Analyzers the file does not mention use their class default (``enabled_by_default``)
-        when there is no registry file, and are disabled when there is one.
+        when there is no registry file, and are disabled when there is one. With a ``host``,
+        ``exports:`` is checked against its exporters too (``select_exporters``).
         """
+        if host is not None and isinstance(getattr(host, "exporters", None), dict):
+            self.select_exporters(host.exporters)  # an unknown export format fails before any decoding
         valid = ", ".join(sorted(available)) or "(none registered)"
         problems: list[str] = []
         out: list[ConfiguredAnalyzer] = []
@@ -114,6 +118,22 @@ class Registry:
                                               self.path is None and cls.enabled_by_default,
                                               self.config.device, host))
         return out
+
+    def select_exporters(self, available: dict[str, type]) -> list[str] | None:
+        """The exporter names ``exports:`` lists (``None`` when the key is absent: every exporter).
+
+        :param available: the registered exporters (``PluginHost.exporters``), plugins' included.
+        :raises RegistryError: a name no exporter has; the message names the file, line and key.
+        """
+        names = self.config.exports
+        if names is None:
+            return None
+        valid = ", ".join(sorted(available)) or "(none registered)"
+        problems = [f"{self._where('exports', i)}: exports[{i}]: unknown export format {name!r}; valid names: {valid}"
+                    for i, name in enumerate(names) if name not in available]
+        if problems:
+            raise RegistryError("\n".join(problems))
+        return list(dict.fromkeys(names))
 
 
 def find_registry(explicit: str | os.PathLike | None = None) -> Path | None:

@@ -33,11 +33,12 @@ from typing import Any, Iterator
 
 from . import __version__, cache_owner, media
 from .analyzer import Analyzer, AnalyzerInputs
-from .callinfo import call_analyzer  # noqa: F401 - also public here, as before
+from .callinfo import AnalyzerCall, call_analyzer  # noqa: F401 - call_analyzer also public here, as before
+from .executor import Executor, Job
 from .errors import ConfigError, InputError, RunInterrupted
 from .plugins import PluginHost, build_plugin_manager
 from .registry import ConfiguredAnalyzer, Registry, find_registry, load_registry
-from .scheduler import CycleError, Demand, execute, plan, resolve_device
+from .scheduler import CycleError, Demand, Placement, Plan, Variant, parse_budget, plan, resolve_device
 from .outputs import write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
@@ -97,7 +98,8 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
             out_dir: str | os.PathLike | None = None, only: list[str] | None = None,
             skip: list[str] | None = None, resume: bool = True, progress: bool = True,
             load_entrypoints: bool = True, keep_cache: bool = False, jobs: int | None = None,
-            vram_budget_gb: float | None = None, video_stream: int | None = None,
+            vram_budget_gb: float | None = None, vram_budget: str | float | None = None,
+            devices: list[str] | None = None, video_stream: int | None = None,
             audio_stream: int | None = None, offline: bool = False) -> RunResult:
     """Analyze one video with the enabled analyzers and write its run folder.
 
@@ -108,16 +110,16 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
     ``video_stream`` / ``audio_stream``: container indices of the streams to analyze (default:
     the ones FFmpeg would pick); probe and decode both use them (``VideoMeta.video_stream``).
 
+    ``vram_budget``: per GPU, ``"12GB"``, a number of GiB, or ``"auto"`` (free memory minus a
+    reserve; the default, also when registry.yaml's ``vram_budget_gb`` is null). ``devices``: the
+    GPUs to use (``["cuda:0", "cuda:1"]``; default all). See ``framework.devices``.
+
     :raises framework.errors.InputError: the file cannot be analyzed (missing, empty, not media).
     :raises framework.errors.ConfigError: registry.yaml or ``only``/``skip`` name unknown analyzers.
     """
     path = Path(video)
-    if registry is None:
-        registry = load_registry(find_registry(registry_path))
-    if host is None:
-        host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=load_entrypoints)
-    configured = {c.name: c for c in registry.configure(host.analyzers, host)}
-    selected = select_analyzers(configured, only, skip)
+    registry, host, configured, selected = _configure(registry_path, registry, host, load_entrypoints, only, skip)
+    exports = registry.select_exporters(host.exporters)  # registry.yaml's exports: (checked before decoding)
 
     try:
         meta = media.probe(path, video_stream=video_stream, audio_stream=audio_stream)
@@ -125,10 +127,10 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
         raise InputError(f"{path}: cannot read it ({exc.strerror or exc}); check the file and its "
                          "permissions") from None
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(path)
+    budget = vram_budget if vram_budget is not None else (
+        vram_budget_gb if vram_budget_gb is not None else registry.config.vram_budget_gb)
     run = _Run(path, meta, run_dir, host, selected, configured, resume, progress,
-               jobs or min(4, os.cpu_count() or 1),
-               vram_budget_gb if vram_budget_gb is not None else registry.config.vram_budget_gb,
-               offline=offline)
+               jobs or min(4, os.cpu_count() or 1), budget, offline=offline, devices=devices, exports=exports)
     cache_owner.sweep(run_dir.resolve().parent)  # caches of killed runs in this output root
     cache_owner.claim(run.cache_dir)
     try:
@@ -141,6 +143,59 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
             cache_owner.mark_kept(run.cache_dir)
         else:
             shutil.rmtree(run.cache_dir, ignore_errors=True)
+
+
+@dataclass
+class PlanReport:
+    """What ``framework plan`` shows: the plan for one video, and why some analyzers will not run."""
+
+    video: VideoMeta
+    plan: Plan
+    gpus: Any
+    cannot_run: dict[str, str] = field(default_factory=dict)  # planned, but skipped at run time (no audio, model missing)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"video": {"path": self.video.path, "duration": self.video.duration},
+                "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets[d], 1),
+                             "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1)} for d in self.gpus.devices},
+                **self.plan.as_dict(), "cannot_run": self.cannot_run}
+
+
+def plan_video(video: str | os.PathLike, *, registry_path: str | os.PathLike | None = None,
+               registry: Registry | None = None, host: PluginHost | None = None, only: list[str] | None = None,
+               skip: list[str] | None = None, vram_budget: str | float | None = None,
+               devices: list[str] | None = None, load_entrypoints: bool = True) -> PlanReport:
+    """Plan a run of ``video`` without running anything (``framework plan``): devices, variants,
+    waves, estimates, and the reasons for what will not run. Nothing is downloaded or decoded."""
+    path = Path(video)
+    registry, host, configured, selected = _configure(registry_path, registry, host, load_entrypoints, only, skip)
+    meta = media.probe(path)
+    budget = vram_budget if vram_budget is not None else registry.config.vram_budget_gb
+    run = _Run(path, meta, default_run_dir(path), host, selected, configured, True, False, 1, budget,
+               offline=True, devices=devices)
+    run._plan()
+    cannot_run = {}
+    for name in run.plan.order:
+        reason = run._precheck(name)
+        if reason is None and run.manifest is not None and run.analyzers[name].model_ids():
+            run.resolved_models[name] = run.model_resolver.resolve(run._load_ids(name), fetch=False)
+            missing = run._missing_models(name)
+            reason = missing[0] if missing else None
+        if reason:
+            cannot_run[name] = reason
+    return PlanReport(meta, run.plan, run.gpus, cannot_run)
+
+
+def _configure(registry_path: str | os.PathLike | None, registry: Registry | None, host: PluginHost | None,
+               load_entrypoints: bool, only: list[str] | None, skip: list[str] | None
+               ) -> tuple[Registry, PluginHost, dict[str, ConfiguredAnalyzer], list[str]]:
+    """The registry, the plugin host, the configured analyzers and the ones selected to run."""
+    if registry is None:
+        registry = load_registry(find_registry(registry_path))
+    if host is None:
+        host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=load_entrypoints)
+    configured = {c.name: c for c in registry.configure(host.analyzers, host)}
+    return registry, host, configured, select_analyzers(configured, only, skip)
 
 
 def select_analyzers(configured: dict[str, ConfiguredAnalyzer], only: list[str] | None,
@@ -170,11 +225,17 @@ class _Run:
 
     def __init__(self, path: Path, meta: VideoMeta, run_dir: Path, host: PluginHost,
                  selected: list[str], configured: dict[str, ConfiguredAnalyzer], resume: bool,
-                 progress: bool, jobs: int, vram_budget_gb: float | None, offline: bool = False):
+                 progress: bool, jobs: int, vram_budget: str | float | None, offline: bool = False,
+                 devices: list[str] | None = None, exports: list[str] | None = None):
         self.path, self.meta, self.run_dir, self.host = path, meta, run_dir, host
         self.offline = offline
         self.configured, self.resume, self.show_progress, self.jobs = configured, resume, progress, jobs
-        self.vram_budget_mb = vram_budget_gb * 1024 if vram_budget_gb else None
+        try:
+            self.vram_budget = parse_budget(vram_budget)
+        except ValueError as exc:
+            raise ConfigError(f"--vram-budget: {exc}") from None
+        self.requested_devices = devices
+        self.exports = exports
         self.analyzers: dict[str, Analyzer] = {n: configured[n].instantiate() for n in selected}
         self.deps = self._dependencies()
         self.tracks: dict[str, Track] = {}
@@ -199,7 +260,7 @@ class _Run:
                 deps[name] = tuple(a.depends_on)
         return deps
 
-    def _key(self, name: str) -> str:
+    def _key(self, name: str, resolve: bool = True) -> str:
         """The resume key: video, analyzer version, params, model revisions, upstream keys.
 
         Resolving the revisions fetches a missing model on first use (unless offline) for an
@@ -212,8 +273,11 @@ class _Run:
             "params": a.params_hash(), "models": a.model_ids(),
             "upstream": {d: self.keys.get(d) for d in self.deps[name] if d in self.analyzers},
         }
-        if a.model_ids():  # resolved once per analyzer, here; the rest of the run reads resolved_models
-            self.resolved_models[name] = self.model_resolver.resolve(a.model_ids(),
+        placement = self.plan.placements.get(name)
+        if placement is not None and placement.substitutes:  # a smaller model stands in: other weights
+            payload["substitutes"] = dict(placement.substitutes)
+        if a.model_ids() and resolve:  # resolved once per analyzer, here; the rest of the run reads resolved_models
+            self.resolved_models[name] = self.model_resolver.resolve(self._load_ids(name),
                                                                      fetch=self._precheck(name) is None)
             payload["model_revisions"] = {ref.id: ref.revision for ref in self._model_refs(name)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
@@ -287,11 +351,13 @@ class _Run:
         started = time.time()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         order = self._plan()
-        names = list(order)
-        for name in names:  # keys in dependency order so upstream keys are known
+        names = list(self.analyzers)  # every selected analyzer has a track, planned or not
+        names = [n for n in order] + [n for n in names if n not in order]
+        self._fetch_planned_models()
+        for name in order:  # keys in dependency order so upstream keys are known
             self.keys[name] = self._key(name)
         to_run: list[str] = []
-        for name in names:  # dependency order: an upstream's fate is known before its dependents
+        for name in order:  # dependency order: an upstream's fate is known before its dependents
             cached = None if any(d in to_run for d in self.deps[name]) else self._cached(name)
             if cached is not None:
                 self.tracks[name] = cached
@@ -302,29 +368,39 @@ class _Run:
             logger.info("reusing %d finished track(s) from %s: %s", len(self.reused), self.tracks_dir,
                         ", ".join(self.reused))
         self.host.notify("analysis_started", video=self.meta, analyzers=names, run_dir=self.run_dir)
+        for name, reason in self.plan.unplanned.items():
+            self.keys.setdefault(name, self._key(name, resolve=False))
+            self._finish(name, self._stamp(self.analyzers[name].track(), status="skipped", reason=reason))
 
         decoded = self._decode([n for n in to_run if self._precheck(n) is None and not self._blocked_upstream(n)])
         inputs_base = dict(video=self.meta, streams=decoded.streams if decoded else {},
                            audio=decoded.audio if decoded else None, host=self.host)
+        run_t0 = time.perf_counter()
         with self._progress() as bars:
             tasks = {n: bars.add_task(n, total=1.0) for n in to_run} if bars else {}
 
-            def run_one(name: str) -> bool:
-                track = self._run_analyzer(name, inputs_base, bars, tasks.get(name))
-                self._finish(name, track)
+            def finish(name: str, track: Track) -> None:
+                self._finish(name, self._with_model_revisions(name, track))
                 if bars:
                     bars.update(tasks[name], completed=1.0, description=f"{name} [{track.status}]")
-                return track.status == "ok"
 
-            execute(to_run, self.deps, run_one, max_workers=self.jobs,
-                    serial=[n for n in to_run if self.plan.device.get(n) == "gpu"], stop=self.stop)
+            jobs = [Job(n, self.plan.placements[n], tuple(d for d in self.deps[n] if d in to_run),
+                        functools.partial(self._start, n, inputs_base, bars, tasks.get(n)), self.demands.get(n))
+                    for n in to_run]
+            executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
+                                cpu_workers=self.jobs, stop=self.stop)
+            executor.run()
+        run_wall = time.perf_counter() - run_t0
+        self._record_measurements(to_run)
 
         timeline = Timeline(
             framework_version=__version__, video=self.meta,
             tracks={n: self.tracks[n] for n in names if n in self.tracks},
             run={"started_at": started, "duration_s": round(time.time() - started, 3),
                  "decode": dataclasses.asdict(decoded.stats) if decoded else None,
-                 "plan": {"order": names, "devices": self.plan.device, "notes": self.plan.notes},
+                 "plan": {"order": names, "devices": self.plan.device, "notes": self.plan.notes,
+                          **self.plan.as_dict()},
+                 "receipt": self._run_receipt(executor, run_wall, time.time() - started),
                  "reused": self.reused, "warnings": self.warnings, "stated_duration": self.stated_duration,
                  "plugin_problems": [str(p) for p in self.host.problems]})
         timeline.write(self.run_dir / "results.json")
@@ -375,13 +451,23 @@ class _Run:
         if required:
             return {}, required[0]
         found, _missing = self.resolved_models[name]
-        return {m: r.path for m, r in found.items()}, None
+        paths = {m: r.path for m, r in found.items()}
+        placement = self.plan.placements.get(name)
+        for original, smaller in (placement.substitutes if placement else ()):
+            if smaller in paths:  # the analyzer asks for its own ids; a smaller model stands in
+                paths[original] = paths[smaller]
+        return paths, None
 
     def _model_refs(self, name: str) -> list[ModelRef]:
         """The analyzer's models and what they require, each with the revision resolved (None: missing)."""
         found, _missing = self.resolved_models[name]
         return [ModelRef(id=m, revision=found[m].revision if m in found else None)
-                for m in self.manifest.with_requirements(self.analyzers[name].model_ids())]
+                for m in self.manifest.with_requirements(self._load_ids(name))]
+
+    def _load_ids(self, name: str) -> list[str]:
+        """The model ids the analyzer will really load: its own, with the plan's smaller stand-ins."""
+        swap = dict(self.plan.placements[name].substitutes) if name in self.plan.placements else {}
+        return [swap.get(m, m) for m in self.analyzers[name].model_ids()]
 
     def _with_model_revisions(self, name: str, track: Track) -> Track:
         """Stamp the revision of every model the analyzer was handed into its track."""
@@ -390,17 +476,125 @@ class _Run:
         return track.model_copy(update={"models": self._model_refs(name)})
 
     def _plan(self) -> list[str]:
-        demands = []
-        for n, a in self.analyzers.items():
-            device, note = resolve_device(a.device, self.configured[n].device)
-            demands.append(Demand(n, device, self._vram_mb(a), self.deps[n], note=note))
+        """Plan devices, variants and waves (``framework.scheduler.plan``); log what it decided."""
+        from .devices import discover
+
+        self.demands = {n: self._demand(n) for n in self.analyzers}
+        wants_gpu = any(d.device in ("gpu", "auto") and d.best_vram_mb > 0 or d.device == "gpu"
+                        for d in self.demands.values())
+        self.gpus = discover(self.requested_devices, self.vram_budget, wanted=wants_gpu)
         try:
-            self.plan = plan(demands, self.vram_budget_mb, gpus=_gpu_count(d.device for d in demands))
+            self.plan = plan(list(self.demands.values()), self.gpus.budgets, self.gpus.devices,
+                             cpu_time_limit_s=cpu_time_limit(self.meta.duration))
         except CycleError as exc:
             raise ConfigError(str(exc)) from None
         for name, note in self.plan.notes.items():
             logger.info("%s: %s", name, note)
+        for name, why in self.plan.unplanned.items():
+            logger.warning("%s will not run: %s", name, why)
         return self.plan.order
+
+    def _demand(self, name: str) -> Demand:
+        """The scheduler's view of one analyzer: device, variants from the manifest, measured peaks."""
+        a = self.analyzers[name]
+        device, note = resolve_device(a.device, self.configured[name].device)
+        variants = self._variants(a)
+        measured = self._measured(a, variants[0].precision if variants else None)
+        if measured and measured.get("peak_vram_mb") and variants:
+            best = variants[0]
+            variants = [Variant(best.precision, float(measured["peak_vram_mb"]), best.substitutes), *variants[1:]]
+        seconds = {}
+        for kind in ("cpu", "cuda"):
+            m = self._measured(a, variants[0].precision if variants else None, kind)
+            if m and m.get("seconds_per_video_s") and self.meta.duration:
+                seconds[kind] = float(m["seconds_per_video_s"]) * self.meta.duration
+        from .device_step import BatchedAnalyzer
+
+        batched = isinstance(a, BatchedAnalyzer)
+        return Demand(name, device, variants[0].vram_mb if variants else 0.0, self.deps[name], note=note,
+                      variants=tuple(variants), forced=self.configured[name].device == "cpu",
+                      item_vram_mb=float(a.item_vram_mb) if batched else 0.0,
+                      max_batch=a.max_batch_size() if batched else 1,
+                      cpu_seconds=seconds.get("cpu"), gpu_seconds=seconds.get("cuda"))
+
+    def _variants(self, a: Analyzer) -> list[Variant]:
+        from .models.variants import model_variants
+
+        return model_variants(self.manifest, a.model_ids(), type(a).supported_precisions())
+
+    def _measured(self, a: Analyzer, variant: str | None, kind: str = "cuda") -> dict[str, Any] | None:
+        from .measurements import measurement_key
+
+        return self.measurements.get(measurement_key(a.name, a.version, a.model_ids(), variant, kind))
+
+    @functools.cached_property
+    def measurements(self) -> Any:
+        from .measurements import Measurements
+
+        return Measurements()
+
+    def _fetch_planned_models(self) -> None:
+        """Announce the total size of the models the plan will run that are not cached, then fetch them.
+
+        Only planned analyzers that can run on this input count: a laptop is never sent a model
+        the plan left out. The fetch itself happens as each analyzer's key is computed.
+        """
+        if self.manifest is None or self.model_resolver.why_offline is not None:
+            return
+        from .models.fsguard import human_size
+        from .models.resolve import find_model
+
+        wanted = {m for n in self.plan.order if self._precheck(n) is None
+                  for m in self.manifest.with_requirements(self._load_ids(n)) if m in self.manifest}
+        missing = sorted(m for m in wanted if find_model(self.manifest[m], self.model_resolver.roots) is None)
+        if missing:
+            total = sum(self.manifest[m].size_bytes or 0 for m in missing)
+            logger.warning("fetching %d model(s) the plan will run, about %s in all: %s", len(missing),
+                           human_size(total), ", ".join(missing))
+
+    def _device_memory(self, names: list[str]) -> Any:
+        if not any(self.plan.placements[n].is_gpu for n in names):
+            return None
+        from .executor import TorchMemory
+
+        return TorchMemory()
+
+    def _record_measurements(self, names: list[str]) -> None:
+        """Store each analyzer's measured peak (when it had its GPU alone) and speed for later plans."""
+        from .measurements import measurement_key
+
+        updates: dict[str, dict[str, Any]] = {}
+        for name in names:
+            track = self.tracks.get(name)
+            if track is None or track.status != "ok" or not track.receipt:
+                continue
+            r, a = track.receipt, self.analyzers[name]
+            key = measurement_key(name, a.version, a.model_ids(), r.get("variant"), r.get("device") or "cpu")
+            values: dict[str, Any] = {}
+            if r.get("measured_alone") and r.get("peak_vram_mb"):
+                values["peak_vram_mb"] = float(r["peak_vram_mb"])
+            if r.get("analyze_s") is not None and self.meta.duration:
+                values["seconds_per_video_s"] = float(r["analyze_s"]) / self.meta.duration
+            if values and (a.model_ids() or str(r.get("device", "cpu")).startswith("cuda")):
+                updates[key] = values  # model-backed analyzers: what later plans estimate from
+        try:
+            self.measurements.record(updates)
+        except Exception as exc:  # noqa: BLE001 - a measurement never fails a run
+            logger.warning("could not record measurements in %s: %s", self.measurements.path, exc)
+
+    def _run_receipt(self, executor: Any, wall_s: float, total_s: float) -> dict[str, Any]:
+        """The run's receipt: speed against the video's length, and how busy each GPU was."""
+        video_s = self.meta.duration or 0.0
+        busy = {dev: round(min(1.0, s / wall_s), 3) if wall_s > 0 else None for dev, s in executor.busy_s.items()}
+        gpu_minutes = (total_s / 60.0) * len(self.gpus.devices) if self.gpus.devices else None
+        return {
+            "video_s": round(video_s, 3), "wall_s": round(total_s, 3), "analyzers_wall_s": round(wall_s, 3),
+            "video_s_per_wall_s": round(video_s / total_s, 3) if total_s > 0 else None,
+            "video_min_per_gpu_min": round((video_s / 60.0) / gpu_minutes, 3) if gpu_minutes else None,
+            "gpu_busy_fraction": busy,
+            "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets.get(d, 0.0), 1),
+                         "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1)} for d in self.gpus.devices},
+        }
 
     def _decode(self, names: list[str]) -> "media.DecodedMedia | None":
         specs = {s for n in names for s in self.analyzers[n].frame_specs() if self.meta.has_video}
@@ -423,20 +617,18 @@ class _Run:
             self.meta = self.meta.model_copy(update={"duration": decoded.stats.truncated_at})
         return decoded
 
-    def _run_analyzer(self, name: str, base: dict[str, Any], bars: Any, task: Any) -> Track:
+    def _start(self, name: str, base: dict[str, Any], bars: Any, task: Any, placement: Placement) -> Any:
+        """The executor's start of one attempt: an ``AnalyzerCall``, or a ``skipped`` track."""
         a = self.analyzers[name]
         reason = self._precheck(name)
-        if reason is None:
-            blocked = self._blocked_upstream(name, finished=True)
+        if reason is None:  # a GPU model may load while its upstream still runs: judged again in inputs()
+            blocked = self._blocked_upstream(name)
             if blocked:
-                status = self.tracks[blocked].status if blocked in self.tracks else "missing"
-                reason = f"upstream analyzer {blocked} is {status}"
+                reason = f"upstream analyzer {blocked} is {self.tracks[blocked].status if blocked in self.tracks else 'missing'}"
+        if reason is None:
+            models, reason = self._models(name)
         if reason is not None:
-            return self._stamp(a.track(), status="skipped", reason=reason)
-        models, reason = self._models(name)
-        if reason is not None:
-            return self._stamp(a.track(), status="skipped", reason=reason)
-        upstream = {d: self.tracks[d] for d in self.deps[name] if d in self.tracks}
+            return self._stamp(a.track(), status="skipped", reason=reason, device=placement.device)
         work = self.cache_dir / "work" / name
 
         def progress(fraction: float) -> None:
@@ -445,10 +637,23 @@ class _Run:
             if bars:
                 bars.update(task, completed=fraction)
 
-        inputs = AnalyzerInputs(upstream=upstream, work_dir=work, progress=progress, **base)
-        return self._with_model_revisions(name, call_analyzer(
-            a, inputs, self.plan.device.get(name, "cpu"), self.host, models,
-            save_traceback=functools.partial(self._save_traceback, name)))
+        def inputs() -> AnalyzerInputs | str:  # built when analyze starts: upstream tracks exist then
+            blocked = self._upstream_problem(name)
+            if blocked:
+                return blocked
+            upstream = {d: self.tracks[d] for d in self.deps[name] if d in self.tracks}
+            return AnalyzerInputs(upstream=upstream, work_dir=work, progress=progress, **base)
+
+        a.placement = placement
+        return AnalyzerCall(a, inputs, placement.device, self.host, models,
+                            save_traceback=functools.partial(self._save_traceback, name))
+
+    def _upstream_problem(self, name: str) -> str | None:
+        blocked = self._blocked_upstream(name, finished=True)
+        if blocked is None:
+            return None
+        status = self.tracks[blocked].status if blocked in self.tracks else "missing"
+        return f"upstream analyzer {blocked} is {status}"
 
     def _save_traceback(self, name: str, text: str) -> str:
         """Store a failed track's traceback beside it; the path relative to the run folder."""
@@ -481,7 +686,7 @@ class _Run:
             self.host.notify("analyzer_finished", track=track)
 
     def _write_outputs(self, timeline: Timeline) -> list[Path]:
-        return write_outputs(timeline, self.run_dir, host=self.host, video_path=self.path)
+        return write_outputs(timeline, self.run_dir, host=self.host, video_path=self.path, exporters=self.exports)
 
     @contextmanager
     def _progress(self) -> Iterator[Any]:
@@ -497,15 +702,10 @@ class _Run:
             yield bars
 
 
-def _gpu_count(devices: Any) -> int:
-    if not any(d in ("gpu", "auto") for d in devices):
-        return 0  # do not import torch for a CPU-only run
-    try:
-        import torch
-
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # noqa: BLE001
-        return 0
+def cpu_time_limit(duration: float | None) -> float:
+    """How long a GPU analyzer may take on the CPU and still be planned there without being asked:
+    five minutes, or twice the video's length for longer videos."""
+    return max(300.0, 2.0 * (duration or 0.0))
 
 
 @dataclass
@@ -516,10 +716,11 @@ class VideoOutcome:
     result: RunResult | None = None
     error: str | None = None
     exit_code: int = 0
+    already_done: bool = False  # not analyzed again: ``finished`` found its run complete and unchanged
 
 
 def run_many(videos: list[Path], *, registry_path: str | os.PathLike | None = None,
-             out_dir: str | os.PathLike | None = None, strict: bool = False,
+             out_dir: str | os.PathLike | None = None, strict: bool = False, finished: Any = None,
              **kwargs: Any) -> tuple[list[VideoOutcome], int]:
     """Analyze several videos with one registry and one plugin host; a bad file does not stop the rest.
 
@@ -527,6 +728,9 @@ def run_many(videos: list[Path], *, registry_path: str | os.PathLike | None = No
     folders go to ``clip`` and ``clip-2``). Returns the outcomes and the process exit code (see
     ``framework.errors``): the highest of the videos' codes, so an unreadable file among readable
     ones gives 3 while the others are still analyzed.
+
+    ``finished(video, run_dir)``: the saved ``RunResult`` of a video whose run is complete and
+    unchanged (``framework.library.batch.FinishedRuns.check``), which is then not analyzed again.
 
     :raises RunInterrupted: Ctrl-C; it names the videos already finished and the tracks kept.
     """
@@ -544,6 +748,10 @@ def run_many(videos: list[Path], *, registry_path: str | os.PathLike | None = No
             logger.info("%s -> %s (another input has the same name)", video, target)
     outcomes: list[VideoOutcome] = []
     for video, target in zip(videos, targets):
+        previous = finished(video, target) if finished is not None else None
+        if previous is not None:
+            outcomes.append(VideoOutcome(video, result=previous, already_done=True))
+            continue
         try:
             result = analyze(video, registry=registry, host=host, out_dir=target, **kwargs)
         except InputError as exc:

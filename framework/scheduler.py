@@ -1,41 +1,131 @@
-"""Which analyzer runs where and when: ``plan()`` is a pure function; ``execute()`` runs a plan.
+"""Which analyzer runs where, in which variant, and when: ``plan()`` is a pure function.
 
-A plan is a list of waves in dependency order. GPU analyzers grouped in one wave may be loaded
-together because the sum of their VRAM estimates stays within the budget; CPU analyzers run
-beside them. An analyzer whose estimate alone exceeds the budget is planned on the CPU (and says
-so) when it can run there, otherwise it is left out with a reason.
+The plan is the one thing the executor (``framework.executor``) follows:
 
-``execute`` today runs CPU analyzers in parallel threads and GPU analyzers one at a time (a
-stricter schedule than any plan allows, so the budget holds); loading a whole wave together,
-capping the allocator and recording measured peaks are not implemented yet.
+- every analyzer gets a ``Placement``: the CPU or one GPU (``cuda:0``...), the precision variant
+  of its models (the best one that fits the budget: bf16 before int8 before int4, or a smaller
+  model listed in the manifest), and the largest batch whose working memory fits;
+- GPU analyzers are grouped into ordered **waves per device**: the models of one wave are loaded
+  together and the sum of their VRAM estimates never exceeds that device's budget; an analyzer
+  goes into a wave after the waves of the GPU analyzers it depends on;
+- CPU analyzers run beside the waves, as soon as what they depend on has finished;
+- an analyzer that fits in no variant is reported ``unplanned`` with the reason and the variant
+  (and budget) that would fit; with no GPU, a GPU analyzer that has a CPU path runs on the CPU
+  only when that is practical (its estimated CPU time is within ``cpu_time_limit_s``) or when
+  the user asked for the CPU (``device: cpu``); otherwise it is left out, saying why.
+
+Everything here is arithmetic on ``Demand``s: no torch, no I/O, so it is tested with property
+tests on simulated devices (tests/test_plan_properties.py).
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
-import logging
-import threading
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-logger = logging.getLogger(__name__)
+#: a GPU analyzer whose CPU time cannot be estimated is tried on the CPU only if its models are
+#: at most this big (a 17 GB VLM on a laptop CPU is not "practical")
+UNKNOWN_CPU_TIME_MAX_MB = 4096.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way to load an analyzer's models: a precision, possibly with smaller stand-in models.
+
+    :ivar precision: ``bf16``, ``fp16``, ``fp32``, ``int8``, ``int4``, or None (not applicable).
+    :ivar vram_mb: weights plus working memory for one item, summed over its models.
+    :ivar substitutes: (original id, smaller id) pairs, when this variant swaps in a smaller model.
+    """
+
+    precision: str | None
+    vram_mb: float
+    substitutes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        swapped = ", ".join(f"{b} for {a}" for a, b in self.substitutes)
+        return " ".join(p for p in (self.precision or "", f"({swapped})" if swapped else "") if p) or "default"
 
 
 @dataclass(frozen=True)
 class Demand:
-    """What the scheduler needs to know about one analyzer."""
+    """What the scheduler needs to know about one analyzer.
+
+    :ivar device: the analyzer's preference after the registry's ``device:`` (``cpu``, ``gpu``, ``auto``).
+    :ivar vram_mb: its estimate when it lists no ``variants``.
+    :ivar variants: best first (the manifest's precisions, then smaller models).
+    :ivar item_vram_mb: extra working memory per batch item beyond the first.
+    :ivar max_batch: the batch size it asks for.
+    :ivar cpu_seconds: estimated CPU time for this video (None: unknown).
+    :ivar gpu_seconds: estimated GPU time for this video (None: unknown).
+    :ivar forced: the user chose ``device`` (registry ``device: cpu``): no practicality check.
+    :ivar note: why ``device`` is what it is, when the user's configuration chose it.
+    """
 
     name: str
-    device: str = "cpu"  # "cpu" | "gpu" | "auto"
+    device: str = "cpu"
     vram_mb: float = 0.0
     depends_on: tuple[str, ...] = ()
     cpu_fallback: bool = True
-    note: str | None = None  # why ``device`` is what it is, when the user's configuration chose it
+    note: str | None = None
+    variants: tuple[Variant, ...] = ()
+    item_vram_mb: float = 0.0
+    max_batch: int = 1
+    cpu_seconds: float | None = None
+    gpu_seconds: float | None = None
+    forced: bool = False
+
+    @property
+    def wants_gpu(self) -> bool:
+        return self.device == "gpu" or (self.device == "auto" and self.best_vram_mb > 0)
+
+    @property
+    def all_variants(self) -> tuple[Variant, ...]:
+        return self.variants or (Variant(None, self.vram_mb),)
+
+    @property
+    def best_vram_mb(self) -> float:
+        return self.all_variants[0].vram_mb
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where and how one analyzer runs, as the plan decided; set on ``Analyzer.placement`` before ``load``.
+
+    :ivar device: ``"cpu"`` or a torch device such as ``"cuda:0"``.
+    :ivar variant: the precision variant of its models the plan chose (``"bf16"``, ``"int8"``,
+        ``"int4"``...), or None when the manifest lists none.
+    :ivar substitutes: manifest ids replaced by a smaller model that fits (original -> smaller); the
+        models handed to ``load`` are keyed by the original ids.
+    :ivar max_batch: the largest batch whose working memory fits beside the weights in the budget
+        (None: no limit known).
+    :ivar vram_mb: the estimate the plan used (weights and working memory).
+    :ivar exclusive: the executor runs it alone on its device (after an out-of-memory error): the
+        device step then halves batches instead of handing the error back.
+    """
+
+    device: str = "cpu"
+    variant: str | None = None
+    substitutes: tuple[tuple[str, str], ...] = ()
+    max_batch: int | None = None
+    vram_mb: float = 0.0
+    exclusive: bool = False
+    #: set by the executor: whether other models are loaded on the same device right now
+    shared: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
+    #: set by the executor: told each (start, end) the device spent inside ``forward``
+    on_busy: Callable[[float, float], None] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.device.startswith("cuda")
 
 
 @dataclass
 class Wave:
-    """Analyzers loaded together: GPU ones whose VRAM sums within budget, CPU ones beside them."""
+    """GPU analyzers loaded together on one device, within its budget; CPU ones that may run beside."""
 
+    device: str = "cuda:0"
+    index: int = 0
     gpu: list[str] = field(default_factory=list)
     cpu: list[str] = field(default_factory=list)
     vram_mb: float = 0.0
@@ -43,11 +133,45 @@ class Wave:
 
 @dataclass
 class Plan:
+    """The schedule: placements, waves per device, and what will not run, each with its reason."""
+
     order: list[str]
-    device: dict[str, str]
+    placements: dict[str, Placement]
     waves: list[Wave]
+    budgets: dict[str, float | None] = field(default_factory=dict)  # per GPU, MB (None: unknown)
     notes: dict[str, str] = field(default_factory=dict)
     unplanned: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float | None] = field(default_factory=dict)  # estimated run time per analyzer
+
+    @property
+    def device(self) -> dict[str, str]:
+        """Analyzer -> ``cpu`` or ``cuda:N``."""
+        return {n: p.device for n, p in self.placements.items()}
+
+    def lanes(self) -> dict[str, list[str]]:
+        """Per GPU, its analyzers in the order the executor admits them (wave by wave)."""
+        lanes: dict[str, list[str]] = {}
+        for wave in sorted(self.waves, key=lambda w: (w.index, w.device)):
+            lanes.setdefault(wave.device, []).extend(wave.gpu)
+        return lanes
+
+    def as_dict(self) -> dict:
+        """JSON-ready: what ``framework plan --json`` prints and ``results.json`` records."""
+        return {
+            "order": self.order,
+            "budgets_mb": self.budgets,
+            "analyzers": {n: {"device": p.device, "variant": p.variant, "vram_mb": round(p.vram_mb, 1),
+                              "max_batch": p.max_batch, "substitutes": dict(p.substitutes),
+                              "est_seconds": _round(self.seconds.get(n)), "note": self.notes.get(n)}
+                          for n, p in self.placements.items()},
+            "waves": [{"device": w.device, "index": w.index, "gpu": w.gpu, "cpu": w.cpu,
+                       "vram_mb": round(w.vram_mb, 1)} for w in self.waves],
+            "unplanned": self.unplanned,
+        }
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
 
 
 class CycleError(ValueError):
@@ -95,140 +219,198 @@ def topological_order(deps: dict[str, Iterable[str]]) -> list[str]:
     return order
 
 
-def plan(demands: list[Demand], vram_budget_mb: float | None, gpus: int) -> Plan:
-    """Assign devices and group GPU work into waves under ``vram_budget_mb``.
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(gib|gb|g|mib|mb|m)?\s*$", re.IGNORECASE)
+
+
+def parse_budget(text: str | float | None) -> float | str | None:
+    """``--vram-budget``: ``12GB``, ``12``, ``12.5GiB``, ``800MB`` -> MB; ``auto`` -> ``"auto"``; None -> None.
+
+    Plain numbers are GiB (as ``vram_budget_gb`` in registry.yaml). GB and GiB are both read as
+    GiB, the unit GPU tools show.
+
+    :raises ValueError: with what was wrong and an example.
+    """
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        if text <= 0:
+            raise ValueError(f"VRAM budget must be above 0, got {text}")
+        return float(text) * 1024
+    if text.strip().lower() == "auto":
+        return "auto"
+    m = _SIZE.match(text)
+    if not m:
+        raise ValueError(f"cannot read VRAM budget {text!r}: give a size such as 12GB, 800MB, or auto")
+    value, unit = float(m.group(1)), (m.group(2) or "gb").lower()
+    mb = value if unit.startswith("m") else value * 1024
+    if mb <= 0:
+        raise ValueError(f"VRAM budget must be above 0, got {text!r}")
+    return mb
+
+
+def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | None,
+         devices: list[str] | int, *, cpu_time_limit_s: float | None = None) -> Plan:
+    """Place every analyzer and group GPU work into waves per device under the budget.
 
     :param demands: one per analyzer to run; ``depends_on`` names outside the list are ignored.
-    :param vram_budget_mb: the most VRAM the loaded models may sum to (None: the device's size
-        is unknown, so GPU analyzers run one per wave).
-    :param gpus: number of usable GPUs (0 on a CPU-only machine).
+    :param budget_mb: VRAM the loaded models may sum to, per GPU: one number for every GPU, a
+        mapping device -> MB, or None (unknown: GPU analyzers are loaded one at a time per GPU).
+    :param devices: the GPUs to use (``["cuda:0", "cuda:1"]``), or their number; ``[]``/0: none.
+    :param cpu_time_limit_s: a GPU analyzer with a CPU path runs on the CPU (when there is no
+        GPU or it fits no GPU) only if its estimated CPU time is within this; None: no limit.
     """
+    gpus = [f"cuda:{i}" for i in range(devices)] if isinstance(devices, int) else list(devices)
+    budgets: dict[str, float | None] = (dict(budget_mb) if isinstance(budget_mb, dict)
+                                        else {g: budget_mb for g in gpus})
+    for g in gpus:
+        budgets.setdefault(g, None)
     by_name = {d.name: d for d in demands}
     order = topological_order({d.name: d.depends_on for d in demands})
-    device: dict[str, str] = {}
+    largest = max((b for b in budgets.values() if b is not None), default=None)
+    placements: dict[str, Placement] = {}
     notes: dict[str, str] = {}
     unplanned: dict[str, str] = {}
+    seconds: dict[str, float | None] = {}
+    chosen: dict[str, Variant] = {}
+
     for name in order:
         d = by_name[name]
-        wants_gpu = d.device == "gpu" or (d.device == "auto" and d.vram_mb > 0)
-        if wants_gpu and gpus == 0:
-            if d.device == "gpu" and not d.cpu_fallback:
-                unplanned[name] = "needs a GPU and none is available"
-                continue
-            device[name] = "cpu"
-            if d.device == "gpu":
-                notes[name] = "no GPU available: running on the CPU (slower)"
-                if d.note:
-                    notes[name] = f"{d.note}; {notes[name]}"
-        elif wants_gpu and vram_budget_mb is not None and d.vram_mb > vram_budget_mb:
-            if d.cpu_fallback:
-                device[name] = "cpu"
-                notes[name] = (f"needs ~{d.vram_mb:.0f} MB VRAM, over the {vram_budget_mb:.0f} MB budget: "
-                               "running on the CPU")
-            else:
-                unplanned[name] = f"needs ~{d.vram_mb:.0f} MB VRAM, over the {vram_budget_mb:.0f} MB budget"
-        else:
-            device[name] = "gpu" if wants_gpu else "cpu"
+        if not d.wants_gpu:
+            placements[name] = Placement("cpu")
+            seconds[name] = d.cpu_seconds
             if d.note:
                 notes[name] = d.note
+            continue
+        if gpus:
+            fits = [v for v in d.all_variants if largest is None or v.vram_mb <= largest]
+            if fits:
+                chosen[name] = fits[0]
+                seconds[name] = d.gpu_seconds
+                note = [d.note] if d.note else []
+                if fits[0] != d.all_variants[0]:
+                    note.append(f"{d.all_variants[0].label} needs ~{d.all_variants[0].vram_mb:.0f} MB, "
+                                f"over the {largest:.0f} MB budget: using {fits[0].label} "
+                                f"(~{fits[0].vram_mb:.0f} MB)")
+                if note:
+                    notes[name] = "; ".join(note)
+                continue
+            smallest = min(d.all_variants, key=lambda v: v.vram_mb)
+            why = (f"needs ~{smallest.vram_mb:.0f} MB VRAM even as {smallest.label}, over the {largest:.0f} MB "
+                   f"budget (it would fit with --vram-budget {_gb_ceil(smallest.vram_mb)}GB)")
+        else:
+            why = "needs a GPU and none is available"
+        # no GPU, or no variant fits one: the CPU, if it has a CPU path and that is practical
+        if not d.cpu_fallback:
+            unplanned[name] = why
+            continue
+        practical, how_long = _cpu_practical(d, cpu_time_limit_s)
+        if not (practical or d.forced):
+            unplanned[name] = f"{why}; on the CPU it {how_long} (set `device: cpu` for it in registry.yaml to run it anyway)"
+            continue
+        placements[name] = Placement("cpu", variant=_cpu_precision(d))
+        seconds[name] = d.cpu_seconds
+        notes[name] = "; ".join(p for p in (d.note, f"{why}: running on the CPU ({how_long})") if p)
 
-    # waves: a GPU analyzer joins the earliest wave after its dependencies with room left
-    waves: list[Wave] = []
-    used: list[float] = []
-    wave_of: dict[str, int] = {}
-    for name in order:
-        if name not in device:
-            continue
-        d = by_name[name]
-        earliest = max((wave_of[p] + (1 if device.get(p) == "gpu" else 0)
-                        for p in d.depends_on if p in wave_of), default=0)
-        if device[name] == "cpu":
-            earliest = max((wave_of[p] for p in d.depends_on if p in wave_of), default=0)
-            while len(waves) <= earliest:
-                waves.append(Wave()); used.append(0.0)
-            waves[earliest].cpu.append(name)
-            wave_of[name] = earliest
-            continue
+    # each batching analyzer reserves room for the batch it wants (or the largest that fits alone):
+    # co-loading small models must not starve the big one of its batch
+    need = {n: _reservation(by_name[n], chosen[n], largest) for n in chosen}
+    waves = _waves([n for n in order if n in chosen], by_name, need, gpus, budgets)
+    wave_of = {n: w for w in waves for n in w.gpu}
+    for w in waves:  # batch caps: the reservation plus a share of what the wave leaves spare
+        batching = [n for n in w.gpu if by_name[n].item_vram_mb > 0]
+        budget = budgets[w.device]
+        spare = max(0.0, budget - w.vram_mb) / len(batching) if budget is not None and batching else 0.0
+        for n in w.gpu:
+            d, v = by_name[n], chosen[n]
+            cap = None
+            if n in batching:
+                room = need[n] - v.vram_mb + spare
+                cap = d.max_batch if budget is None else max(1, min(d.max_batch, 1 + int(room // d.item_vram_mb)))
+            placements[n] = Placement(w.device, v.precision, v.substitutes, cap, need[n])
+    for name in order:  # CPU analyzers, listed beside the wave after their GPU dependencies
+        if name in placements and not placements[name].is_gpu:
+            gpu_deps = [wave_of[p] for p in _ancestors(name, by_name) if p in wave_of]
+            if gpu_deps:
+                last = max(gpu_deps, key=lambda w: w.index)
+                last.cpu.append(name)
+            elif waves:
+                waves[0].cpu.append(name)
+    ordered = [n for n in order if n in placements]
+    placements = {n: placements[n] for n in ordered}
+    return Plan(order=ordered, placements=placements, waves=waves, budgets=budgets, notes=notes,
+                unplanned=unplanned, seconds=seconds)
+
+
+def _gb_ceil(mb: float) -> int:
+    return int(-(-mb // 1024))
+
+
+def _cpu_practical(d: Demand, limit_s: float | None) -> tuple[bool, str]:
+    if d.cpu_seconds is not None:
+        how = f"would take about {_duration(d.cpu_seconds)}"
+        return (limit_s is None or d.cpu_seconds <= limit_s), how
+    weights = min(v.vram_mb for v in d.all_variants)
+    if weights <= UNKNOWN_CPU_TIME_MAX_MB:
+        return True, "time not yet measured"
+    return False, f"has no time estimate and its models need ~{weights:.0f} MB"
+
+
+def _cpu_precision(d: Demand) -> str | None:
+    precisions = [v.precision for v in d.all_variants]
+    return "fp32" if "fp32" in precisions else ("bf16" if "bf16" in precisions else None)
+
+
+def _duration(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"
+
+
+def _ancestors(name: str, by_name: dict[str, Demand]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(by_name[name].depends_on)
+    while stack:
+        p = stack.pop()
+        if p in by_name and p not in seen:
+            seen.add(p)
+            stack.extend(by_name[p].depends_on)
+    return seen
+
+
+def _reservation(d: Demand, v: Variant, budget: float | None) -> float:
+    """What an analyzer reserves in its wave: weights and one item, plus its wanted batch's working
+    memory, as much of it as fits in ``budget`` beside the weights."""
+    if d.item_vram_mb <= 0 or d.max_batch <= 1:
+        return v.vram_mb
+    extra = d.item_vram_mb * (d.max_batch - 1)
+    if budget is not None:
+        extra = min(extra, max(0.0, budget - v.vram_mb) // d.item_vram_mb * d.item_vram_mb)
+    return v.vram_mb + extra
+
+
+def _waves(names: list[str], by_name: dict[str, Demand], needs: dict[str, float], gpus: list[str],
+           budgets: dict[str, float | None]) -> list[Wave]:
+    """Each GPU analyzer joins the earliest wave after its GPU ancestors' waves, on the device
+    with the least memory planned in that wave that still has room (first fit, balanced)."""
+    grid: dict[tuple[int, str], Wave] = {}
+    wave_index: dict[str, int] = {}
+    for name in names:
+        need = needs[name]
+        earliest = max((wave_index[p] + 1 for p in _ancestors(name, by_name) if p in wave_index), default=0)
         w = earliest
         while True:
-            while len(waves) <= w:
-                waves.append(Wave()); used.append(0.0)
-            fits = (vram_budget_mb is None and not waves[w].gpu) or (
-                vram_budget_mb is not None and used[w] + d.vram_mb <= vram_budget_mb)
-            if fits:
-                waves[w].gpu.append(name)
-                used[w] += d.vram_mb
-                waves[w].vram_mb = used[w]
-                wave_of[name] = w
+            candidates = []
+            for g in gpus:
+                wave = grid.get((w, g))
+                used = wave.vram_mb if wave else 0.0
+                budget = budgets[g]
+                room = (not wave or not wave.gpu) if budget is None else used + need <= budget
+                if room and (budget is None or need <= budget):
+                    candidates.append((used, gpus.index(g), g))
+            if candidates:
+                _used, _i, g = min(candidates)
+                wave = grid.setdefault((w, g), Wave(device=g, index=w))
+                wave.gpu.append(name)
+                wave.vram_mb += need
+                wave_index[name] = w
                 break
             w += 1
-    return Plan(order=[n for n in order if n in device], device=device, waves=waves,
-                notes=notes, unplanned=unplanned)
-
-
-def execute(order: list[str], deps: dict[str, tuple[str, ...]], run_one: Callable[[str], bool],
-            max_workers: int = 2, serial: Iterable[str] = (), stop: threading.Event | None = None) -> None:
-    """Run ``run_one(name)`` for each name once all its dependencies have finished.
-
-    Independent analyzers run in parallel threads (numpy, OpenCV and PyAV release the GIL).
-    ``run_one`` must not raise; it returns False when the analyzer did not produce a usable
-    track (its dependents still run and decide what to do with a missing upstream).
-    Names in ``serial`` (e.g. GPU analyzers, which the plan has placed in waves) run one at a time.
-
-    Ctrl-C (``KeyboardInterrupt`` in the calling thread, where Python delivers SIGINT, or raised by
-    ``run_one`` in a worker) sets ``stop``: no further analyzer starts, the running ones are asked
-    to stop (``run_one`` checks ``stop`` at its progress reports) and are waited for, so whatever
-    they finish is saved whole; then ``RunInterrupted`` is raised. A second Ctrl-C stops waiting:
-    ``RunInterrupted.abandoned`` names the analyzers still running in their threads.
-    """
-    from .errors import RunInterrupted
-
-    serial = set(serial)
-    stop = stop if stop is not None else threading.Event()
-    gpu_lock = threading.Lock()
-    pending = {n: {d for d in deps.get(n, ()) if d in order} for n in order}
-    done: set[str] = set()
-
-    def task(name: str) -> str:
-        if stop.is_set():
-            return name
-        if name in serial:
-            with gpu_lock:
-                if not stop.is_set():
-                    run_one(name)
-        else:
-            run_one(name)
-        return name
-
-    pool = cf.ThreadPoolExecutor(max_workers=max(1, max_workers))
-    running: dict[cf.Future, str] = {}
-    try:
-        while pending or running:
-            ready = [n for n in order if n in pending and pending[n] <= done]
-            for name in ready:
-                del pending[name]
-                running[pool.submit(task, name)] = name
-            if not running:
-                raise CycleError(f"cannot schedule {sorted(pending)}: unmet dependencies")
-            # a timeout, so a SIGINT that lands just before the wait blocks is acted on within
-            # a quarter second (Python runs signal handlers only between bytecodes)
-            finished, _ = cf.wait(running, timeout=0.25, return_when=cf.FIRST_COMPLETED)
-            for fut in finished:
-                name = running.pop(fut)
-                fut.result()
-                done.add(name)
-    except BaseException as exc:
-        stop.set()
-        pool.shutdown(wait=False, cancel_futures=True)
-        busy = [n for f, n in running.items() if f.running()]
-        if busy:
-            logger.warning("stopping: waiting for %s to stop (Ctrl-C again to quit at once)", ", ".join(busy))
-        try:
-            while not all(f.done() for f in running):
-                cf.wait(running, timeout=0.25)
-        except KeyboardInterrupt:
-            raise RunInterrupted(abandoned=[n for f, n in running.items() if not f.done()]) from None
-        if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
-            raise RunInterrupted() from None
-        raise
-    pool.shutdown(wait=True)
+    return [grid[k] for k in sorted(grid)]

@@ -3,12 +3,19 @@
 A ``FrameSpec`` is what an analyzer asks for (rate, size, pixel format). The decoder writes
 each distinct spec to its own ``FrameStream`` folder in the run's cache; analyzers read it
 back through positional reads (``DiskArray``), so RAM stays bounded however long the video is.
+
+A stream folder holds ``meta.json``, ``times.npy`` and its frames: ``frames.u8`` (every frame,
+in order), or, for a stream decoded in parallel segments, the segments' own frame files, listed
+in ``meta.json`` as ``pieces`` ([file relative to the folder, first frame in it, frames]) and
+read in that order without ever being copied into one file.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
+import threading
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,15 +37,25 @@ class DiskArray:
     ndarray. Unlike ``np.memmap``, pages read once do not stay mapped into the process, so the
     resident memory of an analyzer that walks a two-hour stream stays that of one block.
     Reads are positional, hence safe from several threads.
+
+    :param pieces: the items are these runs of other files, in order (each ``(file, first item
+        in it, items)``), instead of the first ``count`` items of ``path``; ``count`` is their sum.
     """
 
-    def __init__(self, path: Path, dtype: np.dtype | type, item_shape: tuple[int, ...], count: int):
+    def __init__(self, path: Path, dtype: np.dtype | type, item_shape: tuple[int, ...], count: int,
+                 pieces: list[tuple[Path, int, int]] | None = None):
         self.path = Path(path)
         self.dtype = np.dtype(dtype)
         self.item_shape = tuple(item_shape)
         self._count = int(count)
         self._item_bytes = int(np.prod(self.item_shape, dtype=np.int64)) * self.dtype.itemsize
-        self._fd: int | None = None
+        self._pieces = [(Path(f), int(first), int(n)) for f, first, n in pieces if int(n) > 0] \
+            if pieces is not None else [(self.path, 0, self._count)]
+        if sum(n for _, _, n in self._pieces) != self._count:
+            raise ValueError(f"{self.path}: pieces hold {sum(n for _, _, n in self._pieces)} items, not {self._count}")
+        self._ends = np.cumsum([n for _, _, n in self._pieces]).tolist()  # item index after each piece
+        self._fds: list[int | None] = [None] * len(self._pieces)
+        self._opening = threading.Lock()  # files are opened on their first read, once for all threads
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -51,20 +68,34 @@ class DiskArray:
     def __len__(self) -> int:
         return self._count
 
+    def _fd(self, piece: int) -> int:
+        fd = self._fds[piece]
+        if fd is None:
+            with self._opening:
+                fd = self._fds[piece]
+                if fd is None:
+                    fd = self._fds[piece] = os.open(self._pieces[piece][0], os.O_RDONLY)
+        return fd
+
     def _read(self, start: int, stop: int) -> np.ndarray:
         n = max(0, stop - start)
         if n == 0:
             return np.zeros((0, *self.item_shape), dtype=self.dtype)
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
-        want = n * self._item_bytes
-        buf = bytearray(want)
-        view, got = memoryview(buf), 0
-        while got < want:
-            chunk = os.preadv(self._fd, [view[got:]], start * self._item_bytes + got)
-            if chunk <= 0:
-                raise IOError(f"{self.path}: cache file is shorter than expected (read {got} of {want} bytes)")
-            got += chunk
+        buf = bytearray(n * self._item_bytes)
+        view, pos = memoryview(buf), 0
+        piece = bisect.bisect_right(self._ends, start)
+        while start < stop:  # the run of items in each piece the range covers
+            path, first, _ = self._pieces[piece]
+            begin = self._ends[piece - 1] if piece else 0
+            take = min(stop, self._ends[piece]) - start
+            want = take * self._item_bytes
+            offset, got = (first + start - begin) * self._item_bytes, 0
+            while got < want:
+                chunk = os.preadv(self._fd(piece), [view[pos + got:pos + want]], offset + got)
+                if chunk <= 0:
+                    raise IOError(f"{path}: cache file is shorter than expected (read {got} of {want} bytes)")
+                got += chunk
+            start, pos, piece = start + take, pos + want, piece + 1
         return np.frombuffer(buf, dtype=self.dtype).reshape(n, *self.item_shape)
 
     def _take(self, index: np.ndarray) -> np.ndarray:
@@ -111,11 +142,12 @@ class DiskArray:
         return arr.astype(dtype) if dtype is not None else arr
 
     def __del__(self) -> None:
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
+        for fd in getattr(self, "_fds", ()):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 @dataclass(frozen=True)
@@ -162,7 +194,8 @@ class FrameSpec:
 
 
 class FrameStreamWriter:
-    """Appends frames and their timestamps to a stream folder (used by the decoder)."""
+    """Appends frames and their timestamps to a stream folder (used by the decoder): frames it is
+    given (``write``) and, by reference, the frames of other streams (``append``)."""
 
     def __init__(self, folder: Path, spec: FrameSpec, width: int, height: int, anchor: float | None = None):
         """:param anchor: time (s) of the sampling grid's origin when ``spec.fps`` is set; by
@@ -171,8 +204,10 @@ class FrameStreamWriter:
         self.spec = spec
         self.width, self.height = width, height
         folder.mkdir(parents=True, exist_ok=True)
-        self._frames: BinaryIO = open(folder / "frames.u8", "wb", buffering=WRITE_BUFFER)
+        self._frames: BinaryIO | None = None  # frames.u8, opened by the first ``write``
+        self._written = 0  # frames in frames.u8
         self._times = array("d")  # 8 bytes a frame: a two-hour all-frames stream holds ~1.7 MB
+        self._pieces: list[list] | None = None  # set by ``append``: [file, first, frames] runs, in order
         self.anchor = anchor
         self.last_cell: int | None = None  # grid cell of the last frame offered to ``wants``
 
@@ -199,32 +234,59 @@ class FrameStreamWriter:
         expected = (self.height, self.width) if self.spec.channels == 1 else (self.height, self.width, 3)
         if pixels.shape != expected:
             raise ValueError(f"stream {self.spec.key}: frame shape {pixels.shape}, expected {expected}")
+        if self._frames is None:
+            self._frames = open(self.folder / "frames.u8", "wb", buffering=WRITE_BUFFER)
         self._frames.write(np.ascontiguousarray(pixels, dtype=np.uint8).data)  # no bytes copy
         self._times.append(float(t))
+        if self._pieces is not None:
+            self._add_piece(self.folder / "frames.u8", self._written, 1)
+        self._written += 1
 
     def append(self, part: "FrameStream", skip: int = 0) -> None:
         """Append the frames of another stream of the same spec and size (a decoded segment),
-        leaving out its first ``skip`` frames."""
+        leaving out its first ``skip`` frames. They are not copied: this stream reads them from
+        ``part``'s files, which must stay where they are (in the same run cache) as long as it is read."""
         if (part.width, part.height) != (self.width, self.height):
             raise ValueError(f"stream {self.spec.key}: part of size {part.width}x{part.height}, "
                              f"expected {self.width}x{self.height}")
-        item = int(np.prod(part.frame_shape))
-        with open(part.folder / "frames.u8", "rb") as fh:
-            fh.seek(skip * item)
-            while chunk := fh.read(WRITE_BUFFER):
-                self._frames.write(chunk)
+        if self._pieces is None:  # from now on every frame's file is recorded
+            self._pieces = []
+            if self._written:
+                self._add_piece(self.folder / "frames.u8", 0, self._written)
+        left = skip
+        for path, first, count in part.pieces():
+            dropped = min(left, count)
+            left -= dropped
+            self._add_piece(path, first + dropped, count - dropped)
         self._times.extend(part.times[skip:].tolist())
+
+    def _add_piece(self, path: Path, first: int, count: int) -> None:
+        """Record ``count`` frames from ``first`` on in ``path``, joined to the last run when it continues it."""
+        if count <= 0:
+            return
+        name = os.path.relpath(path, self.folder)
+        last = self._pieces[-1] if self._pieces else None
+        if last is not None and last[0] == name and last[1] + last[2] == first:
+            last[2] += count
+        else:
+            self._pieces.append([name, first, count])
 
     def abort(self) -> None:
         """Close the frame file after a failed decode, writing no times or meta: not a stream."""
-        self._frames.close()
+        if self._frames is not None:
+            self._frames.close()
 
     def close(self) -> "FrameStream":
-        self._frames.close()
+        if self._frames is not None:
+            self._frames.close()
+        elif self._pieces is None:
+            (self.folder / "frames.u8").touch()  # a stream without frames still has its (empty) file
         np.save(self.folder / "times.npy", np.frombuffer(self._times, dtype=np.float64) if self._times
                 else np.zeros(0, dtype=np.float64))
         meta = {"spec": self.spec.key, "fps": self.spec.fps, "width": self.width,
                 "height": self.height, "pix_fmt": self.spec.pix_fmt, "count": len(self._times)}
+        if self._pieces is not None:
+            meta["pieces"] = self._pieces
         (self.folder / "meta.json").write_text(json.dumps(meta))
         return FrameStream(self.folder, self.spec)
 
@@ -239,6 +301,7 @@ class FrameStream:
         self.width: int = meta["width"]
         self.height: int = meta["height"]
         self.times: np.ndarray = np.load(self.folder / "times.npy")
+        self._pieces: list | None = meta.get("pieces")  # set when the frames live in other files
         self._disk: DiskArray | None = None
 
     def __len__(self) -> int:
@@ -253,8 +316,15 @@ class FrameStream:
         """All frames, shape (N, H, W[, 3]) uint8, read from disk on indexing (``frames[i]``,
         ``frames[a:b]``, ``frames[index_array]``); memory stays bounded whatever the length."""
         if self._disk is None:
-            self._disk = DiskArray(self.folder / "frames.u8", np.uint8, self.frame_shape, len(self))
+            pieces = self.pieces() if self._pieces is not None else None
+            self._disk = DiskArray(self.folder / "frames.u8", np.uint8, self.frame_shape, len(self), pieces=pieces)
         return self._disk
+
+    def pieces(self) -> list[tuple[Path, int, int]]:
+        """Where the frames are, in order: ``(file, first frame in it, frames)`` runs."""
+        if self._pieces is None:
+            return [(self.folder / "frames.u8", 0, len(self))]
+        return [(self.folder / name, int(first), int(count)) for name, first, count in self._pieces]
 
     def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
         for times, block in self.batches(64):

@@ -82,6 +82,8 @@ class Track(_Value):
     started_at: float | None = None  # unix time
     duration_s: float | None = None
     peak_vram_mb: float | None = None
+    # how it ran: variant, load/busy seconds, batch sizes, fallbacks (the scheduler's receipt)
+    receipt: dict[str, Any] = Field(default_factory=dict)
     plugin: str | None = None
     reused: bool = False
     provides: list[str] = Field(default_factory=list)  # capabilities: "shots", "transcript", ... (Analyzer.provides)

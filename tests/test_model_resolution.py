@@ -19,6 +19,7 @@ from framework.inventory import analyzer_inventory
 from framework.models import ModelResolver, find_model, load_manifest
 from framework.models.listing import model_listing, open_models
 from framework.models.lockfile import ModelLock
+from framework.devices import GPUs
 from framework.models.roots import CacheRoots
 from framework.plugins import build_plugin_manager
 from framework.runner import analyze
@@ -265,3 +266,40 @@ def test_analyzers_list_names_missing_models(tmp_path, monkeypatch):
     weights.write_bytes(b"w")
     rows = {r["name"]: r for r in analyzer_inventory(reg)[0]}
     assert rows["t_inv"]["models_missing"] == [] and rows["t_inv"]["can_run"] and rows["t_inv"]["run_note"] == "yes"
+
+
+def test_only_models_of_planned_analyzers_are_fetched_and_the_total_is_announced(tmp_path, sample_video, server,
+                                                                                 monkeypatch, caplog):
+    """On a machine without a GPU a 20 GB VLM is left out by the plan: its model is never
+    downloaded, while the small planned model is, after one line announcing the total."""
+    url = f"http://127.0.0.1:{server.server_port}/weights.bin"
+    manifest = _manifest(tmp_path, url)
+    manifest.write_text(manifest.read_text() + (
+        f"  huge-vlm:\n    source: url\n    locator: http://127.0.0.1:{server.server_port}/huge.bin\n"
+        "    size_bytes: 20000000000\n    vram_gb: {bf16: 20.0}\n    license: mit\n    task: test\n"))
+    monkeypatch.setenv("FRAMEWORK_MANIFEST", str(manifest))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs())  # no GPU
+
+    class HugeVlm(UsesModel):
+        name = "t_huge_vlm"
+        device = "gpu"
+        models = ("huge-vlm",)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(UsesFile)
+            register(HugeVlm)
+
+    registry = tmp_path / "registry.yaml"
+    registry.write_text("analyzers:\n  t_uses_file: {}\n  t_huge_vlm: {}\n")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    with caplog.at_level("INFO"):
+        res = analyze(sample_video.path, registry_path=registry, host=host, out_dir=tmp_path / "run", progress=False)
+    assert server.requests == ["/weights.bin"]  # never /huge.bin
+    assert res.timeline.tracks["t_uses_file"].status == "ok"
+    huge = res.timeline.tracks["t_huge_vlm"]
+    assert huge.status == "skipped" and "needs a GPU" in huge.reason and "device: cpu" in huge.reason
+    assert "fetching 1 model(s) the plan will run, about 200 kB in all: test-weights" in caplog.text

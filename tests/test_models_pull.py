@@ -185,21 +185,25 @@ def test_pull_enabled_offline_reports_cached_and_missing(tmp_path):
 
 
 def test_bundled_models_report_their_package(tmp_path, monkeypatch):
-    pkg = tmp_path / "pkgs" / "silero_vad"
+    # a package named as no installed one is: the real silero-vad is installed in this environment
+    manifest = tmp_path / "models_manifest.yaml"
+    manifest.write_text("version: 1\nmodels:\n  fake-vad:\n    source: bundled\n    locator: fake_bundled_vad\n"
+                        "    paths: [data]\n    license: mit\n    task: voice-activity-detection\n")
+    pkg = tmp_path / "pkgs" / "fake_bundled_vad"
     (pkg / "data").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     monkeypatch.syspath_prepend(str(tmp_path / "pkgs"))
-    with pytest.raises(ModelError, match="pip install silero-vad"):  # a folder without dist metadata
-        pull_models(load_manifest(), ["silero-vad"])
-    (tmp_path / "pkgs" / "silero_vad-6.0.0.dist-info").mkdir()
-    (tmp_path / "pkgs" / "silero_vad-6.0.0.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: silero-vad\nVersion: 6.0.0\n")
-    (tmp_path / "pkgs" / "silero_vad-6.0.0.dist-info" / "top_level.txt").write_text("silero_vad\n")
+    with pytest.raises(ModelError, match="pip install fake-bundled-vad|fake_bundled_vad"):  # no dist metadata
+        pull_models(load_manifest(manifest), ["fake-vad"])
+    info = tmp_path / "pkgs" / "fake_bundled_vad-6.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-bundled-vad\nVersion: 6.0.0\n")
+    (info / "top_level.txt").write_text("fake_bundled_vad\n")
     import importlib
 
     importlib.invalidate_caches()
-    [res] = pull_models(load_manifest(), ["silero-vad"])
-    assert res.status == "bundled" and res.detail == "silero_vad 6.0.0"
+    [res] = pull_models(load_manifest(manifest), ["fake-vad"])
+    assert res.status == "bundled" and res.detail == "fake_bundled_vad 6.0.0"
 
 
 # --- Hugging Face through snapshot_download, against a minimal hub on 127.0.0.1 ------------------

@@ -137,8 +137,14 @@ def _edl_events(text: str) -> list[list[str]]:
 
 
 def _tc_frames(tc: str, base: int) -> int:
-    h, m, s, f = (int(x) for x in tc.split(":"))
-    return ((h * 60 + m) * 60 + s) * base + f
+    """Frames of ``HH:MM:SS:FF``, or of drop-frame ``HH:MM:SS;FF`` (2 frame numbers skipped each
+    minute but every tenth at 30 frames per second, 4 at 60)."""
+    h, m, s, f = (int(x) for x in re.split("[:;]", tc))
+    frames = ((h * 60 + m) * 60 + s) * base + f
+    if ";" in tc:
+        minutes = h * 60 + m
+        frames -= (base // 15) * (minutes - minutes // 10)
+    return frames
 
 
 @pytest.mark.parametrize("fps", [25.0, 30000 / 1001, 24000 / 1001])
@@ -150,9 +156,11 @@ def test_edl_timecodes_match_frames(fps):
     shots.append(Shot(99, end_frame / fps, end_frame / fps + 0.1 / fps, "cut"))  # shorter than a frame
     text = cuts_edl(shots, fps, "clip", "clip.mp4")
     lines = text.splitlines()
-    assert lines[0] == "TITLE: clip" and lines[1] == "FCM: NON-DROP FRAME"
-    assert ("NON-DROP TIMECODE COUNTS" in text) == (fps != 25.0)
+    drop_frame = fps == 30000 / 1001  # 29.97: drop-frame timecode (HH:MM:SS;FF), as editors expect
+    assert lines[0] == "TITLE: clip" and lines[1] == ("FCM: DROP FRAME" if drop_frame else "FCM: NON-DROP FRAME")
+    assert ("NON-DROP TIMECODE COUNTS" in text) == (fps == 24000 / 1001)  # 23.976 has no drop-frame timecode
     events = _edl_events(text)
+    assert all((";" in tc) == drop_frame for e in events for tc in e[4:])
     assert len(events) == len(cut_frames)  # the sub-frame shot is left out
     base = timecode_base(fps)
     prev_out = None
@@ -164,8 +172,10 @@ def test_edl_timecodes_match_frames(fps):
         prev_out = rec_out
     # the fixed CMX3600 columns: event(3) 2sp reel(8) sp track(5) sp transition(4) sp dur(3) sp
     first = next(line for line in lines if line.startswith("001"))
-    assert first.startswith("001  AX       V     C        00:00:00:00 ")
-    assert "* FROM CLIP NAME: clip.mp4" in text
+    assert first.startswith("001  AX       V     C        00:00:00" + (";" if drop_frame else ":") + "00 ")
+    assert "* FROM CLIP NAME:  clip.mp4" in text  # two spaces, as Avid writes it (OpenTimelineIO's adapter)
+    if drop_frame:  # frame 1800 is one clock minute plus 2 frames; drop-frame skips ;00 and ;01 there
+        assert "00:01:00;02" in [e[4] for e in events]
 
 
 def test_cuts_csv_rows():

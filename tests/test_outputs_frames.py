@@ -16,6 +16,7 @@ import pytest
 
 from framework.outputs import write_outputs
 from framework.outputs.cuts import frames_to_timecode, timecode_base
+from framework.outputs.editorial import timecode_rate
 from framework.runner import analyze
 from framework.testing.synth import _look_image, default_shots, make_audio_only, make_video
 from framework.timeline import Event, Timeline, Track, VideoMeta
@@ -86,8 +87,12 @@ def test_vfr_frame_numbers_come_from_the_decoded_frames(tmp_path):
     assert [r["start_timecode"] for r in rows] == [frames_to_timecode(0, base), frames_to_timecode(VFR_CUT, base)]
     edl = (run / "cuts.edl").read_text()
     events = [line.split() for line in edl.splitlines() if re.match(r"^\d{3}\s", line)]
-    assert [_tc_frames(ev[4], base) for ev in events] == [0, VFR_CUT]
-    assert [_tc_frames(ev[5], base) for ev in events] == [VFR_CUT, len(times)]
+    # the EDL (OpenTimelineIO's CMX 3600 adapter) needs an SMPTE rate: the average 20.07 fps has
+    # none, so the decoded frames are counted at 24 fps there (the smallest SMPTE rate above it)
+    edl_base = timecode_base(float(timecode_rate(Fraction(rate).limit_denominator(1001))))
+    assert edl_base == (base if base in (24, 25, 30, 48, 50, 60) else 24)
+    assert [_tc_frames(ev[4], edl_base) for ev in events] == [0, VFR_CUT]
+    assert [_tc_frames(ev[5], edl_base) for ev in events] == [VFR_CUT, len(times)]
     assert "VARIABLE FRAME RATE VIDEO: TIMECODES COUNT DECODED FRAMES" in edl
     page = (run / "report.html").read_text()
     assert re.findall(r'class="frames" data-first="(\d+)" data-last="(\d+)"', page) == [
@@ -105,12 +110,14 @@ def _one_shot_timeline(fps: float, fps_rational: str | None, **video) -> Timelin
 
 
 def test_timecode_counts_at_the_declared_rate(tmp_path):
-    # the probe's average is off (29.67), the stream declares 30000/1001: frame 180 is 00:00:06:00
+    # the probe's average is off (29.67), the stream declares 30000/1001: frame 180 is 00:00:06;00
+    # (drop-frame timecode at 29.97, in cuts.csv as in cuts.edl; frame 600 is 00:00:20;00)
     write_outputs(_one_shot_timeline(29.6728, "30000/1001"), tmp_path)
     rows = list(csv.DictReader((tmp_path / "cuts.csv").open()))
-    assert rows[1]["start_frame"] == "180" and rows[1]["start_timecode"] == "00:00:06:00"
+    assert rows[1]["start_frame"] == "180" and rows[1]["start_timecode"] == "00:00:06;00"
     edl = (tmp_path / "cuts.edl").read_text()
-    assert "29.970 FPS VIDEO" in edl and "0.1% BEHIND THE CLOCK (3.6 S PER HOUR)" in edl
+    assert "FCM: DROP FRAME" in edl and "29.970 FPS VIDEO: DROP-FRAME TIMECODE" in edl
+    assert "00:00:06;00 00:00:20;00 00:00:06;00 00:00:20;00" in edl
     assert "29.97 fps" in (tmp_path / "summary.md").read_text()
     assert "29.97 fps" in (tmp_path / "report.html").read_text()
 

@@ -55,9 +55,19 @@ def _write(path: Path, text: str) -> Path:
 
 
 # --- 2. the registry's device: ---------------------------------------------------------------
-@pytest.mark.parametrize("configured, expected", [("cpu", "cpu"), (None, "gpu"), ("auto", "gpu")])
+def _pretend_one_gpu(monkeypatch):
+    """As if one 8 GB GPU were here: its discovery and memory simulated (framework.testing.devices)."""
+    from framework.devices import GPUs
+    from framework.testing.devices import SimulatedGPUs
+
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs(
+        ["cuda:0"], {"cuda:0": 8000.0}, {"cuda:0": 8192.0}, {"cuda:0": "simulated"}))
+    monkeypatch.setattr("framework.executor.TorchMemory", lambda: SimulatedGPUs({"cuda:0": 8192.0}))
+
+
+@pytest.mark.parametrize("configured, expected", [("cpu", "cpu"), (None, "cuda:0"), ("auto", "cuda:0")])
 def test_registry_device_overrides_the_analyzer_class(tmp_path, sample_video, monkeypatch, configured, expected):
-    monkeypatch.setattr("framework.runner._gpu_count", lambda devices: 1)  # as if a GPU were here
+    _pretend_one_gpu(monkeypatch)
     entry = f"{{device: {configured}}}" if configured else "{}"
     reg = load_registry(_write(tmp_path / "registry.yaml", f"analyzers:\n  t_fake_gpu: {entry}\n"))
     host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_GpuPlugin()])
@@ -74,7 +84,7 @@ def test_registry_device_overrides_the_analyzer_class(tmp_path, sample_video, mo
 
 
 def test_top_level_registry_device_cpu_applies_to_every_analyzer(tmp_path, sample_video, monkeypatch):
-    monkeypatch.setattr("framework.runner._gpu_count", lambda devices: 1)
+    _pretend_one_gpu(monkeypatch)
     reg = load_registry(_write(tmp_path / "registry.yaml", "device: cpu\nanalyzers:\n  t_fake_gpu: {}\n"))
     host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_GpuPlugin()])
     LOADED_ON.clear()

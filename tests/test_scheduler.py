@@ -1,12 +1,8 @@
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
-from framework.errors import RunInterrupted
-from framework.scheduler import CycleError, Demand, execute, plan, resolve_device, topological_order
+from framework.scheduler import CycleError, Demand, Variant, parse_budget, plan, resolve_device, topological_order
 
 
 def test_topological_order_respects_dependencies_and_input_order():
@@ -20,77 +16,97 @@ def test_cycle_is_reported_with_the_chain():
         topological_order({"x": ("y",), "y": ("x",)})
 
 
+def _waves_of(p):
+    return {n: (w.device, w.index) for w in p.waves for n in w.gpu}
+
+
 def test_gpu_waves_never_exceed_the_budget():
     demands = [Demand("vlm", "gpu", 9000), Demand("yolo", "gpu", 1500), Demand("whisper", "gpu", 2500),
                Demand("ocr", "gpu", 1200), Demand("cuts", "cpu")]
-    p = plan(demands, vram_budget_mb=11000, gpus=1)
+    p = plan(demands, 11000, ["cuda:0"])
     for wave in p.waves:
         assert wave.vram_mb <= 11000
         assert sum(d.vram_mb for d in demands if d.name in wave.gpu) == wave.vram_mb
-    placed = [n for w in p.waves for n in w.gpu + w.cpu]
-    assert sorted(placed) == sorted(d.name for d in demands)
+    assert sorted(p.order) == sorted(d.name for d in demands)
+    assert p.device["cuts"] == "cpu" and p.device["vlm"] == "cuda:0"
 
 
 def test_over_budget_model_falls_back_to_cpu_and_says_so():
-    p = plan([Demand("vlm", "gpu", 16000)], vram_budget_mb=12000, gpus=1)
-    assert p.device["vlm"] == "cpu" and "over the 12000 MB budget" in p.notes["vlm"]
-    p = plan([Demand("vlm", "gpu", 16000, cpu_fallback=False)], vram_budget_mb=12000, gpus=1)
+    p = plan([Demand("vlm", "gpu", 3000)], 2000, ["cuda:0"])
+    assert p.device["vlm"] == "cpu" and "over the 2000 MB budget" in p.notes["vlm"]
+    p = plan([Demand("vlm", "gpu", 3000, cpu_fallback=False)], 2000, ["cuda:0"])
     assert "vlm" in p.unplanned and "vlm" not in p.device
+    assert "--vram-budget 3GB" in p.unplanned["vlm"]
 
 
-def test_no_gpu_runs_everything_on_cpu():
-    p = plan([Demand("vlm", "gpu", 5000), Demand("cuts", "cpu")], vram_budget_mb=None, gpus=0)
+def test_a_big_model_without_a_cpu_time_estimate_is_not_sent_to_the_cpu():
+    p = plan([Demand("vlm", "gpu", 17000)], None, [])
+    assert "vlm" in p.unplanned
+    assert "needs a GPU" in p.unplanned["vlm"] and "device: cpu" in p.unplanned["vlm"]
+    forced = plan([Demand("vlm", "gpu", 17000, forced=True)], None, [])
+    assert forced.device == {"vlm": "cpu"}
+
+
+def test_the_cpu_is_used_when_the_estimate_says_it_is_practical():
+    quick = Demand("asr", "gpu", 1000, cpu_seconds=60)
+    slow = Demand("vlm", "gpu", 9000, cpu_seconds=7200)
+    p = plan([quick, slow], None, [], cpu_time_limit_s=600)
+    assert p.device == {"asr": "cpu"} and "about 60 s" in p.notes["asr"]
+    assert "would take about 120 min" in p.unplanned["vlm"]
+
+
+def test_no_gpu_runs_small_gpu_analyzers_on_cpu():
+    p = plan([Demand("vlm", "gpu", 2000), Demand("cuts", "cpu")], None, 0)
     assert p.device == {"vlm": "cpu", "cuts": "cpu"}
-    assert "no GPU" in p.notes["vlm"]
+    assert "none is available" in p.notes["vlm"]
+
+
+def test_the_best_variant_that_fits_is_chosen_and_said():
+    v = (Variant("bf16", 18000), Variant("int8", 10000), Variant("int4", 6000))
+    assert plan([Demand("vlm", "gpu", variants=v)], 48000, ["cuda:0"]).placements["vlm"].variant == "bf16"
+    p = plan([Demand("vlm", "gpu", variants=v)], 12000, ["cuda:0"])
+    assert p.placements["vlm"].variant == "int8" and "using int8" in p.notes["vlm"]
+    p = plan([Demand("vlm", "gpu", variants=v, cpu_fallback=False)], 4000, ["cuda:0"])
+    assert "even as int4" in p.unplanned["vlm"] and "--vram-budget 6GB" in p.unplanned["vlm"]
+
+
+def test_a_smaller_model_stands_in_when_no_precision_fits():
+    v = (Variant("bf16", 18000), Variant("bf16", 5500, (("qwen2-vl-7b", "qwen2-vl-2b"),)))
+    p = plan([Demand("vlm", "gpu", variants=v)], 12000, ["cuda:0"])
+    assert p.placements["vlm"].substitutes == (("qwen2-vl-7b", "qwen2-vl-2b"),)
+    assert "qwen2-vl-2b for qwen2-vl-7b" in p.notes["vlm"]
 
 
 def test_dependent_gpu_analyzer_goes_in_a_later_wave():
-    p = plan([Demand("a", "gpu", 100), Demand("b", "gpu", 100, ("a",))], vram_budget_mb=10000, gpus=1)
-    wave_of = {n: i for i, w in enumerate(p.waves) for n in w.gpu}
-    assert wave_of["b"] > wave_of["a"]
+    p = plan([Demand("a", "gpu", 100), Demand("b", "gpu", 100, ("a",))], 10000, ["cuda:0"])
+    assert _waves_of(p)["b"][1] > _waves_of(p)["a"][1]
 
 
-def test_execute_runs_after_dependencies_and_in_parallel():
-    log: list[tuple[str, str]] = []
-    lock = threading.Lock()
-    both_running = threading.Event()
-    running: set[str] = set()
-
-    def run_one(name: str) -> bool:
-        with lock:
-            log.append(("start", name))
-            running.add(name)
-            if {"a", "b"} <= running:
-                both_running.set()
-        if name in ("a", "b"):
-            both_running.wait(timeout=5)  # a and b are independent: they must overlap
-        with lock:
-            running.discard(name)
-            log.append(("end", name))
-        return True
-
-    execute(["a", "b", "c"], {"c": ("a", "b")}, run_one, max_workers=2)
-    assert both_running.is_set()
-    assert log.index(("start", "c")) > log.index(("end", "a"))
-    assert log.index(("start", "c")) > log.index(("end", "b"))
+def test_two_gpus_share_the_work_with_a_budget_check_each():
+    demands = [Demand(f"m{i}", "gpu", 7000) for i in range(4)]
+    p = plan(demands, 12000, ["cuda:0", "cuda:1"])
+    devices = [p.device[d.name] for d in demands]
+    assert devices.count("cuda:0") == 2 and devices.count("cuda:1") == 2
+    assert all(w.vram_mb <= 12000 for w in p.waves)
 
 
-def test_execute_serializes_gpu_analyzers():
-    active = []
-    peak = [0]
-    lock = threading.Lock()
+def test_batch_caps_come_from_the_memory_left_in_the_wave():
+    p = plan([Demand("vlm", "gpu", 8000, item_vram_mb=500, max_batch=64)], 12000, ["cuda:0"])
+    assert p.placements["vlm"].max_batch == 1 + 4000 // 500
+    p = plan([Demand("vlm", "gpu", 8000, item_vram_mb=500, max_batch=4)], 12000, ["cuda:0"])
+    assert p.placements["vlm"].max_batch == 4
 
-    def run_one(name):
-        with lock:
-            active.append(name)
-            peak[0] = max(peak[0], len(active))
-        time.sleep(0.05)
-        with lock:
-            active.remove(name)
-        return True
 
-    execute(["g1", "g2", "g3"], {}, run_one, max_workers=3, serial=["g1", "g2", "g3"])
-    assert peak[0] == 1
+@pytest.mark.parametrize("text, mb", [("12GB", 12288), ("12", 12288), ("800MB", 800), ("1.5GiB", 1536),
+                                      ("auto", "auto"), (None, None), (6, 6144)])
+def test_parse_budget(text, mb):
+    assert parse_budget(text) == mb
+
+
+@pytest.mark.parametrize("bad", ["twelve", "-1GB", "0", "12TB"])
+def test_parse_budget_says_what_to_write(bad):
+    with pytest.raises(ValueError, match="12GB|above 0"):
+        parse_budget(bad)
 
 
 @pytest.mark.parametrize("preferred, configured, device, says", [
@@ -105,32 +121,7 @@ def test_resolve_device_lets_the_registry_override_the_class(preferred, configur
 
 
 def test_the_configured_device_note_is_in_the_plan():
-    p = plan([Demand("vlm", "cpu", 4000, note="device: cpu in registry.yaml: running on the CPU")],
-             vram_budget_mb=8000, gpus=1)
+    p = plan([Demand("vlm", "cpu", 4000, note="device: cpu in registry.yaml: running on the CPU")], 8000, ["cuda:0"])
     assert p.device == {"vlm": "cpu"} and "registry.yaml" in p.notes["vlm"]
-    p = plan([Demand("vlm", "gpu", 4000, note="device: gpu in registry.yaml")], vram_budget_mb=8000, gpus=0)
-    assert p.device == {"vlm": "cpu"} and p.notes["vlm"].startswith("device: gpu in registry.yaml; no GPU")
-
-
-def test_ctrl_c_in_a_worker_stops_scheduling_waits_for_running_ones_and_raises_run_interrupted():
-    started: list[str] = []
-    stop = threading.Event()
-    lock = threading.Lock()
-    slow_running = threading.Event()
-
-    def run_one(name: str) -> bool:
-        with lock:
-            started.append(name)
-        if name == "slow":  # runs until asked to stop, as an analyzer reporting progress does
-            slow_running.set()
-            assert stop.wait(timeout=30), "stop was never set"
-            return True
-        if name == "ctrl_c":
-            assert slow_running.wait(timeout=30)
-            raise KeyboardInterrupt
-        return True
-
-    with pytest.raises(RunInterrupted) as info:
-        execute(["slow", "ctrl_c", "after"], {"after": ("ctrl_c",)}, run_one, max_workers=2, stop=stop)
-    assert stop.is_set() and info.value.abandoned == []
-    assert sorted(started) == ["ctrl_c", "slow"]  # "after" never started
+    p = plan([Demand("vlm", "gpu", 2000, note="device: gpu in registry.yaml")], 8000, [])
+    assert p.device == {"vlm": "cpu"} and p.notes["vlm"].startswith("device: gpu in registry.yaml; needs a GPU")

@@ -11,10 +11,15 @@ It runs last (``depends_on = ("*",)``) and:
    of scenes with a reconcile step; the plan and its token estimate are logged before any call;
 4. checks every time the model wrote against the timeline (snapped to the nearest supporting
    event or dropped, and counted), and cites evidence for each chapter and key moment;
-5. with backend ``extractive`` (the default), or when the configured backend cannot run here
-   (a missing package, an uncached model, a server that refuses, a model folder that fails to
-   load, an LLM that errors mid-way), writes a structured extractive summary from the tracks
-   and says so: ``data["llm_fallback_reason"]`` and a note in the summary give the reason.
+5. with backend ``extractive``, with ``auto`` (the default) when no instruction-tuned summary
+   model that fits is cached (``framework.llm.auto``: nothing is downloaded), or when the
+   configured backend cannot run here (a missing package, an uncached model, a server that
+   refuses, a model folder that fails to load, an LLM that errors mid-way), writes a structured
+   extractive summary from the tracks and says so: ``data["llm_fallback_reason"]`` and a note
+   in the summary give the reason; with ``auto`` a note says what it chose and why;
+6. quotes the VLM's descriptions (tracks providing ``descriptions``): every chapter and key
+   moment cites the description events that cover it, and a chapter the LLM wrote no summary
+   for quotes one.
 
 Models: ``model`` names a models-manifest id (``model_ids()`` returns it, so the runner resolves
 its local folder and hands it to ``load(device, models)``) or a local folder. The backend
@@ -50,6 +55,7 @@ from pydantic import Field
 
 from framework import Analyzer, AnalyzerInputs, Event, Track
 from framework.llm import LLMBackend, LLMError, LLMUnavailable, builtin_backends, estimate_tokens, make_backend
+from framework.llm.auto import AUTO, AutoChoice
 
 if TYPE_CHECKING:
     from framework.summary import Summary
@@ -69,7 +75,7 @@ class Fusion(Analyzer):
     """Aligns every track onto scenes and writes a grounded summary (LLM or extractive)."""
 
     name: ClassVar[str] = "fusion"
-    version: ClassVar[str] = "1.0.0"
+    version: ClassVar[str] = "1.1.0"
     description: ClassVar[str] = "aligns every track onto scenes and writes a grounded summary"
     depends_on: ClassVar[tuple[str, ...]] = ("*",)
     provides: ClassVar[tuple[str, ...]] = ("summary",)
@@ -78,7 +84,8 @@ class Fusion(Analyzer):
     device: ClassVar[str] = "cpu"
 
     class Params(Analyzer.Params):
-        backend: str = Field("extractive", description="extractive (no model) | transformers | openai | a plugin's backend")
+        backend: str = Field("auto", description="auto (a cached local instruct model that fits, else extractive) | "
+                             "extractive (no model) | transformers | openai | a plugin's backend")
         model: str | None = Field(None, description="transformers: a models-manifest id or a local folder; "
                                   "openai: the server's model name")
         base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:11434/v1")
@@ -99,6 +106,8 @@ class Fusion(Analyzer):
         snap_tolerance_s: float = Field(2.0, ge=0.0, description="grounding: how far an LLM's time may be "
                                         "snapped to a supporting event; farther ones are dropped")
         window_s: float = Field(30.0, gt=0, description="unit length when there are neither scenes nor shots")
+        auto_max_gb: float | None = Field(6.0, gt=0, description="auto: the largest summary model it may pick "
+                                          "(GB of memory; none: any cached one)")
 
     def __init__(self, params: Any = None):
         super().__init__(params)
@@ -106,13 +115,36 @@ class Fusion(Analyzer):
         self._backend_notes: list[str] = []
         self._models: dict[str, Path] = {}
         self.fallback_reason: str | None = None
+        self._auto: AutoChoice | None = None
+
+    @property
+    def auto_choice(self) -> AutoChoice | None:
+        """With ``backend: auto``, what it resolved to (a cached instruct model, else extractive),
+        decided once per instance from the manifest and the local caches (nothing is downloaded)."""
+        if self.params.backend != AUTO:
+            return None
+        if self._auto is None:
+            from framework.llm.auto import choose_summary_model
+            from framework.models import load_manifest
+
+            try:
+                self._auto = choose_summary_model(load_manifest(host=self.host), self.params.auto_max_gb)
+            except Exception as exc:  # noqa: BLE001 - a broken manifest must not stop the summary
+                self._auto = AutoChoice("extractive", None, f"auto could not read the models manifest ({exc})")
+        return self._auto
+
+    @property
+    def backend_name(self) -> str:
+        """The backend that runs: the configured one, or what ``auto`` resolved to."""
+        choice = self.auto_choice
+        return choice.backend if choice is not None else self.params.backend
 
     def model_ids(self) -> list[str]:
         """The manifest id of the summary model, for the runner to resolve (none for a folder, a
         server's model name, or a backend that loads no model folder). A plugin's backend is
         looked up in the backends of ``self.host``, the plugin host the registry configured this
         analyzer from; without one, only the built-in backends are known."""
-        model = self._summary_model(self._backend_table().get(self.params.backend))
+        model = self._summary_model(self._backend_table().get(self.backend_name))
         return [model] if model and _is_manifest_id(model) else []
 
     def _backend_table(self, host: Any = None) -> dict[str, type]:
@@ -126,6 +158,8 @@ class Fusion(Analyzer):
         if "model_path" not in fields:
             return None
         p = self.params
+        if self.auto_choice is not None and self.auto_choice.model:
+            return self.auto_choice.model
         default = fields["model"].default if "model" in fields else None
         return p.model or p.backend_options.get("model") or default or DEFAULT_LLM
 
@@ -134,7 +168,9 @@ class Fusion(Analyzer):
         plus ``model_path``, the folder the runner resolved, for a backend class that takes one."""
         p = self.params
         opts: dict[str, Any] = {}
-        if p.model is not None:
+        if self.auto_choice is not None and self.auto_choice.model:
+            opts["model"] = self.auto_choice.model
+        elif p.model is not None:
             opts["model"] = p.model
         if p.backend == "openai":
             if p.base_url is not None:
@@ -153,20 +189,23 @@ class Fusion(Analyzer):
         is opened in ``analyze``."""
         self._models = dict(models or {})
         self._backend_notes, self.fallback_reason = [], None
-        if self.params.backend in builtin_backends():
+        if self.backend_name in builtin_backends():
             self.backend = self._open_backend(builtin_backends())
 
     def _open_backend(self, table: dict[str, type]) -> LLMBackend:
         """The configured backend, loaded; the extractive one (with the reason) when it cannot start."""
-        p = self.params
-        if p.backend == "extractive":
+        name = self.backend_name
+        if self.auto_choice is not None:  # the summary says what auto chose, and why
+            self._backend_notes.append(self.auto_choice.reason + ("; this summary is extractive."
+                                                                  if name == "extractive" else "."))
+        if name == "extractive":
             return make_backend("extractive", {}, table)
-        if p.backend not in table:
+        if name not in table:
             try:
-                make_backend(p.backend, {}, table)  # raises, listing the registered backends
+                make_backend(name, {}, table)  # raises, listing the registered backends
             except LLMError as exc:
                 return self._fall_back(table, str(exc), exc)
-        backend = make_backend(p.backend, self.backend_options(table[p.backend]), table)  # bad options: fail
+        backend = make_backend(name, self.backend_options(table[name]), table)  # bad options: fail
         try:
             backend.load()
             return backend
@@ -176,14 +215,15 @@ class Fusion(Analyzer):
 
     def _fall_back(self, table: dict[str, type], reason: str, exc: Exception) -> LLMBackend:
         p = self.params
+        name = self.backend_name
         if not p.fallback_to_extractive:
             if isinstance(exc, (LLMUnavailable, LLMError)):
-                raise LLMUnavailable(f"fusion: LLM backend {p.backend} cannot run: {reason}") from exc
+                raise LLMUnavailable(f"fusion: LLM backend {name} cannot run: {reason}") from exc
             raise exc
         logger.warning("fusion: LLM backend %s cannot run (%s); writing an extractive summary instead",
-                       p.backend, reason)
-        self.fallback_reason = f"the {p.backend} backend could not start: {reason}"
-        self._backend_notes.append(f"The {p.backend} backend could not run ({reason}); this summary is extractive.")
+                       name, reason)
+        self.fallback_reason = f"the {name} backend could not start: {reason}"
+        self._backend_notes.append(f"The {name} backend could not run ({reason}); this summary is extractive.")
         return make_backend("extractive", {}, table)
 
     def unload(self) -> None:
@@ -236,6 +276,7 @@ class Fusion(Analyzer):
         extractive = write_extractive(digests, builder.indexes, grounder, duration, used, count, budget,
                                       p.max_chapters, p.max_key_moments, medium=medium)
         fusion_data: dict[str, Any] = {
+            "backend": {"requested": p.backend, "used": backend.name},
             "units": len(units), "unit_source": units[0].source if units else None,
             "digest_tokens": sum(d.tokens for d in digests), "budget": budget,
             "tracks_used": used, "medium": medium,
@@ -257,6 +298,8 @@ class Fusion(Analyzer):
         events = [Event(start=c.start, end=c.end, label="chapter", data={"title": c.title}) for c in summary.chapters]
         events += [Event(start=m.time, end=m.end if m.end is not None else m.time, label="key_moment",
                          data={"text": m.text}) for m in summary.key_moments]
+        if self.auto_choice is not None:
+            fusion_data["auto"] = self.auto_choice.reason
         return self.track(events=events, data={**summary.to_data(), "fusion": fusion_data,
                                                "llm_fallback_reason": self.fallback_reason})
 
@@ -308,6 +351,9 @@ class Fusion(Analyzer):
         if not was_json:
             notes.append("The model's final answer was not JSON; chapters and moments were read from its lines.")
         chapters = grounder.ground_chapters(fields["chapters"])
+        # a chapter the model left without a summary quotes the description that covers it
+        chapters = [c if c.summary else c.model_copy(update={"summary": grounder.quote(c.start, c.end)})
+                    for c in chapters]
         moments = grounder.ground_moments(fields["key_moments"])
         from_llm = {k: bool(fields.get(k)) for k in ("title", "paragraph", "detailed")}
         chapters_src = moments_src = "model"

@@ -1,11 +1,14 @@
 """Checking the times an LLM writes against the timeline.
 
 Every chapter boundary must sit on a scene boundary (or, failing that, a shot boundary), and
-every key moment on the start or end of an event some analyzer reported. A time within
+every key moment on the start or end of an event some analyzer reported (a VLM's description
+chunk is such an event). A time within
 ``eps`` of such a point is *kept*; within ``tolerance`` it is *snapped* to it; otherwise the
 chapter or moment is *dropped*. Each outcome is counted in ``Summary.grounding`` and each drop
 is explained in its notes. Evidence always points at a real event: (analyzer, event index,
-start, end).
+start, end). Chapters and key moments also cite the descriptions (tracks providing
+``descriptions``) that cover them, and ``quote`` gives a description's words for a chapter the
+model left without a summary.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from framework.summary import Chapter, Evidence, Grounding, KeyMoment
 from .align import SCENE_LABEL, SHOT_LABEL, TrackIndex, Unit
 
 MAX_NOTES = 20
+DESCRIPTIONS = "descriptions"
+MAX_DESCRIPTION_EVIDENCE = 3
 _TIME_RE = re.compile(r"^\s*(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*$|^\s*(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds)?\s*$")
 
 
@@ -57,6 +62,7 @@ class Grounder:
         # scene boundaries as (time, unit index): Evidence objects are made only when cited
         self._scene_t = [u.start for u in units] + ([units[-1].end] if units else [])
         self._scene_u = list(range(len(units))) + ([len(units) - 1] if units else [])
+        self._described = [n for n, ix in self.indexes.items() if DESCRIPTIONS in ix.track.provides]
 
     @staticmethod
     def _unit_evidence(u: Unit) -> Evidence:
@@ -123,9 +129,34 @@ class Grounder:
             if note and len(g.notes) < MAX_NOTES:
                 g.notes.append(note)
 
+    # --- descriptions ----------------------------------------------------------------
+    def descriptions(self, start: float, end: float, limit: int = MAX_DESCRIPTION_EVIDENCE) -> list[tuple[Evidence, str]]:
+        """Description events (tracks providing ``descriptions``) overlapping ``[start, end]``, with their
+        text, in time order; an instant (``start == end``) finds the description that covers it."""
+        out: list[tuple[Evidence, str]] = []
+        a, b = (start, start + 1e-6) if end <= start else (start + self.eps, end - self.eps)
+        for name in self._described:
+            for i, e in self.indexes[name].overlapping(a, max(b, a + 1e-6)):
+                text = e.data.get("text")
+                if isinstance(text, str) and text.strip():
+                    out.append((Evidence(analyzer=name, event_index=i, start=e.start, end=e.end, label=e.label),
+                                " ".join(text.split())))
+                    if len(out) >= limit:
+                        return out
+        return out
+
+    def quote(self, start: float, end: float, chars: int = 160) -> str:
+        """``visual: "..."``: the first description of ``[start, end]``, clipped ("" when there is none)."""
+        found = self.descriptions(start, end, limit=1)
+        if not found:
+            return ""
+        text = found[0][1]
+        return 'visual: "' + (text if len(text) <= chars else text[: chars - 1].rstrip() + "…") + '"'
+
     # --- what the summarizer calls --------------------------------------------------
     def chapter_evidence(self, start: float, end: float, extra: list[Evidence] | None = None) -> list[Evidence]:
-        """The units the chapter covers (scenes/shots), plus ``extra`` (e.g. the LLM's cited events)."""
+        """The units the chapter covers (scenes/shots), the descriptions that cover it, plus ``extra``
+        (e.g. the LLM's cited events)."""
         out = []
         for u in self.units:
             if u.end > start + self.eps and u.start < end - self.eps and u.event_index is not None:
@@ -133,6 +164,7 @@ class Grounder:
                                     end=u.end, label=u.label))
                 if len(out) >= 8:
                     break
+        out += [ev for ev, _ in self.descriptions(start, end)]
         return out + (extra or [])
 
     def _chapter(self, raw: dict[str, Any], window: tuple[float, float] | None) -> tuple[Chapter | None, str]:
@@ -211,6 +243,8 @@ class Grounder:
             self._count(hit[2])
             ev = hit[1]
             if hit[0] not in out:  # two moments on one event: keep the first
+                cited = [ev] + [d for d, _ in self.descriptions(hit[0], hit[0], limit=1)
+                                if (d.analyzer, d.event_index) != (ev.analyzer, ev.event_index)]
                 out[hit[0]] = KeyMoment(time=hit[0], end=ev.end if ev.end > hit[0] else None, text=text,
-                                        evidence=[ev])
+                                        evidence=cited)
         return [out[t] for t in sorted(out)]

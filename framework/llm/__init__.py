@@ -10,6 +10,10 @@ Built-in backends (each a plugin of this module, exactly as a third party would 
 - ``extractive``: no model. The fusion step writes a structured summary straight from the
   timeline and says so (``Summary.extractive``).
 
+``auto`` (the fusion step's default) is not a backend class: ``framework.llm.auto`` resolves it to
+``transformers`` with the best instruction-tuned summary model that is already cached and fits,
+else to ``extractive``, and says which and why.
+
 A backend is a class with a ``name``, a pydantic ``Options`` model (``extra="forbid"``) and the
 methods of ``LLMBackend`` (in ``framework.llm.backend``, re-exported here). Importing this
 module imports neither torch nor transformers nor httpx.

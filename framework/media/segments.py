@@ -7,10 +7,14 @@ uses this when the file has an index to seek in (MP4/MOV, Matroska/WebM), pictur
 
 - ``plan`` seeks to evenly spaced times and takes the keyframe each seek lands on as a boundary;
 - each segment is decoded once, from its keyframe up to (not including) the next segment's, by
-  a one-thread decoder that scales its own frames into a part stream in ``<cache>/segments/``;
-- ``decode_segments`` joins the parts in order into the final streams. A stream sampled at an
-  fps is sampled on one grid for the whole file (``FrameStreamWriter.cell``), so a segment's
-  first frame is dropped when the segment before already sampled that grid interval.
+  a one-thread decoder that scales its own frames into a part stream, ``frames/<spec>/part<i>/``
+  inside the stream's own folder;
+- ``decode_segments`` joins the parts in order into the final streams, each segment as soon as it
+  and every segment before it are done (on the waiting thread, while the others still decode).
+  Joining copies no frame: the stream's ``meta.json`` lists the parts' frame files as its pieces
+  (``framework.streams``), so every frame is written to disk once. A stream sampled at an fps is
+  sampled on one grid for the whole file (``FrameStreamWriter.cell``), so a segment's first frame
+  is dropped when the segment before already sampled that grid interval.
 
 Every packet is read by one segment, every frame decoded once (a segment also reads the next
 segment's first packet, to find where it ends; ``DecodeStats.packets_peeked`` counts those). Whatever does not fit this
@@ -30,7 +34,7 @@ import logging
 import os
 import shutil
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -156,7 +160,6 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
     """
     import av
 
-    parts_dir = cache_dir / "segments"
     done = [0.0] * len(planned.segments)  # seconds decoded by each segment, for progress
     threads_each = max(1, cpus_available() // planned.workers)
     halt = threading.Event()  # a segment failed or the caller was interrupted: the rest stop
@@ -171,7 +174,8 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
         try:
             stream = stream_at(container, video.video_stream)
             set_threads(stream, skip_deblock, threads_each)
-            sink = VideoSink(specs, video, stream, parts_dir / str(seg.index), anchor=planned.anchor, threaded=False)
+            sink = VideoSink(specs, video, stream, cache_dir, anchor=planned.anchor, threaded=False,
+                             part=_part_name(seg.index))
             first_t: float | None = None
             packets = 0
 
@@ -210,24 +214,35 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
         except BaseException:
             if sink is not None:
                 with contextlib.suppress(Exception):
-                    sink.close()  # close the part files; they are removed below
+                    sink.close()  # close the part files; they are removed by the caller
             raise
         finally:
             tally.add(read)
             container.close()
 
+    joiner = _Joiner(specs, planned.anchor, cache_dir, video)
     try:
         with ThreadPoolExecutor(max_workers=planned.workers, thread_name_prefix="decode-segment") as pool:
             futures = [pool.submit(run, seg) for seg in planned.segments]
             pending = set(futures)
+            joined = 0  # segments appended to the final streams (a prefix of ``futures``)
+
+            def join_ready() -> None:
+                """Append the finished segments that follow those already appended, in order."""
+                nonlocal joined
+                while joined < len(futures) and _succeeded(futures[joined]):
+                    joiner.add(futures[joined].result())
+                    joined += 1
+
             try:
                 while pending:
-                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     if any(f.exception() is not None for f in finished):
                         halt.set()  # a failed segment means one pass: stop the others, start no more
                         for f in pending:
                             f.cancel()
                         break
+                    join_ready()  # while the others decode
                     if progress is not None and video.duration:
                         progress(min(1.0, sum(done) / video.duration))
             except BaseException:  # Ctrl-C, an error in progress(): stop now, not after every segment
@@ -240,36 +255,70 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             raise SegmentsUnusable(f"{type(failed).__name__}: {failed}") from failed
         if failed is not None:  # SegmentsUnusable, or a bug, raised as it is
             raise failed
-        results = [f.result() for f in futures]
-        return _join(results, specs, planned.anchor, cache_dir, video)
-    finally:
-        shutil.rmtree(parts_dir, ignore_errors=True)
+        join_ready()
+        return joiner.close()
+    except BaseException:
+        joiner.abort()
+        for spec in specs:  # the parts, and what the joiner had written: the caller decodes again
+            for folder in (cache_dir / "frames" / spec.key).glob(_part_name("*")):
+                shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
-def _join(results: list[SegmentResult], specs: list[FrameSpec], anchor: float, cache_dir: Path,
-          video: VideoMeta) -> tuple[dict[FrameSpec, FrameStream], VideoSummary]:
-    """Append the segments' part streams in order; check the boundaries fit together."""
-    for before, after in zip(results, results[1:]):
-        if before.last_t is None or after.first_t is None or after.first_t <= before.last_t:
+def _part_name(index: int | str) -> str:
+    """The subfolder of a stream's folder holding segment ``index``'s part of it."""
+    return f"part{index}"
+
+
+def _succeeded(future: Future) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+class _Joiner:
+    """Appends the segments' part streams, in order, to the final streams in ``cache_dir/frames``,
+    checking that each segment follows the one before in time."""
+
+    def __init__(self, specs: list[FrameSpec], anchor: float, cache_dir: Path, video: VideoMeta):
+        self.specs, self.anchor, self.cache_dir = specs, anchor, cache_dir
+        self.step = 1.0 / video.fps if video.fps else 1 / 30
+        self.writers: dict[FrameSpec, FrameStreamWriter] = {}  # made from the first segment's part sizes
+        self.previous: SegmentResult | None = None
+        self.frames = self.backwards = 0
+
+    def add(self, result: SegmentResult) -> None:
+        """Append the next segment (its part files become pieces of the final streams).
+
+        :raises SegmentsUnusable: it does not follow the segment before in time.
+        """
+        before = self.previous
+        if before is not None and (before.last_t is None or result.first_t is None
+                                   or result.first_t <= before.last_t):
             raise SegmentsUnusable("segments do not follow each other in time")
-    streams: dict[FrameSpec, FrameStream] = {}
-    for spec in specs:
-        first = results[0].streams[spec]
-        writer = FrameStreamWriter(cache_dir / "frames" / spec.key, spec, first.width, first.height, anchor=anchor)
-        previous_last: float | None = None
-        for result in results:
+        for spec in self.specs:
             part = result.streams[spec]
+            writer = self.writers.get(spec)
+            if writer is None:
+                writer = self.writers[spec] = FrameStreamWriter(self.cache_dir / "frames" / spec.key, spec,
+                                                                part.width, part.height, anchor=self.anchor)
             skip = 0
-            if spec.fps is not None and previous_last is not None and len(part):
+            if spec.fps is not None and before is not None and before.last_t is not None and len(part):
                 # the part sampled its first frame; the segment before may have sampled its interval
-                skip = int(writer.cell(float(part.times[0])) <= writer.cell(previous_last))
+                skip = int(writer.cell(float(part.times[0])) <= writer.cell(before.last_t))
             writer.append(part, skip=skip)
-            previous_last = result.last_t
-        streams[spec] = writer.close()
-    step = 1.0 / video.fps if video.fps else 1 / 30
-    summary = VideoSummary(frames=sum(r.frames for r in results), last_t=results[-1].last_t, step=step,
-                           backwards=sum(r.backwards for r in results))
-    return streams, summary
+        self.frames += result.frames
+        self.backwards += result.backwards
+        self.previous = result
+
+    def close(self) -> tuple[dict[FrameSpec, FrameStream], VideoSummary]:
+        streams = {spec: writer.close() for spec, writer in self.writers.items()}
+        last_t = self.previous.last_t if self.previous is not None else None
+        return streams, VideoSummary(frames=self.frames, last_t=last_t, step=self.step, backwards=self.backwards)
+
+    def abort(self) -> None:
+        """Close the final stream files after a failure (the caller decodes again, or gives up)."""
+        for writer in self.writers.values():
+            with contextlib.suppress(Exception):
+                writer.abort()
 
 
 __all__ = ["Plan", "Segment", "SegmentsUnusable", "VideoSummary", "cpus_available", "decode_segments", "plan"]

@@ -25,9 +25,11 @@ class VideoSink:
     """Turns decoded frames into every requested stream; converts a frame only for streams that sample it."""
 
     def __init__(self, specs: list[FrameSpec], video: VideoMeta, stream: Any, cache_dir: Path,
-                 anchor: float | None = None, threaded: bool = True):
+                 anchor: float | None = None, threaded: bool = True, part: str | None = None):
         """:param anchor: origin (s) of the sampling grid of streams with an fps (default: the first frame).
-        :param threaded: scale frames on a second thread (else inline, in ``add``)."""
+        :param threaded: scale frames on a second thread (else inline, in ``add``).
+        :param part: write each stream to this subfolder of its folder (``frames/<spec.key>/<part>``):
+            one segment's part of it (see ``segments``)."""
         from av.video.reformatter import Interpolation, VideoReformatter
 
         self.rotation = video.rotation
@@ -35,7 +37,8 @@ class VideoSink:
         self.step = 1.0 / video.fps if video.fps else 1 / 30
         self.writers: list[tuple[FrameStreamWriter, Any, int, int]] = []
         for spec, (w, h), (coded_w, coded_h) in output_sizes(specs, video, stream):
-            writer = FrameStreamWriter(cache_dir / "frames" / spec.key, spec, w, h, anchor=anchor)
+            folder = cache_dir / "frames" / spec.key
+            writer = FrameStreamWriter(folder / part if part else folder, spec, w, h, anchor=anchor)
             self.writers.append((writer, VideoReformatter(), coded_w, coded_h))
         self.interpolation = Interpolation.AREA  # a box filter: no aliasing when shrinking a lot
         self.last_t: float | None = None

@@ -40,6 +40,10 @@ class ManifestError(ConfigError):
     """models_manifest.yaml is wrong: the message names the file, the key and the line."""
 
 
+#: the order in which the scheduler prefers precision variants: full quality first, then smaller
+PRECISION_ORDER = ("bf16", "fp16", "fp32", "int8", "int4")
+
+
 class ModelSpec(BaseModel):
     """One manifest entry. Field reference: docs/models.md."""
 
@@ -57,6 +61,7 @@ class ModelSpec(BaseModel):
     description: str = ""
     instruction_tuned: bool | None = None
     requires: tuple[str, ...] = ()
+    smaller: tuple[str, ...] = ()  # smaller models of the same family that can stand in when this one does not fit
     tags: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()  # huggingface: other repo ids the same weights are cached under
     ignore: tuple[str, ...] = ()   # huggingface: file patterns `pull` skips
@@ -120,6 +125,10 @@ class ModelSpec(BaseModel):
     def repo_ids(self) -> tuple[str, ...]:
         """Hugging Face repo ids this model may be cached under (locator first)."""
         return (self.locator, *self.aliases) if self.source == "huggingface" else ()
+
+    def precisions(self) -> list[str]:
+        """The precision variants it lists VRAM for, best first (``PRECISION_ORDER``)."""
+        return [p for p in PRECISION_ORDER if p in self.vram_gb]
 
     def vram_mb(self, precision: str | None = None) -> float:
         """VRAM estimate in MB at ``precision`` (default: bf16, else fp16, fp32, int8, int4)."""
@@ -276,10 +285,11 @@ def _load_file(path: Path) -> Manifest:
             problems.append(format_validation_error(path, exc, lines, prefix=("models", model_id)))
     problems += shared_storage([(spec, f"{path}:{lines.get(('models', spec.id), '?')}") for spec in models.values()])
     for spec in models.values():
-        for req in spec.requires:
-            if req not in models:
-                line = lines.get(("models", spec.id, "requires"), "?")
-                problems.append(f"{path}:{line}: models.{spec.id}.requires: unknown model id {req!r}")
+        for key in ("requires", "smaller"):
+            for req in getattr(spec, key):
+                if req not in models:
+                    line = lines.get(("models", spec.id, key), "?")
+                    problems.append(f"{path}:{line}: models.{spec.id}.{key}: unknown model id {req!r}")
     if problems:
         raise ManifestError("\n".join(problems))
     return Manifest(path=path, models=models, lines=lines)

@@ -2,13 +2,23 @@
 
 Built-in exporters (each registered through the same ``register_exporters`` hook a plugin uses):
 
-==============  ==========================================================================
-``markdown``    ``summary.md``: the summary, chapters, key moments and what each analyzer did
-``html``        ``report.html``: one self-contained page with the player, lanes and thumbnails
-``subtitles``   ``transcript.srt`` and ``transcript.vtt`` (only when there is a transcript)
-``cuts``        ``cuts.csv`` and ``cuts.edl`` (CMX3600), one row/event per shot
-``thumbnails``  ``thumbs/*.jpg``: one small JPEG per shot, cached for ``framework report``
-==============  ==========================================================================
+================  ========================================================================
+``markdown``      ``summary.md``: the summary, chapters, key moments and what each analyzer did
+``subtitles``     ``transcript.srt`` and ``transcript.vtt`` (only when there is a transcript)
+``cuts``          ``cuts.csv``, one row per shot
+``edl``           ``cuts.edl``: the shots as a CMX 3600 EDL, markers as locators (OpenTimelineIO)
+``otio``          ``timeline.otio``: the shots and markers as an OpenTimelineIO timeline
+``fcpxml``        ``timeline.fcpxml``: the same for Final Cut Pro X (OpenTimelineIO's adapter)
+``fcp7``          ``timeline.fcp7.xml``: the same as FCP 7 XML, for Premiere and Resolve
+``chapters-vtt``  ``chapters.vtt``: the summary's chapters as WebVTT chapters
+``ffmetadata``    ``chapters.ffmetadata``: the chapters as FFmpeg metadata, to mux into the video
+``youtube``       ``chapters.youtube.txt``: the chapters as YouTube description lines
+``thumbnails``    ``thumbs/*.jpg``: one small JPEG per shot, cached for ``framework report``
+``html``          ``report.html``: one self-contained page with the player, lanes and thumbnails
+================  ========================================================================
+
+The registry's ``exports:`` (``Registry.select_exporters``) or ``framework export --format`` picks
+some of them; by default a run writes them all (see docs/exports.md).
 
 ``write_outputs`` runs them all; ``rerender`` does the same from a ``results.json`` (the
 ``framework report`` command) without running any analyzer.
@@ -35,18 +45,37 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["Cue", "ExportContext", "Exporter", "Shot", "atomic_write_bytes", "builtin_exporters", "clock",
-           "load_results", "rerender", "resolve_video", "write_outputs"]
+           "load_results", "rerender", "resolve_video", "select", "write_outputs"]
 
 
 def builtin_exporters() -> list[type[Exporter]]:
     """The built-in exporter classes, in the order they run."""
+    from .chapters import ChaptersVttExporter, FfmetadataExporter, YoutubeExporter
     from .cuts import CutsExporter
+    from .editorial import EdlExporter, Fcp7Exporter, FcpxmlExporter, OtioExporter
     from .html import HtmlExporter
     from .markdown import MarkdownExporter
     from .subtitles import SubtitlesExporter
     from .thumbnails import ThumbnailsExporter
 
-    return [MarkdownExporter, SubtitlesExporter, CutsExporter, ThumbnailsExporter, HtmlExporter]
+    return [MarkdownExporter, SubtitlesExporter, CutsExporter, EdlExporter, OtioExporter, FcpxmlExporter,
+            Fcp7Exporter, ChaptersVttExporter, FfmetadataExporter, YoutubeExporter, ThumbnailsExporter,
+            HtmlExporter]
+
+
+def select(classes: list[type[Exporter]], names: list[str] | None, what: str = "export format") -> list[type[Exporter]]:
+    """The classes named in ``names`` (in the order of ``classes``), or all of them for ``None``.
+
+    :raises InputError: a name that no exporter has; the message lists the valid names.
+    """
+    if names is None:
+        return list(classes)
+    by_name = {getattr(c, "name", c.__name__): c for c in classes}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise InputError(f"unknown {what} {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(by_name))}")
+    wanted = set(names)
+    return [c for n, c in by_name.items() if n in wanted]
 
 
 @hookimpl
@@ -100,15 +129,18 @@ def _read_summary(track: Track | None) -> Summary | None:
 
 def write_outputs(timeline: Timeline, run_dir: str | Path, host: "PluginHost | None" = None,
                   video_path: str | Path | None = None, *,
-                  thumb_sources: tuple[Path, ...] = ()) -> list[Path]:
+                  thumb_sources: tuple[Path, ...] = (), exporters: list[str] | None = None) -> list[Path]:
     """Run every exporter (``host.exporters``, or the built-ins) and return the files written.
 
     One failing exporter is logged and the others still run.
 
     :param video_path: the video, if known; else ``timeline.video.path`` is tried.
     :param thumb_sources: other ``thumbs/`` folders whose cached thumbnails may be reused.
+    :param exporters: names of the exporters to run (the registry's ``exports:``); ``None``: all.
+    :raises InputError: ``exporters`` names one that is not registered.
     """
     run_dir = Path(run_dir)
+    classes = select(list(host.exporters.values()) if host is not None else builtin_exporters(), exporters)
     run_dir.mkdir(parents=True, exist_ok=True)
     video, note = resolve_video(timeline, video_path, (run_dir,))
     if video is None:
@@ -121,8 +153,8 @@ def write_outputs(timeline: Timeline, run_dir: str | Path, host: "PluginHost | N
                        summary_track.analyzer if summary_track else "?", str(exc).splitlines()[0])
         summary = None
     context = ExportContext(timeline=timeline, run_dir=run_dir, video_path=video, video_note=note,
-                            summary=summary, thumb_sources=tuple(thumb_sources))
-    classes = list(host.exporters.values()) if host is not None else builtin_exporters()
+                            summary=summary, thumb_sources=tuple(thumb_sources),
+                            exporters=tuple(getattr(c, "name", c.__name__) for c in classes))
     written: list[Path] = []
     for cls in classes:
         name = getattr(cls, "name", cls.__name__)
@@ -169,8 +201,9 @@ def load_results(path: str | Path) -> Timeline:
 
 
 def rerender(results: str | Path, out_dir: str | Path | None = None, *, video: str | Path | None = None,
-             host: "PluginHost | None" = None) -> list[Path]:
-    """Re-write every output from ``results.json`` without running any analyzer.
+             host: "PluginHost | None" = None, exporters: list[str] | None = None) -> list[Path]:
+    """Re-write every output (or the ``exporters`` named) from ``results.json`` without running
+    any analyzer.
 
     :param out_dir: where to write (default: the folder of ``results.json``).
     :param video: the analyzed video, if it moved since the run.
@@ -183,4 +216,4 @@ def rerender(results: str | Path, out_dir: str | Path | None = None, *, video: s
         found, _ = resolve_video(timeline, None, (results_dir, out))
         video = found
     sources = (results_dir / "thumbs",) if out.resolve() != results_dir.resolve() else ()
-    return write_outputs(timeline, out, host=host, video_path=video, thumb_sources=sources)
+    return write_outputs(timeline, out, host=host, video_path=video, thumb_sources=sources, exporters=exporters)

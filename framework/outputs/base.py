@@ -106,6 +106,8 @@ class ExportContext:
     :ivar video_note: why there is no video (empty when there is one).
     :ivar summary: the summary (of the track providing ``"summary"``), or ``None`` when there is none.
     :ivar thumb_sources: older ``thumbs/`` folders whose cached thumbnails may be reused.
+    :ivar exporters: the names of the exporters this call runs (``None``: not known, e.g. a test
+        calling one exporter), so that a page listing the run's files lists only those.
     """
 
     timeline: Timeline
@@ -114,7 +116,12 @@ class ExportContext:
     video_note: str = ""
     summary: Summary | None = None
     thumb_sources: tuple[Path, ...] = ()
+    exporters: tuple[str, ...] | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def writes(self, exporter: str) -> bool:
+        """Whether exporter ``exporter`` runs in this call (True when that is not known)."""
+        return self.exporters is None or exporter in self.exporters
 
     @property
     def fps(self) -> float:
@@ -235,6 +242,38 @@ def frame_rate_of(timeline: Timeline) -> float | None:
             if rate > 0:
                 return rate
     return float(video.fps) if video.fps and video.fps > 0 else None
+
+
+NTSC_BASES = (24, 30, 48, 60, 120)  # n * 1000/1001 fps
+
+
+def exact_rate(timeline: Timeline) -> Fraction | None:
+    """The frame rate as an exact fraction (``30000/1001``, ``25``), for frame-exact times.
+
+    ``video.fps_rational`` when valid; else ``video.fps`` snapped to an NTSC rate
+    (``n * 1000/1001``) when within 0.005 fps of one, else to the nearest fraction with a
+    denominator up to 1001. ``None`` when the video has no rate.
+    """
+    rational = getattr(timeline.video, "fps_rational", None)
+    if isinstance(rational, str) and rational.strip():
+        try:
+            rate = Fraction(rational.strip())
+        except (ValueError, ZeroDivisionError):
+            rate = None
+        if rate is not None and rate > 0:
+            return rate
+    fps = timeline.video.fps
+    return rate_fraction(fps) if fps and fps > 0 else None
+
+
+def rate_fraction(fps: float) -> Fraction:
+    """``fps`` as an exact rate: an NTSC rate (``n * 1000/1001``) when within 0.005 fps of one
+    (29.97 -> 30000/1001), else the nearest fraction with a denominator up to 1001."""
+    for base in NTSC_BASES:
+        ntsc = Fraction(base * 1000, 1001)
+        if abs(fps - float(ntsc)) < 0.005:
+            return ntsc
+    return Fraction(fps).limit_denominator(1001)
 
 
 def fps_text(rate: float) -> str:

@@ -1,19 +1,20 @@
-"""``cuts.csv`` (one row per shot) and ``cuts.edl`` (a CMX3600 edit decision list of the shots).
+"""``cuts.csv`` (one row per shot) and the timecode helpers ``cuts.edl`` shares.
 
 Frame numbers are the decoded-frame indices the shot events carry (``data["first_frame"]`` /
 ``data["last_frame"]``), never a time multiplied by an average rate, which is wrong on
 variable-frame-rate video. A shot track that gives no indices gets frames computed from its
 times on constant-rate video and none (empty CSV cells) on variable-rate video.
 
-Timecode counts those frames, non-drop-frame (NDF), at the integer rate nearest the stream's
-declared rate (``video.fps_rational`` when known, else ``video.fps``). For NTSC rates (29.97,
-23.976, 59.94) NDF timecode counts 30/24/60 frames per "second", so it runs 0.1 % behind the
-clock (3.6 s per hour); frame numbers stay exact, and the EDL says so in a comment. On
-variable-rate video the timecode of a frame is where an editor conforming the file to that
-constant rate finds it; the clock times stay in each event's comment.
-Every EDL event is a cut from the one source reel (``AX``); how a shot began (fade, dissolve) is
-noted in a comment, since a dissolve between two parts of the same source is not what an editor
-importing the list wants.
+Timecode counts those frames at the stream's declared rate (``video.fps_rational`` when known,
+else ``video.fps``), written as OpenTimelineIO writes it in ``cuts.edl``: drop-frame
+(``HH:MM:SS;FF``) at 29.97 and 59.94, so it keeps to the clock; non-drop-frame elsewhere. At
+23.976 non-drop timecode counts 24 frames per "second" and runs 0.1 % behind the clock (3.6 s per
+hour); frame numbers stay exact. On variable-rate video the timecode of a frame is where an editor
+conforming the file to that constant rate finds it. At rates without SMPTE timecode (15, 20 fps...)
+the CSV counts frames at the nearest whole rate (``frames_to_timecode``).
+
+``cuts_edl`` writes an EDL of a shot list alone; ``cuts.edl`` itself is written by the ``edl``
+exporter (``framework.outputs.editorial``) through OpenTimelineIO's CMX 3600 adapter.
 """
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ import csv
 import io
 import logging
 import math
+from fractions import Fraction
 from pathlib import Path
 
 from ..timeline import Timeline, atomic_write_text
-from .base import ExportContext, Exporter, Shot
+from .base import ExportContext, Exporter, Shot, exact_rate, rate_fraction
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +40,6 @@ def timecode_base(fps: float) -> int:
     if not fps or fps <= 0 or not math.isfinite(fps):
         raise ValueError(f"cannot make timecode at {fps!r} fps")
     return max(1, int(round(fps)))
-
-
-def is_ntsc_rate(fps: float) -> bool:
-    """True when ``fps`` is not a whole number (29.97, 23.976, 59.94...): NDF timecode drifts."""
-    return abs(fps - round(fps)) > 1e-3
 
 
 def seconds_to_frame(t: float, fps: float) -> int:
@@ -74,11 +71,18 @@ def shot_frames(shot: Shot, fps: float | None, variable_frame_rate: bool = False
     return None
 
 
-def cuts_csv(shots: list[Shot], fps: float | None, variable_frame_rate: bool = False) -> str:
+def cuts_csv(shots: list[Shot], fps: float | None, variable_frame_rate: bool = False,
+             rate: Fraction | None = None) -> str:
     """One row per shot; ``end`` and ``end_frame`` are exclusive (where the next shot starts).
 
     :param fps: the rate timecode counts at (the declared rate); frames come from the shots.
+    :param rate: the same rate as an exact fraction, when known (``30000/1001``); timecode is then
+        written as in ``cuts.edl`` (drop-frame at 29.97 and 59.94).
     """
+    from .editorial import timecode
+
+    if fps and rate is None:
+        rate = rate_fraction(fps)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -86,7 +90,7 @@ def cuts_csv(shots: list[Shot], fps: float | None, variable_frame_rate: bool = F
         span = shot_frames(s, fps, variable_frame_rate)
         if span is not None:
             frames: list[int | str] = list(span)
-            tcs = [frames_to_timecode(f, timecode_base(fps)) for f in span] if fps else ["", ""]
+            tcs = [timecode(f, rate) for f in span] if rate else ["", ""]
         else:
             frames, tcs = ["", ""], ["", ""]
         writer.writerow([s.index, f"{s.start:.3f}", f"{s.end:.3f}", f"{s.duration:.3f}", *frames,
@@ -96,70 +100,40 @@ def cuts_csv(shots: list[Shot], fps: float | None, variable_frame_rate: bool = F
 
 def cuts_edl(shots: list[Shot], fps: float, title: str, clip_name: str,
              variable_frame_rate: bool = False) -> str:
-    """A CMX3600 EDL: one cut event per shot, source and record timecode counting the shot's
-    decoded frames at ``fps`` (the declared rate)."""
-    base = timecode_base(fps)
-    ntsc = is_ntsc_rate(fps)
-    lines = [f"TITLE: {_edl_text(title)[:70]}", "FCM: NON-DROP FRAME"]
-    if ntsc and not variable_frame_rate:
-        drift = 1.0 - fps / base  # timecode seconds lost per clock second
-        lines.append(f"* {fps:.3f} FPS VIDEO: NON-DROP TIMECODE COUNTS {base} FRAMES PER SECOND AND RUNS "
-                     f"{abs(drift) * 100:.1f}% {'BEHIND' if drift > 0 else 'AHEAD OF'} THE CLOCK "
-                     f"({abs(drift) * 3600:.1f} S PER HOUR); FRAME NUMBERS ARE EXACT")
-    if variable_frame_rate:
-        if all(s.first_frame is not None for s in shots):
-            lines.append(f"* VARIABLE FRAME RATE VIDEO: TIMECODES COUNT DECODED FRAMES AT {fps:.3f} FPS, "
-                         "SO THEY DRIFT FROM THE CLOCK; EACH SHOT'S CLOCK TIME IS IN ITS COMMENT")
-        elif any(s.first_frame is not None for s in shots):
-            lines.append(f"* VARIABLE FRAME RATE VIDEO: THE SHOT TRACK GAVE FRAME NUMBERS FOR SOME SHOTS ONLY; "
-                         f"THE OTHERS' FRAMES ASSUME A CONSTANT {fps:.3f} FPS")
-        else:
-            lines.append(f"* VARIABLE FRAME RATE VIDEO: THE SHOT TRACK GAVE NO FRAME NUMBERS; FRAMES ASSUME "
-                         f"A CONSTANT {fps:.3f} FPS")
-    lines.append("")
-    number = 0
+    """A CMX 3600 EDL of ``shots`` alone (no markers), written by OpenTimelineIO's adapter as the
+    ``edl`` exporter writes ``cuts.edl`` (``framework.outputs.editorial``)."""
+    from .editorial import EditPlan, PlannedClip, cmx3600
+
+    rate = rate_fraction(fps)
+    clips = []
     for s in shots:
-        f0, f1 = shot_frames(s, fps)  # never None: fps is set and times stand in for missing indices
-        if f1 <= f0:
-            logger.info("cuts.edl: shot %d (%.3f-%.3f s) is shorter than a frame; left out", s.index,
-                        s.start, s.end)
-            continue
-        number += 1
-        tc_in, tc_out = frames_to_timecode(f0, base), frames_to_timecode(f1, base)
-        lines.append(f"{number:03d}  {REEL:<8} {'V':<5} {'C':<4} {'':>3} {tc_in} {tc_out} {tc_in} {tc_out}")
-        lines.append(f"* FROM CLIP NAME: {_edl_text(clip_name)}")
-        transition = _edl_text(s.transition_in).upper()
-        lines.append(f"* SHOT {s.index}: {s.start:.3f}-{s.end:.3f} S, TRANSITION IN: {transition}")
-        lines.append("")
-    if number > 999:
-        logger.warning("cuts.edl has %d events; strict CMX3600 readers stop at 999", number)
-    return "\n".join(lines)
+        first, end = shot_frames(s, fps)
+        if end > first:
+            clips.append(PlannedClip(first, end, f"Shot {s.index}", s))
+        else:
+            logger.info("cuts.edl: shot %d (%.3f-%.3f s) is shorter than a frame; left out", s.index, s.start, s.end)
+    total = max([c.end for c in clips] + [1])
+    plan = EditPlan(rate=rate, title=title, file_name=clip_name, url=clip_name, total=total, clips=tuple(clips),
+                    marks=(), has_shots=bool(clips), variable_frame_rate=variable_frame_rate)
+    return cmx3600(plan)
 
 
-def _edl_text(text: str) -> str:
+def edl_ascii(text: str) -> str:
     """EDL lines are plain ASCII: no newlines, nothing outside printable ASCII."""
     return "".join(c if 32 <= ord(c) < 127 else "_" for c in str(text))
 
 
 class CutsExporter(Exporter):
-    """``cuts.csv`` and ``cuts.edl``: the shot list for spreadsheets and editing software."""
+    """``cuts.csv``: the shot list for spreadsheets (``cuts.edl`` is the ``edl`` exporter's)."""
 
     name = "cuts"
-    filenames = ("cuts.csv", "cuts.edl")
-    description = "the shot list as CSV and as a CMX3600 EDL"
+    filenames = ("cuts.csv",)
+    description = "the shot list as CSV"
 
     def export(self, timeline: Timeline, run_dir: Path, context: ExportContext) -> list[Path]:
         shots = context.shots()
         if not shots:
             return self.nothing_to_write(run_dir, "no shot list (no ok track providing 'shots' with 'shot' events)")
-        fps = context.frame_rate
-        vfr = timeline.video.variable_frame_rate
-        written = [atomic_write_text(run_dir / "cuts.csv", cuts_csv(shots, fps, vfr))]
-        if fps:
-            clip = Path(timeline.video.path).name
-            edl = cuts_edl(shots, fps, Path(clip).stem, clip, vfr)
-            written.append(atomic_write_text(run_dir / "cuts.edl", edl))
-        else:
-            logger.info("the video has no frame rate: cuts.edl not written")
-            (run_dir / "cuts.edl").unlink(missing_ok=True)
-        return written
+        rate = exact_rate(timeline)
+        csv_text = cuts_csv(shots, context.frame_rate, timeline.video.variable_frame_rate, rate)
+        return [atomic_write_text(run_dir / "cuts.csv", csv_text)]

@@ -3,14 +3,16 @@
 It shows the player (when the video is reachable), the summary and key moments, a shared time
 axis with one lane per analyzer (events as blocks, series as SVG sparklines), chapters, the shots
 with thumbnails, the transcript and what every analyzer did. Clicking a moment, chapter, event,
-shot or transcript line seeks the player (``video.currentTime``).
+shot or transcript line seeks the player (``video.currentTime``); so does opening the page as
+``report.html#t=SECONDS`` (the links ``framework search`` and the library app give).
 
 Stable hooks for tests and user styles: ``#player``, ``#no-video``, ``#tl``, ``#playhead``,
 ``.lane[data-analyzer=NAME][data-status=ok|failed|skipped]``, ``.ev[data-t]``, ``.chapters-lane``,
 ``.moment[data-t]``, ``.chapter[data-t]``, ``.shot[data-t][data-index]``, ``img.thumb``,
 ``.cue[data-t][data-end]``, ``.frames[data-first][data-last]`` (a shot's decoded frames),
-``#warnings`` (the run's warnings), ``#streams`` (the file's streams). Audio-only input gets an
-``<audio id="player">`` and no shots section. All text is escaped: labels come from third-party plugins.
+``#warnings`` (the run's warnings), ``#streams`` (the file's streams), ``#chapter-now`` (the
+current chapter, from the player's ``<track kind="chapters">``: the cues of ``chapters.vtt``).
+Audio-only input gets an ``<audio id="player">`` and no shots section. All text is escaped: labels come from third-party plugins.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from urllib.parse import quote
 from .. import __version__
 from ..timeline import Event, Series, Timeline, Track, atomic_write_text
 from .base import SUMMARY, ExportContext, Exporter, clock, paragraphs, run_warnings, span
+from .chapters import chapter_spans, chapters_vtt
 from .markdown import summary_state, stream_descriptions, video_line
 from .subtitles import to_vtt
 
@@ -135,9 +138,15 @@ def _hero(timeline: Timeline, context: ExportContext) -> str:
             vtt = base64.b64encode(to_vtt(cues).encode("utf-8")).decode("ascii")
             tracks = (f'<track kind="subtitles" label="Transcript" srclang="{e(_lang(context))}" '
                       f'src="data:text/vtt;base64,{vtt}">')
+        spans = chapter_spans(timeline, context)
+        if spans:  # the same cues as chapters.vtt; the page shows the current one under the player
+            vtt = base64.b64encode(chapters_vtt(spans).encode("utf-8")).decode("ascii")
+            tracks += (f'<track kind="chapters" label="Chapters" srclang="{e(_lang(context))}" '
+                       f'src="data:text/vtt;base64,{vtt}" default>')
         src = _video_src(context.video_path, context.run_dir)
         if timeline.video.has_video:
             player = (f'<video id="player" controls preload="metadata" src="{e(src)}">{tracks}</video>'
+                      + ('<div id="chapter-now" class="chapter-now" hidden></div>' if spans else "") +
                       '<div id="video-error" class="notice" hidden>This browser cannot play the video '
                       f"({e(timeline.video.video_codec or 'unknown codec')}); the timeline still works.</div>")
         else:
@@ -444,7 +453,21 @@ def _analyzers_section(timeline: Timeline) -> str:
     head = ("<tr><th>analyzer</th><th>version</th><th>status</th><th>events</th><th>series</th><th>device</th>"
             "<th>time</th><th>models</th><th>note</th></tr>")
     return (f'<section id="analyzers"><h2>Analyzers</h2><table class="analyzers">{head}{"".join(rows)}</table>'
-            "</section>")
+            f"{_receipt(timeline)}</section>")
+
+
+def _receipt(timeline: Timeline) -> str:
+    """How it ran: devices, variants, timings, VRAM and batches (``outputs.receipt``)."""
+    from .receipt import COLUMNS, receipt_rows, run_line
+
+    rows = receipt_rows(timeline)
+    line = run_line(timeline)
+    if not rows and not line:
+        return ""
+    head = "".join(f"<th>{e(c)}</th>" for c in COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return (f'<h3 id="receipt">How it ran</h3><p class="receipt">{e(line)}</p>'
+            f'<table class="analyzers receipt">{"<tr>" + head + "</tr>"}{body}</table>')
 
 
 class HtmlExporter(Exporter):

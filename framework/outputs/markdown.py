@@ -146,7 +146,7 @@ def summary_markdown(timeline: Timeline, context: ExportContext) -> str:
             out.append(f"- Tokens: {s.tokens_used}" + (f" of a {s.token_budget} budget" if s.token_budget else ""))
         out += [f"- {md(n)}" for n in notes]
         out.append("")
-    out.append(f"*Files: results.json (everything), report.html, {', '.join(_files(context))}.*")
+    out.append(f"*Files: results.json (everything), {', '.join(_files(context))}.*")
     return "\n".join(out) + "\n"
 
 
@@ -204,15 +204,36 @@ def _analyzer_table(timeline: Timeline) -> list[str]:
         name = t.analyzer.replace("`", "")
         rows.append(f"| `{name}` | {md(t.version)} | {t.status} | {len(t.events)} | {len(t.series)} "
                     f"| {took} | {md(note)} |")
-    return rows + [""]
+    return rows + [""] + _receipt_table(timeline)
+
+
+def _receipt_table(timeline: Timeline) -> list[str]:
+    """How it ran: devices, variants, timings, VRAM and batches (``outputs.receipt``)."""
+    from .receipt import COLUMNS, receipt_rows, run_line
+
+    rows, line = receipt_rows(timeline), run_line(timeline)
+    if not rows and not line:
+        return []
+    out = ["### How it ran", "", line, ""] if line else ["### How it ran", ""]
+    out += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    out += ["| " + " | ".join(md(v) for v in row) + " |" for row in rows]
+    return out + [""]
 
 
 def _files(context: ExportContext) -> list[str]:
-    files = ["summary.md"]
-    if context.transcript():
+    files = ["report.html"] if context.writes("html") else []
+    files.append("summary.md")
+    if context.transcript() and context.writes("subtitles"):
         files += ["transcript.srt", "transcript.vtt"]
     if context.shots():
-        files += ["cuts.csv", "cuts.edl"] if context.frame_rate else ["cuts.csv"]
+        files += ["cuts.csv"] if context.writes("cuts") else []
+        files += ["cuts.edl"] if context.frame_rate and context.writes("edl") else []
+    if context.frame_rate and context.timeline.video.has_video:
+        files += [f for name, f in (("otio", "timeline.otio"), ("fcpxml", "timeline.fcpxml"),
+                                    ("fcp7", "timeline.fcp7.xml")) if context.writes(name)]
+    if context.summary is not None and context.summary.chapters:
+        files += [f for name, f in (("chapters-vtt", "chapters.vtt"), ("ffmetadata", "chapters.ffmetadata"),
+                                    ("youtube", "chapters.youtube.txt")) if context.writes(name)]
     return files
 
 

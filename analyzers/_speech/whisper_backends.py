@@ -1,0 +1,279 @@
+"""openai-whisper and faster-whisper behind one interface: windows of audio in, segments with
+word times (in window seconds) out.
+
+- ``OpenAIWhisper``: ``whisper.load_model(path)`` on the checkpoint the runner hands over, fed
+  numpy audio (no ffmpeg binary). openai-whisper decodes one window at a time.
+- ``FasterWhisper``: ``faster_whisper.WhisperModel(folder)`` on a CTranslate2 model folder. A batch
+  of windows goes through ``BatchedInferencePipeline`` in one call (the windows laid end to end,
+  ``clip_timestamps`` at their borders), a single window through ``WhisperModel.transcribe``.
+
+Both decode every window on its own (``condition_on_previous_text=False``: no text, and no
+mistake, carried from one window to the next) with word timestamps. The language, when not
+given, is detected once on the first window and then fixed for the whole file.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from framework import AUDIO_SAMPLE_RATE, AnalyzerUnavailable
+
+logger = logging.getLogger(__name__)
+
+SR = AUDIO_SAMPLE_RATE
+EOT = 50257  # <|endoftext|> in both Whisper vocabularies
+
+
+@dataclass
+class RawWord:
+    start: float
+    end: float
+    text: str
+    probability: float | None = None
+
+
+@dataclass
+class RawSegment:
+    """One segment as the backend wrote it; times are seconds in the window's audio."""
+
+    start: float
+    end: float
+    text: str
+    words: list[RawWord] = field(default_factory=list)
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    temperature: float | None = None
+    tokens: int = 0  # text and timestamp tokens decoded for it
+
+
+@dataclass
+class DecodeOptions:
+    """How to decode; mirrors the analyzer's parameters.
+
+    ``max_new_tokens`` caps the tokens per window (tests, benchmarks); ``suppress_eot`` forbids
+    end-of-text and every other special token (random weights favour them), so every window
+    decodes exactly ``max_new_tokens`` text tokens and word alignment runs on all of them
+    (benchmarks only).
+    """
+
+    language: str | None = None
+    task: str = "transcribe"
+    beam_size: int = 5
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    max_new_tokens: int | None = None
+    without_timestamps: bool = False
+    suppress_eot: bool = False
+    initial_prompt: str | None = None
+
+
+class WhisperBackend:
+    """The interface: ``load``, ``detect_language``, ``transcribe`` (a batch of windows), ``unload``."""
+
+    name = ""
+
+    def load(self, path: Path, device: str, precision: str | None) -> None:
+        raise NotImplementedError
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        raise NotImplementedError
+
+    def transcribe(self, audios: list[np.ndarray], opts: DecodeOptions) -> list[list[RawSegment]]:
+        raise NotImplementedError
+
+    def unload(self) -> None:
+        self.model = None
+
+    @property
+    def compute(self) -> str:
+        """What ran, for the track (device and precision)."""
+        return ""
+
+
+def _device_index(device: str) -> tuple[str, int]:
+    """``cuda:1`` -> (``cuda``, 1); ``gpu`` (legacy) -> (``cuda``, 0); ``cpu`` -> (``cpu``, 0)."""
+    if device in ("gpu", "cuda"):
+        return "cuda", 0
+    if device.startswith("cuda:"):
+        return "cuda", int(device.split(":", 1)[1])
+    return "cpu", 0
+
+
+class OpenAIWhisper(WhisperBackend):
+    """openai-whisper: fp16 on a GPU (bf16 runs as fp16, the only half precision it has), fp32 on CPU."""
+
+    name = "openai-whisper"
+
+    def load(self, path: Path, device: str, precision: str | None) -> None:
+        try:
+            import whisper
+        except ImportError as exc:
+            raise AnalyzerUnavailable("speech_transcription (openai-whisper): pip install openai-whisper") from exc
+        kind, index = _device_index(device)
+        if precision in ("int8", "int4"):
+            raise AnalyzerUnavailable(f"openai-whisper has no {precision} variant; use backend: faster-whisper "
+                                      "for int8, or fp16/fp32")
+        self.fp16 = kind == "cuda" and precision != "fp32"
+        self.device = f"cuda:{index}" if kind == "cuda" else "cpu"
+        self.model = whisper.load_model(str(path), device=self.device)
+        self.whisper = whisper
+
+    @property
+    def compute(self) -> str:
+        return f"{self.device} {'fp16' if self.fp16 else 'fp32'}"
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        import torch
+
+        w = self.whisper
+        if not self.model.is_multilingual:
+            return "en", 1.0
+        mel = w.log_mel_spectrogram(audio, self.model.dims.n_mels, padding=w.audio.N_SAMPLES)
+        mel = w.pad_or_trim(mel, w.audio.N_FRAMES).to(self.model.device)
+        with torch.inference_mode():
+            _, probs = self.model.detect_language(mel.to(torch.float16 if self.fp16 else torch.float32))
+        lang = max(probs, key=probs.get)
+        return lang, float(probs[lang])
+
+    def transcribe(self, audios: list[np.ndarray], opts: DecodeOptions) -> list[list[RawSegment]]:
+        decode: dict[str, Any] = {"task": opts.task, "language": opts.language, "fp16": self.fp16,
+                                  "without_timestamps": opts.without_timestamps}
+        if opts.max_new_tokens:
+            decode["sample_len"] = opts.max_new_tokens
+        if opts.suppress_eot:
+            decode["suppress_tokens"] = [-1, *range(EOT, self.model.dims.n_vocab)]
+        if opts.beam_size > 1:
+            decode["beam_size"] = opts.beam_size  # used at temperature 0; best_of at higher ones
+            decode["best_of"] = opts.beam_size
+        out = []
+        for audio in audios:
+            result = self.whisper.transcribe(
+                self.model, audio, verbose=None, temperature=opts.temperatures,
+                compression_ratio_threshold=opts.compression_ratio_threshold,
+                logprob_threshold=opts.logprob_threshold, no_speech_threshold=opts.no_speech_threshold,
+                condition_on_previous_text=False, initial_prompt=opts.initial_prompt, word_timestamps=True,
+                **decode)
+            out.append([RawSegment(
+                start=float(s["start"]), end=float(s["end"]), text=s["text"],
+                words=[RawWord(float(w["start"]), float(w["end"]), w["word"], float(w.get("probability", 0.0)))
+                       for w in s.get("words", [])],
+                avg_logprob=s.get("avg_logprob"), no_speech_prob=s.get("no_speech_prob"),
+                compression_ratio=s.get("compression_ratio"), temperature=s.get("temperature"),
+                tokens=len(s.get("tokens", ())))
+                for s in result["segments"]])
+        return out
+
+
+def preload_cuda12_libraries() -> list[str]:
+    """Load CUDA 12 cuBLAS from the ``nvidia-cublas-cu12`` wheel when it is installed, so that
+    CTranslate2 (which opens ``libcublas.so.12`` by name at run time) finds it without
+    ``LD_LIBRARY_PATH``. Returns the files loaded (none when the wheel is absent or they already load)."""
+    import ctypes
+    import importlib.util
+
+    loaded = []
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        for name in ("cublas/lib/libcublasLt.so.12", "cublas/lib/libcublas.so.12"):
+            path = Path(root) / name
+            if path.is_file():
+                try:
+                    ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+                    loaded.append(str(path))
+                except OSError as exc:
+                    logger.info("could not preload %s: %s", path, exc)
+    return loaded
+
+
+# CTranslate2 compute types for the plan's precision variants (None: CTranslate2's default for the model)
+CT2_COMPUTE = {"cuda": {"fp16": "float16", "bf16": "bfloat16", "int8": "int8_float16", "fp32": "float32"},
+               "cpu": {"fp16": "float32", "bf16": "float32", "int8": "int8", "fp32": "float32"}}
+
+
+class FasterWhisper(WhisperBackend):
+    """faster-whisper (CTranslate2); int8 works on both devices. A GPU needs CUDA 12 cuBLAS at run time."""
+
+    name = "faster-whisper"
+
+    def load(self, path: Path, device: str, precision: str | None) -> None:
+        try:
+            import faster_whisper
+        except ImportError as exc:
+            raise AnalyzerUnavailable("speech_transcription (faster-whisper): pip install faster-whisper") from exc
+        kind, index = _device_index(device)
+        if precision == "int4":
+            raise AnalyzerUnavailable("faster-whisper has no int4 variant; use int8, fp16 or fp32")
+        self.compute_type = CT2_COMPUTE[kind].get(precision or "", "default")
+        self.device = f"{kind}:{index}" if kind == "cuda" else "cpu"
+        if kind == "cuda":
+            preload_cuda12_libraries()
+        try:
+            self.model = faster_whisper.WhisperModel(str(path), device=kind, device_index=index,
+                                                     compute_type=self.compute_type)
+        except RuntimeError as exc:
+            if kind == "cuda" and ("cublas" in str(exc).lower() or "cudnn" in str(exc).lower()):
+                raise AnalyzerUnavailable(f"faster-whisper on {device}: {exc}. CTranslate2 loads CUDA 12 "
+                                          "libraries at run time: pip install nvidia-cublas-cu12 and put its lib "
+                                          "folder on LD_LIBRARY_PATH") from exc
+            raise
+        self.pipeline = faster_whisper.BatchedInferencePipeline(self.model)
+
+    @property
+    def compute(self) -> str:
+        return f"{self.device} {self.compute_type}"
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        if not self.model.model.is_multilingual:
+            return "en", 1.0
+        lang, prob, _ = self.model.detect_language(audio=audio)
+        return lang, float(prob)
+
+    def _kwargs(self, opts: DecodeOptions) -> dict[str, Any]:
+        kw: dict[str, Any] = {"language": opts.language, "task": opts.task, "beam_size": opts.beam_size,
+                              "word_timestamps": True, "without_timestamps": opts.without_timestamps,
+                              "initial_prompt": opts.initial_prompt}
+        if opts.max_new_tokens:
+            kw["max_new_tokens"] = opts.max_new_tokens
+        if opts.suppress_eot:
+            kw["suppress_tokens"] = [-1, *range(EOT, self.model.hf_tokenizer.get_vocab_size())]
+        return kw
+
+    def transcribe(self, audios: list[np.ndarray], opts: DecodeOptions) -> list[list[RawSegment]]:
+        if len(audios) == 1:
+            segments, _info = self.model.transcribe(
+                audios[0], vad_filter=False, condition_on_previous_text=False, temperature=list(opts.temperatures),
+                compression_ratio_threshold=opts.compression_ratio_threshold,
+                log_prob_threshold=opts.logprob_threshold, no_speech_threshold=opts.no_speech_threshold,
+                **self._kwargs(opts))
+            return [[_from_faster(s, 0.0) for s in segments]]
+        # one batched call: the windows end to end, each one a clip (times at sample centres so that
+        # faster-whisper's int(t * 16000) lands on the exact first and last sample)
+        starts = np.cumsum([0] + [a.size for a in audios])
+        joined = np.concatenate(audios).astype(np.float32, copy=False)
+        clips = [{"start": (a + 0.5) / SR, "end": (b - 0.5) / SR} for a, b in zip(starts[:-1], starts[1:])]
+        segments, _info = self.pipeline.transcribe(
+            joined, clip_timestamps=clips, batch_size=len(audios), temperature=opts.temperatures[0],
+            vad_filter=False, **self._kwargs(opts))
+        out: list[list[RawSegment]] = [[] for _ in audios]
+        bounds = starts / SR
+        for s in segments:
+            k = int(np.clip(np.searchsorted(bounds, (s.start + s.end) / 2, side="right") - 1, 0, len(audios) - 1))
+            out[k].append(_from_faster(s, float(bounds[k])))
+        return out
+
+
+def _from_faster(s: Any, shift: float) -> RawSegment:
+    return RawSegment(start=s.start - shift, end=s.end - shift, text=s.text,
+                      words=[RawWord(w.start - shift, w.end - shift, w.word, w.probability) for w in (s.words or [])],
+                      avg_logprob=s.avg_logprob, no_speech_prob=s.no_speech_prob,
+                      compression_ratio=s.compression_ratio, temperature=s.temperature, tokens=len(s.tokens or ()))
+
+
+BACKENDS: dict[str, type[WhisperBackend]] = {OpenAIWhisper.name: OpenAIWhisper, FasterWhisper.name: FasterWhisper}

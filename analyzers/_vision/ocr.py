@@ -1,0 +1,285 @@
+"""OCR backends (rapidocr_onnxruntime, EasyOCR) and the merging of per-frame lines into text events.
+
+Backends read one RGB frame into ``OcrLine``s (text, box in frame fractions, confidence):
+
+- ``RapidOcr``: PP-OCRv4 detection/classification/recognition ONNX models, loaded from the
+  folder the runner hands over (``rapidocr-ppocrv4``: the ``models`` folder of the installed
+  ``rapidocr_onnxruntime`` wheel). Its recognizer (Chinese + Latin letters, no accents) often
+  drops the spaces between English words ("WorldHealth"); ``restore_spaces`` puts them back
+  where the gap between two recognized letters is wide (from the character positions rapidocr
+  reports with ``return_word_box=True``).
+- ``EasyOcr``: ``easyocr.Reader(languages, model_storage_directory=<the folder the runner's
+  easyocr models are in>, download_enabled=False)``; it checks each file's MD5 itself.
+
+``merge_lines`` turns the lines of consecutive sampled frames into events: a line continues an
+open event when its normalised text is similar enough (``difflib`` ratio, so one misread letter
+does not split it) and its box overlaps the event's (or the texts are equal), and an event
+closes once it was not seen for ``max_gap`` seconds.
+"""
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from framework import AnalyzerUnavailable
+
+logger = logging.getLogger(__name__)
+
+#: languages the bundled PP-OCRv4 recognizer reads (Chinese and English; Latin letters without accents)
+RAPIDOCR_LANGUAGES = ("ch", "en")
+
+#: EasyOCR language -> manifest id of the recognizer that reads it (the detector is easyocr-craft)
+EASYOCR_MODELS: dict[str, str] = {
+    "en": "easyocr-en",
+    **dict.fromkeys(("af", "az", "bs", "cs", "cy", "da", "de", "es", "et", "fr", "ga", "hr", "hu", "id", "is",
+                     "it", "ku", "la", "lt", "lv", "mi", "ms", "mt", "nl", "no", "oc", "pi", "pl", "pt", "ro",
+                     "rs_latin", "sk", "sl", "sq", "sv", "sw", "tl", "tr", "uz", "vi"), "easyocr-latin"),
+    **dict.fromkeys(("ru", "rs_cyrillic", "be", "bg", "uk", "mn", "abq", "ady", "kbd", "ava", "dar", "inh",
+                     "che", "lbe", "lez", "tab", "tjk"), "easyocr-cyrillic"),
+    "ch_sim": "easyocr-ch-sim",
+    "ja": "easyocr-ja",
+    "ko": "easyocr-ko",
+}
+
+
+@dataclass(frozen=True)
+class OcrLine:
+    """One line of text read on a frame; ``box`` is x1, y1, x2, y2 in frame fractions."""
+
+    text: str
+    box: tuple[float, float, float, float]
+    conf: float
+
+
+def _axis_box(points: Sequence[Sequence[float]], w: int, h: int) -> tuple[float, float, float, float]:
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    x1, y1 = pts.min(axis=0)
+    x2, y2 = pts.max(axis=0)
+    return (round(max(0.0, x1 / w), 4), round(max(0.0, y1 / h), 4), round(min(1.0, x2 / w), 4),
+            round(min(1.0, y2 / h), 4))
+
+
+_ADDRESS = re.compile(r"[@/\\]|\w\.[A-Za-z]")  # web and mail addresses, paths: no spaces to restore
+
+
+def restore_spaces(text: str, char_boxes: Sequence[Sequence[Sequence[float]]], chars: Sequence[str],
+                   min_gap: float = 0.6) -> str:
+    """Put back the spaces rapidocr's recognizer dropped between Latin words.
+
+    For a line with one box per character (``return_word_box=True``): a space goes between two
+    letters/digits whose horizontal gap is at least ``min_gap`` times the line's median character
+    width (letters inside a word nearly touch). The boxes come from the recognizer's CTC columns
+    and are unreliable next to a space the model did emit and at both ends of the line, so those
+    gaps are never split; nor are lines that look like addresses (``www.example.com``, ``a@b``,
+    ``a/b``), which have no spaces. Tuned on the MEDIA.md poster and crops plus a generated caption
+    (bench/ocr_eval.py): 11 of 19 lines exactly right (5 without it), 55 of 75 words (27), no
+    word split in two; the same sample it was tuned on, so take it as a heuristic. Lines in
+    other scripts are left alone."""
+    if len(chars) != len(char_boxes) or "".join(chars) != text or len(chars) < 4:
+        return text
+    if not all(c.isascii() or unicodedata.category(c).startswith("L") and ord(c) < 0x2000 for c in chars):
+        return text  # CJK and other scripts do not separate words with spaces
+    if _ADDRESS.search(text):
+        return text
+    xs = np.asarray([[min(p[0] for p in b), max(p[0] for p in b)] for b in char_boxes], dtype=np.float64)
+    width = float(np.median(xs[:, 1] - xs[:, 0])) or 1.0
+    gaps = xs[1:, 0] - xs[:-1, 1]
+    out = [chars[0]]
+    for i, gap in enumerate(gaps):
+        a, b = chars[i], chars[i + 1]
+        unreliable = i == 0 or i == len(gaps) - 1 or any(
+            0 <= j < len(chars) and chars[j] == " " for j in (i - 1, i + 2))
+        if not unreliable and a.isalnum() and b.isalnum() and gap >= min_gap * width:
+            out.append(" ")
+        out.append(b)
+    return "".join(out)
+
+
+class RapidOcr:
+    """The rapidocr_onnxruntime engine on the PP-OCRv4 ONNX files in ``folder``."""
+
+    name = "rapidocr"
+
+    def __init__(self, folder: Path, threads: int, min_conf: float, spaces: bool = True, det_side: int = 960):
+        from rapidocr_onnxruntime import RapidOCR
+
+        folder = Path(folder)
+        models = folder / "models" if (folder / "models").is_dir() else folder
+        files = {}
+        for part in ("det", "rec", "cls"):
+            found = sorted(models.glob(f"*_{part}_*.onnx")) or sorted(models.glob(f"*{part}*.onnx"))
+            if not found:
+                raise AnalyzerUnavailable(f"text_overlay: no PP-OCR {part} model (*.onnx) in {models}; "
+                                          "reinstall rapidocr_onnxruntime")
+            files[part] = str(found[0])
+        self.engine = RapidOCR(det_model_path=files["det"], rec_model_path=files["rec"],
+                               cls_model_path=files["cls"], intra_op_num_threads=threads,
+                               inter_op_num_threads=1, text_score=min_conf,
+                               det_limit_type="max", det_limit_side_len=det_side)
+        self.min_conf = min_conf
+        self.spaces = spaces
+
+    def read(self, rgb: np.ndarray) -> list[OcrLine]:
+        h, w = rgb.shape[:2]
+        # any keyword resets rapidocr's text_score to 0.5, so pass it with every call
+        res, _ = self.engine(np.ascontiguousarray(rgb[..., ::-1]), return_word_box=self.spaces,
+                             text_score=self.min_conf)
+        lines = []
+        for row in res or []:
+            box, text, conf = row[0], str(row[1]).strip(), float(row[2])
+            if self.spaces and len(row) >= 5:
+                text = restore_spaces(text, row[3], row[4])
+            if text and conf >= self.min_conf:
+                lines.append(OcrLine(text=text, box=_axis_box(box, w, h), conf=round(conf, 4)))
+        return lines
+
+    def read_many(self, frames: Sequence[np.ndarray]) -> list[list[OcrLine]]:
+        return [self.read(f) for f in frames]
+
+
+class EasyOcr:
+    """An ``easyocr.Reader`` on the weights in ``folder`` (never downloading)."""
+
+    name = "easyocr"
+
+    def __init__(self, folder: Path, languages: Sequence[str], device: str, min_conf: float):
+        import easyocr
+
+        self.device = device
+        try:
+            self.reader = easyocr.Reader(list(languages), gpu=device if device.startswith("cuda") else False,
+                                         model_storage_directory=str(folder), download_enabled=False,
+                                         verbose=False)
+        except FileNotFoundError as exc:  # easyocr's message when a file is missing or its MD5 differs
+            raise AnalyzerUnavailable(f"text_overlay: EasyOCR weights in {folder} are missing or corrupt ({exc}); "
+                                      "run `framework models pull easyocr-craft` and the language's model") from exc
+        self.min_conf = min_conf
+
+    def _lines(self, found: Any, w: int, h: int) -> list[OcrLine]:
+        return [OcrLine(text=str(text).strip(), box=_axis_box(box, w, h), conf=round(float(conf), 4))
+                for box, text, conf in found if str(text).strip() and float(conf) >= self.min_conf]
+
+    def read(self, rgb: np.ndarray) -> list[OcrLine]:
+        h, w = rgb.shape[:2]
+        return self._lines(self.reader.readtext(np.ascontiguousarray(rgb)), w, h)
+
+    def read_many(self, frames: Sequence[np.ndarray]) -> list[list[OcrLine]]:
+        if len(frames) > 1 and self.device.startswith("cuda"):
+            h, w = frames[0].shape[:2]
+            return [self._lines(r, w, h) for r in self.reader.readtext_batched([np.ascontiguousarray(f) for f in frames])]
+        return [self.read(f) for f in frames]
+
+
+# --- change detection ----------------------------------------------------------------------------
+def thumbnail(rgb: np.ndarray, size: tuple[int, int] = (96, 54)) -> np.ndarray:
+    """A small grey float32 picture for spotting frames that did not change."""
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def changed(a: np.ndarray | None, b: np.ndarray, threshold: float) -> bool:
+    """Whether any 12x9 block of two thumbnails differs by more than ``threshold`` grey levels on
+    average (a caption appearing changes its blocks a lot while the frame mean hardly moves)."""
+    if a is None or a.shape != b.shape:
+        return True
+    d = np.abs(a - b)
+    h, w = d.shape
+    bh, bw = max(1, h // 9), max(1, w // 12)
+    blocks = d[: h // bh * bh, : w // bw * bw].reshape(h // bh, bh, w // bw, bw).mean(axis=(1, 3))
+    return float(blocks.max()) > threshold
+
+
+# --- merging lines into events -------------------------------------------------------------------
+_PUNCT = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalise(text: str) -> str:
+    """Case, accents, spaces and punctuation removed: what two readings of one caption share."""
+    t = unicodedata.normalize("NFKD", text.casefold())
+    t = "".join(c for c in t if not unicodedata.combining(c))
+    return _PUNCT.sub("", t)
+
+
+def similarity(a: str, b: str) -> float:
+    na, nb = normalise(a), normalise(b)
+    if not na or not nb:
+        return 1.0 if na == nb else 0.0
+    return difflib.SequenceMatcher(None, na, nb, autojunk=False).ratio()
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class TextRun:
+    """One caption followed over frames: its readings, boxes and the sampled frames it was on."""
+
+    frames: list[int] = field(default_factory=list)
+    readings: Counter = field(default_factory=Counter)
+    conf: dict[str, float] = field(default_factory=dict)  # best confidence of each reading
+    boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    confs: list[float] = field(default_factory=list)
+
+    def add(self, i: int, line: OcrLine) -> None:
+        self.frames.append(i)
+        self.readings[line.text] += 1
+        self.conf[line.text] = max(self.conf.get(line.text, 0.0), line.conf)
+        self.boxes.append(line.box)
+        self.confs.append(line.conf)
+
+    @property
+    def text(self) -> str:
+        """The reading seen most often; ties go to the most confident one."""
+        return max(self.readings, key=lambda t: (self.readings[t], self.conf[t]))
+
+    @property
+    def box(self) -> list[float]:
+        return [round(float(v), 4) for v in np.median(np.asarray(self.boxes), axis=0)]
+
+
+def merge_lines(frames: Sequence[Sequence[OcrLine]], times: Sequence[float], min_similarity: float,
+                max_gap: float, min_iou: float = 0.2) -> list[TextRun]:
+    """Lines of consecutive frames -> runs of the same caption, in order of first appearance."""
+    done: list[TextRun] = []
+    open_runs: list[TextRun] = []
+    for i, lines in enumerate(frames):
+        still = []
+        for run in open_runs:  # close what was not seen for longer than max_gap
+            (still if times[i] - times[run.frames[-1]] <= max_gap + 1e-6 else done).append(run)
+        open_runs = still
+        taken: set[int] = set()
+        for line in sorted(lines, key=lambda x: -x.conf):
+            best, best_score = None, 0.0
+            for k, run in enumerate(open_runs):
+                if k in taken or run.frames[-1] == i:
+                    continue
+                sim = similarity(line.text, run.text)
+                overlap = iou(line.box, run.boxes[-1])
+                if sim >= min_similarity and (overlap >= min_iou or normalise(line.text) == normalise(run.text)):
+                    if sim + overlap > best_score:
+                        best, best_score = k, sim + overlap
+            if best is None:
+                run = TextRun()
+                run.add(i, line)
+                open_runs.append(run)
+                taken.add(len(open_runs) - 1)
+            else:
+                open_runs[best].add(i, line)
+                taken.add(best)
+    done.extend(open_runs)
+    return sorted(done, key=lambda r: (r.frames[0], r.box[1], r.box[0]))

@@ -1,0 +1,161 @@
+"""Background and foreground: SegFormer-b0 (ADE20K) semantic segmentation of sampled frames.
+
+Samples RGB frames (1 fps, ``size`` x ``size`` as SegFormer's processor resizes them) and runs
+SegFormer (manifest id ``segformer-b0-ade-512``; ``SegformerForSemanticSegmentation.from_pretrained``
+on the snapshot folder the runner hands over, its ``preprocessor_config.json`` giving the input
+size and normalisation) through the device step in batches; the per-pixel argmax is taken on the
+device and only class maps come back. Each pixel's class is *foreground* when it is one of
+``foreground_classes`` (people, animals, vehicles by default) and background otherwise.
+
+The ``foreground_ratio`` series is the foreground share of each sampled frame (0..1). Each shot of
+the upstream ``cut_analysis`` track (the whole video when there is none) with a sampled frame gets
+one ``background`` event::
+
+    Event(start, end, label="background",
+          data={"classes": ["sky", "grass", "tree"], "shares": [0.41, 0.22, 0.1],
+                "foreground_ratio": 0.18, "frames": 4, "text": "sky, grass, tree"})
+
+``classes`` are the shot's dominant background classes (largest mean share of the frame first,
+at most ``top_classes``, each covering at least ``min_share``); ``shares`` their mean shares of
+the frame; ``foreground_ratio`` the shot's mean foreground share. Track data: ``background``
+(class -> share of the video's sampled pixels, top ``top_classes``), ``foreground_ratio`` (mean),
+``foreground_classes`` (those the model knows), ``model``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from pydantic import Field
+
+from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
+
+from ._shots import shot_intervals
+from ._vision.common import dtype_of, pick_precision, shot_of, torch_device
+
+logger = logging.getLogger(__name__)
+
+MODEL_ID = "segformer-b0-ade-512"
+FOREGROUND = ("person", "animal", "car", "bus", "truck", "van", "bicycle", "minibike", "boat", "ship",
+              "airplane", "horse")
+
+
+class BackgroundSegmentation(BatchedAnalyzer):
+    """Foreground/background ratio over time and the dominant background classes per shot."""
+
+    name = "background_segmentation"
+    version = "1.0.0"
+    description = "Foreground/background ratio series and dominant background classes per shot (SegFormer-b0, ADE20K)."
+    device = "auto"
+    depends_on = ("cut_analysis",)
+    models = (MODEL_ID,)
+    batch_size = 16
+    item_vram_mb = 120.0
+
+    class Params(BatchedAnalyzer.Params):
+        fps: float = Field(1.0, gt=0, le=30, description="Frames per second segmented.")
+        size: int = Field(512, ge=32, le=2048, description="Side of the square frames decoded for the model.")
+        batch_size: int = Field(16, ge=1, le=512, description="Frames per forward pass.")
+        foreground_classes: list[str] = Field(default_factory=lambda: list(FOREGROUND),
+                                              description="Class names counted as foreground.")
+        top_classes: int = Field(3, ge=1, le=20, description="Background classes named per shot.")
+        min_share: float = Field(0.05, ge=0, le=1, description="Least share of the frame a named class covers.")
+
+    def frame_specs(self) -> list[FrameSpec]:
+        return [FrameSpec(fps=self.params.fps, width=self.params.size, height=self.params.size)]
+
+    def load(self, device: str, models: dict[str, Path]) -> None:
+        import torch
+        from transformers import AutoImageProcessor, SegformerForSemanticSegmentation
+
+        path = models[MODEL_ID]
+        self.torch_device = torch_device(device)
+        self.run_precision = pick_precision(self.precision, self.torch_device, "fp16", who=self.name)
+        self.model = SegformerForSemanticSegmentation.from_pretrained(
+            path, dtype=dtype_of(self.run_precision)).to(self.torch_device).eval()
+        proc = AutoImageProcessor.from_pretrained(path)
+        size = getattr(proc, "size", None) or {"height": 512, "width": 512}
+        self.input_hw = (int(size.get("height", 512)), int(size.get("width", 512)))
+        scale = float(getattr(proc, "rescale_factor", 1 / 255))
+        mean = np.asarray(getattr(proc, "image_mean", (0.485, 0.456, 0.406)), np.float32) / scale
+        std = np.asarray(getattr(proc, "image_std", (0.229, 0.224, 0.225)), np.float32) / scale
+        dtype = dtype_of(self.run_precision)
+        self.mean = torch.tensor(mean, dtype=dtype, device=self.torch_device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=dtype, device=self.torch_device).view(1, 3, 1, 1)
+        self.labels = {int(k): str(v) for k, v in self.model.config.id2label.items()}
+        known = set(self.labels.values())
+        self.foreground = [c for c in self.params.foreground_classes if c in known]
+        self.fg_ids = np.array([k for k, v in self.labels.items() if v in self.foreground], dtype=np.int64)
+
+    def unload(self) -> None:
+        self.model = None
+        if getattr(self, "torch_device", "cpu").startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    # --- the device step -------------------------------------------------------------------------
+    def count_items(self, inputs: AnalyzerInputs) -> int | None:
+        return len(inputs.frames(self.frame_specs()[0]))
+
+    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
+        return iter(inputs.frames(self.frame_specs()[0]))
+
+    def preprocess(self, items: list[Any]) -> Any:
+        import cv2
+        import torch
+
+        h, w = self.input_hw
+        frames = [f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR)
+                  for _, f in items]
+        t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+        return t.pin_memory() if self.torch_device.startswith("cuda") else t
+
+    def forward(self, batch: Any) -> Any:
+        import torch
+
+        with torch.inference_mode():
+            x = batch.to(self.torch_device, non_blocking=True).to(self.mean.dtype)
+            logits = self.model(pixel_values=(x - self.mean) / self.std).logits
+            return logits.argmax(dim=1).to(torch.int16).cpu().numpy()
+
+    def postprocess(self, outputs: Any, items: list[Any]) -> list[Any]:
+        n = max(self.labels) + 1 if self.labels else 1
+        out = []
+        for (t, _), classes in zip(items, outputs):
+            counts = np.bincount(classes.reshape(-1).astype(np.int64), minlength=n).astype(np.float64)
+            out.append((float(t), counts / max(1.0, counts.sum())))
+        return out
+
+    def finish(self, results: list[Any], inputs: AnalyzerInputs) -> Track:
+        times = [r[0] for r in results]
+        shares = np.array([r[1] for r in results]) if results else np.zeros((0, max(self.labels) + 1))
+        fg = shares[:, self.fg_ids].sum(axis=1) if len(self.fg_ids) else np.zeros(len(results))
+        shots = shot_intervals(inputs, inputs.video.duration)
+        which = shot_of(times, shots)
+        background = np.ones(shares.shape[1], bool)
+        background[self.fg_ids] = False
+        events = []
+        for s, (start, end) in enumerate(shots):
+            rows = which == s
+            if not rows.any():
+                continue
+            names, values = self._top(shares[rows].mean(axis=0), background)
+            events.append(Event(start=round(start, 3), end=round(end, 3), label="background",
+                                data={"classes": names, "shares": values,
+                                      "foreground_ratio": round(float(fg[rows].mean()), 4),
+                                      "frames": int(rows.sum()), "text": ", ".join(names)}))
+        names, values = self._top(shares.mean(axis=0) if len(shares) else np.zeros(shares.shape[1]), background)
+        data = {"background": dict(zip(names, values)),
+                "foreground_ratio": round(float(fg.mean()), 4) if len(fg) else None,
+                "foreground_classes": self.foreground, "model": MODEL_ID}
+        series = [Series(name="foreground_ratio", times=[round(t, 3) for t in times],
+                         values=[round(float(v), 4) for v in fg])]
+        return self.track(events=events, series=series, data=data)
+
+    def _top(self, mean_shares: np.ndarray, background: np.ndarray) -> tuple[list[str], list[float]]:
+        order = [int(i) for i in np.argsort(-mean_shares, kind="stable")
+                 if background[i] and mean_shares[i] >= self.params.min_share][: self.params.top_classes]
+        return [self.labels.get(i, str(i)) for i in order], [round(float(mean_shares[i]), 4) for i in order]

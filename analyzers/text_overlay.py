@@ -1,0 +1,180 @@
+"""On-screen text: OCR of sampled frames, the same text over consecutive frames as one event.
+
+Samples an RGB stream (2 fps, 960 px wide by default) and reads each frame with one of two
+backends:
+
+- ``rapidocr`` (default): rapidocr_onnxruntime's PP-OCRv4 ONNX models, which ship inside the
+  wheel (manifest id ``rapidocr-ppocrv4``; nothing to download). It reads Chinese and English
+  (Latin letters without accents); the spaces it drops between English words are restored from
+  the letters' positions. Runs on the CPU.
+- ``easyocr``: EasyOCR's CRAFT detector (``easyocr-craft``) and the recognizer for the chosen
+  ``languages`` (``easyocr-en``, ``easyocr-latin`` for de/fr/es/..., ...), loaded from the model
+  folder the runner hands over with ``download_enabled=False``. Uses the GPU when placed on one.
+
+A frame whose small grey thumbnail did not change since the last frame read (no 12x9 block
+moved by more than ``change_threshold`` grey levels) is not read again: its lines are reused.
+
+Lines of consecutive frames are merged (``_vision.ocr.merge_lines``): a line continues an open
+caption when its text, with case, accents, spaces and punctuation removed, is at least
+``min_similarity`` alike (one misread letter does not split a caption) and its box overlaps;
+a caption not seen for ``max_gap`` seconds is closed. Each caption is one ``text`` event::
+
+    Event(start, end, label="text", score=<mean confidence>,
+          data={"text": "Breaking news", "box": [x1, y1, x2, y2], "confidence": 0.97, "frames": 8,
+                "readings": ["Breaking news", "Breakinq news"]})
+
+``start``/``end`` are the midpoints between the first (last) frame the caption was read on and
+the sample before (after) it, so they are within half a sampling interval of the truth when
+every frame is read right. ``text`` is the reading seen most often; ``readings`` lists the
+distinct readings (most frequent first, at most five); ``box`` is the median box in frame
+fractions. The ``text_lines`` series counts the lines read per sampled frame. Track data:
+``captions``, ``backend``, ``languages``, ``frames``, ``ocr_frames`` (frames actually read).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from framework import AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, FrameSpec, Series, Track
+
+from ._vision.common import span, torch_device
+from ._vision.ocr import (EASYOCR_MODELS, RAPIDOCR_LANGUAGES, EasyOcr, OcrLine, RapidOcr, changed, merge_lines,
+                          thumbnail)
+
+logger = logging.getLogger(__name__)
+
+
+class TextOverlay(BatchedAnalyzer):
+    """On-screen text (captions, titles, lower thirds) as one event per caption."""
+
+    name = "text_overlay"
+    version = "1.0.0"
+    description = "On-screen text (rapidocr, or EasyOCR): one event per caption with its text, box, start and end."
+    device = "cpu"
+    batch_size = 4
+    item_vram_mb = 200.0  # EasyOCR on a GPU; rapidocr runs on the CPU
+
+    class Params(BatchedAnalyzer.Params):
+        backend: Literal["rapidocr", "easyocr"] = Field("rapidocr", description="OCR engine.")
+        languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1,
+                                     description="Languages to read (EasyOCR codes: en, de, fr, ch_sim, ja...).")
+        fps: float = Field(2.0, gt=0, le=30, description="Frames per second read.")
+        width: int = Field(960, ge=160, le=3840, description="Width in pixels of the frames read.")
+        det_side: int = Field(960, ge=160, le=4096, description="Longest side (pixels) the rapidocr text detector sees.")
+        min_confidence: float = Field(0.6, ge=0, le=1, description="Lines read with less confidence are dropped.")
+        min_similarity: float = Field(0.75, gt=0, le=1, description="How alike two readings must be to be one caption.")
+        max_gap: float = Field(1.0, ge=0, description="Seconds a caption may go unread before it is closed.")
+        min_frames: int = Field(1, ge=1, description="Captions read on fewer frames are dropped.")
+        skip_unchanged: bool = Field(True, description="Reuse the last reading for frames that did not change.")
+        change_threshold: float = Field(4.0, ge=0, description="Grey levels a thumbnail block must move to re-read.")
+        threads: int = Field(2, ge=1, le=64, description="CPU threads of the rapidocr engine.")
+        batch_size: int = Field(4, ge=1, le=64, description="Frames per step (EasyOCR batches them on a GPU).")
+
+        @model_validator(mode="after")
+        def _languages(self) -> "TextOverlay.Params":
+            if self.backend == "rapidocr":
+                bad = [lang for lang in self.languages if lang not in RAPIDOCR_LANGUAGES]
+                if bad:
+                    raise ValueError(f"backend rapidocr reads {', '.join(RAPIDOCR_LANGUAGES)} (Latin letters without "
+                                     f"accents), not {', '.join(bad)}: set `backend: easyocr` for those languages")
+            else:
+                bad = [lang for lang in self.languages if lang not in EASYOCR_MODELS]
+                if bad:
+                    raise ValueError(f"languages {bad} are not known; EasyOCR languages here: "
+                                     f"{', '.join(sorted(EASYOCR_MODELS))}")
+            return self
+
+    def __init__(self, params: Any = None):
+        super().__init__(params)
+        # rapidocr runs on the CPU; EasyOCR uses a GPU when the plan gives it one
+        self.device = "cpu" if self.params.backend == "rapidocr" else "auto"  # type: ignore[misc]
+
+    def model_ids(self) -> list[str]:
+        if self.params.backend == "rapidocr":
+            return ["rapidocr-ppocrv4"]
+        ids = ["easyocr-craft"]
+        for lang in self.params.languages:
+            if EASYOCR_MODELS[lang] not in ids:
+                ids.append(EASYOCR_MODELS[lang])
+        return ids
+
+    def frame_specs(self) -> list[FrameSpec]:
+        return [FrameSpec(fps=self.params.fps, width=self.params.width)]
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    def load(self, device: str, models: dict[str, Path]) -> None:
+        p = self.params
+        if p.backend == "rapidocr":
+            self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], p.threads, p.min_confidence, det_side=p.det_side)
+            return
+        folders = {Path(models[m]).parent for m in self.model_ids()}
+        if len(folders) != 1:
+            raise AnalyzerUnavailable(f"{self.name}: EasyOCR needs its detector and recognizers in one folder, "
+                                      f"found {sorted(map(str, folders))}")
+        self.engine = EasyOcr(folders.pop(), p.languages, torch_device(device), p.min_confidence)
+
+    def unload(self) -> None:
+        self.engine = None
+
+    # --- the device step -------------------------------------------------------------------------
+    def count_items(self, inputs: AnalyzerInputs) -> int | None:
+        return len(inputs.frames(self.frame_specs()[0]))
+
+    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
+        stream = inputs.frames(self.frame_specs()[0])
+        self.grid = np.asarray(stream.times, dtype=np.float64)
+        self._last_thumb: np.ndarray | None = None
+        self._last_lines: list[OcrLine] = []
+        self.ocr_frames = 0
+        return ((i, t, frame) for i, (t, frame) in enumerate(stream))
+
+    def preprocess(self, items: list[Any]) -> Any:
+        return [(frame, thumbnail(frame)) for _, _, frame in items]
+
+    def forward(self, batch: Any) -> list[list[OcrLine]]:
+        p = self.params
+        todo: list[int] = []
+        reuse: list[int | None] = []  # None: read this frame; k: same picture as frame k of the batch (or before)
+        last = self._last_thumb
+        for k, (_frame, thumb) in enumerate(batch):
+            if p.skip_unchanged and not changed(last, thumb, p.change_threshold):
+                reuse.append(todo[-1] if todo else -1)
+            else:
+                todo.append(k)
+                reuse.append(None)
+                last = thumb
+        read = dict(zip(todo, self.engine.read_many([batch[k][0] for k in todo]))) if todo else {}
+        self.ocr_frames += len(todo)
+        out: list[list[OcrLine]] = []
+        for k, src in enumerate(reuse):
+            lines = read[k] if src is None else (self._last_lines if src == -1 else read[src])
+            out.append(lines)
+        if todo:
+            self._last_lines = read[todo[-1]]
+        self._last_thumb = last
+        return out
+
+    def finish(self, results: list[list[OcrLine]], inputs: AnalyzerInputs) -> Track:
+        p = self.params
+        duration = inputs.video.duration or (float(self.grid[-1]) if len(self.grid) else 0.0)
+        runs = merge_lines(results, self.grid.tolist(), p.min_similarity, p.max_gap)
+        events = []
+        for run in runs:
+            if len(run.frames) < p.min_frames:
+                continue
+            start, end = span(self.grid, run.frames[0], run.frames[-1], 0.0, duration)
+            conf = float(np.mean(run.confs))
+            readings = [t for t, _ in run.readings.most_common(5)]
+            events.append(Event(start=start, end=end, label="text", score=round(conf, 4),
+                                data={"text": run.text, "box": run.box, "confidence": round(conf, 4),
+                                      "frames": len(run.frames), "readings": readings}))
+        events.sort(key=lambda e: (e.start, e.data["box"][1]))
+        series = [Series(name="text_lines", times=[round(float(t), 3) for t in self.grid],
+                         values=[float(len(r)) for r in results])]
+        data = {"captions": len(events), "backend": p.backend, "languages": list(p.languages),
+                "frames": len(results), "ocr_frames": self.ocr_frames}
+        return self.track(events=events, series=series, data=data)

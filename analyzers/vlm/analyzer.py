@@ -1,0 +1,354 @@
+"""``qwen2_vl_temporal``: what happens in the video, in words, one description per chunk.
+
+The name is the original system's (seed 004 ran Qwen2-VL-7B under it); the model is a parameter,
+a models-manifest id: Qwen2-VL and Qwen2.5-VL (2B/3B, 7B), SmolVLM2 (256M, 500M, 2.2B),
+LLaVA-NeXT-Video-7B with or without seed 002's LoRA adapter, or (``backend: openai``) any
+OpenAI-compatible server.
+
+How it works (a ``BatchedAnalyzer``, DESIGN.md's device step):
+
+1. **Chunks follow the video** (``chunks.plan_chunks``): the shots of the cut detector, long
+   ones split into windows of at most ``chunk_s``, very short ones merged; or fixed windows.
+2. **Frames** come from the single decode pass, at the model's own rate and size (Qwen2-VL:
+   2 fps, 448 px wide); each chunk takes the frames inside it (``chunks.pick_frames``), thinned
+   to the model's cap (a lower cap on a CPU), and the model is told their real times.
+3. **Batches**: chunks of similar length are batched together (less padding); the processor
+   runs on CPU threads while the device generates the previous batch; the batch size is
+   ``batch_size`` capped by the VRAM plan (``Placement.max_batch``). Only a batch of frames is
+   ever in memory.
+4. **Context** (off by default): each chunk's prompt carries the descriptions before it, up to
+   ``context_tokens``; chunks then run one at a time.
+
+Each chunk is one ``description`` event whose ``data["text"]`` is the description, with the
+frame times it saw, the model and the prompt. The track provides ``descriptions``.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Literal
+
+from pydantic import Field, model_validator
+
+from framework import AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, FrameSpec, Track
+
+from .._shots import upstream_shots
+
+from .catalog import DEFAULT_MODEL, FAMILY_DEFAULTS, KNOWN_MODELS, VideoDefaults, family_of
+from .chunks import Chunk, bucketed, pick_frames, pick_spread, plan_chunks
+from .families import Answer, Family, GenerationOptions, Request, family_class, family_from_config
+from .prompts import DEFAULT_PROMPT, Context, context_block, times_mentioned
+
+logger = logging.getLogger(__name__)
+
+LABEL = "description"
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+# device working memory per chunk in a batch, by family (KV cache and activations of ~1,500
+# prompt tokens + 128 new ones for a 7B model; measured peak at batch 64 was ~54 GB with 17 GB of weights)
+ITEM_VRAM_MB = {"qwen2_vl": 600.0, "qwen2_5_vl": 600.0, "llava_next_video": 700.0, "smolvlm": 250.0, "openai": 0.0}
+
+
+@dataclass
+class ChunkItem:
+    """A chunk and the frames it will show (indices into the stream, their times)."""
+
+    chunk: Chunk
+    frame_index: list[int]
+    times: list[float]
+
+
+@dataclass
+class Described:
+    item: ChunkItem
+    answer: Answer
+    context_items: int = 0
+
+
+class SceneDescription(BatchedAnalyzer):
+    """Descriptions of what happens, chunk by chunk, by a vision-language model (see the module docstring)."""
+
+    name: ClassVar[str] = "qwen2_vl_temporal"
+    version: ClassVar[str] = "2.0.0"
+    description: ClassVar[str] = ("what happens, in words: one description per chunk of the video (shot-aware) by a "
+                                  "vision-language model (Qwen2-VL, Qwen2.5-VL, SmolVLM2, LLaVA-NeXT-Video or a server)")
+    device: ClassVar[str] = "auto"
+    depends_on: ClassVar[tuple[str, ...]] = ("cut_analysis",)
+    provides: ClassVar[tuple[str, ...]] = ("descriptions",)
+    enabled_by_default: ClassVar[bool] = False
+    batch_size: ClassVar[int] = 8
+    prefetch: ClassVar[int] = 2
+    # one CPU thread prepares the batches ahead (the processor's own torch ops use the cores): a
+    # fast tokenizer shared by two threads can fail with "Already borrowed" when both pad at once
+    preprocess_threads: ClassVar[int] = 1
+
+    class Params(BatchedAnalyzer.Params):
+        model: str = Field(DEFAULT_MODEL, description="models-manifest id of the VLM (e.g. qwen2-vl-2b-instruct, "
+                           "smolvlm2-256m-video-instruct, llava-next-video-genai-ft); ignored by backend openai")
+        adapter: str | None = Field(None, description="models-manifest id of a LoRA adapter to apply with peft")
+        backend: Literal["transformers", "openai"] = Field("transformers", description="transformers (a local "
+                                                           "model) | openai (an OpenAI-compatible server)")
+        base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:8000/v1")
+        api_model: str | None = Field(None, description="openai: the model name the server knows (default: model)")
+        api_key_env: str | None = Field(None, description="openai: environment variable holding the API key")
+        chunking: Literal["shots", "fixed", "whole"] = Field("shots", description="shots (follow the cut "
+                                                              "detector) | fixed windows | whole (one chunk)")
+        chunk_s: float = Field(10.0, gt=0, description="longest chunk, in seconds")
+        min_chunk_s: float = Field(2.0, ge=0, description="shorter stretches are merged with a neighbour")
+        fps: float | None = Field(None, gt=0, le=30, description="frames per second to decode (default: the model's)")
+        frames_per_chunk: int | None = Field(None, ge=1, le=768, description="most frames per chunk (default: the "
+                                             "model's; a lower cap on a CPU)")
+        frame_width: int | None = Field(None, ge=28, le=3840, description="frame width in pixels (default: the model's)")
+        frame_height: int | None = Field(None, ge=28, le=3840, description="frame height (default: keep the "
+                                         "aspect ratio)")
+        prompt: str = Field(DEFAULT_PROMPT, min_length=1, description="the instruction to the model")
+        max_new_tokens: int = Field(128, ge=1, le=4096, description="longest description, in tokens")
+        min_new_tokens: int = Field(0, ge=0, description="benchmarks only: generate at least this many tokens")
+        temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy")
+        batch_size: int = Field(8, ge=1, le=256, description="chunks per batch (capped by the VRAM plan)")
+        context: bool = Field(False, description="carry the previous descriptions into each prompt "
+                              "(one chunk at a time)")
+        context_tokens: int = Field(256, ge=0, description="context: most tokens of earlier descriptions")
+        static_cache: bool = Field(False, description="static KV cache in generate (where the model supports it)")
+        compile: bool = Field(False, description="torch.compile the model's forward (CUDA)")
+        timeout_s: float = Field(120.0, gt=0, description="openai: seconds to wait for one answer")
+
+        @model_validator(mode="after")
+        def _check(self) -> "SceneDescription.Params":
+            if self.backend == "openai" and not self.base_url:
+                raise ValueError("backend openai needs base_url (e.g. http://127.0.0.1:8000/v1)")
+            return self
+
+    def __init__(self, params: Any = None):
+        super().__init__(params)
+        if self.params.chunking != "shots":
+            self.depends_on = ()  # fixed windows or the whole video: no shots needed (the runner reads this)
+        self.family: Family | None = None
+        self.item_vram_mb = ITEM_VRAM_MB.get(self.family_name, 600.0)  # read by the scheduler
+        self._context: Context | None = None
+        self._load_s = 0.0
+        self._started: float | None = None
+        self._cache: tuple[int, list[ChunkItem]] | None = None
+        self._lock = threading.Lock()
+        self._shots_used = False
+        self._inputs: AnalyzerInputs | None = None
+        self._device = "cpu"
+
+    # --- declarations ------------------------------------------------------------------------
+    @classmethod
+    def supported_precisions(cls) -> tuple[str, ...]:
+        """bf16/fp16/fp32: int8 and int4 would need bitsandbytes, which the framework does not ship."""
+        return ("bf16", "fp16", "fp32")
+
+    @property
+    def family_name(self) -> str:
+        return "openai" if self.params.backend == "openai" else family_of(self.params.model)
+
+    @property
+    def defaults(self) -> VideoDefaults:
+        return FAMILY_DEFAULTS[self.family_name]
+
+    def model_ids(self) -> list[str]:
+        p = self.params
+        if p.backend == "openai":
+            return []
+        ids = [p.model]
+        if p.adapter:
+            ids.append(p.adapter)
+        return ids
+
+    def frame_specs(self) -> list[FrameSpec]:
+        p, d = self.params, self.defaults
+        width = p.frame_width if p.frame_width or p.frame_height else d.frame_width
+        return [FrameSpec(fps=p.fps or d.fps, width=width, height=p.frame_height)]
+
+    def max_batch_size(self) -> int:
+        return 1 if self.params.context else super().max_batch_size()
+
+    @property
+    def run_device(self) -> str:
+        """Where the model runs: the plan's placement, else the device ``load`` was given."""
+        if self.placement is not None:
+            return self.placement.device
+        return self._device
+
+    def max_frames(self) -> int:
+        p, d = self.params, self.defaults
+        if p.frames_per_chunk:
+            return p.frames_per_chunk
+        return d.cpu_max_frames if self.run_device == "cpu" else d.max_frames
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def load(self, device: str, models: dict[str, Path]) -> None:
+        t0 = time.perf_counter()
+        p = self.params
+        self._device = "cuda" if device == "gpu" else device
+        options = GenerationOptions(max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens,
+                                    temperature=p.temperature, static_cache=p.static_cache, compile=p.compile)
+        if p.backend == "openai":
+            family = family_class("openai")(options, base_url=p.base_url, model=p.api_model or p.model,
+                                            api_key_env=p.api_key_env, timeout_s=p.timeout_s)
+            family.load(None, self.run_device, None)
+        else:
+            folder, adapter = self._folders(models)
+            name = family_from_config(folder) or self.family_name
+            family = family_class(name)(options)
+            family.load(folder, self.run_device, self.precision, adapter)
+        self.family = family
+        self._load_s = time.perf_counter() - t0
+
+    def _folders(self, models: dict[str, Path]) -> tuple[Path, Path | None]:
+        """The model folder and the adapter folder (if any) among those the runner resolved."""
+        p = self.params
+
+        def folder(mid: str) -> Path:
+            path = models.get(mid)
+            if path is None:
+                raise AnalyzerUnavailable(f"model {mid} was not handed to {self.name} (not cached?): run "
+                                          f"`framework models pull {mid}`")
+            return Path(path)
+
+        known = KNOWN_MODELS.get(p.model)
+        if known is not None and known.base:  # the model id is an adapter: load its base, apply it
+            return folder(known.base), folder(p.model)
+        return folder(p.model), (folder(p.adapter) if p.adapter else None)
+
+    def unload(self) -> None:
+        if self.family is not None:
+            self.family.close()
+            self.family = None
+        self._cache = None
+        self._context = None
+
+    # --- items: chunks and their frames ------------------------------------------------------
+    def _chunk_items(self, inputs: AnalyzerInputs) -> list[ChunkItem]:
+        with self._lock:
+            if self._cache is not None and self._cache[0] == id(inputs):
+                return self._cache[1]
+            p = self.params
+            stream = inputs.frames(self.frame_specs()[0])
+            duration = float(inputs.video.duration or 0.0) or (float(stream.times[-1]) if len(stream) else 0.0)
+            shots = [(e.start, e.end) for e in upstream_shots(inputs)] if p.chunking == "shots" else []
+            chunks = plan_chunks(shots, duration, chunk_s=p.chunk_s, min_chunk_s=p.min_chunk_s, mode=p.chunking)
+            most = self.max_frames()
+            items = []
+            for c in chunks:
+                if p.chunking == "whole":
+                    idx = pick_spread(stream.times, c.start, c.end, most)
+                else:
+                    idx = pick_frames(stream.times, c.start, c.end, most)  # families pad to their frame multiple
+                if idx:
+                    items.append(ChunkItem(c, idx, [round(float(stream.times[i]), 3) for i in idx]))
+            self._cache = (id(inputs), items)
+            self._shots_used = bool(shots)
+            return items
+
+    def count_items(self, inputs: AnalyzerInputs) -> int:
+        return len(self._chunk_items(inputs))
+
+    def items(self, inputs: AnalyzerInputs) -> Iterator[ChunkItem]:
+        self._started = time.perf_counter()
+        self._inputs = inputs
+        items = self._chunk_items(inputs)
+        if self.family is not None:
+            self._context = Context(self.params.context_tokens, self.family.count_tokens) if self.params.context else None
+        if self.params.context:
+            return iter(items)  # in time order: each prompt needs the description before it
+        size = self.max_batch_size()
+        return bucketed(items, window=max(size * 4, 1), key=lambda it: len(it.frame_index))
+
+    # --- the device step ---------------------------------------------------------------------
+    def _requests(self, items: list[ChunkItem]) -> list[Request]:
+        stream = self._inputs.frames(self.frame_specs()[0])
+        out = []
+        for it in items:
+            frames = stream.frames[it.frame_index]  # positional reads from the decode cache
+            out.append(Request(index=it.chunk.index, start=it.chunk.start, end=it.chunk.end, times=list(it.times),
+                               frames=frames, instruction=self.params.prompt))
+        return out
+
+    def preprocess(self, items: list[ChunkItem]) -> Any:
+        requests = self._requests(items)
+        if self.params.context:
+            return requests  # the prompt needs the previous description: prepared in forward
+        return requests, self.family.prepare(requests)
+
+    def forward(self, batch: Any) -> Any:
+        if not self.params.context:
+            requests, prepared = batch
+            return requests, prepared, self.family.generate(prepared)
+        requests = batch
+        ctx = self._context
+        lines = ctx.lines() if ctx is not None else []
+        for r in requests:
+            r.context = context_block(lines)
+        prepared = self.family.prepare(requests)
+        outputs = self.family.generate(prepared)
+        answers = self.family.decode(outputs, prepared)
+        if ctx is not None:
+            for r, a in zip(requests, answers):
+                ctx.add(r.start, r.end, a.text)
+        return requests, prepared, answers, len(lines)
+
+    def postprocess(self, outputs: Any, items: list[ChunkItem]) -> list[Described]:
+        if self.params.context:
+            requests, prepared, answers, n_ctx = outputs
+        else:
+            requests, prepared, raw = outputs
+            answers, n_ctx = self.family.decode(raw, prepared), 0
+        return [Described(it, a, n_ctx) for it, a in zip(items, answers)]
+
+    def finish(self, results: list[Described], inputs: AnalyzerInputs) -> Track:
+        p = self.params
+        results = sorted(results, key=lambda d: d.item.chunk.start)
+        wall = time.perf_counter() - (self._started or time.perf_counter())
+        model_name = (p.api_model or p.model) if p.backend == "openai" else p.model
+        known = KNOWN_MODELS.get(p.model)
+        events = []
+        outside_total = 0
+        for d in results:
+            c, a = d.item.chunk, d.answer
+            text = _CONTROL.sub("", a.text).strip()  # text for people (and for XML exports)
+            data: dict[str, Any] = {"text": text, "frame_times": d.item.times, "model": model_name,
+                                    "prompt": p.prompt, "shots": list(c.shots),
+                                    "prompt_tokens": a.prompt_tokens, "new_tokens": a.new_tokens}
+            if p.context:
+                data["context_items"] = d.context_items
+            mentioned = times_mentioned(text)
+            if mentioned:  # a time the model writes is checked against its chunk (DESIGN.md)
+                outside = [t for t in mentioned if not (c.start - 1.0 <= t <= c.end + 1.0)]
+                data["times_mentioned"] = mentioned
+                data["times_outside_chunk"] = outside
+                outside_total += len(outside)
+            events.append(Event(start=c.start, end=c.end, label=LABEL, data=data))
+        duration = float(inputs.video.duration or 0.0)
+        covered = sum(d.item.chunk.duration for d in results)
+        fam = self.family
+        info = fam.describe_model() if fam is not None else {}
+        spec = self.frame_specs()[0]
+        stream = inputs.frames(spec)
+        data = {
+            "model": model_name, "family": fam.name if fam is not None else self.family_name,
+            "backend": p.backend, "adapter": p.adapter or (p.model if known is not None and known.base else None),
+            "model_info": info, "times_given_as": type(fam).accepts_times if fam is not None else None,
+            "chunking": p.chunking if (p.chunking != "shots" or self._shots_used) else "fixed (no shots upstream)",
+            "chunks": len(events), "frames": sum(len(d.item.times) for d in results),
+            "fps": spec.fps, "frame_size": [stream.width, stream.height], "max_frames_per_chunk": self.max_frames(),
+            "context": p.context, "load_s": round(self._load_s, 3), "describe_s": round(wall, 3),
+            "video_s_per_s": round(covered / wall, 3) if wall > 0 else None,
+            "prompt_tokens": sum(d.answer.prompt_tokens for d in results),
+            "new_tokens": sum(d.answer.new_tokens for d in results),
+            "padding_tokens": sum(int(d.answer.extra.get("padding", 0)) for d in results),
+            "times_outside_chunk": outside_total, "notes": list(fam.notes) if fam is not None else [],
+        }
+        if self.placement is not None and self.placement.substitutes:
+            data["substitutes"] = dict(self.placement.substitutes)  # a smaller model stood in (the plan)
+        if duration and covered < duration - 0.5:
+            data["notes"].append(f"chunks cover {covered:.1f} s of {duration:.1f} s")
+        return self.track(events=events, data=data)
+
+
+__all__ = ["LABEL", "SceneDescription"]

@@ -1,0 +1,185 @@
+"""What the local transformers families share: loading on a placement, generation, decoding.
+
+Loading is ``from_pretrained`` on the folder the runner handed over (``local_files_only``), with
+the dtype from the placement's precision and SDPA attention; an adapter folder with an
+``adapter_config.json`` is applied with peft and merged (no per-token adapter cost).
+
+Generation is batched with left padding (every prompt ends where generation starts), greedy by
+default, and optionally uses a static KV cache (``cache_implementation="static"``) and a
+compiled forward. When the model rejects the static cache, generation falls back to the dynamic
+cache once and the note says so.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+from framework import AnalyzerUnavailable
+
+from .base import Answer, Family, torch_dtype
+
+logger = logging.getLogger(__name__)
+
+
+def import_transformers() -> Any:
+    try:
+        import torch  # noqa: F401
+        import transformers
+    except ImportError as exc:
+        raise AnalyzerUnavailable(f"scene descriptions with a local model need torch and transformers ({exc}): "
+                                  "pip install 'video-framework[ml]'") from exc
+    return transformers
+
+
+def apply_adapter(model: Any, adapter: Path) -> Any:
+    """Apply a LoRA adapter folder (``adapter_config.json``) with peft, merged into the weights."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise AnalyzerUnavailable(f"the adapter {adapter} needs peft ({exc}): pip install peft") from exc
+    logger.info("applying adapter %s", adapter)
+    model = PeftModel.from_pretrained(model, str(adapter), is_trainable=False)
+    return model.merge_and_unload()
+
+
+class HFFamily(Family):
+    """A transformers image/video-text-to-text model and its processor."""
+
+    model_class: ClassVar[str] = ""
+
+    def __init__(self, options=None):
+        super().__init__(options)
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.dtype: Any = None
+        self._static_ok = True
+
+    # --- loading --------------------------------------------------------------------------------
+    def _model_cls(self) -> Any:
+        return getattr(import_transformers(), self.model_class)
+
+    def load_model(self, folder: Path, device: str, precision: str | None, adapter: Path | None) -> None:
+        import torch
+
+        transformers = import_transformers()
+        self.device = "cuda" if device == "gpu" else device
+        self.dtype = torch_dtype(precision, self.device)
+        torch.manual_seed(self.options.seed)
+        logger.info("loading %s from %s on %s (%s)", self.model_class, folder, self.device, self.dtype)
+        try:
+            model = self._model_cls().from_pretrained(folder, dtype=self.dtype, attn_implementation="sdpa",
+                                                      local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise AnalyzerUnavailable(f"cannot load {self.model_class} from {folder}: {exc}; run "
+                                      "`framework models verify` or pull the model again") from exc
+        if adapter is not None:
+            model = apply_adapter(model, adapter)
+        self.model = model.to(self.device).eval()
+        if self.options.compile:
+            if self.device.startswith("cuda"):
+                self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead", dynamic=True)
+                self.notes.append("forward compiled with torch.compile")
+            else:
+                self.notes.append("compile is for CUDA only; not compiled on the CPU")
+        logger.debug("transformers %s", transformers.__version__)
+
+    def describe_model(self) -> dict[str, Any]:
+        if self.model is None:
+            return {}
+        return {"class": type(self.model).__name__, "dtype": str(self.dtype).replace("torch.", ""),
+                "attention": getattr(self.model.config, "_attn_implementation", None),
+                "parameters": int(sum(p.numel() for p in self.model.parameters())), "device": self.device}
+
+    def count_tokens(self, text: str) -> int:
+        if self.tokenizer is None:
+            return super().count_tokens(text)
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # --- the device step ------------------------------------------------------------------------
+    def pin(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Pinned host memory (CUDA), so the copy to the device overlaps; on the CPU as is."""
+        if not self.device.startswith("cuda"):
+            return dict(inputs)
+        return {k: (v.pin_memory() if hasattr(v, "pin_memory") else v) for k, v in inputs.items()}
+
+    def gen_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        kw: dict[str, Any] = {"max_new_tokens": o.max_new_tokens, "do_sample": o.temperature > 0,
+                              "pad_token_id": pad}
+        if o.temperature > 0:
+            kw["temperature"] = o.temperature
+        else:  # greedy: silence the sampling settings a generation_config.json may carry
+            kw.update(temperature=None, top_p=None, top_k=None)
+        if o.min_new_tokens:
+            kw["min_new_tokens"] = min(o.min_new_tokens, o.max_new_tokens)
+        if o.static_cache and self._static_ok:
+            kw["cache_implementation"] = "static"
+        return kw
+
+    def generate(self, prepared: dict[str, Any]) -> Any:
+        import torch
+
+        inputs = {k: (v.to(self.device, non_blocking=True) if hasattr(v, "to") else v)
+                  for k, v in prepared["inputs"].items()}
+        if self.dtype is not None:
+            for key in ("pixel_values", "pixel_values_videos"):
+                if key in inputs and inputs[key].is_floating_point():
+                    inputs[key] = inputs[key].to(self.dtype)
+        kw = self.gen_kwargs()
+        with torch.inference_mode():
+            try:
+                return self.model.generate(**inputs, **kw)
+            except Exception as exc:  # noqa: BLE001 - only a refused static cache is handled here
+                if "cache_implementation" not in kw or _out_of_memory(exc):
+                    raise  # the device step splits the batch on out-of-memory
+                self._static_ok = False  # this model/version has no static cache: use the dynamic one
+                self.notes.append(f"static KV cache not supported here ({type(exc).__name__}: {str(exc)[:120]}); "
+                                  "used the dynamic cache")
+                logger.warning("%s: static cache not supported (%s); using the dynamic cache", self.name, exc)
+                kw.pop("cache_implementation")
+                return self.model.generate(**inputs, **kw)
+
+    def decode(self, outputs: Any, prepared: dict[str, Any]) -> list[Answer]:
+        n_prompt = int(prepared["inputs"]["input_ids"].shape[1])
+        new = outputs[:, n_prompt:].cpu()
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        pad = self.tokenizer.pad_token_id
+        mask = prepared["inputs"]["attention_mask"]
+        answers = []
+        for row, text, m in zip(new, texts, mask):
+            n_new = int((row != pad).sum()) if pad is not None else int(row.numel())
+            answers.append(Answer(text=text.strip(), prompt_tokens=int(m.sum()), new_tokens=n_new,
+                                  extra={"padding": n_prompt - int(m.sum())}))
+        return answers
+
+    def close(self) -> None:
+        self.model = None
+        if self.device.startswith("cuda"):
+            try:
+                import torch
+
+                torch.cuda.empty_cache()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return type(exc).__name__ in ("OutOfMemoryError", "OutOfMemoryException") or "out of memory" in str(exc).lower()
+
+
+def left_padded(tokenizer: Any) -> Any:
+    """The tokenizer set to pad on the left (generation starts where every prompt ends), with a pad
+    token (its end token when the snapshot names none)."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def has_adapter_config(folder: Path) -> bool:
+    return (Path(folder) / "adapter_config.json").is_file()
+
+
+__all__ = ["HFFamily", "apply_adapter", "has_adapter_config", "import_transformers", "left_padded"]

@@ -1,0 +1,74 @@
+"""Qwen2-VL and Qwen2.5-VL: the frames as one video input, their times in the prompt.
+
+Loading: ``AutoProcessor`` + ``Qwen2VLForConditionalGeneration`` (or
+``Qwen2_5_VLForConditionalGeneration``) from the local folder. The processor turns each chunk's
+frames into patches (the frames were decoded 448 px wide, a multiple of the 28 px patch, so its
+``smart_resize`` keeps them as they are) and expands the video placeholder; the tokenizer pads on
+the left so a batch generates from one position.
+
+Times: Qwen2-VL numbers its frame pairs, not seconds, so the prompt carries a line with the real
+times of the frames; Qwen2.5-VL also encodes absolute time (``second_per_grid_ts``, set here from
+the frames' real sampling rate, so it does not depend on what a processor version infers).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .base import Request, pad_frames
+from .hf import HFFamily, import_transformers, left_padded
+from ..prompts import times_line
+
+VIDEO_PLACEHOLDER = "<|vision_start|><|video_pad|><|vision_end|>"
+
+
+class Qwen2VL(HFFamily):
+    """Qwen2-VL (2B, 7B)."""
+
+    name: ClassVar[str] = "qwen2_vl"
+    model_class: ClassVar[str] = "Qwen2VLForConditionalGeneration"
+    accepts_times: ClassVar[str] = "text line with each frame's time"
+
+    def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
+        transformers = import_transformers()
+        self.processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
+        self.tokenizer = left_padded(self.processor.tokenizer)
+        self.temporal_patch = int(getattr(self.processor.video_processor, "temporal_patch_size", 2) or 2)
+        self.load_model(folder, device, precision, adapter)
+
+    def user_text(self, req: Request) -> str:
+        return f"{VIDEO_PLACEHOLDER}{times_line(req.start, req.end, req.times)}\n{req.context}{req.instruction}"
+
+    def chat(self, req: Request) -> str:
+        messages = [{"role": "user", "content": self.user_text(req)}]
+        template = getattr(self.tokenizer, "chat_template", None) or getattr(self.processor, "chat_template", None)
+        return self.tokenizer.apply_chat_template(messages, chat_template=template, tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def prepare(self, requests: list[Request]) -> dict[str, Any]:
+        texts = [self.chat(r) for r in requests]
+        videos = [pad_frames(r.frames, self.temporal_patch) for r in requests]
+        inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt")
+        inputs = self.time_inputs(dict(inputs), requests)
+        return {"inputs": self.pin(inputs), "texts": texts}
+
+    def time_inputs(self, inputs: dict[str, Any], requests: list[Request]) -> dict[str, Any]:
+        return inputs
+
+
+class Qwen25VL(Qwen2VL):
+    """Qwen2.5-VL (3B, 7B): absolute time through ``second_per_grid_ts``."""
+
+    name: ClassVar[str] = "qwen2_5_vl"
+    model_class: ClassVar[str] = "Qwen2_5_VLForConditionalGeneration"
+    accepts_times: ClassVar[str] = "absolute time encoding (second_per_grid_ts) and a text line"
+
+    def time_inputs(self, inputs: dict[str, Any], requests: list[Request]) -> dict[str, Any]:
+        import torch
+
+        inputs["second_per_grid_ts"] = torch.tensor([self.temporal_patch / r.fps for r in requests],
+                                                    dtype=torch.float32)
+        return inputs
+
+
+__all__ = ["Qwen25VL", "Qwen2VL", "VIDEO_PLACEHOLDER"]

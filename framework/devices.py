@@ -1,0 +1,79 @@
+"""The GPUs a run may use and the VRAM budget on each: ``--devices`` and ``--vram-budget``.
+
+``auto`` (the default) gives each GPU its free memory minus a reserve (``RESERVE_FRACTION`` of
+the card, at least ``RESERVE_MIN_MB``) for the CUDA context and other processes. A number is
+used as given, per GPU, but never more than the card has; the executor caps the allocator to it.
+torch is imported only when some analyzer can use a GPU.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from .errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+RESERVE_FRACTION = 0.05
+RESERVE_MIN_MB = 1024.0
+
+
+@dataclass
+class GPUs:
+    """The usable GPUs, their budgets (MB) and sizes."""
+
+    devices: list[str] = field(default_factory=list)
+    budgets: dict[str, float] = field(default_factory=dict)
+    total_mb: dict[str, float] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+
+
+def discover(requested: list[str] | None, budget: float | str | None, *, wanted: bool = True) -> GPUs:
+    """The GPUs to plan on.
+
+    :param requested: ``--devices`` (``["cuda:0", "cuda:1"]``, or ``["cpu"]`` for none); None: all.
+    :param budget: MB per GPU, ``"auto"`` or None (auto).
+    :param wanted: False when no analyzer can use a GPU: nothing is probed (no torch import).
+    :raises ConfigError: a requested GPU does not exist.
+    """
+    if not wanted or requested == ["cpu"]:
+        return GPUs()
+    try:
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception as exc:  # noqa: BLE001 - torch missing or broken: no GPU
+        logger.debug("no GPU: %s", exc)
+        count = 0
+    if requested:
+        bad = [d for d in requested if not _valid(d, count)]
+        if bad:
+            seen = ", ".join(f"cuda:{i}" for i in range(count)) or "none"
+            raise ConfigError(f"--devices {','.join(bad)}: no such GPU (visible GPUs: {seen}); "
+                              "use cuda:N as torch numbers them, or cpu")
+        devices = [d if ":" in d else "cuda:0" for d in requested]
+    else:
+        devices = [f"cuda:{i}" for i in range(count)]
+    gpus = GPUs(devices=devices)
+    for dev in devices:
+        free, total = (x / 2**20 for x in torch.cuda.mem_get_info(dev))
+        gpus.total_mb[dev] = total
+        gpus.names[dev] = torch.cuda.get_device_name(dev)
+        reserve = max(RESERVE_MIN_MB, RESERVE_FRACTION * total)
+        if budget in (None, "auto"):
+            gpus.budgets[dev] = max(0.0, free - reserve)
+        else:
+            gpus.budgets[dev] = min(float(budget), total)
+            if float(budget) > free:
+                logger.warning("%s: the %.0f MB VRAM budget is more than the %.0f MB free now; "
+                               "models may run out of memory", dev, float(budget), free)
+    return gpus
+
+
+def _valid(device: str, count: int) -> bool:
+    if device == "cuda":
+        return count > 0
+    if not device.startswith("cuda:"):
+        return False
+    index = device.split(":", 1)[1]
+    return index.isdigit() and int(index) < count

@@ -1,0 +1,448 @@
+"""Runs a ``Plan``: models loaded just in time under the VRAM budget, CPU work beside, OOM fallbacks.
+
+The executor follows the plan and nothing else:
+
+- **GPU lanes.** Each GPU's analyzers are admitted in the plan's order (wave by wave). An analyzer
+  is admitted when the estimates of the models loaded on that GPU plus its own stay within the
+  budget; admitting it starts loading its models at once, so the next model is read from disk
+  while the current wave computes, where memory allows. It analyzes once its dependencies have
+  finished and is unloaded as soon as it is done, which admits the next ones.
+- **CPU analyzers** run in a thread pool (``jobs`` at a time) as soon as their dependencies have
+  finished, beside the GPU lanes.
+- **Out of memory** (a load or analyze that raises a device OOM): the analyzer is unloaded and
+  retried **alone** on its GPU (the device step then halves its batches), then in the next
+  **smaller variant** the manifest lists, then on the **CPU** when it has a CPU path. Each step is
+  recorded in the track's receipt (``receipt["fallbacks"]``).
+- **Memory.** The allocator of each GPU is capped to its budget (``DeviceMemory.cap``), so an
+  underestimate raises OOM instead of taking memory from other processes. The peak each analyzer
+  allocated is measured (``measured_alone`` says whether it had the GPU to itself, the only case
+  in which the figure is its own) and handed back in the receipt; the runner stores it for later
+  plans (``framework.measurements``).
+- **Ctrl-C** sets ``stop``: nothing new starts, running analyzers stop at their next progress
+  report, loaded models are unloaded, then ``RunInterrupted`` is raised.
+
+The executor knows analyzers only through ``Job``s: the runner builds them, so tests drive the
+executor with stand-ins on simulated devices (``framework.testing.devices.SimulatedGPUs``).
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from .callinfo import CallInfo
+from .device_step import free_device_memory, is_out_of_memory
+from .scheduler import Demand, Placement, Plan
+
+logger = logging.getLogger(__name__)
+
+
+class DeviceMemory(Protocol):
+    """What the executor needs of the GPUs: capping, and measuring what was allocated."""
+
+    def cap(self, device: str, budget_mb: float) -> None:
+        """Make allocations beyond ``budget_mb`` on ``device`` fail with an out-of-memory error."""
+
+    def reset_peak(self, device: str) -> None: ...
+
+    def allocated_mb(self, device: str) -> float: ...
+
+    def peak_mb(self, device: str) -> float: ...
+
+
+class TorchMemory:
+    """``DeviceMemory`` for CUDA through torch (imported only when a GPU is used)."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.torch = torch
+
+    def cap(self, device: str, budget_mb: float) -> None:
+        dev = self.torch.device(device)
+        total = self.torch.cuda.get_device_properties(dev).total_memory / 2**20
+        self.torch.cuda.set_per_process_memory_fraction(min(1.0, budget_mb / total), dev)
+
+    def reset_peak(self, device: str) -> None:
+        self.torch.cuda.reset_peak_memory_stats(device)
+
+    def allocated_mb(self, device: str) -> float:
+        return self.torch.cuda.memory_allocated(device) / 2**20
+
+    def peak_mb(self, device: str) -> float:
+        return self.torch.cuda.max_memory_allocated(device) / 2**20
+
+
+class Call(Protocol):
+    """One attempt at running one analyzer, phase by phase (``framework.callinfo.AnalyzerCall``)."""
+
+    def load(self) -> CallInfo[Any]: ...
+
+    def analyze(self) -> CallInfo[Any]: ...
+
+    def unload(self) -> CallInfo[Any]: ...
+
+    def track(self, receipt: dict[str, Any]) -> Any: ...
+
+
+@dataclass
+class Job:
+    """What the executor runs for one analyzer.
+
+    :ivar start: called with a ``Placement`` when the analyzer is about to be loaded there; returns
+        the ``Call`` for that attempt, or a finished track when it must not run (skipped: missing
+        model, upstream failed...).
+    :ivar demand: its plan input (variants, CPU path) for the fallback chain.
+    """
+
+    name: str
+    placement: Placement
+    deps: tuple[str, ...]
+    start: Callable[[Placement], Any]
+    demand: Demand | None = None
+
+
+@dataclass
+class _State:
+    job: Job
+    placement: Placement
+    call: Any = None
+    reserved_mb: float = 0.0
+    loaded: bool = False
+    fallbacks: list[str] = field(default_factory=list)
+    receipt: dict[str, Any] = field(default_factory=dict)
+    alone: bool = True
+    baseline_mb: float = 0.0
+    tried: list[Placement] = field(default_factory=list)
+
+
+class Executor:
+    """Runs a plan's jobs; ``finish(name, track)`` receives each finished track, in completion order.
+
+    :param budgets: per GPU, the MB its loaded estimates may sum to (None: one model at a time).
+    :param memory: the GPUs' memory (``TorchMemory`` on a real machine; simulated in tests).
+    :param jobs: CPU analyzers run at a time.
+    """
+
+    def __init__(self, plan: Plan, jobs: list[Job], finish: Callable[[str, Any], None], *,
+                 memory: DeviceMemory | None = None, cpu_workers: int = 2,
+                 stop: threading.Event | None = None, cap_allocator: bool = True):
+        self.plan = plan
+        self.jobs = {j.name: j for j in jobs}
+        self.finish = finish
+        self.memory = memory
+        self.cpu_workers = max(1, cpu_workers)
+        self.stop = stop if stop is not None else threading.Event()
+        self.cap_allocator = cap_allocator
+        self.lanes = {dev: [n for n in names if n in self.jobs] for dev, names in plan.lanes().items()}
+        self.budgets = dict(plan.budgets)
+        self.reserved: dict[str, float] = {dev: 0.0 for dev in self.lanes}
+        self.active: dict[str, set[str]] = {dev: set() for dev in self.lanes}  # admitted, not yet released
+        self.exclusive: dict[str, str | None] = {dev: None for dev in self.lanes}  # device -> the one running alone
+        self.states: dict[str, _State] = {}
+        self.done: set[str] = set()
+        self.intervals: dict[str, list[tuple[float, float]]] = {dev: [] for dev in self.lanes}
+        self.lock = threading.Lock()
+        # one load at a time: loads overlap other analyzers' work, not each other (libraries that
+        # import lazily, as transformers does, are not safe to import from two threads at once)
+        self.load_lock = threading.Lock()
+
+    # --- public -----------------------------------------------------------------------
+    def run(self) -> None:
+        from .errors import RunInterrupted
+
+        if self.memory is not None and self.cap_allocator:
+            for dev, budget in self.budgets.items():
+                if budget is not None and dev in self.lanes:
+                    self.memory.cap(dev, budget)
+        pending = set(self.jobs)
+        cpu_pool = cf.ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="cpu-analyzer")
+        gpu_pool = cf.ThreadPoolExecutor(max(1, sum(len(v) for v in self.lanes.values())) + 1,
+                                         thread_name_prefix="gpu-analyzer")
+        futures: dict[cf.Future, tuple[str, str]] = {}  # future -> (name, phase)
+        loading: set[str] = set()
+        loaded_waiting: set[str] = set()
+        try:
+            while pending or futures or loaded_waiting:
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
+                # CPU jobs whose dependencies are done
+                for name in [n for n in list(pending) if self._placement(n).device == "cpu" and self._ready(n)]:
+                    pending.discard(name)
+                    st = self._state(name)
+                    futures[cpu_pool.submit(self._run_cpu, st)] = (name, "cpu")
+                # GPU admissions, lane by lane in plan order
+                for name in self._make_room(pending, loaded_waiting):
+                    loaded_waiting.discard(name)
+                    pending.add(name)
+                for dev in self.lanes:
+                    for name in self._admit(dev, pending):
+                        pending.discard(name)
+                        loading.add(name)
+                        futures[gpu_pool.submit(self._load, self.states[name])] = (name, "load")
+                for name in [n for n in list(loaded_waiting) if self._ready(n)]:
+                    loaded_waiting.discard(name)
+                    futures[gpu_pool.submit(self._analyze, self.states[name])] = (name, "analyze")
+                if not futures:
+                    raise RuntimeError(f"cannot schedule {sorted(pending | loaded_waiting)}: unmet dependencies")
+                finished, _ = cf.wait(futures, timeout=0.25, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    name, phase = futures.pop(fut)
+                    outcome = fut.result()
+                    if phase == "cpu":
+                        self.done.add(name)
+                    elif phase == "load":
+                        loading.discard(name)
+                        if outcome == "loaded":
+                            loaded_waiting.add(name)
+                        elif outcome == "retry":
+                            pending.add(name)
+                        else:
+                            self.done.add(name)
+                    elif phase == "analyze":
+                        if outcome == "retry":
+                            pending.add(name)
+                        else:
+                            self.done.add(name)
+        except BaseException as exc:
+            self.stop.set()
+            cpu_pool.shutdown(wait=False, cancel_futures=True)
+            gpu_pool.shutdown(wait=False, cancel_futures=True)
+            busy = sorted({n for f, (n, _p) in futures.items() if f.running()})
+            if busy:
+                logger.warning("stopping: waiting for %s to stop (Ctrl-C again to quit at once)", ", ".join(busy))
+            try:
+                while not all(f.done() for f in futures):
+                    cf.wait(futures, timeout=0.25)
+            except KeyboardInterrupt:
+                raise RunInterrupted(abandoned=sorted({n for f, (n, _p) in futures.items() if not f.done()})) from None
+            for name in loaded_waiting:  # loaded, never ran: give their memory back
+                self._release(self.states[name], unload=True)
+            if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, RunInterrupted):
+                raise RunInterrupted() from None
+            raise
+        cpu_pool.shutdown(wait=True)
+        gpu_pool.shutdown(wait=True)
+
+    # --- admission ----------------------------------------------------------------------
+    def _placement(self, name: str) -> Placement:
+        st = self.states.get(name)
+        return st.placement if st is not None else self.jobs[name].placement
+
+    def _state(self, name: str) -> _State:
+        if name not in self.states:
+            self.states[name] = _State(self.jobs[name], self.jobs[name].placement)
+        return self.states[name]
+
+    def _ready(self, name: str) -> bool:
+        return all(d in self.done or d not in self.jobs for d in self.jobs[name].deps)
+
+    def _admit(self, dev: str, pending: set[str]) -> list[str]:
+        """The lane's next analyzers that fit beside what is loaded (strictly in plan order).
+
+        While a retry that must run alone waits on this GPU, nothing else is admitted there: it
+        goes first, once the GPU is empty."""
+        admitted = []
+        with self.lock:
+            if self.exclusive.get(dev):
+                return admitted
+            lane = [n for n in self.lanes.get(dev, []) if n in pending and self._state(n).placement.device == dev]
+            alone = [n for n in lane if self.states[n].placement.exclusive]
+            if alone:
+                lane = alone[:1]
+            for name in lane:
+                st = self.states[name]
+                need = st.placement.vram_mb
+                budget = self.budgets.get(dev)
+                if st.placement.exclusive:
+                    if self.active[dev]:
+                        break  # wait until the GPU is empty
+                    self.exclusive[dev] = name
+                elif budget is None:
+                    if self.active[dev]:
+                        break
+                elif self.reserved[dev] + need > budget and self.active[dev]:
+                    break  # in order: nothing later jumps ahead of it
+                self.reserved[dev] += need
+                for other in self.active[dev]:
+                    self.states[other].alone = False
+                st.alone = not self.active[dev]
+                self.active[dev].add(name)
+                st.reserved_mb = need
+                admitted.append(name)
+                if st.placement.exclusive:
+                    break
+        return admitted
+
+    def _make_room(self, pending: set[str], loaded_waiting: set[str]) -> list[str]:
+        """Unload models waiting for their upstream on a GPU where a retry must run alone.
+
+        (They may be waiting for the very analyzer that needs the GPU to itself.)"""
+        evicted = []
+        for dev in self.lanes:
+            if not any(n in pending and self.states.get(n) and self.states[n].placement.exclusive
+                       and self.states[n].placement.device == dev for n in self.lanes[dev]):
+                continue
+            for name in [n for n in loaded_waiting if self.states[n].placement.device == dev]:
+                self._release(self.states[name], unload=True)
+                self.states[name].call = None
+                evicted.append(name)
+        return evicted
+
+    def _release(self, st: _State, unload: bool) -> None:
+        if unload and st.call is not None and st.loaded:
+            info = st.call.unload()
+            st.receipt["unload_s"] = round(info.duration_s, 4)
+            st.loaded = False
+        dev = st.placement.device
+        with self.lock:
+            if dev in self.active and st.job.name in self.active[dev]:
+                self.active[dev].discard(st.job.name)
+                self.reserved[dev] = max(0.0, self.reserved[dev] - st.reserved_mb)
+                if self.exclusive.get(dev) == st.job.name:
+                    self.exclusive[dev] = None
+            st.reserved_mb = 0.0
+
+    # --- phases -------------------------------------------------------------------------
+    def _begin(self, st: _State) -> bool:
+        """Ask the runner for this attempt's call; False when the job finished without running."""
+        st.tried.append(st.placement)
+        started = st.job.start(st.placement)
+        if not hasattr(started, "load"):  # a finished (skipped) track
+            self.finish(st.job.name, started)
+            return False
+        st.call = started
+        return True
+
+    def _run_cpu(self, st: _State) -> str:
+        if self.stop.is_set() or not self._begin(st):
+            return "done"
+        t0 = time.perf_counter()
+        load = self._guarded(st, st.call.load)
+        st.receipt["load_s"] = round(load.duration_s, 4)
+        if not load.failed:
+            info = self._guarded(st, st.call.analyze)
+            st.receipt["analyze_s"] = round(info.duration_s, 4)
+        self._release(st, unload=True)
+        st.receipt["wall_s"] = round(time.perf_counter() - t0, 4)
+        self._finish(st)
+        return "done"
+
+    def _load(self, st: _State) -> str:
+        if self.stop.is_set():
+            self._release(st, unload=False)
+            return "done"
+        dev = st.placement.device
+        st.placement = dataclasses.replace(st.placement, shared=lambda: len(self.active.get(dev, ())) > 1,
+                                           on_busy=lambda t0, t1: self.intervals.setdefault(dev, []).append((t0, t1)))
+        if not self._begin(st):
+            self._release(st, unload=False)
+            return "done"
+        if self.memory is not None:
+            st.baseline_mb = self.memory.allocated_mb(dev)
+            if st.alone:
+                self.memory.reset_peak(dev)
+        load = self._guarded(st, st.call.load)
+        st.receipt["load_s"] = round(load.duration_s, 4)
+        if load.failed and is_out_of_memory(load.excinfo):
+            return self._fall_back(st, "load", load.excinfo)
+        if load.failed:  # the call records the failure (or the skip) in its track
+            self._release(st, unload=True)
+            self._finish(st)
+            return "done"
+        return "loaded"
+
+    def _analyze(self, st: _State) -> str:
+        if self.stop.is_set():
+            self._release(st, unload=True)
+            return "done"
+        dev = st.placement.device
+        info = self._guarded(st, st.call.analyze)
+        st.receipt["analyze_s"] = round(info.duration_s, 4)
+        if info.failed and is_out_of_memory(info.excinfo):
+            return self._fall_back(st, "analyze", info.excinfo)
+        if self.memory is not None:
+            st.receipt["peak_vram_mb"] = round(max(0.0, self.memory.peak_mb(dev) - st.baseline_mb), 1)
+            st.receipt["measured_alone"] = st.alone
+        self._release(st, unload=True)
+        self._finish(st)
+        return "done"
+
+    def _guarded(self, st: _State, phase: Callable[[], CallInfo[Any]]) -> CallInfo[Any]:
+        """Run a load or analyze phase; on Ctrl-C unload what was loaded before stopping."""
+        st.loaded = True  # from here on, unload() is owed (also after a failed or half-done load)
+        try:
+            if phase == st.call.load:
+                with self.load_lock:
+                    return phase()
+            return phase()
+        except KeyboardInterrupt:
+            self._release(st, unload=True)
+            raise
+
+    def _fall_back(self, st: _State, phase: str, exc: BaseException | None) -> str:
+        """Out of memory: alone on the same GPU, then a smaller variant, then the CPU."""
+        dev = st.placement.device
+        self._release(st, unload=True)
+        free_device_memory(dev)
+        nxt = self._next_attempt(st)
+        what = f"out of memory in {phase}() on {dev} ({st.placement.variant or 'default'}"
+        what += ", alone)" if st.placement.exclusive else ", beside other models)"
+        if nxt is None:
+            st.fallbacks.append(f"{what}: no smaller variant and no CPU path left")
+            logger.error("%s: %s", st.job.name, st.fallbacks[-1])
+            self._finish(st)
+            return "done"
+        step = ("retrying alone" if nxt.device == dev and nxt.variant == st.placement.variant
+                else f"retrying as {nxt.variant or 'default'} on {nxt.device}" if nxt.is_gpu
+                else "retrying on the CPU")
+        st.fallbacks.append(f"{what}: {step}")
+        logger.warning("%s: %s", st.job.name, st.fallbacks[-1])
+        st.placement = nxt
+        st.call = None
+        st.loaded = False
+        return "retry"
+
+    def _next_attempt(self, st: _State) -> Placement | None:
+        p, demand = st.placement, st.job.demand
+        if p.is_gpu and not p.exclusive:
+            return dataclasses.replace(p, exclusive=True)
+        if p.is_gpu and demand is not None:
+            variants = list(demand.all_variants)
+            current = next((i for i, v in enumerate(variants)
+                            if v.precision == p.variant and v.substitutes == p.substitutes), -1)
+            budget = self.budgets.get(p.device)
+            for v in variants[current + 1:]:
+                if v.vram_mb < p.vram_mb and (budget is None or v.vram_mb <= budget):
+                    return Placement(p.device, v.precision, v.substitutes, p.max_batch, v.vram_mb, exclusive=True)
+            if demand.cpu_fallback:
+                cpu_variant = "fp32" if any(v.precision == "fp32" for v in variants) else p.variant
+                return Placement("cpu", cpu_variant, p.substitutes, p.max_batch, 0.0)
+        return None
+
+    def _finish(self, st: _State) -> None:
+        receipt = dict(st.receipt)
+        receipt.update(device=st.placement.device, variant=st.placement.variant)
+        if st.placement.substitutes:
+            receipt["substitutes"] = dict(st.placement.substitutes)
+        if st.fallbacks:
+            receipt["fallbacks"] = list(st.fallbacks)
+        track = st.call.track(receipt)  # after an OOM with nowhere left to go: the call's failed track
+        self.finish(st.job.name, track)
+
+    @property
+    def busy_s(self) -> dict[str, float]:
+        """Per GPU, the seconds some analyzer was inside ``forward`` (overlaps counted once)."""
+        busy = {}
+        for dev, spans in self.intervals.items():
+            total, end = 0.0, float("-inf")
+            for t0, t1 in sorted(spans):
+                if t1 > end:
+                    total += t1 - max(t0, end)
+                    end = t1
+            busy[dev] = total
+        return busy

@@ -1,0 +1,53 @@
+"""The run's receipt, as the report and summary.md show it: how each analyzer ran, and how fast.
+
+Per analyzer: device, variant, load and analyze time, the device's busy time, measured peak
+VRAM, batch sizes and fallbacks (``Track.receipt``, written by the executor and the device
+step). For the run: seconds of video per second of wall time, video-minutes per GPU-minute and
+each GPU's busy fraction (``Timeline.run["receipt"]``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..timeline import Timeline
+
+COLUMNS = ("analyzer", "device", "variant", "load s", "analyze s", "busy s", "peak VRAM MB", "batches", "fallbacks")
+
+
+def _num(x: Any, digits: int = 2) -> str:
+    return "" if x is None else f"{float(x):.{digits}f}"
+
+
+def receipt_rows(timeline: Timeline) -> list[tuple[str, ...]]:
+    """One row per analyzer that ran this time (reused tracks keep their first run's receipt)."""
+    rows = []
+    for name, t in timeline.tracks.items():
+        r = t.receipt or {}
+        if not r and t.status != "ok":
+            continue
+        step = r.get("step") or {}
+        falls = list(r.get("fallbacks") or []) + list(step.get("fallbacks") or [])
+        peak = r.get("peak_vram_mb")
+        if peak is not None and r.get("measured_alone") is False:
+            peak = f"{peak:.0f} (shared GPU)"
+        elif peak is not None:
+            peak = f"{peak:.0f}"
+        rows.append((name, str(r.get("device") or t.device or ""), str(r.get("variant") or ""),
+                     _num(r.get("load_s")), _num(r.get("analyze_s")), _num(step.get("busy_s")),
+                     peak or "", "/".join(str(b) for b in step.get("batch_sizes") or []), "; ".join(falls)))
+    return rows
+
+
+def run_line(timeline: Timeline) -> str:
+    """``600 s of video in 30.4 s (19.7x real time); 19.7 video-min per GPU-min; cuda:0 busy 96%``."""
+    r = (timeline.run or {}).get("receipt") or {}
+    if not r or not r.get("wall_s"):
+        return ""
+    parts = [f"{r.get('video_s', 0):.1f} s of video in {r['wall_s']:.1f} s"
+             + (f" ({r['video_s_per_wall_s']:.1f}x real time)" if r.get("video_s_per_wall_s") else "")]
+    if r.get("video_min_per_gpu_min") is not None:
+        parts.append(f"{r['video_min_per_gpu_min']:.1f} video-min per GPU-min")
+    busy = r.get("gpu_busy_fraction") or {}
+    if busy:
+        parts.append(", ".join(f"{d} busy {b * 100:.0f}%" for d, b in busy.items() if b is not None))
+    return "; ".join(parts)

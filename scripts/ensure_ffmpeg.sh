@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The chapter-muxing test (tests/test_exports_player.py) runs Debian's ffmpeg and ffprobe ($FFMPEG,
+# $FFPROBE; default: the ones on the PATH). When either is missing and CI=true (or
+# INSTALL_SYSTEM_DEPS=1), install the ffmpeg package with apt-get. On CI tools that are still
+# missing are an error (exit 1): CI never skips that test. Elsewhere the script only says why, and
+# the test skips with that reason. (The framework itself decodes with PyAV and needs no ffmpeg.)
+set -euo pipefail
+FFMPEG=${FFMPEG:-$(command -v ffmpeg || echo /usr/bin/ffmpeg)}
+FFPROBE=${FFPROBE:-$(command -v ffprobe || echo /usr/bin/ffprobe)}
+present() { [ -x "$FFMPEG" ] && [ -x "$FFPROBE" ]; }
+present && exit 0
+case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in true|1) ci=1 ;; *) ci=0 ;; esac
+why="not installed"
+if [ "$ci" = 1 ] || [ "${INSTALL_SYSTEM_DEPS:-}" = "1" ]; then
+  as_root=""
+  if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+    as_root="sudo -n"  # a CI runner user with passwordless sudo
+  fi
+  if { [ "$(id -u)" = "0" ] || [ -n "$as_root" ]; } && command -v apt-get >/dev/null; then
+    echo "installing Debian's ffmpeg for the chapter-muxing test"
+    if ! ($as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive \
+          apt-get install -y -qq ffmpeg >/dev/null); then
+      why="apt-get install ffmpeg failed"
+    fi
+  else
+    why="installing it needs apt-get and root (or passwordless sudo)"
+  fi
+fi
+present && exit 0
+if [ "$ci" = 1 ]; then
+  echo "error: the chapter-muxing test needs ffmpeg and ffprobe ($FFMPEG, $FFPROBE) and they could not be" \
+       "installed ($why)." >&2
+  echo "CI does not skip that test: install ffmpeg (apt-get install -y ffmpeg) or set FFMPEG and FFPROBE." >&2
+  exit 1
+fi
+echo "note: no ffmpeg/ffprobe at $FFMPEG, $FFPROBE ($why): the chapter-muxing test will be skipped" \
+     "(INSTALL_SYSTEM_DEPS=1 installs them as root with apt-get)" >&2

@@ -1,0 +1,127 @@
+"""The device step (framework.device_step): batching, prefetch overlap, OOM splitting, receipts."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from framework import AnalyzerInputs, BatchedAnalyzer, DeviceOutOfMemory, VideoMeta
+from framework.device_step import StepReceipt, is_out_of_memory, run_batches
+from framework.scheduler import Placement
+
+
+def _inputs() -> AnalyzerInputs:
+    return AnalyzerInputs(video=VideoMeta(path="x.mp4", content_hash="x", size_bytes=1, duration=10.0, has_video=True))
+
+
+class Doubler(BatchedAnalyzer):
+    """Stand-in: doubles numbers; ``fits`` is the largest batch its fake device takes."""
+
+    name = "doubler"
+    version = "1.0.0"
+    device = "gpu"
+    batch_size = 4
+
+    def __init__(self, n: int = 10, fits: int = 100, **kw):
+        super().__init__()
+        self.n, self.fits = n, fits
+        self.log: list[tuple[str, int, float]] = []
+        self.seen_batches: list[int] = []
+
+    def items(self, inputs):
+        return range(self.n)
+
+    def count_items(self, inputs):
+        return self.n
+
+    def preprocess(self, items):
+        self.log.append(("pre", items[0], time.perf_counter()))
+        return list(items)
+
+    def forward(self, batch):
+        if len(batch) > self.fits:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        self.seen_batches.append(len(batch))
+        return [2 * x for x in batch]
+
+    def finish(self, results, inputs):
+        return self.track(data={"results": results})
+
+
+def test_results_come_back_in_item_order_in_batches_of_the_configured_size():
+    a = Doubler(n=10)
+    receipt = StepReceipt()
+    assert run_batches(a, _inputs(), receipt) == [2 * i for i in range(10)]
+    assert a.seen_batches == [4, 4, 2]
+    assert receipt.items == 10 and receipt.batches == 3 and receipt.batch_sizes == [4, 2]
+
+
+def test_the_placement_caps_the_batch_size():
+    a = Doubler(n=9)
+    a.placement = Placement(device="cpu", max_batch=3)
+    run_batches(a, _inputs())
+    assert a.seen_batches == [3, 3, 3]
+
+
+def test_out_of_memory_halves_the_batch_and_records_it():
+    a = Doubler(n=8, fits=2)
+    a.placement = Placement(device="cpu")
+    track = a.analyze(_inputs())
+    assert track.data["results"] == [2 * i for i in range(8)]
+    assert set(a.seen_batches) == {2}
+    step = track.receipt["step"]
+    assert step["fallbacks"][0].startswith("out of memory at batch 4")
+    assert "retried at batch 2" in step["fallbacks"][0]
+
+
+def test_one_item_that_does_not_fit_raises_to_the_executor():
+    a = Doubler(n=3, fits=0)
+    with pytest.raises(DeviceOutOfMemory, match="one item does not fit"):
+        run_batches(a, _inputs())
+
+
+def test_other_errors_are_not_mistaken_for_out_of_memory():
+    class Broken(Doubler):
+        def forward(self, batch):
+            raise ValueError("bad shape")
+
+    with pytest.raises(ValueError, match="bad shape"):
+        run_batches(Broken(n=3), _inputs())
+    assert not is_out_of_memory(ValueError("bad shape"))
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate"))
+
+
+def test_the_next_batch_is_preprocessed_while_the_device_runs():
+    """Preprocessing of batch k+1 starts before forward of batch k returns."""
+    started_next = threading.Event()
+
+    class Slow(Doubler):
+        def preprocess(self, items):
+            if items[0] == 4:
+                started_next.set()
+            return list(items)
+
+        def forward(self, batch):
+            if batch[0] == 0:  # the first batch waits until the second is being prepared
+                assert started_next.wait(timeout=5), "batch 2 was not preprocessed during batch 1"
+            return super().forward(batch)
+
+    assert run_batches(Slow(n=8), _inputs()) == [2 * i for i in range(8)]
+
+
+def test_progress_is_reported_and_ctrl_c_stops_between_batches():
+    a = Doubler(n=40)
+    seen: list[float] = []
+
+    def progress(f):
+        seen.append(f)
+        if f >= 0.3:
+            raise KeyboardInterrupt
+
+    inputs = _inputs()
+    inputs.progress = progress
+    with pytest.raises(KeyboardInterrupt):
+        run_batches(a, inputs)
+    assert len(a.seen_batches) < 10  # it stopped before running every batch
+    assert seen and seen[0] == 0.0

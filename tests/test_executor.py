@@ -1,0 +1,209 @@
+"""The executor on simulated GPUs: just-in-time loading, overlap, the budget, OOM fallbacks, Ctrl-C."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from framework import AnalyzerInputs, VideoMeta
+from framework.callinfo import AnalyzerCall
+from framework.errors import RunInterrupted
+from framework.executor import Executor, Job
+from framework.scheduler import Demand, Variant, plan
+from framework.testing.devices import SimulatedGPUs, StandIn
+
+VIDEO = VideoMeta(path="x.mp4", content_hash="x", size_bytes=1, duration=10.0, has_video=True)
+
+
+def _demand(a, variants=None, cpu_fallback=True):
+    weights = variants or type(a).weights
+    return Demand(a.name, a.device, depends_on=tuple(a.depends_on), cpu_fallback=cpu_fallback,
+                  variants=tuple(Variant(p, mb) for p, mb in weights.items()),
+                  item_vram_mb=a.item_vram_mb, max_batch=a.max_batch_size())
+
+
+def run_plan(analyzers, gpus, budget, *, estimates=None, cpu_fallback=True, stop=None, progress=None):
+    """Plan ``analyzers`` on ``gpus`` (the plan sees ``estimates`` instead of true weights if given)."""
+    by_name = {a.name: a for a in analyzers}
+    demands = [_demand(a, (estimates or {}).get(a.name), cpu_fallback) for a in analyzers]
+    p = plan(demands, budget, list(gpus.capacity))
+    tracks = {}
+
+    def start(name, placement):
+        a = by_name[name]
+        a.placement = placement
+        inputs = AnalyzerInputs(video=VIDEO, progress=progress)
+        return AnalyzerCall(a, inputs, placement.device)
+
+    jobs = [Job(n, p.placements[n], tuple(by_name[n].depends_on),
+                (lambda n: lambda placement: start(n, placement))(n), next(d for d in demands if d.name == n))
+            for n in p.order]
+    Executor(p, jobs, lambda n, t: tracks.__setitem__(n, t), memory=gpus, cpu_workers=2, stop=stop).run()
+    return p, tracks
+
+
+def test_models_load_just_in_time_and_unload_when_done_within_the_budget():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    a = StandIn.make("a", gpus, {"bf16": 7000}, step_s=0.01)()
+    b = StandIn.make("b", gpus, {"bf16": 7000}, step_s=0.01)()  # does not fit beside a in 12 GB
+    c = StandIn.make("c", gpus, {"bf16": 3000}, step_s=0.01)()
+    p, tracks = run_plan([a, b, c], gpus, 12_000)
+    assert all(t.status == "ok" for t in tracks.values()), {n: t.reason for n, t in tracks.items()}
+    assert gpus.caps == {"cuda:0": 12_000}  # the allocator was capped to the budget
+    assert gpus.peak["cuda:0"] <= 12_000
+    loads = gpus.events("+")
+    frees = gpus.events("-")
+    assert ("cuda:0", "a") in loads and ("cuda:0", "b") in loads
+    # b was loaded only after a's weights were freed
+    order = [(e, w) for _t, _d, e, w in gpus.log if e in ("+7000", "-7000")]
+    assert order.index(("-7000", "a")) < order.index(("+7000", "b"))
+    assert gpus.used["cuda:0"] == 0 and len(frees) >= 3
+    assert tracks["a"].receipt["device"] == "cuda:0" and tracks["a"].receipt["variant"] == "bf16"
+    assert tracks["a"].receipt["step"]["items"] == 8
+
+
+def test_the_next_model_loads_while_the_current_one_computes():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    first_running = threading.Event()
+
+    class First(StandIn.make("first", gpus, {"bf16": 4000}, n_items=4, batch_size=1)):
+        def forward(self, batch):
+            first_running.set()
+            time.sleep(0.05)
+            return super().forward(batch)
+
+    a = First()
+    b = StandIn.make("second", gpus, {"bf16": 4000}, depends_on=("first",))()
+    _p, tracks = run_plan([a, b], gpus, 12_000)
+    assert all(t.status == "ok" for t in tracks.values())
+    a_done = next(t for e, _d, t in a.history if e == "done")
+    b_load = next(t for e, _d, t in b.history if e == "load")
+    assert b_load < a_done  # loaded during first's forward passes, not after
+    a_first_forward = next(t for e, _d, t in a.history if e == "load")
+    assert b_load > a_first_forward
+
+
+def test_an_underestimate_runs_out_of_memory_then_retries_alone():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    a = StandIn.make("a", gpus, {"bf16": 6000}, step_s=0.05, n_items=4, batch_size=1)()
+    b = StandIn.make("b", gpus, {"bf16": 6000})()  # planned as 3000: it does not really fit beside a
+    _p, tracks = run_plan([a, b], gpus, 10_000, estimates={"b": {"bf16": 3000}})
+    assert tracks["b"].status == "ok", tracks["b"].reason
+    assert tracks["b"].receipt["fallbacks"][0].startswith("out of memory in load() on cuda:0 (bf16, beside other models): retrying alone")
+    assert gpus.peak["cuda:0"] <= 10_000 and ("cuda:0", "b") in gpus.events("oom")
+
+
+def test_fallback_chain_smaller_batch_then_smaller_variant_then_cpu():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    # working memory: 3000 per item; bf16 weights 8000 leave 2000 in a 10 GB budget: even one item fails
+    a = StandIn.make("vlm", gpus, {"bf16": 8000, "int8": 5000}, item_mb=3000, n_items=4, batch_size=4)()
+    _p, tracks = run_plan([a], gpus, 10_000, estimates={"vlm": {"bf16": 4000, "int8": 2500}})
+    t = tracks["vlm"]
+    assert t.status == "ok", t.reason
+    steps = t.receipt["fallbacks"]
+    assert any("retrying as int8" in s for s in steps), steps
+    assert t.receipt["variant"] == "int8" and t.receipt["device"] == "cuda:0"
+    assert t.receipt["step"]["batch_sizes"] == [1]  # halved on the way
+    assert any(s.startswith("out of memory at batch 3") for s in t.receipt["step"]["fallbacks"])  # the plan capped it at 3
+
+    b = StandIn.make("big", gpus, {"bf16": 11000}, n_items=2)()
+    _p, tracks = run_plan([b], gpus, 10_000, estimates={"big": {"bf16": 5000}})
+    assert tracks["big"].status == "ok" and tracks["big"].receipt["device"] == "cpu"
+    assert tracks["big"].receipt["fallbacks"][-1].endswith("retrying on the CPU")
+
+    c = StandIn.make("huge", gpus, {"bf16": 11000}, n_items=2)()
+    _p, tracks = run_plan([c], gpus, 10_000, estimates={"huge": {"bf16": 5000}}, cpu_fallback=False)
+    assert tracks["huge"].status == "failed" and "no smaller variant and no CPU path" in tracks["huge"].receipt["fallbacks"][-1]
+
+
+def test_measured_peak_is_the_analyzers_own_when_alone():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    a = StandIn.make("a", gpus, {"bf16": 5000}, item_mb=100, n_items=8, batch_size=4)()
+    _p, tracks = run_plan([a], gpus, 20_000)
+    r = tracks["a"].receipt
+    assert r["measured_alone"] is True and r["peak_vram_mb"] == 5000 + 4 * 100
+    assert tracks["a"].peak_vram_mb == 5400
+
+
+def test_cpu_analyzers_run_beside_gpu_ones():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    both = threading.Barrier(2, timeout=5)
+
+    class Gpu(StandIn.make("gpu_one", gpus, {"bf16": 1000}, n_items=1)):
+        def forward(self, batch):
+            both.wait()
+            return super().forward(batch)
+
+    class Cpu(StandIn.make("cpu_one", gpus, {}, n_items=1)):
+        device = "cpu"
+
+        def forward(self, batch):
+            both.wait()
+            return super().forward(batch)
+
+    _p, tracks = run_plan([Gpu(), Cpu()], gpus, 10_000)
+    assert tracks["gpu_one"].receipt["device"] == "cuda:0" and tracks["cpu_one"].receipt["device"] == "cpu"
+    assert all(t.status == "ok" for t in tracks.values())
+
+
+def test_ctrl_c_stops_unloads_and_raises_run_interrupted():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    stop = threading.Event()
+    a = StandIn.make("a", gpus, {"bf16": 3000}, n_items=50, batch_size=1, step_s=0.01)()
+    b = StandIn.make("b", gpus, {"bf16": 3000}, depends_on=("a",))()
+    calls = []
+
+    def progress(fraction):
+        calls.append(fraction)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted):
+        run_plan([a, b], gpus, 12_000, stop=stop, progress=progress)
+    assert stop.is_set()
+    assert gpus.used["cuda:0"] == 0  # everything loaded was unloaded
+    assert not any(e == "done" for e, _d, _t in b.history)
+
+
+def test_a_retry_alone_waits_for_the_gpu_to_empty_and_goes_first():
+    """b runs out of memory beside a and c; while it waits to run alone nothing else is loaded,
+    and models loaded ahead of time for later analyzers are unloaded to make the GPU empty."""
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    a = StandIn.make("a", gpus, {"bf16": 3000}, n_items=6, batch_size=1, step_s=0.02)()
+    b = StandIn.make("b", gpus, {"bf16": 6000})()  # planned as 1000
+    c = StandIn.make("c", gpus, {"bf16": 1000}, depends_on=("a",))()  # loads early, waits for a
+    d = StandIn.make("d", gpus, {"bf16": 1000})()
+    _p, tracks = run_plan([a, b, c, d], gpus, 8_000, estimates={"b": {"bf16": 1000}})
+    assert all(t.status == "ok" for t in tracks.values()), {n: t.reason for n, t in tracks.items()}
+    assert "retrying alone" in tracks["b"].receipt["fallbacks"][0]
+    assert tracks["b"].receipt["measured_alone"] is True
+    assert gpus.peak["cuda:0"] <= 8_000 and gpus.used["cuda:0"] == 0
+    loads = [w for _t, _d, e, w in gpus.log if e.startswith("+") and e != "+0"]
+    assert loads.count("c") <= 2  # evicted at most once, never in a loop
+
+
+def test_two_gpus_run_their_lanes_side_by_side_each_within_its_budget():
+    gpus = SimulatedGPUs({"cuda:0": 80_000, "cuda:1": 80_000})
+    running = set()
+    both = threading.Event()
+    lock = threading.Lock()
+
+    def make(name):
+        class Busy(StandIn.make(name, gpus, {"bf16": 7000}, n_items=3, batch_size=1, step_s=0.01)):
+            def forward(self, batch):
+                with lock:
+                    running.add(self.loaded_on)
+                    if len(running) == 2:
+                        both.set()
+                both.wait(timeout=5)
+                return super().forward(batch)
+        return Busy()
+
+    analyzers = [make(f"m{i}") for i in range(4)]
+    p, tracks = run_plan(analyzers, gpus, 10_000)
+    assert all(t.status == "ok" for t in tracks.values())
+    assert {t.receipt["device"] for t in tracks.values()} == {"cuda:0", "cuda:1"}
+    assert both.is_set()  # the two GPUs worked at the same time
+    assert gpus.caps == {"cuda:0": 10_000, "cuda:1": 10_000}
+    assert max(gpus.peak.values()) <= 10_000

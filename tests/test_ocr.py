@@ -1,0 +1,102 @@
+"""text_overlay: rapidocr (real weights from the wheel) reads a caption burned into a generated
+video as one event with the right start and end; readings that differ by a letter stay one
+caption; the EasyOCR backend resolves its weights from the manifest and never downloads."""
+from __future__ import annotations
+
+import pytest
+import vision_fixtures as vf
+
+from analyzers._vision.ocr import OcrLine, merge_lines, normalise, restore_spaces, similarity
+from analyzers.text_overlay import TextOverlay
+from framework.runner import analyze
+
+
+def test_a_burned_in_caption_is_one_event_with_its_times(tmp_path):
+    start, end = 1.3, 2.9
+    video = vf.caption_video(tmp_path / "caption.mp4", "Breaking News Tonight", start, end, duration=4.0,
+                             pan=False)
+    registry = vf.registry(tmp_path, {"text_overlay": {"width": 640, "threads": 1}})
+    result = analyze(video, registry_path=registry, out_dir=tmp_path / "run", progress=False, load_entrypoints=False)
+    track = result.timeline.tracks["text_overlay"]
+    assert track.status == "ok", track.reason
+    assert track.models[0].id == "rapidocr-ppocrv4" and track.models[0].revision.startswith("rapidocr_onnxruntime ")
+    (event,) = [e for e in track.events if "news" in e.data["text"].lower()]
+    assert normalise(event.data["text"]) == "breakingnewstonight", event.data
+    assert event.data["text"] == "Breaking News Tonight"  # spaces restored from letter positions
+    assert abs(event.start - start) <= 0.5 and abs(event.end - end) <= 0.5, (event.start, event.end)
+    x1, y1, x2, y2 = event.data["box"]
+    assert 0.7 < y1 < y2 < 0.95 and x1 < 0.15  # the lower third, where it was drawn
+    assert len(track.events) == 1
+    # the background does not move, so frames without a change were not read again
+    assert track.data["ocr_frames"] < track.data["frames"] == 8
+    lines = track.series_by_name("text_lines")
+    assert [v > 0 for v in lines.values] == [start <= t < end for t in lines.times]
+
+
+def _line(text: str, y: float = 0.8, conf: float = 0.9) -> OcrLine:
+    return OcrLine(text=text, box=(0.1, y, 0.6, y + 0.08), conf=conf)
+
+
+def test_small_misreadings_do_not_split_a_caption():
+    frames = [[_line("Breaking News")], [_line("Breakinq News", conf=0.7)], [], [_line("BREAKING NEWS!")],
+              [_line("Breaking News"), _line("Weather at 9", y=0.1)], [_line("Weather at 9", y=0.1)]]
+    times = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    runs = merge_lines(frames, times, min_similarity=0.75, max_gap=1.0)
+    news, weather = runs
+    assert news.frames == [0, 1, 3, 4] and news.text == "Breaking News"
+    assert set(news.readings) == {"Breaking News", "Breakinq News", "BREAKING NEWS!"}
+    assert weather.frames == [4, 5]
+    # a caption unseen for longer than max_gap is two captions; a different text in the same place is another
+    assert [r.frames for r in merge_lines(frames, times, 0.75, max_gap=0.6)] == [[0, 1], [3, 4], [4, 5]]
+    assert len(merge_lines([[_line("Breaking News")], [_line("Sports Today")]], [0.0, 0.5], 0.75, 1.0)) == 2
+    assert similarity("Théâtre", "Theatre") == 1.0 and similarity("News", "Weather") < 0.5
+
+
+def test_spaces_come_back_where_letters_are_far_apart():
+    chars = list("WorldHealth")
+    xs = [0, 6, 11, 16, 22, 35, 43, 51, 59, 63, 70]  # a wide gap before the H
+    boxes = [[[x, 0], [x + 6, 0], [x + 6, 16], [x, 16]] for x in xs]
+    assert restore_spaces("WorldHealth", boxes, chars) == "World Health"
+    tight = [[[i * 7, 0], [i * 7 + 6, 0], [i * 7 + 6, 16], [i * 7, 16]] for i in range(len(chars))]
+    assert restore_spaces("WorldHealth", tight, chars) == "WorldHealth"
+    assert restore_spaces("Has space", tight[:9], list("Has space")) == "Has space"  # the model's spaces stay
+    assert restore_spaces("文字識別テスト", tight[:7], list("文字識別テスト")) == "文字識別テスト"  # no spaces in CJK
+    wide = [[[x, 0], [x + 6, 0], [x + 6, 16], [x, 16]] for x in (0, 6, 18, 24, 30, 36, 42, 48, 54, 60, 66, 72)]
+    assert restore_spaces("www.abcd.com", wide, list("www.abcd.com")) == "www.abcd.com"  # addresses have no spaces
+
+
+def test_languages_are_checked_against_the_backend():
+    with pytest.raises(ValueError, match="set `backend: easyocr`"):
+        TextOverlay({"languages": ["fr"]})
+    assert TextOverlay().model_ids() == ["rapidocr-ppocrv4"] and TextOverlay().device == "cpu"
+    ez = TextOverlay({"backend": "easyocr", "languages": ["de", "fr", "en"]})
+    assert ez.model_ids() == ["easyocr-craft", "easyocr-latin", "easyocr-en"] and ez.device == "auto"
+    with pytest.raises(ValueError, match="not known"):
+        TextOverlay({"backend": "easyocr", "languages": ["xx"]})
+
+
+@pytest.mark.slow
+def test_easyocr_loads_weights_of_its_real_architecture(tmp_path, monkeypatch):
+    """Random weights in EasyOCR's own architectures and file names; EasyOCR checks each file's
+    MD5 against its table, which random weights cannot match, so only that check is bypassed."""
+    import easyocr.easyocr as ez_mod
+    import numpy as np
+    import torch
+    from easyocr import config as ez_config
+    from easyocr.craft import CRAFT
+    from easyocr.model.vgg_model import Model
+
+    folder = tmp_path / "easyocr" / "model"
+    folder.mkdir(parents=True)
+    torch.save({f"module.{k}": v for k, v in CRAFT().state_dict().items()}, folder / "craft_mlt_25k.pth")
+    chars = ez_config.recognition_models["gen2"]["english_g2"]["characters"]
+    rec = Model(input_channel=1, output_channel=256, hidden_size=256, num_class=len(chars) + 1)
+    torch.save({f"module.{k}": v for k, v in rec.state_dict().items()}, folder / "english_g2.pth")
+    md5 = {"craft_mlt_25k.pth": ez_config.detection_models["craft"]["md5sum"],
+           "english_g2.pth": ez_config.recognition_models["gen2"]["english_g2"]["md5sum"]}
+    monkeypatch.setattr(ez_mod, "calculate_md5", lambda path: md5[path.replace("\\", "/").rsplit("/", 1)[-1]])
+
+    a = TextOverlay({"backend": "easyocr", "languages": ["en"]})
+    a.load("cpu", {"easyocr-craft": folder / "craft_mlt_25k.pth", "easyocr-en": folder / "english_g2.pth"})
+    lines = a.engine.read(np.full((120, 200, 3), 128, np.uint8))
+    assert isinstance(lines, list)  # random weights: nothing meaningful to read, but it ran

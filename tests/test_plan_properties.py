@@ -1,0 +1,121 @@
+"""Property tests of ``framework.scheduler.plan`` on simulated devices (hypothesis)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from framework.scheduler import Demand, Variant, plan
+
+PRECISIONS = ("bf16", "int8", "int4")
+
+
+@st.composite
+def demands(draw):
+    n = draw(st.integers(1, 10))
+    out = []
+    for i in range(n):
+        name = f"a{i}"
+        deps = tuple(sorted(draw(st.sets(st.sampled_from([f"a{j}" for j in range(i)]), max_size=3)))) if i else ()
+        device = draw(st.sampled_from(["cpu", "gpu", "auto"]))
+        sizes = sorted(draw(st.lists(st.floats(100, 40_000), min_size=1, max_size=3)), reverse=True)
+        variants = tuple(Variant(p, s) for p, s in zip(PRECISIONS, sizes))
+        out.append(Demand(name, device, depends_on=deps, variants=variants,
+                          cpu_fallback=draw(st.booleans()), forced=draw(st.booleans()),
+                          cpu_seconds=draw(st.none() | st.floats(1, 10_000)),
+                          item_vram_mb=draw(st.sampled_from([0.0, 50.0, 800.0])),
+                          max_batch=draw(st.integers(1, 64))))
+    return out
+
+
+budgets = st.none() | st.floats(500, 80_000)
+gpu_lists = st.sampled_from([[], ["cuda:0"], ["cuda:0", "cuda:1"], ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]])
+
+
+@settings(max_examples=150, deadline=None)
+@given(demands(), budgets, gpu_lists, st.none() | st.floats(10, 10_000))
+def test_plan_invariants(ds, budget, gpus, limit):
+    p = plan(ds, budget, gpus, cpu_time_limit_s=limit)
+    names = {d.name for d in ds}
+    by_name = {d.name: d for d in ds}
+
+    # every analyzer is either scheduled or reported with a reason, never both
+    assert set(p.placements) | set(p.unplanned) == names
+    assert not set(p.placements) & set(p.unplanned)
+    assert all(p.unplanned.values())
+
+    # the budget is never exceeded on any device, and each wave's sum is what it says
+    for w in p.waves:
+        assert w.device in gpus
+        assert abs(sum(p.placements[n].vram_mb for n in w.gpu) - w.vram_mb) < 1e-6
+        if budget is not None:
+            assert w.vram_mb <= budget + 1e-6
+        else:
+            assert len(w.gpu) == 1  # unknown size: one model at a time per GPU
+    # every GPU placement is in exactly one wave, on its device
+    in_waves = [n for w in p.waves for n in w.gpu]
+    assert sorted(in_waves) == sorted(n for n, pl in p.placements.items() if pl.is_gpu)
+    wave_of = {n: w for w in p.waves for n in w.gpu}
+    for n, w in wave_of.items():
+        assert p.placements[n].device == w.device
+
+    # dependencies: the order respects them; a GPU analyzer's wave follows its GPU ancestors' waves
+    position = {n: i for i, n in enumerate(p.order)}
+    for d in ds:
+        if d.name not in position:
+            continue
+        for dep in d.depends_on:
+            if dep in position:
+                assert position[dep] < position[d.name]
+            if d.name in wave_of and dep in wave_of:
+                assert wave_of[dep].index < wave_of[d.name].index
+
+    # CPU analyzers never get a GPU, no GPU without GPUs; a batch cap is at least 1
+    for n, pl in p.placements.items():
+        if by_name[n].device == "cpu":
+            assert pl.device == "cpu"
+        if not gpus:
+            assert pl.device == "cpu"
+        assert pl.max_batch is None or pl.max_batch >= 1
+        if pl.is_gpu:  # the chosen variant is one it lists, and the best that fits
+            fits = [v for v in by_name[n].all_variants if budget is None or v.vram_mb <= budget]
+            assert pl.variant == fits[0].precision
+
+    # an analyzer left out had no variant that fits, or no practical CPU path
+    for n in p.unplanned:
+        d = by_name[n]
+        assert d.wants_gpu
+        assert not gpus or (budget is not None and min(v.vram_mb for v in d.all_variants) > budget)
+
+
+@pytest.mark.parametrize("supported, expect", [(None, "int8"), (("bf16", "fp16", "fp32"), "2b")])
+def test_the_original_gpu_set_fits_a_12_gb_card(supported, expect):
+    """The original system's GPU analyzers at the manifest's estimates, planned for an RTX 3060:
+    the 7B VLM runs in int8 when the analyzer can quantize, else the 2B model stands in."""
+    from framework.models import load_manifest
+    from framework.models.variants import model_variants
+
+    m = load_manifest()
+
+    def demand(name, model, deps=(), precisions=None):
+        return Demand(name, "gpu", depends_on=deps, variants=tuple(model_variants(m, [model], precisions)))
+
+    ds = [Demand("cut_analysis"),
+          demand("qwen2_vl_temporal", "qwen2-vl-7b-instruct", ("cut_analysis",), supported),
+          demand("object_detection", "yolov8x"), demand("speech_transcription", "whisper-base"),
+          demand("content_quality", "clip-vit-base-patch32"),
+          demand("background_segmentation", "segformer-b0-ade-512"),
+          demand("speech_emotion", "wav2vec2-xlsr-speech-emotion")]
+    assert all(d.variants for d in ds[1:]), "a model lost its VRAM estimate in the manifest"
+    p = plan(ds, 12 * 1024, ["cuda:0"])
+    assert not p.unplanned, p.unplanned
+    assert all(w.vram_mb <= 12 * 1024 for w in p.waves)
+    vlm = p.placements["qwen2_vl_temporal"]
+    if expect == "int8":
+        assert vlm.variant == "int8" and not vlm.substitutes
+    else:
+        assert vlm.substitutes == (("qwen2-vl-7b-instruct", "qwen2-vl-2b-instruct"),) and vlm.variant == "bf16"
+    assert "over the 12288 MB budget" in p.notes["qwen2_vl_temporal"]
+    # and with 48 GB the 7B runs in bf16 beside the rest
+    p = plan(ds, 48 * 1024, ["cuda:0"])
+    assert p.placements["qwen2_vl_temporal"].variant == "bf16" and not p.placements["qwen2_vl_temporal"].substitutes

@@ -1,0 +1,77 @@
+"""speech_flow: pitch and intonation of generated speech with a known pitch glide, pause structure,
+fillers from a transcript."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyzers.speech_flow import SpeechFlow
+from framework import Event, Track
+from speech_fixtures import audio_inputs, formant_speech, silence
+
+
+def vad(regions):
+    return Track(analyzer="voice_activity", version="1", params={}, params_hash="x", provides=["voice_activity"],
+                 events=[Event(start=a, end=b, label="speech") for a, b in regions])
+
+
+@pytest.fixture(scope="module")
+def glides(tmp_path_factory):
+    """A rising glide 100 -> 180 Hz, a pause, a falling one 200 -> 120 Hz, a long pause, a short bit."""
+    rise = formant_speech(3.0, seed=5, glide=(100.0, 180.0)).samples
+    fall = formant_speech(3.0, seed=6, glide=(200.0, 120.0)).samples
+    tail = formant_speech(1.0, seed=7).samples
+    y = np.concatenate([silence(0.5), rise, silence(0.6), fall, silence(1.5), tail, silence(0.5)])
+    regions = [(0.5, 3.5), (4.1, 7.1), (8.6, 9.6)]
+    track = SpeechFlow().analyze(audio_inputs(tmp_path_factory.mktemp("flow"), y, upstream={"voice_activity": vad(regions)}))
+    return track, regions
+
+
+def test_intonation_follows_the_pitch_glides(glides):
+    track, _ = glides
+    rise, fall, _ = [e for e in track.events if e.label == "intonation"]
+    assert rise.data["final"] == "rising" and rise.data["slope_st_per_s"] > 2
+    assert fall.data["final"] == "falling" and fall.data["slope_st_per_s"] < -2
+    full_rise, full_fall = 12 * np.log2(180 / 100), 12 * np.log2(200 / 120)  # 10.2 and 8.8 semitones
+    assert rise.data["range_semitones"] == pytest.approx(0.9 * full_rise, abs=1.5)  # 5th-95th percentile
+    assert fall.data["range_semitones"] == pytest.approx(0.9 * full_fall, abs=1.5)
+    assert rise.data["f0_median_hz"] == pytest.approx(np.sqrt(100 * 180), rel=0.1)
+    assert 95 < rise.data["f0_low_hz"] < rise.data["f0_high_hz"] < 185
+    assert rise.data["voiced_fraction"] > 0.4
+
+
+def test_the_pitch_series_lies_in_speech_and_in_range(glides):
+    track, regions = glides
+    s = track.series_by_name("pitch")
+    assert s.unit == "Hz" and s.times
+    for t, v in zip(s.times, s.values):
+        assert any(a - 0.1 <= t <= b + 0.1 for a, b in regions)
+        assert v is None or 65 <= v <= 400
+    voiced = [v for v in s.values if v is not None]
+    assert len(voiced) > 0.4 * len(s.values)
+
+
+def test_pause_structure(glides):
+    d = glides[0].data
+    assert d["pause_count"] == 2 and d["long_pause_count"] == 1
+    assert d["mean_pause_s"] == pytest.approx((0.6 + 1.5) / 2, abs=0.01)
+    assert d["median_pause_s"] == pytest.approx(1.05, abs=0.01)
+    assert d["mean_run_s"] == pytest.approx((3.0 + 3.0 + 1.0) / 3, abs=0.01)
+    assert d["filler_count"] is None and d["fillers_per_min"] is None  # no transcript asked for
+    assert d["finals"]["rising"] >= 1 and d["finals"]["falling"] >= 1 and sum(d["finals"].values()) <= 3
+
+
+def test_fillers_come_from_the_transcript(tmp_path):
+    y = np.concatenate([silence(0.5), formant_speech(4.0, seed=8).samples, silence(0.5)])
+    words = [(0.6, 0.9, "So,"), (1.0, 1.2, "um,"), (1.3, 1.6, "the"), (1.7, 2.0, "UH"), (2.1, 2.5, "hummus"),
+             (2.6, 3.0, "Hmm...")]
+    transcript = Track(analyzer="speech_transcription", version="1", params={}, params_hash="x",
+                       provides=["transcript"],
+                       events=[Event(start=a, end=b, label="word", data={"text": w}) for a, b, w in words])
+    a = SpeechFlow({"transcript": "speech_transcription"})
+    assert "speech_transcription" in a.depends_on
+    track = a.analyze(audio_inputs(tmp_path, y, upstream={"voice_activity": vad([(0.5, 4.5)]),
+                                                          "speech_transcription": transcript}))
+    fillers = [e for e in track.events if e.label == "filler"]
+    assert [e.data["text"] for e in fillers] == ["um,", "UH", "Hmm..."]
+    assert track.data["filler_count"] == 3 and track.data["fillers_per_min"] == pytest.approx(45.0)

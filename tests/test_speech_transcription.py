@@ -1,0 +1,191 @@
+"""speech_transcription on tiny random Whisper checkpoints in each backend's own format.
+
+Random weights prove loading, windowing, time mapping and the device step, never text quality:
+the words asserted on here are noise, and nothing below reads them as a transcript. Decoding is
+capped (``max_new_tokens``) so the tests stay fast.
+"""
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analyzers.speech_transcription import SpeechTranscription, whisper_model_id
+from analyzers.voice_activity import VoiceActivity
+from framework import Event, Track
+from speech_fixtures import (SR, audio_inputs, chords, formant_speech, silence, silero_path, tiny_whisper_ct2,  # noqa: F401
+                             tiny_whisper_pt, tone)
+
+FAST = {"max_new_tokens": 5, "beam_size": 1, "temperature_fallback": False, "no_speech_threshold": None,
+        "compression_ratio_threshold": None}
+START = 1.5
+
+
+def vad_track(regions: list[tuple[float, float]]) -> Track:
+    """An upstream voice-activity track with these speech regions (as voice_activity writes it)."""
+    return Track(analyzer="voice_activity", version="1", params={}, params_hash="x", provides=["voice_activity"],
+                 events=[Event(start=a, end=b, label="speech") for a, b in regions])
+
+
+@pytest.fixture(scope="module")
+def programme(tmp_path_factory):
+    """Speech, a tone, chords and silence; the real VAD's track; the inputs for transcription."""
+    parts = [silence(1.0), formant_speech(3.0, seed=0).samples, silence(2.0), tone(4.0), silence(1.0), chords(4.0),
+             silence(1.0), formant_speech(3.0, seed=1).samples, silence(1.0)]
+    y = np.concatenate(parts)
+    vad = VoiceActivity()
+    vad.load("cpu", {"silero-vad": silero_path()})
+    folder = tmp_path_factory.mktemp("programme")
+    track = vad.analyze(audio_inputs(folder, y, start_time=START))
+    assert len(track.events) >= 2
+    spans, t = [], START
+    for kind, part in zip(["sil", "speech", "sil", "tone", "sil", "music", "sil", "speech", "sil"], parts):
+        spans.append((kind, t, t + part.size / SR))
+        t += part.size / SR
+    return y, track, spans, folder
+
+
+def transcribe(backend: str, path: Path, y: np.ndarray, vad: Track, folder: Path, **params) -> tuple[SpeechTranscription, Track]:
+    a = SpeechTranscription({"backend": backend, "model": "tiny", **FAST, **params})
+    assert a.model_ids() == [whisper_model_id(backend, "tiny")]
+    a.load("cpu", {a.model_ids()[0]: path})
+    return a, a.analyze(audio_inputs(folder, y, start_time=START, upstream={"voice_activity": vad}))
+
+
+def check_times(track: Track, vad: Track, y: np.ndarray) -> None:
+    """Every word inside the audio and inside one speech region; words and segments monotonic."""
+    regions = [(e.start, e.end) for e in vad.events]
+    words = [e for e in track.events if e.label == "word"]
+    segments = [e for e in track.events if e.label == "speech"]
+    assert words and segments
+    end = START + y.size / SR
+    for w in words:
+        assert START <= w.start <= w.end <= end
+        assert any(a - 1e-3 <= w.start and w.end <= b + 1e-3 for a, b in regions), (w, regions)
+        assert w.data["text"]
+    for seq in (words, segments):
+        assert all(b.start >= a.end - 1e-3 or b.start >= a.start for a, b in zip(seq, seq[1:]))
+        assert all(b.start >= a.start for a, b in zip(seq, seq[1:]))
+    assert all(b.start >= a.end - 1e-3 for a, b in zip(words, words[1:]))
+    for s in segments:
+        assert s.data["text"].strip() and s.data["language"] == track.data["language"]
+
+
+@pytest.mark.parametrize("backend,fixture,batch", [("openai-whisper", "tiny_whisper_pt", 8),
+                                                   ("faster-whisper", "tiny_whisper_ct2", 8)])
+def test_each_backend_loads_its_own_format_and_writes_words_inside_speech(backend, fixture, batch, programme, request):
+    y, vad, _, folder = programme
+    _, track = transcribe(backend, request.getfixturevalue(fixture), y, vad, folder, batch_size=batch)
+    check_times(track, vad, y)
+    d = track.data
+    assert d["backend"] == backend and d["model"] == whisper_model_id(backend, "tiny") and "cpu" in d["compute"]
+    assert d["windows"] >= 1 and d["segments"] == sum(e.label == "speech" for e in track.events)
+    assert d["word_count"] == sum(e.label == "word" for e in track.events)
+    assert d["speech_s"] == pytest.approx(sum(e.duration for e in vad.events), abs=0.01)
+    import whisper.tokenizer
+
+    assert d["language"] in whisper.tokenizer.LANGUAGES  # detected once, on the first window
+    assert 0.0 <= d["language_probability"] <= 1.0
+    assert track.provides == ["transcript"]
+    assert track.receipt["step"]["items"] == d["windows"]
+
+
+def test_silence_tones_and_music_are_never_sent_to_the_model(programme, tiny_whisper_ct2, monkeypatch):
+    """A spy between the analyzer and the backend sees every sample Whisper gets (faster-whisper
+    one window per call: its unbatched path)."""
+    y, vad, spans, folder = programme
+    a = SpeechTranscription({"backend": "faster-whisper", "model": "tiny", "batch_size": 1, **FAST})
+    a.load("cpu", {"faster-whisper-tiny": tiny_whisper_ct2})
+    heard: list[np.ndarray] = []
+    real = a.backend.transcribe
+
+    def spy(audios, opts):
+        heard.extend(audios)
+        return real(audios, opts)
+
+    monkeypatch.setattr(a.backend, "transcribe", spy)
+    track = a.analyze(audio_inputs(folder, y, start_time=START, upstream={"voice_activity": vad}))
+    check_times(track, vad, y)
+    assert heard and sum(x.size for x in heard) / SR == pytest.approx(track.data["audio_sent_s"], abs=0.01 * len(heard))
+    # what it heard is the speech regions only: no stretch of the tone or the chords, no long silence
+    for w in a._windows:
+        for p in w.pieces:
+            for kind, s, e in spans:
+                if kind in ("tone", "music"):
+                    assert min(p.end, e) - max(p.start, s) <= 0.25, (p, kind, s, e)
+    for x in heard:
+        spectrum = np.abs(np.fft.rfft(x)) ** 2
+        freqs = np.fft.rfftfreq(x.size, 1 / SR)
+        assert spectrum[np.abs(freqs - 440) < 3].sum() < 0.05 * spectrum.sum()  # no 440 Hz tone in there
+        quiet = np.abs(x) < 1e-4
+        longest = max((len(r) for r in np.split(quiet, np.flatnonzero(np.diff(quiet.astype(int))) + 1) if r.all()),
+                      default=0)
+        assert longest / SR < 1.0  # no long silence (the joints are 0.3 s)
+
+
+def test_audio_without_speech_never_reaches_the_model(tmp_path, tiny_whisper_pt, monkeypatch):
+    y = np.concatenate([silence(2.0), tone(5.0), silence(2.0), chords(5.0), silence(1.0)])
+    vad = VoiceActivity()
+    vad.load("cpu", {"silero-vad": silero_path()})
+    vtrack = vad.analyze(audio_inputs(tmp_path, y))
+    assert vtrack.events == []
+    a = SpeechTranscription({"backend": "openai-whisper", "model": "tiny", **FAST})
+    a.load("cpu", {"whisper-tiny": tiny_whisper_pt})
+    calls = []
+    monkeypatch.setattr(a.backend, "transcribe", lambda audios, opts: calls.append(audios) or [[] for _ in audios])
+    monkeypatch.setattr(a.backend, "detect_language", lambda audio: calls.append(audio) or ("en", 1.0))
+    track = a.analyze(audio_inputs(tmp_path, y, upstream={"voice_activity": vtrack}))
+    assert calls == [] and track.events == [] and track.data["windows"] == 0 and track.data["audio_sent_s"] == 0
+
+
+def bursts(folder: Path, minutes: float, upstream: bool = True):
+    """``minutes`` of silence with a 1.5 s speech burst every 37 s, and the bursts' regions."""
+    y = np.zeros(int(minutes * 60 * SR), dtype=np.float32)
+    burst = formant_speech(1.5, seed=3).samples
+    regions = []
+    for t in np.arange(5.0, minutes * 60 - 5, 37.0):
+        i = int(t * SR)
+        y[i:i + burst.size] = burst
+        regions.append((round(START + t, 3), round(START + t + burst.size / SR, 3)))
+    return audio_inputs(folder, y, start_time=START, upstream={"voice_activity": vad_track(regions)}), regions
+
+
+def test_long_audio_in_windows_keeps_every_word_in_place_and_memory_flat(tmp_path, tiny_whisper_ct2):
+    """A burst every 37 s: each word lands in its own burst, however late in the file; the peak of
+    Python allocations does not grow with the file (12 minutes are 46 MB of samples, never read whole)."""
+    a = SpeechTranscription({"backend": "faster-whisper", "model": "tiny", "max_join_gap_s": 0.0, "batch_size": 4,
+                             **FAST})
+    a.load("cpu", {"faster-whisper-tiny": tiny_whisper_ct2})
+    peaks = {}  # both files have more windows than a batch, so only the file's length differs
+    for minutes in (3, 12):
+        inputs, regions = bursts(tmp_path / str(minutes), minutes)
+        tracemalloc.start()
+        track = a.analyze(inputs)
+        peaks[minutes] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        words = [e for e in track.events if e.label == "word"]
+        assert track.data["windows"] == len(regions)  # max_join_gap_s=0: one window per burst
+        hit = {next(i for i, (lo, hi) in enumerate(regions) if lo - 1e-3 <= w.start and w.end <= hi + 1e-3)
+               for w in words}
+        assert max(hit) == len(regions) - 1 and len(hit) >= 0.8 * len(regions)
+    assert peaks[12] < 0.5 * 12 * 60 * SR * 4, peaks
+    assert peaks[12] - peaks[3] < 3e6, peaks
+
+
+def test_params_pick_the_manifest_model_and_refuse_impossible_settings():
+    assert SpeechTranscription({"model": "large-v3"}).model_ids() == ["whisper-large-v3"]
+    assert SpeechTranscription({"backend": "faster-whisper", "model": "base.en"}).model_ids() == ["faster-whisper-base-en"]
+    assert SpeechTranscription({"model_id": "my-whisper"}).model_ids() == ["my-whisper"]
+    from analyzers.speech_transcription import SIZES
+    from framework.models import load_manifest
+
+    manifest = load_manifest()
+    for backend in ("openai-whisper", "faster-whisper"):
+        for size in SIZES:  # every size of both backends is a model `framework models pull` knows
+            assert manifest[whisper_model_id(backend, size)].task == "automatic-speech-recognition"
+    with pytest.raises(ValueError, match="suppress_eot needs max_new_tokens"):
+        SpeechTranscription({"suppress_eot": True})
+    with pytest.raises(ValueError):
+        SpeechTranscription({"window_s": 45})
