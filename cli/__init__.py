@@ -21,13 +21,13 @@ from framework.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, FrameworkError, Ru
 from framework.progress import console
 logger = logging.getLogger("framework.cli")
 
-# Start-up creates ~90k objects that live as long as the process (modules, classes, pydantic
+# Start-up creates 90-120k objects that live as long as the process (modules, classes, pydantic
 # schemas): with the default first threshold (700) the cyclic collector runs over a hundred times
 # meanwhile, rescanning them, about 0.1 s of a short `framework run`. In the command's process it
-# runs after 100k new objects instead (the later generations keep their defaults). At exit the
+# runs after 200k new objects instead (the later generations keep their defaults). At exit the
 # interpreter's last collections would walk every object still alive (another ~0.1 s): frozen
 # first, they go with the process (atexit runs only when the process ends).
-gc.set_threshold(100_000, *gc.get_threshold()[1:])
+gc.set_threshold(200_000, *gc.get_threshold()[1:])
 atexit.register(gc.freeze)
 
 

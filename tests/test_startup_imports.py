@@ -85,7 +85,7 @@ assert {{Path(p).name for p in written}} >= {{"summary.md", "report.html", "cuts
 
 
 def test_the_cli_process_collects_rarely_and_skips_the_last_collections():
-    """Start-up's ~90k long-lived objects are not rescanned a hundred times by the cyclic collector,
+    """Start-up's ~100k long-lived objects are not rescanned a hundred times by the cyclic collector,
     and at exit they are frozen so the interpreter's final collections skip them."""
     code = ("import atexit, gc\nbefore = gc.get_threshold()\nimport cli\nafter = gc.get_threshold()\n"
             "assert gc.get_freeze_count() == 0\natexit._run_exitfuncs()\n"

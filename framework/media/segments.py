@@ -152,7 +152,8 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
 
     Decodes the stream ``video.video_stream``; every packet each segment reads is counted in
     ``tally`` (also when the segments are then given up). Every segment stops at its next packet
-    once ``stop`` is set (the caller was interrupted), or once a segment failed.
+    once ``stop`` is set (the caller was interrupted), or once a segment failed. Any other
+    exception (Ctrl-C, a bug) sets ``stop`` itself, so the caller's other loops stop at once.
 
     :returns: the streams and a summary of the video decoded.
     :raises SegmentsUnusable: see the module docstring; segments not started yet are dropped
@@ -257,10 +258,12 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             raise failed
         join_ready()
         return joiner.close()
-    except BaseException:
+    except BaseException as exc:
         joiner.abort()
-        for spec in specs:  # the parts, and what the joiner had written: the caller decodes again
-            for folder in (cache_dir / "frames" / spec.key).glob(_part_name("*")):
+        if stop is not None and not isinstance(exc, SegmentsUnusable):
+            stop.set()  # interrupted (or a bug): the caller's other loops stop now, not after the clean-up
+        for spec in specs:  # the parts, and what the joiner had written (on SegmentsUnusable the
+            for folder in (cache_dir / "frames" / spec.key).glob(_part_name("*")):  # caller decodes again)
                 shutil.rmtree(folder, ignore_errors=True)
         raise
 
