@@ -19,22 +19,21 @@ Outputs:
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from framework import AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, Track
+from framework import AnalyzerInputs, AnalyzerUnavailable, Event, Track
 
 from ._speech.audio import read, speech_regions
-from ._speech.sound import (CLASSES, ASTClassifier, block_features, feature_classes, load_ast, mode_filter, runs,
+from ._speech.sound import (CLASSES, AudioSetAnalyzer, block_features, feature_classes, mode_filter, runs,
                             speech_coverage)
 
 logger = logging.getLogger(__name__)
 
 
-class AudioEnvironment(BatchedAnalyzer):
+class AudioEnvironment(AudioSetAnalyzer):
     """Music / speech / tone / noise / silence segments: AudioSet classifier, or a feature fallback."""
 
     name = "audio_environment"
@@ -49,26 +48,13 @@ class AudioEnvironment(BatchedAnalyzer):
     item_vram_mb = 60.0  # one 10.24 s AST input (1212 patches), fp16
     preprocess_threads = 1
 
-    class Params(BatchedAnalyzer.Params):
-        model_id: str = Field("ast-audioset", description="Manifest id of the AudioSet classifier.")
-        use_model: bool = Field(True, description="False: always the feature fallback.")
+    class Params(AudioSetAnalyzer.Params):
         hop_s: float = Field(0.5, ge=0.1, le=5.0, description="Block length of the classes.")
         silence_db: float = Field(-45.0, le=0, description="Blocks quieter than this (dBFS) are silence.")
         ast_window_s: float = Field(2.0, ge=0.5, le=10.24, description="Audio per classifier window.")
         ast_hop_s: float = Field(1.0, ge=0.25, le=10.0, description="Step between classifier windows.")
         smooth_blocks: int = Field(3, ge=1, le=15, description="Majority filter width (blocks).")
         batch_size: int = Field(16, ge=1, le=256, description="Classifier windows per device batch.")
-
-    def model_ids(self) -> list[str]:
-        return [self.params.model_id] if self.params.use_model else []
-
-    def load(self, device: str, models: dict[str, Path]) -> None:
-        self.ast: ASTClassifier | None = (load_ast(models, self.params.model_id, device, self.precision)
-                                          if self.params.use_model else None)
-
-    def unload(self) -> None:
-        self.ast = None
-        self._audio = None
 
     # --- the device step (classifier windows; none for the fallback) ----------------------
     def _starts(self, inputs: AnalyzerInputs) -> list[float]:
@@ -92,12 +78,6 @@ class AudioEnvironment(BatchedAnalyzer):
 
     def preprocess(self, items: list[float]) -> Any:
         return self.ast.features([read(self._audio, s, s + self.params.ast_window_s) for s in items])
-
-    def forward(self, batch: Any) -> np.ndarray:
-        return self.ast.scores(batch)
-
-    def postprocess(self, outputs: np.ndarray, items: list[float]) -> list[np.ndarray]:
-        return list(outputs)
 
     def finish(self, results: list[np.ndarray], inputs: AnalyzerInputs) -> Track:
         p = self.params

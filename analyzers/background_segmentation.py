@@ -33,7 +33,7 @@ from pydantic import Field
 from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
 
 from ._shots import shot_intervals
-from ._vision.common import dtype_of, pick_precision, shot_of, torch_device
+from ._vision.common import by_shot, dtype_of, pick_precision, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -133,20 +133,15 @@ class BackgroundSegmentation(BatchedAnalyzer):
         times = [r[0] for r in results]
         shares = np.array([r[1] for r in results]) if results else np.zeros((0, max(self.labels) + 1))
         fg = shares[:, self.fg_ids].sum(axis=1) if len(self.fg_ids) else np.zeros(len(results))
-        shots = shot_intervals(inputs, inputs.video.duration)
-        which = shot_of(times, shots)
         background = np.ones(shares.shape[1], bool)
         background[self.fg_ids] = False
         events = []
-        for s, (start, end) in enumerate(shots):
-            rows = which == s
-            if not rows.any():
-                continue
+        for start, end, rows in by_shot(shot_intervals(inputs, inputs.video.duration), times):
             names, values = self._top(shares[rows].mean(axis=0), background)
             events.append(Event(start=round(start, 3), end=round(end, 3), label="background",
                                 data={"classes": names, "shares": values,
                                       "foreground_ratio": round(float(fg[rows].mean()), 4),
-                                      "frames": int(rows.sum()), "text": ", ".join(names)}))
+                                      "frames": len(rows), "text": ", ".join(names)}))
         names, values = self._top(shares.mean(axis=0) if len(shares) else np.zeros(shares.shape[1]), background)
         data = {"background": dict(zip(names, values)),
                 "foreground_ratio": round(float(fg.mean()), 4) if len(fg) else None,

@@ -35,6 +35,7 @@ from pydantic import Field
 
 from framework import AnalyzerInputs, Event, Series, Track
 
+from ._vision.common import by_shot
 from ._vision.yolo import FrameDets
 from ._vision.yolo_base import YoloAnalyzer
 
@@ -101,8 +102,7 @@ class BodyPose(YoloAnalyzer):
                      for r in results]
         counts = [len(f) for f in per_frame]
         events: list[Event] = []
-        for s, (start, end) in enumerate(self.shots):
-            idx = [i for i in range(len(results)) if self.shot_index[i] == s]
+        for start, end, idx in by_shot(self.shots, self.grid):
             people = [person for i in idx for person in per_frame[i]]
             if not people:
                 continue

@@ -26,17 +26,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Track
+from framework import AnalyzerInputs, BatchedAnalyzer, Event, Track
 
 from ._shots import shot_intervals
 from ._vision import clip as shared_clip
-from ._vision.common import shot_of
-from ._vision.quality import balance, symmetry, thirds
+from ._vision.clip_base import ClipAnalyzer
+from ._vision.common import by_shot
+from ._vision.quality import layout
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +56,13 @@ ANGLES = {
 }
 
 
-class CompositionAnalysis(BatchedAnalyzer):
+class CompositionAnalysis(ClipAnalyzer):
     """Shot size, camera angle, symmetry, balance and rule-of-thirds per shot (shares CLIP with content_quality)."""
 
     name = "composition_analysis"
     version = "1.0.0"
     description = "Shot size and camera angle (CLIP zero-shot), symmetry, balance and rule of thirds per shot."
-    device = "auto"
-    depends_on = ("cut_analysis",)
-    models = (shared_clip.CLIP_MODEL_ID,)
     enabled_by_default = False
-    batch_size = 64
-    item_vram_mb = 12.0
 
     class Params(BatchedAnalyzer.Params):
         fps: float = Field(1.0, gt=0, le=30, description="Frames per second sampled.")
@@ -74,44 +70,14 @@ class CompositionAnalysis(BatchedAnalyzer):
         measure_width: int = Field(320, ge=64, le=3840, description="Width of the grey frames for symmetry/balance.")
         batch_size: int = Field(64, ge=1, le=1024, description="Frames per CLIP forward pass.")
 
-    clip: shared_clip.ClipModel | None = None
-
-    def frame_specs(self) -> list[FrameSpec]:
-        p = self.params
-        return [FrameSpec(fps=p.fps, height=p.image_size), FrameSpec(fps=p.fps, width=p.measure_width, pix_fmt="gray")]
-
     def load(self, device: str, models: dict[str, Path]) -> None:
-        self.clip = shared_clip.acquire(models[shared_clip.CLIP_MODEL_ID], device, self.precision, self.name)
+        super().load(device, models)
+        assert self.clip is not None
         self.size_text = self.clip.encode_texts(list(SHOT_SIZES.values()))
         self.angle_text = self.clip.encode_texts(list(ANGLES.values()))
 
-    def unload(self) -> None:
-        shared_clip.release(self.clip)
-        self.clip = None
-
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        rgb_spec, grey_spec = self.frame_specs()
-        rgb, grey = inputs.frames(rgb_spec), inputs.frames(grey_spec)
-        greys = grey.frames
-
-        def gen():
-            for i, (t, frame) in enumerate(rgb):
-                yield t, frame, greys[grey.index_at(t) if len(grey) != len(rgb) else i] if len(grey) else None
-
-        return gen()
-
-    def preprocess(self, items: list[Any]) -> Any:
-        assert self.clip is not None
-        measures = [None if g is None else (symmetry(g), *balance(g), thirds(g)) for _, _, g in items]
-        return self.clip.to_input([f for _, f, _ in items]), measures
-
-    def forward(self, batch: Any) -> Any:
-        assert self.clip is not None
-        tensor, measures = batch
-        return self.clip.encode_images(tensor), measures
+    def measure(self, grey: np.ndarray) -> tuple[float, float, float, float]:
+        return layout(grey)
 
     def postprocess(self, outputs: Any, items: list[Any]) -> list[Any]:
         assert self.clip is not None
@@ -122,14 +88,11 @@ class CompositionAnalysis(BatchedAnalyzer):
 
     def finish(self, results: list[Any], inputs: AnalyzerInputs) -> Track:
         shots = shot_intervals(inputs, inputs.video.duration)
-        which = shot_of([r[0] for r in results], shots)
         events: list[Event] = []
         size_counts: dict[str, int] = {}
         angle_counts: dict[str, int] = {}
-        for s, (start, end) in enumerate(shots):
-            rows = [r for r, w in zip(results, which) if w == s]
-            if not rows:
-                continue
+        for start, end, idx in by_shot(shots, [r[0] for r in results]):
+            rows = [results[i] for i in idx]
             size_p = np.mean([r[1] for r in rows], axis=0)
             angle_p = np.mean([r[2] for r in rows], axis=0)
             size = list(SHOT_SIZES)[int(size_p.argmax())]

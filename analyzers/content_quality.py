@@ -32,16 +32,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
+from framework import AnalyzerInputs, BatchedAnalyzer, Event, Series, Track
 
 from ._shots import shot_intervals
 from ._vision import clip as shared_clip
-from ._vision.common import encode_embeddings, shot_of, unit_rows
+from ._vision.clip_base import ClipAnalyzer
+from ._vision.common import by_shot, encode_embeddings, unit_rows
 from ._vision.quality import frame_measures
 
 logger = logging.getLogger(__name__)
@@ -49,17 +50,12 @@ logger = logging.getLogger(__name__)
 MEASURES = ("sharpness", "noise", "exposure", "highlights", "shadows")
 
 
-class ContentQuality(BatchedAnalyzer):
+class ContentQuality(ClipAnalyzer):
     """Per-shot CLIP quality/aesthetics scores plus sharpness, noise and exposure."""
 
     name = "content_quality"
     version = "1.0.0"
     description = "Per-shot quality and aesthetics (CLIP prompt pairs), sharpness, noise and exposure; shot embeddings."
-    device = "auto"
-    depends_on = ("cut_analysis",)
-    models = (shared_clip.CLIP_MODEL_ID,)
-    batch_size = 64
-    item_vram_mb = 12.0
 
     class Params(BatchedAnalyzer.Params):
         fps: float = Field(1.0, gt=0, le=30, description="Frames per second sampled.")
@@ -75,46 +71,14 @@ class ContentQuality(BatchedAnalyzer):
         overexposed_above: float = Field(0.15, ge=0, le=1, description="Share of clipped highlights making it `overexposed`.")
         underexposed_below: float = Field(0.15, ge=0, le=1, description="Mean exposure under which it is `underexposed`.")
 
-    clip: shared_clip.ClipModel | None = None
-
-    def frame_specs(self) -> list[FrameSpec]:
-        p = self.params
-        return [FrameSpec(fps=p.fps, height=p.image_size), FrameSpec(fps=p.fps, width=p.measure_width, pix_fmt="gray")]
-
     def load(self, device: str, models: dict[str, Path]) -> None:
-        self.clip = shared_clip.acquire(models[shared_clip.CLIP_MODEL_ID], device, self.precision, self.name)
+        super().load(device, models)
+        assert self.clip is not None
         p = self.params
         self.prompts = self.clip.encode_texts([*p.quality_prompts, *p.aesthetic_prompts])
 
-    def unload(self) -> None:
-        shared_clip.release(self.clip)
-        self.clip = None
-
-    # --- the device step -------------------------------------------------------------------------
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        rgb_spec, grey_spec = self.frame_specs()
-        rgb, grey = inputs.frames(rgb_spec), inputs.frames(grey_spec)
-        self.grid = np.asarray(rgb.times, dtype=np.float64)
-        greys = grey.frames
-
-        def gen():
-            for i, (t, frame) in enumerate(rgb):
-                yield t, frame, greys[grey.index_at(t) if len(grey) != len(rgb) else i] if len(grey) else None
-
-        return gen()
-
-    def preprocess(self, items: list[Any]) -> Any:
-        assert self.clip is not None
-        measures = [frame_measures(g) if g is not None else None for _, _, g in items]
-        return self.clip.to_input([f for _, f, _ in items]), measures
-
-    def forward(self, batch: Any) -> Any:
-        assert self.clip is not None
-        tensor, measures = batch
-        return self.clip.encode_images(tensor), measures
+    def measure(self, grey: np.ndarray) -> dict[str, float]:
+        return frame_measures(grey)
 
     def postprocess(self, outputs: Any, items: list[Any]) -> list[Any]:
         assert self.clip is not None
@@ -127,15 +91,12 @@ class ContentQuality(BatchedAnalyzer):
         p = self.params
         duration = inputs.video.duration
         shots = shot_intervals(inputs, duration)
-        which = shot_of([r[0] for r in results], shots)
         events: list[Event] = []
         shot_times: list[tuple[float, float]] = []
         vectors: list[np.ndarray] = []
         weighted = {"quality": 0.0, "aesthetics": 0.0, "seconds": 0.0}
-        for s, (start, end) in enumerate(shots):
-            rows = [r for r, w in zip(results, which) if w == s]
-            if not rows:
-                continue
+        for start, end, idx in by_shot(shots, [r[0] for r in results]):
+            rows = [results[i] for i in idx]
             quality = float(np.mean([r[2] for r in rows]))
             aesthetics = float(np.mean([r[3] for r in rows]))
             m = {k: float(np.mean([r[4][k] for r in rows if r[4] is not None] or [np.nan])) for k in MEASURES}

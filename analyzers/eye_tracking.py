@@ -36,7 +36,7 @@ from pydantic import Field
 from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
 
 from ._shots import shot_intervals
-from ._vision.common import shot_of
+from ._vision.common import by_shot
 from ._vision.face import FaceObs, FaceReader, gaze_of
 
 logger = logging.getLogger(__name__)
@@ -99,12 +99,9 @@ class EyeTracking(BatchedAnalyzer):
         for _, _, gazes in results:
             known = [g for g in gazes if g is not None]
             contact.append(round(sum(g == "camera" for g in known) / len(known), 4) if known else None)
-        shots = shot_intervals(inputs, inputs.video.duration)
-        which = shot_of(times, shots)
         events = []
-        for s, (start, end) in enumerate(shots):
-            idx = [i for i in range(len(results)) if which[i] == s]
-            if not idx or not any(counts[i] for i in idx):
+        for start, end, idx in by_shot(shot_intervals(inputs, inputs.video.duration), times):
+            if not any(counts[i] for i in idx):
                 continue
             gazes = Counter(g for i in idx for g in results[i][2] if g is not None)
             total = sum(gazes.values())

@@ -26,13 +26,26 @@ from typing import Any
 
 import numpy as np
 
-from framework import AnalyzerInputs, Event, Series, Track
+from framework import AnalyzerInputs, Event, ModelRef, Series, Track
 
 from ._vision.common import sample_evenly, span
 from ._vision.yolo import FrameDets, TrackedObject, collect_objects
 from ._vision.yolo_base import YoloAnalyzer
 
 logger = logging.getLogger(__name__)
+
+
+def objects_track(analyzer: YoloAnalyzer, results: list[FrameDets], label: str, plural: str,
+                  extra: dict[str, Any] | None = None, models: list[ModelRef] | None = None) -> Track:
+    """The track of the tracked objects: one ``label`` event each, the ``plural`` series (objects per
+    sampled frame) and count, the classes; ``extra`` appended to the track data."""
+    events, classes = object_events(analyzer, results, label)
+    data: dict[str, Any] = {"classes": classes, plural: len(events), "frames": len(results),
+                            "tracker": analyzer.params.tracker,
+                            "model": analyzer.yolo.path.name if analyzer.yolo else None, **(extra or {})}
+    series = Series(name=plural, times=[round(float(t), 3) for t in analyzer.grid],
+                    values=[float(0 if r.tracked is None else len(r.tracked)) for r in results])
+    return analyzer.track(events=events, series=[series], data=data, models=models)
 
 
 def object_events(analyzer: YoloAnalyzer, results: list[FrameDets], label: str) -> tuple[list[Event], dict[str, int]]:
@@ -64,11 +77,6 @@ def _event(obj: TrackedObject, grid: np.ndarray, shot: tuple[float, float], name
                        "frames": len(obj.frames), "confidence": round(conf, 4), "boxes": boxes})
 
 
-def objects_series(analyzer: YoloAnalyzer, results: list[FrameDets], name: str = "objects") -> Series:
-    return Series(name=name, times=[round(float(t), 3) for t in analyzer.grid],
-                  values=[float(0 if r.tracked is None else len(r.tracked)) for r in results])
-
-
 class ObjectDetection(YoloAnalyzer):
     """Objects (YOLOv8x, 80 COCO classes) tracked across frames: one event per object."""
 
@@ -79,7 +87,4 @@ class ObjectDetection(YoloAnalyzer):
     item_vram_mb = 60.0
 
     def finish(self, results: list[FrameDets], inputs: AnalyzerInputs) -> Track:
-        events, classes = object_events(self, results, "object")
-        data: dict[str, Any] = {"classes": classes, "objects": len(events), "frames": len(results),
-                                "tracker": self.params.tracker, "model": self.yolo.path.name if self.yolo else None}
-        return self.track(events=events, series=[objects_series(self, results)], data=data)
+        return objects_track(self, results, "object", "objects")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field
 
@@ -28,7 +27,7 @@ from framework import AnalyzerInputs, ModelRef, Track
 
 from ._vision.yolo import FrameDets
 from ._vision.yolo_base import YoloAnalyzer
-from .object_detection import object_events, objects_series
+from .object_detection import objects_track
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +84,5 @@ class ProductDetection(YoloAnalyzer):
             self._custom_ref = ModelRef(id=f"file:{self.yolo.path.name}", revision=f"sha256:{digest}")
 
     def finish(self, results: list[FrameDets], inputs: AnalyzerInputs) -> Track:
-        events, classes = object_events(self, results, "product")
-        data: dict[str, Any] = {"classes": classes, "products": len(events), "frames": len(results),
-                                "tracker": self.params.tracker, "model": self.yolo.path.name if self.yolo else None,
-                                "custom_weights": bool(self.params.weights)}
         models = [self._custom_ref] if getattr(self, "_custom_ref", None) else None
-        return self.track(events=events, series=[objects_series(self, results, "products")], data=data, models=models)
+        return objects_track(self, results, "product", "products", {"custom_weights": bool(self.params.weights)}, models)

@@ -19,19 +19,18 @@ Outputs:
 from __future__ import annotations
 
 import collections
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from framework import AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, Track
+from framework import AnalyzerInputs, AnalyzerUnavailable, Event, Track
 
 from ._speech.audio import read, speech_regions
-from ._speech.sound import ASTClassifier, Onset, level_envelope, load_ast, onset_kind, sudden_sounds
+from ._speech.sound import AudioSetAnalyzer, Onset, level_envelope, onset_kind, sudden_sounds
 
 
-class SoundEffects(BatchedAnalyzer):
+class SoundEffects(AudioSetAnalyzer):
     """Sudden sounds outside speech, named by the AudioSet classifier or by their features."""
 
     name = "sound_effects"
@@ -46,9 +45,7 @@ class SoundEffects(BatchedAnalyzer):
     item_vram_mb = 60.0
     preprocess_threads = 1
 
-    class Params(BatchedAnalyzer.Params):
-        model_id: str = Field("ast-audioset", description="Manifest id of the AudioSet classifier.")
-        use_model: bool = Field(True, description="False: always the feature fallback.")
+    class Params(AudioSetAnalyzer.Params):
         rise_db: float = Field(15.0, gt=3, description="Jump over the preceding level that makes a sudden sound.")
         min_db: float = Field(-40.0, le=0, description="Quieter sounds (dBFS) are ignored.")
         context_s: float = Field(1.0, ge=0.2, le=10, description="The preceding stretch whose median is the background.")
@@ -56,16 +53,9 @@ class SoundEffects(BatchedAnalyzer):
         clip_s: float = Field(1.0, ge=0.25, le=10.24, description="Audio from the onset the classifier hears.")
         batch_size: int = Field(16, ge=1, le=256, description="Sounds per device batch.")
 
-    def model_ids(self) -> list[str]:
-        return [self.params.model_id] if self.params.use_model else []
-
-    def load(self, device: str, models: dict[str, Path]) -> None:
-        self.ast: ASTClassifier | None = (load_ast(models, self.params.model_id, device, self.precision)
-                                          if self.params.use_model else None)
-
     def unload(self) -> None:
-        self.ast = None
-        self._audio = self._planned_for = None
+        super().unload()
+        self._planned_for = None
 
     def _plan(self, inputs: AnalyzerInputs) -> list[Onset]:
         """The sudden sounds of this input (found once per ``inputs``)."""
@@ -92,12 +82,6 @@ class SoundEffects(BatchedAnalyzer):
 
     def preprocess(self, items: list[Onset]) -> Any:
         return self.ast.features([read(self._audio, o.start, o.start + self.params.clip_s) for o in items])
-
-    def forward(self, batch: Any) -> np.ndarray:
-        return self.ast.scores(batch)
-
-    def postprocess(self, outputs: np.ndarray, items: list[Onset]) -> list[np.ndarray]:
-        return list(outputs)
 
     def finish(self, results: list[np.ndarray], inputs: AnalyzerInputs) -> Track:
         onsets = self._plan(inputs)

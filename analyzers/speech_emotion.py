@@ -28,11 +28,13 @@ from pydantic import Field
 from framework import AUDIO_SAMPLE_RATE, AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, Track
 
 from ._speech.audio import read, speech_regions
-from ._speech.devices import torch_device, torch_dtype
+from ._vision.common import dtype_of, pick_precision, torch_device
 
 logger = logging.getLogger(__name__)
 
 SR = AUDIO_SAMPLE_RATE
+
+
 class SpeechEmotion(BatchedAnalyzer):
     """wav2vec2 emotion classifier over voice-activity segments, batched on the device."""
 
@@ -66,7 +68,7 @@ class SpeechEmotion(BatchedAnalyzer):
                                       f"framework models pull {self.params.model_id}")
         device = torch_device(device)
         self.torch, self.dev = torch, torch.device(device)
-        self.dtype = torch_dtype(self.precision, device, "speech_emotion")
+        self.dtype = dtype_of(pick_precision(self.precision, device, who="speech_emotion"))
         try:
             self.extractor = AutoFeatureExtractor.from_pretrained(path)
         except (OSError, ValueError):  # a checkpoint saved without preprocessor_config.json

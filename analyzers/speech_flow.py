@@ -84,11 +84,10 @@ class SpeechFlow(Analyzer):
             inputs.report((i + 1) / max(1, len(regions)))
         t = np.concatenate(all_t) if all_t else np.zeros(0)
         f = np.concatenate(all_f) if all_f else np.zeros(0)
-        overall = intonation(t - t[0] if t.size else t, f)
+        overall = intonation(t - t[0] if t.size else t, f).as_dict()
 
-        data: dict[str, Any] = {"f0_median_hz": overall.as_dict()["f0_median_hz"],
-                                "range_semitones": overall.as_dict()["range_semitones"],
-                                "voiced_fraction": round(overall.voiced_fraction, 3), "finals": dict(finals)}
+        data: dict[str, Any] = {"f0_median_hz": overall["f0_median_hz"], "range_semitones": overall["range_semitones"],
+                                "voiced_fraction": overall["voiced_fraction"], "finals": dict(finals)}
         data.update(self._pauses(regions))
         words = transcript_words(inputs) if p.transcript else None
         fillers = [w for w in (words or []) if is_filler(w.text, tuple(p.fillers))]

@@ -117,7 +117,7 @@ class _State:
     receipt: dict[str, Any] = field(default_factory=dict)
     alone: bool = True
     baseline_mb: float = 0.0
-    tried: list[Placement] = field(default_factory=list)
+    started: float = 0.0  # perf_counter when its first attempt began
 
 
 class Executor:
@@ -310,7 +310,7 @@ class Executor:
     # --- phases -------------------------------------------------------------------------
     def _begin(self, st: _State) -> bool:
         """Ask the runner for this attempt's call; False when the job finished without running."""
-        st.tried.append(st.placement)
+        st.started = st.started or time.perf_counter()
         started = st.job.start(st.placement)
         if not hasattr(started, "load"):  # a finished (skipped) track
             self.finish(st.job.name, started)
@@ -319,36 +319,29 @@ class Executor:
         return True
 
     def _run_cpu(self, st: _State) -> str:
-        if self.stop.is_set() or not self._begin(st):
-            return "done"
-        t0 = time.perf_counter()
-        load = self._guarded(st, st.call.load)
-        st.receipt["load_s"] = round(load.duration_s, 4)
-        if not load.failed:
-            info = self._guarded(st, st.call.analyze)
-            st.receipt["analyze_s"] = round(info.duration_s, 4)
-        self._release(st, unload=True)
-        st.receipt["wall_s"] = round(time.perf_counter() - t0, 4)
-        self._finish(st)
-        return "done"
+        """A CPU analyzer: its phases in one worker thread, one after the other."""
+        outcome = self._load(st)
+        return self._analyze(st) if outcome == "loaded" else outcome
 
     def _load(self, st: _State) -> str:
         if self.stop.is_set():
             self._release(st, unload=False)
             return "done"
-        dev = st.placement.device
-        st.placement = dataclasses.replace(st.placement, shared=lambda: len(self.active.get(dev, ())) > 1,
-                                           on_busy=lambda t0, t1: self.intervals.setdefault(dev, []).append((t0, t1)))
+        dev, gpu = st.placement.device, st.placement.is_gpu
+        if gpu:
+            st.placement = dataclasses.replace(
+                st.placement, shared=lambda: len(self.active.get(dev, ())) > 1,
+                on_busy=lambda t0, t1: self.intervals.setdefault(dev, []).append((t0, t1)))
         if not self._begin(st):
             self._release(st, unload=False)
             return "done"
-        if self.memory is not None:
+        if gpu and self.memory is not None:
             st.baseline_mb = self.memory.allocated_mb(dev)
             if st.alone:
                 self.memory.reset_peak(dev)
-        load = self._guarded(st, st.call.load)
+        load = self._guarded(st, st.call.load, one_at_a_time=True)
         st.receipt["load_s"] = round(load.duration_s, 4)
-        if load.failed and is_out_of_memory(load.excinfo):
+        if load.failed and gpu and is_out_of_memory(load.excinfo):
             return self._fall_back(st, "load", load.excinfo)
         if load.failed:  # the call records the failure (or the skip) in its track
             self._release(st, unload=True)
@@ -363,20 +356,20 @@ class Executor:
         dev = st.placement.device
         info = self._guarded(st, st.call.analyze)
         st.receipt["analyze_s"] = round(info.duration_s, 4)
-        if info.failed and is_out_of_memory(info.excinfo):
+        if info.failed and st.placement.is_gpu and is_out_of_memory(info.excinfo):
             return self._fall_back(st, "analyze", info.excinfo)
-        if self.memory is not None:
+        if st.placement.is_gpu and self.memory is not None:
             st.receipt["peak_vram_mb"] = round(max(0.0, self.memory.peak_mb(dev) - st.baseline_mb), 1)
             st.receipt["measured_alone"] = st.alone
         self._release(st, unload=True)
         self._finish(st)
         return "done"
 
-    def _guarded(self, st: _State, phase: Callable[[], CallInfo[Any]]) -> CallInfo[Any]:
+    def _guarded(self, st: _State, phase: Callable[[], CallInfo[Any]], one_at_a_time: bool = False) -> CallInfo[Any]:
         """Run a load or analyze phase; on Ctrl-C unload what was loaded before stopping."""
         st.loaded = True  # from here on, unload() is owed (also after a failed or half-done load)
         try:
-            if phase == st.call.load:
+            if one_at_a_time:
                 with self.load_lock:
                     return phase()
             return phase()
@@ -426,6 +419,7 @@ class Executor:
 
     def _finish(self, st: _State) -> None:
         receipt = dict(st.receipt)
+        receipt["wall_s"] = round(time.perf_counter() - st.started, 4)
         receipt.update(device=st.placement.device, variant=st.placement.variant)
         if st.placement.substitutes:
             receipt["substitutes"] = dict(st.placement.substitutes)

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from .errors import FrameworkError
 
-from .library.fetch import SubmitError
+from .library.fetch import local_file
 from .library.search import search
 from .library.store import Library
 
@@ -138,15 +138,7 @@ def build_server(library: Library, registry_path: str | os.PathLike | None = Non
         text = source.strip()
         if "://" in text or text.lower().startswith(("file:", "data:", "ftp:")):
             return queue().submit_url(text).to_dict()
-        path = Path(os.path.expanduser(text))
-        if not path.is_absolute():
-            raise SubmitError(f"{text!r}: give the file's full path")
-        resolved = path.resolve()
-        if roots is not None and not any(resolved.is_relative_to(r) for r in roots):
-            raise SubmitError(f"{text}: outside the folders this server may read ({', '.join(map(str, roots))})")
-        if not resolved.is_file():
-            raise SubmitError(f"{text}: no such file")
-        return queue().submit_path(resolved).to_dict()
+        return queue().submit_path(local_file(text, roots)).to_dict()
 
     @server.tool()
     @_user_errors

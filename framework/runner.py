@@ -39,7 +39,7 @@ from .errors import ConfigError, InputError, RunInterrupted
 from .plugins import PluginHost, build_plugin_manager
 from .registry import ConfiguredAnalyzer, Registry, find_registry, load_registry
 from .scheduler import CycleError, Demand, Placement, Plan, Variant, parse_budget, plan, resolve_device
-from .outputs import write_outputs
+from .outputs import select as select_exporters, warm_up_imports, write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
 
@@ -120,6 +120,7 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
     path = Path(video)
     registry, host, configured, selected = _configure(registry_path, registry, host, load_entrypoints, only, skip)
     exports = registry.select_exporters(host.exporters)  # registry.yaml's exports: (checked before decoding)
+    warm_up_imports(select_exporters(list(host.exporters.values()), exports))  # e.g. OpenTimelineIO, while decoding
 
     try:
         meta = media.probe(path, video_stream=video_stream, audio_stream=audio_stream)
@@ -351,8 +352,7 @@ class _Run:
         started = time.time()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         order = self._plan()
-        names = list(self.analyzers)  # every selected analyzer has a track, planned or not
-        names = [n for n in order] + [n for n in names if n not in order]
+        names = order + list(self.plan.unplanned)  # every selected analyzer has a track, planned or not
         self._fetch_planned_models()
         for name in order:  # keys in dependency order so upstream keys are known
             self.keys[name] = self._key(name)
@@ -480,9 +480,8 @@ class _Run:
         from .devices import discover
 
         self.demands = {n: self._demand(n) for n in self.analyzers}
-        wants_gpu = any(d.device in ("gpu", "auto") and d.best_vram_mb > 0 or d.device == "gpu"
-                        for d in self.demands.values())
-        self.gpus = discover(self.requested_devices, self.vram_budget, wanted=wants_gpu)
+        self.gpus = discover(self.requested_devices, self.vram_budget,
+                             wanted=any(d.wants_gpu for d in self.demands.values()))
         try:
             self.plan = plan(list(self.demands.values()), self.gpus.budgets, self.gpus.devices,
                              cpu_time_limit_s=cpu_time_limit(self.meta.duration))

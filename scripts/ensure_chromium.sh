@@ -6,23 +6,8 @@
 set -euo pipefail
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 [ -x "$CHROMIUM" ] && exit 0
-case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in true|1) ci=1 ;; *) ci=0 ;; esac
-why="not installed"
-if [ "$ci" = 1 ] || [ "${INSTALL_SYSTEM_DEPS:-}" = "1" ]; then
-  as_root=""
-  if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    as_root="sudo -n"  # a CI runner user with passwordless sudo
-  fi
-  if { [ "$(id -u)" = "0" ] || [ -n "$as_root" ]; } && command -v apt-get >/dev/null; then
-    echo "installing Debian's chromium for the report test"
-    if ! ($as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive \
-          apt-get install -y -qq chromium >/dev/null); then
-      why="apt-get install chromium failed"
-    fi
-  else
-    why="installing it needs apt-get and root (or passwordless sudo)"
-  fi
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ensure_apt.sh"
+apt_install chromium "the report test"
 [ -x "$CHROMIUM" ] && exit 0
 if [ "$ci" = 1 ]; then
   echo "error: the report test needs Chromium at $CHROMIUM and it could not be installed ($why)." >&2

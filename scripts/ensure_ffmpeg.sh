@@ -9,23 +9,8 @@ FFMPEG=${FFMPEG:-$(command -v ffmpeg || echo /usr/bin/ffmpeg)}
 FFPROBE=${FFPROBE:-$(command -v ffprobe || echo /usr/bin/ffprobe)}
 present() { [ -x "$FFMPEG" ] && [ -x "$FFPROBE" ]; }
 present && exit 0
-case "$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')" in true|1) ci=1 ;; *) ci=0 ;; esac
-why="not installed"
-if [ "$ci" = 1 ] || [ "${INSTALL_SYSTEM_DEPS:-}" = "1" ]; then
-  as_root=""
-  if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    as_root="sudo -n"  # a CI runner user with passwordless sudo
-  fi
-  if { [ "$(id -u)" = "0" ] || [ -n "$as_root" ]; } && command -v apt-get >/dev/null; then
-    echo "installing Debian's ffmpeg for the chapter-muxing test"
-    if ! ($as_root apt-get update -qq && $as_root env DEBIAN_FRONTEND=noninteractive \
-          apt-get install -y -qq ffmpeg >/dev/null); then
-      why="apt-get install ffmpeg failed"
-    fi
-  else
-    why="installing it needs apt-get and root (or passwordless sudo)"
-  fi
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib/ensure_apt.sh"
+apt_install ffmpeg "the chapter-muxing test"
 present && exit 0
 if [ "$ci" = 1 ]; then
   echo "error: the chapter-muxing test needs ffmpeg and ffprobe ($FFMPEG, $FFPROBE) and they could not be" \

@@ -84,13 +84,7 @@ def tiny_ast(tmp_path_factory) -> Path:
 def hf_snapshot(repo_id: str, source: Path, commit: str = "c" * 40) -> Path:
     """Copy ``source`` into the Hugging Face cache (``$HF_HOME/hub``) as ``repo_id``'s snapshot at
     ``commit`` (refs/main points to it), where the runner's model resolution finds it."""
-    import shutil
-
     from framework.models.roots import CacheRoots
+    from framework.testing.llm import install_in_hf_cache
 
-    repo = CacheRoots.from_env().hf_hub / ("models--" + repo_id.replace("/", "--"))
-    snap = repo / "snapshots" / commit
-    shutil.copytree(source, snap, dirs_exist_ok=True)
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(commit)
-    return snap
+    return install_in_hf_cache(source, repo_id, CacheRoots.from_env().hf_hub, commit)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from fractions import Fraction
 from pathlib import Path
@@ -427,6 +429,47 @@ def test_without_shots_one_clip_carries_the_markers(tmp_path):
     assert written == {"timeline.otio"}  # no shot list: no cuts.edl
     back = otio.adapters.read_from_file(str(tmp_path / "timeline.otio"))
     assert clip_ranges(back) == [(0, TOTAL)] and marker_starts(back) == expected_marks()
+
+
+def test_the_fcpxml_adapter_runs_no_ffprobe(tmp_path, monkeypatch):
+    """The fcpx_xml adapter would name its ``<format>`` by running ffprobe on the (existing) video,
+    a child process on every run, for a name the exporter replaces."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\0" * 64)  # the adapter probes any file that exists
+    started: list[object] = []
+
+    def no_child(*args, **kwargs):
+        started.append(args[0] if args else kwargs.get("args"))
+        raise AssertionError(f"a child process was started: {started[-1]}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_child)
+    written = write_outputs(rate_timeline(NTSC, path=str(video)), tmp_path / "run", exporters=["fcpxml"])
+    assert started == [] and [p.name for p in written] == ["timeline.fcpxml"]
+    fmt = re.search(r"<format [^>]*/>", (tmp_path / "run" / "timeline.fcpxml").read_text()).group(0)
+    assert 'name="FFVideoFormat1080p2997"' in fmt and 'frameDuration="1001/30000s"' in fmt
+
+
+def test_control_characters_in_event_text_reach_the_xml_timelines(tmp_path):
+    """XML 1.0 cannot hold ``\\x01``: the FCP writers drop such characters instead of failing."""
+    tl = rate_timeline(Fraction(25))
+    tl.tracks["my_ocr"].events.append(Event(start=2.0, end=3.0, label="text", data={"text": "EXIT\x01 sign!"}))
+    written = {p.name for p in write_outputs(tl, tmp_path, exporters=["fcpxml", "fcp7", "otio"])}
+    assert written == {"timeline.fcpxml", "timeline.fcp7.xml", "timeline.otio"}
+    back = otio.adapters.read_from_file(str(tmp_path / "timeline.fcp7.xml"), "fcp_xml")
+    assert ("EXIT sign!", 50) in marker_starts(back)
+    _, marks = fcpxml_frames((tmp_path / "timeline.fcpxml").read_text(), Fraction(25))
+    assert ("EXIT sign!", 50) in marks
+    own = otio.adapters.read_from_file(str(tmp_path / "timeline.otio"))  # JSON keeps the text as it was
+    assert ("EXIT\x01 sign!", 50) in marker_starts(own)
+
+
+def test_importing_the_exporters_loads_no_opentimelineio():
+    """OpenTimelineIO loads inside the exporters that write with it, never when the outputs are imported."""
+    code = ("import sys\nfrom framework.outputs import builtin_exporters\nfrom framework.plugins import "
+            "build_plugin_manager\nbuiltin_exporters()\nbuild_plugin_manager(load_entrypoints=False).exporters\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('opentimelineio', 'otio_'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
 
 
 # --- choosing what a run writes: the registry, write_outputs, `framework export` ----------------------

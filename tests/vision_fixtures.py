@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -98,38 +97,12 @@ def tiny_open_clip() -> Path:
     return _CACHE["open_clip"]
 
 
-def hf_cache_snapshot(hub: Path, repo: str, source: Path, commit: str = "c" * 40) -> Path:
-    """Copy a model folder into a Hugging Face hub cache (``models--org--name/snapshots/<commit>``
-    plus ``refs/main``), the layout the runner's resolver reads."""
-    import shutil
-
-    base = hub / f"models--{repo.replace('/', '--')}"
-    snap = base / "snapshots" / commit
-    if not snap.exists():
-        shutil.copytree(source, snap)
-    (base / "refs").mkdir(parents=True, exist_ok=True)
-    (base / "refs" / "main").write_text(commit)
-    return snap
-
-
 # --- media ---------------------------------------------------------------------------------------
 def encode(path: Path, frames: Iterable[np.ndarray], fps: float, width: int, height: int) -> Path:
-    """H.264 from RGB frames (PyAV), no audio."""
-    import av
+    """H.264 from RGB frames (PyAV), no audio: the synthetic videos' own encoder."""
+    from framework.testing.synth import _encode_rgb_frames
 
-    rate = Fraction(fps).limit_denominator(1001)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "18", "preset": "ultrafast", "g": str(int(fps * 2))}
-        for i, frame in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-            vf.pts, vf.time_base = i, 1 / rate
-            for packet in stream.encode(vf):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    _encode_rgb_frames(path, frames, fps, width, height, crf=18)
     return path
 
 
@@ -224,6 +197,7 @@ def seed_vision_models(roots: Any = None) -> dict[str, Path]:
 
     from framework.models import load_manifest
     from framework.models.roots import CacheRoots
+    from framework.testing.llm import install_in_hf_cache
 
     roots = roots or CacheRoots.from_env()
     manifest = load_manifest()
@@ -235,5 +209,5 @@ def seed_vision_models(roots: Any = None) -> dict[str, Path]:
         placed[mid] = target
     for mid, folder in (("segformer-b0-ade-512", tiny_segformer()), ("open-clip-vit-b-32", tiny_open_clip())):
         spec = manifest[mid]
-        placed[mid] = hf_cache_snapshot(roots.hf_hub, spec.locator, folder, commit=spec.revision)
+        placed[mid] = install_in_hf_cache(folder, spec.locator, roots.hf_hub, commit=spec.revision)
     return placed

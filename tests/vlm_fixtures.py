@@ -34,16 +34,10 @@ QWEN_TEMPLATE = (
 
 
 def tiny_tokenizer(specials: list[str], eos: str, pad: str, vocab: int = 360):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    """``framework.testing.llm``'s tiny BPE tokenizer, trained on the describer's words."""
+    from framework.testing.llm import tiny_bpe_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(CORPUS * 8, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad)
+    return tiny_bpe_tokenizer(CORPUS, specials, eos=eos, pad=pad, vocab=vocab)
 
 
 def make_qwen(folder: Path, version: str = "2") -> Path:

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-from framework import AUDIO_SAMPLE_RATE, AnalyzerInputs, AudioTrack, Event, Track, tracks_providing
+from framework import AUDIO_SAMPLE_RATE, AnalyzerInputs, AudioTrack, Track, tracks_providing
 
 SR = AUDIO_SAMPLE_RATE
 VOICE_ACTIVITY = "voice_activity"  # capability: "speech" events where someone speaks
@@ -82,7 +82,3 @@ def gaps(spans: list[tuple[float, float]], min_s: float) -> list[tuple[float, fl
         if b_start - a_end >= min_s:
             out.append((a_end, b_start))
     return out
-
-
-def regions_as_events(regions: list[tuple[float, float]], label: str) -> list[Event]:
-    return [Event(start=round(a, 3), end=round(b, 3), label=label) for a, b in regions]

@@ -24,6 +24,8 @@ import numpy as np
 
 from framework import AUDIO_SAMPLE_RATE
 
+from ..audio_analysis import quiet_runs
+
 SR = AUDIO_SAMPLE_RATE
 HOP = 160  # 10 ms
 
@@ -84,11 +86,8 @@ def quiet_spans(db: np.ndarray, floor_db: float = 25.0, min_s: float = 0.25) -> 
     """(start, end) seconds from the contour's start where it stays ``floor_db`` under its loud frames."""
     if db.size == 0:
         return []
-    quiet = db < np.percentile(db, 95) - floor_db
-    edges = np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     frame = HOP / SR
-    return [(a * frame, b * frame) for a, b in zip(starts, ends)
+    return [(a * frame, b * frame) for a, b in quiet_runs(db < np.percentile(db, 95) - floor_db, 1)
             if (b - a) * frame >= min_s and a > 0 and b < db.size]  # inside the segment, not at its edges
 
 

@@ -24,7 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from framework import AUDIO_SAMPLE_RATE, AnalyzerUnavailable, AudioTrack
+from pydantic import Field
+
+from framework import AUDIO_SAMPLE_RATE, AnalyzerUnavailable, AudioTrack, BatchedAnalyzer
+
+from ..audio_analysis import rms_dbfs
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +37,6 @@ N_FFT = 512
 FRAME_HOP = 256                   # 16 ms frames for the spectral features
 BAND = slice(3, 193)              # ~94 Hz - 6 kHz of the 31.25 Hz bins
 ENV_HOP = 160                     # 10 ms frames for the level envelope
-FLOOR_DB = -100.0
 CLASSES = ("speech", "music", "tone", "noise", "silence")
 _HANN = np.hanning(N_FFT + 1)[:-1].astype(np.float32)
 
@@ -83,14 +86,9 @@ def block_features(audio: AudioTrack, hop_s: float = 0.5) -> BlockFeatures:
     block = int(round(hop_s * SR))
     chunk_blocks = max(1, int(60.0 * SR) // block)
     rows: list[tuple[float, float, float, float]] = []
-    for start, samples in audio.chunks(chunk_blocks * block / SR):
-        for k in range(0, samples.size, block):
-            y = samples[k:k + block]
-            if y.size == 0:
-                continue
-            power = float(np.mean(np.square(y, dtype=np.float64)))
-            db = max(FLOOR_DB, 10 * np.log10(max(power, 1e-30)))
-            p = _frames_power(y)
+    for _, samples in audio.chunks(chunk_blocks * block / SR):
+        for k, db in zip(range(0, samples.size, block), rms_dbfs(samples, block)):
+            p = _frames_power(samples[k:k + block])
             if len(p) == 0:
                 rows.append((db, 1.0, 0.0, 0.0))
                 continue
@@ -166,13 +164,8 @@ def speech_coverage(times: np.ndarray, hop_s: float, regions: list[tuple[float, 
 
 # --- the level envelope and sudden sounds --------------------------------------------------------
 def level_envelope(audio: AudioTrack) -> np.ndarray:
-    """RMS level (dBFS) per 10 ms of the whole track."""
-    out = []
-    for _, y in audio.chunks(60.0):
-        n = y.size // ENV_HOP
-        if n:
-            p = np.square(y[:n * ENV_HOP].reshape(n, ENV_HOP), dtype=np.float64).mean(axis=1)
-            out.append(np.maximum(FLOOR_DB, 10 * np.log10(np.maximum(p, 1e-30))))
+    """RMS level (dBFS) per whole 10 ms of the whole track."""
+    out = [rms_dbfs(y[:y.size - y.size % ENV_HOP], ENV_HOP) for _, y in audio.chunks(60.0)]
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -263,11 +256,11 @@ class ASTClassifier:
         import torch
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-        from .devices import torch_device, torch_dtype
+        from .._vision.common import dtype_of, pick_precision, torch_device
 
         device = torch_device(device)
         self.torch, self.device = torch, torch.device(device)
-        self.dtype = torch_dtype(precision, device, "AudioSet classifier")
+        self.dtype = dtype_of(pick_precision(precision, device, who="AudioSet classifier"))
         self.extractor = AutoFeatureExtractor.from_pretrained(path)
         self.model = AutoModelForAudioClassification.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
@@ -303,8 +296,33 @@ def load_ast(models: dict[str, Path], model_id: str, device: str, precision: str
         return None
     try:
         return ASTClassifier(Path(path), device, precision)
-    except AnalyzerUnavailable:
-        raise
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # AnalyzerUnavailable (a RuntimeError) passes through
         raise AnalyzerUnavailable(f"{model_id} at {path} does not load ({exc}); "
                                   f"framework models pull {model_id}") from exc
+
+
+class AudioSetAnalyzer(BatchedAnalyzer):
+    """Base of ``audio_environment`` and ``sound_effects``: the AudioSet classifier (``model_id``)
+    when it is pulled and ``use_model`` is on, else ``self.ast`` is None and the feature fallback
+    runs (the subclass's ``items`` are then empty). Subclasses read their clips in ``preprocess``."""
+
+    class Params(BatchedAnalyzer.Params):
+        model_id: str = Field("ast-audioset", description="Manifest id of the AudioSet classifier.")
+        use_model: bool = Field(True, description="False: always the feature fallback.")
+
+    def model_ids(self) -> list[str]:
+        return [self.params.model_id] if self.params.use_model else []
+
+    def load(self, device: str, models: dict[str, Path]) -> None:
+        self.ast: ASTClassifier | None = (load_ast(models, self.params.model_id, device, self.precision)
+                                          if self.params.use_model else None)
+
+    def unload(self) -> None:
+        self.ast = None
+        self._audio = None
+
+    def forward(self, batch: Any) -> np.ndarray:
+        return self.ast.scores(batch)
+
+    def postprocess(self, outputs: np.ndarray, items: list[Any]) -> list[np.ndarray]:
+        return list(outputs)

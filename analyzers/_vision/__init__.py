@@ -9,8 +9,10 @@ that needs it.
 
 - ``common``: devices and precisions, per-shot grouping, event spans from sampled times, the
   compact base64 float16 embedding format.
-- ``yolo``: ultralytics YOLO loading, batched letterbox/forward/NMS, ByteTrack/BoT-SORT tracking.
-- ``clip``: the open_clip model cache shared by content_quality and composition_analysis.
+- ``yolo``: ultralytics YOLO loading, batched letterbox/forward/NMS, ByteTrack/BoT-SORT tracking;
+  ``yolo_base``: the device-step base class of the three YOLO analyzers.
+- ``clip``: the open_clip model cache shared by content_quality and composition_analysis;
+  ``clip_base``: their device-step base class (CLIP embeddings plus grey-frame measures).
 - ``quality``: model-free sharpness, noise and exposure measures.
 - ``ocr``: the rapidocr and EasyOCR backends and the merging of OCR lines into text events.
 - ``face``: mediapipe face detection + FaceMesh with iris, and the gaze geometry.

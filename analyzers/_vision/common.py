@@ -53,6 +53,13 @@ def shot_of(times: Iterable[float], shots: Sequence[tuple[float, float]]) -> np.
     return np.maximum(0, np.searchsorted(starts, t + 1e-6, side="right") - 1)
 
 
+def by_shot(shots: Sequence[tuple[float, float]], times: Iterable[float]) -> list[tuple[float, float, np.ndarray]]:
+    """The shots holding at least one of ``times``, in order: ``(start, end, indices of those times)``."""
+    which = shot_of(times, shots)
+    groups = [(start, end, np.flatnonzero(which == s)) for s, (start, end) in enumerate(shots)]
+    return [g for g in groups if len(g[2])]
+
+
 def span(grid: Sequence[float], first: int, last: int, lo: float, hi: float) -> tuple[float, float]:
     """Start and end (seconds) of something seen from sample ``first`` to sample ``last`` of the
     sampling ``grid`` (sorted times): it appeared between the previous sample and ``first`` and

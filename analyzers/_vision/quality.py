@@ -66,7 +66,20 @@ def _edges(grey: np.ndarray) -> np.ndarray:
 
 
 def balance(grey: np.ndarray) -> tuple[float, float]:
+    return _balance(_edges(grey))
+
+
+def thirds(grey: np.ndarray) -> float:
+    return _thirds(_edges(grey))
+
+
+def layout(grey: np.ndarray) -> tuple[float, float, float, float]:
+    """symmetry, balance x, balance y, thirds of one grey frame (the edges computed once)."""
     e = _edges(grey)
+    return (symmetry(grey), *_balance(e), _thirds(e))
+
+
+def _balance(e: np.ndarray) -> tuple[float, float]:
     total = float(e.sum())
     if total <= 0:
         return 0.0, 0.0
@@ -76,8 +89,7 @@ def balance(grey: np.ndarray) -> tuple[float, float]:
     return (cx - (w - 1) / 2) / ((w - 1) / 2 or 1), (cy - (h - 1) / 2) / ((h - 1) / 2 or 1)
 
 
-def thirds(grey: np.ndarray) -> float:
-    e = _edges(grey)
+def _thirds(e: np.ndarray) -> float:
     total = float(e.sum())
     if total <= 0:
         return 1.0

@@ -168,12 +168,9 @@ def add_to_library(outcomes: list["VideoOutcome"], library: str | os.PathLike | 
             continue
         try:
             lib = lib or Library.open(library)
-            known = lib.indexed_id(o.result.run_dir)
-            if known is not None:  # indexed as its results.json is now (a video skipped as finished)
-                record = lib.get(known)
-            else:  # the timeline in memory is the one just written: no need to read it back
-                mtime = o.result.results_path.stat().st_mtime_ns
-                record = lib.add_timeline(o.result.timeline, o.result.run_dir, results_mtime_ns=mtime)
+            # the timeline in memory is the one just written: not read back (nor indexed again when
+            # the library has the run as its results.json is now: a video skipped as finished)
+            record = lib.add_run(o.result.run_dir, timeline=o.result.timeline)
         except (LibraryError, sqlite3.Error, OSError) as exc:
             logger.warning("%s: not added to the library: %s", o.video, exc)
             ids.append(None)

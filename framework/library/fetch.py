@@ -5,8 +5,11 @@
 - ``download``: a link to a media file (its ``Content-Type`` is video/audio/octet-stream, or its
   path ends in a media extension) is streamed to ``downloads/``; any other page goes to yt-dlp
   (video sites), with yt-dlp's own size limit and no playlists. Both stop at ``max_bytes``.
-- ``save_upload``: an upload's bytes are streamed straight into ``uploads/`` under a cleaned
-  file name; past ``max_bytes`` the partial file is deleted and ``TooLarge`` raised.
+- ``Incoming``: a file arriving (a download, or an upload to ``framework serve``) is streamed into
+  the folder under a temporary name; past ``max_bytes`` the partial file is deleted and ``TooLarge``
+  raised.
+- ``local_file``: a submitted local path (the web app's and the MCP server's): absolute, existing,
+  and inside the allowed folders when there are some.
 """
 from __future__ import annotations
 
@@ -80,34 +83,67 @@ def unique_path(folder: Path, name: str) -> Path:
     return candidate
 
 
+class Incoming:
+    """A file arriving in ``folder`` under a temporary name (``with Incoming(...) as f``): ``write``
+    raises ``TooLarge`` past ``max_bytes``, ``keep`` gives it a free ``name`` beside it (``SubmitError``
+    when nothing came: ``{name}: {empty}``); a file not kept is deleted when the block ends."""
+
+    def __init__(self, folder: Path, name: str, max_bytes: int, empty: str = "it is empty") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=folder)
+        self._fh, self._tmp, self._kept = os.fdopen(fd, "wb"), Path(tmp), False
+        self.folder, self.name, self.max_bytes, self.empty, self.written = folder, name, max_bytes, empty, 0
+
+    def __enter__(self) -> "Incoming":
+        return self
+
+    def write(self, chunk: bytes) -> int:
+        """Append ``chunk``; the bytes written so far."""
+        self.written += len(chunk)
+        if self.written > self.max_bytes:
+            raise TooLarge(f"{self.name}: larger than the limit of {self.max_bytes / 2**20:.0f} MiB")
+        self._fh.write(chunk)
+        return self.written
+
+    def keep(self) -> Path:
+        """Move the file to a free ``name`` in the folder; its path."""
+        self._fh.close()
+        if self.written == 0:
+            raise SubmitError(f"{self.name}: {self.empty}")
+        target = unique_path(self.folder, self.name)
+        os.replace(self._tmp, target)
+        self._kept = True
+        return target
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+        if not self._kept:
+            self._tmp.unlink(missing_ok=True)
+
+
+def local_file(text: str, roots: list[Path] | None = None) -> Path:
+    """The existing file a submitted path names, resolved; it must be absolute and, with ``roots``
+    (resolved folders), inside one of them. Else ``SubmitError`` saying why."""
+    path = Path(os.path.expanduser(text.strip()))
+    if not path.is_absolute():
+        raise SubmitError(f"{text!r}: give the file's full path")
+    resolved = path.resolve()
+    if roots is not None and not any(resolved.is_relative_to(r) for r in roots):
+        raise SubmitError(f"{text}: outside the folders this server may read ({', '.join(map(str, roots))})")
+    if not resolved.is_file():
+        raise SubmitError(f"{text}: no such file")
+    return resolved
+
+
 def _stream_to(folder: Path, name: str, chunks: Iterable[bytes], max_bytes: int,
                progress: Callable[[int], None] | None = None) -> Path:
     """Write ``chunks`` to a new file in ``folder``; past ``max_bytes`` delete it and raise ``TooLarge``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=folder)
-    written = 0
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                written += len(chunk)
-                if written > max_bytes:
-                    raise TooLarge(f"{name}: larger than the limit of {max_bytes / 2**20:.0f} MiB")
-                fh.write(chunk)
-                if progress:
-                    progress(written)
-        if written == 0:
-            raise SubmitError(f"{name}: it is empty")
-        target = unique_path(folder, name)
-        os.replace(tmp, target)
-        return target
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_upload(chunks: Iterable[bytes], filename: str, folder: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Path:
-    """Stream an upload into ``folder`` (the library's ``uploads/``) under a cleaned name."""
-    return _stream_to(folder, safe_filename(filename, "upload"), chunks, max_bytes)
+    with Incoming(folder, name, max_bytes) as incoming:
+        for chunk in chunks:
+            written = incoming.write(chunk)
+            if progress:
+                progress(written)
+        return incoming.keep()
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):

@@ -224,5 +224,5 @@ class JobQueue:
         else:
             job.note = "finished before and unchanged since: not analyzed again"
         job.status, job.stage, job.progress = "indexing", "adding to the library", 0.97
-        record = self.library.add_run(result.run_dir)
+        record = self.library.add_run(result.run_dir, timeline=result.timeline)  # just written: not read back
         job.video_id = record.id

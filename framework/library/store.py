@@ -254,10 +254,12 @@ class Library:
         return int(self._connect().execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
 
     # --- adding ---------------------------------------------------------------------------------
-    def add_run(self, run_dir: str | os.PathLike, force: bool = False) -> VideoRecord:
+    def add_run(self, run_dir: str | os.PathLike, force: bool = False,
+                timeline: "Timeline | None" = None) -> VideoRecord:
         """Index a run folder (its ``results.json``); a video already in the library is updated.
 
         A run folder indexed as its ``results.json`` is now is not read again unless ``force``.
+        ``timeline``: what that ``results.json`` holds, when the caller just wrote it (not read back).
         """
         from ..timeline import Timeline
 
@@ -268,8 +270,8 @@ class Library:
             if current is not None:
                 return self.get(current)
         try:
-            timeline = Timeline.read(results)
             mtime = results.stat().st_mtime_ns
+            timeline = timeline if timeline is not None else Timeline.read(results)
         except FileNotFoundError:
             raise LibraryError(f"{run_dir}: no results.json there; is it a run folder of `framework run`?") from None
         except (OSError, ValueError) as exc:

@@ -31,7 +31,10 @@ What the adapters cannot do is done around them, never instead of them:
 
 - FCPXML: the adapter knows frame durations for integer rates only; for 23.976, 29.97 and 59.94
   (and any other rate) the ``<format>`` element gets its exact ``frameDuration``, and every format
-  gets the frame size (``width``/``height``) and FCP's format name where there is one.
+  gets the frame size (``width``/``height``) and FCP's format name where there is one. The adapter
+  would name the format by running ffprobe on the video; it is not let run (``_fcpx_without_ffprobe``).
+- FCPXML and FCP 7 XML: the adapters write text as it is; characters XML 1.0 cannot hold (control
+  characters such as ``\\x01`` in an event's text) are removed first (``xml_safe``).
 - EDL: the adapter writes no ``FCM`` line; it is added after ``TITLE`` (``DROP FRAME`` at 29.97 and
   59.94, whose timecode the adapter writes as drop-frame ``HH:MM:SS;FF``). Notes on the rate are
   comments of the first event (CMX 3600 readers, the adapter's own among them, refuse comments
@@ -46,7 +49,8 @@ from __future__ import annotations
 import bisect
 import logging
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -309,11 +313,33 @@ def otio_json(plan: EditPlan) -> str:
     return otio.adapters.write_to_string(to_otio(plan, audio=True), "otio_json")
 
 
+# characters XML 1.0 cannot hold, even as references: control characters but tab, newline and CR
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot hold (``\\x01`` and the other control characters)."""
+    return _NOT_XML.sub("", text)
+
+
+def xml_safe(plan: EditPlan) -> EditPlan:
+    """``plan`` with its texts cleaned by ``xml_text``: the FCP adapters write text as it is and then
+    fail (``ExpatError``) reading their own output back to indent it."""
+    marks = tuple(replace(pm, mark=replace(pm.mark, name=xml_text(pm.mark.name), text=xml_text(pm.mark.text),
+                                           kind=xml_text(pm.mark.kind), analyzer=xml_text(pm.mark.analyzer),
+                                           label=xml_text(pm.mark.label)))
+                  for pm in plan.marks)
+    clips = tuple(replace(c, name=xml_text(c.name)) for c in plan.clips)
+    return replace(plan, title=xml_text(plan.title), file_name=xml_text(plan.file_name), clips=clips, marks=marks,
+                   summary_title=xml_text(plan.summary_title) if plan.summary_title else plan.summary_title)
+
+
 def fcp7_xml(plan: EditPlan) -> str:
     """FCP 7 XML by the adapter; it writes timecode, so frames are counted at an SMPTE rate
     (``timecode_rate``: the video's own rate whenever SMPTE timecode exists at it)."""
     import opentimelineio as otio
 
+    plan = xml_safe(plan)
     counting = timecode_rate(plan.rate)
     tl = to_otio(plan, counting, audio=True)
     if is_drop_frame_rate(counting):  # the sequence's and the file's timecode display as drop-frame too
@@ -326,10 +352,30 @@ def fcp7_xml(plan: EditPlan) -> str:
 
 def fcpx_xml(plan: EditPlan) -> str:
     """FCPXML 1.8 by the adapter, its ``<format>`` completed (exact frame duration, frame size)."""
+    plan = xml_safe(plan)
+    text = _fcpx_without_ffprobe(to_otio(plan))
+    return re.sub(r"<format\b([^>]*?)/>", lambda m: _complete_format(m.group(1), plan), text)
+
+
+_FCPX_ADAPTER = threading.Lock()
+
+
+def _fcpx_without_ffprobe(tl: "otio.schema.Timeline") -> str:
+    """The ``fcpx_xml`` adapter's text, without running ffprobe: the adapter names each ``<format>``
+    by probing the video in a child process (``format_name``), a name ``_complete_format`` replaces
+    anyway. While it writes, its ``format_name`` names nothing (a lock keeps two writers apart)."""
     import opentimelineio as otio
 
-    text = otio.adapters.write_to_string(to_otio(plan), "fcpx_xml")
-    return re.sub(r"<format\b([^>]*?)/>", lambda m: _complete_format(m.group(1), plan), text)
+    module = otio.adapters.from_name("fcpx_xml").module()  # loaded from its file, not as otio_fcpx_xml_adapter
+    with _FCPX_ADAPTER:
+        probe = getattr(module, "format_name", None)
+        if probe is not None:
+            module.format_name = lambda frame_rate, path: ""
+        try:
+            return otio.adapters.write_to_string(tl, "fcpx_xml")
+        finally:
+            if probe is not None:
+                module.format_name = probe
 
 
 def _complete_format(attrs: str, plan: EditPlan) -> str:
@@ -339,7 +385,7 @@ def _complete_format(attrs: str, plan: EditPlan) -> str:
     if plan.width and plan.height:
         values.setdefault("width", str(plan.width))
         values.setdefault("height", str(plan.height))
-    values.pop("name", None)  # the adapter's name comes from ffprobe and is malformed at NTSC rates
+    values.pop("name", None)  # the adapter's (from ffprobe, which it is not let run) is malformed at NTSC rates
     size = FCP_SIZES.get((plan.width or 0, plan.height or 0))
     fcp_rate = {Fraction(24000, 1001): "2398", Fraction(30000, 1001): "2997",
                 Fraction(60000, 1001): "5994"}.get(plan.rate, str(plan.rate) if plan.rate.denominator == 1 else "")
@@ -466,7 +512,11 @@ def cmx3600(plan: EditPlan) -> str:
 
 
 class _EditorialExporter(Exporter):
-    """Writes one file from the run's ``EditPlan`` (needs a video frame rate)."""
+    """Writes one file from the run's ``EditPlan`` (needs a video frame rate; with ``needs_shots``,
+    a shot list too)."""
+
+    needs_shots = False
+    warm_imports = ("opentimelineio",)
 
     def render(self, plan: EditPlan) -> str:
         raise NotImplementedError
@@ -475,6 +525,8 @@ class _EditorialExporter(Exporter):
         plan = plan_edit(timeline, context)
         if plan is None:
             return self.nothing_to_write(run_dir, "no video frame rate (audio-only input or an unknown rate)")
+        if self.needs_shots and not plan.has_shots:
+            return self.nothing_to_write(run_dir, "no shot list (no ok track providing 'shots' with 'shot' events)")
         return [atomic_write_text(run_dir / self.filenames[0], self.render(plan))]
 
 
@@ -517,11 +569,7 @@ class EdlExporter(_EditorialExporter):
     name = "edl"
     filenames = ("cuts.edl",)
     description = "the shots as a CMX 3600 EDL, markers as locators"
+    needs_shots = True
 
-    def export(self, timeline: Timeline, run_dir: Path, context: ExportContext) -> list[Path]:
-        plan = plan_edit(timeline, context)
-        if plan is None:
-            return self.nothing_to_write(run_dir, "no video frame rate")
-        if not plan.has_shots:
-            return self.nothing_to_write(run_dir, "no shot list (no ok track providing 'shots' with 'shot' events)")
-        return [atomic_write_text(run_dir / "cuts.edl", cmx3600(plan))]
+    def render(self, plan: EditPlan) -> str:
+        return cmx3600(plan)

@@ -125,6 +125,21 @@ _CORPUS = [
 ]
 
 
+def tiny_bpe_tokenizer(corpus: list[str], specials: list[str], *, eos: str, pad: str, vocab: int = 400) -> Any:
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``corpus`` (repeated 8 times), with
+    ``specials`` as special tokens and ``eos``/``pad`` among them: the tokenizer of the tiny test models."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(list(corpus) * 8, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad)
+
+
 def make_tiny_chat_model(folder: str | Path, *, hidden: int = 32, layers: int = 2, vocab: int = 400,
                          max_positions: int = 8192, seed: int = 0, chat_template: str | None = CHATML_TEMPLATE,
                          model_type: str = "qwen2") -> Path:
@@ -134,19 +149,11 @@ def make_tiny_chat_model(folder: str | Path, *, hidden: int = 32, layers: int = 
     :param model_type: ``qwen2`` (default) or ``gpt2`` (to test the base-model refusal).
     """
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_CORPUS * 8, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    fast = tiny_bpe_tokenizer(_CORPUS, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], eos="<|im_end|>",
+                              pad="<|endoftext|>", vocab=vocab)
     if chat_template:
         fast.chat_template = chat_template
     fast.save_pretrained(folder)

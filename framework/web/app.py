@@ -5,9 +5,7 @@ import importlib.resources
 import ipaddress
 import logging
 import mimetypes
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +15,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from ..library.fetch import SubmitError, TooLarge, safe_filename, unique_path
+from ..library.fetch import Incoming, SubmitError, TooLarge, local_file, safe_filename
 from ..library.jobs import JobQueue
 from ..library.search import clock, search
 from ..library.store import Library, LibraryError
@@ -89,15 +87,7 @@ def create_app(library: Library, jobs: JobQueue, *, max_upload_bytes: int, media
         if not allow_paths:
             raise SubmitError("this server takes no local paths (it is not bound to localhost and has no "
                               "--media-root); upload the file or give a URL")
-        path = Path(os.path.expanduser(text.strip()))
-        if not path.is_absolute():
-            raise SubmitError(f"{text!r}: give the file's full path")
-        resolved = path.resolve()
-        if roots is not None and not any(resolved.is_relative_to(r) for r in roots):
-            raise SubmitError(f"{text}: outside the folders this server may read ({', '.join(map(str, roots))})")
-        if not resolved.is_file():
-            raise SubmitError(f"{text}: no such file")
-        return resolved
+        return local_file(text, roots)
 
     def submit(values: dict[str, str]):  # noqa: ANN202
         if values.get("url", "").strip():
@@ -246,21 +236,7 @@ def _record(library: Library, video_id: int):  # noqa: ANN202
 
 async def _receive(request: Request, folder: Path, name: str, max_bytes: int) -> Path:
     """Stream the request body into ``folder`` (a temporary name first); past ``max_bytes`` it is deleted."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=folder)
-    written = 0
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            async for chunk in request.stream():
-                written += len(chunk)
-                if written > max_bytes:
-                    raise TooLarge(f"{name}: larger than the limit of {max_bytes / 2**20:.0f} MiB")
-                fh.write(chunk)
-        if written == 0:
-            raise SubmitError(f"{name}: the upload is empty")
-        target = unique_path(folder, name)
-        os.replace(tmp, target)
-        return target
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with Incoming(folder, name, max_bytes, empty="the upload is empty") as incoming:
+        async for chunk in request.stream():
+            incoming.write(chunk)
+        return incoming.keep()
