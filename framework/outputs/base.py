@@ -43,6 +43,11 @@ class Exporter:
     filenames: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
     plugin: ClassVar[str | None] = None  # stamped by the host at registration
+    #: Modules ``export`` will import that take long to import (e.g. ``("opentimelineio",)``): a run
+    #: imports them on a background thread while the video is analyzed (``warm_up_imports``), so the
+    #: outputs do not wait for them at the end. A module that fails to import there is left for
+    #: ``export`` to report.
+    warm_imports: ClassVar[tuple[str, ...]] = ()
 
     def export(self, timeline: Timeline, run_dir: Path, context: "ExportContext") -> list[Path]:
         """Write this exporter's files into ``run_dir`` and return their paths."""

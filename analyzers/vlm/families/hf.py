@@ -47,6 +47,7 @@ class HFFamily(Family):
     """A transformers image/video-text-to-text model and its processor."""
 
     model_class: ClassVar[str] = ""
+    attention: ClassVar[str] = "sdpa"  # attn_implementation (BLIP's text decoder has no SDPA: "eager")
 
     def __init__(self, options=None):
         super().__init__(options)
@@ -68,7 +69,7 @@ class HFFamily(Family):
         torch.manual_seed(self.options.seed)
         logger.info("loading %s from %s on %s (%s)", self.model_class, folder, self.device, self.dtype)
         try:
-            model = self._model_cls().from_pretrained(folder, dtype=self.dtype, attn_implementation="sdpa",
+            model = self._model_cls().from_pretrained(folder, dtype=self.dtype, attn_implementation=self.attention,
                                                       local_files_only=True)
         except (OSError, ValueError) as exc:
             raise AnalyzerUnavailable(f"cannot load {self.model_class} from {folder}: {exc}; run "
@@ -128,7 +129,7 @@ class HFFamily(Family):
                 if key in inputs and inputs[key].is_floating_point():
                     inputs[key] = inputs[key].to(self.dtype)
         kw = self.gen_kwargs()
-        with torch.inference_mode():
+        with torch.inference_mode(), attention_kernels(self.device):
             try:
                 return self.model.generate(**inputs, **kw)
             except Exception as exc:  # noqa: BLE001 - only a refused static cache is handled here
@@ -163,6 +164,24 @@ class HFFamily(Family):
                 torch.cuda.empty_cache()
             except Exception:  # noqa: BLE001
                 pass
+
+
+def attention_kernels(device: str) -> Any:
+    """SDPA without cuDNN's attention kernel on CUDA (a context manager; nothing on the CPU).
+
+    PyTorch (2.5 and later) prefers cuDNN's fused attention on Hopper GPUs, and cuDNN builds an
+    execution plan for every new shape. In ``generate`` every decoding step has a new key length and
+    every batch a new prompt length, so the plans are rebuilt all the time: measured on an H200
+    (``bench/vlm_generate_probe.py``), Qwen2-VL-7B took 17.5 s for a batch of 8 chunks that took 4.7 s
+    once the plans for those shapes existed. Flash and memory-efficient attention have no such cost.
+    The setting is PyTorch's global one for the duration of the call (restored afterwards)."""
+    import contextlib
+
+    if not device.startswith("cuda"):
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def _out_of_memory(exc: BaseException) -> bool:
