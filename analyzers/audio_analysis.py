@@ -197,6 +197,7 @@ class AudioAnalysis(Analyzer):
     """Loudness, silences, tempo and onset density of the soundtrack (numpy only)."""
 
     name = "audio_analysis"
+    original_status = "active"
     version = "1.0.0"
     description = "Loudness (dBFS) series, silent stretches, tempo (BPM) and onset density."
     needs_audio = True

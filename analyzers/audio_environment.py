@@ -37,6 +37,7 @@ class AudioEnvironment(AudioSetAnalyzer):
     """Music / speech / tone / noise / silence segments: AudioSet classifier, or a feature fallback."""
 
     name = "audio_environment"
+    original_status = "active"
     version = "1.0.0"
     description = "Speech, music, tone, noise and silence segments (AudioSet AST when pulled, else audio features)."
     needs_audio = True

@@ -46,6 +46,7 @@ class BackgroundSegmentation(BatchedAnalyzer):
     """Foreground/background ratio over time and the dominant background classes per shot."""
 
     name = "background_segmentation"
+    original_status = "active"
     version = "1.0.0"
     description = "Foreground/background ratio series and dominant background classes per shot (SegFormer-b0, ADE20K)."
     device = "auto"

@@ -22,7 +22,10 @@ event::
 ``postures`` are shares of the shot's person observations (each posture's count over all
 people on all sampled frames); ``arms_raised`` and ``facing_camera`` likewise; ``presence`` is
 the share of sampled frames with someone on them. The ``people`` series is the person count
-per sampled frame. Track data: ``people_max``, ``frames``, ``model``.
+per sampled frame. Track data: ``people_max``, ``frames``, ``model``, ``aspect`` (the frames'
+width / height) and ``observations``: for each sampled frame with a person, ``{"t": seconds,
+"people": [[[x, y, visibility] x 17], ...]}`` (x, y in frame fractions; COCO keypoint order), which
+``body_language`` reads.
 """
 from __future__ import annotations
 
@@ -78,7 +81,8 @@ class BodyPose(YoloAnalyzer):
     """People and a pose summary per shot (YOLOv8x-pose keypoints, geometric rules)."""
 
     name = "body_pose"
-    version = "1.0.0"
+    original_status = "disabled"
+    version = "1.1.0"
     description = "People and a pose summary (posture, raised arms, facing) per shot from YOLOv8x-pose."
     models = ("yolov8x-pose",)
     enabled_by_default = False
@@ -123,5 +127,11 @@ class BodyPose(YoloAnalyzer):
                       "text": text}))
         series = [Series(name="people", times=[round(float(t), 3) for t in self.grid], values=[float(c) for c in counts])]
         data: dict[str, Any] = {"people_max": max(counts, default=0), "frames": len(results),
-                                "model": self.yolo.path.name if self.yolo else None}
+                                "model": self.yolo.path.name if self.yolo else None,
+                                "aspect": round(results[0].width / results[0].height, 6) if results else None,
+                                "observations": [
+                                    {"t": round(float(r.time), 3),
+                                     "people": [[[round(float(x) / r.width, 4), round(float(y) / r.height, 4),
+                                                  round(float(v), 3)] for x, y, v in k] for k in r.kpts]}
+                                    for r in results if r.kpts is not None and len(r.kpts)]}
         return self.track(events=events, series=series, data=data)

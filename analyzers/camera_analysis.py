@@ -85,6 +85,7 @@ class CameraAnalysis(Analyzer):
     """Camera-move class per shot (static, pan, tilt, zoom, shake) from sparse optical flow."""
 
     name = "camera_analysis"
+    original_status = "active"
     version = "1.0.0"
     description = "Camera motion per shot (static/pan/tilt/zoom/shake) and a global-motion series."
     depends_on = ("cut_analysis",)

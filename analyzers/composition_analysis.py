@@ -60,6 +60,7 @@ class CompositionAnalysis(ClipAnalyzer):
     """Shot size, camera angle, symmetry, balance and rule-of-thirds per shot (shares CLIP with content_quality)."""
 
     name = "composition_analysis"
+    original_status = "disabled"
     version = "1.0.0"
     description = "Shot size and camera angle (CLIP zero-shot), symmetry, balance and rule of thirds per shot."
     enabled_by_default = False

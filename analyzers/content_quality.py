@@ -54,6 +54,7 @@ class ContentQuality(ClipAnalyzer):
     """Per-shot CLIP quality/aesthetics scores plus sharpness, noise and exposure."""
 
     name = "content_quality"
+    original_status = "active"
     version = "1.0.0"
     description = "Per-shot quality and aesthetics (CLIP prompt pairs), sharpness, noise and exposure; shot embeddings."
 

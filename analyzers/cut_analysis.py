@@ -597,6 +597,7 @@ class CutAnalysis(Analyzer):
     """Hard cuts, fades and dissolves, frame-exact; one ``shot`` event per shot."""
 
     name = "cut_analysis"
+    original_status = "active"
     version = "1.1.0"
     description = "Shot boundaries: hard cuts (frame-exact), fades through black and dissolves."
     provides = ("shots",)

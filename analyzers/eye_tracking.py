@@ -48,6 +48,7 @@ class EyeTracking(BatchedAnalyzer):
     """Faces present and a gaze / eye-contact estimate per shot (mediapipe FaceMesh with iris)."""
 
     name = "eye_tracking"
+    original_status = "active"
     version = "1.0.0"
     description = "Faces present and gaze / eye contact per shot (mediapipe face detection + FaceMesh with iris)."
     device = "cpu"

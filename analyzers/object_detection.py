@@ -81,6 +81,7 @@ class ObjectDetection(YoloAnalyzer):
     """Objects (YOLOv8x, 80 COCO classes) tracked across frames: one event per object."""
 
     name = "object_detection"
+    original_status = "active"
     version = "1.0.0"
     description = "Objects (YOLOv8x) tracked across frames with ByteTrack: one event per object, labels searchable."
     models = ("yolov8x",)

@@ -47,6 +47,7 @@ class ProductDetection(YoloAnalyzer):
     """Products (YOLOv8s, a product-class filter, or custom weights) tracked across frames."""
 
     name = "product_detection"
+    original_status = "active"
     version = "1.0.0"
     description = "Products (YOLOv8s, class filter or custom weights) tracked across frames: one event per product."
     models = ("yolov8s",)

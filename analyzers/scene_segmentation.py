@@ -137,6 +137,7 @@ class SceneSegmentation(Analyzer):
     """Groups consecutive shots of ``cut_analysis`` into scenes by colour similarity."""
 
     name = "scene_segmentation"
+    original_status = "active"
     version = "1.0.0"
     description = "Scenes: consecutive shots grouped by colour similarity (shot/reverse-shot aware)."
     depends_on = ("cut_analysis",)

@@ -34,6 +34,7 @@ class SoundEffects(AudioSetAnalyzer):
     """Sudden sounds outside speech, named by the AudioSet classifier or by their features."""
 
     name = "sound_effects"
+    original_status = "active"
     version = "1.0.0"
     description = "Sudden sound events (bangs, impacts, beeps) outside speech, named by AudioSet AST when pulled."
     needs_audio = True

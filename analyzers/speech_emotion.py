@@ -39,6 +39,7 @@ class SpeechEmotion(BatchedAnalyzer):
     """wav2vec2 emotion classifier over voice-activity segments, batched on the device."""
 
     name = "speech_emotion"
+    original_status = "active"
     version = "1.0.0"
     description = "Emotion of each speech segment (wav2vec2 audio classification, seed 004's model)."
     needs_audio = True

@@ -36,6 +36,7 @@ class SpeechFlow(Analyzer):
     """Pitch, intonation per speech segment, pause structure and fillers."""
 
     name = "speech_flow"
+    original_status = "active"
     version = "1.0.0"
     description = "Prosody: pitch (pyin), intonation range and direction, pause structure, fillers."
     needs_audio = True

@@ -34,6 +34,7 @@ class SpeechRate(Analyzer):
     """Words per minute (with a transcript), syllable rate (always) and pauses per speech segment."""
 
     name = "speech_rate"
+    original_status = "active"
     version = "1.0.0"
     description = "Speaking rate per speech segment (words/min with a transcript, syllables/s always) and pauses."
     needs_audio = True

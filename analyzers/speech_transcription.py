@@ -61,6 +61,7 @@ class SpeechTranscription(BatchedAnalyzer):
     """Whisper over voice-activity windows: segments and words with times that stay put."""
 
     name = "speech_transcription"
+    original_status = "active"
     version = "1.0.0"
     description = "Whisper transcript of the speech regions only (no text over silence or music); words with times."
     needs_audio = True

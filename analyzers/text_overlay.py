@@ -52,6 +52,7 @@ class TextOverlay(BatchedAnalyzer):
     """On-screen text (captions, titles, lower thirds) as one event per caption."""
 
     name = "text_overlay"
+    original_status = "active"
     version = "1.0.0"
     description = "On-screen text (rapidocr, or EasyOCR): one event per caption with its text, box, start and end."
     device = "cpu"

@@ -149,3 +149,5 @@ from . import search as _search  # noqa: E402
 from . import serve as _serve  # noqa: E402
 from . import mcp as _mcp  # noqa: E402
 from . import describe as _describe  # noqa: E402
+from . import bench as _bench  # noqa: E402
+from . import finetune as _finetune  # noqa: E402

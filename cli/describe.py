@@ -64,7 +64,7 @@ def resolve_model_id(model: str) -> str:
 
 def describe(video: Path, *, model: str = DEFAULT_MODEL, frames: int = 8, resize: int | None = None,
              max_tokens: int = 100, prompt: str | None = None, device: str = "auto",
-             offline: bool = False) -> dict[str, Any]:
+             offline: bool = False, adapter: Path | None = None) -> dict[str, Any]:
     """Describe ``video`` in one VLM call; the result dict seed 003's CLI wrote (plus frame times)."""
     from framework.errors import FrameworkError, ModelError
     from framework.media import probe
@@ -81,6 +81,10 @@ def describe(video: Path, *, model: str = DEFAULT_MODEL, frames: int = 8, resize
         "prompt": prompt or DESCRIBE_PROMPT, "batch_size": 1,
         # a stream dense enough that a frame lies near the middle of each of ``frames`` equal parts
         "fps": round(min(30.0, max(0.05, 4.0 * frames / duration)), 4)}
+    if adapter is not None:  # a LoRA folder (`framework finetune`): applied with peft
+        if not Path(adapter).is_dir():
+            raise FrameworkError(f"--adapter: {adapter} is not a folder (a `framework finetune` output)")
+        params["adapter"] = str(Path(adapter).resolve())
     if resize:
         landscape = (meta.width or 1) >= (meta.height or 1)
         params["frame_width" if landscape else "frame_height"] = resize
@@ -108,6 +112,7 @@ def describe(video: Path, *, model: str = DEFAULT_MODEL, frames: int = 8, resize
         "video_path": str(video), "prompt": params["prompt"], "num_frames": len(event.data["frame_times"]),
         "resize": resize, "max_tokens": max_tokens, "analysis": event.data["text"],
         "timestamp": dt.datetime.now().isoformat(timespec="seconds"), "model": model_id,
+        "adapter": params.get("adapter"),
         "model_revision": track.models[0].revision if track.models else None,
         "inference_parameters": {"num_frames": frames, "resize": resize, "max_tokens": max_tokens,
                                  "custom_prompt": prompt is not None, "device": track.device,
@@ -153,6 +158,8 @@ def _print_models(rows: list[dict[str, Any]]) -> None:
               help="Where the model runs (auto: the GPU when there is one).")
 @click.option("--offline", is_flag=True, help="Never download the model; a missing one is an error naming "
               "`framework models pull ID`.")
+@click.option("--adapter", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A LoRA adapter folder made by `framework finetune` (applied to --model with peft).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the JSON result to this file.")
 @click.option("--list-models", "list_models", is_flag=True,
@@ -160,8 +167,8 @@ def _print_models(rows: list[dict[str, Any]]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result (or the model list) as JSON.")
 @user_errors
 def describe_cmd(video: Path | None, model: str, frames: int, resize: int | None, max_tokens: int,
-                 prompt: str | None, device: str, offline: bool, out_file: Path | None, list_models: bool,
-                 as_json: bool) -> None:
+                 prompt: str | None, device: str, offline: bool, adapter: Path | None, out_file: Path | None,
+                 list_models: bool, as_json: bool) -> None:
     """Describe a whole video in words with a vision-language model (one call, one answer).
 
     The frames are sampled uniformly over the video and given to the model with their times. For
@@ -174,6 +181,7 @@ def describe_cmd(video: Path | None, model: str, frames: int, resize: int | None
       framework describe clip.mp4
       framework describe clip.mp4 --model smolvlm2-2.2b-instruct --frames 12 --resize 512 --max-tokens 200
       framework describe clip.mp4 --prompt "What emotions are shown?" --json --out clip.describe.json
+      framework describe clip.mp4 --model qwen2-vl-2b-instruct --adapter adapters/my-style
     """
     if list_models:
         rows = vlm_models()
@@ -199,7 +207,7 @@ def describe_cmd(video: Path | None, model: str, frames: int, resize: int | None
         lg.setLevel(logging.WARNING)
     try:
         result = describe(video, model=model, frames=frames, resize=resize, max_tokens=max_tokens, prompt=prompt,
-                          device=device, offline=offline)
+                          device=device, offline=offline, adapter=adapter)
     finally:
         for lg, level in zip(quiet, levels):
             lg.setLevel(level)

@@ -75,12 +75,21 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--no-library", is_flag=True, help="Do not add the runs to the library (`framework search` will not find them).")
 @click.option("-v", "--verbose", is_flag=True,
               help="Print the saved traceback of each failed analyzer (as does `framework -v run`).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: videos one after the other in this process; ray: each video a Ray task with the CPUs "
+                   "and GPUs its plan needs, e.g. --executor ray (see docs/scale-out.md).")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="With --executor ray: join this Ray cluster, e.g. --address 10.0.0.5:6379 (default: start a "
+                   "local Ray). Every node must see the videos and run folders at the same paths.")
+@click.option("--ray-cpus", "ray_cpus", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --executor ray and no --address: CPUs of the local Ray, e.g. --ray-cpus 8 (default: all).")
 @user_errors
 def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | None, skip: str | None,
             out_dir: Path | None, as_json: bool, no_resume: bool, strict: bool, keep_cache: bool,
             jobs: int | None, vram_budget: str | None, devices: str | None, no_progress: bool,
             video_stream: int | None, audio_stream: int | None, offline: bool, library: Path | None,
-            no_library: bool, verbose: bool) -> None:
+            no_library: bool, verbose: bool, executor: str = "local", address: str | None = None,
+            ray_cpus: int | None = None) -> None:
     """Analyze one or more videos with the analyzers enabled in registry.yaml.
 
     VIDEOS are files, folders (searched recursively for video and audio files) and glob
@@ -98,6 +107,7 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
       framework run video.mp4 --registry my-registry.yaml --json
       framework run two-angles.mp4 --video-stream 3 --audio-stream 4
       framework run footage/ "clips/**/*.mov" --library ~/videos/library.db
+      framework run footage/ --executor ray --address 10.0.0.5:6379
     """
     from framework.library.batch import FinishedRuns
     from framework.library.inputs import expand_inputs
@@ -105,12 +115,23 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
 
     inputs = expand_inputs(videos)
     done = FinishedRuns(registry_path, _names(only), _names(skip), video_stream, audio_stream)
-    outcomes, code = run_many(inputs, registry_path=registry_path, only=_names(only),
-                              finished=None if no_resume else done.check, skip=_names(skip), out_dir=out_dir,
-                              resume=not no_resume, strict=strict,
-                              keep_cache=keep_cache, jobs=jobs, vram_budget=vram_budget, devices=_names(devices),
-                              video_stream=video_stream, audio_stream=audio_stream, offline=offline,
-                              progress=not no_progress and not as_json)
+    if executor != "ray" and (address or ray_cpus):
+        raise click.UsageError("--address and --ray-cpus need --executor ray")
+    many = run_many
+    _ray_receipts: list = []
+    if executor == "ray":  # the same call, each video a Ray task; the cluster receipt is printed at the end
+        from framework.executors.ray_executor import run_many_ray
+
+        def many(*args, **kw):
+            outcomes, code, receipt = run_many_ray(*args, address=address, num_cpus=ray_cpus, **kw)
+            _ray_receipts.append(receipt)
+            return outcomes, code
+    outcomes, code = many(inputs, registry_path=registry_path, only=_names(only),
+                          finished=None if no_resume else done.check, skip=_names(skip), out_dir=out_dir,
+                          resume=not no_resume, strict=strict,
+                          keep_cache=keep_cache, jobs=jobs, vram_budget=vram_budget, devices=_names(devices),
+                          video_stream=video_stream, audio_stream=audio_stream, offline=offline,
+                          progress=not no_progress and not as_json)
     report = []
     for o in outcomes:
         if o.result is None:
@@ -141,6 +162,13 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
                 entry["library_id"] = video_id
     if len(outcomes) > 1 and not as_json:
         _print_summary(outcomes)
+    if _ray_receipts and not as_json:
+        from framework.executors.ray_executor import receipt_line
+
+        line = receipt_line(_ray_receipts[0])
+        if line:
+            console.print(line + (f" (receipt: {_ray_receipts[0]['path']})" if "path" in _ray_receipts[0] else ""),
+                          highlight=False)
     if as_json:
         click.echo(json.dumps(report if len(report) > 1 else report[0], indent=2))
     sys.exit(code)

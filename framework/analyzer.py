@@ -140,6 +140,9 @@ class Analyzer:
     models_optional: ClassVar[bool] = False  # True: run even when a model is not cached
     provides: ClassVar[tuple[str, ...]] = ()  # capabilities: "shots", "scenes", "transcript", ...
     enabled_by_default: ClassVar[bool] = True
+    # built-ins ported from the system this framework replaces (seed 004): "active" or "disabled"
+    # there; shown in docs/analyzers.md. None for analyzers that system did not have.
+    original_status: ClassVar[str | None] = None
     plugin: ClassVar[str | None] = None  # stamped by the host at registration
     host: Any = None  # the PluginHost this analyzer was configured from, when known (its LLM backends...)
     placement: "Placement | None" = None  # where the scheduler put it: device, variant, batch cap

@@ -15,6 +15,10 @@ from pathlib import Path
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "analyzers.md"
 OUTPUTS_HEADING = "### Outputs"
+# an analyzer class may say how the system this project replaces shipped it: the optional class
+# attribute ``original_status`` ("active" or "disabled"); analyzers without it get no such line
+ORIGINAL_STATUS = {"active": "**active in the original system**",
+                   "disabled": "**disabled in the original system** (disabled by default here too)"}
 OUTPUTS_STUB = [OUTPUTS_HEADING, "",
                 "Not documented yet: list its event labels, data keys and series here, in the tables the other",
                 "analyzers use (`tests/test_docs_analyzers.py` checks them).", ""]
@@ -57,6 +61,9 @@ def render(existing: str | None = None) -> str:
         doc = inspect.getdoc(cls) or cls.description
         out += [f"## `{cls.name}` (version {cls.version})", "", cls.description or doc.split("\n\n")[0], ""]
         facts = [f"device: {cls.device}"]
+        original = getattr(cls, "original_status", None)  # optional: "active" / "disabled" in the original system
+        if original in ORIGINAL_STATUS:
+            facts.insert(0, ORIGINAL_STATUS[original])
         if cls.depends_on:
             facts.append("depends on: " + ", ".join("every other enabled analyzer" if d == "*" else f"`{d}`"
                                                      for d in cls.depends_on))

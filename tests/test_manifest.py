@@ -32,8 +32,7 @@ SEED_004 = {  # every model seed 004 names, active and disabled, by where it com
     "Qwen/Qwen2-VL-7B-Instruct", "yolov8x.pt", "yolov8s.pt", "english_g2.pth", "craft_mlt_25k.pth", "base",
     "openai/whisper-base", "nvidia/segformer-b0-finetuned-ade-512-512", "openai/clip-vit-base-patch32",
     "ehcalabres/wav2vec2-lg-xlsr-en-speech-emotion-recognition", "mediapipe", "LanguageBind/Video-LLaVA-7B",
-    "Salesforce/blip2-opt-2.7b", "Salesforce/blip-image-captioning-base", "yolov8x-pose.pt", "facenet_pytorch",
-    "fer", "silero_vad",
+    "Salesforce/blip2-opt-2.7b", "Salesforce/blip-image-captioning-base", "yolov8x-pose.pt", "silero_vad",
     "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt",
     "https://github.com/serengil/deepface_models/releases/download/v1.0/age_model_weights.h5",
 }
@@ -42,6 +41,12 @@ SEED_004 = {  # every model seed 004 names, active and disabled, by where it com
 def test_shipped_manifest_covers_the_seeds(manifest):
     locators = {s.locator for s in manifest}
     assert SEED_004 <= locators, SEED_004 - locators
+    # MTCNN (facenet-pytorch), FER and DeepFace do not install beside our torch, or need TensorFlow:
+    # their replacements stay findable by the seed's names
+    for seed_name in ("MTCNN", "FER", "DeepFace"):
+        assert any(seed_name in (s.description or "") for s in manifest), seed_name
+    for mid in ("mediapipe-face-detection", "vit-face-expression", "vit-age-classifier"):
+        assert mid in manifest, mid
     for mid in ("qwen2-vl-2b-instruct", "qwen2-vl-7b-instruct", "smolvlm2-256m-video-instruct",
                 "smolvlm2-2.2b-instruct", "llava-next-video-7b", "llava-next-video-genai-ft",
                 "whisper-tiny", "whisper-base", "whisper-small", "whisper-medium", "whisper-large-v3", "whisper-turbo",

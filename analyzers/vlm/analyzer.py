@@ -24,6 +24,8 @@ frame times it saw, the model and the prompt. The track provides ``descriptions`
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import threading
@@ -52,6 +54,32 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 ITEM_VRAM_MB = {"qwen2_vl": 600.0, "qwen2_5_vl": 600.0, "llava_next_video": 700.0, "smolvlm": 250.0, "openai": 0.0}
 
 
+def adapter_folder(value: str | None) -> Path | None:
+    """The folder an ``adapter`` value names, or None when it is a models-manifest id (ids hold no
+    path separator; a value with one, starting with ``.`` or ``~``, or naming a folder is a folder)."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if "/" in value or "\\" in value or value.startswith((".", "~")) or path.is_dir():
+        return path
+    return None
+
+
+def adapter_card(value: str | None) -> dict[str, Any] | None:
+    """What the track records of a ``framework finetune`` adapter: its folder and card's essentials."""
+    folder = adapter_folder(value)
+    if folder is None:
+        return None
+    out: dict[str, Any] = {"path": str(folder.resolve())}
+    try:
+        card = json.loads((folder / "finetune.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return out
+    out.update(base_model=card.get("base_model", {}).get("id"), method=card.get("method"),
+               val_loss=card.get("results", {}).get("val_loss"), data=card.get("data", {}).get("path"))
+    return out
+
+
 @dataclass
 class ChunkItem:
     """A chunk and the frames it will show (indices into the stream, their times)."""
@@ -72,6 +100,7 @@ class SceneDescription(BatchedAnalyzer):
     """Descriptions of what happens, chunk by chunk, by a vision-language model (see the module docstring)."""
 
     name: ClassVar[str] = "qwen2_vl_temporal"
+    original_status = "active"
     version: ClassVar[str] = "2.0.0"
     description: ClassVar[str] = ("what happens, in words: one description per chunk of the video (shot-aware) by a "
                                   "vision-language model (Qwen2-VL, Qwen2.5-VL, SmolVLM2, LLaVA-NeXT-Video or a server)")
@@ -88,7 +117,8 @@ class SceneDescription(BatchedAnalyzer):
     class Params(BatchedAnalyzer.Params):
         model: str = Field(DEFAULT_MODEL, description="models-manifest id of the VLM (e.g. qwen2-vl-2b-instruct, "
                            "smolvlm2-256m-video-instruct, llava-next-video-genai-ft); ignored by backend openai")
-        adapter: str | None = Field(None, description="models-manifest id of a LoRA adapter to apply with peft")
+        adapter: str | None = Field(None, description="LoRA adapter applied with peft: a folder made by `framework "
+                                    "finetune` (or any peft adapter folder), or a models-manifest id")
         backend: Literal["transformers", "openai"] = Field("transformers", description="transformers (a local "
                                                            "model) | openai (an OpenAI-compatible server)")
         base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:8000/v1")
@@ -156,9 +186,19 @@ class SceneDescription(BatchedAnalyzer):
         if p.backend == "openai":
             return []
         ids = [p.model]
-        if p.adapter:
+        if p.adapter and adapter_folder(p.adapter) is None:
             ids.append(p.adapter)
         return ids
+
+    def params_hash(self) -> str:
+        """The params' hash; with a local adapter folder also its weights' size and time, so a retrained
+        adapter in the same folder is not mistaken for the old one by resume."""
+        base = super().params_hash()
+        folder = adapter_folder(self.params.adapter) if self.params.adapter else None
+        if folder is None:
+            return base
+        stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(folder.glob("adapter_*"))]
+        return hashlib.sha256(f"{base}|{folder.resolve()}|{stamp}".encode()).hexdigest()[:16]
 
     def frame_specs(self) -> list[FrameSpec]:
         p, d = self.params, self.defaults
@@ -214,7 +254,11 @@ class SceneDescription(BatchedAnalyzer):
         known = KNOWN_MODELS.get(p.model)
         if known is not None and known.base:  # the model id is an adapter: load its base, apply it
             return folder(known.base), folder(p.model)
-        return folder(p.model), (folder(p.adapter) if p.adapter else None)
+        local = adapter_folder(p.adapter) if p.adapter else None
+        if local is not None and not any((local / f).is_file() for f in ("adapter_config.json", "config.json")):
+            raise AnalyzerUnavailable(f"adapter {p.adapter}: no adapter_config.json in {local} (make one with "
+                                      "`framework finetune`)")
+        return folder(p.model), (local if local is not None else folder(p.adapter) if p.adapter else None)
 
     def unload(self) -> None:
         if self.family is not None:
@@ -333,6 +377,7 @@ class SceneDescription(BatchedAnalyzer):
         data = {
             "model": model_name, "family": fam.name if fam is not None else self.family_name,
             "backend": p.backend, "adapter": p.adapter or (p.model if known is not None and known.base else None),
+            "adapter_card": adapter_card(p.adapter),
             "model_info": info, "times_given_as": type(fam).accepts_times if fam is not None else None,
             "chunking": p.chunking if (p.chunking != "shots" or self._shots_used) else "fixed (no shots upstream)",
             "chunks": len(events), "frames": sum(len(d.item.times) for d in results),

@@ -9,7 +9,10 @@ Each family's defaults are the model's own video settings (its processor's and i
 - SmolVLM2: 1 frame per second, at most 64 frames, each resized to 512 px (256M/500M) or 384 px
   (2.2B) by its image processor; the frames go in as images after a ``Frame from MM:SS:`` line,
   the prompt format of its video template;
-- LLaVA-NeXT-Video: 8 frames per chunk (its video processor's default), 336 px.
+- LLaVA-NeXT-Video: 8 frames per chunk (its video processor's default), 336 px;
+- Video-LLaVA: 8 frames per clip (what it was trained on), cropped to 224 px by its processor;
+- BLIP / BLIP-2 (image captioners): 1 frame per second, each frame captioned on its own (BLIP
+  resizes to 384 px, BLIP-2 to 224 px), a few frames per chunk.
 
 ``cpu_max_frames`` caps the frames per chunk when the model runs on a CPU (a 10 s chunk at
 SmolVLM2's 1 fps costs ~3 s of vision encoder per frame on two cores; 4 frames a chunk is seed
@@ -37,11 +40,15 @@ FAMILY_DEFAULTS: dict[str, VideoDefaults] = {
     "smolvlm": VideoDefaults(fps=1.0, frame_width=512, max_frames=64, cpu_max_frames=4),
     "llava_next_video": VideoDefaults(fps=1.0, frame_width=336, max_frames=8, cpu_max_frames=4),
     "openai": VideoDefaults(fps=1.0, frame_width=448, max_frames=16, cpu_max_frames=16),
+    # image captioners (one caption per frame) and Video-LLaVA (8 frames per clip, 224 px crops)
+    "blip": VideoDefaults(fps=1.0, frame_width=512, max_frames=4, cpu_max_frames=2),
+    "blip2": VideoDefaults(fps=1.0, frame_width=320, max_frames=4, cpu_max_frames=2),
+    "video_llava": VideoDefaults(fps=1.0, frame_width=400, max_frames=8, cpu_max_frames=8),
 }
 
 # config.json model_type -> family
 MODEL_TYPES = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_5_vl", "smolvlm": "smolvlm", "idefics3": "smolvlm",
-               "llava_next_video": "llava_next_video"}
+               "llava_next_video": "llava_next_video", "blip": "blip", "blip-2": "blip2", "video_llava": "video_llava"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,10 @@ KNOWN_MODELS: dict[str, KnownModel] = {m.id: m for m in (
     KnownModel("llava-next-video-7b", "llava_next_video"),
     KnownModel("llava-next-video-genai-ft", "llava_next_video", base="llava-next-video-7b",
                note="seed 002's LoRA adapter, applied to llava-next-video-7b with peft"),
+    KnownModel("blip-image-captioning-base", "blip", note="seed 004 streaming_dense_captioning; captions frames"),
+    KnownModel("blip2-opt-2.7b", "blip2", note="seed 004 blip2_video_analyzer; captions frames"),
+    KnownModel("video-llava-7b-hf", "video_llava", note="seed 004 video_llava, in the transformers layout"),
+    KnownModel("video-llava-7b", "video_llava", note="the authors' layout: transformers cannot load it (use -hf)"),
 )}
 
 DEFAULT_MODEL = "qwen2-vl-7b-instruct"

@@ -9,7 +9,8 @@ from .base import Answer, Family, GenerationOptions, Request
 
 
 def family_class(name: str) -> type[Family]:
-    """The class of family ``name`` (``qwen2_vl``, ``qwen2_5_vl``, ``smolvlm``, ``llava_next_video``, ``openai``)."""
+    """The class of family ``name`` (``qwen2_vl``, ``qwen2_5_vl``, ``smolvlm``, ``llava_next_video``, ``blip``,
+    ``blip2``, ``video_llava``, ``openai``)."""
     if name == "qwen2_vl":
         from .qwen import Qwen2VL
         return Qwen2VL
@@ -22,6 +23,15 @@ def family_class(name: str) -> type[Family]:
     if name == "llava_next_video":
         from .llava import LlavaNextVideo
         return LlavaNextVideo
+    if name == "blip":
+        from .blip import Blip
+        return Blip
+    if name == "blip2":
+        from .blip import Blip2
+        return Blip2
+    if name == "video_llava":
+        from .video_llava import VideoLlava
+        return VideoLlava
     if name == "openai":
         from .endpoint import OpenAIEndpoint
         return OpenAIEndpoint

@@ -1,0 +1,157 @@
+"""Per-frame signals shared by the effect analyzers, computed in blocks from one frame stream.
+
+The stream is the one ``cut_analysis`` reads (every frame, 96 px wide, RGB), so in a normal run it
+is decoded once for all of them. Per frame:
+
+- ``luma``: mean Rec. 601 luma, 0..255;
+- ``rgb``: mean of each channel, 0..255;
+- ``diff``: mean absolute luma difference to the previous frame (``nan`` for the first frame);
+- ``changed``: share of pixels whose luma moved by more than ``change_level`` since the previous
+  frame (a freeze has none; a talking head has a few);
+- ``peak``: the largest absolute luma change of a pixel since the previous frame (a small moving
+  object keeps it high when the mean hardly moves; a repeated frame leaves only coding noise);
+- ``lit``: share of pixels brighter than ``dark_level`` (a black frame has almost none).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from framework import AnalyzerInputs, FrameSpec
+
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def every_frame_spec(width: int) -> FrameSpec:
+    """Every frame at ``width`` px, RGB: with ``width`` 96 it is ``cut_analysis``'s own stream."""
+    return FrameSpec(fps=None, width=width, pix_fmt="rgb24")
+
+
+def to_luma(frames: np.ndarray) -> np.ndarray:
+    """(n, h, w, 3) uint8 RGB -> (n, h, w) float32 luma (grey frames pass through as float32)."""
+    if frames.ndim == 3:
+        return frames.astype(np.float32)
+    return frames.astype(np.float32) @ LUMA
+
+
+@dataclass
+class FrameSignals:
+    """The per-frame signals of a stream (see the module docstring)."""
+
+    times: np.ndarray
+    luma: np.ndarray
+    rgb: np.ndarray
+    diff: np.ndarray
+    changed: np.ndarray
+    peak: np.ndarray
+    lit: np.ndarray
+    end: float  # end of the last frame (seconds): the video's duration when known
+
+    @property
+    def fps(self) -> float:
+        """Median frame rate of the stream (frames per second; 0 with fewer than two frames)."""
+        if self.times.size < 2:
+            return 0.0
+        step = float(np.median(np.diff(self.times)))
+        return 1.0 / step if step > 0 else 0.0
+
+    @property
+    def step(self) -> float:
+        """Median frame duration in seconds (1/30 when it cannot be measured)."""
+        return 1.0 / self.fps if self.fps > 0 else 1.0 / 30.0
+
+    def end_of(self, index: int) -> float:
+        """When frame ``index`` stops being shown (the next frame's time, or the video's end)."""
+        if index + 1 < self.times.size:
+            return float(self.times[index + 1])
+        return float(max(self.end, self.times[index] + self.step)) if self.times.size else 0.0
+
+
+def frame_signals(inputs: AnalyzerInputs, spec: FrameSpec, change_level: float = 12.0,
+                  dark_level: float = 32.0, report: Callable[[float], None] | None = None,
+                  batch: int = 512) -> FrameSignals:
+    """Compute :class:`FrameSignals` over ``inputs.frames(spec)`` with bounded memory."""
+    stream = inputs.frames(spec)
+    n = len(stream)
+    luma = np.zeros(n, np.float32)
+    rgb = np.zeros((n, 3), np.float32)
+    diff = np.full(n, np.nan, np.float32)
+    changed = np.full(n, np.nan, np.float32)
+    peak = np.full(n, np.nan, np.float32)
+    lit = np.zeros(n, np.float32)
+    prev: np.ndarray | None = None
+    i = 0
+    for _t, frames in stream.batches(batch):
+        k = len(frames)
+        gray = to_luma(frames)
+        luma[i:i + k] = gray.mean(axis=(1, 2))
+        if frames.ndim == 4:
+            rgb[i:i + k] = frames.reshape(k, -1, 3).mean(axis=1)
+        else:
+            rgb[i:i + k] = luma[i:i + k, None]
+        lit[i:i + k] = (gray > dark_level).mean(axis=(1, 2))
+        before = np.concatenate([gray[:1] if prev is None else prev[None], gray[:-1]])
+        d = np.abs(gray - before)
+        diff[i:i + k] = d.mean(axis=(1, 2))
+        changed[i:i + k] = (d > change_level).mean(axis=(1, 2))
+        peak[i:i + k] = d.max(axis=(1, 2))
+        if prev is None:
+            diff[0] = changed[0] = peak[0] = np.nan
+        prev = gray[-1]
+        i += k
+        if report is not None:
+            report(i / max(1, n))
+    times = np.asarray(stream.times, dtype=np.float64)
+    duration = inputs.video.duration or 0.0
+    return FrameSignals(times=times, luma=luma, rgb=rgb, diff=diff, changed=changed, peak=peak, lit=lit,
+                        end=float(duration))
+
+
+def runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) indices of each run of True values."""
+    f = np.concatenate([[False], np.asarray(flags, bool), [False]])
+    edges = np.flatnonzero(f[1:] != f[:-1])
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def moving_sum(values: np.ndarray, window: int) -> np.ndarray:
+    """Sum of ``values`` over a centred window of ``window`` samples, the same length as ``values``
+    (unlike ``np.convolve(..., mode="same")`` when the window is longer than the signal)."""
+    values = np.asarray(values, dtype=np.float64)
+    full = np.convolve(values, np.ones(max(1, int(window))), mode="full")
+    offset = (max(1, int(window)) - 1) // 2
+    return full[offset:offset + values.size]
+
+
+def shot_index(times: np.ndarray, shots: list[tuple[float, float]]) -> np.ndarray:
+    """Index of the shot each time falls in (-1 before the first shot)."""
+    if not shots:
+        return np.zeros(times.size, np.int64)
+    starts = np.array([s for s, _ in shots])
+    return np.searchsorted(starts, times + 1e-6, side="right") - 1
+
+
+def pooled(times: np.ndarray, values: np.ndarray, max_points: int, how: str = "max") -> tuple[list[float], list[float | None]]:
+    """At most ``max_points`` samples: blocks of consecutive values pooled by ``how`` (max or mean)."""
+    n = values.size
+    if n == 0:
+        return [], []
+    k = max(1, int(np.ceil(n / max_points)))
+    out_t, out_v = [], []
+    for a in range(0, n, k):
+        block = values[a:a + k]
+        block = block[np.isfinite(block)]
+        out_t.append(round(float(times[a]), 4))
+        if block.size == 0:
+            out_v.append(None)
+        else:
+            out_v.append(round(float(block.max() if how == "max" else block.mean()), 3))
+    return out_t, out_v
+
+
+def fmt_time(t: float) -> str:
+    """``83.4`` -> ``"1:23.4"`` for the searchable text of an event."""
+    m, s = divmod(max(0.0, t), 60)
+    return f"{int(m)}:{s:04.1f}"

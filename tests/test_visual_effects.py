@@ -1,0 +1,136 @@
+"""visual_effects on a generated clip whose effects are known to the frame (tests/effects_media.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyzers._effects.layout import find_inset, find_layout
+from effects_media import effects_clip, pan
+from framework.runner import analyze
+
+
+def run(video, folder, params=None):
+    folder.mkdir(parents=True, exist_ok=True)
+    registry = folder / "registry.yaml"
+    registry.write_text(f"analyzers:\n  visual_effects: {{params: {params or {}}}}\n")
+    result = analyze(video, registry_path=registry, out_dir=folder / "run", progress=False,
+                     load_entrypoints=False, offline=True)
+    return result.timeline.tracks
+
+
+@pytest.fixture(scope="module")
+def effects(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("effects")
+    clip = effects_clip(folder / "fx.mp4")
+    return clip, run(clip.path, folder)
+
+
+def test_each_effect_is_found_once_at_its_time(effects):
+    clip, tracks = effects
+    track = tracks["visual_effects"]
+    assert track.status == "ok", track.reason
+    assert tracks["cut_analysis"].status == "ok"  # pulled in for the shots
+    found = {}
+    for e in track.events:
+        found.setdefault(e.label, []).append(e)
+    expected = clip.truth
+    assert set(found) == set(expected), [(e.label, e.start, e.end) for e in track.events]
+    for label, [(start, end)] in expected.items():
+        (event,) = found[label]
+        tol = 0.05 if label in ("flash", "freeze", "black") else 0.15
+        assert event.start == pytest.approx(start, abs=tol), label
+        assert event.end == pytest.approx(end, abs=tol), label
+        assert event.data["text"]
+    assert found["flash"][0].data["frames"] == 3
+    freeze = found["freeze"][0].data
+    assert freeze["moved_before"] and freeze["moves_after"]
+    assert found["slow_motion"][0].data["speed"] == pytest.approx(0.5, abs=0.08)
+    split = found["split_screen"][0].data
+    assert split["orientation"] == "vertical" and split["box"][0] == pytest.approx(0.5, abs=0.03)
+    inset = found["picture_in_picture"][0].data["box"]  # the framed inset: x 184-296, y 92-156 of 320x180
+    assert inset == pytest.approx([182 / 320, 90 / 180, 298 / 320, 158 / 180], abs=0.04)
+    assert "orientation" not in found["picture_in_picture"][0].data
+    assert track.data["counts"] == {label: 1 for label in expected}
+    brightness = track.series_by_name("brightness")
+    black = [v for t, v in zip(brightness.times, brightness.values) if 6.05 < t < 6.55]
+    assert black and max(black) < 5
+
+
+def test_params_change_the_result(effects, tmp_path):
+    """Each effect's threshold drops it: a longer min_freeze_s the freeze, a higher flash_rise the
+    flash, layout: false the split, min_black_s the black frames, slow_share the slow motion."""
+    clip, _ = effects
+    track = run(clip.path, tmp_path, {"min_freeze_s": 2.0, "flash_rise": 200.0, "layout": False,
+                                      "min_black_s": 1.0, "slow_share": 0.9})["visual_effects"]
+    assert track.status == "ok" and track.events == [], [(e.label, e.start) for e in track.events]
+
+
+def test_a_still_picture_is_not_a_freeze(video_factory, tmp_path):
+    from framework.testing.synth import ShotSpec
+
+    truth = video_factory("still.mp4", shots=[ShotSpec(2.0, "static", look=0), ShotSpec(2.0, "pan", look=1)],
+                          audio=False, text=None)
+    track = run(truth.path, tmp_path)["visual_effects"]
+    assert track.status == "ok" and not [e for e in track.events if e.label == "freeze"]
+
+
+def test_layout_needs_independent_motion():
+    """One picture panning has no split; the same picture cut in two with one half still has one
+    (side by side, or stacked); two still halves show nothing that makes them independent."""
+    def frames(kind):
+        a, b = pan(0, 3.0), pan(1, 0.0)
+        out = []
+        for i in range(0, 48, 6):
+            left = a(i)
+            right = a(i) if kind == "one" else b(0)
+            img = np.concatenate([left[:, :160], right[:, 160:]], axis=1)
+            if kind == "still":
+                img = np.concatenate([a(0)[:, :160], b(0)[:, 160:]], axis=1)
+            out.append(img[::3, ::3][:60, :106])  # about the analyzer's 96 px
+        return np.stack(out)
+
+    assert find_layout(frames("one")) is None
+    split = find_layout(frames("split"))
+    assert split is not None and split.orientation == "vertical" and split.box[0] == pytest.approx(0.5, abs=0.05)
+    assert find_layout(frames("still")) is None
+    stacked = find_layout(np.ascontiguousarray(frames("split").transpose(0, 2, 1, 3)))
+    assert stacked is not None and stacked.orientation == "horizontal" and stacked.box[1] == pytest.approx(0.5, abs=0.05)
+
+
+def test_an_inset_needs_its_own_motion():
+    """A framed inset moving its own way is found; the same frame around a window onto the panning
+    background itself (one picture) is not, nor is a still inset."""
+    bg, other = pan(4, -3.0), pan(5, 0.0, 2.0)
+
+    def frames(kind):
+        out = []
+        for i in range(0, 48, 6):
+            img = bg(i)
+            inner = {"own": other(i), "same": bg(i), "still": other(0)}[kind][:64, :112]
+            if kind == "same":
+                inner = img[92:156, 184:296].copy()
+            img[90:158, 182:298] = 255
+            img[92:156, 184:296] = inner
+            out.append(img[::3, ::3])  # 107x60, about the analyzer's 96 px
+        return np.stack(out)
+
+    found = find_inset(frames("own"))
+    assert found is not None and found.kind == "pip"
+    assert list(found.box) == pytest.approx([182 / 320, 90 / 180, 298 / 320, 158 / 180], abs=0.04)
+    assert find_inset(frames("same")) is None
+    assert find_inset(frames("still")) is None
+
+
+def test_the_reference_says_how_the_original_system_shipped_them():
+    """scripts/gen_analyzer_docs.py renders the optional ``original_status`` class attribute."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "analyzers.md").read_text(encoding="utf-8")
+
+    def section(name):
+        start = page.index(f"## `{name}` (version")
+        return page[start:page.index("\n## `", start + 5)]
+
+    for name in ("visual_effects", "temporal_flow"):
+        assert "- **active in the original system**" in section(name)
+    assert "- **disabled in the original system** (disabled by default here too)" in section("temporal_consistency")
