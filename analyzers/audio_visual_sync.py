@@ -48,7 +48,9 @@ from typing import Any, Iterable
 import numpy as np
 from pydantic import Field
 
-from framework import AUDIO_SAMPLE_RATE, AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
+from framework import AUDIO_SAMPLE_RATE, AnalyzerInputs, BatchedAnalyzer, Event, Series, Track
+
+from ._vision.mediapipe_base import MediapipeFrameAnalyzer
 
 MODEL_ID = "mediapipe-face-mesh"
 HOP_S = 0.01  # the envelope's resolution
@@ -140,14 +142,13 @@ def describe(status: str, offset: float | None) -> str:
     return "speech does not follow the mouth on screen (voice-over, off-screen speaker or dubbing?)"
 
 
-class AudioVisualSync(BatchedAnalyzer):
+class AudioVisualSync(MediapipeFrameAnalyzer):
     """Whether speech energy and mouth movement agree: the audio-video offset and out-of-sync stretches."""
 
     name = "audio_visual_sync"
     version = "1.0.0"
     description = ("Audio-video offset from mouth movement (bundled FaceMesh) against the speech envelope; "
                    "out-of-sync stretches.")
-    device = "cpu"
     original_status = "disabled"  # how the original system shipped it (docs/analyzers.md)
     needs_audio = True
     requires_audio = True
@@ -169,38 +170,16 @@ class AudioVisualSync(BatchedAnalyzer):
         max_gap_frames: int = Field(2, ge=0, le=10, description="Samples without a face interpolated inside a window.")
         batch_size: int = Field(16, ge=1, le=256, description="Frames per step.")
 
-    reader: Any = None
-
-    def frame_specs(self) -> list[FrameSpec]:
-        return [FrameSpec(fps=self.params.fps, width=self.params.width)]
-
-    def load(self, device: str, models: dict[str, Path]) -> None:
+    def make_reader(self, models: dict[str, Path]) -> Any:
         from ._faces.mesh import MeshReader
 
-        self.reader = MeshReader(models.get(MODEL_ID), self.name, self.params.max_faces, self.params.min_confidence)
+        return MeshReader(models.get(MODEL_ID), self.name, self.params.max_faces, self.params.min_confidence)
 
-    def unload(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-        self.reader = None
-
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        return iter(inputs.frames(self.frame_specs()[0]))
-
-    def forward(self, batch: list[Any]) -> list[float | None]:
-        assert self.reader is not None
-        out: list[float | None] = []
-        for _, frame in batch:  # mediapipe graphs stay on this one thread
-            faces = [f for f in self.reader.read(frame) if f.has_mesh]
-            largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
-            out.append(None if largest is None else float(largest.mouth_open))
-        return out
-
-    def postprocess(self, outputs: Any, items: list[Any]) -> list[Any]:
-        return [(float(t), m) for (t, _), m in zip(items, outputs)]
+    def read_frame(self, frame: np.ndarray) -> float | None:
+        """The largest face's ``mouth_open`` (None without a face with landmarks)."""
+        faces = [f for f in self.reader.read(frame) if f.has_mesh]
+        largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
+        return None if largest is None else float(largest.mouth_open)
 
     def finish(self, results: list[Any], inputs: AnalyzerInputs) -> Track:
         times = np.array([r[0] for r in results], dtype=np.float64)

@@ -28,33 +28,32 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
+from framework import AnalyzerInputs, BatchedAnalyzer, Event, Series, Track
 
 from ._shots import shot_intervals
 from ._vision.common import by_shot
-from ._vision.face import FaceObs, FaceReader, gaze_of
+from ._vision.face import FaceReader, gaze_of
+from ._vision.mediapipe_base import MediapipeFrameAnalyzer
 
 logger = logging.getLogger(__name__)
 
 MODEL_ID = "mediapipe-face-mesh"
 
 
-class EyeTracking(BatchedAnalyzer):
+class EyeTracking(MediapipeFrameAnalyzer):
     """Faces present and a gaze / eye-contact estimate per shot (mediapipe FaceMesh with iris)."""
 
     name = "eye_tracking"
     original_status = "active"
     version = "1.0.0"
     description = "Faces present and gaze / eye contact per shot (mediapipe face detection + FaceMesh with iris)."
-    device = "cpu"
     depends_on = ("cut_analysis",)
     models = (MODEL_ID,)
-    batch_size = 8
 
     class Params(BatchedAnalyzer.Params):
         fps: float = Field(2.0, gt=0, le=30, description="Frames per second read.")
@@ -67,26 +66,8 @@ class EyeTracking(BatchedAnalyzer):
 
     reader: FaceReader | None = None
 
-    def frame_specs(self) -> list[FrameSpec]:
-        return [FrameSpec(fps=self.params.fps, width=self.params.width)]
-
-    def load(self, device: str, models: dict[str, Path]) -> None:
-        self.reader = FaceReader(models.get(MODEL_ID), self.params.max_faces, self.params.min_confidence)
-
-    def unload(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-        self.reader = None
-
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        return iter(inputs.frames(self.frame_specs()[0]))
-
-    def forward(self, batch: list[Any]) -> list[list[FaceObs]]:
-        assert self.reader is not None
-        return [self.reader.read(frame) for _, frame in batch]  # mediapipe graphs stay on this one thread
+    def make_reader(self, models: dict[str, Path]) -> FaceReader:
+        return FaceReader(models.get(MODEL_ID), self.params.max_faces, self.params.min_confidence)
 
     def postprocess(self, outputs: Any, items: list[Any]) -> list[Any]:
         p = self.params

@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
+from framework import AnalyzerInputs, BatchedAnalyzer, Event, Series, Track
 
-from ._faces.detect import FaceBox, FaceFinder
+from ._faces.detect import FaceFinder
 from ._faces.tracks import face_tracks
 from ._shots import shot_intervals
+from ._vision.mediapipe_base import MediapipeFrameAnalyzer
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def size_word(size: float, close_up: float, distant: float) -> str:
     return "distant face" if size < distant else "face"
 
 
-class FaceDetection(BatchedAnalyzer):
+class FaceDetection(MediapipeFrameAnalyzer):
     """Faces per sampled frame with their boxes, linked into face tracks (mediapipe BlazeFace, bundled)."""
 
     name = "face_detection"
@@ -55,10 +56,8 @@ class FaceDetection(BatchedAnalyzer):
     description = ("Faces per sampled frame with boxes, linked into face tracks (mediapipe's full-range face "
                    "detector, bundled; the original system used MTCNN).")
     original_status = "disabled"  # how the original system shipped it (docs/analyzers.md)
-    device = "cpu"
     depends_on = ("cut_analysis",)
     models = (MODEL_ID,)
-    batch_size = 8
     enabled_by_default = False
 
     class Params(BatchedAnalyzer.Params):
@@ -72,31 +71,10 @@ class FaceDetection(BatchedAnalyzer):
         distant: float = Field(0.08, gt=0, le=1, description="Face height under which a face is called distant.")
         batch_size: int = Field(8, ge=1, le=256, description="Frames per step.")
 
-    finder: FaceFinder | None = None
+    reader: FaceFinder | None = None
 
-    def frame_specs(self) -> list[FrameSpec]:
-        return [FrameSpec(fps=self.params.fps, width=self.params.width)]
-
-    def load(self, device: str, models: dict[str, Path]) -> None:
-        self.finder = FaceFinder(models.get(MODEL_ID), self.name, self.params.min_confidence, self.params.max_faces)
-
-    def unload(self) -> None:
-        if self.finder is not None:
-            self.finder.close()
-        self.finder = None
-
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        return iter(inputs.frames(self.frame_specs()[0]))
-
-    def forward(self, batch: list[Any]) -> list[list[FaceBox]]:
-        assert self.finder is not None
-        return [self.finder.find(frame) for _, frame in batch]  # mediapipe graphs stay on this one thread
-
-    def postprocess(self, outputs: Any, items: list[Any]) -> list[Any]:
-        return [(float(t), faces) for (t, _), faces in zip(items, outputs)]
+    def make_reader(self, models: dict[str, Path]) -> FaceFinder:
+        return FaceFinder(models.get(MODEL_ID), self.name, self.params.min_confidence, self.params.max_faces)
 
     def finish(self, results: list[Any], inputs: AnalyzerInputs) -> Track:
         p = self.params

@@ -32,17 +32,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
+from framework import AnalyzerInputs, BatchedAnalyzer, Event, Series, Track
 
 from ._faces.mesh import FaceDetails, MeshReader
 from ._faces.tracks import face_tracks
 from ._shots import shot_intervals
 from ._vision.common import span
+from ._vision.mediapipe_base import MediapipeFrameAnalyzer
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def closed_runs(closed: list[bool | None]) -> list[tuple[int, int]]:
     return runs
 
 
-class FacialDetails(BatchedAnalyzer):
+class FacialDetails(MediapipeFrameAnalyzer):
     """Mouth, eyes (blinks) and head pose per face track (mediapipe FaceMesh, bundled)."""
 
     name = "facial_details"
@@ -83,10 +84,8 @@ class FacialDetails(BatchedAnalyzer):
     description = ("Mouth open, eyes open/closed and blinks, head pose (yaw, pitch, roll) per face track "
                    "(mediapipe FaceMesh, bundled).")
     original_status = "disabled"  # how the original system shipped it (docs/analyzers.md)
-    device = "cpu"
     depends_on = ("cut_analysis",)
     models = (MODEL_ID,)
-    batch_size = 8
     enabled_by_default = False
 
     class Params(BatchedAnalyzer.Params):
@@ -106,29 +105,8 @@ class FacialDetails(BatchedAnalyzer):
 
     reader: MeshReader | None = None
 
-    def frame_specs(self) -> list[FrameSpec]:
-        return [FrameSpec(fps=self.params.fps, width=self.params.width)]
-
-    def load(self, device: str, models: dict[str, Path]) -> None:
-        self.reader = MeshReader(models.get(MODEL_ID), self.name, self.params.max_faces, self.params.min_confidence)
-
-    def unload(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-        self.reader = None
-
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        return iter(inputs.frames(self.frame_specs()[0]))
-
-    def forward(self, batch: list[Any]) -> list[list[FaceDetails]]:
-        assert self.reader is not None
-        return [self.reader.read(frame) for _, frame in batch]  # mediapipe graphs stay on this one thread
-
-    def postprocess(self, outputs: Any, items: list[Any]) -> list[Any]:
-        return [(float(t), faces) for (t, _), faces in zip(items, outputs)]
+    def make_reader(self, models: dict[str, Path]) -> MeshReader:
+        return MeshReader(models.get(MODEL_ID), self.name, self.params.max_faces, self.params.min_confidence)
 
     def finish(self, results: list[Any], inputs: AnalyzerInputs) -> Track:
         p = self.params

@@ -34,32 +34,31 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from pydantic import Field
 
-from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
+from framework import AnalyzerInputs, BatchedAnalyzer, Event, Series, Track
 
 from ._hands import HandObs, HandReader, classify
 from ._shots import shot_intervals
 from ._vision.common import by_shot
+from ._vision.mediapipe_base import MediapipeFrameAnalyzer
 
 MODEL_ID = "mediapipe-hands"
 
 
-class HandGesture(BatchedAnalyzer):
+class HandGesture(MediapipeFrameAnalyzer):
     """Hands per sampled frame (landmarks, handedness, gesture) and a hands summary per shot."""
 
     name = "hand_gesture"
     version = "1.0.0"
     description = "Hands per sampled frame with landmarks, handedness and gesture (mediapipe Hands, bundled)."
-    device = "cpu"
     original_status = "disabled"  # how the original system shipped it (docs/analyzers.md)
     depends_on = ("cut_analysis",)
     models = (MODEL_ID,)
     enabled_by_default = False
-    batch_size = 8
 
     class Params(BatchedAnalyzer.Params):
         fps: float = Field(4.0, gt=0, le=30, description="Frames per second read.")
@@ -73,29 +72,14 @@ class HandGesture(BatchedAnalyzer):
 
     reader: HandReader | None = None
 
-    def frame_specs(self) -> list[FrameSpec]:
-        return [FrameSpec(fps=self.params.fps, width=self.params.width)]
-
-    def load(self, device: str, models: dict[str, Path]) -> None:
+    def make_reader(self, models: dict[str, Path]) -> HandReader:
         p = self.params
-        self.reader = HandReader(models.get(MODEL_ID), p.max_hands, p.min_confidence, p.model_complexity,
-                                 p.mirrored, who=self.name)
+        return HandReader(models.get(MODEL_ID), p.max_hands, p.min_confidence, p.model_complexity, p.mirrored,
+                          who=self.name)
 
-    def unload(self) -> None:
-        if self.reader is not None:
-            self.reader.close()
-        self.reader = None
-
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        return iter(inputs.frames(self.frame_specs()[0]))
-
-    def forward(self, batch: list[Any]) -> list[tuple[list[HandObs], float]]:
-        assert self.reader is not None
-        # mediapipe graphs stay on this one thread; the aspect makes the gesture geometry isotropic
-        return [(self.reader.read(frame), frame.shape[1] / frame.shape[0]) for _, frame in batch]
+    def read_frame(self, frame: np.ndarray) -> tuple[list[HandObs], float]:
+        # the aspect makes the gesture geometry isotropic
+        return self.reader.read(frame), frame.shape[1] / frame.shape[0]
 
     def postprocess(self, outputs: Any, items: list[Any]) -> list[Any]:
         return [(float(t), aspect, [(h, classify(np.array(h.landmarks), aspect, self.params.straight)) for h in hands])

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_model, load_text  # noqa: E402  (bench/machine.py)
+from machine import cpu_model, load_text, write_report  # noqa: E402  (bench/machine.py)
 from vision_throughput import make_analyzer, measure, num, sampling, synthetic_streams  # noqa: E402
 
 logger = logging.getLogger("depth_caption_throughput")
@@ -208,11 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{busy} | {peak} | {r['batch_sizes'] or '-'} |")
     lines += ["", "items: what the device step batches (frames for depth and dense captioning, chunks for BLIP-2); "
               "busy share: time inside forward() over wall time; video s per s: clip seconds per wall second."]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 

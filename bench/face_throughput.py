@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_model, load_text  # noqa: E402  (bench/machine.py)
+from machine import cpu_model, load_text, write_report  # noqa: E402  (bench/machine.py)
 from vision_throughput import make_analyzer, measure, num, sampling, synthetic_streams  # noqa: E402
 
 logger = logging.getLogger("face_throughput")
@@ -184,11 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "busy share: the device step's time inside forward() over the analyzer's wall time (for the classifiers "
               "the face detector runs in preprocess, on a CPU thread, overlapped). video s per s: clip seconds analysed "
               "per wall second."]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""What every benchmark prints about the machine it ran on (imported by the bench scripts)."""
+"""What every benchmark prints about the machine it ran on, and how it hands over its report
+(imported by the bench scripts)."""
 from __future__ import annotations
 
 import os
@@ -18,3 +19,12 @@ def cpu_model() -> str:
 def load_text(load: tuple[float, ...] | None = None) -> str:
     """The 1/5/15-minute load averages, e.g. ``0.81 / 2.36 / 4.57``."""
     return " / ".join(f"{v:.2f}" for v in (load if load is not None else os.getloadavg()))
+
+
+def write_report(lines: list[str], out: Path | None) -> None:
+    """Print the markdown report (``lines`` joined) and, with ``out``, also write it there."""
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report, encoding="utf-8")

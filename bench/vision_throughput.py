@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_model, load_text  # noqa: E402  (bench/machine.py)
+from machine import cpu_model, load_text, write_report  # noqa: E402  (bench/machine.py)
 
 logger = logging.getLogger("vision_throughput")
 
@@ -375,11 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {f['batch']} | {f['ms_per_image']:.2f} | {f['ms_per_image'] / ULTRALYTICS_YOLOV8X_MS:.2f}x |")
     lines += ["", "busy share: the device step's time inside forward() (outputs ready) over the analyzer's wall time; "
               "on the CPU it is the share spent in the model/engine. video s per s: clip seconds analysed per wall second."]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 

@@ -150,7 +150,9 @@ class Analyzer:
     class Params(BaseModel):
         """Parameters of the analyzer, validated from ``registry.yaml``."""
 
-        model_config = ConfigDict(extra="forbid")
+        # defer_build: the validator is built when the analyzer is first configured, not when its
+        # module is imported (plugin discovery imports every analyzer module on each command)
+        model_config = ConfigDict(extra="forbid", defer_build=True)
 
     def __init__(self, params: BaseModel | dict[str, Any] | None = None):
         if params is None:

@@ -9,9 +9,10 @@ import pytest
 from framework.testing.synth import SynthTruth, default_shots, make_video
 
 
-@pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory, monkeypatch):
-    home = tmp_path_factory.mktemp("home")
+def isolate_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
+    """Point FRAMEWORK_HOME and every model cache at folders under ``home``; hubs offline; no
+    installed plugin autoloads. Module- and session-scoped fixtures, which run before the per-test
+    ``isolated_home``, call it with ``pytest.MonkeyPatch.context()``."""
     for var, sub in [("FRAMEWORK_HOME", "framework"), ("HF_HOME", "hf"), ("XDG_CACHE_HOME", "xdg"),
                      ("TORCH_HOME", "torch"), ("XDG_CONFIG_HOME", "config"), ("YOLO_CONFIG_DIR", "yolo")]:
         monkeypatch.setenv(var, str(home / sub))
@@ -19,7 +20,12 @@ def isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("FRAMEWORK_LOAD_PLUGINS", "")  # no installed plugin autoloads under test
     monkeypatch.delenv("FRAMEWORK_TRACE_PLUGINS", raising=False)
-    yield home
+    return home
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    yield isolate_home(monkeypatch, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="session")

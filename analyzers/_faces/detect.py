@@ -13,32 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from framework import AnalyzerUnavailable
+from .._vision.mediapipe_base import close_quietly, mediapipe_solutions
 
 Box = tuple[float, float, float, float]
-
-
-def mediapipe_solutions(package_dir: Path | None, who: str) -> Any:
-    """``mediapipe.solutions``, after checking that the bundled models handed over (``package_dir``,
-    the runner's path for a ``bundled`` manifest entry) are those of the imported mediapipe, which
-    has the legacy solutions (0.10.21; later releases dropped them and ship no models).
-
-    :raises AnalyzerUnavailable: another mediapipe's folder, or a mediapipe without the solutions.
-    """
-    import mediapipe as mp
-
-    here = Path(mp.__file__).resolve().parent
-    if package_dir is not None and Path(package_dir).resolve() != here:
-        raise AnalyzerUnavailable(f"{who}: the face models handed over ({package_dir}) are not those of the "
-                                  f"imported mediapipe ({here}); its legacy solutions load only their own")
-    if not hasattr(mp, "solutions") or not hasattr(mp.solutions, "face_detection"):
-        raise AnalyzerUnavailable(f"{who} needs mediapipe's legacy face solutions (mediapipe 0.10.21); "
-                                  f"mediapipe {getattr(mp, '__version__', '?')} has none: pip install mediapipe==0.10.21")
-    return mp.solutions
 
 
 @dataclass(frozen=True)
@@ -66,10 +46,7 @@ class FaceFinder:
         self.max_faces = max_faces
 
     def close(self) -> None:
-        try:
-            self.detector.close()
-        except Exception:  # noqa: BLE001 - closing twice or after a failed graph is harmless
-            pass
+        close_quietly(self.detector)
 
     def find(self, rgb: np.ndarray) -> list[FaceBox]:
         found = self.detector.process(np.ascontiguousarray(rgb)).detections or []
@@ -80,6 +57,8 @@ class FaceFinder:
             if box[2] > box[0] and box[3] > box[1]:
                 faces.append(FaceBox(box=tuple(round(float(v), 4) for v in box), score=round(float(det.score[0]), 4)))
         return faces
+
+    read = find  # the reader interface of ``_vision.mediapipe_base.MediapipeFrameAnalyzer``
 
 
 def square_bounds(box: Box, width: int, height: int, scale: float) -> tuple[int, int, int, int]:

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .detect import Box, FaceFinder, mediapipe_solutions, square_bounds
+from .._vision.mediapipe_base import close_quietly, mediapipe_solutions
+from .detect import Box, FaceFinder, square_bounds
 
 # FaceMesh indices
 R_OUT, R_IN, R_UP, R_LO = 33, 133, 159, 145
@@ -87,11 +88,7 @@ class MeshReader:
                                                  min_detection_confidence=0.3)
 
     def close(self) -> None:
-        self.finder.close()
-        try:
-            self.mesh.close()
-        except Exception:  # noqa: BLE001 - closing twice or after a failed graph is harmless
-            pass
+        close_quietly(self.finder, self.mesh)
 
     def landmarks(self, rgb: np.ndarray, box: Box) -> np.ndarray | None:
         """(N, 3) FaceMesh landmarks in frame pixels (z on x's scale) of the face in ``box``, or None."""

@@ -8,6 +8,8 @@ import numpy as np
 
 from framework import AnalyzerUnavailable
 
+from .._vision.mediapipe_base import close_quietly, mediapipe_solutions
+
 
 @dataclass(frozen=True)
 class HandObs:
@@ -40,21 +42,14 @@ class HandReader:
 
     def __init__(self, package_dir: Path | None, max_hands: int = 4, min_confidence: float = 0.5,
                  model_complexity: int = 1, mirrored: bool = False, who: str = "hand_gesture"):
-        import mediapipe as mp
-
-        here = Path(mp.__file__).resolve().parent
-        if package_dir is not None and Path(package_dir).resolve() != here:
-            raise AnalyzerUnavailable(f"{who}: the hand models handed over ({package_dir}) are not those of the "
-                                      f"imported mediapipe ({here}); its legacy solutions load only their own")
-        if not hasattr(mp, "solutions") or not hasattr(mp.solutions, "hands"):
-            raise AnalyzerUnavailable(f"{who} needs mediapipe's legacy Hands (mediapipe 0.10.21); mediapipe "
-                                      f"{getattr(mp, '__version__', '?')} has none: pip install mediapipe==0.10.21")
+        solutions = mediapipe_solutions(package_dir, who, "hands")
         try:
-            self.hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands,
-                                                  model_complexity=model_complexity,
-                                                  min_detection_confidence=min_confidence)
+            self.hands = solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands,
+                                               model_complexity=model_complexity,
+                                               min_detection_confidence=min_confidence)
         except AttributeError as exc:  # protobuf 7 dropped FieldDescriptor.label, which the legacy graphs set
             import google.protobuf
+            import mediapipe as mp
 
             raise AnalyzerUnavailable(f"{who}: mediapipe {getattr(mp, '__version__', '?')} cannot build its Hands graph "
                                       f"with protobuf {google.protobuf.__version__} ({exc}); install the protobuf "
@@ -62,10 +57,7 @@ class HandReader:
         self.mirrored = mirrored
 
     def close(self) -> None:
-        try:
-            self.hands.close()
-        except Exception:  # noqa: BLE001 - closing twice or after a failed graph is harmless
-            pass
+        close_quietly(self.hands)
 
     def read(self, rgb: np.ndarray) -> list[HandObs]:
         """The hands on one RGB frame, most confident first."""

@@ -16,4 +16,7 @@ that needs it.
 - ``quality``: model-free sharpness, noise and exposure measures.
 - ``ocr``: the rapidocr and EasyOCR backends and the merging of OCR lines into text events.
 - ``face``: mediapipe face detection + FaceMesh with iris, and the gaze geometry.
+- ``mediapipe_base``: the device-step base class of the mediapipe frame analyzers (face_detection,
+  facial_details, eye_tracking, hand_gesture, audio_visual_sync), the check of the bundled
+  mediapipe models and the quiet closing of mediapipe graphs.
 """

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from framework import AnalyzerUnavailable
+from .mediapipe_base import close_quietly, mediapipe_solutions
 
 logger = logging.getLogger(__name__)
 
@@ -92,27 +92,15 @@ class FaceReader:
     """Full-range face detection + FaceMesh with iris on face crops (see the module docstring)."""
 
     def __init__(self, package_dir: Path | None, max_faces: int, min_confidence: float):
-        import mediapipe as mp
-
-        here = Path(mp.__file__).resolve().parent
-        if package_dir is not None and Path(package_dir).resolve() != here:
-            raise AnalyzerUnavailable(f"eye_tracking: the FaceMesh models handed over ({package_dir}) are not those "
-                                      f"of the imported mediapipe ({here}); its legacy solutions load only their own")
-        if not hasattr(mp, "solutions") or not hasattr(mp.solutions, "face_mesh"):
-            raise AnalyzerUnavailable(f"eye_tracking needs mediapipe's legacy FaceMesh (mediapipe 0.10.21); "
-                                      f"mediapipe {getattr(mp, '__version__', '?')} has none: pip install mediapipe==0.10.21")
-        self.detector = mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                                  min_detection_confidence=min_confidence)
-        self.mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                                    min_detection_confidence=0.3)
+        solutions = mediapipe_solutions(package_dir, "eye_tracking", "face_mesh")
+        self.detector = solutions.face_detection.FaceDetection(model_selection=1,
+                                                               min_detection_confidence=min_confidence)
+        self.mesh = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
+                                                 min_detection_confidence=0.3)
         self.max_faces = max_faces
 
     def close(self) -> None:
-        for part in (self.detector, self.mesh):
-            try:
-                part.close()
-            except Exception:  # noqa: BLE001 - closing twice or after a failed graph is harmless
-                pass
+        close_quietly(self.detector, self.mesh)
 
     def read(self, rgb: np.ndarray) -> list[FaceObs]:
         """The faces on one RGB frame, most confident first, at most ``max_faces``."""
