@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -33,7 +33,7 @@ from pydantic import Field
 from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
 
 from ._shots import shot_intervals
-from ._vision.common import by_shot, dtype_of, pick_precision, torch_device
+from ._vision.common import SingleSpecFrames, by_shot, dtype_of, pick_precision, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ FOREGROUND = ("person", "animal", "car", "bus", "truck", "van", "bicycle", "mini
               "airplane", "horse")
 
 
-class BackgroundSegmentation(BatchedAnalyzer):
+class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
     """Foreground/background ratio over time and the dominant background classes per shot."""
 
     name = "background_segmentation"
@@ -90,20 +90,7 @@ class BackgroundSegmentation(BatchedAnalyzer):
         self.foreground = [c for c in self.params.foreground_classes if c in known]
         self.fg_ids = np.array([k for k, v in self.labels.items() if v in self.foreground], dtype=np.int64)
 
-    def unload(self) -> None:
-        self.model = None
-        if getattr(self, "torch_device", "cpu").startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
-
-    # --- the device step -------------------------------------------------------------------------
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        return iter(inputs.frames(self.frame_specs()[0]))
-
+    # --- the device step (unload, count_items, items: SingleSpecFrames) ---------------------------
     def preprocess(self, items: list[Any]) -> Any:
         import cv2
         import torch

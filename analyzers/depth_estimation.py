@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -47,7 +47,7 @@ from pydantic import Field, model_validator
 from framework import AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, FrameSpec, Series, Track
 
 from ._shots import shot_intervals
-from ._vision.common import by_shot, dtype_of, pick_precision, torch_device
+from ._vision.common import SingleSpecFrames, by_shot, dtype_of, pick_precision, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def layout_of(depth_range: float) -> str:
     return "shallow" if depth_range < SHALLOW else ("deep" if depth_range >= DEEP else "medium")
 
 
-class DepthEstimation(BatchedAnalyzer):
+class DepthEstimation(SingleSpecFrames, BatchedAnalyzer):
     """Relative depth per frame and per shot: how deep the scene is and how near its foreground."""
 
     name = "depth_estimation"
@@ -146,20 +146,7 @@ class DepthEstimation(BatchedAnalyzer):
             raise AnalyzerUnavailable(f"cannot load a depth model from {path}: {exc}; run "
                                       f"`framework models verify` or pull {self.params.model} again") from exc
 
-    def unload(self) -> None:
-        self.model = None
-        if getattr(self, "torch_device", "cpu").startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
-
-    # --- the device step -------------------------------------------------------------------------
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        return iter(inputs.frames(self.frame_specs()[0]))
-
+    # --- the device step (unload, count_items, items: SingleSpecFrames) ---------------------------
     def preprocess(self, items: list[Any]) -> Any:
         pixels = self.processor(images=[f for _, f in items], return_tensors="pt")["pixel_values"]
         return pixels.pin_memory() if self.torch_device.startswith("cuda") else pixels

@@ -26,24 +26,22 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from framework import Analyzer, AnalyzerInputs, AnalyzerUnavailable, Event, Series, Track
+from framework import AnalyzerInputs, Event, Series, Track
 
-from ._speech.audio import gaps, read, speech_regions, transcript_words
+from ._speech.audio import gaps, read, transcript_words
 from ._speech.prosody import FILLERS, intonation, is_filler, pitch
+from ._speech.segmented import SpeechSegmentAnalyzer
 
 
-class SpeechFlow(Analyzer):
+class SpeechFlow(SpeechSegmentAnalyzer):
     """Pitch, intonation per speech segment, pause structure and fillers."""
 
     name = "speech_flow"
     original_status = "active"
     version = "1.0.0"
     description = "Prosody: pitch (pyin), intonation range and direction, pause structure, fillers."
-    needs_audio = True
-    requires_audio = True
-    depends_on = ("voice_activity",)
 
-    class Params(Analyzer.Params):
+    class Params(SpeechSegmentAnalyzer.Params):
         transcript: str | None = Field(None, description="Analyzer whose transcript gives fillers "
                                                          "(e.g. speech_transcription; enable it too).")
         fmin: float = Field(65.0, gt=30, description="Lowest pitch tracked (Hz).")
@@ -60,16 +58,9 @@ class SpeechFlow(Analyzer):
                 raise ValueError(f"fmax ({self.fmax}) must be well above fmin ({self.fmin})")
             return self
 
-    def __init__(self, params: Any = None):
-        super().__init__(params)
-        if self.params.transcript:  # the transcript's analyzer becomes an upstream of this instance
-            self.depends_on = (*type(self).depends_on, self.params.transcript)
-
     def analyze(self, inputs: AnalyzerInputs) -> Track:
-        if inputs.audio is None:
-            raise AnalyzerUnavailable("speech_flow: the video has no audio stream")
         p = self.params
-        regions = speech_regions(inputs)
+        regions = self.speech_regions(inputs)
         events: list[Event] = []
         all_t: list[np.ndarray] = []
         all_f: list[np.ndarray] = []

@@ -20,44 +20,33 @@ Outputs:
 """
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
-from framework import Analyzer, AnalyzerInputs, AnalyzerUnavailable, Event, Track
+from framework import AnalyzerInputs, Event, Track
 
-from ._speech.audio import gaps, read, speech_regions, transcript_words, words_in
+from ._speech.audio import gaps, read, transcript_words, words_in
 from ._speech.prosody import intensity_db, quiet_spans, syllable_nuclei
+from ._speech.segmented import SpeechSegmentAnalyzer
 
 
-class SpeechRate(Analyzer):
+class SpeechRate(SpeechSegmentAnalyzer):
     """Words per minute (with a transcript), syllable rate (always) and pauses per speech segment."""
 
     name = "speech_rate"
     original_status = "active"
     version = "1.0.0"
     description = "Speaking rate per speech segment (words/min with a transcript, syllables/s always) and pauses."
-    needs_audio = True
-    requires_audio = True
-    depends_on = ("voice_activity",)
 
-    class Params(Analyzer.Params):
+    class Params(SpeechSegmentAnalyzer.Params):
         transcript: str | None = Field(None, description="Analyzer whose transcript gives words per minute "
                                                          "(e.g. speech_transcription; enable it too). None: syllables only.")
         min_pause_s: float = Field(0.25, gt=0, description="Shortest pause reported.")
         prominence_db: float = Field(2.0, gt=0, description="How far a syllable nucleus stands out of its dips.")
         floor_db: float = Field(25.0, gt=0, description="Nuclei and speech lie within this many dB of the loudest.")
 
-    def __init__(self, params: Any = None):
-        super().__init__(params)
-        if self.params.transcript:  # the transcript's analyzer becomes an upstream of this instance
-            self.depends_on = (*type(self).depends_on, self.params.transcript)
-
     def analyze(self, inputs: AnalyzerInputs) -> Track:
-        if inputs.audio is None:
-            raise AnalyzerUnavailable("speech_rate: the video has no audio stream")
         p = self.params
-        regions = speech_regions(inputs)
+        regions = self.speech_regions(inputs)
         words = transcript_words(inputs) if p.transcript else None
         events: list[Event] = []
         pauses: list[Event] = [Event(start=round(a, 3), end=round(b, 3), label="pause",

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -34,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_model, load_text, write_report  # noqa: E402  (bench/machine.py)
-from vision_throughput import make_analyzer, measure, num, sampling, synthetic_streams  # noqa: E402
+from machine import cli_device, host_lines, load_text, write_report  # noqa: E402  (bench/machine.py)
+from vision_throughput import busy_peak, make_analyzer, measure, num, sampling, synthetic_streams  # noqa: E402
 
 logger = logging.getLogger("depth_caption_throughput")
 
@@ -144,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
-    device = "cuda:0" if args.device in ("cuda", "gpu") else args.device
+    device = cli_device(args.device)
     cuda = device.startswith("cuda")
     minutes = args.minutes if args.minutes is not None else (10.0 if cuda else 1.0)
     names = ["depth_estimation", "streaming_dense_captioning"] + (["blip2_video_analyzer"] if args.with_blip2 else [])
@@ -187,11 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [f"# Depth and captioning throughput ({'GPU' if cuda else 'CPU'})", "",
              f"- command: `python bench/depth_caption_throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
-             f"- machine: {platform.node()}, {cpu_model()}, {os.cpu_count()} CPUs, load before {load_before}, after {load_text()}"]
-    if cuda:
-        import torch
-
-        lines.append(f"- GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+             *host_lines(load_before, cuda)]
     import transformers
 
     lines += [f"- transformers {transformers.__version__}; input: synthetic 1280x720 clip, {minutes:g} min; streams written "
@@ -201,8 +195,7 @@ def main(argv: list[str] | None = None) -> int:
               "| analyzer | model | sampling | precision | items | frames | wall s | frames/s | video s per s | busy share | "
               "peak VRAM MB | batch sizes |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        busy = f"{r['busy_s'] / r['wall_s']:.2f}" if r.get("busy_s") is not None and r["wall_s"] else "-"
-        peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") is not None else "-"
+        busy, peak = busy_peak(r)
         lines.append(f"| {r['analyzer']} | {r['what']} | {r['sampling']} | {r.get('precision') or '-'} | {r['items']} | "
                      f"{r['frames']} | {r['wall_s']:.2f} | {num(r['frames'] / r['wall_s'])} | {num(seconds / r['wall_s'])} | "
                      f"{busy} | {peak} | {r['batch_sizes'] or '-'} |")

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_model, load_text, write_report  # noqa: E402  (bench/machine.py)
-from vision_throughput import make_analyzer, measure, num, sampling, synthetic_streams  # noqa: E402
+from machine import cli_device, host_lines, load_text, write_report  # noqa: E402  (bench/machine.py)
+from vision_throughput import busy_peak, make_analyzer, measure, num, sampling, synthetic_streams  # noqa: E402
 
 logger = logging.getLogger("face_throughput")
 
@@ -116,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
-    device = "cuda:0" if args.device in ("cuda", "gpu") else args.device
+    device = cli_device(args.device)
     cuda = device.startswith("cuda")
     minutes = args.minutes if args.minutes is not None else (10.0 if cuda else 1.0)
     names = args.analyzers.split(",") if args.analyzers else MEDIAPIPE_SET + CLASSIFIER_SET
@@ -155,12 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"# Face analyzer throughput ({'GPU' if cuda else 'CPU'})", "",
              f"- command: `python bench/face_throughput.py {cmd}`",
-             f"- machine: {platform.node()}, {cpu_model()}, {os.cpu_count()} CPUs, load before {load_before}, "
-             f"after {load_text()}"]
-    if cuda:
-        import torch
-
-        lines.append(f"- GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+             *host_lines(load_before, cuda)]
     if problem:
         lines.append(f"- the analyzers were not run: mediapipe's face solutions failed here ({problem})")
     else:
@@ -171,8 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                   "video s per s | busy share | peak VRAM MB |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             fps = r["items"] / r["wall_s"] if r["wall_s"] else float("nan")
-            busy = f"{r['busy_s'] / r['wall_s']:.2f}" if r.get("busy_s") is not None and r["wall_s"] else "-"
-            peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") is not None else "-"
+            busy, peak = busy_peak(r)
             dev = device if r["analyzer"] in CLASSIFIER_SET else "cpu"
             lines.append(f"| {r['analyzer']} | {r['what']} | {r['sampling']} | {dev} | {r.get('precision') or '-'} | "
                          f"{r['items']} | {r['faces']} | {r['wall_s']:.2f} | {num(fps)} | "

@@ -23,16 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.machine import load_text, offline_work_dir, torch_machine  # noqa: E402
+from bench.vlm_throughput import CONFIGS as VLM_CONFIGS  # noqa: E402  (the same Qwen2-VL-7B and its tokens)
+from bench.vlm_throughput import QWEN_SPECIALS, QWEN_TEMPLATE, qwen2_vl_config  # noqa: E402
 
 # The architectures, from the published config.json of each repository (dimensions only).
 CONFIGS = {
@@ -42,13 +42,7 @@ CONFIGS = {
                   num_attention_heads=32, num_key_value_heads=32, max_position_embeddings=4096, rms_norm_eps=1e-5),
         vision=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
                     image_size=336, patch_size=14, projection_dim=768)),
-    "qwen2-vl-7b-instruct": dict(
-        family="qwen2_vl", repo="Qwen/Qwen2-VL-7B-Instruct",
-        text=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-                  num_attention_heads=28, num_key_value_heads=4, max_position_embeddings=32768, rms_norm_eps=1e-6,
-                  tie_word_embeddings=False, rope_theta=1_000_000.0, mrope_section=[16, 24, 24]),
-        vision=dict(depth=32, embed_dim=1280, hidden_size=3584, mlp_ratio=4, num_heads=16, in_chans=3, patch_size=14,
-                    spatial_merge_size=2, temporal_patch_size=2)),
+    "qwen2-vl-7b-instruct": VLM_CONFIGS["qwen2-vl-7b-instruct"],
 }
 # --tiny: the same families at toy sizes (the CPU path of this script, tested in tests/test_finetune.py)
 TINY = {
@@ -66,11 +60,7 @@ TINY = {
         vision=dict(depth=2, embed_dim=32, hidden_size=64, mlp_ratio=2, num_heads=2, in_chans=3, patch_size=14,
                     spatial_merge_size=2, temporal_patch_size=2)),
 }
-QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                 "<|image_pad|>", "<|video_pad|>"]
 LLAVA_SPECIALS = ["<unk>", "<s>", "</s>", "<image>", "<video>"]
-QWEN_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 CORPUS = ["Describe what happens in this part of the video: the setting, the people and objects, their actions, "
           "any text on screen, and how the shot changes. Be factual and concise.",
           "This part runs from 12.0 s to 22.0 s of the video; its 20 frames are at 12.0, 12.5, 13.0 s.",
@@ -97,13 +87,7 @@ def build_snapshot(c: dict, folder: Path, device: str, dtype: str) -> int:
         tf.Qwen2VLProcessor(image_processor=tf.Qwen2VLImageProcessor(**pixels), tokenizer=fast,
                             video_processor=tf.Qwen2VLVideoProcessor(**pixels),
                             chat_template=QWEN_TEMPLATE).save_pretrained(folder)
-        text = dict(c["text"])
-        rope = {"rope_type": "default", "mrope_section": text.pop("mrope_section"), "rope_theta": text.pop("rope_theta")}
-        cfg = tf.Qwen2VLConfig(text_config=dict(text, rope_parameters=rope, eos_token_id=ids["<|im_end|>"],
-                                                pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"]),
-                               vision_config=c["vision"], image_token_id=ids["<|image_pad|>"],
-                               video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-                               tie_word_embeddings=text["tie_word_embeddings"])
+        cfg = qwen2_vl_config(c, ids)
         cls, eos = tf.Qwen2VLForConditionalGeneration, ids["<|im_end|>"]
     else:
         fast = tiny_bpe_tokenizer(CORPUS, LLAVA_SPECIALS, eos="</s>", pad="<unk>", vocab=500)
@@ -225,16 +209,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="also write the report (markdown) here")
     args = ap.parse_args()
 
-    shm = Path("/dev/shm")
-    work = args.work or Path(tempfile.mkdtemp(prefix="finetune_bench_", dir=shm if shm.is_dir() and
-                                             shutil.disk_usage(shm).free > 40e9 else None))
-    work.mkdir(parents=True, exist_ok=True)
-    for var, sub in (("FRAMEWORK_HOME", "home"), ("HF_HOME", "hf")):
-        os.environ[var] = str(work / sub)
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["FRAMEWORK_LOAD_PLUGINS"] = ""
+    work = offline_work_dir(args.work, "finetune_bench_")
     import torch
-    import transformers
 
     from analyzers.vlm.finetune import data as datamod
     from analyzers.vlm.finetune.model import LoraSetup, trainer_class
@@ -249,12 +225,10 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001
         bnb = f"{type(exc).__name__}: {exc}"
     methods = [m for m in args.methods.split(",") if m]
-    machine = f"{platform.node()}: {os.cpu_count()} CPUs, torch {torch.__version__}, transformers {transformers.__version__}"
-    if cuda:
-        machine += f", {torch.cuda.get_device_name(0)}"
+    machine = torch_machine(cuda)
     lines = [f"# Fine-tuning throughput ({time.strftime('%Y-%m-%d %H:%M')})", "",
              f"command: `python {' '.join(sys.argv)}`",
-             f"machine: {machine}; load before: {' / '.join(f'{v:.2f}' for v in os.getloadavg())}", "",
+             f"machine: {machine}; load before: {load_text()}", "",
              "| model | params | method | batch | frames/sample | tokens/step | steps/s | samples/s | peak VRAM GB | "
              "fits | loss first -> last |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)

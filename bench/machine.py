@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import tempfile
 from pathlib import Path
 
 
@@ -19,6 +21,48 @@ def cpu_model() -> str:
 def load_text(load: tuple[float, ...] | None = None) -> str:
     """The 1/5/15-minute load averages, e.g. ``0.81 / 2.36 / 4.57``."""
     return " / ".join(f"{v:.2f}" for v in (load if load is not None else os.getloadavg()))
+
+
+def cli_device(device: str) -> str:
+    """``--device``'s value as torch takes it: ``cuda`` and ``gpu`` mean ``cuda:0``."""
+    return "cuda:0" if device in ("cuda", "gpu") else device
+
+
+def host_lines(load_before: str, cuda: bool) -> list[str]:
+    """The report's ``- machine:`` line (load before and now) and, with ``cuda``, its ``- GPU:`` line."""
+    lines = [f"- machine: {platform.node()}, {cpu_model()}, {os.cpu_count()} CPUs, load before {load_before}, "
+             f"after {load_text()}"]
+    if cuda:
+        import torch
+
+        lines.append(f"- GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+    return lines
+
+
+def offline_work_dir(work: Path | None, prefix: str) -> Path:
+    """The work folder for snapshots and clips (``work``, else a new one under /dev/shm when it has
+    40 GB free, else under tmp), with FRAMEWORK_HOME and HF_HOME inside it, the hub offline and no
+    plugins loaded from the environment."""
+    shm = Path("/dev/shm")
+    work = work or Path(tempfile.mkdtemp(prefix=prefix, dir=shm if shm.is_dir() and
+                                         shutil.disk_usage(shm).free > 40e9 else None))
+    work.mkdir(parents=True, exist_ok=True)
+    for var, sub in (("FRAMEWORK_HOME", "home"), ("HF_HOME", "hf")):
+        os.environ[var] = str(work / sub)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["FRAMEWORK_LOAD_PLUGINS"] = ""
+    return work
+
+
+def torch_machine(cuda: bool) -> str:
+    """Host, CPU count, torch and transformers versions (and the GPU's name with ``cuda``)."""
+    import torch
+    import transformers
+
+    machine = f"{platform.node()}: {os.cpu_count()} CPUs, torch {torch.__version__}, transformers {transformers.__version__}"
+    if cuda:
+        machine += f", {torch.cuda.get_device_name(0)}"
+    return machine
 
 
 def write_report(lines: list[str], out: Path | None) -> None:

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -41,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_model, load_text, write_report  # noqa: E402  (bench/machine.py)
+from machine import cli_device, host_lines, load_text, write_report  # noqa: E402  (bench/machine.py)
 
 logger = logging.getLogger("vision_throughput")
 
@@ -266,6 +264,13 @@ def num(v: float) -> str:
     return f"{v:.1f}" if v >= 1 else f"{v:.2g}"
 
 
+def busy_peak(r: dict) -> tuple[str, str]:
+    """A row's busy share (busy s over wall s) and peak VRAM MB as table cells, ``-`` where unknown."""
+    busy = f"{r['busy_s'] / r['wall_s']:.2f}" if r.get("busy_s") is not None and r["wall_s"] else "-"
+    peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") is not None else "-"
+    return busy, peak
+
+
 def sampling(analyzer: Any) -> str:
     parts = []
     for spec in analyzer.frame_specs():
@@ -284,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
-    device = "cuda:0" if args.device in ("cuda", "gpu") else args.device
+    device = cli_device(args.device)
     cuda = device.startswith("cuda")
     minutes = args.minutes if args.minutes is not None else (10.0 if cuda else 2.0)
     names = args.analyzers.split(",") if args.analyzers else (GPU_SET + ["yolo_forward"] if cuda else list(CPU_SET))
@@ -350,12 +355,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [f"# Vision analyzer throughput ({'GPU' if cuda else 'CPU'})", "",
              f"- command: `python bench/vision_throughput.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
-             f"- machine: {platform.node()}, {cpu_model()}, {os.cpu_count()} CPUs, load before {load_before}, "
-             f"after {load_text()}"]
-    if cuda:
-        import torch
-
-        lines.append(f"- GPU: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
+             *host_lines(load_before, cuda)]
     lines += [f"- input: {source}; streams written before timing (decoding is not timed)",
               "- weights: " + ("real-architecture random weights for the GPU models (speed/memory only, outputs meaningless)"
                                if cuda else "rapidocr and mediapipe ship real weights; CLIP (if run) random"), "",
@@ -363,8 +363,7 @@ def main(argv: list[str] | None = None) -> int:
               "peak VRAM MB | batch sizes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         fps = r["items"] / r["wall_s"] if r["wall_s"] else float("nan")
-        busy = f"{r['busy_s'] / r['wall_s']:.2f}" if r.get("busy_s") is not None and r["wall_s"] else "-"
-        peak = f"{r['peak_mb']:.0f}" if r.get("peak_mb") is not None else "-"
+        busy, peak = busy_peak(r)
         lines.append(f"| {r['analyzer']} | {r['what']} | {r['sampling']} | {r.get('precision') or '-'} | {r['items']} | "
                      f"{r['wall_s']:.2f} | {num(fps)} | {num(seconds / r['wall_s'])} | {busy} | {peak} | "
                      f"{r['batch_sizes'] or '-'} |")

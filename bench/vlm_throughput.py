@@ -21,17 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.machine import load_text, offline_work_dir, torch_machine  # noqa: E402
 
 # The architectures, from the published config.json of each repository (dimensions only).
 CONFIGS = {
@@ -90,6 +88,19 @@ def tokenizer(specials: list[str], eos: str):
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token="<|endoftext|>")
 
 
+def qwen2_vl_config(c: dict, ids: dict[str, int]):
+    """The ``Qwen2VLConfig`` of the architecture ``c`` with the special-token ids ``ids`` of its tokenizer."""
+    import transformers as tf
+
+    text = dict(c["text"])
+    rope = {"rope_type": "default", "mrope_section": text.pop("mrope_section"), "rope_theta": text.pop("rope_theta")}
+    return tf.Qwen2VLConfig(text_config=dict(text, rope_parameters=rope, eos_token_id=ids["<|im_end|>"],
+                                             pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"]),
+                            vision_config=c["vision"], image_token_id=ids["<|image_pad|>"],
+                            video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+                            tie_word_embeddings=text["tie_word_embeddings"])
+
+
 def build_snapshot(model_id: str, folder: Path, device: str, dtype: str) -> int:
     """The real-size architecture with random weights, saved as ``save_pretrained`` lays out a snapshot."""
     import torch
@@ -105,13 +116,7 @@ def build_snapshot(model_id: str, folder: Path, device: str, dtype: str) -> int:
         ids = {t: fast.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
         tf.Qwen2VLProcessor(image_processor=tf.Qwen2VLImageProcessor(), tokenizer=fast,
                             video_processor=tf.Qwen2VLVideoProcessor(), chat_template=QWEN_TEMPLATE).save_pretrained(folder)
-        text = dict(c["text"])
-        rope = {"rope_type": "default", "mrope_section": text.pop("mrope_section"), "rope_theta": text.pop("rope_theta")}
-        cfg = tf.Qwen2VLConfig(text_config=dict(text, rope_parameters=rope, eos_token_id=ids["<|im_end|>"],
-                                                pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"]),
-                               vision_config=c["vision"], image_token_id=ids["<|image_pad|>"],
-                               video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-                               tie_word_embeddings=text["tie_word_embeddings"])
+        cfg = qwen2_vl_config(c, ids)
         cls = tf.Qwen2VLForConditionalGeneration
     else:
         fast = tokenizer(SMOL_SPECIALS, "<end_of_utterance>")
@@ -245,24 +250,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="also write the report (markdown) here")
     args = ap.parse_args()
 
-    shm = Path("/dev/shm")
-    work = args.work or Path(tempfile.mkdtemp(prefix="vlm_bench_", dir=shm if shm.is_dir() and
-                                             shutil.disk_usage(shm).free > 40e9 else None))
-    work.mkdir(parents=True, exist_ok=True)
-    for var, sub in (("FRAMEWORK_HOME", "home"), ("HF_HOME", "hf")):
-        os.environ[var] = str(work / sub)
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["FRAMEWORK_LOAD_PLUGINS"] = ""
-    import torch
-    import transformers
+    work = offline_work_dir(args.work, "vlm_bench_")
 
     dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     precision = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[dtype]
     started = time.strftime("%Y-%m-%d %H:%M")
-    machine = f"{platform.node()}: {os.cpu_count()} CPUs, torch {torch.__version__}, transformers {transformers.__version__}"
-    if args.device.startswith("cuda"):
-        machine += f", {torch.cuda.get_device_name(0)}"
-    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    machine = torch_machine(args.device.startswith("cuda"))
+    load = load_text()
     lines = [f"# VLM throughput through qwen2_vl_temporal ({started})", "",
              f"command: `python {' '.join(sys.argv)}`", f"machine: {machine}; load before: {load}", "",
              "| model | params | run | batch | chunks | frames/chunk | frame size | video s/s | busy | peak mem GB |"

@@ -20,6 +20,7 @@ import pytest
 from analyzers import analyzer_classes
 from conftest import isolate_home
 from framework import AnalyzerInputs, Timeline, Track
+from framework.models import load_manifest
 from framework.plugins import build_plugin_manager
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,13 +38,7 @@ def _needs_downloaded_weights(cls, seen: tuple[str, ...] = ()) -> bool:
                for d in cls.depends_on if d in _BY_NAME and d not in seen)
 
 
-def _load_manifest():
-    from framework.models import load_manifest
-
-    return load_manifest()
-
-
-_MANIFEST = _load_manifest()  # read once: collecting this module must not parse it per analyzer
+_MANIFEST = load_manifest()  # read once: collecting this module must not parse it per analyzer
 _BY_NAME = {c.name: c for c in analyzer_classes()}
 
 

@@ -25,6 +25,7 @@ from framework.outputs import write_outputs
 from framework.summary import Chapter, Summary
 from framework.testing.synth import ShotSpec, make_video
 from framework.timeline import Timeline, Track
+from script_helpers import run_with_failing_apt
 from test_outputs import build_timeline
 from test_report_html import browser_page, skip_or_fail_on_ci  # noqa: F401 (browser_page is a fixture)
 
@@ -121,17 +122,8 @@ def _stamp(seconds: float) -> str:
 
 def _ensure_ffmpeg(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """scripts/ensure_ffmpeg.sh with no ffmpeg and a fake apt-get that fails (and records its calls)."""
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir(exist_ok=True)
-    apt = fake_bin / "apt-get"
-    apt.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'apt-calls'}\nexit 100\n")
-    apt.chmod(0o755)
-    full = {k: v for k, v in os.environ.items() if k not in ("CI", "INSTALL_SYSTEM_DEPS")}
-    full.update(PATH=f"{fake_bin}{os.pathsep}{os.environ['PATH']}", FFMPEG=str(tmp_path / "no-ffmpeg"),
-                FFPROBE=str(tmp_path / "no-ffprobe"))
-    full.update(env)
-    return subprocess.run(["bash", str(REPO / "scripts" / "ensure_ffmpeg.sh")], env=full, capture_output=True,
-                          text=True, timeout=60)
+    return run_with_failing_apt(tmp_path, "ensure_ffmpeg.sh", **{"FFMPEG": str(tmp_path / "no-ffmpeg"),
+                                                                  "FFPROBE": str(tmp_path / "no-ffprobe"), **env})
 
 
 def test_ensure_ffmpeg_fails_on_ci_when_it_cannot_install(tmp_path):

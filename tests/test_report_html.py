@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from framework.outputs import write_outputs
+from script_helpers import run_with_failing_apt
 from test_outputs import build_timeline
 
 CHROMIUM = Path(os.environ.get("CHROMIUM") or "/usr/bin/chromium")
@@ -170,16 +171,7 @@ def test_without_chromium_the_report_test_skips_locally_and_fails_on_ci(tmp_path
 
 def _ensure_chromium(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     """scripts/ensure_chromium.sh with a fake apt-get that fails (and records that it was called)."""
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir(exist_ok=True)
-    apt = fake_bin / "apt-get"
-    apt.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'apt-calls'}\nexit 100\n")
-    apt.chmod(0o755)
-    full = {k: v for k, v in os.environ.items() if k not in ("CI", "INSTALL_SYSTEM_DEPS")}
-    full.update(PATH=f"{fake_bin}{os.pathsep}{os.environ['PATH']}", CHROMIUM=str(tmp_path / "no-chromium"))
-    full.update(env)
-    return subprocess.run(["bash", str(REPO / "scripts" / "ensure_chromium.sh")], env=full,
-                          capture_output=True, text=True, timeout=60)
+    return run_with_failing_apt(tmp_path, "ensure_chromium.sh", **{"CHROMIUM": str(tmp_path / "no-chromium"), **env})
 
 
 def test_ensure_chromium_fails_on_ci_when_it_cannot_install(tmp_path):

@@ -66,12 +66,25 @@ def edge_persistence(frames: np.ndarray, edge_min: float) -> tuple[np.ndarray, n
     return pv, ph
 
 
+def _gray(frames: np.ndarray) -> np.ndarray:
+    """(m, h, w) float32 luma of ``(m, h, w[, 3])`` frames."""
+    return frames.astype(np.float32).mean(axis=-1) if frames.ndim == 4 else frames.astype(np.float32)
+
+
 def _motion(frames: np.ndarray) -> np.ndarray:
     """(m-1, h, w) absolute luma change between consecutive sampled frames."""
-    g = frames.astype(np.float32)
-    if g.ndim == 4:
-        g = g.mean(axis=-1)
-    return np.abs(np.diff(g, axis=0))
+    return np.abs(np.diff(_gray(frames), axis=0))
+
+
+def _near_motion(sv: np.ndarray, sh: np.ndarray, moving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep vertical / horizontal edge pixels ``sv`` / ``sh`` only 2-3 pixels beside moving content."""
+    near_v, near_h = np.zeros_like(moving), np.zeros_like(moving)
+    for k in (2, 3):
+        near_v[:, k:] |= moving[:, :-k]
+        near_v[:, :-k] |= moving[:, k:]
+        near_h[k:] |= moving[:-k]
+        near_h[:-k] |= moving[k:]
+    return sv & near_v, sh & near_h
 
 
 def _shift_series(gray: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -117,17 +130,8 @@ def find_layout(frames: np.ndarray, edge_min: float = 10.0, persist: float = 0.7
     sv, sh = pv >= persist, ph >= persist
     # an edge counts only next to moving content: a still picture's own texture is persistent too
     moving = motion.mean(axis=0) >= motion_min
-    near = np.zeros_like(moving)
-    for k in (2, 3):
-        near[:, k:] |= moving[:, :-k]
-        near[:, :-k] |= moving[:, k:]
-    sv &= near
-    near = np.zeros_like(moving)
-    for k in (2, 3):
-        near[k:] |= moving[:-k]
-        near[:-k] |= moving[k:]
-    sh &= near
-    gray = frames.astype(np.float32).mean(axis=-1) if frames.ndim == 4 else frames.astype(np.float32)
+    sv, sh = _near_motion(sv, sh, moving)
+    gray = _gray(frames)
     return _split(sv, sh, motion, gray, split_cover, min_part, motion_min)
 
 
@@ -167,20 +171,11 @@ def _split(sv, sh, motion, gray, cover_min, min_part, motion_min) -> Layout | No
 def _gated_maps(frames: np.ndarray, edge_min: float, persist: float, motion_min: float):
     """(sv, sh, gray, signed differences): persistent edges next to motion (as ``find_layout``)."""
     pv, ph = edge_persistence(frames, edge_min)
-    gray = frames.astype(np.float32).mean(axis=-1) if frames.ndim == 4 else frames.astype(np.float32)
+    gray = _gray(frames)
     diffs = np.diff(gray, axis=0)
     moving = np.abs(diffs).mean(axis=0) >= motion_min
     sv, sh = pv >= persist, ph >= persist
-    near = np.zeros_like(moving)
-    for k in (2, 3):
-        near[:, k:] |= moving[:, :-k]
-        near[:, :-k] |= moving[:, k:]
-    sv &= near
-    near = np.zeros_like(moving)
-    for k in (2, 3):
-        near[k:] |= moving[:-k]
-        near[:-k] |= moving[k:]
-    sh &= near
+    sv, sh = _near_motion(sv, sh, moving)
     return sv, sh, gray, diffs
 
 

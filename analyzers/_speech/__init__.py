@@ -3,6 +3,7 @@
 
 - ``audio``: reading stretches of the run's 16 kHz audio, the speech regions of the upstream
   track providing ``"voice_activity"``, the words of the one providing ``"transcript"``, pauses.
+- ``segmented``: the base of speech_rate and speech_flow (speech regions, optional transcript).
 - ``windows``: packing speech regions into Whisper windows, and mapping times back.
 - ``whisper_backends``: openai-whisper and faster-whisper behind one small interface.
 - ``prosody``: syllable nuclei, pitch (librosa pyin), intonation and fillers.

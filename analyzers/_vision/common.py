@@ -112,3 +112,22 @@ def sample_evenly(n: int, k: int) -> list[int]:
 
 def r4(x: float | None) -> float | None:
     return None if x is None else round(float(x), 4)
+
+
+class SingleSpecFrames:
+    """Mixin for a ``BatchedAnalyzer`` whose items are the ``(time, frame)`` pairs of its one
+    ``FrameSpec`` and whose ``load`` sets ``model`` and ``torch_device``: the shared ``items`` /
+    ``count_items`` and an ``unload`` that drops the model (and frees the CUDA cache)."""
+
+    def unload(self) -> None:
+        self.model = None
+        if getattr(self, "torch_device", "cpu").startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def count_items(self, inputs: Any) -> int | None:
+        return len(inputs.frames(self.frame_specs()[0]))
+
+    def items(self, inputs: Any) -> Iterable[Any]:
+        return iter(inputs.frames(self.frame_specs()[0]))
