@@ -37,6 +37,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/dev/shm/vlm_probe"))
     ap.add_argument("--attention", default="sdpa", help="sdpa or eager")
     ap.add_argument("--no-profile", action="store_true")
+    ap.add_argument("--static-repeats", type=int, default=0,
+                    help="also time the family's generate with a static KV cache (transformers compiles its "
+                         "decoding step on CUDA) this many times on the same inputs at the largest batch")
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
 
@@ -103,6 +106,19 @@ def main() -> None:
         peak = torch.cuda.max_memory_allocated() / 2**30
         say(f"| {b} | {inputs['input_ids'].shape[1]} | {prep:.2f} | {fam:.2f} | {bare:.2f} | {pre:.2f} | {step:.1f} | "
             f"{b * 10.0 / fam:.1f} | {peak:.1f} |")
+    if a.static_repeats:
+        b = max(batches)
+        static = Qwen2VL(GenerationOptions(max_new_tokens=N, min_new_tokens=N, static_cache=True))
+        static.attention = a.attention
+        static.load(snap, "cuda", "bf16")
+        prepared = static.prepare(reqs[:b])
+        say("")
+        say(f"## static KV cache at batch {b}: the same inputs {a.static_repeats} times (the first compiles)")
+        say("| call | family s | video s/s | notes |")
+        say("|---|---|---|---|")
+        for i in range(a.static_repeats):
+            took = timed(lambda: static.generate(prepared))
+            say(f"| {i + 1} | {took:.2f} | {b * 10.0 / took:.1f} | {'; '.join(static.notes) or '-'} |")
     if not a.no_profile:
         from torch.profiler import ProfilerActivity, profile
 

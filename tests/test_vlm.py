@@ -157,6 +157,46 @@ def test_every_family_is_told_the_real_times_of_its_frames(tiny_vlm):
     assert float(sec[0]) == pytest.approx(2 / (2 / 2.5))  # 2 frames per temporal patch at the real 0.8 fps
 
 
+def test_the_video_processor_can_run_where_the_model_is(tiny_vlm):
+    """On CUDA ``prepare`` asks the processor to work on the model's GPU (``videos_kwargs``'
+    ``device``); here, on the CPU, that the processors take the option and give the same patches."""
+    torch = pytest.importorskip("torch")
+    frames = np.random.default_rng(2).integers(0, 255, (4, 56, 100, 3), dtype=np.uint8)
+    req = Request(0, 0.0, 2.0, [0.0, 0.5, 1.0, 1.5], frames, "Describe.")
+    for kind, family in [("qwen2-vl", "qwen2_vl"), ("llava-next-video", "llava_next_video")]:
+        fam = family_class(family)(GenerationOptions(max_new_tokens=2))
+        fam.load(tiny_vlm(kind), "cpu", None)
+        assert fam.video_kwargs() == {}  # on the CPU: the processor's defaults
+        plain = fam.prepare([req])["inputs"]
+        text = fam.prepare([req])["texts"][0]
+        placed = fam.processor(text=[text], videos=[frames], padding=True, return_tensors="pt",
+                               videos_kwargs={"device": "cpu"})
+        assert placed["pixel_values_videos"].shape == plain["pixel_values_videos"].shape, family
+        assert torch.equal(placed["pixel_values_videos"], plain["pixel_values_videos"]), family
+        fam.device = "cuda:0"
+        assert fam.video_kwargs() == {"videos_kwargs": {"device": "cuda:0"}}
+
+
+def test_a_transformers_that_copies_kv_heads_at_each_step_is_named(tiny_vlm, monkeypatch):
+    import sys
+    import types
+
+    import transformers
+
+    from analyzers.vlm.families.hf import repeats_kv_heads
+
+    fam = family_class("qwen2_vl")(GenerationOptions(max_new_tokens=2))
+    fam.load(tiny_vlm("qwen2-vl"), "cpu", None)
+    text = fam.model.config.text_config
+    assert text.num_key_value_heads < text.num_attention_heads  # the tiny model has grouped-query attention
+    real = sys.modules["transformers.integrations.sdpa_attention"]
+    assert repeats_kv_heads(fam.model, transformers) == (not hasattr(real, "pack_gqa"))
+    monkeypatch.setitem(sys.modules, "transformers.integrations.sdpa_attention", types.ModuleType("old_sdpa"))
+    assert repeats_kv_heads(fam.model, transformers)  # a transformers before 5.23
+    monkeypatch.setattr(text, "num_key_value_heads", text.num_attention_heads)
+    assert not repeats_kv_heads(fam.model, transformers)  # no grouped heads: nothing is copied
+
+
 def test_context_carries_earlier_descriptions_one_chunk_at_a_time(cut_video, tiny_vlm, tmp_path):
     install(tiny_vlm("qwen2-vl"), "qwen2-vl-2b-instruct")
     track, _ = run(cut_video.path, tmp_path, {"model": "qwen2-vl-2b-instruct", "context": True, "chunk_s": 7.0,

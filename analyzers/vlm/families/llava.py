@@ -45,7 +45,7 @@ class LlavaNextVideo(HFFamily):
         texts = [self.prompt(r) for r in requests]
         n = max(len(r.frames) for r in requests)  # a batch's videos are one tensor: same frame count
         videos = [stretch(r.frames, n) for r in requests]
-        inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt")
+        inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt", **self.video_kwargs())
         return {"inputs": self.pin(dict(inputs)), "texts": texts}
 
 

@@ -48,7 +48,7 @@ class Qwen2VL(HFFamily):
     def prepare(self, requests: list[Request]) -> dict[str, Any]:
         texts = [self.chat(r) for r in requests]
         videos = [pad_frames(r.frames, self.temporal_patch) for r in requests]
-        inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt")
+        inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt", **self.video_kwargs())
         inputs = self.time_inputs(dict(inputs), requests)
         return {"inputs": self.pin(inputs), "texts": texts}
 
