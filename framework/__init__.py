@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
     from .device_step import BatchedAnalyzer, DeviceOutOfMemory, StepReceipt
     from .hookspecs import hookimpl
+    from .plugins import Deferred
     from .streams import AUDIO_SAMPLE_RATE, AudioTrack, FrameSpec, FrameStream
     from .timeline import Event, ModelRef, Series, Timeline, Track, VideoMeta, tracks_providing
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 _LAZY = {
     **dict.fromkeys(("Analyzer", "AnalyzerInputs", "AnalyzerUnavailable"), ".analyzer"),
     "hookimpl": ".hookspecs",
+    "Deferred": ".plugins",
     **dict.fromkeys(("BatchedAnalyzer", "DeviceOutOfMemory", "StepReceipt"), ".device_step"),
     **dict.fromkeys(("AUDIO_SAMPLE_RATE", "AudioTrack", "FrameSpec", "FrameStream"), ".streams"),
     **dict.fromkeys(("Event", "ModelRef", "Series", "Timeline", "Track", "VideoMeta", "tracks_providing"),
@@ -43,7 +45,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AUDIO_SAMPLE_RATE", "Analyzer", "AnalyzerInputs", "AnalyzerUnavailable", "AudioTrack",
-    "BatchedAnalyzer", "DeviceOutOfMemory", "StepReceipt",
+    "BatchedAnalyzer", "Deferred", "DeviceOutOfMemory", "StepReceipt",
     "Event", "FrameSpec", "FrameStream", "ModelRef", "Series", "Timeline", "Track", "VideoMeta",
     "hookimpl", "tracks_providing", "__version__",
 ]

@@ -24,6 +24,10 @@ hookimpl = pluggy.HookimplMarker("framework")
 def register_analyzers(register: Callable[[type], None]) -> None:
     """Register analyzer classes: call ``register(AnalyzerSubclass)`` once per class.
 
+    Or ``register(framework.Deferred("name", "package.module:ClassName"))``: the name is registered
+    at once and the module imported only when the class is first needed, so a run that does not
+    select the analyzer never imports it (the built-ins register this way).
+
     :param register: host callback; raises ``framework.plugins.DuplicateNameError`` if another plugin
         already registered an analyzer of the same ``name``.
     """

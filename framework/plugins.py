@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -61,12 +62,86 @@ class PluginProblem:
         return f"plugin {self.plugin}{dist}: {self.error}"
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """An analyzer registered by its name and where its class lives, imported when first needed.
+
+    ``register(Deferred("blackframes", "framework_blackframes.analyzer:BlackFrames"))`` registers
+    the name at once; the module is imported the first time the host is asked for the class (a
+    run that selects the analyzer, ``framework analyzers list``). The built-ins register this way,
+    so ``framework run --only cut_analysis`` imports one analyzer module, not all of them.
+    """
+
+    name: str
+    target: str  # "package.module:ClassName"
+
+    def load(self) -> type:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+class AnalyzerTable(MutableMapping):
+    """``PluginHost.analyzers``: analyzer name -> class, where a ``Deferred`` registration is
+    imported and checked on first access. Names, ``in`` and ``len`` never import anything."""
+
+    def __init__(self, check: Callable[[type, str], None] | None = None) -> None:
+        self._entries: dict[str, Any] = {}
+        self._plugins: dict[str, str] = {}
+        self._check = check
+
+    def defer(self, entry: Deferred, plugin: str) -> None:
+        self._entries[entry.name] = entry
+        self._plugins[entry.name] = plugin
+
+    def plugin_of(self, name: str) -> str | None:
+        """The plugin that registered ``name`` (without importing a deferred class)."""
+        return self._plugins.get(name)
+
+    def __getitem__(self, name: str) -> type[Analyzer]:
+        entry = self._entries[name]
+        if isinstance(entry, Deferred):
+            plugin = self._plugins[name]
+            try:
+                cls = entry.load()
+            except Exception as exc:
+                raise PluginError(f"plugin {plugin}: analyzer {name!r}: cannot import {entry.target} "
+                                  f"({type(exc).__name__}: {exc})") from exc
+            if self._check:
+                self._check(cls, plugin)
+            if getattr(cls, "name", None) != name:
+                raise PluginError(f"plugin {plugin} registered {name!r} as {entry.target}, whose name is "
+                                  f"{getattr(cls, 'name', None)!r}")
+            cls.plugin = plugin
+            self._entries[name] = entry = cls
+        return entry
+
+    def __setitem__(self, name: str, cls: type[Analyzer]) -> None:
+        self._entries[name] = cls
+        self._plugins[name] = getattr(cls, "plugin", None) or self._plugins.get(name) or "?"
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+        self._plugins.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"AnalyzerTable({sorted(self._entries)})"
+
+
 @dataclass
 class PluginHost:
     """The loaded plugins and what they registered."""
 
     pm: pluggy.PluginManager
-    analyzers: dict[str, type[Analyzer]] = field(default_factory=dict)
+    analyzers: AnalyzerTable = field(default_factory=lambda: AnalyzerTable(_check_analyzer))
     llm_backends: dict[str, type] = field(default_factory=dict)
     exporters: dict[str, type] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)  # model id -> framework.models.ModelSpec
@@ -100,6 +175,8 @@ class PluginHost:
 
     def plugin_of(self, name: str) -> str:
         """The plugin that registered analyzer ``name``."""
+        if isinstance(self.analyzers, AnalyzerTable):
+            return self.analyzers.plugin_of(name) or "?"
         return self.analyzers[name].plugin or "?"
 
     def describe(self, plugin: str | None) -> str:
@@ -237,22 +314,29 @@ def _guarded_register(host: PluginHost, name: str, dist: str | None, load: Calla
         host.problems.append(PluginProblem(name, dist, f"{what}; the hooks are: {known}"))
 
 
-def _collect(host: PluginHost, hook: str, table: dict[str, type], kind: str,
+def _collect(host: PluginHost, hook: str, table: MutableMapping[str, Any], kind: str,
              check: Callable[[type, str], None] | None) -> None:
     for impl in getattr(host.pm.hook, hook).get_hookimpls():  # registration order: built-ins first
         plugin_name = impl.plugin_name
 
-        def register(cls: type, _plugin: str = plugin_name) -> None:
+        def register(cls: Any, _plugin: str = plugin_name) -> None:
+            deferred = isinstance(cls, Deferred)
+            if deferred and not isinstance(table, AnalyzerTable):
+                raise PluginError(f"plugin {_plugin} registered {kind} {cls.name!r} as Deferred; only analyzers "
+                                  "can be deferred: register the class")
             name = getattr(cls, "name", "")
             if not isinstance(name, str) or not name:
                 raise PluginError(f"plugin {_plugin} registered {kind} {cls!r} without a name")
-            if check:
+            if check and not deferred:
                 check(cls, _plugin)
             if name in table:
-                other = getattr(table[name], "plugin", None)
+                other = table.plugin_of(name) if isinstance(table, AnalyzerTable) else getattr(table[name], "plugin", None)
                 raise DuplicateNameError(
                     f"{kind} {name!r} is registered twice: by {host.describe(other)} and by "
                     f"{host.describe(_plugin)}; uninstall one or limit plugins with FRAMEWORK_LOAD_PLUGINS")
+            if deferred:
+                table.defer(cls, _plugin)
+                return
             cls.plugin = _plugin
             table[name] = cls
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -81,13 +82,18 @@ class Registry:
         line = line_of(self.lines, loc)
         return f"{self.path or '(defaults)'}:{line or '?'}"
 
-    def configure(self, available: dict[str, type[Analyzer]], host: Any = None) -> list[ConfiguredAnalyzer]:
+    def configure(self, available: Mapping[str, type[Analyzer]], host: Any = None,
+                  names: Collection[str] | None = None) -> list[ConfiguredAnalyzer]:
         """Validate analyzer names and params against the registered analyzers (``host``: the
         ``PluginHost`` they come from, handed to each instance as ``Analyzer.host``).
 
         Analyzers the file does not mention use their class default (``enabled_by_default``)
         when there is no registry file, and are disabled when there is one. With a ``host``,
         ``exports:`` is checked against its exporters too (``select_exporters``).
+
+        ``names``: configure only these analyzers (``runner.needed_analyzers``: what ``--only``
+        can run); the file's other entries are checked for unknown names alone, and no other
+        analyzer's class is imported. ``None``: every registered analyzer.
         """
         if host is not None and isinstance(getattr(host, "exporters", None), dict):
             self.select_exporters(host.exporters)  # an unknown export format fails before any decoding
@@ -98,6 +104,8 @@ class Registry:
             if name not in available:
                 problems.append(f"{self._where('analyzers', name)}: analyzers.{name}: unknown analyzer; "
                                 f"valid names: {valid}")
+                continue
+            if names is not None and name not in names:
                 continue
             entry = entry or AnalyzerEntry()
             cls = available[name]
@@ -112,8 +120,9 @@ class Registry:
         if problems:
             raise RegistryError("\n".join(problems))
         listed = {c.name for c in out}
-        for name, cls in sorted(available.items()):
-            if name not in listed:
+        for name in sorted(available):
+            if name not in listed and (names is None or name in names):
+                cls = available[name]
                 out.append(ConfiguredAnalyzer(name, cls, cls.Params(),
                                               self.path is None and cls.enabled_by_default,
                                               self.config.device, host))

@@ -195,18 +195,45 @@ def _configure(registry_path: str | os.PathLike | None, registry: Registry | Non
         registry = load_registry(find_registry(registry_path))
     if host is None:
         host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=load_entrypoints)
-    configured = {c.name: c for c in registry.configure(host.analyzers, host)}
-    return registry, host, configured, select_analyzers(configured, only, skip)
+    names = needed_analyzers(host.analyzers, only, skip)
+    configured = {c.name: c for c in registry.configure(host.analyzers, host, names=names)}
+    return registry, host, configured, select_analyzers(configured, only, skip, host.analyzers)
+
+
+def _check_names(available: Any, only: list[str] | None, skip: list[str] | None) -> None:
+    valid = ", ".join(sorted(available))
+    for flag, names in (("--only", only), ("--skip", skip)):
+        for name in names or ():
+            if name not in available:
+                raise ConfigError(f"{flag}: unknown analyzer {name!r}; valid names: {valid}")
+
+
+def needed_analyzers(available: Any, only: list[str] | None, skip: list[str] | None = None) -> set[str] | None:
+    """What a run with ``only`` may need: those analyzers and, transitively, the ones they depend
+    on (only their classes are imported); ``None`` without ``only`` (the enabled ones, any of them).
+
+    :raises framework.errors.ConfigError: ``only`` or ``skip`` names an unknown analyzer.
+    """
+    _check_names(available, only, skip)
+    if not only:
+        return None
+    needed: set[str] = set()
+    todo = list(only)
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(d for d in available[name].depends_on if d != ALL_UPSTREAM and d in available)
+    return needed
 
 
 def select_analyzers(configured: dict[str, ConfiguredAnalyzer], only: list[str] | None,
-                     skip: list[str] | None) -> list[str]:
-    """Enabled analyzers (or exactly ``only``), minus ``skip``, plus the dependencies they need."""
-    valid = ", ".join(sorted(configured))
-    for flag, names in (("--only", only), ("--skip", skip)):
-        for name in names or ():
-            if name not in configured:
-                raise ConfigError(f"{flag}: unknown analyzer {name!r}; valid names: {valid}")
+                     skip: list[str] | None, available: Any = None) -> list[str]:
+    """Enabled analyzers (or exactly ``only``), minus ``skip``, plus the dependencies they need.
+
+    ``available``: every registered name (``PluginHost.analyzers``), which ``only`` and ``skip`` are
+    checked against when ``configured`` holds only what ``needed_analyzers`` named."""
+    _check_names(configured if available is None else available, only, skip)
     chosen = list(only) if only else [n for n, c in configured.items() if c.enabled]
     skipped = set(skip or ())
     chosen = [n for n in chosen if n not in skipped]
@@ -739,7 +766,8 @@ def run_many(videos: list[Path], *, registry_path: str | os.PathLike | None = No
     host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=kwargs.pop("load_entrypoints", True))
     if strict and host.problems:
         raise PluginFailure("--strict: " + "; ".join(str(p) for p in host.problems))
-    registry.configure(host.analyzers)  # report registry errors before touching any video
+    # report registry errors before touching any video
+    registry.configure(host.analyzers, names=needed_analyzers(host.analyzers, kwargs.get("only"), kwargs.get("skip")))
     videos = [Path(v) for v in videos]
     targets = run_dirs(videos, out_dir)
     for video, target in zip(videos, targets):

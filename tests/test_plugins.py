@@ -236,6 +236,75 @@ def test_same_entry_point_name_in_two_distributions(site):
     assert "already uses the entry-point name 'same'" in str(problems(host)[0])
 
 
+# --- deferred registration (framework.Deferred) -------------------------------------------
+DEFERRED = """
+from framework import Deferred, hookimpl
+
+@hookimpl
+def register_analyzers(register):
+    register(Deferred("lazy_one", "{module}:Good"))
+"""
+
+
+def impl_module(site, module: str, name: str) -> None:
+    """A module defining analyzer ``Good`` named ``name`` and no hook (what a Deferred points at)."""
+    (site.root / f"{module}.py").write_text(
+        f"from framework import Analyzer\n\nclass Good(Analyzer):\n    name = {name!r}\n\n"
+        "    def analyze(self, inputs):\n        return self.track()\n")
+    site.modules.append(module)  # dropped from sys.modules when the test ends
+
+
+def test_a_deferred_analyzer_is_imported_when_first_asked_for(site):
+    import sys
+
+    site.add("framework-lazy", "fw_lazy", DEFERRED.format(module="fw_lazy_impl"), entry_point="lazy")
+    impl_module(site, "fw_lazy_impl", "lazy_one")
+    host = build_plugin_manager()
+    assert "lazy_one" in host.analyzers and "fw_lazy_impl" not in sys.modules
+    assert host.plugin_of("lazy_one") == "lazy"
+    cls = host.analyzers["lazy_one"]
+    assert cls.name == "lazy_one" and cls.plugin == "lazy" and "fw_lazy_impl" in sys.modules
+    assert host.analyzers["lazy_one"] is cls  # imported once
+
+
+def test_a_deferred_analyzer_that_cannot_be_imported_names_plugin_and_target(site):
+    from framework.plugins import PluginError
+
+    site.add("framework-lazy", "fw_lazy", DEFERRED.format(module="fw_missing_impl"), entry_point="lazy")
+    host = build_plugin_manager()
+    assert "lazy_one" in host.analyzers and not problems(host)  # nothing imported yet
+    with pytest.raises(PluginError, match=r"plugin lazy: analyzer 'lazy_one': cannot import fw_missing_impl:Good"):
+        host.analyzers["lazy_one"]
+
+
+def test_a_deferred_class_must_carry_the_registered_name(site):
+    from framework.plugins import PluginError
+
+    site.add("framework-lazy", "fw_lazy", DEFERRED.format(module="fw_named_impl"), entry_point="lazy")
+    impl_module(site, "fw_named_impl", "other_name")
+    host = build_plugin_manager()
+    with pytest.raises(PluginError, match="registered 'lazy_one' as fw_named_impl:Good, whose name is 'other_name'"):
+        host.analyzers["lazy_one"]
+
+
+def test_a_deferred_name_is_checked_for_duplicates_without_importing(site):
+    site.add("framework-lazy", "fw_lazy", DEFERRED.format(module="fw_never_imported"), entry_point="lazy")
+    site.add("framework-eager", "fw_eager", GOOD.format(name="lazy_one"), entry_point="eager")
+    with pytest.raises(DuplicateNameError, match="'lazy_one' is registered twice"):
+        build_plugin_manager()
+
+
+def test_the_builtin_index_lists_every_analyzer_the_package_defines():
+    """``analyzers.BUILTIN`` registers the built-ins by name; a module added without an entry
+    there (or an entry whose class moved) fails here."""
+    import analyzers
+
+    scanned = {cls.name: f"{cls.__module__}:{cls.__qualname__}" for cls in analyzers.scan_analyzer_classes()}
+    assert scanned == analyzers.BUILTIN
+    host = build_plugin_manager(load_entrypoints=False)
+    assert [host.analyzers[n] for n in analyzers.BUILTIN] == analyzers.analyzer_classes()
+
+
 # --- plugin folders (plugin_dirs in registry.yaml) ----------------------------------------
 def test_plugin_dir_loads_modules_and_packages(tmp_path):
     folder = tmp_path / "plugins"

@@ -98,6 +98,28 @@ def test_bad_params_name_the_key_and_line(tmp_path):
     assert f"{path}:6: analyzers.thresholded.params.modee: unknown key" in msg
 
 
+def test_configuring_some_analyzers_checks_only_their_params_but_every_name(tmp_path):
+    """What ``--only other`` configures (``names``): ``other`` alone; a bad ``thresholded`` entry is
+    not its business, but a name no plugin registered is still an error."""
+    path = write(tmp_path, """
+        analyzers:
+          thresholded:
+            params: {threshold: "high"}
+          other: {}
+    """)
+    configured = load_registry(path).configure(_available(), names={"other"})
+    assert [c.name for c in configured] == ["other"]
+    with pytest.raises(RegistryError, match="threshold"):
+        load_registry(path).configure(_available())  # all of them: the bad entry is reported
+    path = write(tmp_path, """
+        analyzers:
+          other: {}
+          othr: {}
+    """)
+    with pytest.raises(RegistryError, match="analyzers.othr: unknown analyzer"):
+        load_registry(path).configure(_available(), names={"other"})
+
+
 def test_invalid_yaml_names_line(tmp_path):
     path = write(tmp_path, "analyzers:\n  a: [1, 2\n")
     with pytest.raises(ConfigError) as exc:

@@ -52,14 +52,34 @@ def test_unknown_name_is_an_attribute_error():
         from framework import no_such_name  # noqa: F401
 
 
-def test_discovering_the_plugins_does_not_load_the_summary_machinery():
-    """Every run imports every analyzer module to register it; fusion's digest, grounding and LLM
-    code load only when fusion runs (a `--only cut_analysis` run never pays for them)."""
+def test_discovering_the_plugins_imports_no_analyzer_module():
+    """The built-ins are registered by name (``framework.Deferred``): building the host imports none
+    of their modules, and asking for fusion's class loads its module but not its digest, grounding
+    and LLM code, which load only when fusion runs."""
     loaded = _modules_after("from framework.plugins import build_plugin_manager\n"
-                            "host = build_plugin_manager(load_entrypoints=False)\nassert 'fusion' in host.analyzers")
+                            "host = build_plugin_manager(load_entrypoints=False)\n"
+                            "assert 'fusion' in host.analyzers and len(host.analyzers) > 30")
+    assert not [m for m in loaded if m.startswith("analyzers.")]
+    loaded = _modules_after("from framework.plugins import build_plugin_manager\n"
+                            "host = build_plugin_manager(load_entrypoints=False)\n"
+                            "assert host.analyzers['fusion'].name == 'fusion'")
     assert "analyzers.fusion" in loaded
     assert not [m for m in ("analyzers.fusion.digest", "analyzers.fusion.summarize", "analyzers.fusion.grounding",
                             "analyzers.fusion.extractive", "analyzers.fusion.align") if m in loaded]
+
+
+def test_an_only_run_configures_what_it_runs_and_nothing_else():
+    """``--only cut_analysis``: the registry configures cut_analysis (and what it depends on) and
+    imports no other analyzer module."""
+    loaded = _modules_after("from framework.plugins import build_plugin_manager\n"
+                            "from framework.registry import load_registry\n"
+                            "from framework.runner import needed_analyzers, select_analyzers\n"
+                            "host = build_plugin_manager(load_entrypoints=False)\n"
+                            "names = needed_analyzers(host.analyzers, ['cut_analysis'], ['fusion'])\n"
+                            "configured = {c.name: c for c in load_registry(None).configure(host.analyzers, host, names=names)}\n"
+                            "assert select_analyzers(configured, ['cut_analysis'], ['fusion'], host.analyzers) == ['cut_analysis']")
+    assert "analyzers.cut_analysis" in loaded
+    assert [m for m in loaded if m.startswith("analyzers.") and m.count(".") == 1] == ["analyzers.cut_analysis"]
 
 
 def test_a_run_without_fusion_does_not_load_the_summary_models(tmp_path):
@@ -80,8 +100,8 @@ written = write_outputs(timeline, Path({str(tmp_path)!r}) / "run", host=host)
 assert {{Path(p).name for p in written}} >= {{"summary.md", "report.html", "cuts.csv"}}, written
 """
     loaded = _modules_after(code)
-    assert "framework.outputs.html" in loaded and "analyzers.fusion" in loaded
-    assert "framework.summary" not in loaded
+    assert "framework.outputs.html" in loaded
+    assert "framework.summary" not in loaded and "analyzers.fusion" not in loaded
 
 
 def test_the_cli_process_collects_rarely_and_skips_the_last_collections():

@@ -64,13 +64,14 @@ class FinishedRuns:
         if self._configured is None:
             from ..plugins import build_plugin_manager
             from ..registry import find_registry, load_registry
-            from ..runner import select_analyzers
+            from ..runner import needed_analyzers, select_analyzers
 
             registry = load_registry(find_registry(self.registry_path))
             host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=self.load_entrypoints)
-            configured = {c.name: c for c in registry.configure(host.analyzers, host)}
+            names = needed_analyzers(host.analyzers, self.only, self.skip)
+            configured = {c.name: c for c in registry.configure(host.analyzers, host, names=names)}
             parts = {}
-            for name in select_analyzers(configured, self.only, self.skip):
+            for name in select_analyzers(configured, self.only, self.skip, host.analyzers):
                 a = configured[name].instantiate()
                 parts[name] = [a.version, a.params_hash(), host.analyzers[name].plugin]
             self._configured = self._fingerprint(parts)
