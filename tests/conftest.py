@@ -2,6 +2,8 @@
 plugin loads unless a test asks for it, and hubs are treated as offline."""
 from __future__ import annotations
 
+import signal
+import warnings
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,20 @@ def isolate_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> Path:
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory, monkeypatch):
     yield isolate_home(monkeypatch, tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(autouse=True)
+def sigint_kept():
+    """A test (or a library it drives) that leaves SIGINT ignored or replaced breaks every later
+    Ctrl-C test, and every process the suite starts afterwards (children inherit an ignored
+    SIGINT): put the handler back and say which test changed it."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after is not before:
+        signal.signal(signal.SIGINT, before)
+        warnings.warn(f"this test left SIGINT's handler as {after!r} (restored to {before!r})", RuntimeWarning,
+                      stacklevel=1)
 
 
 @pytest.fixture(scope="session")
