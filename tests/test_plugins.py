@@ -294,6 +294,19 @@ def test_a_deferred_name_is_checked_for_duplicates_without_importing(site):
         build_plugin_manager()
 
 
+def test_only_analyzers_can_be_deferred(site):
+    site.add("framework-lazyexp", "fw_lazyexp", """
+        from framework import Deferred, hookimpl
+
+        @hookimpl
+        def register_exporters(register):
+            register(Deferred("lazy_export", "fw_nowhere:Exporter"))
+        """, entry_point="lazyexp")
+    host = build_plugin_manager()
+    assert "lazy_export" not in host.exporters
+    assert "only analyzers can be deferred" in str(problems(host)[0])
+
+
 def test_the_builtin_index_lists_every_analyzer_the_package_defines():
     """``analyzers.BUILTIN`` registers the built-ins by name; a module added without an entry
     there (or an entry whose class moved) fails here."""
