@@ -13,7 +13,7 @@ Disabled by default, as in the original system.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -34,10 +34,6 @@ class Blip2VideoAnalyzer(SceneDescription):
 
     class Params(SceneDescription.Params):
         model: str = Field(MODEL_ID, description="models-manifest id of a BLIP-2 model")
-
-    def __init__(self, params: Any = None):
-        super().__init__(params)
-        self.item_vram_mb = 150.0  # a few 224 px images and short captions per chunk
 
 
 __all__ = ["Blip2VideoAnalyzer"]

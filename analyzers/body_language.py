@@ -97,9 +97,10 @@ def person_cues(k: np.ndarray, min_conf: float, lean_deg: float = 15.0) -> dict[
             "facing": facing, "openness": openness, "torso": torso}
 
 
-def _movement(a: np.ndarray, b: np.ndarray, min_conf: float, dt: float) -> float | None:
+def _movement(a: np.ndarray, b: np.ndarray, a_cues: list[dict | None], min_conf: float,
+              dt: float) -> float | None:
     """Mean keypoint displacement between two frames' people (nearest-centroid matches), in torso
-    lengths (from the first frame's cues) per second."""
+    lengths (from the first frame's cues, ``a_cues``, one per person of ``a``) per second."""
     if not len(a) or not len(b) or dt <= 0:
         return None
 
@@ -109,8 +110,8 @@ def _movement(a: np.ndarray, b: np.ndarray, min_conf: float, dt: float) -> float
 
     cb = [centroid(k) for k in b]
     moves = []
-    for ka in a:
-        ca, cues = centroid(ka), person_cues(ka, min_conf)
+    for ka, cues in zip(a, a_cues):
+        ca = centroid(ka)
         if ca is None or cues is None:
             continue
         dists = [np.linalg.norm(c - ca) if c is not None else np.inf for c in cb]
@@ -163,14 +164,14 @@ class BodyLanguage(Analyzer):
             k[:, :, 0] *= aspect  # frame fractions -> isotropic units (heights)
             people[round(float(obs["t"]), 3)] = k
         frames = [people.get(t, np.zeros((0, 17, 3))) for t in grid]
-        cues = [[c for c in (person_cues(k, p.min_keypoint_conf, p.lean_deg) for k in f) if c is not None]
-                for f in frames]
+        all_cues = [[person_cues(k, p.min_keypoint_conf, p.lean_deg) for k in f] for f in frames]  # one per person
+        cues = [[c for c in cs if c is not None] for cs in all_cues]
         shots = shot_intervals(inputs, inputs.video.duration)
         groups = by_shot(shots, grid)
         movement: list[float | None] = [None] * len(grid)
         for _, _, idx in groups:
             for i, j in zip(idx, idx[1:]):
-                movement[j] = _movement(frames[i], frames[j], p.min_keypoint_conf, grid[j] - grid[i])
+                movement[j] = _movement(frames[i], frames[j], all_cues[i], p.min_keypoint_conf, grid[j] - grid[i])
         openness = [float(np.mean(v)) if (v := [c["openness"] for c in cs if c["openness"] is not None]) else None
                     for cs in cues]
         events = []

@@ -40,6 +40,7 @@ from pydantic import Field
 from framework import AnalyzerInputs, BatchedAnalyzer, Event, Series, Track
 
 from ._faces.mesh import FaceDetails, MeshReader
+from ._effects.signals import runs
 from ._faces.tracks import face_tracks
 from ._shots import shot_intervals
 from ._vision.common import span
@@ -66,14 +67,7 @@ def pose_word(yaw: float, pitch: float, roll: float, max_yaw: float, max_pitch: 
 
 def closed_runs(closed: list[bool | None]) -> list[tuple[int, int]]:
     """``(first, last)`` positions of the runs of True (None, a sample without landmarks, ends a run)."""
-    runs, first = [], None
-    for i, c in enumerate(closed + [False]):
-        if c and first is None:
-            first = i
-        elif not c and first is not None:
-            runs.append((first, i - 1))
-            first = None
-    return runs
+    return runs(np.asarray(closed, dtype=bool))
 
 
 class FacialDetails(MediapipeFrameAnalyzer):

@@ -17,7 +17,7 @@ Disabled by default, as in the original system.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 
@@ -62,10 +62,6 @@ class StreamingDenseCaptioning(SceneDescription):
                 object.__setattr__(self, k, v)
             object.__setattr__(self, "chunk_s", 1.0 / float(self.fps or 1.0))
             return self
-
-    def __init__(self, params: Any = None):
-        super().__init__(params)
-        self.item_vram_mb = 60.0  # one 384 px image and a short caption per frame
 
 
 __all__ = ["StreamingDenseCaptioning"]

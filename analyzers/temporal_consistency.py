@@ -73,7 +73,8 @@ class TemporalConsistency(Analyzer):
         shots = self._same_picture_merged(inputs, sig, shot_intervals(inputs, duration))
         shot_of = shot_index(sig.times, shots)
         usable = self._usable(inputs, sig, shots)
-        flicker = self._flicker(sig, shot_of, usable)
+        residual = self._residual(sig, shot_of)
+        flicker = self._flicker(sig, residual, shot_of, usable)
         calm = usable.copy()
         for e in flicker:
             calm &= ~((sig.times >= e.start) & (sig.times < e.end))
@@ -81,7 +82,7 @@ class TemporalConsistency(Analyzer):
         events.sort(key=lambda e: (e.start, e.label))
         inputs.report(1.0)
         bt, bv = pooled(sig.times, sig.luma.astype(np.float64), p.series_max_points, "mean")
-        ft, fv = self._flicker_series(sig, shot_of, usable)
+        ft, fv = self._flicker_series(sig, residual, usable)
         counts = {k: sum(e.label == k for e in events) for k in LABELS}
         return self.track(events=events, series=[Series(name="brightness", times=bt, values=bv),
                                                  Series(name="flicker", times=ft, values=fv)],
@@ -132,9 +133,9 @@ class TemporalConsistency(Analyzer):
             out[idx] = seg - trend
         return out
 
-    def _flicker(self, sig: FrameSignals, shot_of: np.ndarray, usable: np.ndarray) -> list[Event]:
+    def _flicker(self, sig: FrameSignals, r: np.ndarray, shot_of: np.ndarray, usable: np.ndarray) -> list[Event]:
+        """``r``: the brightness residual (``_residual``)."""
         p = self.params
-        r = self._residual(sig, shot_of)
         half = p.flicker_amp / 2
         state = np.where(r >= half, 1, np.where(r <= -half, -1, 0))
         state[~usable | ~np.isfinite(r)] = 0
@@ -168,9 +169,8 @@ class TemporalConsistency(Analyzer):
                                    "text": f"flicker at {fmt_time(start)} ({freq:.1f} Hz, {amp:.1f} levels)"}))
         return out
 
-    def _flicker_series(self, sig: FrameSignals, shot_of: np.ndarray, usable: np.ndarray):
-        r = self._residual(sig, shot_of)
-        r[~usable] = np.nan
+    def _flicker_series(self, sig: FrameSignals, residual: np.ndarray, usable: np.ndarray):
+        r = np.where(usable, residual, np.nan)
         per = max(1, int(round(1.0 / sig.step)))
         rms = np.array([np.sqrt(np.nanmean(r[i:i + per] ** 2)) if np.isfinite(r[i:i + per]).any() else np.nan
                         for i in range(0, r.size, per)])

@@ -195,12 +195,10 @@ class VisualEffects(Analyzer):
         if n < 4:
             return []
         repeat = still.copy()
-        for a, b in runs(still):
-            if b - a + 1 > p.max_repeat:
-                repeat[a:b + 1] = False  # a freeze, not a repeated frame
         valid = np.r_[False, shot_of[1:] == shot_of[:-1]] & np.isfinite(sig.diff)
         for a, b in runs(still):
-            if b - a + 1 > p.max_repeat:
+            if b - a + 1 > p.max_repeat:  # a freeze, not a repeated frame: neither counts
+                repeat[a:b + 1] = False
                 valid[a:b + 1] = False
         win = max(3, int(round(p.slow_window_s / sig.step)))
         count = moving_sum(valid, win)

@@ -175,9 +175,7 @@ class PluginHost:
 
     def plugin_of(self, name: str) -> str:
         """The plugin that registered analyzer ``name``."""
-        if isinstance(self.analyzers, AnalyzerTable):
-            return self.analyzers.plugin_of(name) or "?"
-        return self.analyzers[name].plugin or "?"
+        return self.analyzers.plugin_of(name) or "?"
 
     def describe(self, plugin: str | None) -> str:
         """``plugin NAME (distribution DIST)``: how errors and traces name a plugin."""

@@ -170,7 +170,7 @@ def plan_video(video: str | os.PathLike, *, registry_path: str | os.PathLike | N
     waves, estimates, and the reasons for what will not run. Nothing is downloaded or decoded."""
     path = Path(video)
     registry, host, configured, selected = _configure(registry_path, registry, host, load_entrypoints, only, skip)
-    meta = media.probe(path)
+    meta = media.probe(path, hash_content=False)  # a plan needs the metadata, not the file's hash
     budget = vram_budget if vram_budget is not None else registry.config.vram_budget_gb
     run = _Run(path, meta, default_run_dir(path), host, selected, configured, True, False, 1, budget,
                offline=True, devices=devices)

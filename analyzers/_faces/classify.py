@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -25,7 +25,7 @@ from pydantic import Field
 from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
 
 from .._shots import shot_intervals
-from .._vision.common import dtype_of, pick_precision, torch_device
+from .._vision.common import SingleSpecFrames, dtype_of, pick_precision, torch_device
 from .detect import FaceBox, FaceFinder, square_crop
 from .tracks import FaceTrack, face_tracks
 
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 DETECTOR_ID = "mediapipe-face-detection"
 
 
-class FaceClassifier(BatchedAnalyzer):
+class FaceClassifier(SingleSpecFrames, BatchedAnalyzer):
     """Face detection (mediapipe, bundled) + a transformers image classifier on each face crop.
 
     Subclasses set ``name``, ``MODEL_ID`` (the classifier's manifest id) and ``models``, and
@@ -83,19 +83,9 @@ class FaceClassifier(BatchedAnalyzer):
         if self.finder is not None:
             self.finder.close()
         self.finder = None
-        self.model = None
-        if getattr(self, "torch_device", "cpu").startswith("cuda"):
-            import torch
-
-            torch.cuda.empty_cache()
+        super().unload()  # the model, and the CUDA cache
 
     # --- the device step -------------------------------------------------------------------------
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        return iter(inputs.frames(self.frame_specs()[0]))
-
     def preprocess(self, items: list[Any]) -> Any:
         assert self.finder is not None
         p = self.params

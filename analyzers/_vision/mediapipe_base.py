@@ -15,9 +15,11 @@ Subclasses declare ``Params`` (with ``fps``, ``width``, ``batch_size``), ``make_
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from framework import AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, FrameSpec
+from framework import AnalyzerUnavailable, BatchedAnalyzer, FrameSpec
+
+from .common import SingleSpecFrames
 
 #: per legacy solution: how the error messages name its models and the solution itself
 _SOLUTION_WORDS = {"face_detection": ("face models", "face solutions"),
@@ -54,7 +56,7 @@ def close_quietly(*graphs: Any) -> None:
             pass
 
 
-class MediapipeFrameAnalyzer(BatchedAnalyzer):
+class MediapipeFrameAnalyzer(SingleSpecFrames, BatchedAnalyzer):
     """One RGB frame stream read frame by frame with a mediapipe reader on the device thread (CPU)."""
 
     device = "cpu"
@@ -76,18 +78,12 @@ class MediapipeFrameAnalyzer(BatchedAnalyzer):
     def load(self, device: str, models: dict[str, Path]) -> None:
         self.reader = self.make_reader(models)
 
-    def unload(self) -> None:
+    def unload(self) -> None:  # no model: only the reader's graphs
         if self.reader is not None:
             self.reader.close()
         self.reader = None
 
-    # --- the device step -------------------------------------------------------------------------
-    def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        return len(inputs.frames(self.frame_specs()[0]))
-
-    def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
-        return iter(inputs.frames(self.frame_specs()[0]))
-
+    # --- the device step (items and count_items: ``SingleSpecFrames``) --------------------------
     def forward(self, batch: list[Any]) -> list[Any]:
         assert self.reader is not None
         return [self.read_frame(frame) for _, frame in batch]  # mediapipe graphs stay on this one thread

@@ -25,7 +25,6 @@ frame times it saw, the model and the prompt. The track provides ``descriptions`
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import threading
@@ -51,7 +50,9 @@ LABEL = "description"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 # device working memory per chunk in a batch, by family (KV cache and activations of ~1,500
 # prompt tokens + 128 new ones for a 7B model; measured peak at batch 64 was ~54 GB with 17 GB of weights)
-ITEM_VRAM_MB = {"qwen2_vl": 600.0, "qwen2_5_vl": 600.0, "llava_next_video": 700.0, "smolvlm": 250.0, "openai": 0.0}
+# (BLIP: one 384 px image and a short caption per item; BLIP-2: a few 224 px images and short captions per chunk)
+ITEM_VRAM_MB = {"qwen2_vl": 600.0, "qwen2_5_vl": 600.0, "llava_next_video": 700.0, "smolvlm": 250.0, "openai": 0.0,
+                "blip": 60.0, "blip2": 150.0}
 
 
 def adapter_folder(value: str | None) -> Path | None:
@@ -70,10 +71,14 @@ def adapter_card(value: str | None) -> dict[str, Any] | None:
     folder = adapter_folder(value)
     if folder is None:
         return None
+    from .finetune.card import read_card
+
     out: dict[str, Any] = {"path": str(folder.resolve())}
     try:
-        card = json.loads((folder / "finetune.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        card = read_card(folder)
+    except OSError:
+        card = None
+    if card is None:
         return out
     out.update(base_model=card.get("base_model", {}).get("id"), method=card.get("method"),
                val_loss=card.get("results", {}).get("val_loss"), data=card.get("data", {}).get("path"))

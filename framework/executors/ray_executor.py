@@ -187,7 +187,8 @@ def plan_resources(video: Path, *, registry: Any, host: Any, only: list[str] | N
     from ..scheduler import plan
 
     registry, host, configured, selected = _configure(None, registry, host, True, only, skip)
-    meta = media.probe(video, video_stream=video_stream, audio_stream=audio_stream)
+    meta = media.probe(video, video_stream=video_stream, audio_stream=audio_stream, hash_content=False)  # planning
+    #  needs the metadata, not the whole file read for its hash (the worker probes and hashes it itself)
     run = _Run(video, meta, default_run_dir(video), host, selected, configured, True, False, 1, None,
                offline=True, devices=["cpu"])
     demands = [run._demand(n) for n in run.analyzers]
@@ -338,7 +339,7 @@ def run_many_ray(videos: list[Path], *, address: str | None = None, num_cpus: in
     from ..errors import PluginFailure, RunInterrupted
     from ..plugins import build_plugin_manager
     from ..registry import find_registry, load_registry
-    from ..runner import VideoOutcome, run_dirs
+    from ..runner import VideoOutcome, needed_analyzers, run_dirs
     from ..scheduler import parse_budget
 
     registry_file = find_registry(registry_path)
@@ -346,7 +347,7 @@ def run_many_ray(videos: list[Path], *, address: str | None = None, num_cpus: in
     host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=load_entrypoints)
     if strict and host.problems:
         raise PluginFailure("--strict: " + "; ".join(str(p) for p in host.problems))
-    registry.configure(host.analyzers)
+    registry.configure(host.analyzers, names=needed_analyzers(host.analyzers, only, skip))
     try:
         budget = parse_budget(vram_budget if vram_budget is not None else registry.config.vram_budget_gb)
     except ValueError as exc:
@@ -410,11 +411,12 @@ def forwarded_env() -> dict[str, str]:
 
 
 def _any_gpu_analyzer(registry: Any, host: Any, only: list[str] | None, skip: list[str] | None) -> bool:
-    from ..runner import select_analyzers
+    from ..runner import needed_analyzers, select_analyzers
 
-    configured = {c.name: c for c in registry.configure(host.analyzers, host)}
+    names = needed_analyzers(host.analyzers, only, skip)
+    configured = {c.name: c for c in registry.configure(host.analyzers, host, names=names)}
     return any(configured[n].cls.device != "cpu" and configured[n].device != "cpu"
-               for n in select_analyzers(configured, only, skip))
+               for n in select_analyzers(configured, only, skip, host.analyzers))
 
 
 def _run_tasks(ray: Any, items: list[tuple[int, Path, Path]], outcomes: list[Any], *, shape: ClusterShape,

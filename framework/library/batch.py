@@ -62,16 +62,12 @@ class FinishedRuns:
     def configured_fingerprint(self) -> str:
         """What this command would run (built once, only when some marker is found)."""
         if self._configured is None:
-            from ..plugins import build_plugin_manager
-            from ..registry import find_registry, load_registry
-            from ..runner import needed_analyzers, select_analyzers
+            from ..runner import _configure
 
-            registry = load_registry(find_registry(self.registry_path))
-            host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=self.load_entrypoints)
-            names = needed_analyzers(host.analyzers, self.only, self.skip)
-            configured = {c.name: c for c in registry.configure(host.analyzers, host, names=names)}
+            _, host, configured, selected = _configure(self.registry_path, None, None, self.load_entrypoints,
+                                                       self.only, self.skip)
             parts = {}
-            for name in select_analyzers(configured, self.only, self.skip, host.analyzers):
+            for name in selected:
                 a = configured[name].instantiate()
                 parts[name] = [a.version, a.params_hash(), host.analyzers[name].plugin]
             self._configured = self._fingerprint(parts)

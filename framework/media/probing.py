@@ -151,7 +151,8 @@ def _still_image(container: Any, stream: Any, scan: VideoScan) -> bool:
     return fmt in IMAGE_DEMUXERS or fmt.endswith("_pipe") or stream.codec_context.name in IMAGE_CODECS
 
 
-def probe(path: str | os.PathLike, video_stream: int | None = None, audio_stream: int | None = None) -> VideoMeta:
+def probe(path: str | os.PathLike, video_stream: int | None = None, audio_stream: int | None = None,
+          hash_content: bool = True) -> VideoMeta:
     """Read a file's metadata: duration, start offset, frame rate (exact, and whether it varies),
     display size and rotation, codec, frame count, every stream and which are analyzed, container
     format and content hash.
@@ -161,6 +162,8 @@ def probe(path: str | os.PathLike, video_stream: int | None = None, audio_stream
 
     :param video_stream: container index of the video stream to analyze (default: the one FFmpeg
         would pick, see ``framework.media.selection``); likewise ``audio_stream``.
+    :param hash_content: read the whole file for ``content_hash`` (the resume and library key);
+        ``False`` leaves it empty, for a plan that needs only the metadata.
     :raises MediaError: the file is missing, empty, a folder, not media PyAV can read, a still
         image, or a chosen index is not a video (audio) stream of the file.
     """
@@ -215,6 +218,6 @@ def probe(path: str | os.PathLike, video_stream: int | None = None, audio_stream
         fmt = container.format.name
     finally:
         container.close()
-    return VideoMeta(path=str(p.resolve()), content_hash=file_hash(p), size_bytes=p.stat().st_size,
+    return VideoMeta(path=str(p.resolve()), content_hash=file_hash(p) if hash_content else "", size_bytes=p.stat().st_size,
                      duration=max(0.0, duration or 0.0), start_time=start, audio_streams=audio,
                      container=fmt, streams=streams, **video)
