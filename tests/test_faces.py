@@ -236,3 +236,18 @@ def test_missing_classifier_weights_offline_skip_with_the_pull_command(tmp_path,
     tracks = _run(tmp_path, clip, {"emotion_detection": {}, "age_estimation": {}})
     for name, mid in (("emotion_detection", "vit-face-expression"), ("age_estimation", "vit-age-classifier")):
         assert tracks[name].status == "skipped" and f"framework models pull {mid}" in tracks[name].reason
+
+
+def test_a_protobuf_that_cannot_build_a_legacy_graph_is_named_for_every_solution():
+    """protobuf 7 breaks every legacy mediapipe graph the same way: each reader builds its graphs
+    through ``build_graph``, which turns that into a skip naming the protobuf to install."""
+    from analyzers._vision.mediapipe_base import build_graph
+    from framework import AnalyzerUnavailable
+
+    def broken():
+        raise AttributeError("'FieldDescriptor' object has no attribute 'label'")
+
+    with pytest.raises(AnalyzerUnavailable, match=r"facial_details: mediapipe .* cannot build its FaceMesh graph "
+                                                  r"with protobuf .*pip install 'protobuf<5'"):
+        build_graph("facial_details", "FaceMesh", broken)
+    assert build_graph("facial_details", "FaceMesh", lambda: "graph") == "graph"

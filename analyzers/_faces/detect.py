@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._vision.mediapipe_base import close_quietly, mediapipe_solutions
+from .._vision.mediapipe_base import build_graph, close_quietly, mediapipe_solutions
 
 Box = tuple[float, float, float, float]
 
@@ -41,8 +41,8 @@ class FaceFinder:
 
     def __init__(self, package_dir: Path | None, who: str, min_confidence: float = 0.5, max_faces: int = 8):
         solutions = mediapipe_solutions(package_dir, who)
-        self.detector = solutions.face_detection.FaceDetection(model_selection=1,
-                                                               min_detection_confidence=min_confidence)
+        self.detector = build_graph(who, "face detection", lambda: solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=min_confidence))
         self.max_faces = max_faces
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._vision.mediapipe_base import close_quietly, mediapipe_solutions
+from .._vision.mediapipe_base import build_graph, close_quietly, mediapipe_solutions
 from .detect import Box, FaceFinder, square_bounds
 
 # FaceMesh indices
@@ -82,10 +82,10 @@ class MeshReader:
     """Full-range face detection + FaceMesh on each face's crop (see the module docstring)."""
 
     def __init__(self, package_dir: Path | None, who: str, max_faces: int, min_confidence: float):
-        solutions = mediapipe_solutions(package_dir, who)
+        solutions = mediapipe_solutions(package_dir, who, "face_mesh")
         self.finder = FaceFinder(package_dir, who, min_confidence, max_faces)
-        self.mesh = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                                 min_detection_confidence=0.3)
+        self.mesh = build_graph(who, "FaceMesh", lambda: solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3))
 
     def close(self) -> None:
         close_quietly(self.finder, self.mesh)

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from framework import AnalyzerUnavailable
 
-from .._vision.mediapipe_base import close_quietly, mediapipe_solutions
+from .._vision.mediapipe_base import build_graph, close_quietly, mediapipe_solutions
 
 
 @dataclass(frozen=True)
@@ -43,17 +42,9 @@ class HandReader:
     def __init__(self, package_dir: Path | None, max_hands: int = 4, min_confidence: float = 0.5,
                  model_complexity: int = 1, mirrored: bool = False, who: str = "hand_gesture"):
         solutions = mediapipe_solutions(package_dir, who, "hands")
-        try:
-            self.hands = solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands,
-                                               model_complexity=model_complexity,
-                                               min_detection_confidence=min_confidence)
-        except AttributeError as exc:  # protobuf 7 dropped FieldDescriptor.label, which the legacy graphs set
-            import google.protobuf
-            import mediapipe as mp
-
-            raise AnalyzerUnavailable(f"{who}: mediapipe {getattr(mp, '__version__', '?')} cannot build its Hands graph "
-                                      f"with protobuf {google.protobuf.__version__} ({exc}); install the protobuf "
-                                      f"the lock file pins (4.25.9): pip install 'protobuf<5'") from exc
+        self.hands = build_graph(who, "Hands", lambda: solutions.hands.Hands(
+            static_image_mode=True, max_num_hands=max_hands, model_complexity=model_complexity,
+            min_detection_confidence=min_confidence))
         self.mirrored = mirrored
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .mediapipe_base import close_quietly, mediapipe_solutions
+from .mediapipe_base import build_graph, close_quietly, mediapipe_solutions
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +93,10 @@ class FaceReader:
 
     def __init__(self, package_dir: Path | None, max_faces: int, min_confidence: float):
         solutions = mediapipe_solutions(package_dir, "eye_tracking", "face_mesh")
-        self.detector = solutions.face_detection.FaceDetection(model_selection=1,
-                                                               min_detection_confidence=min_confidence)
-        self.mesh = solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
-                                                 min_detection_confidence=0.3)
+        self.detector = build_graph("eye_tracking", "face detection", lambda: solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=min_confidence))
+        self.mesh = build_graph("eye_tracking", "FaceMesh", lambda: solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=0.3))
         self.max_faces = max_faces
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ Subclasses declare ``Params`` (with ``fps``, ``width``, ``batch_size``), ``make_
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from framework import AnalyzerUnavailable, BatchedAnalyzer, FrameSpec
 
@@ -45,6 +45,24 @@ def mediapipe_solutions(package_dir: Path | None, who: str, solution: str = "fac
         raise AnalyzerUnavailable(f"{who} needs mediapipe's legacy {legacy} (mediapipe 0.10.21); "
                                   f"mediapipe {getattr(mp, '__version__', '?')} has none: pip install mediapipe==0.10.21")
     return mp.solutions
+
+
+def build_graph(who: str, what: str, factory: Callable[[], Any]) -> Any:
+    """``factory()``: one legacy solution's graph (``what``, e.g. "Hands"), with a protobuf that
+    cannot build it named. protobuf 7 dropped ``FieldDescriptor.label``, which the legacy graphs
+    set while building, so every one of them fails the same way.
+
+    :raises AnalyzerUnavailable: the graph cannot be built with the installed protobuf.
+    """
+    try:
+        return factory()
+    except AttributeError as exc:
+        import google.protobuf
+        import mediapipe as mp
+
+        raise AnalyzerUnavailable(f"{who}: mediapipe {getattr(mp, '__version__', '?')} cannot build its {what} graph "
+                                  f"with protobuf {google.protobuf.__version__} ({exc}); install the protobuf "
+                                  f"the lock file pins (4.25.9): pip install 'protobuf<5'") from exc
 
 
 def close_quietly(*graphs: Any) -> None:

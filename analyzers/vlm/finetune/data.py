@@ -236,7 +236,7 @@ def check(samples: list[Sample], path: Path, errors: list[str] | None = None) ->
                 durations[s.video] = "missing"
             else:
                 try:
-                    meta = probe(s.video)
+                    meta = probe(s.video, hash_content=False)  # the duration; the hash is not needed
                     durations[s.video] = (float(meta.duration or 0.0) if meta.has_video
                                           else "has no video stream")
                 except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
@@ -328,7 +328,7 @@ def extract_frames(samples: list[Sample], sampling: Sampling, folder: Path,
                 out[i] = Framed(samples[i], files[i], saved[names[i]])
         else:
             with tempfile.TemporaryDirectory(prefix="finetune-decode-", dir=folder) as tmp:
-                meta = probe(video)
+                meta = probe(video, hash_content=False)
                 stream = decode(video, meta, [spec], False, Path(tmp)).streams[spec]
                 for i in indices:
                     s = samples[i]
