@@ -177,9 +177,8 @@ class AudioVisualSync(MediapipeFrameAnalyzer):
 
     def read_frame(self, frame: np.ndarray) -> float | None:
         """The largest face's ``mouth_open`` (None without a face with landmarks)."""
-        faces = [f for f in self.reader.read(frame) if f.has_mesh]
-        largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), default=None)
-        return None if largest is None else float(largest.mouth_open)
+        mouth = self.reader.largest_mouth(frame)
+        return None if mouth is None else float(mouth)
 
     def finish(self, results: list[Any], inputs: AnalyzerInputs) -> Track:
         times = np.array([r[0] for r in results], dtype=np.float64)

@@ -102,6 +102,17 @@ class MeshReader:
         cw, ch = x1 - x0, y1 - y0
         return np.array([[p.x * cw + x0, p.y * ch + y0, p.z * cw] for p in found[0].landmark], dtype=np.float64)
 
+    def largest_mouth(self, rgb: np.ndarray) -> float | None:
+        """``mouth_open`` of the largest face with landmarks (None without one): FaceMesh runs on the
+        faces from the largest down, and stops at the first it reads (ties: the more confident)."""
+        img = np.ascontiguousarray(rgb)
+        faces = sorted(self.finder.find(img), key=lambda f: -(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+        for face in faces:
+            pts = self.landmarks(img, face.box)
+            if pts is not None and len(pts) >= 468:
+                return round(openings(pts)[0], 4)
+        return None
+
     def read(self, rgb: np.ndarray) -> list[FaceDetails]:
         """The faces on one RGB frame, most confident first."""
         img = np.ascontiguousarray(rgb)
