@@ -7,7 +7,8 @@ runs: ``analyzers.vlm.finetune.data`` (the framework's decoder, frames sampled a
 samples them), ``model.trainer_class`` (the family's own processor and prompt, the caption as the
 label, peft LoRA on the language model, gradient checkpointing, bf16 on CUDA) and the same
 step as ``train.finetune`` (the next batch prepared on a CPU thread meanwhile, AdamW, gradient clipping). The model loads once per method;
-each batch size then runs ``--warmup`` untimed steps and ``--steps`` timed ones. A batch size that
+each batch size then runs ``--warmup`` untimed steps and ``--steps`` timed ones (``--batch-steps 1:300``
+for a long run at one batch size; the rate over its second half is reported beside the whole run's). A batch size that
 runs out of memory is reported as OOM. "fits" says which of 24 GB and 80 GB cards the measured peak
 (``torch.cuda.max_memory_allocated`` plus 1.5 GB of CUDA context and allocator slack) fits.
 
@@ -152,7 +153,7 @@ def measure(trainer, items, batch: int, steps: int, warmup: int, device: str) ->
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    losses, tokens, t0 = [], 0, None
+    losses, tokens, t0, marks = [], 0, None, []
     full = (items * (batch // max(1, len(items)) + 2))[:max(batch, len(items) // batch * batch)]  # whole batches
     cfg = FinetuneConfig(model="", data=Path(), out=Path(), batch_size=batch)
     prefetch = Prefetch(lambda k: micro_batch(trainer, full, k, cfg), 0, warmup + steps)  # as train.finetune does
@@ -169,7 +170,9 @@ def measure(trainer, items, batch: int, steps: int, warmup: int, device: str) ->
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
+            losses.append(loss.item())  # a sync: the step is finished
+            if k >= warmup:
+                marks.append(time.perf_counter())
         if cuda:
             torch.cuda.synchronize()
         wall = time.perf_counter() - (t0 or time.perf_counter())
@@ -178,6 +181,9 @@ def measure(trainer, items, batch: int, steps: int, warmup: int, device: str) ->
     out = {"batch": batch, "steps": steps, "wall_s": wall, "steps_per_s": steps / wall,
            "samples_per_s": steps * batch / wall, "tokens_per_step": tokens / max(1, steps),
            "loss_first": losses[0], "loss_last": losses[-1]}
+    half = len(marks) // 2
+    if half >= 2:  # the second half alone: a long run's rate, after any early drift
+        out["steps_per_s_second_half"] = (len(marks) - 1 - half) / (marks[-1] - marks[half])
     if cuda:
         out["peak_vram_gb"] = torch.cuda.max_memory_allocated() / 2**30
     del opt
@@ -198,6 +204,8 @@ def main() -> None:
                     + ", ".join(CONFIGS))
     ap.add_argument("--batches", default="1,4,8", help="batch sizes (comma list)")
     ap.add_argument("--steps", type=int, default=20, help="timed optimizer steps per batch size")
+    ap.add_argument("--batch-steps", default="", help="timed steps for some batch sizes, overriding --steps "
+                    "(e.g. 1:300,4:100)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps before (allocator, kernels)")
     ap.add_argument("--methods", default="lora,qlora", help="lora and/or qlora (qlora only if bitsandbytes imports)")
     ap.add_argument("--qlora-batches", default="1,4", help="batch sizes for qlora (comma list; it is slower)")
@@ -225,12 +233,14 @@ def main() -> None:
     except Exception as exc:  # noqa: BLE001
         bnb = f"{type(exc).__name__}: {exc}"
     methods = [m for m in args.methods.split(",") if m]
+    batch_steps = {int(b): int(n) for b, n in (x.split(":") for x in args.batch_steps.split(",") if x)}
     machine = torch_machine(cuda)
     lines = [f"# Fine-tuning throughput ({time.strftime('%Y-%m-%d %H:%M')})", "",
              f"command: `python {' '.join(sys.argv)}`",
              f"machine: {machine}; load before: {load_text()}", "",
-             "| model | params | method | batch | frames/sample | tokens/step | steps/s | samples/s | peak VRAM GB | "
-             "fits | loss first -> last |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | params | method | batch | timed steps | frames/sample | tokens/step | steps/s | "
+             "steps/s (2nd half) | samples/s | peak VRAM GB | fits | loss first -> last |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     data = make_data(work, args.clips, args.clip_s)
     rows, notes = [], []
@@ -257,8 +267,9 @@ def main() -> None:
             trainer.load(snap, args.device, None, None)
             load_s = time.perf_counter() - t0
             for b in [int(x) for x in (args.qlora_batches if method == "qlora" else args.batches).split(",") if x]:
+                steps = batch_steps.get(b, args.steps)
                 try:
-                    r = measure(trainer, items, b, args.steps, args.warmup, args.device)
+                    r = measure(trainer, items, b, steps, args.warmup, args.device)
                 except torch.OutOfMemoryError:
                     r = {"batch": b, "oom": True}
                     trainer.model.zero_grad(set_to_none=True)
@@ -267,9 +278,11 @@ def main() -> None:
                          frames=len(items[0].times))
                 peak = r.get("peak_vram_gb")
                 size = f"{n_params / 1e9:.2f} B" if n_params >= 1e8 else f"{n_params / 1e6:.2f} M"
-                row = (f"| {model_id} | {size} | {method} | {b} | {r['frames']} | "
-                       + ("OOM | - | - | - | neither | - |" if r.get("oom") else
-                          f"{r['tokens_per_step']:.0f} | {r['steps_per_s']:.3f} | {r['samples_per_s']:.2f} | "
+                half = r.get("steps_per_s_second_half")
+                row = (f"| {model_id} | {size} | {method} | {b} | {steps} | {r['frames']} | "
+                       + ("OOM | - | - | - | - | neither | - |" if r.get("oom") else
+                          f"{r['tokens_per_step']:.0f} | {r['steps_per_s']:.3f} | "
+                          f"{f'{half:.3f}' if half else '-'} | {r['samples_per_s']:.2f} | "
                           f"{f'{peak:.1f}' if peak is not None else '-'} | {fits(peak)} | "
                           f"{r['loss_first']:.3f} -> {r['loss_last']:.3f} |"))
                 rows.append((row, r))
@@ -282,7 +295,7 @@ def main() -> None:
     lines += ["", f"{args.clips} generated clips of {args.clip_s:g} s (640x360), one caption of "
               f"{len(CAPTION.split())} words each; frames sampled as the describer samples them on this device; "
               f"LoRA rank {args.rank} on the language model's projections, gradient checkpointing, AdamW; "
-              f"{args.warmup} untimed + {args.steps} timed steps per batch size; dtype {dtype}; random weights "
+              f"{args.warmup} untimed steps, then the timed steps of each row; dtype {dtype}; random weights "
               "(architecture only). fits: the peak + 1.5 GB of CUDA context and slack.",
               *[f"- {n}" for n in notes], "", "```json", json.dumps([r for _, r in rows], indent=1, default=str), "```"]
     if notes:

@@ -203,7 +203,9 @@ class VLM(GpuBench):
         batch = {k: v.to(self.dev, non_blocking=True) for k, v in batch.items()}
         batch["pixel_values_videos"] = batch["pixel_values_videos"].to(self.dtype)
         n = 4 if TINY else self.new_tokens
-        with torch.inference_mode():
+        from analyzers.vlm.families.hf import attention_kernels  # as the description family generates
+
+        with torch.inference_mode(), attention_kernels(str(self.dev)):
             out = self.model.generate(**batch, max_new_tokens=n, min_new_tokens=n, do_sample=False,
                                       eos_token_id=None, pad_token_id=151643)
         return out[:, batch["input_ids"].shape[1]:].cpu()

@@ -14,7 +14,11 @@ The executor follows the plan and nothing else:
   **smaller variant** the manifest lists, then on the **CPU** when it has a CPU path. Each step is
   recorded in the track's receipt (``receipt["fallbacks"]``).
 - **Memory.** The allocator of each GPU is capped to its budget (``DeviceMemory.cap``), so an
-  underestimate raises OOM instead of taking memory from other processes. The peak each analyzer
+  underestimate raises OOM instead of taking memory from other processes. Under a cap the
+  allocator uses expandable segments (unless ``PYTORCH_ALLOC_CONF`` / ``PYTORCH_CUDA_ALLOC_CONF``
+  says otherwise): a model working close to its budget grows its segments in place instead of
+  freeing the cache and retrying, so less of the budget is lost to fragmentation (on an H200 at a
+  24 GB cap: 23.3 GB reserved at the peak instead of the whole 24.6; the time did not change). The peak each analyzer
   allocated is measured (``measured_alone`` says whether it had the GPU to itself, the only case
   in which the figure is its own) and handed back in the receipt; the runner stores it for later
   plans (``framework.measurements``).
@@ -65,6 +69,7 @@ class TorchMemory:
     def cap(self, device: str, budget_mb: float) -> None:
         dev = self.torch.device(device)
         total = self.torch.cuda.get_device_properties(dev).total_memory / 2**20
+        expandable_segments(self.torch)
         self.torch.cuda.set_per_process_memory_fraction(min(1.0, budget_mb / total), dev)
 
     def reset_peak(self, device: str) -> None:
@@ -75,6 +80,32 @@ class TorchMemory:
 
     def peak_mb(self, device: str) -> float:
         return self.torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def expandable_segments(torch: Any) -> bool:
+    """Turn on the CUDA allocator's expandable segments unless the user's allocator settings name them.
+
+    A capped allocator (``set_per_process_memory_fraction``) that reaches its cap frees its cached
+    blocks and retries; with expandable segments it maps more pages into the same segment instead,
+    so fragmentation takes less of the budget. vLLM and torchtune make the same default. Returns
+    whether it was turned on here.
+    """
+    import os
+
+    conf = os.environ.get("PYTORCH_ALLOC_CONF", "") + os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "")
+    if "expandable_segments" in conf or "cudaMallocAsync" in conf:
+        return False  # the user chose
+    setter = getattr(torch._C, "_accelerator_setAllocatorSettings", None)  # torch >= 2.9
+    if setter is None:
+        setter = getattr(torch._C, "_cuda_cudaCachingAllocator_set_allocator_settings", None)
+    if setter is None:
+        return False
+    try:
+        setter("expandable_segments:True")
+    except RuntimeError as exc:  # an allocator that has no such setting
+        logger.debug("expandable segments not turned on: %s", exc)
+        return False
+    return True
 
 
 class Call(Protocol):

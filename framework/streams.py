@@ -81,7 +81,7 @@ class DiskArray:
         n = max(0, stop - start)
         if n == 0:
             return np.zeros((0, *self.item_shape), dtype=self.dtype)
-        buf = bytearray(n * self._item_bytes)
+        buf = np.empty(n * self._item_bytes, dtype=np.uint8)  # filled below: no zeroing pass
         view, pos = memoryview(buf), 0
         piece = bisect.bisect_right(self._ends, start)
         while start < stop:  # the run of items in each piece the range covers
@@ -96,9 +96,11 @@ class DiskArray:
                     raise IOError(f"{path}: cache file is shorter than expected (read {got} of {want} bytes)")
                 got += chunk
             start, pos, piece = start + take, pos + want, piece + 1
-        return np.frombuffer(buf, dtype=self.dtype).reshape(n, *self.item_shape)
+        return buf.view(self.dtype).reshape(n, *self.item_shape)
 
     def _take(self, index: np.ndarray) -> np.ndarray:
+        if len(index) and bool(np.all(np.diff(index) == 1)):  # one run in order: read it as is
+            return self._read(int(index[0]), int(index[-1]) + 1)
         out = np.empty((len(index), *self.item_shape), dtype=self.dtype)
         if len(index) == 0:
             return out

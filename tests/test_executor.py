@@ -207,3 +207,45 @@ def test_two_gpus_run_their_lanes_side_by_side_each_within_its_budget():
     assert both.is_set()  # the two GPUs worked at the same time
     assert gpus.caps == {"cuda:0": 10_000, "cuda:1": 10_000}
     assert max(gpus.peak.values()) <= 10_000
+
+
+class _AllocatorSettings:
+    """Stands in for ``torch._C``'s allocator setter: records what the executor asked for."""
+
+    def __init__(self):
+        self.calls: list[str] = []
+
+    def _accelerator_setAllocatorSettings(self, conf: str) -> None:  # noqa: N802 (torch's name)
+        self.calls.append(conf)
+
+
+class _Torch:
+    def __init__(self):
+        self._C = _AllocatorSettings()
+
+
+@pytest.mark.parametrize("user_conf", [None, "max_split_size_mb:128"])
+def test_a_capped_allocator_uses_expandable_segments(monkeypatch, user_conf):
+    from framework.executor import expandable_segments
+
+    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
+    if user_conf is None:
+        monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    else:
+        monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", user_conf)
+    torch = _Torch()
+    assert expandable_segments(torch) is True
+    assert torch._C.calls == ["expandable_segments:True"]
+
+
+@pytest.mark.parametrize("var,conf", [("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:False"),
+                                      ("PYTORCH_ALLOC_CONF", "backend:cudaMallocAsync")])
+def test_the_users_allocator_settings_are_left_alone(monkeypatch, var, conf):
+    from framework.executor import expandable_segments
+
+    monkeypatch.delenv("PYTORCH_ALLOC_CONF", raising=False)
+    monkeypatch.delenv("PYTORCH_CUDA_ALLOC_CONF", raising=False)
+    monkeypatch.setenv(var, conf)
+    torch = _Torch()
+    assert expandable_segments(torch) is False
+    assert torch._C.calls == []

@@ -15,7 +15,8 @@ def array_file(tmp_path):
 
 
 @pytest.mark.parametrize("key", [0, -1, 17, slice(None), slice(3, 9), slice(0, 50, 7), slice(40, 10, -3),
-                                 [5, 1, 5, 49, 2], np.array([[1, 2], [3, 4]]), (slice(None), slice(None, None, 2)),
+                                 [5, 1, 5, 49, 2], np.array([[1, 2], [3, 4]]), np.arange(10, 30), [7], [],
+                                 np.array([[10, 11, 12]]), (slice(None), slice(None, None, 2)),
                                  (7, 1), (np.array([4, 8]), 0, 0)])
 def test_disk_array_indexes_like_numpy(array_file, key):
     data, disk = array_file
