@@ -114,7 +114,8 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
     from framework.runner import run_many
 
     inputs = expand_inputs(videos)
-    done = FinishedRuns(registry_path, _names(only), _names(skip), video_stream, audio_stream)
+    done = FinishedRuns(registry_path, _names(only), _names(skip), video_stream, audio_stream,
+                        devices=_names(devices), vram_budget=vram_budget)
     if executor != "ray" and (address or ray_cpus):
         raise click.UsageError("--address and --ray-cpus need --executor ray")
     many = run_many

@@ -137,3 +137,25 @@ def test_no_library_leaves_the_library_alone(footage, tmp_path):
                      "--library", tmp_path / "lib.db", "--no-library", "--no-progress", "--json"], tmp_path)
     assert result.exit_code == 0 and "library_id" not in json.loads(result.stdout)
     assert not (tmp_path / "lib.db").exists()
+
+
+def test_another_vram_budget_or_device_list_is_not_the_finished_run(footage, tmp_path):
+    """The budget decides which model variant the plan picks, so a run under another one is not
+    finished; its tracks are still reused where their inputs did not change."""
+    registry = write_registry(tmp_path / "config", CAPTIONS)
+    base = ["run", footage / "footage" / "harbour.mp4", "--registry", registry, "--out", tmp_path / "runs",
+            "--library", tmp_path / "lib.db", "--no-progress", "--json"]
+
+    def done(*extra):
+        return json.loads(invoke([*base, *extra], tmp_path).stdout)  # one video: one object
+
+    first = done("--vram-budget", "12GB")
+    assert not first["already_done"]
+    assert done("--vram-budget", "12GB")["already_done"]
+    bigger = done("--vram-budget", "24GB")
+    assert not bigger["already_done"]
+    assert all(t["reused"] for t in bigger["tracks"].values())  # nothing here depends on the GPU
+    assert not done("--vram-budget", "24GB", "--devices", "cpu")["already_done"]
+    assert done("--vram-budget", "24GB", "--devices", "cpu")["already_done"]
+    assert not done()["already_done"]  # the defaults are options of their own
+    assert done()["already_done"]

@@ -36,14 +36,19 @@ class FinishedRuns:
     the configured analyzers when a marker is checked (the plugin host is built once per command,
     only if some run folder has a marker). It also holds the framework version, the stream options
     and the modification time of ``$FRAMEWORK_HOME/models.lock.json``, which every ``framework
-    models pull`` or ``prune`` rewrites: a model fetched since makes the runner look again.
+    models pull`` or ``prune`` rewrites: a model fetched since makes the runner look again. The
+    GPU options (``--devices``, ``--vram-budget``) are in it too: they decide which model variant
+    the plan picks (a 12 GB budget describes with a smaller model than 24 GB), so a run under other
+    ones is not finished; its tracks whose model did not change are still reused.
     """
 
     def __init__(self, registry_path: str | os.PathLike | None = None, only: list[str] | None = None,
                  skip: list[str] | None = None, video_stream: int | None = None, audio_stream: int | None = None,
-                 load_entrypoints: bool = True):
+                 load_entrypoints: bool = True, devices: list[str] | None = None,
+                 vram_budget: str | float | None = None):
         self.registry_path, self.only, self.skip = registry_path, only, skip
         self.streams = [video_stream, audio_stream]
+        self.gpus = [sorted(devices) if devices else None, None if vram_budget is None else str(vram_budget)]
         self.load_entrypoints = load_entrypoints
         self._configured: str | None = None
 
@@ -57,6 +62,8 @@ class FinishedRuns:
         except OSError:
             lock = None
         payload = {"framework": __version__, "analyzers": analyzers, "streams": self.streams, "models_lock": lock}
+        if self.gpus != [None, None]:  # the defaults leave the fingerprints of earlier markers as they were
+            payload["gpus"] = self.gpus
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
     def configured_fingerprint(self) -> str:
