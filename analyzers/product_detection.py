@@ -63,6 +63,10 @@ class ProductDetection(YoloAnalyzer):
     def model_ids(self) -> list[str]:
         return [] if self.params.weights else list(self.models)
 
+    def local_files(self) -> list[Path]:
+        """Custom weights: new weights at the same path are not the old ones."""
+        return [Path(self.params.weights)] if self.params.weights else []
+
     def weights_path(self, models: dict[str, Path]) -> Path:
         if self.params.weights:
             return Path(self.params.weights).expanduser()

@@ -84,6 +84,20 @@ class AnalyzerInputs:
             self.progress(min(1.0, max(0.0, fraction)))
 
 
+def file_stamp(path: Path) -> list[Any]:
+    """What identifies a local file's or folder's contents cheaply: its resolved path, and the size and
+    modification time of the file, or of each file directly in the folder; ``None`` where it is missing."""
+    path = Path(path).expanduser()
+    try:
+        if path.is_dir():
+            return [str(path.resolve()), [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
+                                          for f in sorted(path.iterdir()) if f.is_file()]]
+        st = path.stat()
+        return [str(path.resolve()), st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [str(path), None]
+
+
 class Analyzer:
     """Base class of every analyzer.
 
@@ -125,6 +139,7 @@ class Analyzer:
     subclass ``framework.BatchedAnalyzer`` (the device step).
 
     Methods to override: ``frame_specs``, ``model_ids`` (when they depend on params),
+    ``local_files`` (files the params name, e.g. custom weights: their changes invalidate resume),
     ``load``, ``analyze`` (required), ``unload``, and ``check_available``.
     """
 
@@ -197,8 +212,18 @@ class Analyzer:
         return None
 
     def params_hash(self) -> str:
+        """A hash of the params and of the ``local_files`` they name (part of the resume key)."""
         payload = json.dumps(self.params.model_dump(mode="json"), sort_keys=True)
+        files = self.local_files()
+        if files:
+            payload += "|" + json.dumps([file_stamp(f) for f in files])
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def local_files(self) -> list[Path]:
+        """Local files or folders named by the params whose contents the results depend on (custom
+        weights, an adapter folder). Their sizes and modification times join ``params_hash``, so a
+        rerun does not reuse a track made from other contents at the same path. Default: none."""
+        return []
 
     # --- lifecycle --------------------------------------------------------------------
     def load(self, device: str, models: dict[str, Path]) -> None:

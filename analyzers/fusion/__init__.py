@@ -147,6 +147,11 @@ class Fusion(Analyzer):
         model = self._summary_model(self._backend_table().get(self.backend_name))
         return [model] if model and _is_manifest_id(model) else []
 
+    def local_files(self) -> list[Path]:
+        """A summary model given as a local folder: other weights there write another summary."""
+        model = self._summary_model(self._backend_table().get(self.backend_name))
+        return [Path(model)] if model and not _is_manifest_id(model) and Path(model).expanduser().is_dir() else []
+
     def _backend_table(self, host: Any = None) -> dict[str, type]:
         """Backend name -> class: the host's registered backends, else the built-in ones."""
         return dict(getattr(host or self.host, "llm_backends", None) or builtin_backends())

@@ -24,7 +24,6 @@ frame times it saw, the model and the prompt. The track provides ``descriptions`
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -195,15 +194,10 @@ class SceneDescription(BatchedAnalyzer):
             ids.append(p.adapter)
         return ids
 
-    def params_hash(self) -> str:
-        """The params' hash; with a local adapter folder also its weights' size and time, so a retrained
-        adapter in the same folder is not mistaken for the old one by resume."""
-        base = super().params_hash()
+    def local_files(self) -> list[Path]:
+        """A local adapter folder: a retrained adapter in the same folder is not the old one."""
         folder = adapter_folder(self.params.adapter) if self.params.adapter else None
-        if folder is None:
-            return base
-        stamp = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(folder.glob("adapter_*"))]
-        return hashlib.sha256(f"{base}|{folder.resolve()}|{stamp}".encode()).hexdigest()[:16]
+        return [folder] if folder is not None else []
 
     def frame_specs(self) -> list[FrameSpec]:
         p, d = self.params, self.defaults
