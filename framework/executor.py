@@ -18,10 +18,10 @@ The executor follows the plan and nothing else:
   allocator uses expandable segments (unless ``PYTORCH_ALLOC_CONF`` / ``PYTORCH_CUDA_ALLOC_CONF``
   says otherwise): a model working close to its budget grows its segments in place instead of
   freeing the cache and retrying, so less of the budget is lost to fragmentation (on an H200 at a
-  24 GB cap: 23.3 GB reserved at the peak instead of the whole 24.6; the time did not change). The peak each analyzer
-  allocated is measured (``measured_alone`` says whether it had the GPU to itself, the only case
-  in which the figure is its own) and handed back in the receipt; the runner stores it for later
-  plans (``framework.measurements``).
+  24 GB cap: 23.3 GB reserved at the peak instead of the whole 24.6; the time did not change).
+  The peak each analyzer allocated is measured (``measured_alone`` says whether it had the GPU to
+  itself, the only case in which the figure is its own) and handed back in the receipt; the
+  runner stores it for later plans (``framework.measurements``).
 - **Ctrl-C** sets ``stop``: nothing new starts, running analyzers stop at their next progress
   report, loaded models are unloaded, then ``RunInterrupted`` is raised.
 

@@ -150,7 +150,8 @@ class Fusion(Analyzer):
     def local_files(self) -> list[Path]:
         """A summary model given as a local folder: other weights there write another summary."""
         model = self._summary_model(self._backend_table().get(self.backend_name))
-        return [Path(model)] if model and not _is_manifest_id(model) and Path(model).expanduser().is_dir() else []
+        local = model is not None and not _is_manifest_id(model) and Path(model).expanduser().is_dir()
+        return [Path(model)] if local else []
 
     def _backend_table(self, host: Any = None) -> dict[str, type]:
         """Backend name -> class: the host's registered backends, else the built-in ones."""
