@@ -10,8 +10,8 @@ this script into its work folder: a torchvision ResNet-50 (random weights: speed
 quality) over every video's frames at ``--fps`` (224x224, fp16 batches of ``--batch``). It
 declares no VRAM estimate, so the plan sizes each video's task at one whole GPU: Ray runs at most
 one video per GPU at a time. Reported from each run's ``ray_receipt.json``: the command's wall
-time, each task's GPU (Ray's id), node, wall time and peak reserved VRAM per GPU it saw
-(``torch.cuda.max_memory_reserved``), and whether every peak stayed within ``--vram-budget``.
+time, each task's GPU (Ray's id), node, wall time and peak VRAM per GPU (the most its run allocated
+there at once, from the run's receipt), and whether every peak stayed within ``--vram-budget``.
 
 On the GPU machine (needs the framework's dependencies and Ray, e.g. ``ray==2.60.0`` for the
 machine's Python, plus torchvision):
@@ -159,7 +159,7 @@ def report(runs: list[dict], args, videos: list[Path]) -> str:
     within = True
     for r in runs:
         lines += ["", f"### {r['label']}: tasks", "",
-                  "| video | Ray GPU ids | num_gpus | node | wall s | attempts | peak reserved VRAM MB per GPU | within budget |",
+                  "| video | Ray GPU ids | num_gpus | node | wall s | attempts | peak allocated VRAM MB per GPU | within budget |",
                   "|---|---|---|---|---|---|---|---|"]
         for t in r["receipt"].get("tasks", []):
             peaks = t.get("peak_vram_mb") or {}

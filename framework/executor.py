@@ -178,6 +178,8 @@ class Executor:
         self.done: set[str] = set()
         self.intervals: dict[str, list[tuple[float, float]]] = {dev: [] for dev in self.lanes}
         self.lock = threading.Lock()
+        self._peaks: dict[str, float] = {}  # per GPU an analyzer used: the allocator's peak, before each reset
+        self._peaks_lock = threading.Lock()
         # one load at a time: loads overlap other analyzers' work, not each other (libraries that
         # import lazily, as transformers does, are not safe to import from two threads at once)
         self.load_lock = threading.Lock()
@@ -190,6 +192,9 @@ class Executor:
             for dev, budget in self.budgets.items():
                 if budget is not None and dev in self.lanes:
                     self.memory.cap(dev, budget)
+        if self.memory is not None:
+            for dev in [d for d, names in self.lanes.items() if names]:  # a process that analyzed before
+                self.memory.reset_peak(dev)  # (a Ray worker): this run's peak only
         pending = set(self.jobs)
         cpu_pool = cf.ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="cpu-analyzer")
         gpu_pool = cf.ThreadPoolExecutor(max(1, sum(len(v) for v in self.lanes.values())) + 1,
@@ -368,6 +373,7 @@ class Executor:
             return "done"
         if gpu and self.memory is not None:
             st.baseline_mb = self.memory.allocated_mb(dev)
+            self._fold_peak(dev)
             if st.alone:
                 self.memory.reset_peak(dev)
         load = self._guarded(st, st.call.load, one_at_a_time=True)
@@ -458,6 +464,21 @@ class Executor:
             receipt["fallbacks"] = list(st.fallbacks)
         track = st.call.track(receipt)  # after an OOM with nowhere left to go: the call's failed track
         self.finish(st.job.name, track)
+
+    def _fold_peak(self, dev: str) -> None:
+        """Keep the allocator's peak on ``dev`` so far (before a reset measures one analyzer alone)."""
+        with self._peaks_lock:
+            self._peaks[dev] = max(self._peaks.get(dev, 0.0), self.memory.peak_mb(dev))
+
+    @property
+    def peak_vram_mb(self) -> dict[str, float]:
+        """Per GPU an analyzer ran on in this run, the most memory allocated there at once (MB): the
+        allocator's peak, kept across the resets that measure each analyzer alone."""
+        if self.memory is None:
+            return {}
+        for dev in list(self._peaks):
+            self._fold_peak(dev)
+        return {dev: round(peak, 1) for dev, peak in sorted(self._peaks.items())}
 
     @property
     def busy_s(self) -> dict[str, float]:

@@ -618,6 +618,7 @@ class _Run:
             "video_s_per_wall_s": round(video_s / total_s, 3) if total_s > 0 else None,
             "video_min_per_gpu_min": round((video_s / 60.0) / gpu_minutes, 3) if gpu_minutes else None,
             "gpu_busy_fraction": busy,
+            "peak_vram_mb": executor.peak_vram_mb,  # per GPU used: the most allocated at once
             "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets.get(d, 0.0), 1),
                          "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1)} for d in self.gpus.devices},
         }

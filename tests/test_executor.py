@@ -39,7 +39,9 @@ def run_plan(analyzers, gpus, budget, *, estimates=None, cpu_fallback=True, stop
     jobs = [Job(n, p.placements[n], tuple(by_name[n].depends_on),
                 (lambda n: lambda placement: start(n, placement))(n), next(d for d in demands if d.name == n))
             for n in p.order]
-    Executor(p, jobs, lambda n, t: tracks.__setitem__(n, t), memory=gpus, cpu_workers=2, stop=stop).run()
+    executor = Executor(p, jobs, lambda n, t: tracks.__setitem__(n, t), memory=gpus, cpu_workers=2, stop=stop)
+    executor.run()
+    run_plan.last = executor  # for the tests of the run's own figures
     return p, tracks
 
 
@@ -249,3 +251,24 @@ def test_the_users_allocator_settings_are_left_alone(monkeypatch, var, conf):
     torch = _Torch()
     assert expandable_segments(torch) is False
     assert torch._C.calls == []
+
+
+def test_the_runs_peak_per_gpu_survives_the_resets_that_measure_each_analyzer():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    big = StandIn.make("big", gpus, {"bf16": 9000}, step_s=0.01)()
+    small = StandIn.make("small", gpus, {"bf16": 2000}, step_s=0.01, depends_on=("big",))()
+    _p, tracks = run_plan([big, small], gpus, 10_000)  # one after the other, each alone
+    assert tracks["big"].receipt["measured_alone"] and tracks["small"].receipt["measured_alone"]
+    assert gpus.peak["cuda:0"] < tracks["big"].receipt["peak_vram_mb"]  # the counter was reset for small
+    assert run_plan.last.peak_vram_mb == {"cuda:0": tracks["big"].receipt["peak_vram_mb"]}
+
+
+def test_the_runs_peak_counts_models_that_shared_the_gpu():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    a = StandIn.make("a", gpus, {"bf16": 3000}, step_s=0.02)()
+    b = StandIn.make("b", gpus, {"bf16": 3000}, step_s=0.02)()
+    _p, tracks = run_plan([a, b], gpus, 40_000)  # both fit: loaded side by side
+    assert not (tracks["a"].receipt["measured_alone"] and tracks["b"].receipt["measured_alone"])
+    together = run_plan.last.peak_vram_mb["cuda:0"]
+    assert together == gpus.peak["cuda:0"]  # no reset since both were loaded: the counter's own peak
+    assert together >= 3000 + 3000  # both models' weights at once

@@ -65,7 +65,7 @@ class TaskReport:
     node: str | None = None
     pid: int | None = None
     gpu_ids: list[str] = field(default_factory=list)
-    peak_vram_mb: dict[str, float] = field(default_factory=dict)  # per GPU the worker saw
+    peak_vram_mb: dict[str, float] = field(default_factory=dict)  # per GPU of the task: the run receipt's
     wall_s: float | None = None
     video_s: float | None = None
     attempts: int | None = None  # counted through the progress hub (None: progress off, not known)
@@ -226,7 +226,6 @@ def analyze_task(video: str, run_dir: str, options: dict[str, Any], hub: Any = N
     node = socket.gethostname()
     info: dict[str, Any] = {"node": node, "pid": os.getpid(), "gpu_ids": _ray_gpu_ids()}
     logging.getLogger("framework").setLevel(logging.WARNING)
-    _reset_gpu_peaks()
     try:
         with open(video, "rb"):
             pass
@@ -248,7 +247,7 @@ def analyze_task(video: str, run_dir: str, options: dict[str, Any], hub: Any = N
         return {"outcome": VideoOutcome(Path(video), error=str(exc), exit_code=exc.exit_code), "info": info}
     info["wall_s"] = round(time.perf_counter() - t0, 3)
     info["video_s"] = result.timeline.video.duration
-    info["peak_vram_mb"] = _gpu_peaks()
+    info["peak_vram_mb"] = dict((result.timeline.run or {}).get("receipt", {}).get("peak_vram_mb") or {})
     code = EXIT_ANALYZER_FAILED if result.failed else EXIT_OK
     return {"outcome": VideoOutcome(Path(video), result=result, exit_code=code), "info": info}
 
@@ -263,25 +262,6 @@ def _ray_gpu_ids() -> list[str]:
         return [str(g) for g in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
     except Exception:  # noqa: BLE001 - an older Ray without accelerator ids
         return [str(g) for g in ray.get_gpu_ids()]
-
-
-def _reset_gpu_peaks() -> None:
-    import sys
-
-    torch = sys.modules.get("torch")  # a worker reused from an earlier task: its peaks start again
-    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i in range(torch.cuda.device_count()):
-            torch.cuda.reset_peak_memory_stats(i)
-
-
-def _gpu_peaks() -> dict[str, float]:
-    """Peak reserved memory per GPU this worker sees (MB), if the run used CUDA."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
-        return {}
-    return {f"cuda:{i}": round(torch.cuda.max_memory_reserved(i) / 2**20, 1) for i in range(torch.cuda.device_count())}
 
 
 class _ProgressForwarder:
