@@ -319,6 +319,37 @@ def test_video_llava_describes_each_chunk_from_eight_frames(clip, tiny_models, t
     assert_documented(track, "qwen2_vl_temporal")
 
 
+def test_video_llava_prepares_eight_frames_where_the_model_is(tiny_models, monkeypatch):
+    """Video-LLaVA shares LLaVA-NeXT-Video's ``prepare``: every video stretched to 8 frames, and on CUDA the
+    processor asked (``videos_kwargs``' ``device``) to prepare them on the model's GPU. Here, with no GPU, the
+    call made for ``cuda:0`` is recorded and run with the CPU in its place: the same patches as the plain call."""
+    import torch
+
+    from analyzers.vlm.families import GenerationOptions, Request, family_class
+
+    fam = family_class("video_llava")(GenerationOptions(max_new_tokens=2))
+    fam.load(tiny_models("video-llava"), "cpu", None)
+    frames = np.random.default_rng(3).integers(0, 255, (3, 56, 100, 3), dtype=np.uint8)
+    reqs = [Request(0, 0.0, 1.5, [0.0, 0.5, 1.0], frames, "Describe."),
+            Request(1, 1.5, 2.0, [1.5], frames[:1], "Describe.")]
+    assert fam.video_kwargs() == {}
+    plain = fam.prepare(reqs)["inputs"]
+    assert tuple(plain["pixel_values_videos"].shape[:2]) == (2, 8)
+
+    asked, processor = [], fam.processor
+
+    def on_the_cpu_instead(*args, **kwargs):
+        asked.append(kwargs.get("videos_kwargs"))
+        return processor(*args, **{**kwargs, "videos_kwargs": {**kwargs.get("videos_kwargs", {}), "device": "cpu"}})
+
+    fam.device, fam.processor = "cuda:0", on_the_cpu_instead
+    monkeypatch.setattr(fam, "pin", dict)  # pinned host memory needs CUDA
+    placed = fam.prepare(reqs)["inputs"]
+    assert asked == [{"device": "cuda:0"}]
+    assert torch.equal(placed["pixel_values_videos"], plain["pixel_values_videos"])
+    assert torch.equal(placed["input_ids"], plain["input_ids"])
+
+
 def test_video_llava_in_the_authors_layout_is_a_skip_naming_the_hf_model(clip, tmp_path):
     folder = tmp_path / "video-llava-authors"
     folder.mkdir()

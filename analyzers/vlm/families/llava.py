@@ -25,6 +25,8 @@ class LlavaNextVideo(HFFamily):
 
     name: ClassVar[str] = "llava_next_video"
     model_class: ClassVar[str] = "LlavaNextVideoForConditionalGeneration"
+    #: frames every video of a batch is stretched to; None: the batch's largest count (one tensor, one count)
+    frame_count: ClassVar[int | None] = None
 
     def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
         transformers = import_transformers()
@@ -43,7 +45,7 @@ class LlavaNextVideo(HFFamily):
 
     def prepare(self, requests: list[Request]) -> dict[str, Any]:
         texts = [self.prompt(r) for r in requests]
-        n = max(len(r.frames) for r in requests)  # a batch's videos are one tensor: same frame count
+        n = self.frame_count or max(len(r.frames) for r in requests)
         videos = [stretch(r.frames, n) for r in requests]
         inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt", **self.video_kwargs())
         return {"inputs": self.pin(dict(inputs)), "texts": texts}

@@ -1,9 +1,11 @@
 """Video-LLaVA (7B) in the transformers layout (``LanguageBind/Video-LLaVA-7B-hf``).
 
 Loading: ``AutoProcessor`` (``VideoLlavaProcessor``) + ``VideoLlavaForConditionalGeneration`` from
-the local folder, as LLaVA-NeXT-Video (whose prompt and adapter handling it shares): the
-``USER: <video>\\n... ASSISTANT:`` format with a line giving the real times of the frames. The
-model was trained on 8 frames per clip, so every chunk's frames are spread or repeated to 8.
+the local folder, as LLaVA-NeXT-Video, whose prompt, adapter handling and ``prepare`` it shares: the
+``USER: <video>\\n... ASSISTANT:`` format with a line giving the real times of the frames, and on
+CUDA the frames prepared on the model's GPU (``VideoLlavaProcessor`` hands ``videos_kwargs``'
+``device`` to its video processor in transformers 5.17 and 5.23 alike). The model was trained on 8
+frames per clip, so every chunk's frames are spread or repeated to 8 (``frame_count``).
 
 The original repository ``LanguageBind/Video-LLaVA-7B`` (the seed's ``video-llava-7b``) is in
 the authors' own layout (``model_type: llava``, their ``LlavaLlamaForCausalLM``), which
@@ -13,12 +15,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from framework import AnalyzerUnavailable
 
-from .base import Request
-from .llava import LlavaNextVideo, stretch
+from .llava import LlavaNextVideo
 
 FRAMES = 8
 
@@ -28,6 +29,7 @@ class VideoLlava(LlavaNextVideo):
 
     name: ClassVar[str] = "video_llava"
     model_class: ClassVar[str] = "VideoLlavaForConditionalGeneration"
+    frame_count: ClassVar[int | None] = FRAMES
 
     def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
         cfg = Path(folder) / "config.json"
@@ -38,12 +40,6 @@ class VideoLlava(LlavaNextVideo):
                 "expected 'video_llava'); LanguageBind/Video-LLaVA-7B is in its authors' layout: set "
                 "`model: video-llava-7b-hf` and run `framework models pull video-llava-7b-hf`")
         super().load(folder, device, precision, adapter)
-
-    def prepare(self, requests: list[Request]) -> dict[str, Any]:
-        texts = [self.prompt(r) for r in requests]
-        videos = [stretch(r.frames, FRAMES) for r in requests]
-        inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt")
-        return {"inputs": self.pin(dict(inputs)), "texts": texts}
 
 
 __all__ = ["FRAMES", "VideoLlava"]
