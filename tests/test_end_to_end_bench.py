@@ -1,0 +1,96 @@
+"""bench/end_to_end_gpu.py: the whole default set as one real ``framework run``, on its CPU path with tiny
+models (the GPU machine runs the same script at real size)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import end_to_end_gpu as e2e  # noqa: E402  (bench/end_to_end_gpu.py)
+
+
+def _classes():
+    from framework.plugins import build_plugin_manager
+
+    return build_plugin_manager(load_entrypoints=False).analyzers
+
+
+def test_the_set_is_the_originally_active_classes_what_they_depend_on_and_fusion():
+    names, deps, _status = e2e.analyzer_set()
+    classes = _classes()
+    active = {n for n, c in classes.items() if getattr(c, "original_status", None) == "active"}
+    assert active and active <= set(names)
+    assert not {n for n in names if getattr(classes[n], "original_status", None) == "disabled"}
+    extra = set(names) - active
+    assert "fusion" in extra and names[-1] == "fusion"
+    for name in extra - {"fusion"}:  # only what an active analyzer reads (voice_activity for the speech ones)
+        assert any(name in deps[a] for a in active), name
+    assert {"qwen2_vl_temporal", "speech_transcription", "object_detection", "text_overlay", "voice_activity"} <= set(names)
+
+
+def test_a_track_that_did_not_run_names_the_missing_package_of_it_or_of_its_upstream():
+    prep = {"depends_on": {"speech_rate": ["voice_activity"], "voice_activity": [], "cut_analysis": []},
+            "packages": [{"module": "silero_vad", "ok": False, "analyzers": ["voice_activity"]},
+                         {"module": "ultralytics", "ok": False, "analyzers": ["object_detection"]},
+                         {"module": "av", "ok": True, "analyzers": ["* (decoding)"]}]}
+    assert e2e.missing_packages_of("speech_rate", prep) == ["silero_vad"]
+    assert e2e.missing_packages_of("voice_activity", prep) == ["silero_vad"]
+    assert e2e.missing_packages_of("cut_analysis", prep) == []
+    prep["packages"][2]["ok"] = False  # without av nothing runs
+    assert e2e.missing_packages_of("cut_analysis", prep) == ["av"]
+
+
+@pytest.mark.slow
+def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
+    out, numbers = tmp_path / "report.md", tmp_path / "numbers.json"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "end_to_end_gpu.py"), "--tiny", "--device", "cpu", "--minutes", "0.25",
+         "--width", "640", "--height", "360", "--work", str(tmp_path / "work"), "--out", str(out),
+         "--json-out", str(numbers)], capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(numbers.read_text())
+    prep, run, rows = data["prepare"], data["run"], {r["analyzer"]: r for r in data["rows"]}
+
+    # the real CLI ran in its own process, timed from outside, and wrote results.json
+    assert run["cmd"][1:4] == ["-m", "cli", "run"] and "--offline" in run["cmd"] and run["rc"] == 0
+    results = json.loads((Path(run["run_dir"]) / "results.json").read_text())
+    assert set(results["tracks"]) == set(prep["analyzers"]) == set(rows)
+    assert (run["peak_rss_time"] or 0) > 50 * 2**20 or (run["peak_rss_poll"] or 0) > 50 * 2**20
+
+    # every analyzer ran, or was skipped for a reason the report ties to a package missing here
+    missing = {p["module"] for p in prep["packages"] if not p["ok"]}
+    for name, row in rows.items():
+        if row["status"] != "ok":
+            assert row["status"] == "skipped" and row["missing_packages"], (name, row["status"], row["reason"])
+            assert set(row["missing_packages"].split(", ")) <= missing
+    # each seeded model was loaded from where the seeding put it: its analyzer's track is ok and names it
+    seeded = {m for m, v in prep["models"].items() if "path" in v}
+    assert {"qwen2-vl-7b-instruct", "whisper-base", "ast-audioset", "qwen2.5-1.5b-instruct"} <= seeded
+    for name in prep["analyzers"]:
+        track = results["tracks"][name]
+        for model in track["models"]:
+            if model["id"] in seeded and not rows[name]["missing_packages"]:
+                assert track["status"] == "ok", (name, track["status"], track["reason"])
+    assert rows["qwen2_vl_temporal"]["status"] == "ok" and rows["qwen2_vl_temporal"]["items"] >= 1
+    assert results["tracks"]["fusion"]["data"]["fusion"].get("auto", "").startswith("auto chose the local instruct model")
+
+    # the receipt was read from the run
+    receipt = data["receipt"]
+    assert receipt == results["run"]["receipt"]
+    assert receipt["video_s"] == pytest.approx(prep["clip"]["seconds"], abs=0.2)
+    assert receipt["wall_s"] > 0 and receipt["video_min_per_gpu_min"] is None  # no GPU on this path
+    assert rows["object_detection"]["busy_s"] is not None and rows["object_detection"]["batches"]
+
+    # the markdown
+    text = out.read_text()
+    assert "## Analyzers (from results.json)" in text and "## Run receipt" in text and "whole command" in text
+    assert f"| qwen2_vl_temporal | {rows['qwen2_vl_temporal']['status']} |" in text
+    assert json.dumps(receipt, indent=1) in text
