@@ -335,3 +335,18 @@ def test_ultralytics_pull_checks_the_manifest_sha256(tmp_path, online, monkeypat
     assert "SHA-256 differs from the manifest's" in " ".join(result.output.split())
     assert ModelLock.load(CacheRoots.from_env()).get("yolov8n") is None  # nothing recorded as pulled
     assert not (CacheRoots.from_env().ultralytics_weights / "yolov8n.pt").exists()  # nor left to look cached
+
+
+@pytest.mark.parametrize("offline", [False, True])
+def test_a_bundled_model_whose_package_is_missing_says_what_to_install(tmp_path, offline):
+    """Not `framework models pull`, which cannot help: the weights ship inside the package."""
+    from framework.models import ModelResolver
+
+    manifest = tmp_path / "models_manifest.yaml"
+    manifest.write_text("version: 1\nmodels:\n  absent-vad:\n    source: bundled\n    locator: absent_bundled_vad\n"
+                        "    paths: [data]\n    license: mit\n    task: voice-activity-detection\n")
+    resolver = ModelResolver(load_manifest(manifest), offline=offline, progress=False)
+    found, missing = resolver.resolve(["absent-vad"])
+    assert found == {}
+    why = missing["absent-vad"]
+    assert "pip install absent-bundled-vad" in why and "models pull" not in why, why

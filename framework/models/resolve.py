@@ -110,6 +110,10 @@ class ModelResolver:
         spec = self.manifest[mid]
         lock = ModelLock.load(self.roots)
         model = find_model(spec, self.roots, lock)
+        if model is None and spec.handler.in_package:  # a package to install, not a model to pull
+            why = f"model {mid} is {spec.handler.not_installed(spec)}"
+            self._missing[mid] = why
+            return why
         if model is None and fetch and self.why_offline is None:
             model = self._fetch(spec, lock)
             if isinstance(model, str):

