@@ -107,7 +107,8 @@ class Analyzer:
     - ``version``: bump it when output changes; part of the result-cache key.
     - ``Params``: a pydantic model (``extra="forbid"``) of the analyzer's parameters.
     - ``depends_on``: names of analyzers whose tracks this one reads (``inputs.upstream``);
-      ``("*",)`` means every other enabled analyzer (fusion), and such an analyzer runs last.
+      ``("*",)`` means every other enabled analyzer (fusion), and such an analyzer runs last;
+      among several, the one that provides ``"summary"`` runs after the others and reads them too.
     - ``needs_audio`` / ``requires_audio``: wants audio / is skipped without it.
     - ``requires_video``: is skipped for audio-only files (default True if it asks for frames).
     - ``device``: ``"cpu"``, ``"gpu"`` or ``"auto"`` (GPU when there is one, else CPU).

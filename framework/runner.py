@@ -46,6 +46,7 @@ from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
 logger = logging.getLogger(__name__)
 
 ALL_UPSTREAM = "*"
+SUMMARY = "summary"  # the capability of the track that reads all the others (fusion)
 THUMB_SPEC = thumbnail_spec()
 
 
@@ -279,11 +280,16 @@ class _Run:
 
     # --- planning ---------------------------------------------------------------------
     def _dependencies(self) -> dict[str, tuple[str, ...]]:
+        """Each analyzer's upstream. ``("*",)`` reads every analyzer that does not itself read
+        ``"*"``; one of those that provides the summary (fusion) also reads the other ``"*"`` ones
+        (comment_cta_detection), so the summary sees every track."""
+        late = {n for n, a in self.analyzers.items() if ALL_UPSTREAM in a.depends_on}
+        summaries = {n for n in late if SUMMARY in self.analyzers[n].provides}
         deps: dict[str, tuple[str, ...]] = {}
         for name, a in self.analyzers.items():
-            if ALL_UPSTREAM in a.depends_on:
-                deps[name] = tuple(n for n, o in self.analyzers.items()
-                                   if n != name and ALL_UPSTREAM not in o.depends_on)
+            if name in late:
+                deps[name] = tuple(n for n in self.analyzers if n != name and (
+                    n not in late or (name in summaries and n not in summaries)))
             else:
                 deps[name] = tuple(a.depends_on)
         return deps

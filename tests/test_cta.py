@@ -100,7 +100,8 @@ def test_kinds_filter_and_named_sources():
 def test_a_cta_burned_into_a_video_is_found_in_a_run_with_text_overlay(tmp_path):
     start, end = 1.0, 2.6
     video = vf.caption_video(tmp_path / "cta.mp4", "Link in bio", start, end, duration=3.5, pan=False)
-    registry = vf.registry(tmp_path, {"text_overlay": {"width": 640, "threads": 1}, "comment_cta_detection": {}})
+    registry = vf.registry(tmp_path, {"text_overlay": {"width": 640, "threads": 1}, "comment_cta_detection": {},
+                                      "fusion": {"backend": "extractive"}})
     result = analyze(video, registry_path=registry, out_dir=tmp_path / "run", progress=False, load_entrypoints=False)
     ocr = result.timeline.tracks["text_overlay"]
     track = result.timeline.tracks["comment_cta_detection"]
@@ -110,3 +111,6 @@ def test_a_cta_burned_into_a_video_is_found_in_a_run_with_text_overlay(tmp_path)
     assert normalise(event.data["line"]).replace(" ", "") == "linkinbio"  # what rapidocr really read
     assert abs(event.start - start) <= 0.5 and abs(event.end - end) <= 0.5, (event.start, event.end)
     assert track.data["sources"] == {"text_overlay": "screen"}
+    # fusion, which also reads every track, runs after it: the summary's key moments cite the call to action
+    moments = (tmp_path / "run" / "summary.md").read_text().split("## Key moments")[1].split("\n## ")[0]
+    assert "comment_cta_detection" in moments and "Link in bio" in moments, moments

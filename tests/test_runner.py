@@ -395,3 +395,32 @@ def test_models_are_resolved_from_the_manifest_or_the_track_says_how_to_pull(tmp
     res = analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / "run2", progress=False)
     assert res.timeline.tracks["t_with_model"].status == "ok"
     assert WithModel.seen == {"yolov8n": weights}
+
+
+class EverythingSummarized(Analyzer):
+    """Reads every track and provides the summary, as fusion does."""
+
+    name = "t_summary"
+    version = "1.0"
+    depends_on = ("*",)
+    provides = ("summary",)
+
+    def analyze(self, inputs):
+        return self.track(data={"saw": sorted(inputs.upstream)})
+
+
+def test_the_summary_reads_the_other_analyzers_that_read_everything(tmp_path, sample_video):
+    """comment_cta_detection reads every track, and fusion must read its track too."""
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            for cls in (Brightness, Everything, EverythingSummarized):
+                register(cls)
+
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    res = analyze(sample_video.path, registry=registry(tmp_path, ["t_brightness", "t_everything", "t_summary"]),
+                  host=host, out_dir=tmp_path / "run", progress=False)
+    tracks = res.timeline.tracks
+    assert tracks["t_everything"].data["saw"] == ["t_brightness"]  # not the summary, which runs after it
+    assert tracks["t_summary"].data["saw"] == ["t_brightness", "t_everything"]
