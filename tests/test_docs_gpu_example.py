@@ -33,14 +33,17 @@ def _example_module():
 def test_the_device_step_example_runs_through_the_pipeline(tmp_path, monkeypatch, video_factory):
     from ultralytics import YOLO
 
-    from framework.models.roots import ultralytics_weights_dir
+    from framework.models.roots import ultralytics_settings_file, ultralytics_weights_dir
     from framework.testing.synth import default_shots
 
-    settings = tmp_path / "yolo" / "settings.json"  # where ultralytics (and our model source) look
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo"))
+    # YOLO_CONFIG_DIR/Ultralytics/settings.json, where ultralytics and our model source look (a file
+    # elsewhere leaves the default ./weights: the checkout's folder, which outlived the test)
+    settings = ultralytics_settings_file(os.environ)
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps({"weights_dir": str(tmp_path / "weights")}))
-    monkeypatch.setenv("YOLO_CONFIG_DIR", str(settings.parent))
     weights = ultralytics_weights_dir(os.environ)
+    assert weights == tmp_path / "weights"
     weights.mkdir(parents=True, exist_ok=True)
     YOLO("yolov8n.yaml").save(str(weights / "yolov8n.pt"))  # random weights, the real file format
 

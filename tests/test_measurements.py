@@ -7,6 +7,7 @@ import os
 from framework import hookimpl
 from framework.devices import GPUs
 from framework.measurements import Measurements, measurement_key
+from framework.models.roots import ultralytics_settings_file, ultralytics_weights_dir
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze, plan_video
@@ -44,10 +45,11 @@ def test_a_measured_peak_replaces_the_manifest_estimate_in_the_next_plan(tmp_pat
     weights = tmp_path / "weights"
     weights.mkdir()
     (weights / "yolov8n.pt").write_bytes(b"stand-in weights")  # the stand-in never reads them
-    settings = tmp_path / "yolo" / "settings.json"
+    monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "yolo"))
+    settings = ultralytics_settings_file(os.environ)  # YOLO_CONFIG_DIR/Ultralytics/settings.json
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps({"weights_dir": str(weights)}))
-    monkeypatch.setenv("YOLO_CONFIG_DIR", str(settings.parent))
+    assert ultralytics_weights_dir(os.environ) == weights
 
     class Plugin:
         @hookimpl
