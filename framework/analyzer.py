@@ -90,8 +90,8 @@ def file_stamp(path: Path) -> list[Any]:
     path = Path(path).expanduser()
     try:
         if path.is_dir():
-            return [str(path.resolve()), [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
-                                          for f in sorted(path.iterdir()) if f.is_file()]]
+            files = [(f.name, f.stat()) for f in sorted(path.iterdir()) if f.is_file()]
+            return [str(path.resolve()), [[name, st.st_size, st.st_mtime_ns] for name, st in files]]
         st = path.stat()
         return [str(path.resolve()), st.st_size, st.st_mtime_ns]
     except OSError:

@@ -144,14 +144,18 @@ class Fusion(Analyzer):
         server's model name, or a backend that loads no model folder). A plugin's backend is
         looked up in the backends of ``self.host``, the plugin host the registry configured this
         analyzer from; without one, only the built-in backends are known."""
-        model = self._summary_model(self._backend_table().get(self.backend_name))
+        model = self._configured_model()
         return [model] if model and _is_manifest_id(model) else []
 
     def local_files(self) -> list[Path]:
         """A summary model given as a local folder: other weights there write another summary."""
-        model = self._summary_model(self._backend_table().get(self.backend_name))
+        model = self._configured_model()
         local = model is not None and not _is_manifest_id(model) and Path(model).expanduser().is_dir()
         return [Path(model)] if local else []
+
+    def _configured_model(self) -> str | None:
+        """The model the configured backend will load from a folder (a manifest id or a path), else None."""
+        return self._summary_model(self._backend_table().get(self.backend_name))
 
     def _backend_table(self, host: Any = None) -> dict[str, type]:
         """Backend name -> class: the host's registered backends, else the built-in ones."""

@@ -195,9 +195,12 @@ class SceneDescription(BatchedAnalyzer):
         return ids
 
     def local_files(self) -> list[Path]:
-        """A local adapter folder: a retrained adapter in the same folder is not the old one."""
+        """A local adapter's weights and config (``adapter_*``): a retrained adapter in the same folder
+        is not the old one; ``eval.md`` or a card written there later changes nothing."""
         folder = adapter_folder(self.params.adapter) if self.params.adapter else None
-        return [folder] if folder is not None else []
+        if folder is None:
+            return []
+        return sorted(folder.glob("adapter_*")) or [folder]
 
     def frame_specs(self) -> list[FrameSpec]:
         p, d = self.params, self.defaults
