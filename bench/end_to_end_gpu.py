@@ -36,6 +36,9 @@ and memory, never quality.
 
     # the GPU machine (one call; needs the wheels listed in docs/benchmarks.md):
     python bench/end_to_end_gpu.py --device cuda --minutes 10 --out bench/results/end_to_end_h200.md
+    # or in two calls (the second within the machine's idle time, so /dev/shm is still there):
+    python bench/end_to_end_gpu.py --device cuda --minutes 10 --prepare-only --work /dev/shm/e2e
+    python bench/end_to_end_gpu.py --device cuda --minutes 10 --reuse --work /dev/shm/e2e --out bench/results/end_to_end_h200.md
     # this machine (toy sizes, seconds of video):
     .venv/bin/python bench/end_to_end_gpu.py --tiny --device cpu --minutes 0.25 --out bench/results/end_to_end_cpu_tiny.md
 """
@@ -609,12 +612,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--out", type=Path, default=None, help="write the markdown report here")
     ap.add_argument("--json-out", type=Path, default=None, help="also write the parsed numbers as JSON here")
-    ap.add_argument("--prepare-only", action="store_true", help=argparse.SUPPRESS)  # step 1, run as a child
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="step 1 only (packages, set, clip, models) into --work; a later call times the command "
+                         "with --reuse (one GPU call may be too short for both)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="skip step 1: time the command on what --prepare-only left in --work")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
 
+    if (args.prepare_only or args.reuse) and args.work is None:
+        ap.error("--prepare-only and --reuse need --work DIR (the folder the two calls share)")
     if args.prepare_only:
-        assert args.work is not None
         os.environ.update(child_env(args.work))
         (args.work / "prepare.json").write_text(json.dumps(prepare(args, args.work), indent=1, default=str))
         return 0
@@ -627,10 +635,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[1/3] prepare (packages, set, clip, models) in {work}", flush=True)
     prep_cmd = [sys.executable, str(Path(__file__).resolve()), "--prepare-only", "--work", str(work)] + \
         [a for a in argv if a not in ("--keep",)]
-    try:
-        rc: Any = subprocess.call(prep_cmd, env=env, cwd=work, timeout=max(60.0, args.deadline - 60.0))
-    except subprocess.TimeoutExpired:
-        rc = f"killed after {args.deadline - 60.0:.0f} s"
+    if args.reuse:
+        rc: Any = 0 if (work / "prepare.json").is_file() else f"no prepare.json in {work}: run --prepare-only first"
+    else:
+        try:
+            rc = subprocess.call(prep_cmd, env=env, cwd=work, timeout=max(60.0, args.deadline - 60.0))
+        except subprocess.TimeoutExpired:
+            rc = f"killed after {args.deadline - 60.0:.0f} s"
     if rc != 0 or not (work / "prepare.json").is_file():
         msg = (f"# End to end: prepare failed\n\n- command: `python bench/end_to_end_gpu.py {' '.join(argv)}`\n"
                f"- the prepare step (packages, clip, models) exited {rc} after {time.perf_counter() - t0:.0f} s; "
@@ -641,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
             args.out.write_text(msg, encoding="utf-8")
         return 2
     prep = json.loads((work / "prepare.json").read_text())
+    if args.reuse:  # this call's packages (it may carry other wheels than the preparing one did)
+        prep["packages"] = probe_packages()
     print(f"      prepared in {time.perf_counter() - t0:.1f} s (clip {prep['clip']['make_s']} s, models {prep['seed_s']} s)",
           flush=True)
     print("[2/3] the timed command", flush=True)

@@ -51,11 +51,15 @@ def test_a_track_that_did_not_run_names_the_missing_package_of_it_or_of_its_upst
 def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
     out, numbers = tmp_path / "report.md", tmp_path / "numbers.json"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "end_to_end_gpu.py"), "--tiny", "--device", "cpu", "--minutes", "0.25",
-         "--width", "640", "--height", "360", "--work", str(tmp_path / "work"), "--out", str(out),
-         "--json-out", str(numbers)], capture_output=True, text=True, env=env, timeout=1200)
+    common = [sys.executable, str(ROOT / "bench" / "end_to_end_gpu.py"), "--tiny", "--device", "cpu", "--minutes",
+              "0.25", "--width", "640", "--height", "360", "--work", str(tmp_path / "work")]
+    # in two steps, as on the GPU machine: the preparation, then the timed command reusing it
+    proc = subprocess.run(common + ["--prepare-only"], capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0 and (tmp_path / "work" / "prepare.json").is_file(), proc.stderr[-3000:]
+    proc = subprocess.run(common + ["--reuse", "--out", str(out), "--json-out", str(numbers)],
+                          capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "[1/3] prepare" in proc.stdout and "prepared in" in proc.stdout
     data = json.loads(numbers.read_text())
     prep, run, rows = data["prepare"], data["run"], {r["analyzer"]: r for r in data["rows"]}
 
@@ -94,3 +98,13 @@ def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
     assert "## Analyzers (from results.json)" in text and "## Run receipt" in text and "whole command" in text
     assert f"| qwen2_vl_temporal | {rows['qwen2_vl_temporal']['status']} |" in text
     assert json.dumps(receipt, indent=1) in text
+
+
+def test_the_timed_command_can_reuse_a_preparation_from_an_earlier_call(tmp_path):
+    """One GPU call (10 minutes) is too short for preparing and timing a 10-minute 720p clip:
+    ``--prepare-only --work DIR`` then ``--reuse --work DIR``. Without a preparation it says so."""
+    with pytest.raises(SystemExit):
+        e2e.main(["--reuse", "--device", "cpu", "--tiny"])  # no --work: argparse's error
+    out = tmp_path / "report.md"
+    assert e2e.main(["--reuse", "--device", "cpu", "--tiny", "--work", str(tmp_path / "w"), "--out", str(out)]) == 2
+    assert "run --prepare-only first" in out.read_text()
