@@ -20,6 +20,7 @@ exactly ``--new-tokens`` tokens (``min_new_tokens``), as the reference measureme
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import shutil
@@ -185,6 +186,17 @@ def make_clip(work: Path, minutes: float) -> tuple[Path, float]:
     return path, total
 
 
+def same_descriptions(runs: list[dict], clip: Path) -> str:
+    """How many chunks got the same description in every run of the clip at one batch size (greedy
+    decoding: with and without CUDA graphs, or a static cache, the words should not change)."""
+    digests = [r["text_digests"] for r in runs if r.get("text_digests") and r.get("clip") == str(clip)]
+    if len(digests) < 2:
+        return ""
+    same = sum(len(set(col)) == 1 for col in zip(*digests))
+    return (f"descriptions identical across its {len(digests)} runs of the clip at the largest batch: "
+            f"{same} of {len(digests[0])} chunks")
+
+
 def run_once(video: Path, work: Path, model_id: str, device: str, params: dict) -> dict:
     """One ``analyze`` run of cut_analysis + qwen2_vl_temporal; the numbers of its track."""
     import yaml
@@ -214,7 +226,7 @@ def run_once(video: Path, work: Path, model_id: str, device: str, params: dict) 
         raise SystemExit(f"{model_id}: the analyzer did not run: {track.status}: {track.reason}")
     d, step = track.data, track.receipt.get("step", {})
     covered = sum(e.end - e.start for e in track.events)
-    out = {"chunks": d["chunks"], "frames": d["frames"], "frame_size": "x".join(map(str, d["frame_size"])),
+    out = {"clip": str(video), "chunks": d["chunks"], "frames": d["frames"], "frame_size": "x".join(map(str, d["frame_size"])),
            "covered_s": covered, "load_s": d["load_s"], "describe_s": d["describe_s"], "wall_s": wall,
            # CPU time of the whole run (decode, load, describe), all threads: on a shared machine the
            # wall time says how busy the machine was; this says how much work the run itself was
@@ -222,7 +234,10 @@ def run_once(video: Path, work: Path, model_id: str, device: str, params: dict) 
            "video_s_per_s": covered / d["describe_s"], "busy": step.get("busy_s", 0.0) / d["describe_s"],
            "batch_sizes": step.get("batch_sizes"), "wait_s": step.get("wait_s"),
            "preprocess_s": step.get("preprocess_s"), "prompt_tokens": d["prompt_tokens"],
-           "new_tokens": d["new_tokens"], "padding_tokens": d.get("padding_tokens"), "dtype": d["model_info"].get("dtype"), "notes": d.get("notes", [])}
+           "new_tokens": d["new_tokens"], "padding_tokens": d.get("padding_tokens"), "dtype": d["model_info"].get("dtype"), "notes": d.get("notes", []),
+           "cuda_graphs": d["model_info"].get("cuda_graphs"),
+           # a digest of each description: runs of one model on one clip must say the same (greedy)
+           "text_digests": [hashlib.sha1(e.data["text"].encode()).hexdigest()[:10] for e in track.events]}
     if torch is not None:
         out["peak_vram_gb"] = torch.cuda.max_memory_allocated() / 2**30
     out["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -244,6 +259,7 @@ def main() -> None:
     ap.add_argument("--no-context", action="store_true", help="skip the context run")
     ap.add_argument("--static-cache", action="store_true", help="also measure the largest batch with a static KV cache")
     ap.add_argument("--compile", action="store_true", help="also measure the largest batch with torch.compile")
+    ap.add_argument("--no-graphs", action="store_true", help="also measure the largest batch without CUDA graphs")
     ap.add_argument("--dtype", default=None, help="bfloat16 (default on CUDA) or float32 (default on CPU)")
     ap.add_argument("--work", type=Path, default=None, help="folder for snapshots and clips (default: /dev/shm or tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (snapshots are reused)")
@@ -278,6 +294,8 @@ def main() -> None:
             runs.append((f"static cache b{top}", clip, {"batch_size": top, "static_cache": True}))
         if args.compile:
             runs.append((f"compile+static b{top}", clip, {"batch_size": top, "static_cache": True, "compile": True}))
+        if args.no_graphs:
+            runs.append((f"no CUDA graphs b{top}", clip, {"batch_size": top, "cuda_graphs": False}))
         if not args.no_context:
             runs.append(("context (serial)", ctx_clip, {"context": True}))
         for name, video, extra in runs:
@@ -292,6 +310,11 @@ def main() -> None:
             print(row, flush=True)
             if r["notes"]:
                 print(f"<!-- notes: {'; '.join(r['notes'])} -->", flush=True)
+        same = same_descriptions([r for row, r in rows if row.startswith(f"| {model_id} |")
+                                  and row.split(" | ")[2].endswith(f" b{top}")], clip)
+        if same:
+            rows.append((f"<!-- {model_id}: {same} -->", {}))
+            print(rows[-1][0], flush=True)
     lines += [row for row, _ in rows]
     lines += ["", f"clip: {total:.0f} s synthetic 640x360 (context run: {min(args.minutes, args.context_minutes):g} min); "
               f"chunking {args.chunking}, chunk_s {args.chunk_s:g}; {args.new_tokens} new tokens per chunk (forced); "

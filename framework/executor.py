@@ -22,6 +22,10 @@ The executor follows the plan and nothing else:
   The peak each analyzer allocated is measured (``measured_alone`` says whether it had the GPU to
   itself, the only case in which the figure is its own) and handed back in the receipt; the
   runner stores it for later plans (``framework.measurements``).
+- **A GPU to itself.** ``Placement.gpu_to_itself`` lets an analyzer do work that must not overlap
+  other analyzers' CUDA calls in this process (capturing a CUDA graph: another thread's
+  ``synchronize`` or ``empty_cache`` breaks the capture and fails that thread's analyzer). It says
+  whether the analyzer is the only one admitted to its GPU, and holds admissions there meanwhile.
 - **Ctrl-C** sets ``stop``: nothing new starts, running analyzers stop at their next progress
   report, loaded models are unloaded, then ``RunInterrupted`` is raised.
 
@@ -31,12 +35,13 @@ executor with stand-ins on simulated devices (``framework.testing.devices.Simula
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
@@ -174,6 +179,7 @@ class Executor:
         self.reserved: dict[str, float] = {dev: 0.0 for dev in self.lanes}
         self.active: dict[str, set[str]] = {dev: set() for dev in self.lanes}  # admitted, not yet released
         self.exclusive: dict[str, str | None] = {dev: None for dev in self.lanes}  # device -> the one running alone
+        self.holding: dict[str, str | None] = {dev: None for dev in self.lanes}  # device -> inside _to_itself
         self.states: dict[str, _State] = {}
         self.done: set[str] = set()
         self.intervals: dict[str, list[tuple[float, float]]] = {dev: [] for dev in self.lanes}
@@ -284,7 +290,7 @@ class Executor:
         goes first, once the GPU is empty."""
         admitted = []
         with self.lock:
-            if self.exclusive.get(dev):
+            if self.exclusive.get(dev) or self.holding.get(dev):
                 return admitted
             lane = [n for n in self.lanes.get(dev, []) if n in pending and self._state(n).placement.device == dev]
             alone = [n for n in lane if self.states[n].placement.exclusive]
@@ -313,6 +319,21 @@ class Executor:
                 if st.placement.exclusive:
                     break
         return admitted
+
+    @contextlib.contextmanager
+    def _to_itself(self, dev: str, name: str) -> Iterator[bool]:
+        """``Placement.gpu_to_itself``: yields whether ``name`` is the only analyzer admitted to
+        ``dev``; when it is, nothing else is admitted there until the block ends."""
+        with self.lock:
+            alone = self.active.get(dev, set()) <= {name} and self.holding.get(dev) is None
+            if alone:
+                self.holding[dev] = name
+        try:
+            yield alone
+        finally:
+            if alone:
+                with self.lock:
+                    self.holding[dev] = None
 
     def _make_room(self, pending: set[str], loaded_waiting: set[str]) -> list[str]:
         """Unload models waiting for their upstream on a GPU where a retry must run alone.
@@ -367,7 +388,8 @@ class Executor:
         if gpu:
             st.placement = dataclasses.replace(
                 st.placement, shared=lambda: len(self.active.get(dev, ())) > 1,
-                on_busy=lambda t0, t1: self.intervals.setdefault(dev, []).append((t0, t1)))
+                on_busy=lambda t0, t1: self.intervals.setdefault(dev, []).append((t0, t1)),
+                gpu_to_itself=lambda: self._to_itself(dev, st.job.name))
         if not self._begin(st):
             self._release(st, unload=False)
             return "done"

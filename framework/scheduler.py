@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Callable, ContextManager, Iterable
 
 #: a GPU analyzer whose CPU time cannot be estimated is tried on the CPU only if its models are
 #: at most this big (a 17 GB VLM on a laptop CPU is not "practical")
@@ -114,6 +114,11 @@ class Placement:
     shared: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
     #: set by the executor: told each (start, end) the device spent inside ``forward``
     on_busy: Callable[[float, float], None] | None = field(default=None, compare=False, repr=False)
+    #: set by the executor: a context manager for work that must not overlap other analyzers' CUDA
+    #: calls in this process (capturing a CUDA graph: another thread's synchronize would break it).
+    #: It yields whether this analyzer is the only one admitted to the device; while inside, no
+    #: other analyzer is admitted there.
+    gpu_to_itself: Callable[[], ContextManager[bool]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_gpu(self) -> bool:

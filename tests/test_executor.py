@@ -272,3 +272,36 @@ def test_the_runs_peak_counts_models_that_shared_the_gpu():
     together = run_plan.last.peak_vram_mb["cuda:0"]
     assert together == gpus.peak["cuda:0"]  # no reset since both were loaded: the counter's own peak
     assert together >= 3000 + 3000  # both models' weights at once
+
+
+def test_an_analyzer_learns_whether_it_has_the_gpu_to_itself_and_holds_admissions_meanwhile():
+    """``Placement.gpu_to_itself`` (for capturing a CUDA graph, which another thread's CUDA calls
+    would break): True only when no other analyzer is admitted to the GPU; while it is held,
+    nothing else is admitted there."""
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    seen = []
+
+    class Alone(StandIn.make("alone", gpus, {"bf16": 1000}, n_items=2, batch_size=1)):
+        def forward(self, batch):
+            with self.placement.gpu_to_itself() as alone:
+                seen.append(alone)
+            return super().forward(batch)
+
+    _p, tracks = run_plan([Alone()], gpus, 12_000)
+    assert tracks["alone"].status == "ok" and seen == [True, True]
+
+    a = StandIn.make("a", gpus, {"bf16": 1000})()
+    b = StandIn.make("b", gpus, {"bf16": 1000})()
+    p = plan([_demand(a), _demand(b)], 12_000, ["cuda:0"])
+    jobs = [Job(n, p.placements[n], (), lambda placement: None) for n in p.order]
+    ex = Executor(p, jobs, lambda n, t: None, memory=gpus)
+    assert ex._admit("cuda:0", {"a"}) == ["a"]
+    with ex._to_itself("cuda:0", "a") as alone:
+        assert alone
+        assert ex._admit("cuda:0", {"b"}) == []  # held: b waits
+        with ex._to_itself("cuda:0", "a") as again:
+            assert not again  # one holder at a time
+    assert ex._admit("cuda:0", {"b"}) == ["b"]  # released: b is admitted beside a
+    with ex._to_itself("cuda:0", "a") as alone:
+        assert not alone  # b is on the GPU now
+    assert ex.holding["cuda:0"] is None

@@ -148,6 +148,9 @@ class SceneDescription(BatchedAnalyzer):
         context_tokens: int = Field(256, ge=0, description="context: most tokens of earlier descriptions")
         static_cache: bool = Field(False, description="static KV cache in generate (where the model supports it)")
         compile: bool = Field(False, description="torch.compile the model's forward (CUDA)")
+        cuda_graphs: bool | None = Field(None, description="replay each decoding step as a CUDA graph over a "
+                                         "static KV cache (CUDA; off with compile); default: on for Qwen2-VL "
+                                         "(checked on a GPU) and Qwen2.5-VL (its decoder; checked on the CPU)")
         timeout_s: float = Field(120.0, gt=0, description="openai: seconds to wait for one answer")
 
         @model_validator(mode="after")
@@ -229,7 +232,8 @@ class SceneDescription(BatchedAnalyzer):
         p = self.params
         self._device = "cuda" if device == "gpu" else device
         options = GenerationOptions(max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens,
-                                    temperature=p.temperature, static_cache=p.static_cache, compile=p.compile)
+                                    temperature=p.temperature, static_cache=p.static_cache, compile=p.compile,
+                                    cuda_graphs=p.cuda_graphs)
         if p.backend == "openai":
             family = family_class("openai")(options, base_url=p.base_url, model=p.api_model or p.model,
                                             api_key_env=p.api_key_env, timeout_s=p.timeout_s)
@@ -239,6 +243,7 @@ class SceneDescription(BatchedAnalyzer):
             name = family_from_config(folder) or self.family_name
             family = family_class(name)(options)
             family.load(folder, self.run_device, self.precision, adapter)
+        family.gpu_to_itself = self.placement.gpu_to_itself if self.placement is not None else None
         self.family = family
         self._load_s = time.perf_counter() - t0
 
@@ -320,7 +325,8 @@ class SceneDescription(BatchedAnalyzer):
         requests = self._requests(items)
         if self.params.context:
             return requests  # the prompt needs the previous description: prepared in forward
-        return requests, self.family.prepare(requests)
+        with self.family.prepare_lock:  # a CUDA graph is not captured meanwhile (decode_graphs)
+            return requests, self.family.prepare(requests)
 
     def forward(self, batch: Any) -> Any:
         if not self.params.context:

@@ -7,9 +7,10 @@ frames (uint8 arrays from the single decode pass) and the local folder the runne
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, ContextManager
 
 import numpy as np
 
@@ -53,6 +54,7 @@ class GenerationOptions:
     temperature: float = 0.0
     static_cache: bool = False       # generate(cache_implementation="static") where the model supports it
     compile: bool = False            # torch.compile the forward (with the static cache; CUDA)
+    cuda_graphs: bool | None = None  # replay decoding steps as CUDA graphs (CUDA; static cache); None: the family's default
     seed: int = 0
 
 
@@ -90,6 +92,10 @@ class Family:
         self.options = options or GenerationOptions()
         self.device = "cpu"
         self.notes: list[str] = []  # what the family chose or fell back to (recorded in the track)
+        #: held while a batch is prepared (on the GPU for the local families); see ``decode_graphs``
+        self.prepare_lock = threading.Lock()
+        #: the executor's ``Placement.gpu_to_itself`` (None outside a run: nothing else uses the GPU)
+        self.gpu_to_itself: Callable[[], ContextManager[bool]] | None = None
 
     def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
         raise NotImplementedError

@@ -5,19 +5,24 @@ the dtype from the placement's precision and SDPA attention; an adapter folder w
 ``adapter_config.json`` is applied with peft and merged (no per-token adapter cost).
 
 Generation is batched with left padding (every prompt ends where generation starts), greedy by
-default, and optionally uses a static KV cache (``cache_implementation="static"``) and a
-compiled forward. When the model rejects the static cache, generation falls back to the dynamic
-cache once and the note says so.
+default. On CUDA, over a static KV cache, greedy decoding runs in ``greedy_loop`` (each step one
+CUDA graph, no Python between steps); other decoding keeps transformers' loop with each forward
+replayed as a graph (``decode_graphs``). Elsewhere a static cache and a compiled forward are
+options. When the model rejects the static cache, generation falls back to the dynamic cache once
+and the note says so.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 from framework import AnalyzerUnavailable
+from framework.device_step import is_out_of_memory
 
+from . import decode_graphs, greedy_loop
 from .base import Answer, Family, torch_dtype
 
 logger = logging.getLogger(__name__)
@@ -49,6 +54,13 @@ class HFFamily(Family):
 
     model_class: ClassVar[str] = ""
     attention: ClassVar[str] = "sdpa"  # attn_implementation (BLIP's text decoder has no SDPA: "eager")
+    #: inputs ``generate`` hands every decoding step that the model reads only to compute positions
+    #: when none are given; dropped from steps that carry ``position_ids`` (transformers 5.17 passes
+    #: Qwen2-VL's ``mm_token_type_ids`` whole, one column longer at each step, so no graph would fit)
+    decode_unused: ClassVar[tuple[str, ...]] = ()
+    #: CUDA graphs when ``cuda_graphs`` is not set: on for the families whose graphed decoding was
+    #: checked on a GPU against plain ``generate`` (the words must not change)
+    graphs_by_default: ClassVar[bool] = False
 
     def __init__(self, options=None):
         super().__init__(options)
@@ -56,6 +68,8 @@ class HFFamily(Family):
         self.tokenizer: Any = None
         self.dtype: Any = None
         self._static_ok = True
+        self.graphs: decode_graphs.DecodeGraphs | None = None
+        self._loop_ok = True  # greedy_loop does this model's decoding (until it says it cannot)
 
     # --- loading --------------------------------------------------------------------------------
     def _model_cls(self) -> Any:
@@ -84,18 +98,40 @@ class HFFamily(Family):
                 self.notes.append("forward compiled with torch.compile")
             else:
                 self.notes.append("compile is for CUDA only; not compiled on the CPU")
+        elif self.wants_graphs() and self.device.startswith("cuda"):
+            self.graphs = decode_graphs.install(self.model, self.notes, self._capture_gate, self.decode_unused)
         logger.debug("transformers %s", transformers.__version__)
         if self.device.startswith("cuda") and repeats_kv_heads(self.model, transformers):
             self.notes.append(f"transformers {transformers.__version__} copies the key/value heads for every "
                               "query head at each decoding step of this model; 5.23 or later does not, and "
                               "decoded about 2x faster at a batch of 60 on an H200: pip install -U transformers")
 
+    def wants_graphs(self) -> bool:
+        """``cuda_graphs`` as set, else the family's default (``graphs_by_default``)."""
+        return self.graphs_by_default if self.options.cuda_graphs is None else self.options.cuda_graphs
+
+    @contextlib.contextmanager
+    def _capture_gate(self) -> Iterator[bool]:
+        """Whether a CUDA graph may be captured now (see ``decode_graphs``): once this family's
+        preparation of the next batch is done, when no other analyzer is on the GPU."""
+        with self.prepare_lock:
+            if self.gpu_to_itself is None:
+                yield True
+            else:
+                with self.gpu_to_itself() as alone:
+                    yield alone
+
     def describe_model(self) -> dict[str, Any]:
         if self.model is None:
             return {}
-        return {"class": type(self.model).__name__, "dtype": str(self.dtype).replace("torch.", ""),
+        info = {"class": type(self.model).__name__, "dtype": str(self.dtype).replace("torch.", ""),
                 "attention": getattr(self.model.config, "_attn_implementation", None),
                 "parameters": int(sum(p.numel() for p in self.model.parameters())), "device": self.device}
+        if self.graphs is not None:
+            g = self.graphs
+            info["cuda_graphs"] = {"used": g.enabled, "captures": g.captures, "replayed_steps": g.replays,
+                                   "steps_while_gpu_shared": g.shared_steps}
+        return info
 
     def count_tokens(self, text: str) -> int:
         if self.tokenizer is None:
@@ -133,8 +169,10 @@ class HFFamily(Family):
             kw.update(temperature=None, top_p=None, top_k=None)
         if o.min_new_tokens:
             kw["min_new_tokens"] = min(o.min_new_tokens, o.max_new_tokens)
-        if o.static_cache and self._static_ok:
+        if (o.static_cache or self.graphs is not None) and self._static_ok:
             kw["cache_implementation"] = "static"
+        if self.graphs is not None:
+            kw["disable_compile"] = True  # the graphs replace transformers' compiled static-cache decoding
         return kw
 
     def generate(self, prepared: dict[str, Any]) -> Any:
@@ -147,11 +185,17 @@ class HFFamily(Family):
                 if key in inputs and inputs[key].is_floating_point():
                     inputs[key] = inputs[key].to(self.dtype)
         kw = self.gen_kwargs()
+        late_stop = decode_graphs.stop_check_one_step_late() if self.graphs is not None else contextlib.nullcontext()
         with torch.inference_mode(), attention_kernels(self.device):
             try:
-                return self.model.generate(**inputs, **kw)
+                if self._loop_ok and self.graphs is not None and "cache_implementation" in kw:
+                    out = self._generate_in_loop(inputs, kw)
+                    if out is not None:
+                        return out
+                with late_stop:
+                    return self.model.generate(**inputs, **kw)
             except Exception as exc:  # noqa: BLE001 - only a refused static cache is handled here
-                if "cache_implementation" not in kw or _out_of_memory(exc):
+                if "cache_implementation" not in kw or is_out_of_memory(exc):
                     raise  # the device step splits the batch on out-of-memory
                 self._static_ok = False  # this model/version has no static cache: use the dynamic one
                 self.notes.append(f"static KV cache not supported here ({type(exc).__name__}: {str(exc)[:120]}); "
@@ -159,6 +203,24 @@ class HFFamily(Family):
                 logger.warning("%s: static cache not supported (%s); using the dynamic cache", self.name, exc)
                 kw.pop("cache_implementation")
                 return self.model.generate(**inputs, **kw)
+            finally:
+                if self.graphs is not None:
+                    self.graphs.release()  # the next batch has a new cache
+
+    def _generate_in_loop(self, inputs: dict[str, Any], kw: dict[str, Any]) -> Any:
+        """Greedy decoding in ``greedy_loop``. None when this model's decoding is not one the loop
+        does (noted once; transformers' loop then does it, here and for every later batch)."""
+        try:
+            out, why = greedy_loop.generate(self.model, self.graphs, inputs, kw)
+        except Exception as exc:  # noqa: BLE001 - the loop's own failure: transformers' loop does the batch
+            if is_out_of_memory(exc):
+                raise
+            out, why = None, f"the graphed loop failed ({type(exc).__name__}: {str(exc)[:160]})"
+        if why is not None:
+            self._loop_ok = False
+            self.notes.append(f"decoding in transformers' loop (each forward still a CUDA graph): {why}")
+            logger.info("%s: decoding in transformers' loop: %s", self.name, why)
+        return out
 
     def decode(self, outputs: Any, prepared: dict[str, Any]) -> list[Answer]:
         n_prompt = int(prepared["inputs"]["input_ids"].shape[1])
@@ -221,10 +283,6 @@ def repeats_kv_heads(model: Any, transformers: Any) -> bool:
     except ImportError:
         return False
     return not hasattr(sdpa, "pack_gqa")
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    return type(exc).__name__ in ("OutOfMemoryError", "OutOfMemoryException") or "out of memory" in str(exc).lower()
 
 
 def left_padded(tokenizer: Any) -> Any:

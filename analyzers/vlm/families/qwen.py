@@ -28,6 +28,13 @@ class Qwen2VL(HFFamily):
     name: ClassVar[str] = "qwen2_vl"
     model_class: ClassVar[str] = "Qwen2VLForConditionalGeneration"
     accepts_times: ClassVar[str] = "text line with each frame's time"
+    # with position_ids given, these feed only the 3-D position computation (get_rope_index)
+    decode_unused: ClassVar[tuple[str, ...]] = ("mm_token_type_ids", "image_grid_thw", "video_grid_thw",
+                                                "second_per_grid_ts")
+    # Qwen2-VL-7B's 60 descriptions were the same with and without graphs on an H200
+    # (bench/results/vlm_throughput_h200_7b.md, run 5), as were the tiny model's tokens; Qwen2.5-VL
+    # shares the decoder (its tiny model checked on the CPU, tests/test_decode_graphs.py)
+    graphs_by_default: ClassVar[bool] = True
 
     def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
         transformers = import_transformers()
