@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["ConfigError", "load_yaml", "line_of", "format_validation_error"]
+__all__ = ["ConfigError", "compose", "load_yaml", "line_of", "format_validation_error"]
 
 
 def load_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
@@ -21,7 +21,7 @@ def load_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -29,30 +29,36 @@ def load_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     lines: dict[tuple, int] = {}
     if node is None:
         return {}, lines
-    return _construct(node, (), lines), lines
+    constructor = yaml.SafeLoader("")  # one for the file: it turns scalar nodes into values
+    try:
+        return _construct(node, (), lines, constructor), lines
+    finally:
+        constructor.dispose()
 
 
-def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> Any:
+#: libyaml's parser when PyYAML was built with it: the same nodes and line marks, about ten times
+#: faster (the models manifest: 14 ms against 155 ms), which every run with models pays
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def compose(text: str) -> Any:
+    """The YAML node tree of ``text`` (with line marks), by the fastest parser PyYAML has."""
+    return yaml.compose(text, Loader=_COMPOSER)
+
+
+def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], constructor: Any) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            key = constructor.construct_object(key_node, deep=True)
             lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, path + (key,), lines)
+            out[key] = _construct(value_node, path + (key,), lines, constructor)
             lines[path + (key,)] = key_node.start_mark.line + 1  # the key's line, not its value's
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(child, path + (i,), lines) for i, child in enumerate(node.value)]
-    return _scalar(node)
-
-
-def _scalar(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+        return [_construct(child, path + (i,), lines, constructor) for i, child in enumerate(node.value)]
+    return constructor.construct_object(node, deep=True)
 
 
 def line_of(lines: dict[tuple, int], loc: tuple) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any, Iterable, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..yamlio import ConfigError, format_validation_error, load_yaml
+from ..yamlio import ConfigError, compose, format_validation_error, load_yaml
 from .roots import CacheRoots
 from .sources import ModelSource, source_for
 from .sources.common import plain_filename
@@ -331,7 +331,7 @@ def shared_storage(entries: Iterable[tuple[ModelSpec, str]]) -> list[str]:
 
 def _check_duplicates(path: Path) -> None:
     """PyYAML keeps the last of two equal keys silently; a manifest must not."""
-    node = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    node = compose(path.read_text(encoding="utf-8"))
 
     def walk(n: yaml.Node, where: str) -> None:
         if isinstance(n, yaml.MappingNode):
