@@ -514,3 +514,26 @@ def test_corrupt_manifest_names_file_and_line(env):
     bad.write_text("version: 1\nmodels:\n  tiny: [unclosed\n")
     text = "".join(env.cli("prune", "--yes", "--manifest", str(bad), code=EXIT_CONFIG).output.split())
     assert f"{bad}:4:invalidYAML" in text
+
+
+def test_a_packages_version_is_found_without_reading_every_installed_distribution(monkeypatch):
+    """``package_version``: the distribution named like the import package is asked first; every
+    installed distribution's file list is read (once) only for names that differ (cv2)."""
+    import importlib.metadata
+
+    from framework.models import cache
+
+    calls = []
+    real = importlib.metadata.packages_distributions
+    monkeypatch.setattr(importlib.metadata, "packages_distributions", lambda: calls.append(1) or real())
+    cache._packages_distributions.cache_clear()
+    try:
+        assert cache.package_version("rapidocr_onnxruntime") == importlib.metadata.version("rapidocr_onnxruntime")
+        assert cache.package_version("silero_vad") == importlib.metadata.version("silero-vad")
+        assert calls == []  # found by name
+        cv2_version = cache.package_version("cv2")
+        assert cv2_version in {importlib.metadata.version(d) for d in real()["cv2"]}  # opencv-python's
+        assert cache.package_version("no_such_package_here") is None
+        assert len(calls) == 1  # read once for both
+    finally:
+        cache._packages_distributions.cache_clear()
