@@ -3,12 +3,16 @@
 ``auto`` (the default) gives each GPU its free memory minus a reserve (``RESERVE_FRACTION`` of
 the card, at least ``RESERVE_MIN_MB``) for the CUDA context and other processes. A number is
 used as given, per GPU, but never more than the card has; the executor caps the allocator to it.
-torch is imported only when some analyzer can use a GPU.
+torch is imported only when some analyzer can use a GPU, and not at all on a machine without a
+GPU driver (``gpu_driver_present``).
 """
 from __future__ import annotations
 
 import logging
+import os
+import platform
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .errors import ConfigError
 
@@ -37,6 +41,9 @@ def discover(requested: list[str] | None, budget: float | str | None, *, wanted:
     :raises ConfigError: a requested GPU does not exist.
     """
     if not wanted or requested == ["cpu"]:
+        return GPUs()
+    if not requested and not gpu_driver_present():
+        logger.debug("no GPU driver on this machine: torch not imported to look for GPUs")
         return GPUs()
     try:
         import torch
@@ -68,6 +75,23 @@ def discover(requested: list[str] | None, budget: float | str | None, *, wanted:
                 logger.warning("%s: the %.0f MB VRAM budget is more than the %.0f MB free now; "
                                "models may run out of memory", dev, float(budget), free)
     return gpus
+
+
+#: what a machine has when torch could see a GPU on it: NVIDIA's driver (its proc entry or device
+#: nodes), WSL's GPU bridge, or AMD's ROCm (torch's ROCm builds answer through torch.cuda)
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
+
+
+def gpu_driver_present(system: str | None = None, exists: Callable[[str], bool] = os.path.exists) -> bool:
+    """False only where torch certainly sees no GPU: macOS (no CUDA), and Linux without any of
+    ``GPU_DRIVER_PATHS``. Importing torch just to learn that takes seconds (``framework plan`` on
+    a laptop). Elsewhere (Windows, other systems) True: torch is asked."""
+    system = system or platform.system()
+    if system == "Darwin":
+        return False
+    if system == "Linux":
+        return any(exists(p) for p in GPU_DRIVER_PATHS)
+    return True
 
 
 def _valid(device: str, count: int) -> bool:

@@ -125,3 +125,31 @@ def test_the_configured_device_note_is_in_the_plan():
     assert p.device == {"vlm": "cpu"} and "registry.yaml" in p.notes["vlm"]
     p = plan([Demand("vlm", "gpu", 2000, note="device: gpu in registry.yaml")], 8000, [])
     assert p.device == {"vlm": "cpu"} and p.notes["vlm"].startswith("device: gpu in registry.yaml; needs a GPU")
+
+
+def test_without_a_gpu_driver_torch_is_not_asked_for_gpus(monkeypatch):
+    """``framework plan`` on a laptop imported torch (seconds) just to learn there is no GPU."""
+    import sys
+    import types
+
+    from framework import devices
+
+    assert devices.gpu_driver_present("Darwin") is False
+    assert devices.gpu_driver_present("Linux", exists=lambda p: False) is False
+    assert devices.gpu_driver_present("Linux", exists=lambda p: p == "/dev/nvidia0") is True
+    assert devices.gpu_driver_present("Linux", exists=lambda p: p == "/dev/kfd") is True  # ROCm
+    assert devices.gpu_driver_present("Windows") is True  # not known without asking torch
+
+    asked = []
+    fake = types.ModuleType("torch")
+    fake.cuda = types.SimpleNamespace(is_available=lambda: asked.append(1) or False, device_count=lambda: 0)
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    monkeypatch.setattr(devices, "gpu_driver_present", lambda: False)
+    assert devices.discover(None, "auto").devices == [] and asked == []
+    monkeypatch.setattr(devices, "gpu_driver_present", lambda: True)
+    assert devices.discover(None, "auto").devices == [] and asked == [1]
+    asked.clear()
+    monkeypatch.setattr(devices, "gpu_driver_present", lambda: False)
+    with pytest.raises(Exception, match="no such GPU"):
+        devices.discover(["cuda:0"], "auto")  # asked for by name: torch says whether it exists
+    assert asked == [1]
