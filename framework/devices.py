@@ -78,8 +78,10 @@ def discover(requested: list[str] | None, budget: float | str | None, *, wanted:
 
 
 #: what a machine has when torch could see a GPU on it: NVIDIA's driver (its proc entry or device
-#: nodes), WSL's GPU bridge, or AMD's ROCm (torch's ROCm builds answer through torch.cuda)
-GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg", "/dev/kfd")
+#: nodes), Jetson's (nvhost, nvmap), WSL's GPU bridge, or AMD's ROCm (torch's ROCm builds answer
+#: through torch.cuda)
+GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/dev/nvhost-ctrl", "/dev/nvmap",
+                    "/dev/dxg", "/dev/kfd")
 
 
 def gpu_driver_present(system: str | None = None, exists: Callable[[str], bool] = os.path.exists) -> bool:
