@@ -9,11 +9,14 @@ from pydantic import ValidationError
 
 from .errors import ConfigError
 
-__all__ = ["ConfigError", "compose", "load_yaml", "line_of", "format_validation_error"]
+__all__ = ["ConfigError", "load_yaml", "line_of", "format_validation_error"]
 
 
-def load_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
-    """Parse ``path``; return (data, {key path: 1-based line}). Raises ``ConfigError``."""
+def load_yaml(path: Path, duplicates: list[tuple[tuple, int, int]] | None = None) -> tuple[Any, dict[tuple, int]]:
+    """Parse ``path``; return (data, {key path: 1-based line}). Raises ``ConfigError``.
+
+    ``duplicates``: a list to receive (key path, line, line of the first one) for every key a
+    mapping repeats (PyYAML keeps the last silently), in document order."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -21,7 +24,7 @@ def load_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
-        node = compose(text)
+        node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -31,7 +34,7 @@ def load_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
         return {}, lines
     constructor = yaml.SafeLoader("")  # one for the file: it turns scalar nodes into values
     try:
-        return _construct(node, (), lines, constructor), lines
+        return _construct(node, (), lines, constructor, duplicates if duplicates is not None else []), lines
     finally:
         constructor.dispose()
 
@@ -41,23 +44,21 @@ def load_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
 _COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def compose(text: str) -> Any:
-    """The YAML node tree of ``text`` (with line marks), by the fastest parser PyYAML has."""
-    return yaml.compose(text, Loader=_COMPOSER)
-
-
-def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], constructor: Any) -> Any:
+def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int], constructor: Any,
+               duplicates: list[tuple[tuple, int, int]]) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out = {}
         for key_node, value_node in node.value:
             key = constructor.construct_object(key_node, deep=True)
+            if key in out:
+                duplicates.append((path + (key,), key_node.start_mark.line + 1, lines[path + (key,)]))
             lines[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, path + (key,), lines, constructor)
+            out[key] = _construct(value_node, path + (key,), lines, constructor, duplicates)
             lines[path + (key,)] = key_node.start_mark.line + 1  # the key's line, not its value's
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(child, path + (i,), lines, constructor) for i, child in enumerate(node.value)]
+        return [_construct(child, path + (i,), lines, constructor, duplicates) for i, child in enumerate(node.value)]
     return constructor.construct_object(node, deep=True)
 
 

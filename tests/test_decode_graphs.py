@@ -23,6 +23,9 @@ from analyzers.vlm.families.decode_graphs import DecodeGraphs, is_decoding_step
 torch = pytest.importorskip("torch")
 
 
+STATIC = type("StaticCache", (), {"is_compileable": True})()  # what the tests' steps pass as the cache
+
+
 class RunAtReplay(DecodeGraphs):
     """The capture seam on the CPU: the step runs once when "captured" (as a CUDA graph's first
     replay would) and again at every later replay, its logits written into the first output."""
@@ -106,7 +109,7 @@ def test_a_failed_capture_falls_back_to_the_plain_step_and_says_so(tiny_vlm, pla
 
 def test_out_of_memory_while_capturing_is_raised_for_the_device_step_to_split_the_batch():
     oom = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-    cache = type("Cache", (), {"is_compileable": True})()
+    cache = STATIC
     g = FailingCapture(lambda **kw: "step", [], error=oom)
     step = {"input_ids": torch.zeros(2, 1, dtype=torch.long), "past_key_values": cache}
     assert g(**step) == "step"  # first step of the shape: as is
@@ -116,7 +119,7 @@ def test_out_of_memory_while_capturing_is_raised_for_the_device_step_to_split_th
 
 
 def test_only_one_token_steps_on_a_static_cache_are_decoding_steps():
-    static = type("Static", (), {"is_compileable": True})()
+    static = STATIC
     dynamic = type("Dynamic", (), {"is_compileable": False})()
     one, many = torch.zeros(2, 1, dtype=torch.long), torch.zeros(2, 5, dtype=torch.long)
     assert is_decoding_step({"input_ids": one, "past_key_values": static})
@@ -127,7 +130,7 @@ def test_only_one_token_steps_on_a_static_cache_are_decoding_steps():
 
 
 def test_inputs_that_change_shape_at_every_step_stop_the_capturing():
-    static = type("Static", (), {"is_compileable": True})()
+    static = STATIC
     notes: list[str] = []
     g = RunAtReplay(lambda **kw: kw["attention_mask"].shape[1], notes)
     for n in range(1, decode_graphs.MAX_SHAPE_CHANGES + 3):  # a 2-D mask growing by one at each step
@@ -175,7 +178,7 @@ def test_while_other_analyzers_share_the_gpu_the_steps_run_as_is_and_the_capture
     import contextlib
     import types
 
-    static = type("Static", (), {"is_compileable": True})()
+    static = STATIC
     state = {"alone": False}
     g = RunAtReplay(lambda **kw: types.SimpleNamespace(logits=kw["input_ids"].float() * 10), [],
                     lambda: contextlib.nullcontext(state["alone"]))
@@ -356,7 +359,7 @@ def test_inputs_read_only_for_positions_are_dropped_from_steps_that_carry_positi
     longer each time: dropped (the family names it), the steps keep one shape and are captured."""
     import types
 
-    static = type("Static", (), {"is_compileable": True})()
+    static = STATIC
     keys = []
 
     def forward(**kw):

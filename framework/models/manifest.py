@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..yamlio import ConfigError, compose, format_validation_error, load_yaml
+from ..yamlio import ConfigError, format_validation_error, load_yaml
 from .roots import CacheRoots
 from .sources import ModelSource, source_for
 from .sources.common import plain_filename
@@ -256,13 +255,17 @@ def add_plugin_models(manifest: Manifest, entries: Mapping[str, tuple[ModelSpec,
 
 
 def _load_file(path: Path) -> Manifest:
+    duplicates: list[tuple[tuple, int, int]] = []
     try:
-        data, lines = load_yaml(path)
+        data, lines = load_yaml(path, duplicates)
     except ConfigError as exc:
         raise ManifestError(f"{exc} (the models manifest)") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}:1: the top level must be a mapping with 'version' and 'models'")
-    _check_duplicates(path)
+    if duplicates:  # PyYAML keeps the last of two equal keys silently; a manifest must not
+        key_path, line, first = duplicates[0]
+        raise ManifestError(f"{path}:{line}: {'.'.join(map(str, key_path))}: duplicate key "
+                            f"(first defined on line {first})")
     top = {k: v for k, v in data.items() if not str(k).startswith("x-")}  # x-*: YAML anchors only
     try:
         parsed = _ManifestFile.model_validate(top)
@@ -327,24 +330,5 @@ def shared_storage(entries: Iterable[tuple[ModelSpec, str]]) -> list[str]:
                 break
             owner.setdefault(key, (spec.id, origin))
     return problems
-
-
-def _check_duplicates(path: Path) -> None:
-    """PyYAML keeps the last of two equal keys silently; a manifest must not."""
-    node = compose(path.read_text(encoding="utf-8"))
-
-    def walk(n: yaml.Node, where: str) -> None:
-        if isinstance(n, yaml.MappingNode):
-            seen: dict[Any, int] = {}
-            for k, v in n.value:
-                key = k.value if isinstance(k, yaml.ScalarNode) else None
-                if key in seen:
-                    raise ManifestError(f"{path}:{k.start_mark.line + 1}: {where}{key}: duplicate key "
-                                        f"(first defined on line {seen[key]})")
-                seen[key] = k.start_mark.line + 1
-                walk(v, f"{where}{key}.")
-
-    if node is not None:
-        walk(node, "")
 
 

@@ -47,14 +47,14 @@ logger = logging.getLogger(__name__)
 MAX_SHAPE_CHANGES = 3
 
 
-def _is_tensor(value: Any) -> bool:
+def is_tensor(value: Any) -> bool:
     return hasattr(value, "data_ptr") and hasattr(value, "copy_") and hasattr(value, "shape")
 
 
 def _signature(value: Any) -> Any:
     """What must stay the same between two steps for one graph to serve both: tensors by shape,
     dtype and device; dicts and lists by their items; anything else (the cache) by identity."""
-    if _is_tensor(value):
+    if is_tensor(value):
         return ("tensor", tuple(value.shape), str(value.dtype), str(value.device))
     if isinstance(value, dict):
         return ("dict", tuple((k, _signature(v)) for k, v in value.items()))
@@ -65,20 +65,20 @@ def _signature(value: Any) -> Any:
     return ("object", id(value))
 
 
-def _static_copy(value: Any) -> Any:
+def static_copy(value: Any) -> Any:
     """The graph's own input buffers: a clone of every tensor, the rest as is."""
-    if _is_tensor(value):
+    if is_tensor(value):
         return value.clone()
     if isinstance(value, dict):
-        return {k: _static_copy(v) for k, v in value.items()}
+        return {k: static_copy(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_static_copy(v) for v in value)
+        return type(value)(static_copy(v) for v in value)
     return value
 
 
 def _fill(static: Any, value: Any) -> None:
     """Copy this step's inputs into the graph's buffers (same structure, checked by the signature)."""
-    if _is_tensor(static):
+    if is_tensor(static):
         if static.data_ptr() != value.data_ptr():
             static.copy_(value)
     elif isinstance(static, dict):
@@ -93,7 +93,7 @@ def is_decoding_step(kwargs: dict[str, Any]) -> bool:
     """One new token per row, on a static (compileable) cache, with no image or video inputs."""
     ids = kwargs.get("input_ids")
     cache = kwargs.get("past_key_values")
-    if ids is None or not _is_tensor(ids) or ids.ndim != 2 or ids.shape[1] != 1:
+    if ids is None or not is_tensor(ids) or ids.ndim != 2 or ids.shape[1] != 1:
         return False
     if kwargs.get("inputs_embeds") is not None or not getattr(cache, "is_compileable", False):
         return False
@@ -130,7 +130,8 @@ class DecodeGraphs:
         import torch
 
         graph = torch.cuda.CUDAGraph()
-        # thread_local: the next batch's frames are prepared on the GPU by another thread meanwhile
+        # thread_local: other threads' CUDA calls that cannot break the capture stay allowed (the
+        # gate keeps out the ones that could: other analyzers, the next batch's preparation)
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             output = run()
         return graph.replay, output
@@ -150,18 +151,27 @@ class DecodeGraphs:
         share the GPU, or after a failed capture (noted once; later calls return None at once)."""
         if not self.enabled:
             return None
+        captured = self._gated_capture(step)
+        if captured is None:
+            return None
+        self.captures += 1
+        return captured[0]
+
+    def _gated_capture(self, run: Callable[[], Any]) -> tuple[Callable[[], None], Any] | None:
+        """``capture(run)`` through the gate: (replay, output), or None. None while other analyzers
+        share the GPU (``enabled`` stays True), or when capturing failed (graphs are given up, with
+        a note). Out of memory is raised: the device step splits the batch, and a later one
+        captures again."""
         with self.gate() as alone:
             if not alone:
                 return None
             try:
-                replay, _ = self.capture(step)
-            except Exception as exc:  # noqa: BLE001 - any other failure: the steps run as is
+                return self.capture(run)
+            except Exception as exc:  # noqa: BLE001 - any other failure: this model's steps run as is
                 if is_out_of_memory(exc):
+                    self._drop()
                     raise
                 failure = exc
-            else:
-                self.captures += 1
-                return replay
         self._give_up(f"capturing failed ({type(failure).__name__}: {str(failure)[:160]})")
         return None
 
@@ -170,7 +180,7 @@ class DecodeGraphs:
         if self.unused and not args and kwargs.get("position_ids") is not None and is_decoding_step(kwargs):
             kwargs = {k: v for k, v in kwargs.items() if k not in self.unused}
         if self._recorded is not None and not args and is_decoding_step(kwargs):
-            self._recorded.append(_static_copy(kwargs))
+            self._recorded.append(static_copy(kwargs))
             return self.forward(**kwargs)
         if args or not self.enabled or not is_decoding_step(kwargs):
             return self.forward(*args, **kwargs)
@@ -187,24 +197,12 @@ class DecodeGraphs:
         return self._capture(signature, kwargs)
 
     def _capture(self, signature: Any, kwargs: dict[str, Any]) -> Any:
-        buffers = _static_copy(kwargs)
-        with self.gate() as alone:
-            if alone:
-                try:
-                    replay, output = self.capture(lambda: self.forward(**buffers))
-                except Exception as exc:  # noqa: BLE001 - any other failure: this model's steps run as is
-                    if is_out_of_memory(exc):
-                        self._drop()
-                        raise  # the device step splits the batch; a later batch captures again
-                    failure = exc
-                else:
-                    failure = None
-        if not alone:  # other analyzers use the GPU: this step as is; the next one asks again
-            self.shared_steps += 1
+        buffers = static_copy(kwargs)
+        captured = self._gated_capture(lambda: self.forward(**buffers))
+        if captured is None:  # shared GPU (the next step asks again) or a failed capture (given up)
+            self.shared_steps += int(self.enabled)
             return self.forward(**kwargs)
-        if failure is not None:
-            self._give_up(f"capturing failed ({type(failure).__name__}: {str(failure)[:160]})")
-            return self.forward(**kwargs)
+        replay, output = captured
         self.captures += 1
         self._changes = 0
         self._graph = (signature, replay, buffers, output)
@@ -284,4 +282,5 @@ def install(model: Any, notes: list[str], gate: Callable[[], ContextManager[bool
     return graphs
 
 
-__all__ = ["DecodeGraphs", "MAX_SHAPE_CHANGES", "install", "is_decoding_step", "stop_check_one_step_late"]
+__all__ = ["DecodeGraphs", "MAX_SHAPE_CHANGES", "install", "is_decoding_step", "is_tensor", "static_copy",
+           "stop_check_one_step_late"]

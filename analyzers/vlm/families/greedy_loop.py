@@ -30,6 +30,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .decode_graphs import is_tensor, static_copy
+
 #: new tokens transformers generates before the loop takes over (two decoding steps to learn from)
 PREFIX_TOKENS = 3
 #: the host checks every this many steps whether every row has ended
@@ -88,19 +90,27 @@ class Rule:
 
 
 def _tensors(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The step's tensors by key (``key``, or ``key.sub`` inside a dict such as the masks)."""
     out = {}
     for key, value in kwargs.items():
         if isinstance(value, dict):
-            for sub, v in value.items():
-                if v is not None and hasattr(v, "shape"):
-                    out[f"{key}.{sub}"] = v
-        elif value is not None and hasattr(value, "shape"):
+            out.update({f"{key}.{sub}": v for sub, v in value.items() if is_tensor(v)})
+        elif is_tensor(value):
             out[key] = value
     return out
 
 
+def _put(kwargs: dict[str, Any], key: str, value: Any) -> None:
+    """Set the tensor ``_tensors`` named ``key``."""
+    top, _, sub = key.partition(".")
+    if sub:
+        kwargs[top][sub] = value
+    else:
+        kwargs[top] = value
+
+
 def _others(kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in kwargs.items() if not isinstance(v, dict) and not hasattr(v, "shape")}
+    return {k: v for k, v in kwargs.items() if not isinstance(v, dict) and not is_tensor(v)}
 
 
 def learn(first: dict[str, Any], second: dict[str, Any], token: Any) -> Rule | str:
@@ -156,11 +166,7 @@ def advance(rule: Rule, kwargs: dict[str, Any], token: Any, step: int) -> dict[s
         else:
             y = x.clone()
             y[..., rule.columns[key] + step - 1] = rule.attend[key]
-        if "." in key:
-            top, sub = key.split(".", 1)
-            out[top][sub] = y
-        else:
-            out[key] = y
+        _put(out, key, y)
     return out
 
 
@@ -182,13 +188,8 @@ class GreedyLoop:
         import torch
 
         self.forward, self.rule, self.steps = forward, rule, steps
-        self.buffers = {k: (dict(v) if isinstance(v, dict) else v) for k, v in inputs.items()}
-        for key, x in _tensors(inputs).items():  # the step's own copies, moved on in place
-            if "." in key:
-                top, sub = key.split(".", 1)
-                self.buffers[top][sub] = x.clone()
-            else:
-                self.buffers[key] = x.clone()
+        self.buffers = static_copy(inputs)  # the step's own copies, moved on in place
+        self._by_key = _tensors(self.buffers)
         dev = prefix.device
         self.eos = torch.tensor(eos, device=dev, dtype=torch.long)
         self.pad, self.min_new = pad, min_new_tokens
@@ -226,8 +227,7 @@ class GreedyLoop:
         if self.seen is not None:
             self.seen.scatter_(1, token[:, None], True)
         for key, kind in self.rule.kinds.items():
-            top, _, sub = key.partition(".")
-            x = self.buffers[top][sub] if sub else self.buffers[top]
+            x = self._by_key[key]
             if kind == "token":
                 x.copy_(token.view_as(x))
             elif kind == "plus_one":
