@@ -165,7 +165,10 @@ def test_real_cuda_graphs_give_the_tokens_of_plain_generate(tiny_vlm, settings):
         runs[way] = [fam.generate(prepared).cpu() for _ in range(2)]
         if way != "plain":
             g = fam.graphs
-            assert g is not None and g.enabled and fam.notes == [], fam.notes
+            # transformers 5.17 adds a note advising 5.23 (it copies the key/value heads); any other
+            # note says the graphs or the loop were given up
+            graph_notes = [n for n in fam.notes if "copies the key/value heads" not in n]
+            assert g is not None and g.enabled and graph_notes == [], fam.notes
             # loop: 3 tokens from transformers, 9 in the loop (1 as is, 8 replayed); per step: 11
             # decoding steps (1 as is, then 10 replayed)
             assert (g.captures, g.replays) == ((2, 16) if way == "loop" else (2, 20)), way
