@@ -94,6 +94,8 @@ RANDOM_WEIGHT_PARAMS: dict[str, dict[str, Any]] = {
                              "no_speech_threshold": None},
     "qwen2_vl_temporal": {"min_new_tokens": 128},
 }
+#: at the deadline the command gets SIGINT (a user's Ctrl-C) and this long to save what finished
+INTERRUPT_GRACE_S = 25.0
 SUMMARY_MODEL = "qwen2.5-1.5b-instruct"  # fusion's `auto` backend picks the manifest's default summary model when cached
 
 
@@ -389,6 +391,19 @@ def prepare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return out
 
 
+def refind_bundled(models: dict[str, dict[str, Any]]) -> None:
+    """Models shipped inside a package that the preparing call lacked: found again in this call's packages."""
+    from framework.models import find_model, load_manifest
+    from framework.models.roots import CacheRoots
+
+    manifest, roots = load_manifest(), CacheRoots.from_env()
+    for mid, seeded in models.items():
+        if mid in manifest and manifest[mid].source == "bundled" and "path" not in seeded:
+            found = find_model(manifest[mid], roots)
+            if found:
+                models[mid] = {"path": str(found.path), "what": f"bundled ({found.revision}; this call)", "seconds": 0.0}
+
+
 # --- step 2: the timed command ---------------------------------------------------------------------------
 class TreePeak:
     """Polls the summed resident memory of a process and its children (psutil) every 0.2 s."""
@@ -443,9 +458,15 @@ def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env:
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            rc = f"killed after {timeout:.0f} s (--deadline {args.deadline:g})"
+            # as a user's Ctrl-C: the runner keeps the finished tracks in tracks/ (read by the report)
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=INTERRUPT_GRACE_S)
+                rc = f"interrupted after {timeout:.0f} s (--deadline {args.deadline:g})"
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                rc = f"killed after {timeout + INTERRUPT_GRACE_S:.0f} s (--deadline {args.deadline:g})"
         peak_poll = poll.stop()
     wall = time.perf_counter() - t0
     time_v = (work / "time.txt").read_text(errors="replace") if (work / "time.txt").is_file() else ""
@@ -462,13 +483,25 @@ def _f(x: Any, digits: int = 1) -> str:
     return "-" if x is None else f"{float(x):.{digits}f}"
 
 
+def saved_tracks(run_dir: Path) -> dict[str, Any]:
+    """The tracks a stopped run saved (``tracks/NAME.json``, written as each analyzer finishes)."""
+    out = {}
+    for f in sorted((run_dir / "tracks").glob("*.json")):
+        try:
+            out[f.stem] = json.loads(f.read_text())["track"]
+        except (OSError, ValueError, KeyError):
+            continue
+    return out
+
+
 def track_rows(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
     tracks = results.get("tracks") or {}
     rows = []
     for name in names:
         t = tracks.get(name)
         if t is None:
-            rows.append({"analyzer": name, "status": "absent", "reason": "no track in results.json"})
+            where = "results.json" if "run" in results else "tracks/ (the run was stopped before results.json)"
+            rows.append({"analyzer": name, "status": "absent", "reason": f"no track in {where}"})
             continue
         r = t.get("receipt") or {}
         step = r.get("step") or {}
@@ -507,6 +540,9 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
            load_before: str, work: Path) -> tuple[list[str], dict[str, Any]]:
     results_path = Path(run["run_dir"]) / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    partial = saved_tracks(Path(run["run_dir"])) if not results else {}
+    if partial:  # stopped at the deadline: the tracks that finished before it
+        results = {"tracks": partial}
     receipt = (results.get("run") or {}).get("receipt") or {}
     rows = track_rows(results, prep["analyzers"])
     for r in rows:  # a track that did not run because a package is missing here says which
@@ -546,7 +582,7 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
     lines += ["", "## Models seeded", "", "| manifest id | built | seconds | where / why missing |", "|---|---|---|---|"]
     for mid, m in prep["models"].items():
         lines.append(f"| {mid} | {m.get('what', 'NOT SEEDED')} | {_f(m.get('seconds'))} | {m.get('path') or m.get('missing')} |")
-    lines += ["", "## Analyzers (from results.json)", "",
+    lines += ["", "## Analyzers (from results.json; from tracks/ when the run was stopped)", "",
               "| analyzer | status | device | variant | models | load s | analyze s | busy s | items | peak VRAM MB | "
               "batches | fallbacks | events |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -568,7 +604,7 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
                   run["stderr"][-6000:], "```"]
     lines += ["", "## GNU time -v / peak memory", "",
               f"peak RSS: {_mib(run['peak_rss_time'])} MiB (GNU time), {_mib(run['peak_rss_poll'])} MiB (psutil poll of the process tree)"]
-    return lines, {"receipt": receipt, "rows": rows, "summary": summary, "results_found": bool(results)}
+    return lines, {"receipt": receipt, "rows": rows, "summary": summary, "results_found": "run" in results}
 
 
 def child_env(work: Path) -> dict[str, str]:
@@ -654,6 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     prep = json.loads((work / "prepare.json").read_text())
     if args.reuse:  # this call's packages (it may carry other wheels than the preparing one did)
         prep["packages"] = probe_packages()
+        refind_bundled(prep["models"])
     print(f"      prepared in {time.perf_counter() - t0:.1f} s (clip {prep['clip']['make_s']} s, models {prep['seed_s']} s)",
           flush=True)
     print("[2/3] the timed command", flush=True)

@@ -29,12 +29,14 @@ and each analyzer's fallbacks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import logging
 import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +54,7 @@ from framework.scheduler import Demand, Placement, plan  # noqa: E402
 log = logging.getLogger("gpu_schedule")
 SR = 16_000
 TINY = False
+GRAPHS = True  # the VLM stand-in decodes with CUDA graphs when alone on its GPU, as the analyzer does (--no-graphs)
 FAKE_GPU = False  # --tiny --fake-gpu: plan and execute as on cuda:0 (simulated memory), compute on the CPU
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
@@ -169,11 +172,35 @@ class VLM(GpuBench):
         config._attn_implementation = "sdpa"
         return Qwen2VLForConditionalGeneration._from_config(config, dtype=self.dtype)
 
+    def load(self, device, models):
+        super().load(device, models)
+        self.graphs, self.notes, self.prepare_lock = None, [], threading.Lock()
+        if self.dev.type == "cuda" and GRAPHS:  # as the description family decodes Qwen2-VL (graphs_by_default)
+            from analyzers.vlm.families import decode_graphs
+            from analyzers.vlm.families.qwen import Qwen2VL
+
+            self.graphs = decode_graphs.install(self.model, self.notes, self._capture_gate, Qwen2VL.decode_unused)
+
+    @contextlib.contextmanager
+    def _capture_gate(self):
+        """As ``HFFamily._capture_gate``: after this analyzer's own preparation, and only alone on the GPU."""
+        with self.prepare_lock:
+            gate = self.placement.gpu_to_itself if self.placement is not None else None
+            if gate is None:
+                yield True
+            else:
+                with gate() as alone:
+                    yield alone
+
     def item_list(self):
         n = int(self.clip.seconds // self.chunk_s)
         return [(i * self.chunk_s, (i + 1) * self.chunk_s) for i in range(n)]
 
     def preprocess(self, items):
+        with self.prepare_lock:  # pinning host memory must not overlap a capture
+            return self._preprocess(items)
+
+    def _preprocess(self, items):
         torch = self.torch
         w, h, frames = (56, 56, 4) if TINY else (self.width, self.height, self.frames)
         patch, tp, merge = 14, 2, 2
@@ -203,12 +230,30 @@ class VLM(GpuBench):
         batch = {k: v.to(self.dev, non_blocking=True) for k, v in batch.items()}
         batch["pixel_values_videos"] = batch["pixel_values_videos"].to(self.dtype)
         n = 4 if TINY else self.new_tokens
+        from analyzers.vlm.families import greedy_loop
         from analyzers.vlm.families.hf import attention_kernels  # as the description family generates
 
+        kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=151643)
         with torch.inference_mode(), attention_kernels(str(self.dev)):
-            out = self.model.generate(**batch, max_new_tokens=n, min_new_tokens=n, do_sample=False,
-                                      eos_token_id=None, pad_token_id=151643)
+            out = None
+            if self.graphs is not None:
+                try:
+                    out, why = greedy_loop.generate(self.model, self.graphs,
+                                                    batch, {**kw, "cache_implementation": "static",
+                                                            "disable_compile": True})
+                    if why:
+                        self.notes.append(why)
+                finally:
+                    self.graphs.release()
+            if out is None:
+                out = self.model.generate(**batch, **kw)
         return out[:, batch["input_ids"].shape[1]:].cpu()
+
+    def finish(self, results, inputs):
+        g = self.graphs
+        graphs = None if g is None else {"used": g.enabled, "captures": g.captures, "replayed_steps": g.replays,
+                                         "steps_while_gpu_shared": g.shared_steps}
+        return self.track(data={"items": len(results), "cuda_graphs": graphs, "notes": self.notes})
 
 
 class Objects(GpuBench):
@@ -508,13 +553,16 @@ def per_analyzer(o: Outcome, video_s: float) -> str:
                     f"{step.get('busy_s', '-')} | {r.get('peak_vram_mb', '-')} ({r.get('measured_alone', '-')}) | "
                     f"{'/'.join(map(str, step.get('batch_sizes', [])))} | {step.get('items', '-')} |")
     rows.append("\nwaves: " + "; ".join(f"{d} wave {i}: {', '.join(g)} (~{mb} MB)" for d, i, g, mb in o.plan_waves))
+    vlm = o.tracks.get("qwen2_vl_temporal")
+    if vlm is not None and vlm.data:
+        rows.append(f"VLM decoding: CUDA graphs {vlm.data.get('cuda_graphs')}; notes {vlm.data.get('notes') or '-'}")
     if o.notes:
         rows.append("notes: " + "; ".join(f"{k}: {v}" for k, v in o.notes.items()))
     return "\n".join(rows)
 
 
 def main() -> None:
-    global TINY, FAKE_GPU
+    global TINY, FAKE_GPU, GRAPHS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--budgets", default="12,24,48,unbounded", help="GB per GPU, comma list; 'unbounded' = auto")
@@ -524,6 +572,7 @@ def main() -> None:
     ap.add_argument("--compare-one-gpu", action="store_true", help="also run the videos on cuda:0 alone")
     ap.add_argument("--tiny", action="store_true", help="tiny configs on the CPU: checks the code paths")
     ap.add_argument("--fake-gpu", action="store_true", help="with --tiny: the GPU code path, simulated")
+    ap.add_argument("--no-graphs", action="store_true", help="the VLM stand-in decodes without CUDA graphs")
     ap.add_argument("--stacks-after", type=float, default=0, help="dump every thread's stack every N s (debugging)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
@@ -532,7 +581,7 @@ def main() -> None:
         import faulthandler
 
         faulthandler.dump_traceback_later(args.stacks_after, repeat=True)  # where a stuck run is stuck
-    TINY, FAKE_GPU = args.tiny, args.fake_gpu
+    TINY, FAKE_GPU, GRAPHS = args.tiny, args.fake_gpu, not args.no_graphs
     manifest = load_manifest()
     clip = Clip(20.0 if TINY else args.minutes * 60)
     video_s = clip.seconds * args.videos
@@ -554,6 +603,10 @@ def main() -> None:
     else:
         import torch
 
+        from framework.executor import attention_without_cudnn
+
+        # as a run's executor does; set here too so that the baselines (no executor) decode the same way
+        attention_without_cudnn(torch)
         header = [f"GPU: {', '.join(torch.cuda.get_device_name(d) for d in devices)}; torch {torch.__version__}; "
                   f"transformers {__import__('transformers').__version__}; python {platform.python_version()}; "
                   f"{os.cpu_count()} CPUs; clip {clip.seconds / 60:.0f} min x {args.videos} video(s)"]

@@ -70,6 +70,7 @@ class TorchMemory:
         import torch
 
         self.torch = torch
+        attention_without_cudnn(torch)
 
     def cap(self, device: str, budget_mb: float) -> None:
         dev = self.torch.device(device)
@@ -110,6 +111,28 @@ def expandable_segments(torch: Any) -> bool:
     except RuntimeError as exc:  # an allocator that has no such setting
         logger.debug("expandable segments not turned on: %s", exc)
         return False
+    return True
+
+
+def attention_without_cudnn(torch: Any, env: Any = None) -> bool:
+    """Keep ``scaled_dot_product_attention`` off cuDNN's kernel in this process, unless
+    ``FRAMEWORK_CUDNN_ATTENTION=1``. Returns whether it was turned off here.
+
+    PyTorch (2.5 and later) prefers cuDNN's fused attention on Hopper GPUs, and cuDNN builds an
+    execution plan for every new shape. Every token a model generates (the VLM, Whisper, the
+    summary's LLM) has a new key length, so the plans are rebuilt at every step: on an H200 a batch
+    of Qwen2-VL-7B took 17.5 s instead of 4.7 s (``bench/results/vlm_generate_probe_h200.md``).
+    Flash and memory-efficient attention have no such cost. The setting is process-wide, set once
+    when the executor first uses a GPU, so analyzers on other threads never change it mid-call.
+    """
+    import os
+
+    if (env if env is not None else os.environ).get("FRAMEWORK_CUDNN_ATTENTION", "") == "1":
+        return False
+    switch = getattr(getattr(torch.backends, "cuda", None), "enable_cudnn_sdp", None)
+    if switch is None:  # a torch without cuDNN attention
+        return False
+    switch(False)
     return True
 
 

@@ -95,7 +95,7 @@ def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
 
     # the markdown
     text = out.read_text()
-    assert "## Analyzers (from results.json)" in text and "## Run receipt" in text and "whole command" in text
+    assert "## Analyzers (from results.json" in text and "## Run receipt" in text and "whole command" in text
     assert f"| qwen2_vl_temporal | {rows['qwen2_vl_temporal']['status']} |" in text
     assert json.dumps(receipt, indent=1) in text
 
@@ -108,3 +108,23 @@ def test_the_timed_command_can_reuse_a_preparation_from_an_earlier_call(tmp_path
     out = tmp_path / "report.md"
     assert e2e.main(["--reuse", "--device", "cpu", "--tiny", "--work", str(tmp_path / "w"), "--out", str(out)]) == 2
     assert "run --prepare-only first" in out.read_text()
+
+
+def test_at_the_deadline_the_command_is_interrupted_and_the_report_reads_the_tracks_it_saved(tmp_path):
+    """The timed command gets SIGINT (a user's Ctrl-C) at the deadline; the runner saves finished tracks
+    in ``tracks/`` as they finish, and the report lists them instead of an empty table."""
+    fake = tmp_path / "fake-python"
+    # stands in for `python -m cli run`: saves one track, then runs until interrupted
+    fake.write_text("#!/bin/sh\nmkdir -p run/tracks\n"
+                    "echo '{\"key\": \"k\", \"track\": {\"status\": \"ok\", \"events\": [{}, {}]}}' "
+                    "> run/tracks/cut_analysis.json\ntrap 'echo stopped >&2; exit 130' INT\n"
+                    "while true; do sleep 0.1; done\n")
+    fake.chmod(0o755)
+    args = e2e.argparse.Namespace(python=str(fake), device="cpu", vram_budget="auto", deadline=1.0)
+    run = e2e.run_cli(args, tmp_path, "clip.mp4", "registry.yaml", dict(os.environ), timeout=1.0)
+    assert run["rc"].startswith("interrupted after 1 s") and "stopped" in run["stderr"]
+    tracks = e2e.saved_tracks(Path(run["run_dir"]))
+    assert set(tracks) == {"cut_analysis"}
+    rows = {r["analyzer"]: r for r in e2e.track_rows({"tracks": tracks}, ["cut_analysis", "qwen2_vl_temporal"])}
+    assert rows["cut_analysis"]["status"] == "ok" and rows["cut_analysis"]["events"] == 2
+    assert rows["qwen2_vl_temporal"]["status"] == "absent" and "stopped before results.json" in rows["qwen2_vl_temporal"]["reason"]

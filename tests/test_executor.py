@@ -305,3 +305,23 @@ def test_an_analyzer_learns_whether_it_has_the_gpu_to_itself_and_holds_admission
     with ex._to_itself("cuda:0", "a") as alone:
         assert not alone  # b is on the GPU now
     assert ex.holding["cuda:0"] is None
+
+
+def test_a_gpu_run_keeps_attention_off_cudnn_unless_the_user_asks():
+    """cuDNN's attention builds a plan per shape, and generation changes shape at every token: the
+    executor turns it off process-wide when it first uses a GPU (TorchMemory), unless
+    FRAMEWORK_CUDNN_ATTENTION=1."""
+    import torch
+
+    from framework.executor import attention_without_cudnn
+
+    before = torch.backends.cuda.cudnn_sdp_enabled()
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(True)
+        assert attention_without_cudnn(torch, env={"FRAMEWORK_CUDNN_ATTENTION": "1"}) is False
+        assert torch.backends.cuda.cudnn_sdp_enabled()
+        assert attention_without_cudnn(torch, env={}) is True
+        assert not torch.backends.cuda.cudnn_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(before)
