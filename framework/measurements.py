@@ -4,11 +4,13 @@ Stored in ``$FRAMEWORK_HOME/measurements.json``, one entry per analyzer version,
 variant and device kind::
 
     {"qwen2_vl_temporal@1.0.0|qwen2-vl-7b-instruct|bf16|cuda":
-        {"peak_vram_mb": 17210.4, "seconds_per_video_s": 0.012, "runs": 3, "updated": 1764370000.0}}
+        {"peak_vram_mb": 36410.4, "peak_batch": 64, "seconds_per_video_s": 0.012, "runs": 3,
+         "updated": 1764370000.0}}
 
 A peak is recorded only when the analyzer had its GPU to itself (``measured_alone``), since the
-device's allocation counter cannot tell two models apart. Written atomically under a file lock,
-so two runs finishing together both land.
+device's allocation counter cannot tell two models apart; ``peak_batch`` is the largest batch it ran
+then (the plan subtracts the other items' working memory: ``runner.measured_one_item_mb``).
+Written atomically under a file lock, so two runs finishing together both land.
 """
 from __future__ import annotations
 

@@ -163,6 +163,24 @@ class PlanReport:
                 **self.plan.as_dict(), "cannot_run": self.cannot_run}
 
 
+def measured_one_item_mb(measured: dict[str, Any], analyzer: Analyzer, estimate_mb: float) -> float:
+    """A measured peak as the plan reads a variant's memory: the weights and one item's working memory.
+
+    A peak measured at a batch of ``b`` held ``b - 1`` more items (``item_vram_mb`` each, estimated);
+    read whole it would be counted again under the next plan's batch reservation, and a 7B VLM
+    measured at a batch of 64 on a large GPU would no longer "fit" a 24 GB one. When the per-item
+    estimate is too high for this model (the rest would be under a quarter of the peak), the
+    manifest's ``estimate_mb`` is kept.
+    """
+    peak = float(measured["peak_vram_mb"])
+    batch = int(measured.get("peak_batch") or 1)
+    item = float(getattr(analyzer, "item_vram_mb", 0.0) or 0.0)
+    if batch <= 1 or item <= 0:
+        return peak
+    one = peak - (batch - 1) * item
+    return one if one >= peak / 4 else estimate_mb
+
+
 def plan_video(video: str | os.PathLike, *, registry_path: str | os.PathLike | None = None,
                registry: Registry | None = None, host: PluginHost | None = None, only: list[str] | None = None,
                skip: list[str] | None = None, vram_budget: str | float | None = None,
@@ -534,7 +552,8 @@ class _Run:
         measured = self._measured(a, variants[0].precision if variants else None)
         if measured and measured.get("peak_vram_mb") and variants:
             best = variants[0]
-            variants = [Variant(best.precision, float(measured["peak_vram_mb"]), best.substitutes), *variants[1:]]
+            variants = [Variant(best.precision, measured_one_item_mb(measured, a, best.vram_mb), best.substitutes),
+                        *variants[1:]]
         seconds = {}
         for kind in ("cpu", "cuda"):
             m = self._measured(a, variants[0].precision if variants else None, kind)
@@ -605,6 +624,8 @@ class _Run:
             values: dict[str, Any] = {}
             if r.get("measured_alone") and r.get("peak_vram_mb"):
                 values["peak_vram_mb"] = float(r["peak_vram_mb"])
+                # the batch it was measured at: a batch's working memory is not the model's own
+                values["peak_batch"] = max((r.get("step") or {}).get("batch_sizes") or [1])
             if r.get("analyze_s") is not None and self.meta.duration:
                 values["seconds_per_video_s"] = float(r["analyze_s"]) / self.meta.duration
             if values and (a.model_ids() or str(r.get("device", "cpu")).startswith("cuda")):

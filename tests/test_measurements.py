@@ -70,7 +70,7 @@ def test_a_measured_peak_replaces_the_manifest_estimate_in_the_next_plan(tmp_pat
     assert track.receipt["measured_alone"] is True and track.receipt["peak_vram_mb"] == 3000 + 2 * 200
     stored = json.loads(Measurements().path.read_text())  # under the test's FRAMEWORK_HOME
     key = measurement_key("t_heavy", Heavy.version, ["yolov8n"], "fp16", "cuda:0")
-    assert stored[key]["peak_vram_mb"] == 3400.0
+    assert stored[key]["peak_vram_mb"] == 3400.0 and stored[key]["peak_batch"] == 2
 
     after = plan_video(sample_video.path, registry=load_registry(registry_file), host=host)
     assert after.plan.placements["t_heavy"].vram_mb > estimate
@@ -101,3 +101,22 @@ def test_a_gpu_analyzer_loads_while_its_cpu_upstream_runs_and_reads_its_track(tm
     track = result.timeline.tracks["t_per_shot"]
     assert track.status == "ok", track.reason
     assert track.receipt["device"] == "cuda:0" and seen["shots"] >= len(sample_video.cut_frames) + 1
+
+
+def test_a_peak_measured_at_a_large_batch_is_not_counted_twice_by_the_next_plan():
+    """The plan reserves weights + one item + the batch's other items; a peak measured at a batch of 64
+    read as "weights + one item" would reserve the batch twice (a 7B VLM measured on an H200 would no
+    longer fit 24 GB)."""
+    import types
+
+    from framework.runner import measured_one_item_mb
+
+    vlm = types.SimpleNamespace(item_vram_mb=300.0)
+    assert measured_one_item_mb({"peak_vram_mb": 3400.0}, vlm, 500.0) == 3400.0  # no batch recorded: as measured
+    assert measured_one_item_mb({"peak_vram_mb": 3400.0, "peak_batch": 1}, vlm, 500.0) == 3400.0
+    # 16.6 GB of weights + 64 chunks of 300 MB, measured: the plan reads 16.9 GB for weights + one chunk
+    assert measured_one_item_mb({"peak_vram_mb": 35_800.0, "peak_batch": 64}, vlm, 18_432.0) == 35_800.0 - 63 * 300.0
+    # the per-item estimate is far above this model's real need: the manifest's figure is kept
+    big_items = types.SimpleNamespace(item_vram_mb=600.0)
+    assert measured_one_item_mb({"peak_vram_mb": 35_800.0, "peak_batch": 64}, big_items, 18_432.0) == 18_432.0
+    assert measured_one_item_mb({"peak_vram_mb": 900.0, "peak_batch": 8}, types.SimpleNamespace(), 500.0) == 900.0

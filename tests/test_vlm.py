@@ -228,3 +228,22 @@ def test_params_are_checked():
     assert a.frame_specs()[0].fps == 1.0 and a.model_ids() == ["smolvlm2-256m-video-instruct"]
     assert SceneDescription({"backend": "openai", "base_url": "http://x/v1"}).model_ids() == []
     assert SceneDescription({"context": True}).max_batch_size() == 1
+
+
+def test_the_default_batch_is_what_the_vram_plan_allows_on_a_gpu_and_eight_elsewhere():
+    """By default the plan sizes the batch (end to end on an H200 the former default of 8 cut 114
+    chunks into 15 batches); a CPU and a server get 8; a configured batch_size is kept."""
+    from framework.scheduler import Demand, Placement, plan
+    from analyzers.vlm.analyzer import CPU_BATCH, GPU_BATCH
+
+    a = SceneDescription({})
+    assert a.max_batch_size() == GPU_BATCH == 64  # planning: the demand asks for a full batch
+    demand = Demand("qwen2_vl_temporal", "gpu", 18432.0, item_vram_mb=a.item_vram_mb, max_batch=a.max_batch_size())
+    assert plan([demand], 24 * 1024, ["cuda:0"]).placements["qwen2_vl_temporal"].max_batch == 11  # what fits
+    assert plan([demand], 135_000, ["cuda:0"]).placements["qwen2_vl_temporal"].max_batch == 64
+    a.placement = Placement("cuda:0", max_batch=11)
+    assert a.max_batch_size() == 64  # the device step caps it with the placement's 11
+    a.placement = Placement("cpu")
+    assert a.max_batch_size() == CPU_BATCH == 8
+    assert SceneDescription({"batch_size": 16}).max_batch_size() == 16
+    assert SceneDescription({"backend": "openai", "base_url": "http://x/v1"}).max_batch_size() == CPU_BATCH
