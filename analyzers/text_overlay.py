@@ -35,6 +35,7 @@ fractions. The ``text_lines`` series counts the lines read per sampled frame. Tr
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -48,6 +49,13 @@ from ._vision.ocr import (EASYOCR_MODELS, LATIN_LANGUAGES, RAPIDOCR_LANGUAGES, E
                           thumbnail)
 
 logger = logging.getLogger(__name__)
+
+
+def default_threads(cpus: int | None) -> int:
+    """rapidocr's threads when ``threads`` is not set: a quarter of the CPUs, 2 to 4. On an H200 host's 16
+    CPUs a 2-minute clip read at 5.5 frames/s with 2 threads, 8.2 with 4, 8.6 with 8 and 6.9 with 16
+    (``bench/results/ocr_threads_h200_host.md``); the other analyzers run beside it."""
+    return max(2, min(4, (cpus or 2) // 4))
 
 
 class TextOverlay(BatchedAnalyzer):
@@ -75,7 +83,8 @@ class TextOverlay(BatchedAnalyzer):
         min_frames: int = Field(1, ge=1, description="Captions read on fewer frames are dropped.")
         skip_unchanged: bool = Field(True, description="Reuse the last reading for frames that did not change.")
         change_threshold: float = Field(4.0, ge=0, description="Grey levels a thumbnail block must move to re-read.")
-        threads: int = Field(2, ge=1, le=64, description="CPU threads of the rapidocr engine.")
+        threads: int | None = Field(None, ge=1, le=64, description="CPU threads of the rapidocr engine (default: "
+                                    "a quarter of the machine's CPUs, at least 2 and at most 4).")
         batch_size: int = Field(4, ge=1, le=64, description="Frames per step (EasyOCR batches them on a GPU).")
 
         @model_validator(mode="after")
@@ -120,7 +129,8 @@ class TextOverlay(BatchedAnalyzer):
     def load(self, device: str, models: dict[str, Path]) -> None:
         p = self.params
         if p.backend == "rapidocr":
-            self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], p.threads, p.min_confidence, det_side=p.det_side,
+            threads = p.threads or default_threads(os.cpu_count())
+            self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], threads, p.min_confidence, det_side=p.det_side,
                                         latin=models["ppocrv6-tiny-rec"] if self.latin() else None)
             return
         folders = {Path(models[m]).parent for m in self.model_ids()}

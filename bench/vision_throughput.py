@@ -286,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--video", type=Path, default=None, help="decode this file instead of the synthetic clip")
     ap.add_argument("--analyzers", default=None, help="comma-separated subset")
     ap.add_argument("--with-clip", action="store_true", help="cpu: also content_quality with CLIP ViT-B-32 on the CPU")
+    ap.add_argument("--ocr-threads", default=None,
+                    help="also text_overlay with these rapidocr thread counts (comma list, e.g. 4,8)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
@@ -304,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = []  # (label, analyzer): YOLOv8x at a bigger batch, to see what batching buys on a GPU
     if cuda and "object_detection" in analyzers:
         extra.append(("object_detection", make_analyzer("object_detection", device, {"batch_size": 64})))
+    for threads in (args.ocr_threads.split(",") if args.ocr_threads else []):
+        extra.append(("text_overlay", make_analyzer("text_overlay", "cpu", {"threads": int(threads)})))
     specs = [s for a in analyzers.values() for s in a.frame_specs()]
     if "quality_measures" in names:
         from analyzers.content_quality import ContentQuality
@@ -346,9 +350,15 @@ def main(argv: list[str] | None = None) -> int:
         a.unload()
         rows.append(row)
     for name, a in extra:
-        logger.info("measuring %s at batch %d", name, a.params.batch_size)
-        row = measure(a, models, streams, meta, device)
-        row.update(sampling=sampling(a), what=f"YOLOv8x, batch_size {a.params.batch_size}", precision=a.yolo.precision)
+        if name == "text_overlay":
+            logger.info("measuring %s with %d rapidocr threads", name, a.params.threads)
+            row = measure(a, models, streams, meta, "cpu")
+            row.update(sampling=sampling(a), what=f"rapidocr PP-OCRv4, {a.params.threads} threads")
+        else:
+            logger.info("measuring %s at batch %d", name, a.params.batch_size)
+            row = measure(a, models, streams, meta, device)
+            row.update(sampling=sampling(a), what=f"YOLOv8x, batch_size {a.params.batch_size}",
+                       precision=a.yolo.precision)
         a.unload()
         rows.append(row)
     forward = yolo_forward(models["yolov8x"], device) if cuda and "yolo_forward" in names else []

@@ -140,3 +140,10 @@ def test_easyocr_loads_weights_of_its_real_architecture(tmp_path, monkeypatch):
     a.load("cpu", {"easyocr-craft": folder / "craft_mlt_25k.pth", "easyocr-en": folder / "english_g2.pth"})
     lines = a.engine.read(np.full((120, 200, 3), 128, np.uint8))
     assert isinstance(lines, list)  # random weights: nothing meaningful to read, but it ran
+
+
+def test_rapidocr_threads_default_to_a_quarter_of_the_cpus_from_two_to_four():
+    from analyzers.text_overlay import TextOverlay, default_threads
+
+    assert [default_threads(n) for n in (None, 1, 2, 8, 12, 16, 64)] == [2, 2, 2, 2, 3, 4, 4]
+    assert TextOverlay({}).params.threads is None and TextOverlay({"threads": 6}).params.threads == 6
