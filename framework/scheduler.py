@@ -303,7 +303,8 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
             why = (f"needs ~{smallest.vram_mb:.0f} MB VRAM even as {smallest.label}, over the {largest:.0f} MB "
                    f"budget (it would fit with --vram-budget {_gb_ceil(smallest.vram_mb)}GB)")
         else:
-            why = "needs a GPU and none is available"
+            # an `auto` analyzer prefers a GPU and runs on the CPU as well
+            why = "no GPU here" if d.device == "auto" else "needs a GPU and none is available"
         # no GPU, or no variant fits one: the CPU, if it has a CPU path and that is practical
         if not d.cpu_fallback:
             unplanned[name] = why

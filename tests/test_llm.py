@@ -281,3 +281,32 @@ def test_openai_backend_against_transformers_serve(serve):
     assert summary.tokens_used <= 1500
     g = summary.grounding
     assert g.checked == g.kept + g.snapped + g.dropped
+
+
+def test_fusion_with_a_local_model_is_placed_by_the_plan_and_its_model_loads_there(tiny_model, monkeypatch, tmp_path):
+    """fusion's device is auto: with a local summary model the plan puts it on a GPU (or the CPU when the
+    registry says `device: cpu`), and the backend loads the model where the plan put it. Before, fusion was
+    planned as a CPU analyzer while the transformers backend took any GPU it saw."""
+    from analyzers.fusion import Fusion
+    from framework.scheduler import Demand, plan, resolve_device
+
+    with_model = Fusion({"backend": "transformers"})
+    assert with_model.device == "auto" and with_model.model_ids() == ["qwen2.5-1.5b-instruct"]
+    demand = Demand("fusion", with_model.device, 4000.0, ("cut_analysis",))
+    placed = plan([Demand("cut_analysis"), demand], 12_000.0, ["cuda:0"])
+    assert placed.placements["fusion"].device == "cuda:0"
+    forced, note = resolve_device(with_model.device, "cpu")
+    assert forced == "cpu" and "device: cpu" in note
+    extractive = Demand("fusion", Fusion({"backend": "extractive"}).device, 0.0)  # no model: nothing to place
+    assert plan([extractive], 12_000.0, ["cuda:0"]).placements["fusion"].device == "cpu"
+
+    seen = {}
+    monkeypatch.setattr(TransformersBackend, "load", lambda self: seen.setdefault("device", self.options.device))
+    for device in ("cuda:1", "cpu"):
+        seen.clear()
+        fusion = Fusion({"backend": "transformers"})
+        fusion.load(device, {"qwen2.5-1.5b-instruct": tiny_model})
+        assert seen["device"] == device
+    fusion = Fusion({"backend": "transformers", "backend_options": {"device": "cpu"}})  # the user's choice wins
+    fusion.load("cuda:0", {"qwen2.5-1.5b-instruct": tiny_model})
+    assert fusion.backend.options.device == "cpu"

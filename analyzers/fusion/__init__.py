@@ -26,6 +26,12 @@ its local folder and hands it to ``load(device, models)``) or a local folder. Th
 loads from that folder and looks nothing up itself; an uncached model is not a skip
 (``models_optional``) but an extractive summary that says which ``framework models pull`` fixes it.
 
+Device: ``auto``. With a local summary model the plan places fusion like any model-backed
+analyzer (a GPU when one is there and the model fits its budget, else the CPU; ``device: cpu``
+in registry.yaml forces the CPU), and a backend with a ``device`` option loads the model where
+the plan put it, unless ``backend_options.device`` says otherwise. Without a model (extractive,
+a server) there is nothing to place, and fusion runs on the CPU.
+
 The track holds ``data["summary"]`` (``framework.summary.Summary``) and ``data["fusion"]``
 (the plan, token counts and digest statistics), plus one ``chapter`` event per chapter and one
 ``key_moment`` event per key moment.
@@ -81,7 +87,7 @@ class Fusion(Analyzer):
     provides: ClassVar[tuple[str, ...]] = ("summary",)
     enabled_by_default: ClassVar[bool] = True
     models_optional: ClassVar[bool] = True  # an uncached LLM means an extractive summary, not a skip
-    device: ClassVar[str] = "cpu"
+    device: ClassVar[str] = "auto"  # a local summary model goes where the plan puts it; none: the CPU
 
     class Params(Analyzer.Params):
         backend: str = Field("auto", description="auto (a cached local instruct model that fits, else extractive) | "
@@ -114,6 +120,7 @@ class Fusion(Analyzer):
         self.backend: LLMBackend | None = None
         self._backend_notes: list[str] = []
         self._models: dict[str, Path] = {}
+        self._device: str | None = None  # given by load(): the plan's placement
         self.fallback_reason: str | None = None
         self._auto: AutoChoice | None = None
 
@@ -191,6 +198,9 @@ class Fusion(Analyzer):
         model = self._summary_model(cls)
         if model is not None and not opts.get("model_path") and model in self._models:
             opts["model_path"] = str(self._models[model])
+        fields = getattr(getattr(cls, "Options", None), "model_fields", {})
+        if "device" in fields and "device" not in opts and self._device is not None:
+            opts["device"] = self._device  # where the plan placed this analyzer (and its model)
         return opts
 
     def load(self, device: str, models: dict[str, Path]) -> None:
@@ -198,6 +208,7 @@ class Fusion(Analyzer):
         missing model means ``skipped`` when ``fallback_to_extractive`` is off; a plugin's backend
         is opened in ``analyze``."""
         self._models = dict(models or {})
+        self._device = "cuda" if device == "gpu" else device
         self._backend_notes, self.fallback_reason = [], None
         if self.backend_name in builtin_backends():
             self.backend = self._open_backend(builtin_backends())
