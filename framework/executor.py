@@ -25,7 +25,9 @@ The executor follows the plan and nothing else:
 - **A GPU to itself.** ``Placement.gpu_to_itself`` lets an analyzer do work that must not overlap
   other analyzers' CUDA calls in this process (capturing a CUDA graph: another thread's
   ``synchronize`` or ``empty_cache`` breaks the capture and fails that thread's analyzer). It says
-  whether the analyzer is the only one admitted to its GPU, and holds admissions there meanwhile.
+  whether no other analyzer on its GPU is loading or analyzing (models loaded ahead and idle,
+  waiting for their upstream, make no CUDA calls), and meanwhile holds admissions there and the
+  start of those idle ones.
 - **Ctrl-C** sets ``stop``: nothing new starts, running analyzers stop at their next progress
   report, loaded models are unloaded, then ``RunInterrupted`` is raised.
 
@@ -203,6 +205,7 @@ class Executor:
         self.active: dict[str, set[str]] = {dev: set() for dev in self.lanes}  # admitted, not yet released
         self.exclusive: dict[str, str | None] = {dev: None for dev in self.lanes}  # device -> the one running alone
         self.holding: dict[str, str | None] = {dev: None for dev in self.lanes}  # device -> inside _to_itself
+        self.idle: set[str] = set()  # GPU analyzers loaded and waiting for their upstream (no CUDA calls)
         self.states: dict[str, _State] = {}
         self.done: set[str] = set()
         self.intervals: dict[str, list[tuple[float, float]]] = {dev: [] for dev in self.lanes}
@@ -250,6 +253,10 @@ class Executor:
                         loading.add(name)
                         futures[gpu_pool.submit(self._load, self.states[name])] = (name, "load")
                 for name in [n for n in list(loaded_waiting) if self._ready(n)]:
+                    with self.lock:
+                        if self.holding.get(self.states[name].placement.device):
+                            continue  # another analyzer has the GPU to itself (a capture): start after
+                        self.idle.discard(name)
                     loaded_waiting.discard(name)
                     futures[gpu_pool.submit(self._analyze, self.states[name])] = (name, "analyze")
                 if not futures:
@@ -264,6 +271,8 @@ class Executor:
                         loading.discard(name)
                         if outcome == "loaded":
                             loaded_waiting.add(name)
+                            with self.lock:
+                                self.idle.add(name)
                         elif outcome == "retry":
                             pending.add(name)
                         else:
@@ -345,10 +354,12 @@ class Executor:
 
     @contextlib.contextmanager
     def _to_itself(self, dev: str, name: str) -> Iterator[bool]:
-        """``Placement.gpu_to_itself``: yields whether ``name`` is the only analyzer admitted to
-        ``dev``; when it is, nothing else is admitted there until the block ends."""
+        """``Placement.gpu_to_itself``: yields whether ``name`` is the only analyzer on ``dev`` that
+        is loading or analyzing (others may be loaded and idle); when it is, nothing else is admitted
+        there, and no idle one starts, until the block ends."""
         with self.lock:
-            alone = self.active.get(dev, set()) <= {name} and self.holding.get(dev) is None
+            busy = self.active.get(dev, set()) - self.idle - {name}
+            alone = not busy and self.holding.get(dev) is None
             if alone:
                 self.holding[dev] = name
         try:
@@ -364,10 +375,14 @@ class Executor:
         (They may be waiting for the very analyzer that needs the GPU to itself.)"""
         evicted = []
         for dev in self.lanes:
+            if self.holding.get(dev):
+                continue  # unloading now would be a CUDA call during another analyzer's capture
             if not any(n in pending and self.states.get(n) and self.states[n].placement.exclusive
                        and self.states[n].placement.device == dev for n in self.lanes[dev]):
                 continue
             for name in [n for n in loaded_waiting if self.states[n].placement.device == dev]:
+                with self.lock:
+                    self.idle.discard(name)
                 self._release(self.states[name], unload=True)
                 self.states[name].call = None
                 evicted.append(name)

@@ -325,3 +325,43 @@ def test_a_gpu_run_keeps_attention_off_cudnn_unless_the_user_asks():
         assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
     finally:
         torch.backends.cuda.enable_cudnn_sdp(before)
+
+
+def test_models_loaded_ahead_and_idle_leave_the_gpu_to_an_analyzer_and_wait_while_it_is_held():
+    """A model loaded ahead, waiting for its upstream, makes no CUDA calls: the analyzer running on the
+    GPU still has it to itself (before, fusion or any later analyzer loaded early kept the VLM from
+    ever capturing its graphs). While it is held, the idle one does not start, even once its upstream
+    is done; it starts after."""
+    import threading
+    import time as _time
+
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    holding, events = threading.Event(), []
+
+    class CpuDep(StandIn.make("cpu_dep", gpus, {}, n_items=1, batch_size=1)):
+        device = "cpu"
+
+        def forward(self, batch):
+            holding.wait(10)  # finishes while the GPU is held
+            return super().forward(batch)
+
+    class Capturer(StandIn.make("capturer", gpus, {"bf16": 1000}, n_items=1, batch_size=1)):
+        def forward(self, batch):
+            _time.sleep(0.5)  # 'late' is loaded and idle by now
+            with self.placement.gpu_to_itself() as alone:
+                events.append(("alone", alone))
+                holding.set()
+                _time.sleep(1.0)  # the run loop sees 'late' ready meanwhile
+                events.append(("released", _time.perf_counter()))
+            return super().forward(batch)
+
+    class Late(StandIn.make("late", gpus, {"bf16": 1000}, n_items=1, batch_size=1, depends_on=("cpu_dep",))):
+        def forward(self, batch):
+            events.append(("late starts", _time.perf_counter()))
+            return super().forward(batch)
+
+    _p, tracks = run_plan([CpuDep(), Capturer(), Late()], gpus, 12_000)
+    assert all(t.status == "ok" for t in tracks.values()), {n: t.reason for n, t in tracks.items()}
+    got = dict(events)
+    assert got["alone"] is True
+    assert got["late starts"] > got["released"]
