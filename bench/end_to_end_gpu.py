@@ -510,6 +510,7 @@ def track_rows(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]
             "device": r.get("device") or t.get("device"), "variant": r.get("variant"),
             "models": ", ".join(f"{m.get('id')}" for m in t.get("models") or []),
             "load_s": r.get("load_s"), "analyze_s": r.get("analyze_s") or t.get("duration_s"),
+            "analyze_at_s": r.get("analyze_at_s"),
             "busy_s": step.get("busy_s"), "items": step.get("items"),
             "peak_vram_mb": r.get("peak_vram_mb") if r.get("peak_vram_mb") is not None else t.get("peak_vram_mb"),
             "measured_alone": r.get("measured_alone"),
@@ -583,13 +584,14 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
     for mid, m in prep["models"].items():
         lines.append(f"| {mid} | {m.get('what', 'NOT SEEDED')} | {_f(m.get('seconds'))} | {m.get('path') or m.get('missing')} |")
     lines += ["", "## Analyzers (from results.json; from tracks/ when the run was stopped)", "",
-              "| analyzer | status | device | variant | models | load s | analyze s | busy s | items | peak VRAM MB | "
-              "batches | fallbacks | events |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| analyzer | status | device | variant | models | load s | analyze s | analyze from s | busy s | items | "
+              "peak VRAM MB | batches | fallbacks | events |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         peak_v = _f(r.get("peak_vram_mb"), 0) + (" (shared)" if r.get("measured_alone") is False and
                                                   r.get("peak_vram_mb") is not None else "")
         lines.append(f"| {r['analyzer']} | {r['status']} | {r.get('device') or '-'} | {r.get('variant') or '-'} | "
                      f"{r.get('models') or '-'} | {_f(r.get('load_s'), 2)} | {_f(r.get('analyze_s'), 2)} | "
+                     f"{_f(r.get('analyze_at_s'))} | "
                      f"{_f(r.get('busy_s'), 2)} | {r.get('items') if r.get('items') is not None else '-'} | {peak_v} | "
                      f"{r.get('batches') or '-'} | {r.get('fallbacks') or '-'} | {r.get('events', '-')} |")
     lines += ["", "## Did not run", ""]

@@ -227,6 +227,7 @@ class Executor:
         if self.memory is not None:
             for dev in [d for d, names in self.lanes.items() if names]:  # a process that analyzed before
                 self.memory.reset_peak(dev)  # (a Ray worker): this run's peak only
+        self.t0 = time.perf_counter()  # the receipt's start times are seconds from here
         pending = set(self.jobs)
         cpu_pool = cf.ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="cpu-analyzer")
         gpu_pool = cf.ThreadPoolExecutor(max(1, sum(len(v) for v in self.lanes.values())) + 1,
@@ -303,6 +304,10 @@ class Executor:
         gpu_pool.shutdown(wait=True)
 
     # --- admission ----------------------------------------------------------------------
+    def _since_start(self) -> float:
+        """Seconds since ``run`` began (when a phase starts: the receipt's ``load_at_s``, ``analyze_at_s``)."""
+        return round(time.perf_counter() - getattr(self, "t0", time.perf_counter()), 3)
+
     def _placement(self, name: str) -> Placement:
         st = self.states.get(name)
         return st.placement if st is not None else self.jobs[name].placement
@@ -436,6 +441,7 @@ class Executor:
             self._fold_peak(dev)
             if st.alone:
                 self.memory.reset_peak(dev)
+        st.receipt["load_at_s"] = self._since_start()
         load = self._guarded(st, st.call.load, one_at_a_time=True)
         st.receipt["load_s"] = round(load.duration_s, 4)
         if load.failed and gpu and is_out_of_memory(load.excinfo):
@@ -451,6 +457,7 @@ class Executor:
             self._release(st, unload=True)
             return "done"
         dev = st.placement.device
+        st.receipt["analyze_at_s"] = self._since_start()
         info = self._guarded(st, st.call.analyze)
         st.receipt["analyze_s"] = round(info.duration_s, 4)
         if info.failed and st.placement.is_gpu and is_out_of_memory(info.excinfo):

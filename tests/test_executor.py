@@ -365,3 +365,15 @@ def test_models_loaded_ahead_and_idle_leave_the_gpu_to_an_analyzer_and_wait_whil
     got = dict(events)
     assert got["alone"] is True
     assert got["late starts"] > got["released"]
+
+
+def test_the_receipt_says_when_each_phase_began_so_overlaps_can_be_read():
+    """``load_at_s`` and ``analyze_at_s``: seconds from the start of the run, per analyzer; an analyzer
+    reading another's track begins after it ended."""
+    gpus = SimulatedGPUs({"cuda:0": 24_000})
+    first = StandIn.make("first", gpus, {"bf16": 1000}, n_items=2, batch_size=1, step_s=0.1)()
+    then = StandIn.make("then", gpus, {"bf16": 1000}, n_items=1, batch_size=1, depends_on=("first",))()
+    _p, tracks = run_plan([first, then], gpus, 12_000)
+    a, b = tracks["first"].receipt, tracks["then"].receipt
+    assert 0 <= a["load_at_s"] <= a["analyze_at_s"] and 0 <= b["load_at_s"] <= b["analyze_at_s"]
+    assert b["analyze_at_s"] >= a["analyze_at_s"] + a["analyze_s"] - 0.01

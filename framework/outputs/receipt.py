@@ -1,7 +1,8 @@
 """The run's receipt, as the report and summary.md show it: how each analyzer ran, and how fast.
 
-Per analyzer: device, variant, load and analyze time, the device's busy time, measured peak
-VRAM, batch sizes and fallbacks (``Track.receipt``, written by the executor and the device
+Per analyzer: device, variant, load and analyze time, when its analysis began (seconds from the
+start of the executor's run: which analyzers ran side by side), the device's busy time, measured
+peak VRAM, batch sizes and fallbacks (``Track.receipt``, written by the executor and the device
 step). For the run: seconds of video per second of wall time, video-minutes per GPU-minute and
 each GPU's busy fraction (``Timeline.run["receipt"]``).
 """
@@ -11,7 +12,8 @@ from typing import Any
 
 from ..timeline import Timeline
 
-COLUMNS = ("analyzer", "device", "variant", "load s", "analyze s", "busy s", "peak VRAM MB", "batches", "fallbacks")
+COLUMNS = ("analyzer", "device", "variant", "load s", "analyze s", "analyze from s", "busy s", "peak VRAM MB",
+           "batches", "fallbacks")
 
 
 def _num(x: Any, digits: int = 2) -> str:
@@ -33,7 +35,8 @@ def receipt_rows(timeline: Timeline) -> list[tuple[str, ...]]:
         elif peak is not None:
             peak = f"{peak:.0f}"
         rows.append((name, str(r.get("device") or t.device or ""), str(r.get("variant") or ""),
-                     _num(r.get("load_s")), _num(r.get("analyze_s")), _num(step.get("busy_s")),
+                     _num(r.get("load_s")), _num(r.get("analyze_s")), _num(r.get("analyze_at_s"), 1),
+                     _num(step.get("busy_s")),
                      peak or "", "/".join(str(b) for b in step.get("batch_sizes") or []), "; ".join(falls)))
     return rows
 
