@@ -571,7 +571,9 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
              f"and a face photo part of the time, {clip['speech_s']} s of formant speech (generated in {clip['make_s']} s, not timed)",
              f"- models seeded in {prep['seed_s']} s (not timed); work folder {work}",
              f"- timed command: `python {' '.join(run['cmd'][1:])}` (cwd: the work folder, with its own FRAMEWORK_HOME "
-             f"and caches; HF_HUB_OFFLINE=1); registry: the set above, enabled with `device: {prep['registry_device']}`",
+             f"and caches; HF_HUB_OFFLINE=1"
+             + (f"; FRAMEWORK_GIL_SWITCH_MS={args.gil_switch_ms:g}" if getattr(args, "gil_switch_ms", None) else "")
+             + f"); registry: the set above, enabled with `device: {prep['registry_device']}`",
              f"- random-weight settings in the registry: {json.dumps(prep['random_weight_params'])}", "",
              f"**{summary}**", ""]
     if args.tiny:
@@ -642,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--vram-budget", default="auto", help="passed to framework run (auto, 24GB, ...)")
+    ap.add_argument("--gil-switch-ms", type=float, default=None,
+                    help="FRAMEWORK_GIL_SWITCH_MS for the timed command (experimental; default: Python's 5 ms)")
     ap.add_argument("--deadline", type=float, default=570.0,
                     help="seconds from the start by which the report must be written: the timed command is killed "
                          "in time for it (the GPU tool stops a call at 600 s)")
@@ -669,6 +673,8 @@ def main(argv: list[str] | None = None) -> int:
     created = args.work is None
     work = offline_work_dir(args.work, "e2e_")
     env = child_env(work)
+    if args.gil_switch_ms is not None:
+        env["FRAMEWORK_GIL_SWITCH_MS"] = f"{args.gil_switch_ms:g}"
     t0 = time.perf_counter()
     print(f"[1/3] prepare (packages, set, clip, models) in {work}", flush=True)
     prep_cmd = [sys.executable, str(Path(__file__).resolve()), "--prepare-only", "--work", str(work)] + \

@@ -377,3 +377,29 @@ def test_the_receipt_says_when_each_phase_began_so_overlaps_can_be_read():
     a, b = tracks["first"].receipt, tracks["then"].receipt
     assert 0 <= a["load_at_s"] <= a["analyze_at_s"] and 0 <= b["load_at_s"] <= b["analyze_at_s"]
     assert b["analyze_at_s"] >= a["analyze_at_s"] + a["analyze_s"] - 0.01
+
+
+def test_the_switch_interval_is_set_for_the_run_only_when_asked(monkeypatch):
+    """FRAMEWORK_GIL_SWITCH_MS (experimental): the interpreter's switch interval during the run, then
+    Python's again; unset, the run leaves it alone; a bad value says what to give."""
+    import sys
+
+    from framework.executor import gil_switch_interval
+
+    gpus = SimulatedGPUs({"cuda:0": 24_000})
+    seen = []
+
+    class Probe(StandIn.make("probe", gpus, {"bf16": 1000}, n_items=1, batch_size=1)):
+        def forward(self, batch):
+            seen.append(sys.getswitchinterval())
+            return super().forward(batch)
+
+    before = sys.getswitchinterval()
+    monkeypatch.setenv("FRAMEWORK_GIL_SWITCH_MS", "1")
+    run_plan([Probe()], gpus, 12_000)
+    monkeypatch.delenv("FRAMEWORK_GIL_SWITCH_MS")
+    run_plan([Probe()], gpus, 12_000)
+    assert seen == [pytest.approx(0.001), pytest.approx(before)] and sys.getswitchinterval() == before
+    with pytest.raises(ValueError, match="milliseconds above 0"):
+        with gil_switch_interval({"FRAMEWORK_GIL_SWITCH_MS": "fast"}):
+            pass
