@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from machine import cpu_model, load_text  # bench/machine.py (scripts run from bench/)
+from machine import cpu_model, load_text, write_report  # bench/machine.py (scripts run from bench/)
 
 
 def feeder(steps: int) -> float:
@@ -89,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
              f"beside it; median of {args.repeat}", "",
              "| switch interval ms | feeder alone s | feeder beside the others s | slowdown |", "|---|---|---|---|"]
     lines += [f"| {ms:g} | {a:.2f} | {b:.2f} | {b / a:.1f}x |" for ms, a, b in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 
