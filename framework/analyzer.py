@@ -152,6 +152,9 @@ class Analyzer:
     requires_audio: ClassVar[bool] = False
     requires_video: ClassVar[bool | None] = None
     device: ClassVar[DevicePreference] = "cpu"
+    # with device "auto" or "gpu": True runs it on the CPU when no GPU can take it, without the
+    # plan's time check (fusion: a summary is always wanted, and it falls back to an extractive one)
+    cpu_always_practical: ClassVar[bool] = False
     models: ClassVar[tuple[str, ...]] = ()
     models_optional: ClassVar[bool] = False  # True: run even when a model is not cached
     provides: ClassVar[tuple[str, ...]] = ()  # capabilities: "shots", "scenes", "transcript", ...

@@ -58,7 +58,8 @@ class Demand:
     :ivar max_batch: the batch size it asks for.
     :ivar cpu_seconds: estimated CPU time for this video (None: unknown).
     :ivar gpu_seconds: estimated GPU time for this video (None: unknown).
-    :ivar forced: the user chose ``device`` (registry ``device: cpu``): no practicality check.
+    :ivar forced: no practicality check on the CPU: the user chose ``device`` (registry ``device:
+        cpu``), or the analyzer's CPU path is always wanted (``Analyzer.cpu_always_practical``).
     :ivar note: why ``device`` is what it is, when the user's configuration chose it.
     """
 

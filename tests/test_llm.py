@@ -310,3 +310,27 @@ def test_fusion_with_a_local_model_is_placed_by_the_plan_and_its_model_loads_the
     fusion = Fusion({"backend": "transformers", "backend_options": {"device": "cpu"}})  # the user's choice wins
     fusion.load("cuda:0", {"qwen2.5-1.5b-instruct": tiny_model})
     assert fusion.backend.options.device == "cpu"
+
+
+def test_without_a_gpu_fusion_runs_on_the_cpu_however_long_it_took_there_before(tmp_path, sample_video, monkeypatch):
+    """fusion is `auto` now, but unlike a VLM it is never left out for its CPU time: a summary is always
+    wanted (it always ran on the CPU before, and it falls back to an extractive one)."""
+    import json as _json
+
+    from analyzers.fusion import Fusion
+    from framework.devices import GPUs
+    from framework.measurements import Measurements, measurement_key
+    from framework.registry import load_registry
+    from framework.runner import plan_video
+
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs([], {}, {}, {}))
+    registry = tmp_path / "registry.yaml"
+    registry.write_text("analyzers:\n  fusion:\n    params: {backend: transformers}\n")
+    key = measurement_key("fusion", Fusion.version, ["qwen2.5-1.5b-instruct"], "bf16", "cpu")
+    m = Measurements()
+    m.path.parent.mkdir(parents=True, exist_ok=True)
+    m.path.write_text(_json.dumps({key: {"seconds_per_video_s": 1000.0, "runs": 1}}))  # hours on the CPU
+    report = plan_video(sample_video.path, registry=load_registry(registry), load_entrypoints=False)
+    assert "fusion" not in report.plan.unplanned, report.plan.unplanned
+    assert report.plan.placements["fusion"].device == "cpu"
+    assert Fusion.cpu_always_practical and report.plan.seconds["fusion"] > 1000

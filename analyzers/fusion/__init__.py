@@ -88,6 +88,7 @@ class Fusion(Analyzer):
     enabled_by_default: ClassVar[bool] = True
     models_optional: ClassVar[bool] = True  # an uncached LLM means an extractive summary, not a skip
     device: ClassVar[str] = "auto"  # a local summary model goes where the plan puts it; none: the CPU
+    cpu_always_practical: ClassVar[bool] = True  # without a GPU it runs on the CPU, as it always did
 
     class Params(Analyzer.Params):
         backend: str = Field("auto", description="auto (a cached local instruct model that fits, else extractive) | "
