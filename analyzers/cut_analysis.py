@@ -55,7 +55,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -64,6 +63,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from framework import Analyzer, AnalyzerInputs, Event, FrameSpec, Series, Track
+from framework.devices import cpus_available
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +84,7 @@ def _in_order(fn: Callable[[_T], _R], items: Iterable[_T], workers: int | None =
     waiting, so memory stays that of a few items. Every item is computed by the same code
     whatever the threads, so the results are those of a plain loop."""
     if workers is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        workers = min(_WORKERS, cpus)
+        workers = min(_WORKERS, cpus_available())
     if workers <= 1:
         for item in items:
             yield fn(item)

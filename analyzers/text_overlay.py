@@ -35,7 +35,6 @@ fractions. The ``text_lines`` series counts the lines read per sampled frame. Tr
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
@@ -43,6 +42,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from framework import AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, FrameSpec, Series, Track
+from framework.devices import cpus_available
 
 from ._vision.common import span, torch_device
 from ._vision.ocr import (EASYOCR_MODELS, LATIN_LANGUAGES, RAPIDOCR_LANGUAGES, EasyOcr, OcrLine, RapidOcr, changed, merge_lines,
@@ -129,7 +129,7 @@ class TextOverlay(BatchedAnalyzer):
     def load(self, device: str, models: dict[str, Path]) -> None:
         p = self.params
         if p.backend == "rapidocr":
-            threads = p.threads or default_threads(os.cpu_count())
+            threads = p.threads or default_threads(cpus_available())
             self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], threads, p.min_confidence, det_side=p.det_side,
                                         latin=models["ppocrv6-tiny-rec"] if self.latin() else None)
             return

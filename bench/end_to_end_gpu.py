@@ -314,7 +314,7 @@ def prepare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Step 1 (in its own process): packages, the set, the clip, the models, the registry."""
     import yaml
 
-    from framework.models import find_model, load_manifest
+    from framework.models import load_manifest
     from framework.models.roots import CacheRoots
     from framework.plugins import build_plugin_manager
 
@@ -364,9 +364,7 @@ def prepare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         spec = manifest[mid]
         t0 = time.perf_counter()
         if spec.source == "bundled":
-            found = find_model(spec, roots)
-            seeded[mid] = ({"path": str(found.path), "what": f"bundled ({found.revision})", "seconds": 0.0} if found
-                           else {"missing": f"not found: package {spec.locator} is not installed here"})
+            seeded[mid] = bundled_entry(spec, roots)
         else:
             try:
                 path, what = seed_model(mid, spec, roots, build, args.tiny, device)
@@ -391,17 +389,27 @@ def prepare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return out
 
 
+def bundled_entry(spec: Any, roots: Any, when: str = "") -> dict[str, Any]:
+    """A model shipped inside a package, as the report lists it: where it is, or why it is missing."""
+    from framework.models import find_model
+
+    found = find_model(spec, roots)
+    if found is None:
+        return {"missing": f"not found: package {spec.locator} is not installed here"}
+    return {"path": str(found.path), "what": f"bundled ({found.revision}{when})", "seconds": 0.0}
+
+
 def refind_bundled(models: dict[str, dict[str, Any]]) -> None:
     """Models shipped inside a package that the preparing call lacked: found again in this call's packages."""
-    from framework.models import find_model, load_manifest
+    from framework.models import load_manifest
     from framework.models.roots import CacheRoots
 
     manifest, roots = load_manifest(), CacheRoots.from_env()
     for mid, seeded in models.items():
         if mid in manifest and manifest[mid].source == "bundled" and "path" not in seeded:
-            found = find_model(manifest[mid], roots)
-            if found:
-                models[mid] = {"path": str(found.path), "what": f"bundled ({found.revision}; this call)", "seconds": 0.0}
+            entry = bundled_entry(manifest[mid], roots, "; this call")
+            if "path" in entry:
+                models[mid] = entry
 
 
 # --- step 2: the timed command ---------------------------------------------------------------------------

@@ -29,7 +29,6 @@ and each analyzer's fallbacks.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import gc
 import logging
@@ -179,18 +178,10 @@ class VLM(GpuBench):
             from analyzers.vlm.families import decode_graphs
             from analyzers.vlm.families.qwen import Qwen2VL
 
-            self.graphs = decode_graphs.install(self.model, self.notes, self._capture_gate, Qwen2VL.decode_unused)
-
-    @contextlib.contextmanager
-    def _capture_gate(self):
-        """As ``HFFamily._capture_gate``: after this analyzer's own preparation, and only alone on the GPU."""
-        with self.prepare_lock:
             gate = self.placement.gpu_to_itself if self.placement is not None else None
-            if gate is None:
-                yield True
-            else:
-                with gate() as alone:
-                    yield alone
+            self.graphs = decode_graphs.install(self.model, self.notes,
+                                                lambda: decode_graphs.capture_gate(self.prepare_lock, gate),
+                                                Qwen2VL.decode_unused)
 
     def item_list(self):
         n = int(self.clip.seconds // self.chunk_s)
@@ -231,10 +222,10 @@ class VLM(GpuBench):
         batch["pixel_values_videos"] = batch["pixel_values_videos"].to(self.dtype)
         n = 4 if TINY else self.new_tokens
         from analyzers.vlm.families import greedy_loop
-        from analyzers.vlm.families.hf import attention_kernels  # as the description family generates
 
+        # attention stays off cuDNN for the process (main(), as a run's executor does)
         kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=151643)
-        with torch.inference_mode(), attention_kernels(str(self.dev)):
+        with torch.inference_mode():
             out = None
             if self.graphs is not None:
                 try:
@@ -250,9 +241,7 @@ class VLM(GpuBench):
         return out[:, batch["input_ids"].shape[1]:].cpu()
 
     def finish(self, results, inputs):
-        g = self.graphs
-        graphs = None if g is None else {"used": g.enabled, "captures": g.captures, "replayed_steps": g.replays,
-                                         "steps_while_gpu_shared": g.shared_steps}
+        graphs = None if self.graphs is None else self.graphs.summary()
         return self.track(data={"items": len(results), "cuda_graphs": graphs, "notes": self.notes})
 
 
@@ -603,7 +592,7 @@ def main() -> None:
     else:
         import torch
 
-        from framework.executor import attention_without_cudnn
+        from framework.devices import attention_without_cudnn
 
         # as a run's executor does; set here too so that the baselines (no executor) decode the same way
         attention_without_cudnn(torch)

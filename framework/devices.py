@@ -12,7 +12,7 @@ import logging
 import os
 import platform
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from .errors import ConfigError
 
@@ -84,6 +84,12 @@ GPU_DRIVER_PATHS = ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/nvidia0", "/d
                     "/dev/dxg", "/dev/kfd")
 
 
+def cpus_available() -> int:
+    """The CPUs this process may run on (its affinity mask where the system has one: a container's
+    or ``taskset``'s limit, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def gpu_driver_present(system: str | None = None, exists: Callable[[str], bool] = os.path.exists) -> bool:
     """False only where torch certainly sees no GPU: macOS (no CUDA), and Linux without any of
     ``GPU_DRIVER_PATHS``. Importing torch just to learn that takes seconds (``framework plan`` on
@@ -93,6 +99,27 @@ def gpu_driver_present(system: str | None = None, exists: Callable[[str], bool] 
         return False
     if system == "Linux":
         return any(exists(p) for p in GPU_DRIVER_PATHS)
+    return True
+
+
+def attention_without_cudnn(torch: Any, env: Any = None) -> bool:
+    """Keep ``scaled_dot_product_attention`` off cuDNN's kernel in this process, unless
+    ``FRAMEWORK_CUDNN_ATTENTION=1``. Returns whether it was turned off here.
+
+    PyTorch (2.5 and later) prefers cuDNN's fused attention on Hopper GPUs, and cuDNN builds an
+    execution plan for every new shape. Every token a model generates (the VLM, Whisper, the
+    summary's LLM) has a new key length, so the plans are rebuilt at every step: on an H200 a batch
+    of Qwen2-VL-7B took 17.5 s instead of 4.7 s (``bench/results/vlm_generate_probe_h200.md``).
+    Flash and memory-efficient attention have no such cost. The setting is process-wide, set when
+    the executor first uses a GPU (and by a description model loaded on CUDA outside a run), so
+    analyzers on other threads never change it mid-call.
+    """
+    if (env if env is not None else os.environ).get("FRAMEWORK_CUDNN_ATTENTION", "") == "1":
+        return False
+    switch = getattr(getattr(torch.backends, "cuda", None), "enable_cudnn_sdp", None)
+    if switch is None:  # a torch without cuDNN attention
+        return False
+    switch(False)
     return True
 
 

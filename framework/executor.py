@@ -47,6 +47,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
+from .devices import attention_without_cudnn
 from .scheduler import Demand, Placement, Plan
 
 logger = logging.getLogger(__name__)
@@ -113,28 +114,6 @@ def expandable_segments(torch: Any) -> bool:
     except RuntimeError as exc:  # an allocator that has no such setting
         logger.debug("expandable segments not turned on: %s", exc)
         return False
-    return True
-
-
-def attention_without_cudnn(torch: Any, env: Any = None) -> bool:
-    """Keep ``scaled_dot_product_attention`` off cuDNN's kernel in this process, unless
-    ``FRAMEWORK_CUDNN_ATTENTION=1``. Returns whether it was turned off here.
-
-    PyTorch (2.5 and later) prefers cuDNN's fused attention on Hopper GPUs, and cuDNN builds an
-    execution plan for every new shape. Every token a model generates (the VLM, Whisper, the
-    summary's LLM) has a new key length, so the plans are rebuilt at every step: on an H200 a batch
-    of Qwen2-VL-7B took 17.5 s instead of 4.7 s (``bench/results/vlm_generate_probe_h200.md``).
-    Flash and memory-efficient attention have no such cost. The setting is process-wide, set once
-    when the executor first uses a GPU, so analyzers on other threads never change it mid-call.
-    """
-    import os
-
-    if (env if env is not None else os.environ).get("FRAMEWORK_CUDNN_ATTENTION", "") == "1":
-        return False
-    switch = getattr(getattr(torch.backends, "cuda", None), "enable_cudnn_sdp", None)
-    if switch is None:  # a torch without cuDNN attention
-        return False
-    switch(False)
     return True
 
 
@@ -238,6 +217,7 @@ class Executor:
         self.exclusive: dict[str, str | None] = {dev: None for dev in self.lanes}  # device -> the one running alone
         self.holding: dict[str, str | None] = {dev: None for dev in self.lanes}  # device -> inside _to_itself
         self.idle: set[str] = set()  # GPU analyzers loaded and waiting for their upstream (no CUDA calls)
+        self.t0 = time.perf_counter()  # reset when ``run`` starts: the receipt's start times count from it
         self.states: dict[str, _State] = {}
         self.done: set[str] = set()
         self.intervals: dict[str, list[tuple[float, float]]] = {dev: [] for dev in self.lanes}
@@ -264,7 +244,7 @@ class Executor:
         if self.memory is not None:
             for dev in [d for d, names in self.lanes.items() if names]:  # a process that analyzed before
                 self.memory.reset_peak(dev)  # (a Ray worker): this run's peak only
-        self.t0 = time.perf_counter()  # the receipt's start times are seconds from here
+        self.t0 = time.perf_counter()
         pending = set(self.jobs)
         cpu_pool = cf.ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="cpu-analyzer")
         gpu_pool = cf.ThreadPoolExecutor(max(1, sum(len(v) for v in self.lanes.values())) + 1,
@@ -343,7 +323,7 @@ class Executor:
     # --- admission ----------------------------------------------------------------------
     def _since_start(self) -> float:
         """Seconds since ``run`` began (when a phase starts: the receipt's ``load_at_s``, ``analyze_at_s``)."""
-        return round(time.perf_counter() - getattr(self, "t0", time.perf_counter()), 3)
+        return round(time.perf_counter() - self.t0, 3)
 
     def _placement(self, name: str) -> Placement:
         st = self.states.get(name)

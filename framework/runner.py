@@ -564,7 +564,7 @@ class _Run:
         batched = isinstance(a, BatchedAnalyzer)
         return Demand(name, device, variants[0].vram_mb if variants else 0.0, self.deps[name], note=note,
                       variants=tuple(variants),
-                      forced=self.configured[name].device == "cpu" or bool(getattr(a, "cpu_always_practical", False)),
+                      forced=self.configured[name].device == "cpu" or a.cpu_always_practical,
                       item_vram_mb=float(a.item_vram_mb) if batched else 0.0,
                       max_batch=a.max_batch_size() if batched else 1,
                       cpu_seconds=seconds.get("cpu"), gpu_seconds=seconds.get("cuda"))

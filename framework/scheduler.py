@@ -117,8 +117,8 @@ class Placement:
     on_busy: Callable[[float, float], None] | None = field(default=None, compare=False, repr=False)
     #: set by the executor: a context manager for work that must not overlap other analyzers' CUDA
     #: calls in this process (capturing a CUDA graph: another thread's synchronize would break it).
-    #: It yields whether this analyzer is the only one admitted to the device; while inside, no
-    #: other analyzer is admitted there.
+    #: It yields whether no other analyzer on the device is loading or analyzing (models loaded
+    #: ahead and idle do not count); while inside, none is admitted or starts there.
     gpu_to_itself: Callable[[], ContextManager[bool]] | None = field(default=None, compare=False, repr=False)
 
     @property

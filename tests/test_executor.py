@@ -313,7 +313,7 @@ def test_a_gpu_run_keeps_attention_off_cudnn_unless_the_user_asks():
     FRAMEWORK_CUDNN_ATTENTION=1."""
     import torch
 
-    from framework.executor import attention_without_cudnn
+    from framework.devices import attention_without_cudnn
 
     before = torch.backends.cuda.cudnn_sdp_enabled()
     try:

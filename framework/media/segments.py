@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shutil
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -39,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ..devices import cpus_available
 from ..streams import FrameSpec, FrameStream, FrameStreamWriter
 from ..timeline import VideoMeta
 from ._container import open_container, stream_at
@@ -98,10 +98,6 @@ class VideoSummary:
     last_t: float | None
     step: float
     backwards: int
-
-
-def cpus_available() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:

@@ -124,6 +124,11 @@ class DecodeGraphs:
         self._changes = 0
         self._recorded: list[dict[str, Any]] | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What the track's ``model_info`` (and the benchmarks) report of the graphs."""
+        return {"used": self.enabled, "captures": self.captures, "replayed_steps": self.replays,
+                "steps_while_gpu_shared": self.shared_steps}
+
     # --- the seam a CPU test replaces ----------------------------------------------------------
     def capture(self, run: Callable[[], Any]) -> tuple[Callable[[], None], Any]:
         """Record ``run`` into a CUDA graph: returns (replay, the output tensors it writes)."""
@@ -274,6 +279,19 @@ def stop_check_one_step_late() -> Iterator[bool]:
         _DEFER.on = before
 
 
+@contextlib.contextmanager
+def capture_gate(prepare_lock: Any, gpu_to_itself: Callable[[], ContextManager[bool]] | None) -> Iterator[bool]:
+    """Whether a graph may be captured now: once the caller's own preparation of the next batch
+    (``prepare_lock``) is done, and when the executor says the GPU is its own (``gpu_to_itself``,
+    ``Placement.gpu_to_itself``; None outside a run: nothing else uses the GPU)."""
+    with prepare_lock:
+        if gpu_to_itself is None:
+            yield True
+        else:
+            with gpu_to_itself() as alone:
+                yield alone
+
+
 def install(model: Any, notes: list[str], gate: Callable[[], ContextManager[bool]] | None = None,
             unused: tuple[str, ...] = ()) -> DecodeGraphs:
     """Put a :class:`DecodeGraphs` in front of ``model.forward`` (on this instance only)."""
@@ -282,5 +300,5 @@ def install(model: Any, notes: list[str], gate: Callable[[], ContextManager[bool
     return graphs
 
 
-__all__ = ["DecodeGraphs", "MAX_SHAPE_CHANGES", "install", "is_decoding_step", "is_tensor", "static_copy",
+__all__ = ["DecodeGraphs", "MAX_SHAPE_CHANGES", "capture_gate", "install", "is_decoding_step", "is_tensor", "static_copy",
            "stop_check_one_step_late"]

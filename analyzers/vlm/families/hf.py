@@ -17,10 +17,11 @@ import contextlib
 import importlib
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, ContextManager
 
 from framework import AnalyzerUnavailable
 from framework.device_step import is_out_of_memory
+from framework.devices import attention_without_cudnn
 
 from . import decode_graphs, greedy_loop
 from .base import Answer, Family, torch_dtype
@@ -100,6 +101,8 @@ class HFFamily(Family):
                 self.notes.append("compile is for CUDA only; not compiled on the CPU")
         elif self.wants_graphs() and self.device.startswith("cuda"):
             self.graphs = decode_graphs.install(self.model, self.notes, self._capture_gate, self.decode_unused)
+        if self.device.startswith("cuda"):
+            attention_without_cudnn(torch)  # a run's executor did already; `framework describe` has none
         logger.debug("transformers %s", transformers.__version__)
         if self.device.startswith("cuda") and repeats_kv_heads(self.model, transformers):
             self.notes.append(f"transformers {transformers.__version__} copies the key/value heads for every "
@@ -110,16 +113,10 @@ class HFFamily(Family):
         """``cuda_graphs`` as set, else the family's default (``graphs_by_default``)."""
         return self.graphs_by_default if self.options.cuda_graphs is None else self.options.cuda_graphs
 
-    @contextlib.contextmanager
-    def _capture_gate(self) -> Iterator[bool]:
-        """Whether a CUDA graph may be captured now (see ``decode_graphs``): once this family's
-        preparation of the next batch is done, when no other analyzer is on the GPU."""
-        with self.prepare_lock:
-            if self.gpu_to_itself is None:
-                yield True
-            else:
-                with self.gpu_to_itself() as alone:
-                    yield alone
+    def _capture_gate(self) -> ContextManager[bool]:
+        """Whether a CUDA graph may be captured now (``decode_graphs.capture_gate``): once this
+        family's preparation of the next batch is done, when no other analyzer is on the GPU."""
+        return decode_graphs.capture_gate(self.prepare_lock, self.gpu_to_itself)
 
     def describe_model(self) -> dict[str, Any]:
         if self.model is None:
@@ -128,9 +125,7 @@ class HFFamily(Family):
                 "attention": getattr(self.model.config, "_attn_implementation", None),
                 "parameters": int(sum(p.numel() for p in self.model.parameters())), "device": self.device}
         if self.graphs is not None:
-            g = self.graphs
-            info["cuda_graphs"] = {"used": g.enabled, "captures": g.captures, "replayed_steps": g.replays,
-                                   "steps_while_gpu_shared": g.shared_steps}
+            info["cuda_graphs"] = self.graphs.summary()
         return info
 
     def count_tokens(self, text: str) -> int:
@@ -186,7 +181,7 @@ class HFFamily(Family):
                     inputs[key] = inputs[key].to(self.dtype)
         kw = self.gen_kwargs()
         late_stop = decode_graphs.stop_check_one_step_late() if self.graphs is not None else contextlib.nullcontext()
-        with torch.inference_mode(), attention_kernels(self.device):
+        with torch.inference_mode():
             try:
                 if self._loop_ok and self.graphs is not None and "cache_implementation" in kw:
                     out = self._generate_in_loop(inputs, kw)
@@ -244,24 +239,6 @@ class HFFamily(Family):
                 torch.cuda.empty_cache()
             except Exception:  # noqa: BLE001
                 pass
-
-
-def attention_kernels(device: str) -> Any:
-    """SDPA without cuDNN's attention kernel on CUDA (a context manager; nothing on the CPU).
-
-    PyTorch (2.5 and later) prefers cuDNN's fused attention on Hopper GPUs, and cuDNN builds an
-    execution plan for every new shape. In ``generate`` every decoding step has a new key length and
-    every batch a new prompt length, so the plans are rebuilt all the time: measured on an H200
-    (``bench/vlm_generate_probe.py``), Qwen2-VL-7B took 17.5 s for a batch of 8 chunks that took 4.7 s
-    once the plans for those shapes existed. Flash and memory-efficient attention have no such cost.
-    The setting is PyTorch's global one for the duration of the call (restored afterwards)."""
-    import contextlib
-
-    if not device.startswith("cuda"):
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def repeats_kv_heads(model: Any, transformers: Any) -> bool:
