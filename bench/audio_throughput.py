@@ -137,7 +137,8 @@ def warm_up(a) -> None:
     a.backend.transcribe([formant_speech(5.0, seed=99).samples], a._options())
 
 
-def bench_whisper(size, backend, inputs, device, precision, tokens, batch, beam, folder, duration):
+def bench_whisper(size, backend, inputs, device, precision, tokens, batch, beam, folder, duration,
+                  timestamps=False):
     import torch
 
     from analyzers.speech_transcription import SpeechTranscription
@@ -151,7 +152,7 @@ def bench_whisper(size, backend, inputs, device, precision, tokens, batch, beam,
         # faster-whisper for 2N + 4 to decode N (the table shows the tokens each backend decoded)
         request = tokens if backend == "openai-whisper" else 2 * tokens + 4
         a = SpeechTranscription({"backend": backend, "model": size if size != "test-tiny" else "tiny",
-                                 "max_new_tokens": request, "suppress_eot": True, "without_timestamps": True,
+                                 "max_new_tokens": request, "suppress_eot": True, "without_timestamps": not timestamps,
                                  "beam_size": beam, "temperature_fallback": False, "no_speech_threshold": None,
                                  "compression_ratio_threshold": None, "language": "en", "batch_size": batch})
         a.placement = Placement(device=device, variant=precision)
@@ -236,6 +237,8 @@ def main() -> None:
     ap.add_argument("--precision", default=None, help="fp16, bf16, int8 or fp32 (default: fp16 on a GPU, fp32 on CPU)")
     ap.add_argument("--tokens", type=int, default=96, help="tokens decoded per 30 s window")
     ap.add_argument("--beam", type=int, default=1)
+    ap.add_argument("--timestamps", action="store_true",
+                    help="decode with the timestamp rules on, as speech_transcription does by default")
     ap.add_argument("--batch", type=int, default=8, help="windows (Whisper) / pieces (wav2vec2) per batch")
     ap.add_argument("--wav2vec2", action="store_true", help="also the wav2vec2-large emotion classifier")
     ap.add_argument("--threads", type=int, default=None,
@@ -285,13 +288,14 @@ def main() -> None:
         inputs.upstream = {"voice_activity": vtrack}
         print(f"voice_activity (CPU): {vtrack.data['speech_s']:.0f} s of speech in {len(vtrack.events)} segments, "
               f"{vad_s:.1f} s ({duration / vad_s:.0f} s of audio per second)")
-        print(f"Whisper: {args.tokens} tokens per window, beam {args.beam}, end-of-text suppressed, no timestamps, "
+        print(f"Whisper: {args.tokens} tokens per window, beam {args.beam}, end-of-text suppressed, "
+              f"{'timestamp rules on' if args.timestamps else 'no timestamps'}, "
               f"language en; precision {precision or 'fp32 (CPU)'}")
         print()
         for size in [s.strip() for s in args.models.split(",") if s.strip()]:
             for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
                 rows.append(bench_whisper(size, backend, inputs, device, precision, args.tokens, args.batch,
-                                          args.beam, folder, duration))
+                                          args.beam, folder, duration, args.timestamps))
                 sys.stderr.write(f"done: {size} {backend}\n")
         if args.wav2vec2:
             rows.append(bench_wav2vec2(inputs, device, precision, args.batch, folder, duration))

@@ -287,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--analyzers", default=None, help="comma-separated subset")
     ap.add_argument("--with-clip", action="store_true", help="cpu: also content_quality with CLIP ViT-B-32 on the CPU")
     ap.add_argument("--ocr-threads", default=None,
-                    help="also text_overlay with these rapidocr thread counts (comma list, e.g. 4,8)")
+                    help="also text_overlay with these rapidocr thread counts (comma list, e.g. 4,8), one engine")
+    ap.add_argument("--ocr-workers", default=None,
+                    help="also text_overlay with these numbers of worker processes, 2 threads each (comma list, "
+                         "e.g. 2,4,6)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
@@ -307,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     if cuda and "object_detection" in analyzers:
         extra.append(("object_detection", make_analyzer("object_detection", device, {"batch_size": 64})))
     for threads in (args.ocr_threads.split(",") if args.ocr_threads else []):
-        extra.append(("text_overlay", make_analyzer("text_overlay", "cpu", {"threads": int(threads)})))
+        extra.append(("text_overlay", make_analyzer("text_overlay", "cpu", {"threads": int(threads), "workers": 1})))
+    for workers in (args.ocr_workers.split(",") if args.ocr_workers else []):
+        extra.append(("text_overlay", make_analyzer("text_overlay", "cpu", {"threads": 2, "workers": int(workers)})))
     specs = [s for a in analyzers.values() for s in a.frame_specs()]
     if "quality_measures" in names:
         from analyzers.content_quality import ContentQuality
@@ -351,9 +356,9 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
     for name, a in extra:
         if name == "text_overlay":
-            logger.info("measuring %s with %d rapidocr threads", name, a.params.threads)
+            logger.info("measuring %s: %d rapidocr engines of %d threads", name, a.params.workers, a.params.threads)
             row = measure(a, models, streams, meta, "cpu")
-            row.update(sampling=sampling(a), what=f"rapidocr PP-OCRv4, {a.params.threads} threads")
+            row.update(sampling=sampling(a), what=f"rapidocr PP-OCRv4, {a.params.workers} x {a.params.threads} threads")
         else:
             logger.info("measuring %s at batch %d", name, a.params.batch_size)
             row = measure(a, models, streams, meta, device)

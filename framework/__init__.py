@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .device_step import BatchedAnalyzer, DeviceOutOfMemory, StepReceipt
     from .hookspecs import hookimpl
     from .plugins import Deferred
+    from .process_workers import ProcessWorkers, WorkerError
     from .streams import AUDIO_SAMPLE_RATE, AudioTrack, FrameSpec, FrameStream
     from .timeline import Event, ModelRef, Series, Timeline, Track, VideoMeta, tracks_providing
 
@@ -24,6 +25,7 @@ _LAZY = {
     **dict.fromkeys(("Analyzer", "AnalyzerInputs", "AnalyzerUnavailable"), ".analyzer"),
     "hookimpl": ".hookspecs",
     "Deferred": ".plugins",
+    **dict.fromkeys(("ProcessWorkers", "WorkerError"), ".process_workers"),
     **dict.fromkeys(("BatchedAnalyzer", "DeviceOutOfMemory", "StepReceipt"), ".device_step"),
     **dict.fromkeys(("AUDIO_SAMPLE_RATE", "AudioTrack", "FrameSpec", "FrameStream"), ".streams"),
     **dict.fromkeys(("Event", "ModelRef", "Series", "Timeline", "Track", "VideoMeta", "tracks_providing"),
@@ -45,7 +47,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AUDIO_SAMPLE_RATE", "Analyzer", "AnalyzerInputs", "AnalyzerUnavailable", "AudioTrack",
-    "BatchedAnalyzer", "Deferred", "DeviceOutOfMemory", "StepReceipt",
+    "BatchedAnalyzer", "Deferred", "DeviceOutOfMemory", "ProcessWorkers", "StepReceipt", "WorkerError",
     "Event", "FrameSpec", "FrameStream", "ModelRef", "Series", "Timeline", "Track", "VideoMeta",
     "hookimpl", "tracks_providing", "__version__",
 ]

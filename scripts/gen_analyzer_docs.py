@@ -1,6 +1,10 @@
 """Write docs/analyzers.md from the built-in analyzers' classes and Params (a test keeps it current).
 
-    .venv/bin/python scripts/gen_analyzer_docs.py > docs/analyzers.md
+    .venv/bin/python scripts/gen_analyzer_docs.py --write
+
+(``--write`` renders first and then replaces the file; a shell redirection into docs/analyzers.md
+would empty the file before it is read, losing the hand-written sections. Without ``--write`` the
+page goes to standard output.)
 
 Each analyzer's ``### Outputs`` section (its event labels, data keys and series) is written by
 hand in docs/analyzers.md and kept as it is; a new analyzer gets a stub to fill in.
@@ -95,4 +99,10 @@ def render(existing: str | None = None) -> str:
 
 
 if __name__ == "__main__":
-    print(render(), end="")
+    import sys
+
+    page = render()
+    if sys.argv[1:] == ["--write"]:
+        DOC.write_text(page)
+    else:
+        print(page, end="")

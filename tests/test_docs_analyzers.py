@@ -57,7 +57,7 @@ def _generator():
 def test_analyzer_reference_is_current():
     expected = _generator().render()
     assert DOC.read_text(encoding="utf-8") == expected, (
-        "docs/analyzers.md is stale: run `.venv/bin/python scripts/gen_analyzer_docs.py > docs/analyzers.md`")
+        "docs/analyzers.md is stale: run `.venv/bin/python scripts/gen_analyzer_docs.py --write`")
 
 
 def test_the_generator_keeps_the_hand_written_outputs():

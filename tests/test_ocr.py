@@ -3,6 +3,9 @@ video as one event with the right start and end; readings that differ by a lette
 caption; the EasyOCR backend resolves its weights from the manifest and never downloads."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import vision_fixtures as vf
 
@@ -11,14 +14,17 @@ from analyzers.text_overlay import TextOverlay
 from framework.runner import analyze
 
 
-def test_a_burned_in_caption_is_one_event_with_its_times(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_burned_in_caption_is_one_event_with_its_times(tmp_path, workers):
+    """Read in the run's process (``workers: 1``) and by two worker processes: the same caption."""
     start, end = 1.3, 2.9
     video = vf.caption_video(tmp_path / "caption.mp4", "Breaking News Tonight", start, end, duration=4.0,
                              pan=False)
-    registry = vf.registry(tmp_path, {"text_overlay": {"width": 640, "threads": 1}})
+    registry = vf.registry(tmp_path, {"text_overlay": {"width": 640, "threads": 1, "workers": workers}})
     result = analyze(video, registry_path=registry, out_dir=tmp_path / "run", progress=False, load_entrypoints=False)
     track = result.timeline.tracks["text_overlay"]
     assert track.status == "ok", track.reason
+    assert track.data["workers"] == workers
     assert track.models[0].id == "rapidocr-ppocrv4" and track.models[0].revision.startswith("rapidocr_onnxruntime ")
     (event,) = [e for e in track.events if "news" in e.data["text"].lower()]
     assert normalise(event.data["text"]) == "breakingnewstonight", event.data
@@ -147,3 +153,29 @@ def test_rapidocr_threads_default_to_a_quarter_of_the_cpus_from_two_to_four():
 
     assert [default_threads(n) for n in (None, 1, 2, 8, 12, 16, 64)] == [2, 2, 2, 2, 3, 4, 4]
     assert TextOverlay({}).params.threads is None and TextOverlay({"threads": 6}).params.threads == 6
+
+
+def test_from_eight_cpus_rapidocr_reads_in_a_quarter_as_many_worker_processes(monkeypatch):
+    import rapidocr_onnxruntime
+
+    import analyzers.text_overlay as text_overlay
+    from analyzers.text_overlay import TextOverlay, default_workers
+
+    assert [default_workers(n) for n in (None, 2, 7, 8, 16, 32, 128)] == [1, 1, 1, 2, 4, 8, 8]
+    folder = Path(rapidocr_onnxruntime.__file__).parent
+    monkeypatch.setattr(text_overlay, "cpus_available", lambda: 8)
+    a = TextOverlay({})
+    a.load("cpu", {"rapidocr-ppocrv4": folder})
+    try:
+        assert a.engine.workers == 2 and a.engine.pool.count == 2 and a.engine.reader is None
+        assert a.max_batch_size() == 6  # 3 frames per worker, so none waits for the next step
+        lines = a.engine.read_many([np.full((120, 200, 3), 200, np.uint8)] * 3)
+        assert lines == [[], [], []]  # a blank frame has no text
+    finally:
+        a.unload()
+    assert a.engine is None
+    monkeypatch.setattr(text_overlay, "cpus_available", lambda: 4)
+    b = TextOverlay({})
+    b.load("cpu", {"rapidocr-ppocrv4": folder})
+    assert b.engine.workers == 1 and b.engine.pool is None and b.max_batch_size() == 4
+    b.unload()

@@ -189,3 +189,82 @@ def test_params_pick_the_manifest_model_and_refuse_impossible_settings():
         SpeechTranscription({"suppress_eot": True})
     with pytest.raises(ValueError):
         SpeechTranscription({"window_s": 45})
+
+
+def test_openai_whisper_decodes_the_passes_of_a_batch_of_windows_together(tiny_whisper_pt):
+    """transcribe() on three windows runs them in lockstep: each round of decoding passes (first
+    passes, passes after a seek, temperature fallbacks) is one batched whisper.decode call per set of
+    options, and the segments and words are those of the windows transcribed one at a time (tokens,
+    text and times; log-probabilities to rounding)."""
+    from analyzers._speech.whisper_backends import DecodeOptions, OpenAIWhisper
+    from speech_fixtures import formant_speech
+
+    backend = OpenAIWhisper()
+    backend.load(tiny_whisper_pt, "cpu", None)
+    audios = [formant_speech(d, seed=i).samples for i, d in enumerate((4.0, 7.0, 2.5))]
+    opts = DecodeOptions(language="en", beam_size=2, max_new_tokens=12, temperatures=(0.0, 0.4),
+                         no_speech_threshold=None, compression_ratio_threshold=None, logprob_threshold=None)
+    alone, calls = [], []
+    for a in audios:
+        backend.decode_calls = 0
+        alone.append(backend.transcribe([a], opts)[0])
+        calls.append(backend.decode_calls)
+    assert max(calls) > 1  # these windows need more than one pass each: later passes are batched too
+    backend.decode_calls = backend.decoded_rows = 0
+    together = backend.transcribe(audios, opts)
+    assert backend.decoded_rows == sum(calls)  # every pass each window makes alone, no more, no fewer
+    assert max(calls) <= backend.decode_calls < sum(calls)  # ... in fewer, batched calls
+    assert [len(w) for w in together] == [len(w) for w in alone] and all(alone)
+    for segs_b, segs_a in zip(together, alone):
+        for b, a in zip(segs_b, segs_a):
+            assert (b.text, b.tokens, b.start, b.end) == (a.text, a.tokens, a.start, a.end)
+            assert [(w.text, w.start, w.end) for w in b.words] == [(w.text, w.start, w.end) for w in a.words]
+            assert b.avg_logprob == pytest.approx(a.avg_logprob, abs=1e-3)
+    # the same window twice: every round decodes both together
+    backend.decode_calls = backend.decoded_rows = 0
+    twice = backend.transcribe([audios[1], audios[1]], opts)
+    assert [[s.text for s in w] for w in twice] == [[s.text for s in alone[1]]] * 2
+    assert backend.decode_calls == calls[1] and backend.decoded_rows == 2 * calls[1]
+
+
+def test_a_failing_decode_reaches_every_window_of_the_batch(tiny_whisper_pt, monkeypatch):
+    from analyzers._speech.whisper_backends import DecodeOptions, OpenAIWhisper
+    from speech_fixtures import formant_speech
+
+    backend = OpenAIWhisper()
+    backend.load(tiny_whisper_pt, "cpu", None)
+
+    def out_of_memory(mels, options):
+        raise MemoryError("device out of memory (simulated)")
+
+    monkeypatch.setattr(backend, "_decode_batch", out_of_memory)
+    opts = DecodeOptions(language="en", beam_size=1, max_new_tokens=4, temperatures=(0.0,))
+    with pytest.raises(MemoryError, match="simulated"):
+        backend.transcribe([formant_speech(2.0, seed=i).samples for i in range(3)], opts)
+    assert "decode" not in vars(backend.model)  # the model's own decode is back
+
+
+def test_batched_beam_search_gives_what_openai_whisper_gives_each_window_alone(tiny_whisper_pt):
+    """Our decoding task (audio repeated per beam for a batch; the beam bookkeeping on the host)
+    against openai-whisper's own ``whisper.decode`` on each mel alone: the same tokens and scores."""
+    import torch
+    import whisper
+
+    from analyzers._speech.whisper_backends import OpenAIWhisper
+    from speech_fixtures import formant_speech
+
+    backend = OpenAIWhisper()
+    backend.load(tiny_whisper_pt, "cpu", None)
+    mels = torch.stack([whisper.pad_or_trim(whisper.log_mel_spectrogram(formant_speech(d, seed=i).samples),
+                                            whisper.audio.N_FRAMES) for i, d in enumerate((3.0, 5.0, 2.0))])
+    for options in (whisper.DecodingOptions(language="en", beam_size=3, sample_len=10, fp16=False),
+                    whisper.DecodingOptions(language="en", beam_size=2, patience=2.0, sample_len=8, fp16=False,
+                                            without_timestamps=True)):
+        ours = backend._decode_batch(mels, options)
+        theirs = [whisper.decode(backend.model, mel, options) for mel in mels]
+        assert [r.tokens for r in ours] == [r.tokens for r in theirs]
+        assert [r.avg_logprob for r in ours] == pytest.approx([r.avg_logprob for r in theirs], abs=1e-5)
+        assert [r.text for r in ours] == [r.text for r in theirs]
+    with pytest.raises(RuntimeError):  # what the batch works around: openai-whisper's own batched beam search
+        whisper.decode(backend.model, mels, whisper.DecodingOptions(language="en", beam_size=2, sample_len=4,
+                                                                     fp16=False))

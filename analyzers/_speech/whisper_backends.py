@@ -2,7 +2,10 @@
 word times (in window seconds) out.
 
 - ``OpenAIWhisper``: ``whisper.load_model(path)`` on the checkpoint the runner hands over, fed
-  numpy audio (no ffmpeg binary). openai-whisper decodes one window at a time.
+  numpy audio (no ffmpeg binary). ``whisper.transcribe`` runs each window as always (its
+  temperature fallback, seeking, word timestamps), the windows of a batch side by side, and
+  their decoding passes meet: each round of passes is one batched ``whisper.decode`` call
+  (``Lockstep``).
 - ``FasterWhisper``: ``faster_whisper.WhisperModel(folder)`` on a CTranslate2 model folder. A batch
   of windows goes through ``BatchedInferencePipeline`` in one call (the windows laid end to end,
   ``clip_timestamps`` at their borders), a single window through ``WhisperModel.transcribe``.
@@ -13,7 +16,9 @@ given, is detected once on the first window and then fixed for the whole file.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,6 +129,7 @@ class OpenAIWhisper(WhisperBackend):
         self.device = f"cuda:{index}" if kind == "cuda" else "cpu"
         self.model = whisper.load_model(str(path), device=self.device)
         self.whisper = whisper
+        self.decode_calls = self.decoded_rows = 0
 
     @property
     def compute(self) -> str:
@@ -152,14 +158,13 @@ class OpenAIWhisper(WhisperBackend):
         if opts.beam_size > 1:
             decode["beam_size"] = opts.beam_size  # used at temperature 0; best_of at higher ones
             decode["best_of"] = opts.beam_size
+        kwargs = dict(verbose=None, temperature=opts.temperatures,
+                      compression_ratio_threshold=opts.compression_ratio_threshold,
+                      logprob_threshold=opts.logprob_threshold, no_speech_threshold=opts.no_speech_threshold,
+                      condition_on_previous_text=False, initial_prompt=opts.initial_prompt, word_timestamps=True,
+                      **decode)
         out = []
-        for audio in audios:
-            result = self.whisper.transcribe(
-                self.model, audio, verbose=None, temperature=opts.temperatures,
-                compression_ratio_threshold=opts.compression_ratio_threshold,
-                logprob_threshold=opts.logprob_threshold, no_speech_threshold=opts.no_speech_threshold,
-                condition_on_previous_text=False, initial_prompt=opts.initial_prompt, word_timestamps=True,
-                **decode)
+        for result in self._transcribe_windows(audios, kwargs):
             out.append([RawSegment(
                 start=float(s["start"]), end=float(s["end"]), text=s["text"],
                 words=[RawWord(float(w["start"]), float(w["end"]), w["word"], float(w.get("probability", 0.0)))
@@ -169,6 +174,183 @@ class OpenAIWhisper(WhisperBackend):
                 tokens=len(s.get("tokens", ())))
                 for s in result["segments"]])
         return out
+
+    def _decode_batch(self, mels: Any, options: Any) -> list[Any]:
+        """``whisper.decode`` on a batch of mels, beam search and best-of included (``decoding_task``)."""
+        import torch
+
+        self.decode_calls += 1
+        self.decoded_rows += mels.shape[0]
+        with torch.no_grad():
+            return decoding_task(self.whisper)(self.model, options).run(mels)
+
+    decode_calls = 0  # whisper.decode calls (a batch is one), for tests and the track
+    decoded_rows = 0  # mels they decoded
+
+    def _transcribe_windows(self, audios: list[np.ndarray], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+        """``whisper.transcribe`` on each window, in lockstep (``Lockstep``): its decode passes batched."""
+        import concurrent.futures
+
+        lockstep = Lockstep(self._decode_batch, len(audios))
+        self.model.decode = lockstep.decode  # an instance attribute: transcribe calls model.decode(segment, options)
+        try:
+            with concurrent.futures.ThreadPoolExecutor(len(audios), thread_name_prefix="whisper-window") as pool:
+                futures = [pool.submit(lockstep.run, lambda a=a: self.whisper.transcribe(self.model, a, **kwargs))
+                           for a in audios]
+                return [f.result() for f in futures]
+        finally:
+            del self.model.decode
+
+
+@functools.lru_cache(maxsize=None)
+def decoding_task(whisper: Any) -> type:
+    """openai-whisper's ``DecodingTask`` with two changes that leave its results as they were:
+
+    - the encoded audio is repeated once per beam (or best-of sample) when more than one mel is
+      decoded, as the tokens are: openai-whisper (20231117 to 20250625 at least) no longer does,
+      which broadcasts for one mel and fails for a batch (openai/whisper#2197, #2843);
+    - beam search keeps its per-step bookkeeping on host copies (``host_beam_search``).
+    """
+    beam_search = host_beam_search(whisper)
+
+    class DecodingTask(whisper.decoding.DecodingTask):
+        def __init__(self, model: Any, options: Any):
+            super().__init__(model, options)
+            if isinstance(self.decoder, whisper.decoding.BeamSearchDecoder):
+                self.decoder = beam_search(options.beam_size, self.tokenizer.eot, self.inference, options.patience)
+
+        def _get_audio_features(self, mel: Any) -> Any:
+            features = super()._get_audio_features(mel)
+            if features.shape[0] > 1 and self.n_group > 1:
+                features = features.repeat_interleave(self.n_group, dim=0)
+            return features
+
+        def _detect_language(self, audio_features: Any, tokens: Any) -> Any:
+            # called before the tokens are repeated: one row of features per mel again
+            return super()._detect_language(audio_features[:: audio_features.shape[0] // tokens.shape[0]], tokens)
+
+    return DecodingTask
+
+
+def host_beam_search(whisper: Any) -> type:
+    """openai-whisper's ``BeamSearchDecoder`` computing the same thing with one device-to-host copy
+    per step. Its ``update`` asks the device for every candidate of every beam (a ``topk`` per row
+    and an ``.item()`` per candidate: 30 waits per beam per token at beam 5, 1,200 per token for a
+    batch of 8 windows); here one ``topk`` over all rows is copied once, and the same float32 sums,
+    ranking and ties are worked out on the host."""
+
+    class HostBeamSearch(whisper.decoding.BeamSearchDecoder):
+        def update(self, tokens: Any, logits: Any, sum_logprobs: Any) -> tuple[Any, bool]:
+            import torch
+            import torch.nn.functional as F
+
+            if tokens.shape[0] % self.beam_size != 0:
+                raise ValueError(f"{tokens.shape}[0] % {self.beam_size} != 0")
+            n_audio = tokens.shape[0] // self.beam_size
+            if self.finished_sequences is None:  # for the first update
+                self.finished_sequences = [{} for _ in range(n_audio)]
+            top_logprobs, top_tokens = F.log_softmax(logits.float(), dim=-1).topk(self.beam_size + 1)
+            top_logprobs, top_tokens = top_logprobs.cpu().numpy(), top_tokens.tolist()
+            sums = sum_logprobs.cpu().numpy()  # float32, as the device adds them
+            new_sums = sums.copy()
+            prefixes = tokens.tolist()
+            next_tokens, source_indices, finished_sequences = [], [], []
+            for i in range(n_audio):
+                scores, sources, finished = {}, {}, {}
+                for j in range(self.beam_size):
+                    idx = i * self.beam_size + j
+                    for logprob, token in zip(top_logprobs[idx], top_tokens[idx]):
+                        sequence = tuple(prefixes[idx] + [token])
+                        scores[sequence] = float(sums[idx] + logprob)
+                        sources[sequence] = idx
+                saved = 0
+                for sequence in sorted(scores, key=scores.get, reverse=True):
+                    if sequence[-1] == self.eot:
+                        finished[sequence] = scores[sequence]
+                    else:
+                        new_sums[len(next_tokens)] = scores[sequence]
+                        next_tokens.append(sequence)
+                        source_indices.append(sources[sequence])
+                        saved += 1
+                        if saved == self.beam_size:
+                            break
+                finished_sequences.append(finished)
+            sum_logprobs.copy_(torch.from_numpy(new_sums))
+            tokens = torch.tensor(next_tokens, device=tokens.device)
+            self.inference.rearrange_kv_cache(source_indices)
+            for previously_finished, newly_finished in zip(self.finished_sequences, finished_sequences):
+                for seq in sorted(newly_finished, key=newly_finished.get, reverse=True):
+                    if len(previously_finished) >= self.max_candidates:
+                        break  # the candidate list is full
+                    previously_finished[seq] = newly_finished[seq]
+            completed = all(len(sequences) >= self.max_candidates for sequences in self.finished_sequences)
+            return tokens, completed
+
+    return HostBeamSearch
+
+
+class Lockstep:
+    """Windows transcribed side by side, whose ``model.decode`` calls meet and run as one batch.
+
+    ``whisper.transcribe`` decodes a window in several passes: the first, then the rest of the
+    window after it seeks past the last word, and a higher temperature when a pass fails its
+    checks. Each window runs in its own thread; a thread that asks for a decode waits until every
+    window still running has asked too (or finished), and the last to ask decodes them all, grouped
+    by identical ``DecodingOptions`` (``OpenAIWhisper._decode_batch``). One thread runs at a time
+    (the condition's lock is a baton, released only while waiting), so the model's hooks (the
+    decoder's key/value cache, word alignment's attention hooks) are never used by two at once:
+    the decodes are batched, nothing else runs concurrently, and every window makes exactly the
+    decode calls it makes alone.
+    """
+
+    def __init__(self, decode_batch: Any, windows: int):
+        self.decode_batch = decode_batch
+        self.baton = threading.Condition(threading.Lock())
+        self.active = windows
+        self.pending: list[dict[str, Any]] = []
+        self.rounds = 0  # batched decode calls made
+
+    def decode(self, segment: Any, options: Any) -> Any:
+        """``model.decode`` for the windows' threads (called holding the baton)."""
+        request: dict[str, Any] = {"segment": segment, "options": options}
+        self.pending.append(request)
+        self._maybe_lead()
+        while "result" not in request and "error" not in request:
+            self.baton.wait()
+        if "error" in request:
+            raise request["error"]
+        return request["result"]
+
+    def run(self, transcribe_one: Any) -> Any:
+        """Run ``transcribe_one()`` in this thread, holding the baton; leave the lockstep after it."""
+        with self.baton:
+            try:
+                return transcribe_one()
+            finally:
+                self.active -= 1
+                self._maybe_lead()
+
+    def _maybe_lead(self) -> None:
+        if not self.pending or len(self.pending) < self.active:
+            return
+        pending, self.pending = self.pending, []
+        group: list[dict[str, Any]] = []
+        try:
+            while pending:
+                options = pending[0]["options"]
+                group = [r for r in pending if r["options"] == options]  # options hold lists: not hashable
+                pending = [r for r in pending if r["options"] != options]
+                import torch
+
+                results = self.decode_batch(torch.stack([r["segment"] for r in group]), options)
+                self.rounds += 1
+                for r, result in zip(group, results):
+                    r["result"] = result
+        except BaseException as exc:  # the device's error (out of memory...) reaches every waiting window
+            for r in pending + [r for r in group if "result" not in r]:
+                r["error"] = exc
+        finally:
+            self.baton.notify_all()
 
 
 def preload_cuda12_libraries() -> list[str]:

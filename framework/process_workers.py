@@ -1,0 +1,194 @@
+"""Worker processes for an analyzer's CPU-bound Python: each holds one object and reads items fed to it.
+
+The analyzers of a run are threads of one process, so their Python takes turns on the GIL: a
+Python-heavy CPU analyzer (rapidocr's pre- and post-processing, for one) slows itself and every
+thread that feeds a GPU. ``ProcessWorkers`` moves such work into child processes::
+
+    workers = ProcessWorkers("analyzers._vision.ocr:make_reader", settings, count=4)
+    lines = workers.map(frames)  # in order; each worker reads one frame at a time
+    workers.close()
+
+``factory`` is ``"module:function"``: each child imports it, calls ``function(settings)`` once and
+then calls the returned object on every item it is sent. Items, settings and results travel
+pickled over pipes. The children are started as ``python -m framework.process_workers`` (never
+forked from a process that may hold CUDA, and never re-running the user's ``__main__`` as
+multiprocessing's ``spawn`` would, so a script without an ``if __name__ == "__main__"`` guard still
+works). They are in their own session, so Ctrl-C in the terminal stops the run, and the run stops
+them; a child whose parent dies reads end-of-file and exits.
+
+An item that raises in a child raises ``WorkerError`` with the child's traceback; a child that
+dies raises it with the end of the child's stderr.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import traceback
+from multiprocessing.connection import Connection, wait
+from typing import Any, Iterable
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerError(RuntimeError):
+    """A worker process could not start, failed on an item, or died."""
+
+
+class _Child:
+    """One worker process and its two pipes."""
+
+    def __init__(self, index: int, env: dict[str, str]):
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        self.index = index
+        self.stderr = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(to_child_r), str(from_child_w)],
+                pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=self.stderr,
+                stderr=self.stderr, env=env, start_new_session=True)
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        self.send_conn = Connection(to_child_w, readable=False)
+        self.recv_conn = Connection(from_child_r, writable=False)
+
+    def stderr_tail(self, chars: int = 2000) -> str:
+        try:
+            self.stderr.seek(0)
+            return self.stderr.read().decode(errors="replace")[-chars:].strip()
+        except (OSError, ValueError):
+            return ""
+
+    def receive(self) -> Any:
+        try:
+            status, value = self.recv_conn.recv()
+        except (EOFError, OSError) as exc:
+            code = self.proc.poll()
+            raise WorkerError(f"worker process {self.index} died (exit code {code}): "
+                              f"{self.stderr_tail() or exc}") from None
+        if status == "error":
+            raise WorkerError(f"worker process {self.index} failed:\n{value}")
+        return value
+
+    def stop(self, timeout: float = 5.0) -> None:
+        try:
+            self.send_conn.send(None)
+        except OSError:
+            pass
+        for conn in (self.send_conn, self.recv_conn):
+            conn.close()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.stderr.close()
+
+
+class ProcessWorkers:
+    """``count`` child processes, each calling the object ``factory(settings)`` built on its items.
+
+    :param factory: ``"module:function"`` importable in a fresh interpreter with this process's
+        ``sys.path``.
+    :param settings: picklable; the one argument of ``function``.
+    :raises WorkerError: when a child cannot import or build its object (with its traceback).
+    """
+
+    def __init__(self, factory: str, settings: Any, count: int):
+        if count < 1:
+            raise ValueError(f"ProcessWorkers needs at least one worker, not {count}")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd() if p == "" else p for p in sys.path] if p)
+        self.factory = factory
+        self.children: list[_Child] = []
+        try:
+            for i in range(count):
+                self.children.append(_Child(i, env))
+            for child in self.children:
+                child.send_conn.send((factory, settings))
+            for child in self.children:  # started side by side: the slowest start is what it costs
+                child.receive()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def count(self) -> int:
+        return len(self.children)
+
+    def map(self, items: Iterable[Any]) -> list[Any]:
+        """Every item's result, in order. Each child has one item at a time, and gets the next as soon
+        as it returns one, so a slow item holds up only its own child."""
+        if not self.children:
+            raise WorkerError("the worker processes were closed")
+        todo = list(enumerate(items))
+        todo.reverse()
+        results: list[Any] = [None] * len(todo)
+        busy: dict[Connection, tuple[_Child, int]] = {}
+
+        def feed(child: _Child) -> None:
+            if todo:
+                index, item = todo.pop()
+                child.send_conn.send(item)
+                busy[child.recv_conn] = (child, index)
+
+        for child in self.children:
+            feed(child)
+        while busy:
+            for conn in wait(list(busy)):
+                child, index = busy.pop(conn)  # type: ignore[index]
+                results[index] = child.receive()
+                feed(child)
+        return results
+
+    def close(self) -> None:
+        """Stop the children (each finishes the item it holds; one that does not stop in 5 s is killed)."""
+        children, self.children = self.children, []
+        for child in children:
+            child.stop()
+
+    def __enter__(self) -> "ProcessWorkers":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _serve(recv_conn: Connection, send_conn: Connection) -> None:
+    """A child's loop: build the object, then answer every item until ``None`` or end-of-file."""
+    try:
+        factory, settings = recv_conn.recv()
+    except EOFError:
+        return
+    try:
+        module, _, name = factory.partition(":")
+        obj = getattr(importlib.import_module(module), name)(settings)
+    except BaseException:
+        send_conn.send(("error", traceback.format_exc()))
+        return
+    send_conn.send(("ready", None))
+    while True:
+        try:
+            item = recv_conn.recv()
+        except EOFError:
+            return
+        if item is None:
+            return
+        try:
+            reply = pickle.dumps(("ok", obj(item)), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # the item failed, or its result does not pickle
+            reply = pickle.dumps(("error", traceback.format_exc()))
+        try:
+            send_conn.send_bytes(reply)
+        except OSError:  # the parent is gone
+            return
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
