@@ -191,12 +191,23 @@ class OpenAIWhisper(WhisperBackend):
         """``whisper.transcribe`` on each window, in lockstep (``Lockstep``): its decode passes batched."""
         import concurrent.futures
 
+        import contextlib
+
+        import torch
+
         lockstep = Lockstep(self._decode_batch, len(audios))
+
+        def transcribe_one(audio: np.ndarray) -> dict[str, Any]:
+            # the current CUDA device is per thread: kernels that follow it (word alignment's) must find the model's
+            on_device = torch.cuda.device(self.model.device) if self.model.device.type == "cuda" else \
+                contextlib.nullcontext()
+            with on_device:
+                return self.whisper.transcribe(self.model, audio, **kwargs)
+
         self.model.decode = lockstep.decode  # an instance attribute: transcribe calls model.decode(segment, options)
         try:
             with concurrent.futures.ThreadPoolExecutor(len(audios), thread_name_prefix="whisper-window") as pool:
-                futures = [pool.submit(lockstep.run, lambda a=a: self.whisper.transcribe(self.model, a, **kwargs))
-                           for a in audios]
+                futures = [pool.submit(lockstep.run, lambda a=a: transcribe_one(a)) for a in audios]
                 return [f.result() for f in futures]
         finally:
             del self.model.decode
