@@ -160,7 +160,7 @@ class TextOverlay(BatchedAnalyzer):
 
     def unload(self) -> None:
         engine, self.engine = getattr(self, "engine", None), None
-        if engine is not None and hasattr(engine, "close"):
+        if engine is not None:
             engine.close()
 
     def max_batch_size(self) -> int:
@@ -225,5 +225,5 @@ class TextOverlay(BatchedAnalyzer):
                          values=[float(len(r)) for r in results])]
         data = {"captions": len(events), "backend": p.backend, "languages": list(p.languages),
                 "frames": len(results), "ocr_frames": self.ocr_frames,
-                "workers": getattr(self.engine, "workers", 1)}
+                "workers": self.engine.workers}
         return self.track(events=events, series=series, data=data)

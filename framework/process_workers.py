@@ -105,7 +105,6 @@ class ProcessWorkers:
             raise ValueError(f"ProcessWorkers needs at least one worker, not {count}")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd() if p == "" else p for p in sys.path] if p)
-        self.factory = factory
         self.children: list[_Child] = []
         try:
             for i in range(count):

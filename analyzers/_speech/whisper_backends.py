@@ -129,7 +129,7 @@ class OpenAIWhisper(WhisperBackend):
         self.device = f"cuda:{index}" if kind == "cuda" else "cpu"
         self.model = whisper.load_model(str(path), device=self.device)
         self.whisper = whisper
-        self.decode_calls = self.decoded_rows = 0
+        self.decode_calls = self.decoded_rows = 0  # batched whisper.decode calls, and the mels they decoded
 
     @property
     def compute(self) -> str:
@@ -184,30 +184,25 @@ class OpenAIWhisper(WhisperBackend):
         with torch.no_grad():
             return decoding_task(self.whisper)(self.model, options).run(mels)
 
-    decode_calls = 0  # whisper.decode calls (a batch is one), for tests and the track
-    decoded_rows = 0  # mels they decoded
-
     def _transcribe_windows(self, audios: list[np.ndarray], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         """``whisper.transcribe`` on each window, in lockstep (``Lockstep``): its decode passes batched."""
         import concurrent.futures
-
         import contextlib
 
         import torch
 
         lockstep = Lockstep(self._decode_batch, len(audios))
+        device = self.model.device
 
         def transcribe_one(audio: np.ndarray) -> dict[str, Any]:
             # the current CUDA device is per thread: kernels that follow it (word alignment's) must find the model's
-            on_device = torch.cuda.device(self.model.device) if self.model.device.type == "cuda" else \
-                contextlib.nullcontext()
-            with on_device:
+            with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
                 return self.whisper.transcribe(self.model, audio, **kwargs)
 
         self.model.decode = lockstep.decode  # an instance attribute: transcribe calls model.decode(segment, options)
         try:
             with concurrent.futures.ThreadPoolExecutor(len(audios), thread_name_prefix="whisper-window") as pool:
-                futures = [pool.submit(lockstep.run, lambda a=a: transcribe_one(a)) for a in audios]
+                futures = [pool.submit(lockstep.run, transcribe_one, a) for a in audios]
                 return [f.result() for f in futures]
         finally:
             del self.model.decode
@@ -319,7 +314,6 @@ class Lockstep:
         self.baton = threading.Condition(threading.Lock())
         self.active = windows
         self.pending: list[dict[str, Any]] = []
-        self.rounds = 0  # batched decode calls made
 
     def decode(self, segment: Any, options: Any) -> Any:
         """``model.decode`` for the windows' threads (called holding the baton)."""
@@ -332,16 +326,18 @@ class Lockstep:
             raise request["error"]
         return request["result"]
 
-    def run(self, transcribe_one: Any) -> Any:
-        """Run ``transcribe_one()`` in this thread, holding the baton; leave the lockstep after it."""
+    def run(self, transcribe: Any, audio: Any) -> Any:
+        """Run ``transcribe(audio)`` in this thread, holding the baton; leave the lockstep after it."""
         with self.baton:
             try:
-                return transcribe_one()
+                return transcribe(audio)
             finally:
                 self.active -= 1
                 self._maybe_lead()
 
     def _maybe_lead(self) -> None:
+        import torch
+
         if not self.pending or len(self.pending) < self.active:
             return
         pending, self.pending = self.pending, []
@@ -351,10 +347,7 @@ class Lockstep:
                 options = pending[0]["options"]
                 group = [r for r in pending if r["options"] == options]  # options hold lists: not hashable
                 pending = [r for r in pending if r["options"] != options]
-                import torch
-
                 results = self.decode_batch(torch.stack([r["segment"] for r in group]), options)
-                self.rounds += 1
                 for r, result in zip(group, results):
                     r["result"] = result
         except BaseException as exc:  # the device's error (out of memory...) reaches every waiting window

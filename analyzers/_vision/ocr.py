@@ -149,8 +149,6 @@ class RapidOcr:
         settings = dict(det_model_path=files["det"], rec_model_path=files["rec"], **keys,
                         cls_model_path=files["cls"], threads=threads, det_side=det_side, min_conf=min_conf,
                         spaces=spaces and latin is None)
-        self.min_conf = min_conf
-        self.spaces = bool(settings["spaces"])
         self.workers = max(1, int(workers))
         self.reader: EngineReader | None = None
         self.pool: ProcessWorkers | None = None
@@ -211,6 +209,10 @@ class EasyOcr:
     """An ``easyocr.Reader`` on the weights in ``folder`` (never downloading)."""
 
     name = "easyocr"
+    workers = 1  # it reads in the run's own process
+
+    def close(self) -> None:
+        """Nothing to stop: the reader goes with the object."""
 
     def __init__(self, folder: Path, languages: Sequence[str], device: str, min_conf: float):
         import easyocr
