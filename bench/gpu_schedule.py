@@ -2,7 +2,8 @@
 
 Six model-backed analyzers, written to the device-step contract (``framework.BatchedAnalyzer``),
 each with its real architecture built from its published config (random weights, no download):
-Qwen2-VL-7B (bf16; Qwen2-VL-2B stands in when the 7B fits no budget), YOLOv8x (ultralytics),
+Qwen2-VL-7B (bf16; where bf16 does not fit, fp8: its language model's linear layers in FP8, loaded as the
+description analyzer loads them; Qwen2-VL-2B stands in when neither fits), YOLOv8x (ultralytics),
 Whisper base, CLIP ViT-B/32, SegFormer-b0 and wav2vec2-large (transformers). They run real
 forward passes over a 10-minute 720p clip's frames and audio, at each analyzer's sampling:
 
@@ -25,6 +26,7 @@ and each analyzer's fallbacks.
     python bench/gpu_schedule.py --budgets 12,24,48,unbounded --baselines --out bench/results/gpu_schedule_h200.md
     python bench/gpu_schedule.py --devices cuda:0,cuda:1 --videos 2 --compare-one-gpu    # two GPUs
     python bench/gpu_schedule.py --tiny     # the code paths on a CPU, tiny configs, seconds
+    python bench/gpu_schedule.py --budgets 24,unbounded --vlm-precision fp8 --vlm-batch 21   # the VLM in fp8
 """
 from __future__ import annotations
 
@@ -55,6 +57,8 @@ SR = 16_000
 TINY = False
 GRAPHS = True  # the VLM stand-in decodes with CUDA graphs when alone on its GPU, as the analyzer does (--no-graphs)
 FAKE_GPU = False  # --tiny --fake-gpu: plan and execute as on cuda:0 (simulated memory), compute on the CPU
+VLM_PRECISIONS: tuple[str, ...] | None = None  # --vlm-precision: the only precisions the plan may give the VLM
+VLM_BATCH: int | None = None  # --vlm-batch: the batch the VLM asks for (default its class's batch_size)
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
@@ -171,8 +175,15 @@ class VLM(GpuBench):
         config._attn_implementation = "sdpa"
         return Qwen2VLForConditionalGeneration._from_config(config, dtype=self.dtype)
 
+    @classmethod
+    def supported_precisions(cls):
+        return VLM_PRECISIONS or ("bf16", "fp16", "fp32", "fp8")  # as the description analyzer offers them
+
     def load(self, device, models):
-        super().load(device, models)
+        if self.precision == "fp8" and not FAKE_GPU:
+            self._load_fp8(device)
+        else:
+            super().load(device, models)
         self.graphs, self.notes, self.prepare_lock = None, [], threading.Lock()
         if self.dev.type == "cuda" and GRAPHS:  # as the description family decodes Qwen2-VL (graphs_by_default)
             from analyzers.vlm.families import decode_graphs
@@ -182,6 +193,45 @@ class VLM(GpuBench):
             self.graphs = decode_graphs.install(self.model, self.notes,
                                                 lambda: decode_graphs.capture_gate(self.prepare_lock, gate),
                                                 Qwen2VL.decode_unused)
+
+    def _load_fp8(self, device):
+        """The fp8 variant as the analyzer makes it (``quantize_linears``: one linear layer at a time onto the
+        device, so the GPU never holds the bf16 weights whole), its random weights drawn on the GPU: the model
+        is built on the CPU without initialising anything (no memory touched), each linear layer gets its
+        weights on the GPU just before it is quantized, and the rest is moved and then drawn there."""
+        import torch
+
+        from analyzers._fp8 import quantize_linears
+
+        try:
+            from transformers.initialization import no_init_weights
+        except ImportError:  # transformers 4.x
+            from transformers.modeling_utils import no_init_weights
+        self.torch, self.dev, self.dtype = torch, torch.device(device), torch.bfloat16
+
+        def draw(linear, dev):
+            linear.weight = torch.nn.Parameter(torch.empty(linear.weight.shape, device=dev, dtype=self.dtype)
+                                               .normal_(0, 0.02), requires_grad=False)
+            if linear.bias is not None:
+                linear.bias = torch.nn.Parameter(torch.zeros(linear.bias.shape, device=dev, dtype=self.dtype),
+                                                 requires_grad=False)
+
+        with no_init_weights():
+            model = self.build()
+        self.fp8 = quantize_linears(model, self.dev, init=draw)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if p.dim() >= 2:
+                    p.normal_(0, 0.02)
+                elif name.endswith("weight"):
+                    p.fill_(1.0)  # norms
+                else:
+                    p.zero_()  # biases
+        self.model = model.eval()
+
+    def unload(self):
+        self.graphs = None  # its forward is the model's: holding it would keep the weights on the GPU
+        super().unload()
 
     def item_list(self):
         n = int(self.clip.seconds // self.chunk_s)
@@ -429,8 +479,9 @@ def demands(manifest) -> list[Demand]:  # noqa: D103
     out = []
     for cls in ANALYZERS:
         variants = model_variants(manifest, list(cls.models), cls.supported_precisions())
+        batch = VLM_BATCH if cls is VLM and VLM_BATCH else cls.batch_size
         out.append(Demand(cls.name, "gpu", variants=tuple(variants), item_vram_mb=cls.item_vram_mb,
-                          max_batch=cls.batch_size, cpu_fallback=TINY, forced=TINY))
+                          max_batch=batch, cpu_fallback=TINY, forced=TINY))
     return out
 
 
@@ -551,7 +602,7 @@ def per_analyzer(o: Outcome, video_s: float) -> str:
 
 
 def main() -> None:
-    global TINY, FAKE_GPU, GRAPHS
+    global TINY, FAKE_GPU, GRAPHS, VLM_PRECISIONS, VLM_BATCH
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--budgets", default="12,24,48,unbounded", help="GB per GPU, comma list; 'unbounded' = auto")
@@ -562,15 +613,20 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny configs on the CPU: checks the code paths")
     ap.add_argument("--fake-gpu", action="store_true", help="with --tiny: the GPU code path, simulated")
     ap.add_argument("--no-graphs", action="store_true", help="the VLM stand-in decodes without CUDA graphs")
+    ap.add_argument("--vlm-precision", default=None, help="only these precisions for the VLM (comma list, e.g. fp8)")
+    ap.add_argument("--vlm-batch", type=int, default=None, help="the batch the VLM asks for (default 64)")
     ap.add_argument("--stacks-after", type=float, default=0, help="dump every thread's stack every N s (debugging)")
+    ap.add_argument("--log-level", default="warning", help="warning (default), info, debug")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.stacks_after:
         import faulthandler
 
         faulthandler.dump_traceback_later(args.stacks_after, repeat=True)  # where a stuck run is stuck
     TINY, FAKE_GPU, GRAPHS = args.tiny, args.fake_gpu, not args.no_graphs
+    VLM_PRECISIONS = tuple(p.strip() for p in args.vlm_precision.split(",")) if args.vlm_precision else None
+    VLM_BATCH = args.vlm_batch
     manifest = load_manifest()
     clip = Clip(20.0 if TINY else args.minutes * 60)
     video_s = clip.seconds * args.videos

@@ -7,10 +7,12 @@ loading code, device placement, map-reduce call count, tokens against the budget
 VRAM (against the manifest's ``vram_gb`` for ``qwen2.5-1.5b-instruct``), not quality.
 
     python bench/gpu_summary_llm.py --out results.md     # on a CUDA machine; ~3 min on one H200
+    python bench/gpu_summary_llm.py --max-batch 1,8      # one prompt per generate call, then batches of 8
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import tempfile
 import time
@@ -45,7 +47,7 @@ def build_model(folder: Path) -> Path:
     return folder, params
 
 
-def run(model_dir: Path, duration: float, budget: int) -> dict:
+def run(model_dir: Path, duration: float, budget: int, max_batch: int = 8) -> dict:
     import torch
 
     from analyzers.fusion import Fusion
@@ -56,7 +58,10 @@ def run(model_dir: Path, duration: float, budget: int) -> dict:
 
     host = build_plugin_manager(load_entrypoints=False)
     timeline = synthetic_timeline(duration)
-    fusion = Fusion({"backend": "transformers", "model": str(model_dir), "token_budget": budget})
+    fusion = Fusion({"backend": "transformers", "model": str(model_dir), "token_budget": budget,
+                     "backend_options": {"max_batch": max_batch}})
+    gc.collect()  # the previous run's model (its generate wrapper makes a reference cycle) off the GPU first
+    torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     fusion.load("cuda", {})
@@ -71,7 +76,7 @@ def run(model_dir: Path, duration: float, budget: int) -> dict:
         out = real_generate(*a, **k)
         torch.cuda.synchronize()
         gen_log.append((int(out.shape[1] - k["input_ids"].shape[1]), int(k["input_ids"].shape[1]),
-                        time.perf_counter() - g0))
+                        time.perf_counter() - g0, int(k["input_ids"].shape[0])))
         return out
 
     model.generate = counting_generate
@@ -84,7 +89,7 @@ def run(model_dir: Path, duration: float, budget: int) -> dict:
     summary = Summary.from_track(track)
     stats = track.data.get("fusion", {})
     return {"duration": duration, "device": device, "load_s": t_load, "wall_s": wall,
-            "calls": stats.get("calls"), "generated": sum(g[0] for g in gen_log),
+            "calls": stats.get("calls"), "generate_calls": len(gen_log), "generated": sum(g[0] * g[3] for g in gen_log),
             "gen_s": sum(g[2] for g in gen_log), "max_prompt": max((g[1] for g in gen_log), default=0),
             "tokens_used": summary.tokens_used, "budget": summary.token_budget,
             "peak_gb": torch.cuda.max_memory_allocated() / 2**30, "backend": summary.backend,
@@ -95,9 +100,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--budget", type=int, default=6000)
+    ap.add_argument("--max-batch", default="8", help="the backend's max_batch values to run (comma list; 1: one "
+                    "prompt per generate call, as before batching)")
     args = ap.parse_args()
     import torch
     import yaml
+
+    from framework.devices import attention_without_cudnn
+
+    attention_without_cudnn(torch)  # as a run's executor does when it first uses a GPU
 
     assert torch.cuda.is_available(), "needs a CUDA device"
     manifest = yaml.safe_load((ROOT / "models_manifest.yaml").read_text())["models"]["qwen2.5-1.5b-instruct"]
@@ -108,17 +119,18 @@ def main() -> None:
         t = time.perf_counter()
         folder, params = build_model(Path(tmp) / "qwen2.5-1.5b-random")
         lines.append(f"built and saved {params / 1e9:.2f} B parameters in {time.perf_counter() - t:.1f} s")
-        lines += ["", "| video | device | load s | fusion wall s | LLM calls | new tokens generated | tokens/s in generate | "
-                  "largest prompt / budget | peak VRAM GB | manifest bf16 estimate GB |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| video | max_batch | device | load s | fusion wall s | LLM calls | generate calls | new tokens "
+                  "generated | tokens/s in generate | largest prompt / budget | peak VRAM GB | manifest bf16 estimate GB |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for duration in (600.0, 7200.0):
-            r = run(folder, duration, args.budget)
-            gen = r["generated"] or 0
-            rate = gen / max(1e-9, r["gen_s"])
-            lines.append(f"| {duration / 60:.0f} min | {r['device']} | {r['load_s']:.1f} | {r['wall_s']:.1f} | "
-                         f"{r['calls']} | {gen} | {rate:.0f} | {r['tokens_used']} / {r['budget']} | "
-                         f"{r['peak_gb']:.2f} | {manifest['vram_gb']['bf16']} |")
-            print(r["stats"], file=sys.stderr)
+            for max_batch in (int(b) for b in args.max_batch.split(",")):
+                r = run(folder, duration, args.budget, max_batch)
+                gen = r["generated"] or 0
+                rate = gen / max(1e-9, r["gen_s"])
+                lines.append(f"| {duration / 60:.0f} min | {max_batch} | {r['device']} | {r['load_s']:.1f} | "
+                             f"{r['wall_s']:.1f} | {r['calls']} | {r['generate_calls']} | {gen} | {rate:.0f} | "
+                             f"{r['tokens_used']} / {r['budget']} | {r['peak_gb']:.2f} | {manifest['vram_gb']['bf16']} |")
+                print(lines[-1], r["stats"], file=sys.stderr, flush=True)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -207,7 +207,9 @@ class Analyzer:
     def supported_precisions(cls) -> tuple[str, ...] | None:
         """The precision variants ``load`` can honour (``("bf16", "fp16", "fp32")``...), or None:
         every one the manifest lists. The plan offers only these (an int8 variant needs a
-        quantization library the analyzer may not have)."""
+        quantization library the analyzer may not have). The runner asks the configured instance,
+        so an override may be a plain method when the params decide (``qwen2_vl_temporal``'s
+        ``precision: fp8``)."""
         return None
 
     @classmethod

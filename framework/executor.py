@@ -48,7 +48,7 @@ from typing import Any, Callable, Iterator, Protocol
 from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
-from .scheduler import Demand, Placement, Plan
+from .scheduler import Demand, Placement, Plan, batch_cap
 
 logger = logging.getLogger(__name__)
 
@@ -532,7 +532,11 @@ class Executor:
             budget = self.budgets.get(p.device)
             for v in variants[current + 1:]:
                 if v.vram_mb < p.vram_mb and (budget is None or v.vram_mb <= budget):
-                    return Placement(p.device, v.precision, v.substitutes, p.max_batch, v.vram_mb, exclusive=True)
+                    # alone on the device: its batch from the room this variant leaves, not the failed one's
+                    cap = p.max_batch
+                    if demand.item_vram_mb > 0:
+                        cap = demand.max_batch if budget is None else batch_cap(demand, budget - v.vram_mb)
+                    return Placement(p.device, v.precision, v.substitutes, cap, v.vram_mb, exclusive=True)
             if demand.cpu_fallback:
                 cpu_variant = "fp32" if any(v.precision == "fp32" for v in variants) else p.variant
                 return Placement("cpu", cpu_variant, p.substitutes, p.max_batch, 0.0)

@@ -572,7 +572,7 @@ class _Run:
     def _variants(self, a: Analyzer) -> list[Variant]:
         from .models.variants import model_variants
 
-        return model_variants(self.manifest, a.model_ids(), type(a).supported_precisions())
+        return model_variants(self.manifest, a.model_ids(), a.supported_precisions())
 
     def _measured(self, a: Analyzer, variant: str | None, kind: str = "cuda") -> dict[str, Any] | None:
         from .measurements import measurement_key

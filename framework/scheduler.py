@@ -331,8 +331,7 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
             d, v = by_name[n], chosen[n]
             cap = None
             if n in batching:
-                room = need[n] - v.vram_mb + spare
-                cap = d.max_batch if budget is None else max(1, min(d.max_batch, 1 + int(room // d.item_vram_mb)))
+                cap = d.max_batch if budget is None else batch_cap(d, need[n] - v.vram_mb + spare)
             placements[n] = Placement(w.device, v.precision, v.substitutes, cap, need[n])
     for name in order:  # CPU analyzers, listed beside the wave after their GPU dependencies
         if name in placements and not placements[name].is_gpu:
@@ -346,6 +345,12 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
     placements = {n: placements[n] for n in ordered}
     return Plan(order=ordered, placements=placements, waves=waves, budgets=budgets, notes=notes,
                 unplanned=unplanned, seconds=seconds)
+
+
+def batch_cap(d: Demand, room_mb: float) -> int:
+    """The largest batch of a batching analyzer whose extra items' working memory fits ``room_mb``
+    (beyond the weights and the first item): at least 1, at most the batch it asks for."""
+    return max(1, min(d.max_batch, 1 + int(room_mb // d.item_vram_mb)))
 
 
 def _gb_ceil(mb: float) -> int:

@@ -119,6 +119,21 @@ def test_fallback_chain_smaller_batch_then_smaller_variant_then_cpu():
     assert tracks["huge"].status == "failed" and "no smaller variant and no CPU path" in tracks["huge"].receipt["fallbacks"][-1]
 
 
+def test_a_smaller_variant_taken_after_out_of_memory_gets_the_batch_its_own_room_allows():
+    """The failed variant's batch cap came from the little room its weights left; the smaller one,
+    alone on the device, is sized from its own (1 + (10000 - 5000) // 1000 = 6, not 2; 5000 is the
+    fp8 weights and one item's working memory)."""
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    a = StandIn.make("vlm", gpus, {"bf16": 12_000, "fp8": 4000}, item_mb=1000, n_items=8, batch_size=8)()
+    p, tracks = run_plan([a], gpus, 10_000, estimates={"vlm": {"bf16": 9000, "fp8": 5000}})
+    assert p.placements["vlm"].max_batch == 2  # what the plan gave bf16
+    t = tracks["vlm"]
+    assert t.status == "ok", t.reason
+    assert t.receipt["variant"] == "fp8" and any("retrying as fp8" in s for s in t.receipt["fallbacks"])
+    assert t.receipt["step"]["batch_sizes"] == [6, 2] and not t.receipt["step"].get("fallbacks")
+    assert gpus.peak["cuda:0"] <= 10_000
+
+
 def test_measured_peak_is_the_analyzers_own_when_alone():
     gpus = SimulatedGPUs({"cuda:0": 80_000})
     a = StandIn.make("a", gpus, {"bf16": 5000}, item_mb=100, n_items=8, batch_size=4)()

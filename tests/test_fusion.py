@@ -181,6 +181,44 @@ def test_two_hour_map_reduce_keeps_every_prompt_within_the_budget():
     _assert_evidence_is_real(s, tl.tracks)
 
 
+class BatchingParrot(Parrot):
+    """Parrot's answers, given by ``generate_many`` for whole batches (as a local model does)."""
+
+    name = "batching-parrot"
+    batches: list[int] = []
+
+    def generate_many(self, chats, max_new_tokens, temperature=0.0):
+        BatchingParrot.batches.append(len(chats))
+        return [self.generate(m, max_new_tokens, temperature) for m in chats]
+
+
+class BatchingParrotPlugin:
+    @hookimpl
+    def register_llm_backends(self, register):
+        register(BatchingParrot)
+
+
+def test_map_prompts_and_each_merge_level_go_to_a_batching_backend_together():
+    tl = synthetic_timeline(7200.0)
+    params = {"token_budget": 2500, "max_new_tokens": 400, "chunk_new_tokens": 200}
+    Parrot.prompts.clear()
+    _track, one_by_one = _run(tl, {"backend": "parrot", **params},
+                              host=build_plugin_manager(load_entrypoints=False, extra_plugins=[ParrotPlugin()]))
+    sequential = list(Parrot.prompts)
+    Parrot.prompts.clear()
+    BatchingParrot.batches.clear()
+    track, together = _run(tl, {"backend": "batching-parrot", **params},
+                           host=build_plugin_manager(load_entrypoints=False, extra_plugins=[BatchingParrotPlugin()]))
+    stats = track.data["fusion"]
+    # the same prompts, in the same order, and the same summary
+    assert Parrot.prompts == sequential and stats["calls"] == len(sequential)
+    assert together.paragraph == one_by_one.paragraph and together.chapters == one_by_one.chapters
+    # the map step's parts in one batch, then one batch per merge level; the final prompt alone
+    merges = stats["merge_calls_per_level"]
+    assert BatchingParrot.batches == [stats["plan"]["chunks"], *[n for n in merges if n > 1]]
+    assert stats["plan"]["chunks"] > 5 and stats["calls"] == stats["plan"]["chunks"] + sum(merges) + 1
+
+
 def test_language_reaches_the_prompt_and_the_extractive_summary_says_it_cannot_translate():
     Parrot.prompts.clear()
     tl = synthetic_timeline(60.0)

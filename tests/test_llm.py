@@ -73,6 +73,43 @@ def test_transformers_backend_on_a_local_snapshot_folder(tiny_model):
         backend.close()
 
 
+def test_independent_chats_are_generated_in_padded_batches_with_the_answers_of_one_at_a_time(tiny_model):
+    """``generate_many``: prompts of different lengths, left-padded into batches of ``max_batch``,
+    give (greedy, float32) the answers each prompt gets alone, in order."""
+    backend = TransformersBackend({"model": str(tiny_model), "device": "cpu", "max_batch": 2})
+    backend.load()
+    try:
+        import torch
+
+        torch.manual_seed(3)
+        with torch.no_grad():  # weights far from the tiny model's near-uniform start, so prompts matter
+            for p in backend.model.parameters():
+                p.normal_(0, 0.5) if p.dim() > 1 else None
+        chats = [[{"role": "user", "content": "Scene " + "hello " * n + "Summarize."}] for n in (1, 9, 4)]
+        alone = [backend.generate(c, max_new_tokens=10) for c in chats]
+        assert len(set(alone)) > 1  # the prompts lead to different answers: a mix-up would show
+        calls = []
+        generate = backend.model.generate
+        backend.model.generate = lambda **kw: calls.append(kw["input_ids"].shape) or generate(**kw)
+        assert backend.generate_many(chats, max_new_tokens=10) == alone
+        assert [shape[0] for shape in calls] == [2, 1]  # batches of at most max_batch
+        with pytest.raises(LLMError, match="exceeds the context window"):
+            backend.generate_many([chats[0], [{"role": "user", "content": "x " * 9000}]], max_new_tokens=8)
+
+        def short_of_memory(**kw):  # a batch of more than one prompt does not fit
+            calls.append(kw["input_ids"].shape)
+            if kw["input_ids"].shape[0] > 1:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return generate(**kw)
+
+        calls.clear()
+        backend.model.generate = short_of_memory
+        assert backend.generate_many(chats, max_new_tokens=10) == alone  # each half in turn, down to one
+        assert [shape[0] for shape in calls] == [2, 1, 1, 1] and backend.oom_splits == 1
+    finally:
+        backend.close()
+
+
 def _hub_cache() -> Path:
     """The Hugging Face hub cache the test's environment points at (conftest sets ``HF_HOME``)."""
     return Path(os.environ["HF_HOME"]) / "hub"

@@ -146,7 +146,7 @@ models:
     (("version: 1\n", "version: 1\ncolour: 2\n"), 2, "colour: unknown key"),
     (("  tiny-lm:\n", "  Tiny_LM:\n"), 3, "lowercase slug"),
     (("    task: text-generation\n", "    task: text-generation\n    requires: [ghost]\n"), 8, "unknown model id 'ghost'"),
-    (("    task: text-generation\n", "    task: text-generation\n    vram_gb: {fp8: 3}\n"), 8, "vram_gb.fp8"),
+    (("    task: text-generation\n", "    task: text-generation\n    vram_gb: {fp4: 3}\n"), 8, "vram_gb.fp4"),
     (("    task: text-generation\n", "    task: text-generation\n  tiny-lm:\n    source: url\n"), 8, "duplicate key"),
 ])
 def test_manifest_errors_name_file_and_line(tmp_path, patch, line, needle):

@@ -88,10 +88,11 @@ def test_plan_invariants(ds, budget, gpus, limit):
         assert not gpus or (budget is not None and min(v.vram_mb for v in d.all_variants) > budget)
 
 
-@pytest.mark.parametrize("supported, expect", [(None, "int8"), (("bf16", "fp16", "fp32"), "2b")])
+@pytest.mark.parametrize("supported, expect", [(None, "fp8"), (("bf16", "fp16", "fp32", "int8"), "int8"),
+                                                (("bf16", "fp16", "fp32"), "2b")])
 def test_the_original_gpu_set_fits_a_12_gb_card(supported, expect):
     """The original system's GPU analyzers at the manifest's estimates, planned for an RTX 3060:
-    the 7B VLM runs in int8 when the analyzer can quantize, else the 2B model stands in."""
+    the 7B VLM runs in fp8 or int8 when the analyzer offers it (fp8 first), else the 2B model stands in."""
     from framework.models import load_manifest
     from framework.models.variants import model_variants
 
@@ -111,8 +112,8 @@ def test_the_original_gpu_set_fits_a_12_gb_card(supported, expect):
     assert not p.unplanned, p.unplanned
     assert all(w.vram_mb <= 12 * 1024 for w in p.waves)
     vlm = p.placements["qwen2_vl_temporal"]
-    if expect == "int8":
-        assert vlm.variant == "int8" and not vlm.substitutes
+    if expect in ("fp8", "int8"):
+        assert vlm.variant == expect and not vlm.substitutes
     else:
         assert vlm.substitutes == (("qwen2-vl-7b-instruct", "qwen2-vl-2b-instruct"),) and vlm.variant == "bf16"
     assert "over the 12288 MB budget" in p.notes["qwen2_vl_temporal"]

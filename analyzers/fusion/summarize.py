@@ -121,6 +121,19 @@ class CallStats:
 
 
 @dataclass
+class Part:
+    """One map or merge prompt to write: the texts it describes, its span, what the texts are
+    (``digests`` or ``parts``), its salience, and the note that stands in for an unusable answer."""
+
+    texts: list[str]
+    start: float
+    end: float
+    kind: str
+    salience: float
+    fallback: Callable[[], "ChunkNote"]
+
+
+@dataclass
 class ChunkNote:
     """What one part of the video is about, as the map step (or a merge) wrote it."""
 
@@ -259,23 +272,42 @@ class LLMSummarizer:
 
     # --- calls -----------------------------------------------------------------------
     def _call(self, messages: list[Message], max_new: int) -> str:
-        n = self.backend.count_messages(messages)
-        if n > self.budget:
-            raise AssertionError(f"internal: prompt of {n} tokens exceeds the budget of {self.budget}")
+        return self._calls([messages], max_new)[0]
+
+    def _calls(self, chats: list[list[Message]], max_new: int) -> list[str]:
+        """Independent prompts: answered together where the backend batches them
+        (``LLMBackend.generate_many`` overridden: one batch on a local model), else one by one."""
+        counts = [self.backend.count_messages(m) for m in chats]
+        for n in counts:
+            if n > self.budget:
+                raise AssertionError(f"internal: prompt of {n} tokens exceeds the budget of {self.budget}")
+        together = len(chats) > 1 and type(self.backend).generate_many is not LLMBackend.generate_many
+        answers: list[str] = []
         try:
-            text = self.backend.generate(messages, max_new_tokens=max_new, temperature=self.temperature)
-        except LLMError:
+            if together:
+                answers = self.backend.generate_many(chats, max_new_tokens=max_new, temperature=self.temperature)
+                if len(answers) != len(chats):
+                    raise BackendCallError(f"generate_many answered {len(answers)} of {len(chats)} prompts")
+                for n, text in zip(counts, answers):
+                    self._count(n, text)
+            else:
+                for n, m in zip(counts, chats):
+                    answers.append(self.backend.generate(m, max_new_tokens=max_new, temperature=self.temperature))
+                    self._count(n, answers[-1])
+        except LLMError:  # BackendCallError included
             raise
         except Exception as exc:  # the backend's own failure (HTTP, transformers, torch), not fusion's
             raise BackendCallError(f"{type(exc).__name__}: {exc}") from exc
+        return answers
+
+    def _count(self, prompt_tokens: int, answer: str) -> None:
         self.stats.calls += 1
-        self.stats.prompt_tokens += n
-        self.stats.max_prompt_tokens = max(self.stats.max_prompt_tokens, n)
-        self.stats.completion_tokens += self.backend.count_tokens(text)
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.max_prompt_tokens = max(self.stats.max_prompt_tokens, prompt_tokens)
+        self.stats.completion_tokens += self.backend.count_tokens(answer)
         self._done += 1
         if self.progress:
             self.progress(min(0.99, self._done / max(1, self.plan.est_calls)))
-        return text
 
     def _fit_body(self, texts: list[str], messages: Callable[[str], list[Message]]) -> str:
         """Join ``texts``; if the prompt overflows (token estimates can be off), drop from the end."""
@@ -285,23 +317,30 @@ class LLMSummarizer:
             body = "\n".join(texts)
         return body
 
-    def _describe_chunk(self, texts: list[str], a: float, b: float, kind: str, salience: float,
-                        fallback: Callable[[], ChunkNote]) -> ChunkNote:
-        body = self._fit_body(texts, lambda x: self._chunk_messages(x, a, b, kind))
-        answer = self._call(self._chunk_messages(body, a, b, kind), self.chunk_new)
+    def _describe_chunks(self, parts: list[Part]) -> list[ChunkNote]:
+        """One note per part (its texts, times, kind, salience and the note that stands in when the
+        answer is unusable), the prompts answered together."""
+        prompts = [self._chunk_messages(self._fit_body(p.texts, lambda x, p=p: self._chunk_messages(x, p.start, p.end,
+                                                                                                     p.kind)),
+                                        p.start, p.end, p.kind) for p in parts]
+        answers = self._calls(prompts, self.chunk_new) if prompts else []
+        return [self._chunk_note(answer, p) for answer, p in zip(answers, parts)]
+
+    def _chunk_note(self, answer: str, part: Part) -> ChunkNote:
+        a, b = part.start, part.end
         fields, was_json = read_answer(answer)
         chapters = self.grounder.ground_chapters(fields["chapters"], window=(a, b))
         moments = self.grounder.ground_moments(fields["key_moments"], window=(a, b))
         text = fields.get("summary") or fields.get("paragraph")
         if not text:
             self.stats.unusable_answers += 1
-            note = fallback()
+            note = part.fallback()
             note.chapters = chapters or note.chapters
             note.moments = moments or note.moments
             self.notes.append(f"part {fmt_time(a)}-{fmt_time(b)}: the model's answer had no usable description "
                               f"({'JSON without one' if was_json else 'not JSON'}); the scene notes stand in for it")
             return note
-        return ChunkNote(a, b, _clip(text, 1200), chapters, moments, salience, True)
+        return ChunkNote(a, b, _clip(text, 1200), chapters, moments, part.salience, True)
 
     def _digest_note(self, chunk: list[Digest]) -> ChunkNote:
         best = sorted(chunk, key=lambda d: -d.salience)[:3]
@@ -356,21 +395,15 @@ class LLMSummarizer:
                 used += cost
             if len(groups) == len(notes):  # cannot happen with cap <= room / 2; never loop without progress
                 return self._keep_most_salient(notes, costs, room)
-            self.stats.merge_calls_per_level.append(0)
-            merged = []
-            for g in groups:
-                if len(g) == 1:
-                    merged.append(g[0])
-                    continue
-                a, b = g[0].start, g[-1].end
-                self.stats.merge_calls_per_level[-1] += 1
-                merged.append(self._describe_chunk(
-                    self._render_notes(g, cap), a, b, "parts", max(n.salience for n in g),
-                    lambda g=g, a=a, b=b: ChunkNote(a, b, " ".join(_clip(n.text, 300) for n in g),
-                                                    [c for n in g for c in n.chapters],
-                                                    [m for n in g for m in n.moments],
-                                                    max(n.salience for n in g), False)))
-            notes = merged
+            merges = [g for g in groups if len(g) > 1]
+            self.stats.merge_calls_per_level.append(len(merges))
+            described = iter(self._describe_chunks([
+                Part(self._render_notes(g, cap), g[0].start, g[-1].end, "parts", max(n.salience for n in g),
+                     lambda g=g: ChunkNote(g[0].start, g[-1].end, " ".join(_clip(n.text, 300) for n in g),
+                                           [c for n in g for c in n.chapters], [m for n in g for m in n.moments],
+                                           max(n.salience for n in g), False))
+                for g in merges]))
+            notes = [g[0] if len(g) == 1 else next(described) for g in groups]
         return notes
 
     def _keep_most_salient(self, notes: list[ChunkNote], costs: list[int], room: int) -> list[ChunkNote]:
@@ -399,13 +432,12 @@ class LLMSummarizer:
             answer = self._call(self._final_messages(body, "digests"), self.max_new)
             fields, was_json = read_answer(answer)
             return fields, [], was_json
-        # map: describe each chunk of scene digests
-        notes: list[ChunkNote] = []
-        for chunk in chunk_digests(self.digests, room):
-            a, b = chunk[0].unit.start, chunk[-1].unit.end
-            notes.append(self._describe_chunk([d.text for d in chunk], a, b, "digests",
-                                              max(d.salience for d in chunk), lambda c=chunk: self._digest_note(c)))
-            self.stats.map_calls += 1
+        # map: describe each chunk of scene digests (the prompts answered together)
+        chunks = chunk_digests(self.digests, room)
+        notes = self._describe_chunks([Part([d.text for d in c], c[0].unit.start, c[-1].unit.end, "digests",
+                                            max(d.salience for d in c), lambda c=c: self._digest_note(c))
+                                       for c in chunks])
+        self.stats.map_calls += len(chunks)
         # reduce: merge groups of notes, level by level, until they fit one final prompt
         notes = self._reduce(notes, room)
         body = self._fit_body(self._render_notes(notes, max(32, room // 2 - 1)),

@@ -58,8 +58,8 @@ class LLMBackend:
     (a pydantic model, ``extra="forbid"``), ``extractive`` (True only for a backend that writes
     no text), ``plugin`` (stamped by the host).
 
-    Lifecycle: ``check_available()`` (cheap, no model load) -> ``load()`` -> ``generate()`` ... ->
-    ``close()``. ``load`` raises ``LLMUnavailable`` when the backend cannot run here; the fusion
+    Lifecycle: ``check_available()`` (cheap, no model load) -> ``load()`` -> ``generate()`` (and
+    ``generate_many()`` for independent chats, by default ``generate`` in turn) ... -> ``close()``. ``load`` raises ``LLMUnavailable`` when the backend cannot run here; the fusion
     step then writes an extractive summary and records why (any other exception from ``load``
     or ``generate`` is treated the same way).
     """
@@ -109,6 +109,13 @@ class LLMBackend:
     def generate(self, messages: list[Message], max_new_tokens: int, temperature: float = 0.0) -> str:
         """Answer a chat: ``messages`` are ``{"role", "content"}`` dicts; returns the reply text."""
         raise NotImplementedError(f"LLM backend {self.name!r} does not implement generate()")
+
+    def generate_many(self, chats: list[list[Message]], max_new_tokens: int,
+                      temperature: float = 0.0) -> list[str]:
+        """Answer several independent chats at once, in order: the map step's parts, a merge level's
+        groups. Backends that can batch (a local model) or run requests side by side override it;
+        the default answers them one after another with ``generate``."""
+        return [self.generate(m, max_new_tokens=max_new_tokens, temperature=temperature) for m in chats]
 
     def close(self) -> None:
         """Release the model or connection."""

@@ -23,6 +23,8 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from pydantic import Field
+
 from .backend import LLMBackend, LLMError, LLMUnavailable, Message
 
 logger = logging.getLogger(__name__)
@@ -77,11 +79,13 @@ class TransformersBackend(LLMBackend):
         context_window: int | None = None     # default: the model config's max_position_embeddings
         allow_base_model: bool = False        # allow a model that is not instruction-tuned
         seed: int = 0
+        max_batch: int = Field(8, ge=1, description="independent chats generated together in one batch")
 
     def __init__(self, options: Any = None):
         super().__init__(options)
         self.model = None
         self.tokenizer = None
+        self.oom_splits = 0  # batches of generate_many halved after running out of device memory
         self.device: str | None = None
         self.folder: Path | None = None
         self._window: int | None = None
@@ -192,25 +196,83 @@ class TransformersBackend(LLMBackend):
                                                       return_tensors="pt", return_dict=True)
         return self.tokenizer(self.render_prompt(messages), return_tensors="pt")
 
-    def generate(self, messages: list[Message], max_new_tokens: int, temperature: float = 0.0) -> str:
-        if self.model is None:
-            self.load()
-        import torch
-
-        inputs = self._encode(messages)
-        n_prompt = int(inputs["input_ids"].shape[1])
+    def _check_window(self, n_prompt: int, max_new_tokens: int) -> None:
         if n_prompt + max_new_tokens > self.context_window:
             raise LLMError(f"prompt of {n_prompt} tokens + {max_new_tokens} new tokens exceeds the context "
                            f"window of {self.options.model} ({self.context_window}); lower "
                            "analyzers.fusion.params.token_budget")
+
+    def _generate(self, inputs: dict[str, Any], max_new_tokens: int, temperature: float) -> Any:
+        import torch
+
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
         if temperature > 0:
             kwargs["temperature"] = temperature
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         try:
             with torch.inference_mode():
-                out = self.model.generate(**inputs, pad_token_id=pad, **kwargs)
+                return self.model.generate(**inputs, pad_token_id=self._pad_id(), **kwargs)
         except Exception as exc:  # noqa: BLE001 - surface as an LLM error naming the model
+            from ..device_step import is_out_of_memory
+
+            if is_out_of_memory(exc) and inputs["input_ids"].shape[0] > 1:
+                raise  # generate_many splits the batch
             raise LLMError(f"generation with {self.options.model} failed: {type(exc).__name__}: {exc}") from exc
+
+    def _pad_id(self) -> int:
+        return self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+
+    def generate(self, messages: list[Message], max_new_tokens: int, temperature: float = 0.0) -> str:
+        if self.model is None:
+            self.load()
+        inputs = self._encode(messages)
+        n_prompt = int(inputs["input_ids"].shape[1])
+        self._check_window(n_prompt, max_new_tokens)
+        out = self._generate(inputs, max_new_tokens, temperature)
         return self.tokenizer.decode(out[0][n_prompt:], skip_special_tokens=True)
+
+    def generate_many(self, chats: list[list[Message]], max_new_tokens: int,
+                      temperature: float = 0.0) -> list[str]:
+        """The chats in batches of ``max_batch``, each one ``generate`` call over prompts padded on the
+        left (a decoding step costs about the same for a few rows as for one, so a batch of n takes
+        about the time of one chat, not n). Greedy answers can differ from one-at-a-time answers in
+        the last bits of the arithmetic, as batched generation does in transformers. A batch that runs out
+        of device memory is halved (``oom_splits`` counts it), down to single prompts."""
+        if self.model is None:
+            self.load()
+        if len(chats) <= 1:
+            return [self.generate(m, max_new_tokens, temperature) for m in chats]
+        encoded = [self._encode(m) for m in chats]
+        for e in encoded:
+            self._check_window(int(e["input_ids"].shape[1]), max_new_tokens)
+        answers: list[str] = []
+        for start in range(0, len(encoded), self.options.max_batch):
+            answers += self._answer_batch(encoded[start:start + self.options.max_batch], max_new_tokens, temperature)
+        return answers
+
+    def _answer_batch(self, group: list[Any], max_new_tokens: int, temperature: float) -> list[str]:
+        """One padded batch; out of device memory, each half in turn (down to single prompts)."""
+        import torch
+
+        from ..device_step import free_device_memory
+
+        width = max(int(e["input_ids"].shape[1]) for e in group)
+        ids = torch.full((len(group), width), self._pad_id(), dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        for row, e in enumerate(group):
+            n = int(e["input_ids"].shape[1])
+            ids[row, width - n:] = e["input_ids"][0]
+            mask[row, width - n:] = 1
+        try:
+            out = self._generate({"input_ids": ids, "attention_mask": mask}, max_new_tokens, temperature)
+        except LLMError:
+            raise
+        except Exception:  # out of memory at this batch (``_generate`` wraps everything else)
+            free_device_memory(str(self.device))
+            half = len(group) // 2
+            logger.info("summary model out of memory at a batch of %d prompts: %d, then %d", len(group), half,
+                        len(group) - half)
+            self.oom_splits += 1
+            return (self._answer_batch(group[:half], max_new_tokens, temperature)
+                    + self._answer_batch(group[half:], max_new_tokens, temperature))
+        return [self.tokenizer.decode(row[width:], skip_special_tokens=True) for row in out]

@@ -29,7 +29,7 @@ from .sources.common import plain_filename
 
 MANIFEST_FILENAME = "models_manifest.yaml"
 Source = Literal["huggingface", "ultralytics", "whisper", "easyocr", "url", "bundled"]
-Precision = Literal["fp32", "fp16", "bf16", "int8", "int4"]
+Precision = Literal["fp32", "fp16", "bf16", "fp8", "int8", "int4"]
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _CHECKSUM_RE = re.compile(r"^(sha256:[0-9a-f]{64}|md5:[0-9a-f]{32})$")
@@ -40,7 +40,8 @@ class ManifestError(ConfigError):
 
 
 #: the order in which the scheduler prefers precision variants: full quality first, then smaller
-PRECISION_ORDER = ("bf16", "fp16", "fp32", "int8", "int4")
+#: (fp8: weights in 8-bit floating point with a scale per row, inputs scaled per row as they come)
+PRECISION_ORDER = ("bf16", "fp16", "fp32", "fp8", "int8", "int4")
 
 
 class ModelSpec(BaseModel):
@@ -130,11 +131,11 @@ class ModelSpec(BaseModel):
         return [p for p in PRECISION_ORDER if p in self.vram_gb]
 
     def vram_mb(self, precision: str | None = None) -> float:
-        """VRAM estimate in MB at ``precision`` (default: bf16, else fp16, fp32, int8, int4)."""
+        """VRAM estimate in MB at ``precision`` (default: the first listed in ``PRECISION_ORDER``)."""
         if not self.vram_gb:
             return 0.0
         if precision is None:
-            for p in ("bf16", "fp16", "fp32", "int8", "int4"):
+            for p in PRECISION_ORDER:
                 if p in self.vram_gb:
                     precision = p
                     break

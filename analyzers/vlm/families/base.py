@@ -61,8 +61,10 @@ class GenerationOptions:
 def torch_dtype(precision: str | None, device: str) -> Any:
     """The torch dtype for a placement's precision on ``device`` (``bf16``, ``fp16``, ``fp32``; None:
     bf16 on a GPU that supports it). On a CPU always fp32 (the plan may say bf16 when the manifest
-    lists no fp32 estimate, but CPUs without native bf16 run it many times slower). int8/int4 need
-    bitsandbytes, which this framework does not ship: ``AnalyzerUnavailable`` says what to do."""
+    lists no fp32 estimate, but CPUs without native bf16 run it many times slower). ``fp8`` is the
+    dtype of everything but the language model's linear layers, which ``load`` then quantizes
+    (``analyzers._fp8``): bf16 on a GPU. int8/int4 need bitsandbytes, which this framework does not
+    ship: ``AnalyzerUnavailable`` says what to do."""
     import torch
 
     if precision in ("int8", "int4"):
@@ -73,9 +75,11 @@ def torch_dtype(precision: str | None, device: str) -> Any:
     table = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     if not device.startswith("cuda"):
         return torch.float32  # bf16/fp16 matmuls on most CPUs are emulated: many times slower than fp32
+    if precision == "fp8":
+        precision = None  # the unquantized rest: bf16 where the GPU supports it
     if precision is not None:
         if precision not in table:
-            raise AnalyzerUnavailable(f"unknown precision {precision!r}; use bf16, fp16 or fp32")
+            raise AnalyzerUnavailable(f"unknown precision {precision!r}; use bf16, fp16, fp32 or fp8")
         return table[precision]
     if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return torch.bfloat16

@@ -71,6 +71,7 @@ class HFFamily(Family):
         self._static_ok = True
         self.graphs: decode_graphs.DecodeGraphs | None = None
         self._loop_ok = True  # greedy_loop does this model's decoding (until it says it cannot)
+        self.fp8: dict[str, Any] | None = None  # what quantize_linears did (precision fp8)
 
     # --- loading --------------------------------------------------------------------------------
     def _model_cls(self) -> Any:
@@ -92,6 +93,12 @@ class HFFamily(Family):
                                       "`framework models verify` or pull the model again") from exc
         if adapter is not None:
             model = apply_adapter(model, adapter)
+        if precision == "fp8":
+            from ..._fp8 import quantize_linears
+
+            self.fp8 = quantize_linears(model, self.device)  # layer by layer onto the device
+            self.notes.append(f"fp8: {self.fp8['layers']} linear layers of the language model in FP8 "
+                              f"({self.fp8['bytes_saved'] / 1e9:.1f} GB less), matrix products: {self.fp8['path']}")
         self.model = model.to(self.device).eval()
         if self.options.compile:
             if self.device.startswith("cuda"):
@@ -126,6 +133,8 @@ class HFFamily(Family):
                 "parameters": int(sum(p.numel() for p in self.model.parameters())), "device": self.device}
         if self.graphs is not None:
             info["cuda_graphs"] = self.graphs.summary()
+        if self.fp8 is not None:
+            info["fp8"] = self.fp8
         return info
 
     def count_tokens(self, text: str) -> int:
