@@ -22,14 +22,26 @@ RESERVE_FRACTION = 0.05
 RESERVE_MIN_MB = 1024.0
 
 
+#: the compute capability from which the plan offers fp8 variants on its own: NVIDIA Hopper and
+#: newer, where ``torch._scaled_mm`` with a scale per row was checked (an H200); elsewhere fp8 weights
+#: are widened for every product (``analyzers._fp8``), slower than the bf16 of a smaller model
+FP8_CAPABILITY = (9, 0)
+
+
 @dataclass
 class GPUs:
-    """The usable GPUs, their budgets (MB) and sizes."""
+    """The usable GPUs, their budgets (MB), sizes and compute capabilities."""
 
     devices: list[str] = field(default_factory=list)
     budgets: dict[str, float] = field(default_factory=dict)
     total_mb: dict[str, float] = field(default_factory=dict)
     names: dict[str, str] = field(default_factory=dict)
+    capability: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def fp8_matmul(self) -> bool:
+        """Whether every GPU has FP8 matrix units the fp8 variants use (``FP8_CAPABILITY``)."""
+        return bool(self.devices) and all(self.capability.get(d, (0, 0)) >= FP8_CAPABILITY for d in self.devices)
 
 
 def discover(requested: list[str] | None, budget: float | str | None, *, wanted: bool = True) -> GPUs:
@@ -66,6 +78,7 @@ def discover(requested: list[str] | None, budget: float | str | None, *, wanted:
         free, total = (x / 2**20 for x in torch.cuda.mem_get_info(dev))
         gpus.total_mb[dev] = total
         gpus.names[dev] = torch.cuda.get_device_name(dev)
+        gpus.capability[dev] = tuple(torch.cuda.get_device_capability(dev))
         reserve = max(RESERVE_MIN_MB, RESERVE_FRACTION * total)
         if budget in (None, "auto"):
             gpus.budgets[dev] = max(0.0, free - reserve)

@@ -38,7 +38,8 @@ from .executor import Executor, Job
 from .errors import ConfigError, InputError, RunInterrupted
 from .plugins import PluginHost, build_plugin_manager
 from .registry import ConfiguredAnalyzer, Registry, find_registry, load_registry
-from .scheduler import CycleError, Demand, Placement, Plan, Variant, parse_budget, plan, resolve_device
+from .scheduler import (CycleError, Demand, Placement, Plan, Variant, parse_budget, plan, resolve_device,
+                        without_precision)
 from .outputs import select as select_exporters, warm_up_imports, write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
@@ -159,7 +160,8 @@ class PlanReport:
     def as_dict(self) -> dict[str, Any]:
         return {"video": {"path": self.video.path, "duration": self.video.duration},
                 "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets[d], 1),
-                             "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1)} for d in self.gpus.devices},
+                             "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1),
+                             "capability": _capability(self.gpus, d)} for d in self.gpus.devices},
                 **self.plan.as_dict(), "cannot_run": self.cannot_run}
 
 
@@ -179,6 +181,12 @@ def measured_one_item_mb(measured: dict[str, Any], analyzer: Analyzer, estimate_
         return peak
     one = peak - (batch - 1) * item
     return one if one >= peak / 4 else estimate_mb
+
+
+def _capability(gpus: Any, device: str) -> str | None:
+    """A GPU's CUDA compute capability as NVIDIA writes it (``"9.0"``), if known."""
+    cap = gpus.capability.get(device)
+    return ".".join(map(str, cap)) if cap else None
 
 
 def plan_video(video: str | os.PathLike, *, registry_path: str | os.PathLike | None = None,
@@ -533,6 +541,8 @@ class _Run:
         self.demands = {n: self._demand(n) for n in self.analyzers}
         self.gpus = discover(self.requested_devices, self.vram_budget,
                              wanted=any(d.wants_gpu for d in self.demands.values()))
+        if not self.gpus.fp8_matmul:  # fp8 weights would be widened for every product: asked for only
+            self.demands = {n: without_precision(d, "fp8") for n, d in self.demands.items()}
         try:
             self.plan = plan(list(self.demands.values()), self.gpus.budgets, self.gpus.devices,
                              cpu_time_limit_s=cpu_time_limit(self.meta.duration))
@@ -648,7 +658,8 @@ class _Run:
             "gpu_busy_fraction": busy,
             "peak_vram_mb": executor.peak_vram_mb,  # per GPU used: the most allocated at once
             "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets.get(d, 0.0), 1),
-                         "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1)} for d in self.gpus.devices},
+                         "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1),
+                         "capability": _capability(self.gpus, d)} for d in self.gpus.devices},
         }
 
     def _decode(self, names: list[str]) -> "media.DecodedMedia | None":

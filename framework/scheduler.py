@@ -19,6 +19,7 @@ tests on simulated devices (tests/test_plan_properties.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterable
@@ -345,6 +346,12 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
     placements = {n: placements[n] for n in ordered}
     return Plan(order=ordered, placements=placements, waves=waves, budgets=budgets, notes=notes,
                 unplanned=unplanned, seconds=seconds)
+
+
+def without_precision(d: Demand, precision: str) -> Demand:
+    """``d`` without its ``precision`` variants, unless they are all it has (the user asked for it)."""
+    kept = tuple(v for v in d.variants if v.precision != precision)
+    return d if not kept or len(kept) == len(d.variants) else dataclasses.replace(d, variants=kept)
 
 
 def batch_cap(d: Demand, room_mb: float) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import yaml
 from vlm_fixtures import tiny_vlm  # noqa: F401  (a fixture)
 
 from analyzers._fp8 import fp8_linear_class, quantize_linears, quantize_rows, quantize_rows_fused
@@ -132,6 +133,32 @@ def test_the_plan_takes_the_7b_in_fp8_where_bf16_does_not_fit_and_always_when_as
     asked = variants({"precision": "fp8"})
     assert [(v.precision, v.substitutes) for v in asked] == [("fp8", ())] and asked[0].vram_mb == 11.5 * 1024
     assert placed({"precision": "fp8"}, 24)[0].variant == "fp8"
+
+
+@pytest.mark.parametrize("capability, variant", [((9, 0), "fp8"), ((8, 6), "bf16")])
+def test_a_run_offers_fp8_on_its_own_only_on_gpus_with_fp8_units(capability, variant, monkeypatch, tmp_path,
+                                                                  sample_video):
+    """At 12 GB on a Hopper GPU the plan takes the 7B in fp8; on an RTX 3060's Ampere (no FP8 units:
+    every product would widen the weights) it takes the 2B in bf16, as before fp8 existed; asked
+    for with ``precision: fp8``, fp8 is taken there too."""
+    from framework.devices import GPUs
+    from framework.registry import load_registry
+    from framework.runner import plan_video
+
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs(
+        ["cuda:0"], {"cuda:0": 12 * 1024.0}, {"cuda:0": 12 * 1024.0}, {"cuda:0": "simulated"},
+        {"cuda:0": capability}))
+    registry = tmp_path / "registry.yaml"
+
+    def placed(params):
+        registry.write_text(yaml.safe_dump({"analyzers": {"qwen2_vl_temporal": {"enabled": True, "params": params}}}))
+        report = plan_video(sample_video.path, registry=load_registry(registry), load_entrypoints=False,
+                            only=["qwen2_vl_temporal"])
+        return report.plan.placements["qwen2_vl_temporal"]
+
+    chosen = placed({"chunking": "fixed"})
+    assert chosen.variant == variant and bool(chosen.substitutes) == (variant == "bf16")
+    assert placed({"chunking": "fixed", "precision": "fp8"}).variant == "fp8"
 
 
 @pytest.mark.gpu

@@ -133,8 +133,8 @@ class SceneDescription(BatchedAnalyzer):
         precision: Literal["fp8"] | None = Field(None, description="fp8: always load the language model's linear "
                                                  "layers in FP8 (Qwen2-VL-7B in ~11.5 GB instead of ~18; on a GPU; on an "
                                                  "H200 no faster than bf16, see docs/benchmarks.md); default: the plan "
-                                                 "picks bf16, fp16 or fp32, then fp8 where none fits, then a smaller "
-                                                 "model")
+                                                 "picks bf16, fp16 or fp32, then fp8 where none fits (on Hopper or "
+                                                 "newer GPUs), then a smaller model")
         backend: Literal["transformers", "openai"] = Field("transformers", description="transformers (a local "
                                                            "model) | openai (an OpenAI-compatible server)")
         base_url: str | None = Field(None, description="openai: the server, e.g. http://127.0.0.1:8000/v1")
@@ -191,8 +191,9 @@ class SceneDescription(BatchedAnalyzer):
     # --- declarations ------------------------------------------------------------------------
     def supported_precisions(self) -> tuple[str, ...]:  # type: ignore[override]  # the params decide
         """bf16/fp16/fp32, then fp8 where none of those fits (the language model's linear layers in FP8,
-        ``analyzers._fp8``); only fp8 with ``precision: fp8``. int8 and int4 would need
-        bitsandbytes, which the framework does not ship."""
+        ``analyzers._fp8``; the runner drops fp8 on GPUs without FP8 units, ``GPUs.fp8_matmul``); only
+        fp8 with ``precision: fp8``. int8 and int4 would need bitsandbytes, which the framework does
+        not ship."""
         return ("fp8",) if self.params.precision == "fp8" else ("bf16", "fp16", "fp32", "fp8")
 
     @property
