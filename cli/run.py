@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 from rich.console import Console
@@ -39,6 +40,28 @@ def _names(value: str | None) -> list[str] | None:
     return [n.strip() for n in value.split(",") if n.strip()] if value else None
 
 
+def gpu_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--vram-budget`` and ``--devices``, as every command that starts analyses takes them (a wrong
+    budget is refused before anything starts)."""
+
+    def budget(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+        from framework.scheduler import parse_budget
+
+        try:
+            parse_budget(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+        return value
+
+    fn = click.option("--devices", "devices", default=None, metavar="LIST",
+                      help="GPUs to use, e.g. --devices cuda:0,cuda:1 (default: all visible), or --devices cpu "
+                           "for none.")(fn)
+    return click.option("--vram-budget", "vram_budget", default=None, metavar="SIZE|auto", callback=budget,
+                        help="GPU memory the loaded models may use together, per GPU: e.g. --vram-budget 12GB, "
+                             "800MB, or auto (free memory minus a reserve; the default). The allocator is capped "
+                             "to it.")(fn)
+
+
 @main.command("run")
 @click.argument("videos", nargs=-1, required=True,  # readable=False: the framework checks each file,
                 type=click.Path(path_type=Path, readable=False))  # so one bad file does not stop the rest
@@ -53,11 +76,7 @@ def _names(value: str | None) -> list[str] | None:
 @click.option("--strict", is_flag=True, help="Fail (exit 6) if any plugin failed to load or an analyzer from a plugin failed.")
 @click.option("--keep-cache", is_flag=True, help="Keep the decoded frame cache in the run folder.")
 @click.option("--jobs", type=int, default=None, help="Analyzers run in parallel on the CPU (default: cores, max 4).")
-@click.option("--vram-budget", "vram_budget", default=None, metavar="SIZE|auto",
-              help="GPU memory the loaded models may use together, per GPU: e.g. --vram-budget 12GB, "
-                   "800MB, or auto (free memory minus a reserve; the default). The allocator is capped to it.")
-@click.option("--devices", "devices", default=None, metavar="LIST",
-              help="GPUs to use, e.g. --devices cuda:0,cuda:1 (default: all visible), or --devices cpu for none.")
+@gpu_options
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--video-stream", "video_stream", type=click.IntRange(min=0), default=None, metavar="N",
               help="Container index of the video stream to analyze (default: FFmpeg's choice, the "

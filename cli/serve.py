@@ -7,6 +7,7 @@ import click
 
 from . import console, main, user_errors
 from .library import library_option
+from .run import _names, gpu_options
 
 
 @main.command("serve")
@@ -23,9 +24,11 @@ from .library import library_option
               metavar="FOLDER", help="Submitted file paths must be inside FOLDER (repeatable). Without it any "
                                      "readable file may be submitted while bound to localhost, and none otherwise.")
 @click.option("--offline", is_flag=True, help="Analyses started here never download a model.")
+@gpu_options
 @user_errors
 def serve_cmd(host: str, port: int, library: Path | None, registry_path: Path | None, only: str | None,
-              max_upload_mb: int, media_roots: tuple[Path, ...], offline: bool) -> None:
+              max_upload_mb: int, media_roots: tuple[Path, ...], offline: bool, vram_budget: str | None,
+              devices: str | None) -> None:
     """Run the library's web app: submit a file path, an upload or a URL (video sites through
     yt-dlp, or a plain link to a file), watch the jobs' progress, browse the library, search
     inside every video and open each video's report at the moment found.
@@ -34,6 +37,7 @@ def serve_cmd(host: str, port: int, library: Path | None, registry_path: Path | 
     Examples:
       framework serve                                  # http://127.0.0.1:8000
       framework serve --port 8080 --library ~/videos/library.db --media-root ~/Videos
+      framework serve --vram-budget 12GB --devices cuda:0   # the app's analyses on one GPU, 12 GB
     """
     try:
         import uvicorn
@@ -53,8 +57,8 @@ def serve_cmd(host: str, port: int, library: Path | None, registry_path: Path | 
     lib = Library.open(library)
     lib.count()  # open (and create) it now: a wrong --library fails here, not on the first request
     max_bytes = max_upload_mb * 2**20
-    only_names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-    queue = JobQueue(lib, registry_path, only=only_names, max_bytes=max_bytes, offline=offline)
+    queue = JobQueue(lib, registry_path, only=_names(only), max_bytes=max_bytes, offline=offline,
+                     vram_budget=vram_budget, devices=_names(devices))
     app = create_app(lib, queue, max_upload_bytes=max_bytes, media_roots=list(media_roots) or None,
                      allow_paths=local or bool(media_roots), local_only=local)
     console.print(f"library: {lib.path} ({lib.count()} videos) · http://{host if ':' not in host else f'[{host}]'}:{port}/",

@@ -70,8 +70,10 @@ def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def build_server(library: Library, registry_path: str | os.PathLike | None = None, only: list[str] | None = None,
-                 offline: bool = False, media_roots: list[Path] | None = None) -> Any:
-    """The MCP server object with the library's tools (``.run("stdio")`` serves it)."""
+                 offline: bool = False, media_roots: list[Path] | None = None, vram_budget: str | float | None = None,
+                 devices: list[str] | None = None) -> Any:
+    """The MCP server object with the library's tools (``.run("stdio")`` serves it); ``vram_budget``
+    and ``devices`` apply to the analyses it starts, as ``framework run``'s options."""
     server = _server_class()(name="framework-video-library", instructions=INSTRUCTIONS)
     state: dict[str, Any] = {}
     roots = [r.resolve() for r in media_roots] if media_roots else None
@@ -80,7 +82,8 @@ def build_server(library: Library, registry_path: str | os.PathLike | None = Non
         if "jobs" not in state:
             from .library.jobs import JobQueue
 
-            state["jobs"] = JobQueue(library, registry_path, only=only, offline=offline)
+            state["jobs"] = JobQueue(library, registry_path, only=only, offline=offline, vram_budget=vram_budget,
+                                     devices=devices)
         return state["jobs"]
 
     @server.tool()

@@ -101,3 +101,19 @@ def test_the_mcp_command_is_documented_in_help():
 
     text = CliRunner().invoke(main, ["mcp", "--help"]).output
     assert "stdio" in text and "framework mcp --library" in text
+
+
+def test_the_mcp_command_hands_the_gpu_options_to_the_analyses_it_starts(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    import framework.mcp_server as mcp_server
+    from cli import main
+
+    seen = []
+    monkeypatch.setattr(mcp_server, "run_stdio", lambda library, **kw: seen.append(kw))
+    ok = CliRunner().invoke(main, ["mcp", "--library", str(tmp_path / "lib.db"), "--vram-budget", "24GB",
+                                   "--devices", "cuda:1"])
+    assert ok.exit_code == 0, ok.output
+    assert seen[0]["vram_budget"] == "24GB" and seen[0]["devices"] == ["cuda:1"]
+    bad = CliRunner().invoke(main, ["mcp", "--vram-budget", "-3GB"])
+    assert bad.exit_code == 2 and "VRAM budget" in bad.output and len(seen) == 1

@@ -162,6 +162,49 @@ def test_serve_binds_localhost_by_default_and_warns_otherwise(monkeypatch, tmp_p
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
 
 
+def test_the_apps_analyses_take_the_gpu_options(monkeypatch, tmp_path, sample_video):
+    """``framework serve --vram-budget/--devices`` reach every analysis the app starts (and the
+    finished-run check, so a run under another budget is not taken as done); a budget that cannot
+    be read is refused before the server starts."""
+    import uvicorn
+
+    from framework import runner
+    from framework.library import jobs as jobs_module
+
+    calls, started, queues = [], [], []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **kw: started.append(app))
+
+    class Recorded(JobQueue):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            queues.append(self)
+
+    monkeypatch.setattr(jobs_module, "JobQueue", Recorded)
+
+    def fake_analyze(video, **kw):
+        calls.append(kw)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(runner, "analyze", fake_analyze)
+    cli = CliRunner()
+    ok = cli.invoke(main, ["serve", "--library", str(tmp_path / "lib.db"), "--vram-budget", "12GB",
+                           "--devices", "cuda:0, cuda:1"])
+    assert ok.exit_code == 0, ok.output
+    assert (queues[0].vram_budget, queues[0].devices) == ("12GB", ["cuda:0", "cuda:1"])
+    queues[0].close()
+    bad = cli.invoke(main, ["serve", "--library", str(tmp_path / "lib.db"), "--vram-budget", "lots"])
+    assert bad.exit_code == 2 and "cannot read VRAM budget 'lots'" in bad.output and len(started) == 1
+
+    queue = JobQueue(Library.open(tmp_path / "lib2.db"), write_registry(tmp_path / "config"), vram_budget="12GB",
+                     devices=["cuda:0"])
+    try:
+        job = queue.wait(queue.submit_path(sample_video.path).id, timeout=30)
+    finally:
+        queue.close()
+    assert job.status == "failed" and "stop here" in job.error
+    assert calls[-1]["vram_budget"] == "12GB" and calls[-1]["devices"] == ["cuda:0"]
+
+
 def test_search_and_library_api(app_env):
     client, lib, record, _, _ = app_env
     data = client.get("/api/search", params={"q": "lighthouse"}).json()

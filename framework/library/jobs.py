@@ -95,14 +95,17 @@ class JobQueue:
     :param registry_path: the ``registry.yaml`` to run with (default as ``framework run``).
     :param only: / :param skip: analyzer names, as ``framework run --only/--skip``.
     :param max_bytes: the largest download accepted.
+    :param vram_budget: / :param devices: as ``framework run --vram-budget/--devices``.
     """
 
     def __init__(self, library: Library, registry_path: str | os.PathLike | None = None,
                  only: list[str] | None = None, skip: list[str] | None = None,
-                 max_bytes: int = DEFAULT_MAX_BYTES, offline: bool = False):
+                 max_bytes: int = DEFAULT_MAX_BYTES, offline: bool = False,
+                 vram_budget: str | float | None = None, devices: list[str] | None = None):
         self.library = library
         self.registry_path, self.only, self.skip = registry_path, only, skip
         self.max_bytes, self.offline = max_bytes, offline
+        self.vram_budget, self.devices = vram_budget, devices
         self._jobs: dict[int, Job] = {}
         self._ids = itertools.count(1)
         self._queue: queue.Queue[Job | None] = queue.Queue()
@@ -210,14 +213,15 @@ class JobQueue:
         run_dir = self.run_dir_for(video)
         job.run_dir = str(run_dir)
         job.status, job.stage = "analyzing", "probing"
-        finished = FinishedRuns(self.registry_path, self.only, self.skip)
+        finished = FinishedRuns(self.registry_path, self.only, self.skip, devices=self.devices,
+                                vram_budget=self.vram_budget)
         result = finished.check(video, run_dir)
         if result is None:
             registry = load_registry(find_registry(self.registry_path))
             host = build_plugin_manager(registry.plugin_dirs)
             host.pm.register(_Progress(job), name=f"job-{job.id}-progress")
             result = analyze(video, registry=registry, host=host, out_dir=run_dir, only=self.only, skip=self.skip,
-                             progress=False, offline=self.offline)
+                             progress=False, offline=self.offline, vram_budget=self.vram_budget, devices=self.devices)
             finished.mark(result)
             if result.failed:
                 job.note = f"failed analyzers: {', '.join(result.failed)} (see the report)"
