@@ -571,7 +571,9 @@ class _Run:
                 seconds[kind] = float(m["seconds_per_video_s"]) * self.meta.duration
         from .device_step import BatchedAnalyzer
 
-        batched = isinstance(a, BatchedAnalyzer)
+        # the device step's analyzers, and any other that sizes batches from the plan (fusion's prompts)
+        batched = isinstance(a, BatchedAnalyzer) or (getattr(a, "item_vram_mb", 0.0) > 0
+                                                     and hasattr(a, "max_batch_size"))
         return Demand(name, device, variants[0].vram_mb if variants else 0.0, self.deps[name], note=note,
                       variants=tuple(variants),
                       forced=self.configured[name].device == "cpu" or a.cpu_always_practical,

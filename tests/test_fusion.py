@@ -217,6 +217,31 @@ def test_map_prompts_and_each_merge_level_go_to_a_batching_backend_together():
     merges = stats["merge_calls_per_level"]
     assert BatchingParrot.batches == [stats["plan"]["chunks"], *[n for n in merges if n > 1]]
     assert stats["plan"]["chunks"] > 5 and stats["calls"] == stats["plan"]["chunks"] + sum(merges) + 1
+    # every backend call, batched or alone, in order; the largest batch is the receipt's, for the plan
+    assert stats["batch_sizes"] == [stats["plan"]["chunks"], *[n for n in merges], 1]
+    assert track.receipt["step"]["batch_sizes"] == stats["batch_sizes"]
+    assert "step" not in _track.receipt and set(_track.data["fusion"]["batch_sizes"]) == {1}
+
+
+def test_the_plan_sizes_the_summary_models_batch_from_the_vram_it_leaves(tmp_path):
+    from analyzers.fusion import Fusion
+    from framework.llm.transformers_backend import TransformersBackend
+    from framework.scheduler import Demand, Placement, Variant, plan
+
+    fusion = Fusion({"backend": "transformers"})
+    assert fusion.max_batch_size() == 8 and fusion.item_vram_mb == 560
+    assert Fusion({"backend": "transformers", "backend_options": {"max_batch": 3}}).max_batch_size() == 3
+    demand = Demand("fusion", "auto", variants=(Variant("bf16", 4096.0),), item_vram_mb=fusion.item_vram_mb,
+                    max_batch=fusion.max_batch_size())
+    assert plan([demand], 6 * 1024, ["cuda:0"]).placements["fusion"].max_batch == 4  # 1 + 2048 // 560
+    assert plan([demand], 24 * 1024, ["cuda:0"]).placements["fusion"].max_batch == 8
+    fusion.placement = Placement("cuda:0", "bf16", max_batch=4)
+    assert fusion.backend_options(TransformersBackend)["max_batch"] == 4
+    asked = Fusion({"backend": "transformers", "backend_options": {"max_batch": 2}})
+    asked.placement = Placement("cuda:0", "bf16", max_batch=4)
+    assert asked.backend_options(TransformersBackend)["max_batch"] == 2  # the user's smaller batch stands
+    fusion.placement = Placement("cpu")
+    assert "max_batch" not in fusion.backend_options(TransformersBackend)
 
 
 def test_language_reaches_the_prompt_and_the_extractive_summary_says_it_cannot_translate():
@@ -337,3 +362,24 @@ def test_an_audio_only_input_is_described_as_audio(tmp_path):
     (call,) = llm.calls
     assert "Audio length: 11.0s" in call.user and "summarize audio recordings" in call.messages[0]["content"]
     assert "video" not in call.user.lower()
+
+
+def test_a_run_plans_the_summary_models_batch(monkeypatch, tmp_path, sample_video):
+    """Through the runner: fusion's demand carries its per-prompt memory, so a 6 GB GPU gives the
+    1.5B summary model (4.0 GB for one prompt) batches of 4 prompts, a large one batches of 8."""
+    import yaml
+
+    from framework.devices import GPUs
+    from framework.registry import load_registry
+    from framework.runner import plan_video
+
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(yaml.safe_dump({"analyzers": {"fusion": {"enabled": True, "params": {"backend": "transformers"}}}}))
+    batches = {}
+    for gb in (6, 80):
+        monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True, gb=gb: GPUs(
+            ["cuda:0"], {"cuda:0": gb * 1024.0}, {"cuda:0": gb * 1024.0}, {"cuda:0": "simulated"}))
+        report = plan_video(sample_video.path, registry=load_registry(registry), load_entrypoints=False,
+                            only=["fusion"])
+        batches[gb] = report.plan.placements["fusion"].max_batch
+    assert batches == {6: 4, 80: 8}

@@ -89,6 +89,11 @@ class Fusion(Analyzer):
     models_optional: ClassVar[bool] = True  # an uncached LLM means an extractive summary, not a skip
     device: ClassVar[str] = "auto"  # a local summary model goes where the plan puts it; none: the CPU
     cpu_always_practical: ClassVar[bool] = True  # without a GPU it runs on the CPU, as it always did
+    #: working memory of each prompt a local model generates beside the first in one batch (the map
+    #: step's, a merge level's): 7 prompts of up to 5776 tokens peaked at 6.71 GB against 3.42 GB for
+    #: one (Qwen2.5-1.5B, bf16, H200; bench/results/gpu_summary_llm_batched.md). The plan sizes the
+    #: batch from it, as for the batching analyzers.
+    item_vram_mb: ClassVar[float] = 560.0
 
     class Params(Analyzer.Params):
         backend: str = Field("auto", description="auto (a cached local instruct model that fits, else extractive) | "
@@ -147,6 +152,15 @@ class Fusion(Analyzer):
         choice = self.auto_choice
         return choice.backend if choice is not None else self.params.backend
 
+    def max_batch_size(self) -> int:
+        """The prompts a local model may generate together: ``backend_options.max_batch``, else the
+        transformers backend's default. The plan caps it to the VRAM its placement leaves, and
+        ``backend_options`` hands the cap to a backend that takes ``max_batch``."""
+        from framework.llm.transformers_backend import TransformersBackend
+
+        return int(self.params.backend_options.get("max_batch")
+                   or TransformersBackend.Options.model_fields["max_batch"].default)
+
     def model_ids(self) -> list[str]:
         """The manifest id of the summary model, for the runner to resolve (none for a folder, a
         server's model name, or a backend that loads no model folder). A plugin's backend is
@@ -202,6 +216,9 @@ class Fusion(Analyzer):
         fields = getattr(getattr(cls, "Options", None), "model_fields", {})
         if "device" in fields and "device" not in opts and self._device is not None:
             opts["device"] = self._device  # where the plan placed this analyzer (and its model)
+        cap = self.placement.max_batch if self.placement is not None and self.placement.is_gpu else None
+        if "max_batch" in fields and cap is not None:
+            opts["max_batch"] = min(int(opts.get("max_batch") or cap), cap)  # what fits the plan's VRAM
         return opts
 
     def load(self, device: str, models: dict[str, Path]) -> None:
@@ -322,8 +339,12 @@ class Fusion(Analyzer):
                          data={"text": m.text}) for m in summary.key_moments]
         if self.auto_choice is not None:
             fusion_data["auto"] = self.auto_choice.reason
-        return self.track(events=events, data={**summary.to_data(), "fusion": fusion_data,
-                                               "llm_fallback_reason": self.fallback_reason})
+        track = self.track(events=events, data={**summary.to_data(), "fusion": fusion_data,
+                                                "llm_fallback_reason": self.fallback_reason})
+        if max(fusion_data.get("batch_sizes") or [1]) > 1:  # the runner reads the measured peak's batch from it
+            track = track.model_copy(update={"receipt": {**track.receipt,
+                                                         "step": {"batch_sizes": fusion_data["batch_sizes"]}}})
+        return track
 
     def _extractive_summary(self, ex: Any, budget: int, notes: list[str]) -> Summary:
         from framework.summary import Grounding, Summary
@@ -415,7 +436,7 @@ class Fusion(Analyzer):
                  "max_prompt_tokens": summarizer.stats.max_prompt_tokens,
                  "unusable_answers": summarizer.stats.unusable_answers,
                  "merge_calls_per_level": list(summarizer.stats.merge_calls_per_level),
-                 "map_calls": summarizer.stats.map_calls}
+                 "map_calls": summarizer.stats.map_calls, "batch_sizes": list(summarizer.stats.batch_sizes)}
         return summary, stats
 
 

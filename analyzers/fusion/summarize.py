@@ -118,6 +118,7 @@ class CallStats:
     unusable_answers: int = 0
     map_calls: int = 0
     merge_calls_per_level: list[int] = field(default_factory=list)  # reduce level 1, 2, ... (LLM calls)
+    batch_sizes: list[int] = field(default_factory=list)  # prompts per backend call (1: generate alone)
 
 
 @dataclass
@@ -288,11 +289,13 @@ class LLMSummarizer:
                 answers = self.backend.generate_many(chats, max_new_tokens=max_new, temperature=self.temperature)
                 if len(answers) != len(chats):
                     raise BackendCallError(f"generate_many answered {len(answers)} of {len(chats)} prompts")
+                self.stats.batch_sizes.append(len(chats))
                 for n, text in zip(counts, answers):
                     self._count(n, text)
             else:
                 for n, m in zip(counts, chats):
                     answers.append(self.backend.generate(m, max_new_tokens=max_new, temperature=self.temperature))
+                    self.stats.batch_sizes.append(1)
                     self._count(n, answers[-1])
         except LLMError:  # BackendCallError included
             raise
