@@ -69,7 +69,10 @@ class _Child:
         try:
             status, value = self.recv_conn.recv()
         except (EOFError, OSError) as exc:
-            code = self.proc.poll()
+            try:  # the pipe can close a moment before the process's exit status is there to read
+                code = self.proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                code = None
             raise WorkerError(f"worker process {self.index} died (exit code {code}): "
                               f"{self.stderr_tail() or exc}") from None
         if status == "error":

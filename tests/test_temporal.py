@@ -129,3 +129,21 @@ def test_a_clip_shorter_than_every_window(tmp_path):
                      load_entrypoints=False, offline=True).timeline.tracks
     for name in ("visual_effects", "temporal_consistency", "temporal_flow"):
         assert tracks[name].status == "ok", (name, tracks[name].reason)
+
+
+def test_the_effect_analyzers_share_one_computation_of_the_frame_signals(consistency, tmp_path, monkeypatch):
+    """temporal_flow, temporal_consistency and visual_effects read the same stream at the same
+    thresholds in one run: the signals are computed once (read-only, shared); another pair of
+    thresholds is computed on its own."""
+    from analyzers._effects import signals
+
+    clip, _ = consistency
+    computed = []
+    compute = signals._compute
+    monkeypatch.setattr(signals, "_compute", lambda inputs, stream, *a: computed.append(a[:2]) or compute(inputs, stream, *a))
+    tracks = run(clip.path, tmp_path / "shared", "visual_effects", also=("temporal_flow", "temporal_consistency"))
+    assert all(tracks[n].status == "ok" for n in ("visual_effects", "temporal_flow", "temporal_consistency"))
+    assert computed == [(12.0, 32.0)]
+    computed.clear()
+    tracks = run(clip.path, tmp_path / "two", "visual_effects", {"dark_level": 20.0}, also=("temporal_flow",))
+    assert sorted(computed) == [(12.0, 20.0), (12.0, 32.0)]

@@ -14,8 +14,10 @@ is decoded once for all of them. Per frame:
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -69,11 +71,39 @@ class FrameSignals:
         return float(max(self.end, self.times[index] + self.step)) if self.times.size else 0.0
 
 
+class _Shared:
+    """One stream's signals at one pair of thresholds, computed by the first analyzer that asks."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: FrameSignals | None = None
+
+
+#: per frame stream of a run (weakly: gone with the run's streams), per (change_level, dark_level)
+_SHARED: "weakref.WeakKeyDictionary[Any, dict[tuple[float, float], _Shared]]" = weakref.WeakKeyDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
 def frame_signals(inputs: AnalyzerInputs, spec: FrameSpec, change_level: float = 12.0,
                   dark_level: float = 32.0, report: Callable[[float], None] | None = None,
                   batch: int = 512) -> FrameSignals:
-    """Compute :class:`FrameSignals` over ``inputs.frames(spec)`` with bounded memory."""
+    """:class:`FrameSignals` over ``inputs.frames(spec)``, computed in blocks (bounded memory) once per
+    stream and thresholds in a run: ``temporal_flow``, ``temporal_consistency`` and ``visual_effects``
+    read the same stream, and the first to ask computes them while the others wait. The arrays are
+    read-only, since they are shared."""
     stream = inputs.frames(spec)
+    with _SHARED_LOCK:
+        entry = _SHARED.setdefault(stream, {}).setdefault((float(change_level), float(dark_level)), _Shared())
+    with entry.lock:
+        if entry.value is None:
+            entry.value = _compute(inputs, stream, change_level, dark_level, report, batch)
+        elif report is not None:
+            report(1.0)
+        return entry.value
+
+
+def _compute(inputs: AnalyzerInputs, stream: Any, change_level: float, dark_level: float,
+             report: Callable[[float], None] | None, batch: int) -> FrameSignals:
     n = len(stream)
     luma = np.zeros(n, np.float32)
     rgb = np.zeros((n, 3), np.float32)
@@ -103,7 +133,9 @@ def frame_signals(inputs: AnalyzerInputs, spec: FrameSpec, change_level: float =
         i += k
         if report is not None:
             report(i / max(1, n))
-    times = np.asarray(stream.times, dtype=np.float64)
+    times = np.array(stream.times, dtype=np.float64)
+    for a in (times, luma, rgb, diff, changed, peak, lit):
+        a.setflags(write=False)
     duration = inputs.video.duration or 0.0
     return FrameSignals(times=times, luma=luma, rgb=rgb, diff=diff, changed=changed, peak=peak, lit=lit,
                         end=float(duration))
