@@ -12,7 +12,7 @@ from analyzers.fusion.align import build_units
 from analyzers.fusion.digest import DigestBuilder, fit_digests, score_salience
 from analyzers.fusion.synthetic import synthetic_timeline
 from framework import AnalyzerInputs, Event, Series, Track, VideoMeta, hookimpl
-from framework.llm import LLMBackend, estimate_tokens
+from framework.llm import LLMBackend, LLMError, estimate_tokens
 from framework.testing.llm import make_tiny_chat_model
 from framework.plugins import build_plugin_manager
 from framework.summary import Summary
@@ -221,6 +221,33 @@ def test_map_prompts_and_each_merge_level_go_to_a_batching_backend_together():
     assert stats["batch_sizes"] == [stats["plan"]["chunks"], *[n for n in merges], 1]
     assert track.receipt["step"]["batch_sizes"] == stats["batch_sizes"]
     assert "step" not in _track.receipt and set(_track.data["fusion"]["batch_sizes"]) == {1}
+
+
+class BrokenBatch(Parrot):
+    """Answers the first two prompts of the map step's batch, then fails (as a server that goes
+    down mid-batch: the answers before the failure come with the error)."""
+
+    name = "broken-batch"
+
+    def generate_many(self, chats, max_new_tokens, temperature=0.0):
+        answers = [self.generate(m, max_new_tokens, temperature) for m in chats[:2]]
+        exc = LLMError("the server went away")
+        exc.partial_answers = answers
+        raise exc
+
+
+class BrokenBatchPlugin:
+    @hookimpl
+    def register_llm_backends(self, register):
+        register(BrokenBatch)
+
+
+def test_a_batch_that_fails_part_way_counts_the_prompts_answered_before_it():
+    track, summary = _run(synthetic_timeline(7200.0), {"backend": "broken-batch", "token_budget": 2500,
+                                                       "max_new_tokens": 400, "chunk_new_tokens": 200},
+                          host=build_plugin_manager(load_entrypoints=False, extra_plugins=[BrokenBatchPlugin()]))
+    assert summary.extractive and track.data["fusion"]["calls"] == 2
+    assert "the broken-batch backend failed after 2 of ~" in track.data["llm_fallback_reason"]
 
 
 def test_the_plan_sizes_the_summary_models_batch_from_the_vram_it_leaves(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from analyzers.fusion import Fusion
 from analyzers.fusion.synthetic import synthetic_timeline
 from framework import AnalyzerInputs
-from framework.llm import LLMUnavailable
+from framework.llm import LLMError, LLMUnavailable
 from framework.testing.llm import ScriptedLLM, backend_plugin
 from framework.plugins import build_plugin_manager
 from framework.runner import call_analyzer
@@ -177,7 +178,9 @@ class _FlakyServer(BaseHTTPRequestHandler):
 def test_a_server_that_breaks_mid_run_falls_back(status, fragment):
     with local_server(_FlakyServer, posts=0, answers=2, fail_status=status) as srv:
         url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
-        track = _fuse({"backend": "openai", "base_url": url, "model": "tiny", **MAP_REDUCE}, duration=600.0)
+        # one request at a time, so that "the third request fails" is the third prompt
+        track = _fuse({"backend": "openai", "base_url": url, "model": "tiny", **MAP_REDUCE,
+                       "backend_options": {"concurrency": 1}}, duration=600.0)
         assert srv.posts == 3
     reason = _assert_fell_back(track, fragment)
     assert "failed after 2 of ~" in reason
@@ -197,3 +200,50 @@ def test_a_run_records_the_reason_in_results_and_the_summary_page(tmp_path):
     saved = json.loads(Path(tmp_path / "run" / "results.json").read_text())
     assert "cannot reach" in saved["tracks"]["fusion"]["data"]["llm_fallback_reason"]
     assert "could not run (cannot reach" in (tmp_path / "run" / "summary.md").read_text()
+
+
+class _EchoServer(BaseHTTPRequestHandler):
+    """Answers each chat with its last message upper-cased after ``delay`` s (HTTP 500 for "fail"),
+    counting the requests it holds at once."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        text = body["messages"][-1]["content"]
+        with self.server.lock:
+            self.server.active += 1
+            self.server.most = max(self.server.most, self.server.active)
+        time.sleep(self.server.delay)
+        with self.server.lock:
+            self.server.active -= 1
+        status, payload = ((500, {"error": {"message": "no"}}) if text == "fail"
+                           else (200, {"choices": [{"message": {"role": "assistant", "content": text.upper()}}]}))
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def test_the_openai_backend_sends_independent_prompts_side_by_side():
+    import threading
+
+    from framework.llm.openai_backend import OpenAIBackend
+
+    with local_server(_EchoServer, lock=threading.Lock(), active=0, most=0, delay=0.3) as srv:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+        backend = OpenAIBackend({"base_url": url, "concurrency": 3})
+        chats = [[{"role": "user", "content": c}] for c in "abcdef"]
+        assert backend.generate_many(chats, max_new_tokens=8) == list("ABCDEF")  # in order
+        assert srv.most == 3  # never more than `concurrency` at once, and that many
+        with pytest.raises(LLMError, match="HTTP 500") as err:
+            backend.generate_many([[{"role": "user", "content": c}] for c in ("a", "b", "fail", "d")], 8)
+        assert err.value.partial_answers == ["A", "B"]  # answered in order before the failure
+        srv.most = 0
+        one = OpenAIBackend({"base_url": url, "concurrency": 1})
+        assert one.generate_many(chats[:3], max_new_tokens=8) == ["A", "B", "C"] and srv.most == 1
+        backend.close()
+        one.close()

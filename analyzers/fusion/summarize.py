@@ -286,7 +286,12 @@ class LLMSummarizer:
         answers: list[str] = []
         try:
             if together:
-                answers = self.backend.generate_many(chats, max_new_tokens=max_new, temperature=self.temperature)
+                try:
+                    answers = self.backend.generate_many(chats, max_new_tokens=max_new, temperature=self.temperature)
+                except Exception as exc:  # count the prompts answered before the failure (``partial_answers``)
+                    for n, text in zip(counts, getattr(exc, "partial_answers", None) or []):
+                        self._count(n, text)
+                    raise
                 if len(answers) != len(chats):
                     raise BackendCallError(f"generate_many answered {len(answers)} of {len(chats)} prompts")
                 self.stats.batch_sizes.append(len(chats))

@@ -114,8 +114,16 @@ class LLMBackend:
                       temperature: float = 0.0) -> list[str]:
         """Answer several independent chats at once, in order: the map step's parts, a merge level's
         groups. Backends that can batch (a local model) or run requests side by side override it;
-        the default answers them one after another with ``generate``."""
-        return [self.generate(m, max_new_tokens=max_new_tokens, temperature=temperature) for m in chats]
+        the default answers them one after another with ``generate``. On a failure the error is
+        raised with ``partial_answers``: the answers before it, in order."""
+        answers: list[str] = []
+        for m in chats:
+            try:
+                answers.append(self.generate(m, max_new_tokens=max_new_tokens, temperature=temperature))
+            except Exception as exc:
+                exc.partial_answers = list(answers)  # type: ignore[attr-defined]
+                raise
+        return answers
 
     def close(self) -> None:
         """Release the model or connection."""

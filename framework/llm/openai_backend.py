@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any, ClassVar
+
+from pydantic import Field
 
 from .backend import LLMBackend, LLMError, LLMUnavailable, Message
 
@@ -50,10 +53,13 @@ class OpenAIBackend(LLMBackend):
         timeout_s: float = 300.0            # per request; generation on a CPU can be slow
         connect_timeout_s: float = 5.0
         context_window: int = 8192
+        concurrency: int = Field(4, ge=1, description="requests generate_many sends side by side (a server "
+                                 "such as vLLM batches them; 1: one at a time)")
 
     def __init__(self, options: Any = None):
         super().__init__(options)
         self._client = None
+        self._client_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -70,12 +76,15 @@ class OpenAIBackend(LLMBackend):
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
+    def _timeout(self) -> Any:
+        return import_httpx().Timeout(self.options.timeout_s, connect=self.options.connect_timeout_s)
+
     def _http(self) -> Any:
         httpx = import_httpx()
-        if self._client is None:
-            timeout = httpx.Timeout(self.options.timeout_s, connect=self.options.connect_timeout_s)
-            self._client = httpx.Client(timeout=timeout, trust_env=False)
-        return self._client
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self._timeout(), trust_env=False)
+            return self._client
 
     def _unreachable(self, exc: Exception) -> LLMUnavailable:
         return LLMUnavailable(
@@ -120,9 +129,10 @@ class OpenAIBackend(LLMBackend):
             try:
                 resp = self._http().post(f"{self.url}/chat/completions", json=body, headers=self._headers())
             except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-                # the server closed a kept-alive connection: retry once on a fresh one
-                self.close()
-                resp = self._http().post(f"{self.url}/chat/completions", json=body, headers=self._headers())
+                # the server closed a kept-alive connection: retry once on a fresh one (a client of its
+                # own: other requests of generate_many may be using the shared one)
+                with httpx.Client(timeout=self._timeout(), trust_env=False) as fresh:
+                    resp = fresh.post(f"{self.url}/chat/completions", json=body, headers=self._headers())
         except httpx.TimeoutException as exc:
             raise LLMError(f"{self.url}/chat/completions did not answer within {self.options.timeout_s:g} s; "
                            "raise analyzers.fusion.params.backend_options.timeout_s or lower max_new_tokens") from exc
@@ -145,3 +155,26 @@ class OpenAIBackend(LLMBackend):
         logger.debug("openai backend: %s prompt tokens, %s completion tokens",
                      usage.get("prompt_tokens"), usage.get("completion_tokens"))
         return content
+
+    def generate_many(self, chats: list[list[Message]], max_new_tokens: int,
+                      temperature: float = 0.0) -> list[str]:
+        """Up to ``concurrency`` requests side by side, answers in order. On a failure the first
+        failing request's error is raised (the rest are cancelled or left to finish) with
+        ``partial_answers``: the answers in order before it."""
+        if self.options.concurrency <= 1 or len(chats) <= 1:
+            return super().generate_many(chats, max_new_tokens, temperature)
+        from concurrent.futures import ThreadPoolExecutor
+
+        answers: list[str] = []
+        with ThreadPoolExecutor(max_workers=min(self.options.concurrency, len(chats)),
+                                thread_name_prefix="llm-request") as pool:
+            futures = [pool.submit(self.generate, m, max_new_tokens, temperature) for m in chats]
+            for i, future in enumerate(futures):
+                try:
+                    answers.append(future.result())
+                except Exception as exc:
+                    for later in futures[i + 1:]:
+                        later.cancel()
+                    exc.partial_answers = list(answers)  # type: ignore[attr-defined]
+                    raise
+        return answers
