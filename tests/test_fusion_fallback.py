@@ -202,12 +202,9 @@ def test_a_run_records_the_reason_in_results_and_the_summary_page(tmp_path):
     assert "could not run (cannot reach" in (tmp_path / "run" / "summary.md").read_text()
 
 
-class _EchoServer(BaseHTTPRequestHandler):
+class _EchoServer(_FlakyServer):
     """Answers each chat with its last message upper-cased after ``delay`` s (HTTP 500 for "fail"),
     counting the requests it holds at once."""
-
-    def log_message(self, *args):
-        pass
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
@@ -218,14 +215,10 @@ class _EchoServer(BaseHTTPRequestHandler):
         time.sleep(self.server.delay)
         with self.server.lock:
             self.server.active -= 1
-        status, payload = ((500, {"error": {"message": "no"}}) if text == "fail"
-                           else (200, {"choices": [{"message": {"role": "assistant", "content": text.upper()}}]}))
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        if text == "fail":
+            self._send(500, {"error": {"message": "no"}})
+        else:
+            self._send(200, {"choices": [{"message": {"role": "assistant", "content": text.upper()}}]})
 
 
 def test_the_openai_backend_sends_independent_prompts_side_by_side():
