@@ -119,10 +119,15 @@ def test_frames_are_sampled_as_the_describer_samples_them(clips, tmp_path):
 
 
 # --- training, the adapter, --eval --------------------------------------------------------------------
-def test_finetune_trains_saves_and_the_describer_uses_the_adapter(clips, tiny_vlm, tmp_path):
+def test_finetune_trains_saves_and_the_describer_uses_the_adapter(clips, tiny_vlm, tmp_path, monkeypatch):
+    from analyzers.vlm.families.hf import HFFamily
+
     install(tiny_vlm("qwen2-vl"), "qwen2-vl-2b-instruct")
     _, data = clips
     out = tmp_path / "adapter"
+    loads = []
+    load_model = HFFamily.load_model
+    monkeypatch.setattr(HFFamily, "load_model", lambda self, *a: loads.append(a[3]) or load_model(self, *a))
     res = CliRunner().invoke(main, ["finetune", "--model", "qwen2-vl-2b-instruct", "--data", str(data), "--out",
                                     str(out), "--steps", "12", "--lr", "5e-3", "--rank", "8", "--batch-size", "2",
                                     "--val-split", "0.25", "--frames", "4", "--device", "cpu", "--save-every", "6",
@@ -146,6 +151,7 @@ def test_finetune_trains_saves_and_the_describer_uses_the_adapter(clips, tiny_vl
     assert len(rows) == card["data"]["val_samples"] == 2 and CAPTION in table
     ev = json.loads((out / "eval.json").read_text())
     assert any(s["base"] != s["finetuned"] for s in ev["samples"])
+    assert loads == [None]  # --eval loaded the base model once (the adapter merged into it afterwards)
 
     # the analyzer with `adapter: DIR`: recorded in the track, and it changes the descriptions
     video = Path(ev["samples"][0]["video"])

@@ -1,8 +1,8 @@
 """``framework finetune --eval``: the validation samples described with and without the adapter.
 
 Both descriptions come from the describer's own family class (``analyzers.vlm.families``): the
-base model as ``qwen2_vl_temporal`` loads it, then the same model with the adapter applied by
-peft and merged (as ``adapter:`` does), on the same frames, prompt and generation settings.
+base model as ``qwen2_vl_temporal`` loads it, then the same model, loaded once, with the adapter
+applied by peft and merged (as ``adapter:`` does), on the same frames, prompt and generation settings.
 The result is ``eval.md`` in the adapter folder: per sample the reference caption, the base
 model's description and the fine-tuned one, side by side (seed 002's "vanilla / FT" comparison),
 and ``eval.json`` with the same content.
@@ -21,21 +21,32 @@ from . import data as datamod
 from .card import read_card
 
 
-def _describe(family: str, folder: Path, adapter: Path | None, device: str, items: list[datamod.Framed],
-              prompt: str, max_new_tokens: int) -> list[str]:
+def _describe_before_and_after(family: str, folder: Path, adapter: Path, device: str, items: list[datamod.Framed],
+                               prompt: str, max_new_tokens: int, stage: Callable[[str], None],
+                               base_id: str) -> tuple[list[str], list[str]]:
+    """The descriptions of the base model, then of the same loaded model with the adapter merged in
+    (``HFFamily.merge_adapter``, as ``adapter:`` merges it at load): the model is loaded once."""
     fam = family_class(family)(GenerationOptions(max_new_tokens=max_new_tokens))
-    fam.load(folder, device, None, adapter)
-    texts = []
+    fam.load(folder, device, None, None)
     try:
-        for f in items:
-            s = f.sample
-            start, end = s.span()
-            req = Request(index=0, start=start, end=end, times=list(f.times), frames=f.frames(),
-                          instruction=s.prompt or prompt)
-            prepared = fam.prepare([req])
-            texts.append(fam.decode(fam.generate(prepared), prepared)[0].text)
+        stage(f"describing them with {base_id}")
+        before = _describe_all(fam, items, prompt)
+        stage(f"describing them with {base_id} + the adapter")
+        fam.merge_adapter(adapter)
+        return before, _describe_all(fam, items, prompt)
     finally:
         fam.close()
+
+
+def _describe_all(fam: Any, items: list[datamod.Framed], prompt: str) -> list[str]:
+    texts = []
+    for f in items:
+        s = f.sample
+        start, end = s.span()
+        req = Request(index=0, start=start, end=end, times=list(f.times), frames=f.frames(),
+                      instruction=s.prompt or prompt)
+        prepared = fam.prepare([req])
+        texts.append(fam.decode(fam.generate(prepared), prepared)[0].text)
     return texts
 
 
@@ -68,10 +79,8 @@ def evaluate(adapter: Path, *, device: str = "auto", max_new_tokens: int = 128, 
     with tempfile.TemporaryDirectory(prefix="finetune-eval-") as tmp:
         stage(f"decoding {len(samples)} validation samples")
         items = datamod.extract_frames(samples, sampling, Path(tmp))
-        stage(f"describing them with {base['id']}")
-        before = _describe(base["family"], folder, None, dev, items, card["prompt"], max_new_tokens)
-        stage(f"describing them with {base['id']} + the adapter")
-        after = _describe(base["family"], folder, adapter, dev, items, card["prompt"], max_new_tokens)
+        before, after = _describe_before_and_after(base["family"], folder, adapter, dev, items, card["prompt"],
+                                                   max_new_tokens, stage, base["id"])
     rows = [{"video": str(f.sample.video), "start": f.sample.start, "end": f.sample.end,
              "frame_times": f.times, "reference": f.sample.caption, "base": b, "finetuned": a}
             for f, b, a in zip(items, before, after)]
