@@ -3,8 +3,8 @@
 The plan is the one thing the executor (``framework.executor``) follows:
 
 - every analyzer gets a ``Placement``: the CPU or one GPU (``cuda:0``...), the precision variant
-  of its models (the best one that fits the budget: bf16 before int8 before int4, or a smaller
-  model listed in the manifest), and the largest batch whose working memory fits;
+  of its models (the best one that fits the budget: bf16 before fp8 before int8 before int4, or a
+  smaller model listed in the manifest), and the largest batch whose working memory fits;
 - GPU analyzers are grouped into ordered **waves per device**: the models of one wave are loaded
   together and the sum of their VRAM estimates never exceeds that device's budget; an analyzer
   goes into a wave after the waves of the GPU analyzers it depends on;
