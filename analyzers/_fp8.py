@@ -19,6 +19,7 @@ outputs move from bf16, not whether a model's answers change: quantization error
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable
 
@@ -33,10 +34,6 @@ def _torch() -> Any:
     import torch
 
     return torch
-
-
-def fp8_dtype() -> Any:
-    return _torch().float8_e4m3fn
 
 
 def quantize_rows(x: Any) -> tuple[Any, Any]:
@@ -55,18 +52,13 @@ def quantize_rows(x: Any) -> tuple[Any, Any]:
     return q, inv.float().reciprocal()
 
 
-_FUSED: dict[str, Any] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _fused_kernel() -> Any:
     """The Triton kernel of ``quantize_rows_fused`` (None where Triton is missing)."""
-    if "kernel" in _FUSED:
-        return _FUSED["kernel"]
     try:
         import triton
         import triton.language as tl
     except ImportError:
-        _FUSED["kernel"] = None
         return None
 
     @triton.jit
@@ -86,7 +78,6 @@ def _fused_kernel() -> Any:
             tl.store(q_row + offs, (v * inv).to(q_ptr.dtype.element_ty), mask=offs < cols)
         tl.store(scale_ptr + row, amax / fmax)
 
-    _FUSED["kernel"] = quantize_rows_kernel
     return quantize_rows_kernel
 
 
@@ -121,11 +112,10 @@ def _scaled_mm_works(device: Any, dtype: Any) -> bool:
         return False
 
 
-def _module_class() -> type:
+@functools.lru_cache(maxsize=None)
+def fp8_linear_class() -> type:
+    """The ``Fp8Linear`` module class (built on first use, so importing this module needs no torch)."""
     torch = _torch()
-    cached = globals().get("_FP8_LINEAR")
-    if cached is not None:
-        return cached
 
     class Fp8Linear(torch.nn.Module):
         """A linear layer with FP8 weights (one scale per output row) and inputs quantized per row.
@@ -155,7 +145,11 @@ def _module_class() -> type:
         @property
         def weight(self) -> Any:
             """The weight as the original dtype (for code that inspects ``.weight``: dtype, device, shape)."""
-            return (self.weight_fp8.to(self.out_dtype) * self.weight_scale.t().to(self.out_dtype))
+            return self.widened(self.out_dtype)
+
+        def widened(self, dtype: Any) -> Any:
+            """The FP8 weight scaled back, as ``dtype``."""
+            return self.weight_fp8.to(dtype) * self.weight_scale.t().to(dtype)
 
         def forward(self, x: Any) -> Any:
             shape = x.shape
@@ -165,8 +159,7 @@ def _module_class() -> type:
                 out = torch._scaled_mm(q, self.weight_fp8.t(), scale_a=scale, scale_b=self.weight_scale,
                                        out_dtype=x.dtype)
             else:
-                w = self.weight_fp8.to(x.dtype) * self.weight_scale.t().to(x.dtype)
-                out = torch.nn.functional.linear(rows, w)
+                out = torch.nn.functional.linear(rows, self.widened(x.dtype))
             if self.bias is not None:
                 out = out + self.bias.to(out.dtype)
             return out.reshape(*shape[:-1], self.out_features)
@@ -175,13 +168,7 @@ def _module_class() -> type:
             fused = ", fused quantization" if self.quantize is quantize_rows_fused else ""
             return f"in_features={self.in_features}, out_features={self.out_features}, path={self.path}{fused}"
 
-    globals()["_FP8_LINEAR"] = Fp8Linear
     return Fp8Linear
-
-
-def fp8_linear_class() -> type:
-    """The ``Fp8Linear`` module class (built on first use, so importing this module needs no torch)."""
-    return _module_class()
 
 
 def quantize_linears(model: Any, device: Any, skip: tuple[str, ...] = DEFAULT_SKIP,
@@ -194,7 +181,7 @@ def quantize_linears(model: Any, device: Any, skip: tuple[str, ...] = DEFAULT_SK
         random weights on the device with it instead of reading them).
     """
     torch = _torch()
-    cls = _module_class()
+    cls = fp8_linear_class()
     device = torch.device(device)
     # names only: a list of the modules would keep every replaced layer's weights alive to the end
     targets = [name for name, m in model.named_modules()

@@ -533,9 +533,8 @@ class Executor:
             for v in variants[current + 1:]:
                 if v.vram_mb < p.vram_mb and (budget is None or v.vram_mb <= budget):
                     # alone on the device: its batch from the room this variant leaves, not the failed one's
-                    cap = p.max_batch
-                    if demand.item_vram_mb > 0:
-                        cap = demand.max_batch if budget is None else batch_cap(demand, budget - v.vram_mb)
+                    cap = (batch_cap(demand, None if budget is None else budget - v.vram_mb)
+                           if demand.item_vram_mb > 0 else p.max_batch)
                     return Placement(p.device, v.precision, v.substitutes, cap, v.vram_mb, exclusive=True)
             if demand.cpu_fallback:
                 cpu_variant = "fp32" if any(v.precision == "fp32" for v in variants) else p.variant

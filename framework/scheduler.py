@@ -332,7 +332,7 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
             d, v = by_name[n], chosen[n]
             cap = None
             if n in batching:
-                cap = d.max_batch if budget is None else batch_cap(d, need[n] - v.vram_mb + spare)
+                cap = batch_cap(d, None if budget is None else need[n] - v.vram_mb + spare)
             placements[n] = Placement(w.device, v.precision, v.substitutes, cap, need[n])
     for name in order:  # CPU analyzers, listed beside the wave after their GPU dependencies
         if name in placements and not placements[name].is_gpu:
@@ -354,9 +354,12 @@ def without_precision(d: Demand, precision: str) -> Demand:
     return d if not kept or len(kept) == len(d.variants) else dataclasses.replace(d, variants=kept)
 
 
-def batch_cap(d: Demand, room_mb: float) -> int:
+def batch_cap(d: Demand, room_mb: float | None) -> int:
     """The largest batch of a batching analyzer whose extra items' working memory fits ``room_mb``
-    (beyond the weights and the first item): at least 1, at most the batch it asks for."""
+    (beyond the weights and the first item): at least 1, at most the batch it asks for (all of it
+    when the room is unknown, ``None``: no budget)."""
+    if room_mb is None:
+        return d.max_batch
     return max(1, min(d.max_batch, 1 + int(room_mb // d.item_vram_mb)))
 
 

@@ -156,10 +156,9 @@ class Fusion(Analyzer):
         """The prompts a local model may generate together: ``backend_options.max_batch``, else the
         transformers backend's default. The plan caps it to the VRAM its placement leaves, and
         ``backend_options`` hands the cap to a backend that takes ``max_batch``."""
-        from framework.llm.transformers_backend import TransformersBackend
+        from framework.llm.transformers_backend import DEFAULT_MAX_BATCH
 
-        return int(self.params.backend_options.get("max_batch")
-                   or TransformersBackend.Options.model_fields["max_batch"].default)
+        return int(self.params.backend_options.get("max_batch") or DEFAULT_MAX_BATCH)
 
     def model_ids(self) -> list[str]:
         """The manifest id of the summary model, for the runner to resolve (none for a folder, a

@@ -328,9 +328,12 @@ class LLMSummarizer:
     def _describe_chunks(self, parts: list[Part]) -> list[ChunkNote]:
         """One note per part (its texts, times, kind, salience and the note that stands in when the
         answer is unusable), the prompts answered together."""
-        prompts = [self._chunk_messages(self._fit_body(p.texts, lambda x, p=p: self._chunk_messages(x, p.start, p.end,
-                                                                                                     p.kind)),
-                                        p.start, p.end, p.kind) for p in parts]
+        prompts = []
+        for part in parts:
+            def messages(body: str, part: Part = part) -> list[Message]:
+                return self._chunk_messages(body, part.start, part.end, part.kind)
+
+            prompts.append(messages(self._fit_body(part.texts, messages)))
         answers = self._calls(prompts, self.chunk_new) if prompts else []
         return [self._chunk_note(answer, p) for answer, p in zip(answers, parts)]
 

@@ -29,6 +29,9 @@ from .backend import LLMBackend, LLMError, LLMUnavailable, Message
 
 logger = logging.getLogger(__name__)
 
+#: independent chats ``generate_many`` generates together by default (the ``max_batch`` option)
+DEFAULT_MAX_BATCH = 8
+
 DEFAULT_MODEL = "qwen2.5-1.5b-instruct"
 # Model families known not to be instruction-tuned (seed 000 recommended them; they cannot summarize).
 _BASE_MODEL_NAMES = re.compile(r"(dialogpt|(^|[/_-])gpt-?2|distilgpt2)", re.IGNORECASE)
@@ -79,7 +82,8 @@ class TransformersBackend(LLMBackend):
         context_window: int | None = None     # default: the model config's max_position_embeddings
         allow_base_model: bool = False        # allow a model that is not instruction-tuned
         seed: int = 0
-        max_batch: int = Field(8, ge=1, description="independent chats generated together in one batch")
+        max_batch: int = Field(DEFAULT_MAX_BATCH, ge=1, description="independent chats generated together in "
+                               "one batch")
 
     def __init__(self, options: Any = None):
         super().__init__(options)

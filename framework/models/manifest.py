@@ -135,10 +135,7 @@ class ModelSpec(BaseModel):
         if not self.vram_gb:
             return 0.0
         if precision is None:
-            for p in PRECISION_ORDER:
-                if p in self.vram_gb:
-                    precision = p
-                    break
+            precision = self.precisions()[0]
         gb = self.vram_gb.get(precision)  # type: ignore[arg-type]
         if gb is None:
             raise KeyError(f"model {self.id} lists no VRAM for {precision}; it lists {', '.join(self.vram_gb)}")
