@@ -18,6 +18,10 @@ times that drift by seconds on long files. Both are handled by construction:
 Windows go through the device step (``BatchedAnalyzer``): faster-whisper decodes a batch of
 windows in one call; openai-whisper transcribes the windows of a batch side by side, each round of
 their decoding passes (first passes, the rest of a window, a higher temperature) one batched call.
+A batch takes as long as its slowest window's passes, so on a GPU the default batch is as many
+windows as the VRAM plan allows, up to ``GPU_BATCH`` (a 10-minute file's 18 windows in one batch
+instead of 8 + 8 + 2: a third of the decoding rounds); ``CPU_BATCH`` on a CPU. The plan sizes it
+with ``item_vram_mb``, each window's decoder caches at the model's size and beam width.
 
 Outputs (``provides = ("transcript",)``, so ``transcript.srt``/``.vtt`` are written from it):
 
@@ -48,6 +52,13 @@ from ._speech.windows import Window, pack_windows
 logger = logging.getLogger(__name__)
 
 SR = AUDIO_SAMPLE_RATE
+#: the default batch on a GPU (the plan caps it to what fits) and on a CPU
+GPU_BATCH = 32
+CPU_BATCH = 8
+#: decoder width and layers of each size (openai-whisper's ModelDimensions: n_text_state, n_text_layer)
+DECODER_DIMS = {"tiny": (384, 4), "base": (512, 6), "small": (768, 12), "medium": (1024, 24),
+                "large-v2": (1280, 32), "large-v3": (1280, 32), "turbo": (1280, 4)}
+AUDIO_CTX, TEXT_CTX = 1500, 448  # encoder frames per 30 s window; the decoder's context
 SIZES = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "large-v2", "large-v3",
          "turbo")
 
@@ -70,8 +81,7 @@ class SpeechTranscription(BatchedAnalyzer):
     device = "auto"
     depends_on = ("voice_activity",)
     provides = ("transcript",)
-    batch_size = 8
-    item_vram_mb = 300.0  # a 30 s window's activations at large-v3 size, fp16
+    batch_size = CPU_BATCH
     prefetch = 2
     preprocess_threads = 1
 
@@ -98,8 +108,10 @@ class SpeechTranscription(BatchedAnalyzer):
                                                      "each window decodes exactly max_new_tokens.")
         without_timestamps: bool = Field(False, description="Benchmarks only: one segment per window.")
         words: bool = Field(True, description="Write a word event per word.")
-        batch_size: int = Field(8, ge=1, le=64, description="Windows per device batch, decoded together "
-                                "(openai-whisper: each round of their passes in one call).")
+        batch_size: int | None = Field(None, ge=1, le=64, description="Windows per device batch, decoded "
+                                       "together (openai-whisper: each round of their passes in one call). "
+                                       f"Default: on a GPU as many as the VRAM plan allows, up to {GPU_BATCH}; "
+                                       f"{CPU_BATCH} on a CPU.")
 
         @model_validator(mode="after")
         def _eot_needs_cap(self) -> "SpeechTranscription.Params":
@@ -110,6 +122,24 @@ class SpeechTranscription(BatchedAnalyzer):
     def model_ids(self) -> list[str]:
         return [self.params.model_id or whisper_model_id(self.params.backend, self.params.model)]
 
+    @property
+    def item_vram_mb(self) -> float:  # type: ignore[override]
+        """Device memory per window beyond the first: for each beam, the decoder's cross-attention keys
+        and values over the window's 1,500 audio frames and its self-attention cache, in fp16, with a
+        quarter more for the encoder's activations and the search (base, beam 5: ~143 MB; large-v3:
+        ~1.9 GB)."""
+        width, layers = DECODER_DIMS.get(self.params.model.removesuffix(".en"), DECODER_DIMS["large-v3"])
+        per_beam = (AUDIO_CTX + TEXT_CTX) * width * layers * 2 * 2  # keys and values, 2 bytes each
+        return round(1.25 * self.params.beam_size * per_beam / 2**20, 1)
+
+    def max_batch_size(self) -> int:
+        """``batch_size``, or by default ``GPU_BATCH`` on a GPU (the plan caps it to what fits; before the
+        plan, the demand it is planned with) and ``CPU_BATCH`` on a CPU."""
+        if self.params.batch_size:
+            return self.params.batch_size
+        device = self.placement.device if self.placement is not None else getattr(self, "_device", None)
+        return GPU_BATCH if device is None or device.startswith("cuda") else CPU_BATCH
+
     # --- lifecycle ------------------------------------------------------------------
     def load(self, device: str, models: dict[str, Path]) -> None:
         model_id = self.model_ids()[0]
@@ -119,6 +149,7 @@ class SpeechTranscription(BatchedAnalyzer):
                                       f"framework models pull {model_id}")
         self.backend: WhisperBackend = BACKENDS[self.params.backend]()
         self.backend.load(Path(path), device, self.precision)
+        self._device = device
         self._language: tuple[str, float | None] | None = (
             (self.params.language, None) if self.params.language else None)
 

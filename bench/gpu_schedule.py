@@ -186,7 +186,7 @@ class VLM(GpuBench):
             super().load(device, models)
         self.graphs, self.notes, self.prepare_lock = None, [], threading.Lock()
         if self.dev.type == "cuda" and GRAPHS:  # as the description family decodes Qwen2-VL (graphs_by_default)
-            from analyzers.vlm.families import decode_graphs
+            from framework.generation import decode_graphs
             from analyzers.vlm.families.qwen import Qwen2VL
 
             gate = self.placement.gpu_to_itself if self.placement is not None else None
@@ -271,7 +271,7 @@ class VLM(GpuBench):
         batch = {k: v.to(self.dev, non_blocking=True) for k, v in batch.items()}
         batch["pixel_values_videos"] = batch["pixel_values_videos"].to(self.dtype)
         n = 4 if TINY else self.new_tokens
-        from analyzers.vlm.families import greedy_loop
+        from framework.generation import greedy_loop
 
         # attention stays off cuDNN for the process (main(), as a run's executor does)
         kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=151643)

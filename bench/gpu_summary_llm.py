@@ -8,6 +8,7 @@ VRAM (against the manifest's ``vram_gb`` for ``qwen2.5-1.5b-instruct``), not qua
 
     python bench/gpu_summary_llm.py --out results.md     # on a CUDA machine; ~3 min on one H200
     python bench/gpu_summary_llm.py --max-batch 1,8      # one prompt per generate call, then batches of 8
+    python bench/gpu_summary_llm.py --cuda-graphs 0,1    # decoding steps without, then with CUDA graphs
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def build_model(folder: Path) -> Path:
     return folder, params
 
 
-def run(model_dir: Path, duration: float, budget: int, max_batch: int = 8) -> dict:
+def run(model_dir: Path, duration: float, budget: int, max_batch: int = 8, graphs: bool = True) -> dict:
     import torch
 
     from analyzers.fusion import Fusion
@@ -59,27 +60,28 @@ def run(model_dir: Path, duration: float, budget: int, max_batch: int = 8) -> di
     host = build_plugin_manager(load_entrypoints=False)
     timeline = synthetic_timeline(duration)
     fusion = Fusion({"backend": "transformers", "model": str(model_dir), "token_budget": budget,
-                     "backend_options": {"max_batch": max_batch}})
+                     "backend_options": {"max_batch": max_batch, "cuda_graphs": graphs}})
     gc.collect()  # the previous run's model (its generate wrapper makes a reference cycle) off the GPU first
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     fusion.load("cuda", {})
     t_load = time.perf_counter() - t0
-    # count the ids each generate() call produced and its time (the text of random weights is empty)
-    model, gen_log = fusion.backend.model, []
-    real_generate = model.generate
+    # count the ids each generation produced and its time (the text of random weights is empty); at the
+    # backend's own call, since with CUDA graphs transformers' generate makes only the first tokens
+    backend, gen_log = fusion.backend, []
+    real_generate = backend._generate
 
-    def counting_generate(*a, **k):
+    def counting_generate(inputs, max_new_tokens, temperature):
         torch.cuda.synchronize()
         g0 = time.perf_counter()
-        out = real_generate(*a, **k)
+        out = real_generate(inputs, max_new_tokens, temperature)
         torch.cuda.synchronize()
-        gen_log.append((int(out.shape[1] - k["input_ids"].shape[1]), int(k["input_ids"].shape[1]),
-                        time.perf_counter() - g0, int(k["input_ids"].shape[0])))
+        gen_log.append((int(out.shape[1] - inputs["input_ids"].shape[1]), int(inputs["input_ids"].shape[1]),
+                        time.perf_counter() - g0, int(inputs["input_ids"].shape[0])))
         return out
 
-    model.generate = counting_generate
+    backend._generate = counting_generate
     try:
         track = fusion.analyze(AnalyzerInputs(video=timeline.video, upstream=dict(timeline.tracks), host=host))
     finally:
@@ -102,6 +104,7 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=6000)
     ap.add_argument("--max-batch", default="8", help="the backend's max_batch values to run (comma list; 1: one "
                     "prompt per generate call, as before batching)")
+    ap.add_argument("--cuda-graphs", default="1", help="the backend's cuda_graphs values to run (comma list of 0/1)")
     args = ap.parse_args()
     import torch
     import yaml
@@ -119,15 +122,18 @@ def main() -> None:
         t = time.perf_counter()
         folder, params = build_model(Path(tmp) / "qwen2.5-1.5b-random")
         lines.append(f"built and saved {params / 1e9:.2f} B parameters in {time.perf_counter() - t:.1f} s")
-        lines += ["", "| video | max_batch | device | load s | fusion wall s | LLM calls | generate calls | new tokens "
+        lines += ["", "| video | max_batch | CUDA graphs | device | load s | fusion wall s | LLM calls | generate calls | new tokens "
                   "generated | tokens/s in generate | largest prompt / budget | peak VRAM GB | manifest bf16 estimate GB |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for duration in (600.0, 7200.0):
-            for max_batch in (int(b) for b in args.max_batch.split(",")):
-                r = run(folder, duration, args.budget, max_batch)
+            for max_batch, graphs in ((int(b), g == "1") for b in args.max_batch.split(",")
+                                      for g in args.cuda_graphs.split(",")):
+                r = run(folder, duration, args.budget, max_batch, graphs)
                 gen = r["generated"] or 0
                 rate = gen / max(1e-9, r["gen_s"])
-                lines.append(f"| {duration / 60:.0f} min | {max_batch} | {r['device']} | {r['load_s']:.1f} | "
+                used = (r["stats"].get("cuda_graphs") or {}).get("replayed_steps", 0)
+                lines.append(f"| {duration / 60:.0f} min | {max_batch} | {'yes' if graphs else 'no'} "
+                             f"({used} steps replayed) | {r['device']} | {r['load_s']:.1f} | "
                              f"{r['wall_s']:.1f} | {r['calls']} | {r['generate_calls']} | {gen} | {rate:.0f} | "
                              f"{r['tokens_used']} / {r['budget']} | {r['peak_gb']:.2f} | {manifest['vram_gb']['bf16']} |")
                 print(lines[-1], r["stats"], file=sys.stderr, flush=True)

@@ -1,4 +1,4 @@
-"""Decoding steps replayed as CUDA graphs (``analyzers/vlm/families/decode_graphs.py``).
+"""Decoding steps replayed as CUDA graphs (``framework/generation/decode_graphs.py``).
 
 On the CPU, a stand-in for the capture runs the step when the graph is "captured" and again at
 every replay, so what is checked here is our side: which calls are decoding steps, that every step
@@ -12,37 +12,15 @@ import numpy as np
 import pytest
 from vlm_fixtures import tiny_vlm  # noqa: F401  (a fixture)
 
-from analyzers.vlm.families import (
-    GenerationOptions,
-    Request,
-    decode_graphs,
-    family_class,
-)
-from analyzers.vlm.families.decode_graphs import DecodeGraphs, is_decoding_step
+from analyzers.vlm.families import GenerationOptions, Request, family_class
+from framework.generation import decode_graphs
+from framework.generation.decode_graphs import DecodeGraphs, is_decoding_step
+from graph_fixtures import RunAtReplay
 
 torch = pytest.importorskip("torch")
 
 
 STATIC = type("StaticCache", (), {"is_compileable": True})()  # what the tests' steps pass as the cache
-
-
-class RunAtReplay(DecodeGraphs):
-    """The capture seam on the CPU: the step runs once when "captured" (as a CUDA graph's first
-    replay would) and again at every later replay, its logits written into the first output."""
-
-    def capture(self, run):
-        output = run()
-        pending = [True]
-
-        def replay():
-            if pending:
-                pending.pop()
-                return  # the capture already ran this step
-            result = run()
-            if output is not None:
-                output.logits.copy_(result.logits)
-
-        return replay, output
 
 
 class FailingCapture(DecodeGraphs):
@@ -200,7 +178,7 @@ def test_the_stop_check_is_read_one_step_late_only_inside_the_block_and_its_thre
 
     from transformers.generation.utils import DeferredStopCheck
 
-    from analyzers.vlm.families.decode_graphs import stop_check_one_step_late
+    from framework.generation.decode_graphs import stop_check_one_step_late
 
     cuda, mps = types.SimpleNamespace(type="cuda"), types.SimpleNamespace(type="mps")
     assert not DeferredStopCheck.is_supported(cuda, None, False, False)
@@ -316,7 +294,7 @@ def test_the_loop_does_what_transformers_does_for_greedy_search(tiny_vlm, case):
 
 
 def test_decoding_the_loop_cannot_do_stays_in_transformers_loop_and_says_why(tiny_vlm, plain, monkeypatch):  # noqa: F811
-    from analyzers.vlm.families import greedy_loop
+    from framework.generation import greedy_loop
 
     fam, outs = describe(tiny_vlm("qwen2-vl"), RunAtReplay, loop=True, no_repeat_ngram_size=3)
     assert fam.notes == ["decoding in transformers' loop (each forward still a CUDA graph): no_repeat_ngram_size=3"]
@@ -331,7 +309,7 @@ def test_decoding_the_loop_cannot_do_stays_in_transformers_loop_and_says_why(tin
 
 
 def test_the_rule_is_learned_from_two_steps_and_refuses_what_it_does_not_know():
-    from analyzers.vlm.families.greedy_loop import advance, learn, same_inputs
+    from framework.generation.greedy_loop import advance, learn, same_inputs
 
     cache = object()
     mask1 = torch.zeros(2, 1, 1, 8, dtype=torch.bool)

@@ -110,6 +110,99 @@ def test_independent_chats_are_generated_in_padded_batches_with_the_answers_of_o
         backend.close()
 
 
+def test_on_a_gpu_decoding_steps_replay_as_cuda_graphs_with_the_answers_of_plain_decoding(tiny_model):
+    """Off a GPU no graphs are installed. With the capture stand-in in front of the forward (as on a
+    GPU), greedy answers, alone and batched, are those of plain decoding, in the graphed greedy loop
+    and in transformers' loop; every generate drops its graph (a new cache each time)."""
+    from graph_fixtures import RunAtReplay
+
+    backend = TransformersBackend({"model": str(tiny_model), "device": "cpu", "max_batch": 2})
+    backend.load()
+    try:
+        import torch
+
+        assert backend.graphs is None and backend.cuda_graphs is None
+        torch.manual_seed(3)
+        with torch.no_grad():  # weights far from the tiny model's near-uniform start, so prompts matter
+            for p in backend.model.parameters():
+                p.normal_(0, 0.5) if p.dim() > 1 else None
+        chats = [[{"role": "user", "content": "Scene " + "hello " * n + "Summarize."}] for n in (1, 9, 4)]
+        alone = [backend.generate(c, max_new_tokens=10) for c in chats]
+        batched = backend.generate_many(chats, max_new_tokens=10)
+        assert len(set(alone)) > 1
+
+        backend.graphs = RunAtReplay(backend.model.forward, backend.notes, backend._capture_gate)
+        backend.model.forward = backend.graphs
+        assert [backend.generate(c, max_new_tokens=10) for c in chats] == alone
+        assert backend.generate_many(chats, max_new_tokens=10) == batched
+        info = backend.cuda_graphs
+        # per generate (3 alone, 2 batches): transformers takes 3 tokens, the loop 7: one as is,
+        # then 6 replayed from one capture
+        assert info == {"used": True, "captures": 5, "replayed_steps": 5 * 6, "steps_while_gpu_shared": 0,
+                        "greedy_loop": True}, info
+        assert backend.graphs._graph is None and backend.notes == []
+
+        backend._loop_ok = False  # transformers' loop, each forward replayed
+        assert [backend.generate(c, max_new_tokens=10) for c in chats] == alone
+        assert backend.cuda_graphs["captures"] == 8 and backend.notes == []
+    finally:
+        backend.close()
+
+
+@pytest.mark.gpu
+def test_real_cuda_graphs_give_the_answers_of_plain_decoding(tiny_model):
+    """On CUDA (float32): the summary model's answers, alone and batched, are the same with and
+    without graphs, and the graphs were captured and replayed in the greedy loop."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    chats = [[{"role": "user", "content": "Scene " + "hello " * n + "Summarize."}] for n in (1, 9, 4)]
+    answers, info = {}, None
+    for graphs in (False, True):
+        backend = TransformersBackend({"model": str(tiny_model), "device": "cuda", "dtype": "float32",
+                                       "max_batch": 2, "cuda_graphs": graphs})
+        backend.load()
+        try:
+            torch.manual_seed(3)
+            with torch.no_grad():
+                for p in backend.model.parameters():
+                    p.normal_(0, 0.5) if p.dim() > 1 else None
+            answers[graphs] = ([backend.generate(c, max_new_tokens=12) for c in chats],
+                               backend.generate_many(chats, max_new_tokens=12))
+            info = backend.cuda_graphs
+            assert backend.notes == []
+        finally:
+            backend.close()
+    assert answers[True] == answers[False]
+    assert info is not None and info["greedy_loop"] and info["captures"] == 5 and info["replayed_steps"] == 5 * 8
+
+
+def test_a_model_that_refuses_the_static_cache_decodes_without_it_and_says_so(tiny_model, monkeypatch):
+    from graph_fixtures import RunAtReplay
+
+    backend = TransformersBackend({"model": str(tiny_model), "device": "cpu"})
+    backend.load()
+    try:
+        plain = backend.generate(MESSAGES, max_new_tokens=6)
+        backend.graphs = RunAtReplay(backend.model.forward, backend.notes, backend._capture_gate)
+        backend.model.forward = backend.graphs
+        generate = backend.model.generate
+
+        def no_static(**kw):
+            if kw.get("cache_implementation") == "static":
+                raise ValueError("this model does not support a static cache (simulated)")
+            return generate(**kw)
+
+        backend.model.generate = no_static
+        assert backend.generate(MESSAGES, max_new_tokens=6) == plain
+        assert "static KV cache not supported" in backend.notes[-1]  # after the graphed loop failed too
+        noted = len(backend.notes)
+        assert backend.generate(MESSAGES, max_new_tokens=6) == plain and len(backend.notes) == noted  # asked once
+    finally:
+        backend.close()
+
+
 def _hub_cache() -> Path:
     """The Hugging Face hub cache the test's environment points at (conftest sets ``HF_HOME``)."""
     return Path(os.environ["HF_HOME"]) / "hub"

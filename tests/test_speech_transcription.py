@@ -268,3 +268,38 @@ def test_batched_beam_search_gives_what_openai_whisper_gives_each_window_alone(t
     with pytest.raises(RuntimeError):  # what the batch works around: openai-whisper's own batched beam search
         whisper.decode(backend.model, mels, whisper.DecodingOptions(language="en", beam_size=2, sample_len=4,
                                                                      fp16=False))
+
+
+def test_the_default_batch_is_what_the_vram_plan_allows_on_a_gpu_and_eight_elsewhere():
+    """On a GPU a batch lasts as long as its slowest window's passes, so by default the plan sizes it
+    (up to 32 windows); a CPU gets 8; a configured batch_size is kept. The plan's per-window memory
+    follows the model's decoder and the beam width."""
+    from analyzers.speech_transcription import CPU_BATCH, GPU_BATCH
+    from framework.scheduler import Demand, Placement, plan
+
+    base, large = SpeechTranscription({}), SpeechTranscription({"model": "large-v3"})
+    assert base.max_batch_size() == GPU_BATCH == 32  # planning: the demand asks for a full batch
+    assert base.item_vram_mb < SpeechTranscription({"model": "small"}).item_vram_mb < large.item_vram_mb
+    assert SpeechTranscription({"beam_size": 1}).item_vram_mb * 5 == pytest.approx(base.item_vram_mb, abs=0.2)
+    assert SpeechTranscription({"model": "base.en"}).item_vram_mb == base.item_vram_mb
+    assert 100 < base.item_vram_mb < 200 and 1500 < large.item_vram_mb < 2500
+
+    def planned_batch(a: SpeechTranscription, weights_mb: float, budget_mb: float) -> int:
+        demand = Demand("speech_transcription", "gpu", weights_mb, item_vram_mb=a.item_vram_mb,
+                        max_batch=a.max_batch_size())
+        return plan([demand], budget_mb, ["cuda:0"]).placements["speech_transcription"].max_batch
+
+    assert planned_batch(base, 1024, 12 * 1024) == 32  # base fits a whole batch on a 3060
+    assert planned_batch(large, 4096, 12 * 1024) == 5  # large-v3 at beam 5 does not: 1 + 8 GB // 1.9 GB
+    base.placement = Placement("cuda:0", max_batch=5)
+    assert base.max_batch_size() == 32  # the device step caps it with the placement's 5
+    base.placement = Placement("cpu")
+    assert base.max_batch_size() == CPU_BATCH == 8
+    assert SpeechTranscription({"batch_size": 4}).max_batch_size() == 4
+
+
+def test_loaded_on_the_cpu_without_a_plan_the_batch_is_the_cpu_one(tiny_whisper_pt):  # noqa: F811
+    a = SpeechTranscription({"model": "tiny", **FAST})
+    a.load("cpu", {a.model_ids()[0]: tiny_whisper_pt})
+    assert a.max_batch_size() == 8
+

@@ -244,6 +244,8 @@ class Fusion(Analyzer):
             except LLMError as exc:
                 return self._fall_back(table, str(exc), exc)
         backend = make_backend(name, self.backend_options(table[name]), table)  # bad options: fail
+        if self.placement is not None and hasattr(backend, "gpu_to_itself"):
+            backend.gpu_to_itself = self.placement.gpu_to_itself  # CUDA graphs only while the GPU is its own
         try:
             backend.load()
             return backend
@@ -436,6 +438,10 @@ class Fusion(Analyzer):
                  "unusable_answers": summarizer.stats.unusable_answers,
                  "merge_calls_per_level": list(summarizer.stats.merge_calls_per_level),
                  "map_calls": summarizer.stats.map_calls, "batch_sizes": list(summarizer.stats.batch_sizes)}
+        if getattr(backend, "cuda_graphs", None) is not None:
+            stats["cuda_graphs"] = backend.cuda_graphs
+        if getattr(backend, "notes", None):
+            stats["decoding_notes"] = list(backend.notes)
         return summary, stats
 
 

@@ -23,7 +23,7 @@ from framework import AnalyzerUnavailable
 from framework.device_step import is_out_of_memory
 from framework.devices import attention_without_cudnn
 
-from . import decode_graphs, greedy_loop
+from framework.generation import decode_graphs, greedy_loop
 from .base import Answer, Family, torch_dtype
 
 logger = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ import logging
 import threading
 from typing import Any, Callable, ContextManager, Iterator
 
-from framework.device_step import is_out_of_memory
+from ..device_step import is_out_of_memory
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,10 @@
+"""Faster decoding for transformers' ``generate`` on CUDA, shared by every local model that writes text.
+
+- ``decode_graphs``: each one-token decoding step over a static KV cache replayed as a CUDA graph
+  (``DecodeGraphs`` stands in for the model's ``forward``), behind a gate that captures only when
+  nothing else uses the GPU (``capture_gate``, ``Placement.gpu_to_itself``);
+- ``greedy_loop``: for greedy search, the whole step (forward, token choice, next inputs) one graph.
+
+Used by the description families (``analyzers/vlm/families/hf.py``) and fusion's ``transformers``
+backend (``framework/llm/transformers_backend.py``). Nothing here imports torch at module level.
+"""
