@@ -7,7 +7,8 @@ The plan is the one thing the executor (``framework.executor``) follows:
   smaller model listed in the manifest), and the largest batch whose working memory fits;
 - GPU analyzers are grouped into ordered **waves per device**: the models of one wave are loaded
   together and the sum of their VRAM estimates never exceeds that device's budget; an analyzer
-  goes into a wave after the waves of the GPU analyzers it depends on;
+  goes into a wave after the waves of the GPU analyzers it depends on; within a wave the one with
+  the longest measured time loads and starts first;
 - CPU analyzers run beside the waves, as soon as what they depend on has finished;
 - an analyzer that fits in no variant is reported ``unplanned`` with the reason and the variant
   (and budget) that would fit; with no GPU, a GPU analyzer that has a CPU path runs on the CPU
@@ -156,7 +157,9 @@ class Plan:
         return {n: p.device for n, p in self.placements.items()}
 
     def lanes(self) -> dict[str, list[str]]:
-        """Per GPU, its analyzers in the order the executor admits them (wave by wave)."""
+        """Per GPU, its analyzers in the order the executor admits and loads them: wave by wave, and
+        within a wave the longest estimated run first (the critical path starts soonest; analyzers
+        with no estimate keep their order, after those with one)."""
         lanes: dict[str, list[str]] = {}
         for wave in sorted(self.waves, key=lambda w: (w.index, w.device)):
             lanes.setdefault(wave.device, []).extend(wave.gpu)
@@ -323,6 +326,8 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
     # co-loading small models must not starve the big one of its batch
     need = {n: _reservation(by_name[n], chosen[n], largest) for n in chosen}
     waves = _waves([n for n in order if n in chosen], by_name, need, gpus, budgets)
+    for w in waves:  # the longest (measured) first: loads take turns, so they also start first
+        w.gpu.sort(key=lambda n: -(seconds.get(n) or 0.0))
     wave_of = {n: w for w in waves for n in w.gpu}
     for w in waves:  # batch caps: the reservation plus a share of what the wave leaves spare
         batching = [n for n in w.gpu if by_name[n].item_vram_mb > 0]

@@ -82,6 +82,19 @@ def test_dependent_gpu_analyzer_goes_in_a_later_wave():
     assert _waves_of(p)["b"][1] > _waves_of(p)["a"][1]
 
 
+def test_within_a_wave_the_longest_measured_analyzer_is_admitted_and_loaded_first():
+    """Loads take turns, so the lane's order is when each can start: end to end on an H200 Whisper,
+    the longest analyzer, loaded last of nine (alphabetical) and started 25 s into the run."""
+    demands = [Demand("audio_env", "gpu", 900, gpu_seconds=6.0), Demand("emotion", "gpu", 1000),
+               Demand("vlm", "gpu", 18000, gpu_seconds=69.0), Demand("whisper", "gpu", 1000, gpu_seconds=72.0),
+               Demand("yolo", "gpu", 1500, gpu_seconds=39.0), Demand("late", "gpu", 900, ("whisper",), gpu_seconds=99.0)]
+    p = plan(demands, 135_000, ["cuda:0"])
+    assert [w.gpu for w in p.waves] == [["whisper", "vlm", "yolo", "audio_env", "emotion"], ["late"]]
+    assert p.lanes() == {"cuda:0": ["whisper", "vlm", "yolo", "audio_env", "emotion", "late"]}
+    unmeasured = plan([Demand(d.name, "gpu", d.vram_mb, d.depends_on) for d in demands], 135_000, ["cuda:0"])
+    assert unmeasured.lanes()["cuda:0"] == ["audio_env", "emotion", "vlm", "whisper", "yolo", "late"]  # as given
+
+
 def test_two_gpus_share_the_work_with_a_budget_check_each():
     demands = [Demand(f"m{i}", "gpu", 7000) for i in range(4)]
     p = plan(demands, 12000, ["cuda:0", "cuda:1"])
