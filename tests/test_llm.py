@@ -25,6 +25,20 @@ MESSAGES = [{"role": "system", "content": "You summarize videos."},
             {"role": "user", "content": "Scene 1 [0.0-4.0 s] speech: hello. Summarize."}]
 
 
+#: prompts of different lengths (they pad differently in a batch)
+CHATS = [[{"role": "user", "content": "Scene " + "hello " * n + "Summarize."}] for n in (1, 9, 4)]
+
+
+def spread_weights(backend: TransformersBackend) -> None:
+    """Weights far from the tiny model's near-uniform start, so that prompts lead to different answers."""
+    import torch
+
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in backend.model.parameters():
+            p.normal_(0, 0.5) if p.dim() > 1 else None
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return make_tiny_chat_model(tmp_path_factory.mktemp("llm") / "tiny-chat")
@@ -81,11 +95,8 @@ def test_independent_chats_are_generated_in_padded_batches_with_the_answers_of_o
     try:
         import torch
 
-        torch.manual_seed(3)
-        with torch.no_grad():  # weights far from the tiny model's near-uniform start, so prompts matter
-            for p in backend.model.parameters():
-                p.normal_(0, 0.5) if p.dim() > 1 else None
-        chats = [[{"role": "user", "content": "Scene " + "hello " * n + "Summarize."}] for n in (1, 9, 4)]
+        spread_weights(backend)
+        chats = CHATS
         alone = [backend.generate(c, max_new_tokens=10) for c in chats]
         assert len(set(alone)) > 1  # the prompts lead to different answers: a mix-up would show
         calls = []
@@ -119,14 +130,9 @@ def test_on_a_gpu_decoding_steps_replay_as_cuda_graphs_with_the_answers_of_plain
     backend = TransformersBackend({"model": str(tiny_model), "device": "cpu", "max_batch": 2})
     backend.load()
     try:
-        import torch
-
         assert backend.graphs is None and backend.cuda_graphs is None
-        torch.manual_seed(3)
-        with torch.no_grad():  # weights far from the tiny model's near-uniform start, so prompts matter
-            for p in backend.model.parameters():
-                p.normal_(0, 0.5) if p.dim() > 1 else None
-        chats = [[{"role": "user", "content": "Scene " + "hello " * n + "Summarize."}] for n in (1, 9, 4)]
+        spread_weights(backend)
+        chats = CHATS
         alone = [backend.generate(c, max_new_tokens=10) for c in chats]
         batched = backend.generate_many(chats, max_new_tokens=10)
         assert len(set(alone)) > 1
@@ -157,17 +163,14 @@ def test_real_cuda_graphs_give_the_answers_of_plain_decoding(tiny_model):
 
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    chats = [[{"role": "user", "content": "Scene " + "hello " * n + "Summarize."}] for n in (1, 9, 4)]
+    chats = CHATS
     answers, info = {}, None
     for graphs in (False, True):
         backend = TransformersBackend({"model": str(tiny_model), "device": "cuda", "dtype": "float32",
                                        "max_batch": 2, "cuda_graphs": graphs})
         backend.load()
         try:
-            torch.manual_seed(3)
-            with torch.no_grad():
-                for p in backend.model.parameters():
-                    p.normal_(0, 0.5) if p.dim() > 1 else None
+            spread_weights(backend)
             answers[graphs] = ([backend.generate(c, max_new_tokens=12) for c in chats],
                                backend.generate_many(chats, max_new_tokens=12))
             info = backend.cuda_graphs
