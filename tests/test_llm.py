@@ -145,12 +145,13 @@ def test_on_a_gpu_decoding_steps_replay_as_cuda_graphs_with_the_answers_of_plain
         # per generate (3 alone, 2 batches): transformers takes 3 tokens, the loop 7: one as is,
         # then 6 replayed from one capture
         assert info == {"used": True, "captures": 5, "replayed_steps": 5 * 6, "steps_while_gpu_shared": 0,
-                        "greedy_loop": True}, info
+                        "greedy_loop_calls": 5}, info
         assert backend.graphs._graph is None and backend.notes == []
 
         backend._loop_ok = False  # transformers' loop, each forward replayed
         assert [backend.generate(c, max_new_tokens=10) for c in chats] == alone
-        assert backend.cuda_graphs["captures"] == 8 and backend.notes == []
+        assert backend.cuda_graphs["captures"] == 8 and backend.cuda_graphs["greedy_loop_calls"] == 5
+        assert backend.notes == []
     finally:
         backend.close()
 
@@ -178,7 +179,7 @@ def test_real_cuda_graphs_give_the_answers_of_plain_decoding(tiny_model):
         finally:
             backend.close()
     assert answers[True] == answers[False]
-    assert info is not None and info["greedy_loop"] and info["captures"] == 5 and info["replayed_steps"] == 5 * 8
+    assert info is not None and info["greedy_loop_calls"] == 5 and info["captures"] == 5 and info["replayed_steps"] == 5 * 8
 
 
 def test_a_model_that_refuses_the_static_cache_decodes_without_it_and_says_so(tiny_model, monkeypatch):

@@ -107,6 +107,7 @@ class TransformersBackend(LLMBackend):
         self.gpu_to_itself: Callable[[], ContextManager[bool]] | None = None
         self._static_ok = True
         self._loop_ok = True
+        self.loop_calls = 0  # generations done in the graphed greedy loop
 
     # --- availability and loading ---------------------------------------------------
     def check_available(self) -> str | None:
@@ -176,8 +177,9 @@ class TransformersBackend(LLMBackend):
 
     @property
     def cuda_graphs(self) -> dict[str, Any] | None:
-        """What the graphs did (captures, replayed steps, steps while the GPU was shared); None off a GPU."""
-        return None if self.graphs is None else {**self.graphs.summary(), "greedy_loop": self._loop_ok}
+        """What the graphs did (captures, replayed steps, steps while the GPU was shared, generations in
+        the greedy loop); None off a GPU."""
+        return None if self.graphs is None else {**self.graphs.summary(), "greedy_loop_calls": self.loop_calls}
 
     def close(self) -> None:
         if self.model is None:
@@ -281,6 +283,7 @@ class TransformersBackend(LLMBackend):
                     raise
                 out, why = None, f"the graphed loop failed ({type(exc).__name__}: {str(exc)[:160]})"
             if out is not None:
+                self.loop_calls += 1
                 return out
             self._loop_ok = False
             self.notes.append(f"decoding in transformers' loop (each forward still a CUDA graph): {why}")
