@@ -92,7 +92,7 @@ def _in_order(fn: Callable[[_T], _R], items: Iterable[_T], workers: int | None =
     from concurrent.futures import ThreadPoolExecutor
 
     pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cut-analysis") as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cut_analysis-worker") as pool:
         try:
             for item in items:
                 pending.append(pool.submit(fn, item))

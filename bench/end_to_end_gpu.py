@@ -455,6 +455,8 @@ def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env:
            "--offline", "--json", "--vram-budget", args.vram_budget]
     if not args.device.startswith(("cuda", "gpu")):
         cli += ["--devices", "cpu"]
+    if args.profile:
+        cli += ["--profile", args.profile]  # run/profiles/NAME.txt: where each spent its time in the run
     gnu_time = shutil.which("time", path="/usr/bin:/bin")
     cmd = ([gnu_time, "-v", "-o", str(work / "time.txt")] if gnu_time else []) + cli
     print(f"  $ {' '.join(cmd)}", flush=True)
@@ -652,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=720)
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--vram-budget", default="auto", help="passed to framework run (auto, 24GB, ...)")
+    ap.add_argument("--profile", default=None, metavar="NAMES",
+                    help="passed to framework run: sample these analyzers' stacks (run/profiles/NAME.txt)")
     ap.add_argument("--gil-switch-ms", type=float, default=None,
                     help="FRAMEWORK_GIL_SWITCH_MS for the timed command (experimental; default: Python's 5 ms)")
     ap.add_argument("--deadline", type=float, default=570.0,

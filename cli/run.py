@@ -102,13 +102,17 @@ def gpu_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                    "local Ray). Every node must see the videos and run folders at the same paths.")
 @click.option("--ray-cpus", "ray_cpus", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --executor ray and no --address: CPUs of the local Ray, e.g. --ray-cpus 8 (default: all).")
+@click.option("--profile", "profile", default=None, metavar="NAMES",
+              help="Comma list: sample where these analyzers spend their time in the run and write it to "
+                   "<run folder>/profiles/NAME.txt and NAME.folded (a flame graph's input), e.g. "
+                   "--profile speech_transcription. They are run again even when finished.")
 @user_errors
 def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | None, skip: str | None,
             out_dir: Path | None, as_json: bool, no_resume: bool, strict: bool, keep_cache: bool,
             jobs: int | None, vram_budget: str | None, devices: str | None, no_progress: bool,
             video_stream: int | None, audio_stream: int | None, offline: bool, library: Path | None,
             no_library: bool, verbose: bool, executor: str = "local", address: str | None = None,
-            ray_cpus: int | None = None) -> None:
+            ray_cpus: int | None = None, profile: str | None = None) -> None:
     """Analyze one or more videos with the analyzers enabled in registry.yaml.
 
     VIDEOS are files, folders (searched recursively for video and audio files) and glob
@@ -127,6 +131,7 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
       framework run two-angles.mp4 --video-stream 3 --audio-stream 4
       framework run footage/ "clips/**/*.mov" --library ~/videos/library.db
       framework run footage/ --executor ray --address 10.0.0.5:6379
+      framework run film.mkv --profile speech_transcription,qwen2_vl_temporal
     """
     from framework.library.batch import FinishedRuns
     from framework.library.inputs import expand_inputs
@@ -147,11 +152,11 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
             _ray_receipts.append(receipt)
             return outcomes, code
     outcomes, code = many(inputs, registry_path=registry_path, only=_names(only),
-                          finished=None if no_resume else done.check, skip=_names(skip), out_dir=out_dir,
+                          finished=None if no_resume or profile else done.check, skip=_names(skip), out_dir=out_dir,
                           resume=not no_resume, strict=strict,
                           keep_cache=keep_cache, jobs=jobs, vram_budget=vram_budget, devices=_names(devices),
                           video_stream=video_stream, audio_stream=audio_stream, offline=offline,
-                          progress=not no_progress and not as_json)
+                          progress=not no_progress and not as_json, profile=_names(profile))
     report = []
     for o in outcomes:
         if o.result is None:

@@ -77,10 +77,11 @@ class AnalyzerCall:
 
     def __init__(self, analyzer: Analyzer, inputs: AnalyzerInputs | Callable[[], AnalyzerInputs | str],
                  device: str, host: "PluginHost | None" = None, models: dict[str, Path] | None = None, *,
-                 save_traceback: Callable[[str], str] | None = None):
+                 save_traceback: Callable[[str], str] | None = None, profile_to: Path | None = None):
         self.analyzer, self.inputs, self.device, self.host = analyzer, inputs, device, host
         self.models = models or {}
         self.save_traceback = save_traceback
+        self.profile_to = profile_to  # stem of the files where analyze()'s stacks are reported (--profile)
         self.started = time.time()
         self.t0 = time.perf_counter()
         self.failure: CallInfo[Any] | None = None
@@ -100,12 +101,27 @@ class AnalyzerCall:
         if isinstance(inputs, str):  # an upstream analyzer is not ok after all
             self.status, self.reason = "skipped", inputs
             return CallInfo("analyze", None, None, None, 0.0)
-        info = CallInfo.from_call(lambda: _checked(self.analyzer, self.analyzer.analyze(inputs)), "analyze")
+        def run() -> Any:
+            return _checked(self.analyzer, self.analyzer.analyze(inputs))
+
+        info = CallInfo.from_call(run if self.profile_to is None else lambda: self._sampled(run), "analyze")
         if info.failed:
             self.failure = info
         else:
             self.result = info.result
         return info
+
+    def _sampled(self, run: Callable[[], Any]) -> Any:
+        """``run()`` with the stacks of this thread and the analyzer's own threads sampled (``StackSampler``)."""
+        from .stack_sampler import StackSampler
+
+        sampler = StackSampler(self.analyzer.name)
+        try:
+            with sampler:
+                return run()
+        finally:
+            report = sampler.write(self.profile_to)[0]  # type: ignore[arg-type]
+            logger.info("%s: where analyze() spent its time: %s", self.analyzer.name, report)
 
     def unload(self) -> CallInfo[Any]:
         self.unload_info = CallInfo.from_call(self.analyzer.unload, "unload")

@@ -102,7 +102,7 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
             load_entrypoints: bool = True, keep_cache: bool = False, jobs: int | None = None,
             vram_budget_gb: float | None = None, vram_budget: str | float | None = None,
             devices: list[str] | None = None, video_stream: int | None = None,
-            audio_stream: int | None = None, offline: bool = False) -> RunResult:
+            audio_stream: int | None = None, offline: bool = False, profile: list[str] | None = None) -> RunResult:
     """Analyze one video with the enabled analyzers and write its run folder.
 
     ``offline``: never download a model (also when ``HF_HUB_OFFLINE=1``); an analyzer whose model
@@ -116,11 +116,18 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
     reserve; the default, also when registry.yaml's ``vram_budget_gb`` is null). ``devices``: the
     GPUs to use (``["cuda:0", "cuda:1"]``; default all). See ``framework.devices``.
 
+    ``profile``: analyzers whose ``analyze()`` is sampled (``framework.stack_sampler``; the report in
+    ``<run folder>/profiles/``); they are run again even when a finished track could be reused.
+
     :raises framework.errors.InputError: the file cannot be analyzed (missing, empty, not media).
     :raises framework.errors.ConfigError: registry.yaml or ``only``/``skip`` name unknown analyzers.
     """
     path = Path(video)
     registry, host, configured, selected = _configure(registry_path, registry, host, load_entrypoints, only, skip)
+    for name in profile or ():
+        if name not in selected:
+            raise ConfigError(f"--profile {name}: not an analyzer of this run (it runs: {', '.join(selected)}); "
+                              "check the name, --only/--skip and registry.yaml")
     exports = registry.select_exporters(host.exporters)  # registry.yaml's exports: (checked before decoding)
     warm_up_imports(select_exporters(list(host.exporters.values()), exports))  # e.g. OpenTimelineIO, while decoding
 
@@ -133,7 +140,8 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
     budget = vram_budget if vram_budget is not None else (
         vram_budget_gb if vram_budget_gb is not None else registry.config.vram_budget_gb)
     run = _Run(path, meta, run_dir, host, selected, configured, resume, progress,
-               jobs or min(4, os.cpu_count() or 1), budget, offline=offline, devices=devices, exports=exports)
+               jobs or min(4, os.cpu_count() or 1), budget, offline=offline, devices=devices, exports=exports,
+               profile=profile)
     cache_owner.sweep(run_dir.resolve().parent)  # caches of killed runs in this output root
     cache_owner.claim(run.cache_dir)
     try:
@@ -281,8 +289,10 @@ class _Run:
     def __init__(self, path: Path, meta: VideoMeta, run_dir: Path, host: PluginHost,
                  selected: list[str], configured: dict[str, ConfiguredAnalyzer], resume: bool,
                  progress: bool, jobs: int, vram_budget: str | float | None, offline: bool = False,
-                 devices: list[str] | None = None, exports: list[str] | None = None):
+                 devices: list[str] | None = None, exports: list[str] | None = None,
+                 profile: list[str] | None = None):
         self.path, self.meta, self.run_dir, self.host = path, meta, run_dir, host
+        self.profile = set(profile or ())
         self.offline = offline
         self.configured, self.resume, self.show_progress, self.jobs = configured, resume, progress, jobs
         try:
@@ -417,7 +427,8 @@ class _Run:
             self.keys[name] = self._key(name)
         to_run: list[str] = []
         for name in order:  # dependency order: an upstream's fate is known before its dependents
-            cached = None if any(d in to_run for d in self.deps[name]) else self._cached(name)
+            rerun = name in self.profile or any(d in to_run for d in self.deps[name])
+            cached = None if rerun else self._cached(name)
             if cached is not None:
                 self.tracks[name] = cached
                 self.reused.append(name)
@@ -714,7 +725,8 @@ class _Run:
 
         a.placement = placement
         return AnalyzerCall(a, inputs, placement.device, self.host, models,
-                            save_traceback=functools.partial(self._save_traceback, name))
+                            save_traceback=functools.partial(self._save_traceback, name),
+                            profile_to=self.run_dir / "profiles" / name if name in self.profile else None)
 
     def _upstream_problem(self, name: str) -> str | None:
         blocked = self._blocked_upstream(name, finished=True)

@@ -120,7 +120,8 @@ def test_at_the_deadline_the_command_is_interrupted_and_the_report_reads_the_tra
                     "> run/tracks/cut_analysis.json\ntrap 'echo stopped >&2; exit 130' INT\n"
                     "while true; do sleep 0.1; done\n")
     fake.chmod(0o755)
-    args = e2e.argparse.Namespace(python=str(fake), device="cpu", vram_budget="auto", deadline=1.0)
+    args = e2e.argparse.Namespace(python=str(fake), device="cpu", vram_budget="auto", deadline=1.0,
+                                  profile=None)
     run = e2e.run_cli(args, tmp_path, "clip.mp4", "registry.yaml", dict(os.environ), timeout=1.0)
     assert run["rc"].startswith("interrupted after 1 s") and "stopped" in run["stderr"]
     tracks = e2e.saved_tracks(Path(run["run_dir"]))

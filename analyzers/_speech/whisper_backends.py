@@ -201,7 +201,7 @@ class OpenAIWhisper(WhisperBackend):
 
         self.model.decode = lockstep.decode  # an instance attribute: transcribe calls model.decode(segment, options)
         try:
-            with concurrent.futures.ThreadPoolExecutor(len(audios), thread_name_prefix="whisper-window") as pool:
+            with concurrent.futures.ThreadPoolExecutor(len(audios), thread_name_prefix="speech_transcription-window") as pool:
                 futures = [pool.submit(lockstep.run, transcribe_one, a) for a in audios]
                 return [f.result() for f in futures]
         finally:
