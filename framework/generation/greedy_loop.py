@@ -281,6 +281,21 @@ def generate(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]
     return sequences[:, :n_prompt + finished_at(sequences[:, n_prompt:], eos)], None
 
 
+def generate_or_note(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]) -> tuple[Any, str | None]:
+    """``generate``, for a caller that falls back to transformers' loop: (the sequences, None), or
+    (None, the note to record) when the loop cannot do this model's decoding or failed on its own.
+    Running out of device memory is raised (the caller splits the batch)."""
+    from ..device_step import is_out_of_memory
+
+    try:
+        out, why = generate(model, graphs, inputs, kw)
+    except Exception as exc:  # noqa: BLE001 - the loop's own failure: transformers' loop does the batch
+        if is_out_of_memory(exc):
+            raise
+        out, why = None, f"the graphed loop failed ({type(exc).__name__}: {str(exc)[:160]})"
+    return out, None if why is None else f"decoding in transformers' loop (each forward still a CUDA graph): {why}"
+
+
 def finished_at(new_tokens: Any, eos: list[int]) -> int:
     """How many of ``new_tokens``' columns transformers would have returned: up to and including
     the column in which the last row ended (all of them when a row never ends)."""
@@ -295,4 +310,4 @@ def finished_at(new_tokens: Any, eos: list[int]) -> int:
 
 
 __all__ = ["CHECK_EVERY", "GreedyLoop", "PREFIX_TOKENS", "Rule", "advance", "effective_config", "eligible",
-           "finished_at", "generate", "learn", "same_inputs", "stop_after"]
+           "finished_at", "generate", "generate_or_note", "learn", "same_inputs", "stop_after"]

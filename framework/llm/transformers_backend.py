@@ -274,20 +274,13 @@ class TransformersBackend(LLMBackend):
         from ..generation import decode_graphs, greedy_loop
 
         if self._loop_ok and not kwargs["do_sample"]:
-            try:
-                out, why = greedy_loop.generate(self.model, self.graphs, inputs, kwargs)
-            except Exception as exc:  # noqa: BLE001 - the loop's own failure: transformers' loop answers
-                from ..device_step import is_out_of_memory
-
-                if is_out_of_memory(exc):
-                    raise
-                out, why = None, f"the graphed loop failed ({type(exc).__name__}: {str(exc)[:160]})"
-            if out is not None:
+            out, note = greedy_loop.generate_or_note(self.model, self.graphs, inputs, kwargs)
+            if note is None:
                 self.loop_calls += 1
                 return out
             self._loop_ok = False
-            self.notes.append(f"decoding in transformers' loop (each forward still a CUDA graph): {why}")
-            logger.info("summary model %s: decoding in transformers' loop: %s", self.options.model, why)
+            self.notes.append(note)
+            logger.info("summary model %s: %s", self.options.model, note)
         with decode_graphs.stop_check_one_step_late():
             return self.model.generate(**inputs, **kwargs)
 

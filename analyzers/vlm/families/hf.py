@@ -219,16 +219,11 @@ class HFFamily(Family):
     def _generate_in_loop(self, inputs: dict[str, Any], kw: dict[str, Any]) -> Any:
         """Greedy decoding in ``greedy_loop``. None when this model's decoding is not one the loop
         does (noted once; transformers' loop then does it, here and for every later batch)."""
-        try:
-            out, why = greedy_loop.generate(self.model, self.graphs, inputs, kw)
-        except Exception as exc:  # noqa: BLE001 - the loop's own failure: transformers' loop does the batch
-            if is_out_of_memory(exc):
-                raise
-            out, why = None, f"the graphed loop failed ({type(exc).__name__}: {str(exc)[:160]})"
-        if why is not None:
+        out, note = greedy_loop.generate_or_note(self.model, self.graphs, inputs, kw)
+        if note is not None:
             self._loop_ok = False
-            self.notes.append(f"decoding in transformers' loop (each forward still a CUDA graph): {why}")
-            logger.info("%s: decoding in transformers' loop: %s", self.name, why)
+            self.notes.append(note)
+            logger.info("%s: %s", self.name, note)
         return out
 
     def decode(self, outputs: Any, prepared: dict[str, Any]) -> list[Answer]:
