@@ -81,6 +81,9 @@ class SpeechTranscription(BatchedAnalyzer):
     device = "auto"
     depends_on = ("voice_activity",)
     provides = ("transcript",)
+    # token by token, each step waiting for its result: on a GPU shared with the VLM and YOLO its
+    # small kernels go first (framework.work_streams)
+    gpu_stream_priority = "high"
     batch_size = CPU_BATCH
     prefetch = 2
     preprocess_threads = 1

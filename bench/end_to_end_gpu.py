@@ -412,6 +412,21 @@ def refind_bundled(models: dict[str, dict[str, Any]]) -> None:
                 models[mid] = entry
 
 
+def registry_without(registry: Path, names: list[str]) -> Path:
+    """A copy of ``registry`` with ``names`` disabled (beside it, ``registry_without.yaml``)."""
+    import yaml
+
+    data = yaml.safe_load(registry.read_text())
+    unknown = [n for n in names if n not in data["analyzers"]]
+    if unknown:
+        raise SystemExit(f"--disable: {', '.join(unknown)} not in {registry} (it has: {', '.join(data['analyzers'])})")
+    for n in names:
+        data["analyzers"][n]["enabled"] = False
+    out = registry.with_name("registry_without.yaml")
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
 # --- step 2: the timed command ---------------------------------------------------------------------------
 class TreePeak:
     """Polls the summed resident memory of a process and its children (psutil) every 0.2 s."""
@@ -658,6 +673,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="passed to framework run: sample these analyzers' stacks (run/profiles/NAME.txt)")
     ap.add_argument("--gil-switch-ms", type=float, default=None,
                     help="FRAMEWORK_GIL_SWITCH_MS for the timed command (experimental; default: Python's 5 ms)")
+    ap.add_argument("--work-streams", choices=("on", "off"), default="on",
+                    help="off: FRAMEWORK_WORK_STREAMS=0 for the timed command (every analyzer on the default CUDA "
+                         "stream, as before the tenth session), to compare")
+    ap.add_argument("--disable", default="", metavar="NAMES",
+                    help="with --reuse: time the command with these analyzers disabled in the registry (a "
+                         "diagnosis: what the others take without them); the report says which")
     ap.add_argument("--deadline", type=float, default=570.0,
                     help="seconds from the start by which the report must be written: the timed command is killed "
                          "in time for it (the GPU tool stops a call at 600 s)")
@@ -687,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     env = child_env(work)
     if args.gil_switch_ms is not None:
         env["FRAMEWORK_GIL_SWITCH_MS"] = f"{args.gil_switch_ms:g}"
+    if args.work_streams == "off":
+        env["FRAMEWORK_WORK_STREAMS"] = "0"
     t0 = time.perf_counter()
     print(f"[1/3] prepare (packages, set, clip, models) in {work}", flush=True)
     prep_cmd = [sys.executable, str(Path(__file__).resolve()), "--prepare-only", "--work", str(work)] + \
@@ -713,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
         refind_bundled(prep["models"])
     print(f"      prepared in {time.perf_counter() - t0:.1f} s (clip {prep['clip']['make_s']} s, models {prep['seed_s']} s)",
           flush=True)
+    if args.disable:
+        prep["registry"] = str(registry_without(Path(prep["registry"]), args.disable.split(",")))
     print("[2/3] the timed command", flush=True)
     timeout = max(30.0, args.deadline - (time.perf_counter() - t0) - 10.0)
     run = run_cli(args, work, prep["clip"]["path"], prep["registry"], env, timeout)

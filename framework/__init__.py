@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .process_workers import ProcessWorkers, WorkerError
     from .streams import AUDIO_SAMPLE_RATE, AudioTrack, FrameSpec, FrameStream
     from .timeline import Event, ModelRef, Series, Timeline, Track, VideoMeta, tracks_providing
+    from .work_streams import carry as carry_work_stream
 
 # The public names load on first use (PEP 562), so ``import framework`` (and ``framework
 # --version``) does not pay for numpy and pydantic; ``from framework import Analyzer`` works as before.
@@ -30,14 +31,18 @@ _LAZY = {
     **dict.fromkeys(("AUDIO_SAMPLE_RATE", "AudioTrack", "FrameSpec", "FrameStream"), ".streams"),
     **dict.fromkeys(("Event", "ModelRef", "Series", "Timeline", "Track", "VideoMeta", "tracks_providing"),
                     ".timeline"),
+    "carry_work_stream": ".work_streams",
 }
+
+
+_RENAMED = {"carry_work_stream": "carry"}  # public name -> the name in its module
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'framework' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = getattr(importlib.import_module(module, __name__), _RENAMED.get(name, name))
     globals()[name] = value
     return value
 
@@ -49,5 +54,5 @@ __all__ = [
     "AUDIO_SAMPLE_RATE", "Analyzer", "AnalyzerInputs", "AnalyzerUnavailable", "AudioTrack",
     "BatchedAnalyzer", "Deferred", "DeviceOutOfMemory", "ProcessWorkers", "StepReceipt", "WorkerError",
     "Event", "FrameSpec", "FrameStream", "ModelRef", "Series", "Timeline", "Track", "VideoMeta",
-    "hookimpl", "tracks_providing", "__version__",
+    "carry_work_stream", "hookimpl", "tracks_providing", "__version__",
 ]

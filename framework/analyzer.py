@@ -115,6 +115,10 @@ class Analyzer:
     - ``models``: manifest ids of the models it loads. The runner resolves them to local paths
       (``load(device, models)``); an uncached model makes the track ``skipped`` with the
       ``framework models pull`` command, unless ``models_optional`` is True.
+    - ``gpu_stream_priority``: ``"high"`` for GPU work made of many small steps that each wait
+      for their result (token-by-token decoding with a small model): beside large models on one
+      GPU its kernels are started first as the GPU frees up, so each wait stays short. A large
+      model's batched work gains nothing from it and would hold the others back.
     - ``provides``: the capabilities its track offers, so outputs, fusion and other analyzers
       find what they need by what a track *is*, not by an analyzer's name (a third-party cut
       detector providing ``"shots"`` feeds the shot list, cuts.csv/.edl and the per-shot
@@ -159,6 +163,10 @@ class Analyzer:
     models_optional: ClassVar[bool] = False  # True: run even when a model is not cached
     provides: ClassVar[tuple[str, ...]] = ()  # capabilities: "shots", "scenes", "transcript", ...
     enabled_by_default: ClassVar[bool] = True
+    # "high": its GPU work is many small steps that each wait for their result (a small model
+    # decoding token by token); on a GPU it shares, its kernels go ahead of the others' queued ones
+    # (a CUDA stream of higher priority, ``framework.work_streams``). "normal" for the rest.
+    gpu_stream_priority: ClassVar[Literal["normal", "high"]] = "normal"
     # built-ins ported from the system this framework replaces (seed 004): "active" or "disabled"
     # there; shown in docs/analyzers.md. None for analyzers that system did not have.
     original_status: ClassVar[str | None] = None

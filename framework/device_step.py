@@ -57,6 +57,7 @@ from typing import Any, ClassVar, Iterable
 
 from .analyzer import Analyzer, AnalyzerInputs
 from .timeline import Track
+from .work_streams import carry
 
 logger = logging.getLogger(__name__)
 
@@ -92,10 +93,12 @@ def free_device_memory(device: str) -> None:
 
 
 def synchronize(device: str) -> None:
-    """Wait for the device's queued work, so a timer around ``forward`` measures the device's time."""
+    """Wait for the work this thread queued on ``device`` (its current stream: the analyzer's own,
+    ``framework.work_streams``), so a timer around ``forward`` measures the device's time for it
+    without waiting for what other analyzers queued."""
     torch = _cuda(device)
     if torch is not None:
-        torch.cuda.synchronize(device)
+        torch.cuda.current_stream(torch.device(device)).synchronize()
 
 
 @dataclass
@@ -204,6 +207,7 @@ def run_batches(analyzer: BatchedAnalyzer, inputs: AnalyzerInputs, receipt: Step
             raise ValueError(f"{analyzer.name}.postprocess returned {len(out)} results for {len(items)} items")
         return out, time.perf_counter() - t0
 
+    pre, post = carry(pre), carry(post)  # the worker threads queue CUDA work on the analyzer's stream too
     pre_pool = cf.ThreadPoolExecutor(max(1, analyzer.preprocess_threads), thread_name_prefix=f"{analyzer.name}-pre")
     post_pool = cf.ThreadPoolExecutor(1, thread_name_prefix=f"{analyzer.name}-post")
     queued: collections.deque[cf.Future] = collections.deque()

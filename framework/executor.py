@@ -22,6 +22,12 @@ The executor follows the plan and nothing else:
   The peak each analyzer allocated is measured (``measured_alone`` says whether it had the GPU to
   itself, the only case in which the figure is its own) and handed back in the receipt; the
   runner stores it for later plans (``framework.measurements``).
+- **A stream per analyzer.** Each attempt of a GPU analyzer gets its own CUDA stream, current
+  in its load, analyze and unload (``framework.work_streams``): the analyzers sharing a GPU queue
+  their kernels apart, and a wait for a result waits for that analyzer's own work, not for
+  everything the others have queued on the device's one default stream. An analyzer whose work
+  is many small waiting steps (``Analyzer.gpu_stream_priority = "high"``) gets a stream of higher
+  priority: its kernels start ahead of the others' queued ones as the GPU frees up.
 - **A GPU to itself.** ``Placement.gpu_to_itself`` lets an analyzer do work that must not overlap
   other analyzers' CUDA calls in this process (capturing a CUDA graph: another thread's
   ``synchronize`` or ``empty_cache`` breaks the capture and fails that thread's analyzer). It says
@@ -49,6 +55,8 @@ from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
 from .scheduler import Demand, Placement, Plan, batch_cap
+from .work_streams import Stream, torch_stream, using
+from .work_streams import wanted as streams_wanted
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +72,10 @@ class DeviceMemory(Protocol):
     def allocated_mb(self, device: str) -> float: ...
 
     def peak_mb(self, device: str) -> float: ...
+
+    def new_stream(self, device: str, high_priority: bool = False) -> Stream:
+        """A work stream of its own on ``device`` for one analyzer (``framework.work_streams``);
+        ``high_priority``: its kernels start before other streams' waiting ones."""
 
 
 class TorchMemory:
@@ -89,6 +101,9 @@ class TorchMemory:
 
     def peak_mb(self, device: str) -> float:
         return self.torch.cuda.max_memory_allocated(device) / 2**20
+
+    def new_stream(self, device: str, high_priority: bool = False) -> Stream:
+        return torch_stream(self.torch, device, high_priority)
 
 
 def expandable_segments(torch: Any) -> bool:
@@ -176,6 +191,7 @@ class Job:
     deps: tuple[str, ...]
     start: Callable[[Placement], Any]
     demand: Demand | None = None
+    high_priority: bool = False  # on a GPU: a CUDA stream of higher priority (``Analyzer.gpu_stream_priority``)
 
 
 @dataclass
@@ -190,6 +206,7 @@ class _State:
     alone: bool = True
     baseline_mb: float = 0.0
     started: float = 0.0  # perf_counter when its first attempt began
+    stream: Stream | None = None  # this attempt's work stream on its GPU (None: the default stream)
 
 
 class Executor:
@@ -412,7 +429,8 @@ class Executor:
 
     def _release(self, st: _State, unload: bool) -> None:
         if unload and st.call is not None and st.loaded:
-            info = st.call.unload()
+            with using(st.stream):
+                info = st.call.unload()
             st.receipt["unload_s"] = round(info.duration_s, 4)
             st.loaded = False
         dev = st.placement.device
@@ -453,6 +471,8 @@ class Executor:
         if not self._begin(st):
             self._release(st, unload=False)
             return "done"
+        new_stream = getattr(self.memory, "new_stream", None) if gpu and streams_wanted() else None
+        st.stream = new_stream(dev, st.job.high_priority) if new_stream is not None else None
         if gpu and self.memory is not None:
             st.baseline_mb = self.memory.allocated_mb(dev)
             self._fold_peak(dev)
@@ -490,10 +510,11 @@ class Executor:
         """Run a load or analyze phase; on Ctrl-C unload what was loaded before stopping."""
         st.loaded = True  # from here on, unload() is owed (also after a failed or half-done load)
         try:
-            if one_at_a_time:
-                with self.load_lock:
-                    return phase()
-            return phase()
+            with using(st.stream):
+                if one_at_a_time:
+                    with self.load_lock:
+                        return phase()
+                return phase()
         except KeyboardInterrupt:
             self._release(st, unload=True)
             raise

@@ -455,7 +455,8 @@ class _Run:
                     bars.update(tasks[name], completed=1.0, description=f"{name} [{track.status}]")
 
             jobs = [Job(n, self.plan.placements[n], tuple(d for d in self.deps[n] if d in to_run),
-                        functools.partial(self._start, n, inputs_base, bars, tasks.get(n)), self.demands.get(n))
+                        functools.partial(self._start, n, inputs_base, bars, tasks.get(n)), self.demands.get(n),
+                        high_priority=self.analyzers[n].gpu_stream_priority == "high")
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
                                 cpu_workers=self.jobs, stop=self.stop)

@@ -418,3 +418,52 @@ def test_the_switch_interval_is_set_for_the_run_only_when_asked(monkeypatch):
     with pytest.raises(ValueError, match="milliseconds above 0"):
         with gil_switch_interval({"FRAMEWORK_GIL_SWITCH_MS": "fast"}):
             pass
+
+
+def test_each_gpu_analyzer_works_on_a_stream_of_its_own_in_every_thread_of_its_work():
+    """load, the device step's preprocessing and postprocessing threads, forward and unload all run
+    on the analyzer's own stream; two analyzers sharing the GPU get two; a CPU analyzer gets none."""
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    a = StandIn.make("a", gpus, {"bf16": 1000}, n_items=6, batch_size=2, step_s=0.01)()
+    b = StandIn.make("b", gpus, {"bf16": 1000}, n_items=6, batch_size=2, step_s=0.01)()
+
+    class Cpu(StandIn.make("cpu_one", gpus, {}, n_items=4, batch_size=2)):
+        device = "cpu"
+
+    c = Cpu()
+    _p, tracks = run_plan([a, b, c], gpus, 10_000)
+    assert all(t.status == "ok" for t in tracks.values())
+    for stand_in in (a, b):
+        phases = {phase for phase, _s in stand_in.streams}
+        assert phases == {"load", "preprocess", "forward", "postprocess", "unload"}, stand_in.streams
+        used = {s for _phase, s in stand_in.streams}
+        assert len(used) == 1 and None not in used, stand_in.streams
+    assert {s for _p, s in a.streams} != {s for _p, s in b.streams}
+    assert {s for _p, s in c.streams} == {None}
+    assert gpus.current_stream() is None  # nothing leaks into the thread that ran the plan
+
+
+def test_a_stream_is_carried_to_another_thread_only_when_asked():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from framework import carry_work_stream
+    from framework.work_streams import using
+
+    gpus = SimulatedGPUs({"cuda:0": 1000})
+    stream = gpus.new_stream("cuda:0")
+    with ThreadPoolExecutor(1) as pool, using(stream):
+        mine = gpus.current_stream()
+        plain = pool.submit(gpus.current_stream).result()
+        carried = pool.submit(carry_work_stream(gpus.current_stream)).result()
+        after = pool.submit(gpus.current_stream).result()  # the worker thread is left as it was
+    assert mine == "cuda:0/stream1" and carried == mine
+    assert plain is None and after is None
+    assert carry_work_stream(len) is len  # no work stream here: nothing to carry
+
+
+def test_work_streams_can_be_turned_off_to_compare(monkeypatch):
+    monkeypatch.setenv("FRAMEWORK_WORK_STREAMS", "0")
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    a = StandIn.make("a", gpus, {"bf16": 1000}, n_items=2, batch_size=1)()
+    _p, tracks = run_plan([a], gpus, 10_000)
+    assert tracks["a"].status == "ok" and {s for _p, s in a.streams} == {None} and gpus.streams_made == 0

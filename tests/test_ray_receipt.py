@@ -6,6 +6,7 @@ process on one simulated GPU.
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,6 +34,8 @@ def one_simulated_gpu(monkeypatch):
     monkeypatch.setattr("framework.executor.TorchMemory", lambda: gpus)
     for name, value in {"is_available": lambda: True, "is_initialized": lambda: True, "device_count": lambda: 1,
                         "synchronize": lambda device=None: None,
+                        # the device step waits for the analyzer's own stream (framework.work_streams)
+                        "current_stream": lambda device=None: SimpleNamespace(synchronize=lambda: None),
                         "reset_peak_memory_stats": lambda device=None: gpus.reset_peak("cuda:0"),
                         "max_memory_reserved": lambda device=None: gpus.peak_mb("cuda:0") * MB,
                         "max_memory_allocated": lambda device=None: gpus.peak_mb("cuda:0") * MB}.items():

@@ -92,6 +92,43 @@ def test_top_level_registry_device_cpu_applies_to_every_analyzer(tmp_path, sampl
     assert LOADED_ON["t_fake_gpu"] == "cpu"
 
 
+def test_each_gpu_analyzer_gets_a_stream_of_its_own_and_a_high_priority_one_when_it_asks(
+        tmp_path, sample_video, monkeypatch):
+    """The runner hands the analyzer's ``gpu_stream_priority`` to the executor: the stepping
+    decoder's stream is of high priority (the simulated stream's name ends in ``!``), the other's not."""
+    from framework.devices import GPUs
+    from framework.testing.devices import SimulatedGPUs
+
+    gpus = SimulatedGPUs({"cuda:0": 8192.0})
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs(
+        ["cuda:0"], {"cuda:0": 8000.0}, {"cuda:0": 8192.0}, {"cuda:0": "simulated"}))
+    monkeypatch.setattr("framework.executor.TorchMemory", lambda: gpus)
+    seen = {}
+
+    class Batch(FakeGpu):
+        name = "t_batch"
+
+        def analyze(self, inputs):
+            seen[self.name] = gpus.current_stream()
+            return self.track()
+
+    class Stepper(Batch):
+        name = "t_stepper"
+        gpu_stream_priority = "high"
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(Batch)
+            register(Stepper)
+
+    reg = load_registry(_write(tmp_path / "registry.yaml", "analyzers:\n  t_batch: {}\n  t_stepper: {}\n"))
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False)
+    assert seen["t_stepper"].startswith("cuda:0/stream") and seen["t_stepper"].endswith("!")
+    assert seen["t_batch"].startswith("cuda:0/stream") and not seen["t_batch"].endswith("!")
+
+
 # --- 3. two inputs with one name --------------------------------------------------------------
 def test_run_dirs_are_unique_and_deterministic():
     videos = [Path("a/clip.mp4"), Path("b/clip.mp4"), Path("c/CLIP.mov"), Path("clip-2.mp4"), Path("x.mp4")]

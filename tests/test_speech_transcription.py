@@ -303,3 +303,40 @@ def test_loaded_on_the_cpu_without_a_plan_the_batch_is_the_cpu_one(tiny_whisper_
     a.load("cpu", {a.model_ids()[0]: tiny_whisper_pt})
     assert a.max_batch_size() == 8
 
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_windows_work_on_the_analyzers_stream_and_decode_as_on_the_default_one(tiny_whisper_pt):
+    """Whisper's window threads carry the analyzer's work stream (``framework.work_streams``): on
+    CUDA, the lockstep batch of windows inside a stream of its own gives the segments and words it
+    gives on the default stream, and its CUDA work ran on that stream."""
+    import torch
+
+    from analyzers._speech.whisper_backends import DecodeOptions, OpenAIWhisper
+    from framework.work_streams import torch_stream, using
+    from speech_fixtures import formant_speech
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    backend = OpenAIWhisper()
+    backend.load(tiny_whisper_pt, "cuda", None)
+    audios = [formant_speech(d, seed=i).samples for i, d in enumerate((4.0, 7.0, 2.5))]
+    opts = DecodeOptions(language="en", beam_size=2, max_new_tokens=12, temperatures=(0.0, 0.4),
+                         no_speech_threshold=None, compression_ratio_threshold=None, logprob_threshold=None)
+    plain = backend.transcribe(audios, opts)
+    seen = set()
+    decode_batch = backend._decode_batch
+
+    def recording(mels, options):
+        seen.add(torch.cuda.current_stream().cuda_stream)
+        return decode_batch(mels, options)
+
+    backend._decode_batch = recording
+    with using(torch_stream(torch, "cuda:0")):
+        mine = torch.cuda.current_stream().cuda_stream
+        streamed = backend.transcribe(audios, opts)
+    assert seen == {mine} and mine != torch.cuda.default_stream().cuda_stream
+    assert [[(s.text, s.tokens, s.start, s.end) for s in w] for w in streamed] == \
+        [[(s.text, s.tokens, s.start, s.end) for s in w] for w in plain]
+    assert [[[(x.text, x.start, x.end) for x in s.words] for s in w] for w in streamed] == \
+        [[[(x.text, x.start, x.end) for x in s.words] for s in w] for w in plain]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from framework import AUDIO_SAMPLE_RATE, AnalyzerUnavailable
+from framework import AUDIO_SAMPLE_RATE, AnalyzerUnavailable, carry_work_stream
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,10 @@ class OpenAIWhisper(WhisperBackend):
         self.model.decode = lockstep.decode  # an instance attribute: transcribe calls model.decode(segment, options)
         try:
             with concurrent.futures.ThreadPoolExecutor(len(audios), thread_name_prefix="speech_transcription-window") as pool:
-                futures = [pool.submit(lockstep.run, transcribe_one, a) for a in audios]
+                # the windows' CUDA work (mels, word alignment, and the batched decodes, which run in
+                # whichever window leads) goes to this analyzer's stream, as in the analyzer's own thread
+                run = carry_work_stream(lockstep.run)
+                futures = [pool.submit(run, transcribe_one, a) for a in audios]
                 return [f.result() for f in futures]
         finally:
             del self.model.decode

@@ -12,9 +12,10 @@ records what happened when, so tests can assert just-in-time loading, overlap an
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, ContextManager, Iterator
 
 from ..analyzer import AnalyzerInputs
 from ..device_step import BatchedAnalyzer, DeviceOutOfMemory
@@ -31,6 +32,8 @@ class SimulatedGPUs:
         self.peak = {d: 0.0 for d in capacity_mb}
         self.log: list[tuple[float, str, str, str]] = []  # (time, device, event, who)
         self.lock = threading.Lock()
+        self.streams_made = 0
+        self._stream = threading.local()  # the calling thread's current simulated stream
 
     # DeviceMemory
     def cap(self, device: str, budget_mb: float) -> None:
@@ -46,7 +49,29 @@ class SimulatedGPUs:
     def peak_mb(self, device: str) -> float:
         return self.peak.get(device, 0.0)
 
+    def new_stream(self, device: str, high_priority: bool = False) -> Callable[[], ContextManager[None]]:
+        """A simulated stream: making it current sets what ``current_stream`` says in that thread
+        (``cuda:0/stream1``, with ``!`` at the end for one of high priority)."""
+        with self.lock:
+            self.streams_made += 1
+            name = f"{device}/stream{self.streams_made}" + ("!" if high_priority else "")
+
+        @contextlib.contextmanager
+        def make_current() -> Iterator[None]:
+            previous = self.current_stream()
+            self._stream.name = name
+            try:
+                yield
+            finally:
+                self._stream.name = previous
+
+        return make_current
+
     # what stand-ins call
+    def current_stream(self) -> str | None:
+        """The simulated stream current in the calling thread (None: the default stream)."""
+        return getattr(self._stream, "name", None)
+
     def allocate(self, device: str, mb: float, who: str) -> None:
         with self.lock:
             limit = min(self.capacity[device], self.caps.get(device, float("inf")))
@@ -93,8 +118,13 @@ class StandIn(BatchedAnalyzer):
         self.loaded_on: str | None = None
         self.loaded_mb = 0.0
         self.history: list[tuple[str, str, float]] = []  # (event, device, time)
+        self.streams: list[tuple[str, str | None]] = []  # (phase, the simulated stream it ran on)
+
+    def _on(self, phase: str) -> None:
+        self.streams.append((phase, self.gpus.current_stream() if self.gpus is not None else None))
 
     def load(self, device: str, models: dict) -> None:
+        self._on("load")
         self.history.append(("load", device, time.perf_counter()))
         if self.load_s:
             time.sleep(self.load_s)
@@ -104,6 +134,7 @@ class StandIn(BatchedAnalyzer):
             self.loaded_on, self.loaded_mb = device, mb
 
     def unload(self) -> None:
+        self._on("unload")
         if self.loaded_on:
             self.gpus.free(self.loaded_on, self.loaded_mb, self.name)
         self.history.append(("unload", self.loaded_on or "cpu", time.perf_counter()))
@@ -115,7 +146,16 @@ class StandIn(BatchedAnalyzer):
     def count_items(self, inputs: AnalyzerInputs) -> int:
         return self.n_items
 
+    def preprocess(self, items: list[int]) -> list[int]:
+        self._on("preprocess")
+        return list(items)
+
+    def postprocess(self, outputs: list[int], items: list[int]) -> list[int]:
+        self._on("postprocess")
+        return list(outputs)
+
     def forward(self, batch: list[int]) -> list[int]:
+        self._on("forward")
         device = self.loaded_on
         if device:
             self.gpus.allocate(device, self.item_mb * len(batch), self.name)
