@@ -85,6 +85,7 @@ class CameraAnalysis(Analyzer):
     """Camera-move class per shot (static, pan, tilt, zoom, shake) from sparse optical flow."""
 
     name = "camera_analysis"
+    own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
     original_status = "active"
     version = "1.0.0"
     description = "Camera motion per shot (static/pan/tilt/zoom/shake) and a global-motion series."

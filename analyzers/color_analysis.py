@@ -137,6 +137,7 @@ class ColorAnalysis(Analyzer):
     """Dominant palette per shot plus brightness, saturation and contrast over time."""
 
     name = "color_analysis"
+    own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
     original_status = "active"
     version = "1.0.0"
     description = "Dominant colour palette per shot (k-means) and brightness/saturation/contrast series."

@@ -37,6 +37,7 @@ class SpeechFlow(SpeechSegmentAnalyzer):
     """Pitch, intonation per speech segment, pause structure and fillers."""
 
     name = "speech_flow"
+    own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
     original_status = "active"
     version = "1.0.0"
     description = "Prosody: pitch (pyin), intonation range and direction, pause structure, fillers."

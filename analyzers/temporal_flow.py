@@ -40,6 +40,7 @@ class TemporalFlow(Analyzer):
     """Pacing (shot lengths), energy over time (motion, loudness, cut rate), and its peaks and lulls."""
 
     name = "temporal_flow"
+    own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
     version = "1.0.0"
     description = "The video's rhythm: shot-length pacing, energy (loudness, motion, cuts) over time, peaks and lulls."
     original_status = "active"

@@ -60,6 +60,7 @@ class VisualEffects(Analyzer):
     """Flashes, freeze frames, slow motion, split screens / picture-in-picture and black frames, with times."""
 
     name = "visual_effects"
+    own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
     version = "1.0.0"
     description = "Flashes, freeze frames, slow motion (repeated frames), split screens / picture-in-picture, black frames."
     original_status = "active"

@@ -676,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work-streams", choices=("on", "off"), default="on",
                     help="off: FRAMEWORK_WORK_STREAMS=0 for the timed command (every analyzer on the default CUDA "
                          "stream, as before the tenth session), to compare")
+    ap.add_argument("--own-process", choices=("on", "off"), default="on",
+                    help="off: FRAMEWORK_OWN_PROCESS=0 for the timed command (every CPU analyzer a thread of the "
+                         "run's process, as before the tenth session), to compare")
     ap.add_argument("--disable", default="", metavar="NAMES",
                     help="with --reuse: time the command with these analyzers disabled in the registry (a "
                          "diagnosis: what the others take without them); the report says which")
@@ -710,6 +713,8 @@ def main(argv: list[str] | None = None) -> int:
         env["FRAMEWORK_GIL_SWITCH_MS"] = f"{args.gil_switch_ms:g}"
     if args.work_streams == "off":
         env["FRAMEWORK_WORK_STREAMS"] = "0"
+    if args.own_process == "off":
+        env["FRAMEWORK_OWN_PROCESS"] = "0"
     t0 = time.perf_counter()
     print(f"[1/3] prepare (packages, set, clip, models) in {work}", flush=True)
     prep_cmd = [sys.executable, str(Path(__file__).resolve()), "--prepare-only", "--work", str(work)] + \

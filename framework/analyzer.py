@@ -119,6 +119,10 @@ class Analyzer:
       for their result (token-by-token decoding with a small model): beside large models on one
       GPU its kernels are started first as the GPU frees up, so each wait stays short. A large
       model's batched work gains nothing from it and would hold the others back.
+    - ``own_process``: True for a CPU analyzer whose work is mostly Python: in a run that also
+      uses a GPU it runs in a child process of its own (``framework.own_process``), so the threads
+      that feed the GPUs do not wait for its turns on the interpreter's lock. It must not use
+      ``host``, and its class must be importable by module and name.
     - ``provides``: the capabilities its track offers, so outputs, fusion and other analyzers
       find what they need by what a track *is*, not by an analyzer's name (a third-party cut
       detector providing ``"shots"`` feeds the shot list, cuts.csv/.edl and the per-shot
@@ -167,6 +171,11 @@ class Analyzer:
     # decoding token by token); on a GPU it shares, its kernels go ahead of the others' queued ones
     # (a CUDA stream of higher priority, ``framework.work_streams``). "normal" for the rest.
     gpu_stream_priority: ClassVar[Literal["normal", "high"]] = "normal"
+    # True: a CPU analyzer whose work is mostly Python runs in a child process of its own when the
+    # run also uses a GPU, so it does not hold the interpreter's lock that the GPU analyzers' threads
+    # need (``framework.own_process``). It must not need ``host``; params, inputs and its track are
+    # pickled across.
+    own_process: ClassVar[bool] = False
     # built-ins ported from the system this framework replaces (seed 004): "active" or "disabled"
     # there; shown in docs/analyzers.md. None for analyzers that system did not have.
     original_status: ClassVar[str | None] = None

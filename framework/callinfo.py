@@ -89,7 +89,7 @@ class AnalyzerCall:
         self.status, self.reason, self.result = "ok", None, None
 
     def load(self) -> CallInfo[Any]:
-        info = CallInfo.from_call(lambda: self.analyzer.load(self.device, self.models), "load")
+        info = self._traceback_of(CallInfo.from_call(self._load, "load"))
         if isinstance(info.excinfo, AnalyzerUnavailable):
             self.status, self.reason = "skipped", str(info.excinfo)
         elif info.failed:
@@ -102,9 +102,10 @@ class AnalyzerCall:
             self.status, self.reason = "skipped", inputs
             return CallInfo("analyze", None, None, None, 0.0)
         def run() -> Any:
-            return _checked(self.analyzer, self.analyzer.analyze(inputs))
+            return _checked(self.analyzer, self._analyze(inputs))
 
         info = CallInfo.from_call(run if self.profile_to is None else lambda: self._sampled(run), "analyze")
+        info = self._traceback_of(info)
         if info.failed:
             self.failure = info
         else:
@@ -124,8 +125,22 @@ class AnalyzerCall:
             logger.info("%s: where analyze() spent its time: %s", self.analyzer.name, report)
 
     def unload(self) -> CallInfo[Any]:
-        self.unload_info = CallInfo.from_call(self.analyzer.unload, "unload")
+        self.unload_info = self._traceback_of(CallInfo.from_call(self._unload, "unload"))
         return self.unload_info
+
+    # --- where the phases run (``framework.own_process.ProcessCall`` runs them in a child) ---
+    def _load(self) -> None:
+        self.analyzer.load(self.device, self.models)
+
+    def _analyze(self, inputs: AnalyzerInputs) -> Any:
+        return self.analyzer.analyze(inputs)
+
+    def _unload(self) -> None:
+        self.analyzer.unload()
+
+    def _traceback_of(self, info: CallInfo[Any]) -> CallInfo[Any]:
+        """The traceback to record for a failed phase (here, the one ``CallInfo`` caught)."""
+        return info
 
     def track(self, receipt: dict[str, Any] | None = None) -> Track:
         """The attempt's track, with ``receipt`` (device, variant, timings...) merged into ``Track.receipt``."""
@@ -192,6 +207,8 @@ def _checked(analyzer: Analyzer, result: Any) -> Track:
 
 
 def _exc_line(exc: BaseException | None) -> str:
+    if getattr(exc, "type_name", None):  # raised in the analyzer's own process: its own type's name
+        return f"{exc.type_name}: {exc}"  # type: ignore[union-attr]
     if isinstance(exc, SystemExit):
         return f"SystemExit({exc.code!r}) (the analyzer called sys.exit)"
     return f"{type(exc).__name__}: {exc}"

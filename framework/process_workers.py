@@ -40,16 +40,16 @@ class WorkerError(RuntimeError):
 
 
 class _Child:
-    """One worker process and its two pipes."""
+    """One child process (``python -m MODULE READ_FD WRITE_FD``) and its two pipes."""
 
-    def __init__(self, index: int, env: dict[str, str]):
+    def __init__(self, index: int, env: dict[str, str], module: str = __name__):
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         self.index = index
         self.stderr = tempfile.TemporaryFile()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(to_child_r), str(from_child_w)],
+                [sys.executable, "-m", module, str(to_child_r), str(from_child_w)],
                 pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL, stdout=self.stderr,
                 stderr=self.stderr, env=env, start_new_session=True)
         finally:
@@ -94,6 +94,14 @@ class _Child:
         self.stderr.close()
 
 
+def child_env() -> dict[str, str]:
+    """This process's environment, with ``PYTHONPATH`` set to its ``sys.path``: a child imports
+    what this process can."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd() if p == "" else p for p in sys.path] if p)
+    return env
+
+
 class ProcessWorkers:
     """``count`` child processes, each calling the object ``factory(settings)`` built on its items.
 
@@ -106,8 +114,7 @@ class ProcessWorkers:
     def __init__(self, factory: str, settings: Any, count: int):
         if count < 1:
             raise ValueError(f"ProcessWorkers needs at least one worker, not {count}")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in [os.getcwd() if p == "" else p for p in sys.path] if p)
+        env = child_env()
         self.children: list[_Child] = []
         try:
             for i in range(count):

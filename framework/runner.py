@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import __version__, cache_owner, media
+from . import __version__, cache_owner, media, own_process
 from .analyzer import Analyzer, AnalyzerInputs
 from .callinfo import AnalyzerCall, call_analyzer  # noqa: F401 - call_analyzer also public here, as before
 from .executor import Executor, Job
+from .own_process import ProcessCall
 from .errors import ConfigError, InputError, RunInterrupted
 from .plugins import PluginHost, build_plugin_manager
 from .registry import ConfiguredAnalyzer, Registry, find_registry, load_registry
@@ -725,9 +726,18 @@ class _Run:
             return AnalyzerInputs(upstream=upstream, work_dir=work, progress=progress, **base)
 
         a.placement = placement
-        return AnalyzerCall(a, inputs, placement.device, self.host, models,
-                            save_traceback=functools.partial(self._save_traceback, name),
-                            profile_to=self.run_dir / "profiles" / name if name in self.profile else None)
+        call = ProcessCall if self._in_own_process(name, placement) else AnalyzerCall
+        return call(a, inputs, placement.device, self.host, models,
+                    save_traceback=functools.partial(self._save_traceback, name),
+                    profile_to=self.run_dir / "profiles" / name if name in self.profile else None)
+
+    def _in_own_process(self, name: str, placement: Placement) -> bool:
+        """Whether this CPU analyzer runs in a child process (``framework.own_process``): it asks
+        to, a GPU analyzer shares the run, it is not profiled, and its class imports by name."""
+        a = self.analyzers[name]
+        if not (a.own_process and not placement.is_gpu and own_process.wanted() and name not in self.profile):
+            return False
+        return any(p.is_gpu for p in self.plan.placements.values()) and own_process.importable(type(a)) is not None
 
     def _upstream_problem(self, name: str) -> str | None:
         blocked = self._blocked_upstream(name, finished=True)

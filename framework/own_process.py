@@ -1,0 +1,226 @@
+"""A CPU analyzer in a child process of its own, while GPU analyzers run in this one.
+
+The analyzers of a run are threads of one process. A CPU analyzer whose work is mostly Python holds
+the interpreter's lock while it works, and the threads that feed the GPUs wait for it after every
+call into torch. On one H200, the default set's GPU analyzers took a 10-minute clip 70 s on their
+own and 115 s beside the CPU analyzers (``bench/results/end_to_end_h200_streams.md``, runs D-F).
+
+An analyzer class that sets ``own_process = True`` therefore runs in a child process when the run
+also uses a GPU (``wanted``):
+
+- the child is ``python -m framework.own_process``, a fresh interpreter (never forked from a process
+  that may hold CUDA) with this process's ``sys.path``; it imports the class by module and name,
+  builds it from its params, and runs ``load``, ``analyze`` and ``unload`` when asked;
+- frame streams and audio are opened from the run cache by path, as here; the upstream tracks go to
+  the child pickled, and the track comes back pickled;
+- progress comes back as the analyzer reports it; the run's stop (Ctrl-C) ends the child at once;
+- a failure comes back with the child's traceback and reads as it would from a thread
+  (``ChildFailure``); ``AnalyzerUnavailable`` in ``load`` still makes the track ``skipped``.
+
+It runs as a thread instead when no GPU analyzer is in the run (a child costs its imports, about
+a second), when it is profiled (``--profile`` samples threads of this process), when its class
+cannot be imported by name in a fresh interpreter (``importable``), or with
+``FRAMEWORK_OWN_PROCESS=0``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import logging
+import os
+import pickle
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
+from .callinfo import AnalyzerCall, CallInfo
+from .process_workers import _Child, child_env
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 0.25  # how often the parent looks at the run's stop while the child is quiet
+PROGRESS_STEP = 0.01  # the child reports progress when it moved by this much
+
+
+class ChildFailure(RuntimeError):
+    """An analyzer phase raised in the child process: its exception type's name, message and traceback."""
+
+    def __init__(self, type_name: str, message: str, child_traceback: str):
+        super().__init__(message)
+        self.type_name, self.child_traceback = type_name, child_traceback
+
+
+def wanted(env: Any = None) -> bool:
+    """Whether ``own_process`` analyzers may get their own process (``FRAMEWORK_OWN_PROCESS``, on by default)."""
+    text = (os.environ if env is None else env).get("FRAMEWORK_OWN_PROCESS", "").strip().lower()
+    return text not in ("0", "off", "false", "no")
+
+
+def importable(cls: type) -> str | None:
+    """``"module:qualname"`` when a fresh interpreter can import ``cls`` by name, else None."""
+    module, qualname = cls.__module__, cls.__qualname__
+    if module == "__main__" or "<locals>" in qualname:
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    loaded = sys.modules.get(module)
+    if spec is None or spec.origin is None or loaded is None or getattr(loaded, "__file__", None) is None:
+        return None
+    if Path(spec.origin).resolve() != Path(loaded.__file__).resolve():
+        return None  # a plugin folder's module, loaded under a name that points elsewhere (or nowhere)
+    return f"{module}:{qualname}"
+
+
+class ProcessCall(AnalyzerCall):
+    """``AnalyzerCall`` whose phases run in a child process: the same outcomes, the same track."""
+
+    def __init__(self, analyzer: Analyzer, *args: Any, **kwargs: Any):
+        super().__init__(analyzer, *args, **kwargs)
+        where = importable(type(analyzer))
+        if where is None:
+            raise ValueError(f"{analyzer.name}: its class cannot be imported by name in another process")
+        self.where = where
+        self.child: _Child | None = None
+
+    # --- the phases, in the child ----------------------------------------------------------
+    def _load(self) -> None:
+        self.child = _Child(0, child_env(), module=__name__)
+        placement = (dataclasses.replace(self.analyzer.placement, shared=None, on_busy=None, gpu_to_itself=None)
+                     if self.analyzer.placement is not None else None)
+        self._ask("load", {"class": self.where, "params": self.analyzer.params, "placement": placement,
+                           "device": self.device, "models": self.models})
+
+    def _analyze(self, inputs: AnalyzerInputs) -> Any:
+        sent = {"video": inputs.video, "upstream": inputs.upstream, "work_dir": inputs.work_dir,
+                "streams": [(spec, stream.folder) for spec, stream in inputs.streams.items()],
+                "audio": inputs.audio.path if inputs.audio is not None else None}
+        return self._ask("analyze", sent, inputs)
+
+    def _unload(self) -> None:
+        child, self.child = self.child, None
+        if child is None:
+            return
+        try:
+            if child.proc.poll() is None:
+                self._ask("unload", None, child=child)
+        finally:
+            child.stop()
+
+    def _ask(self, phase: str, payload: Any, inputs: AnalyzerInputs | None = None, child: _Child | None = None) -> Any:
+        """Send one request; relay the child's progress until its answer (raised, if it failed)."""
+        child = child or self.child
+        assert child is not None
+        child.send_conn.send((phase, payload))
+        fraction = 0.0
+        try:
+            while True:
+                if not child.recv_conn.poll(POLL_S):
+                    if inputs is not None:
+                        inputs.report(fraction)  # the run's stop raises here (RunInterrupted)
+                    continue
+                kind, value = _receive(child)
+                if kind == "progress":
+                    fraction = value
+                    if inputs is not None:
+                        inputs.report(fraction)
+                    continue
+                if kind == "unavailable":
+                    raise AnalyzerUnavailable(value)
+                if kind == "failed":
+                    raise ChildFailure(*value)
+                return value
+        except KeyboardInterrupt:  # the run stops: do not wait for the child to finish its phase
+            self.child = None
+            child.stop(timeout=0)
+            raise
+
+    def _traceback_of(self, info: CallInfo[Any]) -> CallInfo[Any]:
+        if isinstance(info.excinfo, ChildFailure):  # the child's traceback, not the relay's
+            return dataclasses.replace(info, traceback=info.excinfo.child_traceback)
+        return info
+
+
+def _receive(child: _Child) -> tuple[str, Any]:
+    try:
+        return child.recv_conn.recv()
+    except (EOFError, OSError):
+        try:  # the pipe can close a moment before the exit status is there to read
+            code = child.proc.wait(timeout=2.0)
+        except Exception:  # noqa: BLE001
+            code = None
+        raise ChildFailure("ChildProcessError", f"the analyzer's own process died (exit code {code}): "
+                           f"{child.stderr_tail() or 'nothing on its stderr'}", "") from None
+
+
+# --- the child ------------------------------------------------------------------------------
+def _serve(recv_conn: Connection, send_conn: Connection) -> None:
+    """The child's loop: answer load, analyze and unload until ``None`` or end-of-file."""
+    analyzer: Analyzer | None = None
+    while True:
+        try:
+            request = recv_conn.recv()
+        except EOFError:
+            return
+        if request is None:
+            return
+        phase, payload = request
+        try:
+            if phase == "load":
+                module, _, qualname = payload["class"].partition(":")
+                cls: Any = importlib.import_module(module)
+                for part in qualname.split("."):
+                    cls = getattr(cls, part)
+                analyzer = cls(payload["params"])
+                analyzer.placement = payload["placement"]
+                analyzer.load(payload["device"], payload["models"])
+                reply: tuple[str, Any] = ("ok", None)
+            elif phase == "analyze":
+                assert analyzer is not None
+                reply = ("ok", analyzer.analyze(_inputs(payload, send_conn)))
+            elif phase == "unload":
+                if analyzer is not None:
+                    analyzer.unload()
+                reply = ("ok", None)
+            else:
+                raise ValueError(f"unknown request {phase!r}")
+        except AnalyzerUnavailable as exc:
+            reply = ("unavailable", str(exc))
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the run, as in a thread
+            reply = ("failed", (type(exc).__name__, str(exc), traceback.format_exc()))
+        try:
+            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # noqa: BLE001 - a result that does not pickle
+            data = pickle.dumps(("failed", ("PicklingError", f"{phase}() returned what cannot be sent back",
+                                            traceback.format_exc())))
+        try:
+            send_conn.send_bytes(data)
+        except OSError:  # the parent is gone
+            return
+
+
+def _inputs(payload: dict[str, Any], send_conn: Connection) -> AnalyzerInputs:
+    from .streams import AudioTrack, FrameStream
+
+    last = [-1.0, 0.0]  # fraction, time of the last report sent
+
+    def progress(fraction: float) -> None:
+        now = time.monotonic()
+        if fraction - last[0] >= PROGRESS_STEP or (fraction > last[0] and now - last[1] > 1.0):
+            last[:] = [fraction, now]
+            send_conn.send(("progress", fraction))
+
+    streams = {spec: FrameStream(folder, spec) for spec, folder in payload["streams"]}
+    audio = AudioTrack(payload["audio"]) if payload["audio"] is not None else None
+    return AnalyzerInputs(video=payload["video"], streams=streams, audio=audio, upstream=payload["upstream"],
+                          work_dir=payload["work_dir"], progress=progress)
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))

@@ -1,0 +1,69 @@
+"""Analyzers for tests/test_own_process.py, in a module a fresh interpreter can import by name."""
+from __future__ import annotations
+
+import os
+import time
+
+from framework import Analyzer, AnalyzerUnavailable, FrameSpec
+
+SPEC = FrameSpec(fps=2.0, width=64, height=36)
+
+
+class PidReporter(Analyzer):
+    """Says which process it ran in, what it read, and reports progress as it goes."""
+
+    name = "t_own_pid"
+    version = "1.0"
+    own_process = True
+    needs_audio = True
+
+    def frame_specs(self):
+        return [SPEC]
+
+    def load(self, device, models):
+        self.loaded_in = os.getpid()
+
+    def analyze(self, inputs):
+        frames = inputs.frames(SPEC)
+        total = 0
+        for i, (_t, frame) in enumerate(frames):
+            total += int(frame.shape[0] == SPEC.height)
+            inputs.report((i + 1) / len(frames))
+        audio_s = inputs.audio.duration if inputs.audio is not None else None
+        return self.track(data={"pid": os.getpid(), "loaded_in": self.loaded_in, "frames": total,
+                                "frames_declared": len(frames), "audio_s": audio_s,
+                                "upstream": sorted(inputs.upstream), "precision": self.precision})
+
+
+class Failing(PidReporter):
+    name = "t_own_failing"
+
+    def analyze(self, inputs):
+        return self.read_frame(1.5)
+
+    def read_frame(self, t):
+        raise ValueError(f"no frame at {t} s")
+
+
+class Unavailable(PidReporter):
+    name = "t_own_unavailable"
+
+    def load(self, device, models):
+        raise AnalyzerUnavailable("needs the thing: pip install thing")
+
+
+class Dies(PidReporter):
+    name = "t_own_dies"
+
+    def analyze(self, inputs):
+        os._exit(3)
+
+
+class Sleeper(PidReporter):
+    name = "t_own_sleeper"
+
+    def analyze(self, inputs):
+        for i in range(600):
+            inputs.report(i / 600)
+            time.sleep(0.05)
+        return self.track()

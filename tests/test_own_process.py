@@ -1,0 +1,159 @@
+"""CPU analyzers with ``own_process = True`` run in a child process when a GPU analyzer shares the run
+(``framework.own_process``): the same inputs, progress, failures and track as in a thread."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from framework import Analyzer, AnalyzerInputs, VideoMeta, hookimpl
+from framework.errors import RunInterrupted
+from framework.own_process import ProcessCall, importable
+from framework.plugins import build_plugin_manager
+from framework.registry import load_registry
+from framework.runner import analyze
+from own_process_fixtures import Dies, Failing, PidReporter, Sleeper, Unavailable
+
+
+class Gpu(Analyzer):
+    name = "t_own_gpu"
+    version = "1.0"
+    device = "gpu"
+
+    def analyze(self, inputs):
+        return self.track()
+
+
+def run(tmp_path, video, monkeypatch, *classes, gpu=True, env=None):
+    """``framework run`` of ``classes`` (and a GPU analyzer unless ``gpu`` is False) on a simulated GPU."""
+    from framework.devices import GPUs
+    from framework.testing.devices import SimulatedGPUs
+
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs(
+        ["cuda:0"], {"cuda:0": 8000.0}, {"cuda:0": 8192.0}, {"cuda:0": "simulated"}))
+    monkeypatch.setattr("framework.executor.TorchMemory", lambda: SimulatedGPUs({"cuda:0": 8192.0}))
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    every = [*classes, Gpu] if gpu else list(classes)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            for cls in every:
+                register(cls)
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    names = "".join(f"  {c.name}: {{}}\n" for c in every)
+    (tmp_path / "registry.yaml").write_text(f"analyzers:\n{names}")
+    reg = load_registry(tmp_path / "registry.yaml")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    return analyze(video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False).timeline.tracks
+
+
+def test_beside_a_gpu_analyzer_it_runs_in_a_process_of_its_own_and_reads_what_a_thread_reads(
+        tmp_path, sample_video, monkeypatch):
+    tracks = run(tmp_path, sample_video, monkeypatch, PidReporter)
+    t = tracks["t_own_pid"]
+    assert t.status == "ok", t.reason
+    assert t.data["pid"] != os.getpid() and t.data["loaded_in"] == t.data["pid"]  # load and analyze there
+    assert t.data["frames"] == t.data["frames_declared"] > 0  # its frame stream, read from the run cache
+    assert t.data["audio_s"] == pytest.approx(sample_video.duration, abs=0.2)
+    assert t.device == "cpu" and tracks["t_own_gpu"].status == "ok"
+    # the same analyzer as a thread (no GPU analyzer in the run) reads exactly the same
+    alone = run(tmp_path / "alone", sample_video, monkeypatch, PidReporter, gpu=False)["t_own_pid"]
+    assert alone.data["pid"] == os.getpid()
+    assert {k: alone.data[k] for k in ("frames", "audio_s")} == {k: t.data[k] for k in ("frames", "audio_s")}
+
+
+def test_it_stays_a_thread_when_turned_off(tmp_path, sample_video, monkeypatch):
+    tracks = run(tmp_path, sample_video, monkeypatch, PidReporter, env={"FRAMEWORK_OWN_PROCESS": "0"})
+    assert tracks["t_own_pid"].data["pid"] == os.getpid()
+
+
+def test_a_failure_in_the_child_reads_as_in_a_thread_with_the_childs_traceback(tmp_path, sample_video, monkeypatch):
+    tracks = run(tmp_path, sample_video, monkeypatch, Failing, Unavailable, Dies)
+    failed = tracks["t_own_failing"]
+    assert failed.status == "failed" and failed.reason.startswith("ValueError: no frame at 1.5 s (plugin ")
+    assert failed.failed_phase == "analyze"
+    text = (tmp_path / "run" / failed.traceback_file).read_text()
+    assert "read_frame" in text and "own_process_fixtures.py" in text  # where it raised, in the child
+    skipped = tracks["t_own_unavailable"]
+    assert skipped.status == "skipped" and skipped.reason == "needs the thing: pip install thing"
+    died = tracks["t_own_dies"]
+    assert died.status == "failed" and "own process died (exit code 3)" in died.reason
+
+
+def _call(analyzer: Analyzer, progress) -> ProcessCall:
+    video = VideoMeta(path="x.mp4", content_hash="x", size_bytes=1, duration=10.0, has_video=True)
+    return ProcessCall(analyzer, AnalyzerInputs(video=video, progress=progress), "cpu")
+
+
+def test_progress_comes_back_and_a_stop_ends_the_child_at_once():
+    seen = []
+
+    def progress(fraction):
+        seen.append(fraction)
+        if len(seen) >= 3:
+            raise RunInterrupted()
+
+    call = _call(Sleeper(), progress)
+    assert not call.load().failed
+    child = call.child
+    with pytest.raises(KeyboardInterrupt):
+        call.analyze()
+    assert seen[-1] > 0.0 and seen == sorted(seen)
+    assert call.child is None and child.proc.poll() is not None  # killed, not left to finish its 30 s
+    assert not call.unload().failed  # nothing left to unload
+
+
+def test_only_classes_a_fresh_interpreter_can_import_go_to_a_process():
+    class Local(PidReporter):
+        name = "t_local"
+
+    assert importable(PidReporter) == "own_process_fixtures:PidReporter"
+    assert importable(Local) is None
+    with pytest.raises(ValueError, match="cannot be imported by name"):
+        _call(Local(), None)
+    assert Path(__file__).with_name("own_process_fixtures.py").is_file()
+
+
+BUILT_INS = ("camera_analysis", "color_analysis", "visual_effects", "temporal_flow", "speech_flow")
+
+
+def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thread(tmp_path, sample_video, monkeypatch):
+    from framework.devices import GPUs
+    from framework.testing.devices import SimulatedGPUs
+
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs(
+        ["cuda:0"], {"cuda:0": 8000.0}, {"cuda:0": 8192.0}, {"cuda:0": "simulated"}))
+    monkeypatch.setattr("framework.executor.TorchMemory", lambda: SimulatedGPUs({"cuda:0": 8192.0}))
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(Gpu)
+
+    names = ["cut_analysis", "audio_analysis", "voice_activity", *BUILT_INS, "t_own_gpu"]
+    (tmp_path / "registry.yaml").write_text("analyzers:\n" + "".join(f"  {n}: {{}}\n" for n in names))
+    reg = load_registry(tmp_path / "registry.yaml")
+    in_process = []
+
+    class Counted(ProcessCall):
+        def _load(self):
+            in_process.append(self.analyzer.name)
+            super()._load()
+
+    monkeypatch.setattr("framework.runner.ProcessCall", Counted)
+    runs = {}
+    for way in ("process", "thread"):
+        monkeypatch.setenv("FRAMEWORK_OWN_PROCESS", "1" if way == "process" else "0")
+        host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+        runs[way] = analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / way,
+                            progress=False).timeline.tracks
+    assert sorted(in_process) == sorted(BUILT_INS)  # these, and only in the first run
+    for name in BUILT_INS:
+        a, b = runs["process"][name], runs["thread"][name]
+        assert a.status == b.status == "ok", (name, a.reason, b.reason)
+        assert [e.model_dump() for e in a.events] == [e.model_dump() for e in b.events], name
+        assert a.model_dump(include={"data", "series"}) == b.model_dump(include={"data", "series"}), name
