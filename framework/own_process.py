@@ -28,7 +28,6 @@ import dataclasses
 import importlib
 import importlib.util
 import logging
-import os
 import pickle
 import sys
 import time
@@ -40,6 +39,7 @@ from typing import Any
 from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
 from .process_workers import _Child, child_env
+from .work_streams import switched_on
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,7 @@ class ChildFailure(RuntimeError):
 
 def wanted(env: Any = None) -> bool:
     """Whether ``own_process`` analyzers may get their own process (``FRAMEWORK_OWN_PROCESS``, on by default)."""
-    text = (os.environ if env is None else env).get("FRAMEWORK_OWN_PROCESS", "").strip().lower()
-    return text not in ("0", "off", "false", "no")
+    return switched_on("FRAMEWORK_OWN_PROCESS", env)
 
 
 def importable(cls: type) -> str | None:

@@ -40,10 +40,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 _local = threading.local()
 
 
+def switched_on(variable: str, env: Any = None) -> bool:
+    """Whether the environment leaves a default-on switch on (anything but 0, off, false, no)."""
+    text = (os.environ if env is None else env).get(variable, "").strip().lower()
+    return text not in ("0", "off", "false", "no")
+
+
 def wanted(env: Any = None) -> bool:
     """Whether GPU analyzers get streams of their own (``FRAMEWORK_WORK_STREAMS``, on by default)."""
-    text = (os.environ if env is None else env).get("FRAMEWORK_WORK_STREAMS", "").strip().lower()
-    return text not in ("0", "off", "false", "no")
+    return switched_on("FRAMEWORK_WORK_STREAMS", env)
 
 
 def current() -> Stream | None:

@@ -25,14 +25,18 @@ class Gpu(Analyzer):
         return self.track()
 
 
-def run(tmp_path, video, monkeypatch, *classes, gpu=True, env=None):
-    """``framework run`` of ``classes`` (and a GPU analyzer unless ``gpu`` is False) on a simulated GPU."""
+def one_simulated_gpu(monkeypatch):
     from framework.devices import GPUs
     from framework.testing.devices import SimulatedGPUs
 
     monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs(
         ["cuda:0"], {"cuda:0": 8000.0}, {"cuda:0": 8192.0}, {"cuda:0": "simulated"}))
     monkeypatch.setattr("framework.executor.TorchMemory", lambda: SimulatedGPUs({"cuda:0": 8192.0}))
+
+
+def run(tmp_path, video, monkeypatch, *classes, gpu=True, env=None):
+    """``framework run`` of ``classes`` (and a GPU analyzer unless ``gpu`` is False) on a simulated GPU."""
+    one_simulated_gpu(monkeypatch)
     for key, value in (env or {}).items():
         monkeypatch.setenv(key, value)
     every = [*classes, Gpu] if gpu else list(classes)
@@ -122,12 +126,7 @@ BUILT_INS = ("camera_analysis", "color_analysis", "visual_effects", "temporal_fl
 
 
 def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thread(tmp_path, sample_video, monkeypatch):
-    from framework.devices import GPUs
-    from framework.testing.devices import SimulatedGPUs
-
-    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs(
-        ["cuda:0"], {"cuda:0": 8000.0}, {"cuda:0": 8192.0}, {"cuda:0": "simulated"}))
-    monkeypatch.setattr("framework.executor.TorchMemory", lambda: SimulatedGPUs({"cuda:0": 8192.0}))
+    one_simulated_gpu(monkeypatch)
 
     class Plugin:
         @hookimpl
