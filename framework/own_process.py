@@ -13,7 +13,9 @@ also uses a GPU (``wanted``):
   builds it from its params, and runs ``load``, ``analyze`` and ``unload`` when asked;
 - frame streams and audio are opened from the run cache by path, as here; the upstream tracks go to
   the child pickled, and the track comes back pickled;
-- progress comes back as the analyzer reports it; the run's stop (Ctrl-C) ends the child at once;
+- progress and log records come back as the analyzer reports or logs them (records at the run's
+  logging level, logged here under their own logger's name); the run's stop (Ctrl-C) ends the child
+  at once;
 - a failure comes back with the child's traceback and reads as it would from a thread
   (``ChildFailure``); ``AnalyzerUnavailable`` in ``load`` still makes the track ``skipped``.
 
@@ -30,6 +32,7 @@ import importlib.util
 import logging
 import pickle
 import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Connection
@@ -94,7 +97,8 @@ class ProcessCall(AnalyzerCall):
         placement = (dataclasses.replace(self.analyzer.placement, shared=None, on_busy=None, gpu_to_itself=None)
                      if self.analyzer.placement is not None else None)
         self._ask("load", {"class": self.where, "params": self.analyzer.params, "placement": placement,
-                           "device": self.device, "models": self.models})
+                           "device": self.device, "models": self.models,
+                           "log_level": logging.getLogger().getEffectiveLevel()})
 
     def _analyze(self, inputs: AnalyzerInputs) -> Any:
         sent = {"video": inputs.video, "upstream": inputs.upstream, "work_dir": inputs.work_dir,
@@ -130,6 +134,10 @@ class ProcessCall(AnalyzerCall):
                     if inputs is not None:
                         inputs.report(fraction)
                     continue
+                if kind == "log":
+                    name, level, message = value
+                    logging.getLogger(name).log(level, "%s", message)
+                    continue
                 if kind == "unavailable":
                     raise AnalyzerUnavailable(value)
                 if kind == "failed":
@@ -159,8 +167,41 @@ def _receive(child: _Child) -> tuple[str, Any]:
 
 
 # --- the child ------------------------------------------------------------------------------
-def _serve(recv_conn: Connection, send_conn: Connection) -> None:
+class _Sender:
+    """The child's pipe to the parent, shared by the analyzer's threads (one message at a time)."""
+
+    def __init__(self, conn: Connection):
+        self.conn, self.lock = conn, threading.Lock()
+
+    def send(self, message: Any) -> None:
+        with self.lock:
+            self.conn.send(message)
+
+    def send_bytes(self, data: bytes) -> None:
+        with self.lock:
+            self.conn.send_bytes(data)
+
+
+class _RelayLogs(logging.Handler):
+    """Sends the child's log records to the parent, which logs them under the same names."""
+
+    def __init__(self, sender: _Sender):
+        super().__init__()
+        self.sender = sender
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sender.send(("log", (record.name, record.levelno, self.format(record))))
+        except Exception:  # noqa: BLE001 - the parent is gone or the record does not format
+            self.handleError(record)
+
+
+def _serve(recv_conn: Connection, conn: Connection) -> None:
     """The child's loop: answer load, analyze and unload until ``None`` or end-of-file."""
+    send_conn = _Sender(conn)
+    relay = _RelayLogs(send_conn)
+    relay.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger().addHandler(relay)
     analyzer: Analyzer | None = None
     while True:
         try:
@@ -172,6 +213,7 @@ def _serve(recv_conn: Connection, send_conn: Connection) -> None:
         phase, payload = request
         try:
             if phase == "load":
+                logging.getLogger().setLevel(payload.get("log_level", logging.WARNING))
                 module, _, qualname = payload["class"].partition(":")
                 cls: Any = importlib.import_module(module)
                 for part in qualname.split("."):
@@ -204,7 +246,7 @@ def _serve(recv_conn: Connection, send_conn: Connection) -> None:
             return
 
 
-def _inputs(payload: dict[str, Any], send_conn: Connection) -> AnalyzerInputs:
+def _inputs(payload: dict[str, Any], send_conn: _Sender) -> AnalyzerInputs:
     from .streams import AudioTrack, FrameStream
 
     last = [-1.0, 0.0]  # fraction, time of the last report sent

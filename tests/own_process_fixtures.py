@@ -1,6 +1,7 @@
 """Analyzers for tests/test_own_process.py, in a module a fresh interpreter can import by name."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -24,6 +25,8 @@ class PidReporter(Analyzer):
         self.loaded_in = os.getpid()
 
     def analyze(self, inputs):
+        logging.getLogger("own_process_fixtures").warning("%s: read %d frames", self.name, len(inputs.frames(SPEC)))
+        logging.getLogger("own_process_fixtures").debug("not at the run's level")
         frames = inputs.frames(SPEC)
         total = 0
         for i, (_t, frame) in enumerate(frames):

@@ -2,6 +2,7 @@
 (``framework.own_process``): the same inputs, progress, failures and track as in a thread."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -56,9 +57,14 @@ def run(tmp_path, video, monkeypatch, *classes, gpu=True, env=None):
 
 
 def test_beside_a_gpu_analyzer_it_runs_in_a_process_of_its_own_and_reads_what_a_thread_reads(
-        tmp_path, sample_video, monkeypatch):
+        tmp_path, sample_video, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
     tracks = run(tmp_path, sample_video, monkeypatch, PidReporter)
     t = tracks["t_own_pid"]
+    # its log records reach this process's logging, under their logger's name, at the run's level
+    relayed = [r for r in caplog.records if r.name == "own_process_fixtures"]
+    assert [(r.levelno, r.getMessage()) for r in relayed] == [
+        (logging.WARNING, f"t_own_pid: read {t.data['frames_declared']} frames")]
     assert t.status == "ok", t.reason
     assert t.data["pid"] != os.getpid() and t.data["loaded_in"] == t.data["pid"]  # load and analyze there
     assert t.data["frames"] == t.data["frames_declared"] > 0  # its frame stream, read from the run cache
