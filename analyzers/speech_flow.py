@@ -2,7 +2,7 @@
 
 Pitch is tracked only inside the speech segments of the upstream ``voice_activity`` track
 (librosa's probabilistic YIN; costs roughly a tenth of real time per core at the default 20 ms
-hop). With ``transcript`` naming a transcription analyzer (enabled too), hesitation fillers
+hop; from 8 CPUs on, segments are tracked in several worker processes, ``workers``). With ``transcript`` naming a transcription analyzer (enabled too), hesitation fillers
 (``um``, ``uh``, ``er``, ``hmm``...) in its words become events.
 
 Outputs:
@@ -21,12 +21,14 @@ Outputs:
 from __future__ import annotations
 
 import collections
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from framework import AnalyzerInputs, Event, Series, Track
+from framework import AnalyzerInputs, Event, ProcessWorkers, Series, Track
+from framework.devices import cpus_available
 
 from ._speech.audio import gaps, read, transcript_words
 from ._speech.prosody import FILLERS, intonation, is_filler, pitch
@@ -52,12 +54,37 @@ class SpeechFlow(SpeechSegmentAnalyzer):
         min_pause_s: float = Field(0.25, gt=0, description="Shortest gap between speech segments counted as a pause.")
         long_pause_s: float = Field(1.0, gt=0, description="Pauses at least this long are long.")
         fillers: tuple[str, ...] = Field(FILLERS, description="Words counted as fillers.")
+        workers: int | None = Field(None, ge=1, le=32, description="Processes tracking the pitch of speech "
+                                    "segments side by side (default: one per 4 CPUs from 8 CPUs on, at most 8; "
+                                    "below 8 CPUs, this process alone).")
 
         @model_validator(mode="after")
         def _range(self) -> "SpeechFlow.Params":
             if self.fmax <= self.fmin * 1.5:
                 raise ValueError(f"fmax ({self.fmax}) must be well above fmin ({self.fmin})")
             return self
+
+    def workers(self) -> int:
+        """Processes tracking pitch: ``workers``, else one per 4 CPUs from 8 CPUs on (at most 8)."""
+        if self.params.workers:
+            return self.params.workers
+        cpus = cpus_available()
+        return 1 if cpus < 8 else min(8, cpus // 4)
+
+    def pitches(self, inputs: AnalyzerInputs, regions: list[tuple[float, float]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Each region's (times, f0), in order. pyin is single-threaded Python and numba (about a tenth
+        of real time per core), so with several ``workers`` the regions are tracked in that many
+        processes, a few regions per worker at a time so progress moves."""
+        p = self.params
+        n = min(self.workers(), len(regions))
+        if n <= 1:
+            for a, b in regions:
+                yield pitch(read(inputs.audio, a, b), p.fmin, p.fmax, p.hop_s)
+            return
+        with ProcessWorkers("analyzers._speech.prosody:PitchTracker", (p.fmin, p.fmax, p.hop_s), n) as pool:
+            step = 4 * n
+            for k in range(0, len(regions), step):
+                yield from pool.map([read(inputs.audio, a, b) for a, b in regions[k:k + step]])
 
     def analyze(self, inputs: AnalyzerInputs) -> Track:
         p = self.params
@@ -66,15 +93,15 @@ class SpeechFlow(SpeechSegmentAnalyzer):
         all_t: list[np.ndarray] = []
         all_f: list[np.ndarray] = []
         finals: collections.Counter[str] = collections.Counter()
-        for i, (a, b) in enumerate(regions):
-            times, f0 = pitch(read(inputs.audio, a, b), p.fmin, p.fmax, p.hop_s)
-            shape = intonation(times, f0)
-            if shape.final:
-                finals[shape.final] += 1
-            events.append(Event(start=round(a, 3), end=round(b, 3), label="intonation", data=shape.as_dict()))
-            all_t.append(a + times)
-            all_f.append(f0)
-            inputs.report((i + 1) / max(1, len(regions)))
+        with contextlib.closing(self.pitches(inputs, regions)) as tracked:  # its worker processes end here
+            for i, ((a, b), (times, f0)) in enumerate(zip(regions, tracked)):
+                shape = intonation(times, f0)
+                if shape.final:
+                    finals[shape.final] += 1
+                events.append(Event(start=round(a, 3), end=round(b, 3), label="intonation", data=shape.as_dict()))
+                all_t.append(a + times)
+                all_f.append(f0)
+                inputs.report((i + 1) / max(1, len(regions)))
         t = np.concatenate(all_t) if all_t else np.zeros(0)
         f = np.concatenate(all_f) if all_f else np.zeros(0)
         overall = intonation(t - t[0] if t.size else t, f).as_dict()

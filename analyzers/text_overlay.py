@@ -79,6 +79,9 @@ class TextOverlay(BatchedAnalyzer):
     version = "1.0.0"
     description = "On-screen text (rapidocr, or EasyOCR): one event per caption with its text, box, start and end."
     device = "cpu"
+    # beside GPU analyzers, in a process of its own: its frame reading, thumbnails and the frames it
+    # hands to the OCR workers (pickled) are Python that would otherwise share the run's interpreter
+    own_process = True
     batch_size = 4
     item_vram_mb = 200.0  # EasyOCR on a GPU; rapidocr runs on the CPU
 

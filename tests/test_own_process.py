@@ -128,7 +128,7 @@ def test_only_classes_a_fresh_interpreter_can_import_go_to_a_process():
     assert Path(__file__).with_name("own_process_fixtures.py").is_file()
 
 
-BUILT_INS = ("camera_analysis", "color_analysis", "visual_effects", "temporal_flow", "speech_flow")
+BUILT_INS = ("camera_analysis", "color_analysis", "visual_effects", "temporal_flow", "speech_flow", "text_overlay")
 
 
 def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thread(tmp_path, sample_video, monkeypatch):
@@ -162,3 +162,4 @@ def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thr
         assert a.status == b.status == "ok", (name, a.reason, b.reason)
         assert [e.model_dump() for e in a.events] == [e.model_dump() for e in b.events], name
         assert a.model_dump(include={"data", "series"}) == b.model_dump(include={"data", "series"}), name
+    assert runs["process"]["text_overlay"].events  # it read the burned-in caption (rapidocr's real weights)

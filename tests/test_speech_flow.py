@@ -75,3 +75,38 @@ def test_fillers_come_from_the_transcript(tmp_path):
     fillers = [e for e in track.events if e.label == "filler"]
     assert [e.data["text"] for e in fillers] == ["um,", "UH", "Hmm..."]
     assert track.data["filler_count"] == 3 and track.data["fillers_per_min"] == pytest.approx(45.0)
+
+
+def test_worker_processes_give_what_one_process_gives_and_progress_moves(glides, tmp_path, monkeypatch):
+    """``workers: 2`` tracks the segments in two processes: the same track as this process alone,
+    and progress reported as the segments come back."""
+    track, regions = glides
+    rise = formant_speech(3.0, seed=5, glide=(100.0, 180.0)).samples
+    fall = formant_speech(3.0, seed=6, glide=(200.0, 120.0)).samples
+    tail = formant_speech(1.0, seed=7).samples
+    y = np.concatenate([silence(0.5), rise, silence(0.6), fall, silence(1.5), tail, silence(0.5)])
+    inputs = audio_inputs(tmp_path, y, upstream={"voice_activity": vad(regions)})
+    seen = []
+    inputs.progress = seen.append
+    started = []
+    import framework.process_workers as pw
+
+    real_init = pw.ProcessWorkers.__init__
+
+    def counting(self, factory, settings, count):
+        started.append((factory, count))
+        real_init(self, factory, settings, count)
+
+    monkeypatch.setattr(pw.ProcessWorkers, "__init__", counting)
+    two = SpeechFlow({"workers": 2}).analyze(inputs)
+    assert started == [("analyzers._speech.prosody:PitchTracker", 2)]
+    assert [e.model_dump() for e in two.events] == [e.model_dump() for e in track.events]
+    assert two.model_dump(include={"data", "series"}) == track.model_dump(include={"data", "series"})
+    assert seen[-1] == 1.0 and len(seen) == len(regions)
+
+
+def test_below_eight_cpus_the_pitch_is_tracked_in_this_process(monkeypatch):
+    monkeypatch.setattr("analyzers.speech_flow.cpus_available", lambda: 4)
+    assert SpeechFlow().workers() == 1
+    monkeypatch.setattr("analyzers.speech_flow.cpus_available", lambda: 16)
+    assert SpeechFlow().workers() == 4 and SpeechFlow({"workers": 2}).workers() == 2

@@ -106,6 +106,17 @@ def pitch(y: np.ndarray, fmin: float = 65.0, fmax: float = 400.0, hop_s: float =
     return np.arange(f0.size) * hop / SR, f0
 
 
+class PitchTracker:
+    """``pitch`` with fixed settings, as a callable a worker process builds once
+    (``framework.ProcessWorkers("analyzers._speech.prosody:PitchTracker", (fmin, fmax, hop_s), n)``)."""
+
+    def __init__(self, settings: tuple[float, float, float]):
+        self.fmin, self.fmax, self.hop_s = settings
+
+    def __call__(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return pitch(y, self.fmin, self.fmax, self.hop_s)
+
+
 @dataclass(frozen=True)
 class Intonation:
     """The shape of one pitch contour."""
