@@ -128,6 +128,14 @@ class AnalyzerCall:
         self.unload_info = self._traceback_of(CallInfo.from_call(self._unload, "unload"))
         return self.unload_info
 
+    @property
+    def load_takes_turns(self) -> bool:
+        """Whether ``load`` must wait for other analyzers' loads in this process to end: it runs the
+        analyzer's own ``load`` (imports, model reads), and libraries that import lazily (transformers)
+        do not survive an import from two threads at once. An analyzer that keeps ``Analyzer.load``
+        (nothing to load) does not wait behind the GPU models' loads."""
+        return type(self.analyzer).load is not Analyzer.load
+
     # --- where the phases run (``framework.own_process.ProcessCall`` runs them in a child) ---
     def _load(self) -> None:
         self.analyzer.load(self.device, self.models)

@@ -242,7 +242,8 @@ class Executor:
         self._peaks: dict[str, float] = {}  # per GPU an analyzer used: the allocator's peak, before each reset
         self._peaks_lock = threading.Lock()
         # one load at a time: loads overlap other analyzers' work, not each other (libraries that
-        # import lazily, as transformers does, are not safe to import from two threads at once)
+        # import lazily, as transformers does, are not safe to import from two threads at once); an
+        # analyzer with nothing to load, or loading in its own process, does not wait (``load_takes_turns``)
         self.load_lock = threading.Lock()
 
     # --- public -----------------------------------------------------------------------
@@ -479,7 +480,7 @@ class Executor:
             if st.alone:
                 self.memory.reset_peak(dev)
         st.receipt["load_at_s"] = self._since_start()
-        load = self._guarded(st, st.call.load, one_at_a_time=True)
+        load = self._guarded(st, st.call.load, one_at_a_time=getattr(st.call, "load_takes_turns", True))
         st.receipt["load_s"] = round(load.duration_s, 4)
         if load.failed and gpu and is_out_of_memory(load.excinfo):
             return self._fall_back(st, "load", load.excinfo)

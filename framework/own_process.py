@@ -91,6 +91,8 @@ class ProcessCall(AnalyzerCall):
         self.where = where
         self.child: _Child | None = None
 
+    load_takes_turns = False  # it loads in its own interpreter: nothing to share with this one's imports
+
     # --- the phases, in the child ----------------------------------------------------------
     def _load(self) -> None:
         self.child = _Child(0, child_env(), module=__name__)

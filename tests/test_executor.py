@@ -467,3 +467,48 @@ def test_work_streams_can_be_turned_off_to_compare(monkeypatch):
     a = StandIn.make("a", gpus, {"bf16": 1000}, n_items=2, batch_size=1)()
     _p, tracks = run_plan([a], gpus, 10_000)
     assert tracks["a"].status == "ok" and {s for _p, s in a.streams} == {None} and gpus.streams_made == 0
+
+
+def test_a_cpu_analyzer_with_nothing_to_load_does_not_wait_behind_a_gpu_models_load():
+    """Loads take turns (lazy imports are not thread-safe), but an analyzer that keeps
+    ``Analyzer.load`` has nothing to load: it analyzes while a GPU model is still loading."""
+    from framework import Analyzer
+
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    gpu_loading, cpu_ran = threading.Event(), threading.Event()
+    waited = []
+
+    class SlowLoad(StandIn.make("slow_load", gpus, {"bf16": 1000}, n_items=1)):
+        def load(self, device, models):
+            gpu_loading.set()
+            waited.append(cpu_ran.wait(timeout=10))  # holds the load turn until the CPU analyzer has run
+            super().load(device, models)
+
+    class Gate(StandIn.make("gate", gpus, {}, n_items=1)):
+        device = "cpu"
+        load = Analyzer.load  # nothing to load
+
+        def forward(self, batch):
+            gpu_loading.wait(timeout=10)  # so that "quick" becomes ready while the GPU model loads
+            return super().forward(batch)
+
+    class Quick(StandIn.make("quick", gpus, {}, n_items=1, depends_on=("gate",))):
+        device = "cpu"
+        load = Analyzer.load
+
+        def forward(self, batch):
+            cpu_ran.set()
+            return super().forward(batch)
+
+    _p, tracks = run_plan([SlowLoad(), Gate(), Quick()], gpus, 10_000)
+    assert all(t.status == "ok" for t in tracks.values())
+    assert waited == [True]  # the CPU analyzer ran during the GPU model's load, not after it
+
+
+def test_an_analyzer_in_its_own_process_loads_without_taking_a_turn():
+    from framework.own_process import ProcessCall
+    from own_process_fixtures import PidReporter
+
+    assert ProcessCall.load_takes_turns is False
+    video = VIDEO
+    assert AnalyzerCall(PidReporter(), AnalyzerInputs(video=video), "cpu").load_takes_turns is True
