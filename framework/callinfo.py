@@ -215,10 +215,12 @@ def _checked(analyzer: Analyzer, result: Any) -> Track:
 
 
 def _exc_line(exc: BaseException | None) -> str:
-    if getattr(exc, "type_name", None):  # raised in the analyzer's own process: its own type's name
-        return f"{exc.type_name}: {exc}"  # type: ignore[union-attr]
-    if isinstance(exc, SystemExit):
-        return f"SystemExit({exc.code!r}) (the analyzer called sys.exit)"
+    type_name = getattr(exc, "type_name", None)  # raised in the analyzer's own process: its own type's name
+    if isinstance(exc, SystemExit) or type_name == "SystemExit":
+        code = repr(exc.code) if isinstance(exc, SystemExit) else str(exc)  # the child sends the code's repr
+        return f"SystemExit({code}) (the analyzer called sys.exit)"
+    if type_name:
+        return f"{type_name}: {exc}"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -236,7 +236,8 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
         except AnalyzerUnavailable as exc:
             reply = ("unavailable", str(exc))
         except BaseException as exc:  # noqa: BLE001 - every failure goes back to the run, as in a thread
-            reply = ("failed", (type(exc).__name__, str(exc), traceback.format_exc()))
+            message = repr(exc.code) if isinstance(exc, SystemExit) else str(exc)
+            reply = ("failed", (type(exc).__name__, message, traceback.format_exc()))
         try:
             data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - a result that does not pickle

@@ -62,6 +62,13 @@ class Dies(PidReporter):
         os._exit(3)
 
 
+class Exits(PidReporter):
+    name = "t_own_exits"
+
+    def analyze(self, inputs):
+        raise SystemExit(3)
+
+
 class Sleeper(PidReporter):
     name = "t_own_sleeper"
 

@@ -14,7 +14,7 @@ from framework.own_process import ProcessCall, importable
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze
-from own_process_fixtures import Dies, Failing, PidReporter, Sleeper, Unavailable
+from own_process_fixtures import Dies, Exits, Failing, PidReporter, Sleeper, Unavailable
 
 
 class Gpu(Analyzer):
@@ -82,7 +82,7 @@ def test_it_stays_a_thread_when_turned_off(tmp_path, sample_video, monkeypatch):
 
 
 def test_a_failure_in_the_child_reads_as_in_a_thread_with_the_childs_traceback(tmp_path, sample_video, monkeypatch):
-    tracks = run(tmp_path, sample_video, monkeypatch, Failing, Unavailable, Dies)
+    tracks = run(tmp_path, sample_video, monkeypatch, Failing, Unavailable, Dies, Exits)
     failed = tracks["t_own_failing"]
     assert failed.status == "failed" and failed.reason.startswith("ValueError: no frame at 1.5 s (plugin ")
     assert failed.failed_phase == "analyze"
@@ -90,6 +90,8 @@ def test_a_failure_in_the_child_reads_as_in_a_thread_with_the_childs_traceback(t
     assert "read_frame" in text and "own_process_fixtures.py" in text  # where it raised, in the child
     skipped = tracks["t_own_unavailable"]
     assert skipped.status == "skipped" and skipped.reason == "needs the thing: pip install thing"
+    exited = tracks["t_own_exits"]
+    assert exited.status == "failed" and exited.reason.startswith("SystemExit(3) (the analyzer called sys.exit)")
     died = tracks["t_own_dies"]
     assert died.status == "failed" and "own process died (exit code 3)" in died.reason
 
