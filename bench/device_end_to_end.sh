@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The end-to-end benchmark on the lent GPU machine, as two device calls made back to back (the machine stays
+# warm 30 s, and /dev/shm/e2e and /tmp/site with it). Wheels first, here: `bash bench/device_wheels.sh`.
+#   call 1, carry [".whl"]:   bash bench/device_end_to_end.sh prepare            (~125 s: the clip and the models)
+#   call 2, carry [".whl2"]:  bash bench/device_end_to_end.sh time NAME [ARGS]   (~100-140 s per run)
+# `time` writes $OUT/e2e_NAME.md (and the run's profiles, with --profile); several `time` runs fit one call, e.g.
+#   bash bench/device_end_to_end.sh time head && bash bench/device_end_to_end.sh time threads --own-process off
+set -o pipefail
+cd "$(dirname "$0")/.."
+what=${1:?usage: device_end_to_end.sh prepare | time NAME [bench args]}
+case "$what" in prepare|time) ;; *) echo "unknown step $what: prepare or time" >&2; exit 2 ;; esac
+folder=$([ "$what" = prepare ] && echo .whl || echo .whl2)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$folder"/*.whl || exit 3
+export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
+out=${OUT:-/tmp/e2e_out}
+mkdir -p "$out"
+case "$what" in
+  prepare)
+    python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --prepare-only --work /dev/shm/e2e > "$out/prepare.log" 2>&1
+    rc=$?; tail -5 "$out/prepare.log"; exit $rc ;;
+  time)
+    name=${2:?usage: device_end_to_end.sh time NAME [bench args]}; shift 2
+    python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --reuse --work /dev/shm/e2e --deadline 180 \
+      --out "$out/e2e_$name.md" "$@" >> "$out/e2e.log" 2>&1
+    rc=$?
+    for f in /dev/shm/e2e/run/profiles/*.txt; do [ -f "$f" ] && cp "$f" "$out/${name}_$(basename "$f")"; done
+    grep -m1 "^\*\*whole command" "$out/e2e_$name.md"; exit $rc ;;
+esac
