@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .process_workers import ProcessWorkers, WorkerError
     from .streams import AUDIO_SAMPLE_RATE, AudioTrack, FrameSpec, FrameStream
     from .timeline import Event, ModelRef, Series, Timeline, Track, VideoMeta, tracks_providing
-    from .work_streams import carry as carry_work_stream
+    from .work_streams import carry_work_stream
 
 # The public names load on first use (PEP 562), so ``import framework`` (and ``framework
 # --version``) does not pay for numpy and pydantic; ``from framework import Analyzer`` works as before.
@@ -35,14 +35,11 @@ _LAZY = {
 }
 
 
-_RENAMED = {"carry_work_stream": "carry"}  # public name -> the name in its module
-
-
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'framework' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), _RENAMED.get(name, name))
+    value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
 

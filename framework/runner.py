@@ -443,6 +443,7 @@ class _Run:
             self.keys.setdefault(name, self._key(name, resolve=False))
             self._finish(name, self._stamp(self.analyzers[name].track(), status="skipped", reason=reason))
 
+        self.gpu_in_run = any(self.plan.placements[n].is_gpu for n in to_run)  # (reused tracks use none)
         decoded = self._decode([n for n in to_run if self._precheck(n) is None and not self._blocked_upstream(n)])
         inputs_base = dict(video=self.meta, streams=decoded.streams if decoded else {},
                            audio=decoded.audio if decoded else None, host=self.host)
@@ -733,11 +734,12 @@ class _Run:
 
     def _in_own_process(self, name: str, placement: Placement) -> bool:
         """Whether this CPU analyzer runs in a child process (``framework.own_process``): it asks
-        to, a GPU analyzer shares the run, it is not profiled, and its class imports by name."""
+        to, a GPU analyzer runs beside it, it is not profiled, and its class imports by name."""
         a = self.analyzers[name]
-        if not (a.own_process and not placement.is_gpu and own_process.wanted() and name not in self.profile):
+        if not (a.own_process and self.gpu_in_run and not placement.is_gpu and own_process.wanted()
+                and name not in self.profile):
             return False
-        return any(p.is_gpu for p in self.plan.placements.values()) and own_process.importable(type(a)) is not None
+        return own_process.importable(type(a)) is not None
 
     def _upstream_problem(self, name: str) -> str | None:
         blocked = self._blocked_upstream(name, finished=True)

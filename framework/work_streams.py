@@ -89,6 +89,9 @@ def carry(fn: F) -> F:
     return on_the_work_stream  # type: ignore[return-value]
 
 
+carry_work_stream = carry  # its name in the public API (``framework.carry_work_stream``)
+
+
 def torch_stream(torch: Any, device: str, high_priority: bool = False) -> Stream:
     """A new CUDA stream on ``device``, as a ``Stream`` (what ``TorchMemory.new_stream`` returns).
 

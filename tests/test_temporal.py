@@ -1,6 +1,9 @@
 """temporal_consistency and temporal_flow on generated media whose truth is known (tests/effects_media.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from effects_media import consistency_clip, effects_clip
@@ -147,3 +150,38 @@ def test_the_effect_analyzers_share_one_computation_of_the_frame_signals(consist
     computed.clear()
     tracks = run(clip.path, tmp_path / "two", "visual_effects", {"dark_level": 20.0}, also=("temporal_flow",))
     assert sorted(computed) == [(12.0, 20.0), (12.0, 32.0)]
+
+
+def test_another_process_of_the_run_reads_the_signals_the_first_one_computed(consistency, tmp_path, monkeypatch):
+    """Beside GPU analyzers, temporal_flow and visual_effects run in processes of their own: the
+    signals are kept beside the stream in the run cache, and a process that finds them there (here:
+    this one, its in-process share cleared) reads them instead of computing them again."""
+    from analyzers._effects import signals
+
+    clip, _ = consistency
+    first = {}
+    compute = signals._compute
+
+    def remember(inputs, stream, *a):
+        first["sig"] = compute(inputs, stream, *a)
+        first["folder"] = stream.folder
+        return first["sig"]
+
+    monkeypatch.setattr(signals, "_compute", remember)
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  visual_effects: {}\n  temporal_flow: {}\n")
+    analyze(clip.path, registry_path=tmp_path / "registry.yaml", out_dir=tmp_path / "run", progress=False,
+            load_entrypoints=False, offline=True, keep_cache=True)  # the stream folder outlives the run
+    saved = list(Path(first["folder"]).glob("signals-*.npz"))
+    assert [p.name for p in saved] == ["signals-12-32.npz"]
+
+    def refuse(*_a):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(signals, "_compute", refuse)
+    signals._SHARED.clear()  # as in another process
+    stream = type("Stream", (), {"folder": first["folder"]})()
+    again = signals._computed_once(None, stream, 12.0, 32.0, None, 512)
+    for name in signals._ARRAYS:
+        assert np.array_equal(getattr(again, name), getattr(first["sig"], name), equal_nan=True)
+        assert not getattr(again, name).flags.writeable
+    assert again.end == first["sig"].end

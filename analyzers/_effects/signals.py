@@ -14,10 +14,17 @@ is decoded once for all of them. Per frame:
 """
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
+
+try:
+    import fcntl
+except ImportError:  # Windows: no file locks here; each process computes its own signals
+    fcntl = None  # type: ignore[assignment]
 
 import numpy as np
 
@@ -96,10 +103,56 @@ def frame_signals(inputs: AnalyzerInputs, spec: FrameSpec, change_level: float =
         entry = _SHARED.setdefault(stream, {}).setdefault((float(change_level), float(dark_level)), _Shared())
     with entry.lock:
         if entry.value is None:
-            entry.value = _compute(inputs, stream, change_level, dark_level, report, batch)
+            entry.value = _computed_once(inputs, stream, change_level, dark_level, report, batch)
         elif report is not None:
             report(1.0)
         return entry.value
+
+
+def _computed_once(inputs: AnalyzerInputs, stream: Any, change_level: float, dark_level: float,
+                   report: Callable[[float], None] | None, batch: int) -> FrameSignals:
+    """The signals, computed by one process of the run: beside GPU analyzers, ``temporal_flow`` and
+    ``visual_effects`` run in processes of their own (``framework.own_process``), so the first to
+    compute them keeps them beside the stream in the run cache, under a file lock the others wait on.
+    Without a lockable stream folder (or ``fcntl``), each process computes its own."""
+    path = Path(stream.folder) / f"signals-{change_level:g}-{dark_level:g}.npz"
+    try:
+        lock = open(path.with_suffix(".lock"), "a") if fcntl is not None else None
+    except OSError:
+        lock = None
+    if lock is None:
+        return _compute(inputs, stream, change_level, dark_level, report, batch)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if path.is_file():
+            if report is not None:
+                report(1.0)
+            return _load(path)
+        sig = _compute(inputs, stream, change_level, dark_level, report, batch)
+        _store(sig, path)
+        return sig
+
+
+def _store(sig: FrameSignals, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: getattr(sig, k) for k in _ARRAYS}, end=np.float64(sig.end))
+        os.replace(tmp, path)
+    except OSError:  # a full disk: the other processes compute their own
+        tmp.unlink(missing_ok=True)
+
+
+def _load(path: Path) -> FrameSignals:
+    with np.load(path) as saved:
+        arrays = {k: saved[k] for k in _ARRAYS}
+        end = float(saved["end"])
+    for a in arrays.values():
+        a.setflags(write=False)
+    return FrameSignals(**arrays, end=end)
+
+
+_ARRAYS = ("times", "luma", "rgb", "diff", "changed", "peak", "lit")
 
 
 def _compute(inputs: AnalyzerInputs, stream: Any, change_level: float, dark_level: float,
