@@ -43,6 +43,7 @@ class AudioEnvironment(AudioSetAnalyzer):
     needs_audio = True
     requires_audio = True
     device = "auto"
+    cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
     depends_on = ("voice_activity",)
     models_optional = True  # the feature fallback runs when the classifier is not cached
     batch_size = 16

@@ -50,6 +50,7 @@ class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
     version = "1.0.0"
     description = "Foreground/background ratio series and dominant background classes per shot (SegFormer-b0, ADE20K)."
     device = "auto"
+    cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
     depends_on = ("cut_analysis",)
     models = (MODEL_ID,)
     batch_size = 16

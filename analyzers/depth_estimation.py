@@ -101,6 +101,7 @@ class DepthEstimation(SingleSpecFrames, BatchedAnalyzer):
     description = ("Relative depth per shot (Depth Anything V2 Small; the original used MiDaS): mean depth, "
                    "near/far shares, depth range, foreground distance. Disabled in the original system.")
     device = "auto"
+    cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
     depends_on = ("cut_analysis",)
     models = (MODEL_ID,)
     enabled_by_default = False

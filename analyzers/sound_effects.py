@@ -40,6 +40,7 @@ class SoundEffects(AudioSetAnalyzer):
     needs_audio = True
     requires_audio = True
     device = "auto"
+    cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
     depends_on = ("voice_activity",)
     models_optional = True
     batch_size = 16

@@ -45,6 +45,7 @@ class SpeechEmotion(BatchedAnalyzer):
     needs_audio = True
     requires_audio = True
     device = "auto"
+    cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
     depends_on = ("voice_activity",)
     batch_size = 8
     item_vram_mb = 150.0  # an 8 s piece through the 24-layer large model, fp16

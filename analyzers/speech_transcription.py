@@ -79,6 +79,7 @@ class SpeechTranscription(BatchedAnalyzer):
     needs_audio = True
     requires_audio = True
     device = "auto"
+    cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
     depends_on = ("voice_activity",)
     provides = ("transcript",)
     # token by token, each step waiting for its result: on a GPU shared with the VLM and YOLO its

@@ -5,10 +5,13 @@
 #   call 2, carry [".whl2"]:  bash bench/device_end_to_end.sh time NAME [ARGS]   (~100-140 s per run)
 # `time` writes $OUT/e2e_NAME.md (and the run's profiles, with --profile); several `time` runs fit one call, e.g.
 #   bash bench/device_end_to_end.sh time head && bash bench/device_end_to_end.sh time threads --own-process off
+# The first `time` on a machine warms numba's compile cache for librosa's pyin (speech_flow) first, untimed and
+# said so: a user pays that compile once, on the first run (44 s on 2 CPUs here), not on every run.
+#   call 3 (or later), carry [".whl2"]: bash bench/device_end_to_end.sh tests TEST_FILES...   (pytest -m gpu)
 set -o pipefail
 cd "$(dirname "$0")/.."
-what=${1:?usage: device_end_to_end.sh prepare | time NAME [bench args]}
-case "$what" in prepare|time) ;; *) echo "unknown step $what: prepare or time" >&2; exit 2 ;; esac
+what=${1:?usage: device_end_to_end.sh prepare | time NAME [bench args] | tests FILES}
+case "$what" in prepare|time|tests) ;; *) echo "unknown step $what: prepare, time or tests" >&2; exit 2 ;; esac
 folder=$([ "$what" = prepare ] && echo .whl || echo .whl2)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$folder"/*.whl || exit 3
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
@@ -18,8 +21,17 @@ case "$what" in
   prepare)
     python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --prepare-only --work /dev/shm/e2e > "$out/prepare.log" 2>&1
     rc=$?; tail -5 "$out/prepare.log"; exit $rc ;;
+  tests)
+    shift; timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider "$@" > "$out/gpu_tests.txt" 2>&1
+    rc=$?; tail -25 "$out/gpu_tests.txt"; exit $rc ;;
   time)
     name=${2:?usage: device_end_to_end.sh time NAME [bench args]}; shift 2
+    if [ ! -f /dev/shm/e2e/.numba_warm ]; then
+      t=$(date +%s)
+      python3 -c "import numpy as np, librosa; librosa.pyin(np.zeros(32000, np.float32) + 0.01, fmin=65, fmax=400, sr=16000)" \
+        && touch /dev/shm/e2e/.numba_warm
+      echo "numba's cache for librosa.pyin warmed in $(( $(date +%s) - t )) s (not timed)"
+    fi
     python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --reuse --work /dev/shm/e2e --deadline 180 \
       --out "$out/e2e_$name.md" "$@" >> "$out/e2e.log" 2>&1
     rc=$?

@@ -412,17 +412,26 @@ def refind_bundled(models: dict[str, dict[str, Any]]) -> None:
                 models[mid] = entry
 
 
-def registry_without(registry: Path, names: list[str]) -> Path:
-    """A copy of ``registry`` with ``names`` disabled (beside it, ``registry_without.yaml``)."""
+def registry_variant(registry: Path, disable: list[str], settings: list[str]) -> Path:
+    """A copy of ``registry`` with ``disable`` disabled and ``settings`` (``ANALYZER.PARAM=VALUE``,
+    the value read as YAML) set (beside it, ``registry_variant.yaml``)."""
     import yaml
 
     data = yaml.safe_load(registry.read_text())
-    unknown = [n for n in names if n not in data["analyzers"]]
+    named = disable + [s.partition(".")[0] for s in settings]
+    unknown = [n for n in named if n not in data["analyzers"]]
     if unknown:
-        raise SystemExit(f"--disable: {', '.join(unknown)} not in {registry} (it has: {', '.join(data['analyzers'])})")
-    for n in names:
+        raise SystemExit(f"--disable/--param: {', '.join(unknown)} not in {registry} "
+                         f"(it has: {', '.join(data['analyzers'])})")
+    for n in disable:
         data["analyzers"][n]["enabled"] = False
-    out = registry.with_name("registry_without.yaml")
+    for setting in settings:
+        name, _, rest = setting.partition(".")
+        key, eq, value = rest.partition("=")
+        if not key or not eq:
+            raise SystemExit(f"--param {setting!r}: write ANALYZER.PARAM=VALUE, e.g. text_overlay.workers=6")
+        data["analyzers"][name].setdefault("params", {})[key] = yaml.safe_load(value)
+    out = registry.with_name("registry_variant.yaml")
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
 
@@ -504,6 +513,14 @@ def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env:
 
 
 # --- step 3: the report ----------------------------------------------------------------------------------
+def _cuda_graphs(data: dict) -> Any:
+    """What a track says of its CUDA graphs: the description families' ``model_info``, fusion's ``fusion``."""
+    for key in ("model_info", "fusion"):
+        if isinstance(data.get(key), dict) and data[key].get("cuda_graphs") is not None:
+            return data[key]["cuda_graphs"]
+    return None
+
+
 def _f(x: Any, digits: int = 1) -> str:
     return "-" if x is None else f"{float(x):.{digits}f}"
 
@@ -535,7 +552,8 @@ def track_rows(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]
             "device": r.get("device") or t.get("device"), "variant": r.get("variant"),
             "models": ", ".join(f"{m.get('id')}" for m in t.get("models") or []),
             "load_s": r.get("load_s"), "analyze_s": r.get("analyze_s") or t.get("duration_s"),
-            "analyze_at_s": r.get("analyze_at_s"),
+            "analyze_at_s": r.get("analyze_at_s"), "load_at_s": r.get("load_at_s"),
+            "cuda_graphs": _cuda_graphs(t.get("data") or {}),
             "busy_s": step.get("busy_s"), "items": step.get("items"),
             "peak_vram_mb": r.get("peak_vram_mb") if r.get("peak_vram_mb") is not None else t.get("peak_vram_mb"),
             "measured_alone": r.get("measured_alone"),
@@ -611,16 +629,19 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
     for mid, m in prep["models"].items():
         lines.append(f"| {mid} | {m.get('what', 'NOT SEEDED')} | {_f(m.get('seconds'))} | {m.get('path') or m.get('missing')} |")
     lines += ["", "## Analyzers (from results.json; from tracks/ when the run was stopped)", "",
-              "| analyzer | status | device | variant | models | load s | analyze s | analyze from s | busy s | items | "
-              "peak VRAM MB | batches | fallbacks | events |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| analyzer | status | device | variant | models | load from s | load s | analyze from s | analyze s | busy s | "
+              "items | peak VRAM MB | batches | fallbacks | events |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         peak_v = _f(r.get("peak_vram_mb"), 0) + (" (shared)" if r.get("measured_alone") is False and
                                                   r.get("peak_vram_mb") is not None else "")
         lines.append(f"| {r['analyzer']} | {r['status']} | {r.get('device') or '-'} | {r.get('variant') or '-'} | "
-                     f"{r.get('models') or '-'} | {_f(r.get('load_s'), 2)} | {_f(r.get('analyze_s'), 2)} | "
-                     f"{_f(r.get('analyze_at_s'))} | "
+                     f"{r.get('models') or '-'} | {_f(r.get('load_at_s'))} | {_f(r.get('load_s'), 2)} | "
+                     f"{_f(r.get('analyze_at_s'))} | {_f(r.get('analyze_s'), 2)} | "
                      f"{_f(r.get('busy_s'), 2)} | {r.get('items') if r.get('items') is not None else '-'} | {peak_v} | "
                      f"{r.get('batches') or '-'} | {r.get('fallbacks') or '-'} | {r.get('events', '-')} |")
+    graphs = [f"{r['analyzer']}: {r['cuda_graphs']}" for r in rows if r.get("cuda_graphs") is not None]
+    lines += ["", "CUDA graphs (the tracks' own account): " + ("; ".join(graphs) or "none reported")]
     lines += ["", "## Did not run", ""]
     lines += [f"- {r['analyzer']}: {r['status']}: {r.get('reason')}"
               + (f" (here: {r['missing_packages']} does not import)" if r.get("missing_packages") else "")
@@ -682,6 +703,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--disable", default="", metavar="NAMES",
                     help="with --reuse: time the command with these analyzers disabled in the registry (a "
                          "diagnosis: what the others take without them); the report says which")
+    ap.add_argument("--param", action="append", default=[], metavar="ANALYZER.PARAM=VALUE",
+                    help="with --reuse: set an analyzer's parameter in the timed run's registry (repeatable), "
+                         "e.g. --param text_overlay.workers=6; the report's registry line says so")
+    ap.add_argument("--capture-beside", choices=("on", "off"), default="on",
+                    help="off: FRAMEWORK_CAPTURE_BESIDE=0 for the timed command (CUDA graphs captured only while "
+                         "no other analyzer is busy on the GPU, as before the eleventh session), to compare")
     ap.add_argument("--deadline", type=float, default=570.0,
                     help="seconds from the start by which the report must be written: the timed command is killed "
                          "in time for it (the GPU tool stops a call at 600 s)")
@@ -715,6 +742,8 @@ def main(argv: list[str] | None = None) -> int:
         env["FRAMEWORK_WORK_STREAMS"] = "0"
     if args.own_process == "off":
         env["FRAMEWORK_OWN_PROCESS"] = "0"
+    if args.capture_beside == "off":
+        env["FRAMEWORK_CAPTURE_BESIDE"] = "0"
     t0 = time.perf_counter()
     print(f"[1/3] prepare (packages, set, clip, models) in {work}", flush=True)
     prep_cmd = [sys.executable, str(Path(__file__).resolve()), "--prepare-only", "--work", str(work)] + \
@@ -741,8 +770,9 @@ def main(argv: list[str] | None = None) -> int:
         refind_bundled(prep["models"])
     print(f"      prepared in {time.perf_counter() - t0:.1f} s (clip {prep['clip']['make_s']} s, models {prep['seed_s']} s)",
           flush=True)
-    if args.disable:
-        prep["registry"] = str(registry_without(Path(prep["registry"]), args.disable.split(",")))
+    if args.disable or args.param:
+        prep["registry"] = str(registry_variant(Path(prep["registry"]), [n for n in args.disable.split(",") if n],
+                                                args.param))
     print("[2/3] the timed command", flush=True)
     timeout = max(30.0, args.deadline - (time.perf_counter() - t0) - 10.0)
     run = run_cli(args, work, prep["clip"]["path"], prep["registry"], env, timeout)

@@ -119,6 +119,11 @@ class Analyzer:
       for their result (token-by-token decoding with a small model): beside large models on one
       GPU its kernels are started first as the GPU frees up, so each wait stays short. A large
       model's batched work gains nothing from it and would hold the others back.
+    - ``cuda_stream_local``: True when, analyzing on a GPU, its CUDA calls wait only for its own
+      stream: no ``torch.cuda.synchronize()`` or ``torch.cuda.empty_cache()`` (``unload`` may),
+      waits through ``framework.device_step.synchronize`` or a tensor's ``.cpu()``. Another
+      analyzer may then capture a CUDA graph on that GPU while it works (``Placement.gpu_to_itself``);
+      beside one that leaves it False, captures wait until it has finished.
     - ``own_process``: True for a CPU analyzer whose work is mostly Python: in a run that also
       uses a GPU it runs in a child process of its own (``framework.own_process``), so the threads
       that feed the GPUs do not wait for its turns on the interpreter's lock. It must not use
@@ -171,6 +176,9 @@ class Analyzer:
     # decoding token by token); on a GPU it shares, its kernels go ahead of the others' queued ones
     # (a CUDA stream of higher priority, ``framework.work_streams``). "normal" for the rest.
     gpu_stream_priority: ClassVar[Literal["normal", "high"]] = "normal"
+    # True: while analyzing on a GPU it waits only for its own CUDA stream (no device-wide
+    # synchronize or empty_cache), so another analyzer may capture a CUDA graph beside it
+    cuda_stream_local: ClassVar[bool] = False
     # True: a CPU analyzer whose work is mostly Python runs in a child process of its own when the
     # run also uses a GPU, so it does not hold the interpreter's lock that the GPU analyzers' threads
     # need (``framework.own_process``). It must not need ``host``; params, inputs and its track are

@@ -234,11 +234,12 @@ def run_batches(analyzer: BatchedAnalyzer, inputs: AnalyzerInputs, receipt: Step
             if not is_out_of_memory(exc):
                 raise
             del batch
-            free_device_memory(device)
             if placement is not None and not placement.exclusive and placement.shared and placement.shared():
-                # other models share the device: the executor unloads and retries alone first
+                # other models share the device: the executor unloads, frees the cache (not here: another
+                # analyzer may be capturing a CUDA graph) and retries alone first
                 receipt.fallbacks.append(f"out of memory at batch {len(items)} on {device} beside other models")
                 raise DeviceOutOfMemory(f"{analyzer.name}: out of memory on {device} beside other models: {exc}") from exc
+            free_device_memory(device)
             if len(items) == 1:
                 receipt.fallbacks.append(f"out of memory with one item on {device}")
                 raise DeviceOutOfMemory(f"{analyzer.name}: one item does not fit on {device}: {exc}") from exc

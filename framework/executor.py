@@ -29,11 +29,14 @@ The executor follows the plan and nothing else:
   is many small waiting steps (``Analyzer.gpu_stream_priority = "high"``) gets a stream of higher
   priority: its kernels start ahead of the others' queued ones as the GPU frees up.
 - **A GPU to itself.** ``Placement.gpu_to_itself`` lets an analyzer do work that must not overlap
-  other analyzers' CUDA calls in this process (capturing a CUDA graph: another thread's
-  ``synchronize`` or ``empty_cache`` breaks the capture and fails that thread's analyzer). It says
-  whether no other analyzer on its GPU is loading or analyzing (models loaded ahead and idle,
-  waiting for their upstream, make no CUDA calls), and meanwhile holds admissions there and the
-  start of those idle ones.
+  other analyzers' device-wide CUDA calls in this process (capturing a CUDA graph: another
+  thread's ``synchronize`` or ``empty_cache`` breaks the capture and fails that thread's analyzer).
+  It says yes when every other analyzer busy on its GPU is analyzing on a stream of its own and
+  declares its CUDA calls stream-local (``Analyzer.cuda_stream_local``); none loading, unloading
+  or freeing memory there; models loaded ahead and idle, waiting for their upstream, make no
+  CUDA calls. Meanwhile it holds admissions there, the start of those idle ones, and every
+  unload (which frees the CUDA cache) until the block ends. ``FRAMEWORK_CAPTURE_BESIDE=0`` asks
+  for the GPU to itself in the strict sense: no other analyzer loading or analyzing there.
 - **Ctrl-C** sets ``stop``: nothing new starts, running analyzers stop at their next progress
   report, loaded models are unloaded, then ``RunInterrupted`` is raised.
 
@@ -56,6 +59,7 @@ from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
 from .scheduler import Demand, Placement, Plan, batch_cap
 from .work_streams import Stream, torch_stream, using
+from .work_streams import switched_on
 from .work_streams import wanted as streams_wanted
 
 logger = logging.getLogger(__name__)
@@ -192,6 +196,7 @@ class Job:
     start: Callable[[Placement], Any]
     demand: Demand | None = None
     high_priority: bool = False  # on a GPU: a CUDA stream of higher priority (``Analyzer.gpu_stream_priority``)
+    stream_local: bool = False  # analyzing, it waits only for its own stream (``Analyzer.cuda_stream_local``)
 
 
 @dataclass
@@ -234,11 +239,14 @@ class Executor:
         self.exclusive: dict[str, str | None] = {dev: None for dev in self.lanes}  # device -> the one running alone
         self.holding: dict[str, str | None] = {dev: None for dev in self.lanes}  # device -> inside _to_itself
         self.idle: set[str] = set()  # GPU analyzers loaded and waiting for their upstream (no CUDA calls)
+        self.analyzing: set[str] = set()  # GPU analyzers inside their analyze phase
+        self.changing: dict[str, int] = {dev: 0 for dev in self.lanes}  # device -> unloads / frees under way
         self.t0 = time.perf_counter()  # reset when ``run`` starts: the receipt's start times count from it
         self.states: dict[str, _State] = {}
         self.done: set[str] = set()
         self.intervals: dict[str, list[tuple[float, float]]] = {dev: [] for dev in self.lanes}
         self.lock = threading.Lock()
+        self.quiet = threading.Condition(self.lock)  # notified when a GPU stops being held (_to_itself)
         self._peaks: dict[str, float] = {}  # per GPU an analyzer used: the allocator's peak, before each reset
         self._peaks_lock = threading.Lock()
         # one load at a time: loads overlap other analyzers' work, not each other (libraries that
@@ -394,20 +402,48 @@ class Executor:
 
     @contextlib.contextmanager
     def _to_itself(self, dev: str, name: str) -> Iterator[bool]:
-        """``Placement.gpu_to_itself``: yields whether ``name`` is the only analyzer on ``dev`` that
-        is loading or analyzing (others may be loaded and idle); when it is, nothing else is admitted
-        there, and no idle one starts, until the block ends."""
+        """``Placement.gpu_to_itself``: yields whether no other analyzer on ``dev`` may make a
+        device-wide CUDA call now: each one busy there is analyzing on its own stream and declares
+        its calls stream-local (strictly, with ``FRAMEWORK_CAPTURE_BESIDE=0``: none is busy), and
+        nothing is being unloaded or freed. When so, nothing is admitted there, no idle one starts
+        and no unload begins until the block ends."""
         with self.lock:
             busy = self.active.get(dev, set()) - self.idle - {name}
-            alone = not busy and self.holding.get(dev) is None
-            if alone:
+            beside = switched_on("FRAMEWORK_CAPTURE_BESIDE")
+            held = (self.holding.get(dev) is None and not self.changing.get(dev)
+                    and all(beside and self._stream_local_now(other) for other in busy))
+            if held:
                 self.holding[dev] = name
         try:
-            yield alone
+            yield held
         finally:
-            if alone:
-                with self.lock:
+            if held:
+                with self.quiet:
                     self.holding[dev] = None
+                    self.quiet.notify_all()
+
+    def _stream_local_now(self, name: str) -> bool:
+        """Whether ``name`` is analyzing on a stream of its own and makes no device-wide CUDA calls
+        (called holding ``lock``)."""
+        st = self.states.get(name)
+        return (st is not None and name in self.analyzing and st.job.stream_local and st.stream is not None)
+
+    @contextlib.contextmanager
+    def _changing(self, dev: str, name: str) -> Iterator[None]:
+        """An unload or a free of the CUDA cache on ``dev``: it waits while another analyzer holds
+        the GPU (a capture), and no capture begins until it is done."""
+        if dev not in self.changing:
+            yield
+            return
+        with self.quiet:
+            while self.holding.get(dev) not in (None, name):
+                self.quiet.wait(0.25)
+            self.changing[dev] += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.changing[dev] -= 1
 
     def _make_room(self, pending: set[str], loaded_waiting: set[str]) -> list[str]:
         """Unload models waiting for their upstream on a GPU where a retry must run alone.
@@ -429,12 +465,12 @@ class Executor:
         return evicted
 
     def _release(self, st: _State, unload: bool) -> None:
+        dev = st.placement.device
         if unload and st.call is not None and st.loaded:
-            with using(st.stream):
+            with self._changing(dev, st.job.name), using(st.stream):
                 info = st.call.unload()
             st.receipt["unload_s"] = round(info.duration_s, 4)
             st.loaded = False
-        dev = st.placement.device
         with self.lock:
             if dev in self.active and st.job.name in self.active[dev]:
                 self.active[dev].discard(st.job.name)
@@ -496,7 +532,13 @@ class Executor:
             return "done"
         dev = st.placement.device
         st.receipt["analyze_at_s"] = self._since_start()
-        info = self._guarded(st, st.call.analyze)
+        with self.lock:
+            self.analyzing.add(st.job.name)
+        try:
+            info = self._guarded(st, st.call.analyze)
+        finally:
+            with self.lock:
+                self.analyzing.discard(st.job.name)
         st.receipt["analyze_s"] = round(info.duration_s, 4)
         if info.failed and st.placement.is_gpu and is_out_of_memory(info.excinfo):
             return self._fall_back(st, "analyze", info.excinfo)
@@ -524,7 +566,8 @@ class Executor:
         """Out of memory: alone on the same GPU, then a smaller variant, then the CPU."""
         dev = st.placement.device
         self._release(st, unload=True)
-        free_device_memory(dev)
+        with self._changing(dev, st.job.name):
+            free_device_memory(dev)
         nxt = self._next_attempt(st)
         what = f"out of memory in {phase}() on {dev} ({st.placement.variant or 'default'}"
         what += ", alone)" if st.placement.exclusive else ", beside other models)"

@@ -458,7 +458,8 @@ class _Run:
 
             jobs = [Job(n, self.plan.placements[n], tuple(d for d in self.deps[n] if d in to_run),
                         functools.partial(self._start, n, inputs_base, bars, tasks.get(n)), self.demands.get(n),
-                        high_priority=self.analyzers[n].gpu_stream_priority == "high")
+                        high_priority=self.analyzers[n].gpu_stream_priority == "high",
+                        stream_local=self.analyzers[n].cuda_stream_local)
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
                                 cpu_workers=self.jobs, stop=self.stop)

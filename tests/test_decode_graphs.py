@@ -197,11 +197,15 @@ def test_the_stop_check_is_read_one_step_late_only_inside_the_block_and_its_thre
 
 
 @pytest.mark.gpu
-def test_on_a_shared_gpu_the_vlm_does_not_capture_and_nobody_fails(tiny_vlm, tmp_path):  # noqa: F811
-    """The end-to-end run on an H200 failed product_detection (ultralytics synchronizes at every
-    batch) while the VLM captured a graph. Here a GPU analyzer that synchronizes all the time runs
-    beside the VLM: both finish, the VLM's steps run as is while it shares the GPU, and its words
-    are those of a run without graphs."""
+@pytest.mark.parametrize("stream_local", [False, True])
+def test_on_a_shared_gpu_the_vlm_captures_only_beside_stream_local_work_and_nobody_fails(tiny_vlm, tmp_path,  # noqa: F811
+                                                                                         stream_local):
+    """The end-to-end run on an H200 failed product_detection (ultralytics synchronized the device at
+    every batch) while the VLM captured a graph. Here a GPU analyzer that synchronizes all the time
+    runs beside the VLM. When it synchronizes the whole device (and does not declare
+    ``cuda_stream_local``), the VLM's steps run as is while they share the GPU; when it waits only
+    for its own stream and says so, the VLM captures beside it. Both finish either way, and the
+    VLM's words are those of a run without graphs."""
     import time as _time
 
     import yaml
@@ -220,13 +224,17 @@ def test_on_a_shared_gpu_the_vlm_does_not_capture_and_nobody_fails(tiny_vlm, tmp
         name = "t_syncer"
         version = "1"
         device = "gpu"
+        cuda_stream_local = stream_local
 
         def analyze(self, inputs):
             x = torch.ones(256, 256, device=self.placement.device)
             end = _time.monotonic() + 6.0
             while _time.monotonic() < end:
                 x = (x @ x).clamp(max=1.0)
-                torch.cuda.synchronize()
+                if stream_local:
+                    torch.cuda.current_stream().synchronize()  # its own work stream only
+                else:
+                    torch.cuda.synchronize()
             return self.track()
 
     class Plugin:
@@ -251,9 +259,17 @@ def test_on_a_shared_gpu_the_vlm_does_not_capture_and_nobody_fails(tiny_vlm, tmp
         for track in res.timeline.tracks.values():
             assert track.status == "ok", (name, track.name, track.reason)
         runs[name] = res.timeline.tracks["qwen2_vl_temporal"]
+        if others:
+            syncer = res.timeline.tracks["t_syncer"].receipt
+    vlm = runs["shared"].receipt
+    assert (vlm["analyze_at_s"] < syncer["analyze_at_s"] + syncer["analyze_s"]
+            and syncer["analyze_at_s"] < vlm["analyze_at_s"] + vlm["analyze_s"])  # they did analyze side by side
     shared = runs["shared"].data["model_info"]["cuda_graphs"]
     alone = runs["alone"].data["model_info"]["cuda_graphs"]
-    assert shared["steps_while_gpu_shared"] > 0 and shared["used"]
+    if stream_local:
+        assert shared["steps_while_gpu_shared"] == 0 and shared["captures"] >= 4
+    else:
+        assert shared["steps_while_gpu_shared"] > 0 and shared["used"]
     assert alone["captures"] >= 4 and alone["steps_while_gpu_shared"] == 0  # 8 chunks, batches of 2
     texts = {name: [e.data["text"] for e in t.events] for name, t in runs.items()}
     assert texts["shared"] == texts["alone"] == texts["plain"]

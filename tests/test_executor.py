@@ -37,7 +37,8 @@ def run_plan(analyzers, gpus, budget, *, estimates=None, cpu_fallback=True, stop
         return AnalyzerCall(a, inputs, placement.device)
 
     jobs = [Job(n, p.placements[n], tuple(by_name[n].depends_on),
-                (lambda n: lambda placement: start(n, placement))(n), next(d for d in demands if d.name == n))
+                (lambda n: lambda placement: start(n, placement))(n), next(d for d in demands if d.name == n),
+                stream_local=by_name[n].cuda_stream_local)
             for n in p.order]
     executor = Executor(p, jobs, lambda n, t: tracks.__setitem__(n, t), memory=gpus, cpu_workers=2, stop=stop)
     executor.run()
@@ -320,6 +321,53 @@ def test_an_analyzer_learns_whether_it_has_the_gpu_to_itself_and_holds_admission
     with ex._to_itself("cuda:0", "a") as alone:
         assert not alone  # b is on the GPU now
     assert ex.holding["cuda:0"] is None
+
+
+@pytest.mark.parametrize("stream_local,switch,expected", [(True, None, True), (False, None, False),
+                                                           (True, "0", False)])
+def test_a_capture_may_begin_beside_analyzers_that_wait_only_on_their_own_streams(monkeypatch, stream_local,
+                                                                                  switch, expected):
+    """Beside another analyzer that is analyzing on its own stream and declares its CUDA calls
+    stream-local (``cuda_stream_local``), the GPU counts as the capturer's own; beside one that does
+    not, or with ``FRAMEWORK_CAPTURE_BESIDE=0``, it does not. While it is held the other one keeps
+    working, but its unload (which frees the CUDA cache) waits until the hold ends."""
+    if switch is not None:
+        monkeypatch.setenv("FRAMEWORK_CAPTURE_BESIDE", switch)
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    working, events = threading.Event(), {}
+
+    class Beside(StandIn.make("beside", gpus, {"bf16": 1000}, n_items=1, batch_size=1)):
+        cuda_stream_local = stream_local
+
+        def forward(self, batch):
+            working.set()
+            time.sleep(0.6)  # still analyzing when the capturer asks
+            events["beside forward ends"] = time.perf_counter()
+            return super().forward(batch)
+
+        def unload(self):
+            events["beside unloads"] = time.perf_counter()
+            super().unload()
+
+    class Capturer(StandIn.make("capturer", gpus, {"bf16": 1000}, n_items=1, batch_size=1)):
+        def forward(self, batch):
+            assert working.wait(10)
+            time.sleep(0.1)
+            with self.placement.gpu_to_itself() as held:
+                events["held"] = held
+                time.sleep(1.5)  # the other one finishes its forward meanwhile
+                events["released"] = time.perf_counter()
+            return super().forward(batch)
+
+    _p, tracks = run_plan([Beside(), Capturer()], gpus, 12_000)
+    assert all(t.status == "ok" for t in tracks.values()), {n: t.reason for n, t in tracks.items()}
+    assert events["held"] is expected
+    assert events["beside forward ends"] < events["released"]  # it kept working while the GPU was held
+    if expected:
+        assert events["beside unloads"] > events["released"]  # ... but unloaded only after
+    else:
+        assert events["beside unloads"] < events["released"]
+    assert run_plan.last.holding["cuda:0"] is None and run_plan.last.changing["cuda:0"] == 0
 
 
 def test_a_gpu_run_keeps_attention_off_cudnn_unless_the_user_asks():

@@ -340,3 +340,56 @@ def test_on_a_gpu_the_windows_work_on_the_analyzers_stream_and_decode_as_on_the_
         [[(s.text, s.tokens, s.start, s.end) for s in w] for w in plain]
     assert [[[(x.text, x.start, x.end) for x in s.words] for s in w] for w in streamed] == \
         [[[(x.text, x.start, x.end) for x in s.words] for s in w] for w in plain]
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("initial_index", [None, 50])
+def test_the_batched_timestamp_rules_mask_what_openai_whispers_row_by_row_rules_mask(initial_index, device):
+    """Our ``ApplyTimestampRules`` (one host copy per step, every row masked at once) against
+    openai-whisper's own on the same logits and token histories: texts, timestamp pairs, lone and
+    decreasing timestamps, the first step; the same -inf everywhere, the same values elsewhere.
+    Likewise the suppressed tokens (a cached index against the list)."""
+    import torch
+    import whisper
+    from whisper.tokenizer import get_tokenizer
+
+    from analyzers._speech.whisper_backends import batched_timestamp_rules, cached_suppress_tokens
+
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    tok = get_tokenizer(multilingual=True, language="en", task="transcribe")
+    begin, vocab, sample_begin = tok.timestamp_begin, 51865, 3
+    rng = np.random.default_rng(7)
+
+    def history(n: int) -> list[int]:
+        out = []
+        for _ in range(n):
+            kind = rng.integers(3)
+            out.append(int(rng.integers(0, tok.eot)) if kind == 0 else int(rng.integers(begin, vocab)) if kind == 1
+                       else begin + int(rng.integers(0, 40)))
+        return out
+
+    theirs_rules = whisper.decoding.ApplyTimestampRules(tok, sample_begin, initial_index)
+    ours_rules = batched_timestamp_rules(whisper).like(theirs_rules)
+    checked = 0
+    for length in (0, 1, 2, 5, 12):
+        rows = [list(tok.sot_sequence) + history(length) for _ in range(24)]
+        rows[0][sample_begin:] = [begin + 5, begin + 5][:length] + rows[0][sample_begin + 2:]  # a closed pair
+        tokens = torch.tensor(rows, device=device)
+        for scale in (1.0, 8.0):  # with large logits the timestamps sometimes win the last rule
+            logits = torch.from_numpy(rng.normal(0, scale, (len(rows), vocab)).astype(np.float32)).to(
+                device, torch.float16 if device == "cuda" else torch.float32)
+            theirs, ours = logits.clone(), logits.clone()
+            theirs_rules.apply(theirs, tokens)
+            ours_rules.apply(ours, tokens)
+            assert torch.equal(torch.isinf(ours), torch.isinf(theirs))
+            assert torch.equal(ours, theirs)
+            checked += int(torch.isinf(theirs).any(dim=1).sum())
+    assert checked > 50  # the rules did mask something in most rows
+
+    suppress = list(range(tok.eot, vocab))[::3] + [220, 220]
+    logits = torch.from_numpy(rng.normal(0, 1, (4, vocab)).astype(np.float32)).to(device)
+    theirs, ours = logits.clone(), logits.clone()
+    whisper.decoding.SuppressTokens(suppress).apply(theirs, None)
+    cached_suppress_tokens(whisper)(suppress).apply(ours, None)
+    assert torch.equal(ours, theirs) and torch.isinf(ours[:, 220]).all()

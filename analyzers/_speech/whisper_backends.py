@@ -218,15 +218,23 @@ def decoding_task(whisper: Any) -> type:
     - the encoded audio is repeated once per beam (or best-of sample) when more than one mel is
       decoded, as the tokens are: openai-whisper (20231117 to 20250625 at least) no longer does,
       which broadcasts for one mel and fails for a batch (openai/whisper#2197, #2843);
-    - beam search keeps its per-step bookkeeping on host copies (``host_beam_search``).
+    - beam search keeps its per-step bookkeeping on host copies (``host_beam_search``);
+    - the timestamp rules and the suppressed tokens are applied to all rows at once
+      (``batched_timestamp_rules``, ``cached_suppress_tokens``).
     """
     beam_search = host_beam_search(whisper)
+    timestamp_rules = batched_timestamp_rules(whisper)
+    suppress_tokens = cached_suppress_tokens(whisper)
 
     class DecodingTask(whisper.decoding.DecodingTask):
         def __init__(self, model: Any, options: Any):
             super().__init__(model, options)
             if isinstance(self.decoder, whisper.decoding.BeamSearchDecoder):
                 self.decoder = beam_search(options.beam_size, self.tokenizer.eot, self.inference, options.patience)
+            self.logit_filters = [timestamp_rules.like(f) if type(f) is whisper.decoding.ApplyTimestampRules
+                                  else suppress_tokens(f.suppress_tokens)
+                                  if type(f) is whisper.decoding.SuppressTokens else f
+                                  for f in self.logit_filters]
 
         def _get_audio_features(self, mel: Any) -> Any:
             features = super()._get_audio_features(mel)
@@ -239,6 +247,78 @@ def decoding_task(whisper: Any) -> type:
             return super()._detect_language(audio_features[:: audio_features.shape[0] // tokens.shape[0]], tokens)
 
     return DecodingTask
+
+
+@functools.lru_cache(maxsize=None)
+def batched_timestamp_rules(whisper: Any) -> type:
+    """openai-whisper's ``ApplyTimestampRules`` computing the same masks with one device-to-host copy
+    per step. Its ``apply`` loops over the rows (every window's every beam: 90 at 18 windows and
+    beam 5), each row a ``tolist``, a boolean index and a comparison read back: about 300 waits
+    and 1,000 kernel launches per token. Here the token history is copied once, each row's
+    forbidden ranges are worked out on the host, and one mask (built on the device from a
+    ``rows x 4`` table of range bounds) and one comparison cover every row."""
+
+    class BatchedTimestampRules(whisper.decoding.ApplyTimestampRules):
+        @classmethod
+        def like(cls, rules: Any) -> "BatchedTimestampRules":
+            return cls(rules.tokenizer, rules.sample_begin, rules.max_initial_timestamp_index)
+
+        def forbidden_ranges(self, sampled: list[list[int]], vocab: int) -> list[list[int]]:
+            """Per row, two [start, end) ranges of tokens to forbid ([0, 0) when none): the
+            pairing rule's, and the rule that timestamps never decrease (and segments are not empty)."""
+            begin, eot = self.tokenizer.timestamp_begin, self.tokenizer.eot
+            out = []
+            for seq in sampled:
+                last = len(seq) >= 1 and seq[-1] >= begin
+                penultimate = len(seq) < 2 or seq[-2] >= begin
+                pairing = ([begin, vocab] if penultimate else [0, eot]) if last else [0, 0]
+                stamps = [t for t in seq if t >= begin]
+                floor = (stamps[-1] if last and not penultimate else stamps[-1] + 1) if stamps else begin
+                out.append(pairing + [begin, floor])
+            return out
+
+        def apply(self, logits: Any, tokens: Any) -> None:
+            import torch
+            import torch.nn.functional as F
+
+            tok = self.tokenizer
+            begin = tok.timestamp_begin
+            if tok.no_timestamps is not None:
+                logits[:, tok.no_timestamps] = -np.inf
+            ranges = self.forbidden_ranges(tokens[:, self.sample_begin:].tolist(), logits.shape[-1])
+            bounds = torch.tensor(ranges, dtype=torch.int64).to(logits.device, non_blocking=True)
+            cols = torch.arange(logits.shape[-1], device=logits.device)
+            mask = (((cols >= bounds[:, 0:1]) & (cols < bounds[:, 1:2]))
+                    | ((cols >= bounds[:, 2:3]) & (cols < bounds[:, 3:4])))
+            logits.masked_fill_(mask, -np.inf)
+            if tokens.shape[1] == self.sample_begin:
+                logits[:, :begin] = -np.inf  # no text token first
+                if self.max_initial_timestamp_index is not None:
+                    logits[:, begin + self.max_initial_timestamp_index + 1:] = -np.inf
+            # a timestamp is sampled when the timestamps together are likelier than any text token
+            logprobs = F.log_softmax(logits.float(), dim=-1)
+            stamp = logprobs[:, begin:].logsumexp(dim=-1) > logprobs[:, :begin].max(dim=-1).values
+            logits[:, :begin].masked_fill_(stamp[:, None], -np.inf)
+
+    return BatchedTimestampRules
+
+
+@functools.lru_cache(maxsize=None)
+def cached_suppress_tokens(whisper: Any) -> type:
+    """openai-whisper's ``SuppressTokens`` with its token list made a device tensor once, not at every
+    step (a list of 1,600 ids when every special token is suppressed)."""
+
+    class CachedSuppressTokens(whisper.decoding.SuppressTokens):
+        index: Any = None
+
+        def apply(self, logits: Any, tokens: Any) -> None:
+            import torch
+
+            if self.index is None or self.index.device != logits.device:
+                self.index = torch.tensor(self.suppress_tokens, dtype=torch.int64, device=logits.device)
+            logits.index_fill_(1, self.index, -np.inf)
+
+    return CachedSuppressTokens
 
 
 def host_beam_search(whisper: Any) -> type:

@@ -25,6 +25,7 @@ class ClipAnalyzer(BatchedAnalyzer):
     """CLIP image embeddings of an RGB stream plus model-free measures of a grey stream on the same grid."""
 
     device = "auto"
+    cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
     depends_on = ("cut_analysis",)
     models = (shared_clip.CLIP_MODEL_ID,)
     batch_size = 64

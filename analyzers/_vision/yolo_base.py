@@ -29,6 +29,7 @@ class YoloAnalyzer(BatchedAnalyzer):
     """Batched YOLO inference over one sampled frame stream, with optional tracking."""
 
     device = "gpu"
+    cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
     depends_on = ("cut_analysis",)
     batch_size = 16
     item_vram_mb = 60.0
