@@ -110,3 +110,39 @@ def test_below_eight_cpus_the_pitch_is_tracked_in_this_process(monkeypatch):
     assert SpeechFlow().workers() == 1
     monkeypatch.setattr("analyzers.speech_flow.cpus_available", lambda: 16)
     assert SpeechFlow().workers() == 4 and SpeechFlow({"workers": 2}).workers() == 2
+
+
+@pytest.mark.parametrize("warm_before", [False, True])
+def test_the_first_pitch_compile_on_a_machine_runs_in_one_process_at_a_time(tmp_path, monkeypatch, warm_before):
+    """numba's cache of librosa's pyin is not safe to write from several processes at once (worker
+    processes compiling side by side left a cache that crashed every later run's workers). Until one
+    warm-up has finished on this machine, the warm-ups run one at a time (here: threads, each with
+    its own open file, which flock orders like processes); after it, side by side."""
+    import threading
+    import time
+
+    from analyzers._speech import prosody
+
+    lock, marker = tmp_path / "numba.lock", tmp_path / "numba.warm-x"
+    monkeypatch.setattr(prosody, "_compile_lock", lambda: (lock, marker))
+    spans, guard = [], threading.Lock()
+
+    def slow_pitch(y, *args):
+        t0 = time.perf_counter()
+        time.sleep(0.3)
+        with guard:
+            spans.append((t0, time.perf_counter()))
+        return np.zeros(0), np.zeros(0)
+
+    monkeypatch.setattr(prosody, "pitch", slow_pitch)
+    if warm_before:
+        marker.touch()
+    threads = [threading.Thread(target=prosody.warm_pyin_once) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    spans.sort()
+    overlapping = any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+    assert len(spans) == 3 and overlapping is warm_before
+    assert marker.exists()  # the first warm-up marks the machine as compiled
