@@ -31,7 +31,7 @@ from framework import AnalyzerInputs, Event, ProcessWorkers, Series, Track
 from framework.devices import cpus_available
 
 from ._speech.audio import gaps, read, transcript_words
-from ._speech.prosody import FILLERS, intonation, is_filler, pitch, warm_pyin_once
+from ._speech.prosody import FILLERS, intonation, is_filler, pitch
 from ._speech.segmented import SpeechSegmentAnalyzer
 
 
@@ -78,8 +78,6 @@ class SpeechFlow(SpeechSegmentAnalyzer):
         p = self.params
         n = min(self.workers(), len(regions))
         if n <= 1:
-            if regions:
-                warm_pyin_once(p.fmin, p.fmax, p.hop_s)  # beside another run's workers, never compile side by side
             for a, b in regions:
                 yield pitch(read(inputs.audio, a, b), p.fmin, p.fmax, p.hop_s)
             return

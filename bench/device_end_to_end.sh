@@ -5,7 +5,7 @@
 #   call 2, carry [".whl2"]:  bash bench/device_end_to_end.sh time NAME [ARGS]   (~100-140 s per run)
 # `time` writes $OUT/e2e_NAME.md (and the run's profiles, with --profile); several `time` runs fit one call, e.g.
 #   bash bench/device_end_to_end.sh time head && bash bench/device_end_to_end.sh time threads --own-process off
-# The first `time` on a machine warms numba's compile cache for librosa's pyin (speech_flow) first, untimed and
+# The first `time` on a machine warms the numba caches of speech_flow's 4 pitch workers first, untimed and
 # said so: a user pays that compile once, on the first run (44 s on 2 CPUs here), not on every run.
 #   call 3 (or later), carry [".whl2"]: bash bench/device_end_to_end.sh tests TEST_FILES...   (pytest -m gpu)
 set -o pipefail
@@ -28,9 +28,11 @@ case "$what" in
     name=${2:?usage: device_end_to_end.sh time NAME [bench args]}; shift 2
     if [ ! -f /dev/shm/e2e/.numba_warm ]; then
       t=$(date +%s)
-      python3 -c "import numpy as np, librosa; librosa.pyin(np.zeros(32000, np.float32) + 0.01, fmin=65, fmax=400, sr=16000)" \
+      python3 -c "import numpy as np; from framework import ProcessWorkers
+y = (0.3 * np.sin(2 * np.pi * 150 * np.arange(16000) / 16000)).astype(np.float32)
+w = ProcessWorkers('analyzers._speech.prosody:PitchTracker', (65.0, 400.0, 0.02), 4); w.map([y] * 4); w.close()" \
         && touch /dev/shm/e2e/.numba_warm
-      echo "numba's cache for librosa.pyin warmed in $(( $(date +%s) - t )) s (not timed)"
+      echo "numba's caches for librosa.pyin in 4 pitch workers warmed in $(( $(date +%s) - t )) s (not timed)"
     fi
     python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --reuse --work /dev/shm/e2e --deadline 180 \
       --out "$out/e2e_$name.md" "$@" >> "$out/e2e.log" 2>&1

@@ -112,37 +112,25 @@ def test_below_eight_cpus_the_pitch_is_tracked_in_this_process(monkeypatch):
     assert SpeechFlow().workers() == 4 and SpeechFlow({"workers": 2}).workers() == 2
 
 
-@pytest.mark.parametrize("warm_before", [False, True])
-def test_the_first_pitch_compile_on_a_machine_runs_in_one_process_at_a_time(tmp_path, monkeypatch, warm_before):
-    """numba's cache of librosa's pyin is not safe to write from several processes at once (worker
-    processes compiling side by side left a cache that crashed every later run's workers). Until one
-    warm-up has finished on this machine, the warm-ups run one at a time (here: threads, each with
-    its own open file, which flock orders like processes); after it, side by side."""
-    import threading
-    import time
+def test_each_pitch_worker_gets_a_numba_cache_of_its_own(tmp_path):
+    """numba's cache is not safe to write from several processes at once (pitch workers compiling
+    side by side left a cache that crashed later runs' workers): processes living side by side take
+    different cache folders, a later process reuses a freed one, and a process that has imported
+    numba already is left with numba's own cache."""
+    import subprocess
+    import sys
 
-    from analyzers._speech import prosody
-
-    lock, marker = tmp_path / "numba.lock", tmp_path / "numba.warm-x"
-    monkeypatch.setattr(prosody, "_compile_lock", lambda: (lock, marker))
-    spans, guard = [], threading.Lock()
-
-    def slow_pitch(y, *args):
-        t0 = time.perf_counter()
-        time.sleep(0.3)
-        with guard:
-            spans.append((t0, time.perf_counter()))
-        return np.zeros(0), np.zeros(0)
-
-    monkeypatch.setattr(prosody, "pitch", slow_pitch)
-    if warm_before:
-        marker.touch()
-    threads = [threading.Thread(target=prosody.warm_pyin_once) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    spans.sort()
-    overlapping = any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
-    assert len(spans) == 3 and overlapping is warm_before
-    assert marker.exists()  # the first warm-up marks the machine as compiled
+    code = ("import sys, time; from pathlib import Path; from analyzers._speech.prosody import claim_numba_cache; "
+            "import os; f = claim_numba_cache(Path(sys.argv[1])); print(f, os.environ.get('NUMBA_CACHE_DIR'), "
+            "flush=True); time.sleep(float(sys.argv[2]))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), "1.5"], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    lines = [p.communicate(timeout=60)[0].split() for p in procs]
+    folders = {folder for folder, _env in lines}
+    assert folders == {str(tmp_path / f"slot-{k}") for k in range(3)}
+    assert all(folder == env for folder, env in lines)  # NUMBA_CACHE_DIR set to it, before numba is imported
+    again = subprocess.run([sys.executable, "-c", code, str(tmp_path), "0"], capture_output=True, text=True, timeout=60)
+    assert again.stdout.split()[0] == str(tmp_path / "slot-0")  # freed when its process ended
+    late = subprocess.run([sys.executable, "-c", "import numba; " + code, str(tmp_path), "0"], capture_output=True,
+                          text=True, timeout=60)
+    assert late.stdout.split()[0] == "None"

@@ -10,24 +10,21 @@
   the segment's loud frames (pauses a voice-activity segment still contains).
 - ``pitch``: librosa's probabilistic YIN at 0.25-semitone resolution (the default 0.1 costs
   about 4 times more and buys nothing for intonation ranges), unvoiced frames as NaN.
-- ``warm_pyin_once``: pyin once on a short signal, one process at a time, before a process tracks
-  pitch: numba's cache of librosa's compiled functions is not safe to write from several processes
-  at once (numba/numba#10128, #4807); pitch workers compiling side by side left a cache on which
-  every later run's workers crashed (SIGSEGV; an H200 machine, eleventh session).
+- ``claim_numba_cache``: a numba cache folder of its own for each pitch worker process (numba's
+  cache is not safe to write from several processes at once).
 - ``intonation``: median, range (5th to 95th percentile, in semitones), slope and the direction
   of the final 0.5 s of a pitch contour.
 - ``FILLERS`` / ``find_fillers``: hesitation words in a transcript.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import tempfile
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -115,56 +112,51 @@ def pitch(y: np.ndarray, fmin: float = 65.0, fmax: float = 400.0, hop_s: float =
     return np.arange(f0.size) * hop / SR, f0
 
 
-def _compile_lock() -> tuple[Path, Path]:
-    """The lock file that orders numba's compiles of librosa's functions on this machine, and the
-    marker that says they were compiled (per numba and librosa version) and may be loaded side by side."""
-    import librosa
-    import numba
-
-    base = Path(tempfile.gettempdir()) / f"framework-librosa-numba-{os.getuid()}"
-    return base.with_suffix(".lock"), base.with_suffix(f".warm-{numba.__version__}-{librosa.__version__}")
+_HELD_SLOT: list[Any] = []  # the open lock file of this process's numba cache folder, held while it lives
 
 
-@contextlib.contextmanager
-def _flock(path: Path, exclusive: bool) -> Iterator[None]:
+def claim_numba_cache(root: Path | None = None, slots: int = 64) -> Path | None:
+    """Give this process a numba cache folder of its own, before numba is imported.
+
+    numba caches librosa's compiled functions on disk, and that cache is not safe to write from
+    several processes at once (numba/numba#10128, #4807): pitch workers compiling side by side left
+    a cache on which later runs' workers died of SIGSEGV (an H200 machine, eleventh session). So each
+    pitch worker takes the first free folder ``slot-K`` under ``root`` (default
+    ``$XDG_CACHE_HOME/framework/numba``), holds its lock while it lives, and points
+    ``NUMBA_CACHE_DIR`` there: no two live processes write one cache, and the next run's workers find
+    what these compiled. None (numba's own cache) when numba is already imported here, or no slot is free."""
     import fcntl
 
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    if "numba" in sys.modules:
+        return None  # numba read NUMBA_CACHE_DIR when it was imported
+    if root is None:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "framework" / "numba"
+    for k in range(slots):
+        folder = root / f"slot-{k}"
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def warm_pyin_once(fmin: float = 65.0, fmax: float = 400.0, hop_s: float = 0.02) -> None:
-    """Run ``pitch`` on a short tone, the first time on this machine one process at a time.
-
-    numba compiles librosa's pyin on first use and caches the result on disk; processes that compile
-    it side by side can leave a cache that crashes every process that loads it later. So the first
-    process to get here compiles alone (the others wait for it), and marks that it did; after that,
-    processes load the cache side by side."""
-    lock, marker = _compile_lock()
-    t = np.arange(SR // 2) / SR
-    tone = (0.3 * np.sin(2 * np.pi * 150.0 * t)).astype(np.float32)
-    y = np.concatenate([tone, np.zeros(SR // 4, np.float32)])
-    if marker.exists():
-        with _flock(lock, exclusive=False):
-            pitch(y, fmin, fmax, hop_s)
-        return
-    with _flock(lock, exclusive=True):
-        pitch(y, fmin, fmax, hop_s)
-        marker.touch()
+            folder.mkdir(parents=True, exist_ok=True)
+            fh = open(folder / ".lock", "a+")
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            continue
+        _HELD_SLOT.append(fh)
+        os.environ["NUMBA_CACHE_DIR"] = str(folder)
+        return folder
+    return None
 
 
 class PitchTracker:
     """``pitch`` with fixed settings, as a callable a worker process builds once
     (``framework.ProcessWorkers("analyzers._speech.prosody:PitchTracker", (fmin, fmax, hop_s), n)``);
-    building it runs ``warm_pyin_once``, so workers started side by side never compile side by side."""
+    building it gives the worker a numba cache of its own (``claim_numba_cache``)."""
 
     def __init__(self, settings: tuple[float, float, float]):
         self.fmin, self.fmax, self.hop_s = settings
-        warm_pyin_once(self.fmin, self.fmax, self.hop_s)
+        self.numba_cache = claim_numba_cache()
 
     def __call__(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return pitch(y, self.fmin, self.fmax, self.hop_s)
