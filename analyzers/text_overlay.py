@@ -92,7 +92,9 @@ class TextOverlay(BatchedAnalyzer):
                                                  "as fr, de, es; EasyOCR codes: en, de, fr, ch_sim, ja...).")
         fps: float = Field(2.0, gt=0, le=30, description="Frames per second read.")
         width: int = Field(960, ge=160, le=3840, description="Width in pixels of the frames read.")
-        det_side: int = Field(960, ge=160, le=4096, description="Longest side (pixels) the rapidocr text detector sees.")
+        det_side: int = Field(640, ge=160, le=4096, description="Longest side (pixels) the rapidocr text detector "
+                              "sees; lines are recognized on the full frame. 640 reads MEDIA.md's lines as 960 does "
+                              "in 55% of the time (bench/results/ocr_det_side.md); raise it for small text.")
         min_confidence: float = Field(0.6, ge=0, le=1, description="Lines read with less confidence are dropped.")
         min_similarity: float = Field(0.75, gt=0, le=1, description="How alike two readings must be to be one caption.")
         max_gap: float = Field(1.0, ge=0, description="Seconds a caption may go unread before it is closed.")

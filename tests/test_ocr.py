@@ -179,3 +179,29 @@ def test_from_eight_cpus_rapidocr_reads_in_a_quarter_as_many_worker_processes(mo
     b.load("cpu", {"rapidocr-ppocrv4": folder})
     assert b.engine.workers == 1 and b.engine.pool is None and b.max_batch_size() == 4
     b.unload()
+
+
+@pytest.mark.parametrize("det_side", [320, 640, 960])
+def test_the_detector_sees_the_frame_at_det_side_and_lines_keep_full_frame_boxes(det_side):
+    """rapidocr ignores its own ``det_limit_side_len`` for ``max`` (it picks 960, 1500 or 2000 from
+    the image): ``det_side`` is applied by ``detect_at``, so the detector's input is at most that
+    long, while the caption is still read and boxed on the full 960x540 frame."""
+    import cv2
+    import rapidocr_onnxruntime
+
+    from analyzers._vision.ocr import EngineReader
+
+    models = Path(rapidocr_onnxruntime.__file__).parent / "models"
+    files = {p: str(sorted(models.glob(f"*_{p}_*.onnx"))[0]) for p in ("det", "rec", "cls")}
+    reader = EngineReader(dict(det_model_path=files["det"], rec_model_path=files["rec"], cls_model_path=files["cls"],
+                               threads=1, det_side=det_side, min_conf=0.5, spaces=True))
+    seen = []
+    infer = reader.engine.text_det.infer
+    reader.engine.text_det.infer = lambda x: (seen.append(x.shape), infer(x))[1]
+    frame = np.full((540, 960, 3), 255, np.uint8)
+    cv2.putText(frame, "Breaking news", (300, 470), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (0, 0, 0), 4)
+    lines = reader(frame)
+    assert max(seen[0][2:]) <= det_side and max(seen[0][2:]) >= det_side - 32
+    assert [ln.text for ln in lines] == ["Breaking news"]
+    x1, y1, x2, y2 = lines[0].box
+    assert 0.25 < x1 < 0.35 and 0.8 < y2 < 0.95  # in fractions of the full frame, wherever it was detected

@@ -178,6 +178,19 @@ class RapidOcr:
             pool.close()
 
 
+def detect_at(engine: Any, side: int) -> None:
+    """Make rapidocr's text detector see images at most ``side`` pixels on their longest side.
+
+    rapidocr_onnxruntime (1.4) ignores ``det_limit_side_len`` with ``det_limit_type="max"``: it picks
+    960, 1500 or 2000 from the image's own size, so a 960-wide frame was always detected at 960 and
+    a portrait one at full size. Boxes are mapped back to the image, and lines are recognized on
+    crops of the full-size image, so only the detection runs smaller."""
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    det = engine.text_det
+    det.get_preprocess = lambda _longest: DetPreProcess(side, "max", det.mean, det.std)
+
+
 class EngineReader:
     """One rapidocr engine, called on an RGB frame: its ``OcrLine``s (in a worker process or in-process)."""
 
@@ -189,6 +202,7 @@ class EngineReader:
         threads, det_side = s.pop("threads"), s.pop("det_side")
         self.engine = RapidOCR(**s, intra_op_num_threads=threads, inter_op_num_threads=1, text_score=self.min_conf,
                                det_limit_type="max", det_limit_side_len=det_side)
+        detect_at(self.engine, det_side)
 
     def __call__(self, rgb: np.ndarray) -> list[OcrLine]:
         h, w = rgb.shape[:2]
