@@ -205,3 +205,15 @@ def test_the_detector_sees_the_frame_at_det_side_and_lines_keep_full_frame_boxes
     assert [ln.text for ln in lines] == ["Breaking news"]
     x1, y1, x2, y2 = lines[0].box
     assert 0.25 < x1 < 0.35 and 0.8 < y2 < 0.95  # in fractions of the full frame, wherever it was detected
+
+
+def test_a_rapidocr_without_a_detector_size_to_set_reads_as_it_would_and_says_so(caplog):
+    from types import SimpleNamespace
+
+    from analyzers._vision.ocr import detect_at
+
+    engine = SimpleNamespace(text_det=SimpleNamespace(limit_side_len=960))  # another version's detector
+    with caplog.at_level("WARNING"):
+        detect_at(engine, 640)
+    assert not hasattr(engine.text_det, "get_preprocess")
+    assert "det_side 640 is not applied" in caplog.text

@@ -185,9 +185,15 @@ def detect_at(engine: Any, side: int) -> None:
     960, 1500 or 2000 from the image's own size, so a 960-wide frame was always detected at 960 and
     a portrait one at full size. Boxes are mapped back to the image, and lines are recognized on
     crops of the full-size image, so only the detection runs smaller."""
-    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
-
-    det = engine.text_det
+    try:
+        from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+    except ImportError:
+        DetPreProcess = None  # noqa: N806
+    det = getattr(engine, "text_det", None)
+    if DetPreProcess is None or not all(hasattr(det, a) for a in ("get_preprocess", "mean", "std")):
+        logger.warning("text_overlay: this rapidocr_onnxruntime has no detector size to set; det_side %d is "
+                       "not applied (its detector picks the size itself)", side)
+        return
     det.get_preprocess = lambda _longest: DetPreProcess(side, "max", det.mean, det.std)
 
 
