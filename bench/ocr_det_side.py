@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from machine import cpu_model, load_text  # noqa: E402  (bench/machine.py)
+from machine import cpu_model, load_text, write_report  # noqa: E402  (bench/machine.py)
 from ocr_eval import VIDEO, best_match, score  # noqa: E402
 
 IMAGES = [("ocr/english.png", ["World Health", "clean hands with soap and water", "or alcohol-based hand rub"]),
@@ -163,11 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {row['source']} | {row['truth']} | " + " | ".join(cells) + " |")
     lines += ["", "whole runner on the video: " + ", ".join(f"det_side {s}: {results[s]['video_wall']:.1f} s"
                                                          for s in sides)]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report, encoding="utf-8")
+    write_report(lines, args.out)
     return 0
 
 
