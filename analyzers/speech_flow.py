@@ -29,6 +29,7 @@ from pydantic import Field, model_validator
 
 from framework import AnalyzerInputs, Event, ProcessWorkers, Series, Track
 from framework.devices import cpus_available
+from framework.process_workers import default_worker_count
 
 from ._speech.audio import gaps, read, transcript_words
 from ._speech.prosody import FILLERS, intonation, is_filler, pitch
@@ -65,11 +66,8 @@ class SpeechFlow(SpeechSegmentAnalyzer):
             return self
 
     def workers(self) -> int:
-        """Processes tracking pitch: ``workers``, else one per 4 CPUs from 8 CPUs on (at most 8)."""
-        if self.params.workers:
-            return self.params.workers
-        cpus = cpus_available()
-        return 1 if cpus < 8 else min(8, cpus // 4)
+        """Processes tracking pitch: ``workers``, else ``default_worker_count`` (one per 4 CPUs from 8 CPUs on)."""
+        return self.params.workers or default_worker_count(cpus_available())
 
     def pitches(self, inputs: AnalyzerInputs, regions: list[tuple[float, float]]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Each region's (times, f0), in order. pyin is single-threaded Python and numba (about a tenth

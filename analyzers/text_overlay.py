@@ -45,6 +45,7 @@ from pydantic import Field, model_validator
 
 from framework import AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, FrameSpec, Series, Track
 from framework.devices import cpus_available
+from framework.process_workers import default_worker_count
 
 from ._vision.common import span, torch_device
 from ._vision.ocr import (EASYOCR_MODELS, LATIN_LANGUAGES, RAPIDOCR_LANGUAGES, EasyOcr, OcrLine, RapidOcr, changed, merge_lines,
@@ -61,11 +62,10 @@ def default_threads(cpus: int | None) -> int:
 
 
 def default_workers(cpus: int | None) -> int:
-    """Worker processes reading frames when ``workers`` is not set: one per 4 CPUs from 8 CPUs on (at
-    most 8), each engine with 2 threads; below 8 CPUs one engine in the run's own process. One engine
-    stops gaining at 4 threads (above), so more CPUs go further as more engines."""
-    cpus = cpus or 2
-    return 1 if cpus < 8 else min(8, cpus // 4)
+    """Worker processes reading frames when ``workers`` is not set (``default_worker_count``: one per
+    4 CPUs from 8 CPUs on, at most 8), each engine with 2 threads; below 8 CPUs one engine in the
+    run's own process. One engine stops gaining at 4 threads (above), so more CPUs go further as more engines."""
+    return default_worker_count(cpus)
 
 
 WORKER_THREADS = 2  # each worker process's engine threads, when ``threads`` is not set

@@ -58,8 +58,7 @@ from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
 from .scheduler import Demand, Placement, Plan, batch_cap
-from .work_streams import Stream, torch_stream, using
-from .work_streams import switched_on
+from .work_streams import Stream, switched_on, torch_stream, using
 from .work_streams import wanted as streams_wanted
 
 logger = logging.getLogger(__name__)
@@ -443,9 +442,8 @@ class Executor:
         and no unload begins until the block ends."""
         with self.lock:
             busy = self.active.get(dev, set()) - self.idle - {name}
-            beside = switched_on("FRAMEWORK_CAPTURE_BESIDE")
-            held = (self.holding.get(dev) is None and not self.changing.get(dev)
-                    and all(beside and self._stream_local_now(other) for other in busy))
+            quiet = not busy or (switched_on("FRAMEWORK_CAPTURE_BESIDE") and all(map(self._stream_local_now, busy)))
+            held = self.holding.get(dev) is None and not self.changing.get(dev) and quiet
             if held:
                 self.holding[dev] = name
         try:

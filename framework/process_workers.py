@@ -94,6 +94,14 @@ class _Child:
         self.stderr.close()
 
 
+def default_worker_count(cpus: int | None) -> int:
+    """Worker processes an analyzer starts when its ``workers`` is not set: one per 4 CPUs from 8
+    CPUs on, at most 8; below 8 CPUs none (1: the analyzer's own process does the work). The rest
+    of the CPUs stay with the other analyzers of the run (text_overlay's OCR, speech_flow's pitch)."""
+    cpus = cpus or 2
+    return 1 if cpus < 8 else min(8, cpus // 4)
+
+
 def child_env() -> dict[str, str]:
     """This process's environment, with ``PYTHONPATH`` set to its ``sys.path``: a child imports
     what this process can."""

@@ -124,9 +124,12 @@ def claim_numba_cache(root: Path | None = None, slots: int = 64) -> Path | None:
     pitch worker takes the first free folder ``slot-K`` under ``root`` (default
     ``$XDG_CACHE_HOME/framework/numba``), holds its lock while it lives, and points
     ``NUMBA_CACHE_DIR`` there: no two live processes write one cache, and the next run's workers find
-    what these compiled. None (numba's own cache) when numba is already imported here, or no slot is free."""
-    import fcntl
-
+    what these compiled. None (numba's own cache) when numba is already imported here, no slot is
+    free, or the platform has no ``fcntl`` (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
     if "numba" in sys.modules:
         return None  # numba read NUMBA_CACHE_DIR when it was imported
     if root is None:
