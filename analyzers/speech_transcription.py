@@ -85,6 +85,9 @@ class SpeechTranscription(BatchedAnalyzer):
     # token by token, each step waiting for its result: on a GPU shared with the VLM and YOLO its
     # small kernels go first (framework.work_streams)
     gpu_stream_priority = "high"
+    # its decoding is a loop of small steps driven from Python: in a process of its own it does not
+    # take turns on the interpreter's lock with the other models' threads (framework.own_process)
+    own_process = True
     batch_size = CPU_BATCH
     prefetch = 2
     preprocess_threads = 1

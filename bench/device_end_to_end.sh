@@ -14,6 +14,10 @@ what=${1:?usage: device_end_to_end.sh prepare | time NAME [bench args] | tests F
 case "$what" in prepare|time|tests) ;; *) echo "unknown step $what: prepare, time or tests" >&2; exit 2 ;; esac
 folder=$([ "$what" = prepare ] && echo .whl || echo .whl2)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$folder"/*.whl || exit 3
+# bytecode, as `pip install` writes by default (compiled here on all CPUs, untimed): without it the first run
+# of a machine compiled transformers' sources on its first import (audio_environment's load took 15.7 s)
+t=$(date +%s); python3 -m compileall -q -j 0 /tmp/site framework analyzers cli > /dev/null 2>&1
+echo "bytecode compiled in $(( $(date +%s) - t )) s (not timed)"
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 out=${OUT:-/tmp/e2e_out}
 mkdir -p "$out"

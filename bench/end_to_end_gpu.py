@@ -697,9 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work-streams", choices=("on", "off"), default="on",
                     help="off: FRAMEWORK_WORK_STREAMS=0 for the timed command (every analyzer on the default CUDA "
                          "stream, as before the tenth session), to compare")
-    ap.add_argument("--own-process", choices=("on", "off"), default="on",
-                    help="off: FRAMEWORK_OWN_PROCESS=0 for the timed command (every CPU analyzer a thread of the "
-                         "run's process, as before the tenth session), to compare")
+    ap.add_argument("--own-process", choices=("on", "cpu", "off"), default="on",
+                    help="off: FRAMEWORK_OWN_PROCESS=0 for the timed command (every analyzer a thread of the run's "
+                         "process, as before the tenth session); cpu: only CPU analyzers in processes of their own "
+                         "(Whisper a thread, as before the twelfth), to compare")
     ap.add_argument("--disable", default="", metavar="NAMES",
                     help="with --reuse: time the command with these analyzers disabled in the registry (a "
                          "diagnosis: what the others take without them); the report says which")
@@ -740,8 +741,8 @@ def main(argv: list[str] | None = None) -> int:
         env["FRAMEWORK_GIL_SWITCH_MS"] = f"{args.gil_switch_ms:g}"
     if args.work_streams == "off":
         env["FRAMEWORK_WORK_STREAMS"] = "0"
-    if args.own_process == "off":
-        env["FRAMEWORK_OWN_PROCESS"] = "0"
+    if args.own_process != "on":
+        env["FRAMEWORK_OWN_PROCESS"] = "0" if args.own_process == "off" else "cpu"
     if args.capture_beside == "off":
         env["FRAMEWORK_CAPTURE_BESIDE"] = "0"
     t0 = time.perf_counter()

@@ -124,10 +124,13 @@ class Analyzer:
       waits through ``framework.device_step.synchronize`` or a tensor's ``.cpu()``. Another
       analyzer may then capture a CUDA graph on that GPU while it works (``Placement.gpu_to_itself``);
       beside one that leaves it False, captures wait until it has finished.
-    - ``own_process``: True for a CPU analyzer whose work is mostly Python: in a run that also
-      uses a GPU it runs in a child process of its own (``framework.own_process``), so the threads
-      that feed the GPUs do not wait for its turns on the interpreter's lock. It must not use
-      ``host``, and its class must be importable by module and name.
+    - ``own_process``: True for an analyzer whose work is mostly Python: in a run that uses a GPU
+      it runs in a child process of its own (``framework.own_process``), so it and the threads
+      that feed the GPUs do not wait for each other's turns on the interpreter's lock. A CPU
+      analyzer mostly Python, or a GPU analyzer driven by a loop of small steps (Whisper decoding
+      token by token; on the GPU its CUDA context is the child's, its allocator capped to its
+      share of the budget). It must not use ``host``, and its class must be importable by module
+      and name.
     - ``provides``: the capabilities its track offers, so outputs, fusion and other analyzers
       find what they need by what a track *is*, not by an analyzer's name (a third-party cut
       detector providing ``"shots"`` feeds the shot list, cuts.csv/.edl and the per-shot
@@ -179,10 +182,10 @@ class Analyzer:
     # True: while analyzing on a GPU it waits only for its own CUDA stream (no device-wide
     # synchronize or empty_cache), so another analyzer may capture a CUDA graph beside it
     cuda_stream_local: ClassVar[bool] = False
-    # True: a CPU analyzer whose work is mostly Python runs in a child process of its own when the
-    # run also uses a GPU, so it does not hold the interpreter's lock that the GPU analyzers' threads
-    # need (``framework.own_process``). It must not need ``host``; params, inputs and its track are
-    # pickled across.
+    # True: an analyzer whose work is mostly Python runs in a child process of its own when the run
+    # uses a GPU, so it does not take turns on the interpreter's lock with the GPU analyzers' threads
+    # (``framework.own_process``; a GPU analyzer takes its GPU there). It must not need ``host``;
+    # params, inputs and its track are pickled across.
     own_process: ClassVar[bool] = False
     # built-ins ported from the system this framework replaces (seed 004): "active" or "disabled"
     # there; shown in docs/analyzers.md. None for analyzers that system did not have.

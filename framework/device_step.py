@@ -67,10 +67,12 @@ class DeviceOutOfMemory(RuntimeError):
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is a device out-of-memory error (torch's CUDA OOM, or ours)."""
+    """Whether ``exc`` is a device out-of-memory error (torch's CUDA OOM, or ours), also one raised in
+    an analyzer's own process (``framework.own_process.ChildFailure`` keeps its type's name)."""
     if isinstance(exc, (DeviceOutOfMemory, MemoryError)):
         return True
-    if type(exc).__name__ in ("OutOfMemoryError", "OutOfMemoryException"):
+    names = {type(exc).__name__, getattr(exc, "type_name", None)}
+    if names & {"OutOfMemoryError", "OutOfMemoryException", "DeviceOutOfMemory", "MemoryError"}:
         return True  # torch.cuda.OutOfMemoryError / torch.OutOfMemoryError, without importing torch
     text = str(exc)
     return isinstance(exc, RuntimeError) and ("CUDA out of memory" in text or "CUBLAS_STATUS_ALLOC_FAILED" in text)

@@ -244,6 +244,11 @@ class _State:
     stream: Stream | None = None  # this attempt's work stream on its GPU (None: the default stream)
 
 
+def _in_child(st: _State | None) -> bool:
+    """Whether this attempt's phases run in a process of its own (``framework.own_process``)."""
+    return st is not None and bool(getattr(st.call, "in_child", False))
+
+
 class Executor:
     """Runs a plan's jobs; ``finish(name, track)`` receives each finished track, in completion order.
 
@@ -278,6 +283,7 @@ class Executor:
         self.lock = threading.Lock()
         self.quiet = threading.Condition(self.lock)  # notified when a GPU stops being held (_to_itself)
         self._peaks: dict[str, float] = {}  # per GPU an analyzer used: the allocator's peak, before each reset
+        self._child_peaks: dict[str, float] = {}  # per GPU: the peaks of analyzers in processes of their own, summed
         self._peaks_lock = threading.Lock()
         # one load at a time: loads overlap other analyzers' work, not each other (libraries that
         # import lazily, as transformers does, are not safe to import from two threads at once); an
@@ -441,7 +447,7 @@ class Executor:
         nothing is being unloaded or freed. When so, nothing is admitted there, no idle one starts
         and no unload begins until the block ends."""
         with self.lock:
-            busy = self.active.get(dev, set()) - self.idle - {name}
+            busy = {n for n in self.active.get(dev, set()) - self.idle - {name} if not _in_child(self.states.get(n))}
             quiet = not busy or (switched_on("FRAMEWORK_CAPTURE_BESIDE") and all(map(self._stream_local_now, busy)))
             held = self.holding.get(dev) is None and not self.changing.get(dev) and quiet
             if held:
@@ -496,10 +502,21 @@ class Executor:
                 evicted.append(name)
         return evicted
 
+    def _room_mb(self, st: _State) -> float | None:
+        """The MB ``st`` may allocate on its GPU: the budget less what the others there have reserved."""
+        dev = st.placement.device
+        budget = self.budgets.get(dev)
+        if budget is None:
+            return None
+        with self.lock:
+            return max(st.reserved_mb, budget - (self.reserved.get(dev, 0.0) - st.reserved_mb))
+
     def _release(self, st: _State, unload: bool) -> None:
         dev = st.placement.device
         if unload and st.call is not None and st.loaded:
-            with self._changing(dev, st.job.name), using(st.stream):
+            # an unload in a process of its own makes no CUDA call in this one: it need not wait for a capture
+            changing = contextlib.nullcontext() if _in_child(st) else self._changing(dev, st.job.name)
+            with changing, using(st.stream):
                 info = st.call.unload()
             st.receipt["unload_s"] = round(info.duration_s, 4)
             st.loaded = False
@@ -536,7 +553,7 @@ class Executor:
             st.placement = dataclasses.replace(
                 st.placement, shared=lambda: len(self.active.get(dev, ())) > 1,
                 on_busy=lambda t0, t1: self.intervals.setdefault(dev, []).append((t0, t1)),
-                gpu_to_itself=lambda: self._to_itself(dev, st.job.name))
+                gpu_to_itself=lambda: self._to_itself(dev, st.job.name), memory_cap_mb=self._room_mb(st))
         if not self._begin(st):
             self._release(st, unload=False)
             return "done"
@@ -574,7 +591,14 @@ class Executor:
         st.receipt["analyze_s"] = round(info.duration_s, 4)
         if info.failed and st.placement.is_gpu and is_out_of_memory(info.excinfo):
             return self._fall_back(st, "analyze", info.excinfo)
-        if st.placement.is_gpu and self.memory is not None:
+        if st.placement.is_gpu and _in_child(st):
+            st.receipt["own_process"] = True
+            peak = st.call.peak_vram_mb  # its own allocator's, not shared with anyone's
+            if peak is not None:
+                st.receipt["peak_vram_mb"], st.receipt["measured_alone"] = round(peak, 1), True
+                with self._peaks_lock:
+                    self._child_peaks[dev] = self._child_peaks.get(dev, 0.0) + peak
+        elif st.placement.is_gpu and self.memory is not None:
             st.receipt["peak_vram_mb"] = round(max(0.0, self.memory.peak_mb(dev) - st.baseline_mb), 1)
             st.receipt["measured_alone"] = st.alone
         self._release(st, unload=True)
@@ -657,12 +681,14 @@ class Executor:
     @property
     def peak_vram_mb(self) -> dict[str, float]:
         """Per GPU an analyzer ran on in this run, the most memory allocated there at once (MB): the
-        allocator's peak, kept across the resets that measure each analyzer alone."""
+        allocator's peak, kept across the resets that measure each analyzer alone. Analyzers in
+        processes of their own add their own allocators' peaks: then it is an upper bound."""
         if self.memory is None:
             return {}
         for dev in list(self._peaks):
             self._fold_peak(dev)
-        return {dev: round(peak, 1) for dev, peak in sorted(self._peaks.items())}
+        devices = sorted(set(self._peaks) | set(self._child_peaks))
+        return {dev: round(self._peaks.get(dev, 0.0) + self._child_peaks.get(dev, 0.0), 1) for dev in devices}
 
     @property
     def busy_s(self) -> dict[str, float]:

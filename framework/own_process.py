@@ -1,4 +1,4 @@
-"""A CPU analyzer in a child process of its own, while GPU analyzers run in this one.
+"""An analyzer in a child process of its own, beside the analyzers that run in this one.
 
 The analyzers of a run are threads of one process. A CPU analyzer whose work is mostly Python holds
 the interpreter's lock while it works, and the threads that feed the GPUs wait for it after every
@@ -19,17 +19,32 @@ also uses a GPU (``wanted``):
 - a failure comes back with the child's traceback and reads as it would from a thread
   (``ChildFailure``); ``AnalyzerUnavailable`` in ``load`` still makes the track ``skipped``.
 
+A GPU analyzer that sets it runs in a child too: one whose GPU work is driven by a loop of Python
+(Whisper decoding token by token) then has an interpreter's lock to itself, instead of taking turns
+with the threads that feed the other models. Its CUDA context is the child's own:
+
+- its allocator is capped like this process's, to ``Placement.memory_cap_mb`` (the budget less what
+  the other analyzers on the GPU had reserved when it was admitted): an underestimate raises out of
+  memory there, and the error comes back as one (``device_step.is_out_of_memory``), so the
+  executor's fallbacks follow;
+- the device step's busy spans come back to the executor (the GPU's busy fraction), and the peak
+  its allocator reached while analyzing comes back as the track's ``peak_vram_mb``;
+- no CUDA call it makes can break a CUDA graph captured in this process, so captures never wait
+  for it. The GPU itself time-slices between the two processes' kernels.
+
 It runs as a thread instead when no GPU analyzer is in the run (a child costs its imports, about
 a second), when it is profiled (``--profile`` samples threads of this process), when its class
-cannot be imported by name in a fresh interpreter (``importable``), or with
-``FRAMEWORK_OWN_PROCESS=0``.
+cannot be imported by name in a fresh interpreter (``importable``), with ``FRAMEWORK_OWN_PROCESS=0``,
+and (GPU analyzers only) with ``FRAMEWORK_OWN_PROCESS=cpu``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
 import logging
+import os
 import pickle
 import sys
 import threading
@@ -37,7 +52,7 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
@@ -58,9 +73,12 @@ class ChildFailure(RuntimeError):
         self.type_name, self.child_traceback = type_name, child_traceback
 
 
-def wanted(env: Any = None) -> bool:
-    """Whether ``own_process`` analyzers may get their own process (``FRAMEWORK_OWN_PROCESS``, on by default)."""
-    return switched_on("FRAMEWORK_OWN_PROCESS", env)
+def wanted(env: Any = None, gpu: bool = False) -> bool:
+    """Whether ``own_process`` analyzers may get their own process (``FRAMEWORK_OWN_PROCESS``, on by
+    default; ``cpu``: only those that run on the CPU)."""
+    if not switched_on("FRAMEWORK_OWN_PROCESS", env):
+        return False
+    return not (gpu and (os.environ if env is None else env).get("FRAMEWORK_OWN_PROCESS", "").strip().lower() == "cpu")
 
 
 def importable(cls: type) -> str | None:
@@ -90,14 +108,19 @@ class ProcessCall(AnalyzerCall):
             raise ValueError(f"{analyzer.name}: its class cannot be imported by name in another process")
         self.where = where
         self.child: _Child | None = None
+        self.on_busy: Any = None  # the executor's, for the spans the child relays
+        self.peak_vram_mb: float | None = None  # on a GPU: the child's allocator peak while analyzing
 
     load_takes_turns = False  # it loads in its own interpreter: nothing to share with this one's imports
+    in_child = True  # its CUDA calls are another process's: they never break a capture in this one
 
     # --- the phases, in the child ----------------------------------------------------------
     def _load(self) -> None:
         self.child = _Child(0, child_env(), module=__name__)
-        placement = (dataclasses.replace(self.analyzer.placement, shared=None, on_busy=None, gpu_to_itself=None)
-                     if self.analyzer.placement is not None else None)
+        placement = self.analyzer.placement
+        self.on_busy = placement.on_busy if placement is not None else None
+        if placement is not None:  # what calls back into this process stays here; busy spans are relayed
+            placement = dataclasses.replace(placement, shared=None, on_busy=None, gpu_to_itself=None)
         self._ask("load", {"class": self.where, "params": self.analyzer.params, "placement": placement,
                            "device": self.device, "models": self.models,
                            "log_level": logging.getLogger().getEffectiveLevel()})
@@ -139,6 +162,13 @@ class ProcessCall(AnalyzerCall):
                 if kind == "log":
                     name, level, message = value
                     logging.getLogger(name).log(level, "%s", message)
+                    continue
+                if kind == "busy":  # (start, end) inside forward, on the host's monotonic clock
+                    if self.on_busy is not None:
+                        self.on_busy(*value)
+                    continue
+                if kind == "peak":
+                    self.peak_vram_mb = value
                     continue
                 if kind == "unavailable":
                     raise AnalyzerUnavailable(value)
@@ -221,12 +251,13 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
                 for part in qualname.split("."):
                     cls = getattr(cls, part)
                 analyzer = cls(payload["params"])
-                analyzer.placement = payload["placement"]
+                analyzer.placement = _on_this_gpu(payload["placement"], send_conn)
                 analyzer.load(payload["device"], payload["models"])
                 reply: tuple[str, Any] = ("ok", None)
             elif phase == "analyze":
                 assert analyzer is not None
-                reply = ("ok", analyzer.analyze(_inputs(payload, send_conn)))
+                with _peak_sent(analyzer, send_conn):
+                    reply = ("ok", analyzer.analyze(_inputs(payload, send_conn)))
             elif phase == "unload":
                 if analyzer is not None:
                     analyzer.unload()
@@ -247,6 +278,34 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
             send_conn.send_bytes(data)
         except OSError:  # the parent is gone
             return
+
+
+def _on_this_gpu(placement: Any, send_conn: _Sender) -> Any:
+    """The placement for the child: on a GPU, its allocator capped to ``memory_cap_mb`` (as the run's
+    own process is to the budget) and the device step's busy spans sent to the parent."""
+    if placement is None or not placement.is_gpu:
+        return placement
+    import torch
+
+    if torch.cuda.is_available():  # (a test's simulated GPU has none)
+        from .executor import TorchMemory
+
+        memory = TorchMemory()  # the run process's CUDA settings (attention, allocator) in this one too
+        if placement.memory_cap_mb is not None:
+            memory.cap(placement.device, placement.memory_cap_mb)
+    return dataclasses.replace(placement, on_busy=lambda t0, t1: send_conn.send(("busy", (t0, t1))))
+
+
+@contextlib.contextmanager
+def _peak_sent(analyzer: Analyzer, send_conn: _Sender) -> Iterator[None]:
+    """On a GPU, send the allocator's peak during ``analyze`` (load's weights included) before the answer."""
+    placement = analyzer.placement
+    torch = sys.modules.get("torch") if placement is not None and placement.is_gpu else None
+    try:
+        yield
+    finally:
+        if torch is not None and torch.cuda.is_initialized():
+            send_conn.send(("peak", torch.cuda.max_memory_allocated(placement.device) / 2**20))
 
 
 def _inputs(payload: dict[str, Any], send_conn: _Sender) -> AnalyzerInputs:

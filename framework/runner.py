@@ -734,10 +734,10 @@ class _Run:
                     profile_to=self.run_dir / "profiles" / name if name in self.profile else None)
 
     def _in_own_process(self, name: str, placement: Placement) -> bool:
-        """Whether this CPU analyzer runs in a child process (``framework.own_process``): it asks
-        to, a GPU analyzer runs beside it, it is not profiled, and its class imports by name."""
+        """Whether this analyzer runs in a child process (``framework.own_process``): it asks to, a
+        GPU analyzer is in the run (it or another), it is not profiled, and its class imports by name."""
         a = self.analyzers[name]
-        if not (a.own_process and self.gpu_in_run and not placement.is_gpu and own_process.wanted()
+        if not (a.own_process and self.gpu_in_run and own_process.wanted(gpu=placement.is_gpu)
                 and name not in self.profile):
             return False
         return own_process.importable(type(a)) is not None

@@ -117,6 +117,10 @@ class Placement:
     shared: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
     #: set by the executor: told each (start, end) the device spent inside ``forward``
     on_busy: Callable[[float, float], None] | None = field(default=None, compare=False, repr=False)
+    #: set by the executor on a GPU with a budget: the MB this analyzer's allocator may hold when it
+    #: runs in a process of its own (``framework.own_process``): the budget less what the others on
+    #: the device had reserved when it was admitted (None: no cap)
+    memory_cap_mb: float | None = field(default=None, compare=False)
     #: set by the executor: a context manager for work that must not overlap other analyzers' CUDA
     #: calls in this process (capturing a CUDA graph: another thread's synchronize would break it).
     #: It yields whether no other analyzer on the device is loading or analyzing (models loaded

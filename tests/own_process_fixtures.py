@@ -77,3 +77,59 @@ class Sleeper(PidReporter):
             inputs.report(i / 600)
             time.sleep(0.05)
         return self.track()
+
+
+class OnGpu(PidReporter):
+    """A GPU analyzer in a process of its own: says where it ran and what its placement held, and
+    reports one span inside ``forward`` through the placement, as the device step does."""
+
+    name = "t_own_on_gpu"
+    device = "gpu"
+    needs_audio = False
+
+    def analyze(self, inputs):
+        t0 = time.perf_counter()
+        time.sleep(0.2)
+        self.placement.on_busy(t0, time.perf_counter())
+        return self.track(data={"pid": os.getpid(), "loaded_in": self.loaded_in, "device": self.placement.device,
+                                "memory_cap_mb": self.placement.memory_cap_mb,
+                                "shared_set": self.placement.shared is not None, "exclusive": self.placement.exclusive})
+
+
+class OutOfMemoryUnlessAlone(OnGpu):
+    """Runs out of device memory beside other models, as torch says it (the type's name is what crosses)."""
+
+    name = "t_own_oom"
+
+    def analyze(self, inputs):
+        if not self.placement.exclusive:
+            raise type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().analyze(inputs)
+
+
+class CudaAllocator(OnGpu):
+    """On a real GPU: allocates ``mb`` MB on its device and says what its allocator's peak was."""
+
+    name = "t_own_cuda"
+
+    class Params(OnGpu.Params):
+        mb: int = 256
+
+    def load(self, device, models):
+        import torch
+
+        super().load(device, models)
+        self.weights = torch.zeros(64 * 2**20 // 4, device=device)  # 64 MB of "weights"
+
+    def analyze(self, inputs):
+        import torch
+
+        work = torch.ones(self.params.mb * 2**20 // 4, device=self.placement.device)
+        t0 = time.perf_counter()
+        total = float(work.sum())
+        self.placement.on_busy(t0, time.perf_counter())
+        return self.track(data={"pid": os.getpid(), "sum": total,
+                                "peak_mb": torch.cuda.max_memory_allocated(self.placement.device) / 2**20})
+
+    def unload(self):
+        self.weights = None

@@ -1,7 +1,9 @@
-"""CPU analyzers with ``own_process = True`` run in a child process when a GPU analyzer shares the run
-(``framework.own_process``): the same inputs, progress, failures and track as in a thread."""
+"""Analyzers with ``own_process = True`` run in a child process when the run uses a GPU
+(``framework.own_process``): the same inputs, progress, failures and track as in a thread; a GPU
+analyzer there keeps the budget's cap, the busy spans, its peak and the out-of-memory fallbacks."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -14,7 +16,8 @@ from framework.own_process import ProcessCall, importable
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze
-from own_process_fixtures import Dies, Exits, Failing, PidReporter, Sleeper, Unavailable
+from own_process_fixtures import (CudaAllocator, Dies, Exits, Failing, OnGpu, OutOfMemoryUnlessAlone, PidReporter,
+                                  Sleeper, Unavailable)
 
 
 class Gpu(Analyzer):
@@ -35,9 +38,11 @@ def one_simulated_gpu(monkeypatch):
     monkeypatch.setattr("framework.executor.TorchMemory", lambda: SimulatedGPUs({"cuda:0": 8192.0}))
 
 
-def run(tmp_path, video, monkeypatch, *classes, gpu=True, env=None):
-    """``framework run`` of ``classes`` (and a GPU analyzer unless ``gpu`` is False) on a simulated GPU."""
-    one_simulated_gpu(monkeypatch)
+def run(tmp_path, video, monkeypatch, *classes, gpu=True, env=None, simulated=True, budget=None, params=None):
+    """``framework run`` of ``classes`` (and a GPU analyzer unless ``gpu`` is False) on a simulated GPU
+    (or the real ones); ``params``: registry.yaml blocks by analyzer name."""
+    if simulated:
+        one_simulated_gpu(monkeypatch)
     for key, value in (env or {}).items():
         monkeypatch.setenv(key, value)
     every = [*classes, Gpu] if gpu else list(classes)
@@ -49,11 +54,12 @@ def run(tmp_path, video, monkeypatch, *classes, gpu=True, env=None):
                 register(cls)
 
     tmp_path.mkdir(parents=True, exist_ok=True)
-    names = "".join(f"  {c.name}: {{}}\n" for c in every)
+    names = "".join(f"  {c.name}: {json.dumps((params or {}).get(c.name, {}))}\n" for c in every)
     (tmp_path / "registry.yaml").write_text(f"analyzers:\n{names}")
     reg = load_registry(tmp_path / "registry.yaml")
     host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
-    return analyze(video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False).timeline.tracks
+    return analyze(video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False,
+                   vram_budget=budget).timeline.tracks
 
 
 def test_beside_a_gpu_analyzer_it_runs_in_a_process_of_its_own_and_reads_what_a_thread_reads(
@@ -165,3 +171,44 @@ def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thr
         assert [e.model_dump() for e in a.events] == [e.model_dump() for e in b.events], name
         assert a.model_dump(include={"data", "series"}) == b.model_dump(include={"data", "series"}), name
     assert runs["process"]["text_overlay"].events  # it read the burned-in caption (rapidocr's real weights)
+
+
+def test_a_gpu_analyzer_in_its_own_process_gets_its_share_of_the_budget_and_its_busy_spans_count(
+        tmp_path, sample_video, monkeypatch):
+    tracks = run(tmp_path, sample_video, monkeypatch, OnGpu)
+    t = tracks["t_own_on_gpu"]
+    assert t.status == "ok", t.reason
+    assert t.data["pid"] != os.getpid() and t.data["loaded_in"] == t.data["pid"]
+    assert t.device == t.data["device"] == "cuda:0" and t.receipt["own_process"] is True
+    assert t.data["memory_cap_mb"] == 8000.0  # the simulated budget; the other analyzer reserved nothing
+    assert t.data["shared_set"] is False  # what calls back into the run process stays there
+    receipt = json.loads((tmp_path / "run" / "results.json").read_text())["run"]["receipt"]
+    assert receipt["gpu_busy_fraction"]["cuda:0"] > 0  # its 0.2 s inside "forward", relayed
+    with_cpu_only = run(tmp_path / "cpu", sample_video, monkeypatch, OnGpu, env={"FRAMEWORK_OWN_PROCESS": "cpu"})
+    assert with_cpu_only["t_own_on_gpu"].data["pid"] == os.getpid()
+
+
+def test_out_of_memory_in_its_own_process_takes_the_executors_fallbacks(tmp_path, sample_video, monkeypatch):
+    t = run(tmp_path, sample_video, monkeypatch, OutOfMemoryUnlessAlone)["t_own_oom"]
+    assert t.status == "ok", t.reason
+    assert t.data["exclusive"] is True and t.data["pid"] != os.getpid()
+    assert t.receipt["fallbacks"] == ["out of memory in analyze() on cuda:0 (default, beside other models): "
+                                      "retrying alone"]
+
+
+@pytest.mark.gpu
+def test_on_a_real_gpu_its_allocator_is_capped_and_its_peak_comes_back(tmp_path, sample_video, monkeypatch):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    fits = run(tmp_path / "fits", sample_video, monkeypatch, CudaAllocator, simulated=False, budget="2GB",
+               params={"t_own_cuda": {"params": {"mb": 256}}})["t_own_cuda"]
+    assert fits.status == "ok", fits.reason
+    assert fits.data["pid"] != os.getpid() and fits.data["sum"] == 256 * 2**20 / 4
+    assert 320 <= fits.data["peak_mb"] < 400  # 64 MB loaded, 256 MB of work
+    assert fits.peak_vram_mb == pytest.approx(fits.data["peak_mb"], abs=1)  # the child's peak, come back
+    # 4 GB under a 2 GB budget: out of memory in the child (its allocator is capped), alone, then nowhere to go
+    over = run(tmp_path / "over", sample_video, monkeypatch, CudaAllocator, simulated=False, budget="2GB",
+               params={"t_own_cuda": {"params": {"mb": 4096}}})["t_own_cuda"]
+    assert over.status == "failed" and "out of memory" in over.reason.lower(), over.reason
+    assert any("retrying alone" in f for f in over.receipt["fallbacks"]), over.receipt
