@@ -51,6 +51,8 @@ class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
     description = "Foreground/background ratio series and dominant background classes per shot (SegFormer-b0, ADE20K)."
     device = "auto"
     cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
+    warm_imports = ("transformers.modeling_utils", "transformers.models.segformer.modeling_segformer",
+                    "transformers.models.segformer.image_processing_segformer")
     depends_on = ("cut_analysis",)
     models = (MODEL_ID,)
     batch_size = 16

@@ -102,6 +102,7 @@ class DepthEstimation(SingleSpecFrames, BatchedAnalyzer):
                    "near/far shares, depth range, foreground distance. Disabled in the original system.")
     device = "auto"
     cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
+    warm_imports = ("transformers.modeling_utils",)
     depends_on = ("cut_analysis",)
     models = (MODEL_ID,)
     enabled_by_default = False

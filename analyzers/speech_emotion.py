@@ -46,6 +46,8 @@ class SpeechEmotion(BatchedAnalyzer):
     requires_audio = True
     device = "auto"
     cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
+    warm_imports = ("transformers.modeling_utils", "transformers.models.wav2vec2.modeling_wav2vec2",
+                    "transformers.models.wav2vec2.feature_extraction_wav2vec2")
     depends_on = ("voice_activity",)
     batch_size = 8
     item_vram_mb = 150.0  # an 8 s piece through the 24-layer large model, fp16

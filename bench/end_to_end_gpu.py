@@ -412,19 +412,26 @@ def refind_bundled(models: dict[str, dict[str, Any]]) -> None:
                 models[mid] = entry
 
 
-def registry_variant(registry: Path, disable: list[str], settings: list[str]) -> Path:
-    """A copy of ``registry`` with ``disable`` disabled and ``settings`` (``ANALYZER.PARAM=VALUE``,
-    the value read as YAML) set (beside it, ``registry_variant.yaml``)."""
+def registry_variant(registry: Path, disable: list[str], settings: list[str], threads: list[str] = (),
+                     children: list[str] = ()) -> Path:
+    """A copy of ``registry`` with ``disable`` disabled, ``settings`` (``ANALYZER.PARAM=VALUE``, the
+    value read as YAML) set, ``threads`` kept in the run's process (``own_process: false``) and
+    ``children`` sent to processes of their own (``own_process: true``), beside it as
+    ``registry_variant.yaml``."""
     import yaml
 
     data = yaml.safe_load(registry.read_text())
-    named = disable + [s.partition(".")[0] for s in settings]
+    named = disable + [s.partition(".")[0] for s in settings] + list(threads) + list(children)
     unknown = [n for n in named if n not in data["analyzers"]]
     if unknown:
-        raise SystemExit(f"--disable/--param: {', '.join(unknown)} not in {registry} "
+        raise SystemExit(f"--disable/--param/--thread: {', '.join(unknown)} not in {registry} "
                          f"(it has: {', '.join(data['analyzers'])})")
     for n in disable:
         data["analyzers"][n]["enabled"] = False
+    for n in threads:
+        data["analyzers"][n]["own_process"] = False
+    for n in children:
+        data["analyzers"][n]["own_process"] = True
     for setting in settings:
         name, _, rest = setting.partition(".")
         key, eq, value = rest.partition("=")
@@ -549,7 +556,8 @@ def track_rows(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]
         step = r.get("step") or {}
         rows.append({
             "analyzer": name, "status": t.get("status"), "reason": t.get("reason"),
-            "device": r.get("device") or t.get("device"), "variant": r.get("variant"),
+            "device": (r.get("device") or t.get("device") or "-") + (" (own process)" if r.get("own_process") else ""),
+            "variant": r.get("variant"),
             "models": ", ".join(f"{m.get('id')}" for m in t.get("models") or []),
             "load_s": r.get("load_s"), "analyze_s": r.get("analyze_s") or t.get("duration_s"),
             "analyze_at_s": r.get("analyze_at_s"), "load_at_s": r.get("load_at_s"),
@@ -603,7 +611,8 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
                f"video-min per wall-min of the whole command {_f(own_ratio, 2)}; "
                + "".join(f"{d} busy {b * 100:.0f}%; " for d, b in (receipt.get("gpu_busy_fraction") or {}).items()
                          if b is not None)
-               + f"runner's wall {_f(receipt.get('wall_s'))} s; "
+               + f"runner's wall {_f(receipt.get('wall_s'))} s"
+               + "".join(f", {k} {v:.1f} s" for k, v in (receipt.get("phases_s") or {}).items()) + "; "
                f"{len(rows) - len(not_ok)}/{len(rows)} analyzers ok")
     lines = [f"# End to end: the default set as one `framework run` ({'tiny models' if args.tiny else 'real-size random weights'}, "
              f"{args.device})", "",
@@ -704,6 +713,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--disable", default="", metavar="NAMES",
                     help="with --reuse: time the command with these analyzers disabled in the registry (a "
                          "diagnosis: what the others take without them); the report says which")
+    ap.add_argument("--thread", default="", metavar="NAMES",
+                    help="with --reuse: keep these analyzers threads of the run's process (registry.yaml "
+                         "own_process: false), e.g. --thread object_detection,product_detection, to compare")
+    ap.add_argument("--child", default="", metavar="NAMES",
+                    help="with --reuse: run these analyzers in processes of their own (registry.yaml "
+                         "own_process: true), e.g. --child qwen2_vl_temporal, to compare")
     ap.add_argument("--param", action="append", default=[], metavar="ANALYZER.PARAM=VALUE",
                     help="with --reuse: set an analyzer's parameter in the timed run's registry (repeatable), "
                          "e.g. --param text_overlay.workers=6; the report's registry line says so")
@@ -771,9 +786,10 @@ def main(argv: list[str] | None = None) -> int:
         refind_bundled(prep["models"])
     print(f"      prepared in {time.perf_counter() - t0:.1f} s (clip {prep['clip']['make_s']} s, models {prep['seed_s']} s)",
           flush=True)
-    if args.disable or args.param:
+    if args.disable or args.param or args.thread or args.child:
         prep["registry"] = str(registry_variant(Path(prep["registry"]), [n for n in args.disable.split(",") if n],
-                                                args.param))
+                                                args.param, [n for n in args.thread.split(",") if n],
+                                                [n for n in args.child.split(",") if n]))
     print("[2/3] the timed command", flush=True)
     timeout = max(30.0, args.deadline - (time.perf_counter() - t0) - 10.0)
     run = run_cli(args, work, prep["clip"]["path"], prep["registry"], env, timeout)

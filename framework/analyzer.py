@@ -131,6 +131,9 @@ class Analyzer:
       token by token; on the GPU its CUDA context is the child's, its allocator capped to its
       share of the budget). It must not use ``host``, and its class must be importable by module
       and name.
+    - ``warm_imports``: modules ``load`` imports that take seconds to import (a transformers model's
+      module, ``ultralytics``): the run imports them on a thread while the video decodes, and the
+      loads begin after (``framework.warm_imports``). A module that fails there is left for ``load``.
     - ``provides``: the capabilities its track offers, so outputs, fusion and other analyzers
       find what they need by what a track *is*, not by an analyzer's name (a third-party cut
       detector providing ``"shots"`` feeds the shot list, cuts.csv/.edl and the per-shot
@@ -187,6 +190,9 @@ class Analyzer:
     # (``framework.own_process``; a GPU analyzer takes its GPU there). It must not need ``host``;
     # params, inputs and its track are pickled across.
     own_process: ClassVar[bool] = False
+    # modules its load imports that take long to import (transformers' model code, ultralytics): a
+    # run imports them on a thread while the video decodes (``framework.warm_imports``)
+    warm_imports: ClassVar[tuple[str, ...]] = ()
     # built-ins ported from the system this framework replaces (seed 004): "active" or "disabled"
     # there; shown in docs/analyzers.md. None for analyzers that system did not have.
     original_status: ClassVar[str | None] = None

@@ -205,8 +205,9 @@ class LoadTurns:
     every GPU analyzer admitted at the start queued on a plain lock: on an H200 Whisper, ready
     after 4 s, loaded behind models that waited for the cut list and started analyzing at 38 s."""
 
-    def __init__(self, key: Callable[[str], Any]):
+    def __init__(self, key: Callable[[str], Any], after: threading.Thread | None = None):
         self.key = key
+        self.after = after  # the run's import warm-up (``framework.warm_imports``): the first load waits for it
         self.cond = threading.Condition()
         self.holder: str | None = None
         self.waiting: set[str] = set()
@@ -222,6 +223,8 @@ class LoadTurns:
                 self.waiting.discard(name)
             self.holder = name
         try:
+            if self.after is not None:
+                self.after.join()
             yield
         finally:
             with self.cond:
@@ -255,11 +258,14 @@ class Executor:
     :param budgets: per GPU, the MB its loaded estimates may sum to (None: one model at a time).
     :param memory: the GPUs' memory (``TorchMemory`` on a real machine; simulated in tests).
     :param jobs: CPU analyzers run at a time.
+    :param imports_warming: a thread importing the analyzers' slow modules (``framework.warm_imports``):
+        loads that take turns begin when it has ended.
     """
 
     def __init__(self, plan: Plan, jobs: list[Job], finish: Callable[[str, Any], None], *,
                  memory: DeviceMemory | None = None, cpu_workers: int = 2,
-                 stop: threading.Event | None = None, cap_allocator: bool = True):
+                 stop: threading.Event | None = None, cap_allocator: bool = True,
+                 imports_warming: threading.Thread | None = None):
         self.plan = plan
         self.jobs = {j.name: j for j in jobs}
         self.finish = finish
@@ -291,7 +297,7 @@ class Executor:
         # The next turn goes to a load whose upstream is done (it can analyze at once), then by lane order.
         rank = {n: i for i, n in enumerate(n for lane in self.lanes.values() for n in lane)}
         rank.update({n: len(rank) + i for i, n in enumerate(plan.order) if n not in rank})
-        self.load_turns = LoadTurns(lambda n: (not self._ready(n), rank.get(n, len(rank))))
+        self.load_turns = LoadTurns(lambda n: (not self._ready(n), rank.get(n, len(rank))), after=imports_warming)
 
     # --- public -----------------------------------------------------------------------
     def run(self) -> None:
@@ -591,8 +597,9 @@ class Executor:
         st.receipt["analyze_s"] = round(info.duration_s, 4)
         if info.failed and st.placement.is_gpu and is_out_of_memory(info.excinfo):
             return self._fall_back(st, "analyze", info.excinfo)
-        if st.placement.is_gpu and _in_child(st):
+        if _in_child(st):
             st.receipt["own_process"] = True
+        if st.placement.is_gpu and _in_child(st):
             peak = st.call.peak_vram_mb  # its own allocator's, not shared with anyone's
             if peak is not None:
                 st.receipt["peak_vram_mb"], st.receipt["measured_alone"] = round(peak, 1), True

@@ -31,6 +31,8 @@ class AnalyzerEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
     device: Literal["cpu", "gpu", "auto"] | None = None
+    # a process of its own in runs that use a GPU (``Analyzer.own_process``); None: the analyzer's default
+    own_process: bool | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -56,12 +58,15 @@ class ConfiguredAnalyzer:
     enabled: bool
     device: str
     host: Any = field(default=None, repr=False, compare=False)  # the PluginHost the class came from
+    own_process: bool | None = None  # registry.yaml's choice over the class's ``own_process`` (None: the class's)
 
     def instantiate(self) -> Analyzer:
         """The analyzer with its params, told the plugin host (what other plugins registered)."""
         analyzer = self.cls(self.params)
         if self.host is not None:
             analyzer.host = self.host
+        if self.own_process is not None:
+            analyzer.own_process = self.own_process  # type: ignore[misc]  # this instance only
         return analyzer
 
 
@@ -116,7 +121,7 @@ class Registry:
                                                         prefix=("analyzers", name, "params")))
                 continue
             out.append(ConfiguredAnalyzer(name, cls, params, entry.enabled,
-                                          entry.device or self.config.device, host))
+                                          entry.device or self.config.device, host, entry.own_process))
         if problems:
             raise RegistryError("\n".join(problems))
         listed = {c.name for c in out}

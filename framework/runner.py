@@ -41,8 +41,9 @@ from .plugins import PluginHost, build_plugin_manager
 from .registry import ConfiguredAnalyzer, Registry, find_registry, load_registry
 from .scheduler import (CycleError, Demand, Placement, Plan, Variant, parse_budget, plan, resolve_device,
                         without_precision)
-from .outputs import select as select_exporters, warm_up_imports, write_outputs
+from .outputs import select as select_exporters, write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
+from .warm_imports import warm_up_imports
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -419,7 +420,7 @@ class _Run:
 
     # --- running ----------------------------------------------------------------------
     def execute(self, keep_cache: bool) -> RunResult:
-        started = time.time()
+        started, plan_t0 = time.time(), time.perf_counter()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         order = self._plan()
         names = order + list(self.plan.unplanned)  # every selected analyzer has a track, planned or not
@@ -444,6 +445,10 @@ class _Run:
             self._finish(name, self._stamp(self.analyzers[name].track(), status="skipped", reason=reason))
 
         self.gpu_in_run = any(self.plan.placements[n].is_gpu for n in to_run)  # (reused tracks use none)
+        decode_t0 = time.perf_counter()
+        # the slow imports of the analyzers that load here (not in processes of their own), while decoding
+        warming = warm_up_imports([type(self.analyzers[n]) for n in to_run
+                                   if not self._in_own_process(n, self.plan.placements[n])], name="analyzer-imports")
         decoded = self._decode([n for n in to_run if self._precheck(n) is None and not self._blocked_upstream(n)])
         inputs_base = dict(video=self.meta, streams=decoded.streams if decoded else {},
                            audio=decoded.audio if decoded else None, host=self.host)
@@ -462,9 +467,10 @@ class _Run:
                         stream_local=self.analyzers[n].cuda_stream_local)
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
-                                cpu_workers=self.jobs, stop=self.stop)
+                                cpu_workers=self.jobs, stop=self.stop, imports_warming=warming)
             executor.run()
         run_wall = time.perf_counter() - run_t0
+        phases = {"plan": decode_t0 - plan_t0, "decode": run_t0 - decode_t0, "analyzers": run_wall}
         self._record_measurements(to_run)
 
         timeline = Timeline(
@@ -474,7 +480,7 @@ class _Run:
                  "decode": dataclasses.asdict(decoded.stats) if decoded else None,
                  "plan": {"order": names, "devices": self.plan.device, "notes": self.plan.notes,
                           **self.plan.as_dict()},
-                 "receipt": self._run_receipt(executor, run_wall, time.time() - started),
+                 "receipt": self._run_receipt(executor, run_wall, time.time() - started, phases),
                  "reused": self.reused, "warnings": self.warnings, "stated_duration": self.stated_duration,
                  "plugin_problems": [str(p) for p in self.host.problems]})
         timeline.write(self.run_dir / "results.json")
@@ -663,8 +669,10 @@ class _Run:
         except Exception as exc:  # noqa: BLE001 - a measurement never fails a run
             logger.warning("could not record measurements in %s: %s", self.measurements.path, exc)
 
-    def _run_receipt(self, executor: Any, wall_s: float, total_s: float) -> dict[str, Any]:
-        """The run's receipt: speed against the video's length, and how busy each GPU was."""
+    def _run_receipt(self, executor: Any, wall_s: float, total_s: float, phases: dict[str, float]) -> dict[str, Any]:
+        """The run's receipt: speed against the video's length, how busy each GPU was, and where the
+        wall time went (``phases_s``: planning with the model checks, the decode pass, the analyzers;
+        the outputs are written after it)."""
         video_s = self.meta.duration or 0.0
         busy = {dev: round(min(1.0, s / wall_s), 3) if wall_s > 0 else None for dev, s in executor.busy_s.items()}
         gpu_minutes = (total_s / 60.0) * len(self.gpus.devices) if self.gpus.devices else None
@@ -673,6 +681,7 @@ class _Run:
             "video_s_per_wall_s": round(video_s / total_s, 3) if total_s > 0 else None,
             "video_min_per_gpu_min": round((video_s / 60.0) / gpu_minutes, 3) if gpu_minutes else None,
             "gpu_busy_fraction": busy,
+            "phases_s": {k: round(v, 3) for k, v in phases.items()},
             "peak_vram_mb": executor.peak_vram_mb,  # per GPU used: the most allocated at once
             "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets.get(d, 0.0), 1),
                          "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1),

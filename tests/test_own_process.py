@@ -212,3 +212,10 @@ def test_on_a_real_gpu_its_allocator_is_capped_and_its_peak_comes_back(tmp_path,
                params={"t_own_cuda": {"params": {"mb": 4096}}})["t_own_cuda"]
     assert over.status == "failed" and "out of memory" in over.reason.lower(), over.reason
     assert any("retrying alone" in f for f in over.receipt["fallbacks"]), over.receipt
+
+
+def test_registry_yaml_can_keep_an_analyzer_in_the_runs_process_or_send_it_to_its_own(tmp_path, sample_video, monkeypatch):
+    tracks = run(tmp_path, sample_video, monkeypatch, OnGpu, params={"t_own_on_gpu": {"own_process": False}})
+    assert tracks["t_own_on_gpu"].status == "ok" and tracks["t_own_on_gpu"].data["pid"] == os.getpid()
+    gpu = run(tmp_path / "own", sample_video, monkeypatch, params={"t_own_gpu": {"own_process": True}})
+    assert gpu["t_own_gpu"].status == "ok" and gpu["t_own_gpu"].receipt["own_process"] is True

@@ -44,6 +44,7 @@ class FaceClassifier(SingleSpecFrames, BatchedAnalyzer):
     MODEL_ID: ClassVar[str] = ""
     device = "auto"
     cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
+    warm_imports = ("transformers.modeling_utils", "transformers.models.vit.modeling_vit", "transformers.models.vit.image_processing_vit")
     depends_on = ("cut_analysis",)
     batch_size = 16
     item_vram_mb = 60.0

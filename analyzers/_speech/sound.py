@@ -306,6 +306,10 @@ class AudioSetAnalyzer(BatchedAnalyzer):
     when it is pulled and ``use_model`` is on, else ``self.ast`` is None and the feature fallback
     runs (the subclass's ``items`` are then empty). Subclasses read their clips in ``preprocess``."""
 
+    warm_imports = ("transformers.modeling_utils",
+                    "transformers.models.audio_spectrogram_transformer.modeling_audio_spectrogram_transformer",
+                    "transformers.models.audio_spectrogram_transformer.feature_extraction_audio_spectrogram_transformer")
+
     class Params(BatchedAnalyzer.Params):
         model_id: str = Field("ast-audioset", description="Manifest id of the AudioSet classifier.")
         use_model: bool = Field(True, description="False: always the feature fallback.")

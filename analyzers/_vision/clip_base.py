@@ -26,6 +26,7 @@ class ClipAnalyzer(BatchedAnalyzer):
 
     device = "auto"
     cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
+    warm_imports = ("open_clip",)
     depends_on = ("cut_analysis",)
     models = (shared_clip.CLIP_MODEL_ID,)
     batch_size = 64

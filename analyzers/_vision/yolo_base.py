@@ -30,6 +30,10 @@ class YoloAnalyzer(BatchedAnalyzer):
 
     device = "gpu"
     cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
+    warm_imports = ("ultralytics", "ultralytics.nn.tasks", "ultralytics.utils.nms", "ultralytics.trackers.byte_tracker")
+    # ultralytics' pre- and postprocessing and its trackers are Python: beside the other models' threads it
+    # waits for the interpreter's lock after every call; in a process of its own it does not (framework.own_process)
+    own_process = True
     depends_on = ("cut_analysis",)
     batch_size = 16
     item_vram_mb = 60.0

@@ -117,6 +117,7 @@ class SceneDescription(BatchedAnalyzer):
                                   "vision-language model (Qwen2-VL, Qwen2.5-VL, SmolVLM2, LLaVA-NeXT-Video or a server)")
     device: ClassVar[str] = "auto"
     cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
+    warm_imports = ("transformers.modeling_utils", "transformers.generation.utils", "transformers.processing_utils")
     depends_on: ClassVar[tuple[str, ...]] = ("cut_analysis",)
     provides: ClassVar[tuple[str, ...]] = ("descriptions",)
     enabled_by_default: ClassVar[bool] = False

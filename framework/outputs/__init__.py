@@ -25,11 +25,8 @@ some of them; by default a run writes them all (see docs/exports.md).
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,6 +35,7 @@ from pydantic import ValidationError
 from ..errors import InputError
 from ..hookspecs import hookimpl
 from ..timeline import Timeline
+from ..warm_imports import warm_up_imports
 from .base import Cue, ExportContext, Exporter, Shot, atomic_write_bytes, clock, summary_track_of
 
 if TYPE_CHECKING:
@@ -79,27 +77,6 @@ def select(classes: list[type[Exporter]], names: list[str] | None, what: str = "
         raise InputError(f"unknown {what} {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(by_name))}")
     wanted = set(names)
     return [c for n, c in by_name.items() if n in wanted]
-
-
-def warm_up_imports(classes: list[type[Exporter]]) -> threading.Thread | None:
-    """Import the ``warm_imports`` of ``classes`` on a daemon thread (started here and returned;
-    ``None`` when there is nothing to import). Python's per-module import locks make an
-    ``import`` of the same module elsewhere wait for this one instead of importing it twice."""
-    modules = list(dict.fromkeys(m for c in classes for m in getattr(c, "warm_imports", ())))
-    modules = [m for m in modules if m not in sys.modules]
-    if not modules:
-        return None
-
-    def work() -> None:
-        for module in modules:
-            try:
-                importlib.import_module(module)
-            except Exception as exc:  # noqa: BLE001 - the exporter itself reports a missing module
-                logger.debug("warming up %s: %s", module, exc)
-
-    thread = threading.Thread(target=work, name="exporter-imports", daemon=True)
-    thread.start()
-    return thread
 
 
 @hookimpl

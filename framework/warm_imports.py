@@ -1,0 +1,43 @@
+"""Slow imports done on a background thread while the run does something else.
+
+Exporters (``Exporter.warm_imports``: OpenTimelineIO) and analyzers (``Analyzer.warm_imports``:
+transformers' model code, ultralytics, open_clip) name the modules their work will import. A run
+imports them on a daemon thread while the video decodes, work that mostly runs outside the
+interpreter's lock, instead of on the critical path: the first analyzer to load a transformers
+model imported its model code for 15-28 s beside the other analyzers' threads on an H200 machine.
+
+Python's per-module import locks make an ``import`` of the same module elsewhere wait for this
+one instead of importing it twice. Libraries that import lazily (transformers) are not safe to
+import from two threads at once, so the executor's loads wait for the analyzers' thread to end
+(``framework.executor.LoadTurns``) before the first of them begins.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import threading
+from typing import Iterable
+
+logger = logging.getLogger(__name__)
+
+
+def warm_up_imports(classes: Iterable[type], name: str = "exporter-imports") -> threading.Thread | None:
+    """Import the ``warm_imports`` of ``classes`` on a daemon thread (started here and returned;
+    ``None`` when there is nothing to import). A module that fails to import is skipped here and
+    left for the code that needs it to report."""
+    modules = list(dict.fromkeys(m for c in classes for m in getattr(c, "warm_imports", ())))
+    modules = [m for m in modules if m not in sys.modules]
+    if not modules:
+        return None
+
+    def work() -> None:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # noqa: BLE001 - the code that needs it reports a missing module
+                logger.debug("warming up %s: %s", module, exc)
+
+    thread = threading.Thread(target=work, name=name, daemon=True)
+    thread.start()
+    return thread

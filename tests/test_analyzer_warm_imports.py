@@ -1,0 +1,54 @@
+"""The analyzers' slow imports (``Analyzer.warm_imports``) happen on a thread while the video decodes,
+and the loads begin after them (``framework.warm_imports``, ``executor.LoadTurns``)."""
+from __future__ import annotations
+
+import sys
+import threading
+
+from framework import Analyzer, hookimpl
+from framework.plugins import build_plugin_manager
+from framework.registry import load_registry
+from framework.runner import analyze
+
+SLOW_MODULE = """
+import threading, time
+IMPORTED_ON = threading.current_thread().name
+time.sleep(1.5)
+DONE = True
+"""
+
+
+class WarmsUp(Analyzer):
+    name = "t_warms_up"
+    version = "1.0"
+    warm_imports = ("t_slow_module",)
+
+    def load(self, device, models):
+        module = sys.modules.get("t_slow_module")  # looked at, not imported: an import would wait for it
+        self.seen = {"imported_on": getattr(module, "IMPORTED_ON", None), "done": getattr(module, "DONE", False),
+                     "load_on": threading.current_thread().name}
+
+    def analyze(self, inputs):
+        return self.track(data=self.seen)
+
+
+def test_the_slow_imports_run_on_their_thread_and_the_load_waits_for_them(tmp_path, sample_video, monkeypatch):
+    (tmp_path / "t_slow_module.py").write_text(SLOW_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "t_slow_module", raising=False)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(WarmsUp)
+
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_warms_up: {}\n")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    result = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
+                     out_dir=tmp_path / "run", progress=False)
+    track = result.timeline.tracks["t_warms_up"]
+    assert track.status == "ok", track.reason
+    assert track.data == {"imported_on": "analyzer-imports", "done": True, "load_on": track.data["load_on"]}
+    assert track.data["load_on"] != "analyzer-imports"
+    phases = result.timeline.run["receipt"]["phases_s"]
+    assert set(phases) == {"plan", "decode", "analyzers"} and all(v >= 0 for v in phases.values())
