@@ -260,15 +260,18 @@ class Executor:
     :param jobs: CPU analyzers run at a time.
     :param imports_warming: a thread importing the analyzers' slow modules (``framework.warm_imports``):
         loads that take turns begin when it has ended.
+    :param inputs_ready: set when the analyzers' inputs exist (the decode pass, run beside: models
+        are admitted and loaded before, analyses and CPU analyzers start after; None: they exist).
     """
 
     def __init__(self, plan: Plan, jobs: list[Job], finish: Callable[[str, Any], None], *,
                  memory: DeviceMemory | None = None, cpu_workers: int = 2,
                  stop: threading.Event | None = None, cap_allocator: bool = True,
-                 imports_warming: threading.Thread | None = None):
+                 imports_warming: threading.Thread | None = None, inputs_ready: threading.Event | None = None):
         self.plan = plan
         self.jobs = {j.name: j for j in jobs}
         self.finish = finish
+        self.inputs_ready = inputs_ready
         self.memory = memory
         self.cpu_workers = max(1, cpu_workers)
         self.stop = stop if stop is not None else threading.Event()
@@ -349,6 +352,9 @@ class Executor:
                     loaded_waiting.discard(name)
                     futures[gpu_pool.submit(self._analyze, self.states[name])] = (name, "analyze")
                 if not futures:
+                    if self.inputs_ready is not None and not self.inputs_ready.is_set():
+                        self.inputs_ready.wait(0.25)  # everything waits for the decode pass
+                        continue
                     raise RuntimeError(f"cannot schedule {sorted(pending | loaded_waiting)}: unmet dependencies")
                 finished, _ = cf.wait(futures, timeout=0.25, return_when=cf.FIRST_COMPLETED)
                 for fut in finished:
@@ -406,6 +412,8 @@ class Executor:
         return self.states[name]
 
     def _ready(self, name: str) -> bool:
+        if self.inputs_ready is not None and not self.inputs_ready.is_set():
+            return False
         return all(d in self.done or d not in self.jobs for d in self.jobs[name].deps)
 
     def _admit(self, dev: str, pending: set[str]) -> list[str]:

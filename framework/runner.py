@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import __version__, cache_owner, media, own_process
+from . import __version__, cache_owner, decode_process, media, own_process
 from .analyzer import Analyzer, AnalyzerInputs
 from .callinfo import AnalyzerCall, call_analyzer  # noqa: F401 - call_analyzer also public here, as before
 from .executor import Executor, Job
@@ -43,6 +43,7 @@ from .scheduler import (CycleError, Demand, Placement, Plan, Variant, parse_budg
                         without_precision)
 from .outputs import select as select_exporters, write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
+from .streams import FrameSpec
 from .warm_imports import warm_up_imports
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
 
@@ -445,15 +446,34 @@ class _Run:
             self._finish(name, self._stamp(self.analyzers[name].track(), status="skipped", reason=reason))
 
         self.gpu_in_run = any(self.plan.placements[n].is_gpu for n in to_run)  # (reused tracks use none)
+        request = self._decode_request([n for n in to_run if self._precheck(n) is None and not self._blocked_upstream(n)])
+        inputs_base: dict[str, Any] = dict(video=self.meta, streams={}, audio=None, host=self.host)
+        # in a run that uses a GPU the decode runs in a process of its own while the models load here
+        beside = request is not None and self.gpu_in_run and decode_process.wanted()
         decode_t0 = time.perf_counter()
-        # the slow imports of the analyzers that load here (not in processes of their own), while decoding
+        decoded = None if beside or request is None else self._decode(*request)
+        decode_s = time.perf_counter() - decode_t0
+        self._open_inputs(decoded, inputs_base)
+        # the slow imports of the analyzers that load here (not in processes of their own), beside the
+        # decode in its own process (in this one it would take turns with them on the interpreter's lock)
         warming = warm_up_imports([type(self.analyzers[n]) for n in to_run
-                                   if not self._in_own_process(n, self.plan.placements[n])], name="analyzer-imports")
-        decoded = self._decode([n for n in to_run if self._precheck(n) is None and not self._blocked_upstream(n)])
-        inputs_base = dict(video=self.meta, streams=decoded.streams if decoded else {},
-                           audio=decoded.audio if decoded else None, host=self.host)
+                                   if not self._in_own_process(n, self.plan.placements[n])],
+                                  name="analyzer-imports") if beside else None
         run_t0 = time.perf_counter()
         with self._progress() as bars:
+            background = None
+            if beside:
+                decode_task = bars.add_task("decode", total=1.0) if bars else None
+
+                def decoded_now(d: media.DecodedMedia) -> None:
+                    nonlocal decode_s
+                    decode_s = time.perf_counter() - decode_t0
+                    self._open_inputs(self._decoded(d), inputs_base)
+
+                background = decode_process.BackgroundDecode(
+                    self.path, self.meta, *request, self.cache_dir, stop=self.stop, on_done=decoded_now,
+                    on_failure=self.stop.set,
+                    progress=(lambda f: bars.update(decode_task, completed=f)) if bars else None)
             tasks = {n: bars.add_task(n, total=1.0) for n in to_run} if bars else {}
 
             def finish(name: str, track: Track) -> None:
@@ -467,10 +487,21 @@ class _Run:
                         stream_local=self.analyzers[n].cuda_stream_local)
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
-                                cpu_workers=self.jobs, stop=self.stop, imports_warming=warming)
-            executor.run()
+                                cpu_workers=self.jobs, stop=self.stop, imports_warming=warming,
+                                inputs_ready=background.ready if background is not None else None)
+            try:
+                executor.run()
+            except BaseException:
+                if background is not None:
+                    background.close()
+                    if background.error is not None:  # the decode failed, and the executor stopped for it
+                        raise background.error from None
+                raise
+            if background is not None:
+                decoded = background.result()  # (done: the analyses waited for it, unless none ran)
         run_wall = time.perf_counter() - run_t0
-        phases = {"plan": decode_t0 - plan_t0, "decode": run_t0 - decode_t0, "analyzers": run_wall}
+        # with the decode beside the analyzers (loads), "analyzers" counts from the executor's start, in it
+        phases = {"plan": decode_t0 - plan_t0, "decode": decode_s, "analyzers": run_wall}
         self._record_measurements(to_run)
 
         timeline = Timeline(
@@ -688,19 +719,39 @@ class _Run:
                          "capability": _capability(self.gpus, d)} for d in self.gpus.devices},
         }
 
-    def _decode(self, names: list[str]) -> "media.DecodedMedia | None":
+    def _decode_request(self, names: list[str]) -> tuple[list[FrameSpec], bool] | None:
+        """The frame streams and whether the audio the decode pass makes for ``names`` (None: nothing)."""
         specs = {s for n in names for s in self.analyzers[n].frame_specs() if self.meta.has_video}
         if specs:  # the report's thumbnails come from this same pass
             specs.add(THUMB_SPEC)
-        specs = sorted(specs, key=lambda s: s.key)
         want_audio = self.meta.has_audio and any(self.analyzers[n].wants_audio for n in names)
         if not specs and not want_audio:
             return None
+        return sorted(specs, key=lambda s: s.key), want_audio
+
+    def _decode(self, specs: list[FrameSpec], want_audio: bool) -> "media.DecodedMedia":
+        """The decode pass in this process, with its progress bar."""
         with self._progress() as bars:
             task = bars.add_task("decode", total=1.0) if bars else None
             report = (lambda f: bars.update(task, completed=f)) if bars else None
             decoded = media.decode(self.path, self.meta, specs, want_audio, self.cache_dir, progress=report)
         self.warnings.extend(decoded.stats.warnings)  # media logs them as it finds them
+        return self._truncation(decoded)
+
+    def _decoded(self, decoded: "media.DecodedMedia") -> "media.DecodedMedia":
+        """A decode pass's result from its own process: its warnings logged here too."""
+        for warning in decoded.stats.warnings:
+            logger.warning("%s", warning)
+        self.warnings.extend(decoded.stats.warnings)
+        return self._truncation(decoded)
+
+    def _open_inputs(self, decoded: "media.DecodedMedia | None", base: dict[str, Any]) -> None:
+        """What every analyzer's inputs share, once decoded: the video (its length as decoded), streams, audio."""
+        base.update(video=self.meta, streams=decoded.streams if decoded else {},
+                    audio=decoded.audio if decoded else None)
+
+    def _truncation(self, decoded: "media.DecodedMedia") -> "media.DecodedMedia":
+        """A file that broke off: the run goes on with the length decoded, and says so."""
         if decoded.stats.truncated_at is not None:
             # analyzers and reports see the part that exists, not the length the header promised
             self.warnings.append(f"the header says {self.meta.duration:.2f} s; analyzed "

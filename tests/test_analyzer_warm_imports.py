@@ -1,14 +1,16 @@
-"""The analyzers' slow imports (``Analyzer.warm_imports``) happen on a thread while the video decodes,
-and the loads begin after them (``framework.warm_imports``, ``executor.LoadTurns``)."""
+"""In a run that uses a GPU the analyzers' slow imports (``Analyzer.warm_imports``) happen on a thread
+while the video decodes in its own process, and the loads begin after them (``framework.warm_imports``,
+``executor.LoadTurns``)."""
 from __future__ import annotations
 
 import sys
 import threading
 
-from framework import Analyzer, hookimpl
+from framework import Analyzer, FrameSpec, hookimpl
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze
+from test_own_process import one_simulated_gpu
 
 SLOW_MODULE = """
 import threading, time
@@ -21,7 +23,11 @@ DONE = True
 class WarmsUp(Analyzer):
     name = "t_warms_up"
     version = "1.0"
+    device = "gpu"
     warm_imports = ("t_slow_module",)
+
+    def frame_specs(self):
+        return [FrameSpec(fps=1.0, width=32, height=18)]
 
     def load(self, device, models):
         module = sys.modules.get("t_slow_module")  # looked at, not imported: an import would wait for it
@@ -33,6 +39,7 @@ class WarmsUp(Analyzer):
 
 
 def test_the_slow_imports_run_on_their_thread_and_the_load_waits_for_them(tmp_path, sample_video, monkeypatch):
+    one_simulated_gpu(monkeypatch)
     (tmp_path / "t_slow_module.py").write_text(SLOW_MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "t_slow_module", raising=False)

@@ -1,0 +1,106 @@
+"""In a run that uses a GPU the decode pass runs in a process of its own while the models load
+(``framework.decode_process``): the analyses start when it is done, read the same streams, and its
+warnings, truncation and errors reach the run as they do from a decode in the run's process."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from framework import Analyzer, FrameSpec, hookimpl, media
+from framework.decode_process import BackgroundDecode
+from framework.plugins import build_plugin_manager
+from framework.registry import load_registry
+from framework.runner import analyze
+from framework.timeline import VideoMeta
+from test_own_process import one_simulated_gpu
+
+
+class SlowLoad(Analyzer):
+    """A GPU analyzer whose load takes a while: it is admitted and loaded while the video decodes."""
+
+    name = "t_slow_load"
+    version = "1.0"
+    device = "gpu"
+
+    def frame_specs(self):
+        return [FrameSpec(fps=2.0, width=64, height=36)]
+
+    def load(self, device, models):
+        time.sleep(0.3)
+
+    def analyze(self, inputs):
+        frames = inputs.frames(self.frame_specs()[0])
+        return self.track(data={"frames": len(frames), "pid": os.getpid()})
+
+
+def _run(tmp_path, video, monkeypatch, names, gpu=True, env=None):
+    if gpu:
+        one_simulated_gpu(monkeypatch)
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(SlowLoad)
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "registry.yaml").write_text("analyzers:\n" + "".join(f"  {n}: {{}}\n" for n in names))
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    return analyze(video, registry=load_registry(tmp_path / "registry.yaml"), host=host, out_dir=tmp_path / "run",
+                   progress=False)
+
+
+def test_models_load_while_the_video_decodes_and_the_analyses_read_the_same_streams(tmp_path, sample_video, monkeypatch):
+    beside = _run(tmp_path / "beside", sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"])
+    receipt = beside.timeline.run["receipt"]
+    decode_s = receipt["phases_s"]["decode"]
+    slow = beside.timeline.tracks["t_slow_load"]
+    assert slow.status == "ok", slow.reason
+    assert slow.receipt["load_at_s"] < decode_s  # loading began before the decode had ended
+    assert slow.receipt["analyze_at_s"] >= decode_s - 0.2  # its analysis waited for the streams
+    assert slow.data["frames"] == int(sample_video.duration * 2)
+    # the same analyzers with the decode in the run's process read exactly the same
+    here = _run(tmp_path / "here", sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"],
+                env={"FRAMEWORK_DECODE_PROCESS": "0"})
+    a, b = beside.timeline.tracks["cut_analysis"], here.timeline.tracks["cut_analysis"]
+    assert a.status == b.status == "ok"
+    assert [e.model_dump() for e in a.events] == [e.model_dump() for e in b.events]
+    assert beside.timeline.run["decode"]["video_frames_decoded"] == here.timeline.run["decode"]["video_frames_decoded"]
+
+
+def test_a_truncated_file_decoded_beside_gives_the_partial_results_and_says_so(tmp_path, sample_video, monkeypatch):
+    from framework.testing.synth import make_faststart_copy
+
+    fast = make_faststart_copy(sample_video.path, tmp_path / "fast.mp4")
+    cut = tmp_path / "truncated.mp4"
+    cut.write_bytes(fast.read_bytes()[: fast.stat().st_size // 2])
+    result = _run(tmp_path / "cut", cut, monkeypatch, ["t_slow_load", "cut_analysis"])
+    results = json.loads((tmp_path / "cut" / "run" / "results.json").read_text())
+    truncated_at = results["run"]["decode"]["truncated_at"]
+    assert 2.0 < truncated_at < sample_video.duration - 2.0
+    assert any("truncated.mp4" in w and "truncated" in w for w in results["run"]["warnings"])
+    assert results["video"]["duration"] == pytest.approx(truncated_at, abs=0.01)
+    assert result.timeline.tracks["t_slow_load"].data["frames"] == pytest.approx(truncated_at * 2, abs=1)
+
+
+def test_its_error_comes_back_as_the_same_exception_and_a_stop_ends_it(tmp_path, sample_video):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 1000)
+    meta = VideoMeta(path=str(junk), content_hash="x", size_bytes=junk.stat().st_size, duration=10.0,
+                     has_video=True, fps=30.0, width=64, height=36)
+    failures = []
+    bad = BackgroundDecode(junk, meta, [FrameSpec(fps=2.0, width=64, height=36)], False, tmp_path / "cache",
+                           on_failure=lambda: failures.append(1))
+    with pytest.raises(media.MediaError, match="junk.mp4"):
+        bad.result()
+    assert bad.ready.is_set() and isinstance(bad.error, media.MediaError) and failures == [1]
+    # a stop ends the child at once: no error of its own, nothing left running
+    meta = media.probe(sample_video.path)
+    stopped = BackgroundDecode(sample_video.path, meta, [FrameSpec(fps=None, width=64, height=36)], True,
+                               tmp_path / "cache2")
+    stopped.close()
+    assert stopped.ready.is_set() and stopped.error is None
