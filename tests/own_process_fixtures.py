@@ -127,9 +127,11 @@ class CudaAllocator(OnGpu):
         work = torch.ones(self.params.mb * 2**20 // 4, device=self.placement.device)
         t0 = time.perf_counter()
         total = float(work.sum())
-        self.placement.on_busy(t0, time.perf_counter())
-        return self.track(data={"pid": os.getpid(), "sum": total,
-                                "peak_mb": torch.cuda.max_memory_allocated(self.placement.device) / 2**20})
+        if self.placement.on_busy is not None:  # (none on the CPU, where the fallbacks may end)
+            self.placement.on_busy(t0, time.perf_counter())
+        on_gpu = self.placement.is_gpu
+        return self.track(data={"pid": os.getpid(), "sum": total, "device": self.placement.device,
+                                "peak_mb": torch.cuda.max_memory_allocated(self.placement.device) / 2**20 if on_gpu else None})
 
     def unload(self):
         self.weights = None

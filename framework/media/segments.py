@@ -51,7 +51,7 @@ SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")  # containers with a keyfr
 MIN_SEGMENT_S = 2.0        # seconds: shorter files are decoded in one pass
 MIN_SEGMENT_PIXELS = 640 * 360  # smaller pictures decode so fast that Python's per-frame work, not
 #                                 the decoder, sets the pace, and segments gain nothing (measured)
-MAX_WORKERS = 4            # parallel decoders at most (each holds its reference frames)
+MAX_WORKERS = 8            # parallel decoders at most (each holds its reference frames)
 SEGMENTS_PER_WORKER = 2    # more segments than decoders evens out uneven keyframe spacing
 
 
@@ -100,12 +100,20 @@ class VideoSummary:
     backwards: int
 
 
+def decoders(cpus: int) -> int:
+    """Parallel decoders for ``cpus``: one per CPU up to 4, one per 2 CPUs above (FFmpeg's threads
+    share the rest), at most ``MAX_WORKERS``. On an H200 host's 16 CPUs 8 decoders of 2 threads
+    decoded the end-to-end clip's streams (10 min of 720p) in 5.99 s, 4 of 4 threads in 7.55 s
+    (``bench/results/decode_phase_h200.md``)."""
+    return max(1, min(MAX_WORKERS, max(min(cpus, 4), cpus // 2)))
+
+
 def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:
     """Keyframe-aligned segments for this machine's decoders, or ``None`` when one pass is the
     better choice (one CPU, a short or small video, a container without a seek index)."""
     import av
 
-    workers = min(cpus_available(), MAX_WORKERS)
+    workers = decoders(cpus_available())
     duration = video.duration or 0.0
     if (workers < 2 or not video.has_video or duration < 2 * MIN_SEGMENT_S
             or (video.width or 0) * (video.height or 0) < MIN_SEGMENT_PIXELS):
