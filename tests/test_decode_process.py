@@ -104,3 +104,27 @@ def test_its_error_comes_back_as_the_same_exception_and_a_stop_ends_it(tmp_path,
                                tmp_path / "cache2")
     stopped.close()
     assert stopped.ready.is_set() and stopped.error is None
+
+
+def _garbage_after_the_index(video, folder):
+    """A file whose index (moov) is intact, so it probes, and whose media data is noise: no frame decodes."""
+    import numpy as np
+
+    from framework.testing.synth import make_faststart_copy
+
+    data = bytearray(make_faststart_copy(video.path, folder / "fast.mp4").read_bytes())
+    start = data.find(b"mdat") + 8
+    data[start:] = np.random.default_rng(0).integers(0, 256, len(data) - start, dtype=np.uint8).tobytes()
+    bad = folder / "garbage.mp4"
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+def test_a_decode_that_fails_beside_the_loads_stops_the_run_with_the_decodes_own_error(tmp_path, sample_video,
+                                                                                        monkeypatch):
+    bad = _garbage_after_the_index(sample_video, tmp_path)
+    with pytest.raises(media.MediaError, match="garbage.mp4: no frame could be decoded") as beside:
+        _run(tmp_path / "beside", bad, monkeypatch, ["t_slow_load", "cut_analysis"])
+    with pytest.raises(media.MediaError) as here:
+        _run(tmp_path / "here", bad, monkeypatch, ["t_slow_load", "cut_analysis"], env={"FRAMEWORK_DECODE_PROCESS": "0"})
+    assert str(beside.value) == str(here.value)  # the same message, whichever process decoded
