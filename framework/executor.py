@@ -330,8 +330,10 @@ class Executor:
             while pending or futures or loaded_waiting:
                 if self.stop.is_set():
                     raise KeyboardInterrupt
-                # CPU jobs whose dependencies are done
-                for name in [n for n in list(pending) if self._placement(n).device == "cpu" and self._ready(n)]:
+                # CPU jobs whose dependencies are done, the longest first; before the inputs exist (the decode
+                # pass runs beside) they load, then wait for them (``_run_cpu``)
+                for name in self._longest_first([n for n in pending if self._placement(n).device == "cpu"
+                                                 and self._deps_done(n)]):
                     pending.discard(name)
                     st = self._state(name)
                     futures[cpu_pool.submit(self._run_cpu, st)] = (name, "cpu")
@@ -412,9 +414,25 @@ class Executor:
         return self.states[name]
 
     def _ready(self, name: str) -> bool:
+        """Whether ``name`` may start analyzing: its inputs exist and its upstream analyzers are done."""
         if self.inputs_ready is not None and not self.inputs_ready.is_set():
             return False
+        return self._deps_done(name)
+
+    def _deps_done(self, name: str) -> bool:
         return all(d in self.done or d not in self.jobs for d in self.jobs[name].deps)
+
+    def _longest_first(self, names: list[str]) -> list[str]:
+        """``names`` by the plan's estimated run time, longest first (unknown last, in plan order)."""
+        order = {n: i for i, n in enumerate(self.plan.order)}
+        return sorted(names, key=lambda n: (-(self.plan.seconds.get(n) or 0.0), order.get(n, len(order)), n))
+
+    def _inputs_there(self) -> bool:
+        """Wait until the analyzers' inputs exist (``inputs_ready``); False when the run stops first."""
+        while self.inputs_ready is not None and not self.inputs_ready.wait(0.25):
+            if self.stop.is_set():
+                return False
+        return not self.stop.is_set()
 
     def _admit(self, dev: str, pending: set[str]) -> list[str]:
         """The lane's next analyzers that fit beside what is loaded (strictly in plan order).
@@ -554,9 +572,15 @@ class Executor:
         return True
 
     def _run_cpu(self, st: _State) -> str:
-        """A CPU analyzer: its phases in one worker thread, one after the other."""
+        """A CPU analyzer: its phases in one worker thread, one after the other (loaded, it waits for
+        the inputs when the decode pass runs beside)."""
         outcome = self._load(st)
-        return self._analyze(st) if outcome == "loaded" else outcome
+        if outcome != "loaded":
+            return outcome
+        if not self._inputs_there():
+            self._release(st, unload=True)
+            return "done"
+        return self._analyze(st)
 
     def _load(self, st: _State) -> str:
         if self.stop.is_set():

@@ -586,3 +586,51 @@ def test_the_next_load_goes_to_an_analyzer_whose_upstream_is_done():
     assert all(t.status == "ok" for t in tracks.values()), {n: t.reason for n, t in tracks.items()}
     assert run_plan.last.lanes["cuda:0"].index("late") < run_plan.last.lanes["cuda:0"].index("ready")
     assert started["first"] < started["ready"] < started["late"]
+
+
+def _cpu_analyzer(name, log, load_s=0.0):
+    from framework import Analyzer
+
+    class Cpu(Analyzer):
+        def load(self, device, models):
+            time.sleep(load_s)
+            log.append(("loaded", self.name, time.perf_counter()))
+
+        def analyze(self, inputs):
+            log.append(("analyze", self.name, time.perf_counter()))
+            return self.track()
+
+    Cpu.name = name
+    return Cpu()
+
+
+def _cpu_run(analyzers, seconds, cpu_workers, inputs_ready=None):
+    demands = [Demand(a.name, "cpu", cpu_seconds=seconds.get(a.name)) for a in analyzers]
+    p = plan(demands, {}, [])
+    by_name = {a.name: a for a in analyzers}
+    jobs = [Job(n, p.placements[n], (), (lambda n: lambda placement: AnalyzerCall(
+        by_name[n], AnalyzerInputs(video=VIDEO), placement.device))(n)) for n in p.order]
+    tracks = {}
+    Executor(p, jobs, lambda n, t: tracks.__setitem__(n, t), cpu_workers=cpu_workers, inputs_ready=inputs_ready).run()
+    return tracks
+
+
+def test_cpu_analyzers_start_the_longest_first():
+    log = []
+    analyzers = [_cpu_analyzer(n, log) for n in ("short", "unknown", "long", "middle")]
+    tracks = _cpu_run(analyzers, {"short": 1.0, "long": 30.0, "middle": 5.0}, cpu_workers=1)
+    assert all(t.status == "ok" for t in tracks.values())
+    assert [n for what, n, _ in log if what == "analyze"] == ["long", "middle", "short", "unknown"]
+
+
+def test_before_the_inputs_exist_cpu_analyzers_load_and_wait_for_them():
+    log, ready = [], threading.Event()
+    opened = []
+    timer = threading.Timer(0.4, lambda: (opened.append(time.perf_counter()), ready.set()))
+    timer.start()
+    tracks = _cpu_run([_cpu_analyzer("ocr", log, load_s=0.2), _cpu_analyzer("cuts", log)], {}, cpu_workers=2,
+                      inputs_ready=ready)
+    assert all(t.status == "ok" for t in tracks.values())
+    loaded = {n: t for what, n, t in log if what == "loaded"}
+    analyzed = {n: t for what, n, t in log if what == "analyze"}
+    assert max(loaded.values()) < opened[0] <= min(analyzed.values())  # loaded during the decode, analyzed after
