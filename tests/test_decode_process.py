@@ -128,3 +128,18 @@ def test_a_decode_that_fails_beside_the_loads_stops_the_run_with_the_decodes_own
     with pytest.raises(media.MediaError) as here:
         _run(tmp_path / "here", bad, monkeypatch, ["t_slow_load", "cut_analysis"], env={"FRAMEWORK_DECODE_PROCESS": "0"})
     assert str(beside.value) == str(here.value)  # the same message, whichever process decoded
+
+
+def test_the_report_says_where_the_time_went_and_which_analyzers_had_a_process_of_their_own(tmp_path, sample_video,
+                                                                                             monkeypatch):
+    from framework.outputs.receipt import receipt_rows, run_line
+
+    result = _run(tmp_path, sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"])
+    phases = result.timeline.run["receipt"]["phases_s"]
+    assert f"plan {phases['plan']:.1f} s, decode {phases['decode']:.1f} s" in run_line(result.timeline)
+    rows = {row[0]: row for row in receipt_rows(result.timeline)}
+    assert rows["t_slow_load"][1] == "cuda:0" and rows["cut_analysis"][1] == "cpu"
+    monkeypatch.setattr(SlowLoad, "own_process", True)
+    own = _run(tmp_path / "own", sample_video.path, monkeypatch, ["t_slow_load"])
+    assert {row[0]: row for row in receipt_rows(own.timeline)}["t_slow_load"][1] == "cuda:0 (own process)"
+    assert (tmp_path / "own" / "run" / "summary.md").read_text().count("(own process)") == 1

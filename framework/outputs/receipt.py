@@ -1,6 +1,6 @@
 """The run's receipt, as the report and summary.md show it: how each analyzer ran, and how fast.
 
-Per analyzer: device, variant, load and analyze time, when its analysis began (seconds from the
+Per analyzer: device (and whether it ran in a process of its own), variant, load and analyze time, when its analysis began (seconds from the
 start of the executor's run: which analyzers ran side by side), the device's busy time, measured
 peak VRAM, batch sizes and fallbacks (``Track.receipt``, written by the executor and the device
 step). For the run: seconds of video per second of wall time, video-minutes per GPU-minute and
@@ -34,7 +34,8 @@ def receipt_rows(timeline: Timeline) -> list[tuple[str, ...]]:
             peak = f"{peak:.0f} (shared GPU)"
         elif peak is not None:
             peak = f"{peak:.0f}"
-        rows.append((name, str(r.get("device") or t.device or ""), str(r.get("variant") or ""),
+        device = str(r.get("device") or t.device or "") + (" (own process)" if r.get("own_process") else "")
+        rows.append((name, device, str(r.get("variant") or ""),
                      _num(r.get("load_s")), _num(r.get("analyze_s")), _num(r.get("analyze_at_s"), 1),
                      _num(step.get("busy_s")),
                      peak or "", "/".join(str(b) for b in step.get("batch_sizes") or []), "; ".join(falls)))
@@ -42,7 +43,8 @@ def receipt_rows(timeline: Timeline) -> list[tuple[str, ...]]:
 
 
 def run_line(timeline: Timeline) -> str:
-    """``600 s of video in 30.4 s (19.7x real time); 19.7 video-min per GPU-min; cuda:0 busy 96%``."""
+    """``600 s of video in 30.4 s (19.7x real time); 19.7 video-min per GPU-min; cuda:0 busy 96%;
+    plan 3.4 s, decode 10.0 s, analyzers 46.0 s``."""
     r = (timeline.run or {}).get("receipt") or {}
     if not r or not r.get("wall_s"):
         return ""
@@ -53,4 +55,7 @@ def run_line(timeline: Timeline) -> str:
     busy = r.get("gpu_busy_fraction") or {}
     if busy:
         parts.append(", ".join(f"{d} busy {b * 100:.0f}%" for d, b in busy.items() if b is not None))
+    phases = r.get("phases_s") or {}
+    if phases:  # the analyzers' time counts from the executor's start (beside the decode, it includes it)
+        parts.append(", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
     return "; ".join(parts)
