@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import media
-from .process_workers import _Child, child_env
+from .process_workers import _Child, child_env, children_supported
 from .streams import AudioTrack, FrameSpec, FrameStream
 from .timeline import VideoMeta
 from .work_streams import switched_on
@@ -116,7 +116,7 @@ class BackgroundDecode:
 
 def wanted(env: Any = None) -> bool:
     """Whether a run that uses a GPU decodes in a process of its own (``FRAMEWORK_DECODE_PROCESS``, on by default)."""
-    return switched_on("FRAMEWORK_DECODE_PROCESS", env)
+    return switched_on("FRAMEWORK_DECODE_PROCESS", env) and children_supported()
 
 
 class _Stopped(KeyboardInterrupt):

@@ -56,7 +56,7 @@ from typing import Any, Iterator
 
 from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
-from .process_workers import _Child, child_env
+from .process_workers import _Child, child_env, children_supported
 from .work_streams import switched_on
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class ChildFailure(RuntimeError):
 def wanted(env: Any = None, gpu: bool = False) -> bool:
     """Whether ``own_process`` analyzers may get their own process (``FRAMEWORK_OWN_PROCESS``, on by
     default; ``cpu``: only those that run on the CPU)."""
-    if not switched_on("FRAMEWORK_OWN_PROCESS", env):
+    if not switched_on("FRAMEWORK_OWN_PROCESS", env) or not children_supported():
         return False
     return not (gpu and (os.environ if env is None else env).get("FRAMEWORK_OWN_PROCESS", "").strip().lower() == "cpu")
 

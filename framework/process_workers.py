@@ -97,9 +97,16 @@ class _Child:
 def default_worker_count(cpus: int | None) -> int:
     """Worker processes an analyzer starts when its ``workers`` is not set: one per 4 CPUs from 8
     CPUs on, at most 8; below 8 CPUs none (1: the analyzer's own process does the work). The rest
-    of the CPUs stay with the other analyzers of the run (text_overlay's OCR, speech_flow's pitch)."""
+    of the CPUs stay with the other analyzers of the run (text_overlay's OCR, speech_flow's pitch).
+    Where children cannot start (``children_supported``), none."""
     cpus = cpus or 2
-    return 1 if cpus < 8 else min(8, cpus // 4)
+    return 1 if cpus < 8 or not children_supported() else min(8, cpus // 4)
+
+
+def children_supported() -> bool:
+    """Whether this platform can start the children (``_Child`` hands them pipe descriptors by
+    number, which only POSIX systems do): elsewhere the work stays in the run's process."""
+    return os.name == "posix"
 
 
 def child_env() -> dict[str, str]:

@@ -143,3 +143,12 @@ def test_the_report_says_where_the_time_went_and_which_analyzers_had_a_process_o
     own = _run(tmp_path / "own", sample_video.path, monkeypatch, ["t_slow_load"])
     assert {row[0]: row for row in receipt_rows(own.timeline)}["t_slow_load"][1] == "cuda:0 (own process)"
     assert (tmp_path / "own" / "run" / "summary.md").read_text().count("(own process)") == 1
+
+
+def test_where_children_cannot_start_the_work_stays_in_the_runs_process(monkeypatch):
+    from framework import decode_process, own_process, process_workers
+
+    assert decode_process.wanted({}) and own_process.wanted({}, gpu=True)  # (POSIX here)
+    monkeypatch.setattr(process_workers.os, "name", "nt")
+    assert not decode_process.wanted({}) and not own_process.wanted({}) and not own_process.wanted({}, gpu=True)
+    assert process_workers.default_worker_count(16) == 1
