@@ -57,7 +57,8 @@ class BackgroundDecode:
         self._decoded: media.DecodedMedia | None = None
         self._error: BaseException | None = None
         self._args = (str(path), video, list(specs), want_audio, str(cache_dir))
-        self._progress, self._on_done = progress, on_done
+        self.specs, self.want_audio = list(specs), want_audio  # what it makes
+        self.progress, self._on_done = progress, on_done  # progress may be set later (the run's bars)
         self._thread = threading.Thread(target=self._wait, name="decode-pass", daemon=True)
         self._thread.start()
 
@@ -93,8 +94,8 @@ class BackgroundDecode:
                     continue
                 kind, value = _receive(child, self._args[0])
                 if kind == "progress":
-                    if self._progress is not None:
-                        self._progress(value)
+                    if self.progress is not None:
+                        self.progress(value)
                     continue
                 if kind == "error":
                     raise value

@@ -44,6 +44,7 @@ from .scheduler import (CycleError, Demand, Placement, Plan, Variant, parse_budg
 from .outputs import select as select_exporters, write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
 from .streams import FrameSpec
+from .devices import gpu_driver_present
 from .warm_imports import warm_up_imports
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
 
@@ -423,6 +424,18 @@ class _Run:
     def execute(self, keep_cache: bool) -> RunResult:
         started, plan_t0 = time.time(), time.perf_counter()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.inputs_base: dict[str, Any] = dict(video=self.meta, streams={}, audio=None, host=self.host)
+        self.decode_t0, self.decode_s = time.perf_counter(), 0.0
+        early = self._early_decode()  # on a GPU machine: decoding while the plan imports torch and checks models
+        try:
+            return self._execute(keep_cache, early, started, plan_t0)
+        except BaseException:
+            if early is not None:
+                early.close()
+            raise
+
+    def _execute(self, keep_cache: bool, early: "decode_process.BackgroundDecode | None", started: float,
+                 plan_t0: float) -> RunResult:
         order = self._plan()
         names = order + list(self.plan.unplanned)  # every selected analyzer has a track, planned or not
         self._fetch_planned_models()
@@ -447,33 +460,28 @@ class _Run:
 
         self.gpu_in_run = any(self.plan.placements[n].is_gpu for n in to_run)  # (reused tracks use none)
         request = self._decode_request([n for n in to_run if self._precheck(n) is None and not self._blocked_upstream(n)])
-        inputs_base: dict[str, Any] = dict(video=self.meta, streams={}, audio=None, host=self.host)
+        inputs_base = self.inputs_base
+        plan_s = time.perf_counter() - plan_t0
         # in a run that uses a GPU the decode runs in a process of its own while the models load here
-        beside = request is not None and self.gpu_in_run and decode_process.wanted()
-        decode_t0 = time.perf_counter()
-        decoded = None if beside or request is None else self._decode(*request)
-        decode_s = time.perf_counter() - decode_t0
-        self._open_inputs(decoded, inputs_base)
+        background = self._decode_beside(early, request)
+        if background is not None and background.error is not None:
+            raise background.error  # (an early decode that failed while the run planned)
+        decoded = None
+        if background is None:
+            self.decode_t0 = time.perf_counter()
+            decoded = None if request is None else self._decode(*request)
+            self.decode_s = time.perf_counter() - self.decode_t0
+            self._open_inputs(decoded)
         # the slow imports of the analyzers that load here (not in processes of their own), beside the
         # decode in its own process (in this one it would take turns with them on the interpreter's lock)
         warming = warm_up_imports([type(self.analyzers[n]) for n in to_run
                                    if not self._in_own_process(n, self.plan.placements[n])],
-                                  name="analyzer-imports") if beside else None
+                                  name="analyzer-imports") if background is not None else None
         run_t0 = time.perf_counter()
         with self._progress() as bars:
-            background = None
-            if beside:
-                decode_task = bars.add_task("decode", total=1.0) if bars else None
-
-                def decoded_now(d: media.DecodedMedia) -> None:
-                    nonlocal decode_s
-                    decode_s = time.perf_counter() - decode_t0
-                    self._open_inputs(self._decoded(d), inputs_base)
-
-                background = decode_process.BackgroundDecode(
-                    self.path, self.meta, *request, self.cache_dir, stop=self.stop, on_done=decoded_now,
-                    on_failure=self.stop.set,
-                    progress=(lambda f: bars.update(decode_task, completed=f)) if bars else None)
+            if background is not None and bars:
+                decode_task = bars.add_task("decode", total=1.0, completed=1.0 if background.ready.is_set() else 0.0)
+                background.progress = lambda f: bars.update(decode_task, completed=f)
             tasks = {n: bars.add_task(n, total=1.0) for n in to_run} if bars else {}
 
             def finish(name: str, track: Track) -> None:
@@ -500,8 +508,9 @@ class _Run:
             if background is not None:
                 decoded = background.result()  # (done: the analyses waited for it, unless none ran)
         run_wall = time.perf_counter() - run_t0
-        # with the decode beside the analyzers (loads), "analyzers" counts from the executor's start, in it
-        phases = {"plan": decode_t0 - plan_t0, "decode": decode_s, "analyzers": run_wall}
+        # with the decode beside the plan or the loads, it overlaps them: "analyzers" counts from the
+        # executor's start, "decode" from the decode's
+        phases = {"plan": plan_s, "decode": self.decode_s, "analyzers": run_wall}
         self._record_measurements(to_run)
 
         timeline = Timeline(
@@ -745,10 +754,46 @@ class _Run:
         self.warnings.extend(decoded.stats.warnings)
         return self._truncation(decoded)
 
-    def _open_inputs(self, decoded: "media.DecodedMedia | None", base: dict[str, Any]) -> None:
+    def _open_inputs(self, decoded: "media.DecodedMedia | None") -> None:
         """What every analyzer's inputs share, once decoded: the video (its length as decoded), streams, audio."""
-        base.update(video=self.meta, streams=decoded.streams if decoded else {},
-                    audio=decoded.audio if decoded else None)
+        self.inputs_base.update(video=self.meta, streams=decoded.streams if decoded else {},
+                                audio=decoded.audio if decoded else None)
+
+    def _early_decode(self) -> "decode_process.BackgroundDecode | None":
+        """On a machine with a GPU driver, a fresh run (no finished tracks to reuse) whose analyzers
+        may use a GPU starts decoding every selected analyzer's streams in a process of its own now,
+        while the plan imports torch, finds the GPUs and checks the models (seconds). None otherwise."""
+        if not (decode_process.wanted() and gpu_driver_present()):
+            return None
+        if self.resume and any(self.tracks_dir.glob("*.json")):
+            return None  # some tracks may be reused: decode only what the plan says is needed
+        if not any(resolve_device(a.device, self.configured[n].device)[0] != "cpu" for n, a in self.analyzers.items()):
+            return None
+        request = self._decode_request([n for n in self.analyzers if self._precheck(n) is None])
+        return self._background_decode(request) if request is not None else None
+
+    def _decode_beside(self, early: "decode_process.BackgroundDecode | None",
+                       request: tuple[list[FrameSpec], bool] | None) -> "decode_process.BackgroundDecode | None":
+        """The decode pass that runs beside the analyzers: the early one when it makes what ``request``
+        asks, else a new one in a run that uses a GPU; None: decode here, before the analyzers."""
+        if early is not None:
+            specs, audio = request if request is not None else ([], False)
+            if request is not None and set(specs) <= set(early.specs) and (early.want_audio or not audio):
+                return early
+            early.close()  # it decodes what this run does not need (nothing, say), or less
+        if request is None or not (self.gpu_in_run and decode_process.wanted()):
+            return None
+        return self._background_decode(request)
+
+    def _background_decode(self, request: tuple[list[FrameSpec], bool]) -> "decode_process.BackgroundDecode":
+        self.decode_t0 = time.perf_counter()
+
+        def decoded(d: media.DecodedMedia) -> None:
+            self.decode_s = time.perf_counter() - self.decode_t0
+            self._open_inputs(self._decoded(d))
+
+        return decode_process.BackgroundDecode(self.path, self.meta, *request, self.cache_dir, stop=self.stop,
+                                               on_done=decoded, on_failure=self.stop.set)
 
     def _truncation(self, decoded: "media.DecodedMedia") -> "media.DecodedMedia":
         """A file that broke off: the run goes on with the length decoded, and says so."""

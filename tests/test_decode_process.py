@@ -152,3 +152,54 @@ def test_where_children_cannot_start_the_work_stays_in_the_runs_process(monkeypa
     monkeypatch.setattr(process_workers.os, "name", "nt")
     assert not decode_process.wanted({}) and not own_process.wanted({}) and not own_process.wanted({}, gpu=True)
     assert process_workers.default_worker_count(16) == 1
+
+
+@pytest.fixture
+def gpu_machine(monkeypatch):
+    """A simulated GPU on a machine whose GPU driver is present: the run decodes early, while it plans."""
+    monkeypatch.setattr("framework.runner.gpu_driver_present", lambda: True)
+    from framework import decode_process, runner
+
+    made, plans = [], []
+    real_init, real_plan = decode_process.BackgroundDecode.__init__, runner._Run._plan
+
+    def init(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    def slow_plan(self):
+        time.sleep(0.5)  # as importing torch and finding the GPUs takes
+        order = real_plan(self)
+        plans.append((self, time.perf_counter()))
+        return order
+
+    monkeypatch.setattr(decode_process.BackgroundDecode, "__init__", init)
+    monkeypatch.setattr(runner._Run, "_plan", slow_plan)
+    return made, plans
+
+
+def test_on_a_gpu_machine_a_fresh_run_decodes_while_it_plans(tmp_path, sample_video, monkeypatch, gpu_machine):
+    made, plans = gpu_machine
+    result = _run(tmp_path, sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"])
+    run, planned_at = plans[0]
+    assert len(made) == 1 and run.decode_t0 < planned_at - 0.4  # one decode, started before the plan began
+    assert result.timeline.tracks["cut_analysis"].status == "ok"
+    assert result.timeline.tracks["t_slow_load"].data["frames"] == int(sample_video.duration * 2)
+    # the next run reuses the finished tracks: nothing is decoded early (nor at all)
+    again = _run(tmp_path, sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"])
+    assert sorted(again.reused) == ["cut_analysis", "t_slow_load"] and len(made) == 1
+
+
+def test_an_early_decode_ends_when_the_plan_fails(tmp_path, sample_video, monkeypatch, gpu_machine):
+    from framework import runner
+    from framework.errors import ConfigError
+
+    made, _ = gpu_machine
+
+    def failing_plan(self):
+        raise ConfigError("a cycle, say")
+
+    monkeypatch.setattr(runner._Run, "_plan", failing_plan)
+    with pytest.raises(ConfigError):
+        _run(tmp_path, sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"])
+    assert len(made) == 1 and made[0].ready.is_set()  # its process ended with the run
