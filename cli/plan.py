@@ -70,7 +70,8 @@ def _print_plan(report) -> None:
         note = report.cannot_run.get(name) or plan.notes.get(name) or ""
         if name in report.cannot_run:
             note = f"will be skipped: {note}"
-        table.add_row(name, p.device, str(wave_of[name]) if name in wave_of else "beside",
+        device = f"{p.device} (own process)" if name in report.own_process else p.device
+        table.add_row(name, device, str(wave_of[name]) if name in wave_of else "beside",
                       p.variant or "-", f"{p.vram_mb:.0f}" if p.is_gpu else "-",
                       str(p.max_batch) if p.max_batch else "-", f"{secs:.0f} s" if secs is not None else "?", note)
     for name, why in plan.unplanned.items():

@@ -168,13 +168,14 @@ class PlanReport:
     plan: Plan
     gpus: Any
     cannot_run: dict[str, str] = field(default_factory=dict)  # planned, but skipped at run time (no audio, model missing)
+    own_process: list[str] = field(default_factory=list)  # analyzers that will run in a process of their own
 
     def as_dict(self) -> dict[str, Any]:
         return {"video": {"path": self.video.path, "duration": self.video.duration},
                 "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets[d], 1),
                              "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1),
                              "capability": _capability(self.gpus, d)} for d in self.gpus.devices},
-                **self.plan.as_dict(), "cannot_run": self.cannot_run}
+                **self.plan.as_dict(), "cannot_run": self.cannot_run, "own_process": self.own_process}
 
 
 def measured_one_item_mb(measured: dict[str, Any], analyzer: Analyzer, estimate_mb: float) -> float:
@@ -223,7 +224,9 @@ def plan_video(video: str | os.PathLike, *, registry_path: str | os.PathLike | N
             reason = missing[0] if missing else None
         if reason:
             cannot_run[name] = reason
-    return PlanReport(meta, run.plan, run.gpus, cannot_run)
+    run.gpu_in_run = any(p.is_gpu for p in run.plan.placements.values())
+    own = [n for n in run.plan.order if run._in_own_process(n, run.plan.placements[n])]
+    return PlanReport(meta, run.plan, run.gpus, cannot_run, own)
 
 
 def _configure(registry_path: str | os.PathLike | None, registry: Registry | None, host: PluginHost | None,

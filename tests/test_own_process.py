@@ -222,3 +222,24 @@ def test_registry_yaml_can_keep_an_analyzer_in_the_runs_process_or_send_it_to_it
     assert tracks["t_own_on_gpu"].status == "ok" and tracks["t_own_on_gpu"].data["pid"] == os.getpid()
     gpu = run(tmp_path / "own", sample_video, monkeypatch, params={"t_own_gpu": {"own_process": True}})
     assert gpu["t_own_gpu"].status == "ok" and gpu["t_own_gpu"].receipt["own_process"] is True
+
+
+def test_the_plan_says_which_analyzers_will_run_in_processes_of_their_own(tmp_path, sample_video, monkeypatch):
+    from framework.runner import plan_video
+
+    one_simulated_gpu(monkeypatch)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            for cls in (OnGpu, PidReporter, Gpu):
+                register(cls)
+
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_own_on_gpu: {}\n  t_own_pid: {}\n  t_own_gpu: {}\n")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    report = plan_video(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host)
+    assert sorted(report.own_process) == ["t_own_on_gpu", "t_own_pid"]  # Gpu does not ask for one
+    assert sorted(report.as_dict()["own_process"]) == ["t_own_on_gpu", "t_own_pid"]
+    monkeypatch.setenv("FRAMEWORK_OWN_PROCESS", "cpu")
+    assert plan_video(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"),
+                      host=host).own_process == ["t_own_pid"]
