@@ -87,6 +87,7 @@ class AnalyzerCall:
         self.failure: CallInfo[Any] | None = None
         self.unload_info: CallInfo[Any] | None = None
         self.status, self.reason, self.result = "ok", None, None
+        self.peak_vram_mb: float | None = None  # in a process of its own on a GPU: that allocator's peak
 
     def load(self) -> CallInfo[Any]:
         info = self._traceback_of(CallInfo.from_call(self._load, "load"))
@@ -127,6 +128,9 @@ class AnalyzerCall:
     def unload(self) -> CallInfo[Any]:
         self.unload_info = self._traceback_of(CallInfo.from_call(self._unload, "unload"))
         return self.unload_info
+
+    #: whether the phases run in a process of their own (``framework.own_process.ProcessCall``)
+    in_child = False
 
     @property
     def load_takes_turns(self) -> bool:

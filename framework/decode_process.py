@@ -56,7 +56,7 @@ class BackgroundDecode:
         self._on_failure = on_failure
         self._decoded: media.DecodedMedia | None = None
         self._error: BaseException | None = None
-        self._args = (str(path), video, list(specs), want_audio, str(cache_dir))
+        self.path, self.video, self.cache_dir = Path(path), video, Path(cache_dir)
         self.specs, self.want_audio = list(specs), want_audio  # what it makes
         self.progress, self._on_done = progress, on_done  # progress may be set later (the run's bars)
         self._thread = threading.Thread(target=self._wait, name="decode-pass", daemon=True)
@@ -86,13 +86,13 @@ class BackgroundDecode:
         child: _Child | None = None
         try:
             child = _Child(0, child_env(), module=__name__)
-            child.send_conn.send(self._args)
+            child.send_conn.send((str(self.path), self.video, self.specs, self.want_audio, str(self.cache_dir)))
             while True:
                 if self._halt.is_set() or (self.stop is not None and self.stop.is_set()):
                     raise _Stopped()
                 if not child.recv_conn.poll(POLL_S):
                     continue
-                kind, value = _receive(child, self._args[0])
+                kind, value = _receive(child, str(self.path))
                 if kind == "progress":
                     if self.progress is not None:
                         self.progress(value)
@@ -128,12 +128,7 @@ def _receive(child: _Child, path: str) -> tuple[str, Any]:
     try:
         return child.recv_conn.recv()
     except (EOFError, OSError):
-        try:
-            code = child.proc.wait(timeout=2.0)
-        except Exception:  # noqa: BLE001
-            code = None
-        raise media.MediaError(f"{path}: the decoding process died (exit code {code}): "
-                               f"{child.stderr_tail() or 'nothing on its stderr'}") from None
+        raise media.MediaError(f"{path}: the decoding process died {child.death()}") from None
 
 
 def _opened(streams: list[tuple[FrameSpec, str]], audio: str | None, stats: media.DecodeStats) -> media.DecodedMedia:

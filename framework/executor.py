@@ -170,6 +170,9 @@ def gil_switch_interval(env: Any = None) -> Iterator[float | None]:
 class Call(Protocol):
     """One attempt at running one analyzer, phase by phase (``framework.callinfo.AnalyzerCall``)."""
 
+    in_child: bool  # its phases run in a process of its own (``framework.own_process.ProcessCall``)
+    peak_vram_mb: float | None  # then, on a GPU: that process's allocator peak while analyzing
+
     def load(self) -> CallInfo[Any]: ...
 
     def analyze(self) -> CallInfo[Any]: ...
@@ -249,7 +252,7 @@ class _State:
 
 def _in_child(st: _State | None) -> bool:
     """Whether this attempt's phases run in a process of its own (``framework.own_process``)."""
-    return st is not None and bool(getattr(st.call, "in_child", False))
+    return st is not None and st.call is not None and st.call.in_child
 
 
 class Executor:
@@ -631,8 +634,7 @@ class Executor:
             return self._fall_back(st, "analyze", info.excinfo)
         if _in_child(st):
             st.receipt["own_process"] = True
-        if st.placement.is_gpu and _in_child(st):
-            peak = st.call.peak_vram_mb  # its own allocator's, not shared with anyone's
+            peak = st.call.peak_vram_mb  # (on a GPU) its own allocator's, shared with no other analyzer
             if peak is not None:
                 st.receipt["peak_vram_mb"], st.receipt["measured_alone"] = round(peak, 1), True
                 with self._peaks_lock:

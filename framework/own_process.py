@@ -109,7 +109,6 @@ class ProcessCall(AnalyzerCall):
         self.where = where
         self.child: _Child | None = None
         self.on_busy: Any = None  # the executor's, for the spans the child relays
-        self.peak_vram_mb: float | None = None  # on a GPU: the child's allocator peak while analyzing
 
     load_takes_turns = False  # it loads in its own interpreter: nothing to share with this one's imports
     in_child = True  # its CUDA calls are another process's: they never break a capture in this one
@@ -190,12 +189,7 @@ def _receive(child: _Child) -> tuple[str, Any]:
     try:
         return child.recv_conn.recv()
     except (EOFError, OSError):
-        try:  # the pipe can close a moment before the exit status is there to read
-            code = child.proc.wait(timeout=2.0)
-        except Exception:  # noqa: BLE001
-            code = None
-        raise ChildFailure("ChildProcessError", f"the analyzer's own process died (exit code {code}): "
-                           f"{child.stderr_tail() or 'nothing on its stderr'}", "") from None
+        raise ChildFailure("ChildProcessError", f"the analyzer's own process died {child.death()}", "") from None
 
 
 # --- the child ------------------------------------------------------------------------------

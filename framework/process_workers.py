@@ -65,16 +65,19 @@ class _Child:
         except (OSError, ValueError):
             return ""
 
+    def death(self, fallback: str = "nothing on its stderr") -> str:
+        """Why the pipe closed: ``(exit code N): <the end of its stderr>``, for a child that died."""
+        try:  # the pipe can close a moment before the process's exit status is there to read
+            code = self.proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        return f"(exit code {code}): {self.stderr_tail() or fallback}"
+
     def receive(self) -> Any:
         try:
             status, value = self.recv_conn.recv()
         except (EOFError, OSError) as exc:
-            try:  # the pipe can close a moment before the process's exit status is there to read
-                code = self.proc.wait(timeout=2.0)
-            except subprocess.TimeoutExpired:
-                code = None
-            raise WorkerError(f"worker process {self.index} died (exit code {code}): "
-                              f"{self.stderr_tail() or exc}") from None
+            raise WorkerError(f"worker process {self.index} died {self.death(str(exc))}") from None
         if status == "error":
             raise WorkerError(f"worker process {self.index} failed:\n{value}")
         return value

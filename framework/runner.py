@@ -747,13 +747,14 @@ class _Run:
             task = bars.add_task("decode", total=1.0) if bars else None
             report = (lambda f: bars.update(task, completed=f)) if bars else None
             decoded = media.decode(self.path, self.meta, specs, want_audio, self.cache_dir, progress=report)
-        self.warnings.extend(decoded.stats.warnings)  # media logs them as it finds them
-        return self._truncation(decoded)
+        return self._decoded(decoded, logged=True)  # media logs the warnings as it finds them
 
-    def _decoded(self, decoded: "media.DecodedMedia") -> "media.DecodedMedia":
-        """A decode pass's result from its own process: its warnings logged here too."""
-        for warning in decoded.stats.warnings:
-            logger.warning("%s", warning)
+    def _decoded(self, decoded: "media.DecodedMedia", logged: bool = False) -> "media.DecodedMedia":
+        """A decode pass's result: its warnings in the run (logged here when it decoded elsewhere), and
+        the length decoded when the file broke off (``_truncation``)."""
+        if not logged:
+            for warning in decoded.stats.warnings:
+                logger.warning("%s", warning)
         self.warnings.extend(decoded.stats.warnings)
         return self._truncation(decoded)
 
