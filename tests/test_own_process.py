@@ -148,7 +148,9 @@ def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thr
             register(Gpu)
 
     names = ["cut_analysis", "audio_analysis", "voice_activity", *BUILT_INS, "t_own_gpu"]
-    (tmp_path / "registry.yaml").write_text("analyzers:\n" + "".join(f"  {n}: {{}}\n" for n in names))
+    # text_overlay on the CPU: on the simulated GPU it would detect text with torch on a CUDA device that is not there
+    (tmp_path / "registry.yaml").write_text("analyzers:\n" + "".join(
+        f"  {n}: {{{'device: cpu' if n == 'text_overlay' else ''}}}\n" for n in names))
     reg = load_registry(tmp_path / "registry.yaml")
     in_process = []
 

