@@ -49,6 +49,9 @@ class VoiceActivity(BatchedAnalyzer):
     provides = ("voice_activity",)
     prefetch = 1
     preprocess_threads = 1
+    # its load imports torch and silero-vad only (nothing lazy): it loads beside the GPU models' loads,
+    # so that Whisper, downstream, can start as soon as the audio is there
+    load_takes_turns = False
 
     class Params(BatchedAnalyzer.Params):
         threshold: float = Field(0.5, gt=0, lt=1, description="Windows at or above this probability are speech.")

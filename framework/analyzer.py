@@ -193,6 +193,11 @@ class Analyzer:
     # modules its load imports that take long to import (transformers' model code, ultralytics): a
     # run imports them on a thread while the video decodes (``framework.warm_imports``)
     warm_imports: ClassVar[tuple[str, ...]] = ()
+    # False: its load may run beside the other analyzers' loads in the run's process, because it imports
+    # nothing that imports lazily (transformers does, and does not survive an import from two threads
+    # at once); else it waits for its turn (``framework.executor.LoadTurns``), behind a 16 GB model's
+    # load and the import warm-up. voice_activity (torch and silero-vad only) waited 9.7-13.3 s there.
+    load_takes_turns: ClassVar[bool] = True
     # built-ins ported from the system this framework replaces (seed 004): "active" or "disabled"
     # there; shown in docs/analyzers.md. None for analyzers that system did not have.
     original_status: ClassVar[str | None] = None

@@ -137,8 +137,9 @@ class AnalyzerCall:
         """Whether ``load`` must wait for other analyzers' loads in this process to end: it runs the
         analyzer's own ``load`` (imports, model reads), and libraries that import lazily (transformers)
         do not survive an import from two threads at once. An analyzer that keeps ``Analyzer.load``
-        (nothing to load) does not wait behind the GPU models' loads."""
-        return type(self.analyzer).load is not Analyzer.load
+        (nothing to load), or says its load imports nothing of the kind (``Analyzer.load_takes_turns``
+        False), does not wait behind the GPU models' loads."""
+        return type(self.analyzer).load is not Analyzer.load and self.analyzer.load_takes_turns
 
     # --- where the phases run (``framework.own_process.ProcessCall`` runs them in a child) ---
     def _load(self) -> None:

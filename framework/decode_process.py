@@ -11,7 +11,8 @@ a decode 5 times slower (``bench/decode_phase.py``).
 
 The child writes the streams where ``media.decode`` would (the run's cache folder); their folders,
 the audio file and the ``DecodeStats`` come back, and the streams are opened here from disk. Its
-progress comes back as it decodes. An error comes back as the same exception (a ``MediaError``
+progress comes back as it decodes, and the audio as soon as its own pass is complete (``on_audio``,
+``audio_ready``): the analyzers that hear only the audio may start seconds before the video is done. An error comes back as the same exception (a ``MediaError``
 that names the file and says what to do), a child that died as a ``MediaError`` with its stderr.
 The run's stop (Ctrl-C) ends the child at once.
 """
@@ -44,13 +45,19 @@ class BackgroundDecode:
     ``DecodedMedia`` or raises the decode's error. Called on the waiting thread before ``ready`` is
     set: ``on_done(decoded)`` when the decode succeeded, ``on_failure()`` when it failed (the run
     stops its analyzers). ``stop`` (the run's Ctrl-C) or ``close()`` end the child at once.
+
+    ``audio_ready`` is set when the audio is complete: early, after ``on_audio(track)``, when the audio
+    decoded on a pass of its own and reached its end; else when ``ready`` is.
     """
 
     def __init__(self, path: Path, video: VideoMeta, specs: list[FrameSpec], want_audio: bool, cache_dir: Path,
                  progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
                  on_done: Callable[[media.DecodedMedia], None] | None = None,
-                 on_failure: Callable[[], None] | None = None):
+                 on_failure: Callable[[], None] | None = None,
+                 on_audio: Callable[[AudioTrack], None] | None = None):
         self.ready = threading.Event()
+        self.audio_ready = threading.Event()
+        self._on_audio = on_audio
         self.stop = stop
         self._halt = threading.Event()
         self._on_failure = on_failure
@@ -97,6 +104,11 @@ class BackgroundDecode:
                     if self.progress is not None:
                         self.progress(value)
                     continue
+                if kind == "audio":
+                    if self._on_audio is not None:
+                        self._on_audio(AudioTrack(Path(value)))
+                    self.audio_ready.set()
+                    continue
                 if kind == "error":
                     raise value
                 self._decoded = _opened(*value)
@@ -113,6 +125,7 @@ class BackgroundDecode:
             if child is not None:
                 child.stop(timeout=0 if self._error is not None else 5.0)
             self.ready.set()
+            self.audio_ready.set()
 
 
 def wanted(env: Any = None) -> bool:
@@ -139,9 +152,16 @@ def _opened(streams: list[tuple[FrameSpec, str]], audio: str | None, stats: medi
 # --- the child ------------------------------------------------------------------------------
 def _serve(recv_conn: Connection, send_conn: Connection) -> None:
     path, video, specs, want_audio, cache_dir = recv_conn.recv()
+    sending = threading.Lock()  # progress and the audio come from different threads of the decode
+
+    def send(message: tuple[str, Any]) -> None:
+        with sending:
+            send_conn.send(message)
+
     try:
         decoded = media.decode(path, video, specs, want_audio, Path(cache_dir),
-                               progress=lambda f: send_conn.send(("progress", f)))
+                               progress=lambda f: send(("progress", f)),
+                               on_audio=lambda track: send(("audio", str(track.path))))
         reply: tuple[str, Any] = ("ok", ([(spec, str(s.folder)) for spec, s in decoded.streams.items()],
                                          str(decoded.audio.path) if decoded.audio is not None else None,
                                          decoded.stats))
@@ -152,7 +172,7 @@ def _serve(recv_conn: Connection, send_conn: Connection) -> None:
         except Exception:  # noqa: BLE001 - an exception that does not pickle: its type's name and message
             reply = ("error", media.MediaError(f"{path}: decoding failed: {type(exc).__name__}: {exc}\n"
                                                f"{traceback.format_exc()}"))
-    send_conn.send(reply)
+    send(reply)
 
 
 if __name__ == "__main__":

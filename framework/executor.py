@@ -52,13 +52,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
 from .scheduler import Demand, Placement, Plan, batch_cap
 from .work_streams import Stream, switched_on, torch_stream, using
+from .warm_imports import warm_up_imports
 from .work_streams import wanted as streams_wanted
 
 logger = logging.getLogger(__name__)
@@ -199,35 +200,41 @@ class Job:
     demand: Demand | None = None
     high_priority: bool = False  # on a GPU: a CUDA stream of higher priority (``Analyzer.gpu_stream_priority``)
     stream_local: bool = False  # analyzing, it waits only for its own stream (``Analyzer.cuda_stream_local``)
+    audio_only: bool = False  # it reads the audio and no frames: it may start once the audio is (``audio_ready``)
 
 
 class LoadTurns:
     """One load at a time; when a turn ends, the waiting load that comes first by ``key(name)`` goes
-    next (the executor's key: a load whose upstream is done, so that it can analyze as soon as it
-    is loaded, before one whose upstream is still running; then the plan's lane order). Before,
-    every GPU analyzer admitted at the start queued on a plain lock: on an H200 Whisper, ready
-    after 4 s, loaded behind models that waited for the cut list and started analyzing at 38 s."""
+    next (the executor's key, ``Executor._load_turn_key``). Before, every GPU analyzer admitted at
+    the start queued on a plain lock: on an H200 Whisper, ready after 4 s, loaded behind models that
+    waited for the cut list and started analyzing at 38 s.
 
-    def __init__(self, key: Callable[[str], Any], after: threading.Thread | None = None):
+    The run's import warm-up (``framework.warm_imports``) imports each module in a turn named
+    ``WARM_UP``, which comes after every waiting load: a load waits for the module being imported,
+    not for the whole warm-up (the VLM's load waited 10.9 s for it on an H200)."""
+
+    WARM_UP = "<import warm-up>"
+
+    def __init__(self, key: Callable[[str], Any]):
         self.key = key
-        self.after = after  # the run's import warm-up (``framework.warm_imports``): the first load waits for it
         self.cond = threading.Condition()
         self.holder: str | None = None
         self.waiting: set[str] = set()
+
+    def _order(self, name: str) -> tuple[Any, ...]:
+        return (1,) if name == self.WARM_UP else (0, self.key(name))
 
     @contextlib.contextmanager
     def turn(self, name: str) -> Iterator[None]:
         with self.cond:
             self.waiting.add(name)
             try:
-                while self.holder is not None or min(self.waiting, key=self.key) != name:
+                while self.holder is not None or min(self.waiting, key=self._order) != name:
                     self.cond.wait(0.1)  # readiness changes without a notify: look again now and then
             finally:
                 self.waiting.discard(name)
             self.holder = name
         try:
-            if self.after is not None:
-                self.after.join()
             yield
         finally:
             with self.cond:
@@ -261,20 +268,24 @@ class Executor:
     :param budgets: per GPU, the MB its loaded estimates may sum to (None: one model at a time).
     :param memory: the GPUs' memory (``TorchMemory`` on a real machine; simulated in tests).
     :param jobs: CPU analyzers run at a time.
-    :param imports_warming: a thread importing the analyzers' slow modules (``framework.warm_imports``):
-        loads that take turns begin when it has ended.
+    :param imports_to_warm: classes whose ``warm_imports`` (the analyzers' slow modules) a thread imports
+        when the run starts, one module per load turn (``LoadTurns.WARM_UP``), after any waiting load.
     :param inputs_ready: set when the analyzers' inputs exist (the decode pass, run beside: models
         are admitted and loaded before, analyses and CPU analyzers start after; None: they exist).
+    :param audio_ready: set when the audio is complete, possibly before ``inputs_ready``: the jobs
+        that read only the audio (``Job.audio_only``) wait for this one instead.
     """
 
     def __init__(self, plan: Plan, jobs: list[Job], finish: Callable[[str, Any], None], *,
                  memory: DeviceMemory | None = None, cpu_workers: int = 2,
                  stop: threading.Event | None = None, cap_allocator: bool = True,
-                 imports_warming: threading.Thread | None = None, inputs_ready: threading.Event | None = None):
+                 imports_to_warm: Iterable[type] = (), inputs_ready: threading.Event | None = None,
+                 audio_ready: threading.Event | None = None):
         self.plan = plan
         self.jobs = {j.name: j for j in jobs}
         self.finish = finish
         self.inputs_ready = inputs_ready
+        self.audio_ready = audio_ready
         self.memory = memory
         self.cpu_workers = max(1, cpu_workers)
         self.stop = stop if stop is not None else threading.Event()
@@ -300,10 +311,11 @@ class Executor:
         # one load at a time: loads overlap other analyzers' work, not each other (libraries that
         # import lazily, as transformers does, are not safe to import from two threads at once); an
         # analyzer with nothing to load, or loading in its own process, does not wait (``load_takes_turns``).
-        # The next turn goes to a load whose upstream is done (it can analyze at once), then by lane order.
-        rank = {n: i for i, n in enumerate(n for lane in self.lanes.values() for n in lane)}
-        rank.update({n: len(rank) + i for i, n in enumerate(plan.order) if n not in rank})
-        self.load_turns = LoadTurns(lambda n: (not self._ready(n), rank.get(n, len(rank))), after=imports_warming)
+        # Which load goes next: ``_load_turn_key``.
+        self._rank = {n: i for i, n in enumerate(n for lane in self.lanes.values() for n in lane)}
+        self._rank.update({n: len(self._rank) + i for i, n in enumerate(plan.order) if n not in self._rank})
+        self.load_turns = LoadTurns(self._load_turn_key)
+        self.imports_to_warm = list(imports_to_warm)
 
     # --- public -----------------------------------------------------------------------
     def run(self) -> None:
@@ -322,6 +334,8 @@ class Executor:
             for dev in [d for d, names in self.lanes.items() if names]:  # a process that analyzed before
                 self.memory.reset_peak(dev)  # (a Ray worker): this run's peak only
         self.t0 = time.perf_counter()
+        warm_up_imports(self.imports_to_warm, name="analyzer-imports",
+                        turn=lambda: self.load_turns.turn(LoadTurns.WARM_UP))
         pending = set(self.jobs)
         cpu_pool = cf.ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="cpu-analyzer")
         gpu_pool = cf.ThreadPoolExecutor(max(1, sum(len(v) for v in self.lanes.values())) + 1,
@@ -418,9 +432,29 @@ class Executor:
 
     def _ready(self, name: str) -> bool:
         """Whether ``name`` may start analyzing: its inputs exist and its upstream analyzers are done."""
-        if self.inputs_ready is not None and not self.inputs_ready.is_set():
+        inputs = self._inputs_event(name)
+        if inputs is not None and not inputs.is_set():
             return False
         return self._deps_done(name)
+
+    def _inputs_event(self, name: str) -> threading.Event | None:
+        """What ``name`` waits for before it analyzes: the audio alone, or every stream."""
+        if self.jobs[name].audio_only and self.audio_ready is not None:
+            return self.audio_ready
+        return self.inputs_ready
+
+    def _load_turn_key(self, name: str) -> tuple[Any, ...]:
+        """The order of waiting loads: first one that can analyze as soon as it is loaded (``_ready``);
+        then one whose upstream runs on CPUs only over one that waits for another GPU analyzer (fusion
+        waits for them all); then the longest estimated run (``plan.seconds``, from measurements),
+        else the biggest model: while the video decodes nothing is ready, and a 16 GB VLM, which loads
+        for seconds and analyzes longest, went after every small model in lane order (on an H200 it
+        started analyzing 10 s after the decode); then lane order."""
+        job = self.jobs[name]
+        waits_for_gpu = any(d in self._rank and d not in self.done and self.jobs[d].placement.device != "cpu"
+                            for d in job.deps if d in self.jobs)
+        return (not self._ready(name), waits_for_gpu, -(self.plan.seconds.get(name) or 0.0),
+                -job.placement.vram_mb, self._rank.get(name, len(self._rank)))
 
     def _deps_done(self, name: str) -> bool:
         return all(d in self.done or d not in self.jobs for d in self.jobs[name].deps)
@@ -430,9 +464,10 @@ class Executor:
         order = {n: i for i, n in enumerate(self.plan.order)}
         return sorted(names, key=lambda n: (-(self.plan.seconds.get(n) or 0.0), order.get(n, len(order)), n))
 
-    def _inputs_there(self) -> bool:
-        """Wait until the analyzers' inputs exist (``inputs_ready``); False when the run stops first."""
-        while self.inputs_ready is not None and not self.inputs_ready.wait(0.25):
+    def _inputs_there(self, name: str) -> bool:
+        """Wait until ``name``'s inputs exist (``_inputs_event``); False when the run stops first."""
+        inputs = self._inputs_event(name)
+        while inputs is not None and not inputs.wait(0.25):
             if self.stop.is_set():
                 return False
         return not self.stop.is_set()
@@ -580,7 +615,7 @@ class Executor:
         outcome = self._load(st)
         if outcome != "loaded":
             return outcome
-        if not self._inputs_there():
+        if not self._inputs_there(st.job.name):
             self._release(st, unload=True)
             return "done"
         return self._analyze(st)
@@ -652,7 +687,10 @@ class Executor:
         try:
             with using(st.stream):
                 if one_at_a_time:
+                    asked = time.perf_counter()
                     with self.load_turns.turn(st.job.name):
+                        # waited for the other loads, and the first load for the import warm-up
+                        st.receipt["load_wait_s"] = round(time.perf_counter() - asked, 3)
                         return phase()
                 return phase()
         except KeyboardInterrupt:

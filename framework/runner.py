@@ -43,7 +43,7 @@ from .scheduler import (CycleError, Demand, Placement, Plan, Variant, parse_budg
                         without_precision)
 from .outputs import select as select_exporters, write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
-from .streams import FrameSpec
+from .streams import AudioTrack, FrameSpec
 from .devices import gpu_driver_present
 from .warm_imports import warm_up_imports
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
@@ -477,9 +477,8 @@ class _Run:
             self._open_inputs(decoded)
         # the slow imports of the analyzers that load here (not in processes of their own), beside the
         # decode in its own process (in this one it would take turns with them on the interpreter's lock)
-        warming = warm_up_imports([type(self.analyzers[n]) for n in to_run
-                                   if not self._in_own_process(n, self.plan.placements[n])],
-                                  name="analyzer-imports") if background is not None else None
+        warming = [type(self.analyzers[n]) for n in to_run
+                   if not self._in_own_process(n, self.plan.placements[n])] if background is not None else []
         run_t0 = time.perf_counter()
         with self._progress() as bars:
             if background is not None and bars:
@@ -495,11 +494,12 @@ class _Run:
             jobs = [Job(n, self.plan.placements[n], tuple(d for d in self.deps[n] if d in to_run),
                         functools.partial(self._start, n, inputs_base, bars, tasks.get(n)), self.demands.get(n),
                         high_priority=self.analyzers[n].gpu_stream_priority == "high",
-                        stream_local=self.analyzers[n].cuda_stream_local)
+                        stream_local=self.analyzers[n].cuda_stream_local, audio_only=self._audio_only(n))
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
-                                cpu_workers=self.jobs, stop=self.stop, imports_warming=warming,
-                                inputs_ready=background.ready if background is not None else None)
+                                cpu_workers=self.jobs, stop=self.stop, imports_to_warm=warming,
+                                inputs_ready=background.ready if background is not None else None,
+                                audio_ready=background.audio_ready if background is not None else None)
             try:
                 executor.run()
             except BaseException:
@@ -796,8 +796,16 @@ class _Run:
             self.decode_s = time.perf_counter() - self.decode_t0
             self._open_inputs(self._decoded(d))
 
+        def audio(track: AudioTrack) -> None:  # complete before the video: the audio-only analyzers start
+            self.inputs_base.update(audio=track)
+
         return decode_process.BackgroundDecode(self.path, self.meta, *request, self.cache_dir, stop=self.stop,
-                                               on_done=decoded, on_failure=self.stop.set)
+                                               on_done=decoded, on_failure=self.stop.set, on_audio=audio)
+
+    def _audio_only(self, name: str) -> bool:
+        """Whether ``name`` reads the audio and no frames (it may start once the audio is decoded)."""
+        a = self.analyzers[name]
+        return a.wants_audio and not a.frame_specs()
 
     def _truncation(self, decoded: "media.DecodedMedia") -> "media.DecodedMedia":
         """A file that broke off: the run goes on with the length decoded, and says so."""

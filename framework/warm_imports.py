@@ -8,24 +8,27 @@ model imported its model code for 15-28 s beside the other analyzers' threads on
 
 Python's per-module import locks make an ``import`` of the same module elsewhere wait for this
 one instead of importing it twice. Libraries that import lazily (transformers) are not safe to
-import from two threads at once, so the executor's loads wait for the analyzers' thread to end
-(``framework.executor.LoadTurns``) before the first of them begins.
+import from two threads at once, so the analyzers' warm-up imports each module inside a load turn
+(``turn``: ``framework.executor.LoadTurns``), and a model's load waits only for the module being
+imported, never beside one.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import sys
 import threading
-from typing import Iterable
+from typing import Any, Callable, ContextManager, Iterable
 
 logger = logging.getLogger(__name__)
 
 
-def warm_up_imports(classes: Iterable[type], name: str = "exporter-imports") -> threading.Thread | None:
+def warm_up_imports(classes: Iterable[type], name: str = "exporter-imports",
+                    turn: Callable[[], ContextManager[Any]] | None = None) -> threading.Thread | None:
     """Import the ``warm_imports`` of ``classes`` on a daemon thread (started here and returned;
-    ``None`` when there is nothing to import). A module that fails to import is skipped here and
-    left for the code that needs it to report."""
+    ``None`` when there is nothing to import), each module inside ``turn()`` when given. A module
+    that fails to import is skipped here and left for the code that needs it to report."""
     modules = list(dict.fromkeys(m for c in classes for m in getattr(c, "warm_imports", ())))
     modules = [m for m in modules if m not in sys.modules]
     if not modules:
@@ -34,7 +37,8 @@ def warm_up_imports(classes: Iterable[type], name: str = "exporter-imports") -> 
     def work() -> None:
         for module in modules:
             try:
-                importlib.import_module(module)
+                with turn() if turn is not None else contextlib.nullcontext():
+                    importlib.import_module(module)
             except Exception as exc:  # noqa: BLE001 - the code that needs it reports a missing module
                 logger.debug("warming up %s: %s", module, exc)
 

@@ -203,3 +203,67 @@ def test_an_early_decode_ends_when_the_plan_fails(tmp_path, sample_video, monkey
     with pytest.raises(ConfigError):
         _run(tmp_path, sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"])
     assert len(made) == 1 and made[0].ready.is_set()  # its process ended with the run
+
+
+# --- the audio handed over as soon as its own pass is complete --------------------------------------
+def test_a_segmented_decode_hands_over_the_complete_audio_before_it_returns(tmp_path, sample_video, monkeypatch):
+    """The audio decodes on a pass of its own beside the video's segments; once it reached its end,
+    ``on_audio`` gets the closed track (the same one the result carries). A one-pass decode, where
+    audio and video come from one demux loop, hands nothing over early."""
+    import numpy as np
+
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)  # the sample's small picture
+    video = media.probe(sample_video.path)
+    got = []
+    decoded = media.decode(sample_video.path, video, [FrameSpec(2.0, 64)], True, tmp_path / "seg",
+                           on_audio=lambda track: got.append((track, np.asarray(track.samples[:]).copy())))
+    (track, samples), = got
+    final = np.asarray(decoded.audio.samples[:])
+    assert track.path == decoded.audio.path and len(samples) == len(final) > 11 * 16000
+    assert np.array_equal(samples, final)
+    monkeypatch.setattr(media.segments, "MAX_WORKERS", 1)  # one pass
+    again = []
+    media.decode(sample_video.path, video, [FrameSpec(2.0, 64)], True, tmp_path / "one", on_audio=again.append)
+    assert again == []
+
+
+class HearsOnly(Analyzer):
+    """An analyzer that reads the audio and no frames: it may start before the video is decoded."""
+
+    name = "t_hears_only"
+    version = "1.0"
+    needs_audio = True
+
+    def analyze(self, inputs):
+        return self.track(data={"at": time.time(), "samples": len(inputs.audio.samples)})
+
+
+def test_an_analyzer_that_hears_only_the_audio_starts_before_the_video_is_decoded(tmp_path, sample_video,
+                                                                                  monkeypatch):
+    """In a run that uses a GPU, with the video decoded in segments beside the loads: the audio-only
+    analyzer analyzes once the audio is complete, before the decode pass has ended (its video
+    segments are slowed here), and reads the whole audio; a frames analyzer waits for the end."""
+    # the decode runs in a child process (a fresh interpreter): it imports this sitecustomize first, which
+    # gives it segments on this machine's small picture and slows the video's segments by 2 s
+    (tmp_path / "sitecustomize.py").write_text(
+        "import time\nimport framework.media.segments as s\nreal = s.decode_segments\n"
+        "def slow(*a, **k):\n    time.sleep(2.0)\n    return real(*a, **k)\n"
+        "s.decode_segments = slow\ns.cpus_available = lambda: 4\ns.MIN_SEGMENT_PIXELS = 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # (the child's PYTHONPATH is this process's sys.path)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(HearsOnly)
+            register(SlowLoad)
+
+    one_simulated_gpu(monkeypatch)
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_hears_only: {}\n  t_slow_load: {}\n")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    result = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
+                     out_dir=tmp_path / "run", progress=False)
+    hears, frames = result.timeline.tracks["t_hears_only"], result.timeline.tracks["t_slow_load"]
+    assert hears.status == frames.status == "ok", (hears.reason, frames.reason)
+    assert hears.data["samples"] > 11 * 16000  # the whole 12 s
+    assert hears.receipt["analyze_at_s"] + 1.0 < frames.receipt["analyze_at_s"]

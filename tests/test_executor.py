@@ -23,7 +23,8 @@ def _demand(a, variants=None, cpu_fallback=True):
                   item_vram_mb=a.item_vram_mb, max_batch=a.max_batch_size())
 
 
-def run_plan(analyzers, gpus, budget, *, estimates=None, cpu_fallback=True, stop=None, progress=None):
+def run_plan(analyzers, gpus, budget, *, estimates=None, cpu_fallback=True, stop=None, progress=None,
+             inputs_ready=None):
     """Plan ``analyzers`` on ``gpus`` (the plan sees ``estimates`` instead of true weights if given)."""
     by_name = {a.name: a for a in analyzers}
     demands = [_demand(a, (estimates or {}).get(a.name), cpu_fallback) for a in analyzers]
@@ -40,7 +41,8 @@ def run_plan(analyzers, gpus, budget, *, estimates=None, cpu_fallback=True, stop
                 (lambda n: lambda placement: start(n, placement))(n), next(d for d in demands if d.name == n),
                 stream_local=by_name[n].cuda_stream_local)
             for n in p.order]
-    executor = Executor(p, jobs, lambda n, t: tracks.__setitem__(n, t), memory=gpus, cpu_workers=2, stop=stop)
+    executor = Executor(p, jobs, lambda n, t: tracks.__setitem__(n, t), memory=gpus, cpu_workers=2, stop=stop,
+                        inputs_ready=inputs_ready)
     executor.run()
     run_plan.last = executor  # for the tests of the run's own figures
     return p, tracks
@@ -553,6 +555,39 @@ def test_a_cpu_analyzer_with_nothing_to_load_does_not_wait_behind_a_gpu_models_l
     assert waited == [True]  # the CPU analyzer ran during the GPU model's load, not after it
 
 
+def test_an_analyzer_whose_load_imports_nothing_lazy_loads_beside_a_gpu_models_load():
+    """``Analyzer.load_takes_turns = False`` (voice_activity: torch and silero-vad only): its load
+    runs while a GPU model's load holds the turn, where before it waited behind it (9.7-13.3 s on an
+    H200, with Whisper downstream of it)."""
+    from analyzers.voice_activity import VoiceActivity
+    from framework import Analyzer
+
+    assert VoiceActivity.load_takes_turns is False and Analyzer.load_takes_turns is True
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    gpu_loading, cpu_loaded = threading.Event(), threading.Event()
+    waited = []
+
+    class SlowLoad(StandIn.make("slow_load", gpus, {"bf16": 1000}, n_items=1)):
+        def load(self, device, models):
+            gpu_loading.set()
+            waited.append(cpu_loaded.wait(timeout=10))  # holds the load turn until the CPU analyzer has loaded
+            super().load(device, models)
+
+    class Vad(StandIn.make("vad", gpus, {}, n_items=1)):
+        device = "cpu"
+        load_takes_turns = False
+
+        def load(self, device, models):
+            gpu_loading.wait(timeout=10)  # the GPU model holds the turn now
+            super().load(device, models)
+            cpu_loaded.set()
+
+    _p, tracks = run_plan([SlowLoad(), Vad()], gpus, 10_000)
+    assert all(t.status == "ok" for t in tracks.values())
+    assert waited == [True]  # loaded during the GPU model's load, not after it
+    assert AnalyzerCall(VoiceActivity(), AnalyzerInputs(video=VIDEO), "cpu").load_takes_turns is False
+
+
 def test_an_analyzer_in_its_own_process_loads_without_taking_a_turn():
     from framework.own_process import ProcessCall
     from own_process_fixtures import PidReporter
@@ -586,6 +621,40 @@ def test_the_next_load_goes_to_an_analyzer_whose_upstream_is_done():
     assert all(t.status == "ok" for t in tracks.values()), {n: t.reason for n, t in tracks.items()}
     assert run_plan.last.lanes["cuda:0"].index("late") < run_plan.last.lanes["cuda:0"].index("ready")
     assert started["first"] < started["ready"] < started["late"]
+
+
+def test_while_the_video_decodes_the_biggest_model_loads_first_and_fusion_last():
+    """Nothing can analyze before the decode ends, so no load is ready: the 16 GB model (long to load,
+    long to run) goes before the small ones ahead of it in the lane, and a model that waits for
+    another GPU analyzer (fusion) goes last although it is bigger than they are."""
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    started: dict[str, float] = {}
+
+    def recording(name, mb, **kw):
+        class Recorded(StandIn.make(name, gpus, {"bf16": mb}, n_items=1, batch_size=1, **kw)):
+            def load(self, device, models):
+                started[self.name] = time.perf_counter()
+                super().load(device, models)
+        return Recorded()
+
+    class Cuts(StandIn.make("cuts", gpus, {}, n_items=1, batch_size=1)):
+        device = "cpu"
+
+    decoded = threading.Event()
+    timer = threading.Timer(1.5, decoded.set)
+    timer.start()
+    analyzers = [Cuts(), recording("first", 500, load_s=0.5), recording("small", 1000, load_s=0.1),
+                 recording("summary", 3000, load_s=0.1, depends_on=("small",)),
+                 recording("vlm", 16_000, load_s=0.1, depends_on=("cuts",))]
+    _p, tracks = run_plan(analyzers, gpus, 40_000, inputs_ready=decoded)
+    timer.cancel()
+    assert all(t.status == "ok" for t in tracks.values()), {n: t.reason for n, t in tracks.items()}
+    lane = run_plan.last.lanes["cuda:0"]
+    assert lane.index("small") < lane.index("vlm")  # lane order alone would load the small model first
+    after_first = sorted((t, n) for n, t in started.items() if n != "first")
+    assert [n for _, n in after_first] == ["vlm", "small", "summary"], started
+    # the receipt says how long each load waited for its turn: the first none, the next for the first's load
+    assert tracks["first"].receipt["load_wait_s"] < 0.3 < tracks["vlm"].receipt["load_wait_s"]
 
 
 def _cpu_analyzer(name, log, load_s=0.0):
@@ -634,3 +703,41 @@ def test_before_the_inputs_exist_cpu_analyzers_load_and_wait_for_them():
     loaded = {n: t for what, n, t in log if what == "loaded"}
     analyzed = {n: t for what, n, t in log if what == "analyze"}
     assert max(loaded.values()) < opened[0] <= min(analyzed.values())  # loaded during the decode, analyzed after
+
+
+def test_the_import_warm_up_imports_a_module_per_turn_and_a_waiting_load_goes_first(tmp_path, monkeypatch):
+    """The warm-up imports each module in a load turn of its own: a load that asks meanwhile waits for
+    that module only, and goes before the warm-up's next module (before, the first load waited for
+    the whole warm-up: 10.9 s for the VLM on an H200)."""
+    import sys
+
+    from framework.executor import LoadTurns
+    from framework.warm_imports import warm_up_imports
+
+    for i in range(3):
+        (tmp_path / f"slow_mod_{i}.py").write_text("import time\ntime.sleep(0.3)\n")
+        monkeypatch.delitem(sys.modules, f"slow_mod_{i}", raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    turns = LoadTurns(lambda name: 0)
+    log = []
+
+    @__import__("contextlib").contextmanager
+    def logged(name):
+        with turns.turn(name):
+            log.append(("in", name, time.perf_counter()))
+            yield
+            log.append(("out", name, time.perf_counter()))
+
+    warm = type("W", (), {"warm_imports": ("slow_mod_0", "slow_mod_1", "slow_mod_2")})
+    thread = warm_up_imports([warm], name="t", turn=lambda: logged(LoadTurns.WARM_UP))
+    time.sleep(0.1)  # the first module is being imported
+    asked = time.perf_counter()
+    with logged("vlm"):
+        waited = time.perf_counter() - asked
+    thread.join(10)
+    assert [n for what, n, _ in log if what == "in"] == [LoadTurns.WARM_UP, "vlm", LoadTurns.WARM_UP,
+                                                          LoadTurns.WARM_UP]
+    assert waited < 0.5  # the rest of one module's import, not the three
+    inside = [(t0, t1) for (w0, n0, t0), (w1, n1, t1) in zip(log[::2], log[1::2])]
+    assert all(a[1] <= b[0] for a, b in zip(inside, inside[1:]))  # never two turns at once
+    assert all(f"slow_mod_{i}" in sys.modules for i in range(3))

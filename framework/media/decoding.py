@@ -83,7 +83,8 @@ def _chosen(container: Any, video: VideoMeta) -> tuple[Any | None, Any | None]:
 
 
 def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec], want_audio: bool,
-           cache_dir: Path, progress: ProgressFn | None = None) -> DecodedMedia:
+           cache_dir: Path, progress: ProgressFn | None = None,
+           on_audio: Callable[[AudioTrack], None] | None = None) -> DecodedMedia:
     """Decode ``path`` once, producing every frame stream in ``specs`` and (optionally) the audio.
 
     :param video: ``probe(path)``'s result (the streams to decode, rotation, display size and
@@ -93,6 +94,9 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
     :param want_audio: also decode the chosen audio stream to 16 kHz mono float32.
     :param cache_dir: folder for the disk-backed streams (``frames/<spec.key>/``, ``audio.f32``).
     :param progress: called now and then with the fraction of the duration decoded so far.
+    :param on_audio: called (on the audio's thread) with the finished audio track as soon as it is
+        complete, when the audio decodes on a pass of its own (the segmented decode) and reached its
+        stated end; not called otherwise (the track then comes with the result only).
     :returns: streams keyed by spec, the audio track (``None`` if not wanted or absent), stats.
         A file that breaks off mid-way gives what decoded before the break, with
         ``stats.truncated_at`` and a warning set.
@@ -125,8 +129,8 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
             stop = threading.Event()  # set on Ctrl-C (or any error here): the audio pass stops too
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-audio") as audio_thread:
                 try:
-                    audio_pass = (audio_thread.submit(_demux_loop, container, None, None, aus, asink, start,
-                                                      duration, tally, None, stop) if asink else None)
+                    audio_pass = (audio_thread.submit(_audio_pass, container, aus, asink, start, duration, tally,
+                                                      stop, on_audio) if asink else None)
                     segmented = _decode_in_segments(p, video, specs, planned, cache_dir, start, skip_deblock,
                                                     progress, stats, tally, stop)
                     error = audio_pass.result() if audio_pass else None
@@ -199,6 +203,19 @@ def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], plann
         return None
     stats.segments = len(planned.segments)
     return result
+
+
+def _audio_pass(container: Any, aus: Any, asink: AudioSink, start: float, duration: float, tally: DemuxTally,
+                stop: threading.Event, on_audio: Callable[[AudioTrack], None] | None) -> str | None:
+    """The audio alone, beside the video's segment decoders; its error, if any. When it reached its
+    stream's stated end without one, the audio is complete whatever the video does: ``on_audio``
+    gets the closed track at once (analyzers that hear only it may start before the video is done;
+    a truncation found later in the video leaves the run at least as long as this audio)."""
+    error = _demux_loop(container, None, None, aus, asink, start, duration, tally, None, stop)
+    expected = stream_end(aus, start) or duration
+    if on_audio is not None and error is None and not stop.is_set() and asink.last_end >= expected - 1.0:
+        on_audio(asink.close())
+    return error
 
 
 def _one_pass(container: Any, vs: Any, aus: Any, asink: AudioSink | None, video: VideoMeta,

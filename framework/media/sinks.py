@@ -138,6 +138,7 @@ class AudioSink:
         self.layout_key: tuple | None = None
         self.frames = 0
         self.last_end = 0.0
+        self.track: AudioTrack | None = None  # once closed
 
     def _resample(self, frame: Any) -> None:
         for out in self.resampler.resample(frame):
@@ -170,12 +171,16 @@ class AudioSink:
         self.last_end = self.writer.start_time + self.writer.count / AUDIO_SAMPLE_RATE
 
     def close(self) -> AudioTrack:
+        """The finished track (closing it the first time; later calls return the same track)."""
+        if self.track is not None:
+            return self.track
         if self.writer is None:  # the stream had no decodable frame: an empty track
             self.writer = AudioWriter(self.path)
         if self.resampler is not None:
             self._resample(None)
         self.last_end = self.writer.start_time + self.writer.count / AUDIO_SAMPLE_RATE
-        return self.writer.close()
+        self.track = self.writer.close()
+        return self.track
 
 
 
