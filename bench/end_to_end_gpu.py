@@ -413,18 +413,18 @@ def refind_bundled(models: dict[str, dict[str, Any]]) -> None:
 
 
 def registry_variant(registry: Path, disable: list[str], settings: list[str], threads: list[str] = (),
-                     children: list[str] = ()) -> Path:
+                     children: list[str] = (), on_cpu: list[str] = ()) -> Path:
     """A copy of ``registry`` with ``disable`` disabled, ``settings`` (``ANALYZER.PARAM=VALUE``, the
-    value read as YAML) set, ``threads`` kept in the run's process (``own_process: false``) and
-    ``children`` sent to processes of their own (``own_process: true``), beside it as
-    ``registry_variant.yaml``."""
+    value read as YAML) set, ``threads`` kept in the run's process (``own_process: false``),
+    ``children`` sent to processes of their own (``own_process: true``) and ``on_cpu`` kept off the
+    GPU (``device: cpu``), beside it as ``registry_variant.yaml``."""
     import yaml
 
     data = yaml.safe_load(registry.read_text())
-    named = disable + [s.partition(".")[0] for s in settings] + list(threads) + list(children)
+    named = disable + [s.partition(".")[0] for s in settings] + list(threads) + list(children) + list(on_cpu)
     unknown = [n for n in named if n not in data["analyzers"]]
     if unknown:
-        raise SystemExit(f"--disable/--param/--thread: {', '.join(unknown)} not in {registry} "
+        raise SystemExit(f"--disable/--param/--thread/--child/--cpu: {', '.join(unknown)} not in {registry} "
                          f"(it has: {', '.join(data['analyzers'])})")
     for n in disable:
         data["analyzers"][n]["enabled"] = False
@@ -432,6 +432,8 @@ def registry_variant(registry: Path, disable: list[str], settings: list[str], th
         data["analyzers"][n]["own_process"] = False
     for n in children:
         data["analyzers"][n]["own_process"] = True
+    for n in on_cpu:
+        data["analyzers"][n]["device"] = "cpu"
     for setting in settings:
         name, _, rest = setting.partition(".")
         key, eq, value = rest.partition("=")
@@ -560,7 +562,7 @@ def track_rows(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]
             "variant": r.get("variant"),
             "models": ", ".join(f"{m.get('id')}" for m in t.get("models") or []),
             "load_s": r.get("load_s"), "analyze_s": r.get("analyze_s") or t.get("duration_s"),
-            "analyze_at_s": r.get("analyze_at_s"), "load_at_s": r.get("load_at_s"),
+            "analyze_at_s": r.get("analyze_at_s"), "load_at_s": r.get("load_at_s"), "load_wait_s": r.get("load_wait_s"),
             "cuda_graphs": _cuda_graphs(t.get("data") or {}),
             "busy_s": step.get("busy_s"), "items": step.get("items"),
             "peak_vram_mb": r.get("peak_vram_mb") if r.get("peak_vram_mb") is not None else t.get("peak_vram_mb"),
@@ -638,14 +640,15 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
     for mid, m in prep["models"].items():
         lines.append(f"| {mid} | {m.get('what', 'NOT SEEDED')} | {_f(m.get('seconds'))} | {m.get('path') or m.get('missing')} |")
     lines += ["", "## Analyzers (from results.json; from tracks/ when the run was stopped)", "",
-              "| analyzer | status | device | variant | models | load from s | load s | analyze from s | analyze s | busy s | "
-              "items | peak VRAM MB | batches | fallbacks | events |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| analyzer | status | device | variant | models | load from s | waited for its turn s | load s | "
+              "analyze from s | analyze s | busy s | items | peak VRAM MB | batches | fallbacks | events |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         peak_v = _f(r.get("peak_vram_mb"), 0) + (" (shared)" if r.get("measured_alone") is False and
                                                   r.get("peak_vram_mb") is not None else "")
         lines.append(f"| {r['analyzer']} | {r['status']} | {r.get('device') or '-'} | {r.get('variant') or '-'} | "
-                     f"{r.get('models') or '-'} | {_f(r.get('load_at_s'))} | {_f(r.get('load_s'), 2)} | "
+                     f"{r.get('models') or '-'} | {_f(r.get('load_at_s'))} | {_f(r.get('load_wait_s'))} | "
+                     f"{_f(r.get('load_s'), 2)} | "
                      f"{_f(r.get('analyze_at_s'))} | {_f(r.get('analyze_s'), 2)} | "
                      f"{_f(r.get('busy_s'), 2)} | {r.get('items') if r.get('items') is not None else '-'} | {peak_v} | "
                      f"{r.get('batches') or '-'} | {r.get('fallbacks') or '-'} | {r.get('events', '-')} |")
@@ -719,6 +722,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--child", default="", metavar="NAMES",
                     help="with --reuse: run these analyzers in processes of their own (registry.yaml "
                          "own_process: true), e.g. --child qwen2_vl_temporal, to compare")
+    ap.add_argument("--cpu", default="", metavar="NAMES",
+                    help="with --reuse: run these analyzers on the CPU (registry.yaml device: cpu), e.g. --cpu "
+                         "text_overlay (rapidocr's detector on the CPU, as before the thirteenth session), to compare")
     ap.add_argument("--param", action="append", default=[], metavar="ANALYZER.PARAM=VALUE",
                     help="with --reuse: set an analyzer's parameter in the timed run's registry (repeatable), "
                          "e.g. --param text_overlay.workers=6; the report's registry line says so")
@@ -786,10 +792,11 @@ def main(argv: list[str] | None = None) -> int:
         refind_bundled(prep["models"])
     print(f"      prepared in {time.perf_counter() - t0:.1f} s (clip {prep['clip']['make_s']} s, models {prep['seed_s']} s)",
           flush=True)
-    if args.disable or args.param or args.thread or args.child:
+    if args.disable or args.param or args.thread or args.child or args.cpu:
         prep["registry"] = str(registry_variant(Path(prep["registry"]), [n for n in args.disable.split(",") if n],
                                                 args.param, [n for n in args.thread.split(",") if n],
-                                                [n for n in args.child.split(",") if n]))
+                                                [n for n in args.child.split(",") if n],
+                                                [n for n in args.cpu.split(",") if n]))
     print("[2/3] the timed command", flush=True)
     timeout = max(30.0, args.deadline - (time.perf_counter() - t0) - 10.0)
     run = run_cli(args, work, prep["clip"]["path"], prep["registry"], env, timeout)
