@@ -519,6 +519,19 @@ def test_work_streams_can_be_turned_off_to_compare(monkeypatch):
     assert tracks["a"].status == "ok" and {s for _p, s in a.streams} == {None} and gpus.streams_made == 0
 
 
+def _turn_holder(gpus, loading: threading.Event, until: threading.Event, waited: list):
+    """A GPU stand-in whose load sets ``loading`` and then holds the load turn until ``until`` is set
+    (``waited`` gets whether it was, within 10 s)."""
+
+    class SlowLoad(StandIn.make("slow_load", gpus, {"bf16": 1000}, n_items=1)):
+        def load(self, device, models):
+            loading.set()
+            waited.append(until.wait(timeout=10))
+            super().load(device, models)
+
+    return SlowLoad()
+
+
 def test_a_cpu_analyzer_with_nothing_to_load_does_not_wait_behind_a_gpu_models_load():
     """Loads take turns (lazy imports are not thread-safe), but an analyzer that keeps
     ``Analyzer.load`` has nothing to load: it analyzes while a GPU model is still loading."""
@@ -527,12 +540,7 @@ def test_a_cpu_analyzer_with_nothing_to_load_does_not_wait_behind_a_gpu_models_l
     gpus = SimulatedGPUs({"cuda:0": 80_000})
     gpu_loading, cpu_ran = threading.Event(), threading.Event()
     waited = []
-
-    class SlowLoad(StandIn.make("slow_load", gpus, {"bf16": 1000}, n_items=1)):
-        def load(self, device, models):
-            gpu_loading.set()
-            waited.append(cpu_ran.wait(timeout=10))  # holds the load turn until the CPU analyzer has run
-            super().load(device, models)
+    slow = _turn_holder(gpus, gpu_loading, cpu_ran, waited)  # holds the load turn until the CPU analyzer has run
 
     class Gate(StandIn.make("gate", gpus, {}, n_items=1)):
         device = "cpu"
@@ -550,7 +558,7 @@ def test_a_cpu_analyzer_with_nothing_to_load_does_not_wait_behind_a_gpu_models_l
             cpu_ran.set()
             return super().forward(batch)
 
-    _p, tracks = run_plan([SlowLoad(), Gate(), Quick()], gpus, 10_000)
+    _p, tracks = run_plan([slow, Gate(), Quick()], gpus, 10_000)
     assert all(t.status == "ok" for t in tracks.values())
     assert waited == [True]  # the CPU analyzer ran during the GPU model's load, not after it
 
@@ -566,12 +574,7 @@ def test_an_analyzer_whose_load_imports_nothing_lazy_loads_beside_a_gpu_models_l
     gpus = SimulatedGPUs({"cuda:0": 80_000})
     gpu_loading, cpu_loaded = threading.Event(), threading.Event()
     waited = []
-
-    class SlowLoad(StandIn.make("slow_load", gpus, {"bf16": 1000}, n_items=1)):
-        def load(self, device, models):
-            gpu_loading.set()
-            waited.append(cpu_loaded.wait(timeout=10))  # holds the load turn until the CPU analyzer has loaded
-            super().load(device, models)
+    slow = _turn_holder(gpus, gpu_loading, cpu_loaded, waited)  # holds the turn until the CPU analyzer has loaded
 
     class Vad(StandIn.make("vad", gpus, {}, n_items=1)):
         device = "cpu"
@@ -582,7 +585,7 @@ def test_an_analyzer_whose_load_imports_nothing_lazy_loads_beside_a_gpu_models_l
             super().load(device, models)
             cpu_loaded.set()
 
-    _p, tracks = run_plan([SlowLoad(), Vad()], gpus, 10_000)
+    _p, tracks = run_plan([slow, Vad()], gpus, 10_000)
     assert all(t.status == "ok" for t in tracks.values())
     assert waited == [True]  # loaded during the GPU model's load, not after it
     assert AnalyzerCall(VoiceActivity(), AnalyzerInputs(video=VIDEO), "cpu").load_takes_turns is False
