@@ -12,9 +12,10 @@ a decode 5 times slower (``bench/decode_phase.py``).
 The child writes the streams where ``media.decode`` would (the run's cache folder); their folders,
 the audio file and the ``DecodeStats`` come back, and the streams are opened here from disk. Its
 progress comes back as it decodes, and the audio as soon as its own pass is complete (``on_audio``,
-``audio_ready``): the analyzers that hear only the audio may start seconds before the video is done. An error comes back as the same exception (a ``MediaError``
-that names the file and says what to do), a child that died as a ``MediaError`` with its stderr.
-The run's stop (Ctrl-C) ends the child at once.
+``audio_ready``): the analyzers that hear only the audio may start seconds before the video is done.
+An error comes back as the same exception (a ``MediaError`` that names the file and says what to
+do), a child that died as a ``MediaError`` with its stderr. The run's stop (Ctrl-C) ends the child
+at once.
 """
 from __future__ import annotations
 

@@ -58,8 +58,8 @@ from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
 from .scheduler import Demand, Placement, Plan, batch_cap
-from .work_streams import Stream, switched_on, torch_stream, using
 from .warm_imports import warm_up_imports
+from .work_streams import Stream, switched_on, torch_stream, using
 from .work_streams import wanted as streams_wanted
 
 logger = logging.getLogger(__name__)
@@ -689,7 +689,7 @@ class Executor:
                 if one_at_a_time:
                     asked = time.perf_counter()
                     with self.load_turns.turn(st.job.name):
-                        # waited for the other loads, and the first load for the import warm-up
+                        # waited for the other loads, and for the module the import warm-up was importing
                         st.receipt["load_wait_s"] = round(time.perf_counter() - asked, 3)
                         return phase()
                 return phase()
