@@ -16,18 +16,20 @@ from framework.testing.devices import SimulatedGPUs, StandIn
 VIDEO = VideoMeta(path="x.mp4", content_hash="x", size_bytes=1, duration=10.0, has_video=True)
 
 
-def _demand(a, variants=None, cpu_fallback=True):
+def _demand(a, variants=None, cpu_fallback=True, gpu_seconds=None):
     weights = variants or type(a).weights
     return Demand(a.name, a.device, depends_on=tuple(a.depends_on), cpu_fallback=cpu_fallback,
                   variants=tuple(Variant(p, mb) for p, mb in weights.items()),
-                  item_vram_mb=a.item_vram_mb, max_batch=a.max_batch_size())
+                  item_vram_mb=a.item_vram_mb, max_batch=a.max_batch_size(), gpu_seconds=gpu_seconds)
 
 
 def run_plan(analyzers, gpus, budget, *, estimates=None, cpu_fallback=True, stop=None, progress=None,
-             inputs_ready=None):
-    """Plan ``analyzers`` on ``gpus`` (the plan sees ``estimates`` instead of true weights if given)."""
+             inputs_ready=None, seconds=None):
+    """Plan ``analyzers`` on ``gpus`` (the plan sees ``estimates`` instead of true weights if given,
+    and ``seconds`` as measured GPU times)."""
     by_name = {a.name: a for a in analyzers}
-    demands = [_demand(a, (estimates or {}).get(a.name), cpu_fallback) for a in analyzers]
+    demands = [_demand(a, (estimates or {}).get(a.name), cpu_fallback, (seconds or {}).get(a.name))
+               for a in analyzers]
     p = plan(demands, budget, list(gpus.capacity))
     tracks = {}
 
@@ -626,10 +628,9 @@ def test_the_next_load_goes_to_an_analyzer_whose_upstream_is_done():
     assert started["first"] < started["ready"] < started["late"]
 
 
-def test_while_the_video_decodes_the_biggest_model_loads_first_and_fusion_last():
-    """Nothing can analyze before the decode ends, so no load is ready: the 16 GB model (long to load,
-    long to run) goes before the small ones ahead of it in the lane, and a model that waits for
-    another GPU analyzer (fusion) goes last although it is bigger than they are."""
+def _decode_beside_run(sizes: dict[str, float], deps=None) -> list[str]:
+    """The order in which GPU stand-ins of ``sizes`` (MB) began loading, after a first one that holds the
+    turn, while the inputs are not there yet (a decode beside); ``deps`` maps names to upstreams."""
     gpus = SimulatedGPUs({"cuda:0": 80_000})
     started: dict[str, float] = {}
 
@@ -646,17 +647,37 @@ def test_while_the_video_decodes_the_biggest_model_loads_first_and_fusion_last()
     decoded = threading.Event()
     timer = threading.Timer(1.5, decoded.set)
     timer.start()
-    analyzers = [Cuts(), recording("first", 500, load_s=0.5), recording("small", 1000, load_s=0.1),
-                 recording("summary", 3000, load_s=0.1, depends_on=("small",)),
-                 recording("vlm", 16_000, load_s=0.1, depends_on=("cuts",))]
+    analyzers = [Cuts(), recording("first", 500, load_s=0.5)]
+    analyzers += [recording(n, mb, load_s=0.1, depends_on=(deps or {}).get(n, ())) for n, mb in sizes.items()]
     _p, tracks = run_plan(analyzers, gpus, 40_000, inputs_ready=decoded)
     timer.cancel()
     assert all(t.status == "ok" for t in tracks.values()), {n: t.reason for n, t in tracks.items()}
-    lane = run_plan.last.lanes["cuda:0"]
+    _decode_beside_run.tracks, _decode_beside_run.executor = tracks, run_plan.last
+    return [n for _, n in sorted((t, n) for n, t in started.items() if n != "first")]
+
+
+def test_measured_run_times_order_the_loads_before_model_sizes():
+    """With measurements (a later run), the longest measured run loads first, whatever its size."""
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    analyzers = [StandIn.make(n, gpus, {"bf16": mb}, n_items=1)() for n, mb in (("big_quick", 16_000),
+                                                                              ("small_long", 1000), ("plain", 500))]
+    run_plan(analyzers, gpus, 40_000, seconds={"big_quick": 5.0, "small_long": 90.0})
+    executor = run_plan.last  # every load is ready now: the key's next terms decide
+    assert sorted(["plain", "big_quick", "small_long"], key=executor._load_turn_key) == ["small_long", "big_quick",
+                                                                                         "plain"]
+
+
+def test_while_the_video_decodes_the_biggest_model_loads_first_and_fusion_last():
+    """Nothing can analyze before the decode ends, so no load is ready: the 16 GB model (long to load,
+    long to run) goes before the small ones ahead of it in the lane, and a model that waits for
+    another GPU analyzer (fusion) goes last although it is bigger than they are."""
+    order = _decode_beside_run({"small": 1000, "summary": 3000, "vlm": 16_000},
+                               deps={"summary": ("small",), "vlm": ("cuts",)})
+    lane = _decode_beside_run.executor.lanes["cuda:0"]
     assert lane.index("small") < lane.index("vlm")  # lane order alone would load the small model first
-    after_first = sorted((t, n) for n, t in started.items() if n != "first")
-    assert [n for _, n in after_first] == ["vlm", "small", "summary"], started
+    assert order == ["vlm", "small", "summary"]
     # the receipt says how long each load waited for its turn: the first none, the next for the first's load
+    tracks = _decode_beside_run.tracks
     assert tracks["first"].receipt["load_wait_s"] < 0.3 < tracks["vlm"].receipt["load_wait_s"]
 
 
