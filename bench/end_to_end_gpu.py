@@ -412,28 +412,36 @@ def refind_bundled(models: dict[str, dict[str, Any]]) -> None:
                 models[mid] = entry
 
 
-def registry_variant(registry: Path, disable: list[str], settings: list[str], threads: list[str] = (),
-                     children: list[str] = (), on_cpu: list[str] = ()) -> Path:
+#: bench flags that set one registry key for the analyzers they name: flag -> (key, value, help)
+REGISTRY_FLAGS = {
+    "thread": ("own_process", False, "keep these analyzers threads of the run's process (registry.yaml own_process: "
+                                     "false), e.g. --thread object_detection,product_detection, to compare"),
+    "child": ("own_process", True, "run these analyzers in processes of their own (registry.yaml own_process: "
+                                   "true), e.g. --child qwen2_vl_temporal, to compare"),
+    "cpu": ("device", "cpu", "run these analyzers on the CPU (registry.yaml device: cpu), e.g. --cpu text_overlay "
+                             "(rapidocr's detector on the CPU, as before the thirteenth session), to compare"),
+}
+
+
+def registry_variant(registry: Path, disable: list[str], settings: list[str],
+                     keys: dict[str, dict[str, Any]] | None = None) -> Path:
     """A copy of ``registry`` with ``disable`` disabled, ``settings`` (``ANALYZER.PARAM=VALUE``, the
-    value read as YAML) set, ``threads`` kept in the run's process (``own_process: false``),
-    ``children`` sent to processes of their own (``own_process: true``) and ``on_cpu`` kept off the
-    GPU (``device: cpu``), beside it as ``registry_variant.yaml``."""
+    value read as YAML) set, and ``keys`` (analyzer -> registry keys: ``own_process``, ``device``,
+    from ``REGISTRY_FLAGS``) set, beside it as ``registry_variant.yaml``."""
     import yaml
 
     data = yaml.safe_load(registry.read_text())
-    named = disable + [s.partition(".")[0] for s in settings] + list(threads) + list(children) + list(on_cpu)
+    keys = keys or {}
+    named = disable + [s.partition(".")[0] for s in settings] + list(keys)
     unknown = [n for n in named if n not in data["analyzers"]]
     if unknown:
-        raise SystemExit(f"--disable/--param/--thread/--child/--cpu: {', '.join(unknown)} not in {registry} "
+        flags = "/".join(f"--{f}" for f in ("disable", "param", *REGISTRY_FLAGS))
+        raise SystemExit(f"{flags}: {', '.join(unknown)} not in {registry} "
                          f"(it has: {', '.join(data['analyzers'])})")
     for n in disable:
         data["analyzers"][n]["enabled"] = False
-    for n in threads:
-        data["analyzers"][n]["own_process"] = False
-    for n in children:
-        data["analyzers"][n]["own_process"] = True
-    for n in on_cpu:
-        data["analyzers"][n]["device"] = "cpu"
+    for n, values in keys.items():
+        data["analyzers"][n].update(values)
     for setting in settings:
         name, _, rest = setting.partition(".")
         key, eq, value = rest.partition("=")
@@ -716,15 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--disable", default="", metavar="NAMES",
                     help="with --reuse: time the command with these analyzers disabled in the registry (a "
                          "diagnosis: what the others take without them); the report says which")
-    ap.add_argument("--thread", default="", metavar="NAMES",
-                    help="with --reuse: keep these analyzers threads of the run's process (registry.yaml "
-                         "own_process: false), e.g. --thread object_detection,product_detection, to compare")
-    ap.add_argument("--child", default="", metavar="NAMES",
-                    help="with --reuse: run these analyzers in processes of their own (registry.yaml "
-                         "own_process: true), e.g. --child qwen2_vl_temporal, to compare")
-    ap.add_argument("--cpu", default="", metavar="NAMES",
-                    help="with --reuse: run these analyzers on the CPU (registry.yaml device: cpu), e.g. --cpu "
-                         "text_overlay (rapidocr's detector on the CPU, as before the thirteenth session), to compare")
+    for flag, (_key, _value, text) in REGISTRY_FLAGS.items():
+        ap.add_argument(f"--{flag}", default="", metavar="NAMES", help=f"with --reuse: {text}")
     ap.add_argument("--param", action="append", default=[], metavar="ANALYZER.PARAM=VALUE",
                     help="with --reuse: set an analyzer's parameter in the timed run's registry (repeatable), "
                          "e.g. --param text_overlay.workers=6; the report's registry line says so")
@@ -792,11 +793,13 @@ def main(argv: list[str] | None = None) -> int:
         refind_bundled(prep["models"])
     print(f"      prepared in {time.perf_counter() - t0:.1f} s (clip {prep['clip']['make_s']} s, models {prep['seed_s']} s)",
           flush=True)
-    if args.disable or args.param or args.thread or args.child or args.cpu:
+    keys: dict[str, dict[str, Any]] = {}
+    for flag, (key, value, _text) in REGISTRY_FLAGS.items():
+        for n in filter(None, getattr(args, flag).split(",")):
+            keys.setdefault(n, {})[key] = value
+    if args.disable or args.param or keys:
         prep["registry"] = str(registry_variant(Path(prep["registry"]), [n for n in args.disable.split(",") if n],
-                                                args.param, [n for n in args.thread.split(",") if n],
-                                                [n for n in args.child.split(",") if n],
-                                                [n for n in args.cpu.split(",") if n]))
+                                                args.param, keys))
     print("[2/3] the timed command", flush=True)
     timeout = max(30.0, args.deadline - (time.perf_counter() - t0) - 10.0)
     run = run_cli(args, work, prep["clip"]["path"], prep["registry"], env, timeout)

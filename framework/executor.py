@@ -451,8 +451,7 @@ class Executor:
         for seconds and analyzes longest, went after every small model in lane order (on an H200 it
         started analyzing 10 s after the decode); then lane order."""
         job = self.jobs[name]
-        waits_for_gpu = any(d in self._rank and d not in self.done and self.jobs[d].placement.device != "cpu"
-                            for d in job.deps if d in self.jobs)
+        waits_for_gpu = any(d in self.jobs and d not in self.done and self.jobs[d].placement.is_gpu for d in job.deps)
         return (not self._ready(name), waits_for_gpu, -(self.plan.seconds.get(name) or 0.0),
                 -job.placement.vram_mb, self._rank.get(name, len(self._rank)))
 

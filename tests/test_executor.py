@@ -602,7 +602,28 @@ def test_an_analyzer_in_its_own_process_loads_without_taking_a_turn():
     assert AnalyzerCall(PidReporter(), AnalyzerInputs(video=video), "cpu").load_takes_turns is True
 
 
-def test_the_next_load_goes_to_an_analyzer_whose_upstream_is_done():
+def _first_takes_the_first_turn(monkeypatch) -> None:
+    """The stand-in named "first" asks for a load turn before the others do (they are admitted together,
+    and which thread asks first is otherwise up to the scheduler): the others queue behind it."""
+    import contextlib
+
+    from framework.executor import LoadTurns
+
+    holding, real = threading.Event(), LoadTurns.turn
+
+    @contextlib.contextmanager
+    def turn(self, name):
+        if name != "first" and name != LoadTurns.WARM_UP:
+            holding.wait(timeout=10)
+        with real(self, name):
+            if name == "first":
+                holding.set()
+            yield
+
+    monkeypatch.setattr(LoadTurns, "turn", turn)
+
+
+def test_the_next_load_goes_to_an_analyzer_whose_upstream_is_done(monkeypatch):
     """Loads take turns. When one ends, a model whose upstream has finished (it can analyze as soon as
     it is loaded) loads before one still waiting for its upstream, even when that one comes first in
     the lane (on an H200 Whisper, ready after 4 s, had loaded behind such models and analyzed from 38 s)."""
@@ -622,13 +643,14 @@ def test_the_next_load_goes_to_an_analyzer_whose_upstream_is_done():
     first = recording("first", load_s=0.6)  # holds the first turn while the others queue
     late = recording("late", load_s=0.2, depends_on=("slow_cpu",))  # first in the lane, upstream still running
     ready = recording("ready", load_s=0.2)
+    _first_takes_the_first_turn(monkeypatch)
     _p, tracks = run_plan([SlowCpu(), first, late, ready], gpus, 20_000)
     assert all(t.status == "ok" for t in tracks.values()), {n: t.reason for n, t in tracks.items()}
     assert run_plan.last.lanes["cuda:0"].index("late") < run_plan.last.lanes["cuda:0"].index("ready")
     assert started["first"] < started["ready"] < started["late"]
 
 
-def _decode_beside_run(sizes: dict[str, float], deps=None) -> list[str]:
+def _decode_beside_run(monkeypatch, sizes: dict[str, float], deps=None) -> list[str]:
     """The order in which GPU stand-ins of ``sizes`` (MB) began loading, after a first one that holds the
     turn, while the inputs are not there yet (a decode beside); ``deps`` maps names to upstreams."""
     gpus = SimulatedGPUs({"cuda:0": 80_000})
@@ -647,6 +669,7 @@ def _decode_beside_run(sizes: dict[str, float], deps=None) -> list[str]:
     decoded = threading.Event()
     timer = threading.Timer(1.5, decoded.set)
     timer.start()
+    _first_takes_the_first_turn(monkeypatch)
     analyzers = [Cuts(), recording("first", 500, load_s=0.5)]
     analyzers += [recording(n, mb, load_s=0.1, depends_on=(deps or {}).get(n, ())) for n, mb in sizes.items()]
     _p, tracks = run_plan(analyzers, gpus, 40_000, inputs_ready=decoded)
@@ -667,11 +690,11 @@ def test_measured_run_times_order_the_loads_before_model_sizes():
                                                                                          "plain"]
 
 
-def test_while_the_video_decodes_the_biggest_model_loads_first_and_fusion_last():
+def test_while_the_video_decodes_the_biggest_model_loads_first_and_fusion_last(monkeypatch):
     """Nothing can analyze before the decode ends, so no load is ready: the 16 GB model (long to load,
     long to run) goes before the small ones ahead of it in the lane, and a model that waits for
     another GPU analyzer (fusion) goes last although it is bigger than they are."""
-    order = _decode_beside_run({"small": 1000, "summary": 3000, "vlm": 16_000},
+    order = _decode_beside_run(monkeypatch, {"small": 1000, "summary": 3000, "vlm": 16_000},
                                deps={"summary": ("small",), "vlm": ("cuts",)})
     lane = _decode_beside_run.executor.lanes["cuda:0"]
     assert lane.index("small") < lane.index("vlm")  # lane order alone would load the small model first
