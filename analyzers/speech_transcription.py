@@ -30,7 +30,9 @@ Outputs (``provides = ("transcript",)``, so ``transcript.srt``/``.vtt`` are writ
 - events ``word``: one per word, ``data["text"]`` and ``probability`` (``score`` too);
 - track data: ``backend``, ``model``, ``compute``, ``language``, ``language_probability``,
   ``windows``, ``audio_sent_s`` (what Whisper heard, joints included), ``speech_s``,
-  ``segments``, ``word_count``, ``tokens`` (decoded) and ``dropped`` (segments dropped, by reason).
+  ``segments``, ``word_count``, ``tokens`` (decoded) and ``dropped`` (segments dropped, by reason); with
+  openai-whisper ``decoding``: its batched decode calls, the window passes they decoded, and the seconds
+  spent in them and in the rest of ``whisper.transcribe``.
 """
 from __future__ import annotations
 
@@ -88,6 +90,9 @@ class SpeechTranscription(BatchedAnalyzer):
     # its decoding is a loop of small steps driven from Python: in a process of its own it does not
     # take turns on the interpreter's lock with the other models' threads (framework.own_process)
     own_process = True
+    # what its load imports (openai-whisper, and torch with it): imported while the run plans, in the
+    # process started for it early (framework.own_process.EarlyChildren), or by the run's warm-up
+    warm_imports = ("whisper",)
     batch_size = CPU_BATCH
     prefetch = 2
     preprocess_threads = 1
@@ -254,6 +259,7 @@ class SpeechTranscription(BatchedAnalyzer):
             "windows": len(windows), "audio_sent_s": round(sum(w.duration for w in windows), 3),
             "speech_s": round(sum(w.speech_s for w in windows), 3),
             "segments": n_segments, "word_count": n_words, "tokens": self._tokens, "dropped": dict(dropped),
+            **({"decoding": stats} if (stats := self.backend.decoding_stats()) else {}),
         })
 
     # --- helpers --------------------------------------------------------------------

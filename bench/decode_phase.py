@@ -55,7 +55,9 @@ r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
 with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as cache:
     if sampler:
         sampler.__enter__()
-    decoded = media.decode(clip, meta, specs, True, Path(cache))
+    out["audio_at_s"] = None  # when the audio was handed over (media.decode's on_audio), before the video ended
+    decoded = media.decode(clip, meta, specs, True, Path(cache),
+                           on_audio=lambda track: out.__setitem__("audio_at_s", time.perf_counter() - t0))
     if sampler:
         sampler.__exit__(None, None, None)
     out["decode_s"] = time.perf_counter() - t0
@@ -113,14 +115,16 @@ def main(argv: list[str] | None = None) -> int:
              f"- command: `python bench/decode_phase.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
              f"- machine: {os.cpu_count()} CPUs, {cpu_model()}; load before {load_before}, after {load_text()}",
              f"- streams: {', '.join(next((r['specs'] for *_, r in rows if 'specs' in r), []))} and 16 kHz audio", "",
-             "| decoders | import warm-up | switch interval | decode s | CPU s | segments | frames | warm-up done at s | "
-             "process s |", "|---|---|---|---|---|---|---|---|---|"]
+             "| decoders | import warm-up | switch interval | decode s | audio handed over at s | CPU s | segments | "
+             "frames | warm-up done at s | process s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for workers, warm, switch, r in rows:
         interval = f"{switch:g} ms" if switch > 0 else "5 ms (Python's)"
         if "error" in r:
-            lines.append(f"| {workers} | {warm} | {interval} | failed: {r['error'][-300:]!r} | | | | | |")
+            lines.append(f"| {workers} | {warm} | {interval} | failed: {r['error'][-300:]!r} | | | | | | |")
             continue
-        lines.append(f"| {workers} | {warm} | {interval} | {r['decode_s']:.2f} | {r['cpu_s']:.1f} | {r['segments']} | {r['frames']} | "
+        audio_at = '-' if r.get('audio_at_s') is None else format(r['audio_at_s'], '.2f')
+        lines.append(f"| {workers} | {warm} | {interval} | {r['decode_s']:.2f} | {audio_at} | {r['cpu_s']:.1f} | "
+                     f"{r['segments']} | {r['frames']} | "
                      f"{'-' if r['warm_done_at_s'] is None else format(r['warm_done_at_s'], '.2f')} | {r['process_s']:.1f} |")
     write_report(lines + [""] + reports, args.out)
     return 0

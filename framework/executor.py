@@ -215,14 +215,14 @@ class LoadTurns:
 
     WARM_UP = "<import warm-up>"
 
-    def __init__(self, key: Callable[[str], Any]):
-        self.key = key
+    def __init__(self, key: Callable[[str], Any] | None = None):
+        self.key = key  # (set by the executor that takes these turns; before it, only the warm-up asks)
         self.cond = threading.Condition()
         self.holder: str | None = None
         self.waiting: set[str] = set()
 
     def _order(self, name: str) -> tuple[Any, ...]:
-        return (1,) if name == self.WARM_UP else (0, self.key(name))
+        return (1,) if name == self.WARM_UP else (0, self.key(name) if self.key is not None else 0)
 
     @contextlib.contextmanager
     def turn(self, name: str) -> Iterator[None]:
@@ -274,13 +274,15 @@ class Executor:
         are admitted and loaded before, analyses and CPU analyzers start after; None: they exist).
     :param audio_ready: set when the audio is complete, possibly before ``inputs_ready``: the jobs
         that read only the audio (``Job.audio_only``) wait for this one instead.
+    :param load_turns: the turns to load in, when the run made them before (an import warm-up
+        started before the plan takes its ``WARM_UP`` turns in them); else new ones.
     """
 
     def __init__(self, plan: Plan, jobs: list[Job], finish: Callable[[str, Any], None], *,
                  memory: DeviceMemory | None = None, cpu_workers: int = 2,
                  stop: threading.Event | None = None, cap_allocator: bool = True,
                  imports_to_warm: Iterable[type] = (), inputs_ready: threading.Event | None = None,
-                 audio_ready: threading.Event | None = None):
+                 audio_ready: threading.Event | None = None, load_turns: LoadTurns | None = None):
         self.plan = plan
         self.jobs = {j.name: j for j in jobs}
         self.finish = finish
@@ -314,7 +316,8 @@ class Executor:
         # Which load goes next: ``_load_turn_key``.
         self._rank = {n: i for i, n in enumerate(n for lane in self.lanes.values() for n in lane)}
         self._rank.update({n: len(self._rank) + i for i, n in enumerate(plan.order) if n not in self._rank})
-        self.load_turns = LoadTurns(self._load_turn_key)
+        self.load_turns = load_turns or LoadTurns()  # (the run's: a warm-up may have taken turns before)
+        self.load_turns.key = self._load_turn_key
         self.imports_to_warm = list(imports_to_warm)
 
     # --- public -----------------------------------------------------------------------

@@ -32,6 +32,12 @@ with the threads that feed the other models. Its CUDA context is the child's own
 - no CUDA call it makes can break a CUDA graph captured in this process, so captures never wait
   for it. The GPU itself time-slices between the two processes' kernels.
 
+Where the run decodes early (a GPU driver present, a fresh run: ``framework.runner``), the child of
+each analyzer that will likely run in one starts before the plan and imports what its load will need
+(``EarlyChildren``); the load takes it. After ``unload`` the child exits on a thread of its own
+(``exit_in_background``): the track is handed over without waiting for the teardown, and the run
+collects the exits at its end (``wait_for_exits``).
+
 It runs as a thread instead when no GPU analyzer is in the run (a child costs its imports, about
 a second), when it is profiled (``--profile`` samples threads of this process), when its class
 cannot be imported by name in a fresh interpreter (``importable``), with ``FRAMEWORK_OWN_PROCESS=0``,
@@ -101,12 +107,13 @@ def importable(cls: type) -> str | None:
 class ProcessCall(AnalyzerCall):
     """``AnalyzerCall`` whose phases run in a child process: the same outcomes, the same track."""
 
-    def __init__(self, analyzer: Analyzer, *args: Any, **kwargs: Any):
+    def __init__(self, analyzer: Analyzer, *args: Any, early: "EarlyChildren | None" = None, **kwargs: Any):
         super().__init__(analyzer, *args, **kwargs)
         where = importable(type(analyzer))
         if where is None:
             raise ValueError(f"{analyzer.name}: its class cannot be imported by name in another process")
         self.where = where
+        self.early = early  # children started before the plan: this analyzer's may be among them
         self.child: _Child | None = None
         self.on_busy: Any = None  # the executor's, for the spans the child relays
 
@@ -115,7 +122,15 @@ class ProcessCall(AnalyzerCall):
 
     # --- the phases, in the child ----------------------------------------------------------
     def _load(self) -> None:
-        self.child = _Child(0, child_env(), module=__name__)
+        early = self.early.take(self.analyzer.name) if self.early is not None else None
+        if early is not None:
+            self.child = early
+            try:
+                self._answer(early)  # its imports done (or failed: the load below says what is missing)
+            except ChildFailure:
+                pass
+        else:
+            self.child = _Child(0, child_env(), module=__name__)
         placement = self.analyzer.placement
         self.on_busy = placement.on_busy if placement is not None else None
         if placement is not None:  # what calls back into this process stays here; busy spans are relayed
@@ -136,15 +151,19 @@ class ProcessCall(AnalyzerCall):
             return
         try:
             if child.proc.poll() is None:
-                self._ask("unload", None, child=child)
+                self._ask("unload", None, child=child)  # (its models gone, its cached device memory freed)
         finally:
-            child.stop()
+            exit_in_background(child)
 
     def _ask(self, phase: str, payload: Any, inputs: AnalyzerInputs | None = None, child: _Child | None = None) -> Any:
         """Send one request; relay the child's progress until its answer (raised, if it failed)."""
         child = child or self.child
         assert child is not None
         child.send_conn.send((phase, payload))
+        return self._answer(child, inputs)
+
+    def _answer(self, child: _Child, inputs: AnalyzerInputs | None = None) -> Any:
+        """The child's answer to the request it was sent last, relaying what comes before it."""
         fraction = 0.0
         try:
             while True:
@@ -183,6 +202,71 @@ class ProcessCall(AnalyzerCall):
         if isinstance(info.excinfo, ChildFailure):  # the child's traceback, not the relay's
             return dataclasses.replace(info, traceback=info.excinfo.child_traceback)
         return info
+
+
+class EarlyChildren:
+    """Processes started for analyzers that will likely run in processes of their own, when the run
+    starts (before the plan, as the early decode): each imports its class's module and ``warm_imports``
+    (torch, whisper, ultralytics: seconds of a fresh interpreter's time) while the run plans, then waits
+    for its ``load``. ``take(name)`` hands an analyzer's child to its ``ProcessCall``; ``close()`` ends
+    those nobody took (an analyzer the plan skipped, or ran in this process)."""
+
+    def __init__(self, classes: dict[str, type]):
+        self._lock = threading.Lock()
+        self._children: dict[str, _Child] = {}
+        for name, cls in classes.items():
+            where = importable(cls)
+            if where is None:
+                continue
+            child = _Child(0, child_env(), module=__name__)
+            child.send_conn.send(("import", {"class": where, "modules": list(getattr(cls, "warm_imports", ()))}))
+            self._children[name] = child
+
+    @property
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._children)
+
+    def take(self, name: str) -> _Child | None:
+        """``name``'s child, once (None when it has none, or its child died)."""
+        with self._lock:
+            child = self._children.pop(name, None)
+        if child is not None and child.proc.poll() is not None:
+            exit_in_background(child)
+            return None
+        return child
+
+    def close(self) -> None:
+        with self._lock:
+            children, self._children = list(self._children.values()), {}
+        for child in children:
+            exit_in_background(child)
+
+
+_exiting: list[threading.Thread] = []
+_exiting_lock = threading.Lock()
+
+
+def exit_in_background(child: _Child) -> None:
+    """Let ``child`` exit while the run goes on: a process that imported torch takes a second or
+    more to end (its interpreter's teardown, its CUDA context's), and the analyzers that wait for
+    this one's track need not wait for that. The child has already unloaded (its models and cached
+    device memory freed); only its CUDA context, which no estimate counts, outlives the track by
+    that second. ``wait_for_exits`` collects them at the end of the run."""
+    thread = threading.Thread(target=child.stop, name="own-process-exit", daemon=True)
+    thread.start()
+    with _exiting_lock:
+        _exiting[:] = [t for t in _exiting if t.is_alive()] + [thread]
+
+
+def wait_for_exits(timeout: float = 10.0) -> None:
+    """Wait (at most ``timeout`` seconds in all) until the children left to exit in the background
+    have exited (each is killed after 5 s, as ``_Child.stop`` does)."""
+    deadline = time.monotonic() + timeout
+    with _exiting_lock:
+        threads, _exiting[:] = list(_exiting), []
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _receive(child: _Child) -> tuple[str, Any]:
@@ -238,7 +322,15 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
             return
         phase, payload = request
         try:
-            if phase == "load":
+            if phase == "import":  # (an early child, before the plan: what its load will need)
+                importlib.import_module(payload["class"].partition(":")[0])
+                for module in payload["modules"]:
+                    try:
+                        importlib.import_module(module)
+                    except Exception:  # noqa: BLE001 - the load reports a missing package
+                        pass
+                reply: tuple[str, Any] = ("ok", None)
+            elif phase == "load":
                 logging.getLogger().setLevel(payload.get("log_level", logging.WARNING))
                 module, _, qualname = payload["class"].partition(":")
                 cls: Any = importlib.import_module(module)
@@ -247,7 +339,7 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
                 analyzer = cls(payload["params"])
                 analyzer.placement = _on_this_gpu(payload["placement"], send_conn)
                 analyzer.load(payload["device"], payload["models"])
-                reply: tuple[str, Any] = ("ok", None)
+                reply = ("ok", None)
             elif phase == "analyze":
                 assert analyzer is not None
                 with _peak_sent(analyzer, send_conn):
@@ -255,6 +347,8 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
             elif phase == "unload":
                 if analyzer is not None:
                     analyzer.unload()
+                    analyzer = None
+                _free_cached_device_memory()
                 reply = ("ok", None)
             else:
                 raise ValueError(f"unknown request {phase!r}")
@@ -272,6 +366,18 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
             send_conn.send_bytes(data)
         except OSError:  # the parent is gone
             return
+
+
+def _free_cached_device_memory() -> None:
+    """After ``unload``: hand the blocks torch's allocator still caches back to the device, so that
+    what the executor frees in its account is free on the device too (only when torch and CUDA were
+    started here)."""
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _on_this_gpu(placement: Any, send_conn: _Sender) -> Any:

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 from . import __version__, cache_owner, decode_process, media, own_process
 from .analyzer import Analyzer, AnalyzerInputs
 from .callinfo import AnalyzerCall, call_analyzer  # noqa: F401 - call_analyzer also public here, as before
-from .executor import Executor, Job
+from .executor import Executor, Job, LoadTurns
 from .own_process import ProcessCall
 from .errors import ConfigError, InputError, RunInterrupted
 from .plugins import PluginHost, build_plugin_manager
@@ -320,6 +320,10 @@ class _Run:
         self.warnings: list[str] = []
         self.stated_duration: float | None = None  # the header's length, when decoding stopped short
         self.stop = threading.Event()  # set on Ctrl-C: analyzers stop at their next progress report
+        # started with the early decode, before the plan (execute): the import warm-up, the analyzers' own processes
+        self.load_turns = LoadTurns()
+        self.warming_early: threading.Thread | None = None
+        self.early_children: own_process.EarlyChildren | None = None
 
     # --- planning ---------------------------------------------------------------------
     def _dependencies(self) -> dict[str, tuple[str, ...]]:
@@ -430,12 +434,23 @@ class _Run:
         self.inputs_base: dict[str, Any] = dict(video=self.meta, streams={}, audio=None, host=self.host)
         self.decode_t0, self.decode_s = time.perf_counter(), 0.0
         early = self._early_decode()  # on a GPU machine: decoding while the plan imports torch and checks models
+        # ... and the slow imports of the models that will load here (transformers' core: 8-11 s on a busy
+        # H200 machine), one module per load turn, started now instead of after the plan
+        self.warming_early = self._warm_up_early() if early is not None else None
+        # ... and the processes of the analyzers that will run in their own, importing torch and the like
+        self.early_children = (own_process.EarlyChildren(
+            {n: type(a) for n, a in self.analyzers.items() if self._may_run_in_own_process(n) and self._precheck(n) is None})
+            if early is not None else None)
         try:
             return self._execute(keep_cache, early, started, plan_t0)
         except BaseException:
             if early is not None:
                 early.close()
             raise
+        finally:
+            if self.early_children is not None:
+                self.early_children.close()  # those no analyzer took
+            own_process.wait_for_exits()  # the analyzers' own processes, left to exit while the run went on
 
     def _execute(self, keep_cache: bool, early: "decode_process.BackgroundDecode | None", started: float,
                  plan_t0: float) -> RunResult:
@@ -479,6 +494,8 @@ class _Run:
         # decode in its own process (in this one it would take turns with them on the interpreter's lock)
         warming = [type(self.analyzers[n]) for n in to_run
                    if not self._in_own_process(n, self.plan.placements[n])] if background is not None else []
+        if self.warming_early is not None:
+            warming = []  # (under way since the run started, for these and maybe a few more)
         run_t0 = time.perf_counter()
         with self._progress() as bars:
             if background is not None and bars:
@@ -498,6 +515,7 @@ class _Run:
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
                                 cpu_workers=self.jobs, stop=self.stop, imports_to_warm=warming,
+                                load_turns=self.load_turns,
                                 inputs_ready=background.ready if background is not None else None,
                                 audio_ready=background.audio_ready if background is not None else None)
             try:
@@ -776,6 +794,23 @@ class _Run:
         request = self._decode_request([n for n in self.analyzers if self._precheck(n) is None])
         return self._background_decode(request) if request is not None else None
 
+    def _warm_up_early(self) -> threading.Thread | None:
+        """Import the ``warm_imports`` of every selected analyzer that may load in this process (not
+        in one of its own: ``_in_own_process`` with a GPU in the run) on a thread, each module in a
+        ``LoadTurns.WARM_UP`` turn of the run's load turns (the executor's, once it starts)."""
+        classes = [type(a) for n, a in self.analyzers.items()
+                   if not self._may_run_in_own_process(n) and self._precheck(n) is None]
+        return warm_up_imports(classes, name="analyzer-imports",
+                               turn=lambda: self.load_turns.turn(LoadTurns.WARM_UP))
+
+    def _may_run_in_own_process(self, name: str) -> bool:
+        """Before the plan: whether ``name`` will run in a process of its own if a GPU is in the run
+        (``_in_own_process``, with the device its registry entry resolves to here)."""
+        a = self.analyzers[name]
+        gpu = resolve_device(a.device, self.configured[name].device)[0] != "cpu"
+        return bool(a.own_process and own_process.wanted(gpu=gpu) and name not in self.profile
+                    and own_process.importable(type(a)) is not None)
+
     def _decode_beside(self, early: "decode_process.BackgroundDecode | None",
                        request: tuple[list[FrameSpec], bool] | None) -> "decode_process.BackgroundDecode | None":
         """The decode pass that runs beside the analyzers: the early one when it makes what ``request``
@@ -845,7 +880,8 @@ class _Run:
             return AnalyzerInputs(upstream=upstream, work_dir=work, progress=progress, **base)
 
         a.placement = placement
-        call = ProcessCall if self._in_own_process(name, placement) else AnalyzerCall
+        call = (functools.partial(ProcessCall, early=self.early_children) if self._in_own_process(name, placement)
+                else AnalyzerCall)
         return call(a, inputs, placement.device, self.host, models,
                     save_traceback=functools.partial(self._save_traceback, name),
                     profile_to=self.run_dir / "profiles" / name if name in self.profile else None)

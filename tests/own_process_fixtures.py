@@ -79,6 +79,21 @@ class Sleeper(PidReporter):
         return self.track()
 
 
+class SlowToExit(PidReporter):
+    """Its process takes 30 s to end once asked to (an exit handler that sleeps), as a process that
+    tears down torch and a CUDA context takes a second or more."""
+
+    name = "t_own_slow_to_exit"
+
+    def load(self, device, models):
+        import atexit
+
+        atexit.register(time.sleep, 30.0)
+
+    def analyze(self, inputs):
+        return self.track(data={"pid": os.getpid()})
+
+
 class OnGpu(PidReporter):
     """A GPU analyzer in a process of its own: says where it ran and what its placement held, and
     reports one span inside ``forward`` through the placement, as the device step does."""

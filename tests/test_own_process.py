@@ -12,12 +12,12 @@ import pytest
 
 from framework import Analyzer, AnalyzerInputs, VideoMeta, hookimpl
 from framework.errors import RunInterrupted
-from framework.own_process import ProcessCall, importable
+from framework.own_process import ProcessCall, importable, wait_for_exits
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze
 from own_process_fixtures import (CudaAllocator, Dies, Exits, Failing, OnGpu, OutOfMemoryUnlessAlone, PidReporter,
-                                  Sleeper, Unavailable)
+                                  Sleeper, SlowToExit, Unavailable)
 
 
 class Gpu(Analyzer):
@@ -82,6 +82,46 @@ def test_beside_a_gpu_analyzer_it_runs_in_a_process_of_its_own_and_reads_what_a_
     assert {k: alone.data[k] for k in ("frames", "audio_s")} == {k: t.data[k] for k in ("frames", "audio_s")}
 
 
+def test_on_a_gpu_machine_its_process_starts_with_the_run_and_unused_ones_end(tmp_path, sample_video, monkeypatch):
+    """With the early decode (a GPU driver present, a fresh run) the processes of the analyzers that
+    will run in their own start before the plan (``EarlyChildren``); an analyzer's load takes its
+    own, and each ends with the run."""
+    from framework import own_process
+
+    monkeypatch.setattr("framework.runner.gpu_driver_present", lambda: True)
+    early = []
+    real_init = own_process.EarlyChildren.__init__
+
+    def init(self, classes):
+        real_init(self, classes)
+        early.append({name: child.proc for name, child in self._children.items()})
+
+    monkeypatch.setattr(own_process.EarlyChildren, "__init__", init)
+    tracks = run(tmp_path, sample_video, monkeypatch, PidReporter, Failing)
+    assert len(early) == 1 and set(early[0]) == {"t_own_pid", "t_own_failing"}
+    assert tracks["t_own_pid"].data["pid"] == early[0]["t_own_pid"].pid  # loaded and analyzed in the early one
+    assert all(proc.poll() is not None for proc in early[0].values())  # every one ended with the run
+    # a run that reuses its tracks starts none
+    again = run(tmp_path, sample_video, monkeypatch, PidReporter, Failing)
+    assert len(early) == 1 and again["t_own_pid"].reused
+
+
+def test_early_processes_nobody_takes_end_when_closed():
+    from framework.own_process import EarlyChildren
+
+    early = EarlyChildren({"t_own_pid": PidReporter, "t_own_sleeper": Sleeper})
+    procs = [c.proc for c in early._children.values()]
+    assert early.names == ["t_own_pid", "t_own_sleeper"] and all(p.poll() is None for p in procs)
+    child = early.take("t_own_pid")
+    assert child is not None and early.take("t_own_pid") is None and early.names == ["t_own_sleeper"]
+    early.close()
+    call = _call(PidReporter(), lambda fraction: None)
+    call.child = child  # (as ProcessCall._load would have: here only to end it)
+    call.unload()
+    wait_for_exits()
+    assert all(p.poll() is not None for p in procs)
+
+
 def test_it_stays_a_thread_when_turned_off(tmp_path, sample_video, monkeypatch):
     tracks = run(tmp_path, sample_video, monkeypatch, PidReporter, env={"FRAMEWORK_OWN_PROCESS": "0"})
     assert tracks["t_own_pid"].data["pid"] == os.getpid()
@@ -123,6 +163,19 @@ def test_progress_comes_back_and_a_stop_ends_the_child_at_once():
     assert seen[-1] > 0.0 and seen == sorted(seen)
     assert call.child is None and child.proc.poll() is not None  # killed, not left to finish its 30 s
     assert not call.unload().failed  # nothing left to unload
+
+
+def test_the_track_is_handed_over_without_waiting_for_the_child_to_exit():
+    """unload() returns once the child has unloaded; its exit (slow here: 30 s) goes on in the
+    background, and the end of the run collects it (killed after 5 s, as any child that will not end)."""
+    call = _call(SlowToExit(), lambda fraction: None)
+    assert not call.load().failed
+    child = call.child
+    assert not call.analyze().failed
+    assert not call.unload().failed
+    assert call.child is None and child.proc.poll() is None  # still exiting: nobody waited for it
+    wait_for_exits()
+    assert child.proc.poll() is not None
 
 
 def test_only_classes_a_fresh_interpreter_can_import_go_to_a_process():

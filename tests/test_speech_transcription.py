@@ -90,6 +90,12 @@ def test_each_backend_loads_its_own_format_and_writes_words_inside_speech(backen
     assert 0.0 <= d["language_probability"] <= 1.0
     assert track.provides == ["transcript"]
     assert track.receipt["step"]["items"] == d["windows"]
+    if backend == "openai-whisper":  # its account of the decoding: every window decoded at least once, in batches
+        dec = d["decoding"]
+        assert 1 <= dec["decode_calls"] <= dec["window_passes"] and dec["window_passes"] >= d["windows"]
+        assert dec["decode_s"] > 0 and dec["outside_decode_s"] >= 0
+    else:
+        assert "decoding" not in d
 
 
 def test_silence_tones_and_music_are_never_sent_to_the_model(programme, tiny_whisper_ct2, monkeypatch):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,10 @@ class WhisperBackend:
         """What ran, for the track (device and precision)."""
         return ""
 
+    def decoding_stats(self) -> dict[str, Any]:
+        """How the decoding went, for the track (backend-specific; empty when it keeps none)."""
+        return {}
+
 
 def _device_index(device: str) -> tuple[str, int]:
     """``cuda:1`` -> (``cuda``, 1); ``gpu`` (legacy) -> (``cuda``, 0); ``cpu`` -> (``cpu``, 0)."""
@@ -130,10 +135,18 @@ class OpenAIWhisper(WhisperBackend):
         self.model = whisper.load_model(str(path), device=self.device)
         self.whisper = whisper
         self.decode_calls = self.decoded_rows = 0  # batched whisper.decode calls, and the mels they decoded
+        self.decode_s = self.transcribe_s = 0.0  # in those calls; in transcribe() altogether
 
     @property
     def compute(self) -> str:
         return f"{self.device} {'fp16' if self.fp16 else 'fp32'}"
+
+    def decoding_stats(self) -> dict[str, Any]:
+        """Batched decode calls and the window passes they decoded, and where the time went: in those
+        calls (the device's token loop) and in the rest of ``whisper.transcribe`` (mels, word alignment,
+        segment bookkeeping, one window at a time)."""
+        return {"decode_calls": self.decode_calls, "window_passes": self.decoded_rows,
+                "decode_s": round(self.decode_s, 3), "outside_decode_s": round(self.transcribe_s - self.decode_s, 3)}
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         import torch
@@ -164,7 +177,12 @@ class OpenAIWhisper(WhisperBackend):
                       condition_on_previous_text=False, initial_prompt=opts.initial_prompt, word_timestamps=True,
                       **decode)
         out = []
-        for result in self._transcribe_windows(audios, kwargs):
+        t0 = time.perf_counter()
+        try:
+            results = self._transcribe_windows(audios, kwargs)
+        finally:
+            self.transcribe_s += time.perf_counter() - t0
+        for result in results:
             out.append([RawSegment(
                 start=float(s["start"]), end=float(s["end"]), text=s["text"],
                 words=[RawWord(float(w["start"]), float(w["end"]), w["word"], float(w.get("probability", 0.0)))
@@ -181,8 +199,12 @@ class OpenAIWhisper(WhisperBackend):
 
         self.decode_calls += 1
         self.decoded_rows += mels.shape[0]
-        with torch.no_grad():
-            return decoding_task(self.whisper)(self.model, options).run(mels)
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                return decoding_task(self.whisper)(self.model, options).run(mels)  # (results on the host)
+        finally:
+            self.decode_s += time.perf_counter() - t0
 
     def _transcribe_windows(self, audios: list[np.ndarray], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         """``whisper.transcribe`` on each window, in lockstep (``Lockstep``): its decode passes batched."""
@@ -229,9 +251,13 @@ def decoding_task(whisper: Any) -> type:
     class DecodingTask(whisper.decoding.DecodingTask):
         def __init__(self, model: Any, options: Any):
             super().__init__(model, options)
+            self.inference.rearrange_kv_cache = functools.partial(rearrange_kv_cache, self.inference)
+            rows_on_host = None
             if isinstance(self.decoder, whisper.decoding.BeamSearchDecoder):
                 self.decoder = beam_search(options.beam_size, self.tokenizer.eot, self.inference, options.patience)
-            self.logit_filters = [timestamp_rules.like(f) if type(f) is whisper.decoding.ApplyTimestampRules
+                rows_on_host = self.decoder.rows_on_host
+            self.logit_filters = [timestamp_rules.like(f, rows_on_host)
+                                  if type(f) is whisper.decoding.ApplyTimestampRules
                                   else suppress_tokens(f.suppress_tokens)
                                   if type(f) is whisper.decoding.SuppressTokens else f
                                   for f in self.logit_filters]
@@ -249,6 +275,21 @@ def decoding_task(whisper: Any) -> type:
     return DecodingTask
 
 
+def rearrange_kv_cache(inference: Any, source_indices: list[int], index: Any = None) -> None:
+    """``PyTorchInference.rearrange_kv_cache`` with one index tensor for every cached layer (``index``,
+    already on the device, or made once here) instead of a list turned into a tensor per layer: the
+    same rows, one host-to-device copy instead of one per key and value of each block."""
+    import torch
+
+    if source_indices == list(range(len(source_indices))):
+        return
+    for module in inference.kv_modules:
+        cached = inference.kv_cache[module]
+        if index is None or index.device != cached.device:
+            index = torch.tensor(source_indices, dtype=torch.int64, device=cached.device)
+        inference.kv_cache[module] = cached.index_select(0, index)
+
+
 @functools.lru_cache(maxsize=None)
 def batched_timestamp_rules(whisper: Any) -> type:
     """openai-whisper's ``ApplyTimestampRules`` computing the same masks with one device-to-host copy
@@ -259,9 +300,13 @@ def batched_timestamp_rules(whisper: Any) -> type:
     ``rows x 4`` table of range bounds) and one comparison cover every row."""
 
     class BatchedTimestampRules(whisper.decoding.ApplyTimestampRules):
+        rows_on_host: Any = None  # the beam search's host copy of the token rows (``HostBeamSearch.rows_on_host``)
+
         @classmethod
-        def like(cls, rules: Any) -> "BatchedTimestampRules":
-            return cls(rules.tokenizer, rules.sample_begin, rules.max_initial_timestamp_index)
+        def like(cls, rules: Any, rows_on_host: Any = None) -> "BatchedTimestampRules":
+            made = cls(rules.tokenizer, rules.sample_begin, rules.max_initial_timestamp_index)
+            made.rows_on_host = rows_on_host
+            return made
 
         def forbidden_ranges(self, sampled: list[list[int]], vocab: int) -> list[list[int]]:
             """Per row, two [start, end) ranges of tokens to forbid ([0, 0) when none): the
@@ -285,7 +330,8 @@ def batched_timestamp_rules(whisper: Any) -> type:
             begin = tok.timestamp_begin
             if tok.no_timestamps is not None:
                 logits[:, tok.no_timestamps] = -np.inf
-            ranges = self.forbidden_ranges(tokens[:, self.sample_begin:].tolist(), logits.shape[-1])
+            rows = self.rows_on_host(tokens) if self.rows_on_host is not None else tokens.tolist()
+            ranges = self.forbidden_ranges([row[self.sample_begin:] for row in rows], logits.shape[-1])
             bounds = torch.tensor(ranges, dtype=torch.int64).to(logits.device, non_blocking=True)
             cols = torch.arange(logits.shape[-1], device=logits.device)
             mask = (((cols >= bounds[:, 0:1]) & (cols < bounds[:, 1:2]))
@@ -325,10 +371,26 @@ def host_beam_search(whisper: Any) -> type:
     """openai-whisper's ``BeamSearchDecoder`` computing the same thing with one device-to-host copy
     per step. Its ``update`` asks the device for every candidate of every beam (a ``topk`` per row
     and an ``.item()`` per candidate: 30 waits per beam per token at beam 5, 1,200 per token for a
-    batch of 8 windows); here one ``topk`` over all rows is copied once, and the same float32 sums,
-    ranking and ties are worked out on the host."""
+    batch of 8 windows); here one ``topk`` over all rows is copied once (log-probabilities and token
+    ids in one tensor), and the same float32 sums, ranking and ties are worked out on the host. The
+    token rows and sums it hands back are kept on the host as well (``rows_on_host``; the timestamp
+    rules read them there too), so the next step reads neither back: on a GPU shared with other
+    processes each read waits for this process's turn on the device, one wait instead of five."""
 
     class HostBeamSearch(whisper.decoding.BeamSearchDecoder):
+        _rows: tuple[Any, list[list[int]]] | None = None  # (the tokens tensor last returned, its rows)
+        _sums: tuple[Any, np.ndarray] | None = None  # (the sum_logprobs tensor last written, its values)
+
+        def reset(self) -> None:
+            super().reset()
+            self._rows = self._sums = None
+
+        def rows_on_host(self, tokens: Any) -> list[list[int]]:
+            """``tokens.tolist()``, from the host copy when ``tokens`` is the tensor the last update returned."""
+            if self._rows is not None and self._rows[0] is tokens:
+                return self._rows[1]
+            return tokens.tolist()
+
         def update(self, tokens: Any, logits: Any, sum_logprobs: Any) -> tuple[Any, bool]:
             import torch
             import torch.nn.functional as F
@@ -338,11 +400,17 @@ def host_beam_search(whisper: Any) -> type:
             n_audio = tokens.shape[0] // self.beam_size
             if self.finished_sequences is None:  # for the first update
                 self.finished_sequences = [{} for _ in range(n_audio)]
-            top_logprobs, top_tokens = F.log_softmax(logits.float(), dim=-1).topk(self.beam_size + 1)
-            top_logprobs, top_tokens = top_logprobs.cpu().numpy(), top_tokens.tolist()
-            sums = sum_logprobs.cpu().numpy()  # float32, as the device adds them
+            width = self.beam_size + 1
+            top_logprobs, top_tokens = F.log_softmax(logits.float(), dim=-1).topk(width)
+            # token ids below 2**24 are exact in float32: both in one copy
+            both = torch.cat([top_logprobs, top_tokens.float()], dim=1).cpu().numpy()
+            top_logprobs, top_tokens = both[:, :width], both[:, width:].astype(np.int64).tolist()
+            if self._sums is not None and self._sums[0] is sum_logprobs:
+                sums = self._sums[1]
+            else:
+                sums = sum_logprobs.cpu().numpy()  # float32, as the device adds them
             new_sums = sums.copy()
-            prefixes = tokens.tolist()
+            prefixes = self.rows_on_host(tokens)
             next_tokens, source_indices, finished_sequences = [], [], []
             for i in range(n_audio):
                 scores, sources, finished = {}, {}, {}
@@ -365,8 +433,13 @@ def host_beam_search(whisper: Any) -> type:
                             break
                 finished_sequences.append(finished)
             sum_logprobs.copy_(torch.from_numpy(new_sums))
-            tokens = torch.tensor(next_tokens, device=tokens.device)
-            self.inference.rearrange_kv_cache(source_indices)
+            self._sums = (sum_logprobs, new_sums)
+            # the rows' sources and new tokens in one copy to the device; the rows made there from them
+            sent = torch.tensor(source_indices + [seq[-1] for seq in next_tokens], dtype=torch.int64).to(tokens.device)
+            source, new = sent[:len(source_indices)], sent[len(source_indices):]
+            tokens = torch.cat([tokens.index_select(0, source), new[:, None].to(tokens.dtype)], dim=1)
+            self._rows = (tokens, [list(seq) for seq in next_tokens])
+            self.inference.rearrange_kv_cache(source_indices, index=source)
             for previously_finished, newly_finished in zip(self.finished_sequences, finished_sequences):
                 for seq in sorted(newly_finished, key=newly_finished.get, reverse=True):
                     if len(previously_finished) >= self.max_candidates:
