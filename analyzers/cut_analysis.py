@@ -599,6 +599,9 @@ class CutAnalysis(Analyzer):
     original_status = "active"
     version = "1.1.0"
     description = "Shot boundaries: hard cuts (frame-exact), fades through black and dissolves."
+    # beside GPU analyzers, in a process of its own: the VLM's chunks wait for its cut list, and here its
+    # blocks of frames would take turns on the interpreter's lock with the models' threads
+    own_process = True
     provides = ("shots",)
 
     class Params(Analyzer.Params):

@@ -31,8 +31,8 @@ Outputs (``provides = ("transcript",)``, so ``transcript.srt``/``.vtt`` are writ
 - track data: ``backend``, ``model``, ``compute``, ``language``, ``language_probability``,
   ``windows``, ``audio_sent_s`` (what Whisper heard, joints included), ``speech_s``,
   ``segments``, ``word_count``, ``tokens`` (decoded) and ``dropped`` (segments dropped, by reason); with
-  openai-whisper ``decoding``: its batched decode calls, the window passes they decoded, and the seconds
-  spent in them and in the rest of ``whisper.transcribe``.
+  openai-whisper ``decoding``: its batched decode calls, the window passes they decoded, its batched word
+  alignments, and the seconds spent in the decode calls and in the rest of ``whisper.transcribe``.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -138,7 +139,7 @@ def test_the_report_says_where_the_time_went_and_which_analyzers_had_a_process_o
     phases = result.timeline.run["receipt"]["phases_s"]
     assert f"plan {phases['plan']:.1f} s, decode {phases['decode']:.1f} s" in run_line(result.timeline)
     rows = {row[0]: row for row in receipt_rows(result.timeline)}
-    assert rows["t_slow_load"][1] == "cuda:0" and rows["cut_analysis"][1] == "cpu"
+    assert rows["t_slow_load"][1] == "cuda:0" and rows["cut_analysis"][1] == "cpu (own process)"
     monkeypatch.setattr(SlowLoad, "own_process", True)
     own = _run(tmp_path / "own", sample_video.path, monkeypatch, ["t_slow_load"])
     assert {row[0]: row for row in receipt_rows(own.timeline)}["t_slow_load"][1] == "cuda:0 (own process)"
@@ -226,6 +227,57 @@ def test_a_segmented_decode_hands_over_the_complete_audio_before_it_returns(tmp_
     again = []
     media.decode(sample_video.path, video, [FrameSpec(2.0, 64)], True, tmp_path / "one", on_audio=again.append)
     assert again == []
+
+
+def test_the_segmented_decodes_audio_from_its_own_process_is_the_threads(tmp_path, sample_video, monkeypatch):
+    """The audio pass in a process of its own (``media.audio_child``) writes the samples, frame count,
+    packet tally and stats the pass on a thread writes; a child that cannot run leaves the pass to
+    the thread, with the same result."""
+    import numpy as np
+
+    from framework.media import audio_child
+
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)  # the sample's small picture
+    video = media.probe(sample_video.path)
+    children = []
+    real = audio_child.audio_pass_in_child
+
+    def counted(*args, **kwargs):
+        children.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(audio_child, "audio_pass_in_child", counted)
+
+    def decode(folder, env):
+        monkeypatch.setenv("FRAMEWORK_AUDIO_PROCESS", env)
+        d = media.decode(sample_video.path, video, [FrameSpec(2.0, 64)], True, tmp_path / folder)
+        return d, np.asarray(d.audio.samples[:])
+
+    (child, child_samples), (thread, thread_samples) = decode("child", "1"), decode("thread", "0")
+    assert len(children) == 1 and child.stats.segments > 1  # the child ran once: the thread's decode made none
+    assert np.array_equal(child_samples, thread_samples) and len(child_samples) > 11 * 16000
+    assert child.audio.start_time == thread.audio.start_time
+    assert (child.stats.audio_frames_decoded, child.stats.packets) == (thread.stats.audio_frames_decoded,
+                                                                       thread.stats.packets)
+    monkeypatch.setattr(audio_child.sys, "executable", str(tmp_path / "no-python"))  # the child cannot start
+    fallback, fallback_samples = decode("fallback", "1")
+    assert len(children) == 2 and np.array_equal(fallback_samples, thread_samples)
+    assert fallback.stats.audio_frames_decoded == thread.stats.audio_frames_decoded
+
+
+def test_a_stop_ends_the_audios_own_process_at_once(tmp_path, sample_video, monkeypatch):
+    import threading
+
+    from framework.media import audio_child
+
+    monkeypatch.setattr(audio_child, "POLL_S", 0.01)  # (a fresh interpreter takes longer than this to start)
+    stop = threading.Event()
+    stop.set()
+    out = tmp_path / "audio.f32"
+    video = media.probe(sample_video.path)
+    passed = audio_child.audio_pass_in_child(Path(sample_video.path), video.audio_stream, 0.0, video.duration, out, stop)
+    assert passed.error == "stopped" and not out.with_suffix(".json").exists()  # killed before it finished
 
 
 class HearsOnly(Analyzer):

@@ -586,7 +586,8 @@ def test_media_modules_import_without_a_cycle():
     package listed before it; the old media.py <-> media_segments.py cycle cannot come back."""
     import ast
 
-    order = ["_container", "selection", "probing", "tally", "sinks", "segments", "decoding", "__init__"]
+    order = ["_container", "selection", "probing", "tally", "sinks", "demux", "audio_child", "segments", "decoding",
+             "__init__"]
     folder = Path(media.__file__).parent
     assert sorted(p.stem for p in folder.glob("*.py")) == sorted(order)
     for position, name in enumerate(order):
@@ -654,6 +655,7 @@ def test_ctrl_c_stops_a_segmented_decode_at_once(tmp_path, monkeypatch):
     meta = probe(path)
     monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
     monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
+    monkeypatch.setenv("FRAMEWORK_AUDIO_PROCESS", "0")  # the audio pass on a thread, counted here (its process: below)
     read_by_stream: dict[str, int] = {}
     lock = threading.Lock()
     loops_running = threading.Event()  # the audio pass and some segment have read a few packets

@@ -189,7 +189,8 @@ def test_only_classes_a_fresh_interpreter_can_import_go_to_a_process():
     assert Path(__file__).with_name("own_process_fixtures.py").is_file()
 
 
-BUILT_INS = ("camera_analysis", "color_analysis", "visual_effects", "temporal_flow", "speech_flow", "text_overlay")
+BUILT_INS = ("cut_analysis", "camera_analysis", "color_analysis", "visual_effects", "temporal_flow", "speech_flow",
+             "text_overlay")
 
 
 def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thread(tmp_path, sample_video, monkeypatch):
@@ -200,7 +201,7 @@ def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thr
         def register_analyzers(self, register):
             register(Gpu)
 
-    names = ["cut_analysis", "audio_analysis", "voice_activity", *BUILT_INS, "t_own_gpu"]
+    names = ["audio_analysis", "voice_activity", *BUILT_INS, "t_own_gpu"]
     # text_overlay on the CPU: on the simulated GPU it would detect text with torch on a CUDA device that is not there
     (tmp_path / "registry.yaml").write_text("analyzers:\n" + "".join(
         f"  {n}: {{{'device: cpu' if n == 'text_overlay' else ''}}}\n" for n in names))

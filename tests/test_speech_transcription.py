@@ -210,16 +210,18 @@ def test_openai_whisper_decodes_the_passes_of_a_batch_of_windows_together(tiny_w
     audios = [formant_speech(d, seed=i).samples for i, d in enumerate((4.0, 7.0, 2.5))]
     opts = DecodeOptions(language="en", beam_size=2, max_new_tokens=12, temperatures=(0.0, 0.4),
                          no_speech_threshold=None, compression_ratio_threshold=None, logprob_threshold=None)
-    alone, calls = [], []
+    alone, calls, aligns = [], [], []
     for a in audios:
-        backend.decode_calls = 0
+        backend.decode_calls = backend.align_calls = 0
         alone.append(backend.transcribe([a], opts)[0])
         calls.append(backend.decode_calls)
+        aligns.append(backend.align_calls)
     assert max(calls) > 1  # these windows need more than one pass each: later passes are batched too
-    backend.decode_calls = backend.decoded_rows = 0
+    backend.decode_calls = backend.decoded_rows = backend.align_calls = 0
     together = backend.transcribe(audios, opts)
     assert backend.decoded_rows == sum(calls)  # every pass each window makes alone, no more, no fewer
     assert max(calls) <= backend.decode_calls < sum(calls)  # ... in fewer, batched calls
+    assert max(aligns) <= backend.align_calls < sum(aligns)  # and their word alignments too
     assert [len(w) for w in together] == [len(w) for w in alone] and all(alone)
     for segs_b, segs_a in zip(together, alone):
         for b, a in zip(segs_b, segs_a):
@@ -231,6 +233,39 @@ def test_openai_whisper_decodes_the_passes_of_a_batch_of_windows_together(tiny_w
     twice = backend.transcribe([audios[1], audios[1]], opts)
     assert [[s.text for s in w] for w in twice] == [[s.text for s in alone[1]]] * 2
     assert backend.decode_calls == calls[1] and backend.decoded_rows == 2 * calls[1]
+
+
+def test_batched_word_alignment_gives_what_openai_whispers_find_alignment_gives_each_pass(tiny_whisper_pt):
+    """``find_alignments`` on several passes at once (token rows of different lengths, one empty)
+    against openai-whisper's ``find_alignment`` on each alone: the same words, tokens and times,
+    probabilities to rounding."""
+    import torch
+    import whisper
+    from whisper.tokenizer import get_tokenizer
+
+    from analyzers._speech.whisper_backends import OpenAIWhisper, alignment_dispatch, find_alignments
+    from speech_fixtures import formant_speech
+
+    backend = OpenAIWhisper()
+    backend.load(tiny_whisper_pt, "cpu", None)
+    alignment_dispatch(whisper)  # (installed: a model not in lockstep still gets openai-whisper's own)
+    tok = get_tokenizer(backend.model.is_multilingual, num_languages=backend.model.num_languages, language="en",
+                        task="transcribe")
+    rng = np.random.default_rng(3)
+    requests = []
+    for i, (seconds, n_tokens) in enumerate(((3.0, 9), (5.0, 17), (2.0, 0), (4.0, 4))):
+        mel = whisper.pad_or_trim(whisper.log_mel_spectrogram(formant_speech(seconds, seed=i).samples),
+                                  whisper.audio.N_FRAMES)
+        text = tok.encode(" hello there, how are you today? fine thanks")[:n_tokens] if i != 3 else \
+            [int(t) for t in rng.integers(0, tok.eot, n_tokens)]
+        requests.append((text, mel, int(seconds * 100)))
+    with torch.no_grad():
+        ours = find_alignments(whisper, backend.model, tok, requests)
+        theirs = [whisper.timing.find_alignment(backend.model, tok, text, mel, frames) for text, mel, frames in requests]
+    assert [len(w) for w in ours] == [len(w) for w in theirs] and ours[2] == [] and all(ours[i] for i in (0, 1, 3))
+    for a_words, b_words in zip(ours, theirs):
+        assert [(w.word, w.tokens, w.start, w.end) for w in a_words] == [(w.word, w.tokens, w.start, w.end) for w in b_words]
+        assert [w.probability for w in a_words] == pytest.approx([w.probability for w in b_words], abs=1e-5)
 
 
 def test_a_failing_decode_reaches_every_window_of_the_batch(tiny_whisper_pt, monkeypatch):

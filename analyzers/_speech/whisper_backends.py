@@ -4,8 +4,8 @@ word times (in window seconds) out.
 - ``OpenAIWhisper``: ``whisper.load_model(path)`` on the checkpoint the runner hands over, fed
   numpy audio (no ffmpeg binary). ``whisper.transcribe`` runs each window as always (its
   temperature fallback, seeking, word timestamps), the windows of a batch side by side, and
-  their decoding passes meet: each round of passes is one batched ``whisper.decode`` call
-  (``Lockstep``).
+  their decoding passes meet: each round of passes is one batched ``whisper.decode`` call, and each
+  round of their word alignments one batched forward (``Lockstep``, ``find_alignments``).
 - ``FasterWhisper``: ``faster_whisper.WhisperModel(folder)`` on a CTranslate2 model folder. A batch
   of windows goes through ``BatchedInferencePipeline`` in one call (the windows laid end to end,
   ``clip_timestamps`` at their borders), a single window through ``WhisperModel.transcribe``.
@@ -136,6 +136,7 @@ class OpenAIWhisper(WhisperBackend):
         self.whisper = whisper
         self.decode_calls = self.decoded_rows = 0  # batched whisper.decode calls, and the mels they decoded
         self.decode_s = self.transcribe_s = 0.0  # in those calls; in transcribe() altogether
+        self.align_calls = 0  # batched word alignments
 
     @property
     def compute(self) -> str:
@@ -145,7 +146,7 @@ class OpenAIWhisper(WhisperBackend):
         """Batched decode calls and the window passes they decoded, and where the time went: in those
         calls (the device's token loop) and in the rest of ``whisper.transcribe`` (mels, word alignment,
         segment bookkeeping, one window at a time)."""
-        return {"decode_calls": self.decode_calls, "window_passes": self.decoded_rows,
+        return {"decode_calls": self.decode_calls, "window_passes": self.decoded_rows, "align_calls": self.align_calls,
                 "decode_s": round(self.decode_s, 3), "outside_decode_s": round(self.transcribe_s - self.decode_s, 3)}
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
@@ -206,6 +207,11 @@ class OpenAIWhisper(WhisperBackend):
         finally:
             self.decode_s += time.perf_counter() - t0
 
+    def _align_batch(self, tokenizer: Any, requests: list[tuple[list[int], Any, int]], kwargs: dict[str, Any]) -> list[Any]:
+        """``find_alignment`` on a batch of windows' passes (``find_alignments``)."""
+        self.align_calls += 1
+        return find_alignments(self.whisper, self.model, tokenizer, requests, **kwargs)
+
     def _transcribe_windows(self, audios: list[np.ndarray], kwargs: dict[str, Any]) -> list[dict[str, Any]]:
         """``whisper.transcribe`` on each window, in lockstep (``Lockstep``): its decode passes batched."""
         import concurrent.futures
@@ -213,7 +219,8 @@ class OpenAIWhisper(WhisperBackend):
 
         import torch
 
-        lockstep = Lockstep(self._decode_batch, len(audios))
+        lockstep = Lockstep(self._decode_batch, len(audios), self._align_batch)
+        alignment_dispatch(self.whisper)
         device = self.model.device
 
         def transcribe_one(audio: np.ndarray) -> dict[str, Any]:
@@ -222,6 +229,7 @@ class OpenAIWhisper(WhisperBackend):
                 return self.whisper.transcribe(self.model, audio, **kwargs)
 
         self.model.decode = lockstep.decode  # an instance attribute: transcribe calls model.decode(segment, options)
+        self.model.lockstep = lockstep  # (where alignment_dispatch finds it)
         try:
             with concurrent.futures.ThreadPoolExecutor(len(audios), thread_name_prefix="speech_transcription-window") as pool:
                 # the windows' CUDA work (mels, word alignment, and the batched decodes, which run in
@@ -231,6 +239,7 @@ class OpenAIWhisper(WhisperBackend):
                 return [f.result() for f in futures]
         finally:
             del self.model.decode
+            del self.model.lockstep
 
 
 @functools.lru_cache(maxsize=None)
@@ -273,6 +282,91 @@ def decoding_task(whisper: Any) -> type:
             return super()._detect_language(audio_features[:: audio_features.shape[0] // tokens.shape[0]], tokens)
 
     return DecodingTask
+
+
+def alignment_dispatch(whisper: Any) -> None:
+    """Put a dispatcher in front of ``whisper.timing.find_alignment`` (once): a model being
+    transcribed in lockstep (``model.lockstep`` set) has its windows' alignments batched by it;
+    any other call goes to openai-whisper's own function."""
+    timing = whisper.timing
+    if getattr(timing.find_alignment, "lockstep_dispatch", False):
+        return
+    original = timing.find_alignment
+
+    def find_alignment(model: Any, tokenizer: Any, text_tokens: list[int], mel: Any, num_frames: int,
+                       **kwargs: Any) -> Any:
+        lockstep = getattr(model, "lockstep", None)
+        if lockstep is None:
+            return original(model, tokenizer, text_tokens, mel, num_frames, **kwargs)
+        return lockstep.align(tokenizer, text_tokens, mel, num_frames, kwargs)
+
+    find_alignment.lockstep_dispatch = True  # type: ignore[attr-defined]
+    timing.find_alignment = find_alignment
+
+
+def find_alignments(whisper: Any, model: Any, tokenizer: Any, requests: list[tuple[list[int], Any, int]], *,
+                    medfilt_width: int = 7, qk_scale: float = 1.0) -> list[Any]:
+    """openai-whisper's ``find_alignment`` for several windows' passes at once: one forward of the
+    model over their mels and token rows (each row padded after its end-of-text, which no earlier
+    position attends to), one read of the text tokens' probabilities; then per row what
+    ``find_alignment`` does with its cross-attention weights (normalised, median-filtered, DTW) and
+    the same words, times and probabilities. ``requests``: (text tokens, mel, number of frames)."""
+    import torch
+
+    timing = whisper.timing
+    out: list[Any] = [[] for _ in requests]
+    rows = [i for i, (text, _, _) in enumerate(requests) if len(text)]
+    if not rows:
+        return out
+    sot = list(tokenizer.sot_sequence)
+    seqs = [sot + [tokenizer.no_timestamps] + list(requests[i][0]) + [tokenizer.eot] for i in rows]
+    width = max(len(seq) for seq in seqs)
+    tokens = torch.tensor([seq + [tokenizer.eot] * (width - len(seq)) for seq in seqs]).to(model.device)
+    mels = torch.stack([requests[i][1] for i in rows])
+    heads = model.alignment_heads.indices().T.tolist()  # (layer, head) pairs
+    wanted = {layer: sorted({h for ly, h in heads if ly == layer}) for layer, _ in heads}
+    qks: dict[int, Any] = {}  # layer -> its alignment heads' weights, every row (only those kept: a window's
+    #                           weights for every head of every layer of large-v3 would be 768 MB)
+    hooks = [block.cross_attn.register_forward_hook(
+        lambda _, ins, outs, index=i: qks.__setitem__(index, outs[-1][:, wanted[index]]))
+        for i, block in enumerate(model.decoder.blocks) if i in wanted]
+    try:
+        with torch.no_grad(), whisper.model.disable_sdpa():
+            probs = model(mels, tokens)[:, len(sot):, :tokenizer.eot].softmax(dim=-1)
+            at = [(r, k, t) for r, i in enumerate(rows) for k, t in enumerate(requests[i][0])]
+            picked = probs[[a[0] for a in at], [a[1] for a in at], [a[2] for a in at]].tolist()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    start = 0
+    for r, i in enumerate(rows):
+        text_tokens, _, num_frames = requests[i]
+        text_token_probs = picked[start:start + len(text_tokens)]
+        start += len(text_tokens)
+        weights = torch.stack([qks[layer][r, wanted[layer].index(head)] for layer, head in heads]
+                              )[:, :len(seqs[r]), : num_frames // 2]
+        weights = (weights * qk_scale).softmax(dim=-1)
+        std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
+        weights = timing.median_filter((weights - mean) / std, medfilt_width)
+        matrix = weights.mean(axis=0)[len(sot):-1]
+        text_indices, time_indices = timing.dtw(-matrix)
+        out[i] = _word_timings(timing, tokenizer, list(text_tokens), text_token_probs, text_indices, time_indices)
+    return out
+
+
+def _word_timings(timing: Any, tokenizer: Any, text_tokens: list[int], text_token_probs: list[float],
+                  text_indices: Any, time_indices: Any) -> list[Any]:
+    """The end of openai-whisper's ``find_alignment``: words from the DTW path's jumps."""
+    words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
+    if len(word_tokens) <= 1:
+        return []  # the end-of-text alone
+    boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_indices[jumps] / timing.TOKENS_PER_SECOND
+    starts, ends = jump_times[boundaries[:-1]], jump_times[boundaries[1:]]
+    probabilities = [np.mean(text_token_probs[i:j]) for i, j in zip(boundaries[:-1], boundaries[1:])]
+    return [timing.WordTiming(word, tokens, start, end, probability)
+            for word, tokens, start, end, probability in zip(words, word_tokens, starts, ends, probabilities)]
 
 
 def rearrange_kv_cache(inference: Any, source_indices: list[int], index: Any = None) -> None:
@@ -452,7 +546,8 @@ def host_beam_search(whisper: Any) -> type:
 
 
 class Lockstep:
-    """Windows transcribed side by side, whose ``model.decode`` calls meet and run as one batch.
+    """Windows transcribed side by side, whose ``model.decode`` calls meet and run as one batch, and
+    so do their word alignments (``whisper.timing.find_alignment``, through ``alignment_dispatch``).
 
     ``whisper.transcribe`` decodes a window in several passes: the first, then the rest of the
     window after it seeks past the last word, and a higher temperature when a pass fails its
@@ -465,15 +560,25 @@ class Lockstep:
     decode calls it makes alone.
     """
 
-    def __init__(self, decode_batch: Any, windows: int):
+    def __init__(self, decode_batch: Any, windows: int, align_batch: Any = None):
         self.decode_batch = decode_batch
+        self.align_batch = align_batch
         self.baton = threading.Condition(threading.Lock())
         self.active = windows
         self.pending: list[dict[str, Any]] = []
 
     def decode(self, segment: Any, options: Any) -> Any:
         """``model.decode`` for the windows' threads (called holding the baton)."""
-        request: dict[str, Any] = {"segment": segment, "options": options}
+        return self._ask({"kind": "decode", "segment": segment, "key": options})
+
+    def align(self, tokenizer: Any, text_tokens: list[int], mel: Any, num_frames: int, kwargs: dict[str, Any]) -> Any:
+        """``whisper.timing.find_alignment`` for the windows' threads (called holding the baton):
+        the word alignments asked for in a round run as one batch too (``align_batch``)."""
+        return self._ask({"kind": "align", "args": (text_tokens, mel, num_frames),
+                          "key": (id(tokenizer), tuple(sorted(kwargs.items()))), "tokenizer": tokenizer,
+                          "kwargs": kwargs})
+
+    def _ask(self, request: dict[str, Any]) -> Any:
         self.pending.append(request)
         self._maybe_lead()
         while "result" not in request and "error" not in request:
@@ -500,10 +605,14 @@ class Lockstep:
         group: list[dict[str, Any]] = []
         try:
             while pending:
-                options = pending[0]["options"]
-                group = [r for r in pending if r["options"] == options]  # options hold lists: not hashable
-                pending = [r for r in pending if r["options"] != options]
-                results = self.decode_batch(torch.stack([r["segment"] for r in group]), options)
+                kind, key = pending[0]["kind"], pending[0]["key"]
+                same = [r["kind"] == kind and r["key"] == key for r in pending]  # options hold lists: not hashable
+                group = [r for r, s in zip(pending, same) if s]
+                pending = [r for r, s in zip(pending, same) if not s]
+                if kind == "decode":
+                    results = self.decode_batch(torch.stack([r["segment"] for r in group]), key)
+                else:
+                    results = self.align_batch(group[0]["tokenizer"], [r["args"] for r in group], group[0]["kwargs"])
                 for r, result in zip(group, results):
                     r["result"] = result
         except BaseException as exc:  # the device's error (out of memory...) reaches every waiting window

@@ -25,17 +25,15 @@ from typing import Any, Callable, Iterable
 
 from ..streams import AudioTrack, FrameSpec, FrameStream
 from ..timeline import VideoMeta
-from . import segments, selection
+from . import audio_child, segments, selection
 from ._container import MediaError, check_file, open_container, origin, stream_at, stream_end
+from .demux import ProgressFn, demux_loop
 from .sinks import AudioSink, VideoSink, largest_scale, set_threads
-from .tally import DemuxTally, LoopTally
+from .tally import DemuxTally
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_EVERY_S = 0.2       # wall-clock seconds between progress() calls
 SKIP_DEBLOCK_BELOW = 0.25    # every stream at most this fraction of the coded width: skip deblocking
-
-ProgressFn = Callable[[float], None]
 
 
 @dataclass
@@ -130,7 +128,7 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode-audio") as audio_thread:
                 try:
                     audio_pass = (audio_thread.submit(_audio_pass, container, aus, asink, start, duration, tally,
-                                                      stop, on_audio) if asink else None)
+                                                      stop, on_audio, p) if asink else None)
                     segmented = _decode_in_segments(p, video, specs, planned, cache_dir, start, skip_deblock,
                                                     progress, stats, tally, stop)
                     error = audio_pass.result() if audio_pass else None
@@ -206,12 +204,31 @@ def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], plann
 
 
 def _audio_pass(container: Any, aus: Any, asink: AudioSink, start: float, duration: float, tally: DemuxTally,
-                stop: threading.Event, on_audio: Callable[[AudioTrack], None] | None) -> str | None:
-    """The audio alone, beside the video's segment decoders; its error, if any. When it reached its
-    stream's stated end without one, the audio is complete whatever the video does: ``on_audio``
-    gets the closed track at once (analyzers that hear only it may start before the video is done;
-    a truncation found later in the video leaves the run at least as long as this audio)."""
-    error = _demux_loop(container, None, None, aus, asink, start, duration, tally, None, stop)
+                stop: threading.Event, on_audio: Callable[[AudioTrack], None] | None,
+                path: Path | None = None) -> str | None:
+    """The audio alone, beside the video's segment decoders; its error, if any. In a process of its
+    own when it can (``audio_child``: in this one it waits for the segment decoders' threads on the
+    interpreter's lock), else on this thread. When it reached its stream's stated end without an
+    error, the audio is complete whatever the video does: ``on_audio`` gets the closed track at once
+    (analyzers that hear only it may start before the video is done; a truncation found later in the
+    video leaves the run at least as long as this audio)."""
+    error: str | None = None
+    in_child = path is not None and audio_child.wanted()
+    if in_child:
+        try:
+            passed = audio_child.audio_pass_in_child(path, aus.index, start, duration, asink.path, stop)
+        except audio_child.ChildUnavailable as exc:
+            logger.info("%s: decoding the audio in this process (its own process failed: %s)", path.name, exc)
+            in_child = False
+        else:
+            if passed.error == "stopped":
+                return passed.error
+            asink.adopt(passed.frames, passed.last_end)
+            for loop in passed.loops:
+                tally.add(loop)
+            error = passed.error
+    if not in_child:
+        error = demux_loop(container, None, None, aus, asink, start, duration, tally, None, stop)
     expected = stream_end(aus, start) or duration
     if on_audio is not None and error is None and not stop.is_set() and asink.last_end >= expected - 1.0:
         on_audio(asink.close())
@@ -232,57 +249,12 @@ def _one_pass(container: Any, vs: Any, aus: Any, asink: AudioSink | None, video:
             set_threads(vs, skip_deblock)
         error = None
         if vsink is not None or asink is not None:
-            error = _demux_loop(container, vs, vsink, aus, asink, start, duration, tally, progress)
+            error = demux_loop(container, vs, vsink, aus, asink, start, duration, tally, progress)
         return (vsink.close() if vsink is not None else {}), vsink, error
     except BaseException:
         if vsink is not None:
             vsink.abort()
         raise
-
-
-def _demux_loop(container: Any, vs: Any, vsink: VideoSink | None, aus: Any,
-                asink: AudioSink | None, start: float, duration: float, tally: DemuxTally,
-                progress: ProgressFn | None, stop: threading.Event | None = None) -> str | None:
-    """One demux pass over the wanted streams, counted in ``tally``. Returns the error that
-    stopped it early, or ``None``; once ``stop`` is set it returns at the next packet (the caller,
-    interrupted, discards what it decoded)."""
-    import av
-
-    wanted = ([vs] if vsink else []) + ([aus] if asink else [])
-    read = LoopTally()
-    next_report = time.perf_counter() + PROGRESS_EVERY_S
-    position = 0.0
-    try:
-        for packet in container.demux(*wanted):
-            if stop is not None and stop.is_set():
-                return "stopped"
-            read.read(packet)
-            if vsink is not None and packet.stream is vs:
-                for frame in packet.decode():
-                    position = vsink.add(frame, start)
-            elif asink is not None:
-                for frame in packet.decode():
-                    asink.add(frame, start)
-                if vsink is None:
-                    position = asink.last_end
-            if progress is not None and duration > 0 and time.perf_counter() >= next_report:
-                progress(min(1.0, position / duration))
-                next_report = time.perf_counter() + PROGRESS_EVERY_S
-    except (av.FFmpegError, EOFError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        # drain what the decoders already hold: frames before the break are still good
-        for stream, sink in ((vs, vsink), (aus, asink)):
-            if sink is None:
-                continue
-            try:
-                for frame in stream.decode(None):
-                    sink.add(frame, start)
-            except (av.FFmpegError, EOFError, ValueError):
-                pass
-        return reason
-    finally:
-        tally.add(read)
-    return None
 
 
 def check_truncation(p: Path, error: str | None, ends: tuple[float | None, float | None],

@@ -170,6 +170,13 @@ class AudioSink:
         self._resample(frame)
         self.last_end = self.writer.start_time + self.writer.count / AUDIO_SAMPLE_RATE
 
+    def adopt(self, frames: int, last_end: float) -> AudioTrack:
+        """Take over the finished track another process's sink wrote to ``path`` (``audio_child``),
+        with its frame count and its last sample's end; ``close`` then returns it."""
+        self.frames, self.last_end = frames, last_end
+        self.track = AudioTrack(self.path)
+        return self.track
+
     def close(self) -> AudioTrack:
         """The finished track (closing it the first time; later calls return the same track)."""
         if self.track is not None:
