@@ -438,9 +438,9 @@ class _Run:
         # H200 machine), one module per load turn, started now instead of after the plan
         self.warming_early = self._warm_up_early() if early is not None else None
         # ... and the processes of the analyzers that will run in their own, importing torch and the like
-        self.early_children = (own_process.EarlyChildren(
-            {n: type(a) for n, a in self.analyzers.items() if self._may_run_in_own_process(n) and self._precheck(n) is None})
-            if early is not None else None)
+        self.early_children = (own_process.EarlyChildren({
+            n: type(a) for n, a in self.analyzers.items()
+            if self._may_run_in_own_process(n) and self._precheck(n) is None}) if early is not None else None)
         try:
             return self._execute(keep_cache, early, started, plan_t0)
         except BaseException:
@@ -807,9 +807,7 @@ class _Run:
         """Before the plan: whether ``name`` will run in a process of its own if a GPU is in the run
         (``_in_own_process``, with the device its registry entry resolves to here)."""
         a = self.analyzers[name]
-        gpu = resolve_device(a.device, self.configured[name].device)[0] != "cpu"
-        return bool(a.own_process and own_process.wanted(gpu=gpu) and name not in self.profile
-                    and own_process.importable(type(a)) is not None)
+        return self._wants_own_process(name, gpu=resolve_device(a.device, self.configured[name].device)[0] != "cpu")
 
     def _decode_beside(self, early: "decode_process.BackgroundDecode | None",
                        request: tuple[list[FrameSpec], bool] | None) -> "decode_process.BackgroundDecode | None":
@@ -889,11 +887,14 @@ class _Run:
     def _in_own_process(self, name: str, placement: Placement) -> bool:
         """Whether this analyzer runs in a child process (``framework.own_process``): it asks to, a
         GPU analyzer is in the run (it or another), it is not profiled, and its class imports by name."""
+        return self.gpu_in_run and self._wants_own_process(name, gpu=placement.is_gpu)
+
+    def _wants_own_process(self, name: str, gpu: bool) -> bool:
+        """``_in_own_process`` but for the run's GPU: asked for (class or registry.yaml), allowed
+        (``own_process.wanted``), not profiled, importable by name."""
         a = self.analyzers[name]
-        if not (a.own_process and self.gpu_in_run and own_process.wanted(gpu=placement.is_gpu)
-                and name not in self.profile):
-            return False
-        return own_process.importable(type(a)) is not None
+        return bool(a.own_process and own_process.wanted(gpu=gpu) and name not in self.profile
+                    and own_process.importable(type(a)) is not None)
 
     def _upstream_problem(self, name: str) -> str | None:
         blocked = self._blocked_upstream(name, finished=True)

@@ -100,11 +100,12 @@ def _main(argv: list[str]) -> int:
     loops = _Loops()
     with open_container(Path(path)) as container:
         sink = AudioSink(out)
-        error = demux_loop(container, None, None, stream_at(container, index), sink, start, duration, loops,  # type: ignore[arg-type]
-                            None)
+        stream = stream_at(container, index)
+        error = demux_loop(container, None, None, stream, sink, start, duration, loops, None)  # type: ignore[arg-type]
         sink.close()
+    # a dict, not an AudioPassResult: here this module is __main__, which the parent cannot unpickle from
     result = {"error": error, "frames": sink.frames, "last_end": sink.last_end, "loops": loops.loops}
-    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))  # (a dict: this module is __main__ here)
+    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.flush()
     return 0
 
