@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -74,10 +75,13 @@ print("RESULT " + json.dumps(out))
 '''
 
 
-def run_one(clip: str, names: list[str], workers: int, warm: str, sample: bool, switch_ms: float) -> dict:
+def run_one(clip: str, names: list[str], workers: int, warm: str, sample: bool, switch_ms: float,
+            audio: str = "process") -> dict:
     t0 = time.perf_counter()
+    env = dict(os.environ, FRAMEWORK_AUDIO_PROCESS="1" if audio == "process" else "0")
     proc = subprocess.run([sys.executable, "-c", CHILD, clip, ",".join(names), str(workers), warm,
-                           "on" if sample else "off", str(switch_ms)], capture_output=True, text=True, cwd=ROOT)
+                           "on" if sample else "off", str(switch_ms)], capture_output=True, text=True, cwd=ROOT,
+                          env=env)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
     if proc.returncode != 0 or line is None:
         return {"error": (proc.stderr or proc.stdout)[-1500:]}
@@ -95,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warm", default="off,on", help="the import warm-up thread beside the decode: off, on or both")
     ap.add_argument("--switch-ms", default="0", help="the interpreter's thread switch intervals to try, in ms "
                     "(comma-separated; 0: Python's 5 ms)")
+    ap.add_argument("--audio", default="process", help="where the audio's pass runs: process (its own, the "
+                    "default), thread (FRAMEWORK_AUDIO_PROCESS=0), or both: process,thread")
     ap.add_argument("--sample", action="store_true", help="sample the decode threads' stacks (own time)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -104,26 +110,26 @@ def main(argv: list[str] | None = None) -> int:
     for workers in (int(w) for w in args.workers.split(",")):
         for warm in args.warm.split(","):
             for switch in (float(x) for x in args.switch_ms.split(",")):
-                r = run_one(args.clip, names, workers, warm, args.sample, switch)
-                rows.append((workers, warm, switch, r))
-                if r.get("report"):
-                    reports += [f"### {workers} decoders, warm-up {warm}, switch {switch:g} ms", "", "```",
-                                r["report"], "```", ""]
-    import os
-
+                for audio in args.audio.split(","):
+                    r = run_one(args.clip, names, workers, warm, args.sample, switch, audio)
+                    rows.append((workers, warm, switch, audio, r))
+                    if r.get("report"):
+                        reports += [f"### {workers} decoders, warm-up {warm}, switch {switch:g} ms, audio {audio}", "",
+                                    "```", r["report"], "```", ""]
     lines = ["# The decode pass alone: the end-to-end set's frame streams and audio", "",
              f"- command: `python bench/decode_phase.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
              f"- machine: {os.cpu_count()} CPUs, {cpu_model()}; load before {load_before}, after {load_text()}",
              f"- streams: {', '.join(next((r['specs'] for *_, r in rows if 'specs' in r), []))} and 16 kHz audio", "",
-             "| decoders | import warm-up | switch interval | decode s | audio handed over at s | CPU s | segments | "
-             "frames | warm-up done at s | process s |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for workers, warm, switch, r in rows:
+             "| decoders | import warm-up | switch interval | audio pass | decode s | audio handed over at s | CPU s "
+             "(this process) | segments | frames | warm-up done at s | process s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for workers, warm, switch, audio, r in rows:
         interval = f"{switch:g} ms" if switch > 0 else "5 ms (Python's)"
         if "error" in r:
-            lines.append(f"| {workers} | {warm} | {interval} | failed: {r['error'][-300:]!r} | | | | | | |")
+            lines.append(f"| {workers} | {warm} | {interval} | {audio} | failed: {r['error'][-300:]!r} | | | | | | |")
             continue
         audio_at = '-' if r.get('audio_at_s') is None else format(r['audio_at_s'], '.2f')
-        lines.append(f"| {workers} | {warm} | {interval} | {r['decode_s']:.2f} | {audio_at} | {r['cpu_s']:.1f} | "
+        lines.append(f"| {workers} | {warm} | {interval} | {audio} | {r['decode_s']:.2f} | {audio_at} | {r['cpu_s']:.1f} | "
                      f"{r['segments']} | {r['frames']} | "
                      f"{'-' if r['warm_done_at_s'] is None else format(r['warm_done_at_s'], '.2f')} | {r['process_s']:.1f} |")
     write_report(lines + [""] + reports, args.out)
