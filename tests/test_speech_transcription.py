@@ -235,10 +235,13 @@ def test_openai_whisper_decodes_the_passes_of_a_batch_of_windows_together(tiny_w
     assert backend.decode_calls == calls[1] and backend.decoded_rows == 2 * calls[1]
 
 
-def test_batched_word_alignment_gives_what_openai_whispers_find_alignment_gives_each_pass(tiny_whisper_pt):
+@pytest.mark.parametrize("logits_mb", [None, 0.001])
+def test_batched_word_alignment_gives_what_openai_whispers_find_alignment_gives_each_pass(tiny_whisper_pt, logits_mb,
+                                                                                          monkeypatch):
     """``find_alignments`` on several passes at once (token rows of different lengths, one empty)
     against openai-whisper's ``find_alignment`` on each alone: the same words, tokens and times,
-    probabilities to rounding."""
+    probabilities to rounding; in one forward, and one row at a time when the logits' budget
+    (``ALIGN_LOGITS_MB``) holds no more."""
     import torch
     import whisper
     from whisper.tokenizer import get_tokenizer
@@ -246,9 +249,13 @@ def test_batched_word_alignment_gives_what_openai_whispers_find_alignment_gives_
     from analyzers._speech.whisper_backends import OpenAIWhisper, alignment_dispatch, find_alignments
     from speech_fixtures import formant_speech
 
+    if logits_mb is not None:
+        monkeypatch.setattr("analyzers._speech.whisper_backends.ALIGN_LOGITS_MB", logits_mb)
     backend = OpenAIWhisper()
     backend.load(tiny_whisper_pt, "cpu", None)
     alignment_dispatch(whisper)  # (installed: a model not in lockstep still gets openai-whisper's own)
+    forwards = []
+    hook = backend.model.encoder.register_forward_hook(lambda m, ins, out: forwards.append(out.shape[0]))
     tok = get_tokenizer(backend.model.is_multilingual, num_languages=backend.model.num_languages, language="en",
                         task="transcribe")
     rng = np.random.default_rng(3)
@@ -261,6 +268,8 @@ def test_batched_word_alignment_gives_what_openai_whispers_find_alignment_gives_
         requests.append((text, mel, int(seconds * 100)))
     with torch.no_grad():
         ours = find_alignments(whisper, backend.model, tok, requests)
+        assert forwards == ([3] if logits_mb is None else [1, 1, 1])  # the empty pass needs none
+        hook.remove()
         theirs = [whisper.timing.find_alignment(backend.model, tok, text, mel, frames) for text, mel, frames in requests]
     assert [len(w) for w in ours] == [len(w) for w in theirs] and ours[2] == [] and all(ours[i] for i in (0, 1, 3))
     for a_words, b_words in zip(ours, theirs):

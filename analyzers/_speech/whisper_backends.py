@@ -207,7 +207,8 @@ class OpenAIWhisper(WhisperBackend):
         finally:
             self.decode_s += time.perf_counter() - t0
 
-    def _align_batch(self, tokenizer: Any, requests: list[tuple[list[int], Any, int]], kwargs: dict[str, Any]) -> list[Any]:
+    def _align_batch(self, tokenizer: Any, requests: list[tuple[list[int], Any, int]],
+                     kwargs: dict[str, Any]) -> list[Any]:
         """``find_alignment`` on a batch of windows' passes (``find_alignments``)."""
         self.align_calls += 1
         return find_alignments(self.whisper, self.model, tokenizer, requests, **kwargs)
@@ -304,13 +305,20 @@ def alignment_dispatch(whisper: Any) -> None:
     timing.find_alignment = find_alignment
 
 
+#: the most device memory a batched word alignment's logits may take at once (with their softmax: twice
+#: this); more windows than fit go through the model in several chunks (18 windows of base, fp16, ~230
+#: tokens: 430 MB of logits in one forward, over the plan's estimate for the model)
+ALIGN_LOGITS_MB = 128
+
+
 def find_alignments(whisper: Any, model: Any, tokenizer: Any, requests: list[tuple[list[int], Any, int]], *,
                     medfilt_width: int = 7, qk_scale: float = 1.0) -> list[Any]:
-    """openai-whisper's ``find_alignment`` for several windows' passes at once: one forward of the
-    model over their mels and token rows (each row padded after its end-of-text, which no earlier
-    position attends to), one read of the text tokens' probabilities; then per row what
-    ``find_alignment`` does with its cross-attention weights (normalised, median-filtered, DTW) and
-    the same words, times and probabilities. ``requests``: (text tokens, mel, number of frames)."""
+    """openai-whisper's ``find_alignment`` for several windows' passes at once: forwards of the model
+    over chunks of their mels and token rows (each row padded after its end-of-text, which no earlier
+    position attends to; as many rows a chunk as keep its logits within ``ALIGN_LOGITS_MB``), one read
+    of the text tokens' probabilities; then per row what ``find_alignment`` does with its
+    cross-attention weights (normalised, median-filtered, DTW) and the same words, times and
+    probabilities. ``requests``: (text tokens, mel, number of frames)."""
     import torch
 
     timing = whisper.timing
@@ -320,21 +328,35 @@ def find_alignments(whisper: Any, model: Any, tokenizer: Any, requests: list[tup
         return out
     sot = list(tokenizer.sot_sequence)
     seqs = [sot + [tokenizer.no_timestamps] + list(requests[i][0]) + [tokenizer.eot] for i in rows]
-    width = max(len(seq) for seq in seqs)
-    tokens = torch.tensor([seq + [tokenizer.eot] * (width - len(seq)) for seq in seqs]).to(model.device)
-    mels = torch.stack([requests[i][1] for i in rows])
     heads = model.alignment_heads.indices().T.tolist()  # (layer, head) pairs
     wanted = {layer: sorted({h for ly, h in heads if ly == layer}) for layer, _ in heads}
-    qks: dict[int, Any] = {}  # layer -> its alignment heads' weights, every row (only those kept: a window's
-    #                           weights for every head of every layer of large-v3 would be 768 MB)
-    hooks = [block.cross_attn.register_forward_hook(
-        lambda _, ins, outs, index=i: qks.__setitem__(index, outs[-1][:, wanted[index]]))
-        for i, block in enumerate(model.decoder.blocks) if i in wanted]
+    # per row, per layer: its alignment heads' weights (only those kept: a window's weights for every head
+    # of every layer of large-v3 would be 768 MB)
+    qks: list[dict[int, Any]] = [{} for _ in rows]
+    chunk: list[int] = []  # the rows of the forward under way
+
+    def keep(layer: int, qk: Any) -> None:  # (a forward hook's work: each row of the chunk its heads' weights)
+        for r, weights in zip(chunk, qk[:, wanted[layer]]):
+            qks[r][layer] = weights
+
+    hooks = [block.cross_attn.register_forward_hook(lambda _, ins, outs, index=i: keep(index, outs[-1]))
+             for i, block in enumerate(model.decoder.blocks) if i in wanted]
+    width = max(len(seq) for seq in seqs)
+    per_row = 2 * width * model.dims.n_vocab * next(model.parameters()).element_size()
+    size = max(1, int(ALIGN_LOGITS_MB * 2**20 // per_row))
+    picked_parts = []
     try:
         with torch.no_grad(), whisper.model.disable_sdpa():
-            probs = model(mels, tokens)[:, len(sot):, :tokenizer.eot].softmax(dim=-1)
-            at = [(r, k, t) for r, i in enumerate(rows) for k, t in enumerate(requests[i][0])]
-            picked = probs[[a[0] for a in at], [a[1] for a in at], [a[2] for a in at]].tolist()
+            for first in range(0, len(rows), size):
+                chunk[:] = range(first, min(len(rows), first + size))
+                w = max(len(seqs[r]) for r in chunk)
+                tokens = torch.tensor([seqs[r] + [tokenizer.eot] * (w - len(seqs[r])) for r in chunk]).to(model.device)
+                mels = torch.stack([requests[rows[r]][1] for r in chunk])
+                probs = model(mels, tokens)[:, len(sot):, :tokenizer.eot].softmax(dim=-1)
+                at = [(c, k, t) for c, r in enumerate(chunk) for k, t in enumerate(requests[rows[r]][0])]
+                picked_parts.append(probs[[a[0] for a in at], [a[1] for a in at], [a[2] for a in at]])
+                del probs
+            picked = torch.cat(picked_parts).tolist()
     finally:
         for hook in hooks:
             hook.remove()
@@ -343,7 +365,7 @@ def find_alignments(whisper: Any, model: Any, tokenizer: Any, requests: list[tup
         text_tokens, _, num_frames = requests[i]
         text_token_probs = picked[start:start + len(text_tokens)]
         start += len(text_tokens)
-        weights = torch.stack([qks[layer][r, wanted[layer].index(head)] for layer, head in heads]
+        weights = torch.stack([qks[r][layer][wanted[layer].index(head)] for layer, head in heads]
                               )[:, :len(seqs[r]), : num_frames // 2]
         weights = (weights * qk_scale).softmax(dim=-1)
         std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
