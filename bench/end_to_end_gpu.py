@@ -158,6 +158,9 @@ def make_clip(path: Path, minutes: float, width: int, height: int, fps: float) -
     """H.264 + AAC: shots of 4-16 s (hard cuts between four looks of ``vision_throughput.SyntheticClip``:
     panning texture, moving boxes, a caption 6 s of every 15 s, a face photo 10 s of every 30 s) and 16 kHz
     formant speech with pauses and music (``audio_throughput.speech_audio``)."""
+    import bisect
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
     from fractions import Fraction
 
     import av
@@ -167,6 +170,8 @@ def make_clip(path: Path, minutes: float, width: int, height: int, fps: float) -
 
     total = minutes * 60.0
     looks = [_look(SyntheticClip, k) for k in range(4)]
+    for look in looks:
+        look.frame(0.0, width, height)  # (each look's sized texture made once, before the threads share it)
     lengths = [4.0, 7.0, 10.0, 5.0, 13.0, 16.0, 6.0, 12.0]  # shots of 4-16 s, a cut every ~9 s
     cuts, t, k = [], 0.0, 0
     while t < total:
@@ -178,16 +183,33 @@ def make_clip(path: Path, minutes: float, width: int, height: int, fps: float) -
     fps_frac = Fraction(fps).limit_denominator(1001)
     n = int(round(total * fps))
     block = 1024
+
+    def picture(f: int) -> Any:
+        """Frame ``f``, already in the encoder's yuv420p: made on a pool thread, since converting a
+        720p RGB picture takes 3-6 ms and releases the interpreter (in the encoder it ran one frame at
+        a time and took most of the clip's minute on the GPU machine)."""
+        t = f / fps
+        img = looks[bisect.bisect_right(cuts, t) % len(looks)].frame(t, width, height)  # (the shot: cuts passed)
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24").reformat(format="yuv420p")
+        vf.pts, vf.time_base = f, Fraction(1) / fps_frac
+        return vf
+
+    workers = max(2, os.cpu_count() or 2)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w") as container, ThreadPoolExecutor(workers) as pool:
+        ahead: deque = deque()  # the next frames, in order, being made
+        made = 0
         vs = container.add_stream("libx264", rate=fps_frac)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         vs.options = {"crf": "23", "preset": "ultrafast", "g": str(int(fps * 2))}
         vs.thread_type = "AUTO"
         aus = container.add_stream("aac", rate=SR)
         aus.layout = "mono"
-        shot, a_pos = 0, 0
+        a_pos = 0
         for f in range(n + 1):
+            while made < n and len(ahead) < 2 * workers:
+                ahead.append(pool.submit(picture, made))
+                made += 1
             # audio up to this frame's time first, so the muxer never holds a long run of one stream
             a_end = audio.size if f == n else min(audio.size, int(f / fps * SR))
             while a_pos < a_end:
@@ -201,13 +223,7 @@ def make_clip(path: Path, minutes: float, width: int, height: int, fps: float) -
                 a_pos += block
             if f == n:
                 break
-            t = f / fps
-            while shot < len(cuts) and t >= cuts[shot]:
-                shot += 1
-            img = looks[shot % len(looks)].frame(t, width, height)
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            vf.pts, vf.time_base = f, Fraction(1) / fps_frac
-            for packet in vs.encode(vf):
+            for packet in vs.encode(ahead.popleft().result()):
                 container.mux(packet)
         for stream in (vs, aus):
             for packet in stream.encode():
