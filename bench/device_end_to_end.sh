@@ -5,8 +5,9 @@
 #   call 2, carry [".whl2"]:  bash bench/device_end_to_end.sh time NAME [ARGS]   (~100-140 s per run)
 # `time` writes $OUT/e2e_NAME.md (and the run's profiles, with --profile); several `time` runs fit one call, e.g.
 #   bash bench/device_end_to_end.sh time head && bash bench/device_end_to_end.sh time threads --own-process off
-# The first `time` on a machine warms the numba caches of speech_flow's 4 pitch workers first, untimed and
-# said so: a user pays that compile once, on the first run (44 s on 2 CPUs here), not on every run.
+# `prepare` warms the numba caches of speech_flow's 4 pitch workers beside the clip and the models (the first
+# `time` does, if that failed), untimed and said so: a user pays that compile once, on the first run (44 s on
+# 2 CPUs here), not on every run.
 #   call 3 (or later), carry [".whl2"]: bash bench/device_end_to_end.sh tests TEST_FILES...   (pytest -m gpu)
 set -o pipefail
 cd "$(dirname "$0")/.."
@@ -21,29 +22,37 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 # here once per machine too; where that folder is read-only, into PYTHONPYCACHEPREFIX (exported for the runs).
 image_site=$(python3 -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 [ -w "$image_site" ] || export PYTHONPYCACHEPREFIX=/tmp/pycache
-t=$(date +%s); python3 -m compileall -q -j 0 /tmp/site framework analyzers cli "$image_site" > /dev/null 2>&1
+t=$(date +%s); python3 -m compileall -q -j 0 /tmp/site framework analyzers cli > /dev/null 2>&1
+if [ ! -f /tmp/.image_site_compiled ]; then  # (once per machine: 8-10 s even when nothing is left to compile)
+  python3 -m compileall -q -j 0 "$image_site" > /dev/null 2>&1; touch /tmp/.image_site_compiled
+fi
 echo "bytecode compiled in $(( $(date +%s) - t )) s (not timed; image site-packages $image_site, prefix ${PYTHONPYCACHEPREFIX:-none})"
 export PYTHONPATH=/tmp/site PYTHONUNBUFFERED=1
 out=${OUT:-/tmp/e2e_out}
 mkdir -p "$out"
+warm_numba() {  # numba's caches for speech_flow's pitch tracking (librosa.pyin) in its 4 workers, untimed
+  [ -f /dev/shm/e2e/.numba_warm ] && return 0
+  local t; t=$(date +%s); mkdir -p /dev/shm/e2e/xdg-cache
+  # the timed run's numba caches: its XDG_CACHE_HOME (end_to_end_gpu.py's child_env), not this shell's
+  XDG_CACHE_HOME=/dev/shm/e2e/xdg-cache python3 -c "import numpy as np; from framework import ProcessWorkers
+y = (0.3 * np.sin(2 * np.pi * 150 * np.arange(16000) / 16000)).astype(np.float32)
+w = ProcessWorkers('analyzers._speech.prosody:PitchTracker', (65.0, 400.0, 0.02), 4); w.map([y] * 4); w.close()" \
+    && touch /dev/shm/e2e/.numba_warm
+  echo "numba's caches for librosa.pyin in 4 pitch workers warmed in $(( $(date +%s) - t )) s (not timed)"
+}
 case "$what" in
   prepare)
+    # librosa's stack comes in .whl: its numba caches warm beside the clip and the models
+    warm_numba > "$out/numba_warm.log" 2>&1 &
+    warming=$!
     python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --prepare-only --work /dev/shm/e2e > "$out/prepare.log" 2>&1
-    rc=$?; tail -5 "$out/prepare.log"; exit $rc ;;
+    rc=$?; wait $warming; tail -5 "$out/prepare.log"; tail -1 "$out/numba_warm.log"; exit $rc ;;
   tests)
     shift; timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider "$@" > "$out/gpu_tests.txt" 2>&1
     rc=$?; tail -25 "$out/gpu_tests.txt"; exit $rc ;;
   time)
     name=${2:?usage: device_end_to_end.sh time NAME [bench args]}; shift 2
-    if [ ! -f /dev/shm/e2e/.numba_warm ]; then
-      t=$(date +%s)
-      # the timed run's numba caches: its XDG_CACHE_HOME (end_to_end_gpu.py's child_env), not this shell's
-      XDG_CACHE_HOME=/dev/shm/e2e/xdg-cache python3 -c "import numpy as np; from framework import ProcessWorkers
-y = (0.3 * np.sin(2 * np.pi * 150 * np.arange(16000) / 16000)).astype(np.float32)
-w = ProcessWorkers('analyzers._speech.prosody:PitchTracker', (65.0, 400.0, 0.02), 4); w.map([y] * 4); w.close()" \
-        && touch /dev/shm/e2e/.numba_warm
-      echo "numba's caches for librosa.pyin in 4 pitch workers warmed in $(( $(date +%s) - t )) s (not timed)"
-    fi
+    warm_numba  # (done by prepare already, unless it failed there)
     python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --reuse --work /dev/shm/e2e --deadline 180 \
       --out "$out/e2e_$name.md" "$@" >> "$out/e2e.log" 2>&1
     rc=$?

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The wheels the GPU machine's image lacks, for bench/end_to_end_gpu.py (and the other GPU benches), in two
 # folders that each fit a device call's 64 MiB beside the working tree:
-#   .whl   (call 1: --prepare-only builds the clip and the models)  av, pydantic, ultralytics, lap, openai-whisper,
-#          open_clip and what they need that the image does not have
-#   .whl2  (call 2: the timed command)  transformers 5.23, tokenizers, silero-vad, librosa and its stack,
-#          rapidocr and its stack, onnx2torch (the image has onnx)
+#   .whl   (call 1: --prepare-only builds the clip and the models, and warms librosa's numba caches beside)
+#          av, pydantic, ultralytics, lap, openai-whisper, open_clip, librosa and its stack, and what they need
+#          that the image does not have
+#   .whl2  (call 2: the timed command)  transformers 5.23, tokenizers, silero-vad, rapidocr and its stack,
+#          onnx2torch (the image has onnx)
 # The image: Python 3.12, torch 2.11, transformers 5.17, numpy 2.5 (see the device tool's KINDS.md). Call 2
 # installs on top of call 1 (/tmp/site stays while the machine is warm). Both folders are git-ignored here.
 #   bash bench/device_wheels.sh        # then, on the device: pip install --target /tmp/site .whl/*.whl (see docs/benchmarks.md)
@@ -22,8 +23,9 @@ get() {  # folder, then pinned requirements: binary wheels for the image's Pytho
     --platform manylinux_2_31_x86_64 --platform manylinux_2_34_x86_64 --platform any -d "$dest" "$@"
 }
 get .whl av==18.1.0 pydantic==2.14.3 pydantic-core==2.50.4 annotated-types typing-inspection ultralytics==8.4.190 \
-  ultralytics-thop lap==0.5.13 more-itertools open_clip_torch==3.3.0 ftfy wcwidth
+  ultralytics-thop lap==0.5.13 more-itertools open_clip_torch==3.3.0 ftfy wcwidth \
+  librosa==0.11.0 soundfile cffi pycparser soxr audioread pooch platformdirs decorator
 python3 -m pip wheel -q --no-deps -w .whl openai-whisper==20250625  # PyPI has only its sdist
-get .whl2 transformers==5.23.0 tokenizers==0.23.3 silero-vad==6.2.3 librosa==0.11.0 soundfile cffi pycparser soxr \
-  audioread pooch platformdirs decorator rapidocr_onnxruntime==1.4.4 pyclipper shapely onnx2torch==1.5.15
+get .whl2 transformers==5.23.0 tokenizers==0.23.3 silero-vad==6.2.3 rapidocr_onnxruntime==1.4.4 pyclipper shapely \
+  onnx2torch==1.5.15
 du -sh .whl .whl2
