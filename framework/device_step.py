@@ -87,7 +87,7 @@ def _cuda(device: str) -> Any:
 
 
 def free_device_memory(device: str) -> None:
-    """Give cached blocks back to the device after an OOM (a no-op on the CPU or without torch)."""
+    """Give cached blocks back to the device, after an OOM or an unload (a no-op on the CPU or without torch)."""
     gc.collect()
     torch = _cuda(device)
     if torch is not None:

@@ -52,13 +52,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
 from .scheduler import Demand, Placement, Plan, batch_cap
-from .warm_imports import warm_up_imports
 from .work_streams import Stream, switched_on, torch_stream, using
 from .work_streams import wanted as streams_wanted
 
@@ -268,20 +267,18 @@ class Executor:
     :param budgets: per GPU, the MB its loaded estimates may sum to (None: one model at a time).
     :param memory: the GPUs' memory (``TorchMemory`` on a real machine; simulated in tests).
     :param jobs: CPU analyzers run at a time.
-    :param imports_to_warm: classes whose ``warm_imports`` (the analyzers' slow modules) a thread imports
-        when the run starts, one module per load turn (``LoadTurns.WARM_UP``), after any waiting load.
     :param inputs_ready: set when the analyzers' inputs exist (the decode pass, run beside: models
         are admitted and loaded before, analyses and CPU analyzers start after; None: they exist).
     :param audio_ready: set when the audio is complete, possibly before ``inputs_ready``: the jobs
         that read only the audio (``Job.audio_only``) wait for this one instead.
-    :param load_turns: the turns to load in, when the run made them before (an import warm-up
-        started before the plan takes its ``WARM_UP`` turns in them); else new ones.
+    :param load_turns: the turns to load in, when the run made them (its import warm-up,
+        ``framework.warm_imports``, takes its ``WARM_UP`` turns in them); else new ones.
     """
 
     def __init__(self, plan: Plan, jobs: list[Job], finish: Callable[[str, Any], None], *,
                  memory: DeviceMemory | None = None, cpu_workers: int = 2,
                  stop: threading.Event | None = None, cap_allocator: bool = True,
-                 imports_to_warm: Iterable[type] = (), inputs_ready: threading.Event | None = None,
+                 inputs_ready: threading.Event | None = None,
                  audio_ready: threading.Event | None = None, load_turns: LoadTurns | None = None):
         self.plan = plan
         self.jobs = {j.name: j for j in jobs}
@@ -318,7 +315,6 @@ class Executor:
         self._rank.update({n: len(self._rank) + i for i, n in enumerate(plan.order) if n not in self._rank})
         self.load_turns = load_turns or LoadTurns()  # (the run's: a warm-up may have taken turns before)
         self.load_turns.key = self._load_turn_key
-        self.imports_to_warm = list(imports_to_warm)
 
     # --- public -----------------------------------------------------------------------
     def run(self) -> None:
@@ -337,8 +333,6 @@ class Executor:
             for dev in [d for d, names in self.lanes.items() if names]:  # a process that analyzed before
                 self.memory.reset_peak(dev)  # (a Ray worker): this run's peak only
         self.t0 = time.perf_counter()
-        warm_up_imports(self.imports_to_warm, name="analyzer-imports",
-                        turn=lambda: self.load_turns.turn(LoadTurns.WARM_UP))
         pending = set(self.jobs)
         cpu_pool = cf.ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="cpu-analyzer")
         gpu_pool = cf.ThreadPoolExecutor(max(1, sum(len(v) for v in self.lanes.values())) + 1,

@@ -62,6 +62,7 @@ from typing import Any, Iterator
 
 from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
+from .device_step import free_device_memory
 from .process_workers import _Child, child_env, children_supported
 from .work_streams import switched_on
 
@@ -346,9 +347,12 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
                     reply = ("ok", analyzer.analyze(_inputs(payload, send_conn)))
             elif phase == "unload":
                 if analyzer is not None:
+                    device = analyzer.placement.device if analyzer.placement is not None else "cpu"
                     analyzer.unload()
                     analyzer = None
-                _free_cached_device_memory()
+                    # the blocks torch's allocator still caches back to the device, so that what the
+                    # executor frees in its account is free on the device too
+                    free_device_memory(device)
                 reply = ("ok", None)
             else:
                 raise ValueError(f"unknown request {phase!r}")
@@ -366,18 +370,6 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
             send_conn.send_bytes(data)
         except OSError:  # the parent is gone
             return
-
-
-def _free_cached_device_memory() -> None:
-    """After ``unload``: hand the blocks torch's allocator still caches back to the device, so that
-    what the executor frees in its account is free on the device too (only when torch and CUDA were
-    started here)."""
-    import gc
-
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
 
 
 def _on_this_gpu(placement: Any, send_conn: _Sender) -> Any:

@@ -491,11 +491,11 @@ class _Run:
             self.decode_s = time.perf_counter() - self.decode_t0
             self._open_inputs(decoded)
         # the slow imports of the analyzers that load here (not in processes of their own), beside the
-        # decode in its own process (in this one it would take turns with them on the interpreter's lock)
-        warming = [type(self.analyzers[n]) for n in to_run
-                   if not self._in_own_process(n, self.plan.placements[n])] if background is not None else []
-        if self.warming_early is not None:
-            warming = []  # (under way since the run started, for these and maybe a few more)
+        # decode in its own process (in this one it would take turns with them on the interpreter's lock);
+        # with the early decode that warm-up is under way since the run started (for these and maybe a few more)
+        if background is not None and self.warming_early is None:
+            self._warm_up([type(self.analyzers[n]) for n in to_run
+                           if not self._in_own_process(n, self.plan.placements[n])])
         run_t0 = time.perf_counter()
         with self._progress() as bars:
             if background is not None and bars:
@@ -514,8 +514,7 @@ class _Run:
                         stream_local=self.analyzers[n].cuda_stream_local, audio_only=self._audio_only(n))
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
-                                cpu_workers=self.jobs, stop=self.stop, imports_to_warm=warming,
-                                load_turns=self.load_turns,
+                                cpu_workers=self.jobs, stop=self.stop, load_turns=self.load_turns,
                                 inputs_ready=background.ready if background is not None else None,
                                 audio_ready=background.audio_ready if background is not None else None)
             try:
@@ -795,13 +794,15 @@ class _Run:
         return self._background_decode(request) if request is not None else None
 
     def _warm_up_early(self) -> threading.Thread | None:
-        """Import the ``warm_imports`` of every selected analyzer that may load in this process (not
-        in one of its own: ``_in_own_process`` with a GPU in the run) on a thread, each module in a
-        ``LoadTurns.WARM_UP`` turn of the run's load turns (the executor's, once it starts)."""
-        classes = [type(a) for n, a in self.analyzers.items()
-                   if not self._may_run_in_own_process(n) and self._precheck(n) is None]
-        return warm_up_imports(classes, name="analyzer-imports",
-                               turn=lambda: self.load_turns.turn(LoadTurns.WARM_UP))
+        """``_warm_up`` for every selected analyzer that may load in this process (not in one of its
+        own: ``_in_own_process`` with a GPU in the run), before the plan says which will run."""
+        return self._warm_up([type(a) for n, a in self.analyzers.items()
+                              if not self._may_run_in_own_process(n) and self._precheck(n) is None])
+
+    def _warm_up(self, classes: list[type]) -> threading.Thread | None:
+        """Import the ``warm_imports`` of ``classes`` on a thread, each module in a ``LoadTurns.WARM_UP``
+        turn of the run's load turns (the executor's, once it starts: its loads go first)."""
+        return warm_up_imports(classes, name="analyzer-imports", turn=lambda: self.load_turns.turn(LoadTurns.WARM_UP))
 
     def _may_run_in_own_process(self, name: str) -> bool:
         """Before the plan: whether ``name`` will run in a process of its own if a GPU is in the run

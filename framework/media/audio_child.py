@@ -16,7 +16,6 @@ cannot start (not POSIX, ``FRAMEWORK_AUDIO_PROCESS=0``) or dies, the caller deco
 """
 from __future__ import annotations
 
-import os
 import pickle
 import subprocess
 import sys
@@ -24,6 +23,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..process_workers import child_env, children_supported
+from ..work_streams import switched_on
 
 POLL_S = 0.1  # how often the waiting thread looks at the decode's stop
 
@@ -43,9 +45,9 @@ class ChildUnavailable(RuntimeError):
 
 
 def wanted(env: Any = None) -> bool:
-    """Whether the segmented decode's audio goes to a process of its own (POSIX; ``FRAMEWORK_AUDIO_PROCESS``)."""
-    value = (os.environ if env is None else env).get("FRAMEWORK_AUDIO_PROCESS", "1").strip().lower()
-    return os.name == "posix" and value not in ("0", "false", "no", "off")
+    """Whether the segmented decode's audio goes to a process of its own (``FRAMEWORK_AUDIO_PROCESS``,
+    on by default, where children can start)."""
+    return switched_on("FRAMEWORK_AUDIO_PROCESS", env) and children_supported()
 
 
 def audio_pass_in_child(path: Path, stream_index: int, start: float, duration: float, out: Path,
@@ -55,10 +57,9 @@ def audio_pass_in_child(path: Path, stream_index: int, start: float, duration: f
     error ``"stopped"`` (the child killed) once ``stop`` is set; raises ``ChildUnavailable`` when
     the child could not do it."""
     args = [str(path), str(stream_index), repr(start), repr(duration), str(out)]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     try:
         proc = subprocess.Popen([sys.executable, "-m", __name__, *args], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
     except OSError as exc:
         raise ChildUnavailable(f"could not start: {exc}") from exc
     try:

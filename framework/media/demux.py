@@ -14,8 +14,8 @@ ProgressFn = Callable[[float], None]
 
 
 def demux_loop(container: Any, vs: Any, vsink: VideoSink | None, aus: Any,
-                asink: AudioSink | None, start: float, duration: float, tally: DemuxTally,
-                progress: ProgressFn | None, stop: threading.Event | None = None) -> str | None:
+               asink: AudioSink | None, start: float, duration: float, tally: DemuxTally,
+               progress: ProgressFn | None, stop: threading.Event | None = None) -> str | None:
     """One demux pass over the wanted streams, counted in ``tally``. Returns the error that
     stopped it early, or ``None``; once ``stop`` is set it returns at the next packet (the caller,
     interrupted, discards what it decoded)."""
