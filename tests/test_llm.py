@@ -142,6 +142,8 @@ def test_on_a_gpu_decoding_steps_replay_as_cuda_graphs_with_the_answers_of_plain
         assert [backend.generate(c, max_new_tokens=10) for c in chats] == alone
         assert backend.generate_many(chats, max_new_tokens=10) == batched
         info = backend.cuda_graphs
+        # the loop's wall time, up to its first own step and in its steps (summed over the calls)
+        assert info.pop("prefill_s") > 0 and info.pop("loop_s") > 0, info
         # per generate (3 alone, 2 batches): transformers takes 3 tokens, the loop 7: one as is,
         # then 6 replayed from one capture
         assert info == {"used": True, "captures": 5, "replayed_steps": 5 * 6, "steps_while_gpu_shared": 0,

@@ -17,7 +17,9 @@ How it works (a ``BatchedAnalyzer``, DESIGN.md's device step):
    ``batch_size`` capped by the VRAM plan (``Placement.max_batch``): by default as many chunks as
    the plan allows on a GPU, up to ``GPU_BATCH`` (decoding costs nearly the same per step at 8
    chunks as at 60, so fewer, larger batches finish sooner), and ``CPU_BATCH`` on a CPU or a
-   server. Only a batch of frames is ever in memory.
+   server. Only a batch of frames is ever in memory. Qwen2-VL's vision tower attends over all
+   frame groups of a batch in one call per layer (``families/vision_attention.py``), not one
+   call per group.
 4. **Context** (off by default): each chunk's prompt carries the descriptions before it, up to
    ``context_tokens``; chunks then run one at a time.
 

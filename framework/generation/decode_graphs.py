@@ -119,6 +119,10 @@ class DecodeGraphs:
         self.captures = 0
         self.replays = 0
         self.shared_steps = 0  # steps run as is because other analyzers were using the GPU
+        # greedy_loop's wall time: up to its first own step (the vision tower, the prefill and
+        # transformers' first steps) and its own steps (seconds, summed over batches)
+        self.prefill_s = 0.0
+        self.loop_s = 0.0
         self._graph: tuple[Any, Any, dict[str, Any], Any] | None = None  # (signature, graph, buffers, output)
         self._seen: Any = None  # the signature of the last step run as is
         self._changes = 0
@@ -126,8 +130,11 @@ class DecodeGraphs:
 
     def summary(self) -> dict[str, Any]:
         """What the track's ``model_info`` (and the benchmarks) report of the graphs."""
-        return {"used": self.enabled, "captures": self.captures, "replayed_steps": self.replays,
-                "steps_while_gpu_shared": self.shared_steps}
+        out = {"used": self.enabled, "captures": self.captures, "replayed_steps": self.replays,
+               "steps_while_gpu_shared": self.shared_steps}
+        if self.prefill_s or self.loop_s:
+            out.update(prefill_s=round(self.prefill_s, 3), loop_s=round(self.loop_s, 3))
+        return out
 
     # --- the seam a CPU test replaces ----------------------------------------------------------
     def capture(self, run: Callable[[], Any]) -> tuple[Callable[[], None], Any]:

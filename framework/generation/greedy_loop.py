@@ -27,6 +27,7 @@ the rest keeps transformers' loop. The captured step goes through the same gate 
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -248,6 +249,7 @@ def generate(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]
     if why is not None:
         return None, why
     n_prompt = int(inputs["input_ids"].shape[1])
+    started = time.perf_counter()
     with graphs.recording() as steps:  # transformers prefills and takes two decoding steps
         prefix = model.generate(**inputs, **kw, stopping_criteria=stop_after(n_prompt + PREFIX_TOKENS))
     if prefix.shape[1] < n_prompt + PREFIX_TOKENS:
@@ -261,6 +263,8 @@ def generate(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]
     eos = config.eos_token_id
     eos = [] if eos is None else [int(eos)] if isinstance(eos, int) else [int(e) for e in eos]
     pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if eos else 0)
+    looping = time.perf_counter()  # (same_inputs read the device: the prefill is done)
+    graphs.prefill_s += looping - started
     loop = GreedyLoop(graphs.forward, rule, advance(rule, steps[1], tok3, 2), prefix=prefix, prompt_len=n_prompt,
                       steps=config.max_new_tokens - PREFIX_TOKENS, eos=eos, pad=int(pad),
                       min_new_tokens=config.min_new_tokens or 0, repetition_penalty=config.repetition_penalty)
@@ -278,7 +282,9 @@ def generate(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]
         if done % CHECK_EVERY == 0 and bool(loop.finished.all()):
             break
     sequences = torch.cat([prefix, loop.history[:, :done]], dim=1)
-    return sequences[:, :n_prompt + finished_at(sequences[:, n_prompt:], eos)], None
+    sequences = sequences[:, :n_prompt + finished_at(sequences[:, n_prompt:], eos)]  # (reads the device)
+    graphs.loop_s += time.perf_counter() - looping
+    return sequences, None
 
 
 def generate_or_note(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]) -> tuple[Any, str | None]:

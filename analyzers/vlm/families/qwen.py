@@ -6,6 +6,9 @@ frames into patches (the frames were decoded 448 px wide, a multiple of the 28 p
 ``smart_resize`` keeps them as they are) and expands the video placeholder; the tokenizer pads on
 the left so a batch generates from one position.
 
+The vision tower's attention runs as one SDPA call over all frame groups of equal length
+(``vision_attention``), instead of transformers' call per group.
+
 Times: Qwen2-VL numbers its frame pairs, not seconds, so the prompt carries a line with the real
 times of the frames; Qwen2.5-VL also encodes absolute time (``second_per_grid_ts``, set here from
 the frames' real sampling rate, so it does not depend on what a processor version infers).
@@ -15,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+from . import vision_attention
 from .base import Request, pad_frames
 from .hf import HFFamily, import_transformers, left_padded
 from ..prompts import times_line
@@ -42,6 +46,17 @@ class Qwen2VL(HFFamily):
         self.tokenizer = left_padded(self.processor.tokenizer)
         self.temporal_patch = int(getattr(self.processor.video_processor, "temporal_patch_size", 2) or 2)
         self.load_model(folder, device, precision, adapter)
+        grouped = vision_attention.install(self.model)
+        if not grouped:
+            self.notes.append("vision attention: transformers' own (one call per frame group): no attention "
+                              "module of the shape vision_attention knows")
+
+    def describe_model(self) -> dict[str, Any]:
+        info = super().describe_model()
+        equal = getattr(self.model, "_grouped_vision_lengths", None)
+        if equal is not None:
+            info["vision_attention"] = {"grouped_modules": equal.modules, "length_reads": equal.reads}
+        return info
 
     def user_text(self, req: Request) -> str:
         return f"{VIDEO_PLACEHOLDER}{times_line(req.start, req.end, req.times)}\n{req.context}{req.instruction}"
