@@ -9,10 +9,15 @@
 # `time` does, if that failed), untimed and said so: a user pays that compile once, on the first run (44 s on
 # 2 CPUs here), not on every run.
 #   call 3 (or later), carry [".whl2"]: bash bench/device_end_to_end.sh tests TEST_FILES...   (pytest -m gpu)
+# To compare two settings (a fresh machine's first runs have been its slowest, so the order matters), carry [".whl2"]:
+#   bash bench/device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B"
+# one run left out first (warmup, with A's args), then ROUNDS rounds, A then B in odd rounds and B then A in even
+# ones (e2e_NAME_A_1.md ...), and bench/e2e_compare.py's table and medians; e.g. (5 runs, ~250 s)
+#   bash bench/device_end_to_end.sh ab 2 pools4 "--env OMP_NUM_THREADS=4" default ""
 set -o pipefail
 cd "$(dirname "$0")/.."
-what=${1:?usage: device_end_to_end.sh prepare | time NAME [bench args] | tests FILES}
-case "$what" in prepare|time|tests) ;; *) echo "unknown step $what: prepare, time or tests" >&2; exit 2 ;; esac
+what=${1:?usage: device_end_to_end.sh prepare | time NAME [bench args] | ab ROUNDS A "ARGS" B "ARGS" | tests FILES}
+case "$what" in prepare|time|ab|tests) ;; *) echo "unknown step $what: prepare, time, ab or tests" >&2; exit 2 ;; esac
 folder=$([ "$what" = prepare ] && echo .whl || echo .whl2)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$folder"/*.whl || exit 3
 # bytecode, as `pip install` writes by default (compiled here on all CPUs, untimed): without it the first run
@@ -40,6 +45,14 @@ w = ProcessWorkers('analyzers._speech.prosody:PitchTracker', (65.0, 400.0, 0.02)
     && touch /dev/shm/e2e/.numba_warm
   echo "numba's caches for librosa.pyin in 4 pitch workers warmed in $(( $(date +%s) - t )) s (not timed)"
 }
+timed() {  # one timed run: NAME [bench args]; its report $out/e2e_NAME.md, its profiles beside it
+  local name=$1; shift
+  python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --reuse --work /dev/shm/e2e --deadline 180 \
+    --out "$out/e2e_$name.md" "$@" >> "$out/e2e.log" 2>&1
+  local rc=$?
+  for f in /dev/shm/e2e/run/profiles/*.txt; do [ -f "$f" ] && cp "$f" "$out/${name}_$(basename "$f")"; done
+  grep -m1 "^\*\*whole command" "$out/e2e_$name.md"; return $rc
+}
 case "$what" in
   prepare)
     # librosa's stack comes in .whl: its numba caches warm beside the clip and the models
@@ -53,9 +66,16 @@ case "$what" in
   time)
     name=${2:?usage: device_end_to_end.sh time NAME [bench args]}; shift 2
     warm_numba  # (done by prepare already, unless it failed there)
-    python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --reuse --work /dev/shm/e2e --deadline 180 \
-      --out "$out/e2e_$name.md" "$@" >> "$out/e2e.log" 2>&1
-    rc=$?
-    for f in /dev/shm/e2e/run/profiles/*.txt; do [ -f "$f" ] && cp "$f" "$out/${name}_$(basename "$f")"; done
-    grep -m1 "^\*\*whole command" "$out/e2e_$name.md"; exit $rc ;;
+    timed "$name" "$@"; exit $? ;;
+  ab)
+    rounds=${2:?usage: device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B"}; a=${3:?}; a_args=$4; b=${5:?}; b_args=$6
+    warm_numba
+    # shellcheck disable=SC2086  # the ARGS strings split into flags on purpose
+    timed "warmup" $a_args; rc=0
+    for i in $(seq 1 "$rounds"); do
+      if [ $((i % 2)) = 1 ]; then timed "${a}_$i" $a_args || rc=1; timed "${b}_$i" $b_args || rc=1
+      else timed "${b}_$i" $b_args || rc=1; timed "${a}_$i" $a_args || rc=1; fi
+    done
+    python3 bench/e2e_compare.py "$out"/e2e_warmup.md "$out"/e2e_"$a"_*.md "$out"/e2e_"$b"_*.md | tee "$out/ab_$a-$b.md"
+    exit $rc ;;
 esac

@@ -651,7 +651,10 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
              f"- timed command: `python {' '.join(run['cmd'][1:])}` (cwd: the work folder, with its own FRAMEWORK_HOME "
              f"and caches; HF_HUB_OFFLINE=1"
              + (f"; FRAMEWORK_GIL_SWITCH_MS={args.gil_switch_ms:g}" if getattr(args, "gil_switch_ms", None) else "")
+             + "".join(f"; {item}" for item in getattr(args, "env", []))
              + f"); registry: the set above, enabled with `device: {prep['registry_device']}`",
+             f"- timed run {run.get('order', 1)} in this work folder (on a fresh machine: its first runs have been "
+             "its slowest)",
              f"- random-weight settings in the registry: {json.dumps(prep['random_weight_params'])}", "",
              f"**{summary}**", ""]
     if args.tiny:
@@ -691,6 +694,15 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
     lines += ["", "## GNU time -v / peak memory", "",
               f"peak RSS: {_mib(run['peak_rss_time'])} MiB (GNU time), {_mib(run['peak_rss_poll'])} MiB (psutil poll of the process tree)"]
     return lines, {"receipt": receipt, "rows": rows, "summary": summary, "results_found": "run" in results}
+
+
+def count_timed_run(work: Path) -> int:
+    """Which timed run in ``work`` this one is (1: the first): a fresh machine's first runs have been its
+    slowest (bench/results/end_to_end_h200_contention.md), so a comparison should know the order."""
+    tally = work / "timed_runs.txt"
+    with tally.open("a", encoding="utf-8") as f:
+        f.write(f"{time.time():.0f}\n")
+    return len(tally.read_text(encoding="utf-8").splitlines())
 
 
 def child_env(work: Path) -> dict[str, str]:
@@ -745,6 +757,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--param", action="append", default=[], metavar="ANALYZER.PARAM=VALUE",
                     help="with --reuse: set an analyzer's parameter in the timed run's registry (repeatable), "
                          "e.g. --param text_overlay.workers=6; the report's registry line says so")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="set an environment variable for the timed command (repeatable), e.g. --env "
+                         "OMP_NUM_THREADS=4; the report's timed command line names it")
     ap.add_argument("--capture-beside", choices=("on", "off"), default="on",
                     help="off: FRAMEWORK_CAPTURE_BESIDE=0 for the timed command (CUDA graphs captured only while "
                          "no other analyzer is busy on the GPU, as before the eleventh session), to compare")
@@ -783,6 +798,11 @@ def main(argv: list[str] | None = None) -> int:
         env["FRAMEWORK_OWN_PROCESS"] = "0" if args.own_process == "off" else "cpu"
     if args.capture_beside == "off":
         env["FRAMEWORK_CAPTURE_BESIDE"] = "0"
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            ap.error(f"--env {item!r}: give NAME=VALUE")
+        env[name] = value
     t0 = time.perf_counter()
     print(f"[1/3] prepare (packages, set, clip, models) in {work}", flush=True)
     prep_cmd = [sys.executable, str(Path(__file__).resolve()), "--prepare-only", "--work", str(work)] + \
@@ -819,6 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     print("[2/3] the timed command", flush=True)
     timeout = max(30.0, args.deadline - (time.perf_counter() - t0) - 10.0)
     run = run_cli(args, work, prep["clip"]["path"], prep["registry"], env, timeout)
+    run["order"] = count_timed_run(work)
     print(f"      exit {run['rc']} after {run['wall_s']} s", flush=True)
     if run["rc"] != 0:
         print(run["stderr"][-4000:], file=sys.stderr)

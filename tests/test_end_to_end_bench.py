@@ -56,7 +56,8 @@ def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
     # in two steps, as on the GPU machine: the preparation, then the timed command reusing it
     proc = subprocess.run(common + ["--prepare-only"], capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0 and (tmp_path / "work" / "prepare.json").is_file(), proc.stderr[-3000:]
-    proc = subprocess.run(common + ["--reuse", "--out", str(out), "--json-out", str(numbers)],
+    proc = subprocess.run(common + ["--reuse", "--out", str(out), "--json-out", str(numbers),
+                                    "--env", "FRAMEWORK_BENCH_MARK=seen"],
                           capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "[1/3] prepare" in proc.stdout and "prepared in" in proc.stdout
@@ -98,6 +99,13 @@ def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
     assert "## Analyzers (from results.json" in text and "## Run receipt" in text and "whole command" in text
     assert f"| qwen2_vl_temporal | {rows['qwen2_vl_temporal']['status']} |" in text
     assert json.dumps(receipt, indent=1) in text
+    assert "; FRAMEWORK_BENCH_MARK=seen)" in text and "- timed run 1 in this work folder" in text
+    # bench/e2e_compare.py reads the report's numbers back
+    import e2e_compare
+
+    row = e2e_compare.row(out)
+    assert row["order"] == "1" and float(row["runner"]) == pytest.approx(receipt["wall_s"], abs=0.05)
+    assert row["vlm"].startswith(f"{rows['qwen2_vl_temporal']['analyze_s']:.2f} (")
 
 
 def test_the_timed_command_can_reuse_a_preparation_from_an_earlier_call(tmp_path):
@@ -129,3 +137,49 @@ def test_at_the_deadline_the_command_is_interrupted_and_the_report_reads_the_tra
     rows = {r["analyzer"]: r for r in e2e.track_rows({"tracks": tracks}, ["cut_analysis", "qwen2_vl_temporal"])}
     assert rows["cut_analysis"]["status"] == "ok" and rows["cut_analysis"]["events"] == 2
     assert rows["qwen2_vl_temporal"]["status"] == "absent" and "stopped before results.json" in rows["qwen2_vl_temporal"]["reason"]
+
+
+def test_each_timed_run_in_a_work_folder_knows_its_order(tmp_path):
+    assert [e2e.count_timed_run(tmp_path) for _ in range(3)] == [1, 2, 3]
+
+
+def test_an_environment_setting_must_be_name_equals_value(tmp_path):
+    with pytest.raises(SystemExit):
+        e2e.main(["--reuse", "--device", "cpu", "--tiny", "--work", str(tmp_path), "--env", "OMP_NUM_THREADS"])
+
+
+# (a backslash at a line's end joins it to the next, as the report's one-line summary is)
+REPORT = """# End to end: the default set as one `framework run` (real-size random weights, cuda)
+
+- timed command: `python -m cli run clip.mp4` (cwd: the work folder; HF_HUB_OFFLINE=1; OMP_NUM_THREADS=4)
+- timed run {order} in this work folder (on a fresh machine: its first runs have been its slowest)
+
+**whole command {whole} s wall (exit 0) for 600 s of video; peak RSS 1 MiB (GNU time -v); video-min per GPU-min 16.67 \
+(runner's receipt; target >= 20); video-min per wall-min of the whole command 15.87; cuda:0 busy 74%; runner's wall \
+{runner} s, plan 4.1 s, decode 9.8 s, analyzers 31.9 s; 22/24 analyzers ok**
+
+| analyzer | status | device | variant | models | load from s | waited for its turn s | load s | analyze from s | analyze s | busy s |
+|---|---|---|---|---|---|---|---|---|---|---|
+| qwen2_vl_temporal | ok | cuda:0 | bf16 | qwen2-vl-7b-instruct | 0.1 | 1.7 | 5.26 | 7.0 | 19.97 | 18.86 |
+| fusion | ok | cuda:0 | bf16 | qwen2.5-1.5b-instruct | 0.1 | 15.9 | 2.69 | 27.0 | 4.89 | - |
+
+CUDA graphs (the tracks' own account): qwen2_vl_temporal: {{'used': True, 'prefill_s': 11.961, 'loop_s': 6.888}}; \
+fusion: {{'used': True, 'prefill_s': 0.2, 'loop_s': 4.1}}
+"""
+
+
+def test_the_comparison_reads_each_report_and_the_median_of_each_variant(tmp_path, capsys):
+    import e2e_compare
+
+    for name, order, whole, runner in (("on_1", 2, 35.8, 33.8), ("off_1", 3, 38.5, 36.2), ("on_2", 5, 36.8, 34.5),
+                                       ("off_2", 4, 37.0, 35.0), ("warmup", 1, 40.0, 38.0)):
+        (tmp_path / f"e2e_{name}.md").write_text(REPORT.format(order=order, whole=whole, runner=runner))
+    row = e2e_compare.row(tmp_path / "e2e_on_1.md")
+    assert row == {"report": "on_1", "whole": "35.8", "per_gpu_min": "16.67", "runner": "33.8", "plan": "4.1",
+                   "decode": "9.8", "ok": "22", "of": "24", "order": "2", "vlm": "19.97 (7.0-27.0)",
+                   "prefill_loop": "11.961 / 6.888", "fusion_from": "27.0"}
+    assert e2e_compare.main(sorted(str(p) for p in tmp_path.glob("*.md"))) == 0
+    text = capsys.readouterr().out
+    assert "| on_1 | 2 | 35.8 | 16.67 | 33.8 | 4.1 | 9.8 | 19.97 (7.0-27.0) | 11.961 / 6.888 | 27.0 | 22/24 |" in text
+    assert "- on: median runner's wall 34.1 s over 2 runs (33.8, 34.5)" in text  # (34.15 to one decimal)
+    assert "- off: median runner's wall 35.6 s over 2 runs" in text and "warmup:" not in text

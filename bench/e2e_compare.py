@@ -1,0 +1,96 @@
+"""One row per end-to-end report (``bench/end_to_end_gpu.py --out``): the numbers to compare runs by.
+
+For each report: the whole command, video-min per GPU-min, the runner's wall and its plan and decode
+phases, when the VLM analysed (from-to) and its prefill / decoding-loop seconds (its CUDA graphs
+account), when fusion started, how many analyzers were ok, and the run's order in its work folder
+(a fresh machine's first runs have been its slowest). Then, for names that share a prefix before
+``_`` and a number (``on_1``, ``on_2``, ``off_1``...), the median runner's wall per prefix.
+
+    python bench/e2e_compare.py $OUT/e2e_*.md
+    bash bench/device_end_to_end.sh ab 2 on "--env OMP_NUM_THREADS=4" off ""   # prints this table at its end
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+from pathlib import Path
+
+SUMMARY = re.compile(r"\*\*whole command ([\d.]+) s wall.*?video-min per GPU-min ([\d.]+|-).*?runner's wall ([\d.]+|-) s"
+                     r"(?:, plan ([\d.]+) s)?(?:, decode ([\d.]+) s)?.*?; (\d+)/(\d+) analyzers ok")
+GRAPHS = re.compile(r"qwen2_vl_temporal: \{[^}]*'prefill_s': ([\d.]+), 'loop_s': ([\d.]+)")
+ORDER = re.compile(r"^- timed run (\d+) in this work folder", re.M)
+HEADER = ("| report | order | whole command s | video-min per GPU-min | runner's wall s | plan s | decode s | "
+          "qwen2_vl_temporal analyze (from-to) | its prefill / loop s | fusion from s | ok |")
+
+
+def analyzer_cells(text: str, name: str) -> dict[str, str] | None:
+    """The report's analyzers table row of ``name``, by column title (None: not in the table)."""
+    header = re.search(r"^\| analyzer \| status \|.*$", text, re.M)
+    row = re.search(rf"^\| {re.escape(name)} \|.*$", text, re.M)
+    if header is None or row is None:
+        return None
+    titles = [c.strip() for c in header.group(0).strip("|").split("|")]
+    return dict(zip(titles, (c.strip() for c in row.group(0).strip("|").split("|"))))
+
+
+def span(cells: dict[str, str] | None) -> str:
+    try:
+        start, seconds = float(cells["analyze from s"]), float(cells["analyze s"])  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return "-"
+    return f"{seconds:.2f} ({start:.1f}-{start + seconds:.1f})"
+
+
+def row(path: Path) -> dict[str, str]:
+    """The numbers of one report ('-' where it has none)."""
+    text = path.read_text(encoding="utf-8")
+    out = {"report": path.stem.removeprefix("e2e_")}
+    m = SUMMARY.search(text)
+    keys = ("whole", "per_gpu_min", "runner", "plan", "decode", "ok", "of")
+    out.update({k: (v or "-") for k, v in zip(keys, m.groups())} if m else dict.fromkeys(keys, "-"))
+    order = ORDER.search(text)
+    out["order"] = order.group(1) if order else "-"
+    out["vlm"] = span(analyzer_cells(text, "qwen2_vl_temporal"))
+    g = GRAPHS.search(text)
+    out["prefill_loop"] = f"{g.group(1)} / {g.group(2)}" if g else "-"
+    fusion = analyzer_cells(text, "fusion")
+    out["fusion_from"] = fusion.get("analyze from s", "-") if fusion else "-"
+    return out
+
+
+def table(rows: list[dict[str, str]]) -> list[str]:
+    lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
+    for r in rows:
+        lines.append(f"| {r['report']} | {r['order']} | {r['whole']} | {r['per_gpu_min']} | {r['runner']} | {r['plan']} | "
+                     f"{r['decode']} | {r['vlm']} | {r['prefill_loop']} | {r['fusion_from']} | {r['ok']}/{r['of']} |")
+    return lines
+
+
+def medians(rows: list[dict[str, str]]) -> list[str]:
+    """The median runner's wall of each variant named ``NAME_<number>`` (two or more runs)."""
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        m = re.fullmatch(r"(.+)_(\d+)", r["report"])
+        if m and r["runner"] != "-":
+            groups.setdefault(m.group(1), []).append(float(r["runner"]))
+    return [f"- {name}: median runner's wall {statistics.median(v):.1f} s over {len(v)} runs ({', '.join(f'{x:.1f}' for x in v)})"
+            for name, v in sorted(groups.items()) if len(v) > 1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 epilog="example: python bench/e2e_compare.py /tmp/e2e_out/e2e_*.md")
+    ap.add_argument("reports", nargs="+", type=Path, help="markdown reports of bench/end_to_end_gpu.py")
+    args = ap.parse_args(argv)
+    missing = [str(p) for p in args.reports if not p.is_file()]
+    if missing:
+        ap.error(f"no such report: {', '.join(missing)}")
+    rows = [row(p) for p in args.reports]
+    print("\n".join(table(rows) + [""] + medians(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
