@@ -24,7 +24,8 @@ A GPU analyzer that sets it runs in a child too: one whose GPU work is driven by
 with the threads that feed the other models. Its CUDA context is the child's own:
 
 - its allocator is capped like this process's, to ``Placement.memory_cap_mb`` (the budget less what
-  the other analyzers on the GPU had reserved when it was admitted): an underestimate raises out of
+  the other analyzers on the GPU had reserved when it was admitted) less its CUDA context
+  (``CONTEXT_MB``, which the plan counts in the analyzer's demand): an underestimate raises out of
   memory there, and the error comes back as one (``device_step.is_out_of_memory``), so the
   executor's fallbacks follow;
 - the device step's busy spans come back to the executor (the GPU's busy fraction), and the peak
@@ -70,6 +71,18 @@ logger = logging.getLogger(__name__)
 
 POLL_S = 0.25  # how often the parent looks at the run's stop while the child is quiet
 PROGRESS_STEP = 0.01  # the child reports progress when it moved by this much
+#: device memory a child's own CUDA context takes outside its allocator (an estimate: about 0.5 GB with
+#: torch 2.11 on an H200, less on smaller cards); the plan counts it in the analyzer's demand and the
+#: child's allocator is capped to its room less this (``allocator_cap_mb``)
+CONTEXT_MB = 512.0
+#: the least an allocator is capped to, however small the room
+MIN_ALLOCATOR_MB = 256.0
+
+
+def allocator_cap_mb(room_mb: float) -> float:
+    """The cap for a child's allocator on a GPU where its analyzer has ``room_mb`` (its reservation in the
+    plan, with ``CONTEXT_MB`` in it): the room less the context, which lives outside the allocator."""
+    return max(MIN_ALLOCATOR_MB, room_mb - CONTEXT_MB)
 
 
 class ChildFailure(RuntimeError):
@@ -252,7 +265,7 @@ def exit_in_background(child: _Child) -> None:
     """Let ``child`` exit while the run goes on: a process that imported torch takes a second or
     more to end (its interpreter's teardown, its CUDA context's), and the analyzers that wait for
     this one's track need not wait for that. The child has already unloaded (its models and cached
-    device memory freed); only its CUDA context, which no estimate counts, outlives the track by
+    device memory freed); only its CUDA context (counted in its demand) outlives the track by
     that second. ``wait_for_exits`` collects them at the end of the run."""
     thread = threading.Thread(target=child.stop, name="own-process-exit", daemon=True)
     thread.start()
@@ -384,7 +397,7 @@ def _on_this_gpu(placement: Any, send_conn: _Sender) -> Any:
 
         memory = TorchMemory()  # the run process's CUDA settings (attention, allocator) in this one too
         if placement.memory_cap_mb is not None:
-            memory.cap(placement.device, placement.memory_cap_mb)
+            memory.cap(placement.device, allocator_cap_mb(placement.memory_cap_mb))
     return dataclasses.replace(placement, on_busy=lambda t0, t1: send_conn.send(("busy", (t0, t1))))
 
 

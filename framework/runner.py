@@ -645,6 +645,11 @@ class _Run:
             best = variants[0]
             variants = [Variant(best.precision, measured_one_item_mb(measured, a, best.vram_mb), best.substitutes),
                         *variants[1:]]
+        # on a GPU, a process of its own has a CUDA context of its own, outside any estimate of its models
+        context = own_process.CONTEXT_MB if self._wants_own_process(name, gpu=True) else 0.0
+        if context and variants:
+            variants = [dataclasses.replace(v, vram_mb=v.vram_mb + context) for v in variants]
+        vram_mb = variants[0].vram_mb if variants else (context if device == "gpu" else 0.0)
         seconds = {}
         for kind in ("cpu", "cuda"):
             m = self._measured(a, variants[0].precision if variants else None, kind)
@@ -655,7 +660,7 @@ class _Run:
         # the device step's analyzers, and any other that sizes batches from the plan (fusion's prompts)
         batched = isinstance(a, BatchedAnalyzer) or (getattr(a, "item_vram_mb", 0.0) > 0
                                                      and hasattr(a, "max_batch_size"))
-        return Demand(name, device, variants[0].vram_mb if variants else 0.0, self.deps[name], note=note,
+        return Demand(name, device, vram_mb, self.deps[name], note=note,
                       variants=tuple(variants),
                       forced=self.configured[name].device == "cpu" or a.cpu_always_practical,
                       item_vram_mb=float(a.item_vram_mb) if batched else 0.0,

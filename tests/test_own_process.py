@@ -299,3 +299,38 @@ def test_the_plan_says_which_analyzers_will_run_in_processes_of_their_own(tmp_pa
     monkeypatch.setenv("FRAMEWORK_OWN_PROCESS", "cpu")
     assert plan_video(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"),
                       host=host).own_process == ["t_own_pid"]
+
+
+def test_the_plan_counts_the_cuda_context_of_a_gpu_analyzers_own_process(tmp_path, sample_video, monkeypatch):
+    """A child's CUDA context takes device memory outside its allocator: its analyzer's estimate in the
+    plan carries it (``own_process.CONTEXT_MB``), and the child's allocator is capped to its room less it."""
+    from framework.own_process import CONTEXT_MB, MIN_ALLOCATOR_MB, allocator_cap_mb
+    from framework.runner import plan_video
+
+    one_simulated_gpu(monkeypatch)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            for cls in (OnGpu, Gpu):
+                register(cls)
+
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_own_on_gpu: {}\n  t_own_gpu: {}\n")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    placements = plan_video(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"),
+                            host=host).plan.placements
+    assert placements["t_own_on_gpu"].vram_mb == CONTEXT_MB  # no model, but a context of its own
+    assert placements["t_own_gpu"].vram_mb == 0.0  # in the run's process: its context is the run's
+    monkeypatch.setenv("FRAMEWORK_OWN_PROCESS", "cpu")  # the GPU analyzers stay threads
+    placements = plan_video(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"),
+                            host=host).plan.placements
+    assert placements["t_own_on_gpu"].vram_mb == 0.0
+    # a built-in with a model: the manifest's estimate, and the context when in a process of its own
+    (tmp_path / "builtin.yaml").write_text("analyzers:\n  object_detection: {device: gpu}\n")
+    built_in = build_plugin_manager(load_entrypoints=False)
+    alone = plan_video(sample_video.path, registry=load_registry(tmp_path / "builtin.yaml"), host=built_in)
+    monkeypatch.delenv("FRAMEWORK_OWN_PROCESS")
+    own = plan_video(sample_video.path, registry=load_registry(tmp_path / "builtin.yaml"), host=built_in)
+    assert "object_detection" in own.own_process and "object_detection" not in alone.own_process
+    assert own.plan.placements["object_detection"].vram_mb == alone.plan.placements["object_detection"].vram_mb + CONTEXT_MB
+    assert allocator_cap_mb(8000.0) == 8000.0 - CONTEXT_MB and allocator_cap_mb(100.0) == MIN_ALLOCATOR_MB
