@@ -40,9 +40,9 @@ each analyzer that will likely run in one starts before the plan and imports wha
 collects the exits at its end (``wait_for_exits``).
 
 It runs as a thread instead when no GPU analyzer is in the run (a child costs its imports, about
-a second), when it is profiled (``--profile`` samples threads of this process), when its class
-cannot be imported by name in a fresh interpreter (``importable``), with ``FRAMEWORK_OWN_PROCESS=0``,
-and (GPU analyzers only) with ``FRAMEWORK_OWN_PROCESS=cpu``.
+a second), when its class cannot be imported by name in a fresh interpreter (``importable``), with
+``FRAMEWORK_OWN_PROCESS=0``, and (GPU analyzers only) with ``FRAMEWORK_OWN_PROCESS=cpu``. Profiled
+(``--profile``), the child samples its own threads and writes the report where a thread's would go.
 """
 from __future__ import annotations
 
@@ -156,8 +156,14 @@ class ProcessCall(AnalyzerCall):
     def _analyze(self, inputs: AnalyzerInputs) -> Any:
         sent = {"video": inputs.video, "upstream": inputs.upstream, "work_dir": inputs.work_dir,
                 "streams": [(spec, stream.folder) for spec, stream in inputs.streams.items()],
-                "audio": inputs.audio.path if inputs.audio is not None else None}
+                "audio": inputs.audio.path if inputs.audio is not None else None,
+                "profile_to": self.profile_to}
         return self._ask("analyze", sent, inputs)
+
+    def _sampled(self, run: Any) -> Any:
+        """``--profile``: the child samples its own threads while it analyzes (``_analyzed``); here
+        only this thread's wait for it would be seen."""
+        return run()
 
     def _unload(self) -> None:
         child, self.child = self.child, None
@@ -357,7 +363,7 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
             elif phase == "analyze":
                 assert analyzer is not None
                 with _peak_sent(analyzer, send_conn):
-                    reply = ("ok", analyzer.analyze(_inputs(payload, send_conn)))
+                    reply = ("ok", _analyzed(analyzer, _inputs(payload, send_conn), payload.get("profile_to")))
             elif phase == "unload":
                 if analyzer is not None:
                     device = analyzer.placement.device if analyzer.placement is not None else "cpu"
@@ -383,6 +389,23 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
             send_conn.send_bytes(data)
         except OSError:  # the parent is gone
             return
+
+
+def _analyzed(analyzer: Analyzer, inputs: AnalyzerInputs, profile_to: Path | None) -> Any:
+    """``analyzer.analyze(inputs)``; with ``profile_to`` (``--profile``) its threads in this process
+    sampled and the report written there, as ``AnalyzerCall`` does for a thread of the run."""
+    if profile_to is None:
+        return analyzer.analyze(inputs)
+    from .stack_sampler import StackSampler
+
+    sampler = StackSampler(analyzer.name)
+    try:
+        with sampler:
+            return analyzer.analyze(inputs)
+    finally:
+        report = sampler.write(Path(profile_to))[0]
+        logging.getLogger(__name__).info("%s: where analyze() spent its time (in its own process): %s",
+                                         analyzer.name, report)
 
 
 def _on_this_gpu(placement: Any, send_conn: _Sender) -> Any:

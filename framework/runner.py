@@ -892,15 +892,14 @@ class _Run:
 
     def _in_own_process(self, name: str, placement: Placement) -> bool:
         """Whether this analyzer runs in a child process (``framework.own_process``): it asks to, a
-        GPU analyzer is in the run (it or another), it is not profiled, and its class imports by name."""
+        GPU analyzer is in the run (it or another), and its class imports by name."""
         return self.gpu_in_run and self._wants_own_process(name, gpu=placement.is_gpu)
 
     def _wants_own_process(self, name: str, gpu: bool) -> bool:
         """``_in_own_process`` but for the run's GPU: asked for (class or registry.yaml), allowed
-        (``own_process.wanted``), not profiled, importable by name."""
+        (``own_process.wanted``), importable by name (a profiled one samples itself in its child)."""
         a = self.analyzers[name]
-        return bool(a.own_process and own_process.wanted(gpu=gpu) and name not in self.profile
-                    and own_process.importable(type(a)) is not None)
+        return bool(a.own_process and own_process.wanted(gpu=gpu) and own_process.importable(type(a)) is not None)
 
     def _upstream_problem(self, name: str) -> str | None:
         blocked = self._blocked_upstream(name, finished=True)

@@ -334,3 +334,28 @@ def test_the_plan_counts_the_cuda_context_of_a_gpu_analyzers_own_process(tmp_pat
     assert "object_detection" in own.own_process and "object_detection" not in alone.own_process
     assert own.plan.placements["object_detection"].vram_mb == alone.plan.placements["object_detection"].vram_mb + CONTEXT_MB
     assert allocator_cap_mb(8000.0) == 8000.0 - CONTEXT_MB and allocator_cap_mb(100.0) == MIN_ALLOCATOR_MB
+
+
+def test_a_profiled_analyzer_still_runs_in_its_own_process_and_is_sampled_there(tmp_path, sample_video, monkeypatch):
+    """``--profile NAME`` profiles the analyzer as it runs: in its child, which samples its own threads
+    and writes the report where a thread's would go (the run's ``profiles/``)."""
+    one_simulated_gpu(monkeypatch)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            for cls in (OnGpu, Gpu):
+                register(cls)
+
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_own_on_gpu: {}\n  t_own_gpu: {}\n")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    tracks = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
+                     out_dir=tmp_path / "run", progress=False, profile=["t_own_on_gpu"]).timeline.tracks
+    t = tracks["t_own_on_gpu"]
+    assert t.status == "ok", t.reason
+    assert t.data["pid"] != os.getpid() and t.receipt["own_process"] is True
+    report = (tmp_path / "run" / "profiles" / "t_own_on_gpu.txt").read_text()
+    assert report.startswith("# t_own_on_gpu:")
+    assert "own_process_fixtures.py:analyze" in report  # its 0.2 s in analyze(), seen in the child
+    assert "_answer" not in report  # not the run's thread waiting for the child's answer
+    assert (tmp_path / "run" / "profiles" / "t_own_on_gpu.folded").is_file()
