@@ -68,7 +68,8 @@ case "$what" in
     warm_numba  # (done by prepare already, unless it failed there)
     timed "$name" "$@"; exit $? ;;
   ab)
-    rounds=${2:?usage: device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B"}; a=${3:?}; a_args=$4; b=${5:?}; b_args=$6
+    rounds=${2:?usage: device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B"}
+    a=${3:?}; a_args=$4; b=${5:?}; b_args=$6
     warm_numba
     # shellcheck disable=SC2086  # the ARGS strings split into flags on purpose
     timed "warmup" $a_args; rc=0

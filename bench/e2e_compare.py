@@ -17,7 +17,8 @@ import statistics
 import sys
 from pathlib import Path
 
-SUMMARY = re.compile(r"\*\*whole command ([\d.]+) s wall.*?video-min per GPU-min ([\d.]+|-).*?runner's wall ([\d.]+|-) s"
+SUMMARY = re.compile(r"\*\*whole command ([\d.]+) s wall.*?video-min per GPU-min ([\d.]+|-)"
+                     r".*?runner's wall ([\d.]+|-) s"
                      r"(?:, plan ([\d.]+) s)?(?:, decode ([\d.]+) s)?.*?; (\d+)/(\d+) analyzers ok")
 GRAPHS = re.compile(r"qwen2_vl_temporal: \{[^}]*'prefill_s': ([\d.]+), 'loop_s': ([\d.]+)")
 ORDER = re.compile(r"^- timed run (\d+) in this work folder", re.M)
@@ -63,8 +64,8 @@ def row(path: Path) -> dict[str, str]:
 def table(rows: list[dict[str, str]]) -> list[str]:
     lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     for r in rows:
-        lines.append(f"| {r['report']} | {r['order']} | {r['whole']} | {r['per_gpu_min']} | {r['runner']} | {r['plan']} | "
-                     f"{r['decode']} | {r['vlm']} | {r['prefill_loop']} | {r['fusion_from']} | {r['ok']}/{r['of']} |")
+        lines.append(f"| {r['report']} | {r['order']} | {r['whole']} | {r['per_gpu_min']} | {r['runner']} | "
+                     f"{r['plan']} | {r['decode']} | {r['vlm']} | {r['prefill_loop']} | {r['fusion_from']} | {r['ok']}/{r['of']} |")
     return lines
 
 
@@ -75,8 +76,8 @@ def medians(rows: list[dict[str, str]]) -> list[str]:
         m = re.fullmatch(r"(.+)_(\d+)", r["report"])
         if m and r["runner"] != "-":
             groups.setdefault(m.group(1), []).append(float(r["runner"]))
-    return [f"- {name}: median runner's wall {statistics.median(v):.1f} s over {len(v)} runs ({', '.join(f'{x:.1f}' for x in v)})"
-            for name, v in sorted(groups.items()) if len(v) > 1]
+    return [f"- {name}: median runner's wall {statistics.median(v):.1f} s over {len(v)} runs "
+            f"({', '.join(f'{x:.1f}' for x in v)})" for name, v in sorted(groups.items()) if len(v) > 1]
 
 
 def main(argv: list[str] | None = None) -> int:

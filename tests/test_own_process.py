@@ -45,21 +45,26 @@ def run(tmp_path, video, monkeypatch, *classes, gpu=True, env=None, simulated=Tr
         one_simulated_gpu(monkeypatch)
     for key, value in (env or {}).items():
         monkeypatch.setenv(key, value)
-    every = [*classes, Gpu] if gpu else list(classes)
+    reg, host = registered(tmp_path, [*classes, Gpu] if gpu else list(classes), params)
+    return analyze(video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False,
+                   vram_budget=budget).timeline.tracks
+
+
+def registered(tmp_path, classes, params=None):
+    """(registry, plugin host) of ``classes``, each enabled in ``tmp_path/registry.yaml`` (``params``:
+    their blocks by analyzer name)."""
 
     class Plugin:
         @hookimpl
         def register_analyzers(self, register):
-            for cls in every:
+            for cls in classes:
                 register(cls)
 
     tmp_path.mkdir(parents=True, exist_ok=True)
-    names = "".join(f"  {c.name}: {json.dumps((params or {}).get(c.name, {}))}\n" for c in every)
+    names = "".join(f"  {c.name}: {json.dumps((params or {}).get(c.name, {}))}\n" for c in classes)
     (tmp_path / "registry.yaml").write_text(f"analyzers:\n{names}")
-    reg = load_registry(tmp_path / "registry.yaml")
     host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
-    return analyze(video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False,
-                   vram_budget=budget).timeline.tracks
+    return load_registry(tmp_path / "registry.yaml"), host
 
 
 def test_beside_a_gpu_analyzer_it_runs_in_a_process_of_its_own_and_reads_what_a_thread_reads(
@@ -285,15 +290,8 @@ def test_the_plan_says_which_analyzers_will_run_in_processes_of_their_own(tmp_pa
 
     one_simulated_gpu(monkeypatch)
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            for cls in (OnGpu, PidReporter, Gpu):
-                register(cls)
-
-    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_own_on_gpu: {}\n  t_own_pid: {}\n  t_own_gpu: {}\n")
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
-    report = plan_video(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host)
+    reg, host = registered(tmp_path, [OnGpu, PidReporter, Gpu])
+    report = plan_video(sample_video.path, registry=reg, host=host)
     assert sorted(report.own_process) == ["t_own_on_gpu", "t_own_pid"]  # Gpu does not ask for one
     assert sorted(report.as_dict()["own_process"]) == ["t_own_on_gpu", "t_own_pid"]
     monkeypatch.setenv("FRAMEWORK_OWN_PROCESS", "cpu")
@@ -309,21 +307,12 @@ def test_the_plan_counts_the_cuda_context_of_a_gpu_analyzers_own_process(tmp_pat
 
     one_simulated_gpu(monkeypatch)
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            for cls in (OnGpu, Gpu):
-                register(cls)
-
-    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_own_on_gpu: {}\n  t_own_gpu: {}\n")
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
-    placements = plan_video(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"),
-                            host=host).plan.placements
+    reg, host = registered(tmp_path, [OnGpu, Gpu])
+    placements = plan_video(sample_video.path, registry=reg, host=host).plan.placements
     assert placements["t_own_on_gpu"].vram_mb == CONTEXT_MB  # no model, but a context of its own
     assert placements["t_own_gpu"].vram_mb == 0.0  # in the run's process: its context is the run's
     monkeypatch.setenv("FRAMEWORK_OWN_PROCESS", "cpu")  # the GPU analyzers stay threads
-    placements = plan_video(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"),
-                            host=host).plan.placements
+    placements = plan_video(sample_video.path, registry=reg, host=host).plan.placements
     assert placements["t_own_on_gpu"].vram_mb == 0.0
     # a built-in with a model: the manifest's estimate, and the context when in a process of its own
     (tmp_path / "builtin.yaml").write_text("analyzers:\n  object_detection: {device: gpu}\n")
@@ -341,15 +330,8 @@ def test_a_profiled_analyzer_still_runs_in_its_own_process_and_is_sampled_there(
     and writes the report where a thread's would go (the run's ``profiles/``)."""
     one_simulated_gpu(monkeypatch)
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            for cls in (OnGpu, Gpu):
-                register(cls)
-
-    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_own_on_gpu: {}\n  t_own_gpu: {}\n")
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
-    tracks = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
+    reg, host = registered(tmp_path, [OnGpu, Gpu])
+    tracks = analyze(sample_video.path, registry=reg, host=host,
                      out_dir=tmp_path / "run", progress=False, profile=["t_own_on_gpu"]).timeline.tracks
     t = tracks["t_own_on_gpu"]
     assert t.status == "ok", t.reason
