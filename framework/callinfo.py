@@ -115,15 +115,9 @@ class AnalyzerCall:
 
     def _sampled(self, run: Callable[[], Any]) -> Any:
         """``run()`` with the stacks of this thread and the analyzer's own threads sampled (``StackSampler``)."""
-        from .stack_sampler import StackSampler
+        from .stack_sampler import sampled
 
-        sampler = StackSampler(self.analyzer.name)
-        try:
-            with sampler:
-                return run()
-        finally:
-            report = sampler.write(self.profile_to)[0]  # type: ignore[arg-type]
-            logger.info("%s: where analyze() spent its time: %s", self.analyzer.name, report)
+        return sampled(self.analyzer.name, self.profile_to, run)  # type: ignore[arg-type]
 
     def unload(self) -> CallInfo[Any]:
         self.unload_info = self._traceback_of(CallInfo.from_call(self._unload, "unload"))

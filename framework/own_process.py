@@ -65,6 +65,7 @@ from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
 from .device_step import free_device_memory
 from .process_workers import _Child, child_env, children_supported
+from .warm_imports import import_each
 from .work_streams import switched_on
 
 logger = logging.getLogger(__name__)
@@ -344,11 +345,7 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
         try:
             if phase == "import":  # (an early child, before the plan: what its load will need)
                 importlib.import_module(payload["class"].partition(":")[0])
-                for module in payload["modules"]:
-                    try:
-                        importlib.import_module(module)
-                    except Exception:  # noqa: BLE001 - the load reports a missing package
-                        pass
+                import_each(payload["modules"])  # (a missing package: the load reports it)
                 reply: tuple[str, Any] = ("ok", None)
             elif phase == "load":
                 logging.getLogger().setLevel(payload.get("log_level", logging.WARNING))
@@ -396,16 +393,9 @@ def _analyzed(analyzer: Analyzer, inputs: AnalyzerInputs, profile_to: Path | Non
     sampled and the report written there, as ``AnalyzerCall`` does for a thread of the run."""
     if profile_to is None:
         return analyzer.analyze(inputs)
-    from .stack_sampler import StackSampler
+    from .stack_sampler import sampled
 
-    sampler = StackSampler(analyzer.name)
-    try:
-        with sampler:
-            return analyzer.analyze(inputs)
-    finally:
-        report = sampler.write(Path(profile_to))[0]
-        logging.getLogger(__name__).info("%s: where analyze() spent its time (in its own process): %s",
-                                         analyzer.name, report)
+    return sampled(analyzer.name, Path(profile_to), lambda: analyzer.analyze(inputs), " (in its own process)")
 
 
 def _on_this_gpu(placement: Any, send_conn: _Sender) -> Any:

@@ -23,12 +23,16 @@ does not slow the profiled code down.
 from __future__ import annotations
 
 import collections
+import logging
 import sys
 import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 #: seconds between two looks at the stacks
 DEFAULT_INTERVAL_S = 0.005
@@ -114,6 +118,18 @@ class StackSampler:
         txt.write_text(self.report(), encoding="utf-8")
         folded.write_text(self.folded(), encoding="utf-8")
         return [txt, folded]
+
+
+def sampled(prefix: str, stem: Path, run: Callable[[], _T], where: str = "") -> _T:
+    """``run()`` with this thread's stacks and those of the threads named ``prefix...`` sampled
+    (``framework run --profile``); the report written to ``stem.txt`` and ``stem.folded`` and logged."""
+    sampler = StackSampler(prefix)
+    try:
+        with sampler:
+            return run()
+    finally:
+        report = sampler.write(stem)[0]
+        logger.info("%s: where analyze() spent its time%s: %s", prefix, where, report)
 
 
 def _walk(frame: FrameType | None) -> Iterator[Frame]:

@@ -33,15 +33,17 @@ def warm_up_imports(classes: Iterable[type], name: str = "exporter-imports",
     modules = [m for m in modules if m not in sys.modules]
     if not modules:
         return None
-
-    def work() -> None:
-        for module in modules:
-            try:
-                with turn() if turn is not None else contextlib.nullcontext():
-                    importlib.import_module(module)
-            except Exception as exc:  # noqa: BLE001 - the code that needs it reports a missing module
-                logger.debug("warming up %s: %s", module, exc)
-
-    thread = threading.Thread(target=work, name=name, daemon=True)
+    thread = threading.Thread(target=import_each, args=(modules, turn), name=name, daemon=True)
     thread.start()
     return thread
+
+
+def import_each(modules: Iterable[str], turn: Callable[[], ContextManager[Any]] | None = None) -> None:
+    """Import ``modules`` in order, each inside ``turn()`` when given. A module that fails to import
+    is skipped and left for the code that needs it to report."""
+    for module in modules:
+        try:
+            with turn() if turn is not None else contextlib.nullcontext():
+                importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - the code that needs it reports a missing module
+            logger.debug("warming up %s: %s", module, exc)
