@@ -3,8 +3,10 @@
 - ``decode_graphs``: each one-token decoding step over a static KV cache replayed as a CUDA graph
   (``DecodeGraphs`` stands in for the model's ``forward``), behind a gate that captures only when
   nothing else uses the GPU (``capture_gate``, ``Placement.gpu_to_itself``);
-- ``greedy_loop``: for greedy search, the whole step (forward, token choice, next inputs) one graph.
+- ``greedy_loop``: for greedy search, the whole step (forward, token choice, next inputs) one graph;
+- ``decode_attention``: a decoding step's attention as two matrix products per key/value head
+  (SDPA's kernel for a one-token query over a long cache runs in a few thread blocks).
 
-Used by the description families (``analyzers/vlm/families/hf.py``) and fusion's ``transformers``
-backend (``framework/llm/transformers_backend.py``). Nothing here imports torch at module level.
+Used by the description families (``analyzers/vlm/families/hf.py``; ``decode_attention`` not yet) and
+fusion's ``transformers`` backend (``framework/llm/transformers_backend.py``). Nothing here imports torch at module level.
 """

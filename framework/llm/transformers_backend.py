@@ -17,8 +17,9 @@ Prompts go through the tokenizer's chat template. Models that are not instructio
 
 On a GPU, decoding runs over a static KV cache with each step replayed as a CUDA graph
 (``framework.generation``; ``cuda_graphs: false`` turns it off), greedy search with the whole step
-one graph. A 1.5B model's step is otherwise mostly Python launching kernels: end to end on an H200
-one 768-token answer took 33 s. Graphs are captured only while nothing else uses the GPU
+one graph (a 1.5B model's step is otherwise mostly Python launching kernels: end to end on an H200
+one 768-token answer took 33 s), and a step's attention is two matrix products per key/value head
+(``generation.decode_attention``) instead of SDPA's kernel. Graphs are captured only while nothing else uses the GPU
 (``gpu_to_itself``, which fusion sets from its placement); meanwhile the steps run as is.
 """
 from __future__ import annotations
@@ -108,6 +109,7 @@ class TransformersBackend(LLMBackend):
         self._static_ok = True
         self._loop_ok = True
         self.loop_calls = 0  # generations done in the graphed greedy loop
+        self.decode_attention = False  # decoding steps attend with framework.generation.decode_attention
 
     # --- availability and loading ---------------------------------------------------
     def check_available(self) -> str | None:
@@ -164,6 +166,13 @@ class TransformersBackend(LLMBackend):
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
         model.to(device).eval()
         self.model, self.tokenizer, self.device, self.folder = model, tokenizer, device, folder
+        if device.startswith("cuda"):
+            from ..generation import decode_attention
+
+            note = decode_attention.install(model)  # a decoding step's attention: two products per key head
+            self.decode_attention = note is None and model.config._attn_implementation == decode_attention.NAME
+            if note:
+                self.notes.append(note)
         if self.options.cuda_graphs and device.startswith("cuda"):
             from ..generation import decode_graphs
 
@@ -179,7 +188,10 @@ class TransformersBackend(LLMBackend):
     def cuda_graphs(self) -> dict[str, Any] | None:
         """What the graphs did (captures, replayed steps, steps while the GPU was shared, generations in
         the greedy loop); None off a GPU."""
-        return None if self.graphs is None else {**self.graphs.summary(), "greedy_loop_calls": self.loop_calls}
+        if self.graphs is None:
+            return None
+        extra = {"decode_attention": True} if self.decode_attention else {}
+        return {**self.graphs.summary(), "greedy_loop_calls": self.loop_calls, **extra}
 
     def close(self) -> None:
         if self.model is None:
