@@ -9,7 +9,7 @@ handful of thread blocks. On an H200, Qwen2.5-1.5B (12 query heads, 2 key/value 
 after a 5500-token prompt took 11.0-12.1 ms a step with SDPA, that kernel 56 % of the GPU time;
 6.3 ms with this; 6.4-6.5 ms with transformers' eager attention (after 1000 tokens: 5.8-5.9, 4.4
 and 5.1-5.2 ms; ``bench/results/fusion_step_h200.md``). End to end, fusion's 764 steps took
-3.2-3.7 s instead of 4.1-4.5 s.
+3.2-3.7 s instead of 4.1-4.5 s (``bench/results/end_to_end_h200_ab.md``).
 
 Here a step's query is viewed as (key/value head, queries sharing it), so each head's keys are read
 once, by a batched matrix product; the softmax is in float32, as eager attention's. The mask and
