@@ -13,7 +13,8 @@ backends:
   When the plan places it on a GPU, its text detector (three quarters of the CPU time) runs there
   on whole batches of frames: the same ONNX file converted to torch by ``onnx2torch`` (no
   onnxruntime-gpu needed; without onnx2torch installed it says so and detects on the CPU). Lines
-  are recognized by the worker processes on the CPU; with one engine (``workers: 1``, the default
+  are recognized by the worker processes on the CPU, while the detector runs on the next batch
+  (the device step's ``forward`` and ``postprocess``); with one engine (``workers: 1``, the default
   below 8 CPUs) the engine in the analyzer's process orients and recognizes them on the GPU too.
   Boxes, crops and the decoding of characters stay rapidocr's.
 - ``easyocr``: EasyOCR's CRAFT detector (``easyocr-craft``) and the recognizer for the chosen
@@ -229,7 +230,9 @@ class TextOverlay(BatchedAnalyzer):
     def preprocess(self, items: list[Any]) -> Any:
         return [(frame, thumbnail(frame)) for _, _, frame in items]
 
-    def forward(self, batch: Any) -> list[list[OcrLine]]:
+    def forward(self, batch: Any) -> tuple[list[int], list[int | None], list[np.ndarray], Any]:
+        """Which frames to read, and the device's part of reading them (rapidocr's detector on a GPU);
+        ``postprocess`` reads the lines, on the CPU, while the next batch is here."""
         p = self.params
         todo: list[int] = []
         reuse: list[int | None] = []  # None: read this frame; k: same picture as frame k of the batch (or before)
@@ -241,7 +244,15 @@ class TextOverlay(BatchedAnalyzer):
                 todo.append(k)
                 reuse.append(None)
                 last = thumb
-        read = dict(zip(todo, self.engine.read_many([batch[k][0] for k in todo]))) if todo else {}
+        self._last_thumb = last
+        frames = [batch[k][0] for k in todo]
+        return todo, reuse, frames, self.engine.on_device(frames)
+
+    def postprocess(self, outputs: Any, items: list[Any]) -> list[list[OcrLine]]:
+        """The lines of each frame: read (the engine's CPU part) or reused from the same picture before
+        (the batches come here one at a time, in order)."""
+        todo, reuse, frames, from_device = outputs
+        read = dict(zip(todo, self.engine.on_host(frames, from_device))) if todo else {}
         self.ocr_frames += len(todo)
         out: list[list[OcrLine]] = []
         for k, src in enumerate(reuse):
@@ -249,7 +260,6 @@ class TextOverlay(BatchedAnalyzer):
             out.append(lines)
         if todo:
             self._last_lines = read[todo[-1]]
-        self._last_thumb = last
         return out
 
     def finish(self, results: list[list[OcrLine]], inputs: AnalyzerInputs) -> Track:

@@ -385,3 +385,76 @@ def test_on_a_gpu_rapidocr_detects_there_and_reads_the_caption(tmp_path):
     (event,) = [e for e in track.events if "news" in e.data["text"].lower()]
     assert event.data["text"] == "Breaking News Tonight"
     assert abs(event.start - start) <= 0.5 and abs(event.end - end) <= 0.5, (event.start, event.end)
+
+
+class _Stream:
+    """A frame stream as ``inputs.frames`` gives it: times, length, (time, frame) pairs."""
+
+    def __init__(self, frames):
+        self.frames, self.times = frames, [0.5 * i for i in range(len(frames))]
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __iter__(self):
+        return iter(zip(self.times, self.frames))
+
+
+class _OverlapEngine:
+    """Stands in for rapidocr: ``on_device`` of a batch lets the last batch's ``on_host`` finish, so
+    that ``on_host`` waits (up to a timeout) for the next batch's device part to start."""
+
+    workers, on_gpu = 1, True
+
+    def __init__(self, batches: int):
+        import threading
+
+        self.started = [threading.Event() for _ in range(batches)]  # the device part of batch i began
+        self.log = []
+        self.batch = 0
+
+    def on_device(self, frames):
+        import threading
+
+        self.log.append(("device", self.batch, threading.current_thread().name))
+        self.started[self.batch].set()
+        self.batch += 1
+        return [f"map{i}" for i in range(len(frames))]
+
+    def on_host(self, frames, maps):
+        import threading
+
+        batch = sum(1 for e in self.log if e[0] == "host")
+        overlapped = batch + 1 < len(self.started) and self.started[batch + 1].wait(timeout=5.0)
+        self.log.append(("host", batch, threading.current_thread().name, overlapped))
+        return [[OcrLine(text=f"line {int(f[0, 0, 0])}", box=[0.1, 0.1, 0.5, 0.2], conf=0.9)] for f in frames]
+
+    def close(self):
+        pass
+
+
+def test_lines_are_read_on_the_cpu_while_the_next_batch_is_on_the_device():
+    """The device step's ``forward`` does the engine's device part (rapidocr's detector on a GPU) and
+    ``postprocess`` reads the lines: batch k's lines are read while batch k+1 is on the device, on the
+    step's postprocessing thread; every frame's lines come back in order, unchanged frames reused."""
+    from types import SimpleNamespace
+
+    from framework.device_step import StepReceipt, run_batches
+
+    a = TextOverlay({"batch_size": 4})
+    a.engine = _OverlapEngine(batches=3)
+    # 12 frames, 3 batches; frames 5 and 6 repeat frame 4 (reused, not read)
+    values = [10, 20, 30, 40, 50, 50, 50, 80, 90, 100, 110, 120]
+    frames = [np.full((36, 64, 3), v, np.uint8) for v in values]
+    inputs = SimpleNamespace(frames=lambda spec: _Stream(frames), report=lambda fraction: None)
+    receipt = StepReceipt()
+    results = run_batches(a, inputs, receipt)
+    assert [r[0].text for r in results] == [f"line {v}" for v in values]
+    assert a.ocr_frames == 10 and receipt.batches == 3
+    hosts = [e for e in a.engine.log if e[0] == "host"]
+    devices = [e for e in a.engine.log if e[0] == "device"]
+    assert [e[1] for e in devices] == [0, 1, 2] and [e[1] for e in hosts] == [0, 1, 2]
+    assert all(e[2].startswith("text_overlay-post") for e in hosts)
+    assert not any(e[2].startswith("text_overlay-post") for e in devices)
+    # batches 0 and 1 were read while the next batch was on the device (the last one has no next)
+    assert [e[3] for e in hosts[:2]] == [True, True]

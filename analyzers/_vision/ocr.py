@@ -195,9 +195,17 @@ class RapidOcr:
         return self.read_many([rgb])[0]
 
     def read_many(self, frames: Sequence[np.ndarray]) -> list[list[OcrLine]]:
-        items: Sequence[Any] = frames
-        if self.detector is not None and frames:
-            items = list(zip(frames, self.detector(frames)))
+        return self.on_host(frames, self.on_device(frames))
+
+    def on_device(self, frames: Sequence[np.ndarray]) -> list[np.ndarray] | None:
+        """The part of reading ``frames`` that runs on the device (the device step's ``forward``): the
+        torch detector's probability maps, one per frame; None when the engines detect themselves."""
+        return self.detector(frames) if self.detector is not None and frames else None
+
+    def on_host(self, frames: Sequence[np.ndarray], maps: list[np.ndarray] | None) -> list[list[OcrLine]]:
+        """The rest, on the CPU (the device step's ``postprocess``, beside the next batch's ``on_device``):
+        boxes from the maps, orientation and recognition, by the worker processes or this engine."""
+        items: Sequence[Any] = frames if maps is None else list(zip(frames, maps))
         if self.pool is not None:
             return self.pool.map(items)
         if self.reader is None:
@@ -402,6 +410,14 @@ class EasyOcr:
     def read(self, rgb: np.ndarray) -> list[OcrLine]:
         h, w = rgb.shape[:2]
         return self._lines(self.reader.readtext(np.ascontiguousarray(rgb)), w, h)
+
+    def on_device(self, frames: Sequence[np.ndarray]) -> list[list[OcrLine]]:
+        """Everything: EasyOCR detects and recognizes on its device (``RapidOcr.on_device``'s place)."""
+        return self.read_many(frames)
+
+    def on_host(self, frames: Sequence[np.ndarray], lines: list[list[OcrLine]]) -> list[list[OcrLine]]:
+        """Nothing left to do: the lines ``on_device`` read."""
+        return lines
 
     def read_many(self, frames: Sequence[np.ndarray]) -> list[list[OcrLine]]:
         if len(frames) > 1 and self.device.startswith("cuda"):
