@@ -589,6 +589,7 @@ def track_rows(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]
             "analyze_at_s": r.get("analyze_at_s"), "load_at_s": r.get("load_at_s"), "load_wait_s": r.get("load_wait_s"),
             "cuda_graphs": _cuda_graphs(t.get("data") or {}),
             "busy_s": step.get("busy_s"), "items": step.get("items"),
+            "step_split": {k: step[k] for k in ("busy_s", "preprocess_s", "postprocess_s", "wait_s") if k in step},
             "peak_vram_mb": r.get("peak_vram_mb") if r.get("peak_vram_mb") is not None else t.get("peak_vram_mb"),
             "measured_alone": r.get("measured_alone"),
             "batches": "/".join(str(b) for b in step.get("batch_sizes") or []),
@@ -681,6 +682,11 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
                      f"{r.get('batches') or '-'} | {r.get('fallbacks') or '-'} | {r.get('events', '-')} |")
     graphs = [f"{r['analyzer']}: {r['cuda_graphs']}" for r in rows if r.get("cuda_graphs") is not None]
     lines += ["", "CUDA graphs (the tracks' own account): " + ("; ".join(graphs) or "none reported")]
+    # where a device step's time went: forward (busy), its CPU threads before and after, the device waiting
+    steps = [f"{r['analyzer']}: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in r["step_split"].items())
+             for r in rows if r.get("step_split")]
+    lines += ["", "Device steps (seconds: forward `busy`, `preprocess` and `postprocess` on CPU threads, the device "
+              "waiting for a batch `wait`): " + ("; ".join(steps) or "none reported")]
     lines += ["", "## Did not run", ""]
     lines += [f"- {r['analyzer']}: {r['status']}: {r.get('reason')}"
               + (f" (here: {r['missing_packages']} does not import)" if r.get("missing_packages") else "")
