@@ -51,6 +51,9 @@ def test_anything_but_a_one_token_step_is_sdpas():
     module = Module(2)
     out, _ = decode_attention.attention(module, q, k, v, None, is_causal=True)
     assert torch.equal(out, sdpa(module, q, k, v, None, is_causal=True))
+    # a one-token step with what only SDPA's path knows (a logit soft cap: it refuses it) is SDPA's too
+    with pytest.raises(ValueError, match="softcap"):
+        decode_attention.attention(module, q[:, :, :1], k, v, None, softcap=30.0)
 
 
 def test_a_model_switched_to_it_decodes_the_tokens_sdpa_decodes(tmp_path):

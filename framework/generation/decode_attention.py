@@ -33,7 +33,8 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
 
     batch, heads, q_len, dim = query.shape
     kv_heads, kv_len = key.shape[1], key.shape[2]
-    if (q_len != 1 or dropout or kwargs.get("position_bias") is not None or heads % kv_heads
+    if (q_len != 1 or dropout or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None
+            or kwargs.get("output_attentions") or heads % kv_heads
             or value.shape[-1] != dim
             or (attention_mask is not None and (attention_mask.ndim != 4 or attention_mask.shape[1:3] != (1, 1)))):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
