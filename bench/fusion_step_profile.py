@@ -16,6 +16,7 @@ never quality.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import tempfile
 import time
@@ -139,10 +140,12 @@ def main() -> None:
             if device == "cuda":
                 torch.cuda.empty_cache()
     lines += ["", f"## Kernels of one generation ({args.attn.split(',')[0]}, the last prompt length)", "", table]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    report = "\n".join(lines) + "\n"
+    if args.out:  # (the rows went to stderr as they came)
+        args.out.write_text(report)
+        logging.getLogger(__name__).info("wrote %s", args.out)
+    else:
+        print(report)
 
 
 if __name__ == "__main__":
