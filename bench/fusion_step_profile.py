@@ -29,10 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 def timed_generate(backend, prompt: int, new: int) -> tuple[float, dict]:
     """One generation of ``new`` tokens after a random prompt of ``prompt`` tokens: (seconds, graphs' account)."""
-    import torch
-
-    ids = torch.randint(10, min(30000, backend.model.config.vocab_size), (1, prompt))
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    inputs = random_prompt(backend, prompt)
     before = counters(backend)
     sync()
     t = time.perf_counter()
@@ -40,6 +37,14 @@ def timed_generate(backend, prompt: int, new: int) -> tuple[float, dict]:
     sync()
     wall, after = time.perf_counter() - t, counters(backend)
     return wall, {k: round(after[k] - before[k], 3) for k in after}
+
+
+def random_prompt(backend, prompt: int) -> dict:
+    """One row of ``prompt`` random token ids within the model's vocabulary, all attended."""
+    import torch
+
+    ids = torch.randint(10, min(30000, backend.model.config.vocab_size), (1, prompt))
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
 def counters(backend) -> dict:
@@ -60,8 +65,7 @@ def kernel_table(backend, prompt: int, new: int, rows: int) -> str:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    ids = torch.randint(10, min(30000, backend.model.config.vocab_size), (1, prompt))
-    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    inputs = random_prompt(backend, prompt)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
     with profile(activities=activities) as prof:
         backend._generate(inputs, new, 0.0)

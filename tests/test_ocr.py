@@ -3,6 +3,7 @@ video as one event with the right start and end; readings that differ by a lette
 caption; the EasyOCR backend resolves its weights from the manifest and never downloads."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -407,23 +408,17 @@ class _OverlapEngine:
     workers, on_gpu = 1, True
 
     def __init__(self, batches: int):
-        import threading
-
         self.started = [threading.Event() for _ in range(batches)]  # the device part of batch i began
         self.log = []
         self.batch = 0
 
     def on_device(self, frames):
-        import threading
-
         self.log.append(("device", self.batch, threading.current_thread().name))
         self.started[self.batch].set()
         self.batch += 1
         return [f"map{i}" for i in range(len(frames))]
 
     def on_host(self, frames, maps):
-        import threading
-
         batch = sum(1 for e in self.log if e[0] == "host")
         overlapped = batch + 1 < len(self.started) and self.started[batch + 1].wait(timeout=5.0)
         self.log.append(("host", batch, threading.current_thread().name, overlapped))

@@ -167,16 +167,14 @@ class TransformersBackend(LLMBackend):
         model.to(device).eval()
         self.model, self.tokenizer, self.device, self.folder = model, tokenizer, device, folder
         if device.startswith("cuda"):
-            from ..generation import decode_attention
+            from ..generation import decode_attention, decode_graphs
 
             note = decode_attention.install(model)  # a decoding step's attention: two products per key head
             self.decode_attention = note is None and model.config._attn_implementation == decode_attention.NAME
             if note:
                 self.notes.append(note)
-        if self.options.cuda_graphs and device.startswith("cuda"):
-            from ..generation import decode_graphs
-
-            self.graphs = decode_graphs.install(model, self.notes, self._capture_gate)
+            if self.options.cuda_graphs:
+                self.graphs = decode_graphs.install(model, self.notes, self._capture_gate)
         self._window = self.options.context_window or int(getattr(config, "max_position_embeddings", 0) or 4096)
 
     def _capture_gate(self) -> ContextManager[bool]:
