@@ -434,6 +434,9 @@ REGISTRY_FLAGS = {
                                      "false), e.g. --thread object_detection,product_detection, to compare"),
     "child": ("own_process", True, "run these analyzers in processes of their own (registry.yaml own_process: "
                                    "true), e.g. --child qwen2_vl_temporal, to compare"),
+    "high-priority": ("gpu_stream_priority", "high", "give these analyzers a CUDA stream of the highest priority "
+                                                  "(registry.yaml gpu_stream_priority: high), e.g. --high-priority "
+                                                  "qwen2_vl_temporal, to compare"),
     "cpu": ("device", "cpu", "run these analyzers on the CPU (registry.yaml device: cpu), e.g. --cpu text_overlay "
                              "(rapidocr's detector on the CPU, as before the thirteenth session), to compare"),
 }
@@ -837,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     keys: dict[str, dict[str, Any]] = {}
     for flag, (key, value, _text) in REGISTRY_FLAGS.items():
-        for n in filter(None, getattr(args, flag).split(",")):
+        for n in filter(None, getattr(args, flag.replace("-", "_")).split(",")):
             keys.setdefault(n, {})[key] = value
     if args.disable or args.param or keys:
         prep["registry"] = str(registry_variant(Path(prep["registry"]), [n for n in args.disable.split(",") if n],

@@ -33,6 +33,8 @@ class AnalyzerEntry(BaseModel):
     device: Literal["cpu", "gpu", "auto"] | None = None
     # a process of its own in runs that use a GPU (``Analyzer.own_process``); None: the analyzer's default
     own_process: bool | None = None
+    # its CUDA stream's priority on a GPU (``Analyzer.gpu_stream_priority``); None: the analyzer's default
+    gpu_stream_priority: Literal["normal", "high"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -59,6 +61,7 @@ class ConfiguredAnalyzer:
     device: str
     host: Any = field(default=None, repr=False, compare=False)  # the PluginHost the class came from
     own_process: bool | None = None  # registry.yaml's choice over the class's ``own_process`` (None: the class's)
+    gpu_stream_priority: str | None = None  # registry.yaml's over the class's ``gpu_stream_priority`` (None: the class's)
 
     def instantiate(self) -> Analyzer:
         """The analyzer with its params, told the plugin host (what other plugins registered)."""
@@ -67,6 +70,8 @@ class ConfiguredAnalyzer:
             analyzer.host = self.host
         if self.own_process is not None:
             analyzer.own_process = self.own_process  # type: ignore[misc]  # this instance only
+        if self.gpu_stream_priority is not None:
+            analyzer.gpu_stream_priority = self.gpu_stream_priority  # type: ignore[misc]  # this instance only
         return analyzer
 
 
@@ -121,7 +126,8 @@ class Registry:
                                                         prefix=("analyzers", name, "params")))
                 continue
             out.append(ConfiguredAnalyzer(name, cls, params, entry.enabled,
-                                          entry.device or self.config.device, host, entry.own_process))
+                                          entry.device or self.config.device, host, entry.own_process,
+                                          entry.gpu_stream_priority))
         if problems:
             raise RegistryError("\n".join(problems))
         listed = {c.name for c in out}
