@@ -260,8 +260,6 @@ def main() -> None:
     ap.add_argument("--static-cache", action="store_true", help="also measure the largest batch with a static KV cache")
     ap.add_argument("--compile", action="store_true", help="also measure the largest batch with torch.compile")
     ap.add_argument("--no-graphs", action="store_true", help="also measure the largest batch without CUDA graphs")
-    ap.add_argument("--decode-attention", choices=("on", "off"), default=None,
-                    help="also measure the largest batch with decode_attention on (or off)")
     ap.add_argument("--dtype", default=None, help="bfloat16 (default on CUDA) or float32 (default on CPU)")
     ap.add_argument("--work", type=Path, default=None, help="folder for snapshots and clips (default: /dev/shm or tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (snapshots are reused)")
@@ -298,9 +296,6 @@ def main() -> None:
             runs.append((f"compile+static b{top}", clip, {"batch_size": top, "static_cache": True, "compile": True}))
         if args.no_graphs:
             runs.append((f"no CUDA graphs b{top}", clip, {"batch_size": top, "cuda_graphs": False}))
-        if args.decode_attention:
-            runs.append((f"decode attention {args.decode_attention} b{top}", clip,
-                         {"batch_size": top, "decode_attention": args.decode_attention == "on"}))
         if not args.no_context:
             runs.append(("context (serial)", ctx_clip, {"context": True}))
         for name, video, extra in runs:

@@ -40,17 +40,14 @@ def requests():
 
 
 def describe(folder, graphs_class=None, new_tokens=8, min_new_tokens=None, loop=False, family="qwen2_vl",
-             decode_attention=False, **generation):
+             **generation):
     """Token ids from the tiny Qwen2-VL: plain ``generate``, or with ``graphs_class`` in front of
-    its forward (static cache, as on CUDA), in transformers' loop or (``loop``) in greedy_loop's;
-    with ``decode_attention``, its steps attend as on CUDA (``HFFamily.install_decode_attention``).
+    its forward (static cache, as on CUDA), in transformers' loop or (``loop``) in greedy_loop's.
     ``generation``: settings of the model's generation config (a repetition penalty, its end tokens)."""
     fam = family_class(family)(GenerationOptions(
         max_new_tokens=new_tokens, min_new_tokens=new_tokens if min_new_tokens is None else min_new_tokens,
         static_cache=graphs_class is not None))
     fam.load(folder, "cpu", None)
-    if decode_attention:
-        fam.install_decode_attention()
     for key, value in generation.items():
         setattr(fam.model.generation_config, key, value)
     if graphs_class is not None:
@@ -130,20 +127,18 @@ def test_the_family_puts_the_graphs_in_front_only_on_cuda(tiny_vlm):  # noqa: F8
 @pytest.mark.gpu
 @pytest.mark.parametrize("settings", [{}, {"repetition_penalty": 1.6}])
 def test_real_cuda_graphs_give_the_tokens_of_plain_generate(tiny_vlm, settings):  # noqa: F811
-    """On CUDA: the graphed greedy loop (with SDPA's or ``decode_attention``'s steps), and
-    transformers' loop with each forward replayed, give the tokens of plain ``generate`` (two batches each)."""
+    """On CUDA: the graphed greedy loop, and transformers' loop with each forward replayed, give
+    the tokens of plain ``generate`` (two batches each)."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     runs = {}
-    for way in ("plain", "loop", "per step", "loop, decode attention"):
+    for way in ("plain", "loop", "per step"):
         fam = family_class("qwen2_vl")(GenerationOptions(max_new_tokens=12, min_new_tokens=12,
-                                                         cuda_graphs=way != "plain",
-                                                         decode_attention=way == "loop, decode attention"))
+                                                         cuda_graphs=way != "plain"))
         fam.load(tiny_vlm("qwen2-vl"), "cuda", "fp32")
-        assert fam.decode_attention is (way == "loop, decode attention")
         for key, value in settings.items():
             setattr(fam.model.generation_config, key, value)
-        fam._loop_ok = way.startswith("loop")
+        fam._loop_ok = way == "loop"
         prepared = fam.prepare(requests())
         runs[way] = [fam.generate(prepared).cpu() for _ in range(2)]
         if way != "plain":
@@ -154,8 +149,8 @@ def test_real_cuda_graphs_give_the_tokens_of_plain_generate(tiny_vlm, settings):
             assert g is not None and g.enabled and graph_notes == [], fam.notes
             # loop: 3 tokens from transformers, 9 in the loop (1 as is, 8 replayed); per step: 11
             # decoding steps (1 as is, then 10 replayed)
-            assert (g.captures, g.replays) == ((2, 16) if way.startswith("loop") else (2, 20)), way
-    for way in ("loop", "per step", "loop, decode attention"):
+            assert (g.captures, g.replays) == ((2, 16) if way == "loop" else (2, 20)), way
+    for way in ("loop", "per step"):
         for got, want in zip(runs[way], runs["plain"]):
             assert torch.equal(got, want), way
 
@@ -292,41 +287,6 @@ def test_the_graphed_greedy_loop_gives_the_tokens_of_plain_generate(tiny_vlm, ki
     # per batch of 8: transformers takes 3 tokens (2 decoding steps), the loop 5: the first as is,
     # then one capture and 4 replays
     assert fam.notes == [] and g.captures == 2 and g.replays == 2 * 4 and g.shared_steps == 0
-
-
-@pytest.mark.parametrize("kind,family", [("qwen2-vl", "qwen2_vl"), ("qwen2.5-vl", "qwen2_5_vl")])
-def test_the_loop_with_decode_attention_gives_the_tokens_of_sdpa(tiny_vlm, kind, family, monkeypatch):  # noqa: F811
-    """The language model's one-token steps in ``decode_attention`` (as the family installs it on CUDA),
-    the prefill and the vision tower in SDPA: the tokens of SDPA's steps, in the graphed greedy loop."""
-    from framework.generation import decode_attention
-
-    want = describe(tiny_vlm(kind), RunAtReplay, loop=True, family=family)[1]
-    steps = []
-    real = decode_attention.attention
-
-    def counted(module, query, *args, **kwargs):
-        steps.append(query.shape[2])
-        return real(module, query, *args, **kwargs)
-
-    monkeypatch.setattr(decode_attention, "attention", counted)  # (what register() puts in the interface)
-    try:
-        fam, got = describe(tiny_vlm(kind), RunAtReplay, loop=True, family=family, decode_attention=True)
-    finally:
-        monkeypatch.undo()
-        decode_attention.register()  # the real one in transformers' interface again
-    assert fam.decode_attention and fam.notes == [] and fam.describe_model()["decode_attention"] is True
-    assert fam.model.config._attn_implementation == decode_attention.NAME
-    for g, w in zip(got, want):
-        assert torch.equal(g, w)
-    assert steps.count(1) > 0 and any(n > 1 for n in steps)  # one-token steps here; the prefill passed through
-
-
-def test_decode_attention_is_the_familys_default_unless_set():
-    for family in ("qwen2_vl", "qwen2_5_vl", "smolvlm", "llava_next_video"):
-        cls = family_class(family)
-        assert cls(GenerationOptions()).wants_decode_attention() is cls.decode_attention_by_default
-        assert cls(GenerationOptions(decode_attention=True)).wants_decode_attention() is True
-        assert cls(GenerationOptions(decode_attention=False)).wants_decode_attention() is False
 
 
 @pytest.mark.parametrize("case", ["repetition penalty", "an end token", "an end token after min_new_tokens"])

@@ -169,9 +169,6 @@ class SceneDescription(BatchedAnalyzer):
         cuda_graphs: bool | None = Field(None, description="replay each decoding step as a CUDA graph over a "
                                          "static KV cache (CUDA; off with compile); default: on for Qwen2-VL "
                                          "(checked on a GPU) and Qwen2.5-VL (its decoder; checked on the CPU)")
-        decode_attention: bool | None = Field(None, description="the language model's decoding steps attend "
-                                              "with two matrix products per key/value head instead of SDPA "
-                                              "(CUDA); default: the family's")
         timeout_s: float = Field(120.0, gt=0, description="openai: seconds to wait for one answer")
 
         @model_validator(mode="after")
@@ -263,7 +260,7 @@ class SceneDescription(BatchedAnalyzer):
         self._device = "cuda" if device == "gpu" else device
         options = GenerationOptions(max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens,
                                     temperature=p.temperature, static_cache=p.static_cache, compile=p.compile,
-                                    cuda_graphs=p.cuda_graphs, decode_attention=p.decode_attention)
+                                    cuda_graphs=p.cuda_graphs)
         if p.backend == "openai":
             family = family_class("openai")(options, base_url=p.base_url, model=p.api_model or p.model,
                                             api_key_env=p.api_key_env, timeout_s=p.timeout_s)

@@ -55,7 +55,6 @@ class GenerationOptions:
     static_cache: bool = False       # generate(cache_implementation="static") where the model supports it
     compile: bool = False            # torch.compile the forward (with the static cache; CUDA)
     cuda_graphs: bool | None = None  # replay decoding steps as CUDA graphs (CUDA; static cache); None: the family's default
-    decode_attention: bool | None = None  # decoding steps' attention as matrix products (CUDA, SDPA); None: the family's default
     seed: int = 0
 
 

@@ -23,7 +23,7 @@ from framework import AnalyzerUnavailable
 from framework.device_step import is_out_of_memory
 from framework.devices import attention_without_cudnn
 
-from framework.generation import decode_attention, decode_graphs, greedy_loop
+from framework.generation import decode_graphs, greedy_loop
 from .base import Answer, Family, torch_dtype
 
 logger = logging.getLogger(__name__)
@@ -62,9 +62,6 @@ class HFFamily(Family):
     #: CUDA graphs when ``cuda_graphs`` is not set: on for the families whose graphed decoding was
     #: checked on a GPU against plain ``generate`` (the words must not change)
     graphs_by_default: ClassVar[bool] = False
-    #: ``decode_attention`` when not set: the language model's one-token steps attend with
-    #: ``framework.generation.decode_attention`` (on CUDA, for a model on SDPA)
-    decode_attention_by_default: ClassVar[bool] = False
 
     def __init__(self, options=None):
         super().__init__(options)
@@ -75,7 +72,6 @@ class HFFamily(Family):
         self.graphs: decode_graphs.DecodeGraphs | None = None
         self._loop_ok = True  # greedy_loop does this model's decoding (until it says it cannot)
         self.fp8: dict[str, Any] | None = None  # what quantize_linears did (precision fp8)
-        self.decode_attention = False  # the decoding steps attend with framework.generation.decode_attention
 
     # --- loading --------------------------------------------------------------------------------
     def _model_cls(self) -> Any:
@@ -110,9 +106,7 @@ class HFFamily(Family):
                 self.notes.append("forward compiled with torch.compile")
             else:
                 self.notes.append("compile is for CUDA only; not compiled on the CPU")
-        if self.wants_decode_attention() and self.device.startswith("cuda"):
-            self.install_decode_attention()
-        if not self.options.compile and self.wants_graphs() and self.device.startswith("cuda"):
+        elif self.wants_graphs() and self.device.startswith("cuda"):
             self.graphs = decode_graphs.install(self.model, self.notes, self._capture_gate, self.decode_unused)
         if self.device.startswith("cuda"):
             attention_without_cudnn(torch)  # a run's executor did already; `framework describe` has none
@@ -131,19 +125,6 @@ class HFFamily(Family):
         """``cuda_graphs`` as set, else the family's default (``graphs_by_default``)."""
         return self.graphs_by_default if self.options.cuda_graphs is None else self.options.cuda_graphs
 
-    def wants_decode_attention(self) -> bool:
-        """``decode_attention`` as set, else the family's default (``decode_attention_by_default``)."""
-        wanted = self.options.decode_attention
-        return self.decode_attention_by_default if wanted is None else wanted
-
-    def install_decode_attention(self) -> None:
-        """Switch the loaded model's attention to ``decode_attention`` (its one-token steps; SDPA's
-        for the prefill and the vision tower); a model that cannot switch keeps SDPA, and the note says why."""
-        note = decode_attention.install(self.model)
-        self.decode_attention = note is None and self.model.config._attn_implementation == decode_attention.NAME
-        if note:
-            self.notes.append(note)
-
     def _capture_gate(self) -> ContextManager[bool]:
         """Whether a CUDA graph may be captured now (``decode_graphs.capture_gate``): once this
         family's preparation of the next batch is done, when no other analyzer is on the GPU."""
@@ -157,8 +138,6 @@ class HFFamily(Family):
                 "parameters": int(sum(p.numel() for p in self.model.parameters())), "device": self.device}
         if self.graphs is not None:
             info["cuda_graphs"] = self.graphs.summary()
-        if self.decode_attention:
-            info["decode_attention"] = True
         if self.fp8 is not None:
             info["fp8"] = self.fp8
         return info
