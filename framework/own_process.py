@@ -70,10 +70,6 @@ from .work_streams import switched_on
 
 logger = logging.getLogger(__name__)
 
-#: under an MPS server, the share of the GPU's SMs (percent) each analyzer's process may use
-#: (``CUDA_MPS_ACTIVE_THREAD_PERCENTAGE`` in its environment); the run's own process is not limited
-CHILD_GPU_PERCENT_ENV = "FRAMEWORK_CHILD_GPU_PERCENT"
-
 POLL_S = 0.25  # how often the parent looks at the run's stop while the child is quiet
 PROGRESS_STEP = 0.01  # the child reports progress when it moved by this much
 #: device memory a child's own CUDA context takes outside its allocator (an estimate: about 0.5 GB with
@@ -149,7 +145,7 @@ class ProcessCall(AnalyzerCall):
             except ChildFailure:
                 pass
         else:
-            self.child = _Child(0, analyzer_child_env(), module=__name__)
+            self.child = _Child(0, child_env(), module=__name__)
         placement = self.analyzer.placement
         self.on_busy = placement.on_busy if placement is not None else None
         if placement is not None:  # what calls back into this process stays here; busy spans are relayed
@@ -229,16 +225,6 @@ class ProcessCall(AnalyzerCall):
         return info
 
 
-def analyzer_child_env() -> dict[str, str]:
-    """The environment of an analyzer's process: this one's (``child_env``), and with
-    ``FRAMEWORK_CHILD_GPU_PERCENT`` set, that share of the SMs under an MPS server (none without one)."""
-    env = child_env()
-    share = os.environ.get(CHILD_GPU_PERCENT_ENV)
-    if share:
-        env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] = share
-    return env
-
-
 class EarlyChildren:
     """Processes started for analyzers that will likely run in processes of their own, when the run
     starts (before the plan, as the early decode): each imports its class's module and ``warm_imports``
@@ -253,7 +239,7 @@ class EarlyChildren:
             where = importable(cls)
             if where is None:
                 continue
-            child = _Child(0, analyzer_child_env(), module=__name__)
+            child = _Child(0, child_env(), module=__name__)
             child.send_conn.send(("import", {"class": where, "modules": list(getattr(cls, "warm_imports", ()))}))
             self._children[name] = child
 

@@ -341,16 +341,3 @@ def test_a_profiled_analyzer_still_runs_in_its_own_process_and_is_sampled_there(
     assert "own_process_fixtures.py:analyze" in report  # its 0.2 s in analyze(), seen in the child
     assert "_answer" not in report  # not the run's thread waiting for the child's answer
     assert (tmp_path / "run" / "profiles" / "t_own_on_gpu.folded").is_file()
-
-
-def test_under_mps_the_analyzers_processes_may_be_given_a_share_of_the_sms(monkeypatch):
-    from framework.own_process import CHILD_GPU_PERCENT_ENV, analyzer_child_env
-
-    monkeypatch.delenv(CHILD_GPU_PERCENT_ENV, raising=False)
-    monkeypatch.delenv("CUDA_MPS_ACTIVE_THREAD_PERCENTAGE", raising=False)
-    assert "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE" not in analyzer_child_env()
-    monkeypatch.setenv(CHILD_GPU_PERCENT_ENV, "30")
-    assert analyzer_child_env()["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] == "30"
-    import os
-
-    assert "CUDA_MPS_ACTIVE_THREAD_PERCENTAGE" not in os.environ  # this process is not limited
