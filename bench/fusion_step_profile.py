@@ -89,7 +89,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--prompts", default="1000,5500", help="prompt lengths to time (comma list)")
     ap.add_argument("--new", type=int, default=256, help="new tokens per generation")
-    ap.add_argument("--rows", type=int, default=25, help="kernels listed")
+    ap.add_argument("--rows", type=int, default=25, help="kernels listed (0: no profiled generation)")
     ap.add_argument("--attn", default="framework_decode,sdpa",
                     help="attention implementations to time (comma list: framework_decode (the backend's "
                          "default on a GPU: generation.decode_attention), sdpa, eager)")
@@ -121,7 +121,9 @@ def main() -> None:
             make_tiny_chat_model(folder)
         else:
             folder, _ = build_model(folder)
-        for attn in args.attn.split(","):
+        for spec in args.attn.split(","):
+            attn, _, scores = spec.partition(":")  # framework_decode:mul -> decode_attention.SCORES = "mul"
+            decode_attention.SCORES = scores or "mm"
             backend = TransformersBackend({"model": str(folder), "device": device, "dtype": "bfloat16"})
             backend.load()
             decode_attention.register()  # (on a GPU the backend did; here for --tiny on a CPU)
@@ -134,16 +136,17 @@ def main() -> None:
                 wall, d = timed_generate(backend, prompt, args.new)
                 steps = d.get("replayed_steps", 0)
                 per = 1e3 * d.get("loop_s", 0) / max(1, steps)
-                lines.append(f"| {attn} | {prompt} | {args.new} | {wall:.2f} | {d.get('prefill_s', 0):.3f} | "
+                lines.append(f"| {spec} | {prompt} | {args.new} | {wall:.2f} | {d.get('prefill_s', 0):.3f} | "
                              f"{d.get('loop_s', 0):.3f} | {steps} | {per:.2f} |")
                 print(lines[-1], file=sys.stderr, flush=True)
-            if attn == args.attn.split(",")[0]:
+            if spec == args.attn.split(",")[0] and args.rows:
                 last = int(args.prompts.split(",")[-1])
                 table = kernel_table(backend, last, args.new, args.rows)
             del backend
             if device == "cuda":
                 torch.cuda.empty_cache()
-    lines += ["", f"## Kernels of one generation ({args.attn.split(',')[0]}, the last prompt length)", "", table]
+    if args.rows:
+        lines += ["", f"## Kernels of one generation ({args.attn.split(',')[0]}, the last prompt length)", "", table]
     report = "\n".join(lines) + "\n"
     if args.out:  # (the rows went to stderr as they came)
         args.out.write_text(report)

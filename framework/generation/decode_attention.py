@@ -23,6 +23,8 @@ from typing import Any
 
 #: the attention implementation's name in transformers' registries
 NAME = "framework_decode"
+#: how a step's scores are computed (bench variants, read at each call): mm, mm8, mul, mulf
+SCORES = "mm"
 
 
 def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
@@ -40,10 +42,25 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scale = dim ** -0.5 if scaling is None else scaling
-    q = query.reshape(batch, kv_heads, heads // kv_heads, dim)  # query head h shares key/value head h // group
+    group = heads // kv_heads
+    q = query.reshape(batch, kv_heads, group, dim)  # query head h shares key/value head h // group
+    if SCORES in ("mul", "mulf"):
+        qq = q.float() if SCORES == "mulf" else q
+        scores = (qq.unsqueeze(-2) * key.unsqueeze(2)).sum(-1, dtype=torch.float32) * scale  # (b, kv, group, keys)
+        if attention_mask is not None:
+            mask = attention_mask[..., :kv_len]  # (batch or 1, 1, 1, keys)
+            if mask.dtype == torch.bool:
+                scores = scores.masked_fill(~mask, float("-inf"))
+            else:
+                scores = scores + mask.float()
+        probs = torch.softmax(scores, dim=-1).to(value.dtype)
+        out = torch.matmul(probs, value)  # (batch, kv heads, group, dim)
+        return out.reshape(batch, 1, heads, dim), None
+    if SCORES == "mm8" and group % 8:
+        q = torch.nn.functional.pad(q, (0, 0, 0, 8 - group % 8))
     # keys times queries (not queries times keys): a tall product that spreads over the keys, where
     # cuBLAS ran the other way round as a matrix-vector kernel, one key/value head per block
-    scores = torch.matmul(key, q.transpose(-1, -2)).float() * scale  # (batch, kv heads, keys, group)
+    scores = torch.matmul(key, q.transpose(-1, -2))[..., :group].float() * scale  # (batch, kv heads, keys, group)
     if attention_mask is not None:
         mask = attention_mask[..., :kv_len].transpose(-1, -2)  # (batch or 1, 1, keys, 1), as SDPA reads it
         if mask.dtype == torch.bool:
