@@ -12,6 +12,8 @@ Random weights never stop, so every generation makes exactly ``--new`` tokens: t
 never quality.
 
     python bench/fusion_step_profile.py --attn framework_decode,sdpa,eager --out $OUT/fusion_step.md
+    # decode_attention's ways of computing the scores (``decode_attention.SCORE_WAYS``), side by side
+    python bench/fusion_step_profile.py --attn framework_decode:mul,framework_decode:mm,framework_decode:mulf,framework_decode:mm8,sdpa --rows 20
 """
 from __future__ import annotations
 
