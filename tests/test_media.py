@@ -272,6 +272,30 @@ def test_many_specs_one_pass(sample_video, tmp_path):
     assert seen and seen[-1] == 1.0 and seen == sorted(seen)
 
 
+def test_streams_of_one_size_share_the_scaling_of_a_frame_they_both_sample(sample_video, tmp_path, monkeypatch):
+    """A 1 fps and a 2 fps stream of one size: every 1 fps frame is a 2 fps one, scaled once for both."""
+    from av.video.reformatter import VideoReformatter
+
+    calls = []
+    real = VideoReformatter.reformat
+
+    def counted(self, frame, width, height, *args, **kwargs):
+        calls.append((width, height))
+        return real(self, frame, width, height, *args, **kwargs)
+
+    monkeypatch.setattr(VideoReformatter, "reformat", counted)
+    meta = probe(sample_video.path)
+    one, two, gray = FrameSpec(1, 96), FrameSpec(2, 96), FrameSpec(1, 96, pix_fmt="gray")
+    out = decode(sample_video.path, meta, [one, two, gray], False, tmp_path / "cache")
+    a, b, g = out.streams[one], out.streams[two], out.streams[gray]
+    assert len(a) == 12 and len(b) == 24 and len(g) == 12
+    at = {round(t, 3): i for i, t in enumerate(b.times)}
+    for i, t in enumerate(a.times):  # the same frames, the same pixels
+        assert np.array_equal(a.frames[i], b.frames[at[round(t, 3)]])
+    # 24 scalings to 96x54 in colour (not 36), and the gray stream's 12 of its own
+    assert len(calls) == 24 + 12
+
+
 def test_audio_is_16k_mono_and_in_sync(sample_video, tmp_path):
     meta = probe(sample_video.path)
     out = decode(sample_video.path, meta, [], True, tmp_path / "cache")

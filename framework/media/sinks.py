@@ -84,16 +84,24 @@ class VideoSink:
         return t
 
     def _convert(self, frame: Any, t: float, wanted: list) -> None:
-        """Scale ``frame`` for every stream in ``wanted`` and append it to them."""
+        """Scale ``frame`` for every stream in ``wanted`` and append it to them. Streams of one size
+        and pixel format that sample the same frame share one scaling of it (e.g. a 1 fps and a 2 fps
+        stream of 960-wide frames: every 1 fps frame is a 2 fps one; scaling a 720p frame to 960x540
+        takes longer than decoding it)."""
         src_range = 2 if frame.color_range == 2 else None  # full-range YUV tagged as such (JPEG)
+        scaled: dict[tuple[int, int, str], np.ndarray] = {}
         for writer, reformatter, cw, ch in wanted:
-            # threads=1: this runs beside the decoder's own threads; swscale's slice threads
-            # cost ~25 % more CPU on these small outputs and gain nothing
-            out = reformatter.reformat(frame, cw, ch, writer.spec.pix_fmt, interpolation=self.interpolation,
-                                       src_color_range=src_range, threads=1)
-            pixels = out.to_ndarray()
-            if self.k_ccw:
-                pixels = np.rot90(pixels, self.k_ccw)
+            key = (cw, ch, writer.spec.pix_fmt)
+            pixels = scaled.get(key)
+            if pixels is None:
+                # threads=1: this runs beside the decoder's own threads; swscale's slice threads
+                # cost ~25 % more CPU on these small outputs and gain nothing
+                out = reformatter.reformat(frame, cw, ch, writer.spec.pix_fmt, interpolation=self.interpolation,
+                                           src_color_range=src_range, threads=1)
+                pixels = out.to_ndarray()
+                if self.k_ccw:
+                    pixels = np.rot90(pixels, self.k_ccw)
+                scaled[key] = pixels
             writer.write(t, pixels)
 
     def _convert_loop(self) -> None:
