@@ -92,10 +92,14 @@ def test_top_level_registry_device_cpu_applies_to_every_analyzer(tmp_path, sampl
     assert LOADED_ON["t_fake_gpu"] == "cpu"
 
 
+@pytest.mark.parametrize("entries, high", [("t_batch: {}\n  t_stepper: {}", "t_stepper"),
+                                           ("t_batch: {gpu_stream_priority: high}\n  t_stepper: "
+                                            "{gpu_stream_priority: normal}", "t_batch")])
 def test_each_gpu_analyzer_gets_a_stream_of_its_own_and_a_high_priority_one_when_it_asks(
-        tmp_path, sample_video, monkeypatch):
+        tmp_path, sample_video, monkeypatch, entries, high):
     """The runner hands the analyzer's ``gpu_stream_priority`` to the executor: the stepping
-    decoder's stream is of high priority (the simulated stream's name ends in ``!``), the other's not."""
+    decoder's stream is of high priority (the simulated stream's name ends in ``!``), the other's not;
+    registry.yaml's ``gpu_stream_priority`` overrides the classes' choice."""
     from framework.devices import GPUs
     from framework.testing.devices import SimulatedGPUs
 
@@ -122,11 +126,12 @@ def test_each_gpu_analyzer_gets_a_stream_of_its_own_and_a_high_priority_one_when
             register(Batch)
             register(Stepper)
 
-    reg = load_registry(_write(tmp_path / "registry.yaml", "analyzers:\n  t_batch: {}\n  t_stepper: {}\n"))
+    reg = load_registry(_write(tmp_path / "registry.yaml", f"analyzers:\n  {entries}\n"))
     host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
     analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False)
-    assert seen["t_stepper"].startswith("cuda:0/stream") and seen["t_stepper"].endswith("!")
-    assert seen["t_batch"].startswith("cuda:0/stream") and not seen["t_batch"].endswith("!")
+    low = ({"t_batch", "t_stepper"} - {high}).pop()
+    assert seen[high].startswith("cuda:0/stream") and seen[high].endswith("!")
+    assert seen[low].startswith("cuda:0/stream") and not seen[low].endswith("!")
 
 
 # --- 3. two inputs with one name --------------------------------------------------------------
