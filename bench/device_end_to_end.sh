@@ -9,10 +9,11 @@
 # `time` does, if that failed), untimed and said so: a user pays that compile once, on the first run (44 s on
 # 2 CPUs here), not on every run.
 #   call 3 (or later), carry [".whl2"]: bash bench/device_end_to_end.sh tests TEST_FILES...   (pytest -m gpu)
-# To compare two settings (a fresh machine's first runs have been its slowest, so the order matters), carry [".whl2"]:
-#   bash bench/device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B"
-# one run left out first (warmup, with A's args), then ROUNDS rounds, A then B in odd rounds and B then A in even
-# ones (e2e_NAME_A_1.md ...), and bench/e2e_compare.py's table and medians; e.g. (5 runs, ~250 s)
+# To compare two or more settings (a fresh machine's first runs have been its slowest, so the order matters),
+# carry [".whl2"]:
+#   bash bench/device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B" [NAME_C "ARGS_C" ...]
+# one run left out first (warmup, with A's args), then ROUNDS rounds, in the order given in odd rounds and reversed
+# in even ones (e2e_NAME_A_1.md ...), and bench/e2e_compare.py's table and medians; e.g. (5 runs, ~250 s)
 #   bash bench/device_end_to_end.sh ab 2 pools4 "--env OMP_NUM_THREADS=4" default ""
 set -o pipefail
 cd "$(dirname "$0")/.."
@@ -68,15 +69,23 @@ case "$what" in
     warm_numba  # (done by prepare already, unless it failed there)
     timed "$name" "$@"; exit $? ;;
   ab)
-    rounds=${2:?usage: device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B"}
-    a=${3:?}; a_args=$4; b=${5:?}; b_args=$6
+    rounds=${2:?usage: device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B" [NAME_C "ARGS_C" ...]}
+    shift 2
+    names=(); argsets=()
+    while [ $# -ge 2 ]; do names+=("$1"); argsets+=("$2"); shift 2; done
+    [ ${#names[@]} -ge 2 ] && [ $# = 0 ] || { echo "ab: give NAME \"ARGS\" pairs, two or more" >&2; exit 2; }
     warm_numba
     # shellcheck disable=SC2086  # the ARGS strings split into flags on purpose
-    timed "warmup" $a_args; rc=0
-    for i in $(seq 1 "$rounds"); do
-      if [ $((i % 2)) = 1 ]; then timed "${a}_$i" $a_args || rc=1; timed "${b}_$i" $b_args || rc=1
-      else timed "${b}_$i" $b_args || rc=1; timed "${a}_$i" $a_args || rc=1; fi
+    timed "warmup" ${argsets[0]}; rc=0
+    n=${#names[@]}
+    for i in $(seq 1 "$rounds"); do  # odd rounds in the order given, even rounds reversed
+      for j in $(seq 0 $((n - 1))); do
+        k=$([ $((i % 2)) = 1 ] && echo "$j" || echo $((n - 1 - j)))
+        # shellcheck disable=SC2086
+        timed "${names[$k]}_$i" ${argsets[$k]} || rc=1
+      done
     done
-    python3 bench/e2e_compare.py "$out"/e2e_warmup.md "$out"/e2e_"$a"_*.md "$out"/e2e_"$b"_*.md | tee "$out/ab_$a-$b.md"
+    reports=("$out"/e2e_warmup.md); for name in "${names[@]}"; do reports+=("$out"/e2e_"$name"_*.md); done
+    python3 bench/e2e_compare.py "${reports[@]}" | tee "$out/ab_$(IFS=-; echo "${names[*]}").md"
     exit $rc ;;
 esac
