@@ -656,7 +656,8 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
              f"and caches; HF_HUB_OFFLINE=1"
              + (f"; FRAMEWORK_GIL_SWITCH_MS={args.gil_switch_ms:g}" if getattr(args, "gil_switch_ms", None) else "")
              + "".join(f"; {item}" for item in getattr(args, "env", []))
-             + f"); registry: the set above, enabled with `device: {prep['registry_device']}`",
+             + f"); registry: the set above, enabled with `device: {prep['registry_device']}`"
+             + (f"; this run's variant of it: {prep['registry_changes']}" if prep.get("registry_changes") else ""),
              f"- timed run {run.get('order', 1)} in this work folder (on a fresh machine: its first runs have been "
              "its slowest)",
              f"- random-weight settings in the registry: {json.dumps(prep['random_weight_params'])}", "",
@@ -843,8 +844,12 @@ def main(argv: list[str] | None = None) -> int:
         for n in filter(None, getattr(args, flag.replace("-", "_")).split(",")):
             keys.setdefault(n, {})[key] = value
     if args.disable or args.param or keys:
-        prep["registry"] = str(registry_variant(Path(prep["registry"]), [n for n in args.disable.split(",") if n],
-                                                args.param, keys))
+        disabled = [n for n in args.disable.split(",") if n]
+        prep["registry"] = str(registry_variant(Path(prep["registry"]), disabled, args.param, keys))
+        prep["registry_changes"] = "; ".join(filter(None, [
+            f"disabled {', '.join(disabled)}" if disabled else "",
+            "params " + ", ".join(args.param) if args.param else "",
+            "keys " + ", ".join(f"{n}.{k}: {v}" for n, values in keys.items() for k, v in values.items()) if keys else ""]))
     print("[2/3] the timed command", flush=True)
     timeout = max(30.0, args.deadline - (time.perf_counter() - t0) - 10.0)
     run = run_cli(args, work, prep["clip"]["path"], prep["registry"], env, timeout)

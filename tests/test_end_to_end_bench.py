@@ -57,7 +57,7 @@ def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
     proc = subprocess.run(common + ["--prepare-only"], capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0 and (tmp_path / "work" / "prepare.json").is_file(), proc.stderr[-3000:]
     proc = subprocess.run(common + ["--reuse", "--out", str(out), "--json-out", str(numbers),
-                                    "--env", "FRAMEWORK_BENCH_MARK=seen"],
+                                    "--env", "FRAMEWORK_BENCH_MARK=seen", "--high-priority", "qwen2_vl_temporal"],
                           capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "[1/3] prepare" in proc.stdout and "prepared in" in proc.stdout
@@ -100,6 +100,7 @@ def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
     assert f"| qwen2_vl_temporal | {rows['qwen2_vl_temporal']['status']} |" in text
     assert json.dumps(receipt, indent=1) in text
     assert "; FRAMEWORK_BENCH_MARK=seen)" in text and "- timed run 1 in this work folder" in text
+    assert "; this run's variant of it: keys qwen2_vl_temporal.gpu_stream_priority: high" in text
     # bench/e2e_compare.py reads the report's numbers back
     import e2e_compare
 
