@@ -4,18 +4,34 @@ CPU milliseconds per frame, one thread, for swscale's AREA filter (the decode's)
     python bench/scale_costs.py CLIP [--frames 60]
 
 The decode pass (``framework.media``) decodes every frame once and scales the sampled ones for each stream
-(``sinks.VideoSink``); this says which of those scalings weigh most beside the decoding itself.
+(``sinks.VideoSink``); this says which of those scalings weigh most beside the decoding itself. The streams
+are those the end-to-end set's analyzers ask for (``decode_phase.E2E_SET``), sized for the clip; streams of one
+size and pixel format share a row (and, in the decode, a frame's scaling).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-#: the end-to-end set's frame streams as (width, height, pixel format) for a 1280x720 clip
-SIZES = {"fpsall_96": (96, 54, "rgb24"), "fps8_160 gray": (160, 90, "gray"), "fps5_640": (640, 360, "rgb24"),
-         "fps2/fps1_960": (960, 540, "rgb24"), "fps2_448": (448, 252, "rgb24"), "fps2_160": (160, 90, "rgb24"),
-         "fps2_64": (64, 36, "rgb24"), "fps1_512x512": (512, 512, "rgb24"), "fps1_640 gray": (640, 360, "gray"),
-         "fps1_x224": (398, 224, "rgb24")}
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decode_phase import E2E_SET  # noqa: E402 - bench/decode_phase.py
+
+
+def stream_sizes(width: int, height: int) -> dict[tuple[int, int, str], list[str]]:
+    """(width, height, pixel format) -> the keys of the end-to-end set's streams of that size."""
+    from framework.outputs.thumbnails import thumbnail_spec
+    from framework.plugins import build_plugin_manager
+
+    host = build_plugin_manager(load_entrypoints=False)
+    specs = {s for n in E2E_SET if n in host.analyzers
+             for s in host.analyzers[n](host.analyzers[n].Params()).frame_specs()} | {thumbnail_spec()}
+    sizes: dict[tuple[int, int, str], list[str]] = {}
+    for spec in sorted(specs, key=lambda s: s.key):
+        sizes.setdefault((*spec.output_size(width, height), spec.pix_fmt), []).append(spec.key)
+    return sizes
 
 
 def main() -> None:
@@ -43,7 +59,7 @@ def main() -> None:
     warm = VideoReformatter()  # untimed: the first pass over fresh frames costs ~4 ms a frame once
     for frame in frames:
         warm.reformat(frame, 96, 54, "rgb24", interpolation=Interpolation.AREA, threads=1).to_ndarray()
-    for name, (w, h, fmt) in SIZES.items():
+    for (w, h, fmt), keys in stream_sizes(stream.width, stream.height).items():
         cells = []
         for interp in (Interpolation.AREA, Interpolation.BILINEAR, Interpolation.FAST_BILINEAR):
             r = VideoReformatter()
@@ -52,7 +68,7 @@ def main() -> None:
             for frame in frames:
                 r.reformat(frame, w, h, fmt, interpolation=interp, threads=1).to_ndarray()
             cells.append(f"{1e3 * (time.process_time() - t) / len(frames):.2f}")
-        rows.append(f"| scale to {w}x{h} {fmt} ({name}) | " + " | ".join(cells) + " |")
+        rows.append(f"| scale to {w}x{h} {fmt} ({', '.join(keys)}) | " + " | ".join(cells) + " |")
     print("\n".join(rows))
 
 

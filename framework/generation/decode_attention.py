@@ -55,11 +55,7 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
         qq = q.float() if SCORES == "mulf" else q
         scores = (qq.unsqueeze(-2) * key.unsqueeze(2)).sum(-1, dtype=torch.float32) * scale  # (b, kv, group, keys)
         if attention_mask is not None:
-            mask = attention_mask[..., :kv_len]  # (batch or 1, 1, 1, keys)
-            if mask.dtype == torch.bool:
-                scores = scores.masked_fill(~mask, float("-inf"))
-            else:
-                scores = scores + mask.float()
+            scores = _masked(scores, attention_mask[..., :kv_len])  # (batch or 1, 1, 1, keys)
         probs = torch.softmax(scores, dim=-1).to(value.dtype)
         out = torch.matmul(probs, value)  # (batch, kv heads, group, dim)
         return out.reshape(batch, 1, heads, dim), None
@@ -68,15 +64,21 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
     # keys times queries (not queries times keys): a tall product that spreads over the keys, where
     # cuBLAS ran the other way round as a matrix-vector kernel, one key/value head per block
     scores = torch.matmul(key, q.transpose(-1, -2))[..., :group].float() * scale  # (batch, kv heads, keys, group)
-    if attention_mask is not None:
-        mask = attention_mask[..., :kv_len].transpose(-1, -2)  # (batch or 1, 1, keys, 1), as SDPA reads it
-        if mask.dtype == torch.bool:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        else:
-            scores = scores + mask.float()
+    if attention_mask is not None:  # (batch or 1, 1, keys, 1), as SDPA reads it
+        scores = _masked(scores, attention_mask[..., :kv_len].transpose(-1, -2))
     probs = torch.softmax(scores, dim=-2).to(value.dtype)
     out = torch.matmul(probs.transpose(-1, -2), value)  # (batch, kv heads, group, dim)
     return out.reshape(batch, 1, heads, dim), None
+
+
+def _masked(scores: Any, mask: Any) -> Any:
+    """``scores`` (float32) with SDPA's mask applied: a bool mask lets through what is True, a float
+    mask is added."""
+    import torch
+
+    if mask.dtype == torch.bool:
+        return scores.masked_fill(~mask, float("-inf"))
+    return scores + mask.float()
 
 
 def register() -> str | None:
