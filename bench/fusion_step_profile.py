@@ -12,8 +12,6 @@ Random weights never stop, so every generation makes exactly ``--new`` tokens: t
 never quality.
 
     python bench/fusion_step_profile.py --attn framework_decode,sdpa,eager --out $OUT/fusion_step.md
-    # decode_attention's ways of computing the scores (``decode_attention.SCORE_WAYS``), side by side
-    python bench/fusion_step_profile.py --attn framework_decode:mul,framework_decode:mm,framework_decode:mulf,framework_decode:mm8,sdpa --rows 20
 """
 from __future__ import annotations
 
@@ -123,9 +121,7 @@ def main() -> None:
             make_tiny_chat_model(folder)
         else:
             folder, _ = build_model(folder)
-        for spec in args.attn.split(","):
-            attn, _, scores = spec.partition(":")  # framework_decode:mul -> decode_attention.SCORES = "mul"
-            decode_attention.SCORES = scores or "mm"
+        for attn in args.attn.split(","):
             backend = TransformersBackend({"model": str(folder), "device": device, "dtype": "bfloat16"})
             backend.load()
             decode_attention.register()  # (on a GPU the backend did; here for --tiny on a CPU)
@@ -138,10 +134,10 @@ def main() -> None:
                 wall, d = timed_generate(backend, prompt, args.new)
                 steps = d.get("replayed_steps", 0)
                 per = 1e3 * d.get("loop_s", 0) / max(1, steps)
-                lines.append(f"| {spec} | {prompt} | {args.new} | {wall:.2f} | {d.get('prefill_s', 0):.3f} | "
+                lines.append(f"| {attn} | {prompt} | {args.new} | {wall:.2f} | {d.get('prefill_s', 0):.3f} | "
                              f"{d.get('loop_s', 0):.3f} | {steps} | {per:.2f} |")
                 print(lines[-1], file=sys.stderr, flush=True)
-            if spec == args.attn.split(",")[0] and args.rows:
+            if attn == args.attn.split(",")[0] and args.rows:
                 last = int(args.prompts.split(",")[-1])
                 table = kernel_table(backend, last, args.new, args.rows)
             del backend

@@ -26,11 +26,9 @@ def sdpa(*args, **kwargs):
     return sdpa_attention_forward(*args, **kwargs)[0]
 
 
-@pytest.mark.parametrize("scores", decode_attention.SCORE_WAYS)
 @pytest.mark.parametrize("batch,heads,kv_heads,mask", [(1, 12, 2, "bool"), (3, 4, 2, "bool"), (2, 8, 8, "float"),
                                                        (2, 6, 3, None), (4, 4, 1, "bool")])
-def test_a_one_token_step_attends_as_sdpa_does(batch, heads, kv_heads, mask, scores, monkeypatch):
-    monkeypatch.setattr(decode_attention, "SCORES", scores)  # every way of computing the scores (a bench's choice)
+def test_a_one_token_step_attends_as_sdpa_does(batch, heads, kv_heads, mask):
     torch.manual_seed(0)
     keys, dim = 37, 16
     q = torch.randn(batch, heads, 1, dim)

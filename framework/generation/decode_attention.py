@@ -23,17 +23,6 @@ from typing import Any
 
 #: the attention implementation's name in transformers' registries
 NAME = "framework_decode"
-#: ways of computing a step's scores, for ``bench/fusion_step_profile.py`` to compare on a GPU
-#: (``--attn framework_decode:WAY``): ``mm`` keys times queries (the one measured, and the default);
-#: ``mm8`` the same with the queries of a key/value head padded to a multiple of 8 (another cuBLAS
-#: kernel); ``mul`` a broadcast product summed over the head dimension (no cuBLAS; the softmax over
-#: the last dimension); ``mulf`` the same with the products in float32. In the sixteenth session's
-#: profile the ``mm`` product ran as a cutlass kernel of 67 us a layer after 5500 prompt tokens, for
-#: 2.8 MB of keys, and its softmax over the keys' dimension 22 us: the others are not measured yet.
-SCORE_WAYS = ("mm", "mm8", "mul", "mulf")
-SCORES = "mm"  # read at each call
-
-
 def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
               scaling: float | None = None, is_causal: bool | None = None, **kwargs: Any) -> tuple[Any, None]:
     """transformers' attention-interface signature: (output as batch, query length, heads, head dim; None)."""
@@ -51,19 +40,12 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
     scale = dim ** -0.5 if scaling is None else scaling
     group = heads // kv_heads
     q = query.reshape(batch, kv_heads, group, dim)  # query head h shares key/value head h // group
-    if SCORES in ("mul", "mulf"):
-        qq = q.float() if SCORES == "mulf" else q
-        scores = (qq.unsqueeze(-2) * key.unsqueeze(2)).sum(-1, dtype=torch.float32) * scale  # (b, kv, group, keys)
-        if attention_mask is not None:
-            scores = _masked(scores, attention_mask[..., :kv_len])  # (batch or 1, 1, 1, keys)
-        probs = torch.softmax(scores, dim=-1).to(value.dtype)
-        out = torch.matmul(probs, value)  # (batch, kv heads, group, dim)
-        return out.reshape(batch, 1, heads, dim), None
-    if SCORES == "mm8" and group % 8:
-        q = torch.nn.functional.pad(q, (0, 0, 0, 8 - group % 8))
     # keys times queries (not queries times keys): a tall product that spreads over the keys, where
-    # cuBLAS ran the other way round as a matrix-vector kernel, one key/value head per block
-    scores = torch.matmul(key, q.transpose(-1, -2))[..., :group].float() * scale  # (batch, kv heads, keys, group)
+    # cuBLAS ran the other way round as a matrix-vector kernel, one key/value head per block. Other
+    # ways were slower on an H200 after 5500 prompt tokens (``bench/results/fusion_step_h200.md``, run 4):
+    # the queries padded to 8 rows 6.89 ms a step against 6.85; a broadcast product summed over the
+    # head dimension 9.98 ms (11.50 with the products in float32); SDPA 11.03 ms.
+    scores = torch.matmul(key, q.transpose(-1, -2)).float() * scale  # (batch, kv heads, keys, group)
     if attention_mask is not None:  # (batch or 1, 1, keys, 1), as SDPA reads it
         scores = _masked(scores, attention_mask[..., :kv_len].transpose(-1, -2))
     probs = torch.softmax(scores, dim=-2).to(value.dtype)
