@@ -437,6 +437,9 @@ REGISTRY_FLAGS = {
     "high-priority": ("gpu_stream_priority", "high", "give these analyzers a CUDA stream of the highest priority "
                                                   "(registry.yaml gpu_stream_priority: high), e.g. --high-priority "
                                                   "qwen2_vl_temporal, to compare"),
+    "wait-for-video": ("wait_for_video", True, "start these audio-only analyzers when the video is decoded too, "
+                                               "not as soon as the audio is (registry.yaml wait_for_video: true), "
+                                               "e.g. --wait-for-video speech_flow, to compare"),
     "cpu": ("device", "cpu", "run these analyzers on the CPU (registry.yaml device: cpu), e.g. --cpu text_overlay "
                              "(rapidocr's detector on the CPU, as before the thirteenth session), to compare"),
 }

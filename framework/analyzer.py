@@ -131,6 +131,10 @@ class Analyzer:
       token by token; on the GPU its CUDA context is the child's, its allocator capped to its
       share of the budget). It must not use ``host``, and its class must be importable by module
       and name.
+    - ``wait_for_video``: True for an analyzer that reads only the audio but should not start
+      before the video is decoded too: a CPU-heavy one that nothing on the run's longest path waits
+      for (speech_flow's pitch workers), so that the decode keeps the CPUs. False (the default):
+      it starts as soon as the audio is decoded.
     - ``warm_imports``: modules ``load`` imports that take seconds to import (a transformers model's
       module, ``ultralytics``): the run imports them on a thread while the video decodes, and the
       loads begin after (``framework.warm_imports``). A module that fails there is left for ``load``.
@@ -190,6 +194,9 @@ class Analyzer:
     # (``framework.own_process``; a GPU analyzer takes its GPU there). It must not need ``host``;
     # params, inputs and its track are pickled across.
     own_process: ClassVar[bool] = False
+    # True: though it reads only the audio, it starts when the video is decoded too, not as soon as
+    # the audio is, and leaves the CPUs to the decode meanwhile (``Executor``'s ``audio_ready``)
+    wait_for_video: ClassVar[bool] = False
     # modules its load imports that take long to import (transformers' model code, ultralytics): a
     # run imports them on a thread while the video decodes (``framework.warm_imports``)
     warm_imports: ClassVar[tuple[str, ...]] = ()

@@ -35,6 +35,8 @@ class AnalyzerEntry(BaseModel):
     own_process: bool | None = None
     # its CUDA stream's priority on a GPU (``Analyzer.gpu_stream_priority``); None: the analyzer's default
     gpu_stream_priority: Literal["normal", "high"] | None = None
+    # an audio-only analyzer waits for the video's decode too (``Analyzer.wait_for_video``); None: its default
+    wait_for_video: bool | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -62,6 +64,7 @@ class ConfiguredAnalyzer:
     host: Any = field(default=None, repr=False, compare=False)  # the PluginHost the class came from
     own_process: bool | None = None  # registry.yaml's choice over the class's ``own_process`` (None: the class's)
     gpu_stream_priority: str | None = None  # registry.yaml's over the class's ``gpu_stream_priority`` (None: the class's)
+    wait_for_video: bool | None = None  # registry.yaml's over the class's ``wait_for_video`` (None: the class's)
 
     def instantiate(self) -> Analyzer:
         """The analyzer with its params, told the plugin host (what other plugins registered)."""
@@ -72,6 +75,8 @@ class ConfiguredAnalyzer:
             analyzer.own_process = self.own_process  # type: ignore[misc]  # this instance only
         if self.gpu_stream_priority is not None:
             analyzer.gpu_stream_priority = self.gpu_stream_priority  # type: ignore[misc]  # this instance only
+        if self.wait_for_video is not None:
+            analyzer.wait_for_video = self.wait_for_video  # type: ignore[misc]  # this instance only
         return analyzer
 
 
@@ -127,7 +132,7 @@ class Registry:
                 continue
             out.append(ConfiguredAnalyzer(name, cls, params, entry.enabled,
                                           entry.device or self.config.device, host, entry.own_process,
-                                          entry.gpu_stream_priority))
+                                          entry.gpu_stream_priority, entry.wait_for_video))
         if problems:
             raise RegistryError("\n".join(problems))
         listed = {c.name for c in out}

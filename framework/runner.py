@@ -842,9 +842,10 @@ class _Run:
                                                on_done=decoded, on_failure=self.stop.set, on_audio=audio)
 
     def _audio_only(self, name: str) -> bool:
-        """Whether ``name`` reads the audio and no frames (it may start once the audio is decoded)."""
+        """Whether ``name`` may start once the audio is decoded: it reads the audio and no frames, and
+        does not wait for the video (``Analyzer.wait_for_video``)."""
         a = self.analyzers[name]
-        return a.wants_audio and not a.frame_specs()
+        return a.wants_audio and not a.frame_specs() and not a.wait_for_video
 
     def _truncation(self, decoded: "media.DecodedMedia") -> "media.DecodedMedia":
         """A file that broke off: the run goes on with the length decoded, and says so."""

@@ -291,11 +291,13 @@ class HearsOnly(Analyzer):
         return self.track(data={"at": time.time(), "samples": len(inputs.audio.samples)})
 
 
+@pytest.mark.parametrize("waits", [False, True])
 def test_an_analyzer_that_hears_only_the_audio_starts_before_the_video_is_decoded(tmp_path, sample_video,
-                                                                                  monkeypatch):
+                                                                                  monkeypatch, waits):
     """In a run that uses a GPU, with the video decoded in segments beside the loads: the audio-only
     analyzer analyzes once the audio is complete, before the decode pass has ended (its video
-    segments are slowed here), and reads the whole audio; a frames analyzer waits for the end."""
+    segments are slowed here), and reads the whole audio; a frames analyzer waits for the end.
+    With registry.yaml's ``wait_for_video: true`` the audio-only one waits for the end too."""
     # the decode runs in a child process (a fresh interpreter): it imports this sitecustomize first, which
     # gives it segments on this machine's small picture and slows the video's segments by 2 s
     (tmp_path / "sitecustomize.py").write_text(
@@ -311,11 +313,15 @@ def test_an_analyzer_that_hears_only_the_audio_starts_before_the_video_is_decode
             register(SlowLoad)
 
     one_simulated_gpu(monkeypatch)
-    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_hears_only: {}\n  t_slow_load: {}\n")
+    (tmp_path / "registry.yaml").write_text(f"analyzers:\n  t_hears_only: {{wait_for_video: {str(waits).lower()}}}\n"
+                                            "  t_slow_load: {}\n")
     host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
     result = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
                      out_dir=tmp_path / "run", progress=False)
     hears, frames = result.timeline.tracks["t_hears_only"], result.timeline.tracks["t_slow_load"]
     assert hears.status == frames.status == "ok", (hears.reason, frames.reason)
     assert hears.data["samples"] > 11 * 16000  # the whole 12 s
-    assert hears.receipt["analyze_at_s"] + 1.0 < frames.receipt["analyze_at_s"]
+    if waits:  # (the frames analyzer loaded while the video decoded: it starts as the decode ends)
+        assert hears.receipt["analyze_at_s"] > frames.receipt["analyze_at_s"] - 0.5
+    else:
+        assert hears.receipt["analyze_at_s"] + 1.0 < frames.receipt["analyze_at_s"]

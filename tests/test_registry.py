@@ -57,18 +57,20 @@ def test_valid_registry_configures_params_and_enabled(tmp_path):
     assert configured["thresholded"].enabled and not configured["other"].enabled
 
 
-def test_an_entry_sets_the_gpu_stream_priority_of_its_instance_only(tmp_path):
-    reg = load_registry(write(tmp_path, """
+@pytest.mark.parametrize("key, value, default, bad", [("gpu_stream_priority", "high", "normal", "urgent"),
+                                                      ("wait_for_video", True, False, "later")])
+def test_an_entry_sets_a_scheduling_key_of_its_instance_only(tmp_path, key, value, default, bad):
+    reg = load_registry(write(tmp_path, f"""
         analyzers:
-          thresholded: {gpu_stream_priority: high}
-          other: {}
+          thresholded: {{{key}: {str(value).lower()}}}
+          other: {{}}
     """))
     configured = {c.name: c for c in reg.configure(_available())}
-    assert configured["thresholded"].instantiate().gpu_stream_priority == "high"
-    assert configured["other"].instantiate().gpu_stream_priority == "normal"  # the class's
-    assert Thresholded.gpu_stream_priority == "normal"  # the class is left as it is
-    with pytest.raises(RegistryError, match="gpu_stream_priority"):
-        load_registry(write(tmp_path, "analyzers: {thresholded: {gpu_stream_priority: urgent}}\n"))
+    assert getattr(configured["thresholded"].instantiate(), key) == value
+    assert getattr(configured["other"].instantiate(), key) == default  # the class's
+    assert getattr(Thresholded, key) == default  # the class is left as it is
+    with pytest.raises(RegistryError, match=key):
+        load_registry(write(tmp_path, f"analyzers: {{thresholded: {{{key}: {bad}}}}}\n"))
 
 
 def test_unknown_top_level_key_names_file_line_and_valid_keys(tmp_path):
