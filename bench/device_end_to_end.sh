@@ -62,6 +62,8 @@ case "$what" in
     python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --prepare-only --work /dev/shm/e2e > "$out/prepare.log" 2>&1
     rc=$?; wait $warming; tail -5 "$out/prepare.log"; tail -1 "$out/numba_warm.log"; exit $rc ;;
   tests)
+    # pydantic and the other packages of the framework itself come in .whl: a machine that ran no prepare lacks them
+    python3 -c "import pydantic" 2>/dev/null || { echo "tests: this machine has not run 'prepare' (carry [\".whl\"]) yet: the framework's own packages are missing" >&2; exit 3; }
     shift; timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider "$@" > "$out/gpu_tests.txt" 2>&1
     rc=$?; tail -25 "$out/gpu_tests.txt"; exit $rc ;;
   time)

@@ -90,3 +90,15 @@ def test_block_parallel_scoring_agrees_with_silero_sequential(result, vad):
     total = sum(d - c for c, d in theirs)
     assert track.data["speech_s"] == pytest.approx(total, rel=0.05)
     assert track.receipt["step"]["items"] == int(np.ceil(y.size / (4.0 * SR)))
+
+
+def test_ten_minutes_are_scored_in_one_batch_of_short_blocks():
+    """The defaults keep the model calls few: each call of a batch takes the interpreter's lock again,
+    and beside a run's other threads a call waited for it (``bench/results/vad_blocks_cpu.md``). Ten
+    minutes are one batch of 5 s blocks (with their 1 s pre-roll: 188 calls, not 969 of 30 s blocks)."""
+    from analyzers.voice_activity import WINDOW
+
+    vad = VoiceActivity()
+    block, pre = vad._geometry()
+    assert int(np.ceil(600 * SR / block)) <= vad.params.batch_size
+    assert (pre + block) // WINDOW < 200
