@@ -133,8 +133,8 @@ class Analyzer:
       and name.
     - ``wait_for_video``: True for an analyzer that reads only the audio but should not start
       before the video is decoded too: a CPU-heavy one that nothing on the run's longest path waits
-      for (speech_flow's pitch workers), so that the decode keeps the CPUs. False (the default):
-      it starts as soon as the audio is decoded.
+      for, so that the decode keeps the CPUs. False (the default, and every built-in's): it starts
+      as soon as the audio is decoded. registry.yaml's ``wait_for_video`` overrides it.
     - ``warm_imports``: modules ``load`` imports that take seconds to import (a transformers model's
       module, ``ultralytics``): the run imports them on a thread while the video decodes, and the
       loads begin after (``framework.warm_imports``). A module that fails there is left for ``load``.
