@@ -2,8 +2,9 @@
 
 For each report: the whole command, video-min per GPU-min, the runner's wall and its plan and decode
 phases, when the VLM analysed (from-to) and its prefill / decoding-loop seconds (its CUDA graphs
-account), when fusion started, how many analyzers were ok, and the run's order in its work folder
-(a fresh machine's first runs have been its slowest). Then, for names that share a prefix before
+account), the two things the VLM's start waits for (the cut list: cut_analysis's end; its model:
+its load's end, after its wait for a load turn), when fusion started, how many analyzers were ok,
+and the run's order in its work folder (a fresh machine's first runs have been its slowest). Then, for names that share a prefix before
 ``_`` and a number (``on_1``, ``on_2``, ``off_1``...), the median runner's wall per prefix.
 
     python bench/e2e_compare.py $OUT/e2e_*.md
@@ -23,7 +24,8 @@ SUMMARY = re.compile(r"\*\*whole command ([\d.]+) s wall.*?video-min per GPU-min
 GRAPHS = re.compile(r"qwen2_vl_temporal: \{[^}]*'prefill_s': ([\d.]+), 'loop_s': ([\d.]+)")
 ORDER = re.compile(r"^- timed run (\d+) in this work folder", re.M)
 HEADER = ("| report | order | whole command s | video-min per GPU-min | runner's wall s | plan s | decode s | "
-          "qwen2_vl_temporal analyze (from-to) | its prefill / loop s | fusion from s | ok |")
+          "qwen2_vl_temporal analyze (from-to) | its prefill / loop s | cut list at s | VLM's model at s | "
+          "fusion from s | ok |")
 
 
 def analyzer_cells(text: str, name: str) -> dict[str, str] | None:
@@ -34,6 +36,14 @@ def analyzer_cells(text: str, name: str) -> dict[str, str] | None:
         return None
     titles = [c.strip() for c in header.group(0).strip("|").split("|")]
     return dict(zip(titles, (c.strip() for c in row.group(0).strip("|").split("|"))))
+
+
+def ended_at(cells: dict[str, str] | None, *columns: str) -> str:
+    """The sum of ``columns`` of an analyzers table row (when a phase ended), '-' where one is missing."""
+    try:
+        return f"{sum(float(cells[c]) for c in columns):.1f}"  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return "-"
 
 
 def span(cells: dict[str, str] | None) -> str:
@@ -53,7 +63,10 @@ def row(path: Path) -> dict[str, str]:
     out.update({k: (v or "-") for k, v in zip(keys, m.groups())} if m else dict.fromkeys(keys, "-"))
     order = ORDER.search(text)
     out["order"] = order.group(1) if order else "-"
-    out["vlm"] = span(analyzer_cells(text, "qwen2_vl_temporal"))
+    vlm = analyzer_cells(text, "qwen2_vl_temporal")
+    out["vlm"] = span(vlm)
+    out["cut_list_at"] = ended_at(analyzer_cells(text, "cut_analysis"), "analyze from s", "analyze s")
+    out["vlm_model_at"] = ended_at(vlm, "load from s", "waited for its turn s", "load s")
     g = GRAPHS.search(text)
     out["prefill_loop"] = f"{g.group(1)} / {g.group(2)}" if g else "-"
     fusion = analyzer_cells(text, "fusion")
@@ -65,7 +78,8 @@ def table(rows: list[dict[str, str]]) -> list[str]:
     lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     for r in rows:
         lines.append(f"| {r['report']} | {r['order']} | {r['whole']} | {r['per_gpu_min']} | {r['runner']} | "
-                     f"{r['plan']} | {r['decode']} | {r['vlm']} | {r['prefill_loop']} | {r['fusion_from']} | {r['ok']}/{r['of']} |")
+                     f"{r['plan']} | {r['decode']} | {r['vlm']} | {r['prefill_loop']} | {r['cut_list_at']} | "
+                     f"{r['vlm_model_at']} | {r['fusion_from']} | {r['ok']}/{r['of']} |")
     return lines
 
 

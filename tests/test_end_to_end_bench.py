@@ -161,6 +161,7 @@ REPORT = """# End to end: the default set as one `framework run` (real-size rand
 
 | analyzer | status | device | variant | models | load from s | waited for its turn s | load s | analyze from s | analyze s | busy s |
 |---|---|---|---|---|---|---|---|---|---|---|
+| cut_analysis | ok | cpu (own process) | - | - | 0.0 | - | 0.01 | 6.1 | 0.94 | - |
 | qwen2_vl_temporal | ok | cuda:0 | bf16 | qwen2-vl-7b-instruct | 0.1 | 1.7 | 5.26 | 7.0 | 19.97 | 18.86 |
 | fusion | ok | cuda:0 | bf16 | qwen2.5-1.5b-instruct | 0.1 | 15.9 | 2.69 | 27.0 | 4.89 | - |
 
@@ -178,9 +179,11 @@ def test_the_comparison_reads_each_report_and_the_median_of_each_variant(tmp_pat
     row = e2e_compare.row(tmp_path / "e2e_on_1.md")
     assert row == {"report": "on_1", "whole": "35.8", "per_gpu_min": "16.67", "runner": "33.8", "plan": "4.1",
                    "decode": "9.8", "ok": "22", "of": "24", "order": "2", "vlm": "19.97 (7.0-27.0)",
-                   "prefill_loop": "11.961 / 6.888", "fusion_from": "27.0"}
+                   "prefill_loop": "11.961 / 6.888", "cut_list_at": "7.0", "vlm_model_at": "7.1",
+                   "fusion_from": "27.0"}
     assert e2e_compare.main(sorted(str(p) for p in tmp_path.glob("*.md"))) == 0
     text = capsys.readouterr().out
-    assert "| on_1 | 2 | 35.8 | 16.67 | 33.8 | 4.1 | 9.8 | 19.97 (7.0-27.0) | 11.961 / 6.888 | 27.0 | 22/24 |" in text
+    assert ("| on_1 | 2 | 35.8 | 16.67 | 33.8 | 4.1 | 9.8 | 19.97 (7.0-27.0) | 11.961 / 6.888 | 7.0 | 7.1 | 27.0 | "
+            "22/24 |") in text
     assert "- on: median runner's wall 34.1 s over 2 runs (33.8, 34.5)" in text  # (34.15 to one decimal)
     assert "- off: median runner's wall 35.6 s over 2 runs" in text and "warmup:" not in text
