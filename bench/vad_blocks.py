@@ -29,50 +29,24 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "bench", ROOT / "tests"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
-from bench.machine import cpu_model, load_text  # noqa: E402
-
-SR = 16_000
-FRAME = 0.01  # agreement is counted on 10 ms frames
+from audio_eval import SR, decode, mask  # noqa: E402  (mask: agreement counted on 10 ms frames)
+from machine import cpu_model, load_text  # noqa: E402
 SETTINGS = "30/32/1,10/64/1,5/128/1,3/256/1"  # block_s/batch_size/preroll_s; 30 s / 32 / 1 s was the default
 
 
 def speech_audio(media: Path, minutes: float, cache: Path) -> np.ndarray:
     """The media's speech files end to end (1 s of silence between them), repeated to ``minutes``."""
-    from framework import media as fm
-
     pieces = []
     for rel in ("speech/jfk.flac", "speech/sample.wav", "video/auto_editor_example.mp4"):
-        path = media / rel
-        meta = fm.probe(path)
-        decoded = fm.decode(path, meta, [], True, cache / path.stem)
-        pieces += [np.asarray(decoded.audio.samples[:], dtype=np.float32), np.zeros(SR, np.float32)]
+        audio = decode(media / rel, cache).audio
+        pieces += [np.asarray(audio.samples[:], dtype=np.float32), np.zeros(SR, np.float32)]
     one = np.concatenate(pieces)
     n = int(minutes * 60 * SR)
     return np.tile(one, int(np.ceil(n / one.size)))[:n]
-
-
-def inputs_for(samples: np.ndarray, folder: Path):
-    """``samples`` in a run-style audio cache behind AnalyzerInputs, as the decoder leaves them."""
-    from framework import AnalyzerInputs, VideoMeta
-    from framework.streams import AudioWriter
-
-    folder.mkdir(parents=True, exist_ok=True)
-    writer = AudioWriter(folder / "audio0.f32", start_time=0.0)
-    for k in range(0, samples.size, SR * 7):
-        writer.write(samples[k:k + SR * 7])
-    audio = writer.close()
-    video = VideoMeta(path="speech.wav", content_hash="x", size_bytes=int(samples.nbytes),
-                      duration=samples.size / SR, has_video=False, audio_streams=[{"codec": "pcm_f32le"}])
-    return AnalyzerInputs(video=video, audio=audio)
-
-
-def mask(spans: list[tuple[float, float]], duration: float) -> np.ndarray:
-    m = np.zeros(int(round(duration / FRAME)), dtype=bool)
-    for a, b in spans:
-        m[int(round(a / FRAME)):int(round(b / FRAME))] = True
-    return m
 
 
 def boundary_gaps(ours: list[tuple[float, float]], theirs: list[tuple[float, float]]) -> list[float]:
@@ -106,16 +80,16 @@ def main() -> None:
     from silero_vad.utils_vad import init_jit_model
 
     from analyzers.voice_activity import VoiceActivity
-    from framework.models import ModelResolver, load_manifest
+    from speech_fixtures import audio_inputs, silero_path
 
-    silero = ModelResolver(load_manifest(), offline=True).resolve(["silero-vad"])[0]["silero-vad"].path
+    silero = silero_path()
     lines = [f"# voice_activity's block size on {args.minutes:g} min of real speech", "",
              f"machine: {cpu_model()}, {torch.get_num_threads()} torch threads; load average before: {load_text()}",
              f"command: `python bench/vad_blocks.py --minutes {args.minutes:g} --repeat {args.repeat} --settings {args.settings}`", ""]
     with tempfile.TemporaryDirectory() as tmp:
         samples = speech_audio(args.media, args.minutes, Path(tmp))
         duration = samples.size / SR
-        inputs = inputs_for(samples, Path(tmp) / "cache")
+        inputs = audio_inputs(Path(tmp) / "cache", samples)
         p = VoiceActivity().params
         t = time.perf_counter()
         ref_model = init_jit_model(str(Path(silero) / "data" / "silero_vad.jit"))

@@ -52,6 +52,10 @@ class RegistryFile(BaseModel):
     analyzers: dict[str, AnalyzerEntry | None] = Field(default_factory=dict)
 
 
+#: the keys of an analyzer's registry entry that override a class attribute of the same name
+CLASS_OVERRIDES = ("own_process", "gpu_stream_priority", "wait_for_video")
+
+
 @dataclass(frozen=True)
 class ConfiguredAnalyzer:
     """An analyzer class with validated params and where it should run."""
@@ -71,12 +75,9 @@ class ConfiguredAnalyzer:
         analyzer = self.cls(self.params)
         if self.host is not None:
             analyzer.host = self.host
-        if self.own_process is not None:
-            analyzer.own_process = self.own_process  # type: ignore[misc]  # this instance only
-        if self.gpu_stream_priority is not None:
-            analyzer.gpu_stream_priority = self.gpu_stream_priority  # type: ignore[misc]  # this instance only
-        if self.wait_for_video is not None:
-            analyzer.wait_for_video = self.wait_for_video  # type: ignore[misc]  # this instance only
+        for key in CLASS_OVERRIDES:  # registry.yaml's choices over the class's, on this instance only
+            if getattr(self, key) is not None:
+                setattr(analyzer, key, getattr(self, key))
         return analyzer
 
 
@@ -130,9 +131,8 @@ class Registry:
                 problems.append(format_validation_error(self.path or Path("(defaults)"), exc, self.lines,
                                                         prefix=("analyzers", name, "params")))
                 continue
-            out.append(ConfiguredAnalyzer(name, cls, params, entry.enabled,
-                                          entry.device or self.config.device, host, entry.own_process,
-                                          entry.gpu_stream_priority, entry.wait_for_video))
+            out.append(ConfiguredAnalyzer(name, cls, params, entry.enabled, entry.device or self.config.device, host,
+                                          **{key: getattr(entry, key) for key in CLASS_OVERRIDES}))
         if problems:
             raise RegistryError("\n".join(problems))
         listed = {c.name for c in out}

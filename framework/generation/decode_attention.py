@@ -23,6 +23,8 @@ from typing import Any
 
 #: the attention implementation's name in transformers' registries
 NAME = "framework_decode"
+
+
 def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
               scaling: float | None = None, is_causal: bool | None = None, **kwargs: Any) -> tuple[Any, None]:
     """transformers' attention-interface signature: (output as batch, query length, heads, head dim; None)."""
@@ -38,29 +40,22 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scale = dim ** -0.5 if scaling is None else scaling
-    group = heads // kv_heads
-    q = query.reshape(batch, kv_heads, group, dim)  # query head h shares key/value head h // group
+    q = query.reshape(batch, kv_heads, heads // kv_heads, dim)  # query head h shares key/value head h // group
     # keys times queries (not queries times keys): a tall product that spreads over the keys, where
     # cuBLAS ran the other way round as a matrix-vector kernel, one key/value head per block. Other
     # ways were slower on an H200 after 5500 prompt tokens (``bench/results/fusion_step_h200.md``, run 4):
     # the queries padded to 8 rows 6.89 ms a step against 6.85; a broadcast product summed over the
     # head dimension 9.98 ms (11.50 with the products in float32); SDPA 11.03 ms.
     scores = torch.matmul(key, q.transpose(-1, -2)).float() * scale  # (batch, kv heads, keys, group)
-    if attention_mask is not None:  # (batch or 1, 1, keys, 1), as SDPA reads it
-        scores = _masked(scores, attention_mask[..., :kv_len].transpose(-1, -2))
+    if attention_mask is not None:
+        mask = attention_mask[..., :kv_len].transpose(-1, -2)  # (batch or 1, 1, keys, 1), as SDPA reads it
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        else:
+            scores = scores + mask.float()
     probs = torch.softmax(scores, dim=-2).to(value.dtype)
     out = torch.matmul(probs.transpose(-1, -2), value)  # (batch, kv heads, group, dim)
     return out.reshape(batch, 1, heads, dim), None
-
-
-def _masked(scores: Any, mask: Any) -> Any:
-    """``scores`` (float32) with SDPA's mask applied: a bool mask lets through what is True, a float
-    mask is added."""
-    import torch
-
-    if mask.dtype == torch.bool:
-        return scores.masked_fill(~mask, float("-inf"))
-    return scores + mask.float()
 
 
 def register() -> str | None:
