@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import vision_fixtures as vf
 
@@ -78,3 +79,47 @@ def test_tiny_models_resolved_from_their_caches_run_through_the_runner(tmp_path,
     for name in ("object_detection", "background_segmentation", "content_quality", "composition_analysis"):
         assert tracks[name].receipt["step"]["items"] > 0
     assert tracks["eye_tracking"].data["faces_max"] == 0  # a synthetic video has no faces
+
+
+
+def _segformer_on(device):
+    from analyzers.background_segmentation import BackgroundSegmentation
+    from framework.scheduler import Placement
+
+    a = BackgroundSegmentation(BackgroundSegmentation.Params(size=64))
+    a.placement = Placement(device=device, variant="fp32")
+    a.load(device, {"segformer-b0-ade-512": vf.tiny_segformer()})
+    rng = np.random.default_rng(0)
+    items = [(float(t), rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for t in range(8)]
+    return a, items
+
+
+def _class_maps(a, items, channels_last):
+    import torch
+
+    a.channels_last = channels_last
+    a.model = a.model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return a.forward(a.preprocess(items))
+
+
+def test_background_segmentations_channels_last_path_segments_as_nchw():
+    """The channels-last path (a GPU's) gives the NCHW path's class maps; on the CPU it is not taken."""
+    a, items = _segformer_on("cpu")
+    assert not a.channels_last
+    nchw, nhwc = _class_maps(a, items, False), _class_maps(a, items, True)
+    assert nhwc.shape == nchw.shape == (8, 16, 16) and float(np.mean(nhwc == nchw)) > 0.99
+
+
+@pytest.mark.gpu
+def test_on_cuda_background_segmentation_runs_channels_last_and_segments_as_in_nchw():
+    """On a GPU the SegFormer and its batches are channels-last (cuDNN's NHWC kernels: 4x faster on an
+    H200, bench/results/segformer_step_h200.md); the class maps are those of the NCHW layout."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    a, items = _segformer_on("cuda")
+    convolution = next(w for w in a.model.parameters() if w.dim() == 4)  # (names differ across transformers)
+    assert a.channels_last and convolution.is_contiguous(memory_format=torch.channels_last)
+    nhwc, nchw = _class_maps(a, items, True), _class_maps(a, items, False)
+    assert nhwc.shape == nchw.shape and float(np.mean(nhwc == nchw)) > 0.99
