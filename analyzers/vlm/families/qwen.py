@@ -7,7 +7,8 @@ frames into patches (the frames were decoded 448 px wide, a multiple of the 28 p
 the left so a batch generates from one position.
 
 The vision tower's attention runs as one SDPA call over all frame groups of equal length
-(``vision_attention``), instead of transformers' call per group.
+(``vision_attention``), instead of transformers' call per group, and its patch embedding as one matrix
+product instead of a 3-D convolution (``patch_embed``).
 
 Times: Qwen2-VL numbers its frame pairs, not seconds, so the prompt carries a line with the real
 times of the frames; Qwen2.5-VL also encodes absolute time (``second_per_grid_ts``, set here from
@@ -18,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from . import vision_attention
+from . import patch_embed, vision_attention
 from .base import Request, pad_frames
 from .hf import HFFamily, import_transformers, left_padded
 from ..prompts import times_line
@@ -39,6 +40,7 @@ class Qwen2VL(HFFamily):
     # (bench/results/vlm_throughput_h200_7b.md, run 5), as were the tiny model's tokens; Qwen2.5-VL
     # shares the decoder (its tiny model checked on the CPU, tests/test_decode_graphs.py)
     graphs_by_default: ClassVar[bool] = True
+    linear_patch_embeds = 0  # set by ``load``: patch embeddings computed as a matrix product (``patch_embed``)
 
     def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
         transformers = import_transformers()
@@ -46,6 +48,7 @@ class Qwen2VL(HFFamily):
         self.tokenizer = left_padded(self.processor.tokenizer)
         self.temporal_patch = int(getattr(self.processor.video_processor, "temporal_patch_size", 2) or 2)
         self.load_model(folder, device, precision, adapter)
+        self.linear_patch_embeds = patch_embed.install(self.model)
         grouped = vision_attention.install(self.model)
         if not grouped:
             self.notes.append("vision attention: transformers' own (one call per frame group): no attention "
@@ -53,6 +56,7 @@ class Qwen2VL(HFFamily):
 
     def describe_model(self) -> dict[str, Any]:
         info = super().describe_model()
+        info["patch_embed"] = "matrix product" if self.linear_patch_embeds else "transformers' own"
         equal = getattr(self.model, "_grouped_vision_lengths", None)
         if equal is not None:
             info["vision_attention"] = {"grouped_modules": equal.modules, "length_reads": equal.reads}
