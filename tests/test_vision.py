@@ -105,7 +105,7 @@ def _class_maps(a, items, channels_last):
 def test_background_segmentations_channels_last_path_segments_as_nchw():
     """The channels-last path (a GPU's) gives the NCHW path's class maps; on the CPU it is not taken."""
     a, items = _segformer_on("cpu")
-    assert not a.channels_last
+    assert not a.channels_last and a.params.channels_last  # (the parameter is on; the CPU does not take it)
     nchw, nhwc = _class_maps(a, items, False), _class_maps(a, items, True)
     assert nhwc.shape == nchw.shape == (8, 16, 16) and float(np.mean(nhwc == nchw)) > 0.99
 
@@ -123,3 +123,6 @@ def test_on_cuda_background_segmentation_runs_channels_last_and_segments_as_in_n
     assert a.channels_last and convolution.is_contiguous(memory_format=torch.channels_last)
     nhwc, nchw = _class_maps(a, items, True), _class_maps(a, items, False)
     assert nhwc.shape == nchw.shape and float(np.mean(nhwc == nchw)) > 0.99
+    a.params.channels_last = False  # the parameter switches it off (to compare, or around a cuDNN problem)
+    a.load("cuda", {"segformer-b0-ade-512": vf.tiny_segformer()})
+    assert not a.channels_last

@@ -38,12 +38,17 @@ def test_overlapping_or_other_convolutions_are_left_as_they_are():
     assert patch_embed.install(torch.nn.Linear(2, 2)) == 0
 
 
-def test_the_family_installs_it_and_says_so(tiny_vlm):  # noqa: F811
+def test_the_family_installs_it_says_so_and_a_parameter_switches_it_off(tiny_vlm):  # noqa: F811
     from analyzers.vlm.families import GenerationOptions, family_class
 
     family = family_class("qwen2_vl")(GenerationOptions(max_new_tokens=4))
     family.load(tiny_vlm("qwen2-vl"), "cpu", "fp32")
     assert family.linear_patch_embeds == 1 and family.describe_model()["patch_embed"] == "matrix product"
+    # the analyzer's patch_embed_product: false keeps transformers' convolution
+    family = family_class("qwen2_vl")(GenerationOptions(max_new_tokens=4, patch_embed_product=False))
+    family.load(tiny_vlm("qwen2-vl"), "cpu", "fp32")
+    assert family.linear_patch_embeds == 0 and family.describe_model()["patch_embed"] == "transformers' own"
+    assert isinstance(family.model.model.visual.patch_embed.forward.__self__, torch.nn.Module)  # its own forward
 
 
 @pytest.mark.gpu

@@ -169,6 +169,10 @@ class SceneDescription(BatchedAnalyzer):
         cuda_graphs: bool | None = Field(None, description="replay each decoding step as a CUDA graph over a "
                                          "static KV cache (CUDA; off with compile); default: on for Qwen2-VL "
                                          "(checked on a GPU) and Qwen2.5-VL (its decoder; checked on the CPU)")
+        patch_embed_product: bool = Field(True, description="Qwen2-VL / Qwen2.5-VL: compute the vision tower's "
+                                          "patch embedding as one matrix product instead of a 3-D convolution "
+                                          "(the same weights; cuDNN reportedly has no fast kernel for that "
+                                          "convolution on several GPUs)")
         timeout_s: float = Field(120.0, gt=0, description="openai: seconds to wait for one answer")
 
         @model_validator(mode="after")
@@ -260,7 +264,7 @@ class SceneDescription(BatchedAnalyzer):
         self._device = "cuda" if device == "gpu" else device
         options = GenerationOptions(max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens,
                                     temperature=p.temperature, static_cache=p.static_cache, compile=p.compile,
-                                    cuda_graphs=p.cuda_graphs)
+                                    cuda_graphs=p.cuda_graphs, patch_embed_product=p.patch_embed_product)
         if p.backend == "openai":
             family = family_class("openai")(options, base_url=p.base_url, model=p.api_model or p.model,
                                             api_key_env=p.api_key_env, timeout_s=p.timeout_s)

@@ -55,6 +55,7 @@ class GenerationOptions:
     static_cache: bool = False       # generate(cache_implementation="static") where the model supports it
     compile: bool = False            # torch.compile the forward (with the static cache; CUDA)
     cuda_graphs: bool | None = None  # replay decoding steps as CUDA graphs (CUDA; static cache); None: the family's default
+    patch_embed_product: bool = True  # Qwen-VL's patch embedding as a matrix product, not a Conv3d
     seed: int = 0
 
 

@@ -48,7 +48,7 @@ class Qwen2VL(HFFamily):
         self.tokenizer = left_padded(self.processor.tokenizer)
         self.temporal_patch = int(getattr(self.processor.video_processor, "temporal_patch_size", 2) or 2)
         self.load_model(folder, device, precision, adapter)
-        self.linear_patch_embeds = patch_embed.install(self.model)
+        self.linear_patch_embeds = patch_embed.install(self.model) if self.options.patch_embed_product else 0
         grouped = vision_attention.install(self.model)
         if not grouped:
             self.notes.append("vision attention: transformers' own (one call per frame group): no attention "
