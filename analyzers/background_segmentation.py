@@ -110,7 +110,9 @@ class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
         h, w = self.input_hw
         frames = [f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR)
                   for _, f in items]
-        t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+        # (N, 3, H, W) over the frames' own NHWC memory: already channels-last; NCHW needs the copy
+        t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+        t = t if self.channels_last else t.contiguous()
         return t.pin_memory() if self.torch_device.startswith("cuda") else t
 
     def forward(self, batch: Any) -> Any:
@@ -119,7 +121,7 @@ class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
         with torch.inference_mode():
             x = (batch.to(self.torch_device, non_blocking=True).to(self.mean.dtype) - self.mean) / self.std
             if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+                x = x.contiguous(memory_format=torch.channels_last)  # (already so, unless pinning copied it)
             logits = self.model(pixel_values=x).logits
             return logits.argmax(dim=1).to(torch.int16).cpu().numpy()
 
