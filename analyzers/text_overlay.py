@@ -105,6 +105,8 @@ class TextOverlay(BatchedAnalyzer):
         det_side: int = Field(640, ge=160, le=4096, description="Longest side (pixels) the rapidocr text detector "
                               "sees; lines are recognized on the full frame. 640 reads MEDIA.md's lines as 960 does "
                               "in 55% of the time (bench/results/ocr_det_side.md); raise it for small text.")
+        det_channels_last: bool = Field(False, description="On a GPU, the text detector's weights channels-last "
+                                        "(NHWC) like its batches; off: cuDNN turns them to NHWC on each call.")
         min_confidence: float = Field(0.6, ge=0, le=1, description="Lines read with less confidence are dropped.")
         min_similarity: float = Field(0.75, gt=0, le=1, description="How alike two readings must be to be one caption.")
         max_gap: float = Field(1.0, ge=0, description="Seconds a caption may go unread before it is closed.")
@@ -178,7 +180,7 @@ class TextOverlay(BatchedAnalyzer):
             threads = p.threads or (WORKER_THREADS if workers > 1 else default_threads(cpus))
             self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], threads, p.min_confidence, det_side=p.det_side,
                                         latin=models["ppocrv6-tiny-rec"] if self.latin() else None, workers=workers,
-                                        det_device=det_device)
+                                        det_device=det_device, det_channels_last=p.det_channels_last)
             return
         folders = {Path(models[m]).parent for m in self.model_ids()}
         if len(folders) != 1:

@@ -43,13 +43,19 @@ def yolo(name: str):
 MODELS = {"ocr_det": ocr_det, "yolov8x": yolo("yolov8x"), "yolov8s": yolo("yolov8s")}
 
 
-def timed(name: str, device: str, channels_last: bool, batch: int, batches: int) -> tuple[str, float]:
+LAYOUTS = {"NCHW": (False, False), "NHWC input, NCHW weights": (True, False), "channels-last": (True, True)}
+
+
+def timed(name: str, device: str, layout: str, batch: int, batches: int) -> tuple[str, float]:
+    """ms a frame of ``name`` in ``layout`` (one of ``LAYOUTS``: the batches', the weights' memory format;
+    text_overlay's detector ran "NHWC input, NCHW weights" before its ``det_channels_last``)."""
     import torch
 
+    channels_last, weights_last = LAYOUTS[layout]
     module, dtype, shape = MODELS[name](device)
     dtype = getattr(torch, dtype)
     module = module.to(dtype)
-    if channels_last:
+    if weights_last:
         module = module.to(memory_format=torch.channels_last)
     frames = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8)
     frames = frames.pin_memory() if device.startswith("cuda") else frames
@@ -87,9 +93,9 @@ def main() -> int:
     print("| model | dtype | layout | ms a frame |")
     print("|---|---|---|---|")
     for name in args.models.split(","):
-        for channels_last in (False, True):
-            dtype, ms = timed(name, args.device, channels_last, args.batch, args.batches)
-            print(f"| {name} | {dtype} | {'channels-last' if channels_last else 'NCHW'} | {ms:.2f} |", flush=True)
+        for layout in LAYOUTS:
+            dtype, ms = timed(name, args.device, layout, args.batch, args.batches)
+            print(f"| {name} | {dtype} | {layout} | {ms:.2f} |", flush=True)
     return 0
 
 

@@ -162,3 +162,50 @@ def test_tracking_needs_no_install_at_run_time(monkeypatch):
     assert fresh.lap.__name__ == "lap"
     version = tuple(int(x) for x in importlib.metadata.version("lap").split(".")[:3])
     assert version >= (0, 5, 12)  # what ultralytics asks for
+
+
+def _detections(yolo, frames, channels_last):
+    import torch
+
+    yolo.channels_last = channels_last  # (forced: on the CPU the parameter is not taken)
+    yolo.net = yolo.net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    batch = yolo.letterbox_batch(frames, 160)
+    assert batch.is_contiguous() != channels_last  # channels-last: the frames' own NHWC memory
+    with torch.inference_mode():
+        x = batch.to(yolo.device).to(torch.float32) / 255.0
+        raw = yolo.net(x.contiguous(memory_format=torch.channels_last) if channels_last else x)[0]
+    return raw, yolo.forward(batch, 1e-4, 0.7, None, 300)[0]  # (random weights: scores of 1e-5 to 2e-4)
+
+
+def test_the_yolos_channels_last_path_detects_as_nchw(tiny_pt):
+    """``channels_last`` (a GPU's, here forced on the CPU): the letterboxed batch stays the frames' NHWC memory,
+    the network's output and the detections are the NCHW path's. On the CPU the parameter is not taken."""
+    from analyzers._vision.yolo import load_yolo
+
+    frames = red_box_frames(4, 5, 2)
+    yolo = load_yolo(tiny_pt, "cpu", None, "object_detection", channels_last=True)
+    assert not yolo.channels_last
+    raw_nchw, dets_nchw = _detections(yolo, frames, False)
+    raw_nhwc, dets_nhwc = _detections(yolo, frames, True)
+    assert raw_nchw.shape == raw_nhwc.shape and float((raw_nchw - raw_nhwc).abs().max()) < 1e-3
+    assert len(dets_nchw) == len(dets_nhwc) == 4 and sum(len(d) for d in dets_nchw) > 0  # (random weights find boxes)
+    for a, b in zip(dets_nchw, dets_nhwc):
+        assert a.shape == b.shape and float((a - b).abs().max()) < 1e-2
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_yolos_channels_last_parameter_gives_nhwc_weights_and_nchws_output(tiny_pt):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    a = ObjectDetection({"imgsz": 160, "channels_last": True})
+    a.placement = Placement(device="cuda")
+    a.load("cuda", {"yolov8x": tiny_pt})
+    conv = next(w for w in a.yolo.net.parameters() if w.dim() == 4)
+    assert a.yolo.channels_last and conv.is_contiguous(memory_format=torch.channels_last)
+    frames = red_box_frames(4, 5, 2)
+    raw_nhwc, _ = _detections(a.yolo, frames, True)
+    raw_nchw, _ = _detections(a.yolo, frames, False)
+    assert raw_nchw.shape == raw_nhwc.shape
+    assert float((raw_nchw.float() - raw_nhwc.float()).abs().max()) < 0.05 * float(raw_nchw.float().abs().max())

@@ -272,6 +272,25 @@ def test_the_converted_detector_computes_onnxruntimes_probability_map():
     assert (got[0][:176] > 0.3).mean() < 0.001 < (got[1][:176] > 0.3).mean()  # the second one's text is on top
 
 
+def test_the_torch_detectors_channels_last_weights_give_the_same_maps():
+    """``det_channels_last`` (a GPU's; forced here on the CPU, which does not take it): NHWC weights, the
+    maps of the NCHW ones."""
+    import torch
+
+    from analyzers._vision.ocr import TorchDetector
+
+    det = sorted(_rapidocr_models().glob("*_det_*.onnx"))[0]
+    frames = [_caption_frame()]
+    detector = TorchDetector(det, "cpu", 640, channels_last=True)
+    assert not detector.channels_last
+    nchw = detector(frames)[0]
+    detector.model = detector.model.to(memory_format=torch.channels_last)
+    conv = next(w for w in detector.model.parameters() if w.dim() == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    nhwc = detector(frames)[0]
+    assert nhwc.shape == nchw.shape and np.abs(nhwc - nchw).max() < 1e-4 and (nchw > 0.3).mean() > 0.005
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_lines_read_with_maps_from_the_torch_detector_are_onnxruntimes(workers):
     """``det_device`` (here torch on the CPU; on a GPU the same code on cuda): the engines are handed

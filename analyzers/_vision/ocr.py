@@ -134,7 +134,8 @@ class RapidOcr:
     name = "rapidocr"
 
     def __init__(self, folder: Path, threads: int, min_conf: float, spaces: bool = True, det_side: int = 960,
-                 latin: Path | None = None, workers: int = 1, det_device: str | None = None):
+                 latin: Path | None = None, workers: int = 1, det_device: str | None = None,
+                 det_channels_last: bool = False):
         folder = Path(folder)
         models = folder / "models" if (folder / "models").is_dir() else folder
         files = {}
@@ -171,7 +172,7 @@ class RapidOcr:
         self.detector: TorchDetector | None = None
         if det_device is not None:
             try:
-                self.detector = TorchDetector(Path(files["det"]), det_device, det_side)
+                self.detector = TorchDetector(Path(files["det"]), det_device, det_side, channels_last=det_channels_last)
             except BaseException:
                 self.close()
                 raise
@@ -246,7 +247,7 @@ class TorchDetector:
     the scaling to the network's range and RGB -> BGR (rapidocr feeds its detector BGR) are done on
     the device."""
 
-    def __init__(self, det_onnx: Path, device: str, side: int, max_batch: int = 16):
+    def __init__(self, det_onnx: Path, device: str, side: int, max_batch: int = 16, channels_last: bool = False):
         import torch
 
         from .onnx_torch import torch_module
@@ -254,6 +255,10 @@ class TorchDetector:
         self.device, self.side, self.max_batch = device, side, max_batch
         mean, std = det_normalisation()
         self.model = torch_module(det_onnx, "text_overlay's text detector").to(device)
+        # channels-last weights (NHWC) on a GPU only; the frames arrive NHWC anyway
+        self.channels_last = bool(channels_last) and str(device).startswith("cuda")
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
 
@@ -271,6 +276,8 @@ class TorchDetector:
                     chunk = indices[at:at + self.max_batch]
                     small = np.stack([cv2.resize(np.ascontiguousarray(frames[i]), (w, h)) for i in chunk])
                     x = torch.from_numpy(small).to(self.device).permute(0, 3, 1, 2).flip(1).float() / 255.0
+                    # (x is channels-last already: the frames' NHWC memory seen as NCHW; with an NCHW model
+                    # cuDNN turns the weights to NHWC on each call)
                     maps = self.model((x - self.mean) / self.std)[:, 0].float().cpu().numpy()
                     for i, m in zip(chunk, maps):
                         out[i] = m

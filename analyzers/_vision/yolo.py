@@ -61,7 +61,7 @@ class FrameDets:
 class YoloNet:
     """A loaded YOLO model, ready for batched letterboxed frames (see the module docstring)."""
 
-    def __init__(self, path: Path, device: str, precision: str | None, who: str):
+    def __init__(self, path: Path, device: str, precision: str | None, who: str, channels_last: bool = False):
         from ultralytics import YOLO
 
         self.path = Path(path)
@@ -80,6 +80,12 @@ class YoloNet:
         net = net.to(self.device).eval()
         if self.precision != "fp32":
             net = net.to(dtype_of(self.precision))
+        # channels-last (NHWC) on a GPU only: cuDNN's NHWC kernels (the CPU's NCHW ones are faster)
+        self.channels_last = bool(channels_last) and self.device.startswith("cuda")
+        if self.channels_last:
+            import torch
+
+            net = net.to(memory_format=torch.channels_last)
         for p in net.parameters():
             p.requires_grad_(False)
         self.net = net
@@ -105,7 +111,8 @@ class YoloNet:
 
     # --- the device step's three parts -----------------------------------------------------
     def letterbox_batch(self, frames: Sequence[np.ndarray], imgsz: int) -> Any:
-        """RGB frames -> a uint8 (B, 3, H, W) tensor, letterboxed like ``YOLO.predict`` does."""
+        """RGB frames -> a uint8 (B, 3, H, W) tensor, letterboxed like ``YOLO.predict`` does (channels-last:
+        the frames' own NHWC memory, seen as NCHW)."""
         import torch
         from ultralytics.data.augment import LetterBox
 
@@ -115,7 +122,8 @@ class YoloNet:
         if any(b.shape != shape for b in boxed):  # frames of one stream share a size; be safe anyway
             box = LetterBox(new_shape=(imgsz, imgsz), auto=False, stride=self.stride)
             boxed = [box(image=np.ascontiguousarray(f)) for f in frames]
-        batch = torch.from_numpy(np.stack(boxed)).permute(0, 3, 1, 2).contiguous()
+        batch = torch.from_numpy(np.stack(boxed)).permute(0, 3, 1, 2)
+        batch = batch if self.channels_last else batch.contiguous()
         if self.device.startswith("cuda"):
             batch = batch.pin_memory()
         return batch
@@ -128,6 +136,8 @@ class YoloNet:
 
         with torch.inference_mode():
             x = batch.to(self.device, non_blocking=True).to(dtype_of(self.precision)) / 255.0
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)  # (already so, unless pinning copied it)
             preds = self.net(x)
             dets = non_max_suppression(preds, conf, iou, classes=classes, max_det=max_det,
                                        nc=0 if self.task == "detect" else len(self.names),
@@ -151,12 +161,13 @@ class YoloNet:
                          conf=arr[:, 4].astype(np.float32), cls=arr[:, 5].astype(np.int64), kpts=kpts)
 
 
-def load_yolo(path: Path, device: str, precision: str | None, who: str) -> YoloNet:
-    """``YoloNet`` for the checkpoint at ``path`` (a local ``.pt``), on ``device``."""
+def load_yolo(path: Path, device: str, precision: str | None, who: str, channels_last: bool = False) -> YoloNet:
+    """``YoloNet`` for the checkpoint at ``path`` (a local ``.pt``), on ``device`` (channels-last there
+    when asked and ``device`` is a GPU)."""
     path = Path(path)
     if not path.is_file():
         raise AnalyzerUnavailable(f"{who}: YOLO weights {path} do not exist")
-    return YoloNet(path, device, precision, who)
+    return YoloNet(path, device, precision, who, channels_last)
 
 
 # --- tracking ------------------------------------------------------------------------------------

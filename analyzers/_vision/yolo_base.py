@@ -50,6 +50,8 @@ class YoloAnalyzer(BatchedAnalyzer):
         lost_seconds: float = Field(1.0, ge=0, le=30, description="How long a lost object is kept for re-association.")
         min_frames: int = Field(2, ge=1, description="Objects seen on fewer sampled frames are dropped.")
         max_boxes: int = Field(12, ge=2, le=1000, description="Box samples kept per object (evenly spread).")
+        channels_last: bool = Field(False, description="On a GPU, the network and its batches channels-last (NHWC): "
+                                    "cuDNN's NHWC kernels; off: NCHW as before.")
 
     yolo: YoloNet | None = None
 
@@ -71,7 +73,7 @@ class YoloAnalyzer(BatchedAnalyzer):
 
     # --- lifecycle -------------------------------------------------------------------------------
     def load(self, device: str, models: dict[str, Path]) -> None:
-        self.yolo = load_yolo(self.weights_path(models), device, self.precision, self.name)
+        self.yolo = load_yolo(self.weights_path(models), device, self.precision, self.name, self.params.channels_last)
         self.class_filter = self.yolo.class_ids(self.wanted_classes(), self.name, self.strict_classes())
 
     def unload(self) -> None:
