@@ -172,7 +172,7 @@ def _detections(yolo, frames, channels_last):
     batch = yolo.letterbox_batch(frames, 160)
     assert batch.is_contiguous() != channels_last  # channels-last: the frames' own NHWC memory
     with torch.inference_mode():
-        x = batch.to(yolo.device).to(torch.float32) / 255.0
+        x = batch.to(yolo.device).to(next(yolo.net.parameters()).dtype) / 255.0  # (fp16 on a GPU)
         raw = yolo.net(x.contiguous(memory_format=torch.channels_last) if channels_last else x)[0]
     return raw, yolo.forward(batch, 1e-4, 0.7, None, 300)[0]  # (random weights: scores of 1e-5 to 2e-4)
 

@@ -5,8 +5,10 @@
   nothing else uses the GPU (``capture_gate``, ``Placement.gpu_to_itself``);
 - ``greedy_loop``: for greedy search, the whole step (forward, token choice, next inputs) one graph;
 - ``decode_attention``: a decoding step's attention as two matrix products per key/value head
-  (SDPA's kernel for a one-token query over a long cache runs in a few thread blocks).
+  (SDPA's kernel for a one-token query over a long cache runs in a few thread blocks);
+- ``fused_norm``: the standard RMSNorm layers as one fused kernel each (``F.rms_norm``).
 
-Used by the description families (``analyzers/vlm/families/hf.py``; ``decode_attention`` not yet) and
+Used by the description families (``analyzers/vlm/families/hf.py``, ``fused_norm`` in ``qwen.py``; ``decode_attention``
+not yet) and
 fusion's ``transformers`` backend (``framework/llm/transformers_backend.py``). Nothing here imports torch at module level.
 """

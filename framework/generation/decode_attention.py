@@ -19,10 +19,30 @@ attention interface; elsewhere nothing changes and the note says why.
 """
 from __future__ import annotations
 
+import os
 from typing import Any
 
 #: the attention implementation's name in transformers' registries
 NAME = "framework_decode"
+#: the same, its one-row steps' scores always as one linear product (``scores_way``), to compare
+NAME_LINEAR = "framework_decode_linear"
+#: how a one-row step's scores are computed: "linear" or "keys" (``scores_way``)
+WAYS = ("keys", "linear")
+
+
+def scores_way(env: Any = None) -> str:
+    """The way of a one-row step's scores (``FRAMEWORK_DECODE_SCORES``, default "keys").
+
+    "keys": each key/value head's keys times its queries, a batched product (the only way for
+    several rows). "linear": every query head against every key/value head's keys in one product
+    shaped like a linear layer's over a batch of queries (heads x dim against keys x dim), the
+    diagonal blocks kept: twice the products, none of them costly, in the kind of product cuBLAS
+    runs at speed on a GPU; the keys-times-queries product (6 queries a head) ran in a kernel that
+    read the cache at a few percent of the memory's speed (``bench/results/fusion_step_h200.md``)."""
+    way = (os.environ if env is None else env).get("FRAMEWORK_DECODE_SCORES", "keys").strip().lower() or "keys"
+    if way not in WAYS:
+        raise ValueError(f"FRAMEWORK_DECODE_SCORES={way!r}: use one of {', '.join(WAYS)}")
+    return way
 
 
 def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
@@ -31,6 +51,7 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    way = kwargs.pop("scores_way", None)
     batch, heads, q_len, dim = query.shape
     kv_heads, kv_len = key.shape[1], key.shape[2]
     if (q_len != 1 or dropout or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None
@@ -40,6 +61,8 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scale = dim ** -0.5 if scaling is None else scaling
+    if batch == 1 and (way or scores_way()) == "linear":
+        return _one_row_linear(query, key, value, attention_mask, scale), None
     q = query.reshape(batch, kv_heads, heads // kv_heads, dim)  # query head h shares key/value head h // group
     # keys times queries (not queries times keys): a tall product that spreads over the keys, where
     # cuBLAS ran the other way round as a matrix-vector kernel, one key/value head per block. Other
@@ -58,15 +81,43 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
     return out.reshape(batch, 1, heads, dim), None
 
 
+def _one_row_linear(query: Any, key: Any, value: Any, attention_mask: Any, scale: float) -> Any:
+    """One row's step (``scores_way`` "linear"): (1, 1, heads, dim)."""
+    import torch
+    import torch.nn.functional as F
+
+    _, heads, _, dim = query.shape
+    kv_heads, kv_len = key.shape[1], key.shape[2]
+    group = heads // kv_heads
+    every = F.linear(query.reshape(heads, dim), key.reshape(kv_heads * kv_len, dim))  # (heads, kv heads x keys)
+    # query head h's scores are against key/value head h // group: the diagonal blocks
+    mine = torch.diagonal(every.view(kv_heads, group, kv_heads, kv_len), dim1=0, dim2=2)  # (group, keys, kv heads)
+    scores = mine.permute(2, 0, 1).float().mul_(scale).unsqueeze(0)  # (1, kv heads, group, keys), contiguous
+    if attention_mask is not None:
+        mask = attention_mask[..., :kv_len]  # (1, 1, 1, keys)
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        else:
+            scores = scores + mask.float()
+    probs = torch.softmax(scores, dim=-1).to(value.dtype)
+    out = torch.matmul(probs, value)  # (1, kv heads, group, dim)
+    return out.reshape(1, 1, heads, dim)
+
+
+def _attention_linear(*args: Any, **kwargs: Any) -> tuple[Any, None]:
+    return attention(*args, **kwargs, scores_way="linear")
+
+
 def register() -> str | None:
-    """Register ``attention`` (with SDPA's mask) under ``NAME``; None, or why it cannot be."""
+    """Register ``attention`` (with SDPA's mask) under ``NAME`` (and ``NAME_LINEAR``); None, or why it cannot be."""
     try:
         from transformers import AttentionInterface
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
     except ImportError as exc:
         return f"this transformers has no attention interface ({exc})"
-    AttentionInterface.register(NAME, attention)
-    AttentionMaskInterface.register(NAME, sdpa_mask)
+    for name, function in ((NAME, attention), (NAME_LINEAR, _attention_linear)):
+        AttentionInterface.register(name, function)
+        AttentionMaskInterface.register(name, sdpa_mask)
     return None
 
 
@@ -86,4 +137,4 @@ def install(model: Any) -> str | None:
     return None if why is None else f"decoding steps keep SDPA attention ({why})"
 
 
-__all__ = ["NAME", "attention", "install", "register"]
+__all__ = ["NAME", "NAME_LINEAR", "WAYS", "attention", "install", "register", "scores_way"]

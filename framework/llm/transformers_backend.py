@@ -110,6 +110,7 @@ class TransformersBackend(LLMBackend):
         self._loop_ok = True
         self.loop_calls = 0  # generations done in the graphed greedy loop
         self.decode_attention = False  # decoding steps attend with framework.generation.decode_attention
+        self.fused_norms = 0  # RMSNorm layers computed by one fused kernel (framework.generation.fused_norm)
 
     # --- availability and loading ---------------------------------------------------
     def check_available(self) -> str | None:
@@ -167,8 +168,9 @@ class TransformersBackend(LLMBackend):
         model.to(device).eval()
         self.model, self.tokenizer, self.device, self.folder = model, tokenizer, device, folder
         if device.startswith("cuda"):
-            from ..generation import decode_attention, decode_graphs
+            from ..generation import decode_attention, decode_graphs, fused_norm
 
+            self.fused_norms = fused_norm.install(model)  # each RMSNorm one kernel, not six to eight
             note = decode_attention.install(model)  # a decoding step's attention: two products per key head
             self.decode_attention = note is None and model.config._attn_implementation == decode_attention.NAME
             if note:
@@ -189,6 +191,8 @@ class TransformersBackend(LLMBackend):
         if self.graphs is None:
             return None
         extra = {"decode_attention": True} if self.decode_attention else {}
+        if self.fused_norms:
+            extra["fused_rms_norms"] = self.fused_norms
         return {**self.graphs.summary(), "greedy_loop_calls": self.loop_calls, **extra}
 
     def close(self) -> None:

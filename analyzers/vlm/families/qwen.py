@@ -8,7 +8,8 @@ the left so a batch generates from one position.
 
 The vision tower's attention runs as one SDPA call over all frame groups of equal length
 (``vision_attention``), instead of transformers' call per group, and its patch embedding as one matrix
-product instead of a 3-D convolution (``patch_embed``).
+product instead of a 3-D convolution (``patch_embed``); on a GPU each RMSNorm of the decoder is one fused
+kernel (``framework.generation.fused_norm``).
 
 Times: Qwen2-VL numbers its frame pairs, not seconds, so the prompt carries a line with the real
 times of the frames; Qwen2.5-VL also encodes absolute time (``second_per_grid_ts``, set here from
@@ -18,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, ClassVar
+
+from framework.generation import fused_norm
 
 from . import patch_embed, vision_attention
 from .base import Request, pad_frames
@@ -41,6 +44,7 @@ class Qwen2VL(HFFamily):
     # shares the decoder (its tiny model checked on the CPU, tests/test_decode_graphs.py)
     graphs_by_default: ClassVar[bool] = True
     linear_patch_embeds = 0  # set by ``load``: patch embeddings computed as a matrix product (``patch_embed``)
+    fused_norms = 0  # set by ``load``: RMSNorm layers as one fused kernel each (``framework.generation.fused_norm``)
 
     def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
         transformers = import_transformers()
@@ -49,6 +53,7 @@ class Qwen2VL(HFFamily):
         self.temporal_patch = int(getattr(self.processor.video_processor, "temporal_patch_size", 2) or 2)
         self.load_model(folder, device, precision, adapter)
         self.linear_patch_embeds = patch_embed.install(self.model) if self.options.patch_embed_product else 0
+        self.fused_norms = fused_norm.install(self.model)  # on a GPU: each RMSNorm of its decoder one kernel
         grouped = vision_attention.install(self.model)
         if not grouped:
             self.notes.append("vision attention: transformers' own (one call per frame group): no attention "
@@ -57,6 +62,7 @@ class Qwen2VL(HFFamily):
     def describe_model(self) -> dict[str, Any]:
         info = super().describe_model()
         info["patch_embed"] = "matrix product" if self.linear_patch_embeds else "transformers' own"
+        info["fused_rms_norms"] = self.fused_norms
         equal = getattr(self.model, "_grouped_vision_lengths", None)
         if equal is not None:
             info["vision_attention"] = {"grouped_modules": equal.modules, "length_reads": equal.reads}

@@ -1,0 +1,110 @@
+"""``framework.generation.fused_norm``: the standard RMSNorm layers of fusion's summary model and of the
+Qwen-VL decoders as ``F.rms_norm`` (one kernel on CUDA) compute transformers' output; others are left."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from framework.generation import fused_norm  # noqa: E402
+
+
+def _norms(model):
+    return [m for m in model.modules() if type(m).__name__.endswith("RMSNorm")]
+
+
+def _chat_model(tmp_path, dtype=torch.float32):
+    from transformers import AutoModelForCausalLM
+
+    from framework.testing.llm import make_tiny_chat_model
+
+    model = AutoModelForCausalLM.from_pretrained(make_tiny_chat_model(tmp_path / "tiny"), local_files_only=True,
+                                                 dtype=dtype).eval()
+    torch.manual_seed(5)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.5)  # (norm weights too: not all ones)
+    return model
+
+
+def test_fused_norms_give_the_models_logits_and_tokens(tmp_path):
+    model = _chat_model(tmp_path)
+    ids = torch.tensor([[5, 9, 14, 3, 7, 22, 8, 30, 2]])
+    kw = dict(max_new_tokens=10, do_sample=False, pad_token_id=0)
+    with torch.inference_mode():
+        logits, tokens = model(ids).logits, model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw)
+        assert fused_norm.install(model) == 0  # on the CPU: left as they are
+        count = fused_norm.install(model, force=True)
+        assert count == len(_norms(model)) == 2 * model.config.num_hidden_layers + 1
+        assert all(m.forward.__func__ is fused_norm._fused_forward for m in _norms(model))
+        torch.testing.assert_close(model(ids).logits, logits, rtol=1e-5, atol=1e-5)
+        assert torch.equal(model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw), tokens)
+
+
+def test_in_bfloat16_a_fused_norm_is_within_a_rounding_step(tmp_path):
+    model = _chat_model(tmp_path, torch.bfloat16)
+    norm = _norms(model)[0]
+    x = torch.randn(4, 7, norm.weight.shape[0], dtype=torch.bfloat16)
+    want = norm(x)
+    fused_norm.install(model, force=True)
+    got = norm(x)
+    assert got.dtype == want.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), want.float(), rtol=2 ** -7, atol=1e-6)  # bfloat16's 8 bits: one step
+    assert norm(x.float()).dtype == torch.float32  # another dtype than the weight's: transformers' own forward
+
+
+def test_other_norms_and_a_switched_off_environment_are_left_as_they_are(tmp_path):
+    class GemmaRMSNorm(torch.nn.Module):  # weight * (1 + ...): not the standard formula
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(8))
+            self.variance_epsilon = 1e-6
+
+    model = torch.nn.Sequential(GemmaRMSNorm(), torch.nn.LayerNorm(8))
+    assert fused_norm.install(model, force=True) == 0
+    assert fused_norm.install(_chat_model(tmp_path), force=True, env={"FRAMEWORK_FUSED_RMS_NORM": "0"}) == 0
+
+
+@pytest.mark.parametrize("kind", ["qwen2-vl", "qwen2.5-vl"])
+def test_the_qwen_vl_decoders_norms_are_fused_and_answer_alike(tiny_vlm, kind):  # noqa: F811
+    from test_vlm_vision_attention import tower
+
+    model, _ = tower(tiny_vlm(kind), kind)
+    ids = torch.tensor([[3, 8, 12, 5, 9, 2]])
+    with torch.inference_mode():
+        before = model(input_ids=ids).logits
+        standard = [m for m in model.modules() if type(m).__name__ in fused_norm.STANDARD]  # (2.5: the tower's too)
+        assert len(standard) >= model.config.text_config.num_hidden_layers * 2 + 1
+        assert fused_norm.install(model, force=True) == len(standard)
+        torch.testing.assert_close(model(input_ids=ids).logits, before, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_summary_models_norms_are_fused_and_it_answers_as_unfused(tmp_path, monkeypatch):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from framework.llm.transformers_backend import TransformersBackend
+    from framework.testing.llm import make_tiny_chat_model
+
+    folder = make_tiny_chat_model(tmp_path / "tiny")
+    chats = [[{"role": "user", "content": "Scene " + "hello " * n + "Summarize."}] for n in (1, 9)]
+    answers = {}
+    for switch in ("0", "1"):
+        monkeypatch.setenv("FRAMEWORK_FUSED_RMS_NORM", switch)
+        backend = TransformersBackend({"model": str(folder), "device": "cuda", "dtype": "float32"})
+        backend.load()
+        try:
+            assert (backend.fused_norms > 0) == (switch == "1")
+            torch.manual_seed(3)
+            with torch.no_grad():
+                for p in backend.model.parameters():
+                    p.normal_(0, 0.5)
+            answers[switch] = [backend.generate(c, max_new_tokens=12) for c in chats]
+            assert ("fused_rms_norms" in backend.cuda_graphs) == (switch == "1")
+        finally:
+            backend.close()
+    assert answers["1"] == answers["0"]
+
+
+from vlm_fixtures import tiny_vlm  # noqa: E402,F401  (a fixture)
