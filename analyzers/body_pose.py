@@ -82,7 +82,7 @@ class BodyPose(YoloAnalyzer):
 
     name = "body_pose"
     original_status = "disabled"
-    version = "1.1.0"
+    version = "1.2.0"  # 1.2.0: channels-last on a GPU
     description = "People and a pose summary (posture, raised arms, facing) per shot from YOLOv8x-pose."
     models = ("yolov8x-pose",)
     enabled_by_default = False

@@ -82,7 +82,7 @@ class ObjectDetection(YoloAnalyzer):
 
     name = "object_detection"
     original_status = "active"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: channels-last on a GPU
     description = "Objects (YOLOv8x) tracked across frames with ByteTrack: one event per object, labels searchable."
     models = ("yolov8x",)
     item_vram_mb = 60.0

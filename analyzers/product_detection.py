@@ -48,7 +48,7 @@ class ProductDetection(YoloAnalyzer):
 
     name = "product_detection"
     original_status = "active"
-    version = "1.0.0"
+    version = "1.1.0"  # 1.1.0: channels-last on a GPU
     description = "Products (YOLOv8s, class filter or custom weights) tracked across frames: one event per product."
     models = ("yolov8s",)
     item_vram_mb = 25.0

@@ -45,34 +45,6 @@ def test_a_one_token_step_attends_as_sdpa_does(batch, heads, kv_heads, mask):
     assert torch.allclose(out, sdpa(module, q, k, v, m, scaling=0.3), atol=1e-5)
 
 
-@pytest.mark.parametrize("heads,kv_heads,mask", [(12, 2, "bool"), (8, 8, "float"), (6, 3, None), (4, 1, "bool")])
-def test_the_linear_way_of_a_one_row_step_attends_as_sdpa_does(heads, kv_heads, mask, monkeypatch):
-    """``FRAMEWORK_DECODE_SCORES=linear``: one row's scores as one product against every head's keys, its
-    diagonal blocks kept; SDPA's output. Several rows keep the keys way (and still SDPA's output)."""
-    torch.manual_seed(2)
-    keys, dim = 41, 16
-    k, v = torch.randn(3, kv_heads, keys, dim), torch.randn(3, kv_heads, keys, dim)
-    m = None
-    if mask is not None:
-        m = (torch.arange(keys) < keys - 6)[None, None, None, :].expand(3, 1, 1, keys)
-        if mask == "float":
-            m = torch.zeros(m.shape).masked_fill(~m, torch.finfo(torch.float32).min)
-    q = torch.randn(3, heads, 1, dim)
-    module = Module(heads // kv_heads)
-    monkeypatch.setenv("FRAMEWORK_DECODE_SCORES", "linear")
-    calls = []
-    real = decode_attention._one_row_linear
-    monkeypatch.setattr(decode_attention, "_one_row_linear", lambda *a: calls.append(1) or real(*a))
-    one = decode_attention.attention(module, q[:1], k[:1], v[:1], None if m is None else m[:1], scaling=0.3)[0]
-    assert calls == [1] and one.shape == (1, 1, heads, dim)
-    assert torch.allclose(one, sdpa(module, q[:1], k[:1], v[:1], None if m is None else m[:1], scaling=0.3), atol=1e-5)
-    rows = decode_attention.attention(module, q, k, v, m, scaling=0.3)[0]
-    assert calls == [1] and torch.allclose(rows, sdpa(module, q, k, v, m, scaling=0.3), atol=1e-5)
-    monkeypatch.setenv("FRAMEWORK_DECODE_SCORES", "sideways")
-    with pytest.raises(ValueError, match="FRAMEWORK_DECODE_SCORES='sideways': use one of keys, linear"):
-        decode_attention.attention(module, q[:1], k[:1], v[:1], None, scaling=0.3)
-
-
 def test_anything_but_a_one_token_step_is_sdpas():
     torch.manual_seed(1)
     q, k, v = torch.randn(2, 4, 5, 8), torch.randn(2, 2, 5, 8), torch.randn(2, 2, 5, 8)
@@ -119,29 +91,6 @@ def test_a_model_switched_to_it_decodes_the_tokens_sdpa_decodes(tmp_path):
             decode_attention.register()
     assert torch.equal(after, before)
     assert calls.count(1) == 2 * 11 and calls[0] == 7  # (2 layers) the prefill, then 11 one-token steps
-
-
-def test_a_model_on_the_linear_name_decodes_one_row_as_sdpa(tmp_path):
-    """``NAME_LINEAR`` (the linear way whatever the environment, for bench/fusion_step_profile.py): a tiny
-    Qwen2 over a static cache, one row, greedy: the tokens SDPA decodes."""
-    from transformers import AutoModelForCausalLM
-
-    from framework.testing.llm import make_tiny_chat_model
-
-    folder = make_tiny_chat_model(tmp_path / "tiny")
-    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32).eval()
-    torch.manual_seed(4)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.5) if p.dim() > 1 else None
-    ids = torch.tensor([[5, 9, 14, 3, 7, 22, 8, 30, 2]])
-    kw = dict(max_new_tokens=14, do_sample=False, cache_implementation="static", pad_token_id=0)
-    with torch.inference_mode():
-        before = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw)
-        assert decode_attention.register() is None
-        model.set_attn_implementation(decode_attention.NAME_LINEAR)
-        after = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw)
-    assert torch.equal(after, before) and len(set(before[0, 9:].tolist())) > 1
 
 
 def test_a_model_not_on_sdpa_is_left_as_it_is():

@@ -184,7 +184,7 @@ def test_the_yolos_channels_last_path_detects_as_nchw(tiny_pt):
 
     frames = red_box_frames(4, 5, 2)
     yolo = load_yolo(tiny_pt, "cpu", None, "object_detection", channels_last=True)
-    assert not yolo.channels_last
+    assert not yolo.channels_last and ObjectDetection().params.channels_last  # (on by default; a GPU's only)
     raw_nchw, dets_nchw = _detections(yolo, frames, False)
     raw_nhwc, dets_nhwc = _detections(yolo, frames, True)
     assert raw_nchw.shape == raw_nhwc.shape and float((raw_nchw - raw_nhwc).abs().max()) < 1e-3
@@ -195,11 +195,13 @@ def test_the_yolos_channels_last_path_detects_as_nchw(tiny_pt):
 
 @pytest.mark.gpu
 def test_on_cuda_the_yolos_channels_last_parameter_gives_nhwc_weights_and_nchws_output(tiny_pt):
+    """On a GPU the YOLOs run channels-last by default (bench/results/conv_layout_h200.md); the network's output is
+    the NCHW layout's, and the parameter switches it off."""
     import torch
 
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    a = ObjectDetection({"imgsz": 160, "channels_last": True})
+    a = ObjectDetection({"imgsz": 160})  # (on by default)
     a.placement = Placement(device="cuda")
     a.load("cuda", {"yolov8x": tiny_pt})
     conv = next(w for w in a.yolo.net.parameters() if w.dim() == 4)
@@ -209,3 +211,8 @@ def test_on_cuda_the_yolos_channels_last_parameter_gives_nhwc_weights_and_nchws_
     raw_nchw, _ = _detections(a.yolo, frames, False)
     assert raw_nchw.shape == raw_nhwc.shape
     assert float((raw_nchw.float() - raw_nhwc.float()).abs().max()) < 0.05 * float(raw_nchw.float().abs().max())
+    a.unload()
+    a = ObjectDetection({"imgsz": 160, "channels_last": False})
+    a.placement = Placement(device="cuda")
+    a.load("cuda", {"yolov8x": tiny_pt})
+    assert not a.yolo.channels_last and next(w for w in a.yolo.net.parameters() if w.dim() == 4).is_contiguous()

@@ -19,30 +19,10 @@ attention interface; elsewhere nothing changes and the note says why.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 #: the attention implementation's name in transformers' registries
 NAME = "framework_decode"
-#: the same, its one-row steps' scores always as one linear product (``scores_way``), to compare
-NAME_LINEAR = "framework_decode_linear"
-#: how a one-row step's scores are computed: "linear" or "keys" (``scores_way``)
-WAYS = ("keys", "linear")
-
-
-def scores_way(env: Any = None) -> str:
-    """The way of a one-row step's scores (``FRAMEWORK_DECODE_SCORES``, default "keys").
-
-    "keys": each key/value head's keys times its queries, a batched product (the only way for
-    several rows). "linear": every query head against every key/value head's keys in one product
-    shaped like a linear layer's over a batch of queries (heads x dim against keys x dim), the
-    diagonal blocks kept: twice the products, none of them costly, in the kind of product cuBLAS
-    runs at speed on a GPU; the keys-times-queries product (6 queries a head) ran in a kernel that
-    read the cache at a few percent of the memory's speed (``bench/results/fusion_step_h200.md``)."""
-    way = (os.environ if env is None else env).get("FRAMEWORK_DECODE_SCORES", "keys").strip().lower() or "keys"
-    if way not in WAYS:
-        raise ValueError(f"FRAMEWORK_DECODE_SCORES={way!r}: use one of {', '.join(WAYS)}")
-    return way
 
 
 def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
@@ -51,7 +31,6 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
     import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    way = kwargs.pop("scores_way", None)
     batch, heads, q_len, dim = query.shape
     kv_heads, kv_len = key.shape[1], key.shape[2]
     if (q_len != 1 or dropout or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None
@@ -61,14 +40,14 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scale = dim ** -0.5 if scaling is None else scaling
-    if batch == 1 and (way or scores_way()) == "linear":
-        return _one_row_linear(query, key, value, attention_mask, scale), None
     q = query.reshape(batch, kv_heads, heads // kv_heads, dim)  # query head h shares key/value head h // group
     # keys times queries (not queries times keys): a tall product that spreads over the keys, where
     # cuBLAS ran the other way round as a matrix-vector kernel, one key/value head per block. Other
     # ways were slower on an H200 after 5500 prompt tokens (``bench/results/fusion_step_h200.md``, run 4):
     # the queries padded to 8 rows 6.89 ms a step against 6.85; a broadcast product summed over the
-    # head dimension 9.98 ms (11.50 with the products in float32); SDPA 11.03 ms.
+    # head dimension 9.98 ms (11.50 with the products in float32); SDPA 11.03 ms; every query head against every
+    # key/value head's keys as one linear layer's product (12 x 128 against 2 x 5500 x 128, the diagonal blocks
+    # kept) 8.29-9.29 ms against 6.12-6.20: cuBLAS ran it as the slow matrix-vector kernel too (run 5).
     scores = torch.matmul(key, q.transpose(-1, -2)).float() * scale  # (batch, kv heads, keys, group)
     if attention_mask is not None:
         mask = attention_mask[..., :kv_len].transpose(-1, -2)  # (batch or 1, 1, keys, 1), as SDPA reads it
@@ -81,43 +60,15 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
     return out.reshape(batch, 1, heads, dim), None
 
 
-def _one_row_linear(query: Any, key: Any, value: Any, attention_mask: Any, scale: float) -> Any:
-    """One row's step (``scores_way`` "linear"): (1, 1, heads, dim)."""
-    import torch
-    import torch.nn.functional as F
-
-    _, heads, _, dim = query.shape
-    kv_heads, kv_len = key.shape[1], key.shape[2]
-    group = heads // kv_heads
-    every = F.linear(query.reshape(heads, dim), key.reshape(kv_heads * kv_len, dim))  # (heads, kv heads x keys)
-    # query head h's scores are against key/value head h // group: the diagonal blocks
-    mine = torch.diagonal(every.view(kv_heads, group, kv_heads, kv_len), dim1=0, dim2=2)  # (group, keys, kv heads)
-    scores = mine.permute(2, 0, 1).float().mul_(scale).unsqueeze(0)  # (1, kv heads, group, keys), contiguous
-    if attention_mask is not None:
-        mask = attention_mask[..., :kv_len]  # (1, 1, 1, keys)
-        if mask.dtype == torch.bool:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        else:
-            scores = scores + mask.float()
-    probs = torch.softmax(scores, dim=-1).to(value.dtype)
-    out = torch.matmul(probs, value)  # (1, kv heads, group, dim)
-    return out.reshape(1, 1, heads, dim)
-
-
-def _attention_linear(*args: Any, **kwargs: Any) -> tuple[Any, None]:
-    return attention(*args, **kwargs, scores_way="linear")
-
-
 def register() -> str | None:
-    """Register ``attention`` (with SDPA's mask) under ``NAME`` (and ``NAME_LINEAR``); None, or why it cannot be."""
+    """Register ``attention`` (with SDPA's mask) under ``NAME``; None, or why it cannot be."""
     try:
         from transformers import AttentionInterface
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
     except ImportError as exc:
         return f"this transformers has no attention interface ({exc})"
-    for name, function in ((NAME, attention), (NAME_LINEAR, _attention_linear)):
-        AttentionInterface.register(name, function)
-        AttentionMaskInterface.register(name, sdpa_mask)
+    AttentionInterface.register(NAME, attention)
+    AttentionMaskInterface.register(NAME, sdpa_mask)
     return None
 
 
@@ -137,4 +88,4 @@ def install(model: Any) -> str | None:
     return None if why is None else f"decoding steps keep SDPA attention ({why})"
 
 
-__all__ = ["NAME", "NAME_LINEAR", "WAYS", "attention", "install", "register", "scores_way"]
+__all__ = ["NAME", "attention", "install", "register"]
