@@ -102,3 +102,30 @@ def test_ten_minutes_are_scored_in_one_batch_of_short_blocks():
     block, pre = vad._geometry()
     assert int(np.ceil(600 * SR / block)) <= vad.params.batch_size
     assert (pre + block) // WINDOW < 200
+
+
+def test_loading_leaves_torchs_cpu_threads_as_they_were():
+    """silero-vad's model module sets torch's CPU threads to 1 on import; voice_activity's load puts the count back,
+    so the threads the run starts after it (the other analyzers') compute on every CPU thread. In a fresh interpreter:
+    here silero-vad may be imported already, and would not set anything again."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = """
+import threading, torch
+torch.set_num_threads(3)
+from analyzers.voice_activity import VoiceActivity
+from speech_fixtures import silero_path
+VoiceActivity().load("cpu", {"silero-vad": silero_path()})
+import silero_vad.model  # (the module that sets them: imported by the load)
+seen = []
+t = threading.Thread(target=lambda: seen.append(torch.get_num_threads())); t.start(); t.join()
+print(torch.get_num_threads(), seen[0])
+"""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120,
+                          env={**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'tests'}"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["3", "3"]
