@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import Field
 
 from framework import (AUDIO_SAMPLE_RATE, AnalyzerInputs, AnalyzerUnavailable, BatchedAnalyzer, Event, Series,
-                       Track)
+                       Track, thread_settings)
 
 logger = logging.getLogger(__name__)
 
@@ -73,18 +73,16 @@ class VoiceActivity(BatchedAnalyzer):
     def load(self, device: str, models: dict[str, Path]) -> None:
         import torch
 
-        threads = torch.get_num_threads()
+        # silero-vad's model module sets torch's CPU threads to 1 when imported: every thread started after
+        # it (the other analyzers') computed on one CPU thread (bench/torch_threads.py). Put back here too,
+        # for a load outside a run (the executor keeps them around every load).
         try:
-            from silero_vad import get_speech_timestamps_from_probs  # noqa: F401 (silero-vad >= 6.2)
-            from silero_vad.utils_vad import init_jit_model
+            with thread_settings.kept("importing silero-vad"):
+                from silero_vad import get_speech_timestamps_from_probs  # noqa: F401 (silero-vad >= 6.2)
+                from silero_vad.utils_vad import init_jit_model
         except ImportError as exc:
             raise AnalyzerUnavailable(f"voice_activity needs silero-vad >= 6.2 ({exc}): "
                                       "pip install 'silero-vad>=6.2'") from exc
-        finally:
-            # silero-vad's model module sets torch's CPU threads to 1 when imported: every thread the run
-            # started after it (the other analyzers') computed on one CPU thread (bench/torch_threads.py)
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
         package = models.get("silero-vad")
         weights = Path(package) / "data" / "silero_vad.jit" if package else None
         if weights is None or not weights.is_file():

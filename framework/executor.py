@@ -54,6 +54,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
+from . import thread_settings
 from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
@@ -637,7 +638,11 @@ class Executor:
             if st.alone:
                 self.memory.reset_peak(dev)
         st.receipt["load_at_s"] = self._since_start()
-        load = self._guarded(st, st.call.load, one_at_a_time=getattr(st.call, "load_takes_turns", True))
+
+        def load_keeping_threads() -> CallInfo[Any]:  # (a library's import may set the process's threads)
+            with thread_settings.kept(f"{st.job.name}'s load"):
+                return st.call.load()
+        load = self._guarded(st, load_keeping_threads, one_at_a_time=getattr(st.call, "load_takes_turns", True))
         st.receipt["load_s"] = round(load.duration_s, 4)
         if load.failed and gpu and is_out_of_memory(load.excinfo):
             return self._fall_back(st, "load", load.excinfo)

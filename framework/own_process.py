@@ -64,6 +64,7 @@ from typing import Any, Iterator
 from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
 from .device_step import free_device_memory
+from . import thread_settings
 from .process_workers import _Child, child_env, children_supported
 from .warm_imports import import_each
 from .work_streams import switched_on
@@ -329,6 +330,7 @@ class _RelayLogs(logging.Handler):
 
 def _serve(recv_conn: Connection, conn: Connection) -> None:
     """The child's loop: answer load, analyze and unload until ``None`` or end-of-file."""
+    thread_settings.remember()  # (before any import: what a library's import or the load changes is put back)
     send_conn = _Sender(conn)
     relay = _RelayLogs(send_conn)
     relay.setFormatter(logging.Formatter("%(message)s"))
@@ -355,7 +357,8 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
                     cls = getattr(cls, part)
                 analyzer = cls(payload["params"])
                 analyzer.placement = _on_this_gpu(payload["placement"], send_conn)
-                analyzer.load(payload["device"], payload["models"])
+                with thread_settings.kept(f"{payload['class']}'s load"):
+                    analyzer.load(payload["device"], payload["models"])
                 reply = ("ok", None)
             elif phase == "analyze":
                 assert analyzer is not None

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import __version__, cache_owner, decode_process, media, own_process
+from . import __version__, cache_owner, decode_process, media, own_process, thread_settings
 from .analyzer import Analyzer, AnalyzerInputs
 from .callinfo import AnalyzerCall, call_analyzer  # noqa: F401 - call_analyzer also public here, as before
 from .executor import Executor, Job, LoadTurns
@@ -126,6 +126,7 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
     :raises framework.errors.InputError: the file cannot be analyzed (missing, empty, not media).
     :raises framework.errors.ConfigError: registry.yaml or ``only``/``skip`` name unknown analyzers.
     """
+    thread_settings.remember()  # (the threads a library's import or an analyzer's load may change, put back)
     path = Path(video)
     registry, host, configured, selected = _configure(registry_path, registry, host, load_entrypoints, only, skip)
     for name in profile or ():

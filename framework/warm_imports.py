@@ -21,6 +21,8 @@ import sys
 import threading
 from typing import Any, Callable, ContextManager, Iterable
 
+from . import thread_settings
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,10 +42,11 @@ def warm_up_imports(classes: Iterable[type], name: str = "exporter-imports",
 
 def import_each(modules: Iterable[str], turn: Callable[[], ContextManager[Any]] | None = None) -> None:
     """Import ``modules`` in order, each inside ``turn()`` when given. A module that fails to import
-    is skipped and left for the code that needs it to report."""
+    is skipped and left for the code that needs it to report. The threads an import sets for the
+    whole process are put back (``thread_settings``)."""
     for module in modules:
         try:
-            with turn() if turn is not None else contextlib.nullcontext():
+            with turn() if turn is not None else contextlib.nullcontext(), thread_settings.kept(f"importing {module}"):
                 importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - the code that needs it reports a missing module
             logger.debug("warming up %s: %s", module, exc)
