@@ -108,7 +108,7 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(args.child)))
         return 0
-    from machine import cpu_model, load_text
+    from machine import cpu_model, load_text, write_report
 
     lines = [f"# torch's CPU threads after voice_activity's load ({cpu_model()})", "",
              f"command: `python bench/torch_threads.py --repeat {args.repeat} --minutes {args.minutes:g}`; "
@@ -129,10 +129,7 @@ def main() -> int:
               "| torch threads | wall s (median) | runs s |", "|---|---|---|"]
     for n, ws in walls.items():
         lines.append(f"| {n} | {statistics.median(ws):.2f} | {', '.join(f'{w:.2f}' for w in ws)} |")
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    write_report(lines, args.out)
     return 0
 
 
