@@ -68,16 +68,20 @@ def test_other_norms_and_a_switched_off_environment_are_left_as_they_are(tmp_pat
 
 @pytest.mark.parametrize("kind", ["qwen2-vl", "qwen2.5-vl"])
 def test_the_qwen_vl_decoders_norms_are_fused_and_answer_alike(tiny_vlm, kind):  # noqa: F811
-    from test_vlm_vision_attention import tower
+    from test_vlm_vision_attention import features, tower
 
-    model, _ = tower(tiny_vlm(kind), kind)
+    model, visual = tower(tiny_vlm(kind), kind)
     ids = torch.tensor([[3, 8, 12, 5, 9, 2]])
     with torch.inference_mode():
         before = model(input_ids=ids).logits
+        seen = features(visual, [[2, 4, 4]])  # (Qwen2.5-VL's tower has RMSNorm layers too)
         standard = [m for m in model.modules() if type(m).__name__ in fused_norm.STANDARD]  # (2.5: the tower's too)
         assert len(standard) >= model.config.text_config.num_hidden_layers * 2 + 1
         assert fused_norm.install(model, force=True) == len(standard)
         torch.testing.assert_close(model(input_ids=ids).logits, before, rtol=1e-5, atol=1e-5)
+        for a, b in zip(seen, features(visual, [[2, 4, 4]])):
+            if a is not None:
+                torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.gpu
