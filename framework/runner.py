@@ -126,7 +126,7 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
     :raises framework.errors.InputError: the file cannot be analyzed (missing, empty, not media).
     :raises framework.errors.ConfigError: registry.yaml or ``only``/``skip`` name unknown analyzers.
     """
-    thread_settings.remember()  # (the threads a library's import or an analyzer's load may change, put back)
+    thread_settings.remember(fresh=True)  # (the threads a library's import or an analyzer's load may change, put back)
     path = Path(video)
     registry, host, configured, selected = _configure(registry_path, registry, host, load_entrypoints, only, skip)
     for name in profile or ():

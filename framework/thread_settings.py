@@ -10,7 +10,7 @@ Some libraries set the whole process's threads when they are imported:
 
 An analyzer's ``load`` or the run's import warm-up would leave the whole run so. ``kept()`` wraps such
 work (the executor wraps every ``load``; ``warm_imports.import_each`` every import; an analyzer's own
-process both) and then puts back what changed since ``remember()`` (called once, first, by the run and by
+process both) and then puts back what changed since ``remember()`` (called by each run as it starts and by
 each analyzer's process; else by the first ``kept``): the thread variables of the environment, torch's
 intra-op threads and OpenCV's threads. A module imported only inside the block is set to the count it
 would have had: the remembered environment's ``OMP_NUM_THREADS``, else the CPUs this process may use
@@ -34,6 +34,7 @@ ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 _lock = threading.Lock()
 _remembered: dict[str, Any] | None = None
+_inside = 0  # ``kept`` blocks in progress (in any thread): settings may be a library's meanwhile
 
 
 def _cpus() -> int:
@@ -43,11 +44,13 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def remember() -> dict[str, Any]:
-    """Take the settings to keep (once per process; later calls return the first)."""
+def remember(fresh: bool = False) -> dict[str, Any]:
+    """Take the settings to keep: the first call, or with ``fresh`` (a run's start: the program may have
+    changed them since the last run) unless a ``kept`` block is in progress (another run's load, whose
+    library's settings are not to be taken); else the ones taken before."""
     global _remembered
     with _lock:
-        if _remembered is None:
+        if _remembered is None or (fresh and _inside == 0):
             torch, cv2 = sys.modules.get("torch"), sys.modules.get("cv2")
             _remembered = {
                 "env": {k: os.environ.get(k) for k in ENV},
@@ -96,10 +99,15 @@ def restore() -> list[str]:
 @contextlib.contextmanager
 def kept(what: str = "") -> Iterator[None]:
     """Run the block, then ``restore()`` (``what``: who, for the log)."""
+    global _inside
     remember()
+    with _lock:
+        _inside += 1
     try:
         yield
     finally:
+        with _lock:
+            _inside -= 1
         changed = restore()
         if changed:
             logger.debug("%s changed the process's threads; put back: %s", what or "an import", "; ".join(changed))

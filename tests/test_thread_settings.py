@@ -98,3 +98,13 @@ def test_torch_imported_after_a_library_set_omp_num_threads_gets_the_cpus_back(t
     assert done.returncode == 0, done.stderr[-2000:]
     omp, threads, cpus = done.stdout.split()
     assert omp == "None" and threads == cpus
+
+
+def test_a_runs_start_takes_the_programs_settings_afresh_unless_a_load_is_in_progress(fresh):
+    thread_settings.remember()
+    torch.set_num_threads(1)  # the program's own choice between two runs
+    assert thread_settings.remember(fresh=True)["torch"] == 1
+    with thread_settings.kept("another run's load"):
+        torch.set_num_threads(3)  # (a library's, meanwhile)
+        assert thread_settings.remember(fresh=True)["torch"] == 1  # not taken: the earlier ones stand
+    assert torch.get_num_threads() == 1  # put back to what the program chose
