@@ -135,6 +135,10 @@ class Analyzer:
       before the video is decoded too: a CPU-heavy one that nothing on the run's longest path waits
       for, so that the decode keeps the CPUs. False (the default, and every built-in's): it starts
       as soon as the audio is decoded. registry.yaml's ``wait_for_video`` overrides it.
+    - ``frames_first``: True for the GPU analyzer whose analysis is the run's longest (the
+      description VLM): with ``FRAMEWORK_FRAMES_FIRST=1``, in a run that uses a GPU, the decode
+      pass makes its streams and those of its upstream analyzers first, and it starts on them
+      while the other streams are decoded (``framework.decode_process``). An experiment: off by default.
     - ``warm_imports``: modules ``load`` imports that take seconds to import (a transformers model's
       module, ``ultralytics``): the run imports them on a thread while the video decodes, and the
       loads begin after (``framework.warm_imports``). A module that fails there is left for ``load``.
@@ -197,6 +201,9 @@ class Analyzer:
     # True: though it reads only the audio, it starts when the video is decoded too, not as soon as
     # the audio is, and leaves the CPUs to the decode meanwhile (``Executor``'s ``audio_ready``)
     wait_for_video: ClassVar[bool] = False
+    # True: with FRAMEWORK_FRAMES_FIRST=1, its streams and its upstream's are decoded first, and it starts
+    # on them while the rest are decoded (``framework.decode_process``)
+    frames_first: ClassVar[bool] = False
     # modules its load imports that take long to import (transformers' model code, ultralytics): a
     # run imports them on a thread while the video decodes (``framework.warm_imports``)
     warm_imports: ClassVar[tuple[str, ...]] = ()

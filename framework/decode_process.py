@@ -49,15 +49,27 @@ class BackgroundDecode:
 
     ``audio_ready`` is set when the audio is complete: early, after ``on_audio(track)``, when the audio
     decoded on a pass of its own and reached its end; else when ``ready`` is.
+
+    ``first``: streams (some of ``specs``) decoded in a pass of their own before the others (with the
+    audio), so that the analyzers reading only them may start while the rest are decoded: after it,
+    ``on_first(decoded)`` is called with them and ``first_ready`` is set (also when the decode ends
+    otherwise). The video is then decoded twice, the second time for the other streams only. When the
+    first pass finds the file broken off, ``first_ready`` waits for the end (the run's length changes).
     """
 
     def __init__(self, path: Path, video: VideoMeta, specs: list[FrameSpec], want_audio: bool, cache_dir: Path,
                  progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
                  on_done: Callable[[media.DecodedMedia], None] | None = None,
                  on_failure: Callable[[], None] | None = None,
-                 on_audio: Callable[[AudioTrack], None] | None = None):
+                 on_audio: Callable[[AudioTrack], None] | None = None, first: list[FrameSpec] | None = None,
+                 on_first: Callable[[media.DecodedMedia], None] | None = None):
         self.ready = threading.Event()
         self.audio_ready = threading.Event()
+        self.first_ready = threading.Event()
+        self.first = [s for s in (first or []) if s in specs]
+        if set(self.first) >= set(specs):
+            self.first = []  # (nothing left for a second pass: one pass)
+        self._on_first = on_first
         self._on_audio = on_audio
         self.stop = stop
         self._halt = threading.Event()
@@ -94,7 +106,8 @@ class BackgroundDecode:
         child: _Child | None = None
         try:
             child = _Child(0, child_env(), module=__name__)
-            child.send_conn.send((str(self.path), self.video, self.specs, self.want_audio, str(self.cache_dir)))
+            child.send_conn.send((str(self.path), self.video, self.specs, self.want_audio, str(self.cache_dir),
+                                  self.first))
             while True:
                 if self._halt.is_set() or (self.stop is not None and self.stop.is_set()):
                     raise _Stopped()
@@ -109,6 +122,13 @@ class BackgroundDecode:
                     if self._on_audio is not None:
                         self._on_audio(AudioTrack(Path(value)))
                     self.audio_ready.set()
+                    continue
+                if kind == "first":
+                    part = _opened(*value)
+                    if part.stats.truncated_at is None:  # (a broken-off file: its length is known at the end)
+                        if self._on_first is not None:
+                            self._on_first(part)
+                        self.first_ready.set()
                     continue
                 if kind == "error":
                     raise value
@@ -127,6 +147,7 @@ class BackgroundDecode:
                 child.stop(timeout=0 if self._error is not None else 5.0)
             self.ready.set()
             self.audio_ready.set()
+            self.first_ready.set()
 
 
 def wanted(env: Any = None) -> bool:
@@ -151,21 +172,33 @@ def _opened(streams: list[tuple[FrameSpec, str]], audio: str | None, stats: medi
 
 
 # --- the child ------------------------------------------------------------------------------
+def _payload(decoded: media.DecodedMedia) -> tuple[Any, ...]:
+    return ([(spec, str(s.folder)) for spec, s in decoded.streams.items()],
+            str(decoded.audio.path) if decoded.audio is not None else None, decoded.stats)
+
+
 def _serve(recv_conn: Connection, send_conn: Connection) -> None:
-    path, video, specs, want_audio, cache_dir = recv_conn.recv()
+    path, video, specs, want_audio, cache_dir, first = recv_conn.recv()
     sending = threading.Lock()  # progress and the audio come from different threads of the decode
 
     def send(message: tuple[str, Any]) -> None:
         with sending:
             send_conn.send(message)
 
+    def decode(which: list[FrameSpec], audio: bool, done: float, share: float) -> media.DecodedMedia:
+        return media.decode(path, video, which, audio, Path(cache_dir),
+                            progress=lambda f: send(("progress", done + share * f)),
+                            on_audio=lambda track: send(("audio", str(track.path))))
+
     try:
-        decoded = media.decode(path, video, specs, want_audio, Path(cache_dir),
-                               progress=lambda f: send(("progress", f)),
-                               on_audio=lambda track: send(("audio", str(track.path))))
-        reply: tuple[str, Any] = ("ok", ([(spec, str(s.folder)) for spec, s in decoded.streams.items()],
-                                         str(decoded.audio.path) if decoded.audio is not None else None,
-                                         decoded.stats))
+        if first:  # two passes: the first streams (and the audio), then the others
+            part = decode(first, want_audio, 0.0, 0.5)
+            send(("first", _payload(part)))
+            rest = decode([s for s in specs if s not in first], False, 0.5, 0.5)
+            decoded = media.DecodedMedia({**part.streams, **rest.streams}, part.audio, media.merged_stats(part.stats, rest.stats))
+        else:
+            decoded = decode(specs, want_audio, 0.0, 1.0)
+        reply: tuple[str, Any] = ("ok", _payload(decoded))
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the run
         reply = ("error", exc)
         try:

@@ -201,6 +201,8 @@ class Job:
     high_priority: bool = False  # on a GPU: a CUDA stream of higher priority (``Analyzer.gpu_stream_priority``)
     stream_local: bool = False  # analyzing, it waits only for its own stream (``Analyzer.cuda_stream_local``)
     audio_only: bool = False  # it reads the audio and no frames: it may start once the audio is (``audio_ready``)
+    # set when its own inputs exist, before every stream does (a decode's first pass: ``frames_first``)
+    inputs_ready: threading.Event | None = None
 
 
 class LoadTurns:
@@ -436,9 +438,11 @@ class Executor:
         return self._deps_done(name)
 
     def _inputs_event(self, name: str) -> threading.Event | None:
-        """What ``name`` waits for before it analyzes: the audio alone, or every stream."""
+        """What ``name`` waits for before it analyzes: the audio alone, its own streams, or every stream."""
         if self.jobs[name].audio_only and self.audio_ready is not None:
             return self.audio_ready
+        if self.jobs[name].inputs_ready is not None:
+            return self.jobs[name].inputs_ready
         return self.inputs_ready
 
     def _load_turn_key(self, name: str) -> tuple[Any, ...]:

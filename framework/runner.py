@@ -482,7 +482,7 @@ class _Run:
         inputs_base = self.inputs_base
         plan_s = time.perf_counter() - plan_t0
         # in a run that uses a GPU the decode runs in a process of its own while the models load here
-        background = self._decode_beside(early, request)
+        background = self._decode_beside(early, request, [n for n in to_run if self._precheck(n) is None])
         if background is not None and background.error is not None:
             raise background.error  # (an early decode that failed while the run planned)
         decoded = None
@@ -512,7 +512,8 @@ class _Run:
             jobs = [Job(n, self.plan.placements[n], tuple(d for d in self.deps[n] if d in to_run),
                         functools.partial(self._start, n, inputs_base, bars, tasks.get(n)), self.demands.get(n),
                         high_priority=self.analyzers[n].gpu_stream_priority == "high",
-                        stream_local=self.analyzers[n].cuda_stream_local, audio_only=self._audio_only(n))
+                        stream_local=self.analyzers[n].cuda_stream_local, audio_only=self._audio_only(n),
+                        inputs_ready=self._first_ready(n, background))
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
                                 cpu_workers=self.jobs, stop=self.stop, load_turns=self.load_turns,
@@ -796,8 +797,9 @@ class _Run:
             return None  # some tracks may be reused: decode only what the plan says is needed
         if not any(resolve_device(a.device, self.configured[n].device)[0] != "cpu" for n, a in self.analyzers.items()):
             return None
-        request = self._decode_request([n for n in self.analyzers if self._precheck(n) is None])
-        return self._background_decode(request) if request is not None else None
+        names = [n for n in self.analyzers if self._precheck(n) is None]
+        request = self._decode_request(names)
+        return self._background_decode(request, names) if request is not None else None
 
     def _warm_up_early(self) -> threading.Thread | None:
         """``_warm_up`` for every selected analyzer that may load in this process (not in one of its
@@ -817,7 +819,8 @@ class _Run:
         return self._wants_own_process(name, gpu=resolve_device(a.device, self.configured[name].device)[0] != "cpu")
 
     def _decode_beside(self, early: "decode_process.BackgroundDecode | None",
-                       request: tuple[list[FrameSpec], bool] | None) -> "decode_process.BackgroundDecode | None":
+                       request: tuple[list[FrameSpec], bool] | None,
+                       names: list[str]) -> "decode_process.BackgroundDecode | None":
         """The decode pass that runs beside the analyzers: the early one when it makes what ``request``
         asks, else a new one in a run that uses a GPU; None: decode here, before the analyzers."""
         if early is not None:
@@ -827,9 +830,10 @@ class _Run:
             early.close()  # it decodes what this run does not need (nothing, say), or less
         if request is None or not (self.gpu_in_run and decode_process.wanted()):
             return None
-        return self._background_decode(request)
+        return self._background_decode(request, names)
 
-    def _background_decode(self, request: tuple[list[FrameSpec], bool]) -> "decode_process.BackgroundDecode":
+    def _background_decode(self, request: tuple[list[FrameSpec], bool],
+                           names: list[str]) -> "decode_process.BackgroundDecode":
         self.decode_t0 = time.perf_counter()
 
         def decoded(d: media.DecodedMedia) -> None:
@@ -839,8 +843,35 @@ class _Run:
         def audio(track: AudioTrack) -> None:  # complete before the video: the audio-only analyzers start
             self.inputs_base.update(audio=track)
 
+        def first(part: media.DecodedMedia) -> None:  # the frames_first analyzers' streams: they may start
+            self.inputs_base.update(streams=dict(part.streams), **({"audio": part.audio} if part.audio else {}))
+
         return decode_process.BackgroundDecode(self.path, self.meta, *request, self.cache_dir, stop=self.stop,
-                                               on_done=decoded, on_failure=self.stop.set, on_audio=audio)
+                                               on_done=decoded, on_failure=self.stop.set, on_audio=audio,
+                                               first=self._first_specs(names), on_first=first)
+
+    def _first_specs(self, names: list[str]) -> list[FrameSpec]:
+        """With ``FRAMEWORK_FRAMES_FIRST=1``: the streams of ``names``' ``frames_first`` analyzers and of their
+        upstream analyzers, for a decode's first pass (``decode_process``); else none."""
+        if os.environ.get("FRAMEWORK_FRAMES_FIRST", "0").strip().lower() not in ("1", "on", "true", "yes"):
+            return []
+        chosen: set[str] = set()
+        todo = [n for n in names if getattr(self.analyzers[n], "frames_first", False)]
+        while todo:
+            name = todo.pop()
+            if name not in chosen:
+                chosen.add(name)
+                todo.extend(d for d in self.deps.get(name, ()) if d in names)
+        specs = {s for n in chosen for s in self.analyzers[n].frame_specs()} if self.meta.has_video else set()
+        return sorted(specs, key=lambda s: s.key)
+
+    def _first_ready(self, name: str, background: "decode_process.BackgroundDecode | None") -> threading.Event | None:
+        """The event ``name`` waits for instead of every stream: the decode's first pass, when it makes all of
+        ``name``'s streams (``frames_first``); else None."""
+        specs = set(self.analyzers[name].frame_specs()) if self.meta.has_video else set()
+        if background is None or not background.first or not specs or not specs <= set(background.first):
+            return None
+        return background.first_ready
 
     def _audio_only(self, name: str) -> bool:
         """Whether ``name`` may start once the audio is decoded: it reads the audio and no frames, and

@@ -325,3 +325,76 @@ def test_an_analyzer_that_hears_only_the_audio_starts_before_the_video_is_decode
         assert hears.receipt["analyze_at_s"] > frames.receipt["analyze_at_s"] - 0.5
     else:
         assert hears.receipt["analyze_at_s"] + 1.0 < frames.receipt["analyze_at_s"]
+
+
+def test_a_first_pass_hands_over_its_streams_and_the_audio_before_the_others_are_decoded(tmp_path, sample_video):
+    """``first``: those streams (and the audio) in a pass of their own, handed over (``on_first``, ``first_ready``),
+    then the others; every stream holds what one pass makes, and the stats count both passes."""
+    import numpy as np
+
+    meta = media.probe(sample_video.path)
+    a, b = FrameSpec(fps=2.0, width=64, height=36), FrameSpec(fps=1.0, width=32, height=18)
+    parts = []
+    two = BackgroundDecode(sample_video.path, meta, [a, b], True, tmp_path / "two", first=[a],
+                           on_first=lambda part: parts.append((set(part.streams), part.audio is not None,
+                                                               two.ready.is_set())))
+    decoded = two.result()
+    assert parts == [({a}, True, False)] and two.first_ready.is_set()
+    one = media.decode(sample_video.path, meta, [a, b], True, tmp_path / "one")
+    assert set(decoded.streams) == {a, b}
+    for spec in (a, b):
+        mine, theirs = decoded.streams[spec], one.streams[spec]
+        assert len(mine) == len(theirs) > 0 and np.array_equal(mine.frames[:], theirs.frames[:])
+        assert list(mine.times) == list(theirs.times)
+    assert decoded.stats.video_frames_decoded == 2 * one.stats.video_frames_decoded  # (the video decoded twice)
+    assert len(decoded.audio.samples) == len(one.audio.samples)
+    # all of them first, or none given: one pass, first_ready with ready
+    whole = BackgroundDecode(sample_video.path, meta, [a], False, tmp_path / "whole", first=[a])
+    assert whole.first == [] and whole.result().stats.video_frames_decoded == one.stats.video_frames_decoded
+
+
+class LeadsTheRun(SlowLoad):
+    """A GPU analyzer that says its analysis is the run's longest (``frames_first``)."""
+
+    name = "t_leads"
+    frames_first = True
+
+    def frame_specs(self):
+        return [FrameSpec(fps=2.0, width=48, height=27)]
+
+
+@pytest.mark.parametrize("switched_on", [True, False])
+def test_frames_first_starts_the_leading_analyzer_while_the_other_streams_decode(tmp_path, sample_video,
+                                                                                 monkeypatch, switched_on):
+    """``FRAMEWORK_FRAMES_FIRST=1``: the leading analyzer's streams and its upstream's are decoded first, and
+    it analyzes while the others are (their pass slowed here by 2 s); everything reads complete streams.
+    Off (the default): it waits for every stream."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import time\nimport framework.media as m\nreal = m.decode\n"
+        "def slow(path, video, specs, want_audio, *a, **k):\n"
+        "    if not want_audio and len(specs) > 1:\n        time.sleep(2.0)  # (the second pass)\n"
+        "    return real(path, video, specs, want_audio, *a, **k)\n"
+        "m.decode = slow\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # (the child's PYTHONPATH is this process's sys.path)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(LeadsTheRun)
+            register(SlowLoad)
+
+    one_simulated_gpu(monkeypatch)
+    monkeypatch.setenv("FRAMEWORK_FRAMES_FIRST", "1" if switched_on else "0")
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_leads: {}\n  t_slow_load: {}\n  audio_analysis: {}\n")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    result = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
+                     out_dir=tmp_path / "run", progress=False)
+    leads, other = result.timeline.tracks["t_leads"], result.timeline.tracks["t_slow_load"]
+    assert leads.status == other.status == result.timeline.tracks["audio_analysis"].status == "ok"
+    assert leads.data["frames"] == other.data["frames"] == int(sample_video.duration * 2)
+    if switched_on:
+        assert leads.receipt["analyze_at_s"] + 1.0 < other.receipt["analyze_at_s"]
+        assert result.timeline.run["decode"]["video_frames_decoded"] >= 2 * 350  # (the 12 s at 30 fps, twice)
+    else:
+        assert leads.receipt["analyze_at_s"] > other.receipt["analyze_at_s"] - 0.5
+        assert result.timeline.run["decode"]["video_frames_decoded"] < 2 * 350

@@ -119,6 +119,7 @@ class SceneDescription(BatchedAnalyzer):
                                   "vision-language model (Qwen2-VL, Qwen2.5-VL, SmolVLM2, LLaVA-NeXT-Video or a server)")
     device: ClassVar[str] = "auto"
     cuda_stream_local = True  # no device-wide CUDA calls while analyzing: graphs may be captured beside it
+    frames_first = True  # the run's longest GPU analysis: with FRAMEWORK_FRAMES_FIRST=1 its streams are decoded first
     warm_imports = ("transformers.modeling_utils", "transformers.generation.utils", "transformers.processing_utils")
     depends_on: ClassVar[tuple[str, ...]] = ("cut_analysis",)
     provides: ClassVar[tuple[str, ...]] = ("descriptions",)

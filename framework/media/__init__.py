@@ -35,7 +35,7 @@ aspect ratio (non-square pixels) is applied. Mirroring in a display matrix is ig
 from __future__ import annotations
 
 from ._container import MediaError
-from .decoding import DecodedMedia, DecodeStats, decode
+from .decoding import DecodedMedia, DecodeStats, decode, merged_stats
 from .probing import file_hash, probe
 
-__all__ = ["DecodeStats", "DecodedMedia", "MediaError", "decode", "file_hash", "probe"]
+__all__ = ["DecodeStats", "DecodedMedia", "MediaError", "decode", "file_hash", "merged_stats", "probe"]

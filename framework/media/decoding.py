@@ -64,6 +64,25 @@ class DecodeStats:
         self.demux_passes = tally.passes()
 
 
+def merged_stats(a: DecodeStats, b: DecodeStats) -> DecodeStats:
+    """Two ``decode`` calls' stats as one (a decode in two passes, ``decode_process``): counts and seconds
+    added, the most passes and segments, the first pass's truncation and warnings before the second's."""
+    def added(x: dict[str, int], y: dict[str, int]) -> dict[str, int]:
+        return {k: x.get(k, 0) + y.get(k, 0) for k in sorted({*x, *y})}
+
+    return DecodeStats(demux_passes=a.demux_passes + b.demux_passes, packets=a.packets + b.packets,
+                       bytes_read=a.bytes_read + b.bytes_read,
+                       packets_by_stream=added(a.packets_by_stream, b.packets_by_stream),
+                       bytes_by_stream=added(a.bytes_by_stream, b.bytes_by_stream),
+                       packets_peeked=a.packets_peeked + b.packets_peeked,
+                       video_frames_decoded=a.video_frames_decoded + b.video_frames_decoded,
+                       audio_frames_decoded=a.audio_frames_decoded + b.audio_frames_decoded,
+                       seconds=a.seconds + b.seconds, segments=max(a.segments, b.segments),
+                       segments_abandoned=a.segments_abandoned or b.segments_abandoned,
+                       truncated_at=a.truncated_at if a.truncated_at is not None else b.truncated_at,
+                       warnings=[*a.warnings, *[w for w in b.warnings if w not in a.warnings]])
+
+
 @dataclass
 class DecodedMedia:
     """The result of ``decode``: disk-backed frame streams, 16 kHz mono audio, and stats."""
