@@ -203,6 +203,7 @@ class Job:
     audio_only: bool = False  # it reads the audio and no frames: it may start once the audio is (``audio_ready``)
     # set when its own inputs exist, before every stream does (a decode's first pass: ``frames_first``)
     inputs_ready: threading.Event | None = None
+    load_first: bool = False  # its load takes the first turn there is, before loads that could analyze now
 
 
 class LoadTurns:
@@ -446,7 +447,8 @@ class Executor:
         return self.inputs_ready
 
     def _load_turn_key(self, name: str) -> tuple[Any, ...]:
-        """The order of waiting loads: first one that can analyze as soon as it is loaded (``_ready``);
+        """The order of waiting loads: first one that says so (``Job.load_first``: a ``frames_first`` analyzer
+        whose streams are decoded first); then one that can analyze as soon as it is loaded (``_ready``);
         then one whose upstream runs on CPUs only over one that waits for another GPU analyzer (fusion
         waits for them all); then the longest estimated run (``plan.seconds``, from measurements),
         else the biggest model: while the video decodes nothing is ready, and a 16 GB VLM, which loads
@@ -454,7 +456,7 @@ class Executor:
         started analyzing 10 s after the decode); then lane order."""
         job = self.jobs[name]
         waits_for_gpu = any(d in self.jobs and d not in self.done and self.jobs[d].placement.is_gpu for d in job.deps)
-        return (not self._ready(name), waits_for_gpu, -(self.plan.seconds.get(name) or 0.0),
+        return (not job.load_first, not self._ready(name), waits_for_gpu, -(self.plan.seconds.get(name) or 0.0),
                 -job.placement.vram_mb, self._rank.get(name, len(self._rank)))
 
     def _deps_done(self, name: str) -> bool:

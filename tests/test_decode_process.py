@@ -356,7 +356,7 @@ def test_a_first_pass_hands_over_its_streams_and_the_audio_before_the_others_are
 class LeadsTheRun(SlowLoad):
     """A GPU analyzer that says its analysis is the run's longest (``frames_first``)."""
 
-    name = "t_leads"
+    name = "t_z_leads"  # (after t_slow_load in every other order of the loads)
     frames_first = True
 
     def frame_specs(self):
@@ -385,16 +385,30 @@ def test_frames_first_starts_the_leading_analyzer_while_the_other_streams_decode
 
     one_simulated_gpu(monkeypatch)
     monkeypatch.setenv("FRAMEWORK_FRAMES_FIRST", "1" if switched_on else "0")
-    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_leads: {}\n  t_slow_load: {}\n  audio_analysis: {}\n")
+    import framework.runner as runner_module
+
+    jobs = {}
+    real_executor = runner_module.Executor
+
+    def recording(plan, js, *args, **kwargs):
+        jobs.update((j.name, j) for j in js)
+        return real_executor(plan, js, *args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "Executor", recording)
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_slow_load: {}\n  t_z_leads: {}\n  audio_analysis: {}\n")
     host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
     result = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
                      out_dir=tmp_path / "run", progress=False)
-    leads, other = result.timeline.tracks["t_leads"], result.timeline.tracks["t_slow_load"]
+    leads, other = result.timeline.tracks["t_z_leads"], result.timeline.tracks["t_slow_load"]
     assert leads.status == other.status == result.timeline.tracks["audio_analysis"].status == "ok"
     assert leads.data["frames"] == other.data["frames"] == int(sample_video.duration * 2)
     if switched_on:
         assert leads.receipt["analyze_at_s"] + 1.0 < other.receipt["analyze_at_s"]
+        # its load goes before the others waiting for a turn (here none waits: Job.load_first, test_executor.py)
+        assert jobs["t_z_leads"].load_first and not jobs["t_slow_load"].load_first
+        assert jobs["t_z_leads"].inputs_ready is not None and jobs["t_slow_load"].inputs_ready is None
         assert result.timeline.run["decode"]["video_frames_decoded"] >= 2 * 350  # (the 12 s at 30 fps, twice)
     else:
         assert leads.receipt["analyze_at_s"] > other.receipt["analyze_at_s"] - 0.5
+        assert not jobs["t_z_leads"].load_first and jobs["t_z_leads"].inputs_ready is None
         assert result.timeline.run["decode"]["video_frames_decoded"] < 2 * 350

@@ -788,3 +788,18 @@ def test_the_import_warm_up_imports_a_module_per_turn_and_a_waiting_load_goes_fi
     inside = [(t0, t1) for (w0, n0, t0), (w1, n1, t1) in zip(log[::2], log[1::2])]
     assert all(a[1] <= b[0] for a, b in zip(inside, inside[1:]))  # never two turns at once
     assert all(f"slow_mod_{i}" in sys.modules for i in range(3))
+
+
+def test_a_load_first_job_takes_the_first_load_turn_before_ready_and_longer_ones():
+    """``Job.load_first`` (a ``frames_first`` analyzer whose streams a first decode pass makes) goes before
+    every other waiting load, whatever the other terms of the order say."""
+    import dataclasses
+
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    analyzers = [StandIn.make(n, gpus, {"bf16": mb}, n_items=1)() for n, mb in (("big_quick", 16_000),
+                                                                              ("small_long", 1000), ("plain", 500))]
+    run_plan(analyzers, gpus, 40_000, seconds={"big_quick": 5.0, "small_long": 90.0})
+    executor = run_plan.last
+    executor.jobs["plain"] = dataclasses.replace(executor.jobs["plain"], load_first=True)
+    assert sorted(["small_long", "big_quick", "plain"], key=executor._load_turn_key) == ["plain", "small_long",
+                                                                                         "big_quick"]
