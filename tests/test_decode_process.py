@@ -37,20 +37,31 @@ class SlowLoad(Analyzer):
         return self.track(data={"frames": len(frames), "pid": os.getpid()})
 
 
+def _plugin(*classes):
+    """A plugin that registers ``classes``."""
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            for cls in classes:
+                register(cls)
+    return Plugin()
+
+
+def _in_the_child(tmp_path, monkeypatch, code):
+    """Code the decoding child (a fresh interpreter) runs first: a sitecustomize on its PYTHONPATH, which is
+    this process's sys.path."""
+    (tmp_path / "sitecustomize.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
 def _run(tmp_path, video, monkeypatch, names, gpu=True, env=None):
     if gpu:
         one_simulated_gpu(monkeypatch)
     for key, value in (env or {}).items():
         monkeypatch.setenv(key, value)
-
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(SlowLoad)
-
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "registry.yaml").write_text("analyzers:\n" + "".join(f"  {n}: {{}}\n" for n in names))
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_plugin(SlowLoad)])
     return analyze(video, registry=load_registry(tmp_path / "registry.yaml"), host=host, out_dir=tmp_path / "run",
                    progress=False)
 
@@ -300,22 +311,14 @@ def test_an_analyzer_that_hears_only_the_audio_starts_before_the_video_is_decode
     With registry.yaml's ``wait_for_video: true`` the audio-only one waits for the end too."""
     # the decode runs in a child process (a fresh interpreter): it imports this sitecustomize first, which
     # gives it segments on this machine's small picture and slows the video's segments by 2 s
-    (tmp_path / "sitecustomize.py").write_text(
-        "import time\nimport framework.media.segments as s\nreal = s.decode_segments\n"
-        "def slow(*a, **k):\n    time.sleep(2.0)\n    return real(*a, **k)\n"
-        "s.decode_segments = slow\ns.cpus_available = lambda: 4\ns.MIN_SEGMENT_PIXELS = 0\n")
-    monkeypatch.syspath_prepend(str(tmp_path))  # (the child's PYTHONPATH is this process's sys.path)
-
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(HearsOnly)
-            register(SlowLoad)
-
+    _in_the_child(tmp_path, monkeypatch,
+                  "import time\nimport framework.media.segments as s\nreal = s.decode_segments\n"
+                  "def slow(*a, **k):\n    time.sleep(2.0)\n    return real(*a, **k)\n"
+                  "s.decode_segments = slow\ns.cpus_available = lambda: 4\ns.MIN_SEGMENT_PIXELS = 0\n")
     one_simulated_gpu(monkeypatch)
     (tmp_path / "registry.yaml").write_text(f"analyzers:\n  t_hears_only: {{wait_for_video: {str(waits).lower()}}}\n"
                                             "  t_slow_load: {}\n")
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_plugin(HearsOnly, SlowLoad)])
     result = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
                      out_dir=tmp_path / "run", progress=False)
     hears, frames = result.timeline.tracks["t_hears_only"], result.timeline.tracks["t_slow_load"]
@@ -369,20 +372,12 @@ def test_frames_first_starts_the_leading_analyzer_while_the_other_streams_decode
     """``FRAMEWORK_FRAMES_FIRST=1``: the leading analyzer's streams and its upstream's are decoded first, and
     it analyzes while the others are (their pass slowed here by 2 s); everything reads complete streams.
     Off (the default): it waits for every stream."""
-    (tmp_path / "sitecustomize.py").write_text(
-        "import time\nimport framework.media as m\nreal = m.decode\n"
-        "def slow(path, video, specs, want_audio, *a, **k):\n"
-        "    if not want_audio and len(specs) > 1:\n        time.sleep(2.0)  # (the second pass)\n"
-        "    return real(path, video, specs, want_audio, *a, **k)\n"
-        "m.decode = slow\n")
-    monkeypatch.syspath_prepend(str(tmp_path))  # (the child's PYTHONPATH is this process's sys.path)
-
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(LeadsTheRun)
-            register(SlowLoad)
-
+    _in_the_child(tmp_path, monkeypatch,
+                  "import time\nimport framework.media as m\nreal = m.decode\n"
+                  "def slow(path, video, specs, want_audio, *a, **k):\n"
+                  "    if not want_audio and len(specs) > 1:\n        time.sleep(2.0)  # (the second pass)\n"
+                  "    return real(path, video, specs, want_audio, *a, **k)\n"
+                  "m.decode = slow\n")
     one_simulated_gpu(monkeypatch)
     monkeypatch.setenv("FRAMEWORK_FRAMES_FIRST", "1" if switched_on else "0")
     import framework.runner as runner_module
@@ -396,7 +391,7 @@ def test_frames_first_starts_the_leading_analyzer_while_the_other_streams_decode
 
     monkeypatch.setattr(runner_module, "Executor", recording)
     (tmp_path / "registry.yaml").write_text("analyzers:\n  t_slow_load: {}\n  t_z_leads: {}\n  audio_analysis: {}\n")
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_plugin(LeadsTheRun, SlowLoad)])
     result = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
                      out_dir=tmp_path / "run", progress=False)
     leads, other = result.timeline.tracks["t_z_leads"], result.timeline.tracks["t_slow_load"]
