@@ -346,7 +346,8 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
         phase, payload = request
         try:
             if phase == "import":  # (an early child, before the plan: what its load will need)
-                importlib.import_module(payload["class"].partition(":")[0])
+                with thread_settings.kept(f"importing {payload['class']}"):
+                    importlib.import_module(payload["class"].partition(":")[0])
                 import_each(payload["modules"])  # (a missing package: the load reports it)
                 reply: tuple[str, Any] = ("ok", None)
             elif phase == "load":
