@@ -36,7 +36,8 @@ from pydantic import Field
 from framework import AnalyzerInputs, BatchedAnalyzer, Event, FrameSpec, Series, Track
 
 from ._shots import shot_intervals
-from ._vision.common import SingleSpecFrames, by_shot, dtype_of, pick_precision, torch_device
+from ._vision.common import (SingleSpecFrames, by_shot, channels_last_module, dtype_of, in_layout, nchw_batch,
+                             pick_precision, torch_device)
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +86,7 @@ class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
         self.run_precision = pick_precision(self.precision, self.torch_device, "fp16", who=self.name)
         self.model = SegformerForSemanticSegmentation.from_pretrained(
             path, dtype=dtype_of(self.run_precision)).to(self.torch_device).eval()
-        self.channels_last = self.params.channels_last and self.torch_device.startswith("cuda")  # (CPU: NCHW faster)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model, self.channels_last = channels_last_module(self.model, self.torch_device, self.params.channels_last)
         proc = AutoImageProcessor.from_pretrained(path)
         size = getattr(proc, "size", None) or {"height": 512, "width": 512}
         self.input_hw = (int(size.get("height", 512)), int(size.get("width", 512)))
@@ -105,14 +104,11 @@ class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
     # --- the device step (unload, count_items, items: SingleSpecFrames) ---------------------------
     def preprocess(self, items: list[Any]) -> Any:
         import cv2
-        import torch
 
         h, w = self.input_hw
         frames = [f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR)
                   for _, f in items]
-        # (N, 3, H, W) over the frames' own NHWC memory: already channels-last; NCHW needs the copy
-        t = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
-        t = t if self.channels_last else t.contiguous()
+        t = nchw_batch(np.stack(frames), self.channels_last)
         return t.pin_memory() if self.torch_device.startswith("cuda") else t
 
     def forward(self, batch: Any) -> Any:
@@ -120,9 +116,7 @@ class BackgroundSegmentation(SingleSpecFrames, BatchedAnalyzer):
 
         with torch.inference_mode():
             x = (batch.to(self.torch_device, non_blocking=True).to(self.mean.dtype) - self.mean) / self.std
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)  # (already so, unless pinning copied it)
-            logits = self.model(pixel_values=x).logits
+            logits = self.model(pixel_values=in_layout(x, self.channels_last)).logits
             return logits.argmax(dim=1).to(torch.int16).cpu().numpy()
 
     def postprocess(self, outputs: Any, items: list[Any]) -> list[Any]:

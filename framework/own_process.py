@@ -61,10 +61,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import thread_settings
 from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
 from .device_step import free_device_memory
-from . import thread_settings
 from .process_workers import _Child, child_env, children_supported
 from .warm_imports import import_each
 from .work_streams import switched_on

@@ -478,11 +478,12 @@ class _Run:
             self._finish(name, self._stamp(self.analyzers[name].track(), status="skipped", reason=reason))
 
         self.gpu_in_run = any(self.plan.placements[n].is_gpu for n in to_run)  # (reused tracks use none)
-        request = self._decode_request([n for n in to_run if self._precheck(n) is None and not self._blocked_upstream(n)])
+        decoding = [n for n in to_run if self._precheck(n) is None and not self._blocked_upstream(n)]
+        request = self._decode_request(decoding)
         inputs_base = self.inputs_base
         plan_s = time.perf_counter() - plan_t0
         # in a run that uses a GPU the decode runs in a process of its own while the models load here
-        background = self._decode_beside(early, request, [n for n in to_run if self._precheck(n) is None])
+        background = self._decode_beside(early, request, decoding)
         if background is not None and background.error is not None:
             raise background.error  # (an early decode that failed while the run planned)
         decoded = None
@@ -509,12 +510,12 @@ class _Run:
                 if bars:
                     bars.update(tasks[name], completed=1.0, description=f"{name} [{track.status}]")
 
+            first = {n: self._first_ready(n, background) for n in to_run}  # (a decode's first pass: frames_first)
             jobs = [Job(n, self.plan.placements[n], tuple(d for d in self.deps[n] if d in to_run),
                         functools.partial(self._start, n, inputs_base, bars, tasks.get(n)), self.demands.get(n),
                         high_priority=self.analyzers[n].gpu_stream_priority == "high",
                         stream_local=self.analyzers[n].cuda_stream_local, audio_only=self._audio_only(n),
-                        inputs_ready=self._first_ready(n, background),
-                        load_first=self.analyzers[n].frames_first and self._first_ready(n, background) is not None)
+                        inputs_ready=first[n], load_first=self.analyzers[n].frames_first and first[n] is not None)
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
                                 cpu_workers=self.jobs, stop=self.stop, load_turns=self.load_turns,

@@ -1,4 +1,4 @@
-"""Small helpers the vision analyzers share: devices, precisions, shots, spans, embeddings."""
+"""Small helpers the vision analyzers share: devices, precisions, memory layouts, shots, spans, embeddings."""
 from __future__ import annotations
 
 import base64
@@ -44,6 +44,34 @@ def dtype_of(precision: str) -> Any:
     import torch
 
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def channels_last_module(module: Any, device: str, wanted: bool) -> tuple[Any, bool]:
+    """``module`` in the channels-last (NHWC) memory format when ``wanted`` and ``device`` is a GPU (cuDNN's
+    NHWC kernels; on the CPU the NCHW ones are faster), and whether it is."""
+    if not (wanted and str(device).startswith("cuda")):
+        return module, False
+    import torch
+
+    return module.to(memory_format=torch.channels_last), True
+
+
+def nchw_batch(frames: np.ndarray, channels_last: bool) -> Any:
+    """(N, H, W, C) frames as an (N, C, H, W) tensor: over their own NHWC memory when ``channels_last`` (that
+    layout already), else an NCHW copy."""
+    import torch
+
+    batch = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    return batch if channels_last else batch.contiguous()
+
+
+def in_layout(x: Any, channels_last: bool) -> Any:
+    """A batch on the device, channels-last when ``channels_last`` (already so unless pinning copied it)."""
+    if not channels_last:
+        return x
+    import torch
+
+    return x.contiguous(memory_format=torch.channels_last)
 
 
 def shot_of(times: Iterable[float], shots: Sequence[tuple[float, float]]) -> np.ndarray:

@@ -41,6 +41,8 @@ import numpy as np
 
 from framework import AnalyzerUnavailable, ProcessWorkers, WorkerError
 
+from .common import channels_last_module
+
 logger = logging.getLogger(__name__)
 
 #: languages the bundled PP-OCRv4 recognizer reads (Chinese and English; Latin letters, few accents)
@@ -254,11 +256,9 @@ class TorchDetector:
 
         self.device, self.side, self.max_batch = device, side, max_batch
         mean, std = det_normalisation()
-        self.model = torch_module(det_onnx, "text_overlay's text detector").to(device)
-        # channels-last weights (NHWC) on a GPU only; the frames arrive NHWC anyway
-        self.channels_last = bool(channels_last) and str(device).startswith("cuda")
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+        # (channels-last weights: the frames arrive NHWC anyway)
+        self.model, self.channels_last = channels_last_module(
+            torch_module(det_onnx, "text_overlay's text detector").to(device), device, channels_last)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
 

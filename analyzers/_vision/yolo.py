@@ -28,7 +28,7 @@ import numpy as np
 
 from framework import AnalyzerUnavailable
 
-from .common import dtype_of, pick_precision, torch_device
+from .common import channels_last_module, dtype_of, in_layout, nchw_batch, pick_precision, torch_device
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +80,7 @@ class YoloNet:
         net = net.to(self.device).eval()
         if self.precision != "fp32":
             net = net.to(dtype_of(self.precision))
-        # channels-last (NHWC) on a GPU only: cuDNN's NHWC kernels (the CPU's NCHW ones are faster)
-        self.channels_last = bool(channels_last) and self.device.startswith("cuda")
-        if self.channels_last:
-            import torch
-
-            net = net.to(memory_format=torch.channels_last)
+        net, self.channels_last = channels_last_module(net, self.device, channels_last)
         for p in net.parameters():
             p.requires_grad_(False)
         self.net = net
@@ -113,7 +108,6 @@ class YoloNet:
     def letterbox_batch(self, frames: Sequence[np.ndarray], imgsz: int) -> Any:
         """RGB frames -> a uint8 (B, 3, H, W) tensor, letterboxed like ``YOLO.predict`` does (channels-last:
         the frames' own NHWC memory, seen as NCHW)."""
-        import torch
         from ultralytics.data.augment import LetterBox
 
         box = LetterBox(new_shape=(imgsz, imgsz), auto=True, stride=self.stride)
@@ -122,8 +116,7 @@ class YoloNet:
         if any(b.shape != shape for b in boxed):  # frames of one stream share a size; be safe anyway
             box = LetterBox(new_shape=(imgsz, imgsz), auto=False, stride=self.stride)
             boxed = [box(image=np.ascontiguousarray(f)) for f in frames]
-        batch = torch.from_numpy(np.stack(boxed)).permute(0, 3, 1, 2)
-        batch = batch if self.channels_last else batch.contiguous()
+        batch = nchw_batch(np.stack(boxed), self.channels_last)
         if self.device.startswith("cuda"):
             batch = batch.pin_memory()
         return batch
@@ -135,9 +128,8 @@ class YoloNet:
         from ultralytics.utils.nms import non_max_suppression
 
         with torch.inference_mode():
-            x = batch.to(self.device, non_blocking=True).to(dtype_of(self.precision)) / 255.0
-            if self.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)  # (already so, unless pinning copied it)
+            x = in_layout(batch.to(self.device, non_blocking=True).to(dtype_of(self.precision)) / 255.0,
+                          self.channels_last)
             preds = self.net(x)
             dets = non_max_suppression(preds, conf, iou, classes=classes, max_det=max_det,
                                        nc=0 if self.task == "detect" else len(self.names),
