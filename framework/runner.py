@@ -126,7 +126,11 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
     :raises framework.errors.InputError: the file cannot be analyzed (missing, empty, not media).
     :raises framework.errors.ConfigError: registry.yaml or ``only``/``skip`` name unknown analyzers.
     """
-    thread_settings.remember(fresh=True)  # (the threads a library's import or an analyzer's load may change, put back)
+    # the run's torch threads, and what a library's import or an analyzer's load may change, put back after it
+    try:
+        thread_settings.remember(fresh=True, torch_threads=thread_settings.run_torch_threads())
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     path = Path(video)
     registry, host, configured, selected = _configure(registry_path, registry, host, load_entrypoints, only, skip)
     for name in profile or ():
@@ -633,6 +637,8 @@ class _Run:
                              cpu_time_limit_s=cpu_time_limit(self.meta.duration))
         except CycleError as exc:
             raise ConfigError(str(exc)) from None
+        if any(p.is_gpu for p in self.plan.placements.values()):  # (the CPUs feed the GPU and the run's processes)
+            thread_settings.use_torch_threads(thread_settings.run_torch_threads(gpu=True))
         for name, note in self.plan.notes.items():
             logger.info("%s: %s", name, note)
         for name, why in self.plan.unplanned.items():

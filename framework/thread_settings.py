@@ -15,6 +15,15 @@ each analyzer's process; else by the first ``kept``): the thread variables of th
 intra-op threads and OpenCV's threads. A module imported only inside the block is set to the count it
 would have had: the remembered environment's ``OMP_NUM_THREADS``, else the CPUs this process may use
 (torch), or OpenCV's own default. ``FRAMEWORK_KEEP_THREADS=0`` leaves the libraries' settings (to compare).
+
+A run also gives its own process a deliberate number of torch threads (``run_torch_threads``): that process
+does the CPU torch work of several analyzers at once (voice activity, feature extraction, image processors),
+each analyzer's thread with an OpenMP team of its own, beside the decode and the worker processes. On the
+H200 machine (16 CPUs) with 16 threads, silero-vad's 10 minutes took 15 s instead of 2-3 s, the VLM's prefill
+13 s instead of 9 and the whole run 43 s instead of 35-40; with 4, the prefill 11 s and the run's median 36.8 s
+against 35.0 s with one (``bench/results/end_to_end_h200_ab21.md``). So: one thread in a run that uses a GPU
+(``use_torch_threads`` once its plan is made), and up to four in one on CPUs only, where these analyzers'
+models run in this process on the CPUs.
 """
 from __future__ import annotations
 
@@ -34,6 +43,10 @@ ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 _lock = threading.Lock()
 _remembered: dict[str, Any] | None = None
+#: torch threads a run gives its own process unless told (``run_torch_threads``): one that uses a GPU; the
+#: most for one on CPUs only
+GPU_RUN_TORCH_THREADS = 1
+CPU_RUN_TORCH_THREADS = 4
 _inside = 0  # ``kept`` blocks in progress (in any thread): settings may be a library's meanwhile
 
 
@@ -44,10 +57,56 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def remember(fresh: bool = False) -> dict[str, Any]:
+def run_torch_threads(gpu: bool = False, env: Any = None) -> int | None:
+    """The torch intra-op threads a run gives its own process: ``FRAMEWORK_TORCH_THREADS`` (a number, or
+    ``keep``: the program's own), else ``OMP_NUM_THREADS`` when set (the user's choice), else
+    ``GPU_RUN_TORCH_THREADS`` for a run that uses a GPU (``gpu``), or the CPUs this process may use up to
+    ``CPU_RUN_TORCH_THREADS``. None: leave them (``keep``, or ``FRAMEWORK_KEEP_THREADS=0``).
+
+    :raises ValueError: ``FRAMEWORK_TORCH_THREADS`` is neither a whole number above 0 nor ``keep``.
+    """
+    env = os.environ if env is None else env
+    if not switched_on("FRAMEWORK_KEEP_THREADS", env):
+        return None
+    text = env.get("FRAMEWORK_TORCH_THREADS", "").strip().lower()
+    if text == "keep":
+        return None
+    if text:
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"FRAMEWORK_TORCH_THREADS={text!r}: give the number of CPU threads for the run's torch "
+                             f"work (e.g. 4), or 'keep' to leave this process's own setting")
+        return int(text)
+    omp = env.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp)
+    return GPU_RUN_TORCH_THREADS if gpu else min(_cpus(), CPU_RUN_TORCH_THREADS)
+
+
+def _keep_torch_threads(threads: int) -> None:
+    """(With the lock held) keep ``threads`` for torch; set now when torch is imported."""
+    assert _remembered is not None
+    _remembered["torch"] = threads
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads") and torch.get_num_threads() != threads:
+        logger.debug("torch threads %d -> %d for this run", torch.get_num_threads(), threads)
+        torch.set_num_threads(threads)
+
+
+def use_torch_threads(threads: int | None) -> None:
+    """From now on keep ``threads`` torch threads (a run's, once its plan says whether it uses a GPU);
+    None: leave the remembered ones."""
+    remember()
+    if threads is not None:
+        with _lock:
+            _keep_torch_threads(threads)
+
+
+def remember(fresh: bool = False, torch_threads: int | None = None) -> dict[str, Any]:
     """Take the settings to keep: the first call, or with ``fresh`` (a run's start: the program may have
     changed them since the last run) unless a ``kept`` block is in progress (another run's load, whose
-    library's settings are not to be taken); else the ones taken before."""
+    library's settings are not to be taken); else the ones taken before. ``torch_threads`` (with ``fresh``):
+    torch's threads to keep instead of the current ones, set now when torch is imported (else after the
+    load that imports it)."""
     global _remembered
     with _lock:
         if _remembered is None or (fresh and _inside == 0):
@@ -57,6 +116,8 @@ def remember(fresh: bool = False) -> dict[str, Any]:
                 "torch": torch.get_num_threads() if torch is not None and hasattr(torch, "get_num_threads") else None,
                 "cv2": cv2.getNumThreads() if cv2 is not None and hasattr(cv2, "getNumThreads") else None,
             }
+            if torch_threads is not None:
+                _keep_torch_threads(torch_threads)
         return _remembered
 
 
@@ -113,4 +174,5 @@ def kept(what: str = "") -> Iterator[None]:
             logger.debug("%s changed the process's threads; put back: %s", what or "an import", "; ".join(changed))
 
 
-__all__ = ["ENV", "kept", "remember", "restore"]
+__all__ = ["CPU_RUN_TORCH_THREADS", "ENV", "GPU_RUN_TORCH_THREADS", "kept", "remember", "restore", "run_torch_threads",
+           "use_torch_threads"]

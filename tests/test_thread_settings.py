@@ -31,6 +31,7 @@ def fresh(monkeypatch, tmp_path):
     monkeypatch.setattr(thread_settings, "_remembered", None)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("FRAMEWORK_KEEP_THREADS", raising=False)
+    monkeypatch.delenv("FRAMEWORK_TORCH_THREADS", raising=False)
     name = f"rude_{abs(hash(tmp_path)) % 10**8}"
     (tmp_path / f"{name}.py").write_text(RUDE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -108,3 +109,96 @@ def test_a_runs_start_takes_the_programs_settings_afresh_unless_a_load_is_in_pro
         torch.set_num_threads(3)  # (a library's, meanwhile)
         assert thread_settings.remember(fresh=True)["torch"] == 1  # not taken: the earlier ones stand
     assert torch.get_num_threads() == 1  # put back to what the program chose
+
+
+@pytest.mark.parametrize("env, gpu, want", [
+    ({}, False, min(len(os.sched_getaffinity(0)), thread_settings.CPU_RUN_TORCH_THREADS)),
+    ({}, True, thread_settings.GPU_RUN_TORCH_THREADS),
+    ({"OMP_NUM_THREADS": "3"}, True, 3),                                   # the user's choice
+    ({"OMP_NUM_THREADS": "3", "FRAMEWORK_TORCH_THREADS": "6"}, True, 6),   # the framework's own variable first
+    ({"FRAMEWORK_TORCH_THREADS": "keep"}, False, None),
+    ({"FRAMEWORK_KEEP_THREADS": "0", "FRAMEWORK_TORCH_THREADS": "6"}, True, None),  # the old behaviour, entirely
+])
+def test_a_runs_torch_threads(env, gpu, want):
+    assert thread_settings.run_torch_threads(gpu, env) == want
+
+
+def test_a_bad_torch_threads_setting_says_what_to_give():
+    with pytest.raises(ValueError, match="FRAMEWORK_TORCH_THREADS='many'.*e.g. 4.*'keep'"):
+        thread_settings.run_torch_threads(env={"FRAMEWORK_TORCH_THREADS": "many"})
+
+
+def test_a_runs_torch_threads_are_set_and_kept_after_a_rude_import(fresh):
+    """The run's number, not the program's (2 here) nor silero-vad's 1 after its import."""
+    thread_settings.remember(fresh=True, torch_threads=3)
+    assert torch.get_num_threads() == 3
+    import_each([fresh])
+    assert torch.get_num_threads() == 3 and cv2.getNumThreads() == 2 and "OMP_NUM_THREADS" not in os.environ
+    thread_settings.use_torch_threads(1)  # (the plan put an analyzer on a GPU)
+    assert torch.get_num_threads() == 1
+    with thread_settings.kept("a library's load"):
+        torch.set_num_threads(5)
+    assert torch.get_num_threads() == 1
+
+
+def test_a_run_with_a_bad_torch_threads_setting_stops_before_decoding(tmp_path, monkeypatch):
+    from framework.runner import analyze
+    from framework.errors import ConfigError
+
+    monkeypatch.setenv("FRAMEWORK_TORCH_THREADS", "0")
+    with pytest.raises(ConfigError, match="FRAMEWORK_TORCH_THREADS='0'"):
+        analyze(tmp_path / "never_read.mp4", out_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("on_gpu", [True, False])
+def test_a_run_that_uses_a_gpu_does_its_torch_work_on_one_thread(on_gpu, tmp_path, monkeypatch, sample_video):
+    """The run's process: one torch thread once its plan puts an analyzer on a GPU (its CPUs feed the GPU and the
+    run's other processes), else up to four; what a load sets is put back to that."""
+    from framework import hookimpl
+    from framework.devices import GPUs
+    from framework.plugins import build_plugin_manager
+    from framework.registry import load_registry
+    from framework.runner import analyze
+    from framework.testing.devices import SimulatedGPUs, StandIn
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("FRAMEWORK_TORCH_THREADS", raising=False)
+    monkeypatch.delenv("FRAMEWORK_KEEP_THREADS", raising=False)
+    gpus = SimulatedGPUs({"cuda:0": 24_000.0})
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs(
+        ["cuda:0"], {"cuda:0": 20_000.0}, {"cuda:0": 24_000.0}, {"cuda:0": "simulated"}) if on_gpu else GPUs())
+    monkeypatch.setattr("framework.executor.TorchMemory", lambda: gpus)
+    seen: list[int] = []
+    base = StandIn.make("t_threads", gpus, {"fp16": 1000.0, "fp32": 1000.0}, n_items=2)
+
+    class Rude(base):  # type: ignore[misc, valid-type]
+        device = "gpu" if on_gpu else "cpu"
+
+        def load(self, device, models):
+            torch.set_num_threads(7)  # as a library may
+            super().load(device, models)
+
+        def preprocess(self, items):
+            seen.append(torch.get_num_threads())
+            return super().preprocess(items)
+
+    class Plugin:
+        @hookimpl
+        def register_analyzers(self, register):
+            register(Rude)
+
+    registry_file = tmp_path / "registry.yaml"
+    registry_file.write_text("analyzers:\n  t_threads: {}\n")
+    torch.set_num_threads(3)  # the program's own
+    try:
+        result = analyze(sample_video.path, registry=load_registry(registry_file),
+                         host=build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()]),
+                         out_dir=tmp_path / "run", progress=False, offline=True)
+        track = result.timeline.tracks["t_threads"]
+        assert track.status == "ok", track.reason
+        assert track.device == ("cuda:0" if on_gpu else "cpu")
+        want = 1 if on_gpu else min(len(os.sched_getaffinity(0)), 4)
+        assert seen and set(seen) == {want} and torch.get_num_threads() == want
+    finally:
+        torch.set_num_threads(2)
