@@ -174,6 +174,10 @@ class SceneDescription(BatchedAnalyzer):
                                           "patch embedding as one matrix product instead of a 3-D convolution "
                                           "(the same weights; cuDNN reportedly has no fast kernel for that "
                                           "convolution on several GPUs)")
+        prefill_rows: int | None = Field(None, ge=1, le=256, description="an experiment (off): a batch of more "
+                                         "chunks than this is prefilled in groups of at most this many, sorted by "
+                                         "prompt length, and then decoded as one batch (Qwen2-VL / Qwen2.5-VL with "
+                                         "the graphed greedy loop; e.g. batch_size 128 with prefill_rows 64)")
         timeout_s: float = Field(120.0, gt=0, description="openai: seconds to wait for one answer")
 
         @model_validator(mode="after")
@@ -265,7 +269,8 @@ class SceneDescription(BatchedAnalyzer):
         self._device = "cuda" if device == "gpu" else device
         options = GenerationOptions(max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens,
                                     temperature=p.temperature, static_cache=p.static_cache, compile=p.compile,
-                                    cuda_graphs=p.cuda_graphs, patch_embed_product=p.patch_embed_product)
+                                    cuda_graphs=p.cuda_graphs, patch_embed_product=p.patch_embed_product,
+                                    prefill_rows=p.prefill_rows)
         if p.backend == "openai":
             family = family_class("openai")(options, base_url=p.base_url, model=p.api_model or p.model,
                                             api_key_env=p.api_key_env, timeout_s=p.timeout_s)

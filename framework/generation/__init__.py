@@ -4,6 +4,7 @@
   (``DecodeGraphs`` stands in for the model's ``forward``), behind a gate that captures only when
   nothing else uses the GPU (``capture_gate``, ``Placement.gpu_to_itself``);
 - ``greedy_loop``: for greedy search, the whole step (forward, token choice, next inputs) one graph;
+- ``joint_decode``: a batch prefilled in groups of similar prompt length, then decoded as one (an experiment);
 - ``decode_attention``: a decoding step's attention as two matrix products per key/value head
   (SDPA's kernel for a one-token query over a long cache runs in a few thread blocks);
 - ``fused_norm``: the standard RMSNorm layers as one fused kernel each (``F.rms_norm``).

@@ -238,36 +238,56 @@ class GreedyLoop:
                 self.columns[key].add_(1)
 
 
-def generate(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]) -> tuple[Any, str | None]:
-    """``model.generate(**inputs, **kw)`` for greedy search, its steps replayed from one graph
-    (``graphs``: the ``DecodeGraphs`` in front of the model's forward). Returns (the sequences,
-    None), or (None, why the loop cannot do this model's decoding)."""
-    import torch
+@dataclass
+class Started:
+    """A batch after transformers' prefill and first two decoding steps: what the loop goes on from."""
 
+    prefix: Any  # the prompts and the first PREFIX_TOKENS new tokens (rows x (prompt_len + 3))
+    prompt_len: int
+    rule: Rule
+    inputs: dict[str, Any]  # the third decoding step's inputs
+    config: Any
+    eos: list[int]
+    pad: int
+
+
+def start(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]) -> tuple[Started | None, Any, str | None]:
+    """Prefill ``inputs`` and take the first decoding steps in transformers' ``generate`` (``graphs``: the
+    ``DecodeGraphs`` in front of the model's forward, recording them), and learn the rule of the steps.
+    Returns (what the loop goes on from, None, None); (None, the sequences, None) when every row ended
+    within the first tokens; or (None, None, why the loop cannot do this model's decoding)."""
     config = effective_config(model, kw)
     why = eligible(config)
     if why is not None:
-        return None, why
+        return None, None, why
     n_prompt = int(inputs["input_ids"].shape[1])
     started = time.perf_counter()
     with graphs.recording() as steps:  # transformers prefills and takes two decoding steps
         prefix = model.generate(**inputs, **kw, stopping_criteria=stop_after(n_prompt + PREFIX_TOKENS))
     if prefix.shape[1] < n_prompt + PREFIX_TOKENS:
-        return prefix, None  # every row ended within the first tokens
+        return None, prefix, None  # every row ended within the first tokens
     tok2, tok3 = prefix[:, n_prompt + 1], prefix[:, n_prompt + 2]
     rule = learn(steps[0], steps[1], tok2) if len(steps) == 2 else f"{len(steps)} steps seen"
     if isinstance(rule, str):
-        return None, rule
+        return None, None, rule
     if not same_inputs(advance(rule, steps[0], tok2, 1), steps[1]):
-        return None, "the rule learned does not give the second step's inputs"
+        return None, None, "the rule learned does not give the second step's inputs"
     eos = config.eos_token_id
     eos = [] if eos is None else [int(eos)] if isinstance(eos, int) else [int(e) for e in eos]
     pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if eos else 0)
-    looping = time.perf_counter()  # (same_inputs read the device: the prefill is done)
-    graphs.prefill_s += looping - started
-    loop = GreedyLoop(graphs.forward, rule, advance(rule, steps[1], tok3, 2), prefix=prefix, prompt_len=n_prompt,
-                      steps=config.max_new_tokens - PREFIX_TOKENS, eos=eos, pad=int(pad),
-                      min_new_tokens=config.min_new_tokens or 0, repetition_penalty=config.repetition_penalty)
+    graphs.prefill_s += time.perf_counter() - started  # (same_inputs read the device: the prefill is done)
+    return Started(prefix, n_prompt, rule, advance(rule, steps[1], tok3, 2), config, eos, int(pad)), None, None
+
+
+def finish(graphs: Any, s: Started) -> Any:
+    """The remaining tokens of a started batch in the loop (each step replayed from one graph where
+    ``graphs`` may capture); the sequences as ``generate`` returns them."""
+    import torch
+
+    looping = time.perf_counter()
+    loop = GreedyLoop(graphs.forward, s.rule, s.inputs, prefix=s.prefix, prompt_len=s.prompt_len,
+                      steps=s.config.max_new_tokens - PREFIX_TOKENS, eos=s.eos, pad=s.pad,
+                      min_new_tokens=s.config.min_new_tokens or 0, repetition_penalty=s.config.repetition_penalty)
     done, replay = 0, None
     while done < loop.steps:
         if replay is None and graphs.enabled and (done == 1 or (done and done % CHECK_EVERY == 0)):
@@ -281,10 +301,20 @@ def generate(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]
         done += 1
         if done % CHECK_EVERY == 0 and bool(loop.finished.all()):
             break
-    sequences = torch.cat([prefix, loop.history[:, :done]], dim=1)
-    sequences = sequences[:, :n_prompt + finished_at(sequences[:, n_prompt:], eos)]  # (reads the device)
+    sequences = torch.cat([s.prefix, loop.history[:, :done]], dim=1)
+    sequences = sequences[:, :s.prompt_len + finished_at(sequences[:, s.prompt_len:], s.eos)]  # (reads the device)
     graphs.loop_s += time.perf_counter() - looping
-    return sequences, None
+    return sequences
+
+
+def generate(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]) -> tuple[Any, str | None]:
+    """``model.generate(**inputs, **kw)`` for greedy search, its steps replayed from one graph
+    (``graphs``: the ``DecodeGraphs`` in front of the model's forward). Returns (the sequences,
+    None), or (None, why the loop cannot do this model's decoding)."""
+    started, sequences, why = start(model, graphs, inputs, kw)
+    if started is None:
+        return sequences, why
+    return finish(graphs, started), None
 
 
 def generate_or_note(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[str, Any]) -> tuple[Any, str | None]:
@@ -315,5 +345,5 @@ def finished_at(new_tokens: Any, eos: list[int]) -> int:
     return int(ended.int().argmax(1).max()) + 1
 
 
-__all__ = ["CHECK_EVERY", "GreedyLoop", "PREFIX_TOKENS", "Rule", "advance", "effective_config", "eligible",
-           "finished_at", "generate", "generate_or_note", "learn", "same_inputs", "stop_after"]
+__all__ = ["CHECK_EVERY", "GreedyLoop", "PREFIX_TOKENS", "Rule", "Started", "advance", "effective_config", "eligible",
+           "finished_at", "finish", "generate", "generate_or_note", "learn", "same_inputs", "start", "stop_after"]

@@ -56,6 +56,7 @@ class GenerationOptions:
     compile: bool = False            # torch.compile the forward (with the static cache; CUDA)
     cuda_graphs: bool | None = None  # replay decoding steps as CUDA graphs (CUDA; static cache); None: the family's default
     patch_embed_product: bool = True  # Qwen-VL's patch embedding as a matrix product, not a Conv3d
+    prefill_rows: int | None = None  # a batch of more rows: prefilled in groups of at most this many, decoded as one
     seed: int = 0
 
 

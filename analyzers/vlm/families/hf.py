@@ -23,7 +23,7 @@ from framework import AnalyzerUnavailable
 from framework.device_step import is_out_of_memory
 from framework.devices import attention_without_cudnn
 
-from framework.generation import decode_graphs, greedy_loop
+from framework.generation import decode_graphs, greedy_loop, joint_decode
 from .base import Answer, Family, torch_dtype
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class HFFamily(Family):
         self.graphs: decode_graphs.DecodeGraphs | None = None
         self._loop_ok = True  # greedy_loop does this model's decoding (until it says it cannot)
         self.fp8: dict[str, Any] | None = None  # what quantize_linears did (precision fp8)
+        self.joint_batches = 0  # batches prefilled in groups and decoded as one (``prefill_rows``)
 
     # --- loading --------------------------------------------------------------------------------
     def _model_cls(self) -> Any:
@@ -140,6 +141,8 @@ class HFFamily(Family):
             info["cuda_graphs"] = self.graphs.summary()
         if self.fp8 is not None:
             info["fp8"] = self.fp8
+        if self.options.prefill_rows:
+            info["prefill_rows"] = {"most": self.options.prefill_rows, "joint_batches": self.joint_batches}
         return info
 
     def count_tokens(self, text: str) -> int:
@@ -217,13 +220,61 @@ class HFFamily(Family):
                     self.graphs.release()  # the next batch has a new cache
 
     def _generate_in_loop(self, inputs: dict[str, Any], kw: dict[str, Any]) -> Any:
-        """Greedy decoding in ``greedy_loop``. None when this model's decoding is not one the loop
+        """Greedy decoding in ``greedy_loop`` (a batch of more than ``prefill_rows`` rows: prefilled in
+        groups, decoded as one, ``joint_decode``). None when this model's decoding is not one the loop
         does (noted once; transformers' loop then does it, here and for every later batch)."""
+        rows = self._prefill_groups(inputs)
+        if rows is not None:
+            parts = [self.split_rows(inputs, r) for r in rows]
+            if all(p is not None for p in parts):
+                return self._generate_joint(inputs, rows, parts, kw)  # type: ignore[arg-type]
         out, note = greedy_loop.generate_or_note(self.model, self.graphs, inputs, kw)
         if note is not None:
             self._loop_ok = False
             self.notes.append(note)
             logger.info("%s: %s", self.name, note)
+        return out
+
+    def _prefill_groups(self, inputs: dict[str, Any]) -> list[list[int]] | None:
+        """The batch's rows in prefill groups (``prefill_rows``), or None: one prefill."""
+        most = self.options.prefill_rows
+        mask = inputs.get("attention_mask")
+        if not most or mask is None or int(mask.shape[0]) <= most:
+            return None
+        return joint_decode.groups([int(n) for n in mask.sum(1).tolist()], most)
+
+    def split_rows(self, inputs: dict[str, Any], rows: list[int]) -> dict[str, Any] | None:
+        """The inputs of ``rows`` alone, left padding only to their longest prompt; None where this family
+        cannot split its inputs (then the batch is prefilled whole). The families that can override this."""
+        return None
+
+    def _generate_joint(self, inputs: dict[str, Any], rows: list[list[int]], parts: list[dict[str, Any]],
+                        kw: dict[str, Any]) -> Any:
+        """``joint_decode.generate`` over ``parts`` (the groups ``rows``); the sequences in the batch's own
+        layout (its rows, its padded prompts, then each row's new tokens), as ``generate`` returns them."""
+        import torch
+
+        try:
+            results, note = joint_decode.generate(self.model, self.graphs, parts, kw)
+        except Exception as exc:  # noqa: BLE001 - as greedy_loop.generate_or_note: transformers' loop does the batch
+            if is_out_of_memory(exc):
+                raise
+            results, note = None, f"the graphed loop failed ({type(exc).__name__}: {str(exc)[:160]})"
+        if results is None:
+            self._loop_ok = False
+            note = f"decoding in transformers' loop (each forward still a CUDA graph): {note}"
+            self.notes.append(note)
+            logger.info("%s: %s", self.name, note)
+            return None
+        if note is not None and note not in self.notes:
+            self.notes.append(note)
+        self.joint_batches += 1
+        ids = inputs["input_ids"]
+        news = [r[:, int(p["input_ids"].shape[1]):] for r, p in zip(results, parts)]
+        out = ids.new_full((ids.shape[0], ids.shape[1] + max(n.shape[1] for n in news)), int(kw["pad_token_id"]))
+        out[:, :ids.shape[1]] = ids
+        for group, new in zip(rows, news):
+            out[torch.tensor(group, device=ids.device), ids.shape[1]:ids.shape[1] + new.shape[1]] = new
         return out
 
     def decode(self, outputs: Any, prepared: dict[str, Any]) -> list[Answer]:

@@ -87,6 +87,34 @@ class Qwen2VL(HFFamily):
     def time_inputs(self, inputs: dict[str, Any], requests: list[Request]) -> dict[str, Any]:
         return inputs
 
+    #: inputs with a column per prompt token (left padded), and with one entry per chunk's video
+    TOKEN_KEYS: ClassVar[tuple[str, ...]] = ("input_ids", "attention_mask", "mm_token_type_ids")
+    VIDEO_KEYS: ClassVar[tuple[str, ...]] = ("video_grid_thw", "second_per_grid_ts")
+
+    def split_rows(self, inputs: dict[str, Any], rows: list[int]) -> dict[str, Any] | None:
+        """``rows``' chunks alone: their prompts left-trimmed to the longest of them, their videos' grids
+        and patches (one video per chunk). None for inputs of another shape (images, several videos)."""
+        import torch
+
+        known = set(self.TOKEN_KEYS) | set(self.VIDEO_KEYS) | {"pixel_values_videos"}
+        grid = inputs.get("video_grid_thw")
+        n_rows = int(inputs["input_ids"].shape[0])
+        if set(inputs) - known or grid is None or int(grid.shape[0]) != n_rows or "pixel_values_videos" not in inputs:
+            return None
+        index = torch.tensor(rows, device=inputs["input_ids"].device)
+        width = int(inputs["attention_mask"].index_select(0, index).sum(1).max())
+        out = {k: inputs[k].index_select(0, index)[:, -width:] for k in self.TOKEN_KEYS if k in inputs}
+        for key in self.VIDEO_KEYS:
+            if key in inputs:
+                out[key] = inputs[key].index_select(0, index.to(inputs[key].device))
+        patches = grid.prod(-1).tolist()
+        starts = [0]
+        for n in patches:
+            starts.append(starts[-1] + int(n))
+        pixels = inputs["pixel_values_videos"]
+        out["pixel_values_videos"] = torch.cat([pixels[starts[r]:starts[r + 1]] for r in rows])
+        return out
+
 
 class Qwen25VL(Qwen2VL):
     """Qwen2.5-VL (3B, 7B): absolute time through ``second_per_grid_ts``."""

@@ -1,0 +1,137 @@
+"""``framework.generation.joint_decode``: a batch prefilled in groups of similar prompt length and then
+decoded as one batch gives the tokens of one ``generate`` over the whole batch (tiny Qwen-VL models on the
+CPU, their decoding steps through the graph seam as on CUDA)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from analyzers.vlm.families import family_class
+from analyzers.vlm.families.base import GenerationOptions, Request
+from framework.generation import joint_decode
+from vlm_fixtures import tiny_vlm  # noqa: F401  (a fixture)
+
+from graph_fixtures import RunAtReplay
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+
+def _padding(lengths, parts):
+    return sum(max((lengths[i] for i in p), default=0) * len(p) for p in parts)
+
+
+@pytest.mark.parametrize("lengths,most", [([5, 1, 9, 9, 2, 7, 3], 3), ([4] * 5, 2), ([3, 8], 1), ([6, 2, 6], 8),
+                                           ([10, 1, 1, 1, 9, 9, 2], 4), ([], 3)])
+def test_groups_cover_every_row_in_as_few_groups_as_fit_with_the_least_padding(lengths, most):
+    parts = joint_decode.groups(lengths, most)
+    assert sorted(i for p in parts for i in p) == list(range(len(lengths)))
+    assert len(parts) == -(-len(lengths) // most) and all(len(p) <= most for p in parts)
+    # the least padding of any cut of the sorted rows into that many groups (brute force)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    best = min((_padding(lengths, [order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)))])
+                for cuts in itertools.combinations(range(1, len(order)), max(0, len(parts) - 1))
+                if all(b - a <= most for a, b in zip((0, *cuts), (*cuts, len(order))))), default=0)
+    assert _padding(lengths, parts) == best
+
+
+def _requests():
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 255, (8, 56, 100, 3), dtype=np.uint8)
+    counts = [2, 8, 4, 2, 6, 8, 4]  # prompts of 69-123 tokens
+    return [Request(i, float(i), i + 1.0, [i + 0.25 * k for k in range(c)], frames[:c],
+                    "Describe." if i % 2 else "Describe the scene in detail please.") for i, c in enumerate(counts)]
+
+
+def _generate(folder, family, prefill_rows=None, graphs=True, new_tokens=12, **generation):
+    """One batch of the 7 requests: plain ``generate`` (no graphs), or through greedy_loop (the graph seam)
+    with ``prefill_rows``."""
+    fam = family_class(family)(GenerationOptions(max_new_tokens=new_tokens, min_new_tokens=0, static_cache=True,
+                                                 prefill_rows=prefill_rows))
+    fam.load(folder, "cpu", None)
+    for key, value in generation.items():
+        setattr(fam.model.generation_config, key, value)
+    if graphs:
+        fam.graphs = RunAtReplay(fam.model.forward, fam.notes, unused=fam.decode_unused)
+        fam.model.forward = fam.graphs
+        fam._loop_ok = True
+    prepared = fam.prepare(_requests())
+    return fam, prepared, fam.generate(prepared)
+
+
+@pytest.fixture(scope="module")
+def plain(tiny_vlm):  # noqa: F811
+    return {kind: _generate(tiny_vlm(kind), family, graphs=False)[2]
+            for kind, family in (("qwen2-vl", "qwen2_vl"), ("qwen2.5-vl", "qwen2_5_vl"))}
+
+
+@pytest.mark.parametrize("kind,family", [("qwen2-vl", "qwen2_vl"), ("qwen2.5-vl", "qwen2_5_vl")])
+def test_groups_prefilled_apart_and_decoded_together_give_the_tokens_of_one_generate(
+        tiny_vlm, plain, kind, family):  # noqa: F811
+    fam, prepared, joint = _generate(tiny_vlm(kind), family, prefill_rows=3)
+    assert torch.equal(joint, plain[kind])
+    assert fam.notes == [] and fam.joint_batches == 1
+    # three prefills of 3, 2 and 2 rows, then one loop: its first step as is, one capture, the rest replayed
+    assert fam.graphs.captures == 1 and fam.graphs.replays == 12 - 3 - 1
+    assert fam.describe_model()["prefill_rows"] == {"most": 3, "joint_batches": 1}
+    lengths = prepared["inputs"]["attention_mask"].sum(1).tolist()
+    assert len(set(lengths)) > 3  # (the groups' prompts differ in length: their caches had to be aligned)
+
+
+@pytest.mark.parametrize("case", ["repetition penalty", "an end token"])
+def test_the_joint_loop_does_what_transformers_does_for_greedy_search(tiny_vlm, case):  # noqa: F811
+    folder = tiny_vlm("qwen2-vl")
+    settings = {"repetition_penalty": 1.6}
+    if case == "an end token":  # a token the model does emit, in row 0 at the 6th new token, is made the end token
+        _, prepared, first = _generate(folder, "qwen2_vl", graphs=False)
+        settings = {"eos_token_id": int(first[0, prepared["inputs"]["input_ids"].shape[1] + 5])}
+    want = _generate(folder, "qwen2_vl", graphs=False, **settings)[2]
+    fam, _, got = _generate(folder, "qwen2_vl", prefill_rows=3, **settings)
+    assert fam.notes == [] and fam.joint_batches == 1
+    assert torch.equal(got, want)
+
+
+def test_groups_the_join_does_not_know_decode_one_by_one_and_say_why(tiny_vlm, plain, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(joint_decode, "join", lambda parts: (None, "a KV cache without layers of key and value tensors"))
+    fam, _, got = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=3)
+    assert torch.equal(got, plain["qwen2-vl"])
+    assert fam.notes == ["the groups decoded one by one: a KV cache without layers of key and value tensors"]
+    assert fam.graphs.captures == 3  # a loop per group
+
+
+def test_a_batch_within_prefill_rows_or_a_family_that_cannot_split_is_prefilled_whole(tiny_vlm, plain):  # noqa: F811
+    fam, _, got = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=7)
+    assert torch.equal(got, plain["qwen2-vl"]) and fam.joint_batches == 0
+    smol = family_class("smolvlm")(GenerationOptions(max_new_tokens=4, prefill_rows=2))
+    assert smol.split_rows({"input_ids": torch.zeros(3, 5)}, [0, 1]) is None
+
+
+def test_a_chunk_with_inputs_of_another_shape_is_not_split(tiny_vlm):  # noqa: F811
+    fam = family_class("qwen2_vl")(GenerationOptions(max_new_tokens=4, prefill_rows=2))
+    fam.load(tiny_vlm("qwen2-vl"), "cpu", None)
+    inputs = dict(fam.prepare(_requests()[:3])["inputs"])
+    part = fam.split_rows(inputs, [2, 0])
+    width = int(inputs["attention_mask"][[2, 0]].sum(1).max())
+    assert part["input_ids"].shape == (2, width) and torch.equal(part["input_ids"], inputs["input_ids"][[2, 0], -width:])
+    grid = inputs["video_grid_thw"]
+    assert part["pixel_values_videos"].shape[0] == int(grid[2].prod() + grid[0].prod())
+    assert fam.split_rows({**inputs, "pixel_values": inputs["pixel_values_videos"]}, [0]) is None  # images too
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_joint_loop_gives_the_tokens_of_plain_generate(tiny_vlm):  # noqa: F811
+    """On CUDA, with real graphs: groups prefilled apart and decoded as one give plain ``generate``'s tokens."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    runs = {}
+    for way, prefill_rows in (("plain", None), ("joint", 3)):
+        fam = family_class("qwen2_vl")(GenerationOptions(max_new_tokens=12, min_new_tokens=12,
+                                                         cuda_graphs=way == "joint", prefill_rows=prefill_rows))
+        fam.load(tiny_vlm("qwen2-vl"), "cuda", "fp32")
+        runs[way] = fam.generate(fam.prepare(_requests())).cpu()
+        if way == "joint":
+            graph_notes = [n for n in fam.notes if "copies the key/value heads" not in n]
+            assert graph_notes == [] and fam.joint_batches == 1 and fam.graphs.captures == 1, fam.notes
+    assert torch.equal(runs["joint"], runs["plain"])
