@@ -29,7 +29,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import __version__, cache_owner, decode_process, media, own_process, thread_settings
 from .analyzer import Analyzer, AnalyzerInputs
@@ -99,6 +99,21 @@ def run_dirs(videos: list[Path], out_dir: str | os.PathLike | None = None) -> li
     return folders
 
 
+def _with_the_runs_threads(run: Callable[..., RunResult]) -> Callable[..., RunResult]:
+    """``run`` with the run's torch threads (``thread_settings.run_torch_threads``), what a library's import or
+    an analyzer's load changes put back after it, and the program's own threads after the run."""
+    @functools.wraps(run)
+    def with_threads(*args: Any, **kwargs: Any) -> RunResult:
+        try:
+            threads = thread_settings.run_torch_threads()
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        with thread_settings.for_a_run(threads):
+            return run(*args, **kwargs)
+    return with_threads
+
+
+@_with_the_runs_threads
 def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None = None,
             registry: Registry | None = None, host: PluginHost | None = None,
             out_dir: str | os.PathLike | None = None, only: list[str] | None = None,
@@ -126,11 +141,6 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
     :raises framework.errors.InputError: the file cannot be analyzed (missing, empty, not media).
     :raises framework.errors.ConfigError: registry.yaml or ``only``/``skip`` name unknown analyzers.
     """
-    # the run's torch threads, and what a library's import or an analyzer's load may change, put back after it
-    try:
-        thread_settings.remember(fresh=True, torch_threads=thread_settings.run_torch_threads())
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
     path = Path(video)
     registry, host, configured, selected = _configure(registry_path, registry, host, load_entrypoints, only, skip)
     for name in profile or ():

@@ -23,7 +23,7 @@ H200 machine (16 CPUs) with 16 threads, silero-vad's 10 minutes took 15 s instea
 13 s instead of 9 and the whole run 43 s instead of 35-40; with 4, the prefill 11 s and the run's median 36.8 s
 against 35.0 s with one (``bench/results/end_to_end_h200_ab21.md``). So: one thread in a run that uses a GPU
 (``use_torch_threads`` once its plan is made), and up to four in one on CPUs only, where these analyzers'
-models run in this process on the CPUs.
+models run in this process on the CPUs. After the run (``for_a_run``) the program has its own setting back.
 """
 from __future__ import annotations
 
@@ -90,6 +90,38 @@ def _keep_torch_threads(threads: int) -> None:
     if torch is not None and hasattr(torch, "set_num_threads") and torch.get_num_threads() != threads:
         logger.debug("torch threads %d -> %d for this run", torch.get_num_threads(), threads)
         torch.set_num_threads(threads)
+
+
+_runs = 0  # runs in progress in this process (``for_a_run``)
+
+
+@contextlib.contextmanager
+def for_a_run(torch_threads: int | None) -> Iterator[None]:
+    """A run's block: the settings remembered afresh with ``torch_threads`` (``remember``); after it, when no
+    other run is in progress, torch's threads as the program had them before (a program that runs videos
+    between its own torch work keeps its own setting)."""
+    global _runs
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None and hasattr(torch, "get_num_threads") else None
+    with _lock:
+        _runs += 1
+    try:
+        remember(fresh=True, torch_threads=torch_threads)
+        yield
+    finally:
+        with _lock:
+            _runs -= 1
+            last = _runs == 0
+        torch = sys.modules.get("torch")
+        if last and torch_threads is not None and torch is not None and hasattr(torch, "set_num_threads"):
+            if before is None:  # imported during the run: as many as it would have started with
+                omp = os.environ.get("OMP_NUM_THREADS", "")
+                before = int(omp) if omp.isdigit() and int(omp) > 0 else _cpus()
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
+            with _lock:
+                if _remembered is not None:
+                    _remembered["torch"] = before
 
 
 def use_torch_threads(threads: int | None) -> None:
@@ -174,5 +206,5 @@ def kept(what: str = "") -> Iterator[None]:
             logger.debug("%s changed the process's threads; put back: %s", what or "an import", "; ".join(changed))
 
 
-__all__ = ["CPU_RUN_TORCH_THREADS", "ENV", "GPU_RUN_TORCH_THREADS", "kept", "remember", "restore", "run_torch_threads",
-           "use_torch_threads"]
+__all__ = ["CPU_RUN_TORCH_THREADS", "ENV", "GPU_RUN_TORCH_THREADS", "for_a_run", "kept", "remember", "restore",
+           "run_torch_threads", "use_torch_threads"]
