@@ -161,14 +161,16 @@ def test_a_run_that_uses_a_gpu_does_its_torch_work_on_one_thread(on_gpu, tmp_pat
     from framework.registry import load_registry
     from framework.runner import analyze
     from framework.testing.devices import SimulatedGPUs, StandIn
+    from test_measurements import _one_simulated_gpu
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("FRAMEWORK_TORCH_THREADS", raising=False)
     monkeypatch.delenv("FRAMEWORK_KEEP_THREADS", raising=False)
     gpus = SimulatedGPUs({"cuda:0": 24_000.0})
-    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs(
-        ["cuda:0"], {"cuda:0": 20_000.0}, {"cuda:0": 24_000.0}, {"cuda:0": "simulated"}) if on_gpu else GPUs())
-    monkeypatch.setattr("framework.executor.TorchMemory", lambda: gpus)
+    if on_gpu:
+        _one_simulated_gpu(monkeypatch, gpus)
+    else:
+        monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs())
     seen: list[int] = []
     base = StandIn.make("t_threads", gpus, {"fp16": 1000.0, "fp32": 1000.0}, n_items=2)
 
