@@ -135,3 +135,22 @@ def test_on_cuda_the_joint_loop_gives_the_tokens_of_plain_generate(tiny_vlm):  #
             graph_notes = [n for n in fam.notes if "copies the key/value heads" not in n]
             assert graph_notes == [] and fam.joint_batches == 1 and fam.graphs.captures == 1, fam.notes
     assert torch.equal(runs["joint"], runs["plain"])
+
+
+def test_the_join_refuses_a_step_input_it_does_not_know_and_leaves_the_caches_alone():
+    from types import SimpleNamespace
+
+    from framework.generation.greedy_loop import Rule, Started
+
+    def part(rows, prompt):
+        layer = SimpleNamespace(keys=torch.ones(rows, 2, prompt + 9, 4), values=torch.ones(rows, 2, prompt + 9, 4))
+        inputs = {"input_ids": torch.zeros(rows, 1, dtype=torch.long), "past_key_values": SimpleNamespace(layers=[layer]),
+                  "rope_deltas": torch.zeros(rows, 1), "use_cache": True}
+        rule = Rule({"input_ids": "token", "rope_deltas": "same"})
+        config = SimpleNamespace(max_new_tokens=12)
+        return Started(torch.zeros(rows, prompt + 3, dtype=torch.long), prompt, rule, inputs, config, [1], 0), layer
+
+    (a, layer_a), (b, _) = part(2, 10), part(3, 7)
+    joined, why = joint_decode.join([a, b])
+    assert joined is None and why == "the step's input rope_deltas is not one the join knows"
+    assert layer_a.keys.shape == (2, 2, 19, 4)  # untouched: each group can still decode on its own

@@ -109,16 +109,14 @@ def join(parts: list[Started]) -> tuple[Started | None, str | None]:
         dim = _batch_dim(key, x)
         if dim is None:
             return None, f"the step's input {key} is not one the join knows"
-        if kind == "unmask":
-            masked = False if x.dtype == torch.bool else torch.finfo(x.dtype).min
-            pieces = []
-            for t, s, p in zip(tensors, shift, parts):
-                if p.rule.columns[key] - p.prompt_len != first.rule.columns[key] - first.prompt_len:
+        if x.ndim == 4:  # an attention mask over the cache's columns: moved right as the cache, masked before
+            if kind == "unmask":
+                if any(p.rule.columns[key] - p.prompt_len != first.rule.columns[key] - first.prompt_len for p in parts):
                     return None, f"{key} lets keys through at different columns"
-                y = t[key]
-                pad = torch.full((*y.shape[:-1], s), masked, dtype=y.dtype, device=y.device)
-                pieces.append(torch.cat([pad, y], dim=-1))
-            rule.columns[key] = first.rule.columns[key] - first.prompt_len + width
+                rule.columns[key] = first.rule.columns[key] - first.prompt_len + width
+            masked = False if x.dtype == torch.bool else torch.finfo(x.dtype).min
+            pieces = [torch.cat([torch.full((*t[key].shape[:-1], s), masked, dtype=x.dtype, device=x.device), t[key]],
+                                dim=-1) for t, s in zip(tensors, shift)]
             _put(joined, key, torch.cat(pieces, dim=dim))
         else:
             _put(joined, key, torch.cat([t[key] for t in tensors], dim=dim))
