@@ -88,6 +88,9 @@ case "$what" in
       done
     done
     reports=("$out"/e2e_warmup.md); for name in "${names[@]}"; do reports+=("$out"/e2e_"$name"_*.md); done
-    python3 bench/e2e_compare.py "${reports[@]}" | tee "$out/ab_$(IFS=-; echo "${names[*]}").md"
+    # (the second table: where the analyzers' own time went, which the first's walls do not say)
+    python3 bench/e2e_compare.py "${reports[@]}" --analyzers \
+      voice_activity,audio_environment,speech_transcription,object_detection,text_overlay,background_segmentation,qwen2_vl_temporal,fusion \
+      | tee "$out/ab_$(IFS=-; echo "${names[*]}").md"
     exit $rc ;;
 esac

@@ -8,6 +8,7 @@ and the run's order in its work folder (a fresh machine's first runs have been i
 ``_`` and a number (``on_1``, ``on_2``, ``off_1``...), the median runner's wall per prefix.
 
     python bench/e2e_compare.py $OUT/e2e_*.md
+    python bench/e2e_compare.py $OUT/e2e_*.md --analyzers voice_activity,qwen2_vl_temporal   # and their seconds
     bash bench/device_end_to_end.sh ab 2 on "--env OMP_NUM_THREADS=4" off ""   # prints this table at its end
 """
 from __future__ import annotations
@@ -94,16 +95,32 @@ def medians(rows: list[dict[str, str]]) -> list[str]:
             f"({', '.join(f'{x:.1f}' for x in v)})" for name, v in sorted(groups.items()) if len(v) > 1]
 
 
+def analyzer_table(paths: list[Path], names: list[str]) -> list[str]:
+    """Per report, each of ``names``' analyze / busy seconds (``-``: not in the report, or no device steps)."""
+    lines = ["| report | " + " | ".join(f"{n} analyze / busy s" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for path in paths:
+        text = path.read_text(encoding="utf-8")
+        cells = [analyzer_cells(text, n) for n in names]
+        lines.append(f"| {path.stem.removeprefix('e2e_')} | " + " | ".join(
+            f"{c.get('analyze s', '-')} / {c.get('busy s', '-')}" if c else "-" for c in cells) + " |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  epilog="example: python bench/e2e_compare.py /tmp/e2e_out/e2e_*.md")
     ap.add_argument("reports", nargs="+", type=Path, help="markdown reports of bench/end_to_end_gpu.py")
+    ap.add_argument("--analyzers", default="", help="comma list: a second table of these analyzers' analyze and "
+                    "busy seconds per report (e.g. voice_activity,qwen2_vl_temporal)")
     args = ap.parse_args(argv)
     missing = [str(p) for p in args.reports if not p.is_file()]
     if missing:
         ap.error(f"no such report: {', '.join(missing)}")
     rows = [row(p) for p in args.reports]
-    print("\n".join(table(rows) + [""] + medians(rows)))
+    names = [n.strip() for n in args.analyzers.split(",") if n.strip()]
+    second = ["", *analyzer_table(args.reports, names)] if names else []
+    print("\n".join(table(rows) + [""] + medians(rows) + second))
     return 0
 
 

@@ -187,3 +187,9 @@ def test_the_comparison_reads_each_report_and_the_median_of_each_variant(tmp_pat
             "22/24 |") in text
     assert "- on: median runner's wall 34.1 s over 2 runs (33.8, 34.5)" in text  # (34.15 to one decimal)
     assert "- off: median runner's wall 35.6 s over 2 runs" in text and "warmup:" not in text
+    # a second table: each named analyzer's analyze / busy seconds per report (- where a report has none)
+    assert e2e_compare.main([str(tmp_path / "e2e_on_1.md"), "--analyzers", "qwen2_vl_temporal,no_such"]) == 0
+    second = capsys.readouterr().out.split("\n\n")[-1]
+    assert "| report | qwen2_vl_temporal analyze / busy s | no_such analyze / busy s |" in second
+    cells = e2e_compare.analyzer_cells(REPORT.format(order=2, whole=35.8, runner=33.8), "qwen2_vl_temporal")
+    assert f"| on_1 | {cells['analyze s']} / {cells['busy s']} | - |" in second
