@@ -78,6 +78,11 @@ def test_groups_prefilled_apart_and_decoded_together_give_the_tokens_of_one_gene
     assert fam.describe_model()["prefill_rows"] == {"most": 3, "joint_batches": 1}
     lengths = prepared["inputs"]["attention_mask"].sum(1).tolist()
     assert len(set(lengths)) > 3  # (the groups' prompts differ in length: their caches had to be aligned)
+    # each description reports the padding of its own group's prefill, less than the whole batch's
+    padding = [a.extra["padding"] for a in fam.decode(joint, prepared)]
+    groups = joint_decode.groups(lengths, 3)
+    assert sum(padding) == sum(max(lengths[i] for i in g) - lengths[r] for g in groups for r in g)
+    assert sum(padding) < sum(max(lengths) - n for n in lengths)
 
 
 @pytest.mark.parametrize("case", ["repetition penalty", "an end token"])
@@ -94,7 +99,8 @@ def test_the_joint_loop_does_what_transformers_does_for_greedy_search(tiny_vlm, 
 
 
 def test_groups_the_join_does_not_know_decode_one_by_one_and_say_why(tiny_vlm, plain, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(joint_decode, "join", lambda parts: (None, "a KV cache without layers of key and value tensors"))
+    why = "a KV cache without layers of key and value tensors"
+    monkeypatch.setattr(joint_decode, "join", lambda parts: (None, why))
     fam, _, got = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=3)
     assert torch.equal(got, plain["qwen2-vl"])
     assert fam.notes == ["the groups decoded one by one: a KV cache without layers of key and value tensors"]
@@ -114,7 +120,8 @@ def test_a_chunk_with_inputs_of_another_shape_is_not_split(tiny_vlm):  # noqa: F
     inputs = dict(fam.prepare(_requests()[:3])["inputs"])
     part = fam.split_rows(inputs, [2, 0])
     width = int(inputs["attention_mask"][[2, 0]].sum(1).max())
-    assert part["input_ids"].shape == (2, width) and torch.equal(part["input_ids"], inputs["input_ids"][[2, 0], -width:])
+    assert part["input_ids"].shape == (2, width)
+    assert torch.equal(part["input_ids"], inputs["input_ids"][[2, 0], -width:])
     grid = inputs["video_grid_thw"]
     assert part["pixel_values_videos"].shape[0] == int(grid[2].prod() + grid[0].prod())
     assert fam.split_rows({**inputs, "pixel_values": inputs["pixel_values_videos"]}, [0]) is None  # images too
@@ -144,7 +151,8 @@ def test_the_join_refuses_a_step_input_it_does_not_know_and_leaves_the_caches_al
 
     def part(rows, prompt):
         layer = SimpleNamespace(keys=torch.ones(rows, 2, prompt + 9, 4), values=torch.ones(rows, 2, prompt + 9, 4))
-        inputs = {"input_ids": torch.zeros(rows, 1, dtype=torch.long), "past_key_values": SimpleNamespace(layers=[layer]),
+        inputs = {"input_ids": torch.zeros(rows, 1, dtype=torch.long),
+                  "past_key_values": SimpleNamespace(layers=[layer]),
                   "rope_deltas": torch.zeros(rows, 1), "use_cache": True}
         rule = Rule({"input_ids": "token", "rope_deltas": "same"})
         config = SimpleNamespace(max_new_tokens=12)

@@ -201,7 +201,7 @@ class HFFamily(Family):
         with torch.inference_mode():
             try:
                 if self._loop_ok and self.graphs is not None and "cache_implementation" in kw:
-                    out = self._generate_in_loop(inputs, kw)
+                    out = self._generate_in_loop(inputs, kw, prepared)
                     if out is not None:
                         return out
                 with late_stop:
@@ -219,15 +219,23 @@ class HFFamily(Family):
                 if self.graphs is not None:
                     self.graphs.release()  # the next batch has a new cache
 
-    def _generate_in_loop(self, inputs: dict[str, Any], kw: dict[str, Any]) -> Any:
+    def _generate_in_loop(self, inputs: dict[str, Any], kw: dict[str, Any],
+                          prepared: dict[str, Any] | None = None) -> Any:
         """Greedy decoding in ``greedy_loop`` (a batch of more than ``prefill_rows`` rows: prefilled in
         groups, decoded as one, ``joint_decode``). None when this model's decoding is not one the loop
-        does (noted once; transformers' loop then does it, here and for every later batch)."""
+        does (noted once; transformers' loop then does it, here and for every later batch). Prefilled in groups,
+        ``prepared["prefill_padding"]`` gets each row's padding in its group's prefill."""
         rows = self._prefill_groups(inputs)
         if rows is not None:
             parts = [self.split_rows(inputs, r) for r in rows]
             if all(p is not None for p in parts):
-                return self._generate_joint(inputs, rows, parts, kw)  # type: ignore[arg-type]
+                out = self._generate_joint(inputs, rows, parts, kw)  # type: ignore[arg-type]
+                if out is not None and prepared is not None:
+                    lengths = inputs["attention_mask"].sum(1).tolist()
+                    padding = {r: int(part["input_ids"].shape[1]) - int(lengths[r])
+                               for group, part in zip(rows, parts) for r in group}
+                    prepared["prefill_padding"] = [padding[r] for r in range(len(lengths))]
+                return out
         out, note = greedy_loop.generate_or_note(self.model, self.graphs, inputs, kw)
         if note is not None:
             self._loop_ok = False
@@ -283,11 +291,12 @@ class HFFamily(Family):
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
         pad = self.tokenizer.pad_token_id
         mask = prepared["inputs"]["attention_mask"]
+        padding = prepared.get("prefill_padding") or [n_prompt - int(m.sum()) for m in mask]  # (its prefill's)
         answers = []
-        for row, text, m in zip(new, texts, mask):
+        for row, text, m, padded in zip(new, texts, mask, padding):
             n_new = int((row != pad).sum()) if pad is not None else int(row.numel())
             answers.append(Answer(text=text.strip(), prompt_tokens=int(m.sum()), new_tokens=n_new,
-                                  extra={"padding": n_prompt - int(m.sum())}))
+                                  extra={"padding": padded}))
         return answers
 
     def close(self) -> None:
