@@ -57,6 +57,8 @@ def _generate(folder, family, prefill_rows=None, graphs=True, new_tokens=12, **g
         fam.graphs = RunAtReplay(fam.model.forward, fam.notes, unused=fam.decode_unused)
         fam.model.forward = fam.graphs
         fam._loop_ok = True
+        # (loaded on the CPU, without graphs, the family noted that prefill_rows would not apply: the seam makes it)
+        fam.notes[:] = [n for n in fam.notes if not n.startswith("prefill_rows: only")]
     prepared = fam.prepare(_requests())
     return fam, prepared, fam.generate(prepared)
 

@@ -93,6 +93,16 @@ def test_chunks_follow_the_cuts_of_generated_media(cut_video, tiny_vlm, tmp_path
     assert step["items"] == 7 and max(step["batch_sizes"]) == 4 and step["batches"] >= 2
 
 
+
+def test_prefill_rows_reaches_the_family_and_says_where_it_applies(cut_video, tiny_vlm, tmp_path):
+    """The analyzer's parameter is the family's option; on a CPU (no graphed loop) the batches are prefilled whole
+    and the track says so."""
+    install(tiny_vlm("qwen2-vl"), "qwen2-vl-2b-instruct")
+    track, _ = run(cut_video.path, tmp_path, {"model": "qwen2-vl-2b-instruct", "chunk_s": 4.0, "prefill_rows": 2,
+                                              **FAST})
+    assert track.status == "ok", track.reason
+    assert track.data["model_info"]["prefill_rows"] == {"most": 2, "joint_batches": 0}
+    assert any(n.startswith("prefill_rows: only the graphed greedy loop on CUDA") for n in track.data["notes"])
 # --- every family's real loading code, through the runner's resolution --------------------------------
 @pytest.mark.parametrize("kind,model,family", [
     ("qwen2.5-vl", "qwen2.5-vl-3b-instruct", "qwen2_5_vl"),

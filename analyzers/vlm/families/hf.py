@@ -109,6 +109,9 @@ class HFFamily(Family):
                 self.notes.append("compile is for CUDA only; not compiled on the CPU")
         elif self.wants_graphs() and self.device.startswith("cuda"):
             self.graphs = decode_graphs.install(self.model, self.notes, self._capture_gate, self.decode_unused)
+        if self.options.prefill_rows and self.graphs is None:
+            self.notes.append("prefill_rows: only the graphed greedy loop on CUDA prefills in groups; here each batch "
+                              "is prefilled whole")
         if self.device.startswith("cuda"):
             attention_without_cudnn(torch)  # a run's executor did already; `framework describe` has none
         logger.debug("transformers %s", transformers.__version__)
