@@ -330,7 +330,7 @@ class _RelayLogs(logging.Handler):
 
 def _serve(recv_conn: Connection, conn: Connection) -> None:
     """The child's loop: answer load, analyze and unload until ``None`` or end-of-file."""
-    thread_settings.remember()  # (before any import: what a library's import or the load changes is put back)
+    thread_settings.alone_in_this_process()  # (its libraries' thread settings are its own: nothing is put back)
     send_conn = _Sender(conn)
     relay = _RelayLogs(send_conn)
     relay.setFormatter(logging.Formatter("%(message)s"))
@@ -346,8 +346,7 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
         phase, payload = request
         try:
             if phase == "import":  # (an early child, before the plan: what its load will need)
-                with thread_settings.kept(f"importing {payload['class']}"):
-                    importlib.import_module(payload["class"].partition(":")[0])
+                importlib.import_module(payload["class"].partition(":")[0])
                 import_each(payload["modules"])  # (a missing package: the load reports it)
                 reply: tuple[str, Any] = ("ok", None)
             elif phase == "load":
@@ -358,8 +357,7 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
                     cls = getattr(cls, part)
                 analyzer = cls(payload["params"])
                 analyzer.placement = _on_this_gpu(payload["placement"], send_conn)
-                with thread_settings.kept(f"{payload['class']}'s load"):
-                    analyzer.load(payload["device"], payload["models"])
+                analyzer.load(payload["device"], payload["models"])
                 reply = ("ok", None)
             elif phase == "analyze":
                 assert analyzer is not None

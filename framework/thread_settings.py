@@ -9,10 +9,12 @@ Some libraries set the whole process's threads when they are imported:
   reads (the run's worker processes), and torch too when imported after it.
 
 An analyzer's ``load`` or the run's import warm-up would leave the whole run so. ``kept()`` wraps such
-work (the executor wraps every ``load``; ``warm_imports.import_each`` every import; an analyzer's own
-process both) and then puts back what changed since ``remember()`` (called by each run as it starts and by
-each analyzer's process; else by the first ``kept``): the thread variables of the environment, torch's
-intra-op threads and OpenCV's threads. A module imported only inside the block is set to the count it
+work (the executor wraps every ``load``; ``warm_imports.import_each`` every import) and then puts back what
+changed since ``remember()`` (called by each run as it starts; else by the first ``kept``): the thread
+variables of the environment, torch's intra-op threads and OpenCV's threads. An analyzer's own process
+(``framework.own_process``) holds that analyzer alone: there its libraries' settings are its own and stay
+(``alone_in_this_process``; ultralytics' OpenCV on the calling thread in the YOLOs' processes, as before the
+twentieth session). A module imported only inside the block is set to the count it
 would have had: the remembered environment's ``OMP_NUM_THREADS``, else the CPUs this process may use
 (torch), or OpenCV's own default. ``FRAMEWORK_KEEP_THREADS=0`` leaves the libraries' settings (to compare).
 
@@ -93,6 +95,14 @@ def _keep_torch_threads(threads: int) -> None:
 
 
 _runs = 0  # runs in progress in this process (``for_a_run``)
+_alone = False  # this process holds one analyzer (``alone_in_this_process``): nothing is put back
+
+
+def alone_in_this_process() -> None:
+    """This process holds one analyzer (its own process): what its libraries set for the process is its own
+    business, and ``restore`` leaves it (no other analyzer here to protect)."""
+    global _alone
+    _alone = True
 
 
 @contextlib.contextmanager
@@ -154,8 +164,9 @@ def remember(fresh: bool = False, torch_threads: int | None = None) -> dict[str,
 
 
 def restore() -> list[str]:
-    """Put back what changed since ``remember()``; what was put back, in words (for the log)."""
-    if not switched_on("FRAMEWORK_KEEP_THREADS"):
+    """Put back what changed since ``remember()``; what was put back, in words (for the log). Nothing in a
+    process of one analyzer (``alone_in_this_process``) or with ``FRAMEWORK_KEEP_THREADS=0``."""
+    if _alone or not switched_on("FRAMEWORK_KEEP_THREADS"):
         return []
     kept = remember()
     changed: list[str] = []
@@ -206,5 +217,5 @@ def kept(what: str = "") -> Iterator[None]:
             logger.debug("%s changed the process's threads; put back: %s", what or "an import", "; ".join(changed))
 
 
-__all__ = ["CPU_RUN_TORCH_THREADS", "ENV", "GPU_RUN_TORCH_THREADS", "for_a_run", "kept", "remember", "restore",
-           "run_torch_threads", "use_torch_threads"]
+__all__ = ["CPU_RUN_TORCH_THREADS", "ENV", "GPU_RUN_TORCH_THREADS", "alone_in_this_process", "for_a_run", "kept",
+           "remember", "restore", "run_torch_threads", "use_torch_threads"]

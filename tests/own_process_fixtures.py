@@ -150,3 +150,24 @@ class CudaAllocator(OnGpu):
 
     def unload(self):
         self.weights = None
+
+
+class ThreadsSetByItsLibrary(Analyzer):
+    """Its load sets the process's threads as ultralytics and silero-vad do; it says what it analyzed with."""
+
+    name = "t_own_threads"
+    version = "1.0"
+    own_process = True
+
+    def load(self, device, models):
+        import cv2
+        import torch
+
+        cv2.setNumThreads(0)
+        torch.set_num_threads(1)
+
+    def analyze(self, inputs):
+        import cv2
+        import torch
+
+        return self.track(data={"pid": os.getpid(), "torch": torch.get_num_threads(), "cv2": cv2.getNumThreads()})

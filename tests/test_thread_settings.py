@@ -205,3 +205,50 @@ def test_a_run_that_uses_a_gpu_does_its_torch_work_on_one_thread(on_gpu, tmp_pat
         assert torch.get_num_threads() == 3  # the program's own again
     finally:
         torch.set_num_threads(2)
+
+
+def test_in_a_process_of_one_analyzer_its_libraries_settings_stay(tmp_path):
+    """An analyzer's own process (``framework.own_process`` calls ``alone_in_this_process``): no other analyzer
+    there to protect, so what its library set (ultralytics: OpenCV on the calling thread) is left as it is."""
+    code = textwrap.dedent("""
+        import os
+        import cv2, torch
+        from framework import thread_settings
+        from framework.warm_imports import import_each
+        torch.set_num_threads(2); cv2.setNumThreads(2)
+        thread_settings.alone_in_this_process()
+        import_each(["rude_alone"])
+        with thread_settings.kept("its load"):
+            torch.set_num_threads(1)
+        print(os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads(), cv2.getNumThreads())
+    """)
+    (tmp_path / "rude_alone.py").write_text(RUDE)
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "FRAMEWORK_KEEP_THREADS")}
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{tmp_path}"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "1", "1"]
+
+
+def test_an_analyzers_own_process_keeps_what_its_library_set(tmp_path, sample_video, monkeypatch):
+    """Beside a GPU analyzer it runs in a process of its own: its load's settings stay there; as a thread of the
+    run's process (no GPU in the run) the run puts them back for the others."""
+    from own_process_fixtures import ThreadsSetByItsLibrary
+    from test_own_process import run
+
+    monkeypatch.delenv("FRAMEWORK_KEEP_THREADS", raising=False)
+    monkeypatch.delenv("FRAMEWORK_TORCH_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    child = run(tmp_path, sample_video, monkeypatch, ThreadsSetByItsLibrary)["t_own_threads"]
+    assert child.status == "ok", child.reason
+    assert child.data["pid"] != os.getpid() and (child.data["torch"], child.data["cv2"]) == (1, 1)
+    torch.set_num_threads(2)
+    cv2.setNumThreads(2)
+    try:
+        thread = run(tmp_path / "thread", sample_video, monkeypatch, ThreadsSetByItsLibrary, gpu=False)["t_own_threads"]
+        assert thread.status == "ok" and thread.data["pid"] == os.getpid()
+        # put back after its load: the run's torch threads (CPUs only: up to four), OpenCV as the program had it
+        assert thread.data["torch"] == min(len(os.sched_getaffinity(0)), 4) and thread.data["cv2"] == 2
+    finally:
+        torch.set_num_threads(2)
+        cv2.setNumThreads(-1)
