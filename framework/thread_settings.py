@@ -43,13 +43,16 @@ logger = logging.getLogger(__name__)
 #: environment variables that set a library's threads when it starts (OpenMP, MKL, OpenBLAS)
 ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
-_lock = threading.Lock()
-_remembered: dict[str, Any] | None = None
 #: torch threads a run gives its own process unless told (``run_torch_threads``): one that uses a GPU; the
 #: most for one on CPUs only
 GPU_RUN_TORCH_THREADS = 1
 CPU_RUN_TORCH_THREADS = 4
+
+_lock = threading.Lock()
+_remembered: dict[str, Any] | None = None
 _inside = 0  # ``kept`` blocks in progress (in any thread): settings may be a library's meanwhile
+_runs = 0  # runs in progress in this process (``for_a_run``)
+_alone = False  # this process holds one analyzer (``alone_in_this_process``): nothing is put back
 
 
 def _cpus() -> int:
@@ -57,6 +60,17 @@ def _cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def _count(text: str | None) -> int | None:
+    """A thread count as an environment variable gives it (a whole number above 0), else None."""
+    text = (text or "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def _torch_default(omp: str | None) -> int:
+    """The threads torch starts with: ``OMP_NUM_THREADS`` (``omp``) when set, else the CPUs this process may use."""
+    return _count(omp) or _cpus()
 
 
 def run_torch_threads(gpu: bool = False, env: Any = None) -> int | None:
@@ -74,14 +88,11 @@ def run_torch_threads(gpu: bool = False, env: Any = None) -> int | None:
     if text == "keep":
         return None
     if text:
-        if not text.isdigit() or int(text) < 1:
+        if _count(text) is None:
             raise ValueError(f"FRAMEWORK_TORCH_THREADS={text!r}: give the number of CPU threads for the run's torch "
                              f"work (e.g. 4), or 'keep' to leave this process's own setting")
         return int(text)
-    omp = env.get("OMP_NUM_THREADS", "").strip()
-    if omp.isdigit() and int(omp) > 0:
-        return int(omp)
-    return GPU_RUN_TORCH_THREADS if gpu else min(_cpus(), CPU_RUN_TORCH_THREADS)
+    return _count(env.get("OMP_NUM_THREADS")) or (GPU_RUN_TORCH_THREADS if gpu else min(_cpus(), CPU_RUN_TORCH_THREADS))
 
 
 def _keep_torch_threads(threads: int) -> None:
@@ -92,10 +103,6 @@ def _keep_torch_threads(threads: int) -> None:
     if torch is not None and hasattr(torch, "set_num_threads") and torch.get_num_threads() != threads:
         logger.debug("torch threads %d -> %d for this run", torch.get_num_threads(), threads)
         torch.set_num_threads(threads)
-
-
-_runs = 0  # runs in progress in this process (``for_a_run``)
-_alone = False  # this process holds one analyzer (``alone_in_this_process``): nothing is put back
 
 
 def alone_in_this_process() -> None:
@@ -125,8 +132,7 @@ def for_a_run(torch_threads: int | None) -> Iterator[None]:
         torch = sys.modules.get("torch")
         if last and torch_threads is not None and torch is not None and hasattr(torch, "set_num_threads"):
             if before is None:  # imported during the run: as many as it would have started with
-                omp = os.environ.get("OMP_NUM_THREADS", "")
-                before = int(omp) if omp.isdigit() and int(omp) > 0 else _cpus()
+                before = _torch_default(os.environ.get("OMP_NUM_THREADS"))
             if torch.get_num_threads() != before:
                 torch.set_num_threads(before)
             with _lock:
@@ -181,8 +187,7 @@ def restore() -> list[str]:
     if torch is not None and hasattr(torch, "set_num_threads"):
         want = kept["torch"]
         if want is None:  # imported since: as many as it would have started with
-            omp = kept["env"].get("OMP_NUM_THREADS")
-            want = int(omp) if omp and omp.isdigit() and int(omp) > 0 else _cpus()
+            want = _torch_default(kept["env"].get("OMP_NUM_THREADS"))
         if torch.get_num_threads() != want:
             changed.append(f"torch threads {torch.get_num_threads()} -> {want}")
             torch.set_num_threads(want)

@@ -155,13 +155,11 @@ def test_a_run_with_a_bad_torch_threads_setting_stops_before_decoding(tmp_path, 
 def test_a_run_that_uses_a_gpu_does_its_torch_work_on_one_thread(on_gpu, tmp_path, monkeypatch, sample_video):
     """The run's process: one torch thread once its plan puts an analyzer on a GPU (its CPUs feed the GPU and the
     run's other processes), else up to four; what a load sets is put back to that; after the run, the program's."""
-    from framework import hookimpl
     from framework.devices import GPUs
-    from framework.plugins import build_plugin_manager
-    from framework.registry import load_registry
     from framework.runner import analyze
     from framework.testing.devices import SimulatedGPUs, StandIn
     from test_measurements import _one_simulated_gpu
+    from test_own_process import registered
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("FRAMEWORK_TORCH_THREADS", raising=False)
@@ -185,18 +183,11 @@ def test_a_run_that_uses_a_gpu_does_its_torch_work_on_one_thread(on_gpu, tmp_pat
             seen.append(torch.get_num_threads())
             return super().preprocess(items)
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(Rude)
-
-    registry_file = tmp_path / "registry.yaml"
-    registry_file.write_text("analyzers:\n  t_threads: {}\n")
+    registry, host = registered(tmp_path, [Rude])
     torch.set_num_threads(3)  # the program's own
     try:
-        result = analyze(sample_video.path, registry=load_registry(registry_file),
-                         host=build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()]),
-                         out_dir=tmp_path / "run", progress=False, offline=True)
+        result = analyze(sample_video.path, registry=registry, host=host, out_dir=tmp_path / "run", progress=False,
+                         offline=True)
         track = result.timeline.tracks["t_threads"]
         assert track.status == "ok", track.reason
         assert track.device == ("cuda:0" if on_gpu else "cpu")

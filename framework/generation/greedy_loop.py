@@ -321,15 +321,25 @@ def generate_or_note(model: Any, graphs: Any, inputs: dict[str, Any], kw: dict[s
     """``generate``, for a caller that falls back to transformers' loop: (the sequences, None), or
     (None, the note to record) when the loop cannot do this model's decoding or failed on its own.
     Running out of device memory is raised (the caller splits the batch)."""
+    return or_note(lambda: generate(model, graphs, inputs, kw))
+
+
+def or_note(decoding: Callable[[], tuple[Any, str | None]]) -> tuple[Any, str | None]:
+    """``decoding()`` (``generate``, ``joint_decode.generate``: (the output or None, a reason)) for a caller
+    that falls back to transformers' loop: (the output, its note or None), or (None, the note to record)
+    when the loop cannot decode or failed on its own. Running out of device memory is raised (the caller
+    splits the batch)."""
     from ..device_step import is_out_of_memory
 
     try:
-        out, why = generate(model, graphs, inputs, kw)
+        out, why = decoding()
     except Exception as exc:  # noqa: BLE001 - the loop's own failure: transformers' loop does the batch
         if is_out_of_memory(exc):
             raise
         out, why = None, f"the graphed loop failed ({type(exc).__name__}: {str(exc)[:160]})"
-    return out, None if why is None else f"decoding in transformers' loop (each forward still a CUDA graph): {why}"
+    if out is None:
+        return None, f"decoding in transformers' loop (each forward still a CUDA graph): {why}"
+    return out, why
 
 
 def finished_at(new_tokens: Any, eos: list[int]) -> int:
@@ -346,4 +356,5 @@ def finished_at(new_tokens: Any, eos: list[int]) -> int:
 
 
 __all__ = ["CHECK_EVERY", "GreedyLoop", "PREFIX_TOKENS", "Rule", "Started", "advance", "effective_config", "eligible",
-           "finished_at", "finish", "generate", "generate_or_note", "learn", "same_inputs", "start", "stop_after"]
+           "finished_at", "finish", "generate", "generate_or_note", "learn", "or_note", "same_inputs", "start",
+           "stop_after"]

@@ -225,23 +225,19 @@ class HFFamily(Family):
     def _generate_in_loop(self, inputs: dict[str, Any], kw: dict[str, Any],
                           prepared: dict[str, Any] | None = None) -> Any:
         """Greedy decoding in ``greedy_loop`` (a batch of more than ``prefill_rows`` rows: prefilled in
-        groups, decoded as one, ``joint_decode``). None when this model's decoding is not one the loop
-        does (noted once; transformers' loop then does it, here and for every later batch). Prefilled in groups,
-        ``prepared["prefill_padding"]`` gets each row's padding in its group's prefill."""
+        groups, decoded as one, ``joint_decode``; then ``prepared["prefill_padding"]`` gets each row's padding
+        in its group's prefill). None when this model's decoding is not one the loop does (noted once;
+        transformers' loop then does it, here and for every later batch)."""
         rows = self._prefill_groups(inputs)
-        if rows is not None:
-            parts = [self.split_rows(inputs, r) for r in rows]
-            if all(p is not None for p in parts):
-                out = self._generate_joint(inputs, rows, parts, kw)  # type: ignore[arg-type]
-                if out is not None and prepared is not None:
-                    lengths = inputs["attention_mask"].sum(1).tolist()
-                    padding = {r: int(part["input_ids"].shape[1]) - int(lengths[r])
-                               for group, part in zip(rows, parts) for r in group}
-                    prepared["prefill_padding"] = [padding[r] for r in range(len(lengths))]
-                return out
-        out, note = greedy_loop.generate_or_note(self.model, self.graphs, inputs, kw)
-        if note is not None:
+        parts = [self.split_rows(inputs, r) for r in rows] if rows is not None else []
+        if rows is not None and all(p is not None for p in parts):
+            results, note = greedy_loop.or_note(lambda: joint_decode.generate(self.model, self.graphs, parts, kw))
+            out = None if results is None else self._as_one_batch(inputs, rows, parts, results, kw, prepared)
+        else:
+            out, note = greedy_loop.generate_or_note(self.model, self.graphs, inputs, kw)
+        if out is None:
             self._loop_ok = False
+        if note is not None and note not in self.notes:
             self.notes.append(note)
             logger.info("%s: %s", self.name, note)
         return out
@@ -259,33 +255,25 @@ class HFFamily(Family):
         cannot split its inputs (then the batch is prefilled whole). The families that can override this."""
         return None
 
-    def _generate_joint(self, inputs: dict[str, Any], rows: list[list[int]], parts: list[dict[str, Any]],
-                        kw: dict[str, Any]) -> Any:
-        """``joint_decode.generate`` over ``parts`` (the groups ``rows``); the sequences in the batch's own
-        layout (its rows, its padded prompts, then each row's new tokens), as ``generate`` returns them."""
+    def _as_one_batch(self, inputs: dict[str, Any], rows: list[list[int]], parts: list[dict[str, Any]],
+                      results: list[Any], kw: dict[str, Any], prepared: dict[str, Any] | None) -> Any:
+        """The groups' sequences (``joint_decode.generate``) in the batch's own layout (its rows, its padded
+        prompts, then each row's new tokens), as ``generate`` returns them; each row's prefill padding into
+        ``prepared``."""
         import torch
 
-        try:
-            results, note = joint_decode.generate(self.model, self.graphs, parts, kw)
-        except Exception as exc:  # noqa: BLE001 - as greedy_loop.generate_or_note: transformers' loop does the batch
-            if is_out_of_memory(exc):
-                raise
-            results, note = None, f"the graphed loop failed ({type(exc).__name__}: {str(exc)[:160]})"
-        if results is None:
-            self._loop_ok = False
-            note = f"decoding in transformers' loop (each forward still a CUDA graph): {note}"
-            self.notes.append(note)
-            logger.info("%s: %s", self.name, note)
-            return None
-        if note is not None and note not in self.notes:
-            self.notes.append(note)
         self.joint_batches += 1
         ids = inputs["input_ids"]
-        news = [r[:, int(p["input_ids"].shape[1]):] for r, p in zip(results, parts)]
+        widths = [int(p["input_ids"].shape[1]) for p in parts]
+        news = [r[:, width:] for r, width in zip(results, widths)]
         out = ids.new_full((ids.shape[0], ids.shape[1] + max(n.shape[1] for n in news)), int(kw["pad_token_id"]))
         out[:, :ids.shape[1]] = ids
         for group, new in zip(rows, news):
             out[torch.tensor(group, device=ids.device), ids.shape[1]:ids.shape[1] + new.shape[1]] = new
+        if prepared is not None:
+            lengths = inputs["attention_mask"].sum(1).tolist()
+            padding = {r: width - int(lengths[r]) for group, width in zip(rows, widths) for r in group}
+            prepared["prefill_padding"] = [padding[r] for r in range(len(lengths))]
         return out
 
     def decode(self, outputs: Any, prepared: dict[str, Any]) -> list[Answer]:
