@@ -168,8 +168,22 @@ class BatchedAnalyzer(Analyzer):
         raise NotImplementedError(f"analyzer {self.name!r} does not implement finish()")
 
     def max_batch_size(self) -> int:
-        """The configured batch size: ``Params.batch_size`` when the analyzer has one."""
+        """The configured batch size: ``Params.batch_size`` when the analyzer has one. The plan reserves
+        device memory for a batch of this many items."""
         return max(1, int(getattr(self.params, "batch_size", None) or self.batch_size))
+
+    def stretch_batch_size(self) -> int:
+        """A larger batch this analyzer can use where its wave leaves device memory nobody reserved: the
+        plan raises ``placement.max_batch`` toward it from that spare memory only (never taking room
+        another analyzer reserved). By default ``max_batch_size()``: no larger."""
+        return self.max_batch_size()
+
+    def planned_batch_size(self) -> int:
+        """The batch this run uses: ``stretch_batch_size()`` capped by the plan's ``placement.max_batch``."""
+        size = self.stretch_batch_size()
+        if self.placement is not None and self.placement.max_batch:
+            size = max(1, min(size, self.placement.max_batch))
+        return size
 
     def analyze(self, inputs: AnalyzerInputs) -> Track:
         receipt = StepReceipt()
@@ -182,17 +196,16 @@ def run_batches(analyzer: BatchedAnalyzer, inputs: AnalyzerInputs, receipt: Step
     """Drive ``analyzer``'s device step over all its items; the results in item order.
 
     Preprocessing runs ``prefetch`` batches ahead on ``preprocess_threads`` threads; outputs are
-    postprocessed on one thread in order. The batch size is ``analyzer.max_batch_size()`` capped
-    by ``analyzer.placement.max_batch``. Out of memory while other models share the device raises
+    postprocessed on one thread in order. The batch size is ``analyzer.planned_batch_size()``: its
+    ``stretch_batch_size()`` (by default ``max_batch_size()``) capped by ``analyzer.placement.max_batch``.
+    Out of memory while other models share the device raises
     ``DeviceOutOfMemory`` at once (the executor retries alone first); alone, the batch is halved
     and retried (recorded in ``receipt.fallbacks``) down to one item, which raises it too.
     """
     receipt = receipt if receipt is not None else StepReceipt()
     placement = analyzer.placement
     device = placement.device if placement is not None else "cpu"
-    size = analyzer.max_batch_size()
-    if placement is not None and placement.max_batch:
-        size = max(1, min(size, placement.max_batch))
+    size = analyzer.planned_batch_size()
     total = analyzer.count_items(inputs)
     results: list[Any] = []
     done_items = 0

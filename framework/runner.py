@@ -685,6 +685,7 @@ class _Run:
                       forced=self.configured[name].device == "cpu" or a.cpu_always_practical,
                       item_vram_mb=float(a.item_vram_mb) if batched else 0.0,
                       max_batch=a.max_batch_size() if batched else 1,
+                      stretch_batch=a.stretch_batch_size() if batched and hasattr(a, "stretch_batch_size") else 0,
                       cpu_seconds=seconds.get("cpu"), gpu_seconds=seconds.get("cuda"))
 
     def _variants(self, a: Analyzer) -> list[Variant]:

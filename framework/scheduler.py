@@ -57,7 +57,9 @@ class Demand:
     :ivar vram_mb: its estimate when it lists no ``variants``.
     :ivar variants: best first (the manifest's precisions, then smaller models).
     :ivar item_vram_mb: extra working memory per batch item beyond the first.
-    :ivar max_batch: the batch size it asks for.
+    :ivar max_batch: the batch size it asks for (the plan reserves room for it).
+    :ivar stretch_batch: a larger batch it can use where its wave leaves memory nobody reserved (0: none
+        beyond ``max_batch``); the plan raises its cap toward it from that spare memory only.
     :ivar cpu_seconds: estimated CPU time for this video (None: unknown).
     :ivar gpu_seconds: estimated GPU time for this video (None: unknown).
     :ivar forced: no practicality check on the CPU: the user chose ``device`` (registry ``device:
@@ -74,6 +76,7 @@ class Demand:
     variants: tuple[Variant, ...] = ()
     item_vram_mb: float = 0.0
     max_batch: int = 1
+    stretch_batch: int = 0
     cpu_seconds: float | None = None
     gpu_seconds: float | None = None
     forced: bool = False
@@ -89,6 +92,11 @@ class Demand:
     @property
     def best_vram_mb(self) -> float:
         return self.all_variants[0].vram_mb
+
+    @property
+    def largest_batch(self) -> int:
+        """The largest batch it can use: ``max_batch``, or ``stretch_batch`` where larger."""
+        return max(self.max_batch, self.stretch_batch)
 
 
 @dataclass(frozen=True)
@@ -334,14 +342,15 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
         w.gpu.sort(key=lambda n: -(seconds.get(n) or 0.0))
     wave_of = {n: w for w in waves for n in w.gpu}
     for w in waves:  # batch caps: the reservation plus a share of what the wave leaves spare
-        batching = [n for n in w.gpu if by_name[n].item_vram_mb > 0]
         budget = budgets[w.device]
-        spare = max(0.0, budget - w.vram_mb) / len(batching) if budget is not None and batching else 0.0
+        room = {n: need[n] - chosen[n].vram_mb for n in w.gpu if by_name[n].item_vram_mb > 0}
+        wanted = {n: max(0.0, by_name[n].item_vram_mb * (by_name[n].largest_batch - 1) - r) for n, r in room.items()}
+        shares = spare_shares(wanted, max(0.0, budget - w.vram_mb)) if budget is not None else {}
         for n in w.gpu:
             d, v = by_name[n], chosen[n]
             cap = None
-            if n in batching:
-                cap = batch_cap(d, None if budget is None else need[n] - v.vram_mb + spare)
+            if n in room:
+                cap = batch_cap(d, None if budget is None else room[n] + shares[n])
             placements[n] = Placement(w.device, v.precision, v.substitutes, cap, need[n])
     for name in order:  # CPU analyzers, listed beside the wave after their GPU dependencies
         if name in placements and not placements[name].is_gpu:
@@ -365,11 +374,23 @@ def without_precision(d: Demand, precision: str) -> Demand:
 
 def batch_cap(d: Demand, room_mb: float | None) -> int:
     """The largest batch of a batching analyzer whose extra items' working memory fits ``room_mb``
-    (beyond the weights and the first item): at least 1, at most the batch it asks for (all of it
-    when the room is unknown, ``None``: no budget)."""
+    (beyond the weights and the first item): at least 1, at most the largest batch it can use
+    (``Demand.largest_batch``); the batch it asks for when the room is unknown (``None``: no budget)."""
     if room_mb is None:
         return d.max_batch
-    return max(1, min(d.max_batch, 1 + int(room_mb // d.item_vram_mb)))
+    return max(1, min(d.largest_batch, 1 + int(room_mb // d.item_vram_mb)))
+
+
+def spare_shares(wanted: dict[str, float], spare_mb: float) -> dict[str, float]:
+    """``spare_mb`` (a wave's memory nobody reserved) shared among analyzers that want ``wanted`` MB more
+    each: equal shares, and what one cannot use (it wants less) shared among the others."""
+    shares: dict[str, float] = {}
+    left = spare_mb
+    ordered = sorted(wanted, key=lambda n: wanted[n])
+    for i, name in enumerate(ordered):
+        shares[name] = min(wanted[name], left / (len(ordered) - i))
+        left -= shares[name]
+    return shares
 
 
 def _gb_ceil(mb: float) -> int:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from framework.scheduler import CycleError, Demand, Variant, parse_budget, plan, resolve_device, topological_order
+from framework.scheduler import (CycleError, Demand, Variant, parse_budget, plan, resolve_device, spare_shares,
+                                 topological_order)
 
 
 def test_topological_order_respects_dependencies_and_input_order():
@@ -108,6 +109,29 @@ def test_batch_caps_come_from_the_memory_left_in_the_wave():
     assert p.placements["vlm"].max_batch == 1 + 4000 // 500
     p = plan([Demand("vlm", "gpu", 8000, item_vram_mb=500, max_batch=4)], 12000, ["cuda:0"])
     assert p.placements["vlm"].max_batch == 4
+
+
+def test_a_stretch_batch_grows_only_into_memory_nobody_reserved():
+    """The plan reserves room for ``max_batch``; ``stretch_batch`` takes what the wave leaves spare, and never
+    the room another analyzer needs to share the wave."""
+    vlm = Demand("vlm", "gpu", 17000, item_vram_mb=600, max_batch=64, stretch_batch=128)
+    others = [Demand("yolo", "gpu", 3000, item_vram_mb=100, max_batch=16), Demand("asr", "gpu", 2000)]
+    roomy = plan([vlm, *others], 135000, ["cuda:0"])
+    assert len(roomy.waves) == 1 and roomy.placements["vlm"].max_batch == 128
+    assert roomy.placements["vlm"].vram_mb == 17000 + 63 * 600  # reserved: the asked-for batch only
+    assert roomy.placements["yolo"].max_batch == 16
+    tight = plan([vlm, *others], 75000, ["cuda:0"])  # an 80 GB GPU: everyone still in one wave
+    assert len(tight.waves) == 1
+    spare = 75000 - (17000 + 63 * 600) - (3000 + 15 * 100) - 2000
+    assert tight.placements["vlm"].max_batch == 64 + int(spare // 600) < 128
+    without = plan([Demand("vlm", "gpu", 17000, item_vram_mb=600, max_batch=64), *others], 135000, ["cuda:0"])
+    assert without.placements["vlm"].max_batch == 64
+
+
+def test_spare_memory_left_by_one_analyzer_goes_to_the_others():
+    assert spare_shares({"a": 100.0, "b": 10_000.0, "c": 0.0}, 3000.0) == {"c": 0.0, "a": 100.0, "b": 2900.0}
+    assert spare_shares({"a": 5000.0, "b": 5000.0}, 3000.0) == {"a": 1500.0, "b": 1500.0}
+    assert spare_shares({}, 3000.0) == {}
 
 
 @pytest.mark.parametrize("text, mb", [("12GB", 12288), ("12", 12288), ("800MB", 800), ("1.5GiB", 1536),

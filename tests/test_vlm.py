@@ -103,6 +103,57 @@ def test_prefill_rows_reaches_the_family_and_says_where_it_applies(cut_video, ti
     assert track.status == "ok", track.reason
     assert track.data["model_info"]["prefill_rows"] == {"most": 2, "joint_batches": 0}
     assert any(n.startswith("prefill_rows: only the graphed greedy loop on CUDA") for n in track.data["notes"])
+
+
+@pytest.mark.parametrize("params,device,stretch", [
+    ({}, "cuda:0", 128), ({}, "cpu", 8), ({"batch_size": 32}, "cuda:0", 32), ({"prefill_rows": 0}, "cuda:0", 64),
+    ({"context": True}, "cuda:0", 1), ({"cuda_graphs": False}, "cuda:0", 64),
+    ({"model": "smolvlm2-256m-video-instruct"}, "cuda:0", 64), ({"prefill_rows": 32}, "cuda:0", 128)])
+def test_on_a_gpu_the_batch_may_stretch_to_gpu_batch_with_room_where_groups_prefill(params, device, stretch):
+    """Qwen2-VL in the graphed loop on a GPU asks the plan to grow its batch to GPU_BATCH_WITH_ROOM from spare
+    memory (its batch then prefilled in groups); a set batch, context, no graphs, no groups, a family that
+    cannot split its rows, or a CPU keep the batch they ask for."""
+    from analyzers.vlm.analyzer import GPU_BATCH_WITH_ROOM
+    from framework.scheduler import Placement
+
+    a = SceneDescription(params)
+    a.placement = Placement(device)
+    assert GPU_BATCH_WITH_ROOM == 128 and a.stretch_batch_size() == stretch
+    a.placement = Placement(device, max_batch=100)  # the plan's cap: what the run uses
+    assert a.planned_batch_size() == min(stretch, 100)
+
+
+def test_the_plan_stretches_the_vlms_batch_only_where_a_gpu_has_room(cut_video, tmp_path, monkeypatch):
+    """Through the runner's plan (a simulated Hopper GPU): 135 GB leave room for a batch of 128 beyond the 64
+    it reserves; at 24 GB the batch is what fits, as before."""
+    from framework.devices import GPUs
+    from framework.registry import load_registry
+    from framework.runner import plan_video
+
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(yaml.safe_dump({"analyzers": {"qwen2_vl_temporal": {"enabled": True,
+                                                                            "params": {"chunking": "fixed"}}}}))
+    placed = {}
+    for gb in (135, 24):
+        monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True, mb=gb * 1024.0: GPUs(
+            ["cuda:0"], {"cuda:0": mb}, {"cuda:0": mb}, {"cuda:0": "simulated"}, {"cuda:0": (9, 0)}))
+        report = plan_video(cut_video.path, registry=load_registry(registry), load_entrypoints=False,
+                            only=["qwen2_vl_temporal"])
+        placed[gb] = report.plan.placements["qwen2_vl_temporal"]
+    assert placed[135].max_batch == 128 and placed[135].vram_mb < 135 * 1024 / 2  # reserved: for 64
+    assert placed[24].max_batch < 64 and placed[24].vram_mb <= 24 * 1024
+
+
+@pytest.mark.parametrize("device,given,used", [("cuda:0", None, 64), ("cuda:0", 0, None), ("cuda:0", 32, 32),
+                                               ("cpu", None, None), ("cpu", 8, 8)])
+def test_prefill_rows_defaults_to_gpu_batch_on_cuda_and_zero_turns_it_off(device, given, used):
+    """By default a batch above GPU_BATCH on CUDA is prefilled in groups of GPU_BATCH; 0 prefills each batch
+    whole; on a CPU only an explicit value is passed on (the family then says that it does not apply there)."""
+    from analyzers.vlm.analyzer import GPU_BATCH
+
+    a = SceneDescription({} if given is None else {"prefill_rows": given})
+    a._device = device
+    assert GPU_BATCH == 64 and a._prefill_rows() == used
 # --- every family's real loading code, through the runner's resolution --------------------------------
 @pytest.mark.parametrize("kind,model,family", [
     ("qwen2.5-vl", "qwen2.5-vl-3b-instruct", "qwen2_5_vl"),

@@ -17,7 +17,9 @@ How it works (a ``BatchedAnalyzer``, DESIGN.md's device step):
    ``batch_size`` capped by the VRAM plan (``Placement.max_batch``): by default as many chunks as
    the plan allows on a GPU, up to ``GPU_BATCH`` (decoding costs nearly the same per step at 8
    chunks as at 60, so fewer, larger batches finish sooner), and ``CPU_BATCH`` on a CPU or a
-   server. Only a batch of frames is ever in memory. Qwen2-VL's vision tower attends over all
+   server. Qwen2-VL and Qwen2.5-VL on a GPU stretch to ``GPU_BATCH_WITH_ROOM`` where the plan finds
+   memory no other analyzer reserved: a batch above ``prefill_rows`` (default ``GPU_BATCH``) is
+   prefilled in groups of similar prompt length and decoded as one (``framework.generation.joint_decode``). Only a batch of frames is ever in memory. Qwen2-VL's vision tower attends over all
    frame groups of a batch in one call per layer (``families/vision_attention.py``), not one
    call per group.
 4. **Context** (off by default): each chunk's prompt carries the descriptions before it, up to
@@ -59,6 +61,11 @@ ITEM_VRAM_MB = {"qwen2_vl": 600.0, "qwen2_5_vl": 600.0, "llava_next_video": 700.
 #: default batch on a GPU, before the plan caps it to the budget (Qwen2-VL-7B on an H200: 75 s of video
 #: per second at 60 chunks a batch; a decoding step cost 31.9 ms at 8 chunks and 37.0 ms at 60)
 GPU_BATCH = 64
+#: the batch a family that prefills in groups (Qwen2-VL, Qwen2.5-VL) grows to on a GPU where its wave leaves
+#: memory nobody reserved (``stretch_batch_size``): prefilled in groups of GPU_BATCH, decoded as one. On an H200
+#: the 7B described a 10-minute clip's 87 chunks at 82 video s/s in one such batch, 72 in one plain batch and 66
+#: in batches of 64 (bench/results/vlm_throughput_h200_7b.md, run 8)
+GPU_BATCH_WITH_ROOM = 128
 #: default batch on a CPU, or for a server (backend openai)
 CPU_BATCH = 8
 
@@ -174,10 +181,12 @@ class SceneDescription(BatchedAnalyzer):
                                           "patch embedding as one matrix product instead of a 3-D convolution "
                                           "(the same weights; cuDNN reportedly has no fast kernel for that "
                                           "convolution on several GPUs)")
-        prefill_rows: int | None = Field(None, ge=1, le=256, description="an experiment (off): a batch of more "
-                                         "chunks than this is prefilled in groups of at most this many, sorted by "
-                                         "prompt length, and then decoded as one batch (Qwen2-VL / Qwen2.5-VL with "
-                                         "the graphed greedy loop; e.g. batch_size 128 with prefill_rows 64)")
+        prefill_rows: int | None = Field(None, ge=0, le=256, description="a batch of more chunks than this is "
+                                         "prefilled in groups of at most this many, sorted by prompt length, and "
+                                         "then decoded as one batch (Qwen2-VL / Qwen2.5-VL in the graphed greedy "
+                                         "loop on CUDA); default on CUDA: GPU_BATCH (64), so it applies to a "
+                                         "batch_size above 64 (e.g. 128 on a GPU of 80 GB or more); 0: each "
+                                         "batch prefilled whole")
         timeout_s: float = Field(120.0, gt=0, description="openai: seconds to wait for one answer")
 
         @model_validator(mode="after")
@@ -249,6 +258,16 @@ class SceneDescription(BatchedAnalyzer):
         on_gpu = self.placement is None or self.placement.is_gpu
         return GPU_BATCH if on_gpu and self.params.backend == "transformers" else CPU_BATCH
 
+    def stretch_batch_size(self) -> int:
+        """By default on a GPU, for a family that prefills in groups in the graphed loop: ``GPU_BATCH_WITH_ROOM``
+        (the plan grows the batch toward it only from memory no analyzer reserved); else ``max_batch_size``."""
+        p = self.params
+        fixed = p.context or p.batch_size or p.prefill_rows == 0 or p.compile or p.cuda_graphs is False
+        on_gpu = self.placement is None or self.placement.is_gpu
+        if fixed or not on_gpu or p.backend != "transformers" or not family_class(self.family_name).prefills_in_groups:
+            return self.max_batch_size()
+        return max(GPU_BATCH_WITH_ROOM, self.max_batch_size())
+
     @property
     def run_device(self) -> str:
         """Where the model runs: the plan's placement, else the device ``load`` was given."""
@@ -270,7 +289,7 @@ class SceneDescription(BatchedAnalyzer):
         options = GenerationOptions(max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens,
                                     temperature=p.temperature, static_cache=p.static_cache, compile=p.compile,
                                     cuda_graphs=p.cuda_graphs, patch_embed_product=p.patch_embed_product,
-                                    prefill_rows=p.prefill_rows)
+                                    prefill_rows=self._prefill_rows())
         if p.backend == "openai":
             family = family_class("openai")(options, base_url=p.base_url, model=p.api_model or p.model,
                                             api_key_env=p.api_key_env, timeout_s=p.timeout_s)
@@ -283,6 +302,15 @@ class SceneDescription(BatchedAnalyzer):
         family.gpu_to_itself = self.placement.gpu_to_itself if self.placement is not None else None
         self.family = family
         self._load_s = time.perf_counter() - t0
+
+    def _prefill_rows(self) -> int | None:
+        """``prefill_rows``, or by default ``GPU_BATCH`` on CUDA (a batch above it: prefilled in groups,
+        decoded as one; on an H200 a batch of 87 chunks of the 7B, 82 video s/s against 72 for one prefill
+        and 66 for batches of 64); None: each batch prefilled whole."""
+        p = self.params
+        if p.prefill_rows is not None:
+            return p.prefill_rows or None
+        return GPU_BATCH if self.run_device.startswith("cuda") and p.backend == "transformers" else None
 
     def _folders(self, models: dict[str, Path]) -> tuple[Path, Path | None]:
         """The model folder and the adapter folder (if any) among those the runner resolved."""
@@ -345,7 +373,7 @@ class SceneDescription(BatchedAnalyzer):
             self._context = Context(self.params.context_tokens, self.family.count_tokens) if self.params.context else None
         if self.params.context:
             return iter(items)  # in time order: each prompt needs the description before it
-        size = self.max_batch_size()
+        size = self.planned_batch_size()
         return bucketed(items, window=max(size * 4, 1), key=lambda it: len(it.frame_index))
 
     # --- the device step ---------------------------------------------------------------------

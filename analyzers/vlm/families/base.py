@@ -93,6 +93,8 @@ class Family:
 
     name: ClassVar[str] = ""
     accepts_times: ClassVar[str] = "text line"  # how the model learns its frames' times
+    #: a batch above ``prefill_rows`` is prefilled in groups and decoded as one (``split_rows``; CUDA graphs)
+    prefills_in_groups: ClassVar[bool] = False
 
     def __init__(self, options: GenerationOptions | None = None):
         self.options = options or GenerationOptions()

@@ -43,6 +43,7 @@ class Qwen2VL(HFFamily):
     # (bench/results/vlm_throughput_h200_7b.md, run 5), as were the tiny model's tokens; Qwen2.5-VL
     # shares the decoder (its tiny model checked on the CPU, tests/test_decode_graphs.py)
     graphs_by_default: ClassVar[bool] = True
+    prefills_in_groups: ClassVar[bool] = True  # (split_rows below)
     linear_patch_embeds = 0  # set by ``load``: patch embeddings computed as a matrix product (``patch_embed``)
     fused_norms = 0  # set by ``load``: RMSNorm layers as one fused kernel each (``framework.generation.fused_norm``)
 
