@@ -142,7 +142,7 @@ def build_snapshot(model_id: str, folder: Path, device: str, dtype: str) -> int:
     finally:
         torch.set_default_dtype(previous)
     model.generation_config.eos_token_id = ids.get("<|im_end|>", ids.get("<end_of_utterance>"))
-    model.save_pretrained(folder)
+    model.save_pretrained(folder, max_shard_size="4GB")  # in files of 4 GB, as the real repos are (the 7B: five)
     params = sum(p.numel() for p in model.parameters())
     del model
     if device.startswith("cuda"):
