@@ -351,6 +351,10 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
             cap = None
             if n in room:
                 cap = batch_cap(d, None if budget is None else room[n] + shares[n])
+                if cap > d.max_batch:
+                    stretched = (f"a batch of up to {cap} (reserves {d.max_batch}; the rest from memory no "
+                                 "analyzer reserved)")
+                    notes[n] = "; ".join(x for x in (notes.get(n), stretched) if x)
             placements[n] = Placement(w.device, v.precision, v.substitutes, cap, need[n])
     for name in order:  # CPU analyzers, listed beside the wave after their GPU dependencies
         if name in placements and not placements[name].is_gpu:

@@ -24,7 +24,7 @@ def demands(draw):
                           cpu_fallback=draw(st.booleans()), forced=draw(st.booleans()),
                           cpu_seconds=draw(st.none() | st.floats(1, 10_000)),
                           item_vram_mb=draw(st.sampled_from([0.0, 50.0, 800.0])),
-                          max_batch=draw(st.integers(1, 64))))
+                          max_batch=draw(st.integers(1, 64)), stretch_batch=draw(st.sampled_from([0, 16, 128]))))
     return out
 
 
@@ -52,6 +52,15 @@ def test_plan_invariants(ds, budget, gpus, limit):
             assert w.vram_mb <= budget + 1e-6
         else:
             assert len(w.gpu) == 1  # unknown size: one model at a time per GPU
+    # the batches the caps allow (weights plus working memory) fit the budget together, wave by wave
+    for w in p.waves:
+        if budget is not None:
+            batches = sum(p.placements[n].vram_mb if not by_name[n].item_vram_mb else
+                          next(v.vram_mb for v in by_name[n].all_variants if v.precision == p.placements[n].variant)
+                          + (p.placements[n].max_batch - 1) * by_name[n].item_vram_mb for n in w.gpu)
+            assert batches <= budget + 1e-6
+        for n in w.gpu:
+            assert p.placements[n].max_batch is None or p.placements[n].max_batch <= by_name[n].largest_batch
     # every GPU placement is in exactly one wave, on its device
     in_waves = [n for w in p.waves for n in w.gpu]
     assert sorted(in_waves) == sorted(n for n, pl in p.placements.items() if pl.is_gpu)

@@ -120,6 +120,8 @@ def test_a_stretch_batch_grows_only_into_memory_nobody_reserved():
     assert len(roomy.waves) == 1 and roomy.placements["vlm"].max_batch == 128
     assert roomy.placements["vlm"].vram_mb == 17000 + 63 * 600  # reserved: the asked-for batch only
     assert roomy.placements["yolo"].max_batch == 16
+    assert roomy.notes["vlm"] == "a batch of up to 128 (reserves 64; the rest from memory no analyzer reserved)"
+    assert "yolo" not in roomy.notes
     tight = plan([vlm, *others], 75000, ["cuda:0"])  # an 80 GB GPU: everyone still in one wave
     assert len(tight.waves) == 1
     spare = 75000 - (17000 + 63 * 600) - (3000 + 15 * 100) - 2000
