@@ -237,7 +237,7 @@ def run_once(video: Path, work: Path, model_id: str, device: str, params: dict) 
            "batch_sizes": step.get("batch_sizes"), "wait_s": step.get("wait_s"),
            "preprocess_s": step.get("preprocess_s"), "prompt_tokens": d["prompt_tokens"],
            "new_tokens": d["new_tokens"], "padding_tokens": d.get("padding_tokens"), "dtype": d["model_info"].get("dtype"), "notes": d.get("notes", []),
-           "cuda_graphs": d["model_info"].get("cuda_graphs"),
+           "cuda_graphs": d["model_info"].get("cuda_graphs"), "prefill_rows": d["model_info"].get("prefill_rows"),
            # a digest of each description: runs of one model on one clip must say the same (greedy)
            "text_digests": [hashlib.sha1(e.data["text"].encode()).hexdigest()[:10] for e in track.events]}
     if torch is not None:
@@ -293,7 +293,8 @@ def main() -> None:
         build0 = time.perf_counter()
         _snap, n_params = install(model_id, work, args.device, dtype)
         print(f"<!-- {model_id}: snapshot ready in {time.perf_counter() - build0:.0f} s -->", flush=True)
-        runs = [(f"batched b{b}", clip, {"batch_size": int(b)}) for b in args.batches.split(",")]
+        # (each batch prefilled whole, as before prefill_rows: its default on CUDA would group a batch above 64)
+        runs = [(f"batched b{b}", clip, {"batch_size": int(b), "prefill_rows": 0}) for b in args.batches.split(",")]
         top = max(int(b) for b in args.batches.split(","))
         if args.static_cache:
             runs.append((f"static cache b{top}", clip, {"batch_size": top, "static_cache": True}))
@@ -318,6 +319,9 @@ def main() -> None:
             print(row, flush=True)
             if r["notes"]:
                 print(f"<!-- notes: {'; '.join(r['notes'])} -->", flush=True)
+            if (r.get("prefill_rows") or {}).get("memory_gb"):  # GB allocated / peak so far after each phase
+                phases = ", ".join(f"{m['after']} {m['allocated']}/{m['peak']}" for m in r["prefill_rows"]["memory_gb"])
+                print(f"<!-- prefill groups, last batch, GB allocated/peak after: {phases} -->", flush=True)
         same = same_descriptions([r for row, r in rows if row.startswith(f"| {model_id} |")
                                   and row.split(" | ")[2].endswith(f" b{top}")], clip)
         if same:

@@ -87,6 +87,20 @@ def test_groups_prefilled_apart_and_decoded_together_give_the_tokens_of_one_gene
     assert sum(padding) < sum(max(lengths) - n for n in lengths)
 
 
+def test_the_family_marks_each_phase_of_a_joint_batch(tiny_vlm, plain, monkeypatch):  # noqa: F811
+    """The checkpoint (on CUDA: the memory allocated and the peak so far) is called after each group's prefill,
+    the join and the loop; on the CPU the family records nothing."""
+    from analyzers.vlm.families.hf import HFFamily
+
+    fam, _, _ = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=3)
+    assert fam.joint_memory == [] and "memory_gb" not in fam.describe_model()["prefill_rows"]
+    phases = []
+    monkeypatch.setattr(HFFamily, "_memory_marks", lambda self: phases.append)
+    fam, _, got = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=3)
+    assert torch.equal(got, plain["qwen2-vl"])
+    assert phases == ["prefill 1", "prefill 2", "prefill 3", "join", "loop"]
+
+
 @pytest.mark.parametrize("case", ["repetition penalty", "an end token"])
 def test_the_joint_loop_does_what_transformers_does_for_greedy_search(tiny_vlm, case):  # noqa: F811
     folder = tiny_vlm("qwen2-vl")

@@ -17,7 +17,7 @@ tensors) leaves each group to decode on its own, as separate batches would, and 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from . import greedy_loop
 from .greedy_loop import Rule, Started, _others, _put, _tensors
@@ -155,15 +155,19 @@ def join(parts: list[Started]) -> tuple[Started | None, str | None]:
     return Started(prefix, width, rule, joined, first.config, first.eos, first.pad), None
 
 
-def generate(model: Any, graphs: Any, parts: list[dict[str, Any]], kw: dict[str, Any]
-             ) -> tuple[list[Any] | None, str | None]:
+def generate(model: Any, graphs: Any, parts: list[dict[str, Any]], kw: dict[str, Any],
+             checkpoint: Callable[[str], None] | None = None) -> tuple[list[Any] | None, str | None]:
     """Each of ``parts`` (a group's inputs) prefilled with ``greedy_loop.start``, then all decoded as one
     batch. Returns (each part's sequences, as ``generate`` would for it alone, and a note or None: why the
-    parts were decoded one by one instead), or (None, why the loop cannot do this decoding)."""
+    parts were decoded one by one instead), or (None, why the loop cannot do this decoding).
+    ``checkpoint(phase)`` is called after each group's prefill (``"prefill 1"``...), the join and the loop
+    (a caller's account of the device memory at each)."""
+    mark = checkpoint or (lambda phase: None)
     started: list[Started] = []
     results: list[Any] = [None] * len(parts)
     for i, inputs in enumerate(parts):
         s, sequences, why = greedy_loop.start(model, graphs, inputs, kw)
+        mark(f"prefill {i + 1}")
         if why is not None:
             return None, why
         if s is None:
@@ -174,12 +178,14 @@ def generate(model: Any, graphs: Any, parts: list[dict[str, Any]], kw: dict[str,
     if not started:
         return results, None
     together, why = join(started) if len(started) > 1 else (None, None)
+    mark("join")
     if together is None:  # each group on its own
         for i, s in zip(live, started):
             results[i] = greedy_loop.finish(graphs, s)
         return results, None if len(started) == 1 else f"the groups decoded one by one: {why}"
     del started  # (the parts' caches: only the joined one is left)
     sequences = greedy_loop.finish(graphs, together)
+    mark("loop")
     row = 0
     for i in live:
         n = int(parts[i]["input_ids"].shape[0])

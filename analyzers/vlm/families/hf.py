@@ -73,6 +73,7 @@ class HFFamily(Family):
         self._loop_ok = True  # greedy_loop does this model's decoding (until it says it cannot)
         self.fp8: dict[str, Any] | None = None  # what quantize_linears did (precision fp8)
         self.joint_batches = 0  # batches prefilled in groups and decoded as one (``prefill_rows``)
+        self.joint_memory: list[dict[str, Any]] = []  # on CUDA: the device memory after each phase of the last one
 
     # --- loading --------------------------------------------------------------------------------
     def _model_cls(self) -> Any:
@@ -146,6 +147,8 @@ class HFFamily(Family):
             info["fp8"] = self.fp8
         if self.options.prefill_rows:
             info["prefill_rows"] = {"most": self.options.prefill_rows, "joint_batches": self.joint_batches}
+            if self.joint_memory:
+                info["prefill_rows"]["memory_gb"] = self.joint_memory
         return info
 
     def count_tokens(self, text: str) -> int:
@@ -231,7 +234,8 @@ class HFFamily(Family):
         rows = self._prefill_groups(inputs)
         parts = [self.split_rows(inputs, r) for r in rows] if rows is not None else []
         if rows is not None and all(p is not None for p in parts):
-            results, note = greedy_loop.or_note(lambda: joint_decode.generate(self.model, self.graphs, parts, kw))
+            results, note = greedy_loop.or_note(lambda: joint_decode.generate(self.model, self.graphs, parts, kw,
+                                                                              self._memory_marks()))
             out = None if results is None else self._as_one_batch(inputs, rows, parts, results, kw, prepared)
         else:
             out, note = greedy_loop.generate_or_note(self.model, self.graphs, inputs, kw)
@@ -241,6 +245,21 @@ class HFFamily(Family):
             self.notes.append(note)
             logger.info("%s: %s", self.name, note)
         return out
+
+    def _memory_marks(self) -> Any:
+        """On CUDA, a ``joint_decode`` checkpoint that records the memory allocated after each phase and the
+        peak so far (since the last reset: the phase in which it rises is where the batch's peak is) into
+        ``joint_memory``; None elsewhere."""
+        if not self.device.startswith("cuda"):
+            return None
+        import torch
+
+        marks = self.joint_memory = []
+
+        def mark(phase: str) -> None:
+            marks.append({"after": phase, "allocated": round(torch.cuda.memory_allocated(self.device) / 2**30, 2),
+                          "peak": round(torch.cuda.max_memory_allocated(self.device) / 2**30, 2)})
+        return mark
 
     def _prefill_groups(self, inputs: dict[str, Any]) -> list[list[int]] | None:
         """The batch's rows in prefill groups (``prefill_rows``), or None: one prefill."""
