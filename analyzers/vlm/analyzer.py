@@ -19,9 +19,10 @@ How it works (a ``BatchedAnalyzer``, DESIGN.md's device step):
    chunks as at 60, so fewer, larger batches finish sooner), and ``CPU_BATCH`` on a CPU or a
    server. Qwen2-VL and Qwen2.5-VL on a GPU stretch to ``GPU_BATCH_WITH_ROOM`` where the plan finds
    memory no other analyzer reserved: a batch above ``prefill_rows`` (default ``GPU_BATCH``) is
-   prefilled in groups of similar prompt length and decoded as one (``framework.generation.joint_decode``). Only a batch of frames is ever in memory. Qwen2-VL's vision tower attends over all
-   frame groups of a batch in one call per layer (``families/vision_attention.py``), not one
-   call per group.
+   prefilled in groups of similar prompt length and decoded as one
+   (``framework.generation.joint_decode``). Only a batch of frames is ever in memory. Qwen2-VL's
+   vision tower attends over all frame groups of a batch in one call per layer
+   (``families/vision_attention.py``), not one call per group.
 4. **Context** (off by default): each chunk's prompt carries the descriptions before it, up to
    ``context_tokens``; chunks then run one at a time.
 
@@ -264,7 +265,8 @@ class SceneDescription(BatchedAnalyzer):
         p = self.params
         fixed = p.context or p.batch_size or p.prefill_rows == 0 or p.compile or p.cuda_graphs is False
         on_gpu = self.placement is None or self.placement.is_gpu
-        if fixed or not on_gpu or p.backend != "transformers" or not family_class(self.family_name).prefills_in_groups:
+        grouped = p.backend == "transformers" and family_class(self.family_name).prefills_in_groups
+        if fixed or not on_gpu or not grouped:
             return self.max_batch_size()
         return max(GPU_BATCH_WITH_ROOM, self.max_batch_size())
 
