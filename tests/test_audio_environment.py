@@ -60,6 +60,31 @@ def test_the_feature_fallback_tells_speech_tone_music_noise_and_silence_apart(sc
     assert all(0 <= e.data["confidence"] <= 1 for e in track.events)
 
 
+def test_the_two_audioset_analyzers_share_one_classifier_while_either_holds_it(tiny_ast):
+    """One folder, device and precision: one classifier in the process while either analyzer holds it;
+    another precision loads its own; when neither holds it, it is freed (the process keeps no copy)."""
+    import gc
+    import weakref
+
+    from framework.scheduler import Placement
+
+    env, effects = AudioEnvironment(), SoundEffects()
+    env.load("cpu", {"ast-audioset": tiny_ast})
+    effects.load("cpu", {"ast-audioset": tiny_ast})
+    assert env.ast is effects.ast is not None
+    shared = weakref.ref(env.ast)
+    env.unload()
+    assert effects.ast is shared()  # still there for the other
+    other = SoundEffects()
+    other.placement = Placement("cpu", "fp32")  # another precision: a classifier of its own
+    other.load("cpu", {"ast-audioset": tiny_ast})
+    assert other.ast is not None and other.ast is not effects.ast
+    effects.unload()
+    other.unload()
+    gc.collect()
+    assert shared() is None
+
+
 def test_the_audioset_classifier_runs_when_its_weights_are_there(scene, tiny_ast):
     inputs, spans = scene
     a = AudioEnvironment({"batch_size": 4})

@@ -18,6 +18,8 @@ Every function reads audio in bounded pieces (``AudioTrack.chunks``), so memory 
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,18 +289,36 @@ class ASTClassifier:
         return [(self.labels[i], round(float(scores[i]), 3)) for i in order]
 
 
+#: the classifiers loaded in this process, by folder, device and precision, while an analyzer holds one
+_LOADED: "weakref.WeakValueDictionary[tuple[str, str, str | None], ASTClassifier]" = weakref.WeakValueDictionary()
+_LOADING = threading.Lock()
+
+
 def load_ast(models: dict[str, Path], model_id: str, device: str, precision: str | None) -> ASTClassifier | None:
-    """The AudioSet classifier when the runner handed its folder over, else None (feature fallback)."""
+    """The AudioSet classifier when the runner handed its folder over, else None (feature fallback).
+
+    audio_environment and sound_effects use the same model: in one process they share one classifier
+    (one folder, device and precision; read-only weights) while either holds it, so the second load
+    costs nothing (on an H200 it took 0.5 s of the load turns before the VLM's, and 170 MB)."""
     path = models.get(model_id)
     if path is None:
         logger.info("%s is not cached: using the feature-based fallback (framework models pull %s)",
                     model_id, model_id)
         return None
-    try:
-        return ASTClassifier(Path(path), device, precision)
-    except (OSError, ValueError) as exc:  # AnalyzerUnavailable (a RuntimeError) passes through
-        raise AnalyzerUnavailable(f"{model_id} at {path} does not load ({exc}); "
-                                  f"framework models pull {model_id}") from exc
+    from .._vision.common import torch_device
+
+    key = (str(Path(path).resolve()), str(torch_device(device)), precision)
+    with _LOADING:
+        loaded = _LOADED.get(key)
+        if loaded is not None:
+            return loaded
+        try:
+            loaded = ASTClassifier(Path(path), device, precision)
+        except (OSError, ValueError) as exc:  # AnalyzerUnavailable (a RuntimeError) passes through
+            raise AnalyzerUnavailable(f"{model_id} at {path} does not load ({exc}); "
+                                      f"framework models pull {model_id}") from exc
+        _LOADED[key] = loaded
+        return loaded
 
 
 class AudioSetAnalyzer(BatchedAnalyzer):
