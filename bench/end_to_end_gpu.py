@@ -594,6 +594,7 @@ def track_rows(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]
             "load_s": r.get("load_s"), "analyze_s": r.get("analyze_s") or t.get("duration_s"),
             "analyze_at_s": r.get("analyze_at_s"), "load_at_s": r.get("load_at_s"), "load_wait_s": r.get("load_wait_s"),
             "cuda_graphs": _cuda_graphs(t.get("data") or {}),
+            "prefill_rows": ((t.get("data") or {}).get("model_info") or {}).get("prefill_rows"),
             "busy_s": step.get("busy_s"), "items": step.get("items"),
             "step_split": {k: step[k] for k in ("busy_s", "preprocess_s", "postprocess_s", "wait_s") if k in step},
             "peak_vram_mb": r.get("peak_vram_mb") if r.get("peak_vram_mb") is not None else t.get("peak_vram_mb"),
@@ -689,6 +690,9 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
                      f"{r.get('batches') or '-'} | {r.get('fallbacks') or '-'} | {r.get('events', '-')} |")
     graphs = [f"{r['analyzer']}: {r['cuda_graphs']}" for r in rows if r.get("cuda_graphs") is not None]
     lines += ["", "CUDA graphs (the tracks' own account): " + ("; ".join(graphs) or "none reported")]
+    groups = [f"{r['analyzer']}: {r['prefill_rows']}" for r in rows if r.get("prefill_rows")]
+    if groups:  # a batch prefilled in groups and decoded as one; on CUDA the memory after each phase (GB)
+        lines += ["", "Prefill groups (the tracks' own account): " + "; ".join(groups)]
     # where a device step's time went: forward (busy), its CPU threads before and after, the device waiting
     steps = [f"{r['analyzer']}: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in r["step_split"].items())
              for r in rows if r.get("step_split")]

@@ -140,6 +140,14 @@ def test_at_the_deadline_the_command_is_interrupted_and_the_report_reads_the_tra
     assert rows["qwen2_vl_temporal"]["status"] == "absent" and "stopped before results.json" in rows["qwen2_vl_temporal"]["reason"]
 
 
+def test_the_report_rows_carry_the_vlms_account_of_its_prefill_groups():
+    groups = {"most": 64, "joint_batches": 1, "memory_gb": [{"after": "prefill 1", "allocated": 30.1, "peak": 40.2}]}
+    tracks = {"qwen2_vl_temporal": {"status": "ok", "data": {"model_info": {"prefill_rows": groups}}},
+              "cut_analysis": {"status": "ok", "data": {}}}
+    rows = {r["analyzer"]: r for r in e2e.track_rows({"tracks": tracks}, ["cut_analysis", "qwen2_vl_temporal"])}
+    assert rows["qwen2_vl_temporal"]["prefill_rows"] == groups and rows["cut_analysis"]["prefill_rows"] is None
+
+
 def test_each_timed_run_in_a_work_folder_knows_its_order(tmp_path):
     assert [e2e.count_timed_run(tmp_path) for _ in range(3)] == [1, 2, 3]
 
