@@ -15,7 +15,7 @@ exactly ``--new-tokens`` tokens (``min_new_tokens``), as the reference measureme
     # on the GPU machine (one command per model keeps each under 10 minutes)
     python bench/vlm_throughput.py --device cuda --minutes 10 --models qwen2-vl-7b-instruct --out bench/results/vlm_throughput_h200_7b.md
     # the VLM's batch of 128 prefilled in groups of 64 and decoded as one, beside batches of 64 and one of 128
-    python bench/vlm_throughput.py --device cuda --minutes 10 --models qwen2-vl-7b-instruct --chunking shots --batches 64,128 --prefill-rows 64 --no-context
+    python bench/vlm_throughput.py --device cuda --minutes 10 --models qwen2-vl-7b-instruct --chunking shots --batches 64,128 --prefill-rows 64 --overlap-prepare --no-context
     # on this 2-core machine: SmolVLM2-256M at real size, a 60 s clip
     python bench/vlm_throughput.py --device cpu --minutes 1 --models smolvlm2-256m-video-instruct --batches 6 --no-context
 """
@@ -265,6 +265,9 @@ def main() -> None:
     ap.add_argument("--prefill-rows", type=int, default=None,
                     help="also measure the largest batch prefilled in groups of at most this many chunks and decoded "
                          "as one (the analyzer's prefill_rows; e.g. --batches 64,128 --prefill-rows 64)")
+    ap.add_argument("--overlap-prepare", action="store_true",
+                    help="with --prefill-rows: also that batch prepared group by group, the first group's prefill "
+                         "starting while the next is prepared (the analyzer's overlap_prepare)")
     ap.add_argument("--dtype", default=None, help="bfloat16 (default on CUDA) or float32 (default on CPU)")
     ap.add_argument("--work", type=Path, default=None, help="folder for snapshots and clips (default: /dev/shm or tmp)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (snapshots are reused)")
@@ -305,6 +308,9 @@ def main() -> None:
         if args.prefill_rows:
             runs.append((f"prefill groups of {args.prefill_rows} b{top}", clip,
                          {"batch_size": top, "prefill_rows": args.prefill_rows}))
+            if args.overlap_prepare:
+                runs.append((f"prefill groups of {args.prefill_rows}, prepared apart b{top}", clip,
+                             {"batch_size": top, "prefill_rows": args.prefill_rows, "overlap_prepare": True}))
         if not args.no_context:
             runs.append(("context (serial)", ctx_clip, {"context": True}))
         for name, video, extra in runs:

@@ -123,6 +123,102 @@ def test_groups_the_join_does_not_know_decode_one_by_one_and_say_why(tiny_vlm, p
     assert fam.graphs.captures == 3  # a loop per group
 
 
+def _seamed(folder, prefill_rows=3):
+    """The tiny Qwen2-VL on the CPU with its decoding steps through the graph seam (as on CUDA)."""
+    fam = family_class("qwen2_vl")(GenerationOptions(max_new_tokens=12, min_new_tokens=0, static_cache=True,
+                                                     prefill_rows=prefill_rows))
+    fam.load(folder, "cpu", None)
+    fam.graphs = RunAtReplay(fam.model.forward, fam.notes, unused=fam.decode_unused)
+    fam.model.forward = fam.graphs
+    fam._loop_ok = True
+    fam.notes.clear()
+    return fam
+
+
+def test_a_batch_prepared_group_by_group_gives_the_words_of_one_generate(tiny_vlm):  # noqa: F811
+    """``prepare_in_groups``: the first group prepared at once, the others on another thread, each waited for
+    only when its prefill comes; the answers (in the rows' order) are those of one plain ``generate``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = tiny_vlm("qwen2-vl")
+    fam0, prepared0, whole = _generate(folder, "qwen2_vl", graphs=False)
+    want = [(a.text, a.new_tokens, a.prompt_tokens) for a in fam0.decode(whole, prepared0)]
+    fam = _seamed(folder)
+    asked = []
+    with ThreadPoolExecutor(1) as pool:
+        def later(requests):
+            asked.append(len(requests))
+            return pool.submit(fam.prepare, requests)
+
+        prepared = fam.prepare_in_groups(_requests(), later)
+        groups = [rows for rows, _ in prepared["groups"]]
+        assert len(groups) == 3 and asked == [len(g) for g in groups[1:]]
+        assert isinstance(prepared["groups"][0][1], dict)  # the first group: prepared already
+        got = fam.decode(fam.generate(prepared), prepared)
+    assert [(a.text, a.new_tokens, a.prompt_tokens) for a in got] == want
+    assert fam.notes == [] and fam.joint_batches == 1 and fam.graphs.captures == 1
+    # each row's padding is that of its own group's preparation
+    frames = [len(r.frames) for r in _requests()]
+    assert sorted(frames[i] for i in groups[0]) == sorted(frames)[:len(groups[0])]
+    assert sum(a.extra["padding"] for a in got) < sum(a.extra["padding"] for a in fam0.decode(whole, prepared0))
+
+
+def test_groups_prepared_apart_decode_one_by_one_where_the_loop_cannot_join_them(tiny_vlm, monkeypatch):  # noqa: F811
+    folder = tiny_vlm("qwen2-vl")
+    fam0, prepared0, whole = _generate(folder, "qwen2_vl", graphs=False)
+    why = "a KV cache without layers of key and value tensors"
+    monkeypatch.setattr(joint_decode, "join", lambda parts: (None, why))
+    fam = _seamed(folder)
+    from concurrent.futures import Future
+
+    def later(requests):
+        done = Future()
+        done.set_result(fam.prepare(requests))
+        return done
+
+    prepared = fam.prepare_in_groups(_requests(), later)
+    got = fam.decode(fam.generate(prepared), prepared)
+    assert [a.text for a in got] == [a.text for a in fam0.decode(whole, prepared0)]
+    assert fam.notes == [f"the groups decoded one by one: {why}"]
+    fam._loop_ok = False  # transformers' loop: the batch is prepared whole
+    assert fam.prepare_in_groups(_requests(), later) is None
+    assert _seamed(folder, prefill_rows=7).prepare_in_groups(_requests(), later) is None  # 7 rows: one prefill
+
+
+def test_the_analyzer_prepares_the_later_groups_on_its_own_thread_with_the_familys_lock():
+    """``overlap_prepare``: the analyzer hands the family a ``later`` that prepares on a thread of its own
+    (under the family's prepare lock, after the batch's own preparation let go of it); unload stops it."""
+    import threading
+
+    from analyzers.vlm import SceneDescription
+
+    class Family:
+        prepare_lock = threading.Lock()
+        closed = False
+
+        def prepare(self, requests):
+            assert self.prepare_lock.locked()
+            return ("prepared", list(requests))
+
+        def prepare_in_groups(self, requests, later):
+            return {"groups": [([0], self.prepare(requests[:1])), ([1, 2], later(requests[1:]))]}
+
+        def close(self):
+            self.closed = True
+
+    for overlap, want in ((True, ("prepared", ["b", "c"])), (False, None)):
+        a = SceneDescription({"overlap_prepare": overlap})
+        a.family = family = Family()
+        a._requests = lambda items: list(items)
+        requests, prepared = a.preprocess(["a", "b", "c"])
+        if want is None:
+            assert prepared == ("prepared", ["a", "b", "c"])
+        else:
+            assert prepared["groups"][1][1].result(timeout=10) == want
+        a.unload()
+        assert family.closed and a._preparer is None
+
+
 def test_a_batch_within_prefill_rows_or_a_family_that_cannot_split_is_prefilled_whole(tiny_vlm, plain):  # noqa: F811
     fam, _, got = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=7)
     assert torch.equal(got, plain["qwen2-vl"]) and fam.joint_batches == 0

@@ -35,6 +35,7 @@ import logging
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, Literal
@@ -188,6 +189,10 @@ class SceneDescription(BatchedAnalyzer):
                                          "loop on CUDA); default on CUDA: GPU_BATCH (64), so it applies to a "
                                          "batch_size above 64 (e.g. 128 on a GPU of 80 GB or more); 0: each "
                                          "batch prefilled whole")
+        overlap_prepare: bool = Field(False, description="an experiment (off): a batch prefilled in groups "
+                                      "(prefill_rows) is prepared group by group, the first group's prefill "
+                                      "starting while the next group is prepared (one batch of all chunks waited "
+                                      "2.3-2.8 s for its whole preparation on an H200)")
         timeout_s: float = Field(120.0, gt=0, description="openai: seconds to wait for one answer")
 
         @model_validator(mode="after")
@@ -207,6 +212,7 @@ class SceneDescription(BatchedAnalyzer):
         self._started: float | None = None
         self._cache: tuple[int, list[ChunkItem]] | None = None
         self._lock = threading.Lock()
+        self._preparer: ThreadPoolExecutor | None = None  # prepares a batch's later groups (overlap_prepare)
         self._shots_used = False
         self._inputs: AnalyzerInputs | None = None
         self._device = "cpu"
@@ -335,6 +341,9 @@ class SceneDescription(BatchedAnalyzer):
         return folder(p.model), (local if local is not None else folder(p.adapter) if p.adapter else None)
 
     def unload(self) -> None:
+        if self._preparer is not None:
+            self._preparer.shutdown(wait=True, cancel_futures=True)
+            self._preparer = None
         if self.family is not None:
             self.family.close()
             self.family = None
@@ -393,7 +402,23 @@ class SceneDescription(BatchedAnalyzer):
         if self.params.context:
             return requests  # the prompt needs the previous description: prepared in forward
         with self.family.prepare_lock:  # a CUDA graph is not captured meanwhile (decode_graphs)
-            return requests, self.family.prepare(requests)
+            grouped = None
+            if self.params.overlap_prepare and hasattr(self.family, "prepare_in_groups"):
+                grouped = self.family.prepare_in_groups(requests, self._prepare_later)
+            return requests, grouped or self.family.prepare(requests)
+
+    def _prepare_later(self, requests: list[Request]) -> Any:
+        """``family.prepare(requests)`` on this analyzer's own preparing thread (``overlap_prepare``): a future."""
+        family = self.family
+
+        def prepare() -> Any:
+            with family.prepare_lock:
+                return family.prepare(requests)
+
+        with self._lock:
+            if self._preparer is None:
+                self._preparer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-prepare")
+        return self._preparer.submit(prepare)
 
     def forward(self, batch: Any) -> Any:
         if not self.params.context:

@@ -155,17 +155,21 @@ def join(parts: list[Started]) -> tuple[Started | None, str | None]:
     return Started(prefix, width, rule, joined, first.config, first.eos, first.pad), None
 
 
-def generate(model: Any, graphs: Any, parts: list[dict[str, Any]], kw: dict[str, Any],
-             checkpoint: Callable[[str], None] | None = None) -> tuple[list[Any] | None, str | None]:
-    """Each of ``parts`` (a group's inputs) prefilled with ``greedy_loop.start``, then all decoded as one
-    batch. Returns (each part's sequences, as ``generate`` would for it alone, and a note or None: why the
-    parts were decoded one by one instead), or (None, why the loop cannot do this decoding).
-    ``checkpoint(phase)`` is called after each group's prefill (``"prefill 1"``...), the join and the loop
-    (a caller's account of the device memory at each)."""
+def generate(model: Any, graphs: Any, parts: list[dict[str, Any] | Callable[[], dict[str, Any]]],
+             kw: dict[str, Any], checkpoint: Callable[[str], None] | None = None
+             ) -> tuple[list[Any] | None, str | None]:
+    """Each of ``parts`` (a group's inputs, or a function that returns them when that group's prefill comes:
+    the next group may still be prepared while the one before prefills) prefilled with ``greedy_loop.start``,
+    then all decoded as one batch. Returns (each part's sequences, as ``generate`` would for it alone, and a
+    note or None: why the parts were decoded one by one instead), or (None, why the loop cannot do this
+    decoding). ``checkpoint(phase)`` is called after each group's prefill (``"prefill 1"``...), the join and
+    the loop (a caller's account of the device memory at each)."""
     mark = checkpoint or (lambda phase: None)
     started: list[Started] = []
     results: list[Any] = [None] * len(parts)
-    for i, inputs in enumerate(parts):
+    parts = list(parts)
+    for i, part in enumerate(parts):
+        inputs = parts[i] = part() if callable(part) else part
         s, sequences, why = greedy_loop.start(model, graphs, inputs, kw)
         mark(f"prefill {i + 1}")
         if why is not None:

@@ -17,7 +17,7 @@ import contextlib
 import importlib
 import logging
 from pathlib import Path
-from typing import Any, ClassVar, ContextManager
+from typing import Any, Callable, ClassVar, ContextManager
 
 from framework import AnalyzerUnavailable
 from framework.device_step import is_out_of_memory
@@ -193,15 +193,36 @@ class HFFamily(Family):
             kw["disable_compile"] = True  # the graphs replace transformers' compiled static-cache decoding
         return kw
 
-    def generate(self, prepared: dict[str, Any]) -> Any:
-        import torch
-
+    def _on_device(self, prepared: dict[str, Any]) -> dict[str, Any]:
+        """A prepared batch's inputs on the model's device, its pixels in the model's dtype."""
         inputs = {k: (v.to(self.device, non_blocking=True) if hasattr(v, "to") else v)
                   for k, v in prepared["inputs"].items()}
         if self.dtype is not None:
             for key in ("pixel_values", "pixel_values_videos"):
                 if key in inputs and inputs[key].is_floating_point():
                     inputs[key] = inputs[key].to(self.dtype)
+        return inputs
+
+    def prepare_in_groups(self, requests: list[Any], later: Callable[[list[Any]], Any]) -> dict[str, Any] | None:
+        """A batch of more than ``prefill_rows`` requests prepared group by group (rows of similar frame
+        counts, so similar prompt lengths): the first group now, each other through ``later(requests)`` (a
+        future of ``prepare``, on another thread), so that the first group's prefill can start while the next
+        group is prepared. None where the batch is prepared whole: no more rows than ``prefill_rows``, a family
+        that does not prefill in groups, or no graphed greedy loop."""
+        most = self.options.prefill_rows
+        if not (self.prefills_in_groups and most and len(requests) > most and self._loop_ok
+                and self.graphs is not None):
+            return None
+        rows = joint_decode.groups([len(r.frames) for r in requests], most)
+        first = self.prepare([requests[i] for i in rows[0]])
+        return {"groups": [(rows[0], first)] + [(g, later([requests[i] for i in g])) for g in rows[1:]]}
+
+    def generate(self, prepared: dict[str, Any]) -> Any:
+        import torch
+
+        if "groups" in prepared:
+            return self._generate_groups(prepared)
+        inputs = self._on_device(prepared)
         kw = self.gen_kwargs()
         late_stop = decode_graphs.stop_check_one_step_late() if self.graphs is not None else contextlib.nullcontext()
         with torch.inference_mode():
@@ -225,6 +246,45 @@ class HFFamily(Family):
                 if self.graphs is not None:
                     self.graphs.release()  # the next batch has a new cache
 
+    def _generate_groups(self, prepared: dict[str, Any]) -> list[Any]:
+        """A batch prepared in groups (``prepare_in_groups``): prefilled group by group, each group's inputs
+        waited for only when its prefill comes, then decoded as one (``joint_decode``); each group's
+        sequences, in its own layout. Where the graphed loop cannot do it, each group generates on its own."""
+        import torch
+
+        groups = prepared["groups"]
+
+        def ready(i: int) -> dict[str, Any]:  # the group's prepared batch, once its preparation is done
+            rows, part = groups[i]
+            if not isinstance(part, dict):
+                part = part.result()
+                groups[i] = (rows, part)
+            return part
+
+        kw = self.gen_kwargs()
+        if self._loop_ok and self.graphs is not None and "cache_implementation" in kw:
+            parts = [lambda i=i: self._on_device(ready(i)) for i in range(len(groups))]
+            with torch.inference_mode():
+                try:
+                    results, note = greedy_loop.or_note(
+                        lambda: joint_decode.generate(self.model, self.graphs, parts, kw, self._memory_marks()))
+                finally:
+                    self.graphs.release()  # the next batch has a new cache
+            self._loop_note(results, note)
+            if results is not None:
+                self.joint_batches += 1
+                return results
+        return [self.generate(ready(i)) for i in range(len(groups))]
+
+    def _loop_note(self, out: Any, note: str | None) -> None:
+        """After the graphed loop: no output means transformers' loop does this model's decoding from now
+        on; a note is recorded once."""
+        if out is None:
+            self._loop_ok = False
+        if note is not None and note not in self.notes:
+            self.notes.append(note)
+            logger.info("%s: %s", self.name, note)
+
     def _generate_in_loop(self, inputs: dict[str, Any], kw: dict[str, Any],
                           prepared: dict[str, Any] | None = None) -> Any:
         """Greedy decoding in ``greedy_loop`` (a batch of more than ``prefill_rows`` rows: prefilled in
@@ -239,11 +299,7 @@ class HFFamily(Family):
             out = None if results is None else self._as_one_batch(inputs, rows, parts, results, kw, prepared)
         else:
             out, note = greedy_loop.generate_or_note(self.model, self.graphs, inputs, kw)
-        if out is None:
-            self._loop_ok = False
-        if note is not None and note not in self.notes:
-            self.notes.append(note)
-            logger.info("%s: %s", self.name, note)
+        self._loop_note(out, note)
         return out
 
     def _memory_marks(self) -> Any:
@@ -296,6 +352,12 @@ class HFFamily(Family):
         return out
 
     def decode(self, outputs: Any, prepared: dict[str, Any]) -> list[Answer]:
+        if "groups" in prepared:  # each group's sequences with its own prepared batch, back in the rows' order
+            answers: list[Answer] = [None] * sum(len(rows) for rows, _ in prepared["groups"])  # type: ignore[list-item]
+            for (rows, part), out in zip(prepared["groups"], outputs):
+                for r, a in zip(rows, self.decode(out, part)):
+                    answers[r] = a
+            return answers
         n_prompt = int(prepared["inputs"]["input_ids"].shape[1])
         new = outputs[:, n_prompt:].cpu()
         texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
