@@ -189,6 +189,9 @@ def test_the_analyzer_prepares_the_later_groups_on_its_own_thread_with_the_famil
     """``overlap_prepare``: the analyzer hands the family a ``later`` that prepares on a thread of its own
     (under the family's prepare lock, after the batch's own preparation let go of it); unload stops it."""
     import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
 
     from analyzers.vlm import SceneDescription
 
@@ -196,8 +199,12 @@ def test_the_analyzer_prepares_the_later_groups_on_its_own_thread_with_the_famil
         prepare_lock = threading.Lock()
         closed = False
 
+        def __init__(self):
+            self.order = []
+
         def prepare(self, requests):
             assert self.prepare_lock.locked()
+            self.order.append("".join(requests))
             return ("prepared", list(requests))
 
         def prepare_in_groups(self, requests, later):
@@ -214,7 +221,18 @@ def test_the_analyzer_prepares_the_later_groups_on_its_own_thread_with_the_famil
         if want is None:
             assert prepared == ("prepared", ["a", "b", "c"])
         else:
-            assert prepared["groups"][1][1].result(timeout=10) == want
+            later = prepared["groups"][1][1]
+            a.preprocess(["d", "e", "f"])  # the next batch is prepared after this one's later groups
+            assert later.done() and later.result() == want
+            # even when the thread gets to them late
+            slow = ThreadPoolExecutor(1)
+            a._preparer = SimpleNamespace(submit=lambda fn: slow.submit(lambda: (time.sleep(0.3), fn())[1]),
+                                          shutdown=slow.shutdown)
+            a._wait_for_later_groups()
+            family.order.clear()
+            a.preprocess(["g", "h"])
+            a.preprocess(["i", "j"])
+            assert family.order == ["g", "h", "i"]
         a.unload()
         assert family.closed and a._preparer is None
 

@@ -213,6 +213,7 @@ class SceneDescription(BatchedAnalyzer):
         self._cache: tuple[int, list[ChunkItem]] | None = None
         self._lock = threading.Lock()
         self._preparer: ThreadPoolExecutor | None = None  # prepares a batch's later groups (overlap_prepare)
+        self._later_groups: list[Any] = []  # their futures, until the next batch's preparation
         self._shots_used = False
         self._inputs: AnalyzerInputs | None = None
         self._device = "cpu"
@@ -344,6 +345,7 @@ class SceneDescription(BatchedAnalyzer):
         if self._preparer is not None:
             self._preparer.shutdown(wait=True, cancel_futures=True)
             self._preparer = None
+        self._later_groups = []
         if self.family is not None:
             self.family.close()
             self.family = None
@@ -401,6 +403,7 @@ class SceneDescription(BatchedAnalyzer):
         requests = self._requests(items)
         if self.params.context:
             return requests  # the prompt needs the previous description: prepared in forward
+        self._wait_for_later_groups()
         with self.family.prepare_lock:  # a CUDA graph is not captured meanwhile (decode_graphs)
             grouped = None
             if self.params.overlap_prepare and hasattr(self.family, "prepare_in_groups"):
@@ -418,7 +421,20 @@ class SceneDescription(BatchedAnalyzer):
         with self._lock:
             if self._preparer is None:
                 self._preparer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-prepare")
-        return self._preparer.submit(prepare)
+            later = self._preparer.submit(prepare)
+            self._later_groups.append(later)
+        return later
+
+    def _wait_for_later_groups(self) -> None:
+        """The batch before's later groups (``overlap_prepare``) are prepared before the next batch is: its
+        forward waits for them, and the family's prepare lock does not say who goes first."""
+        with self._lock:
+            pending, self._later_groups = self._later_groups, []
+        for later in pending:
+            try:
+                later.result()
+            except Exception:  # noqa: BLE001 - its batch's forward reports the failure
+                pass
 
     def forward(self, batch: Any) -> Any:
         if not self.params.context:
