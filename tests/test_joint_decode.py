@@ -185,6 +185,22 @@ def test_groups_prepared_apart_decode_one_by_one_where_the_loop_cannot_join_them
     assert _seamed(folder, prefill_rows=7).prepare_in_groups(_requests(), later) is None  # 7 rows: one prefill
 
 
+def test_a_group_whose_preparation_failed_fails_its_batch_and_not_the_loop(tiny_vlm):  # noqa: F811
+    from concurrent.futures import Future
+
+    fam = _seamed(tiny_vlm("qwen2-vl"))
+
+    def later(requests):
+        failed = Future()
+        failed.set_exception(ValueError("a chunk's frames could not be read"))
+        return failed
+
+    prepared = fam.prepare_in_groups(_requests(), later)
+    with pytest.raises(ValueError, match="could not be read"):
+        fam.generate(prepared)
+    assert fam._loop_ok and fam.notes == []  # the next batch still decodes in the graphed loop
+
+
 def test_the_analyzer_prepares_the_later_groups_on_its_own_thread_with_the_familys_lock():
     """``overlap_prepare``: the analyzer hands the family a ``later`` that prepares on a thread of its own
     (under the family's prepare lock, after the batch's own preparation let go of it); unload stops it."""

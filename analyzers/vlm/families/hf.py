@@ -253,11 +253,16 @@ class HFFamily(Family):
         import torch
 
         groups = prepared["groups"]
+        unprepared: list[BaseException] = []  # a group whose preparation failed: the batch's failure, not the loop's
 
         def ready(i: int) -> dict[str, Any]:  # the group's prepared batch, once its preparation is done
             rows, part = groups[i]
             if not isinstance(part, dict):
-                part = part.result()
+                try:
+                    part = part.result()
+                except Exception as exc:
+                    unprepared.append(exc)
+                    raise
                 groups[i] = (rows, part)
             return part
 
@@ -270,6 +275,8 @@ class HFFamily(Family):
                         lambda: joint_decode.generate(self.model, self.graphs, parts, kw, self._memory_marks()))
                 finally:
                     self.graphs.release()  # the next batch has a new cache
+            if unprepared:
+                raise unprepared[0]
             self._loop_note(results, note)
             if results is not None:
                 self.joint_batches += 1
