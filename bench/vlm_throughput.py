@@ -289,15 +289,16 @@ def main() -> None:
     print("\n".join(lines), flush=True)
     clip, total = make_clip(work, args.minutes)
     ctx_clip = make_clip(work, min(args.minutes, args.context_minutes))[0]
+    # (every batch prefilled whole, as before prefill_rows, whose default on CUDA would group a batch above 64;
+    # the --prefill-rows runs set it)
     base = {"chunking": args.chunking, "chunk_s": args.chunk_s, "max_new_tokens": args.new_tokens,
-            "min_new_tokens": args.new_tokens}
+            "min_new_tokens": args.new_tokens, "prefill_rows": 0}
     rows = []
     for model_id in [m.strip() for m in args.models.split(",") if m.strip()]:
         build0 = time.perf_counter()
         _snap, n_params = install(model_id, work, args.device, dtype)
         print(f"<!-- {model_id}: snapshot ready in {time.perf_counter() - build0:.0f} s -->", flush=True)
-        # (each batch prefilled whole, as before prefill_rows: its default on CUDA would group a batch above 64)
-        runs = [(f"batched b{b}", clip, {"batch_size": int(b), "prefill_rows": 0}) for b in args.batches.split(",")]
+        runs = [(f"batched b{b}", clip, {"batch_size": int(b)}) for b in args.batches.split(",")]
         top = max(int(b) for b in args.batches.split(","))
         if args.static_cache:
             runs.append((f"static cache b{top}", clip, {"batch_size": top, "static_cache": True}))

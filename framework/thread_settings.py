@@ -129,15 +129,12 @@ def for_a_run(torch_threads: int | None) -> Iterator[None]:
         with _lock:
             _runs -= 1
             last = _runs == 0
-        torch = sys.modules.get("torch")
-        if last and torch_threads is not None and torch is not None and hasattr(torch, "set_num_threads"):
+        if last and torch_threads is not None and hasattr(sys.modules.get("torch"), "set_num_threads"):
             if before is None:  # imported during the run: as many as it would have started with
                 before = _torch_default(os.environ.get("OMP_NUM_THREADS"))
-            if torch.get_num_threads() != before:
-                torch.set_num_threads(before)
             with _lock:
                 if _remembered is not None:
-                    _remembered["torch"] = before
+                    _keep_torch_threads(before)
 
 
 def use_torch_threads(threads: int | None) -> None:

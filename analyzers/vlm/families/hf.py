@@ -271,17 +271,25 @@ class HFFamily(Family):
             parts = [lambda i=i: self._on_device(ready(i)) for i in range(len(groups))]
             with torch.inference_mode():
                 try:
-                    results, note = greedy_loop.or_note(
-                        lambda: joint_decode.generate(self.model, self.graphs, parts, kw, self._memory_marks()))
+                    results, note = self._joint(parts, kw)
                 finally:
                     self.graphs.release()  # the next batch has a new cache
             if unprepared:
                 raise unprepared[0]
             self._loop_note(results, note)
             if results is not None:
-                self.joint_batches += 1
                 return results
         return [self.generate(ready(i)) for i in range(len(groups))]
+
+    def _joint(self, parts: list[Any], kw: dict[str, Any]) -> tuple[list[Any] | None, str | None]:
+        """``parts`` (groups' inputs, or functions that give them) prefilled apart and decoded as one
+        (``joint_decode``, the memory marked after each phase on CUDA), for a caller that falls back to
+        transformers' loop (``greedy_loop.or_note``); a joint batch counted."""
+        results, note = greedy_loop.or_note(
+            lambda: joint_decode.generate(self.model, self.graphs, parts, kw, self._memory_marks()))
+        if results is not None:
+            self.joint_batches += 1
+        return results, note
 
     def _loop_note(self, out: Any, note: str | None) -> None:
         """After the graphed loop: no output means transformers' loop does this model's decoding from now
@@ -301,8 +309,7 @@ class HFFamily(Family):
         rows = self._prefill_groups(inputs)
         parts = [self.split_rows(inputs, r) for r in rows] if rows is not None else []
         if rows is not None and all(p is not None for p in parts):
-            results, note = greedy_loop.or_note(lambda: joint_decode.generate(self.model, self.graphs, parts, kw,
-                                                                              self._memory_marks()))
+            results, note = self._joint(parts, kw)
             out = None if results is None else self._as_one_batch(inputs, rows, parts, results, kw, prepared)
         else:
             out, note = greedy_loop.generate_or_note(self.model, self.graphs, inputs, kw)
@@ -344,7 +351,6 @@ class HFFamily(Family):
         ``prepared``."""
         import torch
 
-        self.joint_batches += 1
         ids = inputs["input_ids"]
         widths = [int(p["input_ids"].shape[1]) for p in parts]
         news = [r[:, width:] for r, width in zip(results, widths)]
