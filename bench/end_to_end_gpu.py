@@ -596,6 +596,7 @@ def track_rows(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]
             "cuda_graphs": _cuda_graphs(t.get("data") or {}),
             "prefill_rows": ((t.get("data") or {}).get("model_info") or {}).get("prefill_rows"),
             "busy_s": step.get("busy_s"), "items": step.get("items"),
+            "prepared_ahead": step.get("prepared_ahead"), "prepared_ahead_at_s": r.get("prepared_ahead_at_s"),
             "step_split": {k: step[k] for k in ("busy_s", "preprocess_s", "postprocess_s", "wait_s") if k in step},
             "peak_vram_mb": r.get("peak_vram_mb") if r.get("peak_vram_mb") is not None else t.get("peak_vram_mb"),
             "measured_alone": r.get("measured_alone"),
@@ -695,6 +696,8 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
         lines += ["", "Prefill groups (the tracks' own account): " + "; ".join(groups)]
     # where a device step's time went: forward (busy), its CPU threads before and after, the device waiting
     steps = [f"{r['analyzer']}: " + ", ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in r["step_split"].items())
+             + (f" ({r['prepared_ahead']} batch(es) prepared from {r['prepared_ahead_at_s']} s, while its model loaded)"
+                if r.get("prepared_ahead") else "")
              for r in rows if r.get("step_split")]
     lines += ["", "Device steps (seconds: forward `busy`, `preprocess` and `postprocess` on CPU threads, the device "
               "waiting for a batch `wait`): " + ("; ".join(steps) or "none reported")]

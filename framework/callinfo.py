@@ -71,8 +71,9 @@ class AnalyzerCall:
     ``call_analyzer`` describes. The phases may run on different threads, one after the other.
 
     :param inputs: the ``AnalyzerInputs``, or a callable returning them (or a reason to skip, when
-        an upstream analyzer turned out not ``ok``): called when ``analyze`` starts, so a model can
-        be loaded while its upstream analyzers are still running.
+        an upstream analyzer turned out not ``ok``): called once, when ``analyze`` starts (or, for an
+        analyzer that prepares its first batches while its model loads, ``prepare_ahead``), so a model
+        can be loaded while its upstream analyzers are still running.
     """
 
     def __init__(self, analyzer: Analyzer, inputs: AnalyzerInputs | Callable[[], AnalyzerInputs | str],
@@ -88,6 +89,7 @@ class AnalyzerCall:
         self.unload_info: CallInfo[Any] | None = None
         self.status, self.reason, self.result = "ok", None, None
         self.peak_vram_mb: float | None = None  # in a process of its own on a GPU: that allocator's peak
+        self._inputs: AnalyzerInputs | str | None = None
 
     def load(self) -> CallInfo[Any]:
         info = self._traceback_of(CallInfo.from_call(self._load, "load"))
@@ -97,8 +99,29 @@ class AnalyzerCall:
             self.failure = info
         return info
 
+    def _built_inputs(self) -> AnalyzerInputs | str:
+        """The inputs, built once (by ``prepare_ahead`` or ``analyze``, whichever comes first)."""
+        if self._inputs is None:
+            self._inputs = self.inputs() if callable(self.inputs) else self.inputs
+        return self._inputs
+
+    def preprocess_ready(self) -> bool:
+        """Whether the analyzer's first batches may be prepared now, before its ``load`` has returned
+        (``BatchedAnalyzer.preprocess_ready``); never for one in a process of its own."""
+        ready = getattr(self.analyzer, "preprocess_ready", None)
+        return not self.in_child and ready is not None and bool(ready())
+
+    def prepare_ahead(self) -> bool:
+        """Start preparing the analyzer's first batches (``BatchedAnalyzer.prepare_ahead``) with the
+        inputs ``analyze`` will get; False when an upstream analyzer turned out not ``ok``."""
+        inputs = self._built_inputs()
+        if isinstance(inputs, str):
+            return False
+        self.analyzer.prepare_ahead(inputs)  # type: ignore[attr-defined]
+        return True
+
     def analyze(self) -> CallInfo[Any]:
-        inputs = self.inputs() if callable(self.inputs) else self.inputs
+        inputs = self._built_inputs()
         if isinstance(inputs, str):  # an upstream analyzer is not ok after all
             self.status, self.reason = "skipped", inputs
             return CallInfo("analyze", None, None, None, 0.0)
@@ -143,6 +166,9 @@ class AnalyzerCall:
         return self.analyzer.analyze(inputs)
 
     def _unload(self) -> None:
+        drop = getattr(self.analyzer, "drop_prepared", None)  # batches prepared while it loaded, never run
+        if drop is not None:
+            drop()
         self.analyzer.unload()
 
     def _traceback_of(self, info: CallInfo[Any]) -> CallInfo[Any]:

@@ -125,3 +125,51 @@ def test_progress_is_reported_and_ctrl_c_stops_between_batches():
         run_batches(a, inputs)
     assert len(a.seen_batches) < 10  # it stopped before running every batch
     assert seen and seen[0] == 0.0
+
+
+def test_batches_prepared_ahead_are_the_ones_analyze_runs_first():
+    """``prepare_ahead`` (the executor calls it while the model loads) starts the first ``prefetch``
+    batches' preprocessing; ``analyze`` with the same inputs starts with them instead of preparing
+    them again, and its receipt says how many it found."""
+    a = Doubler(n=10)
+    inputs = _inputs()
+    a.prepare_ahead(inputs)
+    time.sleep(0.1)
+    before = [i for _what, i, _t in a.log]
+    assert before == [0, 4]  # the first two batches (prefetch 2), before any analysis
+    track = a.analyze(inputs)
+    assert track.data["results"] == [2 * i for i in range(10)]
+    assert [i for _what, i, _t in a.log] == [0, 4, 8]  # each batch preprocessed once
+    assert track.receipt["step"]["prepared_ahead"] == 2
+    assert a.analyze(inputs).receipt["step"]["prepared_ahead"] == 0  # (used once)
+
+
+def test_batches_prepared_for_other_inputs_are_dropped():
+    a = Doubler(n=6)
+    a.prepare_ahead(_inputs())
+    track = a.analyze(_inputs())  # another attempt's inputs
+    assert track.data["results"] == [2 * i for i in range(6)]
+    assert track.receipt["step"]["prepared_ahead"] == 0
+    # the analysis prepared both its batches itself (those prepared for the other inputs, or started, also count)
+    assert len([1 for what, _i, _t in a.log if what == "pre"]) >= 2 + 1
+
+
+def test_dropping_what_was_prepared_waits_for_its_threads():
+    started, release = threading.Event(), threading.Event()
+
+    class Slow(Doubler):
+        preprocess_threads = 1
+
+        def preprocess(self, items):
+            started.set()
+            release.wait(5)
+            return super().preprocess(items)
+
+    a = Slow(n=8)
+    a.prepare_ahead(_inputs())
+    assert started.wait(5)
+    pool = a._prepared.pre_pool
+    threading.Timer(0.2, release.set).start()
+    a.drop_prepared()
+    assert a._prepared is None and pool._shutdown
+    assert len(a.log) == 1  # the batch under way finished; the one queued behind it was cancelled

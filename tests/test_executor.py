@@ -803,3 +803,62 @@ def test_a_load_first_job_takes_the_first_load_turn_before_ready_and_longer_ones
     executor.jobs["plain"] = dataclasses.replace(executor.jobs["plain"], load_first=True)
     assert sorted(["small_long", "big_quick", "plain"], key=executor._load_turn_key) == ["plain", "small_long",
                                                                                          "big_quick"]
+
+
+def _preparing_early(gpus, decoded, events, ready_early=True, load_fails=False):
+    """A GPU stand-in whose load makes preprocessing possible first (as the VLM's processor), then the inputs
+    appear (the decode ends) while its model still loads for 0.8 s."""
+
+    class Early(StandIn.make("vlm", gpus, {"bf16": 1000}, n_items=4, batch_size=4)):
+        def __init__(self):
+            super().__init__()
+            self.processor = threading.Event()
+
+        def load(self, device, models):
+            self.processor.set()
+            decoded.set()
+            time.sleep(0.8)
+            if load_fails:
+                raise RuntimeError("the weights file is damaged")
+            events.append(("loaded", time.perf_counter()))
+            super().load(device, models)
+
+        def preprocess_ready(self):
+            return ready_early and self.processor.is_set()
+
+        def preprocess(self, items):
+            events.append(("pre", time.perf_counter()))
+            return super().preprocess(items)
+
+    return Early()
+
+
+@pytest.mark.parametrize("ready_early", [True, False])
+def test_a_model_still_loading_has_its_first_batch_prepared_once_its_inputs_exist(ready_early):
+    """An analyzer whose preprocessing is ready before its model (``preprocess_ready``) has its first batch
+    prepared while the model loads, once its inputs exist; the analysis starts with it (on an H200 the VLM
+    prepared its 114 chunks for 2.2-3.1 s after its model had loaded). Without it, nothing runs early."""
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    decoded, events = threading.Event(), []
+    a = _preparing_early(gpus, decoded, events, ready_early=ready_early)
+    _p, tracks = run_plan([a], gpus, 20_000, inputs_ready=decoded)
+    assert tracks["vlm"].status == "ok", tracks["vlm"].reason
+    assert tracks["vlm"].data["results"] == [0, 2, 4, 6]
+    r = tracks["vlm"].receipt
+    if ready_early:
+        assert [e for e, _t in events] == ["pre", "loaded"]
+        assert r["step"]["prepared_ahead"] == 1 and r["prepared_ahead_at_s"] < r["analyze_at_s"]
+    else:
+        assert [e for e, _t in events] == ["loaded", "pre"]
+        assert r["step"]["prepared_ahead"] == 0 and "prepared_ahead_at_s" not in r
+
+
+def test_batches_prepared_for_a_load_that_fails_are_dropped():
+    gpus = SimulatedGPUs({"cuda:0": 80_000})
+    decoded, events = threading.Event(), []
+    a = _preparing_early(gpus, decoded, events, load_fails=True)
+    _p, tracks = run_plan([a], gpus, 20_000, inputs_ready=decoded, cpu_fallback=False)
+    assert tracks["vlm"].status == "failed" and "damaged" in tracks["vlm"].reason
+    assert [e for e, _t in events] == ["pre"]
+    assert a._prepared is None  # dropped, its threads stopped, when the failed load was unloaded
+    assert gpus.allocated_mb("cuda:0") == 0

@@ -267,6 +267,43 @@ def test_context_carries_earlier_descriptions_one_chunk_at_a_time(cut_video, tin
     assert [e.data["context_items"] for e in track.events][:2] == [0, 1]
 
 
+def test_the_processor_loads_first_so_the_first_batch_is_prepared_while_the_model_loads(tiny_vlm, monkeypatch):
+    """Qwen2-VL's processor loads before its model (``load_processor``): ``prepare`` works with no model yet and
+    gives what it gives after the whole load, which keeps that processor; the analyzer says so to the executor
+    (``preprocess_ready``) from inside its load, and no longer once unloaded (not with ``context``)."""
+    torch = pytest.importorskip("torch")
+    frames = np.random.default_rng(3).integers(0, 255, (4, 56, 100, 3), dtype=np.uint8)
+    req = Request(0, 0.0, 2.0, [0.0, 0.5, 1.0, 1.5], frames, "Describe.")
+    fam = family_class("qwen2_vl")(GenerationOptions(max_new_tokens=2))
+    assert fam.load_processor(tiny_vlm("qwen2-vl"), "cpu") and fam.model is None
+    early = fam.prepare([req])
+    processor = fam.processor
+    fam.load(tiny_vlm("qwen2-vl"), "cpu", None)
+    assert fam.processor is processor and fam.model is not None
+    late = fam.prepare([req])
+    assert early["texts"] == late["texts"]
+    assert all(torch.equal(early["inputs"][k], late["inputs"][k]) for k in late["inputs"])
+    assert not family_class("smolvlm")().load_processor(tiny_vlm("smolvlm"), "cpu")  # loads all at once
+
+    from analyzers.vlm.families.qwen import Qwen2VL
+    for context, expected in ((False, [True]), (True, [False])):
+        a = SceneDescription({"model": "qwen2-vl-2b-instruct", "context": context, **FAST})
+        seen = []
+        real = Qwen2VL.load_model
+
+        def spied(self, *args, _a=a, _seen=seen, _real=real, **kw):
+            _seen.append(_a.preprocess_ready())  # asked while the model loads
+            return _real(self, *args, **kw)
+
+        monkeypatch.setattr(Qwen2VL, "load_model", spied)
+        assert not a.preprocess_ready()
+        a.load("cpu", {"qwen2-vl-2b-instruct": tiny_vlm("qwen2-vl")})
+        assert seen == expected
+        a.unload()
+        assert not a.preprocess_ready()
+        monkeypatch.undo()
+
+
 def test_the_static_cache_gives_the_same_answers(tiny_vlm):
     rng = np.random.default_rng(1)
     reqs = [Request(0, 0.0, 2.0, [0.0, 0.5, 1.0, 1.5], rng.integers(0, 255, (4, 56, 100, 3), dtype=np.uint8), "Describe."),

@@ -217,6 +217,7 @@ class SceneDescription(BatchedAnalyzer):
         self._shots_used = False
         self._inputs: AnalyzerInputs | None = None
         self._device = "cpu"
+        self._processor_loaded = threading.Event()  # preprocess may run while the model loads (preprocess_ready)
 
     # --- declarations ------------------------------------------------------------------------
     def supported_precisions(self) -> tuple[str, ...]:  # type: ignore[override]  # the params decide
@@ -307,6 +308,9 @@ class SceneDescription(BatchedAnalyzer):
             folder, adapter = self._folders(models)
             name = family_from_config(folder) or self.family_name
             family = family_class(name)(options)
+            if family.load_processor(folder, self.run_device):  # batches may be prepared while the model loads
+                self.family = family
+                self._processor_loaded.set()
             family.load(folder, self.run_device, self.precision, adapter)
         family.gpu_to_itself = self.placement.gpu_to_itself if self.placement is not None else None
         self.family = family
@@ -341,7 +345,13 @@ class SceneDescription(BatchedAnalyzer):
                                       "`framework finetune`)")
         return folder(p.model), (local if local is not None else folder(p.adapter) if p.adapter else None)
 
+    def preprocess_ready(self) -> bool:
+        """The family's processor is loaded (its model may still be loading): the executor prepares the
+        first batch meanwhile. Not with ``context``, whose prompts are written in ``forward``."""
+        return self._processor_loaded.is_set() and not self.params.context
+
     def unload(self) -> None:
+        self._processor_loaded.clear()
         if self._preparer is not None:
             self._preparer.shutdown(wait=True, cancel_futures=True)
             self._preparer = None

@@ -108,6 +108,12 @@ class Family:
     def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
         raise NotImplementedError
 
+    def load_processor(self, folder: Path, device: str) -> bool:
+        """Load what ``prepare`` needs (the processor, the tokenizer) ahead of ``load``, which then loads
+        the model alone: True when done, so batches may be prepared while the model loads. By default
+        False: this family's ``load`` loads everything at once."""
+        return False
+
     def prepare(self, requests: list[Request]) -> Any:
         raise NotImplementedError
 

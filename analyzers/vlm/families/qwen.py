@@ -47,11 +47,19 @@ class Qwen2VL(HFFamily):
     linear_patch_embeds = 0  # set by ``load``: patch embeddings computed as a matrix product (``patch_embed``)
     fused_norms = 0  # set by ``load``: RMSNorm layers as one fused kernel each (``framework.generation.fused_norm``)
 
-    def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
+    processor: Any = None
+
+    def load_processor(self, folder: Path, device: str) -> bool:
         transformers = import_transformers()
+        self.device = "cuda" if device == "gpu" else device  # (where ``prepare`` puts the frames' patches)
         self.processor = transformers.AutoProcessor.from_pretrained(folder, local_files_only=True)
         self.tokenizer = left_padded(self.processor.tokenizer)
         self.temporal_patch = int(getattr(self.processor.video_processor, "temporal_patch_size", 2) or 2)
+        return True
+
+    def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
+        if self.processor is None:
+            self.load_processor(folder, device)
         self.load_model(folder, device, precision, adapter)
         self.linear_patch_embeds = patch_embed.install(self.model) if self.options.patch_embed_product else 0
         self.fused_norms = fused_norm.install(self.model)  # on a GPU: each RMSNorm of its decoder one kernel
