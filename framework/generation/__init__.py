@@ -7,9 +7,11 @@
 - ``joint_decode``: a batch prefilled in groups of similar prompt length, then decoded as one (an experiment);
 - ``decode_attention``: a decoding step's attention as two matrix products per key/value head
   (SDPA's kernel for a one-token query over a long cache runs in a few thread blocks);
-- ``fused_norm``: the standard RMSNorm layers as one fused kernel each (``F.rms_norm``).
+- ``fused_norm``: the standard RMSNorm layers as one fused kernel each (``F.rms_norm``);
+- ``fused_projections``: a decoder layer's query/key/value projections as one matrix product, its MLP's
+  gate and up projections as one.
 
-Used by the description families (``analyzers/vlm/families/hf.py``, ``fused_norm`` in ``qwen.py``; ``decode_attention``
+Used by the description families (``analyzers/vlm/families/hf.py``, ``fused_norm`` and ``fused_projections`` in ``qwen.py``; ``decode_attention``
 not yet) and
 fusion's ``transformers`` backend (``framework/llm/transformers_backend.py``). Nothing here imports torch at module level.
 """

@@ -111,6 +111,7 @@ class TransformersBackend(LLMBackend):
         self.loop_calls = 0  # generations done in the graphed greedy loop
         self.decode_attention = False  # decoding steps attend with framework.generation.decode_attention
         self.fused_norms = 0  # RMSNorm layers computed by one fused kernel (framework.generation.fused_norm)
+        self.fused_projections: dict[str, int] = {}  # layers whose projections share one product (fused_projections)
 
     # --- availability and loading ---------------------------------------------------
     def check_available(self) -> str | None:
@@ -168,9 +169,10 @@ class TransformersBackend(LLMBackend):
         model.to(device).eval()
         self.model, self.tokenizer, self.device, self.folder = model, tokenizer, device, folder
         if device.startswith("cuda"):
-            from ..generation import decode_attention, decode_graphs, fused_norm
+            from ..generation import decode_attention, decode_graphs, fused_norm, fused_projections
 
             self.fused_norms = fused_norm.install(model)  # each RMSNorm one kernel, not six to eight
+            self.fused_projections = fused_projections.install(model)  # q/k/v one product, gate/up one
             note = decode_attention.install(model)  # a decoding step's attention: two products per key head
             self.decode_attention = note is None and model.config._attn_implementation == decode_attention.NAME
             if note:
@@ -193,6 +195,8 @@ class TransformersBackend(LLMBackend):
         extra = {"decode_attention": True} if self.decode_attention else {}
         if self.fused_norms:
             extra["fused_rms_norms"] = self.fused_norms
+        if any(self.fused_projections.values()):
+            extra["fused_projections"] = dict(self.fused_projections)
         return {**self.graphs.summary(), "greedy_loop_calls": self.loop_calls, **extra}
 
     def close(self) -> None:

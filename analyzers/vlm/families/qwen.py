@@ -9,7 +9,8 @@ the left so a batch generates from one position.
 The vision tower's attention runs as one SDPA call over all frame groups of equal length
 (``vision_attention``), instead of transformers' call per group, and its patch embedding as one matrix
 product instead of a 3-D convolution (``patch_embed``); on a GPU each RMSNorm of the decoder is one fused
-kernel (``framework.generation.fused_norm``).
+kernel (``framework.generation.fused_norm``), and each layer's query/key/value projections one matrix product,
+as its MLP's gate and up projections are (``framework.generation.fused_projections``).
 
 Times: Qwen2-VL numbers its frame pairs, not seconds, so the prompt carries a line with the real
 times of the frames; Qwen2.5-VL also encodes absolute time (``second_per_grid_ts``, set here from
@@ -20,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from framework.generation import fused_norm
+from framework.generation import fused_norm, fused_projections
 
 from . import patch_embed, vision_attention
 from .base import Request, pad_frames
@@ -46,6 +47,7 @@ class Qwen2VL(HFFamily):
     prefills_in_groups: ClassVar[bool] = True  # (split_rows below)
     linear_patch_embeds = 0  # set by ``load``: patch embeddings computed as a matrix product (``patch_embed``)
     fused_norms = 0  # set by ``load``: RMSNorm layers as one fused kernel each (``framework.generation.fused_norm``)
+    fused_projections: dict[str, int] = {}  # set by ``load``: layers whose projections share one product
 
     processor: Any = None
 
@@ -63,6 +65,7 @@ class Qwen2VL(HFFamily):
         self.load_model(folder, device, precision, adapter)
         self.linear_patch_embeds = patch_embed.install(self.model) if self.options.patch_embed_product else 0
         self.fused_norms = fused_norm.install(self.model)  # on a GPU: each RMSNorm of its decoder one kernel
+        self.fused_projections = fused_projections.install(self.model)  # on a GPU: q/k/v one product, gate/up one
         grouped = vision_attention.install(self.model)
         if not grouped:
             self.notes.append("vision attention: transformers' own (one call per frame group): no attention "
@@ -72,6 +75,7 @@ class Qwen2VL(HFFamily):
         info = super().describe_model()
         info["patch_embed"] = "matrix product" if self.linear_patch_embeds else "transformers' own"
         info["fused_rms_norms"] = self.fused_norms
+        info["fused_projections"] = dict(self.fused_projections)
         equal = getattr(self.model, "_grouped_vision_lengths", None)
         if equal is not None:
             info["vision_attention"] = {"grouped_modules": equal.modules, "length_reads": equal.reads}
