@@ -1,6 +1,7 @@
 """``framework.generation.fused_projections``: a decoder layer's q/k/v projections as one product and its MLP's
 gate/up projections as one compute transformers' outputs (fusion's summary model, the Qwen-VL decoders);
-the parameters stay where the state_dict says, as views of the stacked weights; others are left."""
+the parameters stay where the state_dict says, as views of the stacked weights; others are left. On CUDA:
+tests/test_fused_norm.py's GPU test, for both fusions."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from framework.generation import fused_projections  # noqa: E402
-from test_fused_norm import _chat_model  # noqa: E402
+from test_fused_norm import _chat_model, chat_answers_alike_after, vl_answers_alike_after  # noqa: E402
 
 
 def _state(model):
@@ -18,18 +19,13 @@ def _state(model):
 
 def test_fused_projections_give_the_models_logits_and_tokens_and_keep_its_state_dict(tmp_path):
     model = _chat_model(tmp_path)
-    ids = torch.tensor([[5, 9, 14, 3, 7, 22, 8, 30, 2]])
-    kw = dict(max_new_tokens=10, do_sample=False, pad_token_id=0)
-    with torch.inference_mode():
-        logits, tokens = model(ids).logits, model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw)
-        state = _state(model)
-        assert fused_projections.install(model) == {"qkv": 0, "gate_up": 0}  # on the CPU: left as they are
-        layers = model.config.num_hidden_layers
-        assert fused_projections.install(model, force=True) == {"qkv": layers, "gate_up": layers}
-        torch.testing.assert_close(model(ids).logits, logits, rtol=1e-5, atol=1e-5)
-        assert torch.equal(model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kw), tokens)
-        after = model.state_dict()
-        assert list(after) == list(state) and all(torch.equal(after[k], v) for k, v in state.items())
+    state = _state(model)
+    assert fused_projections.install(model) == {"qkv": 0, "gate_up": 0}  # on the CPU: left as they are
+    layers = model.config.num_hidden_layers
+    done = chat_answers_alike_after(model, lambda m: fused_projections.install(m, force=True))
+    assert done == {"qkv": layers, "gate_up": layers}
+    after = model.state_dict()
+    assert list(after) == list(state) and all(torch.equal(after[k], v) for k, v in state.items())
     attention = model.model.layers[0].self_attn
     q, k, v = attention.q_proj, attention.k_proj, attention.v_proj
     # one storage: the three weights are views of the stacked one (no memory added)
@@ -65,47 +61,9 @@ def test_other_layers_and_a_switched_off_environment_are_left_as_they_are(tmp_pa
 
 @pytest.mark.parametrize("kind", ["qwen2-vl", "qwen2.5-vl"])
 def test_the_qwen_vl_decoders_projections_are_fused_and_answer_alike(tiny_vlm, kind):  # noqa: F811
-    from test_vlm_vision_attention import features, tower
-
-    model, visual = tower(tiny_vlm(kind), kind)
-    ids = torch.tensor([[3, 8, 12, 5, 9, 2]])
-    with torch.inference_mode():
-        before = model(input_ids=ids).logits
-        seen = features(visual, [[2, 4, 4]])  # (Qwen2.5-VL's tower has gate/up MLPs too)
-        done = fused_projections.install(model, force=True)
-        layers = model.config.text_config.num_hidden_layers
-        assert done["qkv"] == layers and done["gate_up"] >= layers
-        torch.testing.assert_close(model(input_ids=ids).logits, before, rtol=1e-5, atol=1e-5)
-        for a, b in zip(seen, features(visual, [[2, 4, 4]])):
-            if a is not None:
-                torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.gpu
-def test_on_cuda_the_summary_models_projections_are_fused_and_it_answers_as_unfused(tmp_path, monkeypatch):
-    if not torch.cuda.is_available():
-        pytest.skip("needs CUDA")
-    from framework.llm.transformers_backend import TransformersBackend
-    from framework.testing.llm import make_tiny_chat_model
-
-    folder = make_tiny_chat_model(tmp_path / "tiny")
-    chats = [[{"role": "user", "content": "Scene " + "hello " * n + "Summarize."}] for n in (1, 9)]
-    answers = {}
-    for switch in ("0", "1"):
-        monkeypatch.setenv("FRAMEWORK_FUSED_PROJECTIONS", switch)
-        backend = TransformersBackend({"model": str(folder), "device": "cuda", "dtype": "float32"})
-        backend.load()
-        try:
-            assert any(backend.fused_projections.values()) == (switch == "1")
-            torch.manual_seed(3)
-            with torch.no_grad():
-                for p in backend.model.parameters():
-                    p.normal_(0, 0.5)  # (in place: the stacked weights see it through their views)
-            answers[switch] = [backend.generate(c, max_new_tokens=12) for c in chats]
-            assert ("fused_projections" in backend.cuda_graphs) == (switch == "1")
-        finally:
-            backend.close()
-    assert answers["1"] == answers["0"]
+    done, model = vl_answers_alike_after(tiny_vlm, kind, lambda m: fused_projections.install(m, force=True))
+    layers = model.config.text_config.num_hidden_layers
+    assert done["qkv"] == layers and done["gate_up"] >= layers  # (Qwen2.5-VL: the tower's MLPs too)
 
 
 from vlm_fixtures import tiny_vlm  # noqa: E402,F401  (a fixture)
