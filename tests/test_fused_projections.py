@@ -20,10 +20,10 @@ def _state(model):
 def test_fused_projections_give_the_models_logits_and_tokens_and_keep_its_state_dict(tmp_path):
     model = _chat_model(tmp_path)
     state = _state(model)
-    assert fused_projections.install(model) == {"qkv": 0, "gate_up": 0}  # on the CPU: left as they are
+    assert fused_projections.install(model) == {"qkv": 0, "gate_up": 0, "joint_rotary": 0}  # on the CPU: as they are
     layers = model.config.num_hidden_layers
     done = chat_answers_alike_after(model, lambda m: fused_projections.install(m, force=True))
-    assert done == {"qkv": layers, "gate_up": layers}
+    assert done == {"qkv": layers, "gate_up": layers, "joint_rotary": layers}
     after = model.state_dict()
     assert list(after) == list(state) and all(torch.equal(after[k], v) for k, v in state.items())
     attention = model.model.layers[0].self_attn
@@ -51,12 +51,41 @@ def test_a_key_or_value_projection_of_another_input_is_its_own_product(tmp_path)
 
 def test_other_layers_and_a_switched_off_environment_are_left_as_they_are(tmp_path):
     assert fused_projections.install(_chat_model(tmp_path), force=True,
-                                     env={"FRAMEWORK_FUSED_PROJECTIONS": "0"}) == {"qkv": 0, "gate_up": 0}
+                                     env={"FRAMEWORK_FUSED_PROJECTIONS": "0"}) == {"qkv": 0, "gate_up": 0,
+                                                                                   "joint_rotary": 0}
     model = _chat_model(tmp_path)
     mlp = model.model.layers[0].mlp
     mlp.up_proj = torch.nn.Sequential(mlp.up_proj)  # not a plain Linear any more (as an adapter's wrapper)
     done = fused_projections.install(model, force=True)
-    assert done == {"qkv": model.config.num_hidden_layers, "gate_up": model.config.num_hidden_layers - 1}
+    layers = model.config.num_hidden_layers
+    assert done == {"qkv": layers, "gate_up": layers - 1, "joint_rotary": layers}
+    done = fused_projections.install(_chat_model(tmp_path), force=True, env={"FRAMEWORK_JOINT_ROTARY": "0"})
+    assert done == {"qkv": layers, "gate_up": layers, "joint_rotary": 0}
+
+
+@pytest.mark.parametrize("batch,positions", [(1, 1), (3, 1), (2, 7)])
+def test_the_joint_rotary_embedding_is_transformers_own_element_by_element(batch, positions):
+    """Over the query and key heads of one fused output (as the fused q_proj leaves them) the joint rotary
+    embedding gives exactly transformers' values, one computation for both; anything else goes to transformers'."""
+    from transformers.models.qwen2 import modeling_qwen2
+
+    original = getattr(modeling_qwen2.apply_rotary_pos_emb, "joint_of", modeling_qwen2.apply_rotary_pos_emb)
+    joint = fused_projections.joint_rotary(original)
+    hq, hk, d = 4, 2, 8
+    out = torch.randn(batch, positions, (hq + 2 * hk) * d, dtype=torch.bfloat16)  # q, k, v side by side
+    q = out[..., :hq * d].view(batch, positions, hq, d).transpose(1, 2)
+    k = out[..., hq * d:(hq + hk) * d].view(batch, positions, hk, d).transpose(1, 2)
+    cos, sin = torch.randn(2, batch, positions, d, dtype=torch.bfloat16)
+    want = original(q, k, cos, sin)
+    calls = []
+    counted = fused_projections.joint_rotary(lambda *a, **kw: calls.append(a) or original(*a, **kw))
+    got = counted(q, k, cos, sin)
+    assert calls == []  # the joint computation, not transformers'
+    assert all(torch.equal(g, w) and g.shape == w.shape for g, w in zip(got, want))
+    assert all(torch.equal(g, w) for g, w in zip(joint(q, k, cos, sin), want))
+    k_alone = k.clone()  # another buffer (an unfused k_proj): transformers' own
+    assert all(torch.equal(g, w) for g, w in zip(counted(q, k_alone, cos, sin), original(q, k_alone, cos, sin)))
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize("kind", ["qwen2-vl", "qwen2.5-vl"])

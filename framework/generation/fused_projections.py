@@ -18,14 +18,21 @@ Only plain ``nn.Linear`` layers whose weights share a device and dtype are touch
 adapters wrapping a layer and the like are left as they are); the model's ``state_dict`` keeps its keys
 and values. A model moved elsewhere afterwards (``.to``) computes each projection on its own again.
 
+The queries and keys then lie side by side in one buffer, so their rotary position embedding can be one
+computation over both (``joint_rotary``: five elementwise kernels a layer instead of ten, the same
+arithmetic element by element): ``install`` wraps the ``apply_rotary_pos_emb`` of each fused attention
+class's transformers module, which is called by that name at every step; any call whose query and key are
+not adjacent head blocks of one buffer (another model of that module, unfused) goes to transformers' own.
+
 One product over stacked weights may round differently from three (cuBLAS picks its algorithm by
 shape): in bfloat16, a last-bit difference of some outputs. ``FRAMEWORK_FUSED_PROJECTIONS=0`` leaves the
-layers as they are (to compare).
+layers as they are (to compare); ``FRAMEWORK_JOINT_ROTARY=0`` keeps transformers' rotary embedding.
 """
 from __future__ import annotations
 
 import types
-from typing import Any
+import sys
+from typing import Any, Callable
 
 from ..work_streams import switched_on
 
@@ -107,13 +114,73 @@ def _fuse_gate_up(mlp: Any, torch: Any) -> None:
     mlp.forward = types.MethodType(forward, mlp)
 
 
+def _adjacent(q: Any, k: Any) -> bool:
+    """Whether ``q`` and ``k`` (batch, heads, positions, head size) are the query and key heads of one fused
+    projection's output: the same buffer and row strides (a dimension of size one has any stride), heads a
+    head size apart, the key heads right after the query heads, rows that do not overlap."""
+    if q.dim() != 4 or k.dim() != 4 or q.dtype != k.dtype or q.device != k.device:
+        return False
+    (b, hq, s, d), hk = q.shape, k.shape[1]
+    if k.shape[0] != b or k.shape[2] != s or k.shape[3] != d or q.stride(3) != 1 or k.stride(3) != 1:
+        return False
+    if (hq > 1 and q.stride(1) != d) or (hk > 1 and k.stride(1) != d):
+        return False
+    width = (hq + hk) * d
+    for dim, size in ((0, b), (2, s)):
+        if size > 1 and q.stride(dim) != k.stride(dim):
+            return False
+    if s > 1 and q.stride(2) < width:
+        return False
+    if b > 1 and q.stride(0) < (s - 1) * (q.stride(2) if s > 1 else 0) + width:
+        return False
+    return (q.untyped_storage().data_ptr() == k.untyped_storage().data_ptr()
+            and k.storage_offset() == q.storage_offset() + hq * d)
+
+
+def joint_rotary(original: Callable[..., Any]) -> Callable[..., Any]:
+    """transformers' ``apply_rotary_pos_emb(q, k, cos, sin)`` computed once over the query and key heads
+    when they are adjacent in one buffer (``_adjacent``), else ``original``; the same formula,
+    ``x * cos + rotate_half(x) * sin``, element by element."""
+    def apply_rotary_pos_emb(q: Any, k: Any, cos: Any, sin: Any, unsqueeze_dim: int = 1, *args: Any,
+                             **kwargs: Any) -> Any:
+        import torch
+
+        if args or kwargs or unsqueeze_dim != 1 or cos.dim() != 3 or not _adjacent(q, k):
+            return original(q, k, cos, sin, unsqueeze_dim, *args, **kwargs)
+        b, hq, s, d = q.shape
+        hk = k.shape[1]
+        # (batch, positions, heads, head size) over both (a dimension of size one: any stride)
+        both = torch.as_strided(q, (b, s, hq + hk, d), (q.stride(0), q.stride(2), d, 1), q.storage_offset())
+        cos, sin = cos.unsqueeze(2), sin.unsqueeze(2)
+        half = d // 2
+        turned = torch.cat((-both[..., half:], both[..., :half]), dim=-1)
+        out = (both * cos) + (turned * sin)
+        return out[:, :, :hq].transpose(1, 2), out[:, :, hq:].transpose(1, 2)
+
+    apply_rotary_pos_emb.joint_of = original  # type: ignore[attr-defined]
+    return apply_rotary_pos_emb
+
+
+def _join_rotary(attention: Any) -> bool:
+    """Wrap the ``apply_rotary_pos_emb`` of ``attention``'s transformers module (once); whether it is wrapped."""
+    module = sys.modules.get(type(attention).__module__)
+    original = getattr(module, "apply_rotary_pos_emb", None)
+    if original is None:
+        return False
+    if not hasattr(original, "joint_of"):
+        module.apply_rotary_pos_emb = joint_rotary(original)
+    return True
+
+
 def install(model: Any, force: bool = False, env: Any = None) -> dict[str, int]:
     """Fuse ``model``'s attention projections and MLP gate/up projections if its weights are on a GPU
-    (``force``: anywhere, for tests); how many of each were (``{"qkv": n, "gate_up": m}``). Nothing when
-    ``FRAMEWORK_FUSED_PROJECTIONS`` is off."""
+    (``force``: anywhere, for tests); how many of each were, and of the fused attentions whose rotary
+    embedding is joint (``{"qkv": n, "gate_up": m, "joint_rotary": j}``). Nothing when
+    ``FRAMEWORK_FUSED_PROJECTIONS`` is off; no joint rotary embedding when ``FRAMEWORK_JOINT_ROTARY`` is."""
     import torch
 
-    done = {"qkv": 0, "gate_up": 0}
+    done = {"qkv": 0, "gate_up": 0, "joint_rotary": 0}
+    joint = switched_on("FRAMEWORK_JOINT_ROTARY", env)
     if not switched_on("FRAMEWORK_FUSED_PROJECTIONS", env):
         return done
     for module in list(model.modules()):
@@ -123,6 +190,7 @@ def install(model: Any, force: bool = False, env: Any = None) -> dict[str, int]:
             if _plain_linears(parts, torch, force):
                 _fuse_qkv(module, torch)
                 done["qkv"] += 1
+                done["joint_rotary"] += int(joint and _join_rotary(module))
         elif kind in MLPS:
             parts = [getattr(module, n, None) for n in ("gate_proj", "up_proj")]
             if _plain_linears(parts, torch, force) and callable(getattr(module, "down_proj", None)):
