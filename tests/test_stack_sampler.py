@@ -10,31 +10,35 @@ from cli import main
 from framework.stack_sampler import StackSampler
 
 
-def _spin(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+def _spin(seconds: float, until=lambda: True) -> None:
+    """Busy for at least ``seconds``, and then until ``until()`` (at most 30 s: a loaded machine samples slowly)."""
+    start = time.perf_counter()
+    while (time.perf_counter() - start < seconds or not until()) and time.perf_counter() - start < 30:
         sum(range(200))
 
 
-def analyzer_work(seconds: float) -> None:
-    _spin(seconds)
+def analyzer_work(seconds: float, until=lambda: True) -> None:
+    _spin(seconds, until)
 
 
-def helper_work(seconds: float) -> None:
-    _spin(seconds)
+def helper_work(seconds: float, until=lambda: True) -> None:
+    _spin(seconds, until)
 
 
-def someone_else(seconds: float) -> None:
-    _spin(seconds)
+def someone_else(seconds: float, until=lambda: True) -> None:
+    _spin(seconds, until)
 
 
 def test_the_sampler_sees_the_thread_it_runs_in_and_the_threads_named_after_the_analyzer_only(tmp_path):
+    done = threading.Event()
     with StackSampler("demo", interval_s=0.002) as sampler:
-        helper = threading.Thread(target=helper_work, args=(0.4,), name="demo-pre_0")
-        other = threading.Thread(target=someone_else, args=(0.4,), name="unrelated")
+        # (every thread works until the sampler has looked 20 times: on a loaded machine 0.4 s gave 19 looks)
+        helper = threading.Thread(target=helper_work, args=(0.4, done.is_set), name="demo-pre_0")
+        other = threading.Thread(target=someone_else, args=(0.4, done.is_set), name="unrelated")
         helper.start()
         other.start()
-        analyzer_work(0.4)
+        analyzer_work(0.4, lambda: sampler.samples > 20)
+        done.set()
         helper.join()
         other.join()
     report = sampler.report()
