@@ -132,6 +132,8 @@ class BatchedAnalyzer(Analyzer):
     - ``batch_size``: the most items per batch (a ``batch_size`` parameter in ``Params`` wins);
     - ``item_vram_mb``: device working memory per item in a batch, beyond the loaded weights;
       the scheduler caps the batch so weights plus batches fit the budget;
+    - ``item_kv_mb``: with ``prefill_group()``, what an item keeps while the other groups of its batch
+      are processed (a decoder's KV cache);
     - ``prefetch``: batches preprocessed ahead of the device (each is held in memory);
     - ``preprocess_threads``: CPU threads preprocessing.
 
@@ -141,6 +143,7 @@ class BatchedAnalyzer(Analyzer):
 
     batch_size: ClassVar[int] = 8
     item_vram_mb: ClassVar[float] = 0.0
+    item_kv_mb: ClassVar[float] = 0.0
     prefetch: ClassVar[int] = 2
     preprocess_threads: ClassVar[int] = 2
 
@@ -178,6 +181,13 @@ class BatchedAnalyzer(Analyzer):
         plan raises ``placement.max_batch`` toward it from that spare memory only (never taking room
         another analyzer reserved). By default ``max_batch_size()``: no larger."""
         return self.max_batch_size()
+
+    def prefill_group(self) -> int:
+        """Items of a batch whose working memory (``item_vram_mb`` each) is in use at once, where the batch is
+        worked through in groups that then keep only ``item_kv_mb`` an item (a decoder prefilling groups and
+        decoding them as one batch); the plan sizes batches so (``scheduler.batch_extra_mb``). 0 (the
+        default): the whole batch at once."""
+        return 0
 
     def planned_batch_size(self) -> int:
         """The batch this run uses: ``stretch_batch_size()`` capped by the plan's ``placement.max_batch``."""

@@ -39,8 +39,8 @@ from .own_process import ProcessCall
 from .errors import ConfigError, InputError, RunInterrupted
 from .plugins import PluginHost, build_plugin_manager
 from .registry import ConfiguredAnalyzer, Registry, find_registry, load_registry
-from .scheduler import (CycleError, Demand, Placement, Plan, Variant, parse_budget, plan, resolve_device,
-                        without_precision)
+from .scheduler import (CycleError, Demand, Placement, Plan, Variant, batch_extra_mb, parse_budget, plan,
+                        resolve_device, without_precision)
 from .outputs import select as select_exporters, write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
 from .streams import AudioTrack, FrameSpec
@@ -207,7 +207,10 @@ def measured_one_item_mb(measured: dict[str, Any], analyzer: Analyzer, estimate_
     item = float(getattr(analyzer, "item_vram_mb", 0.0) or 0.0)
     if batch <= 1 or item <= 0:
         return peak
-    one = peak - (batch - 1) * item
+    group = analyzer.prefill_group() if hasattr(analyzer, "prefill_group") else 0
+    shape = Demand(getattr(analyzer, "name", ""), item_vram_mb=item, group_items=group,
+                   item_kv_mb=float(getattr(analyzer, "item_kv_mb", 0.0) or 0.0))
+    one = peak - batch_extra_mb(shape, batch)
     return one if one >= peak / 4 else estimate_mb
 
 
@@ -686,6 +689,8 @@ class _Run:
                       item_vram_mb=float(a.item_vram_mb) if batched else 0.0,
                       max_batch=a.max_batch_size() if batched else 1,
                       stretch_batch=a.stretch_batch_size() if batched and hasattr(a, "stretch_batch_size") else 0,
+                      group_items=a.prefill_group() if batched and hasattr(a, "prefill_group") else 0,
+                      item_kv_mb=float(getattr(a, "item_kv_mb", 0.0) or 0.0) if batched else 0.0,
                       cpu_seconds=seconds.get("cpu"), gpu_seconds=seconds.get("cuda"))
 
     def _variants(self, a: Analyzer) -> list[Variant]:

@@ -120,3 +120,7 @@ def test_a_peak_measured_at_a_large_batch_is_not_counted_twice_by_the_next_plan(
     big_items = types.SimpleNamespace(item_vram_mb=600.0)
     assert measured_one_item_mb({"peak_vram_mb": 35_800.0, "peak_batch": 64}, big_items, 18_432.0) == 18_432.0
     assert measured_one_item_mb({"peak_vram_mb": 900.0, "peak_batch": 8}, types.SimpleNamespace(), 500.0) == 900.0
+    # a batch prefilled in groups of 32: the chunks beyond the first group held their KV (100 MB) only
+    grouped = types.SimpleNamespace(item_vram_mb=300.0, item_kv_mb=100.0, prefill_group=lambda: 32)
+    assert measured_one_item_mb({"peak_vram_mb": 35_800.0, "peak_batch": 64}, grouped, 18_432.0) == \
+        35_800.0 - 31 * 300.0 - 32 * 100.0

@@ -24,8 +24,18 @@ def demands(draw):
                           cpu_fallback=draw(st.booleans()), forced=draw(st.booleans()),
                           cpu_seconds=draw(st.none() | st.floats(1, 10_000)),
                           item_vram_mb=draw(st.sampled_from([0.0, 50.0, 800.0])),
-                          max_batch=draw(st.integers(1, 64)), stretch_batch=draw(st.sampled_from([0, 16, 128]))))
+                          max_batch=draw(st.integers(1, 64)), stretch_batch=draw(st.sampled_from([0, 16, 128])),
+                          # batches prefilled in groups: an item beyond the first group keeps only its KV
+                          group_items=draw(st.sampled_from([0, 0, 4, 32])),
+                          item_kv_mb=draw(st.sampled_from([0.0, 10.0, 150.0]))))
     return out
+
+
+def _working_mb(d, batch):
+    """A batch's memory beyond the weights and one item, counted item by item: those of the first group (or
+    all, when the batch is not prefilled in groups) at ``item_vram_mb``, the others at ``item_kv_mb``."""
+    grouped = d.group_items > 0 and 0 < d.item_kv_mb < d.item_vram_mb
+    return sum(d.item_vram_mb if not grouped or i < d.group_items else d.item_kv_mb for i in range(1, batch))
 
 
 budgets = st.none() | st.floats(500, 80_000)
@@ -57,7 +67,7 @@ def test_plan_invariants(ds, budget, gpus, limit):
         if budget is not None:
             batches = sum(p.placements[n].vram_mb if not by_name[n].item_vram_mb else
                           next(v.vram_mb for v in by_name[n].all_variants if v.precision == p.placements[n].variant)
-                          + (p.placements[n].max_batch - 1) * by_name[n].item_vram_mb for n in w.gpu)
+                          + _working_mb(by_name[n], p.placements[n].max_batch) for n in w.gpu)
             assert batches <= budget + 1e-6
         for n in w.gpu:
             assert p.placements[n].max_batch is None or p.placements[n].max_batch <= by_name[n].largest_batch
@@ -142,3 +152,21 @@ def test_the_default_sets_torch_models_run_in_half_precision_on_a_gpu(model):
 
     best = model_variants(load_manifest(), [model])[0]
     assert best.precision in ("fp16", "bf16"), f"{model} would run in {best.precision} on a GPU"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([50.0, 600.0, 800.0]), st.sampled_from([0.0, 10.0, 150.0, 900.0]), st.integers(0, 64),
+       st.integers(1, 64), st.sampled_from([0, 16, 128]), st.floats(0, 200_000))
+def test_the_cap_is_the_largest_batch_whose_working_memory_fits(item, kv, group, wanted, stretch, room):
+    """``batch_cap`` against ``batch_extra_mb`` and an item-by-item count: the cap's batch fits the room, and one
+    more item would not (unless the cap is the largest batch the analyzer can use)."""
+    from framework.scheduler import batch_cap, batch_extra_mb
+
+    d = Demand("a", "gpu", item_vram_mb=item, max_batch=wanted, stretch_batch=stretch, group_items=group,
+               item_kv_mb=kv)
+    cap = batch_cap(d, room)
+    assert 1 <= cap <= d.largest_batch
+    assert abs(batch_extra_mb(d, cap) - _working_mb(d, cap)) < 1e-6
+    assert cap == 1 or _working_mb(d, cap) <= room + 1e-6
+    if cap < d.largest_batch:
+        assert _working_mb(d, cap + 1) > room

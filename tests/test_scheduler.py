@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from framework.scheduler import (CycleError, Demand, Variant, parse_budget, plan, resolve_device, spare_shares,
@@ -128,6 +130,29 @@ def test_a_stretch_batch_grows_only_into_memory_nobody_reserved():
     assert tight.placements["vlm"].max_batch == 64 + int(spare // 600) < 128
     without = plan([Demand("vlm", "gpu", 17000, item_vram_mb=600, max_batch=64), *others], 135000, ["cuda:0"])
     assert without.placements["vlm"].max_batch == 64
+
+
+def test_a_batch_prefilled_in_groups_counts_the_items_beyond_its_first_group_at_their_kv():
+    """A VLM that prefills 64 chunks at a time and decodes the batch as one: a chunk beyond the first group keeps
+    only its KV (150 MB), not a prefill's working memory (600 MB). Alone on an 80 GB GPU it stretches to 128 where
+    it reached 97 counted whole; at 48 GB not even the first group fits whole and nothing changes; at 24 GB the
+    same."""
+    from framework.scheduler import batch_cap, batch_extra_mb
+
+    grouped = Demand("vlm", "gpu", 17000, item_vram_mb=600, max_batch=64, stretch_batch=128, group_items=64,
+                     item_kv_mb=150)
+    whole = Demand("vlm", "gpu", 17000, item_vram_mb=600, max_batch=64, stretch_batch=128)
+    assert batch_extra_mb(grouped, 64) == batch_extra_mb(whole, 64) == 63 * 600
+    assert batch_extra_mb(grouped, 128) == 63 * 600 + 64 * 150 < batch_extra_mb(whole, 128) == 127 * 600
+    assert batch_cap(grouped, 63 * 600 + 10 * 150 + 149) == 74 and batch_cap(grouped, 63 * 600 - 1) == 63
+    assert batch_cap(grouped, None) == 64
+    for budget, caps in ((75000, (128, 1 + (75000 - 17000) // 600)), (48000, (52, 52)), (24000, (12, 12))):
+        got = tuple(plan([d], budget, ["cuda:0"]).placements["vlm"].max_batch for d in (grouped, whole))
+        assert got == caps, budget
+    roomy = plan([grouped], 75000, ["cuda:0"])
+    assert roomy.placements["vlm"].vram_mb == 17000 + 63 * 600  # reserved: the 64 asked for
+    # not a cheaper item than a prefill's: counted whole (the KV is part of an item's working memory)
+    assert plan([dataclasses.replace(grouped, item_kv_mb=700)], 75000, ["cuda:0"]).placements["vlm"].max_batch == 97
 
 
 def test_spare_memory_left_by_one_analyzer_goes_to_the_others():

@@ -125,7 +125,8 @@ def test_on_a_gpu_the_batch_may_stretch_to_gpu_batch_with_room_where_groups_pref
 
 def test_the_plan_stretches_the_vlms_batch_only_where_a_gpu_has_room(cut_video, tmp_path, monkeypatch):
     """Through the runner's plan (a simulated Hopper GPU): 135 GB leave room for a batch of 128 beyond the 64
-    it reserves; at 24 GB the batch is what fits, as before."""
+    it reserves; so do 75 GB (an 80 GB card), the chunks beyond the first group of 64 counted at their KV
+    (``prefill_group``, ``item_kv_mb``); at 24 GB the batch is what fits, as before."""
     from framework.devices import GPUs
     from framework.registry import load_registry
     from framework.runner import plan_video
@@ -134,14 +135,30 @@ def test_the_plan_stretches_the_vlms_batch_only_where_a_gpu_has_room(cut_video, 
     registry.write_text(yaml.safe_dump({"analyzers": {"qwen2_vl_temporal": {"enabled": True,
                                                                             "params": {"chunking": "fixed"}}}}))
     placed = {}
-    for gb in (135, 24):
+    for gb in (135, 75, 24):
         monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True, mb=gb * 1024.0: GPUs(
             ["cuda:0"], {"cuda:0": mb}, {"cuda:0": mb}, {"cuda:0": "simulated"}, {"cuda:0": (9, 0)}))
         report = plan_video(cut_video.path, registry=load_registry(registry), load_entrypoints=False,
                             only=["qwen2_vl_temporal"])
         placed[gb] = report.plan.placements["qwen2_vl_temporal"]
     assert placed[135].max_batch == 128 and placed[135].vram_mb < 135 * 1024 / 2  # reserved: for 64
+    assert placed[75].max_batch == 128 and placed[75].vram_mb == placed[135].vram_mb
     assert placed[24].max_batch < 64 and placed[24].vram_mb <= 24 * 1024
+
+
+@pytest.mark.parametrize("params,device,group", [
+    ({}, "cuda:0", 64), ({"prefill_rows": 32}, "cuda:0", 32), ({"batch_size": 128}, "cuda:0", 64),
+    ({"prefill_rows": 0}, "cuda:0", 0), ({"context": True}, "cuda:0", 0), ({"cuda_graphs": False}, "cuda:0", 0),
+    ({}, "cpu", 0), ({"model": "smolvlm2-256m-video-instruct"}, "cuda:0", 0)])
+def test_the_plan_learns_which_batches_are_prefilled_in_groups(params, device, group):
+    """``prefill_group`` where a batch above ``prefill_rows`` is prefilled in groups (Qwen-VL in the graphed loop on
+    a GPU, an explicit batch too), with the KV a chunk keeps (``item_kv_mb``); 0 elsewhere."""
+    from framework.scheduler import Placement
+
+    a = SceneDescription(params)
+    a.placement = Placement(device)
+    assert a.prefill_group() == group
+    assert a.item_kv_mb == (150.0 if a.family_name.startswith("qwen") else 0.0)
 
 
 @pytest.mark.parametrize("device,given,used", [("cuda:0", None, 64), ("cuda:0", 0, None), ("cuda:0", 32, 32),

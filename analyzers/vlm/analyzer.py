@@ -60,6 +60,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 # (BLIP: one 384 px image and a short caption per item; BLIP-2: a few 224 px images and short captions per chunk)
 ITEM_VRAM_MB = {"qwen2_vl": 600.0, "qwen2_5_vl": 600.0, "llava_next_video": 700.0, "smolvlm": 250.0, "openai": 0.0,
                 "blip": 60.0, "blip2": 150.0}
+#: what a chunk keeps while the other groups of its batch are prefilled and through the decoding (its KV cache),
+#: for the families that prefill in groups (``prefill_group``): on an H200 Qwen2-VL-7B's 114 chunks of the
+#: end-to-end clip kept 92-135 MB a chunk after their group's prefill (``model_info.prefill_rows.memory_gb``,
+#: ``bench/results/end_to_end_h200_ab23.md``); the 2B's KV is half the 7B's
+ITEM_KV_MB = {"qwen2_vl": 150.0, "qwen2_5_vl": 150.0}
 #: default batch on a GPU, before the plan caps it to the budget (Qwen2-VL-7B on an H200: 75 s of video
 #: per second at 60 chunks a batch; a decoding step cost 31.9 ms at 8 chunks and 37.0 ms at 60)
 GPU_BATCH = 64
@@ -207,6 +212,7 @@ class SceneDescription(BatchedAnalyzer):
             self.depends_on = ()  # fixed windows or the whole video: no shots needed (the runner reads this)
         self.family: Family | None = None
         self.item_vram_mb = ITEM_VRAM_MB.get(self.family_name, 600.0)  # read by the scheduler
+        self.item_kv_mb = ITEM_KV_MB.get(self.family_name, 0.0)  # (with prefill_group: what a chunk keeps)
         self._context: Context | None = None
         self._load_s = 0.0
         self._started: float | None = None
@@ -267,16 +273,26 @@ class SceneDescription(BatchedAnalyzer):
         on_gpu = self.placement is None or self.placement.is_gpu
         return GPU_BATCH if on_gpu and self.params.backend == "transformers" else CPU_BATCH
 
+    def _prefills_in_groups(self) -> bool:
+        """Whether a batch above ``prefill_rows`` is prefilled in groups here: a family that does so, in the
+        graphed loop on a GPU, without ``context``."""
+        p = self.params
+        off = p.context or p.prefill_rows == 0 or p.compile or p.cuda_graphs is False
+        on_gpu = self.placement is None or self.placement.is_gpu
+        return (not off and on_gpu and p.backend == "transformers"
+                and family_class(self.family_name).prefills_in_groups)
+
     def stretch_batch_size(self) -> int:
         """By default on a GPU, for a family that prefills in groups in the graphed loop: ``GPU_BATCH_WITH_ROOM``
         (the plan grows the batch toward it only from memory no analyzer reserved); else ``max_batch_size``."""
-        p = self.params
-        fixed = p.context or p.batch_size or p.prefill_rows == 0 or p.compile or p.cuda_graphs is False
-        on_gpu = self.placement is None or self.placement.is_gpu
-        grouped = p.backend == "transformers" and family_class(self.family_name).prefills_in_groups
-        if fixed or not on_gpu or not grouped:
+        if self.params.batch_size or not self._prefills_in_groups():
             return self.max_batch_size()
         return max(GPU_BATCH_WITH_ROOM, self.max_batch_size())
+
+    def prefill_group(self) -> int:
+        """Where batches are prefilled in groups: ``prefill_rows`` (by default ``GPU_BATCH``), and the plan counts
+        a chunk beyond the first group at ``item_kv_mb``; 0 elsewhere."""
+        return (self.params.prefill_rows or GPU_BATCH) if self._prefills_in_groups() else 0
 
     @property
     def run_device(self) -> str:
