@@ -146,6 +146,7 @@ class BatchedAnalyzer(Analyzer):
     item_kv_mb: ClassVar[float] = 0.0
     prefetch: ClassVar[int] = 2
     preprocess_threads: ClassVar[int] = 2
+    _prepared: "Batches | None" = None  # what ``prepare_ahead`` started, until ``analyze`` takes it
 
     def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
         """The work items in order (frames, chunks, windows); iterated lazily, once."""
@@ -223,12 +224,12 @@ class BatchedAnalyzer(Analyzer):
 
     def drop_prepared(self) -> None:
         """Forget what ``prepare_ahead`` started (the load failed, the analyzer is unloaded)."""
-        batches, self._prepared = getattr(self, "_prepared", None), None
+        batches, self._prepared = self._prepared, None
         if batches is not None:
             batches.close()
 
     def _take_prepared(self, inputs: AnalyzerInputs) -> "Batches | None":
-        batches, self._prepared = getattr(self, "_prepared", None), None
+        batches, self._prepared = self._prepared, None
         if batches is not None and batches.inputs is not inputs:
             batches.close()  # prepared for other inputs (an earlier attempt's)
             return None

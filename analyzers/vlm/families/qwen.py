@@ -48,8 +48,7 @@ class Qwen2VL(HFFamily):
     linear_patch_embeds = 0  # set by ``load``: patch embeddings computed as a matrix product (``patch_embed``)
     fused_norms = 0  # set by ``load``: RMSNorm layers as one fused kernel each (``framework.generation.fused_norm``)
     fused_projections: dict[str, int] = {}  # set by ``load``: layers whose projections share one product
-
-    processor: Any = None
+    processor: Any = None  # set by ``load_processor`` (``load`` calls it unless it was called before)
 
     def load_processor(self, folder: Path, device: str) -> bool:
         transformers = import_transformers()
