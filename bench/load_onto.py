@@ -1,7 +1,8 @@
 """How long a transformers model takes to load onto a GPU: built on the host and copied with ``.to``
-(what the VLM and the summary model do), against ``device_map`` straight from the safetensors file.
-On an H200 with Qwen2-VL-7B on /dev/shm the two took the same 10-11 s (bench/results/load_onto_h200.md),
-so the loaders were left as they are.
+(what the VLM and the summary model did), built on the host and moved through pinned buffers by
+``framework.host_to_device.move_module`` (what they do now), and ``device_map`` straight from the
+safetensors files. The host build and the move are timed apart. On an H200 with Qwen2-VL-7B on /dev/shm
+``.to`` and ``device_map`` took the same 10-11 s (bench/results/load_onto_h200.md, thirteenth session).
 
 Each way runs in a fresh interpreter (torch and transformers imported before the clock starts), alternating, on a
 model folder already in the page cache (e.g. the end-to-end bench's seeded Qwen2-VL-7B on /dev/shm):
@@ -22,16 +23,25 @@ import json, sys, time
 import torch, transformers
 folder, cls, way = sys.argv[1], sys.argv[2], sys.argv[3]
 torch.cuda.init(); torch.zeros(1, device="cuda"); torch.cuda.synchronize()
+model_cls = getattr(transformers, cls)  # (its module, imported lazily: before the clock, as a run's warm-up does)
+if way == "host_then_pinned":
+    from framework.host_to_device import move_module
 t = time.perf_counter()
-model_cls = getattr(transformers, cls)
-if way == "host_then_to":
-    model = model_cls.from_pretrained(folder, dtype=torch.bfloat16, local_files_only=True).to("cuda")
+host_s = None
+if way in ("host_then_to", "host_then_pinned"):
+    model = model_cls.from_pretrained(folder, dtype=torch.bfloat16, local_files_only=True)
+    host_s = round(time.perf_counter() - t, 2)
+    if way == "host_then_to":
+        model.to("cuda")
+    else:
+        move_module(model, "cuda")
 else:
     model = model_cls.from_pretrained(folder, dtype=torch.bfloat16, local_files_only=True, device_map="cuda")
 torch.cuda.synchronize()
 s = time.perf_counter() - t
 devices = sorted({str(p.device) for p in model.parameters()})
-print(json.dumps({"way": way, "seconds": round(s, 2), "devices": devices,
+print(json.dumps({"way": way, "seconds": round(s, 2), "host_s": host_s,
+                  "move_s": None if host_s is None else round(s - host_s, 2), "devices": devices,
                   "params_b": round(sum(p.numel() for p in model.parameters()) / 1e9, 2),
                   "gpu_gb": round(torch.cuda.max_memory_allocated() / 2**30, 1)}))
 """
@@ -46,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rows = []
     for _ in range(args.repeats):
-        for way in ("host_then_to", "device_map"):
+        for way in ("host_then_to", "host_then_pinned", "device_map"):
             done = subprocess.run([sys.executable, "-c", CHILD, str(args.folder), args.model_class, way],
                                   capture_output=True, text=True, check=False)
             if done.returncode:
@@ -56,10 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     lines = [f"Loading {args.folder.name} ({args.model_class}) onto {torch.cuda.get_device_name(0)}, bf16, "
-             f"torch {torch.__version__}; each row a fresh interpreter; torch and transformers imported before the clock starts, the model class's own module (transformers imports it lazily) inside the timed load.", "",
-             "| way | load s | parameters (B) | on | peak GPU GB |", "|---|---|---|---|---|"]
+             f"torch {torch.__version__}; each row a fresh interpreter; torch, transformers and the model class's own module imported before the clock starts.", "",
+             "| way | load s | of it on the host s | moving s | parameters (B) | on | peak GPU GB |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['way']} | {r.get('seconds')} | {r.get('params_b', '-')} | "
+        lines.append(f"| {r['way']} | {r.get('seconds')} | {r.get('host_s') or '-'} | {r.get('move_s') or '-'} | "
+                     f"{r.get('params_b', '-')} | "
                      f"{', '.join(r.get('devices', [])) or r.get('error')} | {r.get('gpu_gb', '-')} |")
     text = "\n".join(lines)
     print(text)

@@ -457,7 +457,13 @@ class Executor:
         waits for them all); then the longest estimated run (``plan.seconds``, from measurements),
         else the biggest model: while the video decodes nothing is ready, and a 16 GB VLM, which loads
         for seconds and analyzes longest, went after every small model in lane order (on an H200 it
-        started analyzing 10 s after the decode); then lane order."""
+        started analyzing 10 s after the decode); then lane order.
+
+        A ready load goes before a longer one still waiting for its upstream on purpose: measured three times
+        on an H200 (nineteenth, twenty-first and twenty-fourth sessions, ``bench/results/end_to_end_h200_ab24.md``),
+        the 7B VLM loaded before the two small audio models was ready before the cut list, but the audio
+        analyses then ran in this process beside its prefill and the run took longer (medians 34.2 s against
+        32.2 s)."""
         job = self.jobs[name]
         waits_for_gpu = any(d in self.jobs and d not in self.done and self.jobs[d].placement.is_gpu for d in job.deps)
         return (not job.load_first, not self._ready(name), waits_for_gpu, -(self.plan.seconds.get(name) or 0.0),

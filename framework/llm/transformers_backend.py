@@ -33,6 +33,7 @@ from typing import Any, Callable, ClassVar, ContextManager, Literal
 
 from pydantic import Field
 
+from ..host_to_device import move_module
 from .backend import LLMBackend, LLMError, LLMUnavailable, Message
 
 logger = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class TransformersBackend(LLMBackend):
         self.loop_calls = 0  # generations done in the graphed greedy loop
         self.decode_attention = False  # decoding steps attend with framework.generation.decode_attention
         self.fused_norms = 0  # RMSNorm layers computed by one fused kernel (framework.generation.fused_norm)
+        self.moved: dict[str, Any] = {}  # how the weights went onto the device (framework.host_to_device)
         self.fused_projections: dict[str, int] = {}  # layers whose projections share one product (fused_projections)
 
     # --- availability and loading ---------------------------------------------------
@@ -166,7 +168,8 @@ class TransformersBackend(LLMBackend):
         torch.manual_seed(self.options.seed)
         logger.info("loading summary model %s from %s on %s (%s)", self.options.model, folder, device, dtype)
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype)
-        model.to(device).eval()
+        self.moved = move_module(model, device)  # onto a GPU through pinned buffers, several at once
+        model.eval()
         self.model, self.tokenizer, self.device, self.folder = model, tokenizer, device, folder
         if device.startswith("cuda"):
             from ..generation import decode_attention, decode_graphs, fused_norm, fused_projections
@@ -195,6 +198,8 @@ class TransformersBackend(LLMBackend):
         extra = {"decode_attention": True} if self.decode_attention else {}
         if self.fused_norms:
             extra["fused_rms_norms"] = self.fused_norms
+        if self.moved.get("way", "to") != "to":  # (moved through staging buffers)
+            extra["moved_to_device"] = self.moved
         if any(self.fused_projections.values()):
             extra["fused_projections"] = dict(self.fused_projections)
         return {**self.graphs.summary(), "greedy_loop_calls": self.loop_calls, **extra}

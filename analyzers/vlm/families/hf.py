@@ -24,6 +24,7 @@ from framework.device_step import is_out_of_memory
 from framework.devices import attention_without_cudnn
 
 from framework.generation import decode_graphs, greedy_loop, joint_decode
+from framework.host_to_device import move_module
 from .base import Answer, Family, torch_dtype
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class HFFamily(Family):
         self.graphs: decode_graphs.DecodeGraphs | None = None
         self._loop_ok = True  # greedy_loop does this model's decoding (until it says it cannot)
         self.fp8: dict[str, Any] | None = None  # what quantize_linears did (precision fp8)
+        self.moved: dict[str, Any] = {}  # how the weights went onto the device (framework.host_to_device)
         self.joint_batches = 0  # batches prefilled in groups and decoded as one (``prefill_rows``)
         self.joint_memory: list[dict[str, Any]] = []  # on CUDA: the device memory after each phase of the last one
 
@@ -101,7 +103,8 @@ class HFFamily(Family):
             self.fp8 = quantize_linears(model, self.device)  # layer by layer onto the device
             self.notes.append(f"fp8: {self.fp8['layers']} linear layers of the language model in FP8 "
                               f"({self.fp8['bytes_saved'] / 1e9:.1f} GB less), matrix products: {self.fp8['path']}")
-        self.model = model.to(self.device).eval()
+        self.moved = move_module(model, self.device)  # onto a GPU through pinned buffers, several at once
+        self.model = model.eval()
         if self.options.compile:
             if self.device.startswith("cuda"):
                 self.model.forward = torch.compile(self.model.forward, mode="reduce-overhead", dynamic=True)
@@ -145,6 +148,8 @@ class HFFamily(Family):
             info["cuda_graphs"] = self.graphs.summary()
         if self.fp8 is not None:
             info["fp8"] = self.fp8
+        if self.moved.get("way", "to") != "to":  # (moved through staging buffers)
+            info["moved_to_device"] = self.moved
         if self.options.prefill_rows:
             info["prefill_rows"] = {"most": self.options.prefill_rows, "joint_batches": self.joint_batches}
             if self.joint_memory:
