@@ -144,8 +144,20 @@ class VLM(GpuBench):
     models = ("qwen2-vl-7b-instruct",)
     batch_size = 64
     item_vram_mb = 300.0  # measured: ~294 MB per 20-frame chunk (34.3 GB at batch 60, 16.6 GB weights)
+    item_kv_mb = 150.0  # as the description analyzer counts a chunk that only keeps its KV (ITEM_KV_MB)
     chunk_s, frames, width, height, new_tokens = 10.0, 20, 448, 252, 128
     preprocess_threads = 4
+
+    @classmethod
+    def own_group(cls):
+        """As the description analyzer on CUDA with graphs: a batch above 64 chunks (``GPU_BATCH``) is prefilled in
+        groups and decoded as one batch (``joint_decode``); 0 without graphs or on the CPU."""
+        return 64 if GRAPHS and not FAKE_GPU else 0
+
+    def prefill_group(self):
+        """``own_group()``, or the plan's smaller group (``placement.prefill_group``: the room fits it better)."""
+        planned = self.placement.prefill_group if self.placement is not None else None
+        return min(self.own_group(), planned) if planned and self.own_group() else self.own_group()
 
     def build(self):
         from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
@@ -184,7 +196,7 @@ class VLM(GpuBench):
             self._load_fp8(device)
         else:
             super().load(device, models)
-        self.graphs, self.notes, self.prepare_lock = None, [], threading.Lock()
+        self.graphs, self.notes, self.prepare_lock, self.joint_batches = None, [], threading.Lock(), 0
         if self.dev.type == "cuda" and GRAPHS:  # as the description family decodes Qwen2-VL (graphs_by_default)
             from framework.generation import decode_graphs
             from analyzers.vlm.families.qwen import Qwen2VL
@@ -271,28 +283,46 @@ class VLM(GpuBench):
         batch = {k: v.to(self.dev, non_blocking=True) for k, v in batch.items()}
         batch["pixel_values_videos"] = batch["pixel_values_videos"].to(self.dtype)
         n = 4 if TINY else self.new_tokens
-        from framework.generation import greedy_loop
+        from framework.generation import greedy_loop, joint_decode
 
         # attention stays off cuDNN for the process (main(), as a run's executor does)
         kw = dict(max_new_tokens=n, min_new_tokens=n, do_sample=False, eos_token_id=None, pad_token_id=151643)
+        loop_kw = {**kw, "cache_implementation": "static", "disable_compile": True}
+        width = batch["input_ids"].shape[1]
         with torch.inference_mode():
             out = None
             if self.graphs is not None:
                 try:
-                    out, why = greedy_loop.generate(self.model, self.graphs,
-                                                    batch, {**kw, "cache_implementation": "static",
-                                                            "disable_compile": True})
+                    group = self.prefill_group()
+                    if group and batch["input_ids"].shape[0] > group:  # groups prefilled apart, decoded as one
+                        parts, why = joint_decode.generate(self.model, self.graphs, self._groups(batch, group),
+                                                           loop_kw)
+                        out = None if parts is None else torch.cat(list(parts))  # (equal lengths: no end token)
+                        self.joint_batches += parts is not None
+                    else:
+                        out, why = greedy_loop.generate(self.model, self.graphs, batch, loop_kw)
                     if why:
                         self.notes.append(why)
                 finally:
                     self.graphs.release()
             if out is None:
                 out = self.model.generate(**batch, **kw)
-        return out[:, batch["input_ids"].shape[1]:].cpu()
+        return out[:, width:].cpu()
+
+    @staticmethod
+    def _groups(batch, group):
+        """``batch``'s rows in groups of at most ``group`` (equal prompts here: consecutive rows), each with its
+        chunks' patches (the same number per chunk)."""
+        rows = batch["input_ids"].shape[0]
+        per_chunk = batch["pixel_values_videos"].shape[0] // rows
+        return [{"input_ids": batch["input_ids"][a:a + group], "attention_mask": batch["attention_mask"][a:a + group],
+                 "pixel_values_videos": batch["pixel_values_videos"][a * per_chunk:(a + group) * per_chunk],
+                 "video_grid_thw": batch["video_grid_thw"][a:a + group]} for a in range(0, rows, group)]
 
     def finish(self, results, inputs):
         graphs = None if self.graphs is None else self.graphs.summary()
-        return self.track(data={"items": len(results), "cuda_graphs": graphs, "notes": self.notes})
+        return self.track(data={"items": len(results), "cuda_graphs": graphs, "notes": self.notes,
+                                "prefill_group": self.prefill_group(), "joint_batches": self.joint_batches})
 
 
 class Objects(GpuBench):
@@ -480,8 +510,10 @@ def demands(manifest) -> list[Demand]:  # noqa: D103
     for cls in ANALYZERS:
         variants = model_variants(manifest, list(cls.models), cls.supported_precisions())
         batch = VLM_BATCH if cls is VLM and VLM_BATCH else cls.batch_size
+        grouped = cls is VLM and VLM.own_group()  # (prefilled in groups, decoded as one: as the analyzer)
         out.append(Demand(cls.name, "gpu", variants=tuple(variants), item_vram_mb=cls.item_vram_mb,
-                          max_batch=batch, cpu_fallback=TINY, forced=TINY))
+                          max_batch=batch, cpu_fallback=TINY, forced=TINY,
+                          group_items=VLM.own_group() if grouped else 0, item_kv_mb=VLM.item_kv_mb if grouped else 0.0))
     return out
 
 

@@ -58,7 +58,7 @@ from . import thread_settings
 from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
-from .scheduler import Demand, Placement, Plan, batch_cap
+from .scheduler import Demand, Placement, Plan, batch_cap, fitted
 from .work_streams import Stream, switched_on, torch_stream, using
 from .work_streams import wanted as streams_wanted
 
@@ -779,10 +779,13 @@ class Executor:
             budget = self.budgets.get(p.device)
             for v in variants[current + 1:]:
                 if v.vram_mb < p.vram_mb and (budget is None or v.vram_mb <= budget):
-                    # alone on the device: its batch from the room this variant leaves, not the failed one's
-                    cap = (batch_cap(demand, None if budget is None else budget - v.vram_mb)
-                           if demand.item_vram_mb > 0 else p.max_batch)
-                    return Placement(p.device, v.precision, v.substitutes, cap, v.vram_mb, exclusive=True)
+                    # alone on the device: its batch (and prefill group) from the room this variant leaves,
+                    # not the failed one's
+                    room = None if budget is None else budget - v.vram_mb
+                    shaped = fitted(demand, room)
+                    cap = batch_cap(shaped, room) if demand.item_vram_mb > 0 else p.max_batch
+                    return Placement(p.device, v.precision, v.substitutes, cap, v.vram_mb, exclusive=True,
+                                     prefill_group=shaped.group_items or None)
             if demand.cpu_fallback:
                 cpu_variant = "fp32" if any(v.precision == "fp32" for v in variants) else p.variant
                 return Placement("cpu", cpu_variant, p.substitutes, p.max_batch, 0.0)

@@ -9,7 +9,8 @@ variant and device kind::
 
 A peak is recorded only when the analyzer had its GPU to itself (``measured_alone``), since the
 device's allocation counter cannot tell two models apart; ``peak_batch`` is the largest batch it ran
-then (the plan subtracts the other items' working memory: ``runner.measured_one_item_mb``).
+then (the plan subtracts the other items' working memory: ``runner.measured_one_item_mb``), and
+``peak_group`` the prefill group it ran them in, for an analyzer that prefills its batches in groups.
 Written atomically under a file lock, so two runs finishing together both land.
 """
 from __future__ import annotations

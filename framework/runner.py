@@ -200,14 +200,15 @@ def measured_one_item_mb(measured: dict[str, Any], analyzer: Analyzer, estimate_
     read whole it would be counted again under the next plan's batch reservation, and a 7B VLM
     measured at a batch of 64 on a large GPU would no longer "fit" a 24 GB one. When the per-item
     estimate is too high for this model (the rest would be under a quarter of the peak), the
-    manifest's ``estimate_mb`` is kept.
+    manifest's ``estimate_mb`` is kept. A batch prefilled in groups is read with the group it ran in
+    (``peak_group``: the plan's, where smaller than the analyzer's own).
     """
     peak = float(measured["peak_vram_mb"])
     batch = int(measured.get("peak_batch") or 1)
     item = float(getattr(analyzer, "item_vram_mb", 0.0) or 0.0)
     if batch <= 1 or item <= 0:
         return peak
-    group = analyzer.prefill_group() if hasattr(analyzer, "prefill_group") else 0
+    group = int(measured.get("peak_group") or (analyzer.prefill_group() if hasattr(analyzer, "prefill_group") else 0))
     shape = Demand(getattr(analyzer, "name", ""), item_vram_mb=item, group_items=group,
                    item_kv_mb=float(getattr(analyzer, "item_kv_mb", 0.0) or 0.0))
     one = peak - batch_extra_mb(shape, batch)
@@ -751,6 +752,9 @@ class _Run:
                 values["peak_vram_mb"] = float(r["peak_vram_mb"])
                 # the batch it was measured at: a batch's working memory is not the model's own
                 values["peak_batch"] = max((r.get("step") or {}).get("batch_sizes") or [1])
+                group = a.prefill_group() if hasattr(a, "prefill_group") else 0
+                if group:  # (the group it prefilled in: the plan's, where smaller than its own)
+                    values["peak_group"] = group
             if r.get("analyze_s") is not None and self.meta.duration:
                 values["seconds_per_video_s"] = float(r["analyze_s"]) / self.meta.duration
             if values and (a.model_ids() or str(r.get("device", "cpu")).startswith("cuda")):

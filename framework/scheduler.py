@@ -119,6 +119,8 @@ class Placement:
     :ivar vram_mb: the estimate the plan used (weights and working memory).
     :ivar exclusive: the executor runs it alone on its device (after an out-of-memory error): the
         device step then halves batches instead of handing the error back.
+    :ivar prefill_group: for a batch prefilled in groups, the most items a group may have (None: the
+        analyzer's own ``prefill_group()``).
     """
 
     device: str = "cpu"
@@ -127,6 +129,9 @@ class Placement:
     max_batch: int | None = None
     vram_mb: float = 0.0
     exclusive: bool = False
+    #: a batch prefilled in groups (``Demand.group_items``): the group the plan counted its memory with, smaller
+    #: than the analyzer's own where the room beside the weights leaves no whole group (``fitted_group``)
+    prefill_group: int | None = None
     #: set by the executor: whether other models are loaded on the same device right now
     shared: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
     #: set by the executor: told each (start, end) the device spent inside ``forward``
@@ -189,7 +194,8 @@ class Plan:
             "order": self.order,
             "budgets_mb": self.budgets,
             "analyzers": {n: {"device": p.device, "variant": p.variant, "vram_mb": round(p.vram_mb, 1),
-                              "max_batch": p.max_batch, "substitutes": dict(p.substitutes),
+                              "max_batch": p.max_batch, "prefill_group": p.prefill_group,
+                              "substitutes": dict(p.substitutes),
                               "est_seconds": _round(self.seconds.get(n)), "note": self.notes.get(n)}
                           for n, p in self.placements.items()},
             "waves": [{"device": w.device, "index": w.index, "gpu": w.gpu, "cpu": w.cpu,
@@ -293,6 +299,7 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
     for g in gpus:
         budgets.setdefault(g, None)
     by_name = {d.name: d for d in demands}
+    asked = dict(by_name)  # (by_name's batching demands get the prefill group that fits them best)
     order = topological_order({d.name: d.depends_on for d in demands})
     largest = max((b for b in budgets.values() if b is not None), default=None)
     placements: dict[str, Placement] = {}
@@ -315,6 +322,8 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
                 chosen[name] = fits[0]
                 seconds[name] = d.gpu_seconds
                 note = [d.note] if d.note else []
+                if largest is not None:  # (its reservation: the group that fits it best alone on a GPU)
+                    by_name[name] = fitted(d, largest - fits[0].vram_mb)
                 if fits[0] != d.all_variants[0]:
                     note.append(f"{d.all_variants[0].label} needs ~{d.all_variants[0].vram_mb:.0f} MB, "
                                 f"over the {largest:.0f} MB budget: using {fits[0].label} "
@@ -356,12 +365,19 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
             d, v = by_name[n], chosen[n]
             cap = None
             if n in room:
+                # the prefill group that fits best in the room it has in this wave (``fitted_group``)
+                d = fitted(asked[n], None if budget is None else room[n] + shares[n])
+                if d.group_items != asked[n].group_items:
+                    notes[n] = "; ".join(x for x in (notes.get(n), (
+                        f"prefilled in groups of {d.group_items} items, not {asked[n].group_items}: smaller groups "
+                        "leave room for a larger batch beside the weights")) if x)
                 cap = batch_cap(d, None if budget is None else room[n] + shares[n])
                 if cap > d.max_batch:
                     stretched = (f"a batch of up to {cap} (reserves {d.max_batch}; the rest from memory no "
                                  "analyzer reserved)")
                     notes[n] = "; ".join(x for x in (notes.get(n), stretched) if x)
-            placements[n] = Placement(w.device, v.precision, v.substitutes, cap, need[n])
+            placements[n] = Placement(w.device, v.precision, v.substitutes, cap, need[n],
+                                      prefill_group=d.group_items if _grouped(d) else None)
     for name in order:  # CPU analyzers, listed beside the wave after their GPU dependencies
         if name in placements and not placements[name].is_gpu:
             gpu_deps = [wave_of[p] for p in _ancestors(name, by_name) if p in wave_of]
@@ -397,6 +413,37 @@ def batch_extra_mb(d: Demand, batch: int) -> float:
     if not _grouped(d) or batch <= d.group_items:
         return d.item_vram_mb * (batch - 1)
     return d.item_vram_mb * (d.group_items - 1) + d.item_kv_mb * (batch - d.group_items)
+
+
+#: the smallest prefill group ``fitted_group`` gives: each group's prefill also takes a decoder's first steps
+#: outside the graphed loop (``greedy_loop.start``), which groups of a row or two would repeat for every row
+MIN_PREFILL_GROUP = 4
+
+
+def fitted_group(d: Demand, room_mb: float | None) -> int:
+    """The prefill group for a batch prefilled in groups with ``room_mb`` beside the weights: of
+    ``d.group_items`` and the smaller groups down to ``MIN_PREFILL_GROUP``, the one that gives the largest
+    batch (``batch_cap``; the largest such group where several do). A smaller group leaves more room for the
+    items that only keep their KV: Qwen2-VL-7B in bf16 on a 24 GB GPU fits no group of 64 chunks (600 MB
+    each) beside its 17 GB, but groups of 4 and some 35 chunks that keep 150 MB each; beside other models on
+    an 80 GB GPU, groups of 64 gave it 71 chunks where smaller ones give the 128 it can use. Where the demand
+    is not grouped, or the room is unknown: ``d.group_items``."""
+    if not _grouped(d) or room_mb is None:
+        return d.group_items
+    best, most = d.group_items, batch_cap(d, room_mb)
+    for group in range(d.group_items - 1, MIN_PREFILL_GROUP - 1, -1):
+        if d.item_vram_mb * (group - 1) > room_mb:
+            continue  # (the group itself does not fit)
+        batch = min(d.largest_batch, group + int((room_mb - d.item_vram_mb * (group - 1)) // d.item_kv_mb))
+        if batch > most:
+            best, most = group, batch
+    return best
+
+
+def fitted(d: Demand, room_mb: float | None) -> Demand:
+    """``d`` with ``fitted_group``'s prefill group for ``room_mb`` beside its weights."""
+    group = fitted_group(d, room_mb)
+    return d if group == d.group_items else dataclasses.replace(d, group_items=group)
 
 
 def batch_cap(d: Demand, room_mb: float | None) -> int:

@@ -71,6 +71,7 @@ def test_a_measured_peak_replaces_the_manifest_estimate_in_the_next_plan(tmp_pat
     stored = json.loads(Measurements().path.read_text())  # under the test's FRAMEWORK_HOME
     key = measurement_key("t_heavy", Heavy.version, ["yolov8n"], "fp16", "cuda:0")
     assert stored[key]["peak_vram_mb"] == 3400.0 and stored[key]["peak_batch"] == 2
+    assert "peak_group" not in stored[key]  # (only where batches are prefilled in groups)
 
     after = plan_video(sample_video.path, registry=load_registry(registry_file), host=host)
     assert after.plan.placements["t_heavy"].vram_mb > estimate
@@ -124,3 +125,6 @@ def test_a_peak_measured_at_a_large_batch_is_not_counted_twice_by_the_next_plan(
     grouped = types.SimpleNamespace(item_vram_mb=300.0, item_kv_mb=100.0, prefill_group=lambda: 32)
     assert measured_one_item_mb({"peak_vram_mb": 35_800.0, "peak_batch": 64}, grouped, 18_432.0) == \
         35_800.0 - 31 * 300.0 - 32 * 100.0
+    # measured in the plan's smaller groups (4: a 24 GB GPU), not the analyzer's own 32: read with the group it ran in
+    assert measured_one_item_mb({"peak_vram_mb": 22_000.0, "peak_batch": 30, "peak_group": 4}, grouped, 18_432.0) == \
+        22_000.0 - 3 * 300.0 - 26 * 100.0

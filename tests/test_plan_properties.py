@@ -1,6 +1,8 @@
 """Property tests of ``framework.scheduler.plan`` on simulated devices (hypothesis)."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +31,14 @@ def demands(draw):
                           group_items=draw(st.sampled_from([0, 0, 4, 32])),
                           item_kv_mb=draw(st.sampled_from([0.0, 10.0, 150.0]))))
     return out
+
+
+def _in_planned_groups(d, placement):
+    """``d`` with the prefill group its placement has (the plan's ``fitted_group``), checked no larger than its own."""
+    if placement.prefill_group is None:
+        return d
+    assert 0 < placement.prefill_group <= d.group_items
+    return dataclasses.replace(d, group_items=placement.prefill_group)
 
 
 def _working_mb(d, batch):
@@ -62,12 +72,14 @@ def test_plan_invariants(ds, budget, gpus, limit):
             assert w.vram_mb <= budget + 1e-6
         else:
             assert len(w.gpu) == 1  # unknown size: one model at a time per GPU
-    # the batches the caps allow (weights plus working memory) fit the budget together, wave by wave
+    # the batches the caps allow (weights plus working memory, in the prefill groups the plan gave) fit the
+    # budget together, wave by wave; a group is never larger than the analyzer's own
     for w in p.waves:
         if budget is not None:
             batches = sum(p.placements[n].vram_mb if not by_name[n].item_vram_mb else
                           next(v.vram_mb for v in by_name[n].all_variants if v.precision == p.placements[n].variant)
-                          + _working_mb(by_name[n], p.placements[n].max_batch) for n in w.gpu)
+                          + _working_mb(_in_planned_groups(by_name[n], p.placements[n]), p.placements[n].max_batch)
+                          for n in w.gpu)
             assert batches <= budget + 1e-6
         for n in w.gpu:
             assert p.placements[n].max_batch is None or p.placements[n].max_batch <= by_name[n].largest_batch
@@ -170,3 +182,27 @@ def test_the_cap_is_the_largest_batch_whose_working_memory_fits(item, kv, group,
     assert cap == 1 or _working_mb(d, cap) <= room + 1e-6
     if cap < d.largest_batch:
         assert _working_mb(d, cap + 1) > room
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([50.0, 600.0, 800.0]), st.sampled_from([0.0, 10.0, 150.0, 900.0]), st.integers(0, 64),
+       st.integers(1, 64), st.sampled_from([0, 16, 128]), st.floats(0, 200_000))
+def test_a_fitted_prefill_group_never_gives_a_smaller_batch_and_its_batch_fits(item, kv, group, wanted, stretch, room):
+    """``fitted_group``: never a larger group than the analyzer's, never below ``MIN_PREFILL_GROUP`` when it
+    changes it, a batch at least as large as with its own group, which fits the room item by item; the group
+    itself fits; and no smaller group down to the floor gives a larger batch."""
+    from framework.scheduler import MIN_PREFILL_GROUP, batch_cap, fitted, fitted_group
+
+    d = Demand("a", "gpu", item_vram_mb=item, max_batch=wanted, stretch_batch=stretch, group_items=group,
+               item_kv_mb=kv)
+    g = fitted_group(d, room)
+    assert g <= group and (g == group or g >= MIN_PREFILL_GROUP)
+    shaped = fitted(d, room)
+    assert shaped.group_items == g
+    cap = batch_cap(shaped, room)
+    assert cap >= batch_cap(d, room)
+    assert cap == 1 or _working_mb(shaped, cap) <= room + 1e-6
+    if g != group:
+        assert item * (g - 1) <= room
+        smaller = [batch_cap(dataclasses.replace(d, group_items=s), room) for s in range(MIN_PREFILL_GROUP, g)]
+        assert all(c <= cap for c in smaller)

@@ -135,8 +135,9 @@ def test_a_stretch_batch_grows_only_into_memory_nobody_reserved():
 def test_a_batch_prefilled_in_groups_counts_the_items_beyond_its_first_group_at_their_kv():
     """A VLM that prefills 64 chunks at a time and decodes the batch as one: a chunk beyond the first group keeps
     only its KV (150 MB), not a prefill's working memory (600 MB). Alone on an 80 GB GPU it stretches to 128 where
-    it reached 97 counted whole; at 48 GB not even the first group fits whole and nothing changes; at 24 GB the
-    same."""
+    it reached 97 counted whole. At 48 GB and 24 GB not even the first group fits whole: the plan then prefills in
+    smaller groups (``fitted_group``), which leave room for more chunks that keep only their KV: 128 in groups of
+    27 where 52 fitted whole, 38 in groups of 4 where 12 did."""
     from framework.scheduler import batch_cap, batch_extra_mb
 
     grouped = Demand("vlm", "gpu", 17000, item_vram_mb=600, max_batch=64, stretch_batch=128, group_items=64,
@@ -146,9 +147,16 @@ def test_a_batch_prefilled_in_groups_counts_the_items_beyond_its_first_group_at_
     assert batch_extra_mb(grouped, 128) == 63 * 600 + 64 * 150 < batch_extra_mb(whole, 128) == 127 * 600
     assert batch_cap(grouped, 63 * 600 + 10 * 150 + 149) == 74 and batch_cap(grouped, 63 * 600 - 1) == 63
     assert batch_cap(grouped, None) == 64
-    for budget, caps in ((75000, (128, 1 + (75000 - 17000) // 600)), (48000, (52, 52)), (24000, (12, 12))):
+    for budget, caps, group in ((75000, (128, 1 + (75000 - 17000) // 600), 64), (48000, (128, 52), 27),
+                                (24000, (38, 12), 4)):
+        planned = plan([grouped], budget, ["cuda:0"])
         got = tuple(plan([d], budget, ["cuda:0"]).placements["vlm"].max_batch for d in (grouped, whole))
         assert got == caps, budget
+        assert planned.placements["vlm"].prefill_group == group
+        assert (f"groups of {group} items" in (planned.notes.get("vlm") or "")) == (group != 64)
+        assert plan([whole], budget, ["cuda:0"]).placements["vlm"].prefill_group is None
+    # the room 24 GB leaves, item by item: 4 chunks prefilled at 600 MB, 34 more keeping 150 MB
+    assert 3 * 600 + 34 * 150 <= 24000 - 17000 < 3 * 600 + 35 * 150
     roomy = plan([grouped], 75000, ["cuda:0"])
     assert roomy.placements["vlm"].vram_mb == 17000 + 63 * 600  # reserved: the 64 asked for
     # not a cheaper item than a prefill's: counted whole (the KV is part of an item's working memory)

@@ -126,7 +126,9 @@ def test_on_a_gpu_the_batch_may_stretch_to_gpu_batch_with_room_where_groups_pref
 def test_the_plan_stretches_the_vlms_batch_only_where_a_gpu_has_room(cut_video, tmp_path, monkeypatch):
     """Through the runner's plan (a simulated Hopper GPU): 135 GB leave room for a batch of 128 beyond the 64
     it reserves; so do 75 GB (an 80 GB card), the chunks beyond the first group of 64 counted at their KV
-    (``prefill_group``, ``item_kv_mb``); at 24 GB the batch is what fits, as before."""
+    (``prefill_group``, ``item_kv_mb``); at 24 GB no group of 64 fits beside the 7B: the plan prefills in small
+    groups (``placement.prefill_group``), which the analyzer then uses, and the batch is what fits that way,
+    larger than prefilled whole."""
     from framework.devices import GPUs
     from framework.registry import load_registry
     from framework.runner import plan_video
@@ -144,6 +146,11 @@ def test_the_plan_stretches_the_vlms_batch_only_where_a_gpu_has_room(cut_video, 
     assert placed[135].max_batch == 128 and placed[135].vram_mb < 135 * 1024 / 2  # reserved: for 64
     assert placed[75].max_batch == 128 and placed[75].vram_mb == placed[135].vram_mb
     assert placed[24].max_batch < 64 and placed[24].vram_mb <= 24 * 1024
+    assert placed[135].prefill_group == placed[75].prefill_group == 64
+    assert 4 <= placed[24].prefill_group < 16 and placed[24].max_batch > 2 * placed[24].prefill_group
+    a = SceneDescription({"chunking": "fixed"})
+    a.placement, a._device = placed[24], "cuda:0"
+    assert a.prefill_group() == a._prefill_rows() == placed[24].prefill_group
 
 
 @pytest.mark.parametrize("params,device,group", [

@@ -290,9 +290,17 @@ class SceneDescription(BatchedAnalyzer):
         return max(GPU_BATCH_WITH_ROOM, self.max_batch_size())
 
     def prefill_group(self) -> int:
-        """Where batches are prefilled in groups: ``prefill_rows`` (by default ``GPU_BATCH``), and the plan counts
+        """Where batches are prefilled in groups: ``prefill_rows`` (by default ``GPU_BATCH``), or the plan's smaller
+        group (``placement.prefill_group``: the room beside the weights holds no whole group), and the plan counts
         a chunk beyond the first group at ``item_kv_mb``; 0 elsewhere."""
-        return (self.params.prefill_rows or GPU_BATCH) if self._prefills_in_groups() else 0
+        if not self._prefills_in_groups():
+            return 0
+        return self._planned_group(self.params.prefill_rows or GPU_BATCH)
+
+    def _planned_group(self, rows: int) -> int:
+        """``rows``, or the plan's prefill group where smaller."""
+        planned = self.placement.prefill_group if self.placement is not None else None
+        return min(rows, planned) if planned else rows
 
     @property
     def run_device(self) -> str:
@@ -335,11 +343,14 @@ class SceneDescription(BatchedAnalyzer):
     def _prefill_rows(self) -> int | None:
         """``prefill_rows``, or by default ``GPU_BATCH`` on CUDA (a batch above it: prefilled in groups,
         decoded as one; on an H200 a batch of 87 chunks of the 7B, 82 video s/s against 72 for one prefill
-        and 66 for batches of 64); None: each batch prefilled whole."""
+        and 66 for batches of 64), the plan's smaller group where it gave one (``placement.prefill_group``);
+        None: each batch prefilled whole."""
         p = self.params
         if p.prefill_rows is not None:
-            return p.prefill_rows or None
-        return GPU_BATCH if self.run_device.startswith("cuda") and p.backend == "transformers" else None
+            rows = p.prefill_rows
+        else:
+            rows = GPU_BATCH if self.run_device.startswith("cuda") and p.backend == "transformers" else 0
+        return self._planned_group(rows) if rows else None
 
     def _folders(self, models: dict[str, Path]) -> tuple[Path, Path | None]:
         """The model folder and the adapter folder (if any) among those the runner resolved."""
