@@ -5,8 +5,9 @@ Keras age model, ``age_model_weights.h5``, which needs TensorFlow; this stack do
 This port classifies face crops with a ViT age classifier trained on FairFace (manifest id
 ``vit-age-classifier``, ``nateraw/vit-age-classifier``; age bands 0-2, 3-9, 10-19, 20-29, 30-39,
 40-49, 50-59, 60-69, more than 70) through transformers. Faces come from mediapipe's bundled
-full-range face detector, linked into face tracks within shots (``_faces.classify``). It needs a
-download (``framework models pull vit-age-classifier``), so it is disabled by default here.
+full-range face detector, linked into face tracks within shots (``_faces.classify``). Enabled by
+default, as in the original: its model is fetched on first use where the plan runs it (or beforehand with
+``framework models pull vit-age-classifier``); without mediapipe it is skipped with the reason.
 
 The apparent age of a face in a video frame is an estimate (lighting, make-up, pose, blur); the
 probabilities of a face track's samples are averaged, so a track seen on many frames is steadier.
@@ -66,8 +67,9 @@ class AgeEstimation(FaceClassifier):
     name = "age_estimation"
     version = "1.0.0"
     description = ("Estimated age range per face track: a ViT age classifier (FairFace) on mediapipe face "
-                   "crops (the original system used DeepFace); needs a download, so disabled by default here.")
+                   "crops (the original system used DeepFace); its model is fetched on first use.")
     original_status = "active"  # how the original system shipped it (docs/analyzers.md)
+    enabled_by_default = True  # as in the original (the other face classifiers were off there)
     MODEL_ID = MODEL_ID
     models = (DETECTOR_ID, MODEL_ID)
 

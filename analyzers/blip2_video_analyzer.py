@@ -27,6 +27,7 @@ class Blip2VideoAnalyzer(SceneDescription):
 
     name: ClassVar[str] = "blip2_video_analyzer"
     original_status = "disabled"
+    enabled_by_default = False  # (off in the original too; the description analyzer it builds on is on)
     version: ClassVar[str] = "1.0.0"
     description: ClassVar[str] = ("BLIP-2 (OPT-2.7b) captions of sampled frames, one description event per chunk "
                                   "(shot-aware) listing each frame's caption with its time; the description "

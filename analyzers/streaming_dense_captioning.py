@@ -33,6 +33,7 @@ class StreamingDenseCaptioning(SceneDescription):
 
     name: ClassVar[str] = "streaming_dense_captioning"
     original_status = "disabled"
+    enabled_by_default = False  # (off in the original too; the description analyzer it builds on is on)
     version: ClassVar[str] = "1.0.0"
     description: ClassVar[str] = ("a caption for every sampled frame (BLIP image captioning, 1 per second by "
                                   "default): one description event per frame; the description analyzer with "

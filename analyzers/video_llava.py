@@ -28,6 +28,7 @@ class VideoLlavaAnalyzer(SceneDescription):
 
     name: ClassVar[str] = "video_llava"
     original_status = "disabled"
+    enabled_by_default = False  # (off in the original too; the description analyzer it builds on is on)
     version: ClassVar[str] = "1.0.0"
     description: ClassVar[str] = ("what happens, in words, by Video-LLaVA-7B: one description per chunk (shot-aware) "
                                   "of 8 frames; the description analyzer with another model. Disabled in the "

@@ -350,3 +350,28 @@ def test_a_bundled_model_whose_package_is_missing_says_what_to_install(tmp_path,
     assert found == {}
     why = missing["absent-vad"]
     assert "pip install absent-bundled-vad" in why and "models pull" not in why, why
+
+
+def test_an_hf_host_whose_name_does_not_resolve_fails_at_once(monkeypatch):
+    """A host name that does not resolve (no network, no DNS; ``.invalid`` never does) fails before
+    huggingface_hub's retries (five, with pauses: about 23 s a model), with the same one clear line; with a
+    proxy in the environment the name is the proxy's to resolve, and the download is tried."""
+    import huggingface_hub
+    import huggingface_hub.constants as hf_constants
+
+    from framework.models.download import unresolvable
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    tried = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda *a, **k: tried.append(a) or 1 / 0)
+    result = _pull("smollm2-360m-instruct", code=EXIT_MODEL)
+    text = " ".join(result.output.split())
+    assert "cannot reach hub.invalid" in text and "Traceback" not in text
+    assert tried == []  # (not tried: no retries, no pauses)
+    assert unresolvable("hub.invalid") is not None and unresolvable("localhost") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert unresolvable("hub.invalid") is None

@@ -137,7 +137,9 @@ class SceneDescription(BatchedAnalyzer):
     warm_imports = ("transformers.modeling_utils", "transformers.generation.utils", "transformers.processing_utils")
     depends_on: ClassVar[tuple[str, ...]] = ("cut_analysis",)
     provides: ClassVar[tuple[str, ...]] = ("descriptions",)
-    enabled_by_default: ClassVar[bool] = False
+    # on, as in the original: the plan runs it where a GPU holds a variant, and skips it with the reason where
+    # none does and its CPU path is not practical (a laptop is never sent the 16 GB model)
+    enabled_by_default: ClassVar[bool] = True
     batch_size: ClassVar[int] = CPU_BATCH
     prefetch: ClassVar[int] = 2
     # one CPU thread prepares the batches ahead (the processor's own torch ops use the cores): a

@@ -35,6 +35,24 @@ def unreachable(locator: str, host: str, exc: BaseException) -> ModelError:
                       "and run the pull again (it resumes)")
 
 
+def unresolvable(host: str) -> OSError | None:
+    """Why ``host``'s name does not resolve here (no network, no DNS), or None: it resolves, or a proxy
+    from the environment would resolve it instead. Asked before a download whose library retries a
+    failed connection with growing pauses (huggingface_hub: about 23 s a model with no network), so
+    that a machine without a network learns it in milliseconds for every model of a run."""
+    import socket
+
+    if host.split(":")[0] in ("", "localhost") or any(
+            os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                                        "all_proxy")):
+        return None
+    try:
+        socket.getaddrinfo(host.split(":")[0], 443)
+    except OSError as exc:  # socket.gaierror: Name or service not known, temporary failure...
+        return exc
+    return None
+
+
 def is_network_error(exc: BaseException) -> bool:
     """Whether ``exc`` comes from an HTTP library's transport (a dropped connection, a timeout)."""
     return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "requests", "urllib3")

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 from ...errors import ModelError
 from ..cache import CachedModel
 from ..digest import file_digest, git_blob_sha1
-from ..download import is_network_error, quiet_tqdm, unreachable
+from ..download import is_network_error, quiet_tqdm, unreachable, unresolvable
 from ..fsguard import deletion_refusal, lock_is_held, tree_size
 from .base import ModelSource, Progress
 
@@ -150,6 +150,9 @@ class HuggingFace(ModelSource):
         revision = spec.revision or (None if update else entry.get("revision"))
         endpoint = os.environ.get("HF_ENDPOINT") or None  # read now, like every other setting here
         host = urlparse(endpoint or DEFAULT_ENDPOINT).netloc
+        no_name = unresolvable(host)
+        if no_name is not None:  # (not huggingface_hub's five retries of a connection that cannot be made)
+            raise unreachable(spec.locator, host, no_name)
         try:
             path = snapshot_download(spec.locator, revision=revision, cache_dir=roots.hf_hub,
                                      ignore_patterns=list(spec.ignore) or None, endpoint=endpoint,
