@@ -91,6 +91,25 @@ def _report_interrupt(exc: KeyboardInterrupt) -> None:
     sys.exit(EXIT_INTERRUPTED)
 
 
+def short_note(text: str, limit: int = 40) -> str:
+    """A reason short enough for a table's cell: up to its first ``" ("``, ``"; "`` or ``": "``, at most
+    ``limit`` characters; the whole reason goes below the table (``print_full_notes``). "" for none."""
+    cut = min((i for i in (text.find(" ("), text.find("; "), text.find(": ")) if i > 0), default=len(text))
+    short = text[:cut]
+    if len(short) > limit:
+        short = short[:limit - 1].rstrip()
+    return short + ("…" if short != text else "")
+
+
+def print_full_notes(notes: dict[str, str]) -> None:
+    """Each note that its table cell shortened, whole, one per line (the terminal wraps it)."""
+    long = {name: text for name, text in notes.items() if text and short_note(text) != text}
+    if long:
+        console.print("notes in full:", highlight=False)
+    for name, text in long.items():
+        console.print(f"  [yellow]{name}[/]: {text}", soft_wrap=True, highlight=False)
+
+
 def rerun_command(ctx: click.Context) -> str:
     """The shell command that reruns ``ctx``'s command with its arguments (less ``--no-resume``)."""
     path = []

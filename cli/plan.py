@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import console, main, user_errors
+from . import console, main, print_full_notes, short_note, user_errors
 
 
 @main.command("plan")
@@ -65,18 +65,23 @@ def _print_plan(report) -> None:
     for col in ("analyzer", "device", "wave", "variant", "VRAM (MB)", "max batch", "est. time", "note"):
         table.add_column(col)
     wave_of = {n: w.index for w in plan.waves for n in w.gpu}
+    notes = {}
     for name, p in plan.placements.items():
         secs = plan.seconds.get(name)
         note = report.cannot_run.get(name) or plan.notes.get(name) or ""
         if name in report.cannot_run:
             note = f"will be skipped: {note}"
+        notes[name] = note
         device = f"{p.device} (own process)" if name in report.own_process else p.device
         table.add_row(name, device, str(wave_of[name]) if name in wave_of else "beside",
                       p.variant or "-", f"{p.vram_mb:.0f}" if p.is_gpu else "-",
-                      str(p.max_batch) if p.max_batch else "-", f"{secs:.0f} s" if secs is not None else "?", note)
+                      str(p.max_batch) if p.max_batch else "-", f"{secs:.0f} s" if secs is not None else "?",
+                      short_note(note))
     for name, why in plan.unplanned.items():
-        table.add_row(name, "-", "-", "-", "-", "-", "-", f"will not run: {why}")
+        notes[name] = f"will not run: {why}"
+        table.add_row(name, "-", "-", "-", "-", "-", "-", short_note(notes[name]))
     console.print(table)
+    print_full_notes(notes)
     for w in plan.waves:
         console.print(f"wave {w.index} on {w.device}: {', '.join(w.gpu)} (~{w.vram_mb:.0f} MB)"
                       + (f"; beside it on the CPU: {', '.join(w.cpu)}" if w.cpu else ""), highlight=False)

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 from rich.console import Console
 
-from . import console, main, user_errors
+from . import console, main, print_full_notes, short_note, user_errors
 
 
 @main.command("sample")
@@ -224,11 +224,14 @@ def _print_run(r) -> None:
     table = Table(title=f"{r.video}", title_justify="left")
     for col in ("analyzer", "status", "time", "events", "note"):
         table.add_column(col)
+    notes = {}
     for name, t in r.timeline.tracks.items():
         colour = {"ok": "green", "skipped": "yellow", "failed": "red"}[t.status]
-        note = t.reason or ("reused from the last run" if t.reused else "")
-        table.add_row(name, f"[{colour}]{t.status}[/]", f"{t.duration_s or 0:.2f}s", str(len(t.events)), note)
+        notes[name] = t.reason or ("reused from the last run" if t.reused else "")
+        table.add_row(name, f"[{colour}]{t.status}[/]", f"{t.duration_s or 0:.2f}s", str(len(t.events)),
+                      short_note(notes[name]))
     console.print(table)
+    print_full_notes(notes)
     for w in r.timeline.run.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     console.print(f"results: [bold]{r.results_path}[/]" + (

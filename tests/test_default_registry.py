@@ -62,3 +62,23 @@ def test_without_a_gpu_the_vlm_is_left_out_with_the_reason_and_the_cpu_analyzers
 def test_on_larger_gpus_the_vlm_runs_in_bf16(sample_video, monkeypatch, gb):
     vlm = _shipped_plan(sample_video, monkeypatch, gb).plan.placements["qwen2_vl_temporal"]
     assert vlm.is_gpu and vlm.variant == "bf16" and not vlm.substitutes
+
+
+def test_framework_plan_keeps_the_table_short_and_prints_each_reason_whole(sample_video, monkeypatch):
+    """The table's note cell is the reason's first words; the whole reason follows the table, one line each."""
+    from click.testing import CliRunner
+
+    from cli import main, short_note
+    from framework.devices import GPUs
+
+    assert short_note("will not run: no GPU here; on the CPU ...") == "will not run…"
+    assert short_note("no GPU here") == "no GPU here" and short_note("") == ""
+    assert short_note("x" * 80) == "x" * 39 + "…"
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: GPUs([], {}, {}, {}, {}))
+    monkeypatch.chdir(REPO)  # (the shipped registry.yaml, as a user in a clone finds it)
+    result = CliRunner().invoke(main, ["plan", str(sample_video.path)], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    table, _, below = result.output.partition("plan for ")[2].partition("notes in full:")  # (after the logs)
+    assert "will not run…" in table and "set `device: cpu`" not in table
+    line = next(x for x in below.splitlines() if x.strip().startswith("qwen2_vl_temporal:"))
+    assert "will not run: no GPU here" in line and "set `device: cpu` for it in registry.yaml" in line
