@@ -68,6 +68,27 @@ def test_digests_cover_every_kind_of_track_including_unknown_ones():
     assert digests[0].text.startswith(f"[scene 1 | 0.0s-{units[0].end:.1f}s]")
 
 
+def test_a_track_of_measurements_alone_is_not_counted_as_observed():
+    """An OCR track that found no text still has its series (``text_lines 0``): the scene's line shows the
+    measurement, but the summary's "Observed:" names only tracks that found something there."""
+    from analyzers.fusion.align import TrackIndex
+    from analyzers.fusion.extractive import extractive_paragraph
+
+    tracks = {
+        "text_overlay": Track(analyzer="text_overlay", version="1",
+                              series=[Series(name="text_lines", times=[0.0, 5.0, 10.0], values=[0.0, 0.0, 0.0])]),
+        "speech_rate": Track(analyzer="speech_rate", version="1",
+                             events=[Event(start=1.0, end=4.0, label="speech_rate")]),
+    }
+    units = build_units(tracks, 12.0)
+    builder = DigestBuilder(tracks, 12.0, estimate_tokens, max_tokens=160)
+    digests = [builder.build(u) for u in units]
+    assert "text_overlay: text_lines 0" in digests[0].text
+    paragraph = extractive_paragraph(digests, {n: TrackIndex(t) for n, t in tracks.items()}, 12.0, sorted(tracks))
+    assert "Observed: speech_rate in 1 of 1." in paragraph
+    assert "text_overlay in" not in paragraph
+
+
 def test_fit_digests_keeps_the_most_salient_in_full_within_budget():
     tl = synthetic_timeline(900.0, seed=1)
     units = build_units(tl.tracks, 900.0)

@@ -57,6 +57,7 @@ class Line:
     features: dict[str, float] = field(default_factory=dict)
     priority: int = 5  # lower first when a digest must be cut
     short: str = ""    # a few words for a chapter title ("pan camera", "quiet", 'speech: "hello"')
+    observed: bool = True  # False: only a series' measurements (OCR's "text_lines 0"), nothing found in the unit
 
 
 class Digest:
@@ -73,7 +74,7 @@ class Digest:
         self.brief_tokens = 0
         self.salience = 0.0
         self.features: dict[str, float] = {}
-        self.heads: tuple[str, ...] = ()   # the heading of each line ("speech", "camera", ...)
+        self.heads: tuple[str, ...] = ()   # the heading of each line that observed something ("speech", "camera", ...)
         self.headline = ""                 # the first line, clipped (chapter titles)
 
     @property
@@ -234,7 +235,8 @@ def render_generic(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> L
     parts.extend(series_parts[:3])
     priority = {"visual": 1, "speech": 2, "on-screen text": 2}.get(name, 3)
     short = _clip(f"{name}: " + parts[0], 60) if (texts or labels) else ""
-    return Line(track.analyzer, f"{name}: " + "; ".join(parts), feats, priority=priority, short=short)
+    return Line(track.analyzer, f"{name}: " + "; ".join(parts), feats, priority=priority, short=short,
+                observed=bool(texts or labels))
 
 
 # Built-in analyzers with a specific renderer; every other track uses ``render_generic``.
@@ -319,7 +321,7 @@ class DigestBuilder:
         d.features = feats
         d.tokens = self.count(self.full_text(d, lines))
         d.brief_tokens = self.count(self.brief_text(d, lines))
-        d.heads = tuple(sys.intern(ln.text.split(":", 1)[0]) for ln in lines)
+        d.heads = tuple(sys.intern(ln.text.split(":", 1)[0]) for ln in lines if ln.observed)
         d.headline = headline(lines)
         return d
 
