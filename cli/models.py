@@ -14,7 +14,7 @@ from rich.table import Table
 from framework.errors import ConfigError, ModelError
 
 from . import console as err_console
-from . import main, user_errors
+from . import main, table_of, user_errors
 
 _REGISTRY_HELP = "registry.yaml to use (default: ./registry.yaml, then $FRAMEWORK_HOME/registry.yaml)."
 _MANIFEST_HELP = ("models_manifest.yaml to use (default: $FRAMEWORK_MANIFEST, ./models_manifest.yaml, "
@@ -104,21 +104,21 @@ def list_cmd(as_json: bool, cached_only: bool, registry_path: Path | None, manif
                "warnings": warnings})
         return
     _warn(warnings)
-    table = Table(title=f"models in {ctx.manifest.path}", title_justify="left")
-    for col in ("id", "source", "expected", "cached", "on disk", "enabled analyzers", "disabled analyzers",
-                "prunable"):
-        table.add_column(col, justify="right" if col in ("expected", "on disk") else "left")
+    cells = []
     for r in rows:
         cached = "yes" if r["cached"] else ("partial" if r["busy"] or r["partial"] else "no")
         prune = _short_prune(r)
         approx = "~" if r["size_approximate"] and r["expected_size_bytes"] is not None else ""
-        table.add_row(r["id"], r["source"], approx + human_size(r["expected_size_bytes"]),
+        cells.append((r["id"], r["source"], approx + human_size(r["expected_size_bytes"]),
                       cached, human_size(r["size_on_disk"]) if r["cached"] or r["size_on_disk"] else "-",
-                      ", ".join(r["enabled_analyzers"]) or "-", ", ".join(r["disabled_analyzers"]) or "-", prune)
+                      ", ".join(r["enabled_analyzers"]) or "-", ", ".join(r["disabled_analyzers"]) or "-", prune))
+    out = _out()
+    table = table_of(f"models in {ctx.manifest.path}", ("id", "source", "expected", "cached", "on disk",
+                                                          "enabled analyzers", "disabled analyzers", "prunable"),
+                     cells, right=("expected", "on disk"), width=out.width, drop_empty=False)
     table.add_section()
     table.add_row(f"total ({totals['cached']}/{totals['models']} cached)", "", "~" + human_size(totals["expected_bytes"]),
                   "", human_size(totals["cached_bytes"]), "", "", f"{human_size(totals['reclaimable_bytes'])} reclaimable")
-    out = _out()
     out.print(table)
     if unknown:
         t2 = Table(title="cached Hugging Face repos not in the manifest (prune --include-unknown deletes them)",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import console, main, print_full_notes, short_note, user_errors
+from . import console, main, print_full_notes, short_note, table_of, user_errors
 
 
 @main.command("plan")
@@ -51,8 +51,6 @@ def plan_cmd(video: Path, registry_path: Path | None, only: str | None, skip: st
 
 
 def _print_plan(report) -> None:
-    from rich.table import Table
-
     plan = report.plan
     gpus = report.gpus
     if gpus.devices:
@@ -61,11 +59,8 @@ def _print_plan(report) -> None:
                           f"{gpus.total_mb.get(d, 0) / 1024:.1f} GB", highlight=False)
     else:
         console.print("no GPU: GPU analyzers run on the CPU only where that is practical", highlight=False)
-    table = Table(title=f"plan for {report.video.path} ({report.video.duration or 0:.1f} s)")
-    for col in ("analyzer", "device", "wave", "variant", "VRAM (MB)", "max batch", "est. time", "note"):
-        table.add_column(col)
     wave_of = {n: w.index for w in plan.waves for n in w.gpu}
-    notes = {}
+    notes, rows = {}, []
     for name, p in plan.placements.items():
         secs = plan.seconds.get(name)
         note = report.cannot_run.get(name) or plan.notes.get(name) or ""
@@ -73,13 +68,15 @@ def _print_plan(report) -> None:
             note = f"will be skipped: {note}"
         notes[name] = note
         device = f"{p.device} (own process)" if name in report.own_process else p.device
-        table.add_row(name, device, str(wave_of[name]) if name in wave_of else "beside",
-                      p.variant or "-", f"{p.vram_mb:.0f}" if p.is_gpu else "-",
-                      str(p.max_batch) if p.max_batch else "-", f"{secs:.0f} s" if secs is not None else "?",
-                      short_note(note))
+        rows.append((name, device, str(wave_of[name]) if name in wave_of else "beside",
+                     p.variant or "-", f"{p.vram_mb:.0f}" if p.is_gpu else "-",
+                     str(p.max_batch) if p.max_batch else "-", f"{secs:.0f} s" if secs is not None else "?",
+                     short_note(note)))
     for name, why in plan.unplanned.items():
         notes[name] = f"will not run: {why}"
-        table.add_row(name, "-", "-", "-", "-", "-", "-", short_note(notes[name]))
+        rows.append((name, "-", "-", "-", "-", "-", "-", short_note(notes[name])))
+    table = table_of(f"plan for {report.video.path} ({report.video.duration or 0:.1f} s)",
+                     ("analyzer", "device", "wave", "variant", "VRAM (MB)", "max batch", "est. time", "note"), rows)
     console.print(table)
     print_full_notes(notes)
     for w in plan.waves:

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 from rich.console import Console
 
-from . import console, main, print_full_notes, short_note, user_errors
+from . import console, main, print_full_notes, short_note, table_of, user_errors
 
 
 @main.command("sample")
@@ -219,18 +219,13 @@ def _print_summary(outcomes) -> None:
 
 
 def _print_run(r) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"{r.video}", title_justify="left")
-    for col in ("analyzer", "status", "time", "events", "note"):
-        table.add_column(col)
-    notes = {}
+    notes, rows = {}, []
     for name, t in r.timeline.tracks.items():
         colour = {"ok": "green", "skipped": "yellow", "failed": "red"}[t.status]
         notes[name] = t.reason or ("reused from the last run" if t.reused else "")
-        table.add_row(name, f"[{colour}]{t.status}[/]", f"{t.duration_s or 0:.2f}s", str(len(t.events)),
-                      short_note(notes[name]))
-    console.print(table)
+        rows.append((name, f"[{colour}]{t.status}[/]", f"{t.duration_s or 0:.2f}s", str(len(t.events)),
+                     short_note(notes[name])))
+    console.print(table_of(f"{r.video}", ("analyzer", "status", "time", "events", "note"), rows))
     print_full_notes(notes)
     for w in r.timeline.run.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
@@ -283,14 +278,9 @@ def analyzers_list_cmd(registry_path: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"analyzers": rows, "plugin_problems": problems}, indent=2))
         return
-    from rich.table import Table
-
-    table = Table(title="analyzers")
-    for col in ("name", "enabled", "version", "device", "models", "plugin", "can run here"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], "yes" if r["enabled"] else "no", r["version"], r["device"],
-                      ", ".join(r["models"]) or "-", r["plugin"], r["run_note"])
-    Console().print(table)
+    out = Console()
+    out.print(table_of("analyzers", ("name", "enabled", "version", "device", "models", "plugin", "can run here"),
+                       [(r["name"], "yes" if r["enabled"] else "no", r["version"], r["device"],
+                         ", ".join(r["models"]) or "-", r["plugin"], r["run_note"]) for r in rows], width=out.width))
     for p in problems:
         console.print(f"[yellow]warning:[/] {p}", highlight=False)

@@ -2,6 +2,7 @@
 runs on the machine (issue 12's "what runs by default")."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,32 @@ def test_framework_plan_keeps_the_table_short_and_prints_each_reason_whole(sampl
     assert "will not run…" in table and "set `device: cpu`" not in table
     line = next(x for x in below.splitlines() if x.strip().startswith("qwen2_vl_temporal:"))
     assert "will not run: no GPU here" in line and "set `device: cpu` for it in registry.yaml" in line
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_framework_plan_on_80_columns_never_cuts_an_analyzers_name(sample_video, monkeypatch, gpu):
+    """Piped, a table is 80 columns wide: every analyzer's name stays whole (four of them begin ``speech``), the
+    other columns wrap or shrink, and on a machine without a GPU the columns that are ``-`` in every row (VRAM,
+    batch) are left out."""
+    from click.testing import CliRunner
+
+    from cli import main
+    from framework.devices import GPUs
+
+    gpus = GPUs(["cuda:0"], {"cuda:0": 12288}, {"cuda:0": 12288}, {"cuda:0": "simulated"}, {"cuda:0": (8, 6)}) \
+        if gpu else GPUs([], {}, {}, {}, {})
+    monkeypatch.setattr("framework.devices.discover", lambda requested, budget, wanted=True: gpus)
+    monkeypatch.chdir(REPO)
+    result = CliRunner().invoke(main, ["plan", str(sample_video.path), "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    names = [*plan["analyzers"], *plan["unplanned"]]
+    assert sum(n.startswith("speech") for n in names) >= 3
+    result = CliRunner().invoke(main, ["plan", str(sample_video.path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    table = result.output.partition("plan for ")[2].partition("notes in full:")[0]
+    assert max(len(line) for line in table.splitlines()) <= 80
+    cells = [line.replace("│", " ").split() for line in table.splitlines()]
+    rows = {c[0] for c in cells if c and c[0].isidentifier()}
+    assert set(names) <= rows, set(names) - rows
+    assert ("VRAM" in table) == gpu and ("bes…" not in table)
