@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,9 @@ class VoiceActivity(BatchedAnalyzer):
             raise AnalyzerUnavailable(f"voice_activity: silero-vad weights not found at {weights}; "
                                       "pip install silero-vad")
         self._torch = torch
+        # silero-vad ships TorchScript; torch >= 2.10 warns on every torch.jit.load that it is deprecated, a
+        # line in the user's run output about nothing they can change (the filter stays for the process)
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning)
         self.model = init_jit_model(str(weights))
         self.vad_name = f"silero-vad jit ({weights.name})"
 

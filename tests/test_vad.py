@@ -107,7 +107,8 @@ def test_ten_minutes_are_scored_in_one_batch_of_short_blocks():
 def test_loading_leaves_torchs_cpu_threads_as_they_were():
     """silero-vad's model module sets torch's CPU threads to 1 on import; voice_activity's load puts the count back,
     so the threads the run starts after it (the other analyzers') compute on every CPU thread. In a fresh interpreter:
-    here silero-vad may be imported already, and would not set anything again."""
+    here silero-vad may be imported already, and would not set anything again. Nor does the load print torch's
+    warning that ``torch.jit.load`` is deprecated."""
     import os
     import subprocess
     import sys
@@ -129,3 +130,4 @@ print(torch.get_num_threads(), seen[0])
                           env={**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'tests'}"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["3", "3"]
+    assert "torch.jit.load" not in done.stderr  # (torch's deprecation of TorchScript: nothing a user can act on)
