@@ -120,7 +120,7 @@ class Placement:
     :ivar exclusive: the executor runs it alone on its device (after an out-of-memory error): the
         device step then halves batches instead of handing the error back.
     :ivar prefill_group: for a batch prefilled in groups, the most items a group may have (None: the
-        analyzer's own ``prefill_group()``).
+        analyzer's own ``prefill_group()``; so too where the batch is no larger than one group, prefilled whole).
     """
 
     device: str = "cpu"
@@ -376,8 +376,10 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
                     stretched = (f"a batch of up to {cap} (reserves {d.max_batch}; the rest from memory no "
                                  "analyzer reserved)")
                     notes[n] = "; ".join(x for x in (notes.get(n), stretched) if x)
+            # (a batch no larger than one group is prefilled whole: no group to report, as for the 7B's batch of 2 at 12 GB)
+            grouped = _grouped(d) and (cap is None or cap > d.group_items)
             placements[n] = Placement(w.device, v.precision, v.substitutes, cap, need[n],
-                                      prefill_group=d.group_items if _grouped(d) else None)
+                                      prefill_group=d.group_items if grouped else None)
     for name in order:  # CPU analyzers, listed beside the wave after their GPU dependencies
         if name in placements and not placements[name].is_gpu:
             gpu_deps = [wave_of[p] for p in _ancestors(name, by_name) if p in wave_of]

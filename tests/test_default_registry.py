@@ -45,6 +45,7 @@ def test_on_a_12_gb_gpu_the_shipped_registry_plans_the_vlm_in_a_variant_that_fit
     vlm = plan.placements["qwen2_vl_temporal"]
     assert vlm.is_gpu and vlm.variant == "fp8", (vlm, plan.notes.get("qwen2_vl_temporal"))
     assert "over the 12288 MB budget" in plan.notes["qwen2_vl_temporal"]
+    assert vlm.max_batch <= 64 and vlm.prefill_group is None  # (a batch of one group: prefilled whole, no groups)
     assert all(w.vram_mb <= 12 * 1024 for w in plan.waves)
     assert not [n for n, why in plan.unplanned.items() if "budget" in why or "VRAM" in why], plan.unplanned
 
