@@ -1070,7 +1070,8 @@ def run_many(videos: list[Path], *, registry_path: str | os.PathLike | None = No
         try:
             result = analyze(video, registry=registry, host=host, out_dir=target, **kwargs)
         except InputError as exc:
-            logger.error("%s", exc)
+            # in a batch, said as it happens (the command lists every error again at the end); alone, once
+            logger.log(logging.ERROR if len(videos) > 1 else logging.DEBUG, "%s", exc)
             outcomes.append(VideoOutcome(video, error=str(exc), exit_code=exc.exit_code))
             continue
         except KeyboardInterrupt as exc:

@@ -36,6 +36,7 @@ def _assert_one_line_error(code, out, err, expected_code, *needles):
     text = " ".join(err.split())  # rich may wrap long lines
     for needle in needles:
         assert needle in text, (needle, err)
+    assert text.count(needles[0]) == 1, err  # said once: not logged as well as printed
 
 
 def test_missing_file(tmp_path):
