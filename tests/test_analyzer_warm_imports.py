@@ -7,10 +7,11 @@ import sys
 import threading
 import time
 
-from framework import Analyzer, FrameSpec, hookimpl
+from framework import Analyzer, FrameSpec
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze
+from framework.testing.plugins import analyzers_plugin
 from test_own_process import one_simulated_gpu
 
 SLOW_MODULE = """
@@ -46,13 +47,10 @@ def run_warms_up(tmp_path, video, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "t_slow_module", raising=False)
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(WarmsUp)
+    Plugin = analyzers_plugin(WarmsUp)
 
     (tmp_path / "registry.yaml").write_text("analyzers:\n  t_warms_up: {}\n")
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
     return analyze(video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
                    out_dir=tmp_path / "run", progress=False)
 

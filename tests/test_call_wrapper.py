@@ -8,12 +8,13 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from framework import Analyzer, Event, hookimpl
+from framework import Analyzer, Event
 from framework.analyzer import AnalyzerInputs, AnalyzerUnavailable
 from framework.callinfo import CallInfo, call_analyzer
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze
+from framework.testing.plugins import analyzers_plugin
 
 UNLOADS: list[str] = []
 
@@ -94,11 +95,7 @@ FAILING = {"t_exits": ("analyze", "SystemExit"), "t_nomemory": ("analyze", "Memo
 ALL = [*FAILING, "t_good", "t_after_good"]
 
 
-class _Plugin:
-    @hookimpl
-    def register_analyzers(self, register):
-        for cls in (Exits, NoMemory, BadUnload, BadLoad, OddBase, Good, AfterGood):
-            register(cls)
+_Plugin = analyzers_plugin(Exits, NoMemory, BadUnload, BadLoad, OddBase, Good, AfterGood)
 
 
 def _registry(tmp_path, names):
@@ -110,7 +107,7 @@ def _registry(tmp_path, names):
 @pytest.fixture
 def host():
     UNLOADS.clear()
-    return build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin()])
+    return build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin])
 
 
 def test_call_info_catches_every_base_exception_but_keyboard_interrupt():

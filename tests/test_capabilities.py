@@ -7,12 +7,12 @@ import csv
 import re
 
 from analyzers._shots import shot_intervals, upstream_shots
-from framework import (Analyzer, AnalyzerInputs, Event, FrameSpec, Timeline, Track, VideoMeta, hookimpl,
-                       tracks_providing)
+from framework import (Analyzer, AnalyzerInputs, Event, FrameSpec, Timeline, Track, VideoMeta, tracks_providing)
 from framework.outputs import write_outputs
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze
+from framework.testing.plugins import analyzers_plugin
 from test_outputs import build_timeline
 
 
@@ -210,15 +210,11 @@ class Words(Analyzer):
         return self.track(events=[Event(start=0.5, end=1.5, label="speech", data={"text": "plugin words"})])
 
 
-class _Plugin:
-    @hookimpl
-    def register_analyzers(self, register):
-        register(HalfShots)
-        register(Words)
+_Plugin = analyzers_plugin(HalfShots, Words)
 
 
 def test_a_plugins_shots_and_transcript_drive_the_outputs(tmp_path, sample_video):
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin])
     reg = tmp_path / "registry.yaml"
     reg.write_text("analyzers:\n  my_cuts: {enabled: true}\n  my_asr: {enabled: true}\n")
     res = analyze(sample_video.path, registry=load_registry(reg), host=host, out_dir=tmp_path / "run",

@@ -15,6 +15,7 @@ from vlm_fixtures import tiny_vlm  # noqa: F401  (a fixture)
 from analyzers.vlm.families import GenerationOptions, Request, family_class
 from framework.generation import decode_graphs
 from framework.generation.decode_graphs import DecodeGraphs, is_decoding_step
+from framework.testing.plugins import analyzers_plugin
 from graph_fixtures import RunAtReplay
 
 torch = pytest.importorskip("torch")
@@ -213,7 +214,7 @@ def test_on_a_shared_gpu_the_vlm_captures_only_beside_stream_local_work_and_nobo
     import yaml
     from vlm_fixtures import install
 
-    from framework import Analyzer, hookimpl
+    from framework import Analyzer
     from framework.models.manifest import default_manifest_path
     from framework.plugins import build_plugin_manager
     from framework.registry import load_registry
@@ -240,10 +241,7 @@ def test_on_a_shared_gpu_the_vlm_captures_only_beside_stream_local_work_and_nobo
                     torch.cuda.synchronize()
             return self.track()
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(Syncer)
+    Plugin = analyzers_plugin(Syncer)
 
     video = make_video(tmp_path / "clip.mp4", [ShotSpec(4.0, look=0), ShotSpec(4.0, "pan", look=1)], fps=10.0,
                        width=192, height=108, audio=False, text=None)
@@ -260,7 +258,7 @@ def test_on_a_shared_gpu_the_vlm_captures_only_beside_stream_local_work_and_nobo
         if others:
             analyzers["t_syncer"] = {"enabled": True}
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({"analyzers": analyzers}))
-        host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+        host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
         res = analyze(video.path, registry=load_registry(tmp_path / f"{name}.yaml"), host=host,
                       out_dir=tmp_path / name, progress=False, resume=False, offline=True)
         for track in res.timeline.tracks.values():

@@ -26,7 +26,7 @@ import opentimelineio as otio
 import pytest
 from click.testing import CliRunner
 
-from framework import Analyzer, Event, hookimpl
+from framework import Analyzer, Event
 from framework.outputs import write_outputs
 from framework.outputs.chapters import (ChapterSpan, ffmetadata, youtube_chapters, youtube_text)
 from framework.plugins import build_plugin_manager
@@ -35,6 +35,7 @@ from framework.runner import analyze
 from framework.summary import Chapter, KeyMoment, Summary
 from framework.testing.synth import ShotSpec, make_video
 from framework.timeline import Timeline, Track, VideoMeta
+from framework.testing.plugins import analyzers_plugin
 
 NTSC = Fraction(30000, 1001)
 RATES = [Fraction(24000, 1001), Fraction(25), NTSC, Fraction(60)]
@@ -272,11 +273,7 @@ class OnScreen(Analyzer):
         return self.track(events=[Event(start=9.0, end=11.0, label="text", data={"text": "FRAMEWORK SAMPLE"})])
 
 
-class _Plugin:
-    @hookimpl
-    def register_analyzers(self, register):
-        register(Captions)
-        register(OnScreen)
+_Plugin = analyzers_plugin(Captions, OnScreen)
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +286,7 @@ def ntsc_run(tmp_path_factory):
     names = ["cut_analysis", "scene_segmentation", "fusion", "my_captions", "my_ocr"]
     reg = folder / "registry.yaml"
     reg.write_text("analyzers:\n" + "".join(f"  {n}: {{enabled: true}}\n" for n in names))
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin])
     res = analyze(truth.path, registry=load_registry(reg), host=host, out_dir=folder / "run", only=names,
                   progress=False)
     return truth, res.timeline, folder / "run"

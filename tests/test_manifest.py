@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from framework import Analyzer, hookimpl
+from framework import Analyzer
 from framework.models.manifest import ManifestError, load_manifest
 from framework.models.usage import model_usage
 from framework.models.roots import CacheRoots
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
+from framework.testing.plugins import analyzers_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,12 +109,9 @@ class _Bad(Analyzer):
 
 
 def test_an_unknown_model_id_is_reported(manifest):
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(_Bad)
+    Plugin = analyzers_plugin(_Bad)
 
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
     usage = model_usage(load_registry(None).configure(host.analyzers), manifest)
     assert usage.unknown == [("bad_models", "no-such-model")]
     assert "no-such-model" in usage.problems()[0]

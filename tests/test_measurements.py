@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 
-from framework import hookimpl
 from framework.devices import GPUs
 from framework.measurements import Measurements, measurement_key
 from framework.models.roots import ultralytics_settings_file, ultralytics_weights_dir
@@ -12,6 +11,7 @@ from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze, plan_video
 from framework.testing.devices import SimulatedGPUs, StandIn
+from framework.testing.plugins import analyzers_plugin
 
 
 def test_record_merges_and_counts_runs(tmp_path):
@@ -51,14 +51,11 @@ def test_a_measured_peak_replaces_the_manifest_estimate_in_the_next_plan(tmp_pat
     settings.write_text(json.dumps({"weights_dir": str(weights)}))
     assert ultralytics_weights_dir(os.environ) == weights
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(Heavy)
+    Plugin = analyzers_plugin(Heavy)
 
     registry_file = tmp_path / "registry.yaml"
     registry_file.write_text("analyzers:\n  t_heavy: {}\n")
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
     before = plan_video(sample_video.path, registry=load_registry(registry_file), host=host)
     assert before.plan.placements["t_heavy"].variant == "fp16"
     estimate = before.plan.placements["t_heavy"].vram_mb  # the manifest's 0.4 GB (+ the batch's items)
@@ -89,14 +86,11 @@ def test_a_gpu_analyzer_loads_while_its_cpu_upstream_runs_and_reads_its_track(tm
             seen["shots"] = sum(e.label == "shot" for e in inputs.upstream["cut_analysis"].events)
             return super().finish(results, inputs)
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(PerShot)
+    Plugin = analyzers_plugin(PerShot)
 
     registry_file = tmp_path / "registry.yaml"
     registry_file.write_text("analyzers:\n  t_per_shot: {}\n  cut_analysis: {}\n")
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
     result = analyze(sample_video.path, registry=load_registry(registry_file), host=host,
                      out_dir=tmp_path / "run", progress=False)
     track = result.timeline.tracks["t_per_shot"]

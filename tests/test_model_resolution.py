@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from framework import Analyzer, hookimpl
+from framework import Analyzer
 from framework.inventory import analyzer_inventory
 from framework.models import ModelResolver, find_model, load_manifest
 from framework.models.listing import model_listing, open_models
@@ -23,6 +23,7 @@ from framework.devices import GPUs
 from framework.models.roots import CacheRoots
 from framework.plugins import build_plugin_manager
 from framework.runner import analyze
+from framework.testing.plugins import analyzers_plugin
 from local_http import local_server
 
 COMMIT_A = "a" * 40
@@ -76,11 +77,7 @@ class UsesFile(UsesModel):
     models = ("test-weights",)
 
 
-class _Plugin:
-    @hookimpl
-    def register_analyzers(self, register):
-        register(UsesModel)
-        register(UsesFile)
+_Plugin = analyzers_plugin(UsesModel, UsesFile)
 
 
 def _manifest(tmp_path: Path, url: str = "http://127.0.0.1:9/weights.bin", sha: str | None = SHA) -> Path:
@@ -112,7 +109,7 @@ def _registry(tmp_path: Path, name: str) -> Path:
 
 
 def _run(video, tmp_path, name, **kwargs):
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin])
     res = analyze(video, registry_path=_registry(tmp_path, name), host=host, out_dir=tmp_path / "run",
                   progress=False, **kwargs)
     return res.timeline.tracks[name], res
@@ -287,15 +284,11 @@ def test_only_models_of_planned_analyzers_are_fetched_and_the_total_is_announced
         device = "gpu"
         models = ("huge-vlm",)
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(UsesFile)
-            register(HugeVlm)
+    Plugin = analyzers_plugin(UsesFile, HugeVlm)
 
     registry = tmp_path / "registry.yaml"
     registry.write_text("analyzers:\n  t_uses_file: {}\n  t_huge_vlm: {}\n")
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
     with caplog.at_level("INFO"):
         res = analyze(sample_video.path, registry_path=registry, host=host, out_dir=tmp_path / "run", progress=False)
     assert server.requests == ["/weights.bin"]  # never /huge.bin

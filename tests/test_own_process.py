@@ -16,6 +16,7 @@ from framework.own_process import ProcessCall, importable, wait_for_exits
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze
+from framework.testing.plugins import analyzers_plugin
 from own_process_fixtures import (CudaAllocator, Dies, Exits, Failing, OnGpu, OutOfMemoryUnlessAlone, PidReporter,
                                   Sleeper, SlowToExit, Unavailable)
 
@@ -201,10 +202,7 @@ BUILT_INS = ("cut_analysis", "camera_analysis", "color_analysis", "visual_effect
 def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thread(tmp_path, sample_video, monkeypatch):
     one_simulated_gpu(monkeypatch)
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(Gpu)
+    Plugin = analyzers_plugin(Gpu)
 
     names = ["audio_analysis", "voice_activity", *BUILT_INS, "t_own_gpu"]
     # text_overlay on the CPU: on the simulated GPU it would detect text with torch on a CUDA device that is not there
@@ -222,7 +220,7 @@ def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thr
     runs = {}
     for way in ("process", "thread"):
         monkeypatch.setenv("FRAMEWORK_OWN_PROCESS", "1" if way == "process" else "0")
-        host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+        host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
         runs[way] = analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / way,
                             progress=False).timeline.tracks
     assert sorted(in_process) == sorted(BUILT_INS)  # these, and only in the first run

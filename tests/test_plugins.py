@@ -430,3 +430,20 @@ def test_trace_plugins_in_the_cli(broken_site, tmp_path):
     assert "hook register_analyzers -> plugin good (distribution framework-good)(register)" in proc.stderr
     names = [row["name"] for row in json.loads(proc.stdout)["analyzers"]]
     assert "good" in names and "raiser" not in names
+
+
+def test_run_analyzer_runs_a_class_of_the_test_through_analyzers_plugin(sample_video, tmp_path):
+    """``framework.testing.analyzers_plugin(Cls)``, as docs/writing-analyzers.md says, in place of a plugin module."""
+    from framework import Analyzer, Event
+    from framework.testing import analyzers_plugin, run_analyzer
+
+    class Marks(Analyzer):
+        name = "t_marks"
+        version = "1"
+
+        def analyze(self, inputs):
+            return self.track(events=[Event(start=0.0, end=inputs.video.duration, label="whole")])
+
+    track = run_analyzer(analyzers_plugin(Marks), sample_video.path, tmp_path, "t_marks")
+    assert track.status == "ok" and [e.label for e in track.events] == ["whole"]
+    assert track.events[0].end == pytest.approx(sample_video.duration, abs=0.1)

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from framework import hookimpl
 from framework.devices import GPUs
 from framework.executors import ray_executor as rx
 from framework.executors.resources import TaskResources
 from framework.testing.devices import SimulatedGPUs, StandIn
+from framework.testing.plugins import analyzers_plugin
 
 MB = 2**20
 
@@ -53,17 +53,13 @@ def test_a_worker_reports_the_largest_analyzers_peak_not_the_last_ones(tmp_path,
     Small = StandIn.make("t_small", gpus, {"fp16": 0.0}, item_mb=4500.0, n_items=2, batch_size=2,
                          depends_on=("t_big",))
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(Big)
-            register(Small)
+    Plugin = analyzers_plugin(Big, Small)
 
     from framework import plugins
 
     real = plugins.build_plugin_manager
     monkeypatch.setattr(plugins, "build_plugin_manager",
-                        lambda dirs=(), load_entrypoints=True: real(dirs, load_entrypoints=False, extra_plugins=[Plugin()]))
+                        lambda dirs=(), load_entrypoints=True: real(dirs, load_entrypoints=False, extra_plugins=[Plugin]))
     registry_file = tmp_path / "registry.yaml"
     registry_file.write_text("analyzers:\n  t_big: {}\n  t_small: {}\n")
     level = logging.getLogger("framework").level  # the task quiets the worker's logging

@@ -4,10 +4,11 @@ import textwrap
 
 import pytest
 
-from framework import Analyzer, hookimpl
+from framework import Analyzer
 from framework.errors import ConfigError
 from framework.plugins import build_plugin_manager
 from framework.registry import RegistryError, find_registry, load_registry
+from framework.testing.plugins import analyzers_plugin
 
 
 class Thresholded(Analyzer):
@@ -23,15 +24,11 @@ class Other(Analyzer):
     name = "other"
 
 
-class _Plugin:
-    @hookimpl
-    def register_analyzers(self, register):
-        register(Thresholded)
-        register(Other)
+_Plugin = analyzers_plugin(Thresholded, Other)
 
 
 def _available():
-    return build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin()]).analyzers
+    return build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin]).analyzers
 
 
 def write(tmp_path, text: str):

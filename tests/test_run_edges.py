@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from framework import Analyzer, Event, hookimpl
+from framework import Analyzer, Event
 from framework import cache_owner
 from framework.errors import RunInterrupted
 from framework.plugins import build_plugin_manager
@@ -25,6 +25,7 @@ from framework.registry import load_registry
 from framework.runner import analyze, run_dirs, run_many
 from framework.testing.synth import default_shots
 from framework.timeline import atomic_write_text
+from framework.testing.plugins import analyzers_plugin
 
 REPO = Path(__file__).resolve().parents[1]
 LOADED_ON: dict[str, str] = {}
@@ -42,10 +43,7 @@ class FakeGpu(Analyzer):
         return self.track()
 
 
-class _GpuPlugin:
-    @hookimpl
-    def register_analyzers(self, register):
-        register(FakeGpu)
+_GpuPlugin = analyzers_plugin(FakeGpu)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -70,7 +68,7 @@ def test_registry_device_overrides_the_analyzer_class(tmp_path, sample_video, mo
     _pretend_one_gpu(monkeypatch)
     entry = f"{{device: {configured}}}" if configured else "{}"
     reg = load_registry(_write(tmp_path / "registry.yaml", f"analyzers:\n  t_fake_gpu: {entry}\n"))
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_GpuPlugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_GpuPlugin])
     LOADED_ON.clear()
     res = analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False)
     assert LOADED_ON["t_fake_gpu"] == expected
@@ -86,7 +84,7 @@ def test_registry_device_overrides_the_analyzer_class(tmp_path, sample_video, mo
 def test_top_level_registry_device_cpu_applies_to_every_analyzer(tmp_path, sample_video, monkeypatch):
     _pretend_one_gpu(monkeypatch)
     reg = load_registry(_write(tmp_path / "registry.yaml", "device: cpu\nanalyzers:\n  t_fake_gpu: {}\n"))
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_GpuPlugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_GpuPlugin])
     LOADED_ON.clear()
     analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False)
     assert LOADED_ON["t_fake_gpu"] == "cpu"
@@ -120,14 +118,10 @@ def test_each_gpu_analyzer_gets_a_stream_of_its_own_and_a_high_priority_one_when
         name = "t_stepper"
         gpu_stream_priority = "high"
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(Batch)
-            register(Stepper)
+    Plugin = analyzers_plugin(Batch, Stepper)
 
     reg = load_registry(_write(tmp_path / "registry.yaml", f"analyzers:\n  {entries}\n"))
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
     analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / "run", progress=False)
     low = ({"t_batch", "t_stepper"} - {high}).pop()
     assert seen[high].startswith("cuda:0/stream") and seen[high].endswith("!")
@@ -428,17 +422,13 @@ class NeverStarts(Analyzer):
         raise AssertionError("started after Ctrl-C")
 
 
-class _CtrlCPlugin:
-    @hookimpl
-    def register_analyzers(self, register):
-        for cls in (Quick, PressesCtrlC, NeverStarts):
-            register(cls)
+_CtrlCPlugin = analyzers_plugin(Quick, PressesCtrlC, NeverStarts)
 
 
 def test_sigint_while_workers_run_stops_cleanly_and_keeps_finished_tracks(tmp_path, sample_video):
     reg = load_registry(_write(tmp_path / "registry.yaml",
                                "analyzers:\n  t_quick: {}\n  t_presses_ctrl_c: {}\n  t_never_starts: {}\n"))
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_CtrlCPlugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_CtrlCPlugin])
     run = tmp_path / "run"
     STOPPED.clear()
     with pytest.raises(RunInterrupted) as info:

@@ -11,6 +11,7 @@ from framework import media
 from framework.plugins import build_plugin_manager
 from framework.registry import load_registry
 from framework.runner import analyze
+from framework.testing.plugins import analyzers_plugin
 
 CALLS: dict[str, int] = {}
 
@@ -96,23 +97,16 @@ class Shots(Analyzer):
                                   Event(start=d / 2, end=d, label="shot", data={"index": 1})])
 
 
-class _ShotsPlugin:
-    @hookimpl
-    def register_analyzers(self, register):
-        register(Shots)
+_ShotsPlugin = analyzers_plugin(Shots)
 
 
-class _Plugin:
-    @hookimpl
-    def register_analyzers(self, register):
-        for cls in (Brightness, AllFrames, Loud, Broken, Downstream, Everything):
-            register(cls)
+_Plugin = analyzers_plugin(Brightness, AllFrames, Loud, Broken, Downstream, Everything)
 
 
 @pytest.fixture
 def host():
     CALLS.clear()
-    return build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin()])
+    return build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin])
 
 
 def registry(tmp_path, names, params=None):
@@ -165,7 +159,7 @@ def test_video_is_decoded_once_for_all_streams(tmp_path, sample_video, host, mon
 
     monkeypatch.setattr(media, "decode", counting)
     monkeypatch.setattr(av, "open", counting_open)
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin(), _ShotsPlugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin, _ShotsPlugin])
     res = analyze(sample_video.path, registry=registry(tmp_path, ["t_brightness", "t_allframes", "t_loud", "t_shots"]),
                   host=host, out_dir=tmp_path / "run", progress=False)
     assert len(calls) == 1
@@ -220,12 +214,9 @@ def test_dependents_of_a_failed_analyzer_are_skipped_with_the_reason(tmp_path, s
         def analyze(self, inputs):
             raise AssertionError("must not run")
 
-    class P:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(NeedsBroken)
+    P = analyzers_plugin(NeedsBroken)
 
-    host2 = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin(), P()])
+    host2 = build_plugin_manager(load_entrypoints=False, extra_plugins=[_Plugin, P])
     res = analyze(sample_video.path, registry=registry(tmp_path, ["t_broken", "t_needs_broken"]), host=host2,
                   out_dir=tmp_path / "run", progress=False)
     t = res.timeline.tracks["t_needs_broken"]
@@ -271,14 +262,10 @@ def test_a_skip_is_not_reused_once_its_cause_is_gone(tmp_path, sample_video):
             CALLS[self.name] = CALLS.get(self.name, 0) + 1
             return self.track()
 
-    class P:
-        @hookimpl
-        def register_analyzers(self, register):
-            for cls in (Flaky, AfterFlaky, NeedsPackage):
-                register(cls)
+    P = analyzers_plugin(Flaky, AfterFlaky, NeedsPackage)
 
     CALLS.clear()
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[P()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[P])
     reg = registry(tmp_path, ["t_flaky", "t_after_flaky", "t_needs_package"])
     kwargs = dict(registry=reg, host=host, out_dir=tmp_path / "run", progress=False)
     first = analyze(sample_video.path, **kwargs).timeline.tracks
@@ -311,17 +298,13 @@ def test_nothing_is_decoded_for_an_analyzer_whose_upstream_cannot_run(tmp_path, 
         def analyze(self, inputs):
             raise AssertionError("its upstream is skipped: it must not run")
 
-    class P:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(Loud)
-            register(AfterLoud)
+    P = analyzers_plugin(Loud, AfterLoud)
 
     silent = video_factory("silent.mp4", audio=False)
     decodes = []
     real_decode = media.decode
     monkeypatch.setattr(media, "decode", lambda *a, **k: decodes.append(1) or real_decode(*a, **k))
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[P()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[P])
     kwargs = dict(registry=registry(tmp_path, ["t_loud", "t_after_loud"]), host=host, out_dir=tmp_path / "run",
                   progress=False)
     for _ in range(2):  # the first run, then a rerun that reuses t_loud's skip
@@ -379,12 +362,9 @@ def test_models_are_resolved_from_the_manifest_or_the_track_says_how_to_pull(tmp
 
     monkeypatch.chdir(tmp_path)  # ultralytics' default weights folder is ./weights
 
-    class P:
-        @hookimpl
-        def register_analyzers(self, register):
-            register(WithModel)
+    P = analyzers_plugin(WithModel)
 
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[P()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[P])
     reg = registry(tmp_path, ["t_with_model"])
     res = analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / "run1", progress=False)
     t = res.timeline.tracks["t_with_model"]
@@ -412,13 +392,9 @@ class EverythingSummarized(Analyzer):
 def test_the_summary_reads_the_other_analyzers_that_read_everything(tmp_path, sample_video):
     """comment_cta_detection reads every track, and fusion must read its track too."""
 
-    class Plugin:
-        @hookimpl
-        def register_analyzers(self, register):
-            for cls in (Brightness, Everything, EverythingSummarized):
-                register(cls)
+    Plugin = analyzers_plugin(Brightness, Everything, EverythingSummarized)
 
-    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin()])
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
     res = analyze(sample_video.path, registry=registry(tmp_path, ["t_brightness", "t_everything", "t_summary"]),
                   host=host, out_dir=tmp_path / "run", progress=False)
     tracks = res.timeline.tracks

@@ -1,5 +1,7 @@
 """Helpers for testing an analyzer plugin: run it through the real pipeline, fake an installation.
 
+``analyzers_plugin(*classes)`` is a plugin object that registers analyzer classes.
+
 ``run_analyzer(plugin, video, folder)`` runs only the plugin's analyzers (and what they depend on)
 through ``framework.runner.analyze``, exactly as ``framework run`` would, and returns the track.
 
@@ -19,6 +21,20 @@ from typing import Any
 import yaml
 
 from ..timeline import Track
+
+
+def analyzers_plugin(*classes: type) -> Any:
+    """A plugin object registering the analyzer ``classes`` through ``register_analyzers`` (for
+    ``build_plugin_manager(extra_plugins=[...])`` or ``run_analyzer``), in place of a class written for it."""
+    from ..hookspecs import hookimpl
+
+    class _AnalyzersPlugin:
+        @hookimpl
+        def register_analyzers(self, register: Any) -> None:
+            for cls in classes:
+                register(cls)
+
+    return _AnalyzersPlugin()
 
 
 def run_analyzer(plugin: ModuleType | object, video: str | Path, folder: str | Path, name: str,
