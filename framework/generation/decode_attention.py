@@ -11,7 +11,9 @@ after a 5500-token prompt took 11.0-12.1 ms a step with SDPA, that kernel 56 % o
 and 5.1-5.2 ms; ``bench/results/fusion_step_h200.md``). End to end, fusion's 764 steps took
 3.2-3.7 s instead of 4.1-4.5 s (``bench/results/end_to_end_h200_ab.md``).
 
-Here a step's query is viewed as (key/value head, queries sharing it), so each head's keys are read
+On a GPU with Triton a step is ``decode_kernel``'s (flash-decoding: the cache read in stretches by as
+many programs as the GPU has multiprocessors, twice over; ``FRAMEWORK_DECODE_KERNEL=0`` turns it off).
+Elsewhere a step's query is viewed as (key/value head, queries sharing it), so each head's keys are read
 once, by a batched matrix product; the softmax is in float32, as eager attention's. The mask and
 everything else are SDPA's (the same mask function), so CUDA graphs and ``greedy_loop`` see the
 same inputs. ``install`` switches a model to it where its attention follows transformers'
@@ -20,6 +22,8 @@ attention interface; elsewhere nothing changes and the note says why.
 from __future__ import annotations
 
 from typing import Any
+
+from . import decode_kernel
 
 #: the attention implementation's name in transformers' registries
 NAME = "framework_decode"
@@ -40,6 +44,11 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scale = dim ** -0.5 if scaling is None else scaling
+    if decode_kernel.available(query) and decode_kernel.fits(query, key, value):
+        try:
+            return decode_kernel.attend(query, key, value, attention_mask, scale), None
+        except Exception as exc:  # noqa: BLE001 - a kernel that does not build or run here: the products below
+            decode_kernel.disable(f"{type(exc).__name__}: {str(exc)[:200]}")
     q = query.reshape(batch, kv_heads, heads // kv_heads, dim)  # query head h shares key/value head h // group
     # keys times queries (not queries times keys): a tall product that spreads over the keys, where
     # cuBLAS ran the other way round as a matrix-vector kernel, one key/value head per block. Other

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable, ClassVar, ContextManager
 
@@ -23,7 +24,7 @@ from framework import AnalyzerUnavailable
 from framework.device_step import is_out_of_memory
 from framework.devices import attention_without_cudnn
 
-from framework.generation import decode_graphs, greedy_loop, joint_decode
+from framework.generation import decode_attention, decode_graphs, greedy_loop, joint_decode
 from framework.host_to_device import move_module
 from .base import Answer, Family, torch_dtype
 
@@ -38,6 +39,14 @@ def import_transformers() -> Any:
         raise AnalyzerUnavailable(f"scene descriptions with a local model need torch and transformers ({exc}): "
                                   "pip install 'video-framework[ml]'") from exc
     return transformers
+
+
+def decode_attention_asked() -> bool:
+    """``FRAMEWORK_VLM_DECODE_ATTENTION=1``: the description model's decoding steps attend as fusion's summary
+    model's do (``framework.generation.decode_attention``: the Triton kernel on a GPU). Off by default: its two
+    matrix products were slower here (Qwen2-VL-7B's 124 steps at a batch of 60 on an H200: 1.96 s against 1.46 s,
+    ``bench/results/vlm_throughput_h200_7b.md`` run 7); the kernel is yet to be measured on the description model."""
+    return os.environ.get("FRAMEWORK_VLM_DECODE_ATTENTION", "0").strip().lower() in ("1", "on", "true", "yes")
 
 
 def apply_adapter(model: Any, adapter: Path) -> Any:
@@ -113,6 +122,10 @@ class HFFamily(Family):
                 self.notes.append("compile is for CUDA only; not compiled on the CPU")
         elif self.wants_graphs() and self.device.startswith("cuda"):
             self.graphs = decode_graphs.install(self.model, self.notes, self._capture_gate, self.decode_unused)
+        if self.device.startswith("cuda") and decode_attention_asked():
+            note = decode_attention.install(self.model)  # (an experiment: fusion's decoding attention here too)
+            self.notes.append(note or "decoding steps attend with framework.generation.decode_attention "
+                                      "(FRAMEWORK_VLM_DECODE_ATTENTION=1)")
         if self.options.prefill_rows and self.graphs is None:
             self.notes.append("prefill_rows: only the graphed greedy loop on CUDA prefills in groups; here each batch "
                               "is prefilled whole")
