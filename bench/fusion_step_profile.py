@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -90,9 +91,10 @@ def main() -> None:
     ap.add_argument("--prompts", default="1000,5500", help="prompt lengths to time (comma list)")
     ap.add_argument("--new", type=int, default=256, help="new tokens per generation")
     ap.add_argument("--rows", type=int, default=25, help="kernels listed (0: no profiled generation)")
-    ap.add_argument("--attn", default="framework_decode,sdpa",
+    ap.add_argument("--attn", default="framework_decode,framework_decode_products,sdpa",
                     help="attention implementations to time (comma list: framework_decode (the backend's "
-                         "default on a GPU: generation.decode_attention), sdpa, eager)")
+                         "default on a GPU: generation.decode_attention, its Triton kernel there), "
+                         "framework_decode_products (the same without the kernel), sdpa, eager)")
     ap.add_argument("--tiny", action="store_true", help="the tests' tiny chat model on this machine's device "
                     "(checks this script, measures nothing)")
     ap.add_argument("--out", type=Path)
@@ -122,13 +124,16 @@ def main() -> None:
         else:
             folder, _ = build_model(folder)
         for attn in args.attn.split(","):
+            # framework_decode_products: framework_decode without its Triton kernel (FRAMEWORK_DECODE_KERNEL=0)
+            os.environ["FRAMEWORK_DECODE_KERNEL"] = "0" if attn == "framework_decode_products" else "1"
+            impl = "framework_decode" if attn.startswith("framework_decode") else attn
             backend = TransformersBackend({"model": str(folder), "device": device, "dtype": "bfloat16"})
             backend.load()
             decode_attention.register()  # (on a GPU the backend did; here for --tiny on a CPU)
             if hasattr(backend.model, "set_attn_implementation"):
-                backend.model.set_attn_implementation(attn)
+                backend.model.set_attn_implementation(impl)
             else:
-                backend.model.config._attn_implementation = attn
+                backend.model.config._attn_implementation = impl
             timed_generate(backend, 256, 32)  # warm-up: kernels chosen, graph pool made
             for prompt in (int(p) for p in args.prompts.split(",")):
                 wall, d = timed_generate(backend, prompt, args.new)
@@ -143,6 +148,10 @@ def main() -> None:
             del backend
             if device == "cuda":
                 torch.cuda.empty_cache()
+    from framework.generation import decode_kernel
+
+    if decode_kernel._broken:
+        lines += ["", f"The Triton kernel failed and was set aside: {decode_kernel._broken[0]}"]
     if args.rows:
         lines += ["", f"## Kernels of one generation ({args.attn.split(',')[0]}, the last prompt length)", "", table]
     report = "\n".join(lines) + "\n"
