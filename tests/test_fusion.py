@@ -89,6 +89,23 @@ def test_a_track_of_measurements_alone_is_not_counted_as_observed():
     assert "text_overlay in" not in paragraph
 
 
+def test_the_paragraph_counts_every_transition_cuts_too_and_fades_by_direction():
+    """testvideo.mp4 (PySceneDetect's): 5 shots, 3 cuts and a dissolve between them, and fades in and out within
+    shots. The paragraph said "Transitions: 4 fades, 1 dissolve" beside "(5 shots)"; the cuts count too."""
+    from analyzers.fusion.align import TrackIndex
+    from analyzers.fusion.extractive import extractive_paragraph
+
+    cuts = Track(analyzer="cut_analysis", version="1", events=[
+        *(Event(start=t, end=t, label="cut") for t in (1.0, 6.0, 13.1)), Event(start=17.7, end=18.7, label="dissolve"),
+        *(Event(start=t, end=t + 1.0, label="fade", data={"kind": k})
+          for t, k in ((7.0, "in"), (11.0, "out"), (13.1, "in"), (22.1, "out")))])
+    tracks = {"cut_analysis": cuts}
+    builder = DigestBuilder(tracks, 24.0, estimate_tokens, max_tokens=160)
+    digests = [builder.build(u) for u in build_units(tracks, 24.0)]
+    paragraph = extractive_paragraph(digests, {"cut_analysis": TrackIndex(cuts)}, 24.0, ["cut_analysis"])
+    assert "Transitions: 3 cuts, 1 dissolve, 4 fades (2 in, 2 out)." in paragraph, paragraph
+
+
 def test_fit_digests_keeps_the_most_salient_in_full_within_budget():
     tl = synthetic_timeline(900.0, seed=1)
     units = build_units(tl.tracks, 900.0)

@@ -58,6 +58,9 @@ def extractive_chapters(groups: list[list[Digest]], grounder: Grounder) -> list[
     return out
 
 
+TRANSITION_ORDER = ("cut", "dissolve", "fade", "wipe")  # (every label of ``TRANSITIONS``)
+
+
 @dataclass
 class _Candidate:
     score: float
@@ -222,10 +225,17 @@ def extractive_paragraph(digests: list[Digest], indexes: dict[str, TrackIndex], 
         facts.append(f"{head} in {n} of {len(digests)}")
     if facts:
         parts.append("Observed: " + "; ".join(facts) + ".")
-    trans = Counter(e.label for ix in indexes.values() for e in ix.track.events
-                    if e.label in TRANSITIONS and e.label != "cut")
-    if trans:
-        parts.append("Transitions: " + ", ".join(f"{n} {k}{'s' if n > 1 else ''}" for k, n in trans.items()) + ".")
+    trans = Counter(e.label for ix in indexes.values() for e in ix.track.events if e.label in TRANSITIONS)
+    fades = Counter(str((e.data or {}).get("kind", "")) for ix in indexes.values() for e in ix.track.events
+                    if e.label == "fade")
+    said = []  # every kind, cuts too: beside "(5 shots)", 3 cuts and 1 dissolve add up
+    for kind in TRANSITION_ORDER:
+        if trans[kind]:
+            said.append(f"{trans[kind]} {kind}{'s' if trans[kind] > 1 else ''}")
+            if kind == "fade" and set(fades) <= {"in", "out"}:  # (fades in and out are counted apart)
+                said[-1] += " (" + ", ".join(f"{fades[d]} {d}" for d in ("in", "out") if fades[d]) + ")"
+    if said:
+        parts.append("Transitions: " + ", ".join(said) + ".")
     parts.append("Analyzers: " + (", ".join(used) or "none") + ".")
     return " ".join(parts)
 
