@@ -456,3 +456,17 @@ def test_end_to_end_run_writes_the_outputs(tmp_path, sample_video):
     (run / "report.html").unlink()
     rerender(run / "results.json")
     assert (run / "report.html").read_text() == before
+
+
+@pytest.mark.parametrize("ends", [(10.0,), (4.0, 10.0)])
+def test_the_shots_section_says_1_shot_not_1_shots(tmp_path, ends):
+    from framework.outputs.markdown import _shots_section
+
+    starts = (0.0, *ends[:-1])
+    shots = Track(analyzer="cut_analysis", version="1", provides=["shots"], events=[
+        Event(start=a, end=b, label="shot", data={"index": i}) for i, (a, b) in enumerate(zip(starts, ends))])
+    video = VideoMeta(path="clip.mp4", content_hash="x", size_bytes=1, duration=10.0, has_video=True, fps=25.0)
+    text = "\n".join(_shots_section(ExportContext(Timeline(video=video, tracks={"cut_analysis": shots}), tmp_path)))
+    assert ("1 shot of 10.0 s; transitions: none." in text) == (len(ends) == 1), text
+    assert ("2 shots, 5.0 s on average; transitions: 1 cut." in text) == (len(ends) == 2), text
+    assert "1 shots" not in text

@@ -219,7 +219,7 @@ def extractive_paragraph(digests: list[Digest], indexes: dict[str, TrackIndex], 
         if unit_label == SCENE_LABEL else 0
     what = f"{duration:.1f} s of audio" if medium == "audio" else f"A {duration:.1f}-second video"
     parts = [f"{what} in {len(digests)} {unit_label}{'s' if len(digests) != 1 else ''}"
-             + (f" ({n_shots} shots)" if n_shots else "") + "."]
+             + (f" ({n_shots} shot{'s' if n_shots != 1 else ''})" if n_shots else "") + "."]
     facts = []
     for head, n in heads.most_common(6):
         facts.append(f"{head} in {n} of {len(digests)}")

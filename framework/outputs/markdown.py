@@ -171,8 +171,8 @@ def _shots_section(context: ExportContext) -> list[str]:
     for s in shots[1:]:
         kinds[s.transition_in] = kinds.get(s.transition_in, 0) + 1
     trans = ", ".join(f"{n} {md(k)}" for k, n in sorted(kinds.items())) or "none"
-    lines = ["## Shots", "", f"{len(shots)} shots, {avg:.1f} s on average; transitions: {trans}. "
-             "The full list is in cuts.csv and cuts.edl.", ""]
+    many = f"{len(shots)} shots, {avg:.1f} s on average" if len(shots) > 1 else f"1 shot of {avg:.1f} s"
+    lines = ["## Shots", "", f"{many}; transitions: {trans}. The full list is in cuts.csv and cuts.edl.", ""]
     for shot in shots[:MAX_SHOT_LINES]:
         frames = (f" frames {shot.first_frame}–{shot.last_frame}," if shot.first_frame is not None else "")
         lines.append(f"- `{clock(shot.start, millis=True)}` #{shot.index}{frames} {shot.duration:.2f} s, "
