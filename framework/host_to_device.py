@@ -124,6 +124,8 @@ def move_module(module: Any, device: str, *, chunk_mb: float = CHUNK_MB, workers
         t.start()
     for t in threads:
         t.join()
+    if cuda:
+        release_pinned(torch)
     if errors:
         raise errors[0]
     seconds = time.perf_counter() - t0
@@ -131,6 +133,18 @@ def move_module(module: Any, device: str, *, chunk_mb: float = CHUNK_MB, workers
                  seconds, n_workers, chunk_mb)
     return {"way": "pinned" if cuda else "staged", "bytes": moved, "seconds": round(seconds, 3),
             "workers": n_workers, "chunk_mb": chunk_mb}
+
+
+def release_pinned(torch: Any) -> None:
+    """Return the pinned host blocks nobody holds to the system: the staging buffers (``WORKERS`` x
+    ``CHUNK_MB``) went back to torch's caching host allocator when their threads ended, and would stay
+    page-locked for the rest of the process (``torch._C._host_emptyCache``; where a torch lacks it, kept)."""
+    empty = getattr(torch._C, "_host_emptyCache", None)
+    if empty is not None:
+        try:
+            empty()
+        except RuntimeError as exc:  # (a torch without it for this device: the blocks stay cached)
+            logger.debug("pinned host blocks kept: %s", exc)
 
 
 def _targets_in_place(module: Any, device: Any, chunk: int, force: bool) -> list[_Piece]:

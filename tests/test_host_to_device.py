@@ -85,3 +85,19 @@ def test_on_cuda_a_pinned_move_gives_what_module_to_gives():
     for k, v in reference.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     assert model.head.weight is model.embed.weight and model.table is model.sub.table
+
+
+@pytest.mark.gpu
+def test_on_cuda_the_staging_buffers_do_not_stay_pinned_after_the_move():
+    """Four 64 MB staging buffers went back to torch's caching host allocator and stayed page-locked for the
+    rest of the run (twenty-fourth session); the move now returns the blocks nobody holds."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    model = torch.nn.Sequential(*(torch.nn.Linear(1024, 1024) for _ in range(24)))  # (~100 MB)
+    info = move_module(model, "cuda", chunk_mb=8, workers=4)
+    assert info["way"] == "pinned" and info["workers"] == 4
+    stats = torch.cuda.host_memory_stats()
+    held = stats.get("allocated_bytes.current")
+    if held is None:
+        pytest.skip(f"this torch's pinned allocator statistics have no allocated_bytes: {sorted(stats)[:8]}")
+    assert held < 8 * 2**20, stats  # (none of the four 8 MB buffers is still cached)
