@@ -58,18 +58,9 @@ def test_anything_but_a_one_token_step_is_sdpas():
 
 def test_a_model_switched_to_it_decodes_the_tokens_sdpa_decodes(tmp_path):
     """A tiny Qwen2 (grouped heads) over a static cache, greedy: the same tokens with either attention."""
-    from transformers import AutoModelForCausalLM
+    from decode_fixtures import tiny_decoder
 
-    from framework.testing.llm import make_tiny_chat_model
-
-    folder = make_tiny_chat_model(tmp_path / "tiny")
-    model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32).eval()
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.5) if p.dim() > 1 else None
-    ids = torch.tensor([[5, 9, 14, 3, 7, 22, 8], [0, 0, 11, 4, 6, 19, 2]])
-    mask = torch.tensor([[1] * 7, [0, 0] + [1] * 5])
+    model, ids, mask = tiny_decoder(tmp_path / "tiny", torch.float32)
     kw = dict(max_new_tokens=12, do_sample=False, cache_implementation="static", pad_token_id=0)
     with torch.inference_mode():
         before = model.generate(input_ids=ids, attention_mask=mask, **kw)

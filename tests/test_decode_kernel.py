@@ -61,17 +61,9 @@ report["empty_row_zero"] = bool(torch.all(out[1] == 0))
 report["other_row_same"] = bool(torch.equal(out[:1], alone))
 
 # a tiny Qwen2 in half precision over a static cache, greedy: SDPA's tokens, its steps through the kernel
-from transformers import AutoModelForCausalLM
-from framework.testing.llm import make_tiny_chat_model
-import tempfile
-folder = make_tiny_chat_model(__import__("pathlib").Path(tempfile.mkdtemp()) / "tiny", hidden=64)  # (head dim 16)
-model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float16).eval()
-torch.manual_seed(3)
-with torch.no_grad():
-    for p in model.parameters():
-        p.normal_(0, 0.5) if p.dim() > 1 else None
-ids = torch.tensor([[5, 9, 14, 3, 7, 22, 8], [0, 0, 11, 4, 6, 19, 2]])
-mask = torch.tensor([[1] * 7, [0, 0] + [1] * 5])
+import pathlib, tempfile
+from decode_fixtures import tiny_decoder
+model, ids, mask = tiny_decoder(pathlib.Path(tempfile.mkdtemp()) / "tiny", torch.float16, hidden=64)  # (head dim 16)
 kw = dict(max_new_tokens=8, do_sample=False, cache_implementation="static", pad_token_id=0)
 calls = []
 real = decode_kernel.attend
@@ -87,7 +79,8 @@ print("REPORT " + json.dumps(report))
 
 
 def test_through_tritons_interpreter_it_attends_as_sdpa_does():
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT), "FRAMEWORK_DECODE_KERNEL": "1"}
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+           "FRAMEWORK_DECODE_KERNEL": "1"}
     done = subprocess.run([sys.executable, "-c", CHECKS], capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
