@@ -160,3 +160,13 @@ def test_sudden_sounds_named_by_the_audioset_classifier(knocks, tiny_ast):
     assert track.data["method"] == "ast-audioset" and track.receipt["step"]["items"] == track.data["count"] == 4
     for e in track.events:
         assert e.data["kind"] == e.data["top_labels"][0] and e.data["kind"] in AUDIOSET_SAMPLE_LABELS
+
+
+def test_a_missing_classifier_is_said_once_for_both_analyzers(caplog):
+    from analyzers._speech import sound
+
+    sound._SAID_MISSING.discard("ast-audioset")
+    with caplog.at_level("INFO", logger=sound.logger.name):
+        assert sound.load_ast({}, "ast-audioset", "cpu", None) is None
+        assert sound.load_ast({}, "ast-audioset", "cpu", None) is None
+    assert sum("ast-audioset is not cached" in r.getMessage() for r in caplog.records) == 1

@@ -292,6 +292,7 @@ class ASTClassifier:
 #: the classifiers loaded in this process, by folder, device and precision, while an analyzer holds one
 _LOADED: "weakref.WeakValueDictionary[tuple[str, str, str | None], ASTClassifier]" = weakref.WeakValueDictionary()
 _LOADING = threading.Lock()
+_SAID_MISSING: set[str] = set()  # models whose absence this process has logged
 
 
 def load_ast(models: dict[str, Path], model_id: str, device: str, precision: str | None) -> ASTClassifier | None:
@@ -302,8 +303,10 @@ def load_ast(models: dict[str, Path], model_id: str, device: str, precision: str
     costs nothing (on an H200 it took 0.5 s of the load turns before the VLM's, and 170 MB)."""
     path = models.get(model_id)
     if path is None:
-        logger.info("%s is not cached: using the feature-based fallback (framework models pull %s)",
-                    model_id, model_id)
+        if model_id not in _SAID_MISSING:  # (said once: both analyzers would say it)
+            _SAID_MISSING.add(model_id)
+            logger.info("%s is not cached: using the feature-based fallback (framework models pull %s)",
+                        model_id, model_id)
         return None
     from .._vision.common import torch_device
 
