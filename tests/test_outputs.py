@@ -458,7 +458,7 @@ def test_end_to_end_run_writes_the_outputs(tmp_path, sample_video):
     assert (run / "report.html").read_text() == before
 
 
-@pytest.mark.parametrize("ends", [(10.0,), (4.0, 10.0)])
+@pytest.mark.parametrize("ends", [(10.0,), (4.0, 10.0), (2.0, 4.0, 10.0)])
 def test_the_shots_section_says_1_shot_not_1_shots(tmp_path, ends):
     from framework.outputs.markdown import _shots_section
 
@@ -469,4 +469,5 @@ def test_the_shots_section_says_1_shot_not_1_shots(tmp_path, ends):
     text = "\n".join(_shots_section(ExportContext(Timeline(video=video, tracks={"cut_analysis": shots}), tmp_path)))
     assert ("1 shot of 10.0 s; transitions: none." in text) == (len(ends) == 1), text
     assert ("2 shots, 5.0 s on average; transitions: 1 cut." in text) == (len(ends) == 2), text
+    assert ("3 shots, 3.3 s on average; transitions: 2 cuts." in text) == (len(ends) == 3), text
     assert "1 shots" not in text

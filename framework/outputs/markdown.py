@@ -170,7 +170,7 @@ def _shots_section(context: ExportContext) -> list[str]:
     kinds: dict[str, int] = {}
     for s in shots[1:]:
         kinds[s.transition_in] = kinds.get(s.transition_in, 0) + 1
-    trans = ", ".join(f"{n} {md(k)}" for k, n in sorted(kinds.items())) or "none"
+    trans = ", ".join(f"{n} {md(k)}{'s' if n > 1 else ''}" for k, n in sorted(kinds.items())) or "none"
     many = f"{len(shots)} shots, {avg:.1f} s on average" if len(shots) > 1 else f"1 shot of {avg:.1f} s"
     lines = ["## Shots", "", f"{many}; transitions: {trans}. The full list is in cuts.csv and cuts.edl.", ""]
     for shot in shots[:MAX_SHOT_LINES]:
