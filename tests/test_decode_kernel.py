@@ -74,6 +74,12 @@ with torch.inference_mode():
     after = model.generate(input_ids=ids, attention_mask=mask, **kw)
 report["same_tokens"] = bool(torch.equal(after, before))
 report["kernel_steps"] = len(calls)
+report["in_use"] = decode_kernel.in_use()
+# a kernel that gives other numbers here is set aside when the model is switched to it
+real_attend = decode_kernel.attend
+decode_kernel.attend = lambda q, k, v, m, s: real_attend(q, k, v, m, s) * 1.5
+report["bad_check"] = decode_kernel.check(model)
+report["in_use_after_bad_check"] = decode_kernel.in_use()
 print("REPORT " + json.dumps(report))
 '''
 
@@ -90,7 +96,9 @@ def test_through_tritons_interpreter_it_attends_as_sdpa_does():
     assert max(report["errors"]) < 3e-3, report  # (half precision)
     assert max(report["splits"]) >= 3  # (several stretches joined)
     assert report["empty_row_zero"] and report["other_row_same"], report
-    assert report["same_tokens"] and report["kernel_steps"] == 2 * 7, report  # (2 layers, 7 one-token steps)
+    # (2 layers x 7 one-token steps, and the check when the model was switched to it)
+    assert report["same_tokens"] and report["kernel_steps"] == 2 * 7 + 1 and report["in_use"], report
+    assert "differed from the plain computation" in report["bad_check"] and not report["in_use_after_bad_check"]
 
 
 def test_the_cache_is_split_to_fill_the_gpu_and_never_into_an_empty_stretch():
@@ -211,3 +219,22 @@ def test_on_a_gpu_the_description_model_decodes_through_it_when_asked(tiny_vlm, 
         out = fam.generate(fam.prepare(asked))
         assert out.shape[0] == 2 and len(calls) > before, graphs  # (captured steps call it once, at capture)
         fam.close()
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_the_summary_backend_checks_the_kernel_as_it_loads_and_decodes_through_it(tmp_path, monkeypatch):
+    """Fusion's transformers backend in bfloat16: the kernel built and checked at load, then its graphed steps."""
+    from framework.llm.transformers_backend import TransformersBackend
+    from framework.testing.llm import make_tiny_chat_model
+
+    _cuda()
+    folder = make_tiny_chat_model(tmp_path / "tiny", hidden=64)  # (head dimension 16)
+    calls = []
+    real = decode_kernel.attend
+    monkeypatch.setattr(decode_kernel, "attend", lambda *a: calls.append(1) or real(*a))
+    backend = TransformersBackend({"model": str(folder), "device": "cuda", "dtype": "bfloat16"})
+    backend.load()
+    assert len(calls) == 1 and not decode_kernel._broken  # (the check)
+    answer = backend.generate([{"role": "user", "content": "Scene one. Summarize."}], max_new_tokens=12)
+    assert isinstance(answer, str) and len(calls) > 1
+    assert backend.cuda_graphs["decode_kernel"] is True, backend.cuda_graphs

@@ -94,6 +94,8 @@ def install(model: Any) -> str | None:
             why = f"{type(exc).__name__}: {str(exc)[:160]}"
     if why is None and model.config._attn_implementation != NAME:
         why = "the model does not switch its attention dynamically"
+    if why is None:
+        decode_kernel.check(model)  # (on a GPU: the kernel built and checked now; set aside if it fails)
     return None if why is None else f"decoding steps keep SDPA attention ({why})"
 
 

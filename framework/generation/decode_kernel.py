@@ -183,6 +183,65 @@ def attend(query: Any, key: Any, value: Any, mask: Any, scale: float) -> Any:
     return out
 
 
+def reference(query: Any, key: Any, value: Any, mask: Any, scale: float) -> Any:
+    """``attend``'s result computed plainly in float32 (the check's yardstick)."""
+    import torch
+
+    batch, heads, _, dim = query.shape
+    kv_heads, kv_len = key.shape[1], key.shape[2]
+    q = query.float().reshape(batch, kv_heads, heads // kv_heads, dim)
+    scores = torch.matmul(key.float(), q.transpose(-1, -2)) * scale  # (batch, kv heads, keys, group)
+    if mask is not None:
+        m = mask[..., :kv_len].transpose(-1, -2)
+        scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores + m.float()
+    probs = torch.softmax(scores, dim=-2)
+    return torch.matmul(probs.transpose(-1, -2), value.float()).reshape(batch, 1, heads, dim)
+
+
+def check(model: Any) -> str | None:
+    """Build the kernels for ``model``'s attention (its query and key/value heads, head dimension, dtype, on
+    its device) and compare one step over a short masked cache with ``reference``: done when the model loads,
+    so the compile is not in its first decoding step, and a kernel that gives other numbers on this GPU is
+    never used (``disable``). None: the kernels are in use, or not wanted or not possible here (nothing to
+    check); else why they were set aside."""
+    import torch
+
+    config = getattr(model, "config", None)
+    text = getattr(config, "text_config", None) or config
+    heads, kv_heads = getattr(text, "num_attention_heads", 0), getattr(text, "num_key_value_heads", 0)
+    try:
+        param = next(model.parameters())
+    except (StopIteration, AttributeError, TypeError):
+        return None
+    if not heads or not kv_heads or heads % kv_heads:
+        return None
+    dim = getattr(text, "head_dim", None) or getattr(text, "hidden_size", 0) // heads
+    if not dim:
+        return None
+    gen = torch.Generator(device=param.device).manual_seed(0)
+    q = torch.randn(1, heads, 1, dim, device=param.device, dtype=param.dtype, generator=gen)
+    k, v = (torch.randn(1, kv_heads, 300, dim, device=param.device, dtype=param.dtype, generator=gen)
+            for _ in range(2))
+    if not (available(q) and fits(q, k, v)):
+        return None
+    mask = torch.ones(1, 1, 1, 300, device=param.device, dtype=torch.bool)
+    mask[..., 280:] = False
+    try:
+        error = (attend(q, k, v, mask, dim ** -0.5).float() - reference(q, k, v, mask, dim ** -0.5)).abs().max().item()
+    except Exception as exc:  # noqa: BLE001 - no compiler, an unsupported GPU, ...: the products
+        disable(f"{type(exc).__name__}: {str(exc)[:200]}")
+        return _broken[-1]
+    if not error < (2e-2 if param.dtype == torch.bfloat16 else 3e-3):
+        disable(f"its check on this GPU differed from the plain computation by {error:.3g}")
+        return _broken[-1]
+    return None
+
+
+def in_use() -> bool:
+    """Whether decoding steps on a GPU attend with the kernels in this process (wanted, and not set aside)."""
+    return wanted() and not _broken and _kernels() is not None
+
+
 def fits(query: Any, key: Any, value: Any) -> bool:
     """Whether ``attend`` takes these shapes and dtypes: half precision (Triton's products of float32 round
     through TF32 on a GPU), one head dimension for all, a power of two of at least 16."""
@@ -193,4 +252,5 @@ def fits(query: Any, key: Any, value: Any) -> bool:
             and key.shape[-1] == value.shape[-1] == dim and dim >= 16 and dim & (dim - 1) == 0)
 
 
-__all__ = ["BLOCK_N", "attend", "available", "disable", "fits", "splits_for", "wanted"]
+__all__ = ["BLOCK_N", "attend", "available", "check", "disable", "fits", "in_use", "reference", "splits_for",
+           "wanted"]

@@ -196,6 +196,10 @@ class TransformersBackend(LLMBackend):
         if self.graphs is None:
             return None
         extra = {"decode_attention": True} if self.decode_attention else {}
+        if self.decode_attention:
+            from ..generation import decode_kernel
+
+            extra["decode_kernel"] = decode_kernel.in_use()  # (else two matrix products per key/value head)
         if self.fused_norms:
             extra["fused_rms_norms"] = self.fused_norms
         if self.moved.get("way", "to") != "to":  # (moved through staging buffers)
