@@ -102,40 +102,46 @@ def short_note(text: str, limit: int = 40) -> str:
 
 
 def table_of(title: str, columns: tuple[str, ...] | list[str], rows: list[tuple[str, ...]] | list[list[str]],
-             right: tuple[str, ...] = (), width: int | None = None, drop_empty: bool = True) -> Any:
+             right: tuple[str, ...] = (), width: int | None = None, drop_empty: bool = True,
+             names: int = 0) -> Any:
     """A rich ``Table`` of ``rows`` (cells may hold rich markup) for a console ``width`` wide (``console``'s
     by default; 80 when piped), with the first column, of names (analyzers, models), never shortened:
     ``speech_flow`` and ``speech_rate`` must not both read ``speech…``. A middle column that is ``-`` in
     every row (VRAM on a machine without a GPU) is left out; the others wrap between words rather than
     inside one (``beside``, not ``bes…``) where the words fit the width, and the last column (a note)
     takes what is left. ``right``: the columns justified right (sizes); ``drop_empty=False`` keeps every
-    column (rows are added after, a total say)."""
+    column (rows are added after, a total say); ``names``: the column of names, where not the first."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     plain = [[Text.from_markup(str(c)).plain for c in row] for row in rows]
     keep = [i for i, _ in enumerate(columns)
-            if not drop_empty or i in (0, len(columns) - 1) or not plain
+            if not drop_empty or i in (names, len(columns) - 1) or not plain
             or any(row[i] not in ("-", "") for row in plain)]
     longest = {i: max([len(row[i]) for row in plain] + [len(columns[i])]) for i in keep}
     words = {i: max(len(w) for text in [*(row[i] for row in plain), columns[i]] for w in text.split() or [""])
              for i in keep}
-    middle = keep[1:-1]
-    least = longest[0] + sum(words[i] for i in middle) + 8  # (8: a few characters of the note a line)
+    middle = [i for i in keep[:-1] if i != names]
+    least = longest[names] + sum(words[i] for i in middle) + 8  # (8: a few characters of the note a line)
     width = width or console.width
-    if least + 3 * len(keep) + 1 <= width:  # (each cell's padding and border, and the last border)
+    chrome = 3 * len(keep) + 1  # (each cell's padding and border, and the last border)
+    if least + chrome <= width:
         table, fits = Table(title=title, title_justify="left"), True
     else:  # too narrow for boxes: columns one space apart, under a rule
         table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
-        fits = least + len(keep) <= width
+        chrome = len(keep)
+        fits = least + chrome <= width
+    # the last column at most what the others leave at their narrowest: a long word there (a path) folds
+    last = max(8, width - chrome - (least - 8)) if fits else None
     for i in keep:
         justify = "right" if columns[i] in right else "left"
-        if i == 0:
-            table.add_column(columns[i], no_wrap=True, min_width=longest[0], justify=justify)
+        if i == names:
+            table.add_column(columns[i], no_wrap=True, min_width=longest[names], justify=justify)
+        elif i == keep[-1]:
+            table.add_column(columns[i], max_width=last, justify=justify, overflow="fold")
         else:
-            table.add_column(columns[i], min_width=words[i] if fits and i in middle else None, justify=justify,
-                             overflow="fold" if i == keep[-1] else "ellipsis")
+            table.add_column(columns[i], min_width=words[i] if fits else None, justify=justify)
     for row in rows:
         table.add_row(*(row[i] for i in keep))
     return table

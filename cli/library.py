@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from . import console, main, user_errors
+from . import console, main, table_of, user_errors
 
 library_option = click.option(
     "--library", "library", type=click.Path(path_type=Path), default=None, metavar="PATH",
@@ -50,15 +50,10 @@ def list_cmd(library: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"library": str(lib.path), "videos": [v.to_dict() for v in videos]}, indent=2))
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(videos)} video(s) in {lib.path}", title_justify="left")
-    for col in ("#", "video", "length", "moments", "title", "run folder"):
-        table.add_column(col)
-    for v in videos:
-        name = v.name if v.file_exists else f"{v.name} [yellow](file not found)[/]"
-        table.add_row(str(v.id), name, _clock(v.duration), str(v.moments), v.title or "", v.run_dir)
-    console.print(table)
+    rows = [(str(v.id), v.name if v.file_exists else f"{v.name} [yellow](file not found)[/]", _clock(v.duration),
+             str(v.moments), v.title or "", str(v.run_dir)) for v in videos]
+    console.print(table_of(f"{len(videos)} video(s) in {lib.path}",
+                           ("#", "video", "length", "moments", "title", "run folder"), rows, names=1))
 
 
 @library_group.command("show")
