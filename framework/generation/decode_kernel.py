@@ -16,6 +16,7 @@ at import; ``available()`` says whether the kernels can run on a tensor's device
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -173,13 +174,15 @@ def attend(query: Any, key: Any, value: Any, mask: Any, scale: float) -> Any:
             mask = mask.view(torch.uint8)  # (one byte each, as bool: Triton reads it as integers)
         s_mb, s_mn = (mask.stride(0) if mask.shape[0] > 1 else 0), mask.stride(1)
     split, join = _kernels()
-    split[(batch * kv_heads, splits)](
-        query, key, value, mask, ml, acc, float(scale), kv_len, split_len, kv_heads, splits,
-        query.stride(0), query.stride(1), key.stride(0), key.stride(1), key.stride(2),
-        value.stride(0), value.stride(1), value.stride(2), s_mb, s_mn,
-        GROUP=group, BLOCK_G=block_g, D=dim, BLOCK=BLOCK_N, MASK=kind, num_warps=4)
-    join[(batch * kv_heads,)](ml, acc, out, kv_heads, splits, out.stride(0), out.stride(2),
-                              GROUP=group, BLOCK_G=block_g, D=dim, num_warps=4)
+    # (Triton launches on the current device: a model on cuda:1 is run from a thread whose current may be cuda:0)
+    with torch.cuda.device(query.device) if query.is_cuda else contextlib.nullcontext():
+        split[(batch * kv_heads, splits)](
+            query, key, value, mask, ml, acc, float(scale), kv_len, split_len, kv_heads, splits,
+            query.stride(0), query.stride(1), key.stride(0), key.stride(1), key.stride(2),
+            value.stride(0), value.stride(1), value.stride(2), s_mb, s_mn,
+            GROUP=group, BLOCK_G=block_g, D=dim, BLOCK=BLOCK_N, MASK=kind, num_warps=4)
+        join[(batch * kv_heads,)](ml, acc, out, kv_heads, splits, out.stride(0), out.stride(2),
+                                  GROUP=group, BLOCK_G=block_g, D=dim, num_warps=4)
     return out
 
 
