@@ -139,7 +139,8 @@ def test_on_a_gpu_it_attends_as_sdpa_does_at_real_shapes(dtype, batch, heads, kv
     torch.manual_seed(0)
     q = torch.randn(batch, heads, 1, 128, device=dev, dtype=dt)
     k, v = (torch.randn(batch, kv_heads, keys, 128, device=dev, dtype=dt) for _ in range(2))
-    filled = torch.arange(keys, device=dev)[None, :] < torch.tensor([keys - 7 * i for i in range(batch)], device=dev)[:, None]
+    lengths = torch.tensor([keys - 7 * i for i in range(batch)], device=dev)
+    filled = torch.arange(keys, device=dev)[None, :] < lengths[:, None]
     m = filled[:, None, None, :]
     assert decode_kernel.available(q) and decode_kernel.fits(q, k, v)
     out = decode_kernel.attend(q, k, v, m, 128 ** -0.5)
@@ -238,3 +239,14 @@ def test_on_a_gpu_the_summary_backend_checks_the_kernel_as_it_loads_and_decodes_
     answer = backend.generate([{"role": "user", "content": "Scene one. Summarize."}], max_new_tokens=12)
     assert isinstance(answer, str) and len(calls) > 1
     assert backend.cuda_graphs["decode_kernel"] is True, backend.cuda_graphs
+
+
+def test_the_kernels_bench_runs_its_code_on_the_cpu():
+    """``bench/decode_kernel_step.py --cpu-check``: the three ways called once on tiny shapes (Triton's interpreter);
+    the timing itself is for a GPU."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "decode_kernel_step.py"), "--cpu-check"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| tiny |"))
+    assert float(row.rstrip(" |").rsplit("|", 1)[-1]) < 3e-3, row  # (the kernel against the plain computation)
