@@ -376,7 +376,7 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
                     stretched = (f"a batch of up to {cap} (reserves {d.max_batch}; the rest from memory no "
                                  "analyzer reserved)")
                     notes[n] = "; ".join(x for x in (notes.get(n), stretched) if x)
-            # (a batch no larger than one group is prefilled whole: no group to report, as for the 7B's batch of 2 at 12 GB)
+            # (a batch no larger than one group is prefilled whole: no group to report; the 7B's batch of 2 at 12 GB)
             grouped = _grouped(d) and (cap is None or cap > d.group_items)
             placements[n] = Placement(w.device, v.precision, v.substitutes, cap, need[n],
                                       prefill_group=d.group_items if grouped else None)
