@@ -352,7 +352,20 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
     # each batching analyzer reserves room for the batch it wants (or the largest that fits alone):
     # co-loading small models must not starve the big one of its batch
     need = {n: _reservation(by_name[n], chosen[n], largest) for n in chosen}
-    waves = _waves([n for n in order if n in chosen], by_name, need, gpus, budgets)
+    on_gpus = [n for n in order if n in chosen]
+    waves = _waves(on_gpus, by_name, need, gpus, budgets)
+    # ... unless half of each batch would save a whole wave: one more batch of the big one costs less than
+    # every other analyzer of the GPU waiting for it (or it for them), as the default set at 48 GB did
+    half = {n: _reservation(by_name[n], chosen[n], largest, share=0.5) for n in chosen}
+    if half != need:
+        fewer = _waves(on_gpus, by_name, half, gpus, budgets)
+        if len(fewer) < len(waves):
+            for n in chosen:
+                if half[n] < need[n]:
+                    notes[n] = "; ".join(x for x in (notes.get(n), (
+                        f"reserves half its batch, so that the GPU analyzers run in {_waves_words(len(fewer))}, not "
+                        f"{_waves_words(len(waves))}; its batch grows into what its wave leaves")) if x)
+            need, waves = half, fewer
     for w in waves:  # the longest (measured) first: loads take turns, so they also start first
         w.gpu.sort(key=lambda n: -(seconds.get(n) or 0.0))
     wave_of = {n: w for w in waves for n in w.gpu}
@@ -372,8 +385,9 @@ def plan(demands: list[Demand], budget_mb: float | dict[str, float | None] | Non
                         f"prefilled in groups of {d.group_items} items, not {asked[n].group_items}: smaller groups "
                         "leave room for a larger batch beside the weights")) if x)
                 cap = batch_cap(d, None if budget is None else room[n] + shares[n])
-                if cap > d.max_batch:
-                    stretched = (f"a batch of up to {cap} (reserves {d.max_batch}; the rest from memory no "
+                reserved = batch_cap(d, room[n]) if budget is not None else d.max_batch
+                if cap > max(d.max_batch, reserved):
+                    stretched = (f"a batch of up to {cap} (reserves {reserved}; the rest from memory no "
                                  "analyzer reserved)")
                     notes[n] = "; ".join(x for x in (notes.get(n), stretched) if x)
             # (a batch no larger than one group is prefilled whole: no group to report; the 7B's batch of 2 at 12 GB)
@@ -506,13 +520,21 @@ def _ancestors(name: str, by_name: dict[str, Demand]) -> set[str]:
     return seen
 
 
-def _reservation(d: Demand, v: Variant, budget: float | None) -> float:
+def _waves_words(n: int) -> str:
+    return "one wave" if n == 1 else f"{n} waves"
+
+
+def _reservation(d: Demand, v: Variant, budget: float | None, share: float = 1.0) -> float:
     """What an analyzer reserves in its wave: weights and one item, plus its wanted batch's working
-    memory (``batch_extra_mb``), for as large a part of that batch as fits in ``budget`` beside the weights."""
+    memory (``batch_extra_mb``), for as large a part of that batch as fits in ``budget`` beside the weights
+    (``share`` of that batch, at least one item, counted in the smallest prefill groups: the wave's batch cap
+    fits the group to the room it gets)."""
     if d.item_vram_mb <= 0 or d.max_batch <= 1:
         return v.vram_mb
     batch = d.max_batch if budget is None else min(d.max_batch, batch_cap(d, max(0.0, budget - v.vram_mb)))
-    return v.vram_mb + batch_extra_mb(d, batch)
+    if share < 1 and _grouped(d):
+        d = dataclasses.replace(d, group_items=min(d.group_items, MIN_PREFILL_GROUP))
+    return v.vram_mb + batch_extra_mb(d, max(1, int(batch * share)))
 
 
 def _waves(names: list[str], by_name: dict[str, Demand], needs: dict[str, float], gpus: list[str],

@@ -225,3 +225,24 @@ def test_without_a_gpu_driver_torch_is_not_asked_for_gpus(monkeypatch):
     with pytest.raises(Exception, match="no such GPU"):
         devices.discover(["cuda:0"], "auto")  # asked for by name: torch says whether it exists
     assert asked == [1]
+
+
+def test_half_a_batch_is_reserved_where_that_saves_a_whole_wave():
+    """The default set at 48 GB put the 7B alone in a second wave, after every other GPU analyzer (its batch of
+    64 did not fit beside them). Where half of each batch would let the GPU run in fewer waves, the batching
+    analyzers reserve half, say so, and their batch grows into what the wave leaves; where it would not, they
+    keep their whole batch."""
+    vlm = Demand("vlm", "gpu", 17000, item_vram_mb=600, max_batch=64, group_items=64, item_kv_mb=150)
+    others = [Demand(f"model{i}", "gpu", 4000) for i in range(4)]
+    p = plan([vlm, *others], 48000, ["cuda:0"])
+    assert len(p.waves) == 1 and "reserves half its batch" in p.notes["vlm"]
+    assert "one wave, not 2 waves" in p.notes["vlm"]
+    assert p.placements["vlm"].max_batch >= 32 and p.waves[0].vram_mb <= 48000
+    from framework.scheduler import batch_extra_mb
+
+    assert batch_extra_mb(dataclasses.replace(vlm, group_items=p.placements["vlm"].prefill_group or 64),
+                          p.placements["vlm"].max_batch) + 17000 + 16000 <= 48000
+    # at 30 GB not even half fits beside them: two waves, the whole batch, no such note
+    p = plan([vlm, *others], 30000, ["cuda:0"])
+    assert len(p.waves) == 2 and "half" not in (p.notes.get("vlm") or "")
+    assert p.placements["vlm"].max_batch == 64
