@@ -4,7 +4,7 @@ matrix products per key/value head it replaced, and SDPA (what transformers runs
 Shapes: fusion's summary model (Qwen2.5-1.5B: 12 query heads on 2 key/value heads, head dimension 128, one row)
 after 1000, 3000 and 5500 tokens; the description VLM (Qwen2-VL-7B: 28 on 4) at batches of 60 and 114 chunks of
 1700 tokens. Each way's calls are captured in a CUDA graph, as the decoding loop replays them, and its replays
-timed by CUDA events (per call: the median of 5 replays of 50 calls), in bfloat16, with a boolean mask that
+timed by CUDA events (per call: the mean of 5 replays of 50 calls), in bfloat16, with a boolean mask that
 lets through all but the last 5 % (a static cache's unfilled end).
 
     python bench/decode_kernel_step.py [--out FILE]
@@ -14,7 +14,6 @@ lets through all but the last 5 % (a static cache's unfilled end).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 
@@ -58,42 +57,15 @@ def ways(torch):
     return {"decode_kernel": decode_kernel.attend, "two products": products, "sdpa": sdpa}
 
 
-def graphed_us(torch, call, calls: int, rounds: int) -> float:
-    """Microseconds of GPU time per ``call``: ``calls`` of them captured in one CUDA graph (as the decoding
-    loop replays them: no Python between kernels), its replays timed by CUDA events, the median of ``rounds``."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):  # (compiled, kernels chosen, before the capture)
-            call()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        for _ in range(calls):
-            call()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(rounds):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(1e3 * start.elapsed_time(end) / calls)
-    del graph
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cpu-check", action="store_true", help="tiny shapes on the CPU, one call each (Triton's "
                     "interpreter: set TRITON_INTERPRET=1); checks this script, measures nothing")
-    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=50, help="calls captured in one CUDA graph")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     import torch
+    from fp8_linear import graph_ms
 
     from framework.generation import decode_kernel
 
@@ -118,7 +90,7 @@ def main() -> None:
                 fn(q, k, v, m, scale)
                 times[name] = float("nan")
                 continue
-            times[name] = graphed_us(torch, lambda: fn(q, k, v, m, scale), args.calls, args.rounds)
+            times[name] = 1e3 * graph_ms(lambda: fn(q, k, v, m, scale), args.calls)  # (fp8_linear's timer)
         diff = (decode_kernel.attend(q, k, v, m, scale).float()
                 - decode_kernel.reference(q, k, v, m, scale)).abs().max()
         splits = decode_kernel.splits_for(rows * kv_heads, keys, decode_kernel._multiprocessors(q.device))[0]
