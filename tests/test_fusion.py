@@ -87,6 +87,8 @@ def test_a_track_of_measurements_alone_is_not_counted_as_observed():
     paragraph = extractive_paragraph(digests, {n: TrackIndex(t) for n, t in tracks.items()}, 12.0, sorted(tracks))
     assert "Observed: speech_rate in 1 of 1." in paragraph
     assert "text_overlay in" not in paragraph
+    # and it comes after the lines that found something (a chapter's summary quotes the first ones)
+    assert [ln.analyzer for ln in digests[0].lines] == ["speech_rate", "text_overlay"]
 
 
 def test_the_paragraph_counts_every_transition_cuts_too_and_fades_by_direction():

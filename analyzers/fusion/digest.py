@@ -233,7 +233,9 @@ def render_generic(track: Track, idx: TrackIndex, unit: Unit, ctx: Context) -> L
     if labels:
         parts.append(_counts(labels))
     parts.extend(series_parts[:3])
-    priority = {"visual": 1, "speech": 2, "on-screen text": 2}.get(name, 3)
+    # (a line of measurements alone, "eye_tracking: faces 0", after every line that found something: chapter
+    # summaries quote a unit's first lines)
+    priority = {"visual": 1, "speech": 2, "on-screen text": 2}.get(name, 3) if texts or labels else 6
     short = _clip(f"{name}: " + parts[0], 60) if (texts or labels) else ""
     return Line(track.analyzer, f"{name}: " + "; ".join(parts), feats, priority=priority, short=short,
                 observed=bool(texts or labels))
