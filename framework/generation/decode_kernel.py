@@ -12,7 +12,8 @@ grid has as many programs as the GPU has multiprocessors, twice over, however sh
 The arithmetic is the online softmax of flash attention, in float32; the probabilities meet the values in
 the cache's dtype, as flash attention's do. A masked position (``False`` in a boolean mask; an additive mask
 is added to the scores) does not count; a row whose positions are all masked gets zeros. Nothing here runs
-at import; ``available()`` says whether the kernels can run on a tensor's device.
+at import; ``available()`` says whether the kernels can run on a tensor's device, and ``check`` builds and
+verifies them for a model when ``decode_attention.install`` switches it to them (``disable`` sets them aside).
 """
 from __future__ import annotations
 
