@@ -193,6 +193,12 @@ class PlanReport:
                 **self.plan.as_dict(), "cannot_run": self.cannot_run, "own_process": self.own_process}
 
 
+def _prefill_group(analyzer: Any) -> int:
+    """``analyzer.prefill_group()`` (``BatchedAnalyzer``'s: the items of a batch prefilled at once), 0 without one."""
+    method = getattr(analyzer, "prefill_group", None)
+    return int(method()) if method is not None else 0
+
+
 def measured_one_item_mb(measured: dict[str, Any], analyzer: Analyzer, estimate_mb: float) -> float:
     """A measured peak as the plan reads a variant's memory: the weights and one item's working memory.
 
@@ -208,7 +214,7 @@ def measured_one_item_mb(measured: dict[str, Any], analyzer: Analyzer, estimate_
     item = float(getattr(analyzer, "item_vram_mb", 0.0) or 0.0)
     if batch <= 1 or item <= 0:
         return peak
-    group = int(measured.get("peak_group") or (analyzer.prefill_group() if hasattr(analyzer, "prefill_group") else 0))
+    group = int(measured.get("peak_group") or _prefill_group(analyzer))
     shape = Demand(getattr(analyzer, "name", ""), item_vram_mb=item, group_items=group,
                    item_kv_mb=float(getattr(analyzer, "item_kv_mb", 0.0) or 0.0))
     one = peak - batch_extra_mb(shape, batch)
@@ -690,7 +696,7 @@ class _Run:
                       item_vram_mb=float(a.item_vram_mb) if batched else 0.0,
                       max_batch=a.max_batch_size() if batched else 1,
                       stretch_batch=a.stretch_batch_size() if batched and hasattr(a, "stretch_batch_size") else 0,
-                      group_items=a.prefill_group() if batched and hasattr(a, "prefill_group") else 0,
+                      group_items=_prefill_group(a) if batched else 0,
                       item_kv_mb=float(getattr(a, "item_kv_mb", 0.0) or 0.0) if batched else 0.0,
                       cpu_seconds=seconds.get("cpu"), gpu_seconds=seconds.get("cuda"))
 
@@ -752,7 +758,7 @@ class _Run:
                 values["peak_vram_mb"] = float(r["peak_vram_mb"])
                 # the batch it was measured at: a batch's working memory is not the model's own
                 values["peak_batch"] = max((r.get("step") or {}).get("batch_sizes") or [1])
-                group = a.prefill_group() if hasattr(a, "prefill_group") else 0
+                group = _prefill_group(a)
                 if group:  # (the group it prefilled in: the plan's, where smaller than its own)
                     values["peak_group"] = group
             if r.get("analyze_s") is not None and self.meta.duration:

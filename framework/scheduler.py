@@ -448,10 +448,8 @@ def fitted_group(d: Demand, room_mb: float | None) -> int:
         return d.group_items
     best, most = d.group_items, batch_cap(d, room_mb)
     for group in range(d.group_items - 1, MIN_PREFILL_GROUP - 1, -1):
-        if d.item_vram_mb * (group - 1) > room_mb:
-            continue  # (the group itself does not fit)
-        batch = min(d.largest_batch, group + int((room_mb - d.item_vram_mb * (group - 1)) // d.item_kv_mb))
-        if batch > most:
+        batch = batch_cap(dataclasses.replace(d, group_items=group), room_mb)
+        if batch > most:  # (a group that does not fit itself gives no more than the others)
             best, most = group, batch
     return best
 

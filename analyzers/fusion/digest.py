@@ -29,7 +29,8 @@ TEXT_HEADINGS = {"description": "visual", "caption": "visual", "speech": "speech
                  "text": "on-screen text", "ocr": "on-screen text"}
 EMOTIONS = {"happy", "happiness", "sad", "sadness", "angry", "anger", "surprise", "surprised", "fear",
             "fearful", "disgust", "disgusted", "contempt", "neutral", "calm", "joy"}
-TRANSITIONS = {"cut", "fade", "dissolve", "wipe"}
+TRANSITION_ORDER = ("cut", "dissolve", "fade", "wipe")  # the labels of transitions, in the order a summary lists them
+TRANSITIONS = set(TRANSITION_ORDER)
 CAMERA_MOVES = {"pan", "tilt", "zoom", "shake", "dolly", "truck", "handheld"}
 TEXT_KEYS = ("text", "caption", "description", "transcript")
 STRUCTURAL = {"scene_segmentation"}  # results written before capabilities: define the units, add no line

@@ -19,8 +19,8 @@ from typing import Callable
 from framework.summary import Chapter, Evidence, KeyMoment
 
 from .align import SCENE_LABEL, SHOT_LABEL, TrackIndex, series_stats
-from .digest import (CAMERA_MOVES, EMOTIONS, TEXT_HEADINGS, TRANSITIONS, Digest, _clip, event_text, fit_digests,
-                     fmt_time)
+from .digest import (CAMERA_MOVES, EMOTIONS, TEXT_HEADINGS, TRANSITION_ORDER, TRANSITIONS, Digest, _clip,
+                     event_text, fit_digests, fmt_time)
 from .grounding import Grounder
 
 
@@ -56,9 +56,6 @@ def extractive_chapters(groups: list[list[Digest]], grounder: Grounder) -> list[
         out.append(Chapter(start=a.start, end=b.end, title=f"{name}: {_chapter_phrase(group)}",
                            summary=summary, evidence=grounder.chapter_evidence(a.start, b.end)))
     return out
-
-
-TRANSITION_ORDER = ("cut", "dissolve", "fade", "wipe")  # (every label of ``TRANSITIONS``)
 
 
 @dataclass

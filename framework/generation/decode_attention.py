@@ -32,11 +32,10 @@ NAME = "framework_decode"
 def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any, dropout: float = 0.0,
               scaling: float | None = None, is_causal: bool | None = None, **kwargs: Any) -> tuple[Any, None]:
     """transformers' attention-interface signature: (output as batch, query length, heads, head dim; None)."""
-    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     batch, heads, q_len, dim = query.shape
-    kv_heads, kv_len = key.shape[1], key.shape[2]
+    kv_heads = key.shape[1]
     if (q_len != 1 or dropout or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None
             or kwargs.get("output_attentions") or heads % kv_heads
             or value.shape[-1] != dim
@@ -49,6 +48,19 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
             return decode_kernel.attend(query, key, value, attention_mask, scale), None
         except Exception as exc:  # noqa: BLE001 - a kernel that does not build or run here: the products below
             decode_kernel.disable(f"{type(exc).__name__}: {str(exc)[:200]}")
+    return products(query, key, value, attention_mask, scale), None
+
+
+def products(query: Any, key: Any, value: Any, attention_mask: Any, scale: float) -> Any:
+    """A one-token step's attention as two matrix products per key/value head: ``query`` (batch, heads, 1,
+    dim) against ``key``/``value`` (batch, key/value heads, keys, dim), ``attention_mask`` None or (batch or 1,
+    1, 1, keys or more), boolean (True: attend) or additive; (batch, 1, heads, dim). The scores and softmax
+    in float32, the probabilities back in ``value``'s dtype (given float32 tensors: all of it in float32,
+    ``decode_kernel.reference``)."""
+    import torch
+
+    batch, heads, _, dim = query.shape
+    kv_heads, kv_len = key.shape[1], key.shape[2]
     q = query.reshape(batch, kv_heads, heads // kv_heads, dim)  # query head h shares key/value head h // group
     # keys times queries (not queries times keys): a tall product that spreads over the keys, where
     # cuBLAS ran the other way round as a matrix-vector kernel, one key/value head per block. Other
@@ -66,7 +78,7 @@ def attention(module: Any, query: Any, key: Any, value: Any, attention_mask: Any
             scores = scores + mask.float()
     probs = torch.softmax(scores, dim=-2).to(value.dtype)
     out = torch.matmul(probs.transpose(-1, -2), value)  # (batch, kv heads, group, dim)
-    return out.reshape(batch, 1, heads, dim), None
+    return out.reshape(batch, 1, heads, dim)
 
 
 def register() -> str | None:
@@ -99,4 +111,4 @@ def install(model: Any) -> str | None:
     return None if why is None else f"decoding steps keep SDPA attention ({why})"
 
 
-__all__ = ["NAME", "attention", "install", "register"]
+__all__ = ["NAME", "attention", "install", "products", "register"]

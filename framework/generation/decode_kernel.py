@@ -24,6 +24,8 @@ import math
 import os
 from typing import Any
 
+from ..work_streams import switched_on
+
 BLOCK_N = 64  #: keys a program reads at a time
 MIN_GROUP_ROWS = 16  #: the query heads of a key/value head, padded: the least rows of a Triton product
 
@@ -33,7 +35,7 @@ _broken: list[str] = []  # why the kernels failed in this process (``disable``):
 
 def wanted() -> bool:
     """``FRAMEWORK_DECODE_KERNEL`` (default on): ``0`` keeps ``decode_attention``'s two matrix products."""
-    return os.environ.get("FRAMEWORK_DECODE_KERNEL", "1").strip().lower() not in ("0", "off", "false", "no")
+    return switched_on("FRAMEWORK_DECODE_KERNEL")
 
 
 def available(query: Any) -> bool:
@@ -188,18 +190,11 @@ def attend(query: Any, key: Any, value: Any, mask: Any, scale: float) -> Any:
 
 
 def reference(query: Any, key: Any, value: Any, mask: Any, scale: float) -> Any:
-    """``attend``'s result computed plainly in float32 (the check's yardstick)."""
-    import torch
+    """``attend``'s result computed plainly in float32 (the check's yardstick): ``decode_attention``'s two
+    products on float32 copies."""
+    from .decode_attention import products
 
-    batch, heads, _, dim = query.shape
-    kv_heads, kv_len = key.shape[1], key.shape[2]
-    q = query.float().reshape(batch, kv_heads, heads // kv_heads, dim)
-    scores = torch.matmul(key.float(), q.transpose(-1, -2)) * scale  # (batch, kv heads, keys, group)
-    if mask is not None:
-        m = mask[..., :kv_len].transpose(-1, -2)
-        scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores + m.float()
-    probs = torch.softmax(scores, dim=-2)
-    return torch.matmul(probs.transpose(-1, -2), value.float()).reshape(batch, 1, heads, dim)
+    return products(query.float(), key.float(), value.float(), mask, scale)
 
 
 def check(model: Any) -> str | None:
