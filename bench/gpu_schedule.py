@@ -197,6 +197,7 @@ class VLM(GpuBench):
         else:
             super().load(device, models)
         self.graphs, self.notes, self.prepare_lock, self.joint_batches = None, [], threading.Lock(), 0
+        self.groups_used = []  # each batch's prefill group (prefill_group_for)
         if self.dev.type == "cuda" and GRAPHS:  # as the description family decodes Qwen2-VL (graphs_by_default)
             from framework.generation import decode_graphs
             from analyzers.vlm.families.qwen import Qwen2VL
@@ -293,8 +294,10 @@ class VLM(GpuBench):
             out = None
             if self.graphs is not None:
                 try:
-                    group = self.prefill_group()
-                    if group and batch["input_ids"].shape[0] > group:  # groups prefilled apart, decoded as one
+                    rows = batch["input_ids"].shape[0]  # (a batch below the plan's cap: larger groups, where they fit)
+                    group = self.prefill_group_for(rows, self.own_group())
+                    self.groups_used.append(group)
+                    if group and rows > group:  # groups prefilled apart, decoded as one
                         parts, why = joint_decode.generate(self.model, self.graphs, self._groups(batch, group),
                                                            loop_kw)
                         out = None if parts is None else torch.cat(list(parts))  # (equal lengths: no end token)
@@ -322,7 +325,8 @@ class VLM(GpuBench):
     def finish(self, results, inputs):
         graphs = None if self.graphs is None else self.graphs.summary()
         return self.track(data={"items": len(results), "cuda_graphs": graphs, "notes": self.notes,
-                                "prefill_group": self.prefill_group(), "joint_batches": self.joint_batches})
+                                "prefill_group": self.prefill_group(), "prefill_groups": self.groups_used,
+                                "joint_batches": self.joint_batches})
 
 
 class Objects(GpuBench):
@@ -627,7 +631,9 @@ def per_analyzer(o: Outcome, video_s: float) -> str:
     rows.append("\nwaves: " + "; ".join(f"{d} wave {i}: {', '.join(g)} (~{mb} MB)" for d, i, g, mb in o.plan_waves))
     vlm = o.tracks.get("qwen2_vl_temporal")
     if vlm is not None and vlm.data:
-        rows.append(f"VLM decoding: CUDA graphs {vlm.data.get('cuda_graphs')}; notes {vlm.data.get('notes') or '-'}")
+        groups = "/".join(map(str, vlm.data.get("prefill_groups") or [])) or "-"
+        rows.append(f"VLM decoding: CUDA graphs {vlm.data.get('cuda_graphs')}; prefill groups per batch {groups}; "
+                    f"notes {vlm.data.get('notes') or '-'}")
     if o.notes:
         rows.append("notes: " + "; ".join(f"{k}: {v}" for k, v in o.notes.items()))
     return "\n".join(rows)

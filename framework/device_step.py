@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterable
 
 from .analyzer import Analyzer, AnalyzerInputs
+from .scheduler import Demand, even_batch, group_for_batch
 from .timeline import Track
 from .work_streams import carry
 
@@ -190,6 +191,18 @@ class BatchedAnalyzer(Analyzer):
         default): the whole batch at once."""
         return 0
 
+    def prefill_group_for(self, rows: int, most: int) -> int:
+        """The prefill group for one batch of ``rows`` items, at most ``most`` (the analyzer's own group): the
+        largest whose working memory fits the room the plan gave its batches (``placement.batch_room_mb``,
+        ``scheduler.group_for_batch``). The plan fits its group to the largest batch; a smaller one (batches
+        evened out, ``scheduler.even_batch``; a run's last) has room for larger groups, which prefill sooner.
+        ``prefill_group()`` where the plan gave no room."""
+        room = self.placement.batch_room_mb if self.placement is not None else None
+        if room is None or not self.prefill_group():
+            return self.prefill_group()
+        return group_for_batch(Demand(self.name, item_vram_mb=self.item_vram_mb, item_kv_mb=self.item_kv_mb,
+                                      group_items=most, max_batch=rows), room, rows)
+
     def planned_batch_size(self) -> int:
         """The batch this run uses: ``stretch_batch_size()`` capped by the plan's ``placement.max_batch``."""
         size = self.stretch_batch_size()
@@ -246,7 +259,8 @@ class Batches:
 
     Preprocessing runs ``prefetch`` batches ahead on ``preprocess_threads`` threads; outputs are
     postprocessed on one thread in order. The batch size is ``analyzer.planned_batch_size()``: its
-    ``stretch_batch_size()`` (by default ``max_batch_size()``) capped by ``analyzer.placement.max_batch``.
+    ``stretch_batch_size()`` (by default ``max_batch_size()``) capped by ``analyzer.placement.max_batch``,
+    then the smallest that needs no more batches, where ``count_items`` knows the items (60 at most 38: 30 and 30).
     Out of memory while other models share the device raises
     ``DeviceOutOfMemory`` at once (the executor retries alone first); alone, the batch is halved
     and retried (recorded in ``receipt.fallbacks``) down to one item, which raises it too.
@@ -291,6 +305,8 @@ class Batches:
         """Queue batches for preprocessing until ``prefetch`` are queued or the items run out."""
         if self.source is None:
             self.total = self.analyzer.count_items(self.inputs)
+            if self.total:  # no more batches than the cap needs, each as small as that allows (``even_batch``)
+                self.size = even_batch(self.size, self.total)
             self.source = iter(self.analyzer.items(self.inputs))
         while not self.exhausted and len(self.queued) < max(1, self.analyzer.prefetch):
             chunk = list(itertools.islice(self.source, self.size))

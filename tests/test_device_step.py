@@ -57,6 +57,37 @@ def test_results_come_back_in_item_order_in_batches_of_the_configured_size():
     assert receipt.items == 10 and receipt.batches == 3 and receipt.batch_sizes == [4, 2]
 
 
+def test_the_batch_shrinks_to_the_smallest_that_needs_no_more_batches():
+    """9 items at most 4 a batch: three batches of 3 (not 4, 4, 1); the largest batch is what its working
+    memory is sized by (``BatchedAnalyzer.prefill_group_for``)."""
+    a = Doubler(n=9)
+    assert run_batches(a, _inputs()) == [2 * i for i in range(9)]
+    assert a.seen_batches == [3, 3, 3]
+
+
+def test_items_of_unknown_count_come_in_batches_of_the_configured_size():
+    a = Doubler(n=9)
+    a.count_items = lambda inputs: None
+    assert run_batches(a, _inputs()) == [2 * i for i in range(9)]
+    assert a.seen_batches == [4, 4, 1]
+
+
+def test_a_batch_smaller_than_the_plans_largest_is_prefilled_in_larger_groups_where_they_fit():
+    """``prefill_group_for``: the plan fitted groups of 4 to a batch of 38 in 98 MB of room (10 MB an item of
+    the first group beyond the first item, 2 MB an item beyond that group: 10 x 3 + 2 x 34 = 98); a batch of 20
+    fits groups of 8 in that room (10 x 7 + 2 x 12 = 94 MB; 9 would take 102); without a room (no budget):
+    the plan's group."""
+    a = Doubler()
+    a.item_vram_mb, a.item_kv_mb = 10.0, 2.0
+    a.prefill_group = lambda: 4
+    a.placement = Placement(device="cuda:0", max_batch=38, prefill_group=4, batch_room_mb=98.0)
+    assert a.prefill_group_for(20, 64) == 8
+    assert a.prefill_group_for(38, 64) == 4 and a.prefill_group_for(3, 64) == 64  # (3 rows: prefilled whole)
+    assert a.prefill_group_for(20, 6) == 6  # never above the analyzer's own group
+    a.placement = Placement(device="cuda:0", max_batch=38, prefill_group=4)
+    assert a.prefill_group_for(20, 64) == 4
+
+
 def test_the_placement_caps_the_batch_size():
     a = Doubler(n=9)
     a.placement = Placement(device="cpu", max_batch=3)

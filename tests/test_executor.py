@@ -104,7 +104,7 @@ def test_an_underestimate_runs_out_of_memory_then_retries_alone():
 def test_fallback_chain_smaller_batch_then_smaller_variant_then_cpu():
     gpus = SimulatedGPUs({"cuda:0": 80_000})
     # working memory: 3000 per item; bf16 weights 8000 leave 2000 in a 10 GB budget: even one item fails
-    a = StandIn.make("vlm", gpus, {"bf16": 8000, "int8": 5000}, item_mb=3000, n_items=4, batch_size=4)()
+    a = StandIn.make("vlm", gpus, {"bf16": 8000, "int8": 5000}, item_mb=3000, n_items=6, batch_size=4)()
     _p, tracks = run_plan([a], gpus, 10_000, estimates={"vlm": {"bf16": 4000, "int8": 2500}})
     t = tracks["vlm"]
     assert t.status == "ok", t.reason
@@ -127,15 +127,15 @@ def test_fallback_chain_smaller_batch_then_smaller_variant_then_cpu():
 def test_a_smaller_variant_taken_after_out_of_memory_gets_the_batch_its_own_room_allows():
     """The failed variant's batch cap came from the little room its weights left; the smaller one,
     alone on the device, is sized from its own (1 + (10000 - 5000) // 1000 = 6, not 2; 5000 is the
-    fp8 weights and one item's working memory)."""
+    fp8 weights and one item's working memory): its 12 items in two batches of 6."""
     gpus = SimulatedGPUs({"cuda:0": 80_000})
-    a = StandIn.make("vlm", gpus, {"bf16": 12_000, "fp8": 4000}, item_mb=1000, n_items=8, batch_size=8)()
+    a = StandIn.make("vlm", gpus, {"bf16": 12_000, "fp8": 4000}, item_mb=1000, n_items=12, batch_size=8)()
     p, tracks = run_plan([a], gpus, 10_000, estimates={"vlm": {"bf16": 9000, "fp8": 5000}})
     assert p.placements["vlm"].max_batch == 2  # what the plan gave bf16
     t = tracks["vlm"]
     assert t.status == "ok", t.reason
     assert t.receipt["variant"] == "fp8" and any("retrying as fp8" in s for s in t.receipt["fallbacks"])
-    assert t.receipt["step"]["batch_sizes"] == [6, 2] and not t.receipt["step"].get("fallbacks")
+    assert t.receipt["step"]["batch_sizes"] == [6] and not t.receipt["step"].get("fallbacks")
     assert gpus.peak["cuda:0"] <= 10_000
 
 

@@ -45,11 +45,12 @@ def _requests():
                     "Describe." if i % 2 else "Describe the scene in detail please.") for i, c in enumerate(counts)]
 
 
-def _generate(folder, family, prefill_rows=None, graphs=True, new_tokens=12, **generation):
+def _generate(folder, family, prefill_rows=None, graphs=True, new_tokens=12, group_rows=None, **generation):
     """One batch of the 7 requests: plain ``generate`` (no graphs), or through greedy_loop (the graph seam)
-    with ``prefill_rows``."""
+    with ``prefill_rows`` (and the analyzer's ``group_rows``, if given)."""
     fam = family_class(family)(GenerationOptions(max_new_tokens=new_tokens, min_new_tokens=0, static_cache=True,
                                                  prefill_rows=prefill_rows))
+    fam.group_rows = group_rows
     fam.load(folder, "cpu", None)
     for key, value in generation.items():
         setattr(fam.model.generation_config, key, value)
@@ -85,6 +86,22 @@ def test_groups_prefilled_apart_and_decoded_together_give_the_tokens_of_one_gene
     groups = joint_decode.groups(lengths, 3)
     assert sum(padding) == sum(max(lengths[i] for i in g) - lengths[r] for g in groups for r in g)
     assert sum(padding) < sum(max(lengths) - n for n in lengths)
+
+
+def test_the_analyzers_group_for_the_batch_sets_its_prefill_groups(tiny_vlm, plain):  # noqa: F811
+    """``Family.group_rows`` (the analyzer's ``prefill_group_for``, asked with the batch's rows) over ``prefill_rows``:
+    7 rows in groups of at most 4, not 3: two prefills, then one loop; the same tokens."""
+    asked = []
+    fam, prepared, joint = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=3,
+                                     group_rows=lambda rows: asked.append(rows) or 4)
+    assert torch.equal(joint, plain["qwen2-vl"]) and fam.joint_batches == 1 and set(asked) == {7}
+    lengths = prepared["inputs"]["attention_mask"].sum(1).tolist()
+    padding = sum(a.extra["padding"] for a in fam.decode(joint, prepared))  # (each row's padding in its group)
+    by_groups = {most: sum(max(lengths[i] for i in g) - lengths[r] for g in joint_decode.groups(lengths, most)
+                           for r in g) for most in (3, 4)}
+    assert padding == by_groups[4] != by_groups[3]
+    fam, _, joint = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=3, group_rows=lambda rows: 7)
+    assert torch.equal(joint, plain["qwen2-vl"]) and fam.joint_batches == 0  # (7 rows: one prefill)
 
 
 def test_the_family_marks_each_phase_of_a_joint_batch(tiny_vlm, plain, monkeypatch):  # noqa: F811

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framework.scheduler import Demand, Variant, plan
+from framework.scheduler import Demand, Variant, group_for_batch, plan
 
 PRECISIONS = ("bf16", "int8", "int4")
 
@@ -83,6 +83,24 @@ def test_plan_invariants(ds, budget, gpus, limit):
             assert batches <= budget + 1e-6
         for n in w.gpu:
             assert p.placements[n].max_batch is None or p.placements[n].max_batch <= by_name[n].largest_batch
+        # each batching analyzer's room (``batch_room_mb``): together within the budget; any batch up to the cap in
+        # the prefill groups ``group_for_batch`` gives it fits its room, in groups no smaller than the plan's
+        if budget is not None:
+            rooms = {n: p.placements[n].batch_room_mb for n in w.gpu if by_name[n].item_vram_mb > 0}
+            assert all(r is not None and r >= 0 for r in rooms.values())
+            assert sum(p.placements[n].vram_mb if n not in rooms else
+                       next(v.vram_mb for v in by_name[n].all_variants if v.precision == p.placements[n].variant)
+                       + rooms[n] for n in w.gpu) <= budget + 1e-6
+            for n, room in rooms.items():
+                cap = p.placements[n].max_batch
+                for batch in {1, max(1, cap // 2), cap}:
+                    g = group_for_batch(by_name[n], room, batch)
+                    shaped = dataclasses.replace(by_name[n], group_items=g)
+                    assert batch == 1 or _working_mb(shaped, batch) <= room + 1e-6
+                    if p.placements[n].prefill_group is not None:
+                        assert g >= p.placements[n].prefill_group
+        else:
+            assert all(p.placements[n].batch_room_mb is None for n in w.gpu)
     # every GPU placement is in exactly one wave, on its device
     in_waves = [n for w in p.waves for n in w.gpu]
     assert sorted(in_waves) == sorted(n for n, pl in p.placements.items() if pl.is_gpu)
@@ -206,3 +224,35 @@ def test_a_fitted_prefill_group_never_gives_a_smaller_batch_and_its_batch_fits(i
         assert item * (g - 1) <= room
         smaller = [batch_cap(dataclasses.replace(d, group_items=s), room) for s in range(MIN_PREFILL_GROUP, g)]
         assert all(c <= cap for c in smaller)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 200), st.integers(0, 1000))
+def test_an_even_batch_needs_no_more_batches_than_the_cap_and_is_the_smallest_that_does(size, items):
+    from framework.scheduler import even_batch
+
+    b = even_batch(size, items)
+    assert 1 <= b <= size
+    if items:
+        batches = -(-items // size)
+        assert -(-items // b) == batches
+        assert b == 1 or -(-items // (b - 1)) > batches
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([50.0, 600.0, 800.0]), st.sampled_from([0.0, 10.0, 150.0]), st.integers(0, 64),
+       st.integers(1, 160), st.floats(0, 100_000))
+def test_a_batchs_prefill_group_is_the_largest_that_fits_it(item, kv, group, batch, room):
+    """``group_for_batch``: no larger than the analyzer's own group; where any group down to
+    ``MIN_PREFILL_GROUP`` fits the batch in the room, the largest such; else ``fitted_group``'s."""
+    from framework.scheduler import MIN_PREFILL_GROUP, fitted_group
+
+    d = Demand("a", "gpu", item_vram_mb=item, max_batch=batch, group_items=group, item_kv_mb=kv)
+    g = group_for_batch(d, room, batch)
+    assert g <= group
+    fits = [s for s in range(MIN_PREFILL_GROUP, group + 1)
+            if _working_mb(dataclasses.replace(d, group_items=s), batch) <= room + 1e-6]
+    if 0 < kv < item and fits:
+        assert g == max(fits)
+    else:
+        assert g == fitted_group(d, room)

@@ -151,6 +151,11 @@ def test_the_plan_stretches_the_vlms_batch_only_where_a_gpu_has_room(cut_video, 
     a = SceneDescription({"chunking": "fixed"})
     a.placement, a._device = placed[24], "cuda:0"
     assert a.prefill_group() == a._prefill_rows() == placed[24].prefill_group
+    # a smaller batch than the cap (batches evened out, a run's last) is prefilled in larger groups, in the same room
+    cap, room = placed[24].max_batch, placed[24].batch_room_mb
+    assert a.group_for_rows(cap) == placed[24].prefill_group
+    half = a.group_for_rows(cap // 2)
+    assert half > placed[24].prefill_group and 600 * (half - 1) + 150 * (cap // 2 - half) <= room
 
 
 @pytest.mark.parametrize("params,device,group", [

@@ -299,6 +299,12 @@ class SceneDescription(BatchedAnalyzer):
             return 0
         return self._planned_group(self.params.prefill_rows or GPU_BATCH)
 
+    def group_for_rows(self, rows: int) -> int:
+        """The prefill group for a batch of ``rows`` chunks (``Family.group_rows``): the largest, up to
+        ``prefill_rows`` (by default ``GPU_BATCH``), that fits the room the plan gave the batches
+        (``prefill_group_for``): a batch smaller than the plan's largest has room for larger groups."""
+        return self.prefill_group_for(rows, self.params.prefill_rows or GPU_BATCH)
+
     def _planned_group(self, rows: int) -> int:
         """``rows``, or the plan's prefill group where smaller."""
         planned = self.placement.prefill_group if self.placement is not None else None
@@ -339,6 +345,7 @@ class SceneDescription(BatchedAnalyzer):
                 self._processor_loaded.set()
             family.load(folder, self.run_device, self.precision, adapter)
         family.gpu_to_itself = self.placement.gpu_to_itself if self.placement is not None else None
+        family.group_rows = self.group_for_rows if self._prefills_in_groups() else None
         self.family = family
         self._load_s = time.perf_counter() - t0
 

@@ -104,6 +104,15 @@ class Family:
         self.prepare_lock = threading.Lock()
         #: the executor's ``Placement.gpu_to_itself`` (None outside a run: nothing else uses the GPU)
         self.gpu_to_itself: Callable[[], ContextManager[bool]] | None = None
+        #: the analyzer's prefill group for a batch of so many rows (``BatchedAnalyzer.prefill_group_for``: a
+        #: smaller batch has room for larger groups); None: ``options.prefill_rows`` for every batch
+        self.group_rows: Callable[[int], int] | None = None
+
+    def prefill_rows_for(self, rows: int) -> int | None:
+        """The most rows a prefill group of a batch of ``rows`` may have (``group_rows``, else
+        ``options.prefill_rows``); None or 0: the batch is prefilled whole."""
+        most = self.options.prefill_rows
+        return self.group_rows(rows) if most and self.group_rows is not None else most
 
     def load(self, folder: Path, device: str, precision: str | None, adapter: Path | None = None) -> None:
         raise NotImplementedError

@@ -227,7 +227,7 @@ class HFFamily(Family):
         future of ``prepare``, on another thread), so that the first group's prefill can start while the next
         group is prepared. None where the batch is prepared whole: no more rows than ``prefill_rows``, a family
         that does not prefill in groups, or no graphed greedy loop."""
-        most = self.options.prefill_rows
+        most = self.prefill_rows_for(len(requests))
         if not (self.prefills_in_groups and most and len(requests) > most and self._loop_ok
                 and self.graphs is not None):
             return None
@@ -351,8 +351,8 @@ class HFFamily(Family):
 
     def _prefill_groups(self, inputs: dict[str, Any]) -> list[list[int]] | None:
         """The batch's rows in prefill groups (``prefill_rows``), or None: one prefill."""
-        most = self.options.prefill_rows
         mask = inputs.get("attention_mask")
+        most = self.prefill_rows_for(int(mask.shape[0])) if mask is not None else None
         if not most or mask is None or int(mask.shape[0]) <= most:
             return None
         return joint_decode.groups([int(n) for n in mask.sum(1).tolist()], most)
