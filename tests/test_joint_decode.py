@@ -78,7 +78,7 @@ def test_groups_prefilled_apart_and_decoded_together_give_the_tokens_of_one_gene
     assert fam.notes == [] and fam.joint_batches == 1
     # three prefills of 3, 2 and 2 rows, then one loop: its first step as is, one capture, the rest replayed
     assert fam.graphs.captures == 1 and fam.graphs.replays == 12 - 3 - 1
-    assert fam.describe_model()["prefill_rows"] == {"most": 3, "joint_batches": 1}
+    assert fam.describe_model()["prefill_rows"] == {"most": 3, "joint_batches": 1, "groups_per_batch": [3]}
     lengths = prepared["inputs"]["attention_mask"].sum(1).tolist()
     assert len(set(lengths)) > 3  # (the groups' prompts differ in length: their caches had to be aligned)
     # each description reports the padding of its own group's prefill, less than the whole batch's
@@ -95,6 +95,7 @@ def test_the_analyzers_group_for_the_batch_sets_its_prefill_groups(tiny_vlm, pla
     fam, prepared, joint = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=3,
                                      group_rows=lambda rows: asked.append(rows) or 4)
     assert torch.equal(joint, plain["qwen2-vl"]) and fam.joint_batches == 1 and set(asked) == {7}
+    assert fam.describe_model()["prefill_rows"]["groups_per_batch"] == [2]  # (most 3 alone: 3 groups)
     lengths = prepared["inputs"]["attention_mask"].sum(1).tolist()
     padding = sum(a.extra["padding"] for a in fam.decode(joint, prepared))  # (each row's padding in its group)
     by_groups = {most: sum(max(lengths[i] for i in g) - lengths[r] for g in joint_decode.groups(lengths, most)

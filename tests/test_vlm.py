@@ -101,7 +101,7 @@ def test_prefill_rows_reaches_the_family_and_says_where_it_applies(cut_video, ti
     track, _ = run(cut_video.path, tmp_path, {"model": "qwen2-vl-2b-instruct", "chunk_s": 4.0, "prefill_rows": 2,
                                               **FAST})
     assert track.status == "ok", track.reason
-    assert track.data["model_info"]["prefill_rows"] == {"most": 2, "joint_batches": 0}
+    assert track.data["model_info"]["prefill_rows"] == {"most": 2, "joint_batches": 0, "groups_per_batch": []}
     assert any(n.startswith("prefill_rows: only the graphed greedy loop on CUDA") for n in track.data["notes"])
 
 

@@ -84,6 +84,7 @@ class HFFamily(Family):
         self.fp8: dict[str, Any] | None = None  # what quantize_linears did (precision fp8)
         self.moved: dict[str, Any] = {}  # how the weights went onto the device (framework.host_to_device)
         self.joint_batches = 0  # batches prefilled in groups and decoded as one (``prefill_rows``)
+        self.joint_groups: list[int] = []  # each such batch's number of groups (``group_rows`` may vary their size)
         self.joint_memory: list[dict[str, Any]] = []  # on CUDA: the device memory after each phase of the last one
 
     # --- loading --------------------------------------------------------------------------------
@@ -164,7 +165,8 @@ class HFFamily(Family):
         if self.moved.get("way", "to") != "to":  # (moved through staging buffers)
             info["moved_to_device"] = self.moved
         if self.options.prefill_rows:
-            info["prefill_rows"] = {"most": self.options.prefill_rows, "joint_batches": self.joint_batches}
+            info["prefill_rows"] = {"most": self.options.prefill_rows, "joint_batches": self.joint_batches,
+                                    "groups_per_batch": self.joint_groups}
             if self.joint_memory:
                 info["prefill_rows"]["memory_gb"] = self.joint_memory
         return info
@@ -307,6 +309,7 @@ class HFFamily(Family):
             lambda: joint_decode.generate(self.model, self.graphs, parts, kw, self._memory_marks()))
         if results is not None:
             self.joint_batches += 1
+            self.joint_groups.append(len(parts))
         return results, note
 
     def _loop_note(self, out: Any, note: str | None) -> None:
