@@ -471,3 +471,29 @@ def test_the_shots_section_says_1_shot_not_1_shots(tmp_path, ends):
     assert ("2 shots, 5.0 s on average; transitions: 1 cut." in text) == (len(ends) == 2), text
     assert ("3 shots, 3.3 s on average; transitions: 2 cuts." in text) == (len(ends) == 3), text
     assert "1 shots" not in text
+
+
+def test_without_a_summary_summary_md_says_what_each_analyzer_found(tmp_path, sample_video):
+    """No summary to quote the events: each ok analyzer's events counted by label, its first ones with their times
+    and text; the shot list's and the transcript's tracks only in their own sections; a failed track not at all."""
+    from framework.outputs.markdown import MAX_FOUND_EVENTS
+
+    timeline = build_timeline(sample_video, summary=False)
+    timeline.tracks["text_overlay"] = Track(analyzer="text_overlay", version="1.0.0", events=[
+        Event(start=i * 0.5, end=i * 0.5 + 2.0, label="text", data={"text": f"line  {i}\nshown"})
+        for i in range(MAX_FOUND_EVENTS + 3)])
+    run = tmp_path / "run"
+    run.mkdir()
+    write_outputs(timeline, run)
+    md = (run / "summary.md").read_text()
+    found = md.split("## What each analyzer found", 1)[1].split("\n## ", 1)[0]
+    lines = {line.split("`")[1]: line for line in found.splitlines() if line.startswith("- `")}
+    assert set(lines) == {"scene_segmentation", CAMERA, "color_analysis", "audio_analysis", "text_overlay"}
+    ocr = lines["text_overlay"]
+    assert ocr.startswith(f"- `text_overlay` ({MAX_FOUND_EVENTS + 3} events: text×{MAX_FOUND_EVENTS + 3}): ")
+    assert '`0:00–0:02` text "line 0 shown"' in ocr and '"line 7 shown"' in ocr and '"line 8' not in ocr
+    assert ocr.endswith("; … 3 more")
+    assert lines["audio_analysis"].endswith("(1 event: silence): `0:05–0:07` silence")
+    # with a summary, the chapters and key moments quote the events: no such section
+    write_outputs(build_timeline(sample_video), run)
+    assert "## What each analyzer found" not in (run / "summary.md").read_text()

@@ -135,6 +135,8 @@ def summary_markdown(timeline: Timeline, context: ExportContext) -> str:
     if timeline.video.has_video:
         out += _shots_section(context)
     out += _transcript_section(context)
+    if s is None:  # (a summary quotes the events; without one, say what each analyzer found)
+        out += _found_section(timeline, context)
     out += _analyzer_table(timeline)
     if s is not None:
         g = s.grounding
@@ -193,6 +195,44 @@ def _transcript_section(context: ExportContext) -> list[str]:
     if len(cues) > 20:
         lines.append(f"- … {len(cues) - 20} more")
     return lines + [""]
+
+
+#: without a summary, the events listed per analyzer (all are in results.json and on report.html's timeline)
+MAX_FOUND_EVENTS = 8
+#: where an event's text is (the first of these its ``data`` has as a non-empty string)
+EVENT_TEXT_KEYS = ("text", "caption", "description", "transcript", "class", "name")
+
+
+def _found_section(timeline: Timeline, context: ExportContext) -> list[str]:
+    """What each ``ok`` analyzer found, for a summary.md without a summary: its events' labels counted and its
+    first events with their times and text. The shot list's and the transcript's tracks are left out: their
+    sections above list them."""
+    shown = {t.analyzer for t in (context.shot_track(),) if t is not None}
+    shown |= {c.analyzer for c in context.transcript()}
+    lines = []
+    for t in timeline.tracks.values():
+        if t.status != "ok" or not t.events or t.analyzer in shown:
+            continue
+        counts: dict[str, int] = {}
+        for ev in t.events:
+            counts[ev.label] = counts.get(ev.label, 0) + 1
+        labels = ", ".join(f"{md(k)}×{n}" if n > 1 else md(k) for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        events = sorted(t.events, key=lambda ev: (ev.start, ev.end))
+        quoted = "; ".join(_found_event(ev) for ev in events[:MAX_FOUND_EVENTS])
+        more = f"; … {len(events) - MAX_FOUND_EVENTS} more" if len(events) > MAX_FOUND_EVENTS else ""
+        lines.append(f"- `{t.analyzer.replace('`', '')}` ({len(events)} event{'s' if len(events) > 1 else ''}: "
+                     f"{labels}): {quoted}{more}")
+    if not lines:
+        return []
+    return ["## What each analyzer found", "", *lines, "",
+            "All events are in results.json and on report.html's timeline.", ""]
+
+
+def _found_event(ev) -> str:
+    text = next((" ".join(v.split()) for k in EVENT_TEXT_KEYS
+                 if isinstance(v := ev.data.get(k), str) and v.strip()), None)
+    when = f"`{_span(ev.start, ev.end if ev.end > ev.start else None)}`"
+    return f"{when} {md(ev.label)}" + (f" \"{md(text[:80])}\"" if text else "")
 
 
 def _analyzer_table(timeline: Timeline) -> list[str]:
