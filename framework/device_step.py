@@ -52,7 +52,7 @@ import itertools
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Iterable
 
 from .analyzer import Analyzer, AnalyzerInputs
@@ -357,6 +357,10 @@ class Batches:
             logger.warning("%s: out of memory at batch %d on %s; retrying at batch %d",
                            analyzer.name, len(items), device, half)
             self.size = min(self.size, half)  # later batches are formed at the smaller size too
+            if placement is not None and placement.batch_room_mb is not None:
+                # the room the plan counted proved too small: prefill groups no longer grow into it
+                # (``prefill_group_for``), so that a smaller batch takes less memory, not as much in larger groups
+                analyzer.placement = placement = replace(placement, batch_room_mb=None)
             for part in (items[:half], items[half:]):
                 _items, part_batch, spent = self.pre(part)
                 receipt.preprocess_s += spent

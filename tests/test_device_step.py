@@ -72,6 +72,21 @@ def test_items_of_unknown_count_come_in_batches_of_the_configured_size():
     assert a.seen_batches == [4, 4, 1]
 
 
+def test_after_out_of_memory_a_smaller_batch_keeps_the_plans_prefill_group():
+    """The room the plan counted proved too small: the halves are prefilled in the plan's groups (4), not in the
+    larger ones a smaller batch would fit in that room, so that they take less memory than the batch that failed."""
+    a = Doubler(n=8, fits=4)
+    a.batch_size, a.item_vram_mb, a.item_kv_mb = 8, 10.0, 2.0
+    a.prefill_group = lambda: 4
+    groups = []
+    forward = a.forward
+    a.forward = lambda batch: groups.append((len(batch), a.prefill_group_for(len(batch), 64))) or forward(batch)
+    a.placement = Placement(device="cpu", max_batch=8, prefill_group=4, batch_room_mb=98.0)
+    assert a.analyze(_inputs()).data["results"] == [2 * i for i in range(8)]
+    assert groups[0] == (8, 64)  # (8 rows fit whole in the room: one prefill), out of memory
+    assert groups[1:] == [(4, 4)] * 2 and a.placement.batch_room_mb is None
+
+
 def test_a_batch_smaller_than_the_plans_largest_is_prefilled_in_larger_groups_where_they_fit():
     """``prefill_group_for``: the plan fitted groups of 4 to a batch of 38 in 98 MB of room (10 MB an item of
     the first group beyond the first item, 2 MB an item beyond that group: 10 x 3 + 2 x 34 = 98); a batch of 20
