@@ -199,9 +199,17 @@ class BatchedAnalyzer(Analyzer):
         ``prefill_group()`` where the plan gave no room."""
         room = self.placement.batch_room_mb if self.placement is not None else None
         if room is None or not self.prefill_group():
-            return self.prefill_group()
-        return group_for_batch(Demand(self.name, item_vram_mb=self.item_vram_mb, item_kv_mb=self.item_kv_mb,
-                                      group_items=most, max_batch=rows), room, rows)
+            group = self.prefill_group()
+        else:
+            group = group_for_batch(Demand(self.name, item_vram_mb=self.item_vram_mb, item_kv_mb=self.item_kv_mb,
+                                           group_items=most, max_batch=rows), room, rows)
+        self.__dict__.setdefault("_groups_by_rows", {})[rows] = group
+        return group
+
+    def prefill_group_used(self, rows: int) -> int:
+        """The prefill group a batch of ``rows`` items ran in (``prefill_group_for``'s last answer for it), else
+        ``prefill_group()``: what a measured peak at that batch is read with (``runner.measured_one_item_mb``)."""
+        return self.__dict__.get("_groups_by_rows", {}).get(rows) or self.prefill_group()
 
     def planned_batch_size(self) -> int:
         """The batch this run uses: ``stretch_batch_size()`` capped by the plan's ``placement.max_batch``."""

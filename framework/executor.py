@@ -785,7 +785,8 @@ class Executor:
                     shaped = fitted(demand, room)
                     cap = batch_cap(shaped, room) if demand.item_vram_mb > 0 else p.max_batch
                     return Placement(p.device, v.precision, v.substitutes, cap, v.vram_mb, exclusive=True,
-                                     prefill_group=shaped.group_items or None)
+                                     prefill_group=shaped.group_items or None,
+                                     batch_room_mb=room if demand.item_vram_mb > 0 else None)
             if demand.cpu_fallback:
                 cpu_variant = "fp32" if any(v.precision == "fp32" for v in variants) else p.variant
                 return Placement("cpu", cpu_variant, p.substitutes, p.max_batch, 0.0)

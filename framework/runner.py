@@ -759,8 +759,9 @@ class _Run:
                 # the batch it was measured at: a batch's working memory is not the model's own
                 values["peak_batch"] = max((r.get("step") or {}).get("batch_sizes") or [1])
                 group = _prefill_group(a)
-                if group:  # (the group it prefilled in: the plan's, where smaller than its own)
-                    values["peak_group"] = group
+                if group:  # (the group its largest batch prefilled in: ``prefill_group_used``, else the plan's)
+                    used = getattr(a, "prefill_group_used", None)
+                    values["peak_group"] = used(values["peak_batch"]) if callable(used) else group
             if r.get("analyze_s") is not None and self.meta.duration:
                 values["seconds_per_video_s"] = float(r["analyze_s"]) / self.meta.duration
             if values and (a.model_ids() or str(r.get("device", "cpu")).startswith("cuda")):

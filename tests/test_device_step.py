@@ -99,6 +99,8 @@ def test_a_batch_smaller_than_the_plans_largest_is_prefilled_in_larger_groups_wh
     assert a.prefill_group_for(20, 64) == 8
     assert a.prefill_group_for(38, 64) == 4 and a.prefill_group_for(3, 64) == 64  # (3 rows: prefilled whole)
     assert a.prefill_group_for(20, 6) == 6  # never above the analyzer's own group
+    # the group a batch ran in, for the measured peak at that batch: the last answer for its size, else the plan's
+    assert a.prefill_group_for(20, 64) == 8 and a.prefill_group_used(20) == 8 and a.prefill_group_used(21) == 4
     a.placement = Placement(device="cuda:0", max_batch=38, prefill_group=4)
     assert a.prefill_group_for(20, 64) == 4
 
