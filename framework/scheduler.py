@@ -199,6 +199,7 @@ class Plan:
             "budgets_mb": self.budgets,
             "analyzers": {n: {"device": p.device, "variant": p.variant, "vram_mb": round(p.vram_mb, 1),
                               "max_batch": p.max_batch, "prefill_group": p.prefill_group,
+                              "batch_room_mb": _round(p.batch_room_mb),
                               "substitutes": dict(p.substitutes),
                               "est_seconds": _round(self.seconds.get(n)), "note": self.notes.get(n)}
                           for n, p in self.placements.items()},

@@ -105,6 +105,10 @@ def test_framework_plan_on_80_columns_never_cuts_an_analyzers_name(sample_video,
     plan = json.loads(result.stdout)
     names = [*plan["analyzers"], *plan["unplanned"]]
     assert sum(n.startswith("speech") for n in names) >= 3
+    if gpu:  # (each batching GPU analyzer's room for its batches; none on the CPU)
+        rooms = {n: a["batch_room_mb"] for n, a in plan["analyzers"].items()}
+        assert rooms["qwen2_vl_temporal"] > 0 and all(r is None for n, r in rooms.items()
+                                                       if plan["analyzers"][n]["device"] == "cpu")
     result = CliRunner().invoke(main, ["plan", str(sample_video.path)], env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
     table = result.output.partition("plan for ")[2].partition("notes in full:")[0]
