@@ -26,7 +26,8 @@ moved by more than ``change_threshold`` grey levels) is not read again: its line
 
 Lines of consecutive frames are merged (``_vision.ocr.merge_lines``): a line continues an open
 caption when its text, with case, accents, spaces and punctuation removed, is at least
-``min_similarity`` alike (one misread letter does not split a caption) and its box overlaps;
+``min_similarity`` alike (one misread letter does not split a caption) or one of the two begins the
+other (a caption revealed letter by letter: ``_vision.ocr.extends``), and its box overlaps;
 a caption not seen for ``max_gap`` seconds is closed. Each caption is one ``text`` event::
 
     Event(start, end, label="text", score=<mean confidence>,
@@ -85,7 +86,7 @@ class TextOverlay(BatchedAnalyzer):
 
     name = "text_overlay"
     original_status = "active"
-    version = "1.0.0"
+    version = "1.1.0"
     description = "On-screen text (rapidocr, or EasyOCR): one event per caption with its text, box, start and end."
     # a GPU when there is one (rapidocr detects text there; EasyOCR runs there), else the CPU
     device = "auto"

@@ -450,3 +450,25 @@ def test_a_run_plans_the_summary_models_batch(monkeypatch, tmp_path, sample_vide
                             only=["fusion"])
         batches[gb] = report.plan.placements["fusion"].max_batch
     assert batches == {6: 4, 80: 8}
+
+
+def test_the_extractive_title_is_the_on_screen_text_shown_longest():
+    """A title card read half drawn first ("THE PEACH OPF", 0.5 s), then whole (2 s): the whole line is the title,
+    not the first or the most often read; a text read in several short events adds their time up."""
+    from analyzers.fusion.align import TrackIndex
+    from analyzers.fusion.extractive import extractive_title
+
+    def ocr(*spans):  # (start, end, text[, mean confidence])
+        events = [Event(start=a, end=b, label="text", score=score[0] if score else None, data={"text": t})
+                  for a, b, t, *score in spans]
+        return Track(analyzer="text_overlay", version="1.1.0", events=events)
+
+    card = ocr((20.25, 20.75, "THE PEACH OPF"), (20.75, 22.75, "THE PEACH OPEN MOVIE PROJECT"), (25.8, 26.3, "BOKY"))
+    assert extractive_title({"t": TrackIndex(card)}, 30.0, 4, "scene") == \
+        '"THE PEACH OPEN MOVIE PROJECT": a 30-second video'
+    # a stylised title misread with little confidence, on screen longer: a surer reading is the title; alone, it is
+    doubtful = ocr((20.75, 22.75, "THE PEACH OPEN MOVIE PROJECT", 0.94), (25.75, 29.25, "BOKY", 0.75))
+    assert extractive_title({"t": TrackIndex(doubtful)}, 30.0, 4, "scene").startswith('"THE PEACH OPEN')
+    assert extractive_title({"t": TrackIndex(ocr((25.75, 29.25, "BOKY", 0.75)))}, 30.0, 4, "scene").startswith('"BOKY"')
+    repeated = ocr((0, 1, "Breaking"), (2, 3, "Breaking"), (4, 5, "Breaking"), (6, 8.5, "Weather"))
+    assert extractive_title({"t": TrackIndex(repeated)}, 10.0, 1, "scene") == '"Breaking": a 10-second video'

@@ -59,6 +59,22 @@ def test_small_misreadings_do_not_split_a_caption():
     assert similarity("Théâtre", "Theatre") == 1.0 and similarity("News", "Weather") < 0.5
 
 
+def test_a_caption_revealed_letter_by_letter_is_one_caption():
+    """Big Buck Bunny's title card read half drawn, then whole: one caption whose text is the whole line (read on
+    more frames); a different caption that only shares a word, or a short reading, stays apart."""
+    from analyzers._vision.ocr import extends
+
+    half = OcrLine(text="THE PEACH OPF", box=(0.1, 0.4, 0.45, 0.48), conf=0.93)
+    whole = OcrLine(text="THE PEACH OPEN MOVIE PROJECT", box=(0.1, 0.4, 0.9, 0.48), conf=0.94)
+    runs = merge_lines([[half], [whole], [whole], [whole]], [20.5, 21.0, 21.5, 22.0], 0.75, 1.0)
+    assert len(runs) == 1 and runs[0].frames == [0, 1, 2, 3] and runs[0].text == "THE PEACH OPEN MOVIE PROJECT"
+    assert extends("THE PEACH OPF", "THE PEACH OPEN MOVIE PROJECT") and extends("Hello world", "Hello")
+    assert not extends("Step 1: mix the flour", "Step 2: add the eggs") and not extends("OPF", "OPEN")
+    assert not extends("Breaking News", "Breaking News")  # (the same reading: ``similarity``'s case)
+    steps = [[_line("Step 1: mix the flour")], [_line("Step 2: add the eggs")]]
+    assert len(merge_lines(steps, [0.0, 0.5], 0.75, 1.0)) == 2
+
+
 def test_spaces_come_back_where_letters_are_far_apart():
     chars = list("WorldHealth")
     xs = [0, 6, 11, 16, 22, 35, 43, 51, 59, 63, 70]  # a wide gap before the H

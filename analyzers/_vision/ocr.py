@@ -472,6 +472,15 @@ def similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, na, nb, autojunk=False).ratio()
 
 
+def extends(a: str, b: str, slack: int = 2, least: int = 4) -> bool:
+    """Whether one reading begins the other: a caption revealed or typed letter by letter ("THE PEACH OPF",
+    then "THE PEACH OPEN MOVIE PROJECT" in Big Buck Bunny's title card). Compared as ``normalise`` leaves
+    them; the shorter, less its last ``slack`` characters (a letter half drawn is misread), must begin the
+    longer, and it must have at least ``least`` characters."""
+    short, long = sorted((normalise(a), normalise(b)), key=len)
+    return least <= len(short) < len(long) and long.startswith(short[:max(least, len(short) - slack)])
+
+
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
@@ -525,7 +534,8 @@ def merge_lines(frames: Sequence[Sequence[OcrLine]], times: Sequence[float], min
                     continue
                 sim = similarity(line.text, run.text)
                 overlap = iou(line.box, run.boxes[-1])
-                if sim >= min_similarity and (overlap >= min_iou or normalise(line.text) == normalise(run.text)):
+                alike = sim >= min_similarity or extends(line.text, run.text)
+                if alike and (overlap >= min_iou or normalise(line.text) == normalise(run.text)):
                     if sim + overlap > best_score:
                         best, best_score = k, sim + overlap
             if best is None:

@@ -81,7 +81,7 @@ class Fusion(Analyzer):
     """Aligns every track onto scenes and writes a grounded summary (LLM or extractive)."""
 
     name: ClassVar[str] = "fusion"
-    version: ClassVar[str] = "1.1.1"
+    version: ClassVar[str] = "1.1.2"
     description: ClassVar[str] = "aligns every track onto scenes and writes a grounded summary"
     depends_on: ClassVar[tuple[str, ...]] = ("*",)
     provides: ClassVar[tuple[str, ...]] = ("summary",)

@@ -159,11 +159,22 @@ def extractive_moments(indexes: dict[str, TrackIndex], duration: float, k: int) 
     return [c.moment() for c in chosen]
 
 
+#: what an on-screen text event of no length counts for when the title is chosen (``extractive_title``)
+ON_SCREEN_AT_LEAST_S = 0.1
+#: an on-screen text read with a lower mean confidence is the title only where no text was read more surely
+#: (Big Buck Bunny's stylised title read "BOKY", "BORKY", "BOBKSY"... at 0.75, beside "THE PEACH OPEN MOVIE PROJECT"
+#: at 0.94)
+TITLE_MIN_CONFIDENCE = 0.8
+
+
 def extractive_title(indexes: dict[str, TrackIndex], duration: float, n_units: int, unit_label: str,
                      medium: str = "video") -> str:
-    """The most repeated on-screen text, else the first description, else a plain description
-    (``medium`` ``audio``: "11 seconds of audio", never "an 11-second video")."""
-    ocr: Counter[str] = Counter()
+    """The on-screen text shown longest (its events' time summed: a title card's full line, not the half of it
+    read as it appeared) among those read with a mean confidence of at least ``TITLE_MIN_CONFIDENCE`` (any,
+    where none was), else the first description, else a plain description (``medium`` ``audio``:
+    "11 seconds of audio", never "an 11-second video")."""
+    sure: Counter[str] = Counter()
+    doubtful: Counter[str] = Counter()
     first_desc = None
     for ix in indexes.values():
         for e in ix.track.events[:5000]:
@@ -171,11 +182,13 @@ def extractive_title(indexes: dict[str, TrackIndex], duration: float, n_units: i
             if t is None:
                 continue
             if e.label.lower() in ("text", "ocr"):
-                ocr[t] += 1
+                read = sure if e.score is None or e.score >= TITLE_MIN_CONFIDENCE else doubtful
+                read[t] += max(e.end - e.start, ON_SCREEN_AT_LEAST_S)
             elif e.label.lower() in ("description", "caption") and first_desc is None:
                 first_desc = t
     length = _duration_words(duration)
     plural = "s" if n_units != 1 else ""
+    ocr = sure or doubtful
     if medium == "audio" and not ocr and not first_desc:
         return f"{_length_words(duration).capitalize()} of audio" + (f" in {n_units} {unit_label}s" if n_units > 1 else "")
     if ocr:
