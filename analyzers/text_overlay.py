@@ -26,8 +26,10 @@ moved by more than ``change_threshold`` grey levels) is not read again: its line
 
 Lines of consecutive frames are merged (``_vision.ocr.merge_lines``): a line continues an open
 caption when its text, with case, accents, spaces and punctuation removed, is at least
-``min_similarity`` alike (one misread letter does not split a caption) or one of the two begins the
-other (a caption revealed letter by letter: ``_vision.ocr.extends``), and its box overlaps;
+``min_similarity`` alike to the caption's most frequent reading or to its last one (one misread letter
+does not split a caption; a running timecode stays one), or one of the two begins the other (a caption
+revealed letter by letter: ``_vision.ocr.extends``), and its box overlaps; a line that fits two open
+captions continues the one seen last;
 a caption not seen for ``max_gap`` seconds is closed. Each caption is one ``text`` event::
 
     Event(start, end, label="text", score=<mean confidence>,

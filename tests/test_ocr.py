@@ -75,6 +75,17 @@ def test_a_caption_revealed_letter_by_letter_is_one_caption():
     assert len(merge_lines(steps, [0.0, 0.5], 0.75, 1.0)) == 2
 
 
+def test_a_running_timecode_is_followed_by_its_last_reading_and_never_overlaps_itself():
+    """auto_editor_example.mp4's burned-in timecode, read every 0.5 s in one place: a reading is alike the last one
+    (two of eight digits change), not the most frequent; where a rollover (09:15 -> 10:00) opens a second caption,
+    the next readings continue the newest one: the captions follow each other, never on screen at once."""
+    codes = [f"01:00:{s // 2:02d}:{15 * (s % 2):02d}" for s in range(41)]  # 01:00:00:00 ... 01:00:20:00
+    runs = merge_lines([[_line(c, y=0.84)] for c in codes], [0.5 * i for i in range(41)], 0.75, 1.0)
+    assert len(runs) <= 3 and sum(len(r.frames) for r in runs) == 41
+    spans = sorted((r.frames[0], r.frames[-1]) for r in runs)
+    assert all(a[1] < b[0] for a, b in zip(spans, spans[1:])), spans  # one after another
+
+
 def test_spaces_come_back_where_letters_are_far_apart():
     chars = list("WorldHealth")
     xs = [0, 6, 11, 16, 22, 35, 43, 51, 59, 63, 70]  # a wide gap before the H

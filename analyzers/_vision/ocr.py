@@ -498,8 +498,10 @@ class TextRun:
     conf: dict[str, float] = field(default_factory=dict)  # best confidence of each reading
     boxes: list[tuple[float, float, float, float]] = field(default_factory=list)
     confs: list[float] = field(default_factory=list)
+    last: str = ""  # the reading of the last frame it was on
 
     def add(self, i: int, line: OcrLine) -> None:
+        self.last = line.text
         self.frames.append(i)
         self.readings[line.text] += 1
         self.conf[line.text] = max(self.conf.get(line.text, 0.0), line.conf)
@@ -528,16 +530,21 @@ def merge_lines(frames: Sequence[Sequence[OcrLine]], times: Sequence[float], min
         open_runs = still
         taken: set[int] = set()
         for line in sorted(lines, key=lambda x: -x.conf):
-            best, best_score = None, 0.0
+            best, best_score = None, (-1, 0.0)
             for k, run in enumerate(open_runs):
                 if k in taken or run.frames[-1] == i:
                     continue
-                sim = similarity(line.text, run.text)
+                # alike the caption's usual reading, or its last (a caption that changes as it goes: a running
+                # timecode, a clock); or one begins the other (a caption revealed letter by letter)
+                sim = max(similarity(line.text, run.text), similarity(line.text, run.last))
                 overlap = iou(line.box, run.boxes[-1])
-                alike = sim >= min_similarity or extends(line.text, run.text)
+                alike = sim >= min_similarity or extends(line.text, run.last)
                 if alike and (overlap >= min_iou or normalise(line.text) == normalise(run.text)):
-                    if sim + overlap > best_score:
-                        best, best_score = k, sim + overlap
+                    # the caption seen last first: a line that fits two open captions continues the one it was
+                    # on a frame ago, so that they do not take turns (and overlap in time)
+                    score = (run.frames[-1], sim + overlap)
+                    if score > best_score:
+                        best, best_score = k, score
             if best is None:
                 run = TextRun()
                 run.add(i, line)
