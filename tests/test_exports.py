@@ -357,6 +357,12 @@ def test_youtube_lines_follow_youtubes_rules():
     # a short first chapter absorbs the next one and keeps its title
     assert youtube_chapters(_spans((0, 5, "Cold open"), (5, 40, "Story"), (40, 70, "End")), 70.0) == [
         (0, "Cold open"), (40, "End")]
+    # a run of short scenes (4 s each): chapters of about 10 s, not everything joined to the first
+    fast = _spans(*[(4 * i, 4 * i + 4, f"s{i}") for i in range(10)])
+    assert [t for t, _ in youtube_chapters(fast, 40.0)] == [0, 12, 24]
+    # a short scene between two long ones joins the shorter; joined to the one after, the longer names it
+    assert youtube_chapters(_spans((0, 30, "A"), (30, 34, "b"), (34, 50, "C"), (50, 90, "D")), 90.0) == [
+        (0, "A"), (30, "C"), (50, "D")]
     for total in (5.0, 9.9):  # a video shorter than 10 s: one chapter
         assert youtube_chapters(_spans((0, total, "All")), total) == [(0, "All")]
     long = youtube_text(_spans((0, 3000, "A"), (3000, 3725, "B"), (3725, 7300, "C")), 7300.0)

@@ -20,9 +20,11 @@ one starts); chapters left shorter than a frame are dropped.
 
 YouTube's rules (the first timestamp is 00:00, each chapter lasts at least 10 s, whole seconds) are
 met by merging: the first chapter is extended back to 00:00; then, as long as some chapter lasts
-less than 10 s (counted on the whole seconds written), the earliest such chapter is merged into
-the chapter before it, which keeps its title and now runs to the next chapter; when that short
-chapter is the first, it absorbs the chapter after it instead, keeping its own title. Times are
+less than 10 s (counted on the whole seconds written), the earliest such chapter is merged with the
+shorter of its two neighbours (the one before where they are as long), so that a run of short scenes
+becomes several chapters of about 10 s, not one: joined to the one before, that one keeps its title
+and now runs to the next chapter; joined to the one after, the longer of the two gives the title.
+When the short chapter is the first, it absorbs the chapter after it, keeping its own title. Times are
 rounded to the nearest second. YouTube shows chapters only when there are at least three; fewer
 are still written, and the log says so.
 """
@@ -179,7 +181,14 @@ def youtube_chapters(spans: list[ChapterSpan], duration: float) -> list[tuple[in
         short = next((i for i in range(len(items)) if length(i) < YOUTUBE_MIN_S), None)
         if short is None:
             break
-        del items[short + 1 if short == 0 else short]  # the first absorbs the next; others join the one before
+        if short == 0:
+            del items[1]  # the first absorbs the next, keeping its title
+        elif short == len(items) - 1 or length(short - 1) <= length(short + 1):
+            del items[short]  # joins the one before (the shorter neighbour), which keeps its title
+        else:  # joins the shorter one after it; the longer of the two gives the title
+            if length(short + 1) > length(short):
+                items[short][1] = items[short + 1][1]
+            del items[short + 1]
     return [(t, title) for t, title in items]
 
 
