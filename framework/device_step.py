@@ -154,7 +154,9 @@ class BatchedAnalyzer(Analyzer):
         raise NotImplementedError(f"analyzer {self.name!r} does not implement items()")
 
     def count_items(self, inputs: AnalyzerInputs) -> int | None:
-        """How many items ``items`` will yield, for progress (None: unknown)."""
+        """How many items ``items`` will yield (None: unknown): for progress, and the device step takes the
+        smallest batch that needs no more batches than the cap for that many (``scheduler.even_batch``); a count
+        below the real one would make batches smaller than they need to be."""
         return None
 
     def preprocess(self, items: list[Any]) -> Any:
