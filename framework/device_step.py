@@ -148,6 +148,7 @@ class BatchedAnalyzer(Analyzer):
     prefetch: ClassVar[int] = 2
     preprocess_threads: ClassVar[int] = 2
     _prepared: "Batches | None" = None  # what ``prepare_ahead`` started, until ``analyze`` takes it
+    _groups_by_rows: "dict[int, int] | None" = None  # ``prefill_group_for``'s answers by batch size (this instance's)
 
     def items(self, inputs: AnalyzerInputs) -> Iterable[Any]:
         """The work items in order (frames, chunks, windows); iterated lazily, once."""
@@ -205,13 +206,15 @@ class BatchedAnalyzer(Analyzer):
         else:
             group = group_for_batch(Demand(self.name, item_vram_mb=self.item_vram_mb, item_kv_mb=self.item_kv_mb,
                                            group_items=most, max_batch=rows), room, rows)
-        self.__dict__.setdefault("_groups_by_rows", {})[rows] = group
+        if self._groups_by_rows is None:
+            self._groups_by_rows = {}
+        self._groups_by_rows[rows] = group
         return group
 
     def prefill_group_used(self, rows: int) -> int:
         """The prefill group a batch of ``rows`` items ran in (``prefill_group_for``'s last answer for it), else
         ``prefill_group()``: what a measured peak at that batch is read with (``runner.measured_one_item_mb``)."""
-        return self.__dict__.get("_groups_by_rows", {}).get(rows) or self.prefill_group()
+        return (self._groups_by_rows or {}).get(rows) or self.prefill_group()
 
     def planned_batch_size(self) -> int:
         """The batch this run uses: ``stretch_batch_size()`` capped by the plan's ``placement.max_batch``."""
