@@ -47,6 +47,7 @@ from .streams import AudioTrack, FrameSpec
 from .devices import gpu_driver_present
 from .warm_imports import warm_up_imports
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
+from .work_streams import asked_for
 
 logger = logging.getLogger(__name__)
 
@@ -888,7 +889,7 @@ class _Run:
     def _first_specs(self, names: list[str]) -> list[FrameSpec]:
         """With ``FRAMEWORK_FRAMES_FIRST=1``: the streams of ``names``' ``frames_first`` analyzers and of their
         upstream analyzers, for a decode's first pass (``decode_process``); else none."""
-        if os.environ.get("FRAMEWORK_FRAMES_FIRST", "0").strip().lower() not in ("1", "on", "true", "yes"):
+        if not asked_for("FRAMEWORK_FRAMES_FIRST"):
             return []
         chosen: set[str] = set()
         todo = [n for n in names if getattr(self.analyzers[n], "frames_first", False)]

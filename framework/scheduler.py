@@ -479,8 +479,8 @@ def even_batch(size: int, items: int) -> int:
     """The smallest batch size that works ``items`` through in as few batches as ``size`` does (60 chunks at
     most 38 a batch: 30 and 30, not 38 and 22; 9 at most 4: 3, 3, 3): a smaller largest batch, which leaves
     room for larger prefill groups (``group_for_batch``)."""
-    if size < 1 or items <= size:
-        return max(1, min(size, items)) if items > 0 else max(1, size)
+    if items < 1 or size < 1:
+        return max(1, size)
     batches = -(-items // size)
     return -(-items // batches)
 

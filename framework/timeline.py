@@ -173,6 +173,19 @@ class Timeline(BaseModel):
         return atomic_write_bytes(Path(path), self.__pydantic_serializer__.to_json(self, indent=2))
 
 
+#: the ``data`` keys an event's text is under, in the order they are looked at (``event_text``)
+TEXT_KEYS = ("text", "caption", "description", "transcript")
+
+
+def event_text(event: Event, keys: tuple[str, ...] = TEXT_KEYS) -> str | None:
+    """The first non-empty string of ``event.data`` under ``keys``, its whitespace runs made one space."""
+    for key in keys:
+        value = event.data.get(key)
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split())
+    return None
+
+
 def tracks_providing(tracks: Mapping[str, Track], capability: str) -> list[Track]:
     """The tracks whose ``provides`` lists ``capability`` ("shots", "transcript", "summary", ...).
 

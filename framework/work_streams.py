@@ -46,6 +46,12 @@ def switched_on(variable: str, env: Any = None) -> bool:
     return text not in ("0", "off", "false", "no")
 
 
+def asked_for(variable: str, env: Any = None) -> bool:
+    """Whether the environment turns a default-off switch on (1, on, true, yes)."""
+    text = (os.environ if env is None else env).get(variable, "").strip().lower()
+    return text in ("1", "on", "true", "yes")
+
+
 def wanted(env: Any = None) -> bool:
     """Whether GPU analyzers get streams of their own (``FRAMEWORK_WORK_STREAMS``, on by default)."""
     return switched_on("FRAMEWORK_WORK_STREAMS", env)

@@ -20,7 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from framework import Event, Track
+from framework import Track
+from framework.timeline import event_text
 
 from .align import SCENE_LABEL, SCENES, SHOT_LABEL, TrackIndex, Unit, fraction_above, series_stats
 
@@ -32,21 +33,12 @@ EMOTIONS = {"happy", "happiness", "sad", "sadness", "angry", "anger", "surprise"
 TRANSITION_ORDER = ("cut", "dissolve", "fade", "wipe")  # the labels of transitions, in the order a summary lists them
 TRANSITIONS = set(TRANSITION_ORDER)
 CAMERA_MOVES = {"pan", "tilt", "zoom", "shake", "dolly", "truck", "handheld"}
-TEXT_KEYS = ("text", "caption", "description", "transcript")
 STRUCTURAL = {"scene_segmentation"}  # results written before capabilities: define the units, add no line
 
 
 def fmt_time(t: float) -> str:
     """Seconds as the digest writes them (``83.5s``); the LLM is asked to answer in seconds."""
     return f"{t:.1f}s"
-
-
-def event_text(e: Event) -> str | None:
-    for key in TEXT_KEYS:
-        v = e.data.get(key)
-        if isinstance(v, str) and v.strip():
-            return " ".join(v.split())
-    return None
 
 
 @dataclass

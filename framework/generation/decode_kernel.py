@@ -40,9 +40,7 @@ def wanted() -> bool:
 
 def available(query: Any) -> bool:
     """Whether the kernels run on ``query``'s device: CUDA with Triton, or Triton's interpreter (tests)."""
-    if not wanted() or _broken or _kernels() is None:
-        return False
-    return bool(query.is_cuda) or os.environ.get("TRITON_INTERPRET") == "1"
+    return in_use() and (bool(query.is_cuda) or os.environ.get("TRITON_INTERPRET") == "1")
 
 
 def disable(why: str) -> None:

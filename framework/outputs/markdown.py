@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..timeline import Timeline, atomic_write_text, tracks_providing
+from ..timeline import TEXT_KEYS, Timeline, atomic_write_text, event_text, tracks_providing
 from .base import (SUMMARY, ExportContext, Exporter, clock, fps_text, paragraphs, rate_text, run_warnings,
                    stated_duration, was_truncated)
 from .base import span as _span
@@ -199,8 +200,8 @@ def _transcript_section(context: ExportContext) -> list[str]:
 
 #: without a summary, the events listed per analyzer (all are in results.json and on report.html's timeline)
 MAX_FOUND_EVENTS = 8
-#: where an event's text is (the first of these its ``data`` has as a non-empty string)
-EVENT_TEXT_KEYS = ("text", "caption", "description", "transcript", "class", "name")
+#: where an event's text is (``timeline.event_text``): a detector's class or a name too
+EVENT_TEXT_KEYS = (*TEXT_KEYS, "class", "name")
 
 
 def _found_section(timeline: Timeline, context: ExportContext) -> list[str]:
@@ -213,10 +214,8 @@ def _found_section(timeline: Timeline, context: ExportContext) -> list[str]:
     for t in timeline.tracks.values():
         if t.status != "ok" or not t.events or t.analyzer in shown:
             continue
-        counts: dict[str, int] = {}
-        for ev in t.events:
-            counts[ev.label] = counts.get(ev.label, 0) + 1
-        labels = ", ".join(f"{md(k)}×{n}" if n > 1 else md(k) for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        counts = Counter(ev.label for ev in t.events)
+        labels = ", ".join(f"{md(k)}×{n}" if n > 1 else md(k) for k, n in counts.most_common())
         events = sorted(t.events, key=lambda ev: (ev.start, ev.end))
         quoted = "; ".join(_found_event(ev) for ev in events[:MAX_FOUND_EVENTS])
         more = f"; … {len(events) - MAX_FOUND_EVENTS} more" if len(events) > MAX_FOUND_EVENTS else ""
@@ -229,8 +228,7 @@ def _found_section(timeline: Timeline, context: ExportContext) -> list[str]:
 
 
 def _found_event(ev) -> str:
-    text = next((" ".join(v.split()) for k in EVENT_TEXT_KEYS
-                 if isinstance(v := ev.data.get(k), str) and v.strip()), None)
+    text = event_text(ev, EVENT_TEXT_KEYS)
     when = f"`{_span(ev.start, ev.end if ev.end > ev.start else None)}`"
     return f"{when} {md(ev.label)}" + (f" \"{md(text[:80])}\"" if text else "")
 

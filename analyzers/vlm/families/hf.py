@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable, ClassVar, ContextManager
 
@@ -26,6 +25,7 @@ from framework.devices import attention_without_cudnn
 
 from framework.generation import decode_attention, decode_graphs, greedy_loop, joint_decode
 from framework.host_to_device import move_module
+from framework.work_streams import asked_for
 from .base import Answer, Family, torch_dtype
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def decode_attention_asked() -> bool:
     model's do (``framework.generation.decode_attention``: the Triton kernel on a GPU). Off by default: its two
     matrix products were slower here (Qwen2-VL-7B's 124 steps at a batch of 60 on an H200: 1.96 s against 1.46 s,
     ``bench/results/vlm_throughput_h200_7b.md`` run 7); the kernel is yet to be measured on the description model."""
-    return os.environ.get("FRAMEWORK_VLM_DECODE_ATTENTION", "0").strip().lower() in ("1", "on", "true", "yes")
+    return asked_for("FRAMEWORK_VLM_DECODE_ATTENTION")
 
 
 def apply_adapter(model: Any, adapter: Path) -> Any:
@@ -355,8 +355,9 @@ class HFFamily(Family):
     def _prefill_groups(self, inputs: dict[str, Any]) -> list[list[int]] | None:
         """The batch's rows in prefill groups (``prefill_rows``), or None: one prefill."""
         mask = inputs.get("attention_mask")
-        most = self.prefill_rows_for(int(mask.shape[0])) if mask is not None else None
-        if not most or mask is None or int(mask.shape[0]) <= most:
+        rows = 0 if mask is None else int(mask.shape[0])
+        most = self.prefill_rows_for(rows) if rows else None
+        if not most or rows <= most:
             return None
         return joint_decode.groups([int(n) for n in mask.sum(1).tolist()], most)
 
