@@ -64,6 +64,7 @@ for _p in (ROOT, ROOT / "bench", ROOT / "tests"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from gpu_samples import GpuSampler, report_lines  # noqa: E402  (bench/gpu_samples.py; stdlib only)
 from machine import cpu_model, load_text, offline_work_dir  # noqa: E402  (bench/machine.py; stdlib only)
 
 logger = logging.getLogger("end_to_end_gpu")
@@ -481,6 +482,7 @@ class TreePeak:
 
     def __init__(self, pid: int):
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.cli_pid: int | None = None  # the CLI under GNU time (the run's process), once seen
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
@@ -493,6 +495,8 @@ class TreePeak:
             try:
                 root = psutil.Process(self.pid)
                 procs = [root] + root.children(recursive=True)
+                if self.cli_pid is None:
+                    self.cli_pid = next((p.pid for p in procs if "cli" in " ".join(p.cmdline()[1:3])), None)
                 rss = 0
                 for p in procs:
                     try:
@@ -526,6 +530,7 @@ def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env:
     t0 = time.perf_counter()
     with open(work / "cli.stdout", "wb") as so, open(work / "cli.stderr", "wb") as se:
         # its own process group: at the deadline GNU time and the CLI under it are stopped together
+        sampler = GpuSampler(work) if getattr(args, "gpu_samples", False) else None
         proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=so, stderr=se, start_new_session=True)
         poll = TreePeak(proc.pid)
         try:
@@ -541,12 +546,15 @@ def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env:
                 proc.wait()
                 rc = f"killed after {timeout + INTERRUPT_GRACE_S:.0f} s (--deadline {args.deadline:g})"
         peak_poll = poll.stop()
+        gpu = sampler.stop() if sampler is not None else None
     wall = time.perf_counter() - t0
     time_v = (work / "time.txt").read_text(errors="replace") if (work / "time.txt").is_file() else ""
     peak_time = next((int(line.split(":")[-1]) * 1024 for line in time_v.splitlines()
                       if "Maximum resident set size" in line), None)
     return {"cmd": cli, "timed_with": "GNU time -v" if gnu_time else "psutil poll", "rc": rc, "wall_s": round(wall, 2),
             "peak_rss_time": peak_time, "peak_rss_poll": peak_poll or None, "run_dir": str(run_dir),
+            "gpu_samples": None if sampler is None else {"util": gpu[0], "pmon": gpu[1], "missing": sampler.missing,
+                                                         "main_pid": poll.cli_pid},
             "stdout": (work / "cli.stdout").read_text(errors="replace"),
             "stderr": (work / "cli.stderr").read_text(errors="replace")}
 
@@ -711,6 +719,9 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
     if run["rc"] != 0 or not results:
         lines += ["", f"## The command failed (exit {run['rc']}); the end of its stderr", "", "```",
                   run["stderr"][-6000:], "```"]
+    if run.get("gpu_samples") is not None:
+        g = run["gpu_samples"]
+        lines += [""] + report_lines(g["util"], g["pmon"], results, g["main_pid"], g["missing"])
     lines += ["", "## GNU time -v / peak memory", "",
               f"peak RSS: {_mib(run['peak_rss_time'])} MiB (GNU time), {_mib(run['peak_rss_poll'])} MiB (psutil poll of the process tree)"]
     return lines, {"receipt": receipt, "rows": rows, "summary": summary, "results_found": "run" in results}
@@ -760,6 +771,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vram-budget", default="auto", help="passed to framework run (auto, 24GB, ...)")
     ap.add_argument("--profile", default=None, metavar="NAMES",
                     help="passed to framework run: sample these analyzers' stacks (run/profiles/NAME.txt)")
+    ap.add_argument("--gpu-samples", action="store_true",
+                    help="sample the GPU's utilization (every 100 ms) and each process's share (every second) with "
+                         "nvidia-smi during the timed command; the report averages them over the run's phases")
     ap.add_argument("--gil-switch-ms", type=float, default=None,
                     help="FRAMEWORK_GIL_SWITCH_MS for the timed command (experimental; default: Python's 5 ms)")
     ap.add_argument("--work-streams", choices=("on", "off"), default="on",
@@ -877,7 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps({"prepare": prep, "run": {k: v for k, v in run.items()
-                                                                      if k not in ("stdout", "stderr")},
+                                                                      if k not in ("stdout", "stderr", "gpu_samples")},
                                              **parsed}, indent=1, default=str))
     if created and not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -52,6 +52,9 @@ from .families import Answer, Family, GenerationOptions, Request, family_class, 
 from .prompts import DEFAULT_PROMPT, Context, context_block, times_mentioned
 
 logger = logging.getLogger(__name__)
+#: a batch's frames are read from the decode cache on this many threads: beside the default set on an H200
+#: machine, one thread took 0.5 s to read the 114 chunks of a 10-minute clip (772 MB), before the first prefill
+READ_THREADS = 4
 
 LABEL = "description"
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
@@ -438,12 +441,17 @@ class SceneDescription(BatchedAnalyzer):
     # --- the device step ---------------------------------------------------------------------
     def _requests(self, items: list[ChunkItem]) -> list[Request]:
         stream = self._inputs.frames(self.frame_specs()[0])
-        out = []
-        for it in items:
-            frames = stream.frames[it.frame_index]  # positional reads from the decode cache
-            out.append(Request(index=it.chunk.index, start=it.chunk.start, end=it.chunk.end, times=list(it.times),
-                               frames=frames, instruction=self.params.prompt))
-        return out
+
+        def read(it: ChunkItem) -> Any:
+            return stream.frames[it.frame_index]  # positional reads from the decode cache
+
+        if len(items) > READ_THREADS:  # (the reads release the interpreter's lock)
+            with ThreadPoolExecutor(READ_THREADS, thread_name_prefix=f"{self.name}-read") as pool:
+                frames = list(pool.map(read, items))
+        else:
+            frames = [read(it) for it in items]
+        return [Request(index=it.chunk.index, start=it.chunk.start, end=it.chunk.end, times=list(it.times),
+                        frames=f, instruction=self.params.prompt) for it, f in zip(items, frames)]
 
     def preprocess(self, items: list[ChunkItem]) -> Any:
         requests = self._requests(items)

@@ -146,12 +146,17 @@ class Family:
         """Free the model; the next analyzer may need the memory."""
 
 
-def pad_frames(frames: np.ndarray, multiple: int) -> np.ndarray:
-    """Repeat the last frame so the count is a multiple of ``multiple`` (Qwen2-VL's temporal patch)."""
+def pad_frames(frames: Any, multiple: int) -> Any:
+    """Repeat the last frame so the count is a multiple of ``multiple`` (Qwen2-VL's temporal patch): a
+    numpy array, or a torch tensor (on its device)."""
     extra = (-len(frames)) % multiple
-    if extra:
-        frames = np.concatenate([frames, np.repeat(frames[-1:], extra, axis=0)])
-    return frames
+    if not extra:
+        return frames
+    if isinstance(frames, np.ndarray):
+        return np.concatenate([frames, np.repeat(frames[-1:], extra, axis=0)])
+    import torch
+
+    return torch.cat([frames, frames[-1:].expand(extra, *frames.shape[1:])])
 
 
 __all__ = ["Answer", "Family", "GenerationOptions", "Request", "pad_frames", "torch_dtype"]

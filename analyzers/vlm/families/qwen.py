@@ -21,7 +21,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
 from framework.generation import fused_norm, fused_projections
+from framework.work_streams import switched_on
 
 from . import patch_embed, vision_attention
 from .base import Request, pad_frames
@@ -91,10 +94,22 @@ class Qwen2VL(HFFamily):
 
     def prepare(self, requests: list[Request]) -> dict[str, Any]:
         texts = [self.chat(r) for r in requests]
-        videos = [pad_frames(r.frames, self.temporal_patch) for r in requests]
+        videos = [self.video_input(r.frames) for r in requests]
         inputs = self.processor(text=texts, videos=videos, padding=True, return_tensors="pt", **self.video_kwargs())
         inputs = self.time_inputs(dict(inputs), requests)
         return {"inputs": self.pin(inputs), "texts": texts}
+
+    def video_input(self, frames: np.ndarray) -> Any:
+        """A chunk's frames as the processor gets them, padded to the temporal patch. On CUDA they go to the
+        GPU first, as they are (frames x height x width x RGB, uint8): the processor's channels-first copy and
+        the padding then run there, instead of on CPUs the run's other analyzers keep busy. (Beside the
+        default set on an H200, the device waited 1.8 s for the 114 chunks of a 10-minute clip to be prepared,
+        about 0.9 s of it in that copy and the copy to the GPU.) ``FRAMEWORK_VLM_FRAMES_TO_GPU=0``: as before."""
+        if self.device.startswith("cuda") and switched_on("FRAMEWORK_VLM_FRAMES_TO_GPU"):
+            import torch
+
+            frames = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        return pad_frames(frames, self.temporal_patch)
 
     def time_inputs(self, inputs: dict[str, Any], requests: list[Request]) -> dict[str, Any]:
         return inputs
