@@ -171,6 +171,17 @@ def run_windows(results: dict[str, Any], vlm: str = "qwen2_vl_temporal", last: s
     return out
 
 
+def own_processes(results: dict[str, Any]) -> dict[int, str]:
+    """Process id -> the analyzers that ran in it, from the tracks' receipts (``pid``, for analyzers in
+    processes of their own)."""
+    out: dict[int, list[str]] = {}
+    for name, track in (results.get("tracks") or {}).items():
+        pid = ((track or {}).get("receipt") or {}).get("pid")
+        if pid is not None:
+            out.setdefault(int(pid), []).append(name)
+    return {pid: ", ".join(names) for pid, names in out.items()}
+
+
 def report_lines(samples: list[Sample], pmon: list[dict[str, Any]], results: dict[str, Any],
                  main_pid: int | None = None, missing: str | None = None) -> list[str]:
     """The report's section: utilization per phase, per second, and per process."""
@@ -196,6 +207,7 @@ def report_lines(samples: list[Sample], pmon: list[dict[str, Any]], results: dic
     lines += [f"{k:4d}s {''.join(per_s[k:k + 10])}" for k in range(0, len(per_s), 10)]
     lines += ["```"]
     if pmon:
+        children = own_processes(results)
         by_pid: dict[int, list[dict[str, Any]]] = {}
         for row in pmon:
             by_pid.setdefault(row["pid"], []).append(row)
@@ -205,7 +217,7 @@ def report_lines(samples: list[Sample], pmon: list[dict[str, Any]], results: dic
             busy = [r for r in rows if r["sm"] > 0]
             if not busy:
                 continue
-            who = "the run's process" if pid == main_pid else (rows[0]["command"] or "?")
+            who = "the run's process" if pid == main_pid else children.get(pid, rows[0]["command"] or "?")
             lines.append(f"| {pid} | {who} | {len(busy)} | {min(r['t'] for r in busy) - started:.0f} | "
                          f"{max(r['t'] for r in busy) - started:.0f} | {sum(r['sm'] for r in busy):.0f} |")
     else:

@@ -690,6 +690,7 @@ class Executor:
             return self._fall_back(st, "analyze", info.excinfo)
         if _in_child(st):
             st.receipt["own_process"] = True
+            st.receipt["pid"] = getattr(st.call, "pid", None)  # (to find it in the system's tools: nvidia-smi, top)
             peak = st.call.peak_vram_mb  # (on a GPU) its own allocator's, shared with no other analyzer
             if peak is not None:
                 st.receipt["peak_vram_mb"], st.receipt["measured_alone"] = round(peak, 1), True

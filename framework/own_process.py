@@ -132,6 +132,7 @@ class ProcessCall(AnalyzerCall):
         self.early = early  # children started before the plan: this analyzer's may be among them
         self.child: _Child | None = None
         self.on_busy: Any = None  # the executor's, for the spans the child relays
+        self.pid: int | None = None  # the child's process id, once loading (the track's receipt names it)
 
     load_takes_turns = False  # it loads in its own interpreter: nothing to share with this one's imports
     in_child = True  # its CUDA calls are another process's: they never break a capture in this one
@@ -147,6 +148,7 @@ class ProcessCall(AnalyzerCall):
                 pass
         else:
             self.child = _Child(0, child_env(), module=__name__)
+        self.pid = self.child.proc.pid
         placement = self.analyzer.placement
         self.on_busy = placement.on_busy if placement is not None else None
         if placement is not None:  # what calls back into this process stays here; busy spans are relayed

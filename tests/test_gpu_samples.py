@@ -58,6 +58,10 @@ def test_pmon_rows_by_the_headers_names_and_a_missing_sampler_says_so():
             " 20261201   07:10:02      0       4343     C     30      2      -      -      -      -    python3\n")
     rows = gs.parse_pmon(text)
     assert [(r["pid"], r["sm"], r["t"] - T0) for r in rows] == [(4242, 45.0, 1.0), (4242, 0.0, 2.0), (4343, 30.0, 2.0)]
-    lines = "\n".join(gs.report_lines(gs.parse_util(_util_text([50, 50])), rows, _results(), main_pid=4242))
+    results = _results()
+    lines = "\n".join(gs.report_lines(gs.parse_util(_util_text([50, 50])), rows, results, main_pid=4242))
     assert "| 4242 | the run's process | 1 | 1 | 1 | 45 |" in lines and "| 4343 | python3 | 1 | 2 | 2 | 30 |" in lines
+    results["tracks"]["object_detection"]["receipt"]["pid"] = 4343  # (an analyzer in a process of its own)
+    lines = "\n".join(gs.report_lines(gs.parse_util(_util_text([50, 50])), rows, results, main_pid=4242))
+    assert "| 4343 | object_detection | 1 | 2 | 2 | 30 |" in lines
     assert "No samples: nvidia-smi is not on PATH." in "\n".join(gs.report_lines([], [], {}, None, "nvidia-smi is not on PATH"))

@@ -334,6 +334,7 @@ def test_a_profiled_analyzer_still_runs_in_its_own_process_and_is_sampled_there(
     t = tracks["t_own_on_gpu"]
     assert t.status == "ok", t.reason
     assert t.data["pid"] != os.getpid() and t.receipt["own_process"] is True
+    assert t.receipt["pid"] == t.data["pid"]  # (the receipt names the child's process)
     report = (tmp_path / "run" / "profiles" / "t_own_on_gpu.txt").read_text()
     assert report.startswith("# t_own_on_gpu:")
     assert "own_process_fixtures.py:analyze" in report  # its 0.2 s in analyze(), seen in the child
