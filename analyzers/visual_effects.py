@@ -46,7 +46,7 @@ from pydantic import Field
 
 from framework import Analyzer, AnalyzerInputs, Event, FrameSpec, Series, Track
 
-from ._effects.layout import Layout, find_inset, find_layout
+from ._effects.layout import Layout, find_window_layout
 from ._effects.signals import (FrameSignals, every_frame_spec, fmt_time, frame_signals, moving_sum, pooled, runs,
                                shot_index)
 from ._shots import shot_intervals, shot_source
@@ -246,7 +246,7 @@ class VisualEffects(Analyzer):
                 if idx.size < 3:
                     continue
                 frames = stream.frames[idx]
-                layout = find_layout(frames, edge_min=p.edge_min) or find_inset(frames, edge_min=p.edge_min)
+                layout = find_window_layout(frames, edge_min=p.edge_min)
                 if layout is not None:
                     found.append((float(t), float(w_end), layout))
         merged: list[list[Any]] = []

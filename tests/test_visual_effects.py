@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analyzers._effects.layout import find_inset, find_layout
+from analyzers._effects.layout import (_gray, _lines, _longest_runs, _rectangles, edge_persistence, find_inset,
+                                       find_layout, find_window_layout, window_maps)
 from effects_media import effects_clip, pan
 from framework.runner import analyze
 
@@ -119,6 +120,111 @@ def test_an_inset_needs_its_own_motion():
     assert list(found.box) == pytest.approx([182 / 320, 90 / 180, 298 / 320, 158 / 180], abs=0.04)
     assert find_inset(frames("same")) is None
     assert find_inset(frames("still")) is None
+
+
+def _window(kind):
+    """Eight sampled frames (107x60, about the analyzer's 96 px) of a split ("split"), a framed inset
+    ("inset", with a still left half: a split and an inset in one window) or one panning picture ("one")."""
+    a, b, c = pan(0, 3.0), pan(1, 0.0, 2.0), pan(2, -3.0)
+    out = []
+    for i in range(0, 48, 6):
+        img = a(i)
+        if kind in ("split", "inset"):
+            img[:, :160] = c(0 if kind == "inset" else i)[:, :160]
+        if kind == "inset":
+            img[90:158, 182:298] = 255
+            img[92:156, 184:296] = b(i)[:64, :112]
+        out.append(img[::3, ::3])
+    return np.stack(out)
+
+
+def test_shared_maps_give_the_same_layouts():
+    """find_layout and find_inset on the window's maps computed once (what find_window_layout does)
+    answer exactly as each does alone."""
+    answers = []
+    for kind in ("split", "inset", "one"):
+        frames = _window(kind)
+        for edge_min in (10.0, 6.5):
+            maps = window_maps(frames, edge_min)
+            split, inset = find_layout(frames, edge_min), find_inset(frames, edge_min)
+            assert find_layout(frames, edge_min, maps=maps) == split
+            assert find_inset(frames, edge_min, maps=maps) == inset
+            assert find_window_layout(frames, edge_min) == (split or inset)
+            answers.append((kind, edge_min, split is not None, inset is not None))
+    assert ("split", 10.0, True, False) in answers and ("inset", 10.0, True, True) in answers
+    assert ("one", 10.0, False, False) in answers
+    assert find_window_layout(_window("split")[:2]) is None  # too few frames
+
+
+def test_edge_maps_match_the_float_arithmetic():
+    """int16 edge strengths and the summed grey give what float32 and mean(axis=-1) gave, bit for bit."""
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (5, 20, 30, 3), dtype=np.uint8)
+    frames[:, :, 10:] //= 16  # flat areas: strengths near the thresholds
+    for edge_min in (10.0, 10.5, 11.0, 3.2):
+        f = frames.astype(np.float32)
+        gv = np.zeros(f.shape[:3], np.float32)
+        gv[:, :, 1:-1] = np.abs(f[:, :, 2:] - f[:, :, :-2]).max(axis=-1)
+        ev = gv >= edge_min
+        ev[:, :, 1:-1] &= (gv[:, :, 1:-1] >= gv[:, :, :-2]) & (gv[:, :, 1:-1] >= gv[:, :, 2:])
+        ev[:, :, 1:-1] = ev[:, :, 1:-1] | ev[:, :, :-2] | ev[:, :, 2:]
+        pv, ph = edge_persistence(frames, edge_min)
+        assert np.array_equal(pv, ev.mean(axis=0))
+        assert np.array_equal(ph, edge_persistence(np.ascontiguousarray(frames.transpose(0, 2, 1, 3)), edge_min)[0].T)
+    gray = _gray(frames)
+    assert gray.dtype == np.float32 and np.array_equal(gray, frames.astype(np.float32).mean(axis=-1))
+
+
+def _longest_run(line):
+    best = cur = 0
+    for v in line:
+        cur = cur + 1 if v else 0
+        best = max(best, cur)
+    return best
+
+
+def test_longest_runs_and_lines_match_a_plain_loop():
+    rng = np.random.default_rng(1)
+    for density in (0.1, 0.5, 0.9, 0.99):
+        mask = rng.random((40, 50)) < density
+        mask[:, 7] = True
+        mask[:, 9] = False
+        assert _longest_runs(mask).tolist() == [_longest_run(mask[:, x]) for x in range(mask.shape[1])]
+        for min_len, keep in ((1, 8), (6, 8), (20, 3), (1, 50)):
+            found = sorted(((_longest_run(mask[:, x]), x) for x in range(3, mask.shape[1] - 3)), reverse=True)
+            kept = []
+            for n, x in found:
+                if n < min_len or len(kept) >= keep:
+                    break
+                if all(abs(x - k) > 2 for k in kept):
+                    kept.append(x)
+            assert _lines(mask, min_len, keep) == kept
+
+
+def test_inset_rectangles_match_the_nested_loops():
+    """_rectangles lists the candidates, with their sides and cover, as the four nested loops did."""
+    rng = np.random.default_rng(2)
+    h, w = 54, 96
+    for density, cover_min in ((0.97, 0.9), (0.8, 0.5)):
+        sv, sh = rng.random((h, w)) < density, rng.random((h, w)) < density
+        xs = [0, w - 1, *rng.choice(np.arange(3, w - 3), 8, replace=False).tolist()]
+        ys = [0, h - 1, *rng.choice(np.arange(3, h - 3), 8, replace=False).tolist()]
+        expected = []
+        for x0 in xs:
+            for x1 in xs:
+                for y0 in ys:
+                    for y1 in ys:
+                        borders = [x0 == 0, x1 == w - 1, y0 == 0, y1 == h - 1]
+                        if x1 - x0 < 14 or y1 - y0 < 8 or sum(borders) > 1:
+                            continue
+                        if not 0.03 <= (x1 - x0) * (y1 - y0) / (w * h) <= 0.4:
+                            continue
+                        sides = [c for c, b in zip((sv[y0:y1 + 1, x0].mean(), sv[y0:y1 + 1, x1].mean(),
+                                                    sh[y0, x0:x1 + 1].mean(), sh[y1, x0:x1 + 1].mean()), borders)
+                                 if not b]
+                        if float(min(sides)) >= cover_min:
+                            expected.append((x0, x1, y0, y1, len(sides), float(min(sides))))
+        assert expected and _rectangles(sv, sh, xs, ys, 14, 8, cover_min) == expected
 
 
 def test_the_reference_says_how_the_original_system_shipped_them():
