@@ -3,8 +3,8 @@
 # warm 30 s, and /dev/shm/e2e and /tmp/site with it). Wheels first, here: `bash bench/device_wheels.sh`.
 #   call 1, carry [".whl"]:   bash bench/device_end_to_end.sh prepare            (~125 s: the clip and the models)
 #   call 2, carry [".whl2"]:  bash bench/device_end_to_end.sh time NAME [ARGS]   (~100-140 s per run)
-# `time` writes $OUT/e2e_NAME.md (and the run's profiles, with --profile; nvidia-smi's samples, with --gpu-samples);
-# several `time` runs fit one call, e.g.
+# `time` writes $OUT/e2e_NAME.md (and the run's profiles, with --profile; with --gpu-samples its section on the GPU's
+# load); several `time` runs fit one call, e.g.
 #   bash bench/device_end_to_end.sh time head && bash bench/device_end_to_end.sh time threads --own-process off
 # `prepare` warms the numba caches of speech_flow's 4 pitch workers beside the clip and the models (the first
 # `time` does, if that failed), untimed and said so: a user pays that compile once, on the first run (44 s on
@@ -53,9 +53,8 @@ timed() {  # one timed run: NAME [bench args]; its report $out/e2e_NAME.md, its 
   python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --reuse --work /dev/shm/e2e --deadline 180 \
     --out "$out/e2e_$name.md" "$@" >> "$out/e2e.log" 2>&1
   local rc=$?
-  for f in /dev/shm/e2e/run/profiles/*.txt /dev/shm/e2e/gpu_util.csv /dev/shm/e2e/gpu_pmon.txt; do
-    [ -f "$f" ] && cp "$f" "$out/${name}_$(basename "$f")"
-  done
+  # (nvidia-smi's raw samples stay in /dev/shm/e2e: the report has their summary, and a call brings back 8 files)
+  for f in /dev/shm/e2e/run/profiles/*.txt; do [ -f "$f" ] && cp "$f" "$out/${name}_$(basename "$f")"; done
   grep -m1 "^\*\*whole command" "$out/e2e_$name.md"; return $rc
 }
 case "$what" in

@@ -51,6 +51,16 @@ for batch, heads, kv_heads, keys, dim, kind in [(1, 12, 2, 300, 64, "bool"), (3,
                                  None if m is None else (m if m.dtype == torch.bool else m.float()), scaling=0.3)[0]
     report["errors"].append(float((out.float() - ref).abs().max()))
     report["splits"].append(decode_kernel.splits_for(batch * kv_heads, keys, 8)[0])
+# many stretches (as on a GPU of 132 multiprocessors): the join reads them JOIN_BLOCK at a time
+real_mp = decode_kernel._multiprocessors
+decode_kernel._multiprocessors = lambda device: 132
+q = torch.randn(1, 12, 1, 64).half()
+k, v = torch.randn(1, 2, 3000, 64).half(), torch.randn(1, 2, 3000, 64).half()
+m = masked(1, 3000, "bool")
+report["many_error"] = float((decode_kernel.attend(q, k, v, m, 0.125).float()
+                              - decode_kernel.reference(q, k, v, m, 0.125)).abs().max())
+report["many_splits"] = decode_kernel.splits_for(2, 3000, 132)[0]
+decode_kernel._multiprocessors = real_mp
 # a row that attends to nothing (all masked) gets zeros; the other row is unchanged
 q, k, v = torch.randn(2, 4, 1, 16).half(), torch.randn(2, 2, 90, 16).half(), torch.randn(2, 2, 90, 16).half()
 m = torch.ones(2, 1, 1, 90, dtype=torch.bool)
@@ -95,6 +105,7 @@ def test_through_tritons_interpreter_it_attends_as_sdpa_does():
     report = json.loads(next(x for x in done.stdout.splitlines() if x.startswith("REPORT "))[7:])
     assert max(report["errors"]) < 3e-3, report  # (half precision)
     assert max(report["splits"]) >= 3  # (several stretches joined)
+    assert report["many_splits"] > 32 and report["many_error"] < 3e-3, report  # (more than one JOIN_BLOCK)
     assert report["empty_row_zero"] and report["other_row_same"], report
     # (2 layers x 7 one-token steps, and the check when the model was switched to it)
     assert report["same_tokens"] and report["kernel_steps"] == 2 * 7 + 1 and report["in_use"], report
