@@ -441,6 +441,8 @@ REGISTRY_FLAGS = {
     "wait-for-video": ("wait_for_video", True, "start these audio-only analyzers when the video is decoded too, "
                                                "not as soon as the audio is (registry.yaml wait_for_video: true), "
                                                "e.g. --wait-for-video speech_flow, to compare"),
+    "low-priority": ("cpu_priority", "low", "run these analyzers' processes at a lower CPU priority (registry.yaml "
+                                            "cpu_priority: low), e.g. --low-priority speech_flow, to compare"),
     "cpu": ("device", "cpu", "run these analyzers on the CPU (registry.yaml device: cpu), e.g. --cpu text_overlay "
                              "(rapidocr's detector on the CPU, as before the thirteenth session), to compare"),
 }

@@ -135,6 +135,11 @@ class Analyzer:
       before the video is decoded too: a CPU-heavy one that nothing on the run's longest path waits
       for, so that the decode keeps the CPUs. False (the default, and every built-in's): it starts
       as soon as the audio is decoded. registry.yaml's ``wait_for_video`` overrides it.
+    - ``cpu_priority``: ``"low"`` for a CPU-heavy analyzer that runs in a process of its own and that
+      nothing on the run's longest path waits for: its process (and the workers it starts) runs at a
+      lower CPU priority (``nice`` 10), so the decode and the analyzers the run waits for get the CPUs
+      first when they want them. ``"normal"`` (the default): as the run. No effect on an analyzer that
+      runs as a thread of the run's process. registry.yaml's ``cpu_priority`` overrides it.
     - ``frames_first``: True for the GPU analyzer whose analysis is the run's longest (the
       description VLM): with ``FRAMEWORK_FRAMES_FIRST=1``, in a run that uses a GPU, the decode
       pass makes its streams and those of its upstream analyzers first, and it starts on them
@@ -201,6 +206,9 @@ class Analyzer:
     # True: though it reads only the audio, it starts when the video is decoded too, not as soon as
     # the audio is, and leaves the CPUs to the decode meanwhile (``Executor``'s ``audio_ready``)
     wait_for_video: ClassVar[bool] = False
+    # "low": in a process of its own, it runs at a lower CPU priority (nice 10), it and the workers it starts
+    # (``framework.own_process``); "normal": as the run
+    cpu_priority: ClassVar[Literal["normal", "low"]] = "normal"
     # True: with FRAMEWORK_FRAMES_FIRST=1, its streams and its upstream's are decoded first, and it starts
     # on them while the rest are decoded (``framework.decode_process``)
     frames_first: ClassVar[bool] = False

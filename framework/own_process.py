@@ -155,6 +155,7 @@ class ProcessCall(AnalyzerCall):
             placement = dataclasses.replace(placement, shared=None, on_busy=None, gpu_to_itself=None)
         self._ask("load", {"class": self.where, "params": self.analyzer.params, "placement": placement,
                            "device": self.device, "models": self.models,
+                           "cpu_priority": getattr(self.analyzer, "cpu_priority", "normal"),
                            "log_level": logging.getLogger().getEffectiveLevel()})
 
     def _analyze(self, inputs: AnalyzerInputs) -> Any:
@@ -330,6 +331,19 @@ class _RelayLogs(logging.Handler):
             self.handleError(record)
 
 
+#: how much lower a ``cpu_priority: low`` analyzer's process runs (``os.nice``: 0 is the run's, 19 the lowest)
+LOW_PRIORITY_NICE = 10
+
+
+def lower_cpu_priority() -> None:
+    """Run this process (and the workers it starts from now on) ``LOW_PRIORITY_NICE`` steps lower, where the
+    system has priorities (``os.nice``); else as it is, said in the log."""
+    try:
+        os.nice(LOW_PRIORITY_NICE)
+    except (AttributeError, OSError) as exc:  # (Windows has no os.nice)
+        logging.getLogger(__name__).info("cpu_priority low: could not lower this process's priority (%s)", exc)
+
+
 def _serve(recv_conn: Connection, conn: Connection) -> None:
     """The child's loop: answer load, analyze and unload until ``None`` or end-of-file."""
     thread_settings.alone_in_this_process()  # (its libraries' thread settings are its own: nothing is put back)
@@ -353,6 +367,8 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
                 reply: tuple[str, Any] = ("ok", None)
             elif phase == "load":
                 logging.getLogger().setLevel(payload.get("log_level", logging.WARNING))
+                if payload.get("cpu_priority") == "low":
+                    lower_cpu_priority()
                 module, _, qualname = payload["class"].partition(":")
                 cls: Any = importlib.import_module(module)
                 for part in qualname.split("."):

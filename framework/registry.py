@@ -37,6 +37,8 @@ class AnalyzerEntry(BaseModel):
     gpu_stream_priority: Literal["normal", "high"] | None = None
     # an audio-only analyzer waits for the video's decode too (``Analyzer.wait_for_video``); None: its default
     wait_for_video: bool | None = None
+    # "low": in a process of its own, its CPU work yields to the rest of the run's (``Analyzer.cpu_priority``)
+    cpu_priority: Literal["normal", "low"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -53,7 +55,7 @@ class RegistryFile(BaseModel):
 
 
 #: the keys of an analyzer's registry entry that override a class attribute of the same name
-CLASS_OVERRIDES = ("own_process", "gpu_stream_priority", "wait_for_video")
+CLASS_OVERRIDES = ("own_process", "gpu_stream_priority", "wait_for_video", "cpu_priority")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class ConfiguredAnalyzer:
     own_process: bool | None = None  # registry.yaml's choice over the class's ``own_process`` (None: the class's)
     gpu_stream_priority: str | None = None  # registry.yaml's over the class's ``gpu_stream_priority`` (None: the class's)
     wait_for_video: bool | None = None  # registry.yaml's over the class's ``wait_for_video`` (None: the class's)
+    cpu_priority: str | None = None  # registry.yaml's over the class's ``cpu_priority`` (None: the class's)
 
     def instantiate(self) -> Analyzer:
         """The analyzer with its params, told the plugin host (what other plugins registered)."""

@@ -35,7 +35,8 @@ class PidReporter(Analyzer):
         audio_s = inputs.audio.duration if inputs.audio is not None else None
         return self.track(data={"pid": os.getpid(), "loaded_in": self.loaded_in, "frames": total,
                                 "frames_declared": len(frames), "audio_s": audio_s,
-                                "upstream": sorted(inputs.upstream), "precision": self.precision})
+                                "upstream": sorted(inputs.upstream), "precision": self.precision,
+                                "nice": os.nice(0) if hasattr(os, "nice") else None})
 
 
 class Failing(PidReporter):

@@ -283,6 +283,18 @@ def test_registry_yaml_can_keep_an_analyzer_in_the_runs_process_or_send_it_to_it
     assert gpu["t_own_gpu"].status == "ok" and gpu["t_own_gpu"].receipt["own_process"] is True
 
 
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="process priorities: os.nice")
+def test_registry_yaml_can_lower_the_cpu_priority_of_an_analyzer_in_its_own_process(tmp_path, sample_video, monkeypatch):
+    from framework.own_process import LOW_PRIORITY_NICE
+
+    tracks = run(tmp_path, sample_video, monkeypatch, PidReporter, params={"t_own_pid": {"cpu_priority": "low"}})
+    low = tracks["t_own_pid"]
+    assert low.status == "ok" and low.data["pid"] != os.getpid(), low.reason
+    assert low.data["nice"] == min(19, os.nice(0) + LOW_PRIORITY_NICE)
+    normal = run(tmp_path / "normal", sample_video, monkeypatch, PidReporter)["t_own_pid"]
+    assert normal.status == "ok" and normal.data["nice"] == os.nice(0)
+
+
 def test_the_plan_says_which_analyzers_will_run_in_processes_of_their_own(tmp_path, sample_video, monkeypatch):
     from framework.runner import plan_video
 
