@@ -27,9 +27,9 @@ def build_model(folder: Path) -> Path:
     """Qwen2.5-1.5B-Instruct's architecture (config.json of the published model) with random
     weights, saved as a snapshot folder with the test tokenizer (its ids are < the model vocab)."""
     import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
 
-    from framework.testing.llm import make_tiny_chat_model
+    from framework.testing.llm import make_tiny_chat_model, words_from_vocabulary
 
     make_tiny_chat_model(folder)  # tokenizer + template (its tiny weights are replaced below)
     for f in folder.glob("model*.safetensors"):
@@ -41,6 +41,7 @@ def build_model(folder: Path) -> Path:
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
+    words_from_vocabulary(model, len(AutoTokenizer.from_pretrained(folder)))  # (its answers have text)
     model.save_pretrained(folder)
     params = sum(p.numel() for p in model.parameters())
     del model

@@ -109,6 +109,8 @@ def build_snapshot(model_id: str, folder: Path, device: str, dtype: str) -> int:
     import torch
     import transformers as tf
 
+    from framework.testing.llm import words_from_vocabulary
+
     c = CONFIGS[model_id]
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
@@ -142,6 +144,7 @@ def build_snapshot(model_id: str, folder: Path, device: str, dtype: str) -> int:
     finally:
         torch.set_default_dtype(previous)
     model.generation_config.eos_token_id = ids.get("<|im_end|>", ids.get("<end_of_utterance>"))
+    words_from_vocabulary(model, len(fast))  # (its descriptions have text)
     model.save_pretrained(folder, max_shard_size="4GB")  # in files of 4 GB, as the real repos are (the 7B: five)
     params = sum(p.numel() for p in model.parameters())
     del model
