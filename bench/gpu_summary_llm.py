@@ -24,24 +24,32 @@ sys.path.insert(0, str(ROOT))
 
 
 def build_model(folder: Path) -> Path:
-    """Qwen2.5-1.5B-Instruct's architecture (config.json of the published model) with random
-    weights, saved as a snapshot folder with the test tokenizer (its ids are < the model vocab)."""
+    """Qwen2.5-1.5B-Instruct's architecture (config.json of the published model) with random weights,
+    saved as a snapshot folder with the description VLM bench's tokenizer (``vlm_throughput.tokenizer``,
+    ChatML) and template, its greedy words that tokenizer's word pieces (``words_only``): the VLM's random
+    descriptions, in the same tokenizer, then count about as many tokens in fusion's digest as the VLM
+    generated, as real descriptions do in the real models' shared tokenizer."""
     import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from framework.testing.llm import make_tiny_chat_model, words_from_vocabulary
+    from framework.testing.llm import CHATML_TEMPLATE, words_only
+    from vlm_throughput import QWEN_SPECIALS, tokenizer
 
-    make_tiny_chat_model(folder)  # tokenizer + template (its tiny weights are replaced below)
+    folder.mkdir(parents=True, exist_ok=True)
     for f in folder.glob("model*.safetensors"):
         f.unlink()
+    fast = tokenizer(QWEN_SPECIALS, "<|im_end|>")
+    fast.chat_template = CHATML_TEMPLATE
+    fast.save_pretrained(folder)
     cfg = Qwen2Config(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
                       num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768,
                       rope_theta=1_000_000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
-                      eos_token_id=2, pad_token_id=0)
+                      eos_token_id=fast.convert_tokens_to_ids("<|im_end|>"),
+                      pad_token_id=fast.convert_tokens_to_ids("<|endoftext|>"))
     torch.manual_seed(0)
     with torch.device("cuda"):
         model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
-    words_from_vocabulary(model, len(AutoTokenizer.from_pretrained(folder)))  # (its answers have text)
+    words_only(model, fast)  # (its answers are words)
     model.save_pretrained(folder)
     params = sum(p.numel() for p in model.parameters())
     del model

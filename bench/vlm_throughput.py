@@ -109,7 +109,7 @@ def build_snapshot(model_id: str, folder: Path, device: str, dtype: str) -> int:
     import torch
     import transformers as tf
 
-    from framework.testing.llm import words_from_vocabulary
+    from framework.testing.llm import words_only
 
     c = CONFIGS[model_id]
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,7 +144,7 @@ def build_snapshot(model_id: str, folder: Path, device: str, dtype: str) -> int:
     finally:
         torch.set_default_dtype(previous)
     model.generation_config.eos_token_id = ids.get("<|im_end|>", ids.get("<end_of_utterance>"))
-    words_from_vocabulary(model, len(fast))  # (its descriptions have text)
+    words_only(model, fast)  # (its descriptions are words, as many tokens as it generated)
     model.save_pretrained(folder, max_shard_size="4GB")  # in files of 4 GB, as the real repos are (the 7B: five)
     params = sum(p.numel() for p in model.parameters())
     del model

@@ -472,23 +472,28 @@ def test_without_a_gpu_fusion_runs_on_the_cpu_however_long_it_took_there_before(
     assert Fusion.cpu_always_practical and report.plan.seconds["fusion"] > 1000
 
 
-def test_a_random_models_greedy_words_stay_within_its_tokenizers_ids():
-    """``words_from_vocabulary``: the benchmarks' real-size random models get small tokenizers; their greedy
-    words must be ids those tokenizers have, or the text decodes to nothing (empty scene descriptions)."""
+def test_a_random_models_greedy_words_are_its_tokenizers_word_pieces():
+    """``words_only``: the benchmarks' real-size random models get small tokenizers; their greedy words must be
+    that tokenizer's word pieces, or the text decodes to nothing (empty scene descriptions) or re-encodes into
+    more tokens than were generated."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from framework.testing.llm import words_from_vocabulary
+    from framework.testing.llm import _CORPUS, tiny_bpe_tokenizer, words_only
 
+    tok = tiny_bpe_tokenizer(_CORPUS, ["<|endoftext|>", "<|im_start|>", "<|im_end|>"], eos="<|im_end|>",
+                             pad="<|endoftext|>")
     torch.manual_seed(0)
     cfg = transformers.Qwen2Config(vocab_size=3000, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                    num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False)
     model = transformers.Qwen2ForCausalLM(cfg).eval()
     prompt = torch.tensor([[5, 17, 42, 99, 7]])
-    kw = dict(max_new_tokens=30, min_new_tokens=30, do_sample=False, pad_token_id=0)
+    kw = dict(max_new_tokens=40, min_new_tokens=40, do_sample=False, pad_token_id=0)
     with torch.no_grad():
-        before = model.generate(prompt, **kw)[0, 5:]
-        words_from_vocabulary(model, 300)
-        after = model.generate(prompt, **kw)[0, 5:]
-    assert int(before.max()) >= 300  # (most of a random model's words lie beyond a small tokenizer)
-    assert len(after) == 30 and int(after.max()) < 300
-    assert torch.all(model.get_output_embeddings().weight[300:] == 0)
+        before = model.generate(prompt, **kw)[0, 5:].tolist()
+        kept = words_only(model, tok)
+        after = model.generate(prompt, **kw)[0, 5:].tolist()
+    assert max(before) >= len(tok)  # (most of a random model's words lie beyond a small tokenizer)
+    assert 0 < kept < len(tok) and len(after) == 40 and max(after) < len(tok)
+    text = tok.decode(after)
+    assert text.strip() and all(c.isalpha() or c in " .," for c in text)
+    assert abs(len(tok(text, add_special_tokens=False)["input_ids"]) - 40) <= 6  # (about as many tokens again)

@@ -9,14 +9,15 @@ size in the backend's token count and its reply. Register it with
 byte-level BPE tokenizer trained on a few sentences and a ChatML chat template, exactly as
 ``save_pretrained`` lays out a Hugging Face snapshot. ``install_in_hf_cache`` copies such a
 folder into a Hugging Face hub cache (``models--org--name/snapshots/<commit>/`` + ``refs/main``)
-so that the real cache lookup finds it. ``words_from_vocabulary`` keeps a real-size random model's greedy
-words within its (small) tokenizer's ids. The text it generates is gibberish: it tests loading,
+so that the real cache lookup finds it. ``words_only`` makes a real-size random model's greedy words its
+(small) tokenizer's word pieces. The text it generates is gibberish: it tests loading,
 templating, token counting and how the caller copes with a useless answer, not quality.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,18 +181,30 @@ def make_tiny_chat_model(folder: str | Path, *, hidden: int = 32, layers: int = 
     return folder
 
 
-def words_from_vocabulary(model: Any, size: int) -> None:
-    """Zero the output rows of the ids ``size`` and above of a random-weight language model, so that its
-    greedy words are ids its tokenizer has (``size``: the tokenizer's length, far below the vocabulary of the
-    real-size architectures the benchmarks build). Without it nearly every word is an id the tokenizer does
-    not have, which decodes to nothing: the end-to-end bench's 114 scene descriptions were empty text and
-    fusion digested 21 tokens, where real descriptions fill its token budget. With tied embeddings the input
-    rows of those ids are zeroed too (no prompt uses them)."""
+#: a word piece of a small test tokenizer: letters, after a space or not, maybe ending a phrase
+_WORD_PIECE = re.compile(r" ?[A-Za-z][a-z]*[.,]?")
+
+
+def words_only(model: Any, tokenizer: Any) -> int:
+    """Zero every output row of a random-weight language model but those of ``tokenizer``'s word pieces
+    (letters, maybe after a space, maybe ending in ``.`` or ``,``), so that its greedy words are words: text
+    of about as many tokens, in that tokenizer, as it generated. The benchmarks' real-size architectures
+    have vocabularies of some 150,000 ids and small test tokenizers: without this nearly every word is an
+    id the tokenizer does not have, which decodes to nothing (the end-to-end bench's 114 scene descriptions
+    were empty text, and fusion digested 21 tokens where real descriptions fill its token budget), and the
+    rest are bytes that re-encode into more tokens than they were. With tied embeddings the input rows of the
+    other ids are zeroed too (its answers are noise either way). Returns how many ids it may still say."""
     import torch
 
+    specials = set(tokenizer.all_special_ids)
     head = model.get_output_embeddings()
+    keep = [i for i in range(min(len(tokenizer), head.weight.shape[0]))
+            if i not in specials and _WORD_PIECE.fullmatch(tokenizer.decode([i]) or "")]
+    kept = head.weight[keep].clone()
     with torch.no_grad():
-        head.weight[size:].zero_()
+        head.weight.zero_()
+        head.weight[keep] = kept
+    return len(keep)
 
 
 def install_in_hf_cache(folder: str | Path, repo_id: str, cache_dir: str | Path, commit: str | None = None) -> Path:
