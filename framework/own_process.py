@@ -59,7 +59,7 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 from . import thread_settings
 from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
@@ -236,7 +236,9 @@ class EarlyChildren:
     for its ``load``. ``take(name)`` hands an analyzer's child to its ``ProcessCall``; ``close()`` ends
     those nobody took (an analyzer the plan skipped, or ran in this process)."""
 
-    def __init__(self, classes: dict[str, type]):
+    def __init__(self, classes: dict[str, type], low_priority: Collection[str] = ()):
+        """``low_priority``: the analyzers whose children import at a lower CPU priority already
+        (``cpu_priority: low``), as they will analyze."""
         self._lock = threading.Lock()
         self._children: dict[str, _Child] = {}
         for name, cls in classes.items():
@@ -244,7 +246,8 @@ class EarlyChildren:
             if where is None:
                 continue
             child = _Child(0, child_env(), module=__name__)
-            child.send_conn.send(("import", {"class": where, "modules": list(getattr(cls, "warm_imports", ()))}))
+            child.send_conn.send(("import", {"class": where, "modules": list(getattr(cls, "warm_imports", ())),
+                                             "cpu_priority": "low" if name in low_priority else "normal"}))
             self._children[name] = child
 
     @property
@@ -335,9 +338,15 @@ class _RelayLogs(logging.Handler):
 LOW_PRIORITY_NICE = 10
 
 
+_lowered: list[bool] = []  # (in a child: its priority was lowered already)
+
+
 def lower_cpu_priority() -> None:
-    """Run this process (and the workers it starts from now on) ``LOW_PRIORITY_NICE`` steps lower, where the
-    system has priorities (``os.nice``); else as it is, said in the log."""
+    """Run this process (and the workers it starts from now on) ``LOW_PRIORITY_NICE`` steps lower, once, where
+    the system has priorities (``os.nice``); else as it is, said in the log."""
+    if _lowered:
+        return
+    _lowered.append(True)
     try:
         os.nice(LOW_PRIORITY_NICE)
     except (AttributeError, OSError) as exc:  # (Windows has no os.nice)
@@ -362,6 +371,8 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
         phase, payload = request
         try:
             if phase == "import":  # (an early child, before the plan: what its load will need)
+                if payload.get("cpu_priority") == "low":
+                    lower_cpu_priority()
                 importlib.import_module(payload["class"].partition(":")[0])
                 import_each(payload["modules"])  # (a missing package: the load reports it)
                 reply: tuple[str, Any] = ("ok", None)

@@ -464,9 +464,11 @@ class _Run:
         # H200 machine), one module per load turn, started now instead of after the plan
         self.warming_early = self._warm_up_early() if early is not None else None
         # ... and the processes of the analyzers that will run in their own, importing torch and the like
-        self.early_children = (own_process.EarlyChildren({
-            n: type(a) for n, a in self.analyzers.items()
-            if self._may_run_in_own_process(n) and self._precheck(n) is None}) if early is not None else None)
+        early_ones = {n: a for n, a in self.analyzers.items()
+                      if self._may_run_in_own_process(n) and self._precheck(n) is None}
+        self.early_children = (own_process.EarlyChildren(
+            {n: type(a) for n, a in early_ones.items()},
+            low_priority=[n for n, a in early_ones.items() if a.cpu_priority == "low"]) if early is not None else None)
         try:
             return self._execute(keep_cache, early, started, plan_t0)
         except BaseException:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -98,8 +99,8 @@ def test_on_a_gpu_machine_its_process_starts_with_the_run_and_unused_ones_end(tm
     early = []
     real_init = own_process.EarlyChildren.__init__
 
-    def init(self, classes):
-        real_init(self, classes)
+    def init(self, classes, **kwargs):
+        real_init(self, classes, **kwargs)
         early.append({name: child.proc for name, child in self._children.items()})
 
     monkeypatch.setattr(own_process.EarlyChildren, "__init__", init)
@@ -293,6 +294,26 @@ def test_registry_yaml_can_lower_the_cpu_priority_of_an_analyzer_in_its_own_proc
     assert low.data["nice"] == min(19, os.nice(0) + LOW_PRIORITY_NICE)
     normal = run(tmp_path / "normal", sample_video, monkeypatch, PidReporter)["t_own_pid"]
     assert normal.status == "ok" and normal.data["nice"] == os.nice(0)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads a process's priority in /proc")
+def test_an_early_child_of_a_low_priority_analyzer_imports_at_the_lower_priority_already():
+    from framework import own_process
+
+    def nice_of(pid):  # (the 19th field of /proc/PID/stat, after the command in parentheses)
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+    early = own_process.EarlyChildren({"t_own_pid": PidReporter, "t_own_failing": Failing}, low_priority=["t_own_pid"])
+    try:
+        low, normal = early._children["t_own_pid"].proc, early._children["t_own_failing"].proc
+        want = min(19, os.nice(0) + own_process.LOW_PRIORITY_NICE)
+        deadline = time.monotonic() + 20
+        while nice_of(low.pid) != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert nice_of(low.pid) == want and nice_of(normal.pid) == os.nice(0)
+    finally:
+        early.close()
+        own_process.wait_for_exits()
 
 
 def test_the_plan_says_which_analyzers_will_run_in_processes_of_their_own(tmp_path, sample_video, monkeypatch):
