@@ -95,5 +95,7 @@ case "$what" in
     python3 bench/e2e_compare.py "${reports[@]}" --analyzers \
       voice_activity,audio_environment,speech_transcription,object_detection,text_overlay,background_segmentation,qwen2_vl_temporal,fusion \
       | tee "$out/ab_$(IFS=-; echo "${names[*]}").md"
+    # the runs' reports in one file (a call brings back 8 files): tar xzf reports.tgz
+    (cd "$out" && tar czf reports.tgz e2e_*.md && rm -f e2e_*.md)
     exit $rc ;;
 esac
