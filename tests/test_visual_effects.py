@@ -1,6 +1,8 @@
 """visual_effects on a generated clip whose effects are known to the frame (tests/effects_media.py)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -175,30 +177,28 @@ def test_edge_maps_match_the_float_arithmetic():
     assert gray.dtype == np.float32 and np.array_equal(gray, frames.astype(np.float32).mean(axis=-1))
 
 
-def _longest_run(line):
-    best = cur = 0
-    for v in line:
-        cur = cur + 1 if v else 0
-        best = max(best, cur)
-    return best
-
-
 def test_longest_runs_and_lines_match_a_plain_loop():
+    """Against the plain loops they replaced (kept as the reference in bench/effects_layout_speed.py)."""
+    ref = _reference()
     rng = np.random.default_rng(1)
     for density in (0.1, 0.5, 0.9, 0.99):
         mask = rng.random((40, 50)) < density
         mask[:, 7] = True
         mask[:, 9] = False
-        assert _longest_runs(mask).tolist() == [_longest_run(mask[:, x]) for x in range(mask.shape[1])]
+        assert _longest_runs(mask).tolist() == [ref.ref_longest_run(mask[:, x]) for x in range(mask.shape[1])]
         for min_len, keep in ((1, 8), (6, 8), (20, 3), (1, 50)):
-            found = sorted(((_longest_run(mask[:, x]), x) for x in range(3, mask.shape[1] - 3)), reverse=True)
-            kept = []
-            for n, x in found:
-                if n < min_len or len(kept) >= keep:
-                    break
-                if all(abs(x - k) > 2 for k in kept):
-                    kept.append(x)
-            assert _lines(mask, min_len, keep) == kept
+            assert _lines(mask, min_len, keep) == ref.ref_lines(mask, min_len, keep)
+
+
+def _reference():
+    """bench/effects_layout_speed.py: the layout code as it was before it was vectorised."""
+    import importlib
+    import sys
+
+    bench = str(Path(__file__).resolve().parents[1] / "bench")
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module("effects_layout_speed")
 
 
 def test_inset_rectangles_match_the_nested_loops():
