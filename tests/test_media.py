@@ -457,6 +457,13 @@ def test_segments_give_the_same_streams_as_one_pass(case, sample_video, tmp_path
     assert seg.stats.bytes_by_stream == {i: sizes[i] for i in wanted}
     assert seg.stats.packets_peeked == seg.stats.segments - 1
     assert seg.stats.warnings == [] and not (tmp_path / "segmented" / "segments").exists()
+    # when each segment was joined, and how far into the video the streams then reached: in order, to the end
+    joined = seg.stats.segments_joined
+    assert one.stats.segments_joined == [] and len(joined) == seg.stats.segments
+    assert [at for at, _ in joined] == sorted(at for at, _ in joined) and joined[0][0] >= 0
+    reached = [v for _, v in joined]
+    last = max(float(st.times[-1]) for st in one.streams.values() if len(st))  # (the last frame any stream kept)
+    assert reached == sorted(reached) and last < reached[-1] <= last + 0.1  # (its frame's end)
 
 
 def test_segments_that_do_not_fit_give_way_to_one_pass(sample_video, tmp_path, monkeypatch):

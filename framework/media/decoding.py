@@ -51,6 +51,8 @@ class DecodeStats:
     seconds: float = 0.0
     segments: int = 0  # > 0: the video was decoded as this many keyframe-aligned segments in parallel
     segments_abandoned: str | None = None  # why a segmented decode gave way to one pass, if it did
+    #: segmented: [seconds into the segments' decode, seconds of video joined by then], as each was joined
+    segments_joined: list[list[float]] = field(default_factory=list)
     truncated_at: float | None = None  # seconds: where decoding stopped early, if it did
     warnings: list[str] = field(default_factory=list)
 
@@ -219,6 +221,7 @@ def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], plann
         stats.segments_abandoned = str(exc)
         return None
     stats.segments = len(planned.segments)
+    stats.segments_joined = [list(point) for point in result[1].joined]
     return result
 
 

@@ -33,8 +33,9 @@ import contextlib
 import logging
 import shutil
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -98,6 +99,9 @@ class VideoSummary:
     last_t: float | None
     step: float
     backwards: int
+    #: (seconds since the segments began decoding, seconds of video the joined streams then reached), as each
+    #: segment was joined: how early a prefix of the streams was complete
+    joined: list[tuple[float, float]] = field(default_factory=list)
 
 
 def decoders(cpus: int) -> int:
@@ -226,6 +230,7 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             container.close()
 
     joiner = _Joiner(specs, planned.anchor, cache_dir, video)
+    began = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=planned.workers, thread_name_prefix="decode-segment") as pool:
             futures = [pool.submit(run, seg) for seg in planned.segments]
@@ -236,7 +241,7 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
                 """Append the finished segments that follow those already appended, in order."""
                 nonlocal joined
                 while joined < len(futures) and _succeeded(futures[joined]):
-                    joiner.add(futures[joined].result())
+                    joiner.add(futures[joined].result(), time.perf_counter() - began)
                     joined += 1
 
             try:
@@ -291,9 +296,11 @@ class _Joiner:
         self.writers: dict[FrameSpec, FrameStreamWriter] = {}  # made from the first segment's part sizes
         self.previous: SegmentResult | None = None
         self.frames = self.backwards = 0
+        self.joined: list[tuple[float, float]] = []  # (seconds into the decode, video seconds reached)
 
-    def add(self, result: SegmentResult) -> None:
-        """Append the next segment (its part files become pieces of the final streams).
+    def add(self, result: SegmentResult, at: float = 0.0) -> None:
+        """Append the next segment (its part files become pieces of the final streams); ``at``: seconds
+        since the segments began decoding.
 
         :raises SegmentsUnusable: it does not follow the segment before in time.
         """
@@ -315,11 +322,14 @@ class _Joiner:
         self.frames += result.frames
         self.backwards += result.backwards
         self.previous = result
+        if result.last_t is not None:
+            self.joined.append((round(at, 3), round(result.last_t + self.step, 3)))
 
     def close(self) -> tuple[dict[FrameSpec, FrameStream], VideoSummary]:
         streams = {spec: writer.close() for spec, writer in self.writers.items()}
         last_t = self.previous.last_t if self.previous is not None else None
-        return streams, VideoSummary(frames=self.frames, last_t=last_t, step=self.step, backwards=self.backwards)
+        return streams, VideoSummary(frames=self.frames, last_t=last_t, step=self.step, backwards=self.backwards,
+                                     joined=list(self.joined))
 
     def abort(self) -> None:
         """Close the final stream files after a failure (the caller decodes again, or gives up)."""
