@@ -9,7 +9,7 @@ Two samplers run beside the command:
 - ``nvidia-smi pmon -s u -d 1 -o DT``: each process's share of that second (``sm``), so which process had
   work on the GPU when.
 
-``windows`` averages the first over the phases of the run (the runner's receipt gives them), so a claim
+``run_windows`` and ``mean_util`` average the first over the phases of the run (the receipt gives them), so a claim
 such as "after the decode the run is bound by the GPU's work" can be read off a measurement instead of
 inferred from which changes did not help.
 """
