@@ -16,6 +16,7 @@ expects an open_clip state dict, as in ``open_clip_model.safetensors``.)
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from framework import AnalyzerUnavailable
+from framework import AnalyzerUnavailable, random_init
 
 from .common import dtype_of, pick_precision, torch_device
 
@@ -33,6 +34,9 @@ CLIP_MODEL_ID = "open-clip-vit-b-32"
 
 _LOCK = threading.Lock()
 _MODELS: dict[tuple[str, str, str], list[Any]] = {}  # key -> [ClipModel, references]
+#: the weight files open_clip looks for in a local folder (``open_clip.factory._find_checkpoint_in_dir``)
+CHECKPOINT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                    "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth")
 
 
 class ClipModel:
@@ -48,7 +52,12 @@ class ClipModel:
                 f"{self.folder} is not an open_clip model folder (no open_clip_config.json); the CLIP analyzers "
                 f"load open_clip's format: run `framework models pull {CLIP_MODEL_ID}`")
         name = f"local-dir:{self.folder}"
-        model, _, _ = open_clip.create_model_and_transforms(name, device=device, precision=precision)
+        # open_clip builds the model from its config, then loads the folder's weights into it strictly: the
+        # random initialisation in between is wasted (0.73 of 0.92 s for ViT-B-32 on a CPU); without a
+        # weights file it is kept (open_clip then warns that nothing was loaded)
+        weights = any((self.folder / f).is_file() for f in CHECKPOINT_FILES)
+        with random_init.skipped() if weights else contextlib.nullcontext():
+            model, _, _ = open_clip.create_model_and_transforms(name, device=device, precision=precision)
         self.model = model.eval()
         self.tokenizer = open_clip.get_tokenizer(name)
         cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
