@@ -44,3 +44,18 @@ def test_a_clip_model_loaded_without_its_random_init_has_the_checkpoints_weights
     assert set(saved) <= set(state)
     for key, value in saved.items():
         assert torch.equal(state[key], value), key
+
+
+def test_whisper_loaded_without_its_random_init_has_the_checkpoints_weights(tmp_path):
+    pytest.importorskip("whisper")
+    from analyzers._speech.random_models import openai_whisper_checkpoint
+    from analyzers._speech.whisper_backends import OpenAIWhisper
+
+    path = openai_whisper_checkpoint(tmp_path / "tiny.pt")
+    backend = OpenAIWhisper()
+    backend.load(path, "cpu", None)
+    saved = torch.load(path, map_location="cpu")["model_state_dict"]
+    state = backend.model.state_dict()
+    assert set(saved) == set(state)
+    for key, value in saved.items():
+        assert torch.equal(state[key], value), key

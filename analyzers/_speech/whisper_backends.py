@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from framework import AUDIO_SAMPLE_RATE, AnalyzerUnavailable, carry_work_stream
+from framework import AUDIO_SAMPLE_RATE, AnalyzerUnavailable, carry_work_stream, random_init
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,9 @@ class OpenAIWhisper(WhisperBackend):
                                       "for int8, or fp16/fp32")
         self.fp16 = kind == "cuda" and precision != "fp32"
         self.device = f"cuda:{index}" if kind == "cuda" else "cpu"
-        self.model = whisper.load_model(str(path), device=self.device)
+        # (it builds the model, then loads the checkpoint into it strictly: no random initialisation in between)
+        with random_init.skipped():
+            self.model = whisper.load_model(str(path), device=self.device)
         self.whisper = whisper
         self.decode_calls = self.decoded_rows = 0  # batched whisper.decode calls, and the mels they decoded
         self.decode_s = self.transcribe_s = 0.0  # in those calls; in transcribe() altogether
