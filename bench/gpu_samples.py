@@ -211,15 +211,19 @@ def report_lines(samples: list[Sample], pmon: list[dict[str, Any]], results: dic
         by_pid: dict[int, list[dict[str, Any]]] = {}
         for row in pmon:
             by_pid.setdefault(row["pid"], []).append(row)
-        lines += ["", "Per process (`nvidia-smi pmon`, one row a second: the second's SM share of that process):", "",
-                  "| pid | command | seconds with work | first s | last s | summed SM share (%·s) |", "|---|---|---|---|---|---|"]
+        beside = next(((a, b) for label, a, b in run_windows(results) if "beside" in label), None)
+        lines += ["", "Per process (`nvidia-smi pmon`, one row a second: the second's SM share of that process; "
+                  "the last column only the seconds of the VLM's stretch beside the other GPU analyzers):", "",
+                  "| pid | command | seconds with work | first s | last s | summed SM share (%·s) | of it beside the VLM |",
+                  "|---|---|---|---|---|---|---|"]
         for pid, rows in sorted(by_pid.items(), key=lambda kv: -sum(r["sm"] for r in kv[1])):
             busy = [r for r in rows if r["sm"] > 0]
             if not busy:
                 continue
             who = "the run's process" if pid == main_pid else children.get(pid, rows[0]["command"] or "?")
+            inside = "-" if beside is None else f"{sum(r['sm'] for r in busy if beside[0] <= r['t'] < beside[1]):.0f}"
             lines.append(f"| {pid} | {who} | {len(busy)} | {min(r['t'] for r in busy) - started:.0f} | "
-                         f"{max(r['t'] for r in busy) - started:.0f} | {sum(r['sm'] for r in busy):.0f} |")
+                         f"{max(r['t'] for r in busy) - started:.0f} | {sum(r['sm'] for r in busy):.0f} | {inside} |")
     else:
         lines += ["", "`nvidia-smi pmon` gave no rows here."]
     return lines

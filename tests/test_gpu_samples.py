@@ -55,13 +55,16 @@ def test_pmon_rows_by_the_headers_names_and_a_missing_sampler_says_so():
             "#YYYYMMDD   HH:MM:SS    Idx           #    C/G      %      %      %      %      %      %    name\n"
             " 20261201   07:10:01      0       4242     C     45     10      -      -      -      -    python3\n"
             " 20261201   07:10:02      0       4242     C      -      -      -      -      -      -    python3\n"
-            " 20261201   07:10:02      0       4343     C     30      2      -      -      -      -    python3\n")
+            " 20261201   07:10:02      0       4343     C     30      2      -      -      -      -    python3\n"
+            " 20261201   07:10:03      0       4343     C     50      2      -      -      -      -    python3\n")
     rows = gs.parse_pmon(text)
-    assert [(r["pid"], r["sm"], r["t"] - T0) for r in rows] == [(4242, 45.0, 1.0), (4242, 0.0, 2.0), (4343, 30.0, 2.0)]
+    assert [(r["pid"], r["sm"], r["t"] - T0) for r in rows] == [(4242, 45.0, 1.0), (4242, 0.0, 2.0), (4343, 30.0, 2.0),
+                                                                (4343, 50.0, 3.0)]
     results = _results()
     lines = "\n".join(gs.report_lines(gs.parse_util(_util_text([50, 50])), rows, results, main_pid=4242))
-    assert "| 4242 | the run's process | 1 | 1 | 1 | 45 |" in lines and "| 4343 | python3 | 1 | 2 | 2 | 30 |" in lines
+    # (the VLM's stretch beside the others runs from 2.5 to 3.5 s: 4343's third second is in it)
+    assert "| 4242 | the run's process | 1 | 1 | 1 | 45 | 0 |" in lines and "| 4343 | python3 | 2 | 2 | 3 | 80 | 50 |" in lines
     results["tracks"]["object_detection"]["receipt"]["pid"] = 4343  # (an analyzer in a process of its own)
     lines = "\n".join(gs.report_lines(gs.parse_util(_util_text([50, 50])), rows, results, main_pid=4242))
-    assert "| 4343 | object_detection | 1 | 2 | 2 | 30 |" in lines
+    assert "| 4343 | object_detection | 2 | 2 | 3 | 80 | 50 |" in lines
     assert "No samples: nvidia-smi is not on PATH." in "\n".join(gs.report_lines([], [], {}, None, "nvidia-smi is not on PATH"))
