@@ -201,6 +201,9 @@ class ObjectTracker:
             cfg.with_reid = False  # appearance ReID would need another downloaded model
         self.kind = kind
         self.tracker = (BYTETracker if kind == "bytetrack" else BOTSORT)(args=cfg)
+        # BoT-SORT's camera-motion compensation reads the frame; ByteTrack never does, and a BGR copy of every
+        # frame for it cost about as much as its whole update on frames with nothing detected
+        self.reads_frames = kind == "botsort"
 
     def reset(self) -> None:
         self.tracker.reset()
@@ -211,7 +214,7 @@ class ObjectTracker:
 
         data = np.concatenate([dets.boxes, dets.conf[:, None], dets.cls[:, None].astype(np.float32)], axis=1)
         boxes = Boxes(data.astype(np.float32), orig_shape=(dets.height, dets.width))
-        img = None if frame is None else np.ascontiguousarray(frame[..., ::-1])  # BGR, as ultralytics reads frames
+        img = None if frame is None or not self.reads_frames else np.ascontiguousarray(frame[..., ::-1])  # BGR
         out = self.tracker.update(boxes, img)
         return np.asarray(out, dtype=np.float64).reshape(-1, 8)
 
