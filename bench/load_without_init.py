@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from machine import cpu_model, load_text  # noqa: E402  (bench/machine.py)
+from machine import cpu_model, load_text, markdown_table  # noqa: E402  (bench/machine.py)
 
 logger = logging.getLogger("load_without_init")
 
@@ -70,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                     random_init.skipped = real
                 logger.info("%s, round %d, %s: %.3f s", model, r, way, rows[-1][3])
     print(f"{cpu_model()}, load {load_before} -> {load_text()}; device {args.device}\n")
-    print("| model | round | way | load s |\n|---|---|---|---|")
-    for model, r, way, s in rows:
-        print(f"| {model} | {r} | {way} | {s:.3f} |")
+    print(markdown_table(["model", "round", "way", "load s"], [[m, r, way, f"{s:.3f}"] for m, r, way, s in rows]))
     return 0
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from machine import cpu_model, load_text  # noqa: E402  (bench/machine.py)
+from machine import cpu_model, load_text, markdown_table  # noqa: E402  (bench/machine.py)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                 tracked += len(tracker.update(dets(n, rng), frame))
             rows.append((n, copied, (time.perf_counter() - t0) / args.frames * 1e3, tracked))
     print(f"{cpu_model()}, load {before} -> {load_text()}; {args.frames} frames of 640x360\n")
-    print("| detections a frame | BGR copy of the frame | ms a frame | tracked rows |\n|---|---|---|---|")
-    for n, copied, ms, tracked in rows:
-        print(f"| {n} | {'yes (before)' if copied else 'no (now)'} | {ms:.3f} | {tracked} |")
+    print(markdown_table(["detections a frame", "BGR copy of the frame", "ms a frame", "tracked rows"],
+                         [[n, "yes (before)" if copied else "no (now)", f"{ms:.3f}", tracked]
+                          for n, copied, ms, tracked in rows]))
     return 0
 
 
