@@ -29,7 +29,7 @@ from machine import host_lines, load_text, write_report  # bench/machine.py (scr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analyzers._effects.layout import (Layout, _border_break, _near_motion, _shift_series,  # noqa: E402
+from analyzers._effects.layout import (Layout, _border_break, _near_motion, _shift_series, persistence,  # noqa: E402
                                        _textured, find_inset, find_layout, find_window_layout)
 
 logger = logging.getLogger("effects_layout_speed")
@@ -46,15 +46,7 @@ def ref_edge_persistence(frames: np.ndarray, edge_min: float) -> tuple[np.ndarra
     dh = np.abs(f[:, 2:] - f[:, :-2])
     gv[:, :, 1:-1] = dv.max(axis=-1) if dv.ndim == 4 else dv
     gh[:, 1:-1] = dh.max(axis=-1) if dh.ndim == 4 else dh
-    ev = (gv >= edge_min)
-    ev[:, :, 1:-1] &= (gv[:, :, 1:-1] >= gv[:, :, :-2]) & (gv[:, :, 1:-1] >= gv[:, :, 2:])
-    eh = (gh >= edge_min)
-    eh[:, 1:-1] &= (gh[:, 1:-1] >= gh[:, :-2]) & (gh[:, 1:-1] >= gh[:, 2:])
-    ev[:, :, 1:-1] = ev[:, :, 1:-1] | ev[:, :, :-2] | ev[:, :, 2:]
-    eh[:, 1:-1] = eh[:, 1:-1] | eh[:, :-2] | eh[:, 2:]
-    pv = ev.mean(axis=0)
-    ph = eh.mean(axis=0)
-    return pv, ph
+    return persistence(gv, gh, edge_min)  # (its unchanged rest: float32 strengths against the float)
 
 
 def ref_gray(frames: np.ndarray) -> np.ndarray:

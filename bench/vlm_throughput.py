@@ -79,16 +79,9 @@ CORPUS = ["Describe what happens in this part of the video: the setting, the peo
 
 def tokenizer(specials: list[str], eos: str):
     """A byte-level BPE tokenizer (ids far below the model's vocabulary; out-of-range ids decode to nothing)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from framework.testing.llm import tiny_bpe_tokenizer
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS * 8, trainers.BpeTrainer(vocab_size=2000, special_tokens=specials,
-                                                            show_progress=False,
-                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token="<|endoftext|>")
+    return tiny_bpe_tokenizer(CORPUS, specials, eos=eos, pad="<|endoftext|>", vocab=2000)
 
 
 def qwen2_vl_config(c: dict, ids: dict[str, int]):

@@ -338,15 +338,16 @@ class _RelayLogs(logging.Handler):
 LOW_PRIORITY_NICE = 10
 
 
-_lowered: list[bool] = []  # (in a child: its priority was lowered already)
+_lowered = False  # (in a child: its priority was lowered already)
 
 
 def lower_cpu_priority() -> None:
     """Run this process (and the workers it starts from now on) ``LOW_PRIORITY_NICE`` steps lower, once, where
     the system has priorities (``os.nice``); else as it is, said in the log."""
+    global _lowered
     if _lowered:
         return
-    _lowered.append(True)
+    _lowered = True
     try:
         os.nice(LOW_PRIORITY_NICE)
     except (AttributeError, OSError) as exc:  # (Windows has no os.nice)

@@ -24,7 +24,7 @@ plate) is a graphic, not a picture, and is not reported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -56,7 +56,12 @@ def edge_persistence(frames: np.ndarray, edge_min: float) -> tuple[np.ndarray, n
     gh = np.zeros(f.shape[:3], np.int16)
     gv[:, :, 1:-1] = _channel_max(np.abs(f[:, :, 2:] - f[:, :, :-2]))
     gh[:, 1:-1] = _channel_max(np.abs(f[:, 2:] - f[:, :-2]))
-    level = np.float32(edge_min)
+    return persistence(gv, gh, np.float32(edge_min))
+
+
+def persistence(gv: np.ndarray, gh: np.ndarray, level: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(Pv, Ph) from the edge strengths across columns ``gv`` and rows ``gh`` (m, h, w): a pixel is an edge
+    where its strength reaches ``level`` and is a local maximum across the edge."""
     ev = (gv >= level)
     ev[:, :, 1:-1] &= (gv[:, :, 1:-1] >= gv[:, :, :-2]) & (gv[:, :, 1:-1] >= gv[:, :, 2:])
     eh = (gh >= level)
@@ -64,9 +69,7 @@ def edge_persistence(frames: np.ndarray, edge_min: float) -> tuple[np.ndarray, n
     # a line one pixel either way is the same line (an edge blurred over two pixels moves between them)
     ev[:, :, 1:-1] = ev[:, :, 1:-1] | ev[:, :, :-2] | ev[:, :, 2:]
     eh[:, 1:-1] = eh[:, 1:-1] | eh[:, :-2] | eh[:, 2:]
-    pv = ev.mean(axis=0)
-    ph = eh.mean(axis=0)
-    return pv, ph
+    return ev.mean(axis=0), eh.mean(axis=0)
 
 
 def _channel_max(d: np.ndarray) -> np.ndarray:
