@@ -72,7 +72,11 @@ _TINY_WIDTH = 24  # pixels: the blend test's picture size
 _SCAN_CHUNK = 1 << 16  # frames per chunk of the dissolve scan
 _SHIFT = 2  # pixels (of the blend test's pictures) one picture may move when it explains a dissolve's middle
 _SECOND_MIN_LEVELS = 3.0  # least RMS difference (0..255) a second picture leaves; under it is noise
-_WORKERS = 2  # threads for the blocks of frame signals and the dissolve test (OpenCV and numpy release the GIL)
+# threads for the blocks of frame signals and the dissolve test (OpenCV and numpy release the GIL), at most: the
+# run's longest path waits for the cut list (the VLM's chunks, the YOLOs' tracker resets and every per-shot analyzer
+# start on it), and right after the decode the CPUs are nearly free; with 2 it took 1.0-1.1 s of a 10-minute
+# clip's run on the H200 machine's 16 CPUs, the GPU at about 20 % meanwhile (end_to_end_h200_ab28.md)
+_WORKERS = 8
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -80,10 +84,10 @@ _R = TypeVar("_R")
 
 def _in_order(fn: Callable[[_T], _R], items: Iterable[_T], workers: int | None = None) -> Iterator[_R]:
     """``fn(item)`` for each item, yielded in order, computed on up to ``workers`` threads (default:
-    ``_WORKERS``, at most the CPUs this process may use) with at most two results per thread
+    ``_WORKERS``, at most the CPUs this process may use; ``0`` too) with at most two results per thread
     waiting, so memory stays that of a few items. Every item is computed by the same code
     whatever the threads, so the results are those of a plain loop."""
-    if workers is None:
+    if not workers:
         workers = min(_WORKERS, cpus_available())
     if workers <= 1:
         for item in items:
@@ -195,13 +199,14 @@ def rgb_histograms(frames: np.ndarray, step: int = 1) -> np.ndarray:
 
 
 def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 64,
-                  progress: Any = None, spans: Iterable[int] = ()) -> FrameSignals:
+                  progress: Any = None, spans: Iterable[int] = (), workers: int | None = None) -> FrameSignals:
     """Compute the per-frame signals of ``frames`` (N, H, W, 3) uint8 (a memmap is fine).
 
     Works in blocks of ``block`` frames, so memory stays bounded: each block overlaps the one
     before by a frame for ``content``, and the last ``2 * max(spans)`` histograms are carried
     over for ``hist_span[k]`` (one per ``k`` in ``spans``). Histograms are rounded to float16
-    before distances are taken. ``progress`` is an optional callable taking the fraction done.
+    before distances are taken. ``progress`` is an optional callable taking the fraction done;
+    ``workers`` the threads that compute blocks (see ``_in_order``; the signals do not depend on it).
     """
     n = len(frames)
     spans = sorted({int(k) for k in spans if int(k) >= 1})
@@ -213,7 +218,7 @@ def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 64,
     starts = range(0, n, block)
     # blocks are independent (each reads the frame before it), so they run on a few threads; the
     # histogram distances across blocks are taken here, in order
-    blocks = _in_order(lambda s: _block_signals(frames, s, min(n, s + block), dark_level, sig), starts)
+    blocks = _in_order(lambda s: _block_signals(frames, s, min(n, s + block), dark_level, sig), starts, workers)
     with contextlib.closing(blocks):
         for s, own in zip(starts, blocks):
             e = min(n, s + block)
@@ -560,7 +565,7 @@ def find_dissolves(sig: FrameSignals, frames: np.ndarray, fps: float, cuts: list
         pm, mm, qm = (tiny[np.searchsorted(need, j)] for j in (idx - k, idx, idx + k))
         return [(int(i), k) for i in idx[blend_evidence(pm, mm, qm, p)]]
 
-    for found in _in_order(blended, batches):  # batches are independent; hits are sorted below
+    for found in _in_order(blended, batches, p.workers):  # batches are independent; hits are sorted below
         hits.extend(found)
     if not hits:
         return []
@@ -625,6 +630,8 @@ class CutAnalysis(Analyzer):
         dissolve_second_min: float = Field(0.25, ge=0.0, le=1.0, description="share of a dissolve's change "
                                            "that one picture moved a little or re-toned must leave unexplained")
         series_max_points: int = Field(4000, ge=10)
+        workers: int = Field(0, ge=0, le=64, description="threads for the per-frame signals and the dissolve "
+                             "test (the results do not depend on it); 0: the CPUs this process may use, at most 8")
 
         @field_validator("dissolve_scales_s")
         @classmethod
@@ -648,7 +655,7 @@ class CutAnalysis(Analyzer):
             return self.track(data={"fps": fps, "frame_count": 0, "shot_count": 0})
         frames = stream.frames
         sig = frame_signals(frames, dark_level=p.dark_level, progress=inputs.report,
-                            spans=dissolve_scales(fps, p) if p.dissolves else ())
+                            spans=dissolve_scales(fps, p) if p.dissolves else (), workers=p.workers)
         cuts = find_cuts(sig, frames, fps, p)
         fades, from_black = find_fades(sig, cuts, fps, p) if p.fades else ([], [])
         cuts = sorted(cuts + from_black, key=lambda c: c.frame)

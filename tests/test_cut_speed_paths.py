@@ -88,3 +88,32 @@ def test_in_order_keeps_order_and_stops_early():
     assert next(gen) == 0
     gen.close()  # the consumer stops: nothing more is started than the few already queued
     assert len(started) <= 8
+
+
+def test_workers_param_gives_the_same_signals_and_dissolves_and_reaches_the_pool(monkeypatch):
+    """``Params.workers`` (explicit counts are not capped to the CPUs) changes threads, not results."""
+    rng = np.random.default_rng(4)
+    a, b = (rng.integers(0, 256, size=(18, 32, 3)).astype(np.float32) for _ in range(2))
+    mix = np.linspace(0, 1, 24)[:, None, None, None]
+    frames = [np.repeat(a[None], 30, 0), a * (1 - mix) + b * mix, np.repeat(b[None], 30, 0)]
+    frames = np.clip(np.concatenate(frames * 4), 0, 255).astype(np.uint8)
+    seen = []
+    real = ca._in_order
+
+    def recording(fn, items, workers=None):
+        seen.append(workers)
+        return real(fn, items, workers)
+
+    monkeypatch.setattr(ca, "_in_order", recording)
+    results = []
+    for workers in (1, 3):
+        params = ca.CutAnalysis.Params(dissolve_hist_min=0.01, workers=workers)
+        sig = ca.frame_signals(frames, spans=ca.dissolve_scales(30.0, params), workers=params.workers)
+        results.append((sig, ca.find_dissolves(sig, frames, 30.0, [], [], params)))
+    assert seen == [1, 1, 3, 3]
+    (one, d1), (three, d3) = results
+    for name in ("content", "luma", "lit", "hist_step"):
+        np.testing.assert_array_equal(getattr(one, name), getattr(three, name), err_msg=name)
+    assert d1 and repr(d1) == repr(d3)
+    with pytest.raises(ValueError):
+        ca.CutAnalysis.Params(workers=-1)
