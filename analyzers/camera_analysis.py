@@ -86,6 +86,7 @@ class CameraAnalysis(Analyzer):
 
     name = "camera_analysis"
     own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
+    cpu_priority = "low"  # nothing on the run's longest path waits for it: the decode and the VLM get the CPUs first
     original_status = "active"
     version = "1.0.0"
     description = "Camera motion per shot (static/pan/tilt/zoom/shake) and a global-motion series."

@@ -138,6 +138,7 @@ class ColorAnalysis(Analyzer):
 
     name = "color_analysis"
     own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
+    cpu_priority = "low"  # nothing on the run's longest path waits for it: the decode and the VLM get the CPUs first
     original_status = "active"
     version = "1.0.0"
     description = "Dominant colour palette per shot (k-means) and brightness/saturation/contrast series."

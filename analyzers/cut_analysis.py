@@ -48,7 +48,13 @@ all-frames stream, so ``data.frame / fps`` is only approximately the time on var
 
 Series: ``content_diff`` (the per-frame score, max-pooled to at most ``series_max_points``).
 Track data: ``fps``, ``frame_count``, ``shot_count``, ``cut_count``, ``fade_count``,
-``dissolve_count``, ``mean_shot_s``.
+``dissolve_count``, ``mean_shot_s``, ``signals_from``.
+
+Speed: in a decode in parallel segments, each segment's per-frame signals are computed by the decode
+as soon as that segment is decoded (``stream_features``, ``part_signals``), while later segments
+still decode; here they are only joined (``signals_from_parts``), so the cut list, which the VLM and
+the per-shot analyzers wait for, is ready almost as soon as the video is. Otherwise they are computed
+here from the frames (``frame_signals``), with the same results.
 """
 from __future__ import annotations
 
@@ -64,6 +70,7 @@ from pydantic import Field, field_validator
 
 from framework import Analyzer, AnalyzerInputs, Event, FrameSpec, Series, Track
 from framework.devices import cpus_available
+from framework.streams import PART_STARTS
 
 logger = logging.getLogger(__name__)
 
@@ -72,11 +79,11 @@ _TINY_WIDTH = 24  # pixels: the blend test's picture size
 _SCAN_CHUNK = 1 << 16  # frames per chunk of the dissolve scan
 _SHIFT = 2  # pixels (of the blend test's pictures) one picture may move when it explains a dissolve's middle
 _SECOND_MIN_LEVELS = 3.0  # least RMS difference (0..255) a second picture leaves; under it is noise
-# threads for the blocks of frame signals and the dissolve test (OpenCV and numpy release the GIL), at most: the
-# run's longest path waits for the cut list (the VLM's chunks, the YOLOs' tracker resets and every per-shot analyzer
-# start on it), and right after the decode the CPUs are nearly free; with 2 it took 1.0-1.1 s of a 10-minute
-# clip's run on the H200 machine's 16 CPUs, the GPU at about 20 % meanwhile (end_to_end_h200_ab28.md)
-_WORKERS = 8
+# threads for the blocks of frame signals and the dissolve test (OpenCV and numpy release the GIL), at most. More
+# were slower, not faster: on the H200 machine's 16 CPUs, right after the decode beside the other analyzers, 8 took
+# 1.7-3.3 s for a 10-minute clip against 1.1 s with 2 (end_to_end_h200_ab28.md); on 2 CPUs here 8 took 1.5 s
+# against 0.8-1.0 s. In a segmented decode the signals come from the decode instead (``part_signals``).
+_WORKERS = 2
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -233,6 +240,51 @@ def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 64,
             if progress is not None:
                 progress(0.9 * e / n)
     return sig
+
+
+#: the per-frame signals the decode computes on each segment of this analyzer's stream (``stream_features``)
+PART_SIGNALS = "analyzers.cut_analysis:part_signals"
+
+
+def part_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 64) -> dict[str, np.ndarray]:
+    """The per-frame signals of a run of frames on their own (a segment of the decode), on this thread:
+    ``content`` (frame i against frame i-1; NaN for the first, whose frame before is another segment's),
+    ``luma``, ``lit`` and the colour histograms ``hist`` (float16, as ``frame_signals`` rounds them).
+    ``signals_from_parts`` joins them into the ``FrameSignals`` that ``frame_signals`` gives."""
+    n = len(frames)
+    sig = FrameSignals(content=np.zeros(n, dtype=np.float32), luma=np.zeros(n, dtype=np.float32),
+                       lit=np.zeros(n, dtype=np.float32), hist_step=np.zeros(0, dtype=np.float32), hist_span={})
+    hist = np.zeros((n, _HIST_BINS), dtype=np.float16)
+    for s in range(0, n, block):
+        e = min(n, s + block)
+        hist[s:e] = _block_signals(frames, s, e, dark_level, sig)
+    if n:
+        sig.content[0] = np.nan
+    return {"content": sig.content, "luma": sig.luma, "lit": sig.lit, "hist": hist}
+
+
+def signals_from_parts(frames: np.ndarray, parts: dict[str, np.ndarray], spans: Iterable[int] = ()) -> FrameSignals:
+    """``frame_signals(frames, spans=spans)`` from the per-frame signals the decode computed on its
+    segments (``part_signals``, joined; ``parts[PART_STARTS]`` the rows where a segment began): the
+    content of each segment's first frame against the frame before it, and the histogram distances, are
+    taken here. The same values, bit for bit (tests/test_cut_part_signals.py)."""
+    n = len(frames)
+    content = np.array(parts["content"], dtype=np.float32)
+    for i in np.asarray(parts.get(PART_STARTS, [0]), dtype=np.int64):
+        if 0 < i < n:
+            content[i] = content_difference(np.asarray(frames[i - 1:i]), np.asarray(frames[i:i + 1]))[0]
+    if n:
+        content[0] = 0.0
+    hist = np.asarray(parts["hist"]).astype(np.float32)
+    hist_step = np.zeros(n, dtype=np.float32)
+    hist_step[1:] = _l1_half(hist[:-1], hist[1:])
+    hist_span = {}
+    for k in sorted({int(k) for k in spans if int(k) >= 1}):
+        hist_span[k] = np.full(n, np.nan, dtype=np.float32)
+        if n > 2 * k:
+            hist_span[k][k:n - k] = _l1_half(hist[:n - 2 * k], hist[2 * k:])
+    return FrameSignals(content=content, luma=np.array(parts["luma"], dtype=np.float32),
+                        lit=np.array(parts["lit"], dtype=np.float32), hist_step=hist_step, hist_span=hist_span)
 
 
 def _l1_half(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -631,7 +683,7 @@ class CutAnalysis(Analyzer):
                                            "that one picture moved a little or re-toned must leave unexplained")
         series_max_points: int = Field(4000, ge=10)
         workers: int = Field(0, ge=0, le=64, description="threads for the per-frame signals and the dissolve "
-                             "test (the results do not depend on it); 0: the CPUs this process may use, at most 8")
+                             "test (the results do not depend on it); 0: the CPUs this process may use, at most 2")
 
         @field_validator("dissolve_scales_s")
         @classmethod
@@ -642,6 +694,11 @@ class CutAnalysis(Analyzer):
 
     def frame_specs(self) -> list[FrameSpec]:
         return [FrameSpec(fps=None, width=self.params.width, pix_fmt="rgb24")]
+
+    def stream_features(self) -> dict[FrameSpec, list[tuple[str, dict[str, Any]]]]:
+        # the per-frame signals, computed by the decode on each segment as it is decoded: the cut list, which
+        # the VLM and the per-shot analyzers wait for, is then ready almost as soon as the video is decoded
+        return {self.frame_specs()[0]: [(PART_SIGNALS, {"dark_level": self.params.dark_level})]}
 
     def analyze(self, inputs: AnalyzerInputs) -> Track:
         p = self.params
@@ -654,17 +711,22 @@ class CutAnalysis(Analyzer):
             logger.warning("cut_analysis: %s has no decoded frames; reporting no shots", inputs.video.path)
             return self.track(data={"fps": fps, "frame_count": 0, "shot_count": 0})
         frames = stream.frames
-        sig = frame_signals(frames, dark_level=p.dark_level, progress=inputs.report,
-                            spans=dissolve_scales(fps, p) if p.dissolves else (), workers=p.workers)
+        spans = dissolve_scales(fps, p) if p.dissolves else ()
+        parts = stream.features(PART_SIGNALS, {"dark_level": p.dark_level}) if hasattr(stream, "features") else None
+        if parts is not None:
+            sig = signals_from_parts(frames, parts, spans)
+        else:
+            sig = frame_signals(frames, dark_level=p.dark_level, progress=inputs.report, spans=spans, workers=p.workers)
         cuts = find_cuts(sig, frames, fps, p)
         fades, from_black = find_fades(sig, cuts, fps, p) if p.fades else ([], [])
         cuts = sorted(cuts + from_black, key=lambda c: c.frame)
         dissolves = find_dissolves(sig, frames, fps, cuts, fades, p) if p.dissolves else []
         inputs.report(1.0)
-        return self._build(times, duration, fps, sig, cuts, fades, dissolves)
+        return self._build(times, duration, fps, sig, cuts, fades, dissolves,
+                           signals_from="decode" if parts is not None else "frames")
 
     def _build(self, times: np.ndarray, duration: float, fps: float, sig: FrameSignals,
-               cuts: list[Cut], fades: list[Gradual], dissolves: list[Gradual]) -> Track:
+               cuts: list[Cut], fades: list[Gradual], dissolves: list[Gradual], signals_from: str = "frames") -> Track:
         n = len(times)
         frame_dt = 1.0 / fps if fps > 0 else 0.0
         end_time = max(duration, float(times[-1]) + frame_dt)
@@ -709,6 +771,7 @@ class CutAnalysis(Analyzer):
             "fade_count": sum(1 for g in fades if g.boundary is not None),
             "dissolve_count": sum(1 for g in dissolves if g.boundary is not None),
             "mean_shot_s": round(float(np.mean(shot_lengths)), 4) if shot_lengths else 0.0,
+            "signals_from": signals_from,
         }
         return self.track(events=events, series=[_pooled_series("content_diff", times, sig.content,
                                                                  self.params.series_max_points)], data=data)

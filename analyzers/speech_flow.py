@@ -41,6 +41,7 @@ class SpeechFlow(SpeechSegmentAnalyzer):
 
     name = "speech_flow"
     own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
+    cpu_priority = "low"  # nothing on the run's longest path waits for it: the decode and the VLM get the CPUs first
     original_status = "active"
     version = "1.0.0"
     description = "Prosody: pitch (pyin), intonation range and direction, pause structure, fillers."

@@ -41,6 +41,7 @@ class TemporalFlow(Analyzer):
 
     name = "temporal_flow"
     own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
+    cpu_priority = "low"  # nothing on the run's longest path waits for it: the decode and the VLM get the CPUs first
     version = "1.0.0"
     description = "The video's rhythm: shot-length pacing, energy (loudness, motion, cuts) over time, peaks and lulls."
     original_status = "active"

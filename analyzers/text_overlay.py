@@ -95,6 +95,7 @@ class TextOverlay(BatchedAnalyzer):
     # beside GPU analyzers, in a process of its own: its frame reading, thumbnails and the frames it
     # hands to the OCR workers (pickled) are Python that would otherwise share the run's interpreter
     own_process = True
+    cpu_priority = "low"  # nothing on the run's longest path waits for it: the decode and the VLM get the CPUs first
     warm_imports = ("rapidocr_onnxruntime", "torch", "onnx2torch")  # what its load imports (see speech_transcription)
     batch_size = 4  # frames per step on the CPU (and at least 3 per rapidocr worker)
 

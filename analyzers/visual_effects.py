@@ -61,6 +61,7 @@ class VisualEffects(Analyzer):
 
     name = "visual_effects"
     own_process = True  # mostly Python: beside GPU analyzers, in a process of its own
+    cpu_priority = "low"  # nothing on the run's longest path waits for it: the decode and the VLM get the CPUs first
     version = "1.0.0"
     description = "Flashes, freeze frames, slow motion (repeated frames), split screens / picture-in-picture, black frames."
     original_status = "active"

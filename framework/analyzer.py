@@ -251,6 +251,21 @@ class Analyzer:
         """Frame streams this analyzer reads; all are produced in one decode pass."""
         return []
 
+    def stream_features(self) -> dict[FrameSpec, list[tuple[str, dict[str, Any]]]]:
+        """Per-frame work the decode may do for this analyzer, on each segment of a stream as soon as that
+        segment is decoded, while the rest of the video still decodes: per stream of ``frame_specs``,
+        ``(function, kwargs)`` pairs, ``function`` a ``"module:name"`` the decode imports and calls as
+        ``function(frames, **kwargs)`` on the segment's frames (N, H, W[, 3] uint8, read from disk), which
+        returns arrays with a row per frame (numpy only: they are saved as ``.npz``).
+
+        ``analyze`` then finds them with ``inputs.frames(spec).features(function, kwargs)``, or None: a
+        decode in one pass (a short or small video, one CPU), a stream kept from an older run, a feature
+        that failed. It must then compute them itself, and its results must not depend on which way they
+        came. A row where a segment began (``framework.streams.PART_STARTS``) saw no frame before it.
+        ``cut_analysis`` has its per-frame signals computed so: its cut list, which the VLM and most other
+        analyzers wait for, is then ready almost as soon as the video is decoded."""
+        return {}
+
     def model_ids(self) -> list[str]:
         """Manifest ids of the models this analyzer loads with its current params."""
         return list(self.models)

@@ -62,7 +62,8 @@ class BackgroundDecode:
                  on_done: Callable[[media.DecodedMedia], None] | None = None,
                  on_failure: Callable[[], None] | None = None,
                  on_audio: Callable[[AudioTrack], None] | None = None, first: list[FrameSpec] | None = None,
-                 on_first: Callable[[media.DecodedMedia], None] | None = None):
+                 on_first: Callable[[media.DecodedMedia], None] | None = None,
+                 features: media.StreamFeatures | None = None):
         self.ready = threading.Event()
         self.audio_ready = threading.Event()
         self.first_ready = threading.Event()
@@ -78,6 +79,7 @@ class BackgroundDecode:
         self._error: BaseException | None = None
         self.path, self.video, self.cache_dir = Path(path), video, Path(cache_dir)
         self.specs, self.want_audio = list(specs), want_audio  # what it makes
+        self.features = dict(features or {})  # per-frame features of its streams (``media.decode``)
         self.progress, self._on_done = progress, on_done  # progress may be set later (the run's bars)
         self._thread = threading.Thread(target=self._wait, name="decode-pass", daemon=True)
         self._thread.start()
@@ -107,7 +109,7 @@ class BackgroundDecode:
         try:
             child = _Child(0, child_env(), module=__name__)
             child.send_conn.send((str(self.path), self.video, self.specs, self.want_audio, str(self.cache_dir),
-                                  self.first))
+                                  self.first, self.features))
             while True:
                 if self._halt.is_set() or (self.stop is not None and self.stop.is_set()):
                     raise _Stopped()
@@ -178,7 +180,7 @@ def _payload(decoded: media.DecodedMedia) -> tuple[Any, ...]:
 
 
 def _serve(recv_conn: Connection, send_conn: Connection) -> None:
-    path, video, specs, want_audio, cache_dir, first = recv_conn.recv()
+    path, video, specs, want_audio, cache_dir, first, features = recv_conn.recv()
     sending = threading.Lock()  # progress and the audio come from different threads of the decode
 
     def send(message: tuple[str, Any]) -> None:
@@ -188,7 +190,8 @@ def _serve(recv_conn: Connection, send_conn: Connection) -> None:
     def decode(which: list[FrameSpec], audio: bool, done: float, share: float) -> media.DecodedMedia:
         return media.decode(path, video, which, audio, Path(cache_dir),
                             progress=lambda f: send(("progress", done + share * f)),
-                            on_audio=lambda track: send(("audio", str(track.path))))
+                            on_audio=lambda track: send(("audio", str(track.path))),
+                            features={s: f for s, f in features.items() if s in which})
 
     try:
         if first:  # two passes: the first streams (and the audio), then the others

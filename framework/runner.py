@@ -47,7 +47,7 @@ from .streams import AudioTrack, FrameSpec
 from .devices import gpu_driver_present
 from .warm_imports import warm_up_imports
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
-from .work_streams import asked_for
+from .work_streams import asked_for, switched_on
 
 logger = logging.getLogger(__name__)
 
@@ -516,7 +516,7 @@ class _Run:
         decoded = None
         if background is None:
             self.decode_t0 = time.perf_counter()
-            decoded = None if request is None else self._decode(*request)
+            decoded = None if request is None else self._decode(*request, features=self._stream_features(decoding))
             self.decode_s = time.perf_counter() - self.decode_t0
             self._open_inputs(decoded)
         # the slow imports of the analyzers that load here (not in processes of their own), beside the
@@ -803,12 +803,24 @@ class _Run:
             return None
         return sorted(specs, key=lambda s: s.key), want_audio
 
-    def _decode(self, specs: list[FrameSpec], want_audio: bool) -> "media.DecodedMedia":
+    def _stream_features(self, names: list[str]) -> "media.StreamFeatures":
+        """The per-frame features ``names`` ask the decode to compute on its segments (``Analyzer.stream_features``),
+        merged per stream; none with ``FRAMEWORK_STREAM_FEATURES=0`` (the analyzers compute them, to compare)."""
+        merged: dict[FrameSpec, list[tuple[str, dict[str, Any]]]] = {}
+        for name in names if self.meta.has_video and switched_on("FRAMEWORK_STREAM_FEATURES") else []:
+            for spec, wanted in self.analyzers[name].stream_features().items():
+                have = merged.setdefault(spec, [])
+                have.extend(w for w in wanted if w not in have)
+        return merged
+
+    def _decode(self, specs: list[FrameSpec], want_audio: bool,
+                features: "media.StreamFeatures | None" = None) -> "media.DecodedMedia":
         """The decode pass in this process, with its progress bar."""
         with self._progress() as bars:
             task = bars.add_task("decode", total=1.0) if bars else None
             report = (lambda f: bars.update(task, completed=f)) if bars else None
-            decoded = media.decode(self.path, self.meta, specs, want_audio, self.cache_dir, progress=report)
+            decoded = media.decode(self.path, self.meta, specs, want_audio, self.cache_dir, progress=report,
+                                   features=features)
         return self._decoded(decoded, logged=True)  # media logs the warnings as it finds them
 
     def _decoded(self, decoded: "media.DecodedMedia", logged: bool = False) -> "media.DecodedMedia":
@@ -886,7 +898,8 @@ class _Run:
 
         return decode_process.BackgroundDecode(self.path, self.meta, *request, self.cache_dir, stop=self.stop,
                                                on_done=decoded, on_failure=self.stop.set, on_audio=audio,
-                                               first=self._first_specs(names), on_first=first)
+                                               first=self._first_specs(names), on_first=first,
+                                               features=self._stream_features(names))
 
     def _first_specs(self, names: list[str]) -> list[FrameSpec]:
         """With ``FRAMEWORK_FRAMES_FIRST=1``: the streams of ``names``' ``frames_first`` analyzers and of their

@@ -8,10 +8,18 @@ A stream folder holds ``meta.json``, ``times.npy`` and its frames: ``frames.u8``
 in order), or, for a stream decoded in parallel segments, the segments' own frame files, listed
 in ``meta.json`` as ``pieces`` ([file relative to the folder, first frame in it, frames]) and
 read in that order without ever being copied into one file.
+
+A stream may also hold per-frame *features* in ``features/``: arrays with a row per frame that an
+analyzer asked the decode to compute on each segment as soon as that segment was decoded
+(``Analyzer.stream_features``; ``framework.media.segments``), so that they are ready when the stream
+is. Each is one ``.npz`` (``feature_file``), joined from the segments' own in order, with
+``PART_STARTS``: the rows where a segment began, whose values a feature that compares a frame with
+the one before could not know (the analyzer recomputes those rows).
 """
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import math
 import os
@@ -27,6 +35,15 @@ PixFmt = Literal["rgb24", "gray"]
 AUDIO_SAMPLE_RATE = 16_000
 _CHANNELS = {"rgb24": 3, "gray": 1}
 WRITE_BUFFER = 1 << 20  # bytes: frames are appended in ~1 MiB writes, not one syscall per frame
+FEATURES = "features"  # a stream folder's subfolder of per-frame features
+PART_STARTS = "_part_starts"  # in a joined feature file: the rows where a segment began
+
+
+def feature_file(folder: Path, function: str, kwargs: dict[str, Any] | None = None) -> Path:
+    """Where stream ``folder`` keeps the per-frame features ``function(frames, **kwargs)`` computed
+    (``function`` as ``"module:name"``; the keyword arguments are part of the file's name)."""
+    digest = hashlib.sha1(json.dumps(kwargs or {}, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(folder) / FEATURES / f"{function.replace(':', '.')}-{digest}.npz"
 
 
 class DiskArray:
@@ -212,6 +229,7 @@ class FrameStreamWriter:
         self._pieces: list[list] | None = None  # set by ``append``: [file, first, frames] runs, in order
         self.anchor = anchor
         self.last_cell: int | None = None  # grid cell of the last frame offered to ``wants``
+        self._part_features: list[tuple[dict[str, Path], int]] = []  # each appended part's feature files, its skip
 
     def cell(self, t: float) -> int:
         """Index of the sampling-grid interval (``1 / spec.fps`` long) holding time ``t``;
@@ -261,6 +279,33 @@ class FrameStreamWriter:
             left -= dropped
             self._add_piece(path, first + dropped, count - dropped)
         self._times.extend(part.times[skip:].tolist())
+        folder = part.folder / FEATURES
+        self._part_features.append(({f.name: f for f in folder.glob("*.npz")} if folder.is_dir() else {}, skip))
+
+    def _join_features(self) -> None:
+        """The features every appended part has, joined in order into this stream's (none when frames were also
+        written here, or a part lacks one: an analyzer then computes what it needs from the frames)."""
+        if not self._part_features or self._written:
+            return
+        names = set.intersection(*(set(files) for files, _ in self._part_features))
+        for name in sorted(names):
+            joined: dict[str, list[np.ndarray]] = {}
+            starts, row = [], 0
+            for files, skip in self._part_features:
+                with np.load(files[name]) as part:
+                    arrays = {k: part[k][skip:] for k in part.files if k != PART_STARTS}
+                if arrays:
+                    starts.append(row)
+                    row += len(next(iter(arrays.values())))
+                for key, value in arrays.items():
+                    joined.setdefault(key, []).append(value)
+            if any(len(parts) != len(self._part_features) for parts in joined.values()):
+                continue  # (a part without one of its arrays: not joined)
+            out = {key: np.concatenate(parts) for key, parts in joined.items()}
+            if any(len(v) != len(self._times) for v in out.values()):
+                continue  # (not a row per frame)
+            (self.folder / FEATURES).mkdir(exist_ok=True)
+            np.savez(self.folder / FEATURES / name, **out, **{PART_STARTS: np.asarray(starts, dtype=np.int64)})
 
     def _add_piece(self, path: Path, first: int, count: int) -> None:
         """Record ``count`` frames from ``first`` on in ``path``, joined to the last run when it continues it."""
@@ -289,6 +334,7 @@ class FrameStreamWriter:
                 "height": self.height, "pix_fmt": self.spec.pix_fmt, "count": len(self._times)}
         if self._pieces is not None:
             meta["pieces"] = self._pieces
+        self._join_features()
         (self.folder / "meta.json").write_text(json.dumps(meta))
         return FrameStream(self.folder, self.spec)
 
@@ -342,6 +388,33 @@ class FrameStream:
     def index_at(self, t: float) -> int:
         """Index of the last frame presented at or before ``t`` seconds (0 if none)."""
         return max(0, int(np.searchsorted(self.times, t, side="right")) - 1)
+
+    def features(self, function: str, kwargs: dict[str, Any] | None = None) -> dict[str, np.ndarray] | None:
+        """The per-frame features ``function(frames, **kwargs)`` that the decode computed for this stream
+        (``Analyzer.stream_features``), each array a row per frame, with ``PART_STARTS`` (the rows where a
+        segment of the decode began; ``[0]`` for a stream computed in one piece); None when there are none
+        (a decode in one pass, a stream from an older run) or they do not fit the stream: compute them."""
+        path = feature_file(self.folder, function, kwargs)
+        try:
+            with np.load(path) as stored:
+                out = {k: stored[k] for k in stored.files}
+        except (OSError, ValueError):
+            return None
+        if any(len(v) != len(self) for k, v in out.items() if k != PART_STARTS):
+            return None
+        out.setdefault(PART_STARTS, np.zeros(1, dtype=np.int64))
+        return out
+
+    def store_features(self, function: str, kwargs: dict[str, Any] | None, arrays: dict[str, np.ndarray]) -> Path:
+        """Keep ``arrays`` (a row per frame each) as this stream's features ``function(frames, **kwargs)``."""
+        bad = [k for k, v in arrays.items() if len(v) != len(self) or k == PART_STARTS]
+        if bad:
+            raise ValueError(f"stream {self.spec.key}: features {bad} of {function} need a row per frame "
+                             f"({len(self)}), under names other than {PART_STARTS}")
+        path = feature_file(self.folder, function, kwargs)
+        path.parent.mkdir(exist_ok=True)
+        np.savez(path, **arrays)
+        return path
 
 
 class AudioWriter:

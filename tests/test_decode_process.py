@@ -407,3 +407,17 @@ def test_frames_first_starts_the_leading_analyzer_while_the_other_streams_decode
         assert leads.receipt["analyze_at_s"] > other.receipt["analyze_at_s"] - 0.5
         assert not jobs["t_z_leads"].load_first and jobs["t_z_leads"].inputs_ready is None
         assert result.timeline.run["decode"]["video_frames_decoded"] < 2 * 350
+
+
+def test_the_decoding_child_computes_cut_analysis_signals_on_its_segments(tmp_path, sample_video, monkeypatch):
+    """The features an analyzer asks for (``stream_features``) reach the child; its segments compute them."""
+    (tmp_path / "site").mkdir()
+    _in_the_child(tmp_path / "site", monkeypatch, "import framework.media.segments as s\n"
+                  "s.MIN_SEGMENT_PIXELS = 0\ns.cpus_available = lambda: 4\n")
+    beside = _run(tmp_path / "beside", sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"])
+    here = _run(tmp_path / "here", sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"],
+                env={"FRAMEWORK_DECODE_PROCESS": "0"})
+    a, b = beside.timeline.tracks["cut_analysis"], here.timeline.tracks["cut_analysis"]
+    assert beside.timeline.run["decode"]["segments"] > 1 and here.timeline.run["decode"]["segments"] == 0
+    assert a.data["signals_from"] == "decode" and b.data["signals_from"] == "frames"
+    assert [e.model_dump() for e in a.events] == [e.model_dump() for e in b.events]

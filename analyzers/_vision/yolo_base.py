@@ -34,6 +34,7 @@ class YoloAnalyzer(BatchedAnalyzer):
     # ultralytics' pre- and postprocessing and its trackers are Python: beside the other models' threads it
     # waits for the interpreter's lock after every call; in a process of its own it does not (framework.own_process)
     own_process = True
+    cpu_priority = "low"  # nothing on the run's longest path waits for it: the decode and the VLM get the CPUs first
     depends_on = ("cut_analysis",)
     batch_size = 16
     item_vram_mb = 60.0

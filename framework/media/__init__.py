@@ -37,5 +37,7 @@ from __future__ import annotations
 from ._container import MediaError
 from .decoding import DecodedMedia, DecodeStats, decode, merged_stats
 from .probing import file_hash, probe
+from .segments import StreamFeatures
 
-__all__ = ["DecodeStats", "DecodedMedia", "MediaError", "decode", "file_hash", "merged_stats", "probe"]
+__all__ = ["DecodeStats", "DecodedMedia", "MediaError", "StreamFeatures", "decode", "file_hash", "merged_stats",
+           "probe"]

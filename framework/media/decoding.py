@@ -103,7 +103,8 @@ def _chosen(container: Any, video: VideoMeta) -> tuple[Any | None, Any | None]:
 
 def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec], want_audio: bool,
            cache_dir: Path, progress: ProgressFn | None = None,
-           on_audio: Callable[[AudioTrack], None] | None = None) -> DecodedMedia:
+           on_audio: Callable[[AudioTrack], None] | None = None,
+           features: segments.StreamFeatures | None = None) -> DecodedMedia:
     """Decode ``path`` once, producing every frame stream in ``specs`` and (optionally) the audio.
 
     :param video: ``probe(path)``'s result (the streams to decode, rotation, display size and
@@ -116,6 +117,9 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
     :param on_audio: called (on the audio's thread) with the finished audio track as soon as it is
         complete, when the audio decodes on a pass of its own (the segmented decode) and reached its
         stated end; not called otherwise (the track then comes with the result only).
+    :param features: per stream, per-frame features the parallel segment decoders compute on each
+        segment as soon as it is decoded (``segments.part_features``; ``FrameStream.features``); a
+        decode in one pass computes none (the analyzers compute them from the frames).
     :returns: streams keyed by spec, the audio track (``None`` if not wanted or absent), stats.
         A file that breaks off mid-way gives what decoded before the break, with
         ``stats.truncated_at`` and a warning set.
@@ -151,7 +155,7 @@ def decode(path: str | os.PathLike, video: VideoMeta, specs: Iterable[FrameSpec]
                     audio_pass = (audio_thread.submit(_audio_pass, container, aus, asink, start, duration, tally,
                                                       stop, on_audio, p) if asink else None)
                     segmented = _decode_in_segments(p, video, specs, planned, cache_dir, start, skip_deblock,
-                                                    progress, stats, tally, stop)
+                                                    progress, stats, tally, stop, features)
                     error = audio_pass.result() if audio_pass else None
                 except BaseException:
                     stop.set()
@@ -209,13 +213,14 @@ def return_freed_memory() -> None:
 
 def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], planned: segments.Plan,
                         cache_dir: Path, start: float, skip_deblock: bool, progress: ProgressFn | None,
-                        stats: DecodeStats, tally: DemuxTally, stop: threading.Event
+                        stats: DecodeStats, tally: DemuxTally, stop: threading.Event,
+                        features: segments.StreamFeatures | None = None
                         ) -> tuple[dict[FrameSpec, FrameStream], segments.VideoSummary] | None:
     """The frame streams and a summary, decoded by parallel segment decoders (see ``segments``);
     ``None`` when the segments did not fit together."""
     try:
         result = segments.decode_segments(p, video, specs, planned, cache_dir, start, skip_deblock, tally,
-                                          progress, stop)
+                                          progress, stop, features)
     except segments.SegmentsUnusable as exc:
         logger.info("%s: decoding in one pass instead of %d segments (%s)", p.name, len(planned.segments), exc)
         stats.segments_abandoned = str(exc)

@@ -30,6 +30,7 @@ stops every segment at its next packet, drops those not started, and propagates 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import shutil
 import threading
@@ -47,6 +48,10 @@ from .sinks import VideoSink, set_threads
 from .tally import DemuxTally, LoopTally
 
 logger = logging.getLogger(__name__)
+
+#: per stream, the features to compute on each segment's part of it: ``(function, kwargs)`` pairs,
+#: ``function`` as ``"module:name"`` (``Analyzer.stream_features``)
+StreamFeatures = dict[FrameSpec, list[tuple[str, dict[str, Any]]]]
 
 SEEKABLE_FORMATS = ("mov", "mp4", "matroska", "webm")  # containers with a keyframe index
 MIN_SEGMENT_S = 2.0        # seconds: shorter files are decoded in one pass
@@ -154,9 +159,13 @@ def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:
 
 def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planned: Plan, cache_dir: Path,
                     origin: float, skip_deblock: bool, tally: DemuxTally,
-                    progress: Callable[[float], None] | None = None, stop: threading.Event | None = None
-                    ) -> tuple[dict[FrameSpec, FrameStream], VideoSummary]:
+                    progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
+                    features: StreamFeatures | None = None) -> tuple[dict[FrameSpec, FrameStream], VideoSummary]:
     """Decode ``planned``'s segments on its workers and join them into ``cache_dir/frames``.
+
+    ``features``: per stream, the per-frame features to compute on each segment's part of it on the
+    segment's own worker as soon as it is decoded (``part_features``), while later segments still
+    decode; the joined streams hold them (``FrameStream.features``).
 
     Decodes the stream ``video.video_stream``; every packet each segment reads is counted in
     ``tally`` (also when the segments are then given up). Every segment stops at its next packet
@@ -219,7 +228,11 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             if sink.frames != packets:  # e.g. open-GOP HEVC: a fresh decoder drops the RASL pictures
                 raise SegmentsUnusable(f"segment {seg.index} decoded {sink.frames} frames from {packets} "
                                        "video packets (frames dropped at its start, as in open-GOP files)")
-            return SegmentResult(sink.close(), sink.frames, first_t, sink.last_t, sink.backwards)
+            parts = sink.close()
+            for spec, wanted in (features or {}).items():
+                if spec in parts and not halted():
+                    part_features(parts[spec], wanted)
+            return SegmentResult(parts, sink.frames, first_t, sink.last_t, sink.backwards)
         except BaseException:
             if sink is not None:
                 with contextlib.suppress(Exception):
@@ -275,6 +288,20 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             for folder in (cache_dir / "frames" / spec.key).glob(_part_name("*")):  # caller decodes again)
                 shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def part_features(stream: FrameStream, wanted: list[tuple[str, dict[str, Any]]]) -> None:
+    """Compute and keep ``stream``'s features: each ``(function, kwargs)`` of ``wanted`` is called as
+    ``function(stream.frames, **kwargs)`` (``function`` as ``"module:name"``) and returns arrays with a
+    row per frame. One that fails is logged and left out: the analyzer that asked computes it itself."""
+    for function, kwargs in wanted:
+        try:
+            module, _, name = function.partition(":")
+            arrays = getattr(importlib.import_module(module), name)(stream.frames, **kwargs)
+            stream.store_features(function, kwargs, arrays)
+        except Exception as exc:  # noqa: BLE001 - a feature is an optimisation: the stream is what counts
+            logger.warning("stream %s: feature %s not computed in the decode (%s: %s)", stream.spec.key,
+                           function, type(exc).__name__, exc)
 
 
 def _part_name(index: int | str) -> str:
@@ -338,4 +365,5 @@ class _Joiner:
                 writer.abort()
 
 
-__all__ = ["Plan", "Segment", "SegmentsUnusable", "VideoSummary", "cpus_available", "decode_segments", "plan"]
+__all__ = ["Plan", "Segment", "SegmentsUnusable", "StreamFeatures", "VideoSummary", "cpus_available", "decode_segments",
+           "part_features", "plan"]
