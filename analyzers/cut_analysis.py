@@ -145,14 +145,14 @@ def hsv_planes(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return hue.reshape(n, -1), sat.reshape(n, -1), val.reshape(n, -1)
 
 
-def plane_difference(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> np.ndarray:
+def plane_difference(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...], few_calls: bool = False) -> np.ndarray:
     """Content difference of pairs of frames given as HSV planes (see ``hsv_planes``) -> (N,).
 
     The weighted mean, on a 0..255 scale, of |dH| (circular, doubled to span 0..180), |dS| and
     |dV| over all pixels, where hue counts only in bright, saturated pixels and saturation only
     in bright pixels (weights ramp from 0 at 8 to 1 at 32). The per-pixel terms are integers
-    that fit 16 bits (at most 90 * 576); their row sums are exact (``_row_sums``), then scaled
-    in float64.
+    that fit 16 bits (at most 90 * 576); their row sums are exact (``_row_sums``; ``few_calls``
+    there), then scaled in float64.
     """
     import cv2
 
@@ -163,7 +163,7 @@ def plane_difference(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> np
     dh = np.minimum(dh, 180 - dh)                          # circular, 0..90
     s_h, s_s, s_v, s_whs, s_wv = _row_sums(np.multiply(dh, whs, dtype=np.uint16),
                                            np.multiply(cv2.absdiff(sa, sb), wv, dtype=np.uint16),
-                                           cv2.absdiff(va, vb), whs, wv)
+                                           cv2.absdiff(va, vb), whs, wv, few_calls=few_calls)
     s_h = s_h * (2.0 / 576.0)
     s_s = s_s / 24.0
     den = s_whs / 576.0 + s_wv / 24.0 + va.shape[1]
@@ -179,11 +179,20 @@ def _ramp(x: np.ndarray) -> np.ndarray:
     return cv2.min(cv2.subtract(x, 8), 24)
 
 
-def _row_sums(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+def _row_sums(*arrays: np.ndarray, few_calls: bool = False) -> tuple[np.ndarray, ...]:
     """The sum of each row of 2-D uint8/uint16 arrays, as float64. Exact: OpenCV sums integer
     pixels in integer blocks (every row sum is far below 2**53), so each value equals the float64
     dot product with ones this replaced, bit for bit; one ``cv2.sumElems`` per row beats both that
-    product (a float64 copy of every term) and numpy's integer reductions."""
+    product (a float64 copy of every term) and numpy's integer reductions.
+
+    ``few_calls``: numpy's integer reduction instead, one call an array (the same integers, so the
+    same values): slower alone, but each ``sumElems`` gives the interpreter's lock back and takes it
+    again, and beside threads that run Python (the decode's segment decoders, ``part_signals``) each
+    taking-again waited for them (``sys.getswitchinterval``): the decode of a 10-minute clip on an H200
+    took up to 4 s longer."""
+    if few_calls:
+        return tuple(x.sum(axis=1, dtype=np.uint64 if x.shape[1] * np.iinfo(x.dtype).max >= 2**32 else np.uint32)
+                     .astype(np.float64) for x in arrays)
     import cv2
 
     return tuple(np.fromiter((cv2.sumElems(row)[0] for row in x), dtype=np.float64, count=len(x)) for x in arrays)
@@ -246,18 +255,22 @@ def frame_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 64,
 PART_SIGNALS = "analyzers.cut_analysis:part_signals"
 
 
-def part_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 64) -> dict[str, np.ndarray]:
+def part_signals(frames: np.ndarray, dark_level: float = 16.0, block: int = 512) -> dict[str, np.ndarray]:
     """The per-frame signals of a run of frames on their own (a segment of the decode), on this thread:
     ``content`` (frame i against frame i-1; NaN for the first, whose frame before is another segment's),
     ``luma``, ``lit`` and the colour histograms ``hist`` (float16, as ``frame_signals`` rounds them).
-    ``signals_from_parts`` joins them into the ``FrameSignals`` that ``frame_signals`` gives."""
+    ``signals_from_parts`` joins them into the ``FrameSignals`` that ``frame_signals`` gives.
+
+    Beside the decode's segment decoders, which run Python between their frames, it takes the
+    interpreter's lock as seldom as it can: blocks of ``block`` frames (512 at 96x54: about 8 MB), and
+    row sums of one call an array (``_row_sums``' ``few_calls``)."""
     n = len(frames)
     sig = FrameSignals(content=np.zeros(n, dtype=np.float32), luma=np.zeros(n, dtype=np.float32),
                        lit=np.zeros(n, dtype=np.float32), hist_step=np.zeros(0, dtype=np.float32), hist_span={})
     hist = np.zeros((n, _HIST_BINS), dtype=np.float16)
     for s in range(0, n, block):
         e = min(n, s + block)
-        hist[s:e] = _block_signals(frames, s, e, dark_level, sig)
+        hist[s:e] = _block_signals(frames, s, e, dark_level, sig, few_calls=True)
     if n:
         sig.content[0] = np.nan
     return {"content": sig.content, "luma": sig.luma, "lit": sig.lit, "hist": hist}
@@ -292,7 +305,8 @@ def _l1_half(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 0.5 * np.abs(a - b).sum(axis=1)
 
 
-def _block_signals(frames: np.ndarray, s: int, e: int, dark_level: float, out: FrameSignals) -> np.ndarray:
+def _block_signals(frames: np.ndarray, s: int, e: int, dark_level: float, out: FrameSignals,
+                   few_calls: bool = False) -> np.ndarray:
     """Fill rows ``s:e`` of ``out`` (``content[s]`` compares frame s with frame s-1); return the
     block's colour histograms (float32 holding float16-rounded values)."""
     import cv2
@@ -301,11 +315,12 @@ def _block_signals(frames: np.ndarray, s: int, e: int, dark_level: float, out: F
     rgb = np.ascontiguousarray(frames[lo:e])
     planes = hsv_planes(rgb)
     if len(rgb) > 1:
-        out.content[lo + 1:e] = plane_difference(tuple(p[:-1] for p in planes), tuple(p[1:] for p in planes))
+        out.content[lo + 1:e] = plane_difference(tuple(p[:-1] for p in planes), tuple(p[1:] for p in planes),
+                                                 few_calls)
     own = rgb[s - lo:]
     gray = cv2.cvtColor(own.reshape(-1, own.shape[2], 3), cv2.COLOR_RGB2GRAY).reshape(e - s, -1)
     # integer pixels: ``> floor(dark_level)`` is ``> dark_level``, compared in uint8
-    luma, lit = _row_sums(gray, (gray > math.floor(dark_level)).view(np.uint8))
+    luma, lit = _row_sums(gray, (gray > math.floor(dark_level)).view(np.uint8), few_calls=few_calls)
     out.luma[s:e] = luma / gray.shape[1]
     out.lit[s:e] = lit / gray.shape[1]
     return rgb_histograms(own, step=2 if own.shape[2] >= 64 else 1).astype(np.float16).astype(np.float32)

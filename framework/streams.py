@@ -229,7 +229,7 @@ class FrameStreamWriter:
         self._pieces: list[list] | None = None  # set by ``append``: [file, first, frames] runs, in order
         self.anchor = anchor
         self.last_cell: int | None = None  # grid cell of the last frame offered to ``wants``
-        self._part_features: list[tuple[dict[str, Path], int]] = []  # each appended part's feature files, its skip
+        self._part_features: list[tuple[Path, int]] = []  # each appended part's features folder, its skip
 
     def cell(self, t: float) -> int:
         """Index of the sampling-grid interval (``1 / spec.fps`` long) holding time ``t``;
@@ -279,20 +279,20 @@ class FrameStreamWriter:
             left -= dropped
             self._add_piece(path, first + dropped, count - dropped)
         self._times.extend(part.times[skip:].tolist())
-        folder = part.folder / FEATURES
-        self._part_features.append(({f.name: f for f in folder.glob("*.npz")} if folder.is_dir() else {}, skip))
+        self._part_features.append((part.folder / FEATURES, skip))  # (read at close: they may come after the frames)
 
     def _join_features(self) -> None:
         """The features every appended part has, joined in order into this stream's (none when frames were also
         written here, or a part lacks one: an analyzer then computes what it needs from the frames)."""
         if not self._part_features or self._written:
             return
-        names = set.intersection(*(set(files) for files, _ in self._part_features))
+        names = set.intersection(*({f.name for f in folder.glob("*.npz")} if folder.is_dir() else set()
+                                   for folder, _ in self._part_features))
         for name in sorted(names):
             joined: dict[str, list[np.ndarray]] = {}
             starts, row = [], 0
-            for files, skip in self._part_features:
-                with np.load(files[name]) as part:
+            for folder, skip in self._part_features:
+                with np.load(folder / name) as part:
                     arrays = {k: part[k][skip:] for k in part.files if k != PART_STARTS}
                 if arrays:
                     starts.append(row)

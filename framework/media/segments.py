@@ -58,6 +58,7 @@ MIN_SEGMENT_S = 2.0        # seconds: shorter files are decoded in one pass
 MIN_SEGMENT_PIXELS = 640 * 360  # smaller pictures decode so fast that Python's per-frame work, not
 #                                 the decoder, sets the pace, and segments gain nothing (measured)
 MAX_WORKERS = 8            # parallel decoders at most (each holds its reference frames)
+FEATURE_THREADS = 4        # threads computing the segments' stream features at most (``part_features``)
 SEGMENTS_PER_WORKER = 2    # more segments than decoders evens out uneven keyframe spacing
 
 
@@ -163,9 +164,9 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
                     features: StreamFeatures | None = None) -> tuple[dict[FrameSpec, FrameStream], VideoSummary]:
     """Decode ``planned``'s segments on its workers and join them into ``cache_dir/frames``.
 
-    ``features``: per stream, the per-frame features to compute on each segment's part of it on the
-    segment's own worker as soon as it is decoded (``part_features``), while later segments still
-    decode; the joined streams hold them (``FrameStream.features``).
+    ``features``: per stream, the per-frame features to compute on each segment's part of it as soon as
+    the segment is decoded (``part_features``, on up to ``FEATURE_THREADS`` threads of their own), while
+    later segments still decode; the joined streams hold them (``FrameStream.features``).
 
     Decodes the stream ``video.video_stream``; every packet each segment reads is counted in
     ``tally`` (also when the segments are then given up). Every segment stops at its next packet
@@ -228,11 +229,7 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             if sink.frames != packets:  # e.g. open-GOP HEVC: a fresh decoder drops the RASL pictures
                 raise SegmentsUnusable(f"segment {seg.index} decoded {sink.frames} frames from {packets} "
                                        "video packets (frames dropped at its start, as in open-GOP files)")
-            parts = sink.close()
-            for spec, wanted in (features or {}).items():
-                if spec in parts and not halted():
-                    part_features(parts[spec], wanted)
-            return SegmentResult(parts, sink.frames, first_t, sink.last_t, sink.backwards)
+            return SegmentResult(sink.close(), sink.frames, first_t, sink.last_t, sink.backwards)
         except BaseException:
             if sink is not None:
                 with contextlib.suppress(Exception):
@@ -244,6 +241,18 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
 
     joiner = _Joiner(specs, planned.anchor, cache_dir, video)
     began = time.perf_counter()
+    # the features of each segment's parts, on threads of their own as each segment ends: a decoder goes on to
+    # its next segment at once, and the features' turns on the interpreter's lock hold up no decoder
+    wanted = {spec: f for spec, f in (features or {}).items() if f and spec in specs}
+    featuring = ThreadPoolExecutor(max_workers=min(FEATURE_THREADS, planned.workers),
+                                   thread_name_prefix="decode-features") if wanted else None
+    feature_jobs: list[Future] = []
+
+    def start_features(result: SegmentResult) -> None:
+        for spec, pairs in wanted.items():
+            if featuring is not None and spec in result.streams:
+                feature_jobs.append(featuring.submit(part_features, result.streams[spec], pairs))
+
     try:
         with ThreadPoolExecutor(max_workers=planned.workers, thread_name_prefix="decode-segment") as pool:
             futures = [pool.submit(run, seg) for seg in planned.segments]
@@ -265,6 +274,8 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
                         for f in pending:
                             f.cancel()
                         break
+                    for f in finished:
+                        start_features(f.result())
                     join_ready()  # while the others decode
                     if progress is not None and video.duration:
                         progress(min(1.0, sum(done) / video.duration))
@@ -279,8 +290,12 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
         if failed is not None:  # SegmentsUnusable, or a bug, raised as it is
             raise failed
         join_ready()
+        for job in feature_jobs:
+            job.result()  # (part_features logs its own failures)
         return joiner.close()
     except BaseException as exc:
+        if featuring is not None:
+            featuring.shutdown(wait=True, cancel_futures=True)  # before the parts are removed
         joiner.abort()
         if stop is not None and not isinstance(exc, SegmentsUnusable):
             stop.set()  # interrupted (or a bug): the caller's other loops stop now, not after the clean-up
@@ -288,6 +303,9 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             for folder in (cache_dir / "frames" / spec.key).glob(_part_name("*")):  # caller decodes again)
                 shutil.rmtree(folder, ignore_errors=True)
         raise
+    finally:
+        if featuring is not None:
+            featuring.shutdown(wait=True, cancel_futures=True)
 
 
 def part_features(stream: FrameStream, wanted: list[tuple[str, dict[str, Any]]]) -> None:
