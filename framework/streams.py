@@ -21,6 +21,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import logging
 import math
 import os
 import threading
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Literal
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 PixFmt = Literal["rgb24", "gray"]
 AUDIO_SAMPLE_RATE = 16_000
@@ -291,14 +294,19 @@ class FrameStreamWriter:
         for name in sorted(names):
             joined: dict[str, list[np.ndarray]] = {}
             starts, row = [], 0
-            for folder, skip in self._part_features:
-                with np.load(folder / name) as part:
-                    arrays = {k: part[k][skip:] for k in part.files if k != PART_STARTS}
-                if arrays:
-                    starts.append(row)
-                    row += len(next(iter(arrays.values())))
-                for key, value in arrays.items():
-                    joined.setdefault(key, []).append(value)
+            try:
+                for folder, skip in self._part_features:
+                    with np.load(folder / name) as part:
+                        arrays = {k: part[k][skip:] for k in part.files if k != PART_STARTS}
+                    if arrays:
+                        starts.append(row)
+                        row += len(next(iter(arrays.values())))
+                    for key, value in arrays.items():
+                        joined.setdefault(key, []).append(value)
+            except Exception as exc:  # noqa: BLE001 - a damaged part file: no such feature, the stream stands
+                logger.warning("stream %s: feature file %s not joined (%s: %s)", self.spec.key, name,
+                               type(exc).__name__, exc)
+                continue
             if any(len(parts) != len(self._part_features) for parts in joined.values()):
                 continue  # (a part without one of its arrays: not joined)
             out = {key: np.concatenate(parts) for key, parts in joined.items()}

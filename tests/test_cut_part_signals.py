@@ -75,7 +75,7 @@ def _stream(folder, frames, times, spec=FrameSpec(None, 32)) -> FrameStream:
     return writer.close()
 
 
-def test_a_streams_features_are_stored_and_joined_from_its_parts_in_order(tmp_path):
+def test_a_streams_features_are_stored_and_joined_from_its_parts_in_order(tmp_path, caplog):
     frames = _frames()[:60]
     spec = FrameSpec(None, 32)
     a = _stream(tmp_path / "a", frames[:25], np.arange(25) / 30)
@@ -101,6 +101,16 @@ def test_a_streams_features_are_stored_and_joined_from_its_parts_in_order(tmp_pa
     np.savez(feature_file(plain.folder, ca.PART_SIGNALS, DARK).parent.mkdir() or
              feature_file(plain.folder, ca.PART_SIGNALS, DARK), content=np.zeros(9))
     assert plain.features(ca.PART_SIGNALS, DARK) is None
+    # a damaged part file: the joined stream has no such feature, and says so
+    broken = feature_file(b.folder, ca.PART_SIGNALS, DARK)
+    broken.write_bytes(b"not a zip")
+    writer = FrameStreamWriter(tmp_path / "joined2", spec, 32, 18)
+    writer.append(a)
+    writer.append(b, skip=1)
+    with caplog.at_level(logging.WARNING, logger="framework.streams"):
+        again = writer.close()
+    assert again.features(ca.PART_SIGNALS, DARK) is None and len(again) == len(joined) == 60
+    assert "not joined" in caplog.text
 
 
 def _segmented(monkeypatch) -> None:
