@@ -57,13 +57,18 @@ def test_frame_signals_are_the_same_on_one_or_two_threads(monkeypatch):
         np.testing.assert_array_equal(one.hist_span[k], two.hist_span[k])
 
 
-def test_dissolve_search_is_the_same_on_one_or_two_threads(monkeypatch):
-    """Many candidate batches (a low histogram threshold) through the thread pool and without it."""
-    rng = np.random.default_rng(3)
+def _dissolves(seed: int, repeats: int) -> np.ndarray:
+    """``repeats`` times: a held noise picture, a 24-frame blend into another, the other held."""
+    rng = np.random.default_rng(seed)
     a, b = (rng.integers(0, 256, size=(18, 32, 3)).astype(np.float32) for _ in range(2))
     mix = np.linspace(0, 1, 24)[:, None, None, None]
     frames = [np.repeat(a[None], 30, 0), a * (1 - mix) + b * mix, np.repeat(b[None], 30, 0)]
-    frames = np.clip(np.concatenate(frames * 6), 0, 255).astype(np.uint8)
+    return np.clip(np.concatenate(frames * repeats), 0, 255).astype(np.uint8)
+
+
+def test_dissolve_search_is_the_same_on_one_or_two_threads(monkeypatch):
+    """Many candidate batches (a low histogram threshold) through the thread pool and without it."""
+    frames = _dissolves(seed=3, repeats=6)
     params = ca.CutAnalysis.Params(dissolve_hist_min=0.01)
     spans = ca.dissolve_scales(30.0, params)
     found = []
@@ -92,11 +97,7 @@ def test_in_order_keeps_order_and_stops_early():
 
 def test_workers_param_gives_the_same_signals_and_dissolves_and_reaches_the_pool(monkeypatch):
     """``Params.workers`` (explicit counts are not capped to the CPUs) changes threads, not results."""
-    rng = np.random.default_rng(4)
-    a, b = (rng.integers(0, 256, size=(18, 32, 3)).astype(np.float32) for _ in range(2))
-    mix = np.linspace(0, 1, 24)[:, None, None, None]
-    frames = [np.repeat(a[None], 30, 0), a * (1 - mix) + b * mix, np.repeat(b[None], 30, 0)]
-    frames = np.clip(np.concatenate(frames * 4), 0, 255).astype(np.uint8)
+    frames = _dissolves(seed=4, repeats=4)
     seen = []
     real = ca._in_order
 
