@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import threading
 from array import array
 from dataclasses import dataclass
@@ -233,6 +234,7 @@ class FrameStreamWriter:
         self.anchor = anchor
         self.last_cell: int | None = None  # grid cell of the last frame offered to ``wants``
         self._part_features: list[tuple[Path, int]] = []  # each appended part's features folder, its skip
+        shutil.rmtree(folder / FEATURES, ignore_errors=True)  # (an earlier decode's: they described other frames)
 
     def cell(self, t: float) -> int:
         """Index of the sampling-grid interval (``1 / spec.fps`` long) holding time ``t``;

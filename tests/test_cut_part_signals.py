@@ -98,8 +98,9 @@ def test_a_streams_features_are_stored_and_joined_from_its_parts_in_order(tmp_pa
     # a stream whose parts lack a feature, or one that does not fit it, has none
     plain = _stream(tmp_path / "plain", frames[:10], np.arange(10) / 30)
     assert plain.features(ca.PART_SIGNALS, DARK) is None
-    np.savez(feature_file(plain.folder, ca.PART_SIGNALS, DARK).parent.mkdir() or
-             feature_file(plain.folder, ca.PART_SIGNALS, DARK), content=np.zeros(9))
+    short = feature_file(plain.folder, ca.PART_SIGNALS, DARK)
+    short.parent.mkdir()
+    np.savez(short, content=np.zeros(9))
     assert plain.features(ca.PART_SIGNALS, DARK) is None
     # a damaged part file: the joined stream has no such feature, and says so
     broken = feature_file(b.folder, ca.PART_SIGNALS, DARK)
@@ -168,3 +169,11 @@ def test_the_runner_asks_the_decode_for_cut_analysis_signals(sample_video, tmp_p
                   host=build_plugin_manager(load_entrypoints=False), out_dir=tmp_path / "run", progress=False)
     track = res.timeline.tracks["cut_analysis"]
     assert track.status == "ok" and track.data["signals_from"] == made_by
+
+
+def test_a_stream_written_again_keeps_no_features_of_the_frames_before(tmp_path):
+    frames = _frames()[:20]
+    first = _stream(tmp_path / "s", frames, np.arange(20) / 30)
+    first.store_features(ca.PART_SIGNALS, DARK, ca.part_signals(frames, **DARK))
+    again = _stream(tmp_path / "s", frames[::-1], np.arange(20) / 30)  # the same folder, other frames
+    assert again.features(ca.PART_SIGNALS, DARK) is None

@@ -246,12 +246,11 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
     wanted = {spec: f for spec, f in (features or {}).items() if f and spec in specs}
     featuring = ThreadPoolExecutor(max_workers=min(FEATURE_THREADS, planned.workers),
                                    thread_name_prefix="decode-features") if wanted else None
-    feature_jobs: list[Future] = []
 
     def start_features(result: SegmentResult) -> None:
-        for spec, pairs in wanted.items():
-            if featuring is not None and spec in result.streams:
-                feature_jobs.append(featuring.submit(part_features, result.streams[spec], pairs))
+        for spec, pairs in wanted.items():  # (none without ``featuring``)
+            if spec in result.streams:
+                featuring.submit(part_features, result.streams[spec], pairs)
 
     try:
         with ThreadPoolExecutor(max_workers=planned.workers, thread_name_prefix="decode-segment") as pool:
@@ -290,8 +289,8 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
         if failed is not None:  # SegmentsUnusable, or a bug, raised as it is
             raise failed
         join_ready()
-        for job in feature_jobs:
-            job.result()  # (part_features logs its own failures)
+        if featuring is not None:
+            featuring.shutdown(wait=True)  # every part's features, before the joiner joins them (failures are logged)
         return joiner.close()
     except BaseException as exc:
         if featuring is not None:
@@ -303,9 +302,6 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
             for folder in (cache_dir / "frames" / spec.key).glob(_part_name("*")):  # caller decodes again)
                 shutil.rmtree(folder, ignore_errors=True)
         raise
-    finally:
-        if featuring is not None:
-            featuring.shutdown(wait=True, cancel_futures=True)
 
 
 def part_features(stream: FrameStream, wanted: list[tuple[str, dict[str, Any]]]) -> None:
