@@ -64,6 +64,8 @@ for _p in (ROOT, ROOT / "bench", ROOT / "tests"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
+from cpu_samples import CpuTimes  # noqa: E402  (bench/cpu_samples.py; stdlib only)
+from cpu_samples import report_lines as cpu_report_lines  # noqa: E402
 from gpu_samples import GpuSampler, report_lines  # noqa: E402  (bench/gpu_samples.py; stdlib only)
 from machine import cpu_model, load_text, offline_work_dir  # noqa: E402  (bench/machine.py; stdlib only)
 
@@ -480,10 +482,12 @@ def registry_variant(registry: Path, disable: list[str], settings: list[str],
 
 # --- step 2: the timed command ---------------------------------------------------------------------------
 class TreePeak:
-    """Polls the summed resident memory of a process and its children (psutil) every 0.2 s."""
+    """Polls the summed resident memory of a process and its children (psutil) every 0.2 s, and each one's CPU
+    time (``cpu``: ``bench/cpu_samples.py``)."""
 
     def __init__(self, pid: int):
         self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self.cpu = CpuTimes()
         self.cli_pid: int | None = None  # the CLI under GNU time (the run's process), once seen
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -507,6 +511,7 @@ class TreePeak:
                     except psutil.Error:
                         pass
                 self.peak = max(self.peak, rss)
+                self.cpu.sample(procs, time.time())
             except psutil.Error:
                 return
 
@@ -557,6 +562,7 @@ def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env:
             "peak_rss_time": peak_time, "peak_rss_poll": peak_poll or None, "run_dir": str(run_dir),
             "gpu_samples": None if sampler is None else {"util": gpu[0], "pmon": gpu[1], "missing": sampler.missing,
                                                          "main_pid": poll.cli_pid},
+            "cpu_samples": {"cpu": poll.cpu, "main_pid": poll.cli_pid},
             "stdout": (work / "cli.stdout").read_text(errors="replace"),
             "stderr": (work / "cli.stderr").read_text(errors="replace")}
 
@@ -729,6 +735,9 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
     if run.get("gpu_samples") is not None:
         g = run["gpu_samples"]
         lines += [""] + report_lines(g["util"], g["pmon"], results, g["main_pid"], g["missing"])
+    if run.get("cpu_samples") is not None:
+        c = run["cpu_samples"]
+        lines += [""] + cpu_report_lines(c["cpu"], results, c["main_pid"], os.cpu_count())
     lines += ["", "## GNU time -v / peak memory", "",
               f"peak RSS: {_mib(run['peak_rss_time'])} MiB (GNU time), {_mib(run['peak_rss_poll'])} MiB (psutil poll of the process tree)"]
     return lines, {"receipt": receipt, "rows": rows, "summary": summary, "results_found": "run" in results}
@@ -898,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps({"prepare": prep, "run": {k: v for k, v in run.items()
-                                                                      if k not in ("stdout", "stderr", "gpu_samples")},
+                                                                      if k not in ("stdout", "stderr", "gpu_samples", "cpu_samples")},
                                              **parsed}, indent=1, default=str))
     if created and not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -20,6 +20,7 @@ at once.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import sys
 import threading
@@ -179,8 +180,22 @@ def _payload(decoded: media.DecodedMedia) -> tuple[Any, ...]:
             str(decoded.audio.path) if decoded.audio is not None else None, decoded.stats)
 
 
+def change_priority(env: Any = None) -> None:
+    """``FRAMEWORK_DECODE_NICE=N``: the decoding process's priority moved by ``N`` (``os.nice``: negative is
+    higher, which needs the privilege to raise a priority: root or CAP_SYS_NICE), to measure how much the CPU
+    work beside the decode slows it. Unset (the default): the run's own priority. A change refused is logged."""
+    value = (os.environ if env is None else env).get("FRAMEWORK_DECODE_NICE", "").strip()
+    if not value:
+        return
+    try:
+        os.nice(int(value))
+    except (ValueError, AttributeError, OSError) as exc:
+        logger.warning("FRAMEWORK_DECODE_NICE=%s: the decode keeps the run's priority (%s)", value, exc)
+
+
 def _serve(recv_conn: Connection, send_conn: Connection) -> None:
     path, video, specs, want_audio, cache_dir, first, features = recv_conn.recv()
+    change_priority()  # (before the decoders' threads start: a thread takes its creator's priority)
     sending = threading.Lock()  # progress and the audio come from different threads of the decode
 
     def send(message: tuple[str, Any]) -> None:

@@ -421,3 +421,20 @@ def test_the_decoding_child_computes_cut_analysis_signals_on_its_segments(tmp_pa
     assert beside.timeline.run["decode"]["segments"] > 1 and here.timeline.run["decode"]["segments"] == 0
     assert a.data["signals_from"] == "decode" and b.data["signals_from"] == "frames"
     assert [e.model_dump() for e in a.events] == [e.model_dump() for e in b.events]
+
+
+def test_decode_nice_moves_the_decoding_process_priority_and_a_refusal_is_logged(tmp_path):
+    """``FRAMEWORK_DECODE_NICE`` (a benchmark's knob): the decoding process's priority moves by its value; a value
+    that is no number leaves it as it is, with a warning that names the variable."""
+    import subprocess
+    import sys
+    code = ("import logging, os; logging.basicConfig(level=logging.WARNING)\n"
+            "from framework.decode_process import change_priority\n"
+            "before = os.nice(0); change_priority(); print(os.nice(0) - before)")
+    root = Path(__file__).resolve().parents[1]
+    for value, moved in (("3", "3"), ("", "0"), ("high", "0")):
+        env = {**os.environ, "FRAMEWORK_DECODE_NICE": value, "PYTHONPATH": str(root)}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == moved, (value, out.stdout, out.stderr)
+        assert ("FRAMEWORK_DECODE_NICE=high" in out.stderr) == (value == "high"), out.stderr
