@@ -13,6 +13,7 @@ time (``framework.stack_sampler``; own time on top of the stacks).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -64,6 +65,8 @@ with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() els
     out["decode_s"] = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     out["cpu_s"] = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # the segments' worker processes (and the audio's), ended
+    out["children_cpu_s"] = c1.ru_utime + c1.ru_stime
     out["segments"], out["frames"] = decoded.stats.segments, decoded.stats.video_frames_decoded
     out["warm_done_at_s"] = None
     if warming is not None:
@@ -75,10 +78,25 @@ print("RESULT " + json.dumps(out))
 '''
 
 
+BUSY = "import time\nwhile True:\n    sum(range(10_000))\n"  # a process that keeps one CPU busy
+
+
 def run_one(clip: str, names: list[str], workers: int, warm: str, sample: bool, switch_ms: float,
-            audio: str = "process") -> dict:
+            audio: str = "process", segments_in: str = "threads", busy: int = 0) -> dict:
+    burners = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
+    try:
+        return _run_one(clip, names, workers, warm, sample, switch_ms, audio, segments_in)
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+
+
+def _run_one(clip: str, names: list[str], workers: int, warm: str, sample: bool, switch_ms: float,
+             audio: str, segments_in: str) -> dict:
     t0 = time.perf_counter()
-    env = dict(os.environ, FRAMEWORK_AUDIO_PROCESS="1" if audio == "process" else "0")
+    env = dict(os.environ, FRAMEWORK_AUDIO_PROCESS="1" if audio == "process" else "0",
+               FRAMEWORK_SEGMENT_PROCESSES="1" if segments_in == "processes" else "0")
     proc = subprocess.run([sys.executable, "-c", CHILD, clip, ",".join(names), str(workers), warm,
                            "on" if sample else "off", str(switch_ms)], capture_output=True, text=True, cwd=ROOT,
                           env=env)
@@ -101,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                     "(comma-separated; 0: Python's 5 ms)")
     ap.add_argument("--audio", default="process", help="where the audio's pass runs: process (its own, the "
                     "default), thread (FRAMEWORK_AUDIO_PROCESS=0), or both: process,thread")
+    ap.add_argument("--segments-in", default="threads", help="where the segments decode: threads (the default), "
+                    "processes (FRAMEWORK_SEGMENT_PROCESSES=1), or both: threads,processes")
+    ap.add_argument("--busy", default="0", help="processes keeping a CPU busy each beside the decode, as the run's "
+                    "other work does (comma-separated counts to try; default 0)")
     ap.add_argument("--sample", action="store_true", help="sample the decode threads' stacks (own time)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -110,26 +132,29 @@ def main(argv: list[str] | None = None) -> int:
     for workers in (int(w) for w in args.workers.split(",")):
         for warm in args.warm.split(","):
             for switch in (float(x) for x in args.switch_ms.split(",")):
-                for audio in args.audio.split(","):
-                    r = run_one(args.clip, names, workers, warm, args.sample, switch, audio)
-                    rows.append((workers, warm, switch, audio, r))
+                for audio, where, busy in itertools.product(args.audio.split(","), args.segments_in.split(","),
+                                                            (int(b) for b in args.busy.split(","))):
+                    r = run_one(args.clip, names, workers, warm, args.sample, switch, audio, where, busy)
+                    rows.append((workers, warm, switch, audio, where, busy, r))
                     if r.get("report"):
-                        reports += [f"### {workers} decoders, warm-up {warm}, switch {switch:g} ms, audio {audio}", "",
-                                    "```", r["report"], "```", ""]
+                        reports += [f"### {workers} decoders in {where}, warm-up {warm}, switch {switch:g} ms, "
+                                    f"audio {audio}, {busy} busy", "", "```", r["report"], "```", ""]
     lines = ["# The decode pass alone: the end-to-end set's frame streams and audio", "",
              f"- command: `python bench/decode_phase.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
              f"- machine: {os.cpu_count()} CPUs, {cpu_model()}; load before {load_before}, after {load_text()}",
              f"- streams: {', '.join(next((r['specs'] for *_, r in rows if 'specs' in r), []))} and 16 kHz audio", "",
-             "| decoders | import warm-up | switch interval | audio pass | decode s | audio handed over at s | CPU s "
-             "(this process) | segments | frames | warm-up done at s | process s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for workers, warm, switch, audio, r in rows:
+             "| decoders | segments in | busy processes beside | import warm-up | switch interval | audio pass | decode s | "
+             "audio handed over at s | CPU s (this process) | CPU s (its children) | segments | frames | "
+             "warm-up done at s | process s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for workers, warm, switch, audio, where, busy, r in rows:
         interval = f"{switch:g} ms" if switch > 0 else "5 ms (Python's)"
+        head = f"| {workers} | {where} | {busy} | {warm} | {interval} | {audio} |"
         if "error" in r:
-            lines.append(f"| {workers} | {warm} | {interval} | {audio} | failed: {r['error'][-300:]!r} | | | | | | |")
+            lines.append(f"{head} failed: {r['error'][-300:]!r} | | | | | | | |")
             continue
         audio_at = '-' if r.get('audio_at_s') is None else format(r['audio_at_s'], '.2f')
-        lines.append(f"| {workers} | {warm} | {interval} | {audio} | {r['decode_s']:.2f} | {audio_at} | {r['cpu_s']:.1f} | "
+        lines.append(f"{head} {r['decode_s']:.2f} | {audio_at} | {r['cpu_s']:.1f} | {r.get('children_cpu_s', 0):.1f} | "
                      f"{r['segments']} | {r['frames']} | "
                      f"{'-' if r['warm_done_at_s'] is None else format(r['warm_done_at_s'], '.2f')} | {r['process_s']:.1f} |")
     write_report(lines + [""] + reports, args.out)

@@ -174,6 +174,27 @@ class ProcessWorkers:
                 feed(child)
         return results
 
+    def ask(self, index: int, item: Any) -> Any:
+        """Child ``index``'s result on ``item``, waited for here (for callers that give each child to one thread
+        of theirs at a time, and take the results as they come instead of in ``map``'s order).
+
+        :raises WorkerError: the item failed in the child, or the child died (``kill``)."""
+        child = self.children[index]
+        try:
+            child.send_conn.send(item)
+        except OSError:
+            raise WorkerError(f"worker process {index} died {child.death()}") from None
+        return child.receive()
+
+    def kill(self) -> None:
+        """End the children at once, the items they hold unfinished (a ``ask`` waiting on one raises
+        ``WorkerError``); ``close`` still waits for their exits."""
+        for child in self.children:
+            try:
+                child.proc.kill()
+            except OSError:
+                pass
+
     def close(self) -> None:
         """Stop the children (each finishes the item it holds; one that does not stop in 5 s is killed)."""
         children, self.children = self.children, []

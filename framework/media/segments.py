@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import queue
 import shutil
 import threading
 import time
@@ -41,8 +42,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..devices import cpus_available
+from ..process_workers import ProcessWorkers, WorkerError, children_supported
 from ..streams import FrameSpec, FrameStream, FrameStreamWriter
 from ..timeline import VideoMeta
+from ..work_streams import asked_for
 from ._container import open_container, stream_at
 from .sinks import VideoSink, set_threads
 from .tally import DemuxTally, LoopTally
@@ -158,6 +161,116 @@ def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:
     return Plan(segments, first * tick - origin, workers)
 
 
+@dataclass
+class SegmentSettings:
+    """What decoding any segment of one file needs (sent once to each worker process)."""
+
+    path: Path
+    video: VideoMeta
+    specs: list[FrameSpec]
+    anchor: float  # the origin of every fps stream's sampling grid (``Plan.anchor``)
+    cache_dir: Path
+    origin: float  # the file's start time (s), subtracted from every timestamp
+    skip_deblock: bool
+    threads: int  # FFmpeg's threads for each segment's decoder
+
+
+def decode_segment(seg: Segment, settings: SegmentSettings, halted: Callable[[], bool],
+                   decoded: Callable[[float], None], read: LoopTally) -> SegmentResult:
+    """Decode one segment into its part streams (``frames/<spec>/part<i>/``): from its keyframe up to the next
+    segment's. ``halted()`` is asked at every packet (true: raise ``_Halted``); ``decoded(seconds)`` hears how
+    much of the segment is done, as it goes; ``read`` counts the packets read.
+
+    :raises SegmentsUnusable: the segment does not decode on its own (see the module docstring).
+    """
+    path, video = settings.path, settings.video
+    container = open_container(path)
+    sink: VideoSink | None = None
+    try:
+        stream = stream_at(container, video.video_stream)
+        set_threads(stream, settings.skip_deblock, settings.threads)
+        sink = VideoSink(settings.specs, video, stream, settings.cache_dir, anchor=settings.anchor, threaded=False,
+                         part=_part_name(seg.index))
+        first_t: float | None = None
+        packets = 0
+
+        def add(frame: Any) -> None:
+            nonlocal first_t
+            if seg.start is not None and frame.pts is not None and frame.pts < seg.start:
+                raise SegmentsUnusable(f"segment {seg.index} decoded a frame before its keyframe (open GOP)")
+            t = sink.add(frame, settings.origin)
+            first_t = t if first_t is None else first_t
+            decoded(t - first_t)
+
+        if seg.start is not None:
+            container.seek(seg.seek if seg.seek is not None else seg.start, stream=stream, backward=True)
+        flushed = False
+        for packet in container.demux(stream):
+            if halted():
+                raise _Halted(f"segment {seg.index} stopped")
+            if seg.stop is not None and packet.is_keyframe and packet.pts is not None and packet.pts >= seg.stop:
+                read.peeked += 1  # the next segment's first packet, which that segment reads again
+                break
+            read.read(packet)
+            if seg.start is not None and not packets and packet.size and packet.pts != seg.start:
+                raise SegmentsUnusable(f"segment {seg.index}: seeking landed at pts {packet.pts}, "
+                                       f"not at its keyframe {seg.start}")
+            packets += 1 if packet.size else 0
+            flushed = not packet.size
+            for frame in packet.decode():
+                add(frame)
+        if not flushed:
+            for frame in stream.decode(None):
+                add(frame)
+        if sink.frames != packets:  # e.g. open-GOP HEVC: a fresh decoder drops the RASL pictures
+            raise SegmentsUnusable(f"segment {seg.index} decoded {sink.frames} frames from {packets} "
+                                   "video packets (frames dropped at its start, as in open-GOP files)")
+        return SegmentResult(sink.close(), sink.frames, first_t, sink.last_t, sink.backwards)
+    except BaseException:
+        if sink is not None:
+            with contextlib.suppress(Exception):
+                sink.close()  # close the part files; they are removed by the caller
+        raise
+    finally:
+        container.close()
+
+
+def in_processes(env: Any = None) -> bool:
+    """Whether the segments decode in worker processes of their own (``FRAMEWORK_SEGMENT_PROCESSES=1``; off by
+    default): each decoder's Python then has an interpreter to itself instead of taking turns on one lock with
+    the other decoders."""
+    return asked_for("FRAMEWORK_SEGMENT_PROCESSES", env) and children_supported()
+
+
+class SegmentWorker:
+    """A worker process's decoder (``ProcessWorkers``): ``worker(segment)`` is ``(result, read)``, the result a
+    ``SegmentResult`` or the exception the segment ended with (as the value: its type decides whether the
+    file is decoded again in one pass), ``read`` the ``LoopTally`` of its packets."""
+
+    def __init__(self, settings: SegmentSettings):
+        self.settings = settings
+
+    def __call__(self, seg: Segment) -> tuple[SegmentResult | BaseException, LoopTally]:
+        import av
+
+        read = LoopTally()
+        try:
+            return decode_segment(seg, self.settings, lambda: False, lambda seconds: None, read), read
+        except SegmentsUnusable as exc:
+            return exc, read
+        except (av.FFmpegError, EOFError, ValueError) as exc:  # (FFmpeg's errors need not pickle)
+            return SegmentsUnusable(f"segment {seg.index}: {type(exc).__name__}: {exc}"), read
+
+
+def _worker_processes(settings: SegmentSettings, count: int) -> ProcessWorkers | None:
+    """``count`` worker processes decoding segments, or None (logged) when they cannot start: the threads do."""
+    try:
+        return ProcessWorkers(f"{__name__}:SegmentWorker", settings, count)
+    except (WorkerError, OSError) as exc:
+        logger.warning("the video's segments decode on threads: their worker processes did not start (%s)", exc)
+        return None
+
+
 def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planned: Plan, cache_dir: Path,
                     origin: float, skip_deblock: bool, tally: DemuxTally,
                     progress: Callable[[float], None] | None = None, stop: threading.Event | None = None,
@@ -180,64 +293,46 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
     import av
 
     done = [0.0] * len(planned.segments)  # seconds decoded by each segment, for progress
-    threads_each = max(1, cpus_available() // planned.workers)
+    settings = SegmentSettings(path, video, specs, planned.anchor, cache_dir, origin, skip_deblock,
+                               max(1, cpus_available() // planned.workers))
     halt = threading.Event()  # a segment failed or the caller was interrupted: the rest stop
+    workers = _worker_processes(settings, planned.workers) if in_processes() else None
 
     def halted() -> bool:
         return halt.is_set() or (stop is not None and stop.is_set())
 
+    def stop_segments() -> None:
+        halt.set()
+        if workers is not None:
+            workers.kill()  # their segments unfinished: the threads waiting on them raise _Halted
+
+    idle: "queue.SimpleQueue[int]" = queue.SimpleQueue()  # worker processes free for a segment
+    for i in range(planned.workers if workers is not None else 0):
+        idle.put(i)
+
     def run(seg: Segment) -> SegmentResult:
-        container = open_container(path)
-        sink: VideoSink | None = None
-        read = LoopTally()
+        if workers is None:  # on this thread
+            read = LoopTally()
+            try:
+                return decode_segment(seg, settings, halted, lambda seconds: done.__setitem__(seg.index, seconds), read)
+            finally:
+                tally.add(read)
+        if halted():
+            raise _Halted(f"segment {seg.index} stopped")
+        index = idle.get()
         try:
-            stream = stream_at(container, video.video_stream)
-            set_threads(stream, skip_deblock, threads_each)
-            sink = VideoSink(specs, video, stream, cache_dir, anchor=planned.anchor, threaded=False,
-                             part=_part_name(seg.index))
-            first_t: float | None = None
-            packets = 0
-
-            def add(frame: Any) -> None:
-                nonlocal first_t
-                if seg.start is not None and frame.pts is not None and frame.pts < seg.start:
-                    raise SegmentsUnusable(f"segment {seg.index} decoded a frame before its keyframe (open GOP)")
-                t = sink.add(frame, origin)
-                first_t = t if first_t is None else first_t
-                done[seg.index] = t - first_t
-
-            if seg.start is not None:
-                container.seek(seg.seek if seg.seek is not None else seg.start, stream=stream, backward=True)
-            flushed = False
-            for packet in container.demux(stream):
-                if halted():
-                    raise _Halted(f"segment {seg.index} stopped")
-                if seg.stop is not None and packet.is_keyframe and packet.pts is not None and packet.pts >= seg.stop:
-                    read.peeked += 1  # the next segment's first packet, which that segment reads again
-                    break
-                read.read(packet)
-                if seg.start is not None and not packets and packet.size and packet.pts != seg.start:
-                    raise SegmentsUnusable(f"segment {seg.index}: seeking landed at pts {packet.pts}, "
-                                           f"not at its keyframe {seg.start}")
-                packets += 1 if packet.size else 0
-                flushed = not packet.size
-                for frame in packet.decode():
-                    add(frame)
-            if not flushed:
-                for frame in stream.decode(None):
-                    add(frame)
-            if sink.frames != packets:  # e.g. open-GOP HEVC: a fresh decoder drops the RASL pictures
-                raise SegmentsUnusable(f"segment {seg.index} decoded {sink.frames} frames from {packets} "
-                                       "video packets (frames dropped at its start, as in open-GOP files)")
-            return SegmentResult(sink.close(), sink.frames, first_t, sink.last_t, sink.backwards)
-        except BaseException:
-            if sink is not None:
-                with contextlib.suppress(Exception):
-                    sink.close()  # close the part files; they are removed by the caller
+            outcome, read = workers.ask(index, seg)
+        except WorkerError:
+            if halted():
+                raise _Halted(f"segment {seg.index} stopped") from None
             raise
         finally:
-            tally.add(read)
-            container.close()
+            idle.put(index)
+        tally.add(read)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        done[seg.index] = (outcome.last_t or 0.0) - (outcome.first_t or 0.0)
+        return outcome
 
     joiner = _Joiner(specs, planned.anchor, cache_dir, video)
     began = time.perf_counter()
@@ -269,17 +364,19 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
                 while pending:
                     finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     if any(f.exception() is not None for f in finished):
-                        halt.set()  # a failed segment means one pass: stop the others, start no more
+                        stop_segments()  # a failed segment means one pass: stop the others, start no more
                         for f in pending:
                             f.cancel()
                         break
                     for f in finished:
                         start_features(f.result())
                     join_ready()  # while the others decode
+                    if workers is not None and stop is not None and stop.is_set():
+                        stop_segments()  # (a thread's segment stops at its next packet; a process's now)
                     if progress is not None and video.duration:
                         progress(min(1.0, sum(done) / video.duration))
             except BaseException:  # Ctrl-C, an error in progress(): stop now, not after every segment
-                halt.set()
+                stop_segments()
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
         errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
@@ -291,10 +388,15 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
         join_ready()
         if featuring is not None:
             featuring.shutdown(wait=True)  # every part's features, before the joiner joins them (failures are logged)
+        if workers is not None:
+            workers.close()
         return joiner.close()
     except BaseException as exc:
         if featuring is not None:
             featuring.shutdown(wait=True, cancel_futures=True)  # before the parts are removed
+        if workers is not None:
+            workers.kill()  # (a process still decoding writes no more into the parts removed below)
+            workers.close()
         joiner.abort()
         if stop is not None and not isinstance(exc, SegmentsUnusable):
             stop.set()  # interrupted (or a bug): the caller's other loops stop now, not after the clean-up
