@@ -715,11 +715,14 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
              + (f" ({r['prepared_ahead']} batch(es) prepared from {r['prepared_ahead_at_s']} s, while its model loaded)"
                 if r.get("prepared_ahead") else "")
              for r in rows if r.get("step_split")]
-    joined = ((results.get("run") or {}).get("decode") or {}).get("segments_joined") or []
+    decode_stats = (results.get("run") or {}).get("decode") or {}
+    joined = decode_stats.get("segments_joined") or []
     if joined:  # how early a prefix of the streams was complete (what analyzers could have started on)
         half = next((at for at, reached in joined if reached >= clip["seconds"] / 2), None)
-        lines += ["", f"Decode segments joined ([seconds into the decode, video seconds complete]): {joined}"
-                  + (f"; the first half of the video complete {half:.1f} s into the decode" if half is not None else "")]
+        where = (f"{decode_stats['segment_processes']} worker processes" if decode_stats.get("segment_processes")
+                 else "threads of the decoding process")
+        lines += ["", f"Decode segments joined ([seconds into the decode, video seconds complete]; decoded on {where}): "
+                  f"{joined}" + (f"; the first half of the video complete {half:.1f} s into the decode" if half is not None else "")]
     lines += ["", "Device steps (seconds: forward `busy`, `preprocess` and `postprocess` on CPU threads, the device "
               "waiting for a batch `wait`): " + ("; ".join(steps) or "none reported")]
     lines += ["", "## Did not run", ""]

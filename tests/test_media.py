@@ -3,6 +3,7 @@ what is demuxed, the package's import order."""
 from __future__ import annotations
 
 import hashlib
+import signal
 from fractions import Fraction
 from pathlib import Path
 
@@ -464,6 +465,105 @@ def test_segments_give_the_same_streams_as_one_pass(case, sample_video, tmp_path
     reached = [v for _, v in joined]
     last = max(float(st.times[-1]) for st in one.streams.values() if len(st))  # (the last frame any stream kept)
     assert reached == sorted(reached) and last < reached[-1] <= last + 0.1  # (its frame's end)
+
+
+@pytest.mark.parametrize("setting, duration, expected", [
+    ("", 59.9, False), ("", 60.0, True), ("0", 3600.0, False), ("off", 3600.0, False), ("1", 5.0, True),
+    ("yes", 5.0, True)])
+def test_segments_decode_in_processes_for_videos_of_a_minute_or_as_asked(setting, duration, expected):
+    env = {"FRAMEWORK_SEGMENT_PROCESSES": setting} if setting else {}
+    assert media.segments.in_processes(duration, env) is expected
+
+
+def test_segments_in_worker_processes_give_the_same_streams_and_counts_as_on_threads(sample_video, tmp_path,
+                                                                                     monkeypatch):
+    meta = probe(sample_video.path)
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
+    out = {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv("FRAMEWORK_SEGMENT_PROCESSES", setting)
+        out[setting] = decode(sample_video.path, meta, SEGMENT_SPECS, True, tmp_path / setting)
+    threads, procs = out["0"], out["1"]
+    assert threads.stats.segment_processes == 0 and procs.stats.segment_processes == 4, procs.stats
+    assert procs.stats.segments == threads.stats.segments >= 2
+    for spec in SEGMENT_SPECS:
+        np.testing.assert_array_equal(threads.streams[spec].times, procs.streams[spec].times, err_msg=spec.key)
+        np.testing.assert_array_equal(threads.streams[spec].frames[:], procs.streams[spec].frames[:], err_msg=spec.key)
+    # the worker processes' packets are counted as the threads' are: every one read once, the peeks too
+    for field in ("packets_by_stream", "bytes_by_stream", "packets_peeked", "video_frames_decoded", "demux_passes"):
+        assert getattr(threads.stats, field) == getattr(procs.stats, field), field
+    assert procs.stats.packets == count_packets(sample_video.path)
+
+
+def test_segments_in_processes_that_do_not_fit_give_way_to_one_pass(sample_video, tmp_path, monkeypatch):
+    """A segment refused in a worker process (its start is no keyframe) comes back as the refusal: one pass."""
+    meta = probe(sample_video.path)
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
+    monkeypatch.setenv("FRAMEWORK_SEGMENT_PROCESSES", "1")
+    real_plan = media.segments.plan
+
+    def off_by_some(path, video, origin):
+        planned = real_plan(path, video, origin)
+        moved = [media.segments.Segment(s.index, s.start and s.start + 7 * 512, s.stop and s.stop + 7 * 512)
+                 for s in planned.segments]
+        return media.segments.Plan(moved, planned.anchor, planned.workers)
+
+    monkeypatch.setattr(media.segments, "plan", off_by_some)
+    out = decode(sample_video.path, meta, SPECS, False, tmp_path / "cache")
+    assert out.stats.segments == 0 and "not at its keyframe" in out.stats.segments_abandoned
+    assert len(out.streams[SPECS[0]]) == sample_video.frame_count
+    assert not list((tmp_path / "cache" / "frames").glob("*/part*"))
+
+
+def test_a_stop_kills_the_segments_worker_processes_and_removes_their_parts(sample_video, tmp_path, monkeypatch):
+    """Ctrl-C while worker processes hold segments: they are killed, not waited for (each holds its segment
+    for minutes here), the parts are removed and the interrupt propagates."""
+    meta = probe(sample_video.path)
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
+    monkeypatch.setenv("FRAMEWORK_SEGMENT_PROCESSES", "1")
+    started, children, killed = [], [], []
+    real_workers = media.segments.ProcessWorkers
+
+    def slow_workers(factory, settings, count):
+        workers = real_workers("slow_segment_worker:SlowSegmentWorker", settings, count)
+        children.extend(workers.children)
+        real_kill = workers.kill
+        workers.kill = lambda: (killed.append(len(workers.children)), real_kill())
+        started.append(workers)
+        return workers
+
+    monkeypatch.setattr(media.segments, "ProcessWorkers", slow_workers)
+    planned = media.segments.plan(sample_video.path, meta, 0.0)
+
+    def progress(fraction):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        media.segments.decode_segments(sample_video.path, meta, SPECS, planned, tmp_path, 0.0, False,
+                                       media.tally.DemuxTally(), progress=progress)
+    assert killed and killed[0] == 4 == len(children)  # killed while they held their segments, then closed
+    assert started[0].children == [] and all(c.proc.returncode == -signal.SIGKILL for c in children)
+    assert not list((tmp_path / "frames").glob("*/part*"))
+
+
+def test_segment_workers_that_cannot_start_leave_the_segments_to_threads(sample_video, tmp_path, monkeypatch,
+                                                                        caplog):
+    meta = probe(sample_video.path)
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
+    monkeypatch.setenv("FRAMEWORK_SEGMENT_PROCESSES", "1")
+
+    def refused(factory, settings, count):
+        raise media.segments.WorkerError("worker process 0 died (exit code 1): no memory")
+
+    monkeypatch.setattr(media.segments, "ProcessWorkers", refused)
+    with caplog.at_level("WARNING"):
+        out = decode(sample_video.path, meta, SPECS, False, tmp_path / "cache")
+    assert out.stats.segments >= 2 and out.stats.segment_processes == 0
+    assert "decode on threads" in caplog.text and "no memory" in caplog.text
 
 
 def test_segments_that_do_not_fit_give_way_to_one_pass(sample_video, tmp_path, monkeypatch):

@@ -50,6 +50,7 @@ class DecodeStats:
     audio_frames_decoded: int = 0
     seconds: float = 0.0
     segments: int = 0  # > 0: the video was decoded as this many keyframe-aligned segments in parallel
+    segment_processes: int = 0  # > 0: the segments decoded in this many worker processes (0: on threads)
     segments_abandoned: str | None = None  # why a segmented decode gave way to one pass, if it did
     #: segmented: [seconds into the segments' decode, seconds of video joined by then], as each was joined
     segments_joined: list[list[float]] = field(default_factory=list)
@@ -80,6 +81,7 @@ def merged_stats(a: DecodeStats, b: DecodeStats) -> DecodeStats:
                        video_frames_decoded=a.video_frames_decoded + b.video_frames_decoded,
                        audio_frames_decoded=a.audio_frames_decoded + b.audio_frames_decoded,
                        seconds=a.seconds + b.seconds, segments=max(a.segments, b.segments),
+                       segment_processes=max(a.segment_processes, b.segment_processes),
                        segments_abandoned=a.segments_abandoned or b.segments_abandoned,
                        truncated_at=a.truncated_at if a.truncated_at is not None else b.truncated_at,
                        warnings=[*a.warnings, *[w for w in b.warnings if w not in a.warnings]])
@@ -226,6 +228,7 @@ def _decode_in_segments(p: Path, video: VideoMeta, specs: list[FrameSpec], plann
         stats.segments_abandoned = str(exc)
         return None
     stats.segments = len(planned.segments)
+    stats.segment_processes = result[1].processes
     stats.segments_joined = [list(point) for point in result[1].joined]
     return result
 

@@ -7,8 +7,10 @@ uses this when the file has an index to seek in (MP4/MOV, Matroska/WebM), pictur
 
 - ``plan`` seeks to evenly spaced times and takes the keyframe each seek lands on as a boundary;
 - each segment is decoded once, from its keyframe up to (not including) the next segment's, by
-  a one-thread decoder that scales its own frames into a part stream, ``frames/<spec>/part<i>/``
-  inside the stream's own folder;
+  a decoder that scales its own frames into a part stream, ``frames/<spec>/part<i>/`` inside the
+  stream's own folder; the decoders are worker processes for a video of a minute or more
+  (``in_processes``: each decoder's Python has an interpreter to itself, where threads took turns
+  on one lock and, beside a busy machine's other work, decoded at half the speed), else threads;
 - ``decode_segments`` joins the parts in order into the final streams, each segment as soon as it
   and every segment before it are done (on the waiting thread, while the others still decode).
   Joining copies no frame: the stream's ``meta.json`` lists the parts' frame files as its pieces
@@ -45,7 +47,7 @@ from ..devices import cpus_available
 from ..process_workers import ProcessWorkers, WorkerError, children_supported
 from ..streams import FrameSpec, FrameStream, FrameStreamWriter
 from ..timeline import VideoMeta
-from ..work_streams import asked_for
+from ..work_streams import asked_for, switched_on
 from ._container import open_container, stream_at
 from .sinks import VideoSink, set_threads
 from .tally import DemuxTally, LoopTally
@@ -63,6 +65,7 @@ MIN_SEGMENT_PIXELS = 640 * 360  # smaller pictures decode so fast that Python's 
 MAX_WORKERS = 8            # parallel decoders at most (each holds its reference frames)
 FEATURE_THREADS = 4        # threads computing the segments' stream features at most (``part_features``)
 SEGMENTS_PER_WORKER = 2    # more segments than decoders evens out uneven keyframe spacing
+PROCESSES_FROM_S = 60.0    # seconds of video from which the segments decode in worker processes (``in_processes``)
 
 
 class SegmentsUnusable(RuntimeError):
@@ -111,6 +114,7 @@ class VideoSummary:
     #: (seconds since the segments began decoding, seconds of video the joined streams then reached), as each
     #: segment was joined: how early a prefix of the streams was complete
     joined: list[tuple[float, float]] = field(default_factory=list)
+    processes: int = 0  # the worker processes the segments decoded in (0: threads of this process)
 
 
 def decoders(cpus: int) -> int:
@@ -235,11 +239,19 @@ def decode_segment(seg: Segment, settings: SegmentSettings, halted: Callable[[],
         container.close()
 
 
-def in_processes(env: Any = None) -> bool:
-    """Whether the segments decode in worker processes of their own (``FRAMEWORK_SEGMENT_PROCESSES=1``; off by
-    default): each decoder's Python then has an interpreter to itself instead of taking turns on one lock with
-    the other decoders."""
-    return asked_for("FRAMEWORK_SEGMENT_PROCESSES", env) and children_supported()
+def in_processes(duration: float, env: Any = None) -> bool:
+    """Whether the segments of a video ``duration`` seconds long decode in worker processes of their own: each
+    decoder's Python then has an interpreter to itself instead of taking turns on one lock with the other
+    decoders and with the threads beside the decode (the import warm-up, the analyzers of a run without a GPU).
+    Beside 10 busy CPUs an H200 host's 16 decoded the end-to-end clip's streams (10 min of 720p) in 9.5 s
+    instead of 17.7 (alone: 5.9 s either way); on 2 CPUs a 2-minute clip in 4.5 s instead of 5.1, beside the
+    import warm-up in 6.0 s instead of 10.2 (``bench/results/decode_phase_h200_procs.md``,
+    ``decode_phase_2cpu_procs.md``). Starting the processes costs about 0.4 s, more than they gain on a short
+    video: by default videos of at least ``PROCESSES_FROM_S`` use them. ``FRAMEWORK_SEGMENT_PROCESSES``: ``0``
+    never, ``1`` always (where ``children_supported``)."""
+    if not children_supported() or not switched_on("FRAMEWORK_SEGMENT_PROCESSES", env):
+        return False
+    return asked_for("FRAMEWORK_SEGMENT_PROCESSES", env) or duration >= PROCESSES_FROM_S
 
 
 class SegmentWorker:
@@ -296,7 +308,7 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
     settings = SegmentSettings(path, video, specs, planned.anchor, cache_dir, origin, skip_deblock,
                                max(1, cpus_available() // planned.workers))
     halt = threading.Event()  # a segment failed or the caller was interrupted: the rest stop
-    workers = _worker_processes(settings, planned.workers) if in_processes() else None
+    workers = _worker_processes(settings, planned.workers) if in_processes(video.duration or 0.0) else None
 
     def halted() -> bool:
         return halt.is_set() or (stop is not None and stop.is_set())
@@ -388,9 +400,11 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
         join_ready()
         if featuring is not None:
             featuring.shutdown(wait=True)  # every part's features, before the joiner joins them (failures are logged)
+        streams, summary = joiner.close()
         if workers is not None:
+            summary.processes = workers.count
             workers.close()
-        return joiner.close()
+        return streams, summary
     except BaseException as exc:
         if featuring is not None:
             featuring.shutdown(wait=True, cancel_futures=True)  # before the parts are removed
