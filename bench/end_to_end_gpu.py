@@ -723,6 +723,10 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
                  else "threads of the decoding process")
         lines += ["", f"Decode segments joined ([seconds into the decode, video seconds complete]; decoded on {where}): "
                   f"{joined}" + (f"; the first half of the video complete {half:.1f} s into the decode" if half is not None else "")]
+    turns = receipt.get("load_turns") or []
+    if turns:  # one load or warm-up import at a time: who held the turn when, and how long each had asked before
+        lines += ["", "Load turns (who: began-ended s from the plan's end, waited s): " + "; ".join(
+            f"{who} {began:.1f}-{ended:.1f} ({began - asked:.1f})" for who, asked, began, ended in turns)]
     lines += ["", "Device steps (seconds: forward `busy`, `preprocess` and `postprocess` on CPU threads, the device "
               "waiting for a batch `wait`): " + ("; ".join(steps) or "none reported")]
     lines += ["", "## Did not run", ""]

@@ -223,12 +223,23 @@ class LoadTurns:
         self.cond = threading.Condition()
         self.holder: str | None = None
         self.waiting: set[str] = set()
+        #: every turn taken, in order: (who: an analyzer, or ``import MODULE`` for the warm-up's, asked, began,
+        #: ended), the times ``time.perf_counter()``'s (``held``: as seconds from a moment of the caller's)
+        self.log: list[tuple[str, float, float, float]] = []
+
+    def held(self, origin: float) -> list[list[Any]]:
+        """The turns taken so far as ``[who, asked, began, ended]``, in seconds from ``origin`` (a
+        ``time.perf_counter()`` value): which load or import held the GPU's loading when, and who waited."""
+        with self.cond:
+            return [[who, *(round(t - origin, 3) for t in times)] for who, *times in self.log]
 
     def _order(self, name: str) -> tuple[Any, ...]:
         return (1,) if name == self.WARM_UP else (0, self.key(name) if self.key is not None else 0)
 
     @contextlib.contextmanager
-    def turn(self, name: str) -> Iterator[None]:
+    def turn(self, name: str, what: str | None = None) -> Iterator[None]:
+        """Hold the one turn while the block runs; ``what`` names it in ``log`` (default ``name``)."""
+        asked = time.perf_counter()
         with self.cond:
             self.waiting.add(name)
             try:
@@ -237,11 +248,13 @@ class LoadTurns:
             finally:
                 self.waiting.discard(name)
             self.holder = name
+        began = time.perf_counter()
         try:
             yield
         finally:
             with self.cond:
                 self.holder = None
+                self.log.append((what or name, asked, began, time.perf_counter()))
                 self.cond.notify_all()
 
 

@@ -788,6 +788,9 @@ class _Run:
             "gpu_busy_fraction": busy,
             "phases_s": {k: round(v, 3) for k, v in phases.items()},
             "peak_vram_mb": executor.peak_vram_mb,  # per GPU used: the most allocated at once
+            # [who, asked, began, ended] in seconds from the plan's end (the tracks' times): the models' loads and
+            # the import warm-up's modules, one at a time; before the plan's end, negative
+            "load_turns": self.load_turns.held(executor.t0) if getattr(executor, "t0", None) is not None else [],
             "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets.get(d, 0.0), 1),
                          "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1),
                          "capability": _capability(self.gpus, d)} for d in self.gpus.devices},
@@ -860,7 +863,8 @@ class _Run:
     def _warm_up(self, classes: list[type]) -> threading.Thread | None:
         """Import the ``warm_imports`` of ``classes`` on a thread, each module in a ``LoadTurns.WARM_UP``
         turn of the run's load turns (the executor's, once it starts: its loads go first)."""
-        return warm_up_imports(classes, name="analyzer-imports", turn=lambda: self.load_turns.turn(LoadTurns.WARM_UP))
+        return warm_up_imports(classes, name="analyzer-imports",
+                               turn=lambda module: self.load_turns.turn(LoadTurns.WARM_UP, what=f"import {module}"))
 
     def _may_run_in_own_process(self, name: str) -> bool:
         """Before the plan: whether ``name`` will run in a process of its own if a GPU is in the run

@@ -27,9 +27,9 @@ logger = logging.getLogger(__name__)
 
 
 def warm_up_imports(classes: Iterable[type], name: str = "exporter-imports",
-                    turn: Callable[[], ContextManager[Any]] | None = None) -> threading.Thread | None:
+                    turn: Callable[[str], ContextManager[Any]] | None = None) -> threading.Thread | None:
     """Import the ``warm_imports`` of ``classes`` on a daemon thread (started here and returned;
-    ``None`` when there is nothing to import), each module inside ``turn()`` when given. A module
+    ``None`` when there is nothing to import), each module inside ``turn(module)`` when given. A module
     that fails to import is skipped here and left for the code that needs it to report."""
     modules = list(dict.fromkeys(m for c in classes for m in getattr(c, "warm_imports", ())))
     modules = [m for m in modules if m not in sys.modules]
@@ -40,13 +40,13 @@ def warm_up_imports(classes: Iterable[type], name: str = "exporter-imports",
     return thread
 
 
-def import_each(modules: Iterable[str], turn: Callable[[], ContextManager[Any]] | None = None) -> None:
-    """Import ``modules`` in order, each inside ``turn()`` when given. A module that fails to import
+def import_each(modules: Iterable[str], turn: Callable[[str], ContextManager[Any]] | None = None) -> None:
+    """Import ``modules`` in order, each inside ``turn(module)`` when given. A module that fails to import
     is skipped and left for the code that needs it to report. The threads an import sets for the
     whole process are put back (``thread_settings``)."""
     for module in modules:
         try:
-            with turn() if turn is not None else contextlib.nullcontext(), thread_settings.kept(f"importing {module}"):
+            with turn(module) if turn is not None else contextlib.nullcontext(), thread_settings.kept(f"importing {module}"):
                 importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - the code that needs it reports a missing module
             logger.debug("warming up %s: %s", module, exc)

@@ -75,6 +75,10 @@ def test_models_load_while_the_video_decodes_and_the_analyses_read_the_same_stre
     assert slow.receipt["load_at_s"] < decode_s  # loading began before the decode had ended
     assert slow.receipt["analyze_at_s"] >= decode_s - 0.2  # its analysis waited for the streams
     assert slow.data["frames"] == int(sample_video.duration * 2)
+    # the receipt lists the load turns: who held them, asked, began and ended (seconds from the plan's end)
+    turns = [t for t in receipt["load_turns"] if t[0] == "t_slow_load"]
+    assert len(turns) == 1 and turns[0][1] <= turns[0][2] < turns[0][3]
+    assert turns[0][3] - turns[0][2] >= 0.3  # its load (a 0.3 s sleep) ran inside its turn
     # the same analyzers with the decode in the run's process read exactly the same
     here = _run(tmp_path / "here", sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"],
                 env={"FRAMEWORK_DECODE_PROCESS": "0"})

@@ -769,14 +769,14 @@ def test_the_import_warm_up_imports_a_module_per_turn_and_a_waiting_load_goes_fi
     log = []
 
     @__import__("contextlib").contextmanager
-    def logged(name):
-        with turns.turn(name):
+    def logged(name, what=None):
+        with turns.turn(name, what):
             log.append(("in", name, time.perf_counter()))
             yield
             log.append(("out", name, time.perf_counter()))
 
     warm = type("W", (), {"warm_imports": ("slow_mod_0", "slow_mod_1", "slow_mod_2")})
-    thread = warm_up_imports([warm], name="t", turn=lambda: logged(LoadTurns.WARM_UP))
+    thread = warm_up_imports([warm], name="t", turn=lambda module: logged(LoadTurns.WARM_UP, module))
     time.sleep(0.1)  # the first module is being imported
     asked = time.perf_counter()
     with logged("vlm"):
@@ -788,6 +788,10 @@ def test_the_import_warm_up_imports_a_module_per_turn_and_a_waiting_load_goes_fi
     inside = [(t0, t1) for (w0, n0, t0), (w1, n1, t1) in zip(log[::2], log[1::2])]
     assert all(a[1] <= b[0] for a, b in zip(inside, inside[1:]))  # never two turns at once
     assert all(f"slow_mod_{i}" in sys.modules for i in range(3))
+    # the turns' own log, in the order they were held: the load's, and each module's under its name
+    assert [who for who, *_ in turns.log] == ["slow_mod_0", "vlm", "slow_mod_1", "slow_mod_2"]
+    held = turns.held(asked)
+    assert held[1][0] == "vlm" and held[1][1] >= 0 and all(a <= b <= c for _who, a, b, c in held)
 
 
 def test_a_load_first_job_takes_the_first_load_turn_before_ready_and_longer_ones():
