@@ -445,6 +445,9 @@ REGISTRY_FLAGS = {
                                                "e.g. --wait-for-video speech_flow, to compare"),
     "low-priority": ("cpu_priority", "low", "run these analyzers' processes at a lower CPU priority (registry.yaml "
                                             "cpu_priority: low), e.g. --low-priority speech_flow, to compare"),
+    "load-first": ("load_first", True, "let these analyzers' model loads take the first load turn there is, before "
+                                        "loads that could analyze at once (registry.yaml load_first: true), e.g. "
+                                        "--load-first qwen2_vl_temporal, to compare"),
     "cpu": ("device", "cpu", "run these analyzers on the CPU (registry.yaml device: cpu), e.g. --cpu text_overlay "
                              "(rapidocr's detector on the CPU, as before the thirteenth session), to compare"),
 }

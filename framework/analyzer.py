@@ -140,6 +140,11 @@ class Analyzer:
       lower CPU priority (``nice`` 10), so the decode and the analyzers the run waits for get the CPUs
       first when they want them. ``"normal"`` (the default): as the run. No effect on an analyzer that
       runs as a thread of the run's process. registry.yaml's ``cpu_priority`` overrides it.
+    - ``load_first``: True for a GPU analyzer whose model's load should take the first load turn
+      there is, before the loads of analyzers that could analyze at once (by default those go first:
+      ``Executor._load_turn_key``). For the run's longest analysis when its upstream will be done
+      about when its load is. False (the default, and every built-in's). registry.yaml's
+      ``load_first`` overrides it.
     - ``frames_first``: True for the GPU analyzer whose analysis is the run's longest (the
       description VLM): with ``FRAMEWORK_FRAMES_FIRST=1``, in a run that uses a GPU, the decode
       pass makes its streams and those of its upstream analyzers first, and it starts on them
@@ -209,6 +214,9 @@ class Analyzer:
     # "low": in a process of its own, it runs at a lower CPU priority (nice 10), it and the workers it starts
     # (``framework.own_process``); "normal": as the run
     cpu_priority: ClassVar[Literal["normal", "low"]] = "normal"
+    # True: its model's load takes the first load turn there is, before loads that could analyze now
+    # (``Executor._load_turn_key``)
+    load_first: ClassVar[bool] = False
     # True: with FRAMEWORK_FRAMES_FIRST=1, its streams and its upstream's are decoded first, and it starts
     # on them while the rest are decoded (``framework.decode_process``)
     frames_first: ClassVar[bool] = False

@@ -39,6 +39,8 @@ class AnalyzerEntry(BaseModel):
     wait_for_video: bool | None = None
     # "low": in a process of its own, its CPU work yields to the rest of the run's (``Analyzer.cpu_priority``)
     cpu_priority: Literal["normal", "low"] | None = None
+    # its model's load takes the first load turn there is (``Analyzer.load_first``); None: the analyzer's default
+    load_first: bool | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -55,7 +57,7 @@ class RegistryFile(BaseModel):
 
 
 #: the keys of an analyzer's registry entry that override a class attribute of the same name
-CLASS_OVERRIDES = ("own_process", "gpu_stream_priority", "wait_for_video", "cpu_priority")
+CLASS_OVERRIDES = ("own_process", "gpu_stream_priority", "wait_for_video", "cpu_priority", "load_first")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class ConfiguredAnalyzer:
     gpu_stream_priority: str | None = None  # registry.yaml's over the class's ``gpu_stream_priority`` (None: the class's)
     wait_for_video: bool | None = None  # registry.yaml's over the class's ``wait_for_video`` (None: the class's)
     cpu_priority: str | None = None  # registry.yaml's over the class's ``cpu_priority`` (None: the class's)
+    load_first: bool | None = None  # registry.yaml's over the class's ``load_first`` (None: the class's)
 
     def instantiate(self) -> Analyzer:
         """The analyzer with its params, told the plugin host (what other plugins registered)."""

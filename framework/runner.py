@@ -542,7 +542,8 @@ class _Run:
                         functools.partial(self._start, n, inputs_base, bars, tasks.get(n)), self.demands.get(n),
                         high_priority=self.analyzers[n].gpu_stream_priority == "high",
                         stream_local=self.analyzers[n].cuda_stream_local, audio_only=self._audio_only(n),
-                        inputs_ready=first[n], load_first=self.analyzers[n].frames_first and first[n] is not None)
+                        inputs_ready=first[n], load_first=self.analyzers[n].load_first
+                        or (self.analyzers[n].frames_first and first[n] is not None))
                     for n in to_run]
             executor = Executor(self.plan, jobs, finish, memory=self._device_memory(to_run),
                                 cpu_workers=self.jobs, stop=self.stop, load_turns=self.load_turns,

@@ -442,3 +442,42 @@ def test_decode_nice_moves_the_decoding_process_priority_and_a_refusal_is_logged
         assert out.returncode == 0, out.stderr
         assert out.stdout.strip() == moved, (value, out.stdout, out.stderr)
         assert ("FRAMEWORK_DECODE_NICE=high" in out.stderr) == (value == "high"), out.stderr
+
+
+class WarmingA(SlowLoad):
+    name = "t_warming_a"
+    warm_imports = ("t_slow_import",)  # (its import holds the load turns while both loads ask for one)
+
+
+class WarmingB(WarmingA):
+    name = "t_warming_b"
+
+
+def test_registry_load_first_gives_an_analyzers_load_the_first_turn(tmp_path, sample_video, monkeypatch):
+    """registry.yaml's ``load_first``: of two GPU analyzers waiting for the video and for a turn (the import
+    warm-up holds it), the one that says so loads first, whichever the order would put first without it (the
+    receipt's load turns say who loaded when)."""
+    import sys
+
+    one_simulated_gpu(monkeypatch)
+    (tmp_path / "t_slow_import.py").write_text("import time\ntime.sleep(1.5)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_plugin(WarmingA, WarmingB)])
+    names = ("t_warming_a", "t_warming_b")
+
+    def loads(folder, first=None):
+        monkeypatch.delitem(sys.modules, "t_slow_import", raising=False)  # (imported by each run's warm-up)
+        folder.mkdir()
+        (folder / "registry.yaml").write_text("analyzers:\n" + "".join(
+            f"  {n}: {{load_first: true}}\n" if n == first else f"  {n}: {{}}\n" for n in names))
+        result = analyze(sample_video.path, registry=load_registry(folder / "registry.yaml"), host=host,
+                         out_dir=folder / "run", progress=False)
+        assert all(result.timeline.tracks[n].status == "ok" for n in names)
+        turns = result.timeline.run["receipt"]["load_turns"]
+        assert turns[0][0] == "import t_slow_import"
+        assert all(asked <= turns[0][3] for who, asked, *_ in turns if who in names)  # both asked during it
+        return [t[0] for t in turns if t[0] in names]
+
+    plain = loads(tmp_path / "plain")
+    assert sorted(plain) == sorted(names)
+    assert loads(tmp_path / "second_first", first=plain[1]) == [plain[1], plain[0]]

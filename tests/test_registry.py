@@ -56,7 +56,8 @@ def test_valid_registry_configures_params_and_enabled(tmp_path):
 
 @pytest.mark.parametrize("key, value, default, bad", [("gpu_stream_priority", "high", "normal", "urgent"),
                                                       ("wait_for_video", True, False, "later"),
-                                                      ("cpu_priority", "low", "normal", "idle")])
+                                                      ("cpu_priority", "low", "normal", "idle"),
+                                                      ("load_first", True, False, "soon")])
 def test_an_entry_sets_a_scheduling_key_of_its_instance_only(tmp_path, key, value, default, bad):
     reg = load_registry(write(tmp_path, f"""
         analyzers:
