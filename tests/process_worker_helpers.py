@@ -7,8 +7,8 @@ from typing import Any, Callable
 
 
 def scaler(settings: dict[str, Any]) -> Callable[[Any], Any]:
-    """Multiplies by ``settings["factor"]``; item "boom" raises, "die" ends the process at once, and
-    "pid" answers with the child's process id."""
+    """Multiplies by ``settings["factor"]``; item "boom" raises, "die" ends the process at once, "sleep"
+    holds it for minutes, and "pid" answers with the child's process id."""
     factor = settings["factor"]
 
     def call(item: Any) -> Any:
@@ -17,6 +17,9 @@ def scaler(settings: dict[str, Any]) -> Callable[[Any], Any]:
                 raise ValueError("boom item")
             if item == "die":
                 os._exit(7)
+            if item == "sleep":
+                import time
+                time.sleep(300)
             return os.getpid()  # "pid"
         return item * factor
 

@@ -66,3 +66,37 @@ def test_a_script_without_a_main_guard_can_start_workers(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[5, 10, 15]"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads a process's state in /proc")
+def test_a_child_whose_parent_is_killed_exits_without_finishing_its_item(tmp_path):
+    """A parent killed outright (as a stopped run kills its decoding process) leaves no worker behind: the child
+    holding a minutes-long item exits once it finds itself adopted, not when the item is done."""
+    import signal
+    import time
+
+    code = ("import sys, threading\n"
+            "from framework import ProcessWorkers\n"
+            "w = ProcessWorkers('process_worker_helpers:scaler', {'factor': 1}, count=1)\n"
+            "print(w.children[0].proc.pid, flush=True)\n"
+            "w.ask(0, 'sleep')\n")
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here)])}
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)  # (the child has the item)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    def ended() -> bool:  # gone, or a zombie its new parent has not reaped (a container's PID 1 may not)
+        try:
+            return Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except OSError:
+            return True
+
+    for _ in range(200):  # the child looks every 0.25 s; it holds its item 300 s
+        if ended():
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed parent")
