@@ -14,7 +14,7 @@ pickled over pipes. The children are started as ``python -m framework.process_wo
 forked from a process that may hold CUDA, and never re-running the user's ``__main__`` as
 multiprocessing's ``spawn`` would, so a script without an ``if __name__ == "__main__"`` guard still
 works). They are in their own session, so Ctrl-C in the terminal stops the run, and the run stops
-them; a child whose parent dies exits at once, the item it holds unfinished (``_exit_with_parent``).
+them; a child whose parent dies exits at once, the item it holds unfinished (``exit_with_parent``).
 
 An item that raises in a child raises ``WorkerError`` with the child's traceback; a child that
 dies raises it with the end of the child's stderr.
@@ -211,7 +211,7 @@ class ProcessWorkers:
 PARENT_POLL_S = 0.25  # how often a child looks whether its parent still lives
 
 
-def _exit_with_parent() -> None:
+def exit_with_parent() -> None:
     """End this child at once when its parent dies: the end-of-file on its pipe comes only after the item it
     holds (a video segment: seconds of work, written into the run's cache while a new run may be writing there)."""
     import threading
@@ -230,7 +230,7 @@ def _exit_with_parent() -> None:
 
 def _serve(recv_conn: Connection, send_conn: Connection) -> None:
     """A child's loop: build the object, then answer every item until ``None`` or end-of-file."""
-    _exit_with_parent()
+    exit_with_parent()
     try:
         factory, settings = recv_conn.recv()
     except EOFError:

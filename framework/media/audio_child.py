@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..process_workers import child_env, children_supported
+from ..process_workers import child_env, children_supported, exit_with_parent
 from ..work_streams import switched_on
 
 POLL_S = 0.1  # how often the waiting thread looks at the decode's stop
@@ -97,6 +97,7 @@ def _main(argv: list[str]) -> int:
     from .demux import demux_loop
     from .sinks import AudioSink
 
+    exit_with_parent()  # (a stopped run kills the decoding process that started this one)
     path, index, start, duration, out = argv[0], int(argv[1]), float(argv[2]), float(argv[3]), Path(argv[4])
     loops = _Loops()
     with open_container(Path(path)) as container:
