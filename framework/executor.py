@@ -139,7 +139,13 @@ def expandable_segments(torch: Any) -> bool:
 @contextlib.contextmanager
 def gil_switch_interval(env: Any = None) -> Iterator[float | None]:
     """``FRAMEWORK_GIL_SWITCH_MS``: the interpreter's thread switch interval during a run, in ms
-    (unset: Python's own, 5 ms). Experimental, for measuring; yields the interval set, or None.
+    (unset: Python's own, 5 ms). Experimental, for measuring; yields the interval set, or None. The runner
+    sets it from the run's start (its plan and import warm-up too), the executor for its own run.
+
+    An import gives the interpreter up at every file it looks for or reads, and waits to get it back: beside
+    one Python-bound thread, ``import transformers.modeling_utils`` (3129 modules) took 30-33 s instead of
+    2.2-2.4 s at 5 ms, 8.9 s at 1 ms and 5.0-5.3 s at 0.2 ms on a 2-core machine (``bench/import_convoy.py``);
+    on an H200 machine it held the run's first load turn 7.9 s.
 
     Analyzers run as threads of one process. A thread that feeds a GPU from a Python loop (a
     decoding step at a time) gives up the interpreter at every blocking call and then waits up to

@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterator
 from . import __version__, cache_owner, decode_process, media, own_process, thread_settings
 from .analyzer import Analyzer, AnalyzerInputs
 from .callinfo import AnalyzerCall, call_analyzer  # noqa: F401 - call_analyzer also public here, as before
-from .executor import Executor, Job, LoadTurns
+from .executor import Executor, Job, LoadTurns, gil_switch_interval
 from .own_process import ProcessCall
 from .errors import ConfigError, InputError, RunInterrupted
 from .plugins import PluginHost, build_plugin_manager
@@ -455,6 +455,12 @@ class _Run:
 
     # --- running ----------------------------------------------------------------------
     def execute(self, keep_cache: bool) -> RunResult:
+        """The run (``_plan_and_run``), with ``FRAMEWORK_GIL_SWITCH_MS``'s switch interval from its start: the plan
+        and the import warm-up beside it too, not only the analyzers (``executor.gil_switch_interval``)."""
+        with gil_switch_interval():
+            return self._plan_and_run(keep_cache)
+
+    def _plan_and_run(self, keep_cache: bool) -> RunResult:
         started, plan_t0 = time.time(), time.perf_counter()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.inputs_base: dict[str, Any] = dict(video=self.meta, streams={}, audio=None, host=self.host)

@@ -472,6 +472,42 @@ def test_the_switch_interval_is_set_for_the_run_only_when_asked(monkeypatch):
             pass
 
 
+def test_the_runs_switch_interval_covers_its_plan_and_import_warm_up(tmp_path, sample_video, monkeypatch):
+    """The runner sets FRAMEWORK_GIL_SWITCH_MS's interval from the run's start: an analyzer's availability
+    check, which the run asks before the executor starts, sees it; Python's is back after the run."""
+    import sys
+
+    from framework import Analyzer
+    from framework.runner import analyze
+    from test_decode_process import _plugin
+
+    seen = []
+
+    class Planned(Analyzer):
+        name = "t_planned"
+        version = "1.0"
+
+        @classmethod
+        def check_available(cls):
+            seen.append(sys.getswitchinterval())  # (asked while the run plans, before the executor)
+            return None
+
+        def analyze(self, inputs):
+            return self.track(data={})
+
+    from framework.plugins import build_plugin_manager
+    from framework.registry import load_registry
+
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  t_planned: {}\n")
+    host = build_plugin_manager(load_entrypoints=False, extra_plugins=[_plugin(Planned)])
+    before = sys.getswitchinterval()
+    monkeypatch.setenv("FRAMEWORK_GIL_SWITCH_MS", "0.5")
+    result = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"), host=host,
+                     out_dir=tmp_path / "run", progress=False)
+    assert result.timeline.tracks["t_planned"].status == "ok"
+    assert seen and all(s == pytest.approx(0.0005) for s in seen) and sys.getswitchinterval() == before
+
+
 def test_each_gpu_analyzer_works_on_a_stream_of_its_own_in_every_thread_of_its_work():
     """load, the device step's preprocessing and postprocessing threads, forward and unload all run
     on the analyzer's own stream; two analyzers sharing the GPU get two; a CPU analyzer gets none."""
