@@ -43,6 +43,7 @@ from .scheduler import (CycleError, Demand, Placement, Plan, Variant, batch_extr
                         resolve_device, without_precision)
 from .outputs import select as select_exporters, write_outputs
 from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
+from .stack_sampler import run_start
 from .streams import AudioTrack, FrameSpec
 from .devices import gpu_driver_present
 from .warm_imports import warm_up_imports
@@ -456,9 +457,15 @@ class _Run:
     # --- running ----------------------------------------------------------------------
     def execute(self, keep_cache: bool) -> RunResult:
         """The run (``_plan_and_run``), with ``FRAMEWORK_GIL_SWITCH_MS``'s switch interval from its start: the plan
-        and the import warm-up beside it too, not only the analyzers (``executor.gil_switch_interval``)."""
-        with gil_switch_interval():
-            return self._plan_and_run(keep_cache)
+        and the import warm-up beside it too, not only the analyzers (``executor.gil_switch_interval``); with
+        ``FRAMEWORK_PROFILE_START``, every thread sampled for its first seconds (``stack_sampler.run_start``)."""
+        sampled_start = run_start(self.run_dir / "profiles" / "run_start")  # (FRAMEWORK_PROFILE_START)
+        try:
+            with gil_switch_interval():
+                return self._plan_and_run(keep_cache)
+        finally:
+            if sampled_start is not None:
+                sampled_start()
 
     def _plan_and_run(self, keep_cache: bool) -> RunResult:
         started, plan_t0 = time.time(), time.perf_counter()

@@ -29,7 +29,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -49,9 +49,12 @@ class StackSampler:
         sampler.write(folder / "speech_transcription")
     """
 
-    def __init__(self, prefix: str, interval_s: float = DEFAULT_INTERVAL_S):
+    def __init__(self, prefix: str, interval_s: float = DEFAULT_INTERVAL_S, every_thread: bool = False):
+        """:param every_thread: sample every thread of the process instead, each stack under a first frame
+            that names its thread (``run_start``)."""
         self.prefix = prefix
         self.interval_s = interval_s
+        self.every_thread = every_thread
         self.stacks: collections.Counter[tuple[Frame, ...]] = collections.Counter()
         self.samples = 0  # looks taken (each may count several threads' stacks)
         self.seconds = 0.0
@@ -82,6 +85,12 @@ class StackSampler:
         while not self._stop.wait(self.interval_s):
             frames = sys._current_frames()
             self.samples += 1
+            if self.every_thread:
+                names = {t.ident: t.name for t in threading.enumerate()}
+                for ident, frame in frames.items():
+                    if ident != threading.get_ident():
+                        self.stacks[(("<thread>", names.get(ident, f"thread {ident}"), 0), *_walk(frame))] += 1
+                continue
             for ident in self._threads():
                 frame = frames.get(ident)
                 if frame is not None:
@@ -109,6 +118,16 @@ class StackSampler:
         lines += [f"| {c / max(1, total):.1%} | {c} | `{_label(f)}` |" for f, c in own.most_common(top)]
         lines += ["", "## Inclusive (anywhere in the stack)", "", "| share | samples | function |", "|---|---|---|"]
         lines += [f"| {c / max(1, total):.1%} | {c} | `{_label(f)}` |" for f, c in inclusive.most_common(top)]
+        if self.every_thread:  # what each thread was doing: its stacks' tops
+            by_thread: dict[str, collections.Counter[Frame]] = collections.defaultdict(collections.Counter)
+            for stack, count in self.stacks.items():
+                by_thread[stack[0][1]][stack[-1]] += count
+            lines += ["", "## By thread (its samples; the functions most often on top of its stack)", "",
+                      "| thread | samples | on top |", "|---|---|---|"]
+            for name, tops in sorted(by_thread.items(), key=lambda kv: -sum(kv[1].values())):
+                n = sum(tops.values())
+                lines.append(f"| {name} | {n} | " + "; ".join(f"`{_label(f)}` {c / n:.0%}" for f, c in tops.most_common(3))
+                             + " |")
         return "\n".join(lines) + "\n"
 
     def write(self, stem: Path) -> list[Path]:
@@ -130,6 +149,40 @@ def sampled(prefix: str, stem: Path, run: Callable[[], _T], where: str = "") -> 
     finally:
         report = sampler.write(stem)[0]
         logger.info("%s: where analyze() spent its time%s: %s", prefix, where, report)
+
+
+def run_start(stem: Path, env: Any = None) -> Callable[[], None] | None:
+    """``FRAMEWORK_PROFILE_START=SECONDS``: sample every thread of this process for the first ``SECONDS`` of the run
+    (its plan, the import warm-up, the first loads: what held the interpreter while the warm-up imported), the
+    report written to ``stem.txt`` and ``stem.folded`` then. Returns the call that ends it early (the run's end),
+    or None when not asked."""
+    import os
+
+    text = (os.environ if env is None else env).get("FRAMEWORK_PROFILE_START", "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+        if not seconds > 0:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"FRAMEWORK_PROFILE_START={text!r}: give the seconds to sample, e.g. 10") from None
+    sampler = StackSampler("run_start", every_thread=True)
+    sampler.__enter__()
+    lock = threading.Lock()
+
+    def end() -> None:
+        with lock:
+            if sampler._thread is None:
+                return
+            sampler.__exit__(None, None, None)
+            sampler._thread = None
+            logger.info("every thread's first %.1f s of the run: %s", sampler.seconds, sampler.write(stem)[0])
+
+    timer = threading.Timer(seconds, end)
+    timer.daemon = True
+    timer.start()
+    return end
 
 
 def _walk(frame: FrameType | None) -> Iterator[Frame]:

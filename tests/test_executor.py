@@ -902,3 +902,23 @@ def test_batches_prepared_for_a_load_that_fails_are_dropped():
     assert [e for e, _t in events] == ["pre"]
     assert a._prepared is None  # dropped, its threads stopped, when the failed load was unloaded
     assert gpus.allocated_mb("cuda:0") == 0
+
+
+def test_profile_start_samples_every_thread_of_the_runs_first_seconds(tmp_path, sample_video, monkeypatch):
+    """FRAMEWORK_PROFILE_START=S: every thread of the run's process is sampled for its first S seconds (or until the
+    run ends), each stack under its thread's name: what held the interpreter while the warm-up imported."""
+    from framework.runner import analyze
+    from framework.plugins import build_plugin_manager
+    from framework.registry import load_registry
+
+    (tmp_path / "registry.yaml").write_text("analyzers:\n  cut_analysis: {}\n")
+    monkeypatch.setenv("FRAMEWORK_PROFILE_START", "60")
+    result = analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"),
+                     host=build_plugin_manager(load_entrypoints=False), out_dir=tmp_path / "run", progress=False)
+    report = (result.run_dir / "profiles" / "run_start.txt").read_text()
+    folded = (result.run_dir / "profiles" / "run_start.folded").read_text()
+    assert report.startswith("# run_start:") and "<thread>:MainThread:0" in folded
+    monkeypatch.setenv("FRAMEWORK_PROFILE_START", "soon")
+    with pytest.raises(ValueError, match="FRAMEWORK_PROFILE_START"):
+        analyze(sample_video.path, registry=load_registry(tmp_path / "registry.yaml"),
+                host=build_plugin_manager(load_entrypoints=False), out_dir=tmp_path / "run2", progress=False)
