@@ -153,6 +153,12 @@ def test_the_report_says_where_the_time_went_and_which_analyzers_had_a_process_o
     result = _run(tmp_path, sample_video.path, monkeypatch, ["t_slow_load", "cut_analysis"])
     phases = result.timeline.run["receipt"]["phases_s"]
     assert f"plan {phases['plan']:.1f} s, decode {phases['decode']:.1f} s" in run_line(result.timeline)
+    decode = result.timeline.run["decode"]
+    assert decode["segments"] == 0 and "segments" not in run_line(result.timeline)  # (small pictures: one pass)
+    decode.update(segments=16, segment_processes=8)
+    assert run_line(result.timeline).endswith("; decoded in 16 segments by 8 worker processes")
+    decode.update(segment_processes=0)
+    assert run_line(result.timeline).endswith("; decoded in 16 segments on threads")
     rows = {row[0]: row for row in receipt_rows(result.timeline)}
     assert rows["t_slow_load"][1] == "cuda:0" and rows["cut_analysis"][1] == "cpu (own process)"
     monkeypatch.setattr(SlowLoad, "own_process", True)

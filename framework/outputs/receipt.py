@@ -44,7 +44,7 @@ def receipt_rows(timeline: Timeline) -> list[tuple[str, ...]]:
 
 def run_line(timeline: Timeline) -> str:
     """``600 s of video in 30.4 s (19.7x real time); 19.7 video-min per GPU-min; cuda:0 busy 96%;
-    plan 3.4 s, decode 10.0 s, analyzers 46.0 s``."""
+    plan 3.4 s, decode 10.0 s, analyzers 46.0 s; decoded in 16 segments by 8 worker processes``."""
     r = (timeline.run or {}).get("receipt") or {}
     if not r or not r.get("wall_s"):
         return ""
@@ -58,4 +58,9 @@ def run_line(timeline: Timeline) -> str:
     phases = r.get("phases_s") or {}
     if phases:  # the analyzers' time counts from the executor's start (beside the decode, it includes it)
         parts.append(", ".join(f"{k} {v:.1f} s" for k, v in phases.items()))
+    decode = (timeline.run or {}).get("decode") or {}
+    if decode.get("segments"):  # how the decode ran: in parallel segments, on threads or worker processes
+        workers = decode.get("segment_processes")
+        parts.append(f"decoded in {decode['segments']} segments"
+                     + (f" by {workers} worker processes" if workers else " on threads"))
     return "; ".join(parts)
