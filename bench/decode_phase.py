@@ -9,6 +9,10 @@ and reports wall seconds, CPU seconds and, with ``--sample``, where the decode t
 time (``framework.stack_sampler``; own time on top of the stacks).
 
     python bench/decode_phase.py CLIP --workers 4,8 --warm off,on --sample --out bench/results/decode_phase.md
+
+``--segments-in threads,processes`` compares the segments decoded on threads of one process with worker processes
+(``FRAMEWORK_SEGMENT_PROCESSES``), ``--busy 0,10`` with that many processes keeping a CPU busy each beside the
+decode, as the run's other work does (``bench/results/decode_phase_h200_procs.md``).
 """
 from __future__ import annotations
 
