@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import media
-from .process_workers import _Child, child_env, children_supported
+from .process_workers import _Child, child_env, children_supported, exit_with_parent
 from .streams import AudioTrack, FrameSpec, FrameStream
 from .timeline import VideoMeta
 from .work_streams import switched_on
@@ -194,6 +194,7 @@ def change_priority(env: Any = None) -> None:
 
 
 def _serve(recv_conn: Connection, send_conn: Connection) -> None:
+    exit_with_parent()  # (a run killed outright leaves no decode writing on into its cache)
     path, video, specs, want_audio, cache_dir, first, features = recv_conn.recv()
     change_priority()  # (before the decoders' threads start: a thread takes its creator's priority)
     sending = threading.Lock()  # progress and the audio come from different threads of the decode

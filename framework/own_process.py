@@ -65,7 +65,7 @@ from . import thread_settings
 from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
 from .device_step import free_device_memory
-from .process_workers import _Child, child_env, children_supported
+from .process_workers import _Child, child_env, children_supported, exit_with_parent
 from .warm_imports import import_each
 from .work_streams import switched_on
 
@@ -355,7 +355,9 @@ def lower_cpu_priority() -> None:
 
 
 def _serve(recv_conn: Connection, conn: Connection) -> None:
-    """The child's loop: answer load, analyze and unload until ``None`` or end-of-file."""
+    """The child's loop: answer load, analyze and unload until ``None`` or end-of-file (or its parent's death:
+    a run killed outright leaves no analysis running on, holding its GPU memory)."""
+    exit_with_parent()
     thread_settings.alone_in_this_process()  # (its libraries' thread settings are its own: nothing is put back)
     send_conn = _Sender(conn)
     relay = _RelayLogs(send_conn)

@@ -100,3 +100,29 @@ def test_a_child_whose_parent_is_killed_exits_without_finishing_its_item(tmp_pat
     else:
         os.kill(child, signal.SIGKILL)
         pytest.fail("the worker outlived its killed parent")
+
+
+@pytest.mark.parametrize("module", ["framework.decode_process", "framework.own_process", "framework.process_workers"])
+def test_every_kind_of_child_watches_its_parent(module, monkeypatch):
+    """The decoding process, an analyzer's own process and the workers start the parent watch first thing
+    (``exit_with_parent``, shown above to end a worker whose parent was killed)."""
+    import importlib
+
+    import logging
+
+    served = importlib.import_module(module)
+    started = []
+    monkeypatch.setattr(served, "exit_with_parent", lambda: started.append(True))
+    if hasattr(served, "thread_settings"):  # (an analyzer's process takes its libraries' thread settings: not here)
+        monkeypatch.setattr(served.thread_settings, "alone_in_this_process", lambda: None)
+    monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))  # (it adds a relay)
+
+    class Closed:
+        def recv(self):
+            raise EOFError
+
+    try:
+        served._serve(Closed(), Closed())
+    except EOFError:
+        pass  # (the decoding process reads its work first, without a guard: the run sent it before)
+    assert started == [True]
