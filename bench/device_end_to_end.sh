@@ -95,7 +95,8 @@ case "$what" in
     python3 bench/e2e_compare.py "${reports[@]}" --analyzers \
       voice_activity,audio_environment,speech_transcription,object_detection,text_overlay,background_segmentation,qwen2_vl_temporal,fusion \
       | tee "$out/ab_$(IFS=-; echo "${names[*]}").md"
-    # the runs' reports in one file (a call brings back 8 files): tar xzf reports.tgz
-    (cd "$out" && tar czf reports.tgz e2e_*.md && rm -f e2e_*.md)
+    # the runs' reports and profiles (--profile, FRAMEWORK_PROFILE_START) in one file (a call brings back 8 files):
+    # tar xzf reports.tgz
+    (cd "$out" && shopt -s nullglob && txt=(*.txt) && tar czf reports.tgz e2e_*.md "${txt[@]}" && rm -f e2e_*.md "${txt[@]}")
     exit $rc ;;
 esac
