@@ -3,7 +3,8 @@
 For each report: the whole command, video-min per GPU-min, the runner's wall and its plan and decode
 phases, when the VLM analysed (from-to) and its prefill / decoding-loop seconds (its CUDA graphs
 account), the two things the VLM's start waits for (the cut list: cut_analysis's end; its model:
-its load's end, after its wait for a load turn), when fusion started, how many analyzers were ok,
+its load's end, after its wait for a load turn), when the first model's load began (the load turns: what the
+import warm-up held before it), when fusion started, how many analyzers were ok,
 and the run's order in its work folder (a fresh machine's first runs have been its slowest). Then, for names that share a prefix before
 ``_`` and a number (``on_1``, ``on_2``, ``off_1``...), the median runner's wall per prefix.
 
@@ -24,9 +25,11 @@ SUMMARY = re.compile(r"\*\*whole command ([\d.]+) s wall.*?video-min per GPU-min
                      r"(?:, plan ([\d.]+) s)?(?:, decode ([\d.]+) s)?.*?; (\d+)/(\d+) analyzers ok")
 GRAPHS = re.compile(r"qwen2_vl_temporal: \{[^}]*'prefill_s': ([\d.]+), 'loop_s': ([\d.]+)")
 ORDER = re.compile(r"^- timed run (\d+) in this work folder", re.M)
+TURNS = re.compile(r"^Load turns \([^)]*\): (.*)$", re.M)
+TURN = re.compile(r"^(.*) (-?[\d.]+)-(-?[\d.]+) \((-?[\d.]+)\)$")
 HEADER = ("| report | order | whole command s | video-min per GPU-min | runner's wall s | plan s | decode s | "
-          "qwen2_vl_temporal analyze (from-to) | its prefill / loop s | cut list at s | VLM's model at s | "
-          "fusion from s | ok |")
+          "first load at s | qwen2_vl_temporal analyze (from-to) | its prefill / loop s | cut list at s | "
+          "VLM's model at s | fusion from s | ok |")
 
 
 def analyzer_cells(text: str, name: str) -> dict[str, str] | None:
@@ -55,6 +58,17 @@ def span(cells: dict[str, str] | None) -> str:
     return f"{seconds:.2f} ({start:.1f}-{start + seconds:.1f})"
 
 
+def first_load_at(text: str) -> str:
+    """When the first model's load began (s from the plan's end), from the report's load turns: the import
+    warm-up's turns before it are what it waited for ('-': no turns in the report)."""
+    m = TURNS.search(text)
+    for item in m.group(1).split("; ") if m else []:
+        turn = TURN.match(item.strip())
+        if turn and not turn.group(1).startswith("import "):
+            return turn.group(2)
+    return "-"
+
+
 def row(path: Path) -> dict[str, str]:
     """The numbers of one report ('-' where it has none)."""
     text = path.read_text(encoding="utf-8")
@@ -68,6 +82,7 @@ def row(path: Path) -> dict[str, str]:
     out["vlm"] = span(vlm)
     out["cut_list_at"] = ended_at(analyzer_cells(text, "cut_analysis"), "analyze from s", "analyze s")
     out["vlm_model_at"] = ended_at(vlm, "load from s", "waited for its turn s", "load s")
+    out["first_load_at"] = first_load_at(text)
     g = GRAPHS.search(text)
     out["prefill_loop"] = f"{g.group(1)} / {g.group(2)}" if g else "-"
     fusion = analyzer_cells(text, "fusion")
@@ -79,7 +94,8 @@ def table(rows: list[dict[str, str]]) -> list[str]:
     lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     for r in rows:
         lines.append(f"| {r['report']} | {r['order']} | {r['whole']} | {r['per_gpu_min']} | {r['runner']} | "
-                     f"{r['plan']} | {r['decode']} | {r['vlm']} | {r['prefill_loop']} | {r['cut_list_at']} | "
+                     f"{r['plan']} | {r['decode']} | {r['first_load_at']} | {r['vlm']} | {r['prefill_loop']} | "
+                     f"{r['cut_list_at']} | "
                      f"{r['vlm_model_at']} | {r['fusion_from']} | {r['ok']}/{r['of']} |")
     return lines
 

@@ -175,6 +175,9 @@ REPORT = """# End to end: the default set as one `framework run` (real-size rand
 
 CUDA graphs (the tracks' own account): qwen2_vl_temporal: {{'used': True, 'prefill_s': 11.961, 'loop_s': 6.888}}; \
 fusion: {{'used': True, 'prefill_s': 0.2, 'loop_s': 4.1}}
+
+Load turns (who: began-ended s from the plan's end, waited s): import transformers.modeling_utils -5.4-2.5 (0.0); \
+qwen2_vl_temporal 2.5-8.4 (2.4); import open_clip 8.4-9.0 (0.0)
 """
 
 
@@ -188,11 +191,11 @@ def test_the_comparison_reads_each_report_and_the_median_of_each_variant(tmp_pat
     assert row == {"report": "on_1", "whole": "35.8", "per_gpu_min": "16.67", "runner": "33.8", "plan": "4.1",
                    "decode": "9.8", "ok": "22", "of": "24", "order": "2", "vlm": "19.97 (7.0-27.0)",
                    "prefill_loop": "11.961 / 6.888", "cut_list_at": "7.0", "vlm_model_at": "7.1",
-                   "fusion_from": "27.0"}
+                   "fusion_from": "27.0", "first_load_at": "2.5"}
     assert e2e_compare.main(sorted(str(p) for p in tmp_path.glob("*.md"))) == 0
     text = capsys.readouterr().out
-    assert ("| on_1 | 2 | 35.8 | 16.67 | 33.8 | 4.1 | 9.8 | 19.97 (7.0-27.0) | 11.961 / 6.888 | 7.0 | 7.1 | 27.0 | "
-            "22/24 |") in text
+    assert ("| on_1 | 2 | 35.8 | 16.67 | 33.8 | 4.1 | 9.8 | 2.5 | 19.97 (7.0-27.0) | 11.961 / 6.888 | 7.0 | 7.1 | "
+            "27.0 | 22/24 |") in text
     assert "- on: median runner's wall 34.1 s over 2 runs (33.8, 34.5)" in text  # (34.15 to one decimal)
     assert "- off: median runner's wall 35.6 s over 2 runs" in text and "warmup:" not in text
     # a second table: each named analyzer's analyze / busy seconds per report (- where a report has none)
