@@ -28,6 +28,8 @@ import pickle
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import traceback
 from multiprocessing.connection import Connection, wait
 from typing import Any, Iterable
@@ -214,9 +216,6 @@ PARENT_POLL_S = 0.25  # how often a child looks whether its parent still lives
 def exit_with_parent() -> None:
     """End this child at once when its parent dies: the end-of-file on its pipe comes only after the item it
     holds (a video segment: seconds of work, written into the run's cache while a new run may be writing there)."""
-    import threading
-    import time
-
     parent = os.getppid()
 
     def watch() -> None:

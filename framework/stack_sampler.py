@@ -169,15 +169,16 @@ def run_start(stem: Path, env: Any = None) -> Callable[[], None] | None:
         raise ValueError(f"FRAMEWORK_PROFILE_START={text!r}: give the seconds to sample, e.g. 10") from None
     sampler = StackSampler("run_start", every_thread=True)
     sampler.__enter__()
+    pending = [sampler]  # (emptied by the first end: the timer's or the run's)
     lock = threading.Lock()
 
     def end() -> None:
         with lock:
-            if sampler._thread is None:
+            if not pending:
                 return
-            sampler.__exit__(None, None, None)
-            sampler._thread = None
-            logger.info("every thread's first %.1f s of the run: %s", sampler.seconds, sampler.write(stem)[0])
+            pending.clear()
+        sampler.__exit__(None, None, None)
+        logger.info("every thread's first %.1f s of the run: %s", sampler.seconds, sampler.write(stem)[0])
 
     timer = threading.Timer(seconds, end)
     timer.daemon = True

@@ -467,6 +467,14 @@ def test_segments_give_the_same_streams_as_one_pass(case, sample_video, tmp_path
     assert reached == sorted(reached) and last < reached[-1] <= last + 0.1  # (its frame's end)
 
 
+def _segments_as_on_4_cpus(monkeypatch, processes: str | None = None) -> None:
+    """Segments as on a 4-CPU machine for the small test pictures; ``processes``: FRAMEWORK_SEGMENT_PROCESSES."""
+    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
+    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
+    if processes is not None:
+        monkeypatch.setenv("FRAMEWORK_SEGMENT_PROCESSES", processes)
+
+
 @pytest.mark.parametrize("setting, duration, expected", [
     ("", 59.9, False), ("", 60.0, True), ("0", 3600.0, False), ("off", 3600.0, False), ("1", 5.0, True),
     ("yes", 5.0, True)])
@@ -478,8 +486,7 @@ def test_segments_decode_in_processes_for_videos_of_a_minute_or_as_asked(setting
 def test_segments_in_worker_processes_give_the_same_streams_and_counts_as_on_threads(sample_video, tmp_path,
                                                                                      monkeypatch):
     meta = probe(sample_video.path)
-    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
-    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
+    _segments_as_on_4_cpus(monkeypatch)
     out = {}
     for setting in ("0", "1"):
         monkeypatch.setenv("FRAMEWORK_SEGMENT_PROCESSES", setting)
@@ -499,9 +506,7 @@ def test_segments_in_worker_processes_give_the_same_streams_and_counts_as_on_thr
 def test_segments_in_processes_that_do_not_fit_give_way_to_one_pass(sample_video, tmp_path, monkeypatch):
     """A segment refused in a worker process (its start is no keyframe) comes back as the refusal: one pass."""
     meta = probe(sample_video.path)
-    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
-    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
-    monkeypatch.setenv("FRAMEWORK_SEGMENT_PROCESSES", "1")
+    _segments_as_on_4_cpus(monkeypatch, processes="1")
     real_plan = media.segments.plan
 
     def off_by_some(path, video, origin):
@@ -521,9 +526,7 @@ def test_a_stop_kills_the_segments_worker_processes_and_removes_their_parts(samp
     """Ctrl-C while worker processes hold segments: they are killed, not waited for (each holds its segment
     for minutes here), the parts are removed and the interrupt propagates."""
     meta = probe(sample_video.path)
-    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
-    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
-    monkeypatch.setenv("FRAMEWORK_SEGMENT_PROCESSES", "1")
+    _segments_as_on_4_cpus(monkeypatch, processes="1")
     started, children, killed = [], [], []
     real_workers = media.segments.ProcessWorkers
 
@@ -552,9 +555,7 @@ def test_a_stop_kills_the_segments_worker_processes_and_removes_their_parts(samp
 def test_segment_workers_that_cannot_start_leave_the_segments_to_threads(sample_video, tmp_path, monkeypatch,
                                                                         caplog):
     meta = probe(sample_video.path)
-    monkeypatch.setattr(media.segments, "cpus_available", lambda: 4)
-    monkeypatch.setattr(media.segments, "MIN_SEGMENT_PIXELS", 0)
-    monkeypatch.setenv("FRAMEWORK_SEGMENT_PROCESSES", "1")
+    _segments_as_on_4_cpus(monkeypatch, processes="1")
 
     def refused(factory, settings, count):
         raise media.segments.WorkerError("worker process 0 died (exit code 1): no memory")

@@ -383,7 +383,7 @@ def decode_segments(path: Path, video: VideoMeta, specs: list[FrameSpec], planne
                     for f in finished:
                         start_features(f.result())
                     join_ready()  # while the others decode
-                    if workers is not None and stop is not None and stop.is_set():
+                    if stop is not None and stop.is_set():
                         stop_segments()  # (a thread's segment stops at its next packet; a process's now)
                     if progress is not None and video.duration:
                         progress(min(1.0, sum(done) / video.duration))
