@@ -4,8 +4,8 @@ For each report: the whole command, video-min per GPU-min, the runner's wall and
 phases, when the VLM analysed (from-to) and its prefill / decoding-loop seconds (its CUDA graphs
 account), the two things the VLM's start waits for (the cut list: cut_analysis's end; its model:
 its load's end, after its wait for a load turn), when the first model's load began (the load turns: what the
-import warm-up held before it), when fusion started, how many analyzers were ok,
-and the run's order in its work folder (a fresh machine's first runs have been its slowest). Then, for names that share a prefix before
+import warm-up held before it), when fusion started, how many analyzers were ok, the GPU's mean
+utilization in the plan, in the decode after it and in the rest of the run (``--gpu-samples``' phases), and the run's order in its work folder (a fresh machine's first runs have been its slowest). Then, for names that share a prefix before
 ``_`` and a number (``on_1``, ``on_2``, ``off_1``...), the median runner's wall per prefix.
 
     python bench/e2e_compare.py $OUT/e2e_*.md
@@ -29,7 +29,9 @@ TURNS = re.compile(r"^Load turns \([^)]*\): (.*)$", re.M)
 TURN = re.compile(r"^(.*) (-?[\d.]+)-(-?[\d.]+) \((-?[\d.]+)\)$")
 HEADER = ("| report | order | whole command s | video-min per GPU-min | runner's wall s | plan s | decode s | "
           "first load at s | qwen2_vl_temporal analyze (from-to) | its prefill / loop s | cut list at s | "
-          "VLM's model at s | fusion from s | ok |")
+          "VLM's model at s | fusion from s | GPU busy % plan / decode / after | ok |")
+GPU_SECTION = re.compile(r"^## The GPU's load.*?(?=^## |\Z)", re.M | re.S)
+GPU_PHASE = re.compile(r"^\| ([^|]*?) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| [^|]* \| \d+ \|$", re.M)
 
 
 def analyzer_cells(text: str, name: str) -> dict[str, str] | None:
@@ -69,6 +71,24 @@ def first_load_at(text: str) -> str:
     return "-"
 
 
+def gpu_busy(text: str) -> str:
+    """The GPU's mean utilization (%) in the plan, in the decode after it and in the rest of the run (each
+    later phase weighted by its length), from the report's ``--gpu-samples`` section; '-' without it."""
+    plan = decode = None
+    after: list[tuple[float, float]] = []
+    section = GPU_SECTION.search(text)
+    for name, start, end, mean in GPU_PHASE.findall(section.group(0) if section else ""):
+        if name.startswith("the plan"):
+            plan = mean
+        elif name == "the decode after the plan":
+            decode = mean
+        else:
+            after.append((float(end) - float(start), float(mean)))
+    length = sum(seconds for seconds, _ in after)
+    rest = f"{sum(s * m for s, m in after) / length:.0f}" if length > 0 else "-"
+    return "-" if plan is None and decode is None and rest == "-" else f"{plan or '-'} / {decode or '-'} / {rest}"
+
+
 def row(path: Path) -> dict[str, str]:
     """The numbers of one report ('-' where it has none)."""
     text = path.read_text(encoding="utf-8")
@@ -87,6 +107,7 @@ def row(path: Path) -> dict[str, str]:
     out["prefill_loop"] = f"{g.group(1)} / {g.group(2)}" if g else "-"
     fusion = analyzer_cells(text, "fusion")
     out["fusion_from"] = fusion.get("analyze from s", "-") if fusion else "-"
+    out["gpu_busy"] = gpu_busy(text)
     return out
 
 
@@ -96,7 +117,7 @@ def table(rows: list[dict[str, str]]) -> list[str]:
         lines.append(f"| {r['report']} | {r['order']} | {r['whole']} | {r['per_gpu_min']} | {r['runner']} | "
                      f"{r['plan']} | {r['decode']} | {r['first_load_at']} | {r['vlm']} | {r['prefill_loop']} | "
                      f"{r['cut_list_at']} | "
-                     f"{r['vlm_model_at']} | {r['fusion_from']} | {r['ok']}/{r['of']} |")
+                     f"{r['vlm_model_at']} | {r['fusion_from']} | {r['gpu_busy']} | {r['ok']}/{r['of']} |")
     return lines
 
 

@@ -191,11 +191,11 @@ def test_the_comparison_reads_each_report_and_the_median_of_each_variant(tmp_pat
     assert row == {"report": "on_1", "whole": "35.8", "per_gpu_min": "16.67", "runner": "33.8", "plan": "4.1",
                    "decode": "9.8", "ok": "22", "of": "24", "order": "2", "vlm": "19.97 (7.0-27.0)",
                    "prefill_loop": "11.961 / 6.888", "cut_list_at": "7.0", "vlm_model_at": "7.1",
-                   "fusion_from": "27.0", "first_load_at": "2.5"}
+                   "fusion_from": "27.0", "first_load_at": "2.5", "gpu_busy": "-"}
     assert e2e_compare.main(sorted(str(p) for p in tmp_path.glob("*.md"))) == 0
     text = capsys.readouterr().out
     assert ("| on_1 | 2 | 35.8 | 16.67 | 33.8 | 4.1 | 9.8 | 2.5 | 19.97 (7.0-27.0) | 11.961 / 6.888 | 7.0 | 7.1 | "
-            "27.0 | 22/24 |") in text
+            "27.0 | - | 22/24 |") in text
     assert "- on: median runner's wall 34.1 s over 2 runs (33.8, 34.5)" in text  # (34.15 to one decimal)
     assert "- off: median runner's wall 35.6 s over 2 runs" in text and "warmup:" not in text
     # a second table: each named analyzer's analyze / busy seconds per report (- where a report has none)
@@ -204,3 +204,27 @@ def test_the_comparison_reads_each_report_and_the_median_of_each_variant(tmp_pat
     assert "| report | qwen2_vl_temporal analyze / busy s | no_such analyze / busy s |" in second
     cells = e2e_compare.analyzer_cells(REPORT.format(order=2, whole=35.8, runner=33.8), "qwen2_vl_temporal")
     assert f"| on_1 | {cells['analyze s']} / {cells['busy s']} | - |" in second
+
+
+def test_the_comparison_reads_the_gpus_load_in_the_plan_the_decode_and_after():
+    """``--gpu-samples``' phases: the plan's and the decode's mean utilization as they are, the phases after the decode
+    weighted by their length (10 s at 70 % and 30 s at 90 %: 85 %); the CPU table below it is not read."""
+    import e2e_compare
+
+    section = """## The GPU's load (nvidia-smi, sampled from outside the command)
+
+| phase | from s | to s | mean utilization % | samples at 0 % | samples |
+|---|---|---|---|---|---|
+| the plan (the early decode, imports, loads) | 0.0 | 4.0 | 0 | 100% | 40 |
+| the decode after the plan | 4.0 | 10.0 | 3 | 52% | 60 |
+| the decode's end to qwen2_vl_temporal's start | 10.0 | 20.0 | 70 | 0% | 100 |
+| qwen2_vl_temporal beside the other GPU analyzers | 20.0 | 50.0 | 90 | 0% | 300 |
+
+## The CPUs' load (psutil, sampled from outside the command every 0.2 s)
+
+| process | a | b | c | d |
+|---|---|---|---|---|
+| the run's process | 1.0 | 2.0 | 3.0 | 50% | 7 |
+"""
+    assert e2e_compare.gpu_busy(section) == "0 / 3 / 85"
+    assert e2e_compare.gpu_busy("no such section") == "-"
