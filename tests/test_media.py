@@ -3,6 +3,7 @@ what is demuxed, the package's import order."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import signal
 from fractions import Fraction
 from pathlib import Path
@@ -481,6 +482,32 @@ def _segments_as_on_4_cpus(monkeypatch, processes: str | None = None) -> None:
 def test_segments_decode_in_processes_for_videos_of_a_minute_or_as_asked(setting, duration, expected):
     env = {"FRAMEWORK_SEGMENT_PROCESSES": setting} if setting else {}
     assert media.segments.in_processes(duration, env) is expected
+
+
+@pytest.mark.parametrize("setting, expected", [("", 4), ("2", 2), ("1", 1), ("8", 8), ("9", 4), ("0", 4), ("x", 4)])
+def test_the_segment_decoders_can_be_set_for_a_benchmark(setting, expected, caplog):
+    """``FRAMEWORK_SEGMENT_DECODERS``: on 8 CPUs 4 decoders by default; a number from 1 to MAX_WORKERS (8) is taken
+    as it is, anything else is logged and the default used."""
+    env = {"FRAMEWORK_SEGMENT_DECODERS": setting} if setting else {}
+    with caplog.at_level(logging.WARNING, logger="framework.media.segments"):
+        assert media.segments.decoders_asked(8, env) == expected
+    assert ("give a whole number from 1 to 8" in caplog.text) == (setting in ("9", "0", "x"))
+
+
+def test_fewer_segment_decoders_decode_the_same_streams(sample_video, tmp_path, monkeypatch):
+    """Two decoders asked on a 4-CPU machine: two worker processes, the same frames as four; one decodes in one pass."""
+    meta = probe(sample_video.path)
+    _segments_as_on_4_cpus(monkeypatch, processes="1")
+    out = {}
+    for setting in ("", "2", "1"):
+        monkeypatch.setenv("FRAMEWORK_SEGMENT_DECODERS", setting)
+        out[setting] = decode(sample_video.path, meta, SEGMENT_SPECS, False, tmp_path / (setting or "default"))
+    assert out[""].stats.segment_processes == 4 and out["2"].stats.segment_processes == 2
+    assert out["1"].stats.segments == 0 and out["1"].stats.segment_processes == 0
+    for spec in SEGMENT_SPECS:
+        for setting in ("2", "1"):
+            np.testing.assert_array_equal(out[""].streams[spec].frames[:], out[setting].streams[spec].frames[:],
+                                          err_msg=f"{spec.key} with {setting}")
 
 
 def test_segments_in_worker_processes_give_the_same_streams_and_counts_as_on_threads(sample_video, tmp_path,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -125,12 +126,30 @@ def decoders(cpus: int) -> int:
     return max(1, min(MAX_WORKERS, max(min(cpus, 4), cpus // 2)))
 
 
+def decoders_asked(cpus: int, env: Any = None) -> int:
+    """``decoders(cpus)``, or ``FRAMEWORK_SEGMENT_DECODERS=N`` where set (1 to ``MAX_WORKERS``; 1 decodes in one
+    pass): a benchmark's knob, to measure a decode that leaves CPUs to the work beside it. A value that is
+    not a whole number in that range is logged and the default used."""
+    value = (os.environ if env is None else env).get("FRAMEWORK_SEGMENT_DECODERS", "").strip()
+    if not value:
+        return decoders(cpus)
+    try:
+        asked = int(value)
+        if not 1 <= asked <= MAX_WORKERS:
+            raise ValueError
+    except ValueError:
+        logger.warning("FRAMEWORK_SEGMENT_DECODERS=%s: give a whole number from 1 to %d; decoding with %d",
+                       value, MAX_WORKERS, decoders(cpus))
+        return decoders(cpus)
+    return asked
+
+
 def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:
     """Keyframe-aligned segments for this machine's decoders, or ``None`` when one pass is the
     better choice (one CPU, a short or small video, a container without a seek index)."""
     import av
 
-    workers = decoders(cpus_available())
+    workers = decoders_asked(cpus_available())
     duration = video.duration or 0.0
     if (workers < 2 or not video.has_video or duration < 2 * MIN_SEGMENT_S
             or (video.width or 0) * (video.height or 0) < MIN_SEGMENT_PIXELS):
