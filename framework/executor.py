@@ -59,7 +59,7 @@ from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
 from .scheduler import Demand, Placement, Plan, batch_cap, fitted
-from .work_streams import Stream, switched_on, torch_stream, using
+from .work_streams import Stream, number_setting, switched_on, torch_stream, using
 from .work_streams import wanted as streams_wanted
 
 logger = logging.getLogger(__name__)
@@ -153,19 +153,13 @@ def gil_switch_interval(env: Any = None) -> Iterator[float | None]:
     loop beside three Python-bound threads took 2.79 s at 5 ms, 1.30 s at 1 ms and 1.25 s at 0.2 ms,
     against 0.05-0.20 s alone (``bench/results/gil_switch_probe.md``). Not yet measured on a whole run.
     """
-    import os
     import sys
 
-    text = (env if env is not None else os.environ).get("FRAMEWORK_GIL_SWITCH_MS", "").strip()
-    if not text:
+    ms = number_setting("FRAMEWORK_GIL_SWITCH_MS", env, hint="give milliseconds above 0, e.g. 1")
+    if ms is None:
         yield None
         return
-    try:
-        seconds = float(text) / 1000.0
-        if not seconds > 0:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"FRAMEWORK_GIL_SWITCH_MS={text!r}: give milliseconds above 0, e.g. 1") from None
+    seconds = ms / 1000.0
     previous = sys.getswitchinterval()
     sys.setswitchinterval(seconds)
     try:

@@ -804,7 +804,7 @@ class _Run:
             "peak_vram_mb": executor.peak_vram_mb,  # per GPU used: the most allocated at once
             # [who, asked, began, ended] in seconds from the plan's end (the tracks' times): the models' loads and
             # the import warm-up's modules, one at a time; before the plan's end, negative
-            "load_turns": self.load_turns.held(executor.t0) if getattr(executor, "t0", None) is not None else [],
+            "load_turns": self.load_turns.held(executor.t0),
             "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets.get(d, 0.0), 1),
                          "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1),
                          "capability": _capability(self.gpus, d)} for d in self.gpus.devices},

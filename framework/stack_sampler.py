@@ -31,6 +31,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Iterator, TypeVar
 
+from .work_streams import number_setting
+
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -156,17 +158,9 @@ def run_start(stem: Path, env: Any = None) -> Callable[[], None] | None:
     (its plan, the import warm-up, the first loads: what held the interpreter while the warm-up imported), the
     report written to ``stem.txt`` and ``stem.folded`` then. Returns the call that ends it early (the run's end),
     or None when not asked."""
-    import os
-
-    text = (os.environ if env is None else env).get("FRAMEWORK_PROFILE_START", "").strip()
-    if not text:
+    seconds = number_setting("FRAMEWORK_PROFILE_START", env, hint="give the seconds to sample, e.g. 10")
+    if seconds is None:
         return None
-    try:
-        seconds = float(text)
-        if not seconds > 0:
-            raise ValueError
-    except ValueError:
-        raise ValueError(f"FRAMEWORK_PROFILE_START={text!r}: give the seconds to sample, e.g. 10") from None
     sampler = StackSampler("run_start", every_thread=True)
     sampler.__enter__()
     pending = [sampler]  # (emptied by the first end: the timer's or the run's)

@@ -52,6 +52,24 @@ def asked_for(variable: str, env: Any = None) -> bool:
     return text in ("1", "on", "true", "yes")
 
 
+def number_setting(variable: str, env: Any = None, parse: Callable[[str], Any] = float,
+                   valid: Callable[[Any], bool] = lambda value: value > 0,
+                   hint: str = "give a number above 0") -> Any:
+    """An environment setting's number, read with ``parse`` (None: unset or blank).
+
+    :raises ValueError: ``VARIABLE='text': hint`` when it does not parse or is not ``valid``."""
+    text = (os.environ if env is None else env).get(variable, "").strip()
+    if not text:
+        return None
+    try:
+        value = parse(text)
+        if not valid(value):
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{variable}={text!r}: {hint}") from None
+    return value
+
+
 def wanted(env: Any = None) -> bool:
     """Whether GPU analyzers get streams of their own (``FRAMEWORK_WORK_STREAMS``, on by default)."""
     return switched_on("FRAMEWORK_WORK_STREAMS", env)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-import os
 import queue
 import shutil
 import threading
@@ -48,7 +47,7 @@ from ..devices import cpus_available
 from ..process_workers import ProcessWorkers, WorkerError, children_supported
 from ..streams import FrameSpec, FrameStream, FrameStreamWriter
 from ..timeline import VideoMeta
-from ..work_streams import asked_for, switched_on
+from ..work_streams import asked_for, number_setting, switched_on
 from ._container import open_container, stream_at
 from .sinks import VideoSink, set_threads
 from .tally import DemuxTally, LoopTally
@@ -130,18 +129,13 @@ def decoders_asked(cpus: int, env: Any = None) -> int:
     """``decoders(cpus)``, or ``FRAMEWORK_SEGMENT_DECODERS=N`` where set (1 to ``MAX_WORKERS``; 1 decodes in one
     pass): a benchmark's knob, to measure a decode that leaves CPUs to the work beside it. A value that is
     not a whole number in that range is logged and the default used."""
-    value = (os.environ if env is None else env).get("FRAMEWORK_SEGMENT_DECODERS", "").strip()
-    if not value:
-        return decoders(cpus)
     try:
-        asked = int(value)
-        if not 1 <= asked <= MAX_WORKERS:
-            raise ValueError
-    except ValueError:
-        logger.warning("FRAMEWORK_SEGMENT_DECODERS=%s: give a whole number from 1 to %d; decoding with %d",
-                       value, MAX_WORKERS, decoders(cpus))
+        asked = number_setting("FRAMEWORK_SEGMENT_DECODERS", env, parse=int, valid=lambda n: 1 <= n <= MAX_WORKERS,
+                               hint=f"give a whole number from 1 to {MAX_WORKERS}")
+    except ValueError as exc:
+        logger.warning("%s; decoding with %d", exc, decoders(cpus))
         return decoders(cpus)
-    return asked
+    return decoders(cpus) if asked is None else asked
 
 
 def plan(path: Path, video: VideoMeta, origin: float) -> Plan | None:
