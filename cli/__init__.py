@@ -200,6 +200,9 @@ def main(verbose: int, quiet: bool) -> None:
       framework analyzers list               # what can run here
     """
     setup_logging(verbose, quiet)
+    from framework import transformers_index
+
+    transformers_index.install()  # transformers' model table from a file: its import 0.6 s shorter
 
 
 from . import run as _run  # noqa: E402  (commands register themselves on ``main``)

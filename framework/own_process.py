@@ -61,7 +61,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Collection, Iterator
 
-from . import thread_settings
+from . import thread_settings, transformers_index
 from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
 from .device_step import free_device_memory
@@ -359,6 +359,7 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
     a run killed outright leaves no analysis running on, holding its GPU memory)."""
     exit_with_parent()
     thread_settings.alone_in_this_process()  # (its libraries' thread settings are its own: nothing is put back)
+    transformers_index.install()  # (before its class's imports: transformers' model table from a file)
     send_conn = _Sender(conn)
     relay = _RelayLogs(send_conn)
     relay.setFormatter(logging.Formatter("%(message)s"))
