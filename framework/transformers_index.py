@@ -9,11 +9,12 @@ on an H200 host a third of the run's import warm-up, beside the run's other thre
 ``install()`` (the CLI calls it before any command, and an analyzer's own process at its start)
 adds a one-shot import hook: once ``transformers.utils.import_utils`` has loaded, its
 ``create_import_structure_from_path`` is wrapped. For the ``models`` folder beside it the table is
-read from ``$FRAMEWORK_HOME/cache/transformers_imports/`` when every file under that folder is as it
-was when the table was saved (each file's path, size and modification time: ~2,500 stats, 30-40 ms),
-else computed by transformers' own function and saved for the next run. Any other folder, a table
-that cannot be read or written, a transformers without that function: transformers' own function,
-as if nothing were installed. The table is a pure function of those files' text (transformers parses
+read from ``$FRAMEWORK_HOME/cache/transformers_imports/`` (JSON: nothing in it runs) when every file
+under that folder is as it was when the table was saved (each file's path, size and modification
+time: ~2,500 stats, 30-40 ms), else computed by transformers' own function and saved for the next
+run. Any other folder, a table that cannot be read or written or is not of the shape this module
+knows (folders to tables, backend sets to modules to names), a transformers without that function:
+transformers' own function, as if nothing were installed. The table is a pure function of those files' text (transformers parses
 ``__all__`` and ``@requires``; no package is imported), so a table read back is the one it would
 compute. ``FRAMEWORK_TRANSFORMERS_INDEX=0`` turns it off.
 """
@@ -23,9 +24,9 @@ import contextlib
 import hashlib
 import importlib.abc
 import importlib.machinery
+import json
 import logging
 import os
-import pickle
 import sys
 import tempfile
 import threading
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 SWITCH = "FRAMEWORK_TRANSFORMERS_INDEX"
 TARGET = "transformers.utils.import_utils"
 FUNCTION = "create_import_structure_from_path"
-FORMAT = 1  # the saved file's layout: {"format", "fingerprint", "table"}
+FORMAT = 1  # the saved file's layout: {"format", "fingerprint", "table": encode(table)}
 
 _lock = threading.Lock()
 _installed = False
@@ -157,29 +158,61 @@ def _table(folder: Path, compute: Callable[[Any], Any], cache_dir: Path) -> Any:
         logger.debug("transformers' model table: %s not fingerprinted (%s); computed", folder, exc)
         outcomes[key] = "computed"
         return compute(str(folder))
-    path = cache_dir / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pickle"
+    path = cache_dir / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
     try:
-        saved = pickle.loads(path.read_bytes())
+        saved = json.loads(path.read_text(encoding="utf-8"))
         if saved.get("format") == FORMAT and saved.get("fingerprint") == mark:
+            table = decode(saved["table"])
             outcomes[key] = "read"
-            return saved["table"]
+            return table
     except FileNotFoundError:
         pass
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file is computed again and replaced
         logger.debug("transformers' model table: %s unreadable (%s: %s); computed again", path, type(exc).__name__, exc)
     table = compute(str(folder))
-    outcomes[key] = "saved" if _save(path, {"format": FORMAT, "fingerprint": mark, "table": table}) else "computed"
+    outcomes[key] = "saved" if _save(path, lambda: {"format": FORMAT, "fingerprint": mark, "table": encode(table)}) \
+        else "computed"
     return table
 
 
-def _save(path: Path, payload: dict[str, Any]) -> bool:
-    """Write ``payload`` to ``path`` whole or not at all (a temporary file renamed over it)."""
+def encode(table: dict[Any, Any]) -> list[list[Any]]:
+    """transformers' nested table as JSON: in order, ``["d", folder, encode(its table)]`` for a subfolder and
+    ``["b", sorted backends, {module: sorted names}]`` for the modules that need one set of backends.
+
+    :raises TypeError: a key or value of another shape (a transformers this module does not know)."""
+    out: list[list[Any]] = []
+    for key, value in table.items():
+        if isinstance(key, str) and isinstance(value, dict):
+            out.append(["d", key, encode(value)])
+        elif isinstance(key, frozenset) and isinstance(value, dict):
+            out.append(["b", sorted(key), {str(m): sorted(names) for m, names in value.items()}])
+        else:
+            raise TypeError(f"unexpected entry {type(key).__name__} -> {type(value).__name__} in transformers' table")
+    return out
+
+
+def decode(entries: list[list[Any]]) -> dict[Any, Any]:
+    """``encode``'s inverse: folders to tables, frozensets of backends to modules to sets of names."""
+    table: dict[Any, Any] = {}
+    for tag, key, value in entries:
+        if tag == "d":
+            table[key] = decode(value)
+        elif tag == "b":
+            table[frozenset(key)] = {module: set(names) for module, names in value.items()}
+        else:
+            raise ValueError(f"unknown entry {tag!r}")
+    return table
+
+
+def _save(path: Path, payload: Callable[[], dict[str, Any]]) -> bool:
+    """Write ``payload()`` as JSON to ``path``, whole or not at all (a temporary file renamed over it)."""
     part: str | None = None
     try:
+        data = json.dumps(payload(), separators=(",", ":"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("wb", dir=path.parent, suffix=".part", delete=False) as f:
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".part", delete=False) as f:
             part = f.name
-            pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(data)
         os.replace(part, path)
         return True
     except Exception as exc:  # noqa: BLE001 - the table is an optimisation: the run goes on without it
@@ -190,4 +223,4 @@ def _save(path: Path, payload: dict[str, Any]) -> bool:
         return False
 
 
-__all__ = ["fingerprint", "install", "wrap"]
+__all__ = ["decode", "encode", "fingerprint", "install", "wrap"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -37,15 +38,24 @@ def _new_process_module(tmp_path: Path) -> tuple[types.ModuleType, list[str]]:
     every .py file under the folder given, and records each call."""
     calls: list[str] = []
 
-    def create_import_structure_from_path(module_path):
+    def create_import_structure_from_path(module_path):  # transformers' shape: subfolders, then backends
         folder = module_path if os.path.isdir(module_path) else os.path.dirname(module_path)
         calls.append(str(folder))
-        return {str(p.relative_to(folder)): p.read_text() for p in sorted(Path(folder).rglob("*.py"))}
+        return _table(Path(folder))
 
     module = types.ModuleType("pkg.utils.import_utils")
     module.__file__ = str(tmp_path / "pkg" / "utils" / "import_utils.py")
     module.create_import_structure_from_path = create_import_structure_from_path
     return module, calls
+
+
+def _table(folder: Path) -> dict:
+    table: dict = {sub.name: _table(sub) for sub in sorted(folder.iterdir()) if sub.is_dir()}
+    for f in sorted(folder.glob("*.py")):
+        if f.name != "__init__.py":
+            names = set(re.findall(r"'(\w+)'", f.read_text()))
+            table.setdefault(frozenset({"torch"} if f.stem.startswith("modeling_") else set()), {})[f.stem] = names
+    return table
 
 
 def test_the_models_table_is_saved_then_read_and_computed_again_when_a_file_changes(tmp_path):
@@ -54,8 +64,8 @@ def test_the_models_table_is_saved_then_read_and_computed_again_when_a_file_chan
     assert ti.wrap(module, cache)
     assert not ti.wrap(module, cache), "a wrapped function is not wrapped twice"
     first = module.create_import_structure_from_path(str(models))
-    assert first == {"__init__.py": "", "albert/modeling_albert.py": "__all__ = ['AlbertModel']\n",
-                     "qwen2_vl/modeling_qwen2_vl.py": "__all__ = ['Qwen2_VlModel']\n"}
+    assert first == {"albert": {frozenset({"torch"}): {"modeling_albert": {"AlbertModel"}}},
+                     "qwen2_vl": {frozenset({"torch"}): {"modeling_qwen2_vl": {"Qwen2_VlModel"}}}}
     assert ti.outcomes[Path(os.path.realpath(models)).as_posix()] == "saved"
     # the package's __init__.py names the same folder: the same table object, computed once
     assert module.create_import_structure_from_path(str(models / "__init__.py")) is first
@@ -75,7 +85,7 @@ def test_the_models_table_is_saved_then_read_and_computed_again_when_a_file_chan
     ti.wrap(third, cache)
     table = third.create_import_structure_from_path(str(models))
     assert calls_third == [str(models)]
-    assert table["albert/modeling_albert.py"].startswith("__all__ = ['AlbertModel', 'AlbertForMaskedLM']")
+    assert table["albert"][frozenset({"torch"})]["modeling_albert"] == {"AlbertModel", "AlbertForMaskedLM"}
 
 
 def test_a_damaged_table_file_is_computed_again_and_replaced(tmp_path):
@@ -83,11 +93,11 @@ def test_a_damaged_table_file_is_computed_again_and_replaced(tmp_path):
     cache = tmp_path / "cache"
     ti.wrap(module, cache)
     module.create_import_structure_from_path(str(models))
-    (saved,) = cache.glob("*.pickle")
-    saved.write_bytes(b"not a pickle")
+    (saved,) = cache.glob("*.json")
+    saved.write_text("{not json")
     again, calls_again = _new_process_module(tmp_path)
     ti.wrap(again, cache)
-    assert again.create_import_structure_from_path(str(models))["__init__.py"] == ""
+    assert "albert" in again.create_import_structure_from_path(str(models))
     assert calls_again == [str(models)]
     assert ti.outcomes[Path(os.path.realpath(models)).as_posix()] == "saved"
     assert list(cache.glob("*.part")) == []
@@ -98,7 +108,7 @@ def test_an_unwritable_cache_leaves_the_table_computed(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("a file where the cache folder would go")
     ti.wrap(module, blocked / "cache")
-    assert module.create_import_structure_from_path(str(models))["__init__.py"] == ""
+    assert "albert" in module.create_import_structure_from_path(str(models))
     assert ti.outcomes[Path(os.path.realpath(models)).as_posix()] == "computed"
 
 
@@ -158,7 +168,7 @@ def test_the_installed_transformers_reads_the_table_it_saved_and_finds_the_same_
     assert first["outcome"] == ["saved"] and second["outcome"] == ["read"]
     assert first["digest"] == second["digest"] == without["digest"]
     assert second["config"] == "Qwen2VLConfig" and second["modules"] > 500
-    assert len(list((tmp_path / "cache" / "transformers_imports").glob("*.pickle"))) == 1
+    assert len(list((tmp_path / "cache" / "transformers_imports").glob("*.json"))) == 1
 
 
 def test_every_command_of_the_cli_installs_it_first(monkeypatch):
@@ -171,3 +181,19 @@ def test_every_command_of_the_cli_installs_it_first(monkeypatch):
     result = CliRunner().invoke(main, ["clean", "--help"])
     assert result.exit_code == 0, result.output
     assert calls == [()]
+
+
+def test_a_table_of_another_shape_is_computed_every_time_not_saved(tmp_path):
+    module, models, calls = _fake_transformers(tmp_path)
+    original = module.create_import_structure_from_path
+    module.create_import_structure_from_path = lambda path: {("not", "a", "frozenset"): original(path)}
+    ti.wrap(module, tmp_path / "cache")
+    assert ("not", "a", "frozenset") in module.create_import_structure_from_path(str(models))
+    assert ti.outcomes[Path(os.path.realpath(models)).as_posix()] == "computed"
+    assert not list((tmp_path / "cache").glob("*"))
+
+
+def test_encode_and_decode_keep_folders_backends_modules_and_names():
+    table = {frozenset(): {"configuration_x": {"XConfig"}}, "x": {frozenset({"torch", "vision"}): {"modeling_x": {"A", "B"}}}}
+    assert ti.decode(json.loads(json.dumps(ti.encode(table)))) == table
+    assert list(ti.decode(ti.encode(table))) == list(table), "in order"
