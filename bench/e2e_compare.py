@@ -25,9 +25,10 @@ SUMMARY = re.compile(r"\*\*whole command ([\d.]+) s wall.*?video-min per GPU-min
                      r"(?:, plan ([\d.]+) s)?(?:, decode ([\d.]+) s)?.*?; (\d+)/(\d+) analyzers ok")
 GRAPHS = re.compile(r"qwen2_vl_temporal: \{[^}]*'prefill_s': ([\d.]+), 'loop_s': ([\d.]+)")
 ORDER = re.compile(r"^- timed run (\d+) in this work folder", re.M)
+PROBE = re.compile(r"; CPU probe ([\d.]+) ms before")
 TURNS = re.compile(r"^Load turns \([^)]*\): (.*)$", re.M)
 TURN = re.compile(r"^(.*) (-?[\d.]+)-(-?[\d.]+) \((-?[\d.]+)\)$")
-HEADER = ("| report | order | whole command s | video-min per GPU-min | runner's wall s | plan s | decode s | "
+HEADER = ("| report | order | CPU probe ms | whole command s | video-min per GPU-min | runner's wall s | plan s | decode s | "
           "first load at s | qwen2_vl_temporal analyze (from-to) | its prefill / loop s | cut list at s | "
           "VLM's model at s | fusion from s | GPU busy % plan / decode / after | ok |")
 GPU_SECTION = re.compile(r"^## The GPU's load.*?(?=^## |\Z)", re.M | re.S)
@@ -98,6 +99,8 @@ def row(path: Path) -> dict[str, str]:
     out.update({k: (v or "-") for k, v in zip(keys, m.groups())} if m else dict.fromkeys(keys, "-"))
     order = ORDER.search(text)
     out["order"] = order.group(1) if order else "-"
+    probe = PROBE.search(text)
+    out["cpu_probe"] = probe.group(1) if probe else "-"
     vlm = analyzer_cells(text, "qwen2_vl_temporal")
     out["vlm"] = span(vlm)
     out["cut_list_at"] = ended_at(analyzer_cells(text, "cut_analysis"), "analyze from s", "analyze s")
@@ -114,7 +117,7 @@ def row(path: Path) -> dict[str, str]:
 def table(rows: list[dict[str, str]]) -> list[str]:
     lines = [HEADER, "|" + "---|" * HEADER.count(" | ") + "---|"]
     for r in rows:
-        lines.append(f"| {r['report']} | {r['order']} | {r['whole']} | {r['per_gpu_min']} | {r['runner']} | "
+        lines.append(f"| {r['report']} | {r['order']} | {r['cpu_probe']} | {r['whole']} | {r['per_gpu_min']} | {r['runner']} | "
                      f"{r['plan']} | {r['decode']} | {r['first_load_at']} | {r['vlm']} | {r['prefill_loop']} | "
                      f"{r['cut_list_at']} | "
                      f"{r['vlm_model_at']} | {r['fusion_from']} | {r['gpu_busy']} | {r['ok']}/{r['of']} |")

@@ -67,7 +67,7 @@ for _p in (ROOT, ROOT / "bench", ROOT / "tests"):
 from cpu_samples import CpuTimes  # noqa: E402  (bench/cpu_samples.py; stdlib only)
 from cpu_samples import report_lines as cpu_report_lines  # noqa: E402
 from gpu_samples import GpuSampler, report_lines  # noqa: E402  (bench/gpu_samples.py; stdlib only)
-from machine import cpu_model, load_text, offline_work_dir  # noqa: E402  (bench/machine.py; stdlib only)
+from machine import cpu_model, cpu_probe_ms, load_text, offline_work_dir  # noqa: E402  (bench/machine.py; stdlib only)
 
 logger = logging.getLogger("end_to_end_gpu")
 
@@ -643,7 +643,7 @@ def _mib(b: int | None) -> str:
 
 
 def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run: dict[str, Any],
-           load_before: str, work: Path) -> tuple[list[str], dict[str, Any]]:
+           load_before: str, work: Path, probe_ms: float | None = None) -> tuple[list[str], dict[str, Any]]:
     results_path = Path(run["run_dir"]) / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     partial = saved_tracks(Path(run["run_dir"])) if not results else {}
@@ -672,6 +672,8 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
              f"{args.device})", "",
              f"- command: `python bench/end_to_end_gpu.py {' '.join(argv)}`",
              f"- machine: {prep['machine']}; {cpu_model()}; load before {load_before}, after {load_text()}"
+             + (f"; CPU probe {probe_ms:.1f} ms before (one core compiling fixed Python source: lower is faster)"
+                if probe_ms is not None else "")
              + ("" if args.device.startswith("cuda") else " (a shared 2-core machine: other engineers run things on it)"),
              f"- clip: {clip['seconds']:.0f} s, {clip['size']} at {clip['fps']:g} fps, {clip['hard_cuts']} hard cuts, captions "
              f"and a face photo part of the time, {clip['speech_s']} s of formant speech (generated in {clip['make_s']} s, not timed)",
@@ -847,6 +849,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     load_before = load_text()
+    probe_ms = cpu_probe_ms()  # (before anything of this call starts)
     created = args.work is None
     work = offline_work_dir(args.work, "e2e_")
     env = child_env(work)
@@ -908,7 +911,7 @@ def main(argv: list[str] | None = None) -> int:
     if run["rc"] != 0:
         print(run["stderr"][-4000:], file=sys.stderr)
     print("[3/3] report", flush=True)
-    lines, parsed = report(args, argv, prep, run, load_before, work)
+    lines, parsed = report(args, argv, prep, run, load_before, work, probe_ms)
     text = "\n".join(lines) + "\n"
     print(text, flush=True)
     if args.out:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,7 @@ def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
     assert f"| qwen2_vl_temporal | {rows['qwen2_vl_temporal']['status']} |" in text
     assert json.dumps(receipt, indent=1) in text
     assert "; FRAMEWORK_BENCH_MARK=seen)" in text and "- timed run 1 in this work folder" in text
+    assert re.search(r"^- machine: .*; CPU probe [\d.]+ ms before", text, re.M)  # (which machine, which moment)
     assert "; this run's variant of it: keys qwen2_vl_temporal.gpu_stream_priority: high" in text
     # bench/e2e_compare.py reads the report's numbers back
     import e2e_compare
@@ -160,6 +162,8 @@ def test_an_environment_setting_must_be_name_equals_value(tmp_path):
 # (a backslash at a line's end joins it to the next, as the report's one-line summary is)
 REPORT = """# End to end: the default set as one `framework run` (real-size random weights, cuda)
 
+- machine: vm: 16 CPUs; Intel(R) Xeon(R) Processor; load before 1.00 / 1.00 / 1.00, after 9.00 / 2.00 / 1.00; \
+CPU probe 31.5 ms before (one core compiling fixed Python source: lower is faster)
 - timed command: `python -m cli run clip.mp4` (cwd: the work folder; HF_HUB_OFFLINE=1; OMP_NUM_THREADS=4)
 - timed run {order} in this work folder (on a fresh machine: its first runs have been its slowest)
 
@@ -189,14 +193,18 @@ def test_the_comparison_reads_each_report_and_the_median_of_each_variant(tmp_pat
         (tmp_path / f"e2e_{name}.md").write_text(REPORT.format(order=order, whole=whole, runner=runner))
     row = e2e_compare.row(tmp_path / "e2e_on_1.md")
     assert row == {"report": "on_1", "whole": "35.8", "per_gpu_min": "16.67", "runner": "33.8", "plan": "4.1",
-                   "decode": "9.8", "ok": "22", "of": "24", "order": "2", "vlm": "19.97 (7.0-27.0)",
+                   "decode": "9.8", "ok": "22", "of": "24", "order": "2", "cpu_probe": "31.5", "vlm": "19.97 (7.0-27.0)",
                    "prefill_loop": "11.961 / 6.888", "cut_list_at": "7.0", "vlm_model_at": "7.1",
                    "fusion_from": "27.0", "first_load_at": "2.5", "gpu_busy": "-"}
     assert e2e_compare.main(sorted(str(p) for p in tmp_path.glob("*.md"))) == 0
     text = capsys.readouterr().out
-    assert ("| on_1 | 2 | 35.8 | 16.67 | 33.8 | 4.1 | 9.8 | 2.5 | 19.97 (7.0-27.0) | 11.961 / 6.888 | 7.0 | 7.1 | "
+    assert ("| on_1 | 2 | 31.5 | 35.8 | 16.67 | 33.8 | 4.1 | 9.8 | 2.5 | 19.97 (7.0-27.0) | 11.961 / 6.888 | 7.0 | 7.1 | "
             "27.0 | - | 22/24 |") in text
     assert "- on: median runner's wall 34.1 s over 2 runs (33.8, 34.5)" in text  # (34.15 to one decimal)
+    older = tmp_path / "older" / "e2e_old_1.md"  # a report from before the probe
+    older.parent.mkdir()
+    older.write_text(re.sub(r"; CPU probe [^\n]*", "", REPORT).format(order=1, whole=35.8, runner=33.8))
+    assert "CPU probe" not in older.read_text() and e2e_compare.row(older)["cpu_probe"] == "-"
     assert "- off: median runner's wall 35.6 s over 2 runs" in text and "warmup:" not in text
     # a second table: each named analyzer's analyze / busy seconds per report (- where a report has none)
     assert e2e_compare.main([str(tmp_path / "e2e_on_1.md"), "--analyzers", "qwen2_vl_temporal,no_such"]) == 0
