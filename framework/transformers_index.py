@@ -20,7 +20,6 @@ compute. ``FRAMEWORK_TRANSFORMERS_INDEX=0`` turns it off.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.abc
 import importlib.machinery
@@ -28,7 +27,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable
@@ -133,15 +131,19 @@ def wrap(module: Any, cache_dir: Path) -> bool:
     if not callable(original) or getattr(original, "_table_from_file", False):
         return False
     models = os.path.realpath(os.path.join(os.path.dirname(module.__file__), os.pardir, "models"))
-    tables: dict[str, Any] = {}  # (one object per folder, as transformers' own cache gives)
+    table: list[Any] = []  # (one object, as transformers' own cache gives)
 
     def create_import_structure_from_path(module_path: Any) -> Any:
+        # (called for each of the 550 model folders while the table is computed: a path that cannot name the
+        # models folder goes on without a syscall, each of which lets go of the interpreter's lock)
+        if os.path.basename(os.path.normpath(module_path)) not in ("models", "__init__.py"):
+            return original(module_path)
         folder = module_path if os.path.isdir(module_path) else os.path.dirname(module_path)
         if os.path.realpath(folder) != models:
             return original(module_path)
-        if models not in tables:
-            tables[models] = _table(Path(models), original, cache_dir)
-        return tables[models]
+        if not table:
+            table.append(_table(Path(models), original, cache_dir))
+        return table[0]
 
     create_import_structure_from_path.__wrapped__ = original  # type: ignore[attr-defined]
     create_import_structure_from_path._table_from_file = True  # type: ignore[attr-defined]
@@ -205,21 +207,14 @@ def decode(entries: list[list[Any]]) -> dict[Any, Any]:
 
 
 def _save(path: Path, payload: Callable[[], dict[str, Any]]) -> bool:
-    """Write ``payload()`` as JSON to ``path``, whole or not at all (a temporary file renamed over it)."""
-    part: str | None = None
+    """Write ``payload()`` as JSON to ``path``, whole or not at all (``timeline.atomic_write_text``)."""
     try:
-        data = json.dumps(payload(), separators=(",", ":"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, suffix=".part", delete=False) as f:
-            part = f.name
-            f.write(data)
-        os.replace(part, path)
+        from .timeline import atomic_write_text
+
+        atomic_write_text(path, json.dumps(payload(), separators=(",", ":")))
         return True
     except Exception as exc:  # noqa: BLE001 - the table is an optimisation: the run goes on without it
         logger.debug("transformers' model table not saved as %s (%s: %s)", path, type(exc).__name__, exc)
-        if part is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(part)
         return False
 
 
