@@ -174,7 +174,7 @@ def _detections(yolo, frames, channels_last):
     with torch.inference_mode():
         x = batch.to(yolo.device).to(next(yolo.net.parameters()).dtype) / 255.0  # (fp16 on a GPU)
         raw = yolo.net(x.contiguous(memory_format=torch.channels_last) if channels_last else x)[0]
-    return raw, yolo.forward(batch, 1e-4, 0.7, None, 300)[0]  # (random weights: scores of 1e-5 to 2e-4)
+    return raw, yolo.detections(yolo.forward(batch, 1e-4, 0.7, None, 300)[0])  # (random weights: scores 1e-5 to 2e-4)
 
 
 def test_the_yolos_channels_last_path_detects_as_nchw(tiny_pt):

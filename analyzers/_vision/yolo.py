@@ -7,7 +7,9 @@ step then splits what ``YOLO.predict`` does in one call:
 - ``letterbox_batch`` (CPU thread): ultralytics' ``LetterBox`` (minimum rectangle, stride
   padding, grey 114), stacked as a uint8 tensor, pinned when the device is a GPU;
 - ``YoloNet.forward`` (device): uint8 -> float/255 in the model's precision, the forward pass and
-  ultralytics' ``non_max_suppression`` on the device; only the kept rows come back to the CPU;
+  the NMS candidates of the whole batch back to the CPU in one copy (``yolo_nms``; or ultralytics'
+  ``non_max_suppression`` on the device, frame by frame, with ``host_nms`` off);
+- ``YoloNet.detections`` (CPU): the candidates suppressed per frame as ultralytics does;
 - ``YoloNet.scale`` (CPU): boxes (and keypoints) back to the decoded frame's pixels.
 
 Tracking is sequential per frame, so it runs after the batched forward, frame by frame in time
@@ -29,6 +31,7 @@ import numpy as np
 from framework import AnalyzerUnavailable
 
 from .common import channels_last_module, dtype_of, in_layout, nchw_batch, pick_precision, torch_device
+from .yolo_nms import candidates_to_host, suppress_on_host
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +59,18 @@ class FrameDets:
         x1, y1, x2, y2 = (float(v) for v in box)
         return [round(x1 / self.width, 4), round(y1 / self.height, 4), round(x2 / self.width, 4),
                 round(y2 / self.height, 4)]
+
+
+@dataclass
+class HostCandidates:
+    """A batch's NMS candidates on the host (``yolo_nms.candidates_to_host``), waiting for their suppression."""
+
+    rows: Any
+    iou: float
+    max_det: int
+
+    def suppress(self) -> list[Any]:
+        return suppress_on_host(self.rows, self.iou, self.max_det)
 
 
 class YoloNet:
@@ -122,19 +137,28 @@ class YoloNet:
         return batch
 
     def forward(self, batch: Any, conf: float, iou: float, classes: list[int] | None,
-                max_det: int) -> tuple[list[Any], tuple[int, int]]:
-        """Forward + NMS on the device; the kept rows (n, 6[+K*3]) as float32 CPU tensors."""
+                max_det: int, host_nms: bool = True) -> tuple[Any, tuple[int, int]]:
+        """The forward pass, then NMS: with ``host_nms`` the device sends the batch's candidates back in one
+        copy and ``detections`` suppresses them on the CPU (``yolo_nms``); else ultralytics'
+        ``non_max_suppression`` on the device. Pass the first item to ``detections``."""
         import torch
         from ultralytics.utils.nms import non_max_suppression
 
+        nc = 0 if self.task == "detect" else len(self.names)
         with torch.inference_mode():
             x = in_layout(batch.to(self.device, non_blocking=True).to(dtype_of(self.precision)) / 255.0,
                           self.channels_last)
             preds = self.net(x)
-            dets = non_max_suppression(preds, conf, iou, classes=classes, max_det=max_det,
-                                       nc=0 if self.task == "detect" else len(self.names),
+            if host_nms and not self.end2end:
+                return HostCandidates(candidates_to_host(preds, conf, classes, nc), iou, max_det), tuple(x.shape[2:])
+            dets = non_max_suppression(preds, conf, iou, classes=classes, max_det=max_det, nc=nc,
                                        end2end=self.end2end)
             return [d.float().cpu() for d in dets], tuple(x.shape[2:])
+
+    @staticmethod
+    def detections(out: Any) -> list[Any]:
+        """``forward``'s first output as the kept rows (n, 6[+K*3]) of each image, float32 CPU tensors."""
+        return out.suppress() if isinstance(out, HostCandidates) else out
 
     def scale(self, det: Any, in_shape: tuple[int, int], time: float, frame_shape: tuple[int, ...]) -> FrameDets:
         """One image's NMS rows -> ``FrameDets`` in the decoded frame's pixels."""

@@ -1,8 +1,8 @@
 """``YoloAnalyzer``: the device-step base of object_detection, product_detection and body_pose.
 
 Items are the sampled frames ``(index, time, frame)`` of one RGB stream (``fps``, ``imgsz`` wide);
-``preprocess`` letterboxes a batch on a CPU thread, ``forward`` runs the model and NMS on the
-device, ``postprocess`` scales the boxes back to the frame and, for the tracking analyzers,
+``preprocess`` letterboxes a batch on a CPU thread, ``forward`` runs the model and the device's part
+of the NMS, ``postprocess`` finishes the NMS, scales the boxes back to the frame and, for the tracking analyzers,
 feeds them to the tracker frame by frame in time order (the device step postprocesses batches
 in order on one thread, so the tracker sees frames in order while the device runs the next
 batch). The tracker is reset at every cut of the upstream shots, so an object never spans a cut.
@@ -51,6 +51,10 @@ class YoloAnalyzer(BatchedAnalyzer):
         lost_seconds: float = Field(1.0, ge=0, le=30, description="How long a lost object is kept for re-association.")
         min_frames: int = Field(2, ge=1, description="Objects seen on fewer sampled frames are dropped.")
         max_boxes: int = Field(12, ge=2, le=1000, description="Box samples kept per object (evenly spread).")
+        host_nms: bool = Field(True, description="The device sends each batch's detection candidates back in one "
+                               "copy and non-maximum suppression runs on the CPU, frame by frame as ultralytics does it "
+                               "(one wait for the device a batch); off: ultralytics' non_max_suppression on the device "
+                               "(some four waits a frame, each a turn of a GPU shared with other processes).")
         channels_last: bool = Field(True, description="On a GPU, the network and its batches channels-last (NHWC): "
                                     "cuDNN's NHWC kernels (YOLOv8x in fp16 on an H200 0.87 ms a frame against 1.07, "
                                     "bench/results/conv_layout_h200.md); off: NCHW (the CPU always is).")
@@ -107,11 +111,12 @@ class YoloAnalyzer(BatchedAnalyzer):
     def forward(self, batch: Any) -> Any:
         assert self.yolo is not None
         p = self.params
-        return self.yolo.forward(batch, p.conf, p.iou, self.class_filter, p.max_det)
+        return self.yolo.forward(batch, p.conf, p.iou, self.class_filter, p.max_det, p.host_nms)
 
     def postprocess(self, outputs: Any, items: list[Any]) -> list[FrameDets]:
         assert self.yolo is not None
         dets, in_shape = outputs
+        dets = self.yolo.detections(dets)  # (the CPU's part of the NMS, here on the postprocessing thread)
         out = []
         for (i, t, frame), det in zip(items, dets):
             fd = self.yolo.scale(det, in_shape, t, frame.shape)
