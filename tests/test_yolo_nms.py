@@ -84,6 +84,25 @@ def test_with_equal_scores_the_host_keeps_ultralytics_scores_against_its_own_loo
         assert g.shape == w.shape and torch.equal(g[:, 4], w[:, 4])
 
 
+def test_without_a_working_torchvision_the_host_takes_ultralytics_loop(monkeypatch):
+    """A torchvision that does not import (or whose compiled operators do not load) leaves the host on ultralytics'
+    own loop, with the same rows."""
+    from analyzers._vision import yolo_nms
+
+    preds = overlapping_predictions(3, 80, 0)
+    want = ultralytics_rows(preds, 0.25, 0.7, None, 300, 0)
+    monkeypatch.setattr(yolo_nms, "_KERNEL", None)
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # (import torchvision raises ImportError)
+    assert yolo_nms.host_nms_kernel() is nms_module.TorchNMS.nms
+    got = host_rows(preds, 0.25, 0.7, None, 300, 0)
+    assert all(torch.equal(g, w) for g, w in zip(got, want))
+    monkeypatch.undo()
+    monkeypatch.setattr(yolo_nms, "_KERNEL", None)
+    import torchvision
+
+    assert yolo_nms.host_nms_kernel() is torchvision.ops.nms
+
+
 def test_suppression_really_suppresses():
     """Two nearly equal boxes of one class: one is kept; of two classes: both (class-aware)."""
     box = [100.0, 100.0, 40.0, 40.0]

@@ -14,14 +14,18 @@ corners, all in the model's own precision as ultralytics computes them, then as 
 ``suppress_on_host`` does the rest on the CPU, image by image, as ultralytics does it (the
 ``max_nms`` cap, the class offset, ``max_det``) with torchvision's compiled ``nms`` (ultralytics
 takes it when torchvision was imported, else its own loop of tensor operations, which on a GPU
-waits for the device at every kept box): the same rows come out, up to the order (and, at
+waits for the device at every kept box; that loop here where torchvision does not load): the
+same rows come out, up to the order (and, at
 ``max_det``, the choice) of boxes with equal scores, as between ultralytics' own two ways (the
 tests compare it with both). Multi-label, class-agnostic, rotated and end-to-end outputs
 are not covered; the caller keeps ultralytics' function for those.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+import logging
+from typing import Any, Callable, Sequence
+
+logger = logging.getLogger(__name__)
 
 #: ultralytics' defaults for the per-image candidate cap and the class offset of its class-aware NMS
 MAX_NMS = 30000
@@ -48,13 +52,38 @@ def candidates_to_host(preds: Any, conf_thres: float, classes: Sequence[int] | N
     return rows.cpu()
 
 
+def host_nms_kernel() -> Callable[[Any, Any, float], Any]:
+    """torchvision's compiled ``nms`` where torchvision imports and runs, else ultralytics' own loop
+    (``TorchNMS.nms``, what ultralytics itself takes without torchvision; on host tensors it never waits for
+    a device): a torchvision build whose compiled operators do not load must not fail the analyzer."""
+    global _KERNEL
+    if _KERNEL is None:
+        import torch
+
+        try:
+            import torchvision
+
+            torchvision.ops.nms(torch.zeros((1, 4)), torch.ones(1), 0.5)
+            _KERNEL = torchvision.ops.nms
+        except Exception as exc:  # ImportError, or RuntimeError: operator torchvision::nms does not exist
+            from ultralytics.utils.nms import TorchNMS
+
+            logger.info("YOLO NMS on the host by ultralytics' TorchNMS (torchvision's nms: %s: %s)",
+                        type(exc).__name__, exc)
+            _KERNEL = TorchNMS.nms
+    return _KERNEL
+
+
+_KERNEL: Callable[[Any, Any, float], Any] | None = None
+
+
 def suppress_on_host(rows: Any, iou_thres: float, max_det: int, max_nms: int = MAX_NMS,
                      max_wh: int = MAX_WH) -> list[Any]:
     """Per image of ``candidates_to_host``'s rows: the kept detections ``(n, 6 + extra)`` float32, best
     score first, as ultralytics' ``non_max_suppression`` returns them."""
     import torch
-    import torchvision
 
+    nms = host_nms_kernel()
     out = []
     for image in rows:
         x = image[image[:, -1] > 0][:, :-1]
@@ -64,6 +93,6 @@ def suppress_on_host(rows: Any, iou_thres: float, max_det: int, max_nms: int = M
         if x.shape[0] > max_nms:
             x = x[x[:, 4].argsort(descending=True)[:max_nms]]
         boxes = x[:, :4] + x[:, 5:6] * max_wh  # class-aware: the classes' boxes never overlap
-        keep = torchvision.ops.nms(boxes, x[:, 4], iou_thres)[:max_det]
+        keep = nms(boxes, x[:, 4], iou_thres)[:max_det]
         out.append(x[keep])
     return out
