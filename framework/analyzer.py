@@ -118,7 +118,10 @@ class Analyzer:
     - ``gpu_stream_priority``: ``"high"`` for GPU work made of many small steps that each wait
       for their result (token-by-token decoding with a small model): beside large models on one
       GPU its kernels are started first as the GPU frees up, so each wait stays short. A large
-      model's batched work gains nothing from it and would hold the others back.
+      model's batched work gains nothing from it and would hold the others back. ``"low"``: in a
+      process of its own under an MPS server, its process is an MPS client of below-normal priority
+      (``CUDA_MPS_CLIENT_PRIORITY=1``): the GPU schedules the other processes' work first; without
+      MPS, or in the run's process, it is ``"normal"``.
     - ``cuda_stream_local``: True when, analyzing on a GPU, its CUDA calls wait only for its own
       stream: no ``torch.cuda.synchronize()`` or ``torch.cuda.empty_cache()`` (``unload`` may),
       waits through ``framework.device_step.synchronize`` or a tensor's ``.cpu()``. Another
@@ -198,8 +201,9 @@ class Analyzer:
     enabled_by_default: ClassVar[bool] = True
     # "high": its GPU work is many small steps that each wait for their result (a small model
     # decoding token by token); on a GPU it shares, its kernels go ahead of the others' queued ones
-    # (a CUDA stream of higher priority, ``framework.work_streams``). "normal" for the rest.
-    gpu_stream_priority: ClassVar[Literal["normal", "high"]] = "normal"
+    # (a CUDA stream of higher priority, ``framework.work_streams``). "low": in a process of its own, an
+    # MPS client of below-normal priority (under an MPS server; ``framework.own_process``). "normal" for the rest.
+    gpu_stream_priority: ClassVar[Literal["low", "normal", "high"]] = "normal"
     # True: while analyzing on a GPU it waits only for its own CUDA stream (no device-wide
     # synchronize or empty_cache), so another analyzer may capture a CUDA graph beside it
     cuda_stream_local: ClassVar[bool] = False

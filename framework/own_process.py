@@ -156,6 +156,7 @@ class ProcessCall(AnalyzerCall):
         self._ask("load", {"class": self.where, "params": self.analyzer.params, "placement": placement,
                            "device": self.device, "models": self.models,
                            "cpu_priority": getattr(self.analyzer, "cpu_priority", "normal"),
+                           "gpu_priority": getattr(self.analyzer, "gpu_stream_priority", "normal"),
                            "log_level": logging.getLogger().getEffectiveLevel()})
 
     def _analyze(self, inputs: AnalyzerInputs) -> Any:
@@ -236,9 +237,11 @@ class EarlyChildren:
     for its ``load``. ``take(name)`` hands an analyzer's child to its ``ProcessCall``; ``close()`` ends
     those nobody took (an analyzer the plan skipped, or ran in this process)."""
 
-    def __init__(self, classes: dict[str, type], low_priority: Collection[str] = ()):
+    def __init__(self, classes: dict[str, type], low_priority: Collection[str] = (),
+                 low_gpu_priority: Collection[str] = ()):
         """``low_priority``: the analyzers whose children import at a lower CPU priority already
-        (``cpu_priority: low``), as they will analyze."""
+        (``cpu_priority: low``), as they will analyze; ``low_gpu_priority``: those whose children are MPS
+        clients of below-normal priority (``gpu_stream_priority: low``), set before anything starts CUDA."""
         self._lock = threading.Lock()
         self._children: dict[str, _Child] = {}
         for name, cls in classes.items():
@@ -247,7 +250,8 @@ class EarlyChildren:
                 continue
             child = _Child(0, child_env(), module=__name__)
             child.send_conn.send(("import", {"class": where, "modules": list(getattr(cls, "warm_imports", ())),
-                                             "cpu_priority": "low" if name in low_priority else "normal"}))
+                                             "cpu_priority": "low" if name in low_priority else "normal",
+                                             "gpu_priority": "low" if name in low_gpu_priority else "normal"}))
             self._children[name] = child
 
     @property
@@ -354,6 +358,17 @@ def lower_cpu_priority() -> None:
         logging.getLogger(__name__).info("cpu_priority low: could not lower this process's priority (%s)", exc)
 
 
+#: what ``gpu_stream_priority: low`` sets in an analyzer's own process (read by CUDA when it starts there): under
+#: an MPS server, a client of below-normal priority (NVIDIA's MPS reference, CUDA_MPS_CLIENT_PRIORITY: 0 normal,
+#: 1 below normal); without one, nothing reads it
+MPS_LOW_PRIORITY = {"CUDA_MPS_CLIENT_PRIORITY": "1"}
+
+
+def lower_gpu_priority() -> None:
+    """Make this process an MPS client of below-normal priority when CUDA starts in it (under an MPS server)."""
+    os.environ.update(MPS_LOW_PRIORITY)
+
+
 def _serve(recv_conn: Connection, conn: Connection) -> None:
     """The child's loop: answer load, analyze and unload until ``None`` or end-of-file (or its parent's death:
     a run killed outright leaves no analysis running on, holding its GPU memory)."""
@@ -377,6 +392,8 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
             if phase == "import":  # (an early child, before the plan: what its load will need)
                 if payload.get("cpu_priority") == "low":
                     lower_cpu_priority()
+                if payload.get("gpu_priority") == "low":
+                    lower_gpu_priority()
                 importlib.import_module(payload["class"].partition(":")[0])
                 import_each(payload["modules"])  # (a missing package: the load reports it)
                 reply: tuple[str, Any] = ("ok", None)
@@ -384,6 +401,8 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
                 logging.getLogger().setLevel(payload.get("log_level", logging.WARNING))
                 if payload.get("cpu_priority") == "low":
                     lower_cpu_priority()
+                if payload.get("gpu_priority") == "low":
+                    lower_gpu_priority()
                 module, _, qualname = payload["class"].partition(":")
                 cls: Any = importlib.import_module(module)
                 for part in qualname.split("."):

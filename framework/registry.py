@@ -34,7 +34,7 @@ class AnalyzerEntry(BaseModel):
     # a process of its own in runs that use a GPU (``Analyzer.own_process``); None: the analyzer's default
     own_process: bool | None = None
     # its CUDA stream's priority on a GPU (``Analyzer.gpu_stream_priority``); None: the analyzer's default
-    gpu_stream_priority: Literal["normal", "high"] | None = None
+    gpu_stream_priority: Literal["low", "normal", "high"] | None = None
     # an audio-only analyzer waits for the video's decode too (``Analyzer.wait_for_video``); None: its default
     wait_for_video: bool | None = None
     # "low": in a process of its own, its CPU work yields to the rest of the run's (``Analyzer.cpu_priority``)

@@ -481,7 +481,9 @@ class _Run:
                       if self._may_run_in_own_process(n) and self._precheck(n) is None}
         self.early_children = (own_process.EarlyChildren(
             {n: type(a) for n, a in early_ones.items()},
-            low_priority=[n for n, a in early_ones.items() if a.cpu_priority == "low"]) if early is not None else None)
+            low_priority=[n for n, a in early_ones.items() if a.cpu_priority == "low"],
+            low_gpu_priority=[n for n, a in early_ones.items() if a.gpu_stream_priority == "low"])
+            if early is not None else None)
         try:
             return self._execute(keep_cache, early, started, plan_t0)
         except BaseException:

@@ -36,7 +36,8 @@ class PidReporter(Analyzer):
         return self.track(data={"pid": os.getpid(), "loaded_in": self.loaded_in, "frames": total,
                                 "frames_declared": len(frames), "audio_s": audio_s,
                                 "upstream": sorted(inputs.upstream), "precision": self.precision,
-                                "nice": os.nice(0) if hasattr(os, "nice") else None})
+                                "nice": os.nice(0) if hasattr(os, "nice") else None,
+                                "mps_client_priority": os.environ.get("CUDA_MPS_CLIENT_PRIORITY")})
 
 
 class Failing(PidReporter):

@@ -296,6 +296,18 @@ def test_registry_yaml_can_lower_the_cpu_priority_of_an_analyzer_in_its_own_proc
     assert normal.status == "ok" and normal.data["nice"] == os.nice(0)
 
 
+def test_registry_yaml_can_make_an_analyzers_own_process_a_low_priority_mps_client(tmp_path, sample_video, monkeypatch):
+    """``gpu_stream_priority: low``: its own process has CUDA_MPS_CLIENT_PRIORITY=1 (below normal under an MPS server),
+    set there before CUDA starts; the run's process and the other analyzers' are left as they are."""
+    monkeypatch.delenv("CUDA_MPS_CLIENT_PRIORITY", raising=False)
+    tracks = run(tmp_path, sample_video, monkeypatch, PidReporter, params={"t_own_pid": {"gpu_stream_priority": "low"}})
+    low = tracks["t_own_pid"]
+    assert low.status == "ok" and low.data["pid"] != os.getpid(), low.reason
+    assert low.data["mps_client_priority"] == "1" and "CUDA_MPS_CLIENT_PRIORITY" not in os.environ
+    normal = run(tmp_path / "normal", sample_video, monkeypatch, PidReporter)["t_own_pid"]
+    assert normal.status == "ok" and normal.data["mps_client_priority"] is None
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads a process's priority in /proc")
 def test_an_early_child_of_a_low_priority_analyzer_imports_at_the_lower_priority_already():
     from framework import own_process

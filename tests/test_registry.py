@@ -55,6 +55,7 @@ def test_valid_registry_configures_params_and_enabled(tmp_path):
 
 
 @pytest.mark.parametrize("key, value, default, bad", [("gpu_stream_priority", "high", "normal", "urgent"),
+                                                      ("gpu_stream_priority", "low", "normal", "lowest"),
                                                       ("wait_for_video", True, False, "later"),
                                                       ("cpu_priority", "low", "normal", "idle"),
                                                       ("load_first", True, False, "soon")])
