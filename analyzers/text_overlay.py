@@ -88,7 +88,7 @@ class TextOverlay(BatchedAnalyzer):
 
     name = "text_overlay"
     original_status = "active"
-    version = "1.1.0"
+    version = "1.2.0"  # 1.2.0: a line of the same pixels as one read just before keeps that reading (reuse_lines)
     description = "On-screen text (rapidocr, or EasyOCR): one event per caption with its text, box, start and end."
     # a GPU when there is one (rapidocr detects text there; EasyOCR runs there), else the CPU
     device = "auto"
@@ -116,6 +116,14 @@ class TextOverlay(BatchedAnalyzer):
         max_gap: float = Field(1.0, ge=0, description="Seconds a caption may go unread before it is closed.")
         min_frames: int = Field(1, ge=1, description="Captions read on fewer frames are dropped.")
         skip_unchanged: bool = Field(True, description="Reuse the last reading for frames that did not change.")
+        reuse_lines: bool = Field(True, description="rapidocr: a text line whose pixels match a line read just "
+                                  "before (same size, every cell within reuse_threshold grey levels) gets that "
+                                  "reading instead of a new pass through the recognizer: overlays that stay while "
+                                  "the picture moves are recognized once.")
+        reuse_threshold: float = Field(12.0, ge=0, le=255, description="Grey levels a cell of a line (the line "
+                                       "shrunk to 12 rows) may differ by and still be the same line "
+                                       "(bench/results/ocr_reuse_cpu.md: same lines 1-6 on encoded video, "
+                                       "changed characters 113 and more).")
         change_threshold: float = Field(4.0, ge=0, description="Grey levels a thumbnail block must move to re-read.")
         threads: int | None = Field(None, ge=1, le=64, description="CPU threads of each rapidocr engine (default: "
                                     "2 with worker processes; else a quarter of the machine's CPUs, 2 to 4).")
@@ -184,7 +192,8 @@ class TextOverlay(BatchedAnalyzer):
             threads = p.threads or (WORKER_THREADS if workers > 1 else default_threads(cpus))
             self.engine: Any = RapidOcr(models["rapidocr-ppocrv4"], threads, p.min_confidence, det_side=p.det_side,
                                         latin=models["ppocrv6-tiny-rec"] if self.latin() else None, workers=workers,
-                                        det_device=det_device, det_channels_last=p.det_channels_last)
+                                        det_device=det_device, det_channels_last=p.det_channels_last,
+                                        reuse_threshold=p.reuse_threshold if p.reuse_lines else None)
             return
         folders = {Path(models[m]).parent for m in self.model_ids()}
         if len(folders) != 1:

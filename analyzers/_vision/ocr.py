@@ -42,6 +42,7 @@ import numpy as np
 from framework import AnalyzerUnavailable, ProcessWorkers, WorkerError
 
 from .common import channels_last_module
+from .ocr_reuse import ReusedReadings
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class RapidOcr:
 
     def __init__(self, folder: Path, threads: int, min_conf: float, spaces: bool = True, det_side: int = 960,
                  latin: Path | None = None, workers: int = 1, det_device: str | None = None,
-                 det_channels_last: bool = False):
+                 det_channels_last: bool = False, reuse_threshold: float | None = None):
         folder = Path(folder)
         models = folder / "models" if (folder / "models").is_dir() else folder
         files = {}
@@ -158,7 +159,7 @@ class RapidOcr:
         # ("Breaking Ne ws", measured on captions drawn in DejaVu Sans)
         settings = dict(det_model_path=files["det"], rec_model_path=files["rec"], **keys,
                         cls_model_path=files["cls"], threads=threads, det_side=det_side, min_conf=min_conf,
-                        spaces=spaces and latin is None, device=None)
+                        spaces=spaces and latin is None, device=None, reuse_threshold=reuse_threshold)
         self.workers = max(1, int(workers))
         self.reader: EngineReader | None = None
         self.pool: ProcessWorkers | None = None
@@ -348,6 +349,7 @@ class EngineReader:
         s = dict(settings)
         self.min_conf, self.spaces = s.pop("min_conf"), s.pop("spaces")
         threads, det_side, device = s.pop("threads"), s.pop("det_side"), s.pop("device", None)
+        reuse_threshold = s.pop("reuse_threshold", None)
         self.engine = RapidOCR(**s, intra_op_num_threads=threads, inter_op_num_threads=1, text_score=self.min_conf,
                                det_limit_type="max", det_limit_side_len=det_side)
         detect_at(self.engine, det_side)
@@ -355,6 +357,8 @@ class EngineReader:
         self.recognition = "cpu (onnxruntime)"
         if device is not None:
             self._recognize_on(device, Path(s["rec_model_path"]), Path(s["cls_model_path"]))
+        if reuse_threshold is not None:  # a line of the same pixels as one read just before: that reading
+            self.engine.text_rec = ReusedReadings(self.engine.text_rec, reuse_threshold)
 
     def _recognize_on(self, device: str, rec: Path, cls: Path) -> None:
         """Swap the engine's recognizer and orientation sessions for torch ones on ``device`` (the
