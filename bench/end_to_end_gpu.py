@@ -443,8 +443,8 @@ REGISTRY_FLAGS = {
                                                   "qwen2_vl_temporal, to compare"),
     "low-gpu-priority": ("gpu_stream_priority", "low", "make these analyzers' own processes MPS clients of "
                                                      "below-normal priority (registry.yaml gpu_stream_priority: low; "
-                                                     "with an MPS server and --env CUDA_MPS_PIPE_DIRECTORY=...), e.g. "
-                                                     "--low-gpu-priority object_detection,product_detection, to compare"),
+                                                     "with --mps), e.g. --mps --low-gpu-priority "
+                                                     "object_detection,product_detection, to compare"),
     "wait-for-video": ("wait_for_video", True, "start these audio-only analyzers when the video is decoded too, "
                                                "not as soon as the audio is (registry.yaml wait_for_video: true), "
                                                "e.g. --wait-for-video speech_flow, to compare"),

@@ -369,6 +369,14 @@ def lower_gpu_priority() -> None:
     os.environ.update(MPS_LOW_PRIORITY)
 
 
+def _take_priorities(payload: dict[str, Any]) -> None:
+    """The priorities an ``import`` or ``load`` request asks this child for (``cpu_priority``, ``gpu_priority``)."""
+    if payload.get("cpu_priority") == "low":
+        lower_cpu_priority()
+    if payload.get("gpu_priority") == "low":
+        lower_gpu_priority()
+
+
 def _serve(recv_conn: Connection, conn: Connection) -> None:
     """The child's loop: answer load, analyze and unload until ``None`` or end-of-file (or its parent's death:
     a run killed outright leaves no analysis running on, holding its GPU memory)."""
@@ -390,19 +398,13 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
         phase, payload = request
         try:
             if phase == "import":  # (an early child, before the plan: what its load will need)
-                if payload.get("cpu_priority") == "low":
-                    lower_cpu_priority()
-                if payload.get("gpu_priority") == "low":
-                    lower_gpu_priority()
+                _take_priorities(payload)
                 importlib.import_module(payload["class"].partition(":")[0])
                 import_each(payload["modules"])  # (a missing package: the load reports it)
                 reply: tuple[str, Any] = ("ok", None)
             elif phase == "load":
                 logging.getLogger().setLevel(payload.get("log_level", logging.WARNING))
-                if payload.get("cpu_priority") == "low":
-                    lower_cpu_priority()
-                if payload.get("gpu_priority") == "low":
-                    lower_gpu_priority()
+                _take_priorities(payload)
                 module, _, qualname = payload["class"].partition(":")
                 cls: Any = importlib.import_module(module)
                 for part in qualname.split("."):
