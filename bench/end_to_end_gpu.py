@@ -45,7 +45,6 @@ and memory, never quality.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import logging
@@ -529,30 +528,6 @@ class TreePeak:
         return self.peak
 
 
-@contextlib.contextmanager
-def mps_server(work: Path, binary: str = "nvidia-cuda-mps-control") -> Any:
-    """An MPS control daemon of this call's own (its pipes and log under ``work/mps``), for the timed command: yields
-    the environment that makes a process its client and, after, how many client connections its log shows; it is
-    told to quit on the way out, whatever happened (the GPU is left as it was found)."""
-    found = shutil.which(binary)
-    if found is None:
-        raise SystemExit(f"--mps: {binary} is not on PATH (NVIDIA's MPS comes with the driver's utilities)")
-    pipe, log = work / "mps" / "pipe", work / "mps" / "log"
-    for folder in (pipe, log):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-    env = dict(os.environ, CUDA_MPS_PIPE_DIRECTORY=str(pipe), CUDA_MPS_LOG_DIRECTORY=str(log))
-    subprocess.run([found, "-d"], env=env, check=True, timeout=30, stdin=subprocess.DEVNULL)
-    seen: dict[str, Any] = {"env": {"CUDA_MPS_PIPE_DIRECTORY": str(pipe)}, "clients": None}
-    try:
-        yield seen
-    finally:
-        subprocess.run([found], input=b"quit\n", env=env, timeout=30)
-        control = log / "control.log"
-        if control.is_file():
-            seen["clients"] = control.read_text(errors="replace").count("NEW CLIENT")
-
-
 def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env: dict[str, str],
             timeout: float) -> dict[str, Any]:
     run_dir = work / "run"
@@ -563,6 +538,8 @@ def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env:
         cli += ["--devices", "cpu"]
     if args.profile:
         cli += ["--profile", args.profile]  # run/profiles/NAME.txt: where each spent its time in the run
+    if getattr(args, "mps", False):
+        cli += ["--mps"]  # the run's own MPS server (framework.mps), its client count in the receipt
     gnu_time = shutil.which("time", path="/usr/bin:/bin")
     cmd = ([gnu_time, "-v", "-o", str(work / "time.txt")] if gnu_time else []) + cli
     print(f"  $ {' '.join(cmd)}", flush=True)
@@ -711,8 +688,9 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
              f"and caches; HF_HUB_OFFLINE=1"
              + (f"; FRAMEWORK_GIL_SWITCH_MS={args.gil_switch_ms:g}" if getattr(args, "gil_switch_ms", None) else "")
              + "".join(f"; {item}" for item in getattr(args, "env", []))
-             + (f"; every process a client of an MPS server of its own (`--mps`: {run.get('mps_clients')} client "
-                "connections in its log)" if getattr(args, "mps", False) else "")
+             + (f"; every GPU process a client of the run's own MPS server (`framework run --mps`: "
+                f"{(receipt.get('mps') or {}).get('client_connections')} client connections in its log)"
+                if getattr(args, "mps", False) else "")
              + f"); registry: the set above, enabled with `device: {prep['registry_device']}`"
              + (f"; this run's variant of it: {prep['registry_changes']}" if prep.get("registry_changes") else ""),
              f"- timed run {run.get('order', 1)} in this work folder (on a fresh machine: its first runs have been "
@@ -851,8 +829,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --reuse: set an analyzer's parameter in the timed run's registry (repeatable), "
                          "e.g. --param text_overlay.workers=6; the report's registry line says so")
     ap.add_argument("--mps", action="store_true",
-                    help="run the timed command's processes as clients of an MPS server of its own (started before, "
-                         "told to quit after; nvidia-cuda-mps-control on PATH), e.g. --mps --low-gpu-priority "
+                    help="framework run --mps: the run's GPU processes as clients of an MPS server of the run's own "
+                         "(nvidia-cuda-mps-control on PATH), e.g. --mps --low-gpu-priority "
                          "object_detection,product_detection,speech_transcription")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                     help="set an environment variable for the timed command (repeatable), e.g. --env "
@@ -940,9 +918,7 @@ def main(argv: list[str] | None = None) -> int:
             "keys " + ", ".join(f"{n}.{k}: {v}" for n, values in keys.items() for k, v in values.items()) if keys else ""]))
     print("[2/3] the timed command", flush=True)
     timeout = max(30.0, args.deadline - (time.perf_counter() - t0) - 10.0)
-    with mps_server(work) if args.mps else contextlib.nullcontext({"env": {}, "clients": None}) as mps:
-        run = run_cli(args, work, prep["clip"]["path"], prep["registry"], {**env, **mps["env"]}, timeout)
-    run["mps_clients"] = mps["clients"]
+    run = run_cli(args, work, prep["clip"]["path"], prep["registry"], env, timeout)
     run["order"] = count_timed_run(work)
     print(f"      exit {run['rc']} after {run['wall_s']} s", flush=True)
     if run["rc"] != 0:

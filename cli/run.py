@@ -106,13 +106,18 @@ def gpu_options(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="Comma list: sample where these analyzers spend their time in the run and write it to "
                    "<run folder>/profiles/NAME.txt and NAME.folded (a flame graph's input), e.g. "
                    "--profile speech_transcription. They are run again even when finished.")
+@click.option("--mps/--no-mps", "mps", default=None,
+              help="On an NVIDIA GPU: run the analyzers' GPU processes side by side as clients of one MPS server "
+                   "the run starts and stops itself (needs nvidia-cuda-mps-control, from the driver's utilities), "
+                   "instead of taking turns on the GPU; analyzers with gpu_stream_priority: low get below-normal "
+                   "priority there. Default: registry.yaml's mps (false), e.g. framework run film.mkv --mps")
 @user_errors
 def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | None, skip: str | None,
             out_dir: Path | None, as_json: bool, no_resume: bool, strict: bool, keep_cache: bool,
             jobs: int | None, vram_budget: str | None, devices: str | None, no_progress: bool,
             video_stream: int | None, audio_stream: int | None, offline: bool, library: Path | None,
             no_library: bool, verbose: bool, executor: str = "local", address: str | None = None,
-            ray_cpus: int | None = None, profile: str | None = None) -> None:
+            ray_cpus: int | None = None, profile: str | None = None, mps: bool | None = None) -> None:
     """Analyze one or more videos with the analyzers enabled in registry.yaml.
 
     VIDEOS are files, folders (searched recursively for video and audio files) and glob
@@ -132,6 +137,7 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
       framework run footage/ "clips/**/*.mov" --library ~/videos/library.db
       framework run footage/ --executor ray --address 10.0.0.5:6379
       framework run film.mkv --profile speech_transcription,qwen2_vl_temporal
+      framework run film.mkv --mps
     """
     from framework.library.batch import FinishedRuns
     from framework.library.inputs import expand_inputs
@@ -142,6 +148,9 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
                         devices=_names(devices), vram_budget=vram_budget)
     if executor != "ray" and (address or ray_cpus):
         raise click.UsageError("--address and --ray-cpus need --executor ray")
+    if executor == "ray" and mps:
+        raise click.UsageError("--mps works with the local executor only (start MPS on the Ray nodes yourself)")
+    extra = {"mps": mps} if executor != "ray" else {}
     many = run_many
     _ray_receipts: list = []
     if executor == "ray":  # the same call, each video a Ray task; the cluster receipt is printed at the end
@@ -156,7 +165,7 @@ def run_cmd(videos: tuple[Path, ...], registry_path: Path | None, only: str | No
                           resume=not no_resume, strict=strict,
                           keep_cache=keep_cache, jobs=jobs, vram_budget=vram_budget, devices=_names(devices),
                           video_stream=video_stream, audio_stream=audio_stream, offline=offline,
-                          progress=not no_progress and not as_json, profile=_names(profile))
+                          progress=not no_progress and not as_json, profile=_names(profile), **extra)
     report = []
     for o in outcomes:
         if o.result is None:

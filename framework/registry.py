@@ -52,6 +52,8 @@ class RegistryFile(BaseModel):
     plugin_dirs: list[str] = Field(default_factory=list)
     device: Literal["cpu", "gpu", "auto"] = "auto"
     vram_budget_gb: float | None = Field(default=None, gt=0)
+    # the run's GPU processes as clients of one MPS server of the run's own (``framework.mps``; --mps / --no-mps)
+    mps: bool = False
     exports: list[str] | None = None  # exporter names a run writes (None: every registered one)
     analyzers: dict[str, AnalyzerEntry | None] = Field(default_factory=dict)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import __version__, cache_owner, decode_process, media, own_process, thread_settings
+from . import mps as gpu_sharing
 from .analyzer import Analyzer, AnalyzerInputs
 from .callinfo import AnalyzerCall, call_analyzer  # noqa: F401 - call_analyzer also public here, as before
 from .executor import Executor, Job, LoadTurns, gil_switch_interval
@@ -807,6 +808,8 @@ class _Run:
             # [who, asked, began, ended] in seconds from the plan's end (the tracks' times): the models' loads and
             # the import warm-up's modules, one at a time; before the plan's end, negative
             "load_turns": self.load_turns.held(executor.t0),
+            # the MPS server the run's GPU processes were clients of (``framework.mps``), null without one
+            "mps": gpu_sharing.receipt(),
             "gpus": {d: {"name": self.gpus.names.get(d), "budget_mb": round(self.gpus.budgets.get(d, 0.0), 1),
                          "total_mb": round(self.gpus.total_mb.get(d, 0.0), 1),
                          "capability": _capability(self.gpus, d)} for d in self.gpus.devices},
@@ -1091,7 +1094,7 @@ def run_many(videos: list[Path], *, registry_path: str | os.PathLike | None = No
 
     :raises RunInterrupted: Ctrl-C; it names the videos already finished and the tracks kept.
     """
-    from .errors import EXIT_ANALYZER_FAILED, EXIT_OK, EXIT_PLUGIN, PluginFailure
+    from .errors import PluginFailure
 
     registry = load_registry(find_registry(registry_path))
     host = build_plugin_manager(registry.plugin_dirs, load_entrypoints=kwargs.pop("load_entrypoints", True))
@@ -1104,6 +1107,17 @@ def run_many(videos: list[Path], *, registry_path: str | os.PathLike | None = No
     for video, target in zip(videos, targets):
         if sum(v.stem.casefold() == video.stem.casefold() for v in videos) > 1:
             logger.info("%s -> %s (another input has the same name)", video, target)
+    mps = kwargs.pop("mps", None)
+    with gpu_sharing.for_run(registry.config.mps if mps is None else mps, kwargs.get("devices"),
+                             registry.config.device):
+        return _run_videos(videos, targets, registry, host, strict, finished, kwargs)
+
+
+def _run_videos(videos: list[Path], targets: list[Path], registry: Registry, host: Any, strict: bool,
+                finished: Any, kwargs: dict[str, Any]) -> tuple[list[VideoOutcome], int]:
+    """``run_many``'s loop over the videos (under the run's MPS server when it has one)."""
+    from .errors import EXIT_ANALYZER_FAILED, EXIT_OK, EXIT_PLUGIN
+
     outcomes: list[VideoOutcome] = []
     for video, target in zip(videos, targets):
         previous = finished(video, target) if finished is not None else None

@@ -37,7 +37,8 @@ class PidReporter(Analyzer):
                                 "frames_declared": len(frames), "audio_s": audio_s,
                                 "upstream": sorted(inputs.upstream), "precision": self.precision,
                                 "nice": os.nice(0) if hasattr(os, "nice") else None,
-                                "mps_client_priority": os.environ.get("CUDA_MPS_CLIENT_PRIORITY")})
+                                "mps_client_priority": os.environ.get("CUDA_MPS_CLIENT_PRIORITY"),
+                                "mps_pipe": os.environ.get("CUDA_MPS_PIPE_DIRECTORY")})
 
 
 class Failing(PidReporter):

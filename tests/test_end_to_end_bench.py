@@ -48,33 +48,6 @@ def test_a_track_that_did_not_run_names_the_missing_package_of_it_or_of_its_upst
     assert e2e.missing_packages_of("cut_analysis", prep) == ["av"]
 
 
-def test_mps_server_is_private_to_the_call_and_told_to_quit_even_when_the_run_fails(tmp_path, monkeypatch):
-    """``--mps``: the control daemon is started with the call's own pipe and log folders, the timed command gets the
-    pipe folder, and ``quit`` goes to that daemon afterwards, also when the run raised; the log's client count comes
-    back. A stand-in control binary on PATH records what it was asked."""
-    import end_to_end_gpu as e2e
-
-    calls = tmp_path / "calls.txt"
-    fake = tmp_path / "bin" / "nvidia-cuda-mps-control"
-    fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\n"
-                    f'echo "$* pipe=$CUDA_MPS_PIPE_DIRECTORY stdin=$(cat | tr -d \'\\n\')" >> {calls}\n'
-                    'printf "NEW CLIENT 1\\nNEW CLIENT 2\\n" > "$CUDA_MPS_LOG_DIRECTORY/control.log"\n')
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
-    with pytest.raises(RuntimeError):
-        with e2e.mps_server(tmp_path / "work") as mps:
-            assert mps["env"] == {"CUDA_MPS_PIPE_DIRECTORY": str(tmp_path / "work" / "mps" / "pipe")}
-            raise RuntimeError("the run failed")
-    started, quit_ = calls.read_text().splitlines()
-    assert started.startswith("-d pipe=" + str(tmp_path / "work" / "mps" / "pipe"))
-    assert quit_ == f" pipe={tmp_path / 'work' / 'mps' / 'pipe'} stdin=quit" and mps["clients"] == 2
-    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
-    with pytest.raises(SystemExit, match="not on PATH"):
-        with e2e.mps_server(tmp_path / "work"):
-            pass
-
-
 @pytest.mark.slow
 def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
     out, numbers = tmp_path / "report.md", tmp_path / "numbers.json"
