@@ -11,7 +11,7 @@ run's own, with its pipes and log in a fresh folder under the temp folder, asks 
 at once (a daemon whose server cannot start would fail every CUDA client later; this way the run is told
 before anything is computed), puts this process and every child it starts under it
 (``CUDA_MPS_PIPE_DIRECTORY``, set before CUDA starts anywhere in the run) and tells it to quit when the
-block ends, whatever happened. Where ``CUDA_MPS_PIPE_DIRECTORY`` is set already, the user's own MPS
+block ends, whatever happened (a helper process sends that: see ``_quit``). Where ``CUDA_MPS_PIPE_DIRECTORY`` is set already, the user's own MPS
 setup is used as it is. ``receipt()`` is the run receipt's ``mps`` entry.
 """
 from __future__ import annotations
@@ -150,8 +150,7 @@ def run_server(binary: str = CONTROL) -> Iterator[MpsServer]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        _quit(found, env, server)
-        shutil.rmtree(folder, ignore_errors=True)
+        _quit(found, env, server, folder)
 
 
 def _start_server(binary: str, env: dict[str, str], log: Path) -> tuple[int, ...]:
@@ -167,14 +166,21 @@ def _start_server(binary: str, env: dict[str, str], log: Path) -> tuple[int, ...
     return pids
 
 
-def _quit(binary: str, env: dict[str, str], server: MpsServer) -> None:
+def _quit(binary: str, env: dict[str, str], server: MpsServer, folder: Path) -> None:
+    """Tell the daemon to quit, then remove its folder, from a helper process that may outlive this one.
+
+    The daemon quits once its last client has gone, and this process is a client from its first CUDA work
+    (the VLM, the in-process analyzers) until it exits: a quit awaited here waited for itself (on an H200
+    the command hung for the full 30 s the first time). Where this process started no CUDA, the helper is
+    awaited (it ends at once)."""
     connections = server.client_connections()
-    try:
-        done = _control(binary, env, "quit\n")
-    except ConfigError as exc:
-        logger.warning("%s (the MPS daemon of %s may still be running)", exc, server.pipe_directory)
-        return
-    if done.returncode != 0:
-        logger.warning("MPS: quit answered exit %d: %s", done.returncode,
-                       (done.stderr or done.stdout).decode(errors="replace").strip())
-    logger.info("MPS: %s client connection(s); the server was told to quit", connections)
+    helper = subprocess.Popen(["/bin/sh", "-c", 'echo quit | "$0"; rm -rf "$1"', binary, str(folder)], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    if not _cuda_started_here():
+        try:
+            helper.wait(COMMAND_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            logger.warning("MPS: the daemon of %s did not quit within %.0f s", server.pipe_directory, COMMAND_TIMEOUT_S)
+    logger.info("MPS: %s client connection(s); the daemon was told to quit (once this process's CUDA is gone)",
+                connections)

@@ -17,8 +17,9 @@ from own_process_fixtures import PidReporter
 from test_own_process import Gpu, one_simulated_gpu, registered
 
 
-def stand_in(tmp_path: Path, servers: str = "4242") -> Path:
-    """A control program that records its calls in ``calls.txt`` and lists ``servers`` as its server PIDs."""
+def stand_in(tmp_path: Path, servers: str = "4242", quit_after: Path | None = None) -> Path:
+    """A control program that records its calls in ``calls.txt`` and lists ``servers`` as its server PIDs; with
+    ``quit_after``, its ``quit`` waits until that file exists (as the real one waits for its last client)."""
     calls = tmp_path / "calls.txt"
     fake = tmp_path / "bin" / mps.CONTROL
     fake.parent.mkdir(parents=True, exist_ok=True)
@@ -29,8 +30,10 @@ def stand_in(tmp_path: Path, servers: str = "4242") -> Path:
         '  echo "Startup" > "$CUDA_MPS_LOG_DIRECTORY/control.log"; exit 0\n'
         "fi\n"
         "while read -r line; do\n"
-        f'  echo "$line pipe=$CUDA_MPS_PIPE_DIRECTORY" >> {calls}\n'
         f'  if [ "$line" = get_server_list ] && [ -n "{servers}" ]; then echo "{servers}"; fi\n'
+        + (f'  if [ "$line" = quit ]; then while [ ! -e {quit_after} ]; do sleep 0.05; done; fi\n'
+           if quit_after else "")
+        + f'  echo "$line pipe=$CUDA_MPS_PIPE_DIRECTORY" >> {calls}\n'
         "done\n")
     fake.chmod(0o755)
     return calls
@@ -58,6 +61,24 @@ def test_the_server_is_the_runs_own_started_at_once_and_told_to_quit_even_when_t
                                               f"get_server_list pipe={pipe}", f"quit pipe={pipe}"]
     assert mps.PIPE_ENV not in os.environ and mps.LOG_ENV not in os.environ and mps.receipt() is None
     assert not Path(pipe).parent.exists()  # its temporary folder went with it
+
+
+def test_a_run_whose_own_process_holds_cuda_leaves_the_quit_to_a_helper_that_outlives_it(control, monkeypatch,
+                                                                                        caplog):
+    """The real daemon quits once its last client is gone, and the run's process is one until it exits: the quit
+    is sent by a helper that is not awaited, which then removes the folder (awaited, it waited for itself)."""
+    released = control / "last-client-gone"
+    calls = stand_in(control, quit_after=released)
+    monkeypatch.setattr(mps, "_cuda_started_here", lambda: True)
+    with mps.run_server() as server:
+        pipe = server.pipe_directory
+    assert not any(line.startswith("quit") for line in calls.read_text().splitlines())
+    assert Path(pipe).exists() and "did not quit" not in caplog.text and mps.PIPE_ENV not in os.environ
+    released.touch()  # this process's CUDA is gone: the daemon quits
+    deadline = time.monotonic() + 15.0
+    while Path(pipe).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert calls.read_text().splitlines()[-1] == f"quit pipe={pipe}" and not Path(pipe).parent.exists()
 
 
 def test_a_daemon_whose_server_does_not_come_up_is_told_to_quit_and_the_run_is_told_before_it_starts(control):
@@ -99,6 +120,7 @@ def test_framework_run_mps_makes_the_analyzers_own_processes_clients_and_says_so
     """``run_many(mps=True)`` (``framework run --mps``): an analyzer in a process of its own sees the run's pipe
     folder (its CUDA would connect there), the receipt names the server, and the environment is as before after."""
     from framework import runner
+    from framework.outputs.receipt import run_line
 
     calls = stand_in(control)
     monkeypatch.setattr(mps, "gpu_driver_present", lambda: True)
@@ -112,6 +134,7 @@ def test_framework_run_mps_makes_the_analyzers_own_processes_clients_and_says_so
     assert code == 0 and track.status == "ok" and track.data["pid"] != os.getpid(), track.reason
     receipt = result.timeline.run["receipt"]["mps"]
     assert receipt["own_server"] is True and track.data["mps_pipe"] == receipt["pipe_directory"]
+    assert "; GPU processes clients of the run's own MPS server (0 client connections)" in run_line(result.timeline)
     assert calls.read_text().splitlines()[-1] == f"quit pipe={receipt['pipe_directory']}"
     assert mps.PIPE_ENV not in os.environ
 
@@ -150,3 +173,28 @@ def mps_processes(pipe: str) -> list[int]:
         except OSError:
             continue
     return found
+
+
+@pytest.mark.gpu
+def test_a_run_that_did_cuda_work_under_its_own_server_exits_at_once_and_leaves_no_daemon(monkeypatch):
+    """The run's process is an MPS client once it has done CUDA work (the VLM): leaving the block must not
+    wait for the daemon's quit (which waits for that very process; on an H200 the whole command took 30 s
+    longer so), and once the process has exited the daemon and its server are gone."""
+    import subprocess
+    import sys
+
+    monkeypatch.delenv(mps.PIPE_ENV, raising=False)
+    script = ("import torch\nfrom framework import mps\n"
+              "with mps.run_server() as server:\n"
+              "    print(server.pipe_directory, flush=True)\n"
+              "    x = torch.arange(1000, device='cuda', dtype=torch.float32)\n"
+              "    assert int(x.sum().item()) == 499500\n")
+    # (a deadline, not a speed check: the block's wait for itself ran into the 30 s command timeout)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=25,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    pipe = out.stdout.split()[0]
+    deadline = time.monotonic() + 15.0
+    while (mps_processes(pipe) or Path(pipe).exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert mps_processes(pipe) == [] and not Path(pipe).parent.exists()

@@ -44,7 +44,8 @@ def receipt_rows(timeline: Timeline) -> list[tuple[str, ...]]:
 
 def run_line(timeline: Timeline) -> str:
     """``600 s of video in 30.4 s (19.7x real time); 19.7 video-min per GPU-min; cuda:0 busy 96%;
-    plan 3.4 s, decode 10.0 s, analyzers 46.0 s; decoded in 16 segments by 8 worker processes``."""
+    plan 3.4 s, decode 10.0 s, analyzers 46.0 s; decoded in 16 segments by 8 worker processes; GPU processes
+    clients of the run's own MPS server (10 client connections)``."""
     r = (timeline.run or {}).get("receipt") or {}
     if not r or not r.get("wall_s"):
         return ""
@@ -63,4 +64,10 @@ def run_line(timeline: Timeline) -> str:
         workers = decode.get("segment_processes")
         parts.append(f"decoded in {decode['segments']} segments"
                      + (f" by {workers} worker processes" if workers else " on threads"))
+    mps = r.get("mps")
+    if mps:  # ``framework.mps``: the run's GPU processes side by side under one MPS server
+        parts.append("GPU processes clients of " + ("the run's own MPS server" if mps.get("own_server")
+                                                    else f"the MPS server of {mps.get('pipe_directory')}")
+                     + (f" ({mps['client_connections']} client connections)"
+                        if mps.get("client_connections") is not None else ""))
     return "; ".join(parts)
