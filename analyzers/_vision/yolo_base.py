@@ -35,6 +35,9 @@ class YoloAnalyzer(BatchedAnalyzer):
     # waits for the interpreter's lock after every call; in a process of its own it does not (framework.own_process)
     own_process = True
     cpu_priority = "low"  # nothing on the run's longest path waits for it: the decode and the VLM get the CPUs first
+    # for the same reason, under an MPS server (framework run --mps) its process is a client of below-normal
+    # priority; without MPS it is "normal" (bench/results/end_to_end_h200_ab33.md)
+    gpu_stream_priority = "low"
     depends_on = ("cut_analysis",)
     batch_size = 16
     item_vram_mb = 60.0

@@ -22,6 +22,7 @@ are not covered; the caller keeps ultralytics' function for those.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable, Sequence
 
@@ -46,10 +47,18 @@ def candidates_to_host(preds: Any, conf_thres: float, classes: Sequence[int] | N
     conf, j = x[..., 4:4 + nc].max(-1, keepdim=True)
     keep = conf > conf_thres  # in the model's precision, as ultralytics compares
     if classes is not None:
-        keep &= torch.isin(j, torch.as_tensor(list(classes), device=preds.device))
+        keep &= torch.isin(j, _class_ids(tuple(classes), preds.device))
     rows = torch.cat((xywh2xyxy(x[..., :4]).float(), conf.float(), j.float(), x[..., 4 + nc:].float(),
                       keep.float()), -1)
     return rows.cpu()
+
+
+@functools.lru_cache(maxsize=16)
+def _class_ids(classes: tuple[int, ...], device: Any) -> Any:
+    """The wanted class ids as a tensor on ``device``, made once (not copied to the GPU with every batch)."""
+    import torch
+
+    return torch.as_tensor(classes, device=device)
 
 
 def host_nms_kernel() -> Callable[[Any, Any, float], Any]:
