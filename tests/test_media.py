@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import signal
+import types
 from fractions import Fraction
 from pathlib import Path
 
@@ -821,6 +822,16 @@ def test_ctrl_c_stops_a_segmented_decode_at_once(tmp_path, monkeypatch):
     go = threading.Event()
     real_read = media.tally.LoopTally.read
 
+    made: dict[str, list[threading.Event]] = {"audio": [], "video": []}  # the decode's stop events: the audio
+    # pass's (framework.media.decoding) and the segments' (framework.media.segments)
+
+    def recorded(kind):
+        class RecordedEvent(threading.Event):
+            def __init__(self):
+                super().__init__()
+                made[kind].append(self)
+        return types.SimpleNamespace(Event=RecordedEvent)
+
     def read(self, packet):
         real_read(self, packet)
         if not packet.size:
@@ -831,17 +842,23 @@ def test_ctrl_c_stops_a_segmented_decode_at_once(tmp_path, monkeypatch):
             if len(read_by_stream) == 2 and min(read_by_stream.values()) >= 10:
                 loops_running.set()
         if sum(self.packets.values()) >= 10:
-            go.wait(timeout=30)  # hold every loop mid-file until the interrupt comes
+            go.wait(timeout=30)  # hold every loop mid-file until the interrupt comes, then until the decode
+            # has told that loop to stop (between the two a free-running loop of cheap packets could read
+            # hundreds in one of Python's thread switches: a race of the test's own, not the decode's)
+            assert all(e.wait(timeout=30) for e in made[packet.stream.type])
 
     def interrupted_wait(*args, **kwargs):
         assert loops_running.wait(timeout=30)
         go.set()
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(media.decoding, "threading", recorded("audio"))
+    monkeypatch.setattr(media.segments, "threading", recorded("video"))
     monkeypatch.setattr(media.tally.LoopTally, "read", read)
     monkeypatch.setattr(media.segments, "wait", interrupted_wait)
     with pytest.raises(KeyboardInterrupt):
         decode(path, meta, [FrameSpec(None, 32)], True, tmp_path / "cache")
+    assert [len(made["audio"]), len(made["video"])] == [1, 1] and all(e.is_set() for e in made["audio"] + made["video"])
     for key, total in file_packets.items():
         assert read_by_stream[key] < total / 2, (key, read_by_stream, file_packets)
     alive = [t.name for t in threading.enumerate() if t.name.startswith(DECODE_THREADS)]
