@@ -11,8 +11,10 @@ run's own, with its pipes and log in a fresh folder under the temp folder, asks 
 at once (a daemon whose server cannot start would fail every CUDA client later; this way the run is told
 before anything is computed), puts this process and every child it starts under it
 (``CUDA_MPS_PIPE_DIRECTORY``, set before CUDA starts anywhere in the run) and tells it to quit when the
-block ends, whatever happened (a helper process sends that: see ``_quit``). Where ``CUDA_MPS_PIPE_DIRECTORY`` is set already, the user's own MPS
-setup is used as it is. ``receipt()`` is the run receipt's ``mps`` entry.
+block ends, whatever happened (a helper process sends that: see ``_quit``). A daemon left by a run that
+was killed outright is told to quit when the next run starts one (``_reap_left_behind``). Where
+``CUDA_MPS_PIPE_DIRECTORY`` is set already, the user's own MPS setup is used as it is. ``receipt()`` is
+the run receipt's ``mps`` entry.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 CONTROL = "nvidia-cuda-mps-control"
 PIPE_ENV, LOG_ENV = "CUDA_MPS_PIPE_DIRECTORY", "CUDA_MPS_LOG_DIRECTORY"
+FOLDER_PREFIX, OWNER = "framework-mps-", "owner.pid"  # a run's daemon folder under the temp folder, its run's PID
 #: how long a control command may take (the daemon answers at once; a server's start takes well under this)
 COMMAND_TIMEOUT_S = 30.0
 
@@ -124,10 +127,12 @@ def run_server(binary: str = CONTROL) -> Iterator[MpsServer]:
     if _cuda_started_here():
         logger.warning("MPS: this process started CUDA already; it stays outside the MPS server (its children "
                        "are clients)")
-    folder = Path(tempfile.mkdtemp(prefix="framework-mps-"))  # short: the daemon's sockets live in it
+    _reap_left_behind(found)
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))  # short: the daemon's sockets live in it
     pipe, log = folder / "pipe", folder / "log"
     pipe.mkdir()
     log.mkdir()
+    (folder / OWNER).write_text(str(os.getpid()))
     env = dict(os.environ, **{PIPE_ENV: str(pipe), LOG_ENV: str(log)})
     started = _control(found, env, "", "-d")
     if started.returncode != 0:
@@ -166,6 +171,39 @@ def _start_server(binary: str, env: dict[str, str], log: Path) -> tuple[int, ...
     return pids
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (someone else's process: alive)
+        return True
+    return True
+
+
+def _reap_left_behind(binary: str) -> None:
+    """Tell the daemons of earlier runs that died without stopping theirs (killed outright) to quit, and remove
+    their folders: a folder of ours whose run's process (``owner.pid``) is gone."""
+    for folder in Path(tempfile.gettempdir()).glob(FOLDER_PREFIX + "*"):
+        try:
+            owner = int((folder / OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not (yet) a folder of a run's daemon
+        if owner == os.getpid() or _alive(owner):
+            continue
+        env = dict(os.environ, **{PIPE_ENV: str(folder / "pipe"), LOG_ENV: str(folder / "log")})
+        logger.info("MPS: the daemon of %s was left by run %d, which is gone: telling it to quit", folder, owner)
+        _send_quit(binary, env, folder)
+
+
+def _send_quit(binary: str, env: dict[str, str], folder: Path) -> subprocess.Popen:
+    """A helper process that tells the daemon to quit (it returns once the daemon's last client has gone),
+    then removes ``folder``; nobody waits for it, and it may outlive this process."""
+    return subprocess.Popen(["/bin/sh", "-c", 'echo quit | "$0"; rm -rf "$1"', binary, str(folder)], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
 def _quit(binary: str, env: dict[str, str], server: MpsServer, folder: Path) -> None:
     """Tell the daemon to quit, then remove its folder, from a helper process that may outlive this one.
 
@@ -174,9 +212,7 @@ def _quit(binary: str, env: dict[str, str], server: MpsServer, folder: Path) -> 
     the command hung for the full 30 s the first time). Where this process started no CUDA, the helper is
     awaited (it ends at once)."""
     connections = server.client_connections()
-    helper = subprocess.Popen(["/bin/sh", "-c", 'echo quit | "$0"; rm -rf "$1"', binary, str(folder)], env=env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    helper = _send_quit(binary, env, folder)
     if not _cuda_started_here():
         try:
             helper.wait(COMMAND_TIMEOUT_S)

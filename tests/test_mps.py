@@ -198,3 +198,30 @@ def test_a_run_that_did_cuda_work_under_its_own_server_exits_at_once_and_leaves_
     while (mps_processes(pipe) or Path(pipe).exists()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert mps_processes(pipe) == [] and not Path(pipe).parent.exists()
+
+
+def test_a_daemon_left_by_a_run_killed_outright_is_told_to_quit_when_the_next_run_starts_one(control, monkeypatch):
+    """A folder of ours whose run's process is gone (killed with SIGKILL: no quit was sent) gets a quit and is
+    removed; one whose run is alive, or that is not a run's (no owner), is left alone."""
+    import subprocess
+    import sys
+    import tempfile
+
+    calls = stand_in(control)
+    monkeypatch.setattr(tempfile, "tempdir", str(control / "tmp"))
+    (control / "tmp").mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    folders = {}
+    for name, owner in (("dead", gone.stdout.strip()), ("alive", str(os.getppid())), ("no-owner", None)):
+        folders[name] = control / "tmp" / f"{mps.FOLDER_PREFIX}{name}"
+        (folders[name] / "pipe").mkdir(parents=True)
+        if owner is not None:
+            (folders[name] / mps.OWNER).write_text(owner)
+    with mps.run_server() as server:
+        assert Path(server.pipe_directory).parent.parent == control / "tmp"
+        deadline = time.monotonic() + 15.0
+        while folders["dead"].exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert f"quit pipe={folders['dead'] / 'pipe'}" in calls.read_text().splitlines()
+        assert not folders["dead"].exists() and folders["alive"].exists() and folders["no-owner"].exists()
+        assert (Path(server.pipe_directory).parent / mps.OWNER).read_text() == str(os.getpid())
