@@ -87,7 +87,7 @@ class SpeechTranscription(BatchedAnalyzer):
     # in its own process (below) the stream's priority counts only under an MPS server (framework run --mps):
     # there it is a client of below-normal priority, so that the VLM and text_overlay, which the run's end
     # waits for, go first (bench/results/end_to_end_h200_ab33.md: with the YOLOs, the run's median 0.5-0.75 s
-    # shorter on two H200 machines); as a thread of the run's process (own_process: false) "normal"
+    # below the run without MPS on two H200 machines); as a thread of the run's process (own_process: false) "normal"
     gpu_stream_priority = "low"
     # its decoding is a loop of small steps driven from Python: in a process of its own it does not
     # take turns on the interpreter's lock with the other models' threads (framework.own_process)
