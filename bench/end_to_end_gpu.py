@@ -50,6 +50,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -118,6 +119,16 @@ def probe_packages() -> list[dict[str, Any]]:
                      "problem": problem,
                      "version": getattr(sys.modules.get(module), "__version__", None) if problem is None else None})
     return rows
+
+
+def with_versions(machine: str, packages: list[dict[str, Any]]) -> str:
+    """The prepare step's machine line with torch's and transformers' versions as ``packages`` (this call's
+    probe) found them: a ``--reuse`` call may carry another transformers than the preparing call did (BY's
+    reports named the image's 5.17 while the timed runs imported 5.23). No CUDA is started here."""
+    for row in packages:
+        if row["module"] in ("torch", "transformers") and row["version"]:
+            machine = re.sub(rf"\b{row['module']} [^\s,;]+", f"{row['module']} {row['version']}", machine)
+    return machine
 
 
 def analyzer_set() -> tuple[list[str], dict[str, list[str]], dict[str, str]]:
@@ -902,6 +913,7 @@ def main(argv: list[str] | None = None) -> int:
     prep = json.loads((work / "prepare.json").read_text())
     if args.reuse:  # this call's packages (it may carry other wheels than the preparing one did)
         prep["packages"] = probe_packages()
+        prep["machine"] = with_versions(prep["machine"], prep["packages"])
         refind_bundled(prep["models"])
     print(f"      prepared in {time.perf_counter() - t0:.1f} s (clip {prep['clip']['make_s']} s, models {prep['seed_s']} s)",
           flush=True)

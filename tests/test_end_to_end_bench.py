@@ -150,6 +150,14 @@ def test_the_report_rows_carry_the_vlms_account_of_its_prefill_groups():
     assert rows["qwen2_vl_temporal"]["prefill_rows"] == groups and rows["cut_analysis"]["prefill_rows"] is None
 
 
+def test_a_reused_preparation_names_the_versions_this_call_imports():
+    machine = "vm: 16 CPUs, torch 2.11.0+cu130, transformers 5.17.0, NVIDIA H200"
+    rows = [{"module": "transformers", "version": "5.23.0"}, {"module": "torch", "version": "2.11.0+cu130"},
+            {"module": "whisper", "version": "20250625"}, {"module": "mediapipe", "version": None}]
+    assert e2e.with_versions(machine, rows) == "vm: 16 CPUs, torch 2.11.0+cu130, transformers 5.23.0, NVIDIA H200"
+    assert e2e.with_versions(machine, [{"module": "transformers", "version": None}]) == machine
+
+
 def test_each_timed_run_in_a_work_folder_knows_its_order(tmp_path):
     assert [e2e.count_timed_run(tmp_path) for _ in range(3)] == [1, 2, 3]
 
