@@ -63,4 +63,7 @@ def serve_cmd(host: str, port: int, library: Path | None, registry_path: Path | 
                      allow_paths=local or bool(media_roots), local_only=local)
     console.print(f"library: {lib.path} ({lib.count()} videos) · http://{host if ':' not in host else f'[{host}]'}:{port}/",
                   highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:  # an idle queue stops at once (and its MPS server, with registry.yaml mps: true, is told to quit)
+        queue.close(wait_s=2.0)

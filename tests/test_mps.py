@@ -225,3 +225,48 @@ def test_a_daemon_left_by_a_run_killed_outright_is_told_to_quit_when_the_next_ru
         assert f"quit pipe={folders['dead'] / 'pipe'}" in calls.read_text().splitlines()
         assert not folders["dead"].exists() and folders["alive"].exists() and folders["no-owner"].exists()
         assert (Path(server.pipe_directory).parent / mps.OWNER).read_text() == str(os.getpid())
+
+
+def test_the_apps_jobs_run_as_clients_of_one_server_of_the_queues_own(control, sample_video, monkeypatch):
+    """``framework serve`` (and the MCP server): with registry.yaml ``mps: true`` the job queue starts one server
+    before its first job, every job's run is its client, and the server is told to quit when the queue closes."""
+    import json
+    import shutil
+
+    from framework.library import Library
+    from framework.library.jobs import JobQueue
+    from library_helpers import write_registry
+
+    calls = stand_in(control)
+    monkeypatch.setattr(mps, "gpu_driver_present", lambda: True)
+    registry = write_registry(control / "config")
+    registry.write_text(registry.read_text() + "mps: true\n")
+    second = shutil.copy(sample_video.path, control / "second.mp4")
+    queue = JobQueue(Library.open(control / "lib.db"), registry)
+    jobs = [queue.wait(queue.submit_path(path).id, timeout=120) for path in (sample_video.path, second)]
+    assert [j.status for j in jobs] == ["done", "done"], [j.error for j in jobs]
+    receipts = [json.loads((Path(j.run_dir) / "results.json").read_text())["run"]["receipt"]["mps"] for j in jobs]
+    pipe = receipts[0]["pipe_directory"]
+    assert receipts[0]["own_server"] is True and receipts[1]["pipe_directory"] == pipe
+    queue.close(wait_s=15.0)
+    assert not queue._thread.is_alive()
+    lines = calls.read_text().splitlines()
+    assert [line for line in lines if line.startswith("-d")] == [f"-d pipe={pipe}"]  # one server for both jobs
+    assert lines[-1] == f"quit pipe={pipe}" and mps.PIPE_ENV not in os.environ
+
+
+def test_a_queue_whose_server_does_not_come_up_fails_each_job_saying_what_to_change(control, sample_video,
+                                                                                  monkeypatch):
+    from framework.library import Library
+    from framework.library.jobs import JobQueue
+    from library_helpers import write_registry
+
+    stand_in(control, servers="")
+    monkeypatch.setattr(mps, "gpu_driver_present", lambda: True)
+    registry = write_registry(control / "config")
+    registry.write_text(registry.read_text() + "mps: true\n")
+    queue = JobQueue(Library.open(control / "lib.db"), registry)
+    job = queue.wait(queue.submit_path(sample_video.path).id, timeout=60)
+    assert job.status == "failed" and job.run_dir is None
+    assert "no server came up" in job.error and "set mps: false there" in job.error
+    queue.close()

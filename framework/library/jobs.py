@@ -9,6 +9,7 @@ observer hooks of a plugin registered on that run's host only.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -158,18 +159,50 @@ class JobQueue:
                     return job
                 self._changed.wait(left if left is not None else 1.0)
 
-    def close(self) -> None:
-        """Stop after the running job (queued ones are dropped)."""
+    def close(self, wait_s: float = 0.0) -> None:
+        """Stop after the running job (queued ones are dropped); wait up to ``wait_s`` seconds for that (and for
+        the queue's MPS server, if it has one, to be told to quit). A daemon left by a queue that did not get
+        that far is told to quit by the next run or queue that starts one (``framework.mps``)."""
         self._queue.put(None)
+        if wait_s > 0:
+            self._thread.join(wait_s)
 
     # --- working --------------------------------------------------------------------------------
     def _work(self) -> None:
+        """Run the jobs in order; when registry.yaml says ``mps: true``, all of them as clients of one MPS server
+        of the queue's own, started before the first job and told to quit when the queue closes
+        (``framework.mps``, as ``framework run --mps``). A server that does not start fails every job with its
+        message, which says what to change."""
+        try:
+            with self._gpu_sharing():
+                self._take_jobs(None)
+        except FrameworkError as exc:  # (only the server's start or stop gets here: each job catches its own)
+            logger.error("the queue's MPS server: %s", exc)
+            self._take_jobs(f"{exc} (the jobs' registry.yaml says mps: true: set mps: false there to run them "
+                            "without MPS, and restart)")
+
+    def _gpu_sharing(self) -> Any:
+        """``framework.mps.for_run`` for the registry the jobs will read (nothing when it cannot be read now:
+        each job then says why)."""
+        from .. import mps as gpu_sharing
+        from ..registry import find_registry, load_registry
+
+        try:
+            config = load_registry(find_registry(self.registry_path)).config
+        except FrameworkError:
+            return contextlib.nullcontext()
+        return gpu_sharing.for_run(config.mps, self.devices, config.device)
+
+    def _take_jobs(self, refuse: str | None) -> None:
+        """Run the queued jobs until ``close``; with ``refuse``, fail each with that message instead."""
         while True:
             job = self._queue.get()
             if job is None:
                 return
             job.started = time.time()
             try:
+                if refuse is not None:
+                    raise FrameworkError(refuse)
                 self._run(job)
                 job.status, job.progress, job.stage = "done", 1.0, "done"
             except FrameworkError as exc:
