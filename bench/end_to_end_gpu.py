@@ -554,7 +554,7 @@ def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env:
     gnu_time = shutil.which("time", path="/usr/bin:/bin")
     cmd = ([gnu_time, "-v", "-o", str(work / "time.txt")] if gnu_time else []) + cli
     print(f"  $ {' '.join(cmd)}", flush=True)
-    t0 = time.perf_counter()
+    t0, started_epoch = time.perf_counter(), time.time()
     with open(work / "cli.stdout", "wb") as so, open(work / "cli.stderr", "wb") as se:
         # its own process group: at the deadline GNU time and the CLI under it are stopped together
         sampler = GpuSampler(work) if getattr(args, "gpu_samples", False) else None
@@ -574,11 +574,12 @@ def run_cli(args: argparse.Namespace, work: Path, clip: str, registry: str, env:
                 rc = f"killed after {timeout + INTERRUPT_GRACE_S:.0f} s (--deadline {args.deadline:g})"
         peak_poll = poll.stop()
         gpu = sampler.stop() if sampler is not None else None
-    wall = time.perf_counter() - t0
+    wall, ended_epoch = time.perf_counter() - t0, time.time()
     time_v = (work / "time.txt").read_text(errors="replace") if (work / "time.txt").is_file() else ""
     peak_time = next((int(line.split(":")[-1]) * 1024 for line in time_v.splitlines()
                       if "Maximum resident set size" in line), None)
     return {"cmd": cli, "timed_with": "GNU time -v" if gnu_time else "psutil poll", "rc": rc, "wall_s": round(wall, 2),
+            "started_epoch": started_epoch, "ended_epoch": ended_epoch,
             "peak_rss_time": peak_time, "peak_rss_poll": peak_poll or None, "run_dir": str(run_dir),
             "gpu_samples": None if sampler is None else {"util": gpu[0], "pmon": gpu[1], "missing": sampler.missing,
                                                          "main_pid": poll.cli_pid},
@@ -655,6 +656,20 @@ def missing_packages_of(name: str, prep: dict[str, Any]) -> list[str]:
             any(a in seen or a.startswith("*") for a in p["analyzers"])]
 
 
+def around_runner(run: dict[str, Any], results: dict[str, Any]) -> str | None:
+    """Where the whole command's time outside the runner's wall went: from the command's start to the runner's
+    (``results.json``'s ``run.started_at``) and from the runner's end (that plus the receipt's ``wall_s``) to the
+    command's; None when the run wrote no receipt."""
+    info = results.get("run") or {}
+    started, wall = info.get("started_at"), (info.get("receipt") or {}).get("wall_s")
+    if started is None or wall is None or "started_epoch" not in run:
+        return None
+    before, after = started - run["started_epoch"], run["ended_epoch"] - (started + wall)
+    return (f"{before:.1f} s from the command's start to the runner's (the interpreter, the CLI's imports, the "
+            f"registry, the video's probe) and {after:.1f} s from the runner's end to the command's (the reports, "
+            "subtitles and exports, the processes' exit)")
+
+
 def _mib(b: int | None) -> str:
     return "-" if not b else f"{b / 2**20:.0f}"
 
@@ -708,6 +723,9 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
              "its slowest)",
              f"- random-weight settings in the registry: {json.dumps(prep['random_weight_params'])}", "",
              f"**{summary}**", ""]
+    around = around_runner(run, results)
+    if around:
+        lines += [f"Around the runner's wall: {around}.", ""]
     if args.tiny:
         lines += ["Tiny models on a CPU: these numbers prove the plumbing, and say nothing about the GPU target.", ""]
     missing_pk = [p for p in prep["packages"] if not p["ok"]]

@@ -103,6 +103,9 @@ def test_tiny_cpu_run_of_the_whole_set_through_the_real_cli(tmp_path):
     assert "; FRAMEWORK_BENCH_MARK=seen)" in text and "- timed run 1 in this work folder" in text
     assert re.search(r"^- machine: .*; CPU probe [\d.]+ ms before", text, re.M)  # (which machine, which moment)
     assert "; this run's variant of it: keys qwen2_vl_temporal.gpu_stream_priority: high" in text
+    around = re.search(r"^Around the runner's wall: ([\d.]+) s from the command's start .* and ([\d.]+) s from the "
+                       r"runner's end", text, re.M)  # (the whole command = before + the runner's wall + after)
+    assert around and float(around[1]) + receipt["wall_s"] + float(around[2]) == pytest.approx(run["wall_s"], abs=0.3)
     # bench/e2e_compare.py reads the report's numbers back
     import e2e_compare
 
@@ -156,6 +159,14 @@ def test_a_reused_preparation_names_the_versions_this_call_imports():
             {"module": "whisper", "version": "20250625"}, {"module": "mediapipe", "version": None}]
     assert e2e.with_versions(machine, rows) == "vm: 16 CPUs, torch 2.11.0+cu130, transformers 5.23.0, NVIDIA H200"
     assert e2e.with_versions(machine, [{"module": "transformers", "version": None}]) == machine
+
+
+def test_the_whole_commands_time_outside_the_runner_is_split_into_before_and_after():
+    run = {"started_epoch": 1000.0, "ended_epoch": 1033.5}
+    results = {"run": {"started_at": 1001.5, "receipt": {"wall_s": 29.5}}}
+    text = e2e.around_runner(run, results)
+    assert text.startswith("1.5 s from the command's start to the runner's") and "2.5 s from the runner's end" in text
+    assert e2e.around_runner(run, {"tracks": {}}) is None and e2e.around_runner({"wall_s": 3}, results) is None
 
 
 def test_each_timed_run_in_a_work_folder_knows_its_order(tmp_path):
