@@ -632,6 +632,8 @@ def track_rows(results: dict[str, Any], names: list[str]) -> list[dict[str, Any]
             "analyze_at_s": r.get("analyze_at_s"), "load_at_s": r.get("load_at_s"), "load_wait_s": r.get("load_wait_s"),
             "cuda_graphs": _cuda_graphs(t.get("data") or {}),
             "prefill_rows": ((t.get("data") or {}).get("model_info") or {}).get("prefill_rows"),
+            "prompt_tokens": (t.get("data") or {}).get("prompt_tokens"),
+            "padding_tokens": (t.get("data") or {}).get("padding_tokens"),
             "busy_s": step.get("busy_s"), "items": step.get("items"),
             "prepared_ahead": step.get("prepared_ahead"), "prepared_ahead_at_s": r.get("prepared_ahead_at_s"),
             "step_split": {k: step[k] for k in ("busy_s", "preprocess_s", "postprocess_s", "wait_s") if k in step},
@@ -750,7 +752,10 @@ def report(args: argparse.Namespace, argv: list[str], prep: dict[str, Any], run:
                      f"{r.get('batches') or '-'} | {r.get('fallbacks') or '-'} | {r.get('events', '-')} |")
     graphs = [f"{r['analyzer']}: {r['cuda_graphs']}" for r in rows if r.get("cuda_graphs") is not None]
     lines += ["", "CUDA graphs (the tracks' own account): " + ("; ".join(graphs) or "none reported")]
-    groups = [f"{r['analyzer']}: {r['prefill_rows']}" for r in rows if r.get("prefill_rows")]
+    groups = [f"{r['analyzer']}: {r['prefill_rows']}"
+              + (f", {r['padding_tokens']} padding tokens in its prefills beside {r['prompt_tokens']} of prompts"
+                 if r.get("padding_tokens") is not None and r.get("prompt_tokens") else "")
+              for r in rows if r.get("prefill_rows")]
     if groups:  # a batch prefilled in groups and decoded as one; on CUDA the memory after each phase (GB)
         lines += ["", "Prefill groups (the tracks' own account): " + "; ".join(groups)]
     # where a device step's time went: forward (busy), its CPU threads before and after, the device waiting

@@ -147,10 +147,12 @@ def test_at_the_deadline_the_command_is_interrupted_and_the_report_reads_the_tra
 
 def test_the_report_rows_carry_the_vlms_account_of_its_prefill_groups():
     groups = {"most": 64, "joint_batches": 1, "memory_gb": [{"after": "prefill 1", "allocated": 30.1, "peak": 40.2}]}
-    tracks = {"qwen2_vl_temporal": {"status": "ok", "data": {"model_info": {"prefill_rows": groups}}},
+    tracks = {"qwen2_vl_temporal": {"status": "ok", "data": {"model_info": {"prefill_rows": groups},
+                                                             "prompt_tokens": 95256, "padding_tokens": 5616}},
               "cut_analysis": {"status": "ok", "data": {}}}
     rows = {r["analyzer"]: r for r in e2e.track_rows({"tracks": tracks}, ["cut_analysis", "qwen2_vl_temporal"])}
     assert rows["qwen2_vl_temporal"]["prefill_rows"] == groups and rows["cut_analysis"]["prefill_rows"] is None
+    assert (rows["qwen2_vl_temporal"]["prompt_tokens"], rows["qwen2_vl_temporal"]["padding_tokens"]) == (95256, 5616)
 
 
 def test_a_reused_preparation_names_the_versions_this_call_imports():

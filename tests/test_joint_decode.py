@@ -37,6 +37,36 @@ def test_groups_cover_every_row_in_as_few_groups_as_fit_with_the_least_padding(l
     assert _padding(lengths, parts) == best
 
 
+@pytest.mark.parametrize("group_tokens", [0, 3, 10, 1000])
+@pytest.mark.parametrize("lengths,most", [([5, 1, 9, 9, 2, 7, 3], 3), ([4] * 5, 2), ([3, 8], 1), ([6, 2, 6], 8),
+                                           ([10, 1, 1, 1, 9, 9, 2], 4), ([], 3)])
+def test_groups_by_cost_are_the_cut_whose_padded_tokens_plus_a_cost_a_group_are_least(lengths, most, group_tokens):
+    parts = joint_decode.groups(lengths, most, group_tokens)
+    assert sorted(i for p in parts for i in p) == list(range(len(lengths))) and all(0 < len(p) <= most for p in parts)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    assert [i for p in parts for i in p] == order  # (consecutive runs of the sorted rows)
+    # the least cost of any cut of the sorted rows into any number of groups (brute force)
+    best = min((_padding(lengths, [order[a:b] for a, b in zip((0, *cuts), (*cuts, len(order)))]) + group_tokens * (len(cuts) + 1)
+                for k in range(len(order)) for cuts in itertools.combinations(range(1, len(order)), k)
+                if all(b - a <= most for a, b in zip((0, *cuts), (*cuts, len(order))))), default=0)
+    assert _padding(lengths, parts) + group_tokens * len(parts) == best
+    if group_tokens == 1000:  # a group costs more than any padding: the fewest groups, as without a cost
+        assert _padding(lengths, parts) == _padding(lengths, joint_decode.groups(lengths, most))
+        assert len(parts) == len(joint_decode.groups(lengths, most))
+
+
+def test_groups_by_cost_pad_a_clip_cut_every_4_to_16_s_far_less_than_the_fewest_groups():
+    """The end-to-end bench's clip (shots of 4-16 s, 2 fps, 144 tokens a pair of frames, about 60 of text): 91
+    chunks in at most 64 rows a group. The fewest groups (two) pad 17 % of the tokens; at a cost of 1,500 tokens
+    a group (about what one more prefill costs on an H200) the cut pads less than 5 %, in more groups."""
+    counts = {636: 9, 780: 9, 924: 24, 1068: 25, 1212: 16, 1500: 8}
+    lengths = [n for n, k in counts.items() for _ in range(k)]
+    fewest = joint_decode.groups(lengths, 64)
+    by_cost = joint_decode.groups(lengths, 64, 1500)
+    assert len(fewest) == 2 and _padding(lengths, fewest) - sum(lengths) > 0.16 * sum(lengths)
+    assert len(by_cost) > 2 and _padding(lengths, by_cost) - sum(lengths) < 0.05 * sum(lengths)
+
+
 def _requests():
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 255, (8, 56, 100, 3), dtype=np.uint8)
@@ -45,11 +75,12 @@ def _requests():
                     "Describe." if i % 2 else "Describe the scene in detail please.") for i, c in enumerate(counts)]
 
 
-def _generate(folder, family, prefill_rows=None, graphs=True, new_tokens=12, group_rows=None, **generation):
+def _generate(folder, family, prefill_rows=None, graphs=True, new_tokens=12, group_rows=None, group_tokens=None,
+              **generation):
     """One batch of the 7 requests: plain ``generate`` (no graphs), or through greedy_loop (the graph seam)
     with ``prefill_rows`` (and the analyzer's ``group_rows``, if given)."""
     fam = family_class(family)(GenerationOptions(max_new_tokens=new_tokens, min_new_tokens=0, static_cache=True,
-                                                 prefill_rows=prefill_rows))
+                                                 prefill_rows=prefill_rows, prefill_group_tokens=group_tokens))
     fam.group_rows = group_rows
     fam.load(folder, "cpu", None)
     for key, value in generation.items():
@@ -86,6 +117,16 @@ def test_groups_prefilled_apart_and_decoded_together_give_the_tokens_of_one_gene
     groups = joint_decode.groups(lengths, 3)
     assert sum(padding) == sum(max(lengths[i] for i in g) - lengths[r] for g in groups for r in g)
     assert sum(padding) < sum(max(lengths) - n for n in lengths)
+
+
+def test_groups_cut_by_cost_decode_together_to_the_tokens_of_one_generate(tiny_vlm, plain):  # noqa: F811
+    """``prefill_group_tokens`` 0 (a group costs nothing): a group per prompt length, no padding in any prefill,
+    and still the tokens of one ``generate``."""
+    fam, prepared, joint = _generate(tiny_vlm("qwen2-vl"), "qwen2_vl", prefill_rows=3, group_tokens=0)
+    assert torch.equal(joint, plain["qwen2-vl"]) and fam.notes == [] and fam.joint_batches == 1
+    lengths = prepared["inputs"]["attention_mask"].sum(1).tolist()
+    assert fam.describe_model()["prefill_rows"]["groups_per_batch"] == [len(set(lengths))] != [3]
+    assert sum(a.extra["padding"] for a in fam.decode(joint, prepared)) == 0
 
 
 def test_the_analyzers_group_for_the_batch_sets_its_prefill_groups(tiny_vlm, plain):  # noqa: F811
@@ -297,15 +338,18 @@ def test_on_cuda_the_joint_loop_gives_the_tokens_of_plain_generate(tiny_vlm):  #
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     runs = {}
-    for way, prefill_rows in (("plain", None), ("joint", 3)):
+    # "by cost": a group per prompt length (prefill_group_tokens 0), more groups than "joint"'s three
+    for way, prefill_rows, group_tokens in (("plain", None, None), ("joint", 3, None), ("by cost", 3, 0)):
         fam = family_class("qwen2_vl")(GenerationOptions(max_new_tokens=12, min_new_tokens=12,
-                                                         cuda_graphs=way == "joint", prefill_rows=prefill_rows))
+                                                         cuda_graphs=way != "plain", prefill_rows=prefill_rows,
+                                                         prefill_group_tokens=group_tokens))
         fam.load(tiny_vlm("qwen2-vl"), "cuda", "fp32")
         runs[way] = fam.generate(fam.prepare(_requests())).cpu()
-        if way == "joint":
+        if way != "plain":
             graph_notes = [n for n in fam.notes if "copies the key/value heads" not in n]
             assert graph_notes == [] and fam.joint_batches == 1 and fam.graphs.captures == 1, fam.notes
-    assert torch.equal(runs["joint"], runs["plain"])
+            assert (fam.joint_groups[0] > 3) == (way == "by cost"), fam.joint_groups
+    assert torch.equal(runs["joint"], runs["plain"]) and torch.equal(runs["by cost"], runs["plain"])
 
 
 def test_the_join_refuses_a_step_input_it_does_not_know_and_leaves_the_caches_alone():

@@ -23,10 +23,18 @@ from . import greedy_loop
 from .greedy_loop import Rule, Started, _others, _put, _tensors
 
 
-def groups(lengths: list[int], most_rows: int) -> list[list[int]]:
-    """Rows (indices into ``lengths``, prompt lengths) in as few groups of at most ``most_rows`` as
-    possible, sorted by length, cut where the padded tokens of the prefills are fewest."""
+def groups(lengths: list[int], most_rows: int, group_tokens: float | None = None) -> list[list[int]]:
+    """Rows (indices into ``lengths``, prompt lengths) in groups of at most ``most_rows``, sorted by length.
+
+    ``group_tokens`` None: as few groups as possible, cut where the padded tokens of the prefills are fewest.
+    A number: the groups whose prefilled tokens (each row padded to its group's longest) plus ``group_tokens``
+    for each group are fewest, so more groups than the fewest where each saves more padding than that: the
+    fixed cost of one more prefill (its call and the two decoding steps ``greedy_loop.start`` takes before the
+    join) counted in prompt tokens. On a 10-minute clip cut every 4-16 s, 91 chunks of 636-1500 tokens in two
+    groups of at most 64 padded 17 % of the prompts' tokens; in six, 4.6 %."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    if group_tokens is not None:
+        return _cheapest_groups([lengths[i] for i in order], order, max(1, most_rows), float(group_tokens))
     n = len(order)
     k = -(-n // max(1, most_rows)) if n else 0
     if k <= 1:
@@ -49,6 +57,24 @@ def groups(lengths: list[int], most_rows: int) -> list[list[int]]:
         i = cut[j][g]
         out.append(order[i:j])
         j = i
+    return out[::-1]
+
+
+def _cheapest_groups(srt: list[int], order: list[int], most_rows: int, group_tokens: float) -> list[list[int]]:
+    """``groups`` with ``group_tokens``: ``order`` (rows sorted by their lengths ``srt``) cut into consecutive
+    groups of at most ``most_rows`` where the padded prefill plus ``group_tokens`` a group is least."""
+    n = len(srt)
+    inf = float("inf")
+    cost, cut = [0.0] + [inf] * n, [0] * (n + 1)  # cost[j]: the first j sorted rows, cut[j]: where its last group began
+    for j in range(1, n + 1):
+        for i in range(max(0, j - most_rows), j):
+            c = cost[i] + srt[j - 1] * (j - i) + group_tokens
+            if c < cost[j]:
+                cost[j], cut[j] = c, i
+    out, j = [], n
+    while j > 0:
+        out.append(order[cut[j]:j])
+        j = cut[j]
     return out[::-1]
 
 

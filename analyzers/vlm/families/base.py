@@ -57,6 +57,8 @@ class GenerationOptions:
     cuda_graphs: bool | None = None  # replay decoding steps as CUDA graphs (CUDA; static cache); None: the family's default
     patch_embed_product: bool = True  # Qwen-VL's patch embedding as a matrix product, not a Conv3d
     prefill_rows: int | None = None  # a batch of more rows: prefilled in groups of at most this many, decoded as one
+    # those groups cut where their padding plus this many prompt tokens a group is least; None: as few as possible
+    prefill_group_tokens: float | None = None
     seed: int = 0
 
 

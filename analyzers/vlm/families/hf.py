@@ -233,7 +233,7 @@ class HFFamily(Family):
         if not (self.prefills_in_groups and most and len(requests) > most and self._loop_ok
                 and self.graphs is not None):
             return None
-        rows = joint_decode.groups([len(r.frames) for r in requests], most)
+        rows = joint_decode.groups([len(r.frames) for r in requests], most)  # (frames, not tokens: the fewest groups)
         first = self.prepare([requests[i] for i in rows[0]])
         return {"groups": [(rows[0], first)] + [(g, later([requests[i] for i in g])) for g in rows[1:]]}
 
@@ -359,7 +359,7 @@ class HFFamily(Family):
         most = self.prefill_rows_for(rows) if rows else None
         if not most or rows <= most:
             return None
-        return joint_decode.groups([int(n) for n in mask.sum(1).tolist()], most)
+        return joint_decode.groups([int(n) for n in mask.sum(1).tolist()], most, self.options.prefill_group_tokens)
 
     def split_rows(self, inputs: dict[str, Any], rows: list[int]) -> dict[str, Any] | None:
         """The inputs of ``rows`` alone, left padding only to their longest prompt; None where this family
