@@ -34,39 +34,13 @@ def groups(lengths: list[int], most_rows: int, group_tokens: float | None = None
     tokens in the fewest groups of at most 64 (two) padded 31 % on top of the prompts' tokens; at 3000 a group,
     in five, 5.9 % (``bench/prefill_padding.py``)."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
-    if group_tokens is not None:
-        return _cheapest_groups([lengths[i] for i in order], order, max(1, most_rows), float(group_tokens))
-    n = len(order)
-    k = -(-n // max(1, most_rows)) if n else 0
-    if k <= 1:
-        return [order] if order else []
     srt = [lengths[i] for i in order]
-    inf = float("inf")
-    # cost[j][g]: fewest padded tokens for the first j sorted rows in g groups (a group pads to its last)
-    cost = [[inf] * (k + 1) for _ in range(n + 1)]
-    cut = [[0] * (k + 1) for _ in range(n + 1)]
-    cost[0][0] = 0
-    for g in range(1, k + 1):
-        for j in range(1, n + 1):
-            for i in range(max(0, j - most_rows), j):
-                if cost[i][g - 1] < inf:
-                    c = cost[i][g - 1] + srt[j - 1] * (j - i)
-                    if c < cost[j][g]:
-                        cost[j][g], cut[j][g] = c, i
-    out, j = [], n
-    for g in range(k, 0, -1):
-        i = cut[j][g]
-        out.append(order[i:j])
-        j = i
-    return out[::-1]
-
-
-def _cheapest_groups(srt: list[int], order: list[int], most_rows: int, group_tokens: float) -> list[list[int]]:
-    """``groups`` with ``group_tokens``: ``order`` (rows sorted by their lengths ``srt``) cut into consecutive
-    groups of at most ``most_rows`` where the padded prefill plus ``group_tokens`` a group is least."""
-    n = len(srt)
-    inf = float("inf")
-    cost, cut = [0.0] + [inf] * n, [0] * (n + 1)  # cost[j]: the first j sorted rows, cut[j]: where its last group began
+    if group_tokens is None:  # a group dearer than any padding: the fewest groups, then the least padding
+        group_tokens = max(srt, default=0) * len(srt) + 1
+    n, most_rows = len(srt), max(1, most_rows)
+    # cost[j]: the least padded tokens plus group_tokens a group for the first j sorted rows (a group pads to its
+    # last); cut[j]: where its last group began
+    cost, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
     for j in range(1, n + 1):
         for i in range(max(0, j - most_rows), j):
             c = cost[i] + srt[j - 1] * (j - i) + group_tokens

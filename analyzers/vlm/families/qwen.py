@@ -34,6 +34,20 @@ from ..prompts import times_line
 VIDEO_PLACEHOLDER = "<|vision_start|><|video_pad|><|vision_end|>"
 
 
+def keep_frame_sizes(video_processor: Any) -> bool:
+    """Frames patched at the size the analyzer decoded them, as before transformers' ``cap_pixels_per_frame``.
+
+    transformers 5.23's Qwen video processors take ``cap_pixels_per_frame`` (unset: off, with a warning that
+    the capped behaviour of qwen-vl-utils, which shrinks the frames of a chunk with many of them, will become
+    the default). Set off here, so that a chunk's tokens (and the measurements made with them) stay the same
+    across transformers versions and the warning is not logged in every run. Versions without the setting are
+    left as they are. True where it was set."""
+    if not hasattr(video_processor, "cap_pixels_per_frame"):
+        return False
+    video_processor.cap_pixels_per_frame = False
+    return True
+
+
 class Qwen2VL(HFFamily):
     """Qwen2-VL (2B, 7B)."""
 
@@ -160,18 +174,3 @@ class Qwen25VL(Qwen2VL):
 
 
 __all__ = ["Qwen25VL", "Qwen2VL", "VIDEO_PLACEHOLDER"]
-
-
-def keep_frame_sizes(video_processor: Any) -> bool:
-    """Frames patched at the size the analyzer decoded them, as before transformers' ``cap_pixels_per_frame``.
-
-    transformers 5.23's Qwen video processors take ``cap_pixels_per_frame`` (unset: off, with a warning that
-    the capped behaviour of qwen-vl-utils, which shrinks the frames of a chunk with many of them, will become
-    the default). Set off here, so that a chunk's tokens (and the measurements made with them) stay the same
-    across transformers versions and the warning is not logged in every run. Versions without the setting are
-    left as they are. True where it was set."""
-    if not hasattr(video_processor, "cap_pixels_per_frame"):
-        return False
-    video_processor.cap_pixels_per_frame = False
-    return True
-
