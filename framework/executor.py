@@ -59,6 +59,7 @@ from .callinfo import CallInfo
 from .device_step import free_device_memory, is_out_of_memory
 from .devices import attention_without_cudnn
 from .scheduler import Demand, Placement, Plan, batch_cap, fitted
+from .warm_imports import import_before_threads
 from .work_streams import Stream, number_setting, switched_on, torch_stream, using
 from .work_streams import wanted as streams_wanted
 
@@ -351,6 +352,7 @@ class Executor:
         if self.memory is not None:
             for dev in [d for d, names in self.lanes.items() if names]:  # a process that analyzed before
                 self.memory.reset_peak(dev)  # (a Ray worker): this run's peak only
+        import_before_threads()  # (the runner did, unless this executor runs on its own: a Ray worker)
         self.t0 = time.perf_counter()
         pending = set(self.jobs)
         cpu_pool = cf.ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="cpu-analyzer")

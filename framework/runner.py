@@ -47,7 +47,7 @@ from .outputs.thumbnails import thumbnail_spec, thumbnails_from_stream
 from .stack_sampler import run_start
 from .streams import AudioTrack, FrameSpec
 from .devices import gpu_driver_present
-from .warm_imports import warm_up_imports
+from .warm_imports import import_before_threads, warm_up_imports
 from .timeline import ModelRef, Timeline, Track, VideoMeta, atomic_write_text
 from .work_streams import asked_for, switched_on
 
@@ -151,6 +151,7 @@ def analyze(video: str | os.PathLike, *, registry_path: str | os.PathLike | None
             raise ConfigError(f"--profile {name}: not an analyzer of this run (it runs: {', '.join(selected)}); "
                               "check the name, --only/--skip and registry.yaml")
     exports = registry.select_exporters(host.exporters)  # registry.yaml's exports: (checked before decoding)
+    import_before_threads()  # (scipy: its first import from two analyzers' threads at once failed one)
     warm_up_imports(select_exporters(list(host.exporters.values()), exports))  # e.g. OpenTimelineIO, while decoding
 
     try:
