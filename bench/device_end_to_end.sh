@@ -10,12 +10,14 @@
 # `time` does, if that failed), untimed and said so: a user pays that compile once, on the first run (44 s on
 # 2 CPUs here), not on every run.
 #   call 3 (or later), carry [".whl2"]: bash bench/device_end_to_end.sh tests TEST_FILES...   (pytest -m gpu)
-# To compare two or more settings (a fresh machine's first runs have been its slowest, so the order matters),
+# To compare settings (a fresh machine's first runs have been its slowest, so the order matters),
 # carry [".whl2"]:
 #   bash bench/device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B" [NAME_C "ARGS_C" ...]
 # one run left out first (warmup, with A's args), then ROUNDS rounds, in the order given in odd rounds and reversed
 # in even ones (e2e_NAME_A_1.md ...), and bench/e2e_compare.py's table and medians; e.g. (5 runs, ~250 s)
 #   bash bench/device_end_to_end.sh ab 2 pools4 "--env OMP_NUM_THREADS=4" default ""
+# One pair gives one setting's runs and their median on this machine, e.g. (a warmup and 6 runs, ~300 s)
+#   bash bench/device_end_to_end.sh ab 6 default "--gpu-samples"
 set -o pipefail
 cd "$(dirname "$0")/.."
 what=${1:?usage: device_end_to_end.sh prepare | time NAME [bench args] | ab ROUNDS A "ARGS" B "ARGS" | tests FILES}
@@ -74,11 +76,11 @@ case "$what" in
     warm_numba  # (done by prepare already, unless it failed there)
     timed "$name" "$@"; exit $? ;;
   ab)
-    rounds=${2:?usage: device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B" [NAME_C "ARGS_C" ...]}
+    rounds=${2:?usage: device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" [NAME_B "ARGS_B" ...]}
     shift 2
     names=(); argsets=()
     while [ $# -ge 2 ]; do names+=("$1"); argsets+=("$2"); shift 2; done
-    [ ${#names[@]} -ge 2 ] && [ $# = 0 ] || { echo "ab: give NAME \"ARGS\" pairs, two or more" >&2; exit 2; }
+    [ ${#names[@]} -ge 1 ] && [ $# = 0 ] || { echo "ab: give NAME \"ARGS\" pairs, one or more" >&2; exit 2; }
     warm_numba
     # shellcheck disable=SC2086  # the ARGS strings split into flags on purpose
     timed "warmup" ${argsets[0]}; rc=0
