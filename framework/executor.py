@@ -352,7 +352,7 @@ class Executor:
         if self.memory is not None:
             for dev in [d for d, names in self.lanes.items() if names]:  # a process that analyzed before
                 self.memory.reset_peak(dev)  # (a Ray worker): this run's peak only
-        import_before_threads()  # (the runner did, unless this executor runs on its own: a Ray worker)
+        import_before_threads()  # (done already in a run, whose threads start before; here for an executor on its own)
         self.t0 = time.perf_counter()
         pending = set(self.jobs)
         cpu_pool = cf.ThreadPoolExecutor(self.cpu_workers, thread_name_prefix="cpu-analyzer")

@@ -40,17 +40,10 @@ IMPORT_BEFORE_THREADS = ("scipy",)
 def import_before_threads(packages: Iterable[str] = IMPORT_BEFORE_THREADS) -> list[str]:
     """Import those of ``packages`` that are installed and not yet imported, here on the calling thread;
     returns the names imported. Call it before starting threads that may import them. One that fails
-    to import is skipped and left for the code that needs it to report."""
-    done = []
-    for package in packages:
-        if package in sys.modules or find_spec(package) is None:
-            continue
-        try:
-            importlib.import_module(package)
-            done.append(package)
-        except Exception as exc:  # noqa: BLE001 - the code that needs it reports a broken install
-            logger.debug("importing %s before the run's threads: %s", package, exc)
-    return done
+    to import is skipped and left for the code that needs it to report (``import_each``)."""
+    todo = [p for p in packages if p not in sys.modules and find_spec(p) is not None]
+    import_each(todo)
+    return [p for p in todo if p in sys.modules]
 
 
 def warm_up_imports(classes: Iterable[type], name: str = "exporter-imports",
