@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fps", type=float, default=2.0)
     ap.add_argument("--width", type=int, default=448)
     ap.add_argument("--height", type=int, default=252, help="448 wide at 16:9, rounded to 28 as Qwen2-VL's processor does")
-    ap.add_argument("--text", type=int, default=60, help="the prompt's text tokens (an estimate)")
+    ap.add_argument("--text", type=int, default=148,
+                    help="the prompt's text tokens a chunk: 148 as the H200 runs counted them on the e2e clip "
+                         "(105,336 prompt tokens in 114 chunks; bench/results/end_to_end_h200_ab35.md)")
     ap.add_argument("--chunk-s", type=float, default=10.0)
     ap.add_argument("--min-chunk-s", type=float, default=2.0)
     ap.add_argument("--max-frames", type=int, default=768)
