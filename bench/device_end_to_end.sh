@@ -10,6 +10,11 @@
 # `time` does, if that failed), untimed and said so: a user pays that compile once, on the first run (44 s on
 # 2 CPUs here), not on every run.
 #   call 3 (or later), carry [".whl2"]: bash bench/device_end_to_end.sh tests TEST_FILES...   (pytest -m gpu)
+# For the whole default set (24 analyzers: eye_tracking and age_estimation need mediapipe 0.10.21, which no call
+# carries beside the other wheels), one more call between calls 1 and 2, carry [".whl3"] (~30 s):
+#   bash bench/device_end_to_end.sh faces
+# It installs mediapipe and protobuf 6.33 into /tmp/site (`bash bench/device_wheels.sh` says why those) and runs the
+# face analyzers' CPU tests there (tests/test_eyes.py and tests/test_faces.py: the bundled models' real detections).
 # To compare settings (a fresh machine's first runs have been its slowest, so the order matters),
 # carry [".whl2"]:
 #   bash bench/device_end_to_end.sh ab ROUNDS NAME_A "ARGS_A" NAME_B "ARGS_B" [NAME_C "ARGS_C" ...]
@@ -20,9 +25,9 @@
 #   bash bench/device_end_to_end.sh ab 6 default "--gpu-samples"
 set -o pipefail
 cd "$(dirname "$0")/.."
-what=${1:?usage: device_end_to_end.sh prepare | time NAME [bench args] | ab ROUNDS A "ARGS" B "ARGS" | tests FILES}
-case "$what" in prepare|time|ab|tests) ;; *) echo "unknown step $what: prepare, time, ab or tests" >&2; exit 2 ;; esac
-folder=$([ "$what" = prepare ] && echo .whl || echo .whl2)
+what=${1:?usage: device_end_to_end.sh prepare | faces | time NAME [bench args] | ab ROUNDS A "ARGS" B "ARGS" | tests FILES}
+case "$what" in prepare|faces|time|ab|tests) ;; *) echo "unknown step $what: prepare, faces, time, ab or tests" >&2; exit 2 ;; esac
+case "$what" in prepare) folder=.whl ;; faces) folder=.whl3 ;; *) folder=.whl2 ;; esac
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$folder"/*.whl || exit 3
 # bytecode, as `pip install` writes by default (compiled here on all CPUs, untimed): without it the first run
 # of a machine compiled transformers' sources on its first import (audio_environment's load took 15.7 s)
@@ -66,6 +71,11 @@ case "$what" in
     warming=$!
     python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --prepare-only --work /dev/shm/e2e > "$out/prepare.log" 2>&1
     rc=$?; wait $warming; tail -5 "$out/prepare.log"; tail -1 "$out/numba_warm.log"; exit $rc ;;
+  faces)
+    python3 -c "import pydantic" 2>/dev/null || { echo "faces: this machine has not run 'prepare' (carry [\".whl\"]) yet" >&2; exit 3; }
+    python3 -c "import numpy, google.protobuf as p, mediapipe as m; print('numpy', numpy.__version__, 'protobuf', p.__version__, 'mediapipe', m.__version__)"
+    timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_eyes.py tests/test_faces.py > "$out/face_tests.txt" 2>&1
+    rc=$?; tail -15 "$out/face_tests.txt"; exit $rc ;;
   tests)
     # pydantic and the other packages of the framework itself come in .whl: a machine that ran no prepare lacks them
     python3 -c "import pydantic" 2>/dev/null || { echo "tests: this machine has not run 'prepare' (carry [\".whl\"]) yet: the framework's own packages are missing" >&2; exit 3; }
