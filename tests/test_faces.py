@@ -238,9 +238,12 @@ def test_missing_classifier_weights_offline_skip_with_the_pull_command(tmp_path,
         assert tracks[name].status == "skipped" and f"framework models pull {mid}" in tracks[name].reason
 
 
-def test_a_protobuf_that_cannot_build_a_legacy_graph_is_named_for_every_solution():
-    """protobuf 7 breaks every legacy mediapipe graph the same way: each reader builds its graphs
-    through ``build_graph``, which turns that into a skip naming the protobuf to install."""
+def test_a_protobuf_that_cannot_build_a_legacy_graph_is_named_for_every_solution(monkeypatch):
+    """protobuf 7 (an AttributeError) and 5.x (a RuntimeError from mediapipe's C++, which cannot parse
+    the graph config) break every legacy mediapipe graph: each reader builds its graphs through
+    ``build_graph``, which turns that into a skip naming the protobuf to install. Other errors pass."""
+    import google.protobuf
+
     from analyzers._vision.mediapipe_base import build_graph
     from framework import AnalyzerUnavailable
 
@@ -251,3 +254,20 @@ def test_a_protobuf_that_cannot_build_a_legacy_graph_is_named_for_every_solution
                                                   r"with protobuf .*pip install 'protobuf<5'"):
         build_graph("facial_details", "FaceMesh", broken)
     assert build_graph("facial_details", "FaceMesh", lambda: "graph") == "graph"
+
+    def unparsed():
+        raise RuntimeError('Failed to parse: node {\n  name: "facedetectionfullrange__ToImageCalculator"\n}')
+
+    monkeypatch.setattr(google.protobuf, "__version__", "5.29.6")
+    with pytest.raises(AnalyzerUnavailable, match=r"eye_tracking: mediapipe .* cannot build its face detection graph "
+                                                  r"with protobuf 5\.29\.6 \(Failed to parse: node \{\);"):
+        build_graph("eye_tracking", "face detection", unparsed)
+
+    def other():
+        raise RuntimeError("ValidatedGraphConfig Initialization failed")
+
+    with pytest.raises(RuntimeError, match="ValidatedGraphConfig"):  # not protobuf's doing: the real error
+        build_graph("eye_tracking", "face detection", other)
+    monkeypatch.setattr(google.protobuf, "__version__", "6.33.6")
+    with pytest.raises(RuntimeError, match="Failed to parse"):  # only protobuf 5 fails to parse the graphs
+        build_graph("eye_tracking", "face detection", unparsed)

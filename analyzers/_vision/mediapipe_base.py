@@ -49,20 +49,26 @@ def mediapipe_solutions(package_dir: Path | None, who: str, solution: str = "fac
 
 def build_graph(who: str, what: str, factory: Callable[[], Any]) -> Any:
     """``factory()``: one legacy solution's graph (``what``, e.g. "Hands"), with a protobuf that
-    cannot build it named. protobuf 7 dropped ``FieldDescriptor.label``, which the legacy graphs
-    set while building, so every one of them fails the same way.
+    cannot build it named. mediapipe 0.10.21 builds its graphs with protobuf 4.25 or 6.x. protobuf 7
+    dropped ``FieldDescriptor.label``, which the legacy graphs set while building (an AttributeError);
+    with protobuf 5.x mediapipe's C++ cannot parse the graph config it is handed (a RuntimeError,
+    "Failed to parse"). Either way every legacy graph fails alike (bench/results/mediapipe_numpy2_cpu.md).
 
     :raises AnalyzerUnavailable: the graph cannot be built with the installed protobuf.
     """
     try:
         return factory()
-    except AttributeError as exc:
+    except (AttributeError, RuntimeError) as exc:
         import google.protobuf
         import mediapipe as mp
 
+        version = google.protobuf.__version__
+        if isinstance(exc, RuntimeError) and not (version.startswith("5.") and str(exc).startswith("Failed to parse")):
+            raise
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AnalyzerUnavailable(f"{who}: mediapipe {getattr(mp, '__version__', '?')} cannot build its {what} graph "
-                                  f"with protobuf {google.protobuf.__version__} ({exc}); install the protobuf "
-                                  f"the lock file pins (4.25.9): pip install 'protobuf<5'") from exc
+                                  f"with protobuf {version} ({reason}); install the protobuf the lock file pins "
+                                  f"(4.25.9; 6.x works too): pip install 'protobuf<5'") from exc
 
 
 def close_quietly(*graphs: Any) -> None:
