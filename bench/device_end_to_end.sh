@@ -64,6 +64,11 @@ timed() {  # one timed run: NAME [bench args]; its report $out/e2e_NAME.md, its 
   for f in /dev/shm/e2e/run/profiles/*.txt; do [ -f "$f" ] && cp "$f" "$out/${name}_$(basename "$f")"; done
   grep -m1 "^\*\*whole command" "$out/e2e_$name.md"; return $rc
 }
+prepared() {  # STEP: pydantic and the framework's other packages come in .whl; a machine that ran no prepare lacks them
+  python3 -c "import pydantic" 2>/dev/null && return 0
+  echo "$1: this machine has not run 'prepare' (carry [\".whl\"]) yet: the framework's own packages are missing" >&2
+  exit 3
+}
 case "$what" in
   prepare)
     # librosa's stack comes in .whl: its numba caches warm beside the clip and the models
@@ -72,13 +77,12 @@ case "$what" in
     python3 bench/end_to_end_gpu.py --device cuda --minutes 10 --prepare-only --work /dev/shm/e2e > "$out/prepare.log" 2>&1
     rc=$?; wait $warming; tail -5 "$out/prepare.log"; tail -1 "$out/numba_warm.log"; exit $rc ;;
   faces)
-    python3 -c "import pydantic" 2>/dev/null || { echo "faces: this machine has not run 'prepare' (carry [\".whl\"]) yet" >&2; exit 3; }
+    prepared faces
     python3 -c "import numpy, google.protobuf as p, mediapipe as m; print('numpy', numpy.__version__, 'protobuf', p.__version__, 'mediapipe', m.__version__)"
     timeout 200 python3 -m pytest -q -p no:cacheprovider tests/test_eyes.py tests/test_faces.py > "$out/face_tests.txt" 2>&1
     rc=$?; tail -15 "$out/face_tests.txt"; exit $rc ;;
   tests)
-    # pydantic and the other packages of the framework itself come in .whl: a machine that ran no prepare lacks them
-    python3 -c "import pydantic" 2>/dev/null || { echo "tests: this machine has not run 'prepare' (carry [\".whl\"]) yet: the framework's own packages are missing" >&2; exit 3; }
+    prepared tests
     shift; timeout 300 python3 -m pytest -q -m gpu -p no:cacheprovider "$@" > "$out/gpu_tests.txt" 2>&1
     rc=$?; tail -25 "$out/gpu_tests.txt"; exit $rc ;;
   time)

@@ -14,7 +14,7 @@
 #          so it is installed without its dependencies, which the image has (matplotlib, opencv, absl-py, attrs,
 #          flatbuffers).
 # The image: Python 3.12, torch 2.11, transformers 5.17, numpy 2.5 (see the device tool's KINDS.md). Call 2
-# installs on top of call 1 (/tmp/site stays while the machine is warm). Both folders are git-ignored here.
+# installs on top of call 1 (/tmp/site stays while the machine is warm). The folders are git-ignored here.
 #   bash bench/device_wheels.sh        # then, on the device: pip install --target /tmp/site .whl/*.whl (see docs/benchmarks.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
