@@ -65,6 +65,10 @@ class AgeEstimation(FaceClassifier):
     """Estimated age range per face track (mediapipe face detection + a FairFace ViT age classifier)."""
 
     name = "age_estimation"
+    # beside the other GPU analyzers, in a process of its own at a lower CPU priority (see eye_tracking):
+    # its face detection and crops are Python and CPU, and nothing on the run's longest path waits for it
+    own_process = True
+    cpu_priority = "low"
     version = "1.0.0"
     description = ("Estimated age range per face track: a ViT age classifier (FairFace) on mediapipe face "
                    "crops (the original system used DeepFace); its model is fetched on first use.")

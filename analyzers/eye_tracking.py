@@ -49,6 +49,11 @@ class EyeTracking(MediapipeFrameAnalyzer):
     """Faces present and a gaze / eye-contact estimate per shot (mediapipe FaceMesh with iris)."""
 
     name = "eye_tracking"
+    # beside GPU analyzers, in a process of its own at a lower CPU priority: FaceMesh's steps are driven
+    # from Python, and nothing on the run's longest path waits for it (with age_estimation likewise, the
+    # runner's wall on an H200 went from 31.1 to 28.2 s by the median: docs/benchmarks.md, 37th session)
+    own_process = True
+    cpu_priority = "low"
     original_status = "active"
     version = "1.0.0"
     description = "Faces present and gaze / eye contact per shot (mediapipe face detection + FaceMesh with iris)."
