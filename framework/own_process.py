@@ -66,7 +66,7 @@ from .analyzer import Analyzer, AnalyzerInputs, AnalyzerUnavailable
 from .callinfo import AnalyzerCall, CallInfo
 from .device_step import free_device_memory
 from .process_workers import _Child, child_env, children_supported, exit_with_parent
-from .warm_imports import import_each
+from .warm_imports import import_before_threads, import_each
 from .work_streams import switched_on
 
 logger = logging.getLogger(__name__)
@@ -383,6 +383,7 @@ def _serve(recv_conn: Connection, conn: Connection) -> None:
     exit_with_parent()
     thread_settings.alone_in_this_process()  # (its libraries' thread settings are its own: nothing is put back)
     transformers_index.install()  # (before its class's imports: transformers' model table from a file)
+    import_before_threads()  # (scipy: as in the run's process, before its analyzer's threads import parts of it)
     send_conn = _Sender(conn)
     relay = _RelayLogs(send_conn)
     relay.setFormatter(logging.Formatter("%(message)s"))

@@ -17,7 +17,8 @@ analyzers each importing a part of scipy (``scipy.signal``, ``scipy.ndimage``) w
 top-level module is half initialized failed one of them with ``KeyError: 'scipy'`` (one run in 24 on
 the H200 machine; 31 fresh processes of 40 with 8 such threads here). ``import_before_threads``
 imports those packages' top levels on the calling thread before a run starts its threads (9 ms
-for scipy), after which the same race passed 100 times in 100.
+for scipy), after which the same race passed 100 times in 100. An analyzer's own process
+(``framework.own_process``) does the same when it starts, before its analyzer's threads.
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 from framework import Analyzer, AnalyzerUnavailable, FrameSpec
@@ -174,3 +175,17 @@ class ThreadsSetByItsLibrary(Analyzer):
         import torch
 
         return self.track(data={"pid": os.getpid(), "torch": torch.get_num_threads(), "cv2": cv2.getNumThreads()})
+
+
+class ScipyBeforeLoad(Analyzer):
+    """Says whether scipy was imported in its process before its load (``import_before_threads``)."""
+
+    name = "t_own_scipy"
+    version = "1.0"
+    own_process = True
+
+    def load(self, device, models):
+        self.scipy_before_load = "scipy" in sys.modules
+
+    def analyze(self, inputs):
+        return self.track(data={"pid": os.getpid(), "scipy_before_load": self.scipy_before_load})

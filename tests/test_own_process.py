@@ -19,7 +19,7 @@ from framework.registry import load_registry
 from framework.runner import analyze
 from framework.testing.plugins import analyzers_plugin
 from own_process_fixtures import (CudaAllocator, Dies, Exits, Failing, OnGpu, OutOfMemoryUnlessAlone, PidReporter,
-                                  Sleeper, SlowToExit, Unavailable)
+                                  ScipyBeforeLoad, Sleeper, SlowToExit, Unavailable)
 
 
 class Gpu(Analyzer):
@@ -183,6 +183,15 @@ def test_the_track_is_handed_over_without_waiting_for_the_child_to_exit():
     assert call.child is None and child.proc.poll() is None  # still exiting: nobody waited for it
     wait_for_exits()
     assert child.proc.poll() is not None
+
+
+def test_its_process_imports_scipy_before_its_analyzers_threads_can(tmp_path, sample_video, monkeypatch):
+    """As the run's process does (``import_before_threads``): two of its threads' first imports of parts of
+    scipy at once failed one of them in the run's process (``tests/test_import_before_threads.py``)."""
+    pytest.importorskip("scipy")
+    track = run(tmp_path, sample_video, monkeypatch, ScipyBeforeLoad)["t_own_scipy"]
+    assert track.status == "ok", track.reason
+    assert track.data["pid"] != os.getpid() and track.data["scipy_before_load"] is True
 
 
 def test_only_classes_a_fresh_interpreter_can_import_go_to_a_process():
