@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end benchmark on the lent GPU machine, as two device calls made back to back (the machine stays
 # warm 30 s, and /dev/shm/e2e and /tmp/site with it). Wheels first, here: `bash bench/device_wheels.sh`.
-#   call 1, carry [".whl"]:   bash bench/device_end_to_end.sh prepare            (~125 s: the clip and the models)
+#   call 1, carry [".whl"]:   bash bench/device_end_to_end.sh prepare            (~80 s: the clip beside the models)
 #   call 2, carry [".whl2"]:  bash bench/device_end_to_end.sh time NAME [ARGS]   (~100-140 s per run)
 # `time` writes $OUT/e2e_NAME.md (and the run's profiles, with --profile; with --gpu-samples its section on the GPU's
 # load); several `time` runs fit one call, e.g.
