@@ -57,6 +57,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -369,23 +370,16 @@ def prepare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
     clip = work / f"clip_{args.minutes:g}min_{args.width}x{args.height}.mp4"
     t0 = time.perf_counter()
-    clip_made: dict[str, Any] = {}
-
-    def made_clip() -> None:  # (on a thread beside the models' seeding below: both are untimed set-up)
-        try:
-            clip_made["clip"] = make_clip(clip, args.minutes, args.width, args.height, args.fps)
-        except BaseException as exc:  # noqa: BLE001 - raised again on the main thread
-            clip_made["error"] = exc
-        clip_made["s"] = time.perf_counter() - t0
-
-    maker = None
+    making = None  # the clip, made on a thread beside the models' seeding below (both untimed set-up)
     if clip.is_file() and (work / "clip.json").is_file():
         out["clip"] = json.loads((work / "clip.json").read_text())
         out["clip"]["make_s"] = 0.0
         print(f"  clip: {out['clip']} ", flush=True)
     else:
-        maker = threading.Thread(target=made_clip, name="make-clip", daemon=True)
-        maker.start()
+        maker = ThreadPoolExecutor(1, thread_name_prefix="make-clip")
+        making = maker.submit(lambda: (make_clip(clip, args.minutes, args.width, args.height, args.fps),
+                                       time.perf_counter() - t0))
+        maker.shutdown(wait=False)
 
     host = build_plugin_manager(load_entrypoints=False)
     params = {n: dict(RANDOM_WEIGHT_PARAMS.get(n, {})) for n in names}
@@ -415,13 +409,10 @@ def prepare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         print(f"  model {mid}: {seeded[mid]}", flush=True)
     shutil.rmtree(build, ignore_errors=True)  # the caches hold copies (the 7B was written straight into its cache)
     out["models"], out["seed_s"] = seeded, round(time.perf_counter() - t_all, 1)
-    if maker is not None:
-        maker.join()
-        if "error" in clip_made:
-            raise clip_made["error"]
-        out["clip"] = clip_made["clip"]
+    if making is not None:
+        out["clip"], seconds = making.result()  # (a failure to make it is raised here)
         (work / "clip.json").write_text(json.dumps(out["clip"]))
-        out["clip"]["make_s"] = round(clip_made["s"], 1)
+        out["clip"]["make_s"] = round(seconds, 1)
         print(f"  clip (made beside the models): {out['clip']} ", flush=True)
     if cuda:
         import torch

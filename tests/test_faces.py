@@ -238,33 +238,16 @@ def test_eye_tracking_and_age_estimation_run_in_processes_of_their_own_beside_a_
     analyzer both go to children, which give the tracks the run's threads give."""
     import yaml
 
-    from framework.own_process import ProcessCall
-    from framework.plugins import build_plugin_manager
     from framework.registry import load_registry
-    from framework.testing.plugins import analyzers_plugin
-    from test_own_process import Gpu, one_simulated_gpu
+    from test_own_process import Gpu, in_a_process_and_in_a_thread
 
     ff.seed_face_models(caches)
-    one_simulated_gpu(monkeypatch)
-    in_process = []
-
-    class Counted(ProcessCall):
-        def _load(self):
-            in_process.append((self.analyzer.name, self.analyzer.cpu_priority))
-            super()._load()
-
-    monkeypatch.setattr("framework.runner.ProcessCall", Counted)
     # age_estimation on the CPU: on the simulated GPU its ViT would go to a CUDA device that is not there
     blocks = {"cut_analysis": {}, "eye_tracking": {"params": {"fps": 2, "width": 640}},
               "age_estimation": {"device": "cpu", "params": {"fps": 2, "width": 640}}, Gpu.name: {}}
     (tmp_path / "registry.yaml").write_text(yaml.safe_dump({"analyzers": blocks}))
-    reg = load_registry(tmp_path / "registry.yaml")
-    runs = {}
-    for way in ("process", "thread"):
-        monkeypatch.setenv("FRAMEWORK_OWN_PROCESS", "1" if way == "process" else "0")
-        host = build_plugin_manager(load_entrypoints=False, extra_plugins=[analyzers_plugin(Gpu)])
-        runs[way] = analyze(clip, registry=reg, host=host, out_dir=tmp_path / way, progress=False,
-                            offline=True).timeline.tracks
+    in_process, runs = in_a_process_and_in_a_thread(tmp_path, clip, load_registry(tmp_path / "registry.yaml"),
+                                                    monkeypatch, offline=True)
     assert sorted(n for n, _ in in_process if n != "cut_analysis") == ["age_estimation", "eye_tracking"]
     assert {n: p for n, p in in_process if n != "cut_analysis"} == {"age_estimation": "low", "eye_tracking": "low"}
     for name in ("eye_tracking", "age_estimation"):

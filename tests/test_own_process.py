@@ -209,31 +209,36 @@ BUILT_INS = ("cut_analysis", "camera_analysis", "color_analysis", "visual_effect
              "text_overlay")
 
 
-def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thread(tmp_path, sample_video, monkeypatch):
+def in_a_process_and_in_a_thread(tmp_path, video, registry, monkeypatch, **analyze_kwargs):
+    """Two runs of ``registry`` beside a simulated GPU analyzer: with the analyzers that ask for it in processes of
+    their own, and with every analyzer a thread. Returns ((name, cpu_priority) of each analyzer loaded in a
+    process, {"process": tracks, "thread": tracks})."""
     one_simulated_gpu(monkeypatch)
-
-    Plugin = analyzers_plugin(Gpu)
-
-    names = ["audio_analysis", "voice_activity", *BUILT_INS, "t_own_gpu"]
-    # text_overlay on the CPU: on the simulated GPU it would detect text with torch on a CUDA device that is not there
-    (tmp_path / "registry.yaml").write_text("analyzers:\n" + "".join(
-        f"  {n}: {{{'device: cpu' if n == 'text_overlay' else ''}}}\n" for n in names))
-    reg = load_registry(tmp_path / "registry.yaml")
     in_process = []
 
     class Counted(ProcessCall):
         def _load(self):
-            in_process.append(self.analyzer.name)
+            in_process.append((self.analyzer.name, self.analyzer.cpu_priority))
             super()._load()
 
     monkeypatch.setattr("framework.runner.ProcessCall", Counted)
     runs = {}
     for way in ("process", "thread"):
         monkeypatch.setenv("FRAMEWORK_OWN_PROCESS", "1" if way == "process" else "0")
-        host = build_plugin_manager(load_entrypoints=False, extra_plugins=[Plugin])
-        runs[way] = analyze(sample_video.path, registry=reg, host=host, out_dir=tmp_path / way,
-                            progress=False).timeline.tracks
-    assert sorted(in_process) == sorted(BUILT_INS)  # these, and only in the first run
+        host = build_plugin_manager(load_entrypoints=False, extra_plugins=[analyzers_plugin(Gpu)])
+        runs[way] = analyze(video, registry=registry, host=host, out_dir=tmp_path / way, progress=False,
+                            **analyze_kwargs).timeline.tracks
+    return in_process, runs
+
+
+def test_the_built_ins_that_ask_for_a_process_give_the_tracks_they_give_in_a_thread(tmp_path, sample_video, monkeypatch):
+    names = ["audio_analysis", "voice_activity", *BUILT_INS, "t_own_gpu"]
+    # text_overlay on the CPU: on the simulated GPU it would detect text with torch on a CUDA device that is not there
+    (tmp_path / "registry.yaml").write_text("analyzers:\n" + "".join(
+        f"  {n}: {{{'device: cpu' if n == 'text_overlay' else ''}}}\n" for n in names))
+    in_process, runs = in_a_process_and_in_a_thread(tmp_path, sample_video.path, load_registry(tmp_path / "registry.yaml"),
+                                                    monkeypatch)
+    assert sorted(n for n, _ in in_process) == sorted(BUILT_INS)  # these, and only in the first run
     for name in BUILT_INS:
         a, b = runs["process"][name], runs["thread"][name]
         assert a.status == b.status == "ok", (name, a.reason, b.reason)
